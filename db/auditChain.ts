@@ -1,0 +1,81 @@
+/**
+ * The audit log is a hash chain: each row's hash covers its content and the
+ * previous row's hash, so editing or deleting a row breaks every hash after
+ * it (GET /api/audit/verify walks it). Appends happen under a transaction-
+ * scoped advisory lock inside the caller's transaction, so the row commits
+ * with the change it describes and concurrent writers cannot fork the chain.
+ */
+import { desc, sql } from "drizzle-orm";
+import { auditLogs } from "./schema.ts";
+import type { Db } from "./client.ts";
+
+export const GENESIS_HASH = "0".repeat(64);
+// Arbitrary constant naming "the audit chain" among advisory locks.
+const AUDIT_CHAIN_LOCK = 7_470_001;
+
+export interface AuditEntry {
+  userId?: string | null;
+  action: string;
+  resourceType?: string | null;
+  resourceId?: string | null;
+  details?: unknown;
+  ipAddress?: string | null;
+  userAgent?: string | null;
+  statusCode?: number | null;
+}
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/** JSON with object keys sorted at every level: jsonb reorders keys, the hash must not care. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value ?? null);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+}
+
+export async function auditRowHash(prevHash: string, timestamp: Date, e: AuditEntry): Promise<string> {
+  const content = canonicalJson({
+    prevHash,
+    timestamp: timestamp.toISOString(),
+    userId: e.userId ?? null,
+    action: e.action,
+    resourceType: e.resourceType ?? null,
+    resourceId: e.resourceId ?? null,
+    details: e.details ?? null,
+    ipAddress: e.ipAddress ?? null,
+    userAgent: e.userAgent ?? null,
+    statusCode: e.statusCode ?? null,
+  });
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(content));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Appends entries to the chain inside `tx`; call it last in the transaction to hold the lock briefly. */
+export async function appendAudit(tx: Tx, entries: AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`);
+  const [last] = await tx.select({ hash: auditLogs.hash }).from(auditLogs).orderBy(desc(auditLogs.id)).limit(1);
+  let prevHash = last?.hash ?? GENESIS_HASH;
+  for (const e of entries) {
+    // Millisecond precision: what JS can hash is exactly what Postgres gives back.
+    const timestamp = new Date();
+    const hash = await auditRowHash(prevHash, timestamp, e);
+    await tx.insert(auditLogs).values({
+      timestamp,
+      userId: e.userId ?? null,
+      action: e.action,
+      resourceType: e.resourceType ?? null,
+      resourceId: e.resourceId ?? null,
+      details: e.details ?? null,
+      ipAddress: e.ipAddress ?? null,
+      userAgent: e.userAgent ?? null,
+      statusCode: e.statusCode ?? null,
+      prevHash,
+      hash,
+    });
+    prevHash = hash;
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * The system of record (Neon Postgres). Tables follow the seed's schema
+ * (instances, deployments, audit_logs, ai_decision_logs, users, roles) plus the
+ * ones the serverless design adds. Migrations are generated from this file by
+ * drizzle-kit (`npm run db:generate`) and applied by `npm run db:migrate`.
+ */
+import { sql } from "drizzle-orm";
+import {
+  bigserial, boolean, doublePrecision, index, inet, integer, jsonb, numeric, pgTable, text,
+  timestamp, uniqueIndex, uuid, varchar,
+} from "drizzle-orm/pg-core";
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+const createdAt = () => ts("created_at").notNull().defaultNow();
+const updatedAt = () => ts("updated_at").notNull().defaultNow();
+
+export type Permission = { resource: string; action: string };
+
+export const roles = pgTable("roles", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: varchar("name", { length: 100 }).notNull().unique(),
+  permissions: jsonb("permissions").$type<Permission[]>().notNull(),
+  builtin: boolean("builtin").notNull().default(false),
+  createdAt: createdAt(),
+});
+
+export const users = pgTable("users", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  username: varchar("username", { length: 255 }).notNull().unique(),
+  email: varchar("email", { length: 255 }).notNull().unique(),
+  passwordHash: varchar("password_hash", { length: 255 }).notNull(),
+  role: varchar("role", { length: 100 }).notNull(),
+  team: varchar("team", { length: 100 }).notNull().default("default"),
+  disabled: boolean("disabled").notNull().default(false),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+  lastLogin: ts("last_login"),
+});
+
+export const apiKeys = pgTable("api_keys", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  userId: uuid("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  name: varchar("name", { length: 100 }).notNull(),
+  // First characters of the key, safe to show so a person can tell keys apart.
+  prefix: varchar("prefix", { length: 16 }).notNull(),
+  // SHA-256 of the whole key: keys are 256-bit random, so a fast hash is enough.
+  keyHash: varchar("key_hash", { length: 64 }).notNull().unique(),
+  role: varchar("role", { length: 100 }).notNull(),
+  createdAt: createdAt(),
+  expiresAt: ts("expires_at"),
+  lastUsedAt: ts("last_used_at"),
+  revokedAt: ts("revoked_at"),
+}, (t) => [index("idx_api_keys_user").on(t.userId)]);
+
+export const clusters = pgTable("clusters", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: varchar("name", { length: 63 }).notNull().unique(),
+  driver: varchar("driver", { length: 20 }).notNull().default("process"),
+  labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
+  // AES-GCM sealed (see functions/crypto/secretBox.ts); never returned after creation.
+  webhookSecretSealed: text("webhook_secret_sealed").notNull(),
+  status: varchar("status", { length: 20 }).notNull().default("registered"),
+  lastSeenAt: ts("last_seen_at"),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const instances = pgTable("instances", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: varchar("name", { length: 63 }).notNull(),
+  clusterId: uuid("cluster_id").notNull().references(() => clusters.id, { onDelete: "restrict" }),
+  team: varchar("team", { length: 100 }).notNull().default("default"),
+  // What the bridge last reported: pending | starting | running | stopped | failed | unknown | deploying
+  status: varchar("status", { length: 50 }).notNull().default("pending"),
+  statusReason: text("status_reason"),
+  // What an operator asked for: running | stopped | destroyed
+  desiredState: varchar("desired_state", { length: 20 }).notNull().default("running"),
+  flows: jsonb("flows").$type<unknown[]>().notNull().default([]),
+  resources: jsonb("resources").$type<Record<string, string>>().notNull().default({}),
+  env: jsonb("env").$type<Record<string, string>>().notNull().default({}),
+  endpoints: jsonb("endpoints").$type<Record<string, string>>().notNull().default({}),
+  healthEndpoint: varchar("health_endpoint", { length: 500 }),
+  containerId: varchar("container_id", { length: 255 }),
+  createdBy: uuid("created_by"),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+  deletedAt: ts("deleted_at"),
+}, (t) => [
+  // Names are unique among live instances; a destroyed one frees its name.
+  uniqueIndex("uq_instances_live_name").on(t.name).where(sql`${t.deletedAt} is null`),
+  index("idx_instances_cluster").on(t.clusterId),
+  index("idx_instances_list").on(t.createdAt, t.id),
+]);
+
+export const flowVersions = pgTable("flow_versions", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  instanceId: uuid("instance_id").notNull().references(() => instances.id, { onDelete: "cascade" }),
+  version: integer("version").notNull(),
+  flows: jsonb("flows").$type<unknown[]>().notNull(),
+  digest: varchar("digest", { length: 64 }).notNull(),
+  createdBy: uuid("created_by"),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex("uq_flow_versions").on(t.instanceId, t.version)]);
+
+export const deployments = pgTable("deployments", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  instanceId: uuid("instance_id").notNull().references(() => instances.id),
+  strategy: varchar("strategy", { length: 50 }).notNull(),
+  status: varchar("status", { length: 50 }).notNull(),
+  currentPhase: varchar("current_phase", { length: 50 }),
+  fromVersionId: uuid("from_version_id").references(() => flowVersions.id),
+  toVersionId: uuid("to_version_id").references(() => flowVersions.id),
+  oldFlows: jsonb("old_flows"),
+  newFlows: jsonb("new_flows"),
+  metrics: jsonb("metrics"),
+  error: text("error"),
+  createdBy: uuid("created_by"),
+  createdAt: createdAt(),
+  completedAt: ts("completed_at"),
+}, (t) => [index("idx_deployments_instance").on(t.instanceId, t.createdAt)]);
+
+export const auditLogs = pgTable("audit_logs", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  timestamp: ts("timestamp").notNull().defaultNow(),
+  userId: varchar("user_id", { length: 255 }),
+  action: varchar("action", { length: 100 }).notNull(),
+  resourceType: varchar("resource_type", { length: 50 }),
+  resourceId: varchar("resource_id", { length: 255 }),
+  details: jsonb("details"),
+  ipAddress: inet("ip_address"),
+  userAgent: text("user_agent"),
+  statusCode: integer("status_code"),
+  // Hash chain: hash = SHA-256(prevHash + canonical row). Written under an
+  // advisory lock in one transaction so concurrent writers cannot fork it.
+  prevHash: varchar("prev_hash", { length: 64 }).notNull(),
+  hash: varchar("hash", { length: 64 }).notNull(),
+}, (t) => [
+  index("idx_audit_timestamp").on(t.timestamp),
+  index("idx_audit_user").on(t.userId),
+  index("idx_audit_resource").on(t.resourceType, t.resourceId),
+]);
+
+export const aiDecisionLogs = pgTable("ai_decision_logs", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  timestamp: ts("timestamp").notNull().defaultNow(),
+  instanceId: uuid("instance_id").notNull().references(() => instances.id),
+  flowName: varchar("flow_name", { length: 255 }).notNull(),
+  model: varchar("model", { length: 100 }),
+  provider: varchar("provider", { length: 100 }),
+  prompt: text("prompt"),
+  response: text("response"),
+  confidence: doublePrecision("confidence"),
+  tokensUsed: integer("tokens_used"),
+  inputTokens: integer("input_tokens"),
+  outputTokens: integer("output_tokens"),
+  finishReason: varchar("finish_reason", { length: 50 }),
+  latencyMs: integer("latency_ms"),
+  timeToFirstTokenMs: integer("time_to_first_token_ms"),
+  costUsd: numeric("cost_usd", { precision: 14, scale: 8 }),
+  traceId: varchar("trace_id", { length: 64 }),
+  metadata: jsonb("metadata"),
+}, (t) => [
+  index("idx_ai_logs_timestamp").on(t.timestamp),
+  index("idx_ai_logs_instance").on(t.instanceId),
+  index("idx_ai_logs_model").on(t.model),
+]);
+
+export const quotas = pgTable("quotas", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  team: varchar("team", { length: 100 }).notNull().unique(),
+  maxInstances: integer("max_instances"),
+  maxCpuMillicores: integer("max_cpu_millicores"),
+  maxMemoryMb: integer("max_memory_mb"),
+  maxDeploymentsPerDay: integer("max_deployments_per_day"),
+  maxLlmTokensPerDay: integer("max_llm_tokens_per_day"),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const policies = pgTable("policies", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: varchar("name", { length: 100 }).notNull().unique(),
+  kind: varchar("kind", { length: 50 }).notNull(),
+  rule: jsonb("rule").notNull(),
+  enabled: boolean("enabled").notNull().default(true),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const workflowCheckpoints = pgTable("workflow_checkpoints", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  instanceId: uuid("instance_id").notNull().references(() => instances.id, { onDelete: "cascade" }),
+  deploymentId: uuid("deployment_id").references(() => deployments.id),
+  workflowId: varchar("workflow_id", { length: 255 }).notNull(),
+  step: varchar("step", { length: 255 }).notNull(),
+  state: jsonb("state").notNull(),
+  createdAt: createdAt(),
+}, (t) => [index("idx_checkpoints_workflow").on(t.instanceId, t.workflowId)]);
+
+export const complianceExports = pgTable("compliance_exports", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  kind: varchar("kind", { length: 50 }).notNull(),
+  rangeStart: ts("range_start").notNull(),
+  rangeEnd: ts("range_end").notNull(),
+  storageKey: text("storage_key").notNull(),
+  digest: varchar("digest", { length: 64 }).notNull(),
+  createdBy: uuid("created_by"),
+  createdAt: createdAt(),
+});

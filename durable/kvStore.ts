@@ -1,0 +1,80 @@
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../functions/env.ts";
+
+/**
+ * The Redis stand-in used when no Upstash credentials are configured: a
+ * SQLite-backed Durable Object with the few commands functions/platform/kv.ts
+ * needs. A DO runs one call at a time, so SET NX and INCR are atomic here
+ * exactly as in Redis. Expired keys are dropped lazily and by an alarm.
+ */
+export class KvStoreObject extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(
+      "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER)",
+    );
+  }
+
+  private live(key: string): string | null {
+    const row = this.sql.exec<{ value: string; expires_at: number | null }>(
+      "SELECT value, expires_at FROM kv WHERE key = ?", key,
+    ).toArray()[0];
+    if (!row) return null;
+    if (row.expires_at !== null && row.expires_at <= Date.now()) {
+      this.sql.exec("DELETE FROM kv WHERE key = ?", key);
+      return null;
+    }
+    return row.value;
+  }
+
+  private async write(key: string, value: string, ttlSeconds: number | null): Promise<void> {
+    const expiresAt = ttlSeconds ? Date.now() + ttlSeconds * 1000 : null;
+    this.sql.exec(
+      "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+      key, value, expiresAt,
+    );
+    if (expiresAt !== null) await this.scheduleSweep(expiresAt);
+  }
+
+  private async scheduleSweep(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  async get(key: string): Promise<string | null> {
+    return this.live(key);
+  }
+
+  async set(key: string, value: string, nx: boolean, ttlSeconds: number): Promise<boolean> {
+    if (nx && this.live(key) !== null) return false;
+    await this.write(key, value, ttlSeconds > 0 ? ttlSeconds : null);
+    return true;
+  }
+
+  async incr(key: string, ttlSeconds: number): Promise<number> {
+    const current = this.live(key);
+    const n = (current === null ? 0 : Number(current)) + 1;
+    if (current === null) {
+      await this.write(key, String(n), ttlSeconds > 0 ? ttlSeconds : null);
+    } else {
+      this.sql.exec("UPDATE kv SET value = ? WHERE key = ?", String(n), key);
+    }
+    return n;
+  }
+
+  async del(key: string): Promise<void> {
+    this.sql.exec("DELETE FROM kv WHERE key = ?", key);
+  }
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    this.sql.exec("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", now);
+    const next = this.sql.exec<{ at: number | null }>(
+      "SELECT MIN(expires_at) AS at FROM kv WHERE expires_at IS NOT NULL",
+    ).one().at;
+    if (next !== null) await this.ctx.storage.setAlarm(next);
+  }
+}

@@ -1,0 +1,26 @@
+import type { Permission } from "../db/schema.ts";
+import type { Env } from "./env.ts";
+import type { Services } from "./platform/services.ts";
+
+/** Who is calling, resolved once per request by middleware/authenticate.ts. */
+export interface Principal {
+  userId: string;
+  username: string;
+  team: string;
+  /** Effective role: for an API key, the key's role (never wider than its owner's). */
+  role: string;
+  permissions: Permission[];
+  via: "token" | "api_key";
+  apiKeyId?: string;
+}
+
+export interface AppEnv {
+  Bindings: Env;
+  Variables: {
+    requestId: string;
+    services: Services;
+    principal?: Principal;
+    /** Set once a route's change and its audit row committed together. */
+    audited?: boolean;
+  };
+}

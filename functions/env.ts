@@ -1,0 +1,25 @@
+import type { KvStoreObject } from "../durable/kvStore.ts";
+
+/** Every binding and variable the Worker reads, declared once (see wrangler.toml). */
+export interface Env {
+  /** "production" (the default in wrangler.toml) or "development" (set by `npm start`). */
+  ENVIRONMENT?: string;
+  DATABASE_URL?: string;
+  /** Dev only: host:port of dev/neon-relay, which speaks Neon's protocols to a local Postgres. */
+  NEON_LOCAL_PROXY?: string;
+  JWT_SECRET?: string;
+  JWT_TTL_SECONDS?: string;
+  REDFORGE_ADMIN_PASSWORD?: string;
+  /** base64 of 32 bytes; seals cluster webhook secrets and instance secrets (AES-GCM). */
+  REDFORGE_ENCRYPTION_KEY?: string;
+  UPSTASH_REDIS_REST_URL?: string;
+  UPSTASH_REDIS_REST_TOKEN?: string;
+  QSTASH_URL?: string;
+  QSTASH_TOKEN?: string;
+  QSTASH_CURRENT_SIGNING_KEY?: string;
+  QSTASH_NEXT_SIGNING_KEY?: string;
+  /** Where QStash and bridges reach this Worker. */
+  PUBLIC_URL?: string;
+  KV_STORE: DurableObjectNamespace<KvStoreObject>;
+  ASSETS?: Fetcher;
+}

@@ -1,0 +1,10 @@
+import { createApp } from "./app.ts";
+import type { Env } from "./env.ts";
+
+export { KvStoreObject } from "../durable/kvStore.ts";
+
+const app = createApp();
+
+export default {
+  fetch: app.fetch,
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,76 @@
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import { z } from "zod";
+import { appendAudit, type AuditEntry } from "../../db/auditChain.ts";
+import type { AppEnv } from "../app-env.ts";
+
+const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+const ip = z.union([z.ipv4(), z.ipv6()]);
+
+/** Who/where fields of an audit row, from the request. */
+export function requestOrigin(c: Context<AppEnv>) {
+  const raw = c.req.header("CF-Connecting-IP") ?? c.req.header("X-Forwarded-For")?.split(",")[0]?.trim();
+  return {
+    userId: c.var.principal?.userId ?? null,
+    ipAddress: raw && ip.safeParse(raw).success ? raw : null,
+    userAgent: c.req.header("User-Agent")?.slice(0, 500) ?? null,
+  };
+}
+
+type Tx = Parameters<Parameters<AppEnv["Variables"]["services"]["db"]["transaction"]>[0]>[0];
+export type RouteAudit = Omit<AuditEntry, "ipAddress" | "userAgent">;
+
+/**
+ * Runs a route's change and its audit rows in one transaction: a change
+ * without its audit row cannot commit, nor the other way round.
+ */
+export async function transact<T>(
+  c: Context<AppEnv>,
+  change: (tx: Tx, record: (entry: RouteAudit) => void) => Promise<T>,
+): Promise<T> {
+  const origin = requestOrigin(c);
+  const result = await c.var.services.db.transaction(async (tx) => {
+    const entries: AuditEntry[] = [];
+    const value = await change(tx, (e) => entries.push({ ...origin, statusCode: null, ...e }));
+    await appendAudit(tx, entries);
+    return value;
+  });
+  c.set("audited", true);
+  return result;
+}
+
+function fallbackAction(status: number): string {
+  if (status === 401) return "AUTH_FAILED";
+  if (status === 403) return "UNAUTHORIZED_ACCESS";
+  return status >= 400 ? "REQUEST_REJECTED" : "API_REQUEST";
+}
+
+/**
+ * Every mutating request by an authenticated caller leaves a row: routes write
+ * theirs through transact(); anything else (a rejected or failed request, a
+ * route that forgot) gets a generic row here with its status and error code.
+ */
+export const auditTrail = createMiddleware<AppEnv>(async (c, next) => {
+  await next();
+  if (!MUTATING.has(c.req.method) || c.var.audited || !c.var.principal) return;
+  const status = c.res.status;
+  let errorCode: string | undefined;
+  if (status >= 400) {
+    errorCode = await c.res.clone().json<{ error?: { code?: string } }>().then((b) => b.error?.code, () => undefined);
+  }
+  try {
+    await c.var.services.db.transaction((tx) =>
+      appendAudit(tx, [{
+        action: fallbackAction(status),
+        resourceType: c.req.routePath.split("/")[2] ?? null,
+        resourceId: c.req.param("id") ?? null,
+        details: { method: c.req.method, path: new URL(c.req.url).pathname, errorCode },
+        statusCode: status,
+        ...requestOrigin(c),
+      }]),
+    );
+  } catch (err) {
+    // The response already reflects what happened; losing this row is logged, not hidden.
+    console.error(JSON.stringify({ msg: "audit row for rejected request not written", requestId: c.var.requestId, err: String(err) }));
+  }
+});

@@ -1,0 +1,16 @@
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../app-env.ts";
+import { ApiError } from "../errors.ts";
+import { allows, type Action, type Resource } from "../rbac/permissions.ts";
+
+/** The only authorisation check a route declares: `requirePermission("instances", "create")`. */
+export function requirePermission(resource: Resource, action: Action) {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const p = c.var.principal;
+    if (!p) throw new ApiError(401, "unauthenticated", "authentication required");
+    if (!allows(p.permissions, resource, action)) {
+      throw new ApiError(403, "forbidden", `role ${p.role} may not ${action} ${resource}`, { resource, action, role: p.role });
+    }
+    await next();
+  });
+}

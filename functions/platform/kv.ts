@@ -1,0 +1,96 @@
+/**
+ * The narrow Redis surface the control plane needs (counters, nonces, cache).
+ * Production: Upstash Redis over REST. Without Upstash credentials: the
+ * KvStoreObject Durable Object, same semantics. Callers never know which.
+ */
+import { Redis } from "@upstash/redis/cloudflare";
+import type { Env } from "../env.ts";
+
+export interface SetOptions {
+  /** Only set when the key does not exist (Redis SET NX). */
+  nx?: boolean;
+  /** Expire after this many seconds (Redis EX). */
+  ex?: number;
+}
+
+export interface KvStore {
+  readonly backend: "upstash" | "durable-object";
+  get(key: string): Promise<string | null>;
+  /** Returns false when `nx` was asked and the key already existed. */
+  set(key: string, value: string, opts?: SetOptions): Promise<boolean>;
+  /** Increments and returns the new value; `ttlSeconds` is applied when the key is created. */
+  incr(key: string, ttlSeconds?: number): Promise<number>;
+  del(key: string): Promise<void>;
+  ping(): Promise<void>;
+}
+
+class UpstashKv implements KvStore {
+  readonly backend = "upstash" as const;
+  constructor(private readonly redis: Redis) {}
+  get(key: string) {
+    return this.redis.get<string>(key);
+  }
+  async set(key: string, value: string, opts: SetOptions = {}) {
+    const res = opts.nx
+      ? await this.redis.set(key, value, opts.ex ? { nx: true, ex: opts.ex } : { nx: true })
+      : await this.redis.set(key, value, opts.ex ? { ex: opts.ex } : undefined);
+    return res === "OK";
+  }
+  async incr(key: string, ttlSeconds?: number) {
+    // One round trip; EXPIRE NX keeps the window fixed from the first increment.
+    const p = this.redis.multi().incr(key);
+    if (ttlSeconds) p.expire(key, ttlSeconds, "NX");
+    const [n] = await p.exec<[number, ...unknown[]]>();
+    return n;
+  }
+  async del(key: string) {
+    await this.redis.del(key);
+  }
+  async ping() {
+    await this.redis.ping();
+  }
+}
+
+// Keys spread over a few objects so one hot counter does not serialise every nonce check.
+const DO_SHARDS = 8;
+
+function shardOf(key: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  return `kv-${(h >>> 0) % DO_SHARDS}`;
+}
+
+class DurableObjectKv implements KvStore {
+  readonly backend = "durable-object" as const;
+  constructor(private readonly ns: Env["KV_STORE"]) {}
+  private stub(key: string) {
+    return this.ns.get(this.ns.idFromName(shardOf(key)));
+  }
+  get(key: string) {
+    return this.stub(key).get(key);
+  }
+  set(key: string, value: string, opts: SetOptions = {}) {
+    return this.stub(key).set(key, value, opts.nx ?? false, opts.ex ?? 0);
+  }
+  incr(key: string, ttlSeconds?: number) {
+    return this.stub(key).incr(key, ttlSeconds ?? 0);
+  }
+  async del(key: string) {
+    await this.stub(key).del(key);
+  }
+  async ping() {
+    await this.stub("ping").get("__ping__");
+  }
+}
+
+export function openKv(env: Env): KvStore {
+  if (env.UPSTASH_REDIS_REST_URL && env.UPSTASH_REDIS_REST_TOKEN) {
+    return new UpstashKv(new Redis({
+      url: env.UPSTASH_REDIS_REST_URL,
+      token: env.UPSTASH_REDIS_REST_TOKEN,
+      automaticDeserialization: false,
+      retry: { retries: 2, backoff: (n) => 50 * 2 ** n },
+    }));
+  }
+  return new DurableObjectKv(env.KV_STORE);
+}

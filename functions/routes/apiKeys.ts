@@ -1,0 +1,65 @@
+import { and, desc, eq, isNull } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import { apiKeys } from "../../db/schema.ts";
+import type { AppEnv, Principal } from "../app-env.ts";
+import { generateApiKey } from "../auth/apiKeys.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { transact } from "../middleware/auditTrail.ts";
+import { requirePermission } from "../middleware/requirePermission.ts";
+import { ROLE_RANK, isBuiltinRole } from "../rbac/permissions.ts";
+import { validate } from "../validation.ts";
+
+const createBody = z.strictObject({
+  name: z.string().trim().min(1).max(100),
+  /** Defaults to the caller's role; may only narrow it. */
+  role: z.string().min(1).max(100).optional(),
+  expiresInDays: z.number().int().min(1).max(3650).optional(),
+});
+const idParam = z.object({ id: z.uuid() });
+
+function assertNoWider(caller: Principal, requested: string): void {
+  const ok = requested === caller.role ||
+    (isBuiltinRole(requested) && isBuiltinRole(caller.role) && ROLE_RANK[requested] <= ROLE_RANK[caller.role]);
+  if (!ok) throw new ApiError(403, "role_too_wide", `an API key cannot have role ${requested}: yours is ${caller.role}`);
+}
+
+const view = (k: typeof apiKeys.$inferSelect) => ({
+  id: k.id, name: k.name, prefix: k.prefix, role: k.role, userId: k.userId,
+  createdAt: k.createdAt, expiresAt: k.expiresAt, lastUsedAt: k.lastUsedAt, revokedAt: k.revokedAt,
+});
+
+/** Self-service keys for CI: each caller manages their own, shown in full exactly once. */
+export const apiKeyRoutes = new Hono<AppEnv>()
+  .post("/", requirePermission("apikeys", "create"), validate("json", createBody), async (c) => {
+    const p = c.var.principal!;
+    if (p.via === "api_key") throw new ApiError(403, "api_key_cannot_mint", "log in with a password to create API keys");
+    const body = c.req.valid("json");
+    const role = body.role ?? p.role;
+    assertNoWider(p, role);
+    const { key, prefix, hash } = await generateApiKey();
+    const expiresAt = body.expiresInDays ? new Date(Date.now() + body.expiresInDays * 86_400_000) : null;
+    const row = await transact(c, async (tx, record) => {
+      const [created] = await tx.insert(apiKeys).values({ userId: p.userId, name: body.name, prefix, keyHash: hash, role, expiresAt }).returning();
+      record({ action: "API_KEY_CREATED", resourceType: "api_key", resourceId: created!.id, details: { name: body.name, role } });
+      return created!;
+    });
+    return c.json({ ...view(row), key }, 201);
+  })
+  .get("/", requirePermission("apikeys", "read"), async (c) => {
+    const rows = await c.var.services.db.select().from(apiKeys)
+      .where(eq(apiKeys.userId, c.var.principal!.userId)).orderBy(desc(apiKeys.createdAt)).limit(200);
+    return c.json({ items: rows.map(view) });
+  })
+  .delete("/:id", requirePermission("apikeys", "delete"), validate("param", idParam), async (c) => {
+    const p = c.var.principal!;
+    const { id } = c.req.valid("param");
+    const revoked = await transact(c, async (tx, record) => {
+      const [row] = await tx.update(apiKeys).set({ revokedAt: new Date() })
+        .where(and(eq(apiKeys.id, id), eq(apiKeys.userId, p.userId), isNull(apiKeys.revokedAt))).returning();
+      if (row) record({ action: "API_KEY_REVOKED", resourceType: "api_key", resourceId: id });
+      return row;
+    });
+    if (!revoked) throw notFound("api_key", id);
+    return c.json(view(revoked));
+  });

@@ -1,0 +1,48 @@
+import { eq } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import { users } from "../../db/schema.ts";
+import type { AppEnv } from "../app-env.ts";
+import { ensureBootstrap } from "../auth/bootstrap.ts";
+import { issueSessionToken } from "../auth/tokens.ts";
+import { burnPasswordCheck, verifyPassword } from "../crypto/passwords.ts";
+import { ApiError } from "../errors.ts";
+import { transact } from "../middleware/auditTrail.ts";
+import { authenticate } from "../middleware/authenticate.ts";
+import { validate } from "../validation.ts";
+
+const loginBody = z.strictObject({
+  username: z.string().min(1).max(255),
+  password: z.string().min(1).max(1024),
+});
+
+/** POST /login is public; everything else here needs a caller. */
+export const authRoutes = new Hono<AppEnv>()
+  .post("/login", validate("json", loginBody), async (c) => {
+    const { username, password } = c.req.valid("json");
+    const { db, config } = c.var.services;
+    await ensureBootstrap(db, config);
+    const [user] = await db.select().from(users).where(eq(users.username, username)).limit(1);
+    const ok = user && !user.disabled ? await verifyPassword(password, user.passwordHash) : (await burnPasswordCheck(password), false);
+    if (!ok || !user) {
+      await transact(c, async (_tx, record) => record({
+        userId: user?.id ?? null, action: "AUTH_FAILED", resourceType: "user", resourceId: user?.id ?? null,
+        details: { username, reason: user?.disabled ? "disabled" : "bad_credentials" }, statusCode: 401,
+      }));
+      throw new ApiError(401, "invalid_credentials", "username or password is wrong");
+    }
+    const session = await issueSessionToken({ sub: user.id, username: user.username, role: user.role }, config.jwtSecret, config.jwtTtlSeconds);
+    await transact(c, async (tx, record) => {
+      await tx.update(users).set({ lastLogin: new Date() }).where(eq(users.id, user.id));
+      record({ userId: user.id, action: "USER_LOGIN", resourceType: "user", resourceId: user.id, statusCode: 200 });
+    });
+    return c.json({ token: session.token, expiresAt: session.expiresAt, user: { id: user.id, username: user.username, role: user.role } });
+  })
+  .get("/me", authenticate, (c) => {
+    const p = c.var.principal!;
+    return c.json({
+      id: p.userId, username: p.username, role: p.role, team: p.team, via: p.via,
+      ...(p.apiKeyId ? { apiKeyId: p.apiKeyId } : {}),
+      permissions: p.permissions,
+    });
+  });

@@ -1,0 +1,89 @@
+import { and, count, desc, eq, isNotNull, isNull, lt, or } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import { clusters, instances } from "../../db/schema.ts";
+import type { AppEnv } from "../app-env.ts";
+import { randomBytes, toBase64 } from "../crypto/encoding.ts";
+import { seal } from "../crypto/secretBox.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { transact } from "../middleware/auditTrail.ts";
+import { requirePermission } from "../middleware/requirePermission.ts";
+import { decodeCursor, page, pageQuery } from "../platform/pagination.ts";
+import { validate } from "../validation.ts";
+import { dnsLabel, labelMap } from "./shapes.ts";
+
+const createBody = z.strictObject({
+  name: dnsLabel,
+  driver: z.enum(["process", "kubernetes"]).default("process"),
+  labels: labelMap.default({}),
+});
+const listQuery = z.strictObject({ ...pageQuery, driver: z.enum(["process", "kubernetes"]).optional() });
+const idParam = z.object({ id: z.uuid() });
+
+/** Standard Webhooks secret format: whsec_ + base64 of 32 random bytes. */
+const newWebhookSecret = () => `whsec_${toBase64(randomBytes(32))}`;
+
+const view = (r: typeof clusters.$inferSelect) => ({
+  id: r.id, name: r.name, driver: r.driver, labels: r.labels, status: r.status,
+  lastSeenAt: r.lastSeenAt, createdAt: r.createdAt, updatedAt: r.updatedAt,
+});
+
+export const clusterRoutes = new Hono<AppEnv>()
+  .post("/", requirePermission("clusters", "create"), validate("json", createBody), async (c) => {
+    const body = c.req.valid("json");
+    const secret = newWebhookSecret();
+    const sealed = await seal(secret, c.var.services.config.encryptionKey);
+    const row = await transact(c, async (tx, record) => {
+      const [created] = await tx.insert(clusters).values({ ...body, webhookSecretSealed: sealed }).onConflictDoNothing().returning();
+      if (!created) throw new ApiError(409, "cluster_name_taken", `a cluster named ${body.name} already exists`);
+      record({ action: "CLUSTER_REGISTERED", resourceType: "cluster", resourceId: created.id, details: { name: body.name, driver: body.driver } });
+      return created;
+    });
+    // The only time the secret leaves the control plane; rotate it if it is lost.
+    return c.json({ ...view(row), webhookSecret: secret }, 201);
+  })
+  .get("/", requirePermission("clusters", "read"), validate("query", listQuery), async (c) => {
+    const q = c.req.valid("query");
+    const cursor = decodeCursor(q.cursor);
+    const rows = await c.var.services.db.select().from(clusters).where(and(
+      q.driver ? eq(clusters.driver, q.driver) : undefined,
+      cursor ? or(lt(clusters.createdAt, cursor.createdAt), and(eq(clusters.createdAt, cursor.createdAt), lt(clusters.id, cursor.id))) : undefined,
+    )).orderBy(desc(clusters.createdAt), desc(clusters.id)).limit(q.limit + 1);
+    const { items, nextCursor } = page(rows, q.limit);
+    return c.json({ items: items.map(view), nextCursor });
+  })
+  .get("/:id", requirePermission("clusters", "read"), validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const db = c.var.services.db;
+    const [row] = await db.select().from(clusters).where(eq(clusters.id, id)).limit(1);
+    if (!row) throw notFound("cluster", id);
+    const [n] = await db.select({ n: count() }).from(instances).where(and(eq(instances.clusterId, id), isNull(instances.deletedAt)));
+    return c.json({ ...view(row), instanceCount: n?.n ?? 0 });
+  })
+  .post("/:id/rotate-secret", requirePermission("clusters", "update"), validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const secret = newWebhookSecret();
+    const sealed = await seal(secret, c.var.services.config.encryptionKey);
+    const row = await transact(c, async (tx, record) => {
+      const [updated] = await tx.update(clusters).set({ webhookSecretSealed: sealed, updatedAt: new Date() }).where(eq(clusters.id, id)).returning();
+      if (updated) record({ action: "CLUSTER_SECRET_ROTATED", resourceType: "cluster", resourceId: id });
+      return updated;
+    });
+    if (!row) throw notFound("cluster", id);
+    return c.json({ ...view(row), webhookSecret: secret });
+  })
+  .delete("/:id", requirePermission("clusters", "delete"), validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    await transact(c, async (tx, record) => {
+      const [live] = await tx.select({ n: count() }).from(instances).where(and(eq(instances.clusterId, id), isNull(instances.deletedAt)));
+      if ((live?.n ?? 0) > 0) {
+        throw new ApiError(409, "cluster_not_empty", `cluster ${id} still has ${live!.n} instance(s); delete them first`, { instances: live!.n });
+      }
+      // Tombstones of destroyed instances go with their cluster (their audit rows stay).
+      await tx.delete(instances).where(and(eq(instances.clusterId, id), isNotNull(instances.deletedAt)));
+      const [deleted] = await tx.delete(clusters).where(eq(clusters.id, id)).returning({ id: clusters.id, name: clusters.name });
+      if (!deleted) throw notFound("cluster", id);
+      record({ action: "CLUSTER_DELETED", resourceType: "cluster", resourceId: id, details: { name: deleted.name } });
+    });
+    return c.body(null, 204);
+  });

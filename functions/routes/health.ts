@@ -1,0 +1,55 @@
+import { Client } from "@upstash/qstash";
+import { sql } from "drizzle-orm";
+import { Hono } from "hono";
+import type { AppEnv } from "../app-env.ts";
+import { toApiError } from "../middleware/errorHandler.ts";
+
+interface Check {
+  ok: boolean;
+  latencyMs: number;
+  error?: string;
+  [extra: string]: unknown;
+}
+
+const CHECK_TIMEOUT_MS = 3_000;
+
+async function timed(run: () => Promise<Record<string, unknown> | void>): Promise<Check> {
+  const started = Date.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const extra = await Promise.race([
+      run(),
+      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS); }),
+    ]);
+    return { ok: true, latencyMs: Date.now() - started, ...(extra ?? {}) };
+  } catch (err) {
+    const apiErr = toApiError(err);
+    // Say why without leaking internals: the error code, or the timeout text.
+    const error = apiErr.code === "internal_error" ? String((err as Error)?.message ?? err).slice(0, 200) : apiErr.code;
+    return { ok: false, latencyMs: Date.now() - started, error };
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+/** Public: load balancers and `npm start` poll it. 200 when every dependency answers, 503 otherwise. */
+export const healthRoutes = new Hono<AppEnv>().get("/", async (c) => {
+  const { services } = c.var;
+  const env = c.env;
+  const [database, kv, scheduler] = await Promise.all([
+    timed(async () => { await services.db.execute(sql`select 1`); }),
+    timed(async () => { await services.kv.ping(); return { backend: services.kv.backend }; }),
+    timed(async () => {
+      if (!env.QSTASH_URL || !env.QSTASH_TOKEN) throw new Error("QSTASH_URL and QSTASH_TOKEN are not set");
+      const schedules = await new Client({ baseUrl: env.QSTASH_URL, token: env.QSTASH_TOKEN, retry: false }).schedules.list();
+      return { schedules: schedules.length };
+    }),
+  ]);
+  const ok = database.ok && kv.ok && scheduler.ok;
+  return c.json({
+    status: ok ? "ok" : "degraded",
+    environment: env.ENVIRONMENT ?? "production",
+    checks: { database, kv, scheduler },
+    timestamp: new Date().toISOString(),
+  }, ok ? 200 : 503);
+});

@@ -1,0 +1,150 @@
+import { and, desc, eq, ilike, isNull, lt, or, sql } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import { clusters, flowVersions, instances } from "../../db/schema.ts";
+import type { AppEnv } from "../app-env.ts";
+import { sha256Hex } from "../crypto/encoding.ts";
+import { canonicalJson } from "../../db/auditChain.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { transact } from "../middleware/auditTrail.ts";
+import { requirePermission } from "../middleware/requirePermission.ts";
+import { decodeCursor, page, pageQuery } from "../platform/pagination.ts";
+import { validate } from "../validation.ts";
+import { dnsLabel, envShape, flowsShape, resourcesShape } from "./shapes.ts";
+
+export const INSTANCE_STATUSES = ["pending", "starting", "running", "stopped", "failed", "unknown", "deploying"] as const;
+export const DESIRED_STATES = ["running", "stopped", "destroyed"] as const;
+
+const createBody = z.strictObject({
+  name: dnsLabel,
+  clusterId: z.uuid(),
+  flows: flowsShape.default([]),
+  resources: resourcesShape.default({}),
+  env: envShape.default({}),
+});
+const patchBody = z.strictObject({
+  flows: flowsShape.optional(),
+  resources: resourcesShape.optional(),
+  env: envShape.optional(),
+}).refine((b) => Object.keys(b).length > 0, "send at least one of flows, resources, env");
+const listQuery = z.strictObject({
+  ...pageQuery,
+  status: z.enum(INSTANCE_STATUSES).optional(),
+  desiredState: z.enum(["running", "stopped"]).optional(),
+  clusterId: z.uuid().optional(),
+  team: z.string().max(100).optional(),
+  /** Case-insensitive substring of the name. */
+  q: z.string().max(63).optional(),
+});
+const idParam = z.object({ id: z.uuid() });
+
+type Row = typeof instances.$inferSelect;
+
+const summary = (r: Row) => ({
+  id: r.id, name: r.name, clusterId: r.clusterId, team: r.team,
+  status: r.status, statusReason: r.statusReason, desiredState: r.desiredState,
+  resources: r.resources, endpoints: r.endpoints, createdAt: r.createdAt, updatedAt: r.updatedAt,
+});
+const detail = (r: Row) => ({ ...summary(r), flows: r.flows, env: r.env });
+
+const flowsDigest = (flows: unknown[]) => sha256Hex(canonicalJson(flows));
+
+async function findLive(c: { var: AppEnv["Variables"] }, id: string): Promise<Row> {
+  const [row] = await c.var.services.db.select().from(instances).where(and(eq(instances.id, id), isNull(instances.deletedAt))).limit(1);
+  if (!row) throw notFound("instance", id);
+  return row;
+}
+
+/**
+ * Until the bridge acts on them, lifecycle calls record the desired state and
+ * answer 202: the bridge reconciles `status` towards `desiredState`.
+ */
+function lifecycle(desiredState: "running" | "stopped", action: string) {
+  return async (c: import("hono").Context<AppEnv>) => {
+    const id = c.req.param("id")!;
+    const row = await transact(c, async (tx, record) => {
+      const [updated] = await tx.update(instances).set({ desiredState, updatedAt: new Date() })
+        .where(and(eq(instances.id, id), isNull(instances.deletedAt))).returning();
+      if (updated) record({ action, resourceType: "instance", resourceId: id, details: { desiredState } });
+      return updated;
+    });
+    if (!row) throw notFound("instance", id);
+    return c.json({ id: row.id, status: row.status, desiredState: row.desiredState }, 202);
+  };
+}
+
+export const instanceRoutes = new Hono<AppEnv>()
+  .post("/", requirePermission("instances", "create"), validate("json", createBody), async (c) => {
+    const body = c.req.valid("json");
+    const p = c.var.principal!;
+    const [cluster] = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(eq(clusters.id, body.clusterId)).limit(1);
+    if (!cluster) throw new ApiError(400, "cluster_not_found", `cluster ${body.clusterId} does not exist`);
+    const digest = await flowsDigest(body.flows);
+    const row = await transact(c, async (tx, record) => {
+      const [created] = await tx.insert(instances).values({ ...body, team: p.team, createdBy: p.userId }).onConflictDoNothing().returning();
+      if (!created) throw new ApiError(409, "instance_name_taken", `an instance named ${body.name} already exists`);
+      await tx.insert(flowVersions).values({ instanceId: created.id, version: 1, flows: body.flows, digest, createdBy: p.userId });
+      record({
+        action: "INSTANCE_CREATED", resourceType: "instance", resourceId: created.id,
+        // Names of env vars only: values may be credentials.
+        details: { name: body.name, clusterId: body.clusterId, resources: body.resources, envKeys: Object.keys(body.env), flowsDigest: digest },
+      });
+      return created;
+    });
+    return c.json(detail(row), 201);
+  })
+  .get("/", requirePermission("instances", "read"), validate("query", listQuery), async (c) => {
+    const q = c.req.valid("query");
+    const cursor = decodeCursor(q.cursor);
+    const rows = await c.var.services.db.select().from(instances).where(and(
+      isNull(instances.deletedAt),
+      q.status ? eq(instances.status, q.status) : undefined,
+      q.desiredState ? eq(instances.desiredState, q.desiredState) : undefined,
+      q.clusterId ? eq(instances.clusterId, q.clusterId) : undefined,
+      q.team ? eq(instances.team, q.team) : undefined,
+      q.q ? ilike(instances.name, `%${q.q.replace(/[\\%_]/g, (m) => `\\${m}`)}%`) : undefined,
+      cursor ? or(lt(instances.createdAt, cursor.createdAt), and(eq(instances.createdAt, cursor.createdAt), lt(instances.id, cursor.id))) : undefined,
+    )).orderBy(desc(instances.createdAt), desc(instances.id)).limit(q.limit + 1);
+    const { items, nextCursor } = page(rows, q.limit);
+    return c.json({ items: items.map(summary), nextCursor });
+  })
+  .get("/:id", requirePermission("instances", "read"), validate("param", idParam), async (c) => {
+    return c.json(detail(await findLive(c, c.req.valid("param").id)));
+  })
+  .patch("/:id", requirePermission("instances", "update"), validate("param", idParam), validate("json", patchBody), async (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const p = c.var.principal!;
+    const digest = body.flows ? await flowsDigest(body.flows) : undefined;
+    const row = await transact(c, async (tx, record) => {
+      const [updated] = await tx.update(instances).set({ ...body, updatedAt: new Date() })
+        .where(and(eq(instances.id, id), isNull(instances.deletedAt))).returning();
+      if (!updated) throw notFound("instance", id);
+      if (body.flows && digest) {
+        await tx.insert(flowVersions).values({
+          instanceId: id, flows: body.flows, digest, createdBy: p.userId,
+          version: sql`(select coalesce(max(${flowVersions.version}), 0) + 1 from ${flowVersions} where ${flowVersions.instanceId} = ${id})`,
+        });
+      }
+      record({
+        action: "INSTANCE_UPDATED", resourceType: "instance", resourceId: id,
+        details: { fields: Object.keys(body), ...(body.resources ? { resources: body.resources } : {}), ...(digest ? { flowsDigest: digest } : {}) },
+      });
+      return updated;
+    });
+    return c.json(detail(row));
+  })
+  .delete("/:id", requirePermission("instances", "delete"), validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const row = await transact(c, async (tx, record) => {
+      // A tombstone, not a delete: the bridge destroys the runtime, and history keeps its references.
+      const [gone] = await tx.update(instances).set({ desiredState: "destroyed", deletedAt: new Date(), updatedAt: new Date() })
+        .where(and(eq(instances.id, id), isNull(instances.deletedAt))).returning();
+      if (gone) record({ action: "INSTANCE_DESTROY_REQUESTED", resourceType: "instance", resourceId: id, details: { name: gone.name } });
+      return gone;
+    });
+    if (!row) throw notFound("instance", id);
+    return c.json({ id: row.id, status: row.status, desiredState: row.desiredState }, 202);
+  })
+  .post("/:id/start", requirePermission("instances", "update"), validate("param", idParam), lifecycle("running", "INSTANCE_START_REQUESTED"))
+  .post("/:id/stop", requirePermission("instances", "update"), validate("param", idParam), lifecycle("stopped", "INSTANCE_STOP_REQUESTED"));

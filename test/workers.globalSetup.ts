@@ -1,0 +1,61 @@
+/**
+ * Runs in Node before the workerd suites: a throwaway Postgres (embedded, or
+ * a fresh database on REDFORGE_DATABASE_URL's server), migrated, behind the
+ * Neon relay; and the QStash emulator. The Worker under test gets their
+ * addresses as bindings.
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { TestProject } from "vitest/node";
+import { loadConfig, type RunningService } from "../dev/config.ts";
+import { freePort } from "../dev/ports.ts";
+import { startEmbeddedPostgres } from "../dev/postgres.ts";
+import { startNeonRelay } from "../dev/neon-relay.ts";
+import { startQStashEmulator } from "../dev/qstash/index.ts";
+import { migrate } from "../db/migrate.ts";
+import { freshDatabase } from "./harness/freshDatabase.ts";
+
+export default async function setup(project: TestProject) {
+  const cfg = loadConfig();
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-workers-"));
+  const running: RunningService[] = [];
+  const stop = async () => {
+    for (const s of running.reverse()) await s.close().catch(() => {});
+    await fs.rm(tmp, { recursive: true, force: true });
+  };
+  try {
+    let databaseUrl: string;
+    if (cfg.postgres.url) {
+      databaseUrl = await freshDatabase(cfg.postgres.url, "redforge_workers");
+    } else {
+      const pg = await startEmbeddedPostgres(cfg, { dataDir: path.join(tmp, "pg"), port: await freePort() });
+      running.push(pg);
+      databaseUrl = pg.connectionString;
+    }
+    await migrate(databaseUrl);
+    const relayPort = await freePort();
+    running.push(await startNeonRelay({ port: relayPort }));
+    const qstashPort = await freePort();
+    running.push(await startQStashEmulator({
+      port: qstashPort, token: cfg.qstash.token,
+      currentSigningKey: cfg.qstash.currentSigningKey, nextSigningKey: cfg.qstash.nextSigningKey,
+    }));
+    project.provide("workerBindings", {
+      ENVIRONMENT: "development",
+      DATABASE_URL: databaseUrl,
+      NEON_LOCAL_PROXY: `127.0.0.1:${relayPort}`,
+      JWT_SECRET: cfg.worker.jwtSecret,
+      REDFORGE_ADMIN_PASSWORD: cfg.worker.adminPassword,
+      REDFORGE_ENCRYPTION_KEY: cfg.worker.encryptionKey,
+      QSTASH_URL: `http://127.0.0.1:${qstashPort}`,
+      QSTASH_TOKEN: cfg.qstash.token,
+      QSTASH_CURRENT_SIGNING_KEY: cfg.qstash.currentSigningKey,
+      QSTASH_NEXT_SIGNING_KEY: cfg.qstash.nextSigningKey,
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return stop;
+}

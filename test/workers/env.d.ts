@@ -1,0 +1,13 @@
+import type { Env as WorkerEnv } from "../../functions/env.ts";
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends WorkerEnv {}
+  }
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    workerBindings: Record<string, string>;
+  }
+}

@@ -1,0 +1,83 @@
+import { env, SELF } from "cloudflare:test";
+import { openDb } from "../../db/client.ts";
+import { users } from "../../db/schema.ts";
+import { issueSessionToken } from "../../functions/auth/tokens.ts";
+import { hashPassword } from "../../functions/crypto/passwords.ts";
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function api<T = any>(
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; raw?: BodyInit; headers?: Record<string, string> } = {},
+): Promise<ApiResponse<T>> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+  let body: BodyInit | undefined = opts.raw;
+  if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers["Content-Type"] ??= "application/json";
+  }
+  const res = await SELF.fetch(`http://redforge.test${path}`, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try { parsed = text ? JSON.parse(text) : null; } catch { /* non-JSON stays text */ }
+  return { status: res.status, body: parsed as T, headers: res.headers };
+}
+
+export const unique = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+
+/** Runs a function with the Worker's own database client (the Neon driver through the relay). */
+export async function withDb<T>(fn: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
+  const handle = openDb(env.DATABASE_URL!, env.NEON_LOCAL_PROXY);
+  try {
+    return await fn(handle.db);
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface TestUser {
+  id: string;
+  username: string;
+  password: string;
+  role: string;
+  token: string;
+}
+
+/** A user of the given role, inserted directly (the users API is a later issue), with a session token. */
+export async function createUser(role: string, password = "correct horse battery"): Promise<TestUser> {
+  const username = unique(role);
+  const [row] = await withDb(async (db) =>
+    db.insert(users).values({ username, email: `${username}@example.test`, passwordHash: await hashPassword(password), role }).returning());
+  const { token } = await issueSessionToken({ sub: row!.id, username, role }, env.JWT_SECRET!, 600);
+  return { id: row!.id, username, password, role, token };
+}
+
+export async function adminLogin(): Promise<string> {
+  const res = await api("POST", "/api/auth/login", { body: { username: "admin", password: env.REDFORGE_ADMIN_PASSWORD } });
+  if (res.status !== 200) throw new Error(`admin login failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.token;
+}
+
+export async function createCluster(token: string, name = unique("c")) {
+  const res = await api("POST", "/api/clusters", { token, body: { name } });
+  if (res.status !== 201) throw new Error(`cluster create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as { id: string; name: string; webhookSecret: string };
+}
+
+export async function createInstance(token: string, clusterId: string, extra: Record<string, unknown> = {}) {
+  const res = await api("POST", "/api/instances", { token, body: { name: unique("i"), clusterId, ...extra } });
+  if (res.status !== 201) throw new Error(`instance create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as { id: string; name: string; desiredState: string; status: string };
+}
+
+export function expectErrorShape(body: any, code: string) {
+  if (!body || typeof body !== "object" || !body.error) throw new Error(`not an error body: ${JSON.stringify(body)}`);
+  if (body.error.code !== code) throw new Error(`expected error code ${code}, got ${body.error.code}: ${body.error.message}`);
+  if (typeof body.error.message !== "string" || body.error.message.length === 0) throw new Error("error.message missing");
+}

@@ -1,0 +1,69 @@
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { canonicalJson } from "../../db/auditChain.ts";
+import { hashPassword, verifyPassword } from "../../functions/crypto/passwords.ts";
+import { open, seal } from "../../functions/crypto/secretBox.ts";
+import { openKv } from "../../functions/platform/kv.ts";
+import type { KvStoreObject } from "../../durable/kvStore.ts";
+
+describe("Durable-Object KV store (the Redis stand-in)", () => {
+  const kv = openKv({ ...env, UPSTASH_REDIS_REST_URL: undefined });
+
+  it("SET NX admits exactly one writer", async () => {
+    const key = `nonce:${crypto.randomUUID()}`;
+    const results = await Promise.all(Array.from({ length: 10 }, () => kv.set(key, "1", { nx: true, ex: 300 })));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(await kv.get(key)).toBe("1");
+  });
+
+  it("INCR counts atomically", async () => {
+    const key = `ctr:${crypto.randomUUID()}`;
+    await Promise.all(Array.from({ length: 25 }, () => kv.incr(key, 60)));
+    expect(await kv.get(key)).toBe("25");
+  });
+
+  it("expired keys disappear, and the alarm sweeps them", async () => {
+    const key = `short:${crypto.randomUUID()}`;
+    expect(kv.backend).toBe("durable-object");
+    await kv.set(key, "v", { ex: 1 });
+    expect(await kv.get(key)).toBe("v");
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await kv.get(key)).toBeNull();
+    // A key nobody reads again is still removed by the alarm.
+    const other = `short:${crypto.randomUUID()}`;
+    await kv.set(other, "v", { ex: 1 });
+    await new Promise((r) => setTimeout(r, 1100));
+    for (let s = 0; s < 8; s++) {
+      const stub = env.KV_STORE.get(env.KV_STORE.idFromName(`kv-${s}`));
+      await runDurableObjectAlarm(stub);
+      const rows = await runInDurableObject(stub, (_obj: KvStoreObject, state) =>
+        state.storage.sql.exec("SELECT count(*) AS n FROM kv WHERE key = ?", other).one().n);
+      expect(rows).toBe(0);
+    }
+  });
+});
+
+describe("crypto", () => {
+  it("PBKDF2 password hashes verify, are salted, and reject a wrong password", async () => {
+    const a = await hashPassword("s3cret");
+    const b = await hashPassword("s3cret");
+    expect(a).not.toBe(b);
+    expect(a.startsWith("pbkdf2-sha256$100000$")).toBe(true);
+    expect(await verifyPassword("s3cret", a)).toBe(true);
+    expect(await verifyPassword("s3cret!", a)).toBe(false);
+    expect(await verifyPassword("s3cret", "garbage")).toBe(false);
+  });
+
+  it("sealed secrets open with the right key only", async () => {
+    const key = env.REDFORGE_ENCRYPTION_KEY!;
+    const sealed = await seal("whsec_abc", key);
+    expect(sealed).not.toContain("whsec_abc");
+    expect(await open(sealed, key)).toBe("whsec_abc");
+    const otherKey = btoa("x".repeat(32));
+    await expect(open(sealed, otherKey)).rejects.toThrow();
+  });
+
+  it("canonical JSON ignores key order", () => {
+    expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: null } })).toBe(canonicalJson({ a: { c: null, d: [1, { y: 2, z: 1 }] }, b: 1 }));
+  });
+});

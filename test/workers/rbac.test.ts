@@ -1,0 +1,113 @@
+/**
+ * Every route × every role: admin, operator, viewer, and no credentials.
+ * Allowed calls get their success status; denied ones 403 and change nothing;
+ * anonymous ones 401 (except the explicitly public routes).
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { api, createCluster, createInstance, createUser, unique, type TestUser } from "./helpers.ts";
+
+type Role = "admin" | "operator" | "viewer";
+const ROLES: Role[] = ["admin", "operator", "viewer"];
+
+interface Fixture { clusterId: string; instanceId: string; emptyClusterId: string; apiKeyId?: string }
+interface RouteCase {
+  route: string;
+  allowed: Role[] | "public";
+  success: number;
+  request: (f: Fixture, caller: TestUser) => Promise<{ method: string; path: string; body?: unknown }>;
+  /** For denied callers: proves the call changed nothing. */
+  unchanged?: (f: Fixture, admin: TestUser) => Promise<void>;
+}
+
+let users: Record<Role, TestUser>;
+
+async function freshFixture(admin: TestUser): Promise<Fixture> {
+  const cluster = await createCluster(admin.token);
+  const empty = await createCluster(admin.token);
+  const instance = await createInstance(admin.token, cluster.id);
+  return { clusterId: cluster.id, instanceId: instance.id, emptyClusterId: empty.id };
+}
+
+const instanceStillRunning = async (f: Fixture, admin: TestUser) => {
+  const res = await api("GET", `/api/instances/${f.instanceId}`, { token: admin.token });
+  expect(res.status).toBe(200);
+  expect(res.body.desiredState).toBe("running");
+};
+
+const CASES: RouteCase[] = [
+  { route: "GET /api/health", allowed: "public", success: 200, request: async () => ({ method: "GET", path: "/api/health" }) },
+  { route: "GET /api/auth/me", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/auth/me" }) },
+  { route: "POST /api/api-keys", allowed: ["admin", "operator", "viewer"], success: 201, request: async () => ({ method: "POST", path: "/api/api-keys", body: { name: "ci" } }) },
+  { route: "GET /api/api-keys", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/api-keys" }) },
+  {
+    route: "DELETE /api/api-keys/:id", allowed: ["admin", "operator", "viewer"], success: 200,
+    request: async (_f, caller) => {
+      const key = await api("POST", "/api/api-keys", { token: caller.token, body: { name: "to-revoke" } });
+      return { method: "DELETE", path: `/api/api-keys/${key.body.id}` };
+    },
+  },
+  { route: "POST /api/clusters", allowed: ["admin"], success: 201, request: async () => ({ method: "POST", path: "/api/clusters", body: { name: unique("rbac") } }) },
+  { route: "GET /api/clusters", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/clusters" }) },
+  { route: "GET /api/clusters/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async (f) => ({ method: "GET", path: `/api/clusters/${f.clusterId}` }) },
+  { route: "POST /api/clusters/:id/rotate-secret", allowed: ["admin"], success: 200, request: async (f) => ({ method: "POST", path: `/api/clusters/${f.clusterId}/rotate-secret` }) },
+  {
+    route: "DELETE /api/clusters/:id", allowed: ["admin"], success: 204,
+    request: async (f) => ({ method: "DELETE", path: `/api/clusters/${f.emptyClusterId}` }),
+    unchanged: async (f, admin) => expect((await api("GET", `/api/clusters/${f.emptyClusterId}`, { token: admin.token })).status).toBe(200),
+  },
+  {
+    route: "POST /api/instances", allowed: ["admin"], success: 201,
+    request: async (f) => ({ method: "POST", path: "/api/instances", body: { name: unique("rbac"), clusterId: f.clusterId } }),
+  },
+  { route: "GET /api/instances", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/instances" }) },
+  { route: "GET /api/instances/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async (f) => ({ method: "GET", path: `/api/instances/${f.instanceId}` }) },
+  {
+    route: "PATCH /api/instances/:id", allowed: ["admin", "operator"], success: 200,
+    request: async (f) => ({ method: "PATCH", path: `/api/instances/${f.instanceId}`, body: { resources: { cpu: "250m" } } }),
+  },
+  {
+    route: "DELETE /api/instances/:id", allowed: ["admin"], success: 202,
+    request: async (f) => ({ method: "DELETE", path: `/api/instances/${f.instanceId}` }),
+    unchanged: instanceStillRunning,
+  },
+  { route: "POST /api/instances/:id/start", allowed: ["admin", "operator"], success: 202, request: async (f) => ({ method: "POST", path: `/api/instances/${f.instanceId}/start` }) },
+  {
+    route: "POST /api/instances/:id/stop", allowed: ["admin", "operator"], success: 202,
+    request: async (f) => ({ method: "POST", path: `/api/instances/${f.instanceId}/stop` }),
+    unchanged: instanceStillRunning,
+  },
+];
+
+beforeAll(async () => {
+  users = { admin: await createUser("admin"), operator: await createUser("operator"), viewer: await createUser("viewer") };
+});
+
+describe.each(CASES)("$route", (rc) => {
+  it.each(ROLES)("as %s", async (role) => {
+    const admin = users.admin;
+    const f = await freshFixture(admin);
+    const req = await rc.request(f, users[role]);
+    const res = await api(req.method, req.path, { token: users[role].token, body: req.body });
+    const allowed = rc.allowed === "public" || rc.allowed.includes(role);
+    if (allowed) {
+      expect(res.status, JSON.stringify(res.body)).toBe(rc.success);
+    } else {
+      expect(res.status, JSON.stringify(res.body)).toBe(403);
+      expect(res.body.error.code).toBe("forbidden");
+      await rc.unchanged?.(f, admin);
+    }
+  });
+
+  it("without credentials", async () => {
+    const f = await freshFixture(users.admin);
+    const req = await rc.request(f, users.admin);
+    const res = await api(req.method, req.path, { body: req.body });
+    if (rc.allowed === "public") {
+      expect(res.status).toBe(rc.success);
+    } else {
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe("unauthenticated");
+      expect(res.headers.get("WWW-Authenticate")).toContain("Bearer");
+    }
+  });
+});
