@@ -19,6 +19,8 @@ import { freshDatabase } from "./harness/freshDatabase.ts";
 export default async function setup(project: TestProject) {
   const cfg = loadConfig();
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-workers-"));
+  // As root, embedded Postgres runs as "postgres", which must be able to enter the dir.
+  await fs.chmod(tmp, 0o755);
   const running: RunningService[] = [];
   const stop = async () => {
     for (const s of running.reverse()) await s.close().catch(() => {});

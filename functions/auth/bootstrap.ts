@@ -1,4 +1,3 @@
-import { count } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { roles, users } from "../../db/schema.ts";
 import type { RuntimeConfig } from "../config.ts";
@@ -6,9 +5,11 @@ import { hashPassword } from "../crypto/passwords.ts";
 import { BUILTIN_ROLES } from "../rbac/permissions.ts";
 
 /**
- * First start: the built-in roles exist and, while there are no users at all,
- * an `admin` is created from REDFORGE_ADMIN_PASSWORD. Runs once per isolate
- * (retried after a failure); inserts are idempotent across isolates.
+ * First start of a database: the built-in roles are inserted and, in the same
+ * transaction, the `admin` user from REDFORGE_ADMIN_PASSWORD. "First start"
+ * means the roles were not there yet, so a deleted admin is never silently
+ * re-created from an environment variable later. Runs once per isolate
+ * (retried after a failure); concurrent isolates race safely on the insert.
  */
 let done: Promise<void> | undefined;
 
@@ -21,15 +22,13 @@ export function ensureBootstrap(db: Db, cfg: RuntimeConfig): Promise<void> {
 }
 
 async function run(db: Db, cfg: RuntimeConfig): Promise<void> {
-  await db.insert(roles)
-    .values(Object.entries(BUILTIN_ROLES).map(([name, permissions]) => ({ name, permissions, builtin: true })))
-    .onConflictDoNothing();
-  const [row] = await db.select({ n: count() }).from(users);
-  if ((row?.n ?? 0) > 0) return;
-  await db.insert(users).values({
-    username: "admin",
-    email: "admin@localhost",
-    passwordHash: await hashPassword(cfg.adminPassword),
-    role: "admin",
-  }).onConflictDoNothing();
+  const passwordHash = await hashPassword(cfg.adminPassword);
+  await db.transaction(async (tx) => {
+    const inserted = await tx.insert(roles)
+      .values(Object.entries(BUILTIN_ROLES).map(([name, permissions]) => ({ name, permissions, builtin: true })))
+      .onConflictDoNothing()
+      .returning({ id: roles.id });
+    if (inserted.length === 0) return;
+    await tx.insert(users).values({ username: "admin", email: "admin@localhost", passwordHash, role: "admin" }).onConflictDoNothing();
+  });
 }
