@@ -4,6 +4,12 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
+// Nothing in a test run may reach beyond loopback (wrangler's metrics, version check, cf fetch).
+for (const [k, v] of Object.entries({
+  WRANGLER_SEND_METRICS: "false", WRANGLER_SEND_ERROR_REPORTS: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_HIDE_BANNER: "true",
+})) process.env[k] ??= v;
+
 // Unit and route tests inside workerd. The global setup (Node) starts
 // embedded Postgres behind the Neon relay and the QStash emulator; the Worker
 // reaches them exactly as in `npm start`, through the production clients.
