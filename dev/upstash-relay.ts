@@ -12,7 +12,12 @@
 import http from "node:http";
 import net from "node:net";
 import { timingSafeEqual } from "node:crypto";
-import { Redis, Command, type Pipeline } from "ioredis";
+// Default import, then destructure: ioredis is CommonJS, and named imports of it
+// come back undefined when vite (vitest's globalSetup) transforms this file.
+import ioredis, { type Pipeline } from "ioredis";
+const { Redis, Command } = ioredis;
+type Redis = InstanceType<typeof Redis>;
+type Command = InstanceType<typeof Command>;
 import type { RunningService } from "./config.ts";
 import { assertPortFree } from "./ports.ts";
 

@@ -9,10 +9,11 @@ import os from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { loadConfig, type RunningService } from "../dev/config.ts";
-import { freePort } from "../dev/ports.ts";
+import { freePort, isReachable } from "../dev/ports.ts";
 import { startEmbeddedPostgres } from "../dev/postgres.ts";
 import { startNeonRelay } from "../dev/neon-relay.ts";
 import { startQStashEmulator } from "../dev/qstash/index.ts";
+import { startUpstashRelay } from "../dev/upstash-relay.ts";
 import { migrate } from "../db/migrate.ts";
 import { freshDatabase } from "./harness/freshDatabase.ts";
 
@@ -43,6 +44,16 @@ export default async function setup(project: TestProject) {
       port: qstashPort, token: cfg.qstash.token,
       currentSigningKey: cfg.qstash.currentSigningKey, nextSigningKey: cfg.qstash.nextSigningKey,
     }));
+    // Where a redis-server is reachable, the Upstash client itself is exercised through the relay.
+    let upstashRelayUrl = "";
+    const redisUrl = cfg.redisUrl ?? "redis://127.0.0.1:6379";
+    const redis = new URL(redisUrl);
+    if (await isReachable(Number(redis.port || 6379), redis.hostname)) {
+      const port = await freePort();
+      running.push(await startUpstashRelay({ port, redisUrl, token: cfg.upstashToken }));
+      upstashRelayUrl = `http://127.0.0.1:${port}`;
+    }
+    project.provide("upstashRelay", { url: upstashRelayUrl, token: cfg.upstashToken });
     project.provide("workerBindings", {
       ENVIRONMENT: "development",
       DATABASE_URL: databaseUrl,

@@ -9,5 +9,7 @@ declare global {
 declare module "vitest" {
   export interface ProvidedContext {
     workerBindings: Record<string, string>;
+    /** url is empty when no redis-server was reachable. */
+    upstashRelay: { url: string; token: string };
   }
 }

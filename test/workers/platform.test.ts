@@ -1,10 +1,50 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { canonicalJson } from "../../db/auditChain.ts";
 import { hashPassword, verifyPassword } from "../../functions/crypto/passwords.ts";
 import { open, seal } from "../../functions/crypto/secretBox.ts";
 import { openKv } from "../../functions/platform/kv.ts";
 import type { KvStoreObject } from "../../durable/kvStore.ts";
+
+const relay = inject("upstashRelay");
+const backends = [
+  { name: "durable-object", env: { ...env, UPSTASH_REDIS_REST_URL: undefined } },
+  { name: "upstash", env: { ...env, UPSTASH_REDIS_REST_URL: relay.url, UPSTASH_REDIS_REST_TOKEN: relay.token }, skip: !relay.url },
+];
+
+// One contract, both implementations: the Upstash client through the relay
+// (when a redis-server is reachable) and the Durable-Object stand-in.
+describe.each(backends)("KV store contract: $name", (backend) => {
+  const kv = openKv(backend.env);
+  const it_ = backend.skip ? it.skip : it;
+
+  it_("reports its backend", () => expect(kv.backend).toBe(backend.name));
+
+  it_("SET NX admits exactly one writer", async () => {
+    const key = `rf-test:nonce:${crypto.randomUUID()}`;
+    const results = await Promise.all(Array.from({ length: 10 }, () => kv.set(key, "1", { nx: true, ex: 300 })));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(await kv.get(key)).toBe("1");
+    await kv.del(key);
+    expect(await kv.get(key)).toBeNull();
+  });
+
+  it_("INCR counts atomically and ping answers", async () => {
+    const key = `rf-test:ctr:${crypto.randomUUID()}`;
+    await Promise.all(Array.from({ length: 25 }, () => kv.incr(key, 60)));
+    expect(await kv.get(key)).toBe("25");
+    await kv.ping();
+    await kv.del(key);
+  });
+
+  it_("a key set with EX expires", async () => {
+    const key = `rf-test:exp:${crypto.randomUUID()}`;
+    await kv.set(key, "v", { ex: 1 });
+    expect(await kv.get(key)).toBe("v");
+    await new Promise((r) => setTimeout(r, 2100));
+    expect(await kv.get(key)).toBeNull();
+  });
+});
 
 describe("Durable-Object KV store (the Redis stand-in)", () => {
   const kv = openKv({ ...env, UPSTASH_REDIS_REST_URL: undefined });
