@@ -1,0 +1,70 @@
+/**
+ * One interface for every way a bridge can run Node-RED: `process` (child
+ * processes on this host: edge boxes, local development) and `kubernetes`
+ * (StatefulSet + Service per instance). The bridge's command executor only
+ * ever talks to this interface.
+ */
+
+export interface InstanceResources {
+  /** Kubernetes quantity, e.g. "500m" or "2". */
+  cpu?: string;
+  /** Kubernetes quantity, e.g. "512Mi". */
+  memory?: string;
+}
+
+/** Everything a driver needs to bring up one Node-RED instance. */
+export interface InstanceSpec {
+  id: string;
+  /** DNS-1123 label; used for process dirs and Kubernetes object names. */
+  name: string;
+  flows: unknown[];
+  resources: InstanceResources;
+  env: Record<string, string>;
+  /** Node-RED credentialSecret: encrypts flow credentials at rest. */
+  credentialSecret: string;
+}
+
+export type InstanceState = "starting" | "running" | "stopped" | "failed" | "unknown";
+
+export interface InstanceEndpoints {
+  /** Node-RED editor / Admin API base URL. */
+  admin: string;
+  /** Stable front URL for the instance's traffic (moves blue → green in deployments). */
+  front?: string;
+}
+
+export interface InstanceHealth {
+  instanceId: string;
+  state: InstanceState;
+  /** Admin API answered. */
+  live: boolean;
+  /** The instance's /healthz route (served by the RedForge node package) answered. */
+  ready: boolean;
+  rssBytes?: number;
+  heapUsedBytes?: number;
+  /** Node-RED runtime flows state from /flows/state or /diagnostics. */
+  flowsState?: "start" | "stop";
+  /** Node types the deployed flows use that this instance does not have. */
+  missingNodeTypes: string[];
+  checkedAt: string;
+  error?: string;
+}
+
+/** Drivers report state changes they notice themselves (a crash, a boot loop). */
+export type StatusListener = (instanceId: string, state: InstanceState, reason?: string) => void;
+
+export interface Driver {
+  readonly kind: "process" | "kubernetes";
+  create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints }>;
+  start(instanceId: string): Promise<void>;
+  stop(instanceId: string): Promise<void>;
+  /** Removes the runtime; data (userDir / PVC) is kept unless `deleteData`. */
+  destroy(instanceId: string, opts?: { deleteData?: boolean }): Promise<void>;
+  scale(instanceId: string, replicas: number): Promise<void>;
+  /** Pushes flows through the Admin API (Node-RED-API-Version: v2); `rev` guards against a concurrent change. */
+  deployFlows(instanceId: string, flows: unknown[], opts?: { rev?: string; type?: "full" | "nodes" | "flows" }): Promise<{ rev: string }>;
+  health(instanceId: string): Promise<InstanceHealth>;
+  onStatus(listener: StatusListener): void;
+  /** Stops everything this driver started (the bridge is shutting down). */
+  close(): Promise<void>;
+}
