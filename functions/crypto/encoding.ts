@@ -27,8 +27,13 @@ export async function sha256Hex(text: string): Promise<string> {
   return toHex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
 }
 
-/** Constant-time comparison of equal-length byte strings (workerd's timingSafeEqual). */
+/**
+ * Constant-time comparison. Portable on purpose: this module also runs in the
+ * Node bridge, where workerd's crypto.subtle.timingSafeEqual does not exist.
+ */
 export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
-  return crypto.subtle.timingSafeEqual(a, b);
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
 }

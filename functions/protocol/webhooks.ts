@@ -7,25 +7,14 @@
  * runs in workerd (verify) and in the Node bridge (sign).
  */
 
+import { fromBase64, timingSafeEqual, toBase64 } from "../crypto/encoding.ts";
+
 export const WEBHOOK_TOLERANCE_SECONDS = 5 * 60;
 const SECRET_PREFIX = "whsec_";
 
-function b64ToBytes(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-function bytesToB64(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s);
-}
-
 /** A whsec_ secret's key bytes are the base64 after the prefix (as the reference implementation does). */
 function secretKeyBytes(secret: string): Uint8Array {
-  return b64ToBytes(secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret);
+  return fromBase64(secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret);
 }
 
 async function hmac(secret: string, content: string): Promise<Uint8Array> {
@@ -34,7 +23,7 @@ async function hmac(secret: string, content: string): Promise<Uint8Array> {
 }
 
 export async function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): Promise<string> {
-  return `v1,${bytesToB64(await hmac(secret, `${id}.${timestampSeconds}.${body}`))}`;
+  return `v1,${toBase64(await hmac(secret, `${id}.${timestampSeconds}.${body}`))}`;
 }
 
 /** Headers for one outgoing webhook. */
@@ -49,13 +38,6 @@ export async function webhookHeaders(secret: string, body: string, id = `msg_${c
 
 export type WebhookRejection = "missing_headers" | "bad_timestamp" | "stale" | "bad_signature";
 export type WebhookCheck = { ok: true; id: string; timestamp: number } | { ok: false; reason: WebhookRejection };
-
-function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
 
 /**
  * Checks headers and signature over the raw body. Any of `secrets` may match
@@ -79,11 +61,11 @@ export async function verifyWebhook(
   const offered = sigHeader.split(" ").flatMap((part) => {
     const [version, sig] = part.split(",", 2);
     if (version !== "v1" || !sig) return [];
-    try { return [b64ToBytes(sig)]; } catch { return []; }
+    try { return [fromBase64(sig)]; } catch { return []; }
   });
   for (const secret of secrets) {
     const expected = await hmac(secret, `${id}.${timestamp}.${rawBody}`);
-    if (offered.some((sig) => constantTimeEqual(sig, expected))) return { ok: true, id, timestamp };
+    if (offered.some((sig) => timingSafeEqual(sig, expected))) return { ok: true, id, timestamp };
   }
   return { ok: false, reason: "bad_signature" };
 }
