@@ -1,0 +1,48 @@
+/**
+ * Reports (bridge → control plane), each one signed Standard Webhook to
+ * POST /api/webhooks/clusters/:clusterId. Verified before parsing, then
+ * validated here; both sides import these schemas.
+ */
+import { z } from "zod";
+
+export const INSTANCE_STATES = ["starting", "running", "stopped", "failed", "unknown"] as const;
+
+export const endpointsSchema = z.object({ admin: z.string(), front: z.string().optional() });
+
+export const instanceHealthSchema = z.object({
+  instanceId: z.uuid(),
+  state: z.enum(INSTANCE_STATES),
+  live: z.boolean(),
+  ready: z.boolean(),
+  rssBytes: z.number().nonnegative().optional(),
+  heapUsedBytes: z.number().nonnegative().optional(),
+  flowsState: z.enum(["start", "stop"]).optional(),
+  missingNodeTypes: z.array(z.string()).max(500),
+  checkedAt: z.iso.datetime(),
+  error: z.string().max(2000).optional(),
+});
+export type InstanceHealthWire = z.infer<typeof instanceHealthSchema>;
+
+export const reportSchema = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("command.result"),
+    commandId: z.string().min(1).max(64),
+    status: z.enum(["ok", "error"]),
+    result: z.record(z.string(), z.unknown()).optional(),
+    error: z.object({ code: z.string(), message: z.string().max(4000) }).optional(),
+  }),
+  z.object({
+    type: z.literal("instance.status"),
+    instanceId: z.uuid(),
+    state: z.enum(INSTANCE_STATES),
+    reason: z.string().max(2000).optional(),
+    endpoints: endpointsSchema.optional(),
+  }),
+  z.object({
+    type: z.literal("health.report"),
+    /** The health.report command this answers, if any (a sweep). */
+    commandId: z.string().max(64).optional(),
+    instances: z.array(instanceHealthSchema).max(5000),
+  }),
+]);
+export type Report = z.infer<typeof reportSchema>;
