@@ -35,8 +35,11 @@ export function toApiError(err: unknown): ApiError {
 
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   const apiErr = toApiError(err);
-  if (apiErr.status >= 500) {
-    console.error(JSON.stringify({ msg: "request failed", requestId: c.var.requestId, path: c.req.path, code: apiErr.code, err: String(err), stack: (err as Error)?.stack }));
+  if (apiErr.code === "internal_error") {
+    console.error(JSON.stringify({ msg: "request failed", requestId: c.var.requestId, path: c.req.path, err: String(err), stack: (err as Error)?.stack }));
+  } else if (apiErr.status >= 500) {
+    // Expected outages (database down, misconfiguration): one line, no stack.
+    console.warn(JSON.stringify({ msg: "request refused", requestId: c.var.requestId, path: c.req.path, code: apiErr.code }));
   }
   for (const [k, v] of Object.entries(apiErr.headers ?? {})) c.header(k, v);
   return c.json(errorBody(apiErr.code, apiErr.message, apiErr.details), apiErr.status);
