@@ -6,7 +6,7 @@
  */
 import { sql } from "drizzle-orm";
 import {
-  bigserial, boolean, doublePrecision, index, inet, integer, jsonb, numeric, pgTable, text,
+  bigint, bigserial, boolean, doublePrecision, index, inet, integer, jsonb, numeric, pgTable, text,
   timestamp, uniqueIndex, uuid, varchar,
 } from "drizzle-orm/pg-core";
 
@@ -79,6 +79,9 @@ export const instances = pgTable("instances", {
   resources: jsonb("resources").$type<Record<string, string>>().notNull().default({}),
   env: jsonb("env").$type<Record<string, string>>().notNull().default({}),
   endpoints: jsonb("endpoints").$type<Record<string, string>>().notNull().default({}),
+  replicas: integer("replicas").notNull().default(1),
+  // Node-RED credentialSecret for this instance, AES-GCM sealed; sent to the bridge only inside instance.create.
+  credentialSecretSealed: text("credential_secret_sealed"),
   healthEndpoint: varchar("health_endpoint", { length: 500 }),
   containerId: varchar("container_id", { length: 255 }),
   createdBy: uuid("created_by"),
@@ -91,6 +94,21 @@ export const instances = pgTable("instances", {
   index("idx_instances_cluster").on(t.clusterId),
   index("idx_instances_list").on(t.createdAt, t.id),
 ]);
+
+/** What bridges report per instance on every health sweep (and on their own). */
+export const instanceHealth = pgTable("instance_health", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  instanceId: uuid("instance_id").notNull().references(() => instances.id, { onDelete: "cascade" }),
+  checkedAt: ts("checked_at").notNull(),
+  state: varchar("state", { length: 20 }).notNull(),
+  live: boolean("live").notNull(),
+  ready: boolean("ready").notNull(),
+  rssBytes: bigint("rss_bytes", { mode: "number" }),
+  heapUsedBytes: bigint("heap_used_bytes", { mode: "number" }),
+  flowsState: varchar("flows_state", { length: 10 }),
+  missingNodeTypes: jsonb("missing_node_types").$type<string[]>().notNull().default([]),
+  error: text("error"),
+}, (t) => [index("idx_instance_health_recent").on(t.instanceId, t.checkedAt)]);
 
 export const flowVersions = pgTable("flow_versions", {
   id: uuid("id").primaryKey().defaultRandom(),

@@ -5,7 +5,11 @@ import { authenticate } from "./middleware/authenticate.ts";
 import { limitBody, requireJsonBody } from "./middleware/bodyGuard.ts";
 import { onError, onNotFound } from "./middleware/errorHandler.ts";
 import { requestContext } from "./middleware/requestContext.ts";
+import { jobRoutes } from "../queues/healthSweep.ts";
 import { apiKeyRoutes } from "./routes/apiKeys.ts";
+import { bridgeRoutes } from "./routes/bridge.ts";
+import { fleetSocketRoutes } from "./routes/fleetSocket.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -22,13 +26,19 @@ export function createApp() {
   app.notFound(onNotFound);
 
   app.use("/api/*", requestContext, limitBody, requireJsonBody, auditTrail);
+  app.use("/ws/*", requestContext);
   app.route("/api/health", healthRoutes);
   app.route("/api/auth", authRoutes);
+  // Authenticated by signatures, not users: cluster webhooks and tokens, QStash jobs.
+  app.route("/api", bridgeRoutes);
+  app.route("/api/jobs", jobRoutes);
+  app.route("/ws", fleetSocketRoutes);
 
   app.use("/api/*", authenticate);
   app.route("/api/api-keys", apiKeyRoutes);
   app.route("/api/clusters", clusterRoutes);
   app.route("/api/instances", instanceRoutes);
+  app.route("/api/metrics", metricsRoutes);
   return app;
 }
 

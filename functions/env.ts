@@ -1,3 +1,5 @@
+import type { ClusterLink } from "../durable/clusterLink.ts";
+import type { FleetEvents } from "../durable/fleetEvents.ts";
 import type { KvStoreObject } from "../durable/kvStore.ts";
 
 /** Every binding and variable the Worker reads, declared once (see wrangler.toml). */
@@ -21,5 +23,7 @@ export interface Env {
   /** Where QStash and bridges reach this Worker. */
   PUBLIC_URL?: string;
   KV_STORE: DurableObjectNamespace<KvStoreObject>;
+  CLUSTER_LINK: DurableObjectNamespace<ClusterLink>;
+  FLEET_EVENTS: DurableObjectNamespace<FleetEvents>;
   ASSETS?: Fetcher;
 }

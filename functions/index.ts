@@ -1,6 +1,8 @@
 import { createApp } from "./app.ts";
 import type { Env } from "./env.ts";
 
+export { ClusterLink } from "../durable/clusterLink.ts";
+export { FleetEvents } from "../durable/fleetEvents.ts";
 export { KvStoreObject } from "../durable/kvStore.ts";
 
 const app = createApp();

@@ -3,7 +3,9 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { clusters, flowVersions, instances } from "../../db/schema.ts";
 import type { AppEnv } from "../app-env.ts";
-import { sha256Hex } from "../crypto/encoding.ts";
+import { randomBytes, sha256Hex, toBase64Url } from "../crypto/encoding.ts";
+import { open, seal } from "../crypto/secretBox.ts";
+import { sendCommand } from "../fleet/commands.ts";
 import { canonicalJson } from "../../db/auditChain.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
@@ -37,13 +39,18 @@ const listQuery = z.strictObject({
   q: z.string().max(63).optional(),
 });
 const idParam = z.object({ id: z.uuid() });
+const scaleBody = z.strictObject({ replicas: z.number().int().min(0).max(100) });
+const destroyQuery = z.strictObject({
+  /** Also delete the instance's data (userDir / PVC); kept by default. */
+  deleteData: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+});
 
 type Row = typeof instances.$inferSelect;
 
 const summary = (r: Row) => ({
   id: r.id, name: r.name, clusterId: r.clusterId, team: r.team,
   status: r.status, statusReason: r.statusReason, desiredState: r.desiredState,
-  resources: r.resources, endpoints: r.endpoints, createdAt: r.createdAt, updatedAt: r.updatedAt,
+  resources: r.resources, replicas: r.replicas, endpoints: r.endpoints, createdAt: r.createdAt, updatedAt: r.updatedAt,
 });
 const detail = (r: Row) => ({ ...summary(r), flows: r.flows, env: r.env });
 
@@ -56,8 +63,8 @@ async function findLive(c: { var: AppEnv["Variables"] }, id: string): Promise<Ro
 }
 
 /**
- * Until the bridge acts on them, lifecycle calls record the desired state and
- * answer 202: the bridge reconciles `status` towards `desiredState`.
+ * Lifecycle calls record the desired state, then put the command in the
+ * cluster's outbox and answer 202: `status` follows when the bridge reports.
  */
 function lifecycle(desiredState: "running" | "stopped", action: string) {
   return async (c: import("hono").Context<AppEnv>) => {
@@ -69,7 +76,16 @@ function lifecycle(desiredState: "running" | "stopped", action: string) {
       return updated;
     });
     if (!row) throw notFound("instance", id);
-    return c.json({ id: row.id, status: row.status, desiredState: row.desiredState }, 202);
+    const commandId = await sendCommand(c.env, row.clusterId, desiredState === "running" ? "instance.start" : "instance.stop", id);
+    return c.json({ id: row.id, status: row.status, desiredState: row.desiredState, commandId }, 202);
+  };
+}
+
+/** What the bridge needs to run the instance; the credential secret leaves the control plane only here. */
+async function instanceSpec(row: Row, encryptionKey: string) {
+  return {
+    id: row.id, name: row.name, flows: row.flows, resources: row.resources, env: row.env,
+    credentialSecret: row.credentialSecretSealed ? await open(row.credentialSecretSealed, encryptionKey) : "",
   };
 }
 
@@ -80,8 +96,11 @@ export const instanceRoutes = new Hono<AppEnv>()
     const [cluster] = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(eq(clusters.id, body.clusterId)).limit(1);
     if (!cluster) throw new ApiError(400, "cluster_not_found", `cluster ${body.clusterId} does not exist`);
     const digest = await flowsDigest(body.flows);
+    const { encryptionKey } = c.var.services.config;
+    const credentialSecretSealed = await seal(toBase64Url(randomBytes(32)), encryptionKey);
     const row = await transact(c, async (tx, record) => {
-      const [created] = await tx.insert(instances).values({ ...body, team: p.team, createdBy: p.userId }).onConflictDoNothing().returning();
+      const [created] = await tx.insert(instances)
+        .values({ ...body, team: p.team, createdBy: p.userId, credentialSecretSealed }).onConflictDoNothing().returning();
       if (!created) throw new ApiError(409, "instance_name_taken", `an instance named ${body.name} already exists`);
       await tx.insert(flowVersions).values({ instanceId: created.id, version: 1, flows: body.flows, digest, createdBy: p.userId });
       record({
@@ -91,7 +110,8 @@ export const instanceRoutes = new Hono<AppEnv>()
       });
       return created;
     });
-    return c.json(detail(row), 201);
+    const commandId = await sendCommand(c.env, row.clusterId, "instance.create", row.id, { spec: await instanceSpec(row, encryptionKey) });
+    return c.json({ ...detail(row), commandId }, 201);
   })
   .get("/", requirePermission("instances", "read"), validate("query", listQuery), async (c) => {
     const q = c.req.valid("query");
@@ -134,7 +154,7 @@ export const instanceRoutes = new Hono<AppEnv>()
     });
     return c.json(detail(row));
   })
-  .delete("/:id", requirePermission("instances", "delete"), validate("param", idParam), async (c) => {
+  .delete("/:id", requirePermission("instances", "delete"), validate("param", idParam), validate("query", destroyQuery), async (c) => {
     const { id } = c.req.valid("param");
     const row = await transact(c, async (tx, record) => {
       // A tombstone, not a delete: the bridge destroys the runtime, and history keeps its references.
@@ -144,7 +164,22 @@ export const instanceRoutes = new Hono<AppEnv>()
       return gone;
     });
     if (!row) throw notFound("instance", id);
-    return c.json({ id: row.id, status: row.status, desiredState: row.desiredState }, 202);
+    const commandId = await sendCommand(c.env, row.clusterId, "instance.destroy", id, { deleteData: c.req.valid("query").deleteData });
+    return c.json({ id: row.id, status: row.status, desiredState: row.desiredState, commandId }, 202);
+  })
+  .post("/:id/scale", requirePermission("instances", "update"), validate("param", idParam), validate("json", scaleBody), async (c) => {
+    const { id } = c.req.valid("param");
+    const { replicas } = c.req.valid("json");
+    const row = await transact(c, async (tx, record) => {
+      const [updated] = await tx.update(instances)
+        .set({ replicas, desiredState: replicas === 0 ? "stopped" : "running", updatedAt: new Date() })
+        .where(and(eq(instances.id, id), isNull(instances.deletedAt))).returning();
+      if (updated) record({ action: "INSTANCE_SCALE_REQUESTED", resourceType: "instance", resourceId: id, details: { replicas } });
+      return updated;
+    });
+    if (!row) throw notFound("instance", id);
+    const commandId = await sendCommand(c.env, row.clusterId, "instance.scale", id, { replicas });
+    return c.json({ id: row.id, status: row.status, desiredState: row.desiredState, replicas: row.replicas, commandId }, 202);
   })
   .post("/:id/start", requirePermission("instances", "update"), validate("param", idParam), lifecycle("running", "INSTANCE_START_REQUESTED"))
   .post("/:id/stop", requirePermission("instances", "update"), validate("param", idParam), lifecycle("stopped", "INSTANCE_STOP_REQUESTED"));

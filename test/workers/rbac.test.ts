@@ -70,6 +70,13 @@ const CASES: RouteCase[] = [
     request: async (f) => ({ method: "DELETE", path: `/api/instances/${f.instanceId}` }),
     unchanged: instanceStillRunning,
   },
+  {
+    route: "POST /api/instances/:id/scale", allowed: ["admin", "operator"], success: 202,
+    request: async (f) => ({ method: "POST", path: `/api/instances/${f.instanceId}/scale`, body: { replicas: 0 } }),
+    unchanged: instanceStillRunning,
+  },
+  { route: "GET /api/metrics/instances/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async (f) => ({ method: "GET", path: `/api/metrics/instances/${f.instanceId}` }) },
+  { route: "GET /api/metrics/fleet", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/metrics/fleet" }) },
   { route: "POST /api/instances/:id/start", allowed: ["admin", "operator"], success: 202, request: async (f) => ({ method: "POST", path: `/api/instances/${f.instanceId}/start` }) },
   {
     route: "POST /api/instances/:id/stop", allowed: ["admin", "operator"], success: 202,

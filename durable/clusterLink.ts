@@ -1,0 +1,208 @@
+import { DurableObject } from "cloudflare:workers";
+import { openDb } from "../db/client.ts";
+import type { Env } from "../functions/env.ts";
+import { applyInstanceStatus } from "../functions/fleet/instanceStatus.ts";
+import { bridgeFrameSchema, newCommandId, type Command, type CommandType, type ServerFrame } from "../functions/protocol/commands.ts";
+
+/** How long a bridge has to answer before the instance is marked `unknown`. */
+const COMMAND_TIMEOUT_MS: Record<CommandType, number> = {
+  "instance.create": 180_000, "instance.start": 120_000, "instance.stop": 60_000, "instance.destroy": 60_000,
+  "instance.scale": 180_000, "flows.deploy": 60_000, "gate.set": 30_000, "gate.replay": 120_000,
+  "smoke.run": 120_000, "route.switch": 30_000, "health.report": 60_000,
+};
+
+type OutboxStatus = "pending" | "sent" | "received" | "ok" | "error" | "timed_out";
+const OPEN: OutboxStatus[] = ["pending", "sent", "received"];
+
+interface OutboxRow {
+  id: string; type: CommandType; instance_id: string | null; args: string; issued_at: string;
+  status: OutboxStatus; not_before: number; deadline: number; attempts: number;
+  [key: string]: SqlStorageValue;
+}
+
+export interface EnqueueOptions {
+  /** Hold the command this long before sending (health sweeps spread their load). */
+  delayMs?: number;
+  timeoutMs?: number;
+}
+
+/**
+ * One object per cluster: holds the bridge's WebSocket (Hibernation API), an
+ * outbox of commands that are redelivered until the bridge answers (the
+ * bridge dedupes by id), and one alarm for both delayed sends and deadlines.
+ * Every command is written to the outbox before it is sent.
+ */
+export class ClusterLink extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
+      id TEXT PRIMARY KEY, type TEXT NOT NULL, instance_id TEXT, args TEXT NOT NULL, issued_at TEXT NOT NULL,
+      status TEXT NOT NULL, not_before INTEGER NOT NULL, deadline INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+      result TEXT, updated_at INTEGER NOT NULL)`);
+    this.sql.exec("CREATE INDEX IF NOT EXISTS outbox_open ON outbox (status, not_before)");
+    this.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+  }
+
+  /** The Worker has already authenticated the bridge (cluster token) before forwarding the upgrade. */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
+    const clusterId = request.headers.get("X-Redforge-Cluster-Id") ?? "";
+    this.setMeta("clusterId", clusterId);
+    // One bridge per cluster: a reconnecting bridge replaces its stale socket.
+    for (const old of this.ctx.getWebSockets("bridge")) {
+      try { old.close(4000, "replaced by a newer connection"); } catch { /* gone */ }
+    }
+    const pair = new WebSocketPair();
+    this.ctx.acceptWebSocket(pair[1], ["bridge"]);
+    this.setMeta("connectedAt", new Date().toISOString());
+    this.sendFrame(pair[1], { kind: "welcome", clusterId, pending: this.openCount() });
+    this.deliverDue(pair[1], { redeliver: true });
+    await this.scheduleAlarm();
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  async enqueue(type: CommandType, instanceId: string | undefined, args: Record<string, unknown>, opts: EnqueueOptions = {}): Promise<Command> {
+    const now = Date.now();
+    const command: Command = { id: newCommandId(), type, instanceId, args, issuedAt: new Date(now).toISOString() };
+    const notBefore = now + Math.max(0, opts.delayMs ?? 0);
+    this.sql.exec(
+      "INSERT INTO outbox (id, type, instance_id, args, issued_at, status, not_before, deadline, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+      command.id, type, instanceId ?? null, JSON.stringify(args), command.issuedAt, notBefore,
+      notBefore + (opts.timeoutMs ?? COMMAND_TIMEOUT_MS[type]), now,
+    );
+    const ws = this.bridge();
+    if (ws && notBefore <= now) this.deliverDue(ws, { redeliver: false });
+    await this.scheduleAlarm();
+    return command;
+  }
+
+  /**
+   * Records the bridge's answer. `first` is false for a duplicate answer, so
+   * the caller applies a result's effects exactly once; a late answer to a
+   * timed-out command still counts (it corrects the `unknown` status).
+   */
+  async complete(commandId: string, ok: boolean, result: unknown): Promise<{ command: Command | null; first: boolean }> {
+    const row = this.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE id = ?", commandId).toArray()[0];
+    if (!row) return { command: null, first: false };
+    const first = OPEN.includes(row.status) || row.status === "timed_out";
+    if (first) {
+      this.sql.exec("UPDATE outbox SET status = ?, result = ?, updated_at = ? WHERE id = ?", ok ? "ok" : "error", JSON.stringify(result ?? null), Date.now(), commandId);
+    }
+    return { command: toCommand(row), first };
+  }
+
+  async status() {
+    return {
+      connected: this.bridge() !== undefined,
+      connectedAt: this.getMeta("connectedAt"),
+      lastHello: this.getMeta("hello") ? JSON.parse(this.getMeta("hello")!) : null,
+      openCommands: this.openCount(),
+    };
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    let frame;
+    try {
+      frame = bridgeFrameSchema.parse(JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message)));
+    } catch {
+      return; // A malformed frame is ignored, never fatal for the link.
+    }
+    if (frame.kind === "hello") this.setMeta("hello", JSON.stringify({ ...frame, at: new Date().toISOString() }));
+    else this.sql.exec("UPDATE outbox SET status = 'received', updated_at = ? WHERE id = ? AND status = 'sent'", Date.now(), frame.commandId);
+    void ws;
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    this.setMeta("disconnectedAt", new Date().toISOString());
+    try { ws.close(code === 1005 ? 1000 : code, "closing"); } catch { /* already closed */ }
+  }
+
+  override async alarm(): Promise<void> {
+    const ws = this.bridge();
+    if (ws) this.deliverDue(ws, { redeliver: false });
+    await this.expireOverdue();
+    await this.scheduleAlarm();
+  }
+
+  private async expireOverdue(): Promise<void> {
+    const now = Date.now();
+    const overdue = this.sql.exec<OutboxRow>(
+      "SELECT * FROM outbox WHERE status IN ('pending','sent','received') AND deadline <= ?", now,
+    ).toArray();
+    if (overdue.length === 0) return;
+    for (const row of overdue) this.sql.exec("UPDATE outbox SET status = 'timed_out', updated_at = ? WHERE id = ?", now, row.id);
+    const clusterId = this.getMeta("clusterId");
+    const affected = overdue.filter((r) => r.instance_id && r.type !== "health.report");
+    if (!clusterId || affected.length === 0) return;
+    // The bridge never answered: we do not know what runs, so we say so rather than guess "running".
+    const handle = openDb(this.env.DATABASE_URL!, this.env.NEON_LOCAL_PROXY);
+    try {
+      for (const row of affected) {
+        await applyInstanceStatus(handle.db, this.env, {
+          clusterId, instanceId: row.instance_id!, status: "unknown",
+          reason: `bridge did not answer ${row.type} within ${Math.round((row.deadline - row.not_before) / 1000)} s`,
+        });
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Sends what is due; `redeliver` (a fresh connection) also resends what the last one never answered. */
+  private deliverDue(ws: WebSocket, opts: { redeliver: boolean }): void {
+    const now = Date.now();
+    const states = opts.redeliver ? "('pending','sent','received')" : "('pending')";
+    const due = this.sql.exec<OutboxRow>(
+      `SELECT * FROM outbox WHERE status IN ${states} AND not_before <= ? AND deadline > ? ORDER BY not_before, rowid`, now, now,
+    ).toArray();
+    for (const row of due) {
+      if (!this.sendFrame(ws, { kind: "command", command: toCommand(row) })) return;
+      this.sql.exec("UPDATE outbox SET status = CASE WHEN status = 'pending' THEN 'sent' ELSE status END, attempts = attempts + 1, updated_at = ? WHERE id = ?", now, row.id);
+    }
+  }
+
+  private async scheduleAlarm(): Promise<void> {
+    const now = Date.now();
+    const next = this.sql.exec<{ at: number | null }>(
+      "SELECT MIN(CASE WHEN not_before > ? THEN not_before ELSE deadline END) AS at FROM outbox WHERE status IN ('pending','sent','received')", now,
+    ).one().at;
+    // Finished commands are kept a day for duplicate answers, then dropped.
+    this.sql.exec("DELETE FROM outbox WHERE status NOT IN ('pending','sent','received') AND updated_at < ?", now - 86_400_000);
+    if (next !== null) await this.ctx.storage.setAlarm(Math.max(next, now + 10));
+  }
+
+  private sendFrame(ws: WebSocket, frame: ServerFrame): boolean {
+    try {
+      ws.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private bridge(): WebSocket | undefined {
+    return this.ctx.getWebSockets("bridge").find((ws) => ws.readyState === WebSocket.OPEN);
+  }
+
+  private openCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending','sent','received')").one().n;
+  }
+
+  private getMeta(key: string): string | undefined {
+    return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
+  }
+}
+
+function toCommand(row: OutboxRow): Command {
+  return {
+    id: row.id, type: row.type, ...(row.instance_id ? { instanceId: row.instance_id } : {}),
+    args: JSON.parse(row.args), issuedAt: row.issued_at,
+  };
+}

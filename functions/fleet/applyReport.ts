@@ -1,0 +1,72 @@
+/**
+ * What a bridge report changes: a command's result settles its instance's
+ * status (once, even if the answer is delivered twice), a status report
+ * updates it, and a health report is stored as history and moves the status
+ * when the instance is seen up or down.
+ */
+import { and, eq, inArray } from "drizzle-orm";
+import type { Db } from "../../db/client.ts";
+import { clusters, instanceHealth, instances } from "../../db/schema.ts";
+import type { Env } from "../env.ts";
+import type { Command } from "../protocol/commands.ts";
+import type { Report } from "../protocol/reports.ts";
+import { applyInstanceStatus, type ObservedStatus } from "./instanceStatus.ts";
+
+type ResultReport = Extract<Report, { type: "command.result" }>;
+type HealthReport = Extract<Report, { type: "health.report" }>;
+
+function statusAfter(command: Command, report: ResultReport): ObservedStatus | undefined {
+  if (report.status === "error") return command.type.startsWith("instance.") ? "failed" : undefined;
+  switch (command.type) {
+    case "instance.create":
+    case "instance.start": return (report.result?.state as ObservedStatus | undefined) ?? "running";
+    case "instance.stop": return "stopped";
+    case "instance.destroy": return "destroyed";
+    case "instance.scale": return Number(command.args.replicas) === 0 ? "stopped" : "running";
+    default: return undefined;
+  }
+}
+
+export async function applyCommandResult(db: Db, env: Env, clusterId: string, report: ResultReport): Promise<{ known: boolean }> {
+  const link = env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(clusterId));
+  // RPC types cannot express `unknown` args; the object returns exactly this shape.
+  const { command, first } = (await link.complete(report.commandId, report.status === "ok", report.result ?? report.error ?? null)) as
+    { command: Command | null; first: boolean };
+  if (!command) return { known: false };
+  if (!first || !command.instanceId) return { known: true };
+  const status = statusAfter(command, report);
+  if (status) {
+    const endpoints = report.result?.endpoints as Record<string, string> | undefined;
+    await applyInstanceStatus(db, env, {
+      clusterId, instanceId: command.instanceId, status,
+      reason: report.status === "error" ? `${command.type} failed: ${report.error?.message ?? "no reason given"}` : null,
+      ...(endpoints ? { endpoints } : {}),
+    });
+  }
+  return { known: true };
+}
+
+export async function applyHealthReport(db: Db, env: Env, clusterId: string, report: HealthReport): Promise<number> {
+  if (report.instances.length === 0) return 0;
+  const ids = [...new Set(report.instances.map((h) => h.instanceId))];
+  // Only this cluster's instances: a bridge cannot write another cluster's history.
+  const owned = await db.select({ id: instances.id, status: instances.status, reason: instances.statusReason })
+    .from(instances).where(and(eq(instances.clusterId, clusterId), inArray(instances.id, ids)));
+  const byId = new Map(owned.map((o) => [o.id, o]));
+  const rows = report.instances.filter((h) => byId.has(h.instanceId));
+  if (rows.length === 0) return 0;
+  await db.insert(instanceHealth).values(rows.map((h) => ({
+    instanceId: h.instanceId, checkedAt: new Date(h.checkedAt), state: h.state, live: h.live, ready: h.ready,
+    rssBytes: h.rssBytes ?? null, heapUsedBytes: h.heapUsedBytes ?? null, flowsState: h.flowsState ?? null,
+    missingNodeTypes: h.missingNodeTypes, error: h.error ?? null,
+  })));
+  for (const h of rows) {
+    const current = byId.get(h.instanceId)!;
+    const reason = h.error ?? (h.missingNodeTypes.length ? `missing node types: ${h.missingNodeTypes.join(", ")}` : null);
+    if (current.status !== h.state || (current.reason ?? null) !== reason) {
+      await applyInstanceStatus(db, env, { clusterId, instanceId: h.instanceId, status: h.state, reason });
+    }
+  }
+  await db.update(clusters).set({ lastSeenAt: new Date() }).where(eq(clusters.id, clusterId));
+  return rows.length;
+}

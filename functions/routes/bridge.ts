@@ -1,0 +1,78 @@
+/**
+ * The bridge's side of the API. None of these routes takes a user: the token
+ * route and the webhook route are authenticated by the cluster's webhook
+ * signature, the link by a short-lived cluster token.
+ */
+import { eq } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import { clusters } from "../../db/schema.ts";
+import type { AppEnv } from "../app-env.ts";
+import { issueClusterToken, verifyClusterToken } from "../auth/clusterTokens.ts";
+import { ApiError } from "../errors.ts";
+import { applyCommandResult, applyHealthReport } from "../fleet/applyReport.ts";
+import { applyInstanceStatus } from "../fleet/instanceStatus.ts";
+import { verifyClusterWebhook } from "../fleet/signedRequest.ts";
+import { reportSchema } from "../protocol/reports.ts";
+import { describeIssues, validate } from "../validation.ts";
+
+const clusterParam = z.object({ id: z.uuid() });
+const tokenRequest = z.object({ bridgeVersion: z.string().max(64).optional() });
+
+function parseJson<T>(body: string, schema: z.ZodType<T>): T {
+  let raw: unknown;
+  try { raw = JSON.parse(body); } catch { throw new ApiError(400, "malformed_json", "request body is not valid JSON"); }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new ApiError(400, "validation_failed", "report does not match the protocol", describeIssues(parsed.error.issues));
+  return parsed.data;
+}
+
+export const bridgeRoutes = new Hono<AppEnv>()
+  .post("/clusters/:id/token", validate("param", clusterParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const hook = await verifyClusterWebhook(c, id);
+    parseJson(hook.body || "{}", tokenRequest);
+    const { db, config } = c.var.services;
+    await db.update(clusters).set({ lastSeenAt: new Date() }).where(eq(clusters.id, id));
+    return c.json(await issueClusterToken(id, config.jwtSecret));
+  })
+  .get("/clusters/:id/link", validate("param", clusterParam), async (c) => {
+    const { id } = c.req.valid("param");
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
+    const token = /^Bearer\s+(\S+)$/i.exec(c.req.header("Authorization") ?? "")?.[1];
+    const subject = token ? await verifyClusterToken(token, c.var.services.config.jwtSecret) : null;
+    if (subject !== id) throw new ApiError(401, "invalid_cluster_token", "a valid cluster token for this cluster is required");
+    await c.var.services.db.update(clusters).set({ status: "connected", lastSeenAt: new Date() }).where(eq(clusters.id, id));
+    const headers = new Headers(c.req.raw.headers);
+    headers.set("X-Redforge-Cluster-Id", id);
+    const link = c.env.CLUSTER_LINK.get(c.env.CLUSTER_LINK.idFromName(id));
+    return link.fetch(new Request(c.req.url, { headers }));
+  })
+  .post("/webhooks/clusters/:id", validate("param", clusterParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const hook = await verifyClusterWebhook(c, id);
+    try {
+      const report = parseJson(hook.body, reportSchema);
+      const { db } = c.var.services;
+      if (report.type === "command.result") {
+        const { known } = await applyCommandResult(db, c.env, id, report);
+        return c.json({ accepted: true, known }, 202);
+      }
+      if (report.type === "instance.status") {
+        const applied = await applyInstanceStatus(db, c.env, {
+          clusterId: id, instanceId: report.instanceId, status: report.state, reason: report.reason ?? null,
+          ...(report.endpoints ? { endpoints: report.endpoints } : {}),
+        });
+        return c.json({ accepted: true, known: applied }, 202);
+      }
+      if (report.type === "health.report" && report.commandId) {
+        await c.env.CLUSTER_LINK.get(c.env.CLUSTER_LINK.idFromName(id)).complete(report.commandId, true, { instances: report.instances.length });
+      }
+      const stored = await applyHealthReport(db, c.env, id, report);
+      return c.json({ accepted: true, stored }, 202);
+    } catch (err) {
+      // A report we could not process may be retried under the same id.
+      await hook.release().catch(() => {});
+      throw err;
+    }
+  });

@@ -1,0 +1,29 @@
+/**
+ * The health sweep QStash calls on a schedule: every cluster's ClusterLink is
+ * asked for a health report, each at a random moment within the jitter
+ * window so a large fleet does not check in at once. Idempotent: a duplicate
+ * delivery only asks the bridges once more.
+ */
+import { Hono } from "hono";
+import { clusters } from "../db/schema.ts";
+import type { AppEnv } from "../functions/app-env.ts";
+import { sendCommand } from "../functions/fleet/commands.ts";
+import { verifyQStashSignature } from "./verifySignature.ts";
+
+export const HEALTH_SWEEP_PATH = "/api/jobs/health-sweep";
+/** Spread over at most this window; small fleets answer within a second. */
+const MAX_JITTER_MS = 20_000;
+
+export function sweepJitter(clusterCount: number): number {
+  return Math.min(MAX_JITTER_MS, clusterCount * 50);
+}
+
+export const jobRoutes = new Hono<AppEnv>()
+  .use("*", verifyQStashSignature)
+  .post("/health-sweep", async (c) => {
+    const rows = await c.var.services.db.select({ id: clusters.id }).from(clusters);
+    const window = sweepJitter(rows.length);
+    await Promise.all(rows.map((r) =>
+      sendCommand(c.env, r.id, "health.report", undefined, {}, { delayMs: Math.floor(Math.random() * window) })));
+    return c.json({ clusters: rows.length, jitterWindowMs: window });
+  });
