@@ -9,8 +9,6 @@ import { clusters } from "../db/schema.ts";
 import type { AppEnv } from "../functions/app-env.ts";
 import { sendCommand } from "../functions/fleet/commands.ts";
 import { verifyQStashSignature } from "./verifySignature.ts";
-
-export const HEALTH_SWEEP_PATH = "/api/jobs/health-sweep";
 /** Spread over at most this window; small fleets answer within a second. */
 const MAX_JITTER_MS = 20_000;
 

@@ -11,8 +11,9 @@ import { startMqttBroker } from "../dev/mqtt-broker.ts";
 import { startNeonRelay } from "../dev/neon-relay.ts";
 import { assertPortFree, isReachable, PortInUseError } from "../dev/ports.ts";
 import { startEmbeddedPostgres } from "../dev/postgres.ts";
-import { startQStashEmulator } from "../dev/qstash/index.ts";
+import { startQStashEmulator, type QStashEmulator } from "../dev/qstash/index.ts";
 import { startUpstashRelay } from "../dev/upstash-relay.ts";
+import { syncSchedules } from "./schedules.ts";
 import { startWranglerDev } from "./wrangler-dev.ts";
 import { workerVars } from "./worker-vars.ts";
 
@@ -23,6 +24,7 @@ export interface RunningStack {
   workerVars: Record<string, string>;
   apiUrl: string;
   mqttUrl: string;
+  qstash: QStashEmulator;
   /** "durable-object" unless a redis-server was reachable. */
   kvBackend: "upstash" | "durable-object";
   close(): Promise<void>;
@@ -105,8 +107,10 @@ export async function startStack(cfg: StackConfig, opts: { worker: "wrangler" | 
     });
     if (opts.worker === "wrangler") {
       services.push(await startWranglerDev({ port: cfg.ports.api, stateDir: cfg.stateDir, vars, onLog: logTo("worker") }));
+      const ids = await syncSchedules({ qstashUrl: qstash.url, token: cfg.qstash.token, publicUrl: apiUrl });
+      log("qstash", `schedules in place: ${ids.join(", ")}`);
     }
-    return { services, workerVars: vars, apiUrl, mqttUrl, kvBackend: upstashRelayUrl ? "upstash" : "durable-object", close };
+    return { services, workerVars: vars, apiUrl, mqttUrl, qstash, kvBackend: upstashRelayUrl ? "upstash" : "durable-object", close };
   } catch (err) {
     await close();
     throw err;

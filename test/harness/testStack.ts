@@ -32,7 +32,7 @@ export async function startTestStack(opts: { worker: "wrangler" | "none" }): Pro
     postgres: { ...base.postgres, url: base.postgres.url ? await freshDatabase(base.postgres.url, "redforge_it") : undefined },
   };
   const lines: string[] = [];
-  const stack = await startStack(cfg, { worker: opts.worker, log: (s, l) => { lines.push(`[${s}] ${l}`); if (lines.length > 200) lines.shift(); } });
+  const stack = await startStack(cfg, { worker: opts.worker, log: (s, l) => { if (process.env.STACK_LOG) console.log(`[${s}] ${l}`); lines.push(`[${s}] ${l}`); if (lines.length > 200) lines.shift(); } });
   return {
     ...stack,
     cfg,

@@ -121,6 +121,23 @@ describe("control plane over HTTP (wrangler dev + local stack)", () => {
     }
   });
 
+  it("the health sweep runs when QStash fires its schedule, and only QStash may call it", async () => {
+    const unsigned = await call("POST", "/api/jobs/health-sweep", { body: {} });
+    expect(unsigned.status).toBe(401);
+    const forged = await fetch(`${stack.apiUrl}/api/jobs/health-sweep`, {
+      method: "POST", headers: { "content-type": "application/json", "upstash-signature": "eyJhbGciOiJIUzI1NiJ9.e30.c2ln" }, body: "{}",
+    });
+    expect(forged.status).toBe(401);
+    const before = stack.qstash.stats();
+    stack.qstash.fireSchedule("redforge-health-sweep");
+    await stack.qstash.tick();
+    await stack.qstash.idle();
+    const after = stack.qstash.stats();
+    // Delivered and answered 2xx: nothing left pending, nothing dead-lettered.
+    expect(after.dlq).toBe(before.dlq);
+    expect(after.pending).toBe(0);
+  });
+
   it("the stack's MQTT broker delivers QoS 1 messages", async () => {
     const client = await mqtt.connectAsync(stack.mqttUrl, { protocolVersion: 4, clientId: `it-${Date.now()}` });
     const topic = `redforge/it/${Date.now()}`;

@@ -1,0 +1,2 @@
+/** Job paths, shared by the Worker's routes and the schedule sync script (which runs in Node). */
+export const HEALTH_SWEEP_PATH = "/api/jobs/health-sweep";
