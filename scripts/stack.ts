@@ -59,12 +59,22 @@ async function redisIfReachable(cfg: StackConfig): Promise<string | undefined> {
   return (await isReachable(Number(u.port || 6379), u.hostname)) ? cfg.redisUrl : undefined;
 }
 
-export async function startStack(cfg: StackConfig, opts: { worker: "wrangler" | "none"; log?: StackLog }): Promise<RunningStack> {
+export interface StackOptions {
+  worker: "wrangler" | "none";
+  log?: StackLog;
+  /** Aborting mid-start stops what already started and rejects with the signal's reason (Ctrl-C during start-up). */
+  signal?: AbortSignal;
+}
+
+export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<RunningStack> {
   const log: StackLog = opts.log ?? (() => {});
   const logTo = (service: string) => (line: string) => log(service, line);
   const redisUrl = await redisIfReachable(cfg);
-  if (cfg.redisUrl && !redisUrl) log("stack", `REDIS_URL ${cfg.redisUrl} is not reachable: the Worker uses its Durable-Object KV store`);
+  if (!cfg.redisUrl) log("stack", "no REDIS_URL: the Worker uses its Durable-Object KV store");
+  else if (!redisUrl) log("stack", `REDIS_URL ${cfg.redisUrl} is not reachable: the Worker uses its Durable-Object KV store`);
   await checkPorts(cfg, opts.worker === "wrangler", Boolean(redisUrl));
+  // Between steps, so an abort never leaves a half-started service unowned.
+  const checkpoint = () => opts.signal?.throwIfAborted();
 
   const services: RunningService[] = [];
   const close = async () => {
@@ -74,14 +84,17 @@ export async function startStack(cfg: StackConfig, opts: { worker: "wrangler" | 
     services.length = 0;
   };
   try {
+    checkpoint();
     let databaseUrl = cfg.postgres.url;
     if (!databaseUrl) {
       const pg = await startEmbeddedPostgres(cfg, { port: cfg.ports.postgres, onLog: logTo("postgres") });
       services.push(pg);
       databaseUrl = pg.connectionString;
     }
+    checkpoint();
     await migrate(databaseUrl);
     log("postgres", "schema is up to date");
+    checkpoint();
     services.push(await startNeonRelay({ port: cfg.ports.neonRelay, host: cfg.host, onLog: logTo("neon-relay") }));
     let upstashRelayUrl: string | undefined;
     if (redisUrl) {
@@ -89,12 +102,14 @@ export async function startStack(cfg: StackConfig, opts: { worker: "wrangler" | 
       services.push(relay);
       upstashRelayUrl = relay.url;
     }
+    checkpoint();
     const qstash = await startQStashEmulator({
       port: cfg.ports.qstash, host: cfg.host, token: cfg.qstash.token,
       currentSigningKey: cfg.qstash.currentSigningKey, nextSigningKey: cfg.qstash.nextSigningKey,
       stateFile: path.join(cfg.stateDir, "qstash.json"), onLog: logTo("qstash"),
     });
     services.push(qstash);
+    checkpoint();
     let mqttUrl = cfg.mqttUrl;
     if (!mqttUrl) {
       const broker = await startMqttBroker({ port: cfg.ports.mqtt, host: cfg.host, onLog: logTo("mqtt") });
@@ -106,7 +121,9 @@ export async function startStack(cfg: StackConfig, opts: { worker: "wrangler" | 
       databaseUrl, neonRelay: `${cfg.host}:${cfg.ports.neonRelay}`, qstashUrl: qstash.url, upstashRelayUrl, publicUrl: apiUrl,
     });
     if (opts.worker === "wrangler") {
-      services.push(await startWranglerDev({ port: cfg.ports.api, stateDir: cfg.stateDir, vars, onLog: logTo("worker") }));
+      checkpoint();
+      services.push(await startWranglerDev({ port: cfg.ports.api, stateDir: cfg.stateDir, vars, onLog: logTo("worker"), signal: opts.signal }));
+      checkpoint();
       const ids = await syncSchedules({ qstashUrl: qstash.url, token: cfg.qstash.token, publicUrl: apiUrl });
       log("qstash", `schedules in place: ${ids.join(", ")}`);
     }

@@ -28,7 +28,24 @@ export function workerVars(cfg: StackConfig, at: StackEndpoints): Record<string,
   };
 }
 
-/** dotenv format for `wrangler dev --env-file` (keeps secrets out of argv). */
+/**
+ * dotenv format for `wrangler dev --env-file` (keeps secrets out of argv).
+ * wrangler 4.86 reads it with dotenv 16.3 then dotenv-expand 12, which
+ * unescape nothing but `\n`/`\r` in double quotes and expand `$NAME`
+ * everywhere, so JSON-style quoting would corrupt a password holding `$`, `"`
+ * or `\`. A quote character absent from the value keeps it literal, and `\$`
+ * is the one escape dotenv-expand undoes.
+ */
 export function toEnvFile(vars: Record<string, string>): string {
-  return Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("\n") + "\n";
+  return Object.entries(vars).map(([k, v]) => `${k}=${quoteEnvValue(k, v)}`).join("\n") + "\n";
+}
+
+function quoteEnvValue(key: string, value: string): string {
+  if (!/^[\w.-]+$/.test(key)) throw new Error(`worker variable name ${JSON.stringify(key)} cannot be written to an env file`);
+  // The parser turns CR into LF, and a backslash before the closing quote would escape it.
+  const quote = value.includes("\r") || value.endsWith("\\") ? undefined
+    : ["'", "`", '"'].find((q) => !value.includes(q) && (q !== '"' || !/\\[nr]/.test(value)));
+  // Never echo the value: it may be a secret.
+  if (!quote) throw new Error(`the value of ${key} cannot be passed to wrangler (it mixes all quote characters, a CR or a trailing backslash)`);
+  return quote + value.replaceAll("$", "\\$") + quote;
 }

@@ -23,6 +23,8 @@ export interface WranglerDevOptions {
   vars: Record<string, string>;
   onLog?: (line: string) => void;
   readyTimeoutMs?: number;
+  /** Aborting stops waiting for readiness and takes wrangler down (Ctrl-C during start-up). */
+  signal?: AbortSignal;
 }
 
 export async function startWranglerDev(opts: WranglerDevOptions): Promise<RunningService> {
@@ -55,19 +57,33 @@ export async function startWranglerDev(opts: WranglerDevOptions): Promise<Runnin
   child.stdout!.on("data", onData);
   child.stderr!.on("data", onData);
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.once("exit", () => { exited = true; resolve(); }));
+  let exitedWith = "";
+  const exit = new Promise<void>((resolve) => {
+    child.once("exit", (code, sig) => { exited = true; exitedWith = sig ?? `code ${code}`; resolve(); });
+    // e.g. node_modules/.bin/wrangler missing: no "exit" follows, and an unhandled "error" would crash us.
+    child.once("error", (err) => { recent.push(String(err)); exited = true; exitedWith = "a spawn error"; resolve(); });
+  });
+  const signalGroup = (sig: NodeJS.Signals) => {
+    try { process.kill(-child.pid!, sig); } catch { /* already gone */ }
+  };
+  // Detached means our own death no longer reaches workerd: if this process
+  // exits without close() (second Ctrl-C, a crash), take the group down with it.
+  const onParentExit = () => signalGroup("SIGTERM");
+  process.on("exit", onParentExit);
+  void exit.then(() => process.off("exit", onParentExit));
 
   const close = async () => {
-    if (exited || child.pid === undefined) return;
-    try { process.kill(-child.pid, "SIGTERM"); } catch { /* already gone */ }
-    const timer = setTimeout(() => { try { process.kill(-child.pid!, "SIGKILL"); } catch { /* gone */ } }, 5_000);
+    if (child.pid === undefined) return;
+    // Even after the wrangler wrapper has exited, workerd may linger in the group.
+    signalGroup("SIGTERM");
+    if (exited) return;
+    const timer = setTimeout(() => signalGroup("SIGKILL"), 5_000);
     await exit;
     clearTimeout(timer);
   };
 
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 90_000);
-  while (Date.now() < deadline) {
-    if (exited) break;
+  while (Date.now() < deadline && !exited && !opts.signal?.aborted) {
     try {
       const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(5_000) });
       await res.arrayBuffer();
@@ -76,8 +92,11 @@ export async function startWranglerDev(opts: WranglerDevOptions): Promise<Runnin
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+  // Read before close(), which makes every run look like it exited.
+  const why = exited ? `(it exited with ${exitedWith})` : `within ${((opts.readyTimeoutMs ?? 90_000) / 1000).toFixed(1)} s`;
   await close();
+  if (opts.signal?.aborted) throw opts.signal.reason;
   throw new Error(
-    `wrangler dev did not come up on ${url} ${exited ? "(it exited)" : "in time"}; its last output:\n  ${recent.slice(-12).join("\n  ")}`,
+    `wrangler dev did not come up on ${url} ${why}; its last output:\n  ${recent.slice(-12).join("\n  ") || "(none)"}`,
   );
 }
