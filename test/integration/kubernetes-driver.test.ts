@@ -315,7 +315,9 @@ describe("kubernetes driver (fake API server)", () => {
     await driver.create(spec());
     const flows = [{ id: "t1", type: "tab" }, { id: "n1", type: "inject", z: "t1" }];
     await expect(driver.deployFlows("inst-0001", flows, { rev: "rev-1", type: "nodes" })).resolves.toEqual({ rev: "rev-2" });
-    const [req] = admin.seen;
+    // The node types are checked against GET /nodes before anything is deployed.
+    expect(admin.seen[0]).toMatchObject({ method: "GET", path: "/nodes" });
+    const req = admin.seen.find((r) => r.method === "POST");
     expect(req).toMatchObject({ method: "POST", path: "/flows", body: { rev: "rev-1", flows } });
     expect(req!.headers).toMatchObject({
       "node-red-api-version": "v2",

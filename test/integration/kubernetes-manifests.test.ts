@@ -9,7 +9,7 @@ import type { V1Pod, V1StatefulSet } from "@kubernetes/client-node";
 import type { InstanceSpec } from "../../bridge/drivers/driver.ts";
 import { buildInstanceManifests, CONFIG_HASH_ANNOTATION, ownedBy, type ManifestOptions } from "../../bridge/drivers/kubernetes/manifests.ts";
 import { observeInstance } from "../../bridge/drivers/kubernetes/status.ts";
-import { missingTypes } from "../../bridge/drivers/kubernetes/adminApi.ts";
+import { missingTypes } from "../../bridge/drivers/nodeRedAdmin.ts";
 
 const opts: ManifestOptions = { namespace: "ns1", clusterId: "c1", image: "nodered/node-red:4.1.15", dataSize: "5Gi", adminToken: "tok", color: "blue" };
 const spec = (over: Partial<InstanceSpec> = {}): InstanceSpec => ({

@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { freePort } from "../../dev/ports.ts";
-import { AdminApi, FlowsConflictError } from "../../bridge/drivers/kubernetes/adminApi.ts";
+import { AdminApi, FlowsConflictError, MissingNodeTypesError } from "../../bridge/drivers/nodeRedAdmin.ts";
 import { renderSettings } from "../../bridge/drivers/kubernetes/settings.ts";
 
 const TOKEN = "k8s-settings-test-token";
@@ -105,8 +105,13 @@ describe("kubernetes instance settings.js under real Node-RED", () => {
 
   it("deploys through the driver's client, refuses a stale rev, and a restart keeps the deployed flows", async () => {
     const flows = [...seedFlows, { id: "x1", type: "some-missing-type", z: "t1", wires: [] }];
-    const { rev } = await admin.deployFlows(base, "test", flows);
-    expect(rev).toMatch(/\w+/);
+    await expect(admin.deployFlows(base, "test", flows)).rejects.toBeInstanceOf(MissingNodeTypesError);
+    // Deployed behind the client's back, the probe still names the missing type.
+    const raw = await fetch(`${base}/flows`, {
+      method: "POST", body: JSON.stringify({ flows }),
+      headers: { Authorization: `Bearer ${TOKEN}`, "Node-RED-API-Version": "v2", "Content-Type": "application/json" },
+    });
+    expect(raw.status).toBe(200);
     await expect(admin.deployFlows(base, "test", seedFlows, { rev: "stale" })).rejects.toBeInstanceOf(FlowsConflictError);
     expect((await admin.probe(base)).missingNodeTypes).toEqual(["some-missing-type"]);
 

@@ -6,13 +6,13 @@
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, InstanceState, StatusListener } from "../driver.ts";
-import { AdminApi, serviceAdminUrl, type AdminUrlResolver } from "./adminApi.ts";
+import { AdminApi, serviceAdminUrl, type AdminUrlResolver } from "../nodeRedAdmin.ts";
 import { clusterSelector, instanceIdSelector, LABEL, type Color } from "./labels.ts";
 import { buildInstanceManifests, DEFAULT_DATA_SIZE, DEFAULT_IMAGE, NODE_RED_PORT, ownedBy } from "./manifests.ts";
 import { InstanceObjects } from "./resources.ts";
 import { observeInstance } from "./status.ts";
 
-export { FlowsConflictError, type AdminUrlResolver } from "./adminApi.ts";
+export { FlowsConflictError, type AdminUrlResolver } from "../nodeRedAdmin.ts";
 export { KubernetesApiError } from "./resources.ts";
 
 export interface KubernetesDriverOptions {

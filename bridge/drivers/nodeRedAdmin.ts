@@ -1,8 +1,9 @@
 /**
- * The Node-RED Admin API of one instance, as the bridge reaches it (through
- * the instance's Service by default). Authenticated with the static admin
- * token that settings.js accepts.
+ * The Node-RED Admin API of one instance, shared by every driver (process:
+ * 127.0.0.1:<port>; kubernetes: the instance's Service). Authenticated with
+ * the static admin token that each driver's settings.js accepts.
  */
+import fs from "node:fs/promises";
 
 export interface AdminTarget {
   name: string;
@@ -17,6 +18,14 @@ export type AdminUrlResolver = (target: AdminTarget) => string;
  * completes it with whatever the cluster domain is (not always cluster.local).
  */
 export const serviceAdminUrl: AdminUrlResolver = ({ name, namespace }) => `http://${name}.${namespace}.svc:1880`;
+
+export class MissingNodeTypesError extends Error {
+  readonly code = "missing_node_types";
+  constructor(instance: string, readonly types: string[]) {
+    super(`flows for ${instance} use node types it does not have: ${types.join(", ")}`);
+    this.name = "MissingNodeTypesError";
+  }
+}
 
 export class FlowsConflictError extends Error {
   readonly code = "version_mismatch";
@@ -54,7 +63,39 @@ export class AdminApi {
     });
   }
 
+  async nodeSets(base: string): Promise<Array<{ id?: string; module?: string; types?: string[] }>> {
+    // GET /nodes answers HTML unless asked for JSON.
+    const res = await this.request(`${base}/nodes`, { method: "GET", timeoutMs: this.timeouts.probeMs, headers: { Accept: "application/json" } });
+    if (!res.ok) throw new Error(`GET /nodes: ${res.status}`);
+    return (await res.json()) as Array<{ id?: string; module?: string; types?: string[] }>;
+  }
+
+  /** True once the Admin API answers with the token accepted. */
+  async answers(base: string): Promise<boolean> {
+    try {
+      const res = await this.request(`${base}/settings`, { method: "GET", timeoutMs: this.timeouts.probeMs });
+      await res.arrayBuffer();
+      return res.ok;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Installs a node package from a tarball without a restart (POST /nodes, multipart field `tarball`). */
+  async uploadNodePackage(base: string, tarball: string): Promise<void> {
+    const form = new FormData();
+    form.append("tarball", new Blob([await fs.readFile(tarball)], { type: "application/gzip" }), tarball.split("/").pop() ?? "package.tgz");
+    const res = await this.request(`${base}/nodes`, { method: "POST", timeoutMs: this.timeouts.deployMs, body: form });
+    // 400 module_already_loaded: a restarted instance keeps what it installed before.
+    if (!res.ok && !(res.status === 400 && (await res.clone().text()).includes("already"))) {
+      throw new Error(`install node package: ${res.status} ${(await res.text()).slice(0, 300)}`);
+    }
+  }
+
   async deployFlows(base: string, instance: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
+    // FACTS: an unknown type deploys "fine" and then every flow waits for it forever.
+    const missing = missingTypes(flows as Array<{ type?: unknown }>, await this.nodeSets(base));
+    if (missing.length) throw new MissingNodeTypesError(instance, missing);
     const res = await this.request(`${base}/flows`, {
       method: "POST",
       timeoutMs: this.timeouts.deployMs,

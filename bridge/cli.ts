@@ -1,0 +1,122 @@
+/**
+ * `redforge-bridge` command-line parsing: flags and environment in, validated
+ * options out, or a UsageError whose message tells the operator what to fix.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { fromBase64 } from "../functions/crypto/encoding.ts";
+
+export const USAGE = `Usage: redforge-bridge --cluster <id> --api <url> [options]
+
+Connects this cluster to a RedForge control plane and runs its commands.
+
+  --cluster <id>         cluster id (a UUID, shown when the cluster was registered)
+  --api <url>            control plane base URL, e.g. https://redforge.example.com
+  --secret-file <path>   file holding the cluster's webhook secret (whsec_...);
+                         default: environment variable REDFORGE_CLUSTER_SECRET
+  --driver <kind>        process | kubernetes (default: process)
+  --state-dir <dir>      where the bridge keeps its state (default: .redforge/bridge/<cluster>)
+  --node-package <path>  RedForge node package tarball for the instances
+                         (default: packed from flows/node-package at start)
+  -h, --help             show this help`;
+
+export type DriverKind = "process" | "kubernetes";
+
+export interface CliOptions {
+  clusterId: string;
+  api: string;
+  secret: string;
+  driver: DriverKind;
+  stateDir: string;
+  nodePackage?: string;
+}
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Returns null for --help. */
+export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): CliOptions | null {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        cluster: { type: "string" }, api: { type: "string" }, "secret-file": { type: "string" },
+        driver: { type: "string" }, "state-dir": { type: "string" }, "node-package": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return null;
+  const clusterId = requireCluster(values.cluster as string | undefined);
+  const nodePackage = values["node-package"] as string | undefined;
+  return {
+    clusterId,
+    api: requireApi(values.api as string | undefined),
+    secret: readSecret(values["secret-file"] as string | undefined, env),
+    driver: requireDriver(values.driver as string | undefined),
+    stateDir: path.resolve(cwd, (values["state-dir"] as string | undefined) ?? path.join(".redforge", "bridge", clusterId)),
+    ...(nodePackage ? { nodePackage: requireFile(path.resolve(cwd, nodePackage), "--node-package") } : {}),
+  };
+}
+
+function requireCluster(value: string | undefined): string {
+  if (!value) throw new UsageError("--cluster <id> is required (the cluster's UUID)");
+  if (!z.uuid().safeParse(value).success) throw new UsageError(`--cluster must be the cluster's UUID, got "${value}"`);
+  return value.toLowerCase();
+}
+
+function requireApi(value: string | undefined): string {
+  if (!value) throw new UsageError("--api <url> is required (the control plane's base URL)");
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`--api is not a URL: "${value}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`--api must be an http(s) URL, got "${value}"`);
+  return url.href.replace(/\/+$/, "");
+}
+
+function requireDriver(value: string | undefined): DriverKind {
+  const kind = value ?? "process";
+  if (kind !== "process" && kind !== "kubernetes") throw new UsageError(`--driver must be "process" or "kubernetes", got "${kind}"`);
+  return kind;
+}
+
+function readSecret(file: string | undefined, env: NodeJS.ProcessEnv): string {
+  let secret: string;
+  if (file) {
+    try {
+      secret = fs.readFileSync(file, "utf8").trim();
+    } catch (err) {
+      throw new UsageError(`cannot read --secret-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  } else {
+    secret = (env.REDFORGE_CLUSTER_SECRET ?? "").trim();
+    if (!secret) throw new UsageError("the cluster secret is required: pass --secret-file <path> or set REDFORGE_CLUSTER_SECRET");
+  }
+  const where = file ? `--secret-file ${file}` : "REDFORGE_CLUSTER_SECRET";
+  if (!secret.startsWith("whsec_")) throw new UsageError(`${where} does not hold a cluster webhook secret (expected whsec_...)`);
+  try {
+    if (fromBase64(secret.slice("whsec_".length)).length < 16) throw new Error("too short");
+  } catch {
+    throw new UsageError(`${where}: the secret after whsec_ is not valid base64 of at least 16 bytes`);
+  }
+  return secret;
+}
+
+function requireFile(file: string, flag: string): string {
+  if (!fs.existsSync(file)) throw new UsageError(`${flag}: ${file} does not exist`);
+  return file;
+}

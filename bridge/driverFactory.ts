@@ -1,0 +1,72 @@
+/**
+ * Builds the driver the CLI asked for. Drivers are imported lazily so a
+ * bridge on an edge box never loads the Kubernetes client, and one on
+ * Kubernetes never packs or spawns Node-RED itself.
+ */
+import { randomBytes } from "node:crypto";
+import fs from "node:fs/promises";
+import path from "node:path";
+import type { DriverKind } from "./cli.ts";
+import type { Driver } from "./drivers/driver.ts";
+import type { Logger } from "./log.ts";
+import { packNodePackage } from "./nodePackage.ts";
+
+export interface DriverSettings {
+  clusterId: string;
+  /** The bridge's state dir; each driver keeps its own state in a subdirectory. */
+  stateDir: string;
+  /** Node package tarball for the instances; packed from flows/node-package when absent. */
+  nodePackage?: string;
+  log: Logger;
+}
+
+export async function createDriver(kind: DriverKind, settings: DriverSettings): Promise<Driver> {
+  return kind === "kubernetes" ? kubernetesDriver(settings) : processDriver(settings);
+}
+
+async function processDriver(s: DriverSettings): Promise<Driver> {
+  const nodePackage = s.nodePackage ?? (await packNodePackage(path.join(s.stateDir, "node-package")));
+  s.log.info(`instances load the RedForge node package from ${nodePackage}`);
+  // A computed specifier: the process driver is being written alongside; tsc must not require it yet.
+  const specifier = "./drivers/process/index.ts";
+  const mod = (await import(specifier).catch((err: Error) => {
+    throw new Error(`the process driver cannot be loaded (${err.message})`);
+  })) as { ProcessDriver?: new (opts: Record<string, unknown>) => Driver };
+  if (typeof mod.ProcessDriver !== "function") throw new Error(`${specifier} does not export ProcessDriver`);
+  return new mod.ProcessDriver({ stateDir: path.join(s.stateDir, "process"), nodePackage, log: (line: string) => s.log.info(`process: ${line}`) });
+}
+
+async function kubernetesDriver(s: DriverSettings): Promise<Driver> {
+  const [{ KubernetesDriver }, { KubeConfig }] = await Promise.all([import("./drivers/kubernetes/index.ts"), import("@kubernetes/client-node")]);
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault(); // in-cluster service account, else KUBECONFIG / ~/.kube/config
+  const namespace = await kubernetesNamespace();
+  s.log.info(`kubernetes: managing instances in namespace ${namespace} (context ${kubeConfig.getCurrentContext() || "in-cluster"})`);
+  return new KubernetesDriver({
+    kubeConfig, namespace, clusterId: s.clusterId,
+    adminToken: await persistentSecret(path.join(s.stateDir, "kubernetes-admin-token")),
+    log: (line) => s.log.info(`kubernetes: ${line}`),
+  });
+}
+
+/** REDFORGE_NAMESPACE, else the namespace the bridge's own pod runs in, else "default". */
+async function kubernetesNamespace(): Promise<string> {
+  if (process.env.REDFORGE_NAMESPACE) return process.env.REDFORGE_NAMESPACE;
+  const own = await fs.readFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace", "utf8").catch(() => "");
+  return own.trim() || "default";
+}
+
+/**
+ * Instances keep the admin token they were created with (in their Secret), so
+ * it must survive bridge restarts: generated once, then read back.
+ */
+async function persistentSecret(file: string): Promise<string> {
+  const existing = await fs.readFile(file, "utf8").catch(() => "");
+  if (existing.trim()) return existing.trim();
+  const secret = randomBytes(32).toString("base64url");
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await fs.writeFile(file, secret, { mode: 0o600, flag: "wx" }).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EEXIST") throw err;
+  });
+  return (await fs.readFile(file, "utf8")).trim();
+}

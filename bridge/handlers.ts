@@ -1,0 +1,103 @@
+/**
+ * What each command type means in Driver calls. A handler returns the
+ * command's result object or throws; the executor turns either into the one
+ * `command.result` report the command gets.
+ */
+import type { z } from "zod";
+import { commandArgs, type Command, type CommandType } from "../functions/protocol/commands.ts";
+import type { Driver } from "./drivers/driver.ts";
+import { chunk, collectHealth, MAX_INSTANCES_PER_REPORT } from "./health.ts";
+import type { InstanceRegistry } from "./instances.ts";
+import type { Reporter } from "./reporter.ts";
+
+/** A failure with a product error code (the control plane shows code and message). */
+export class CommandError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = "CommandError";
+  }
+}
+
+export interface HandlerContext {
+  driver: Driver;
+  instances: InstanceRegistry;
+  reporter: Reporter;
+}
+
+type Result = Record<string, unknown>;
+type Args<T extends CommandType> = z.infer<(typeof commandArgs)[T]>;
+type Handlers = { [T in CommandType]: (ctx: HandlerContext, cmd: Command, args: Args<T>) => Promise<Result> };
+
+function target(cmd: Command): string {
+  if (!cmd.instanceId) throw new CommandError("invalid_args", `${cmd.type} needs an instanceId`);
+  return cmd.instanceId;
+}
+
+const notImplemented = async (_ctx: HandlerContext, cmd: Command): Promise<Result> => {
+  throw new CommandError("not_implemented", `${cmd.type} is not implemented by this bridge version yet`);
+};
+
+const handlers: Handlers = {
+  "instance.create": async ({ driver, instances }, cmd, { spec }) => {
+    if (cmd.instanceId && cmd.instanceId !== spec.id) {
+      throw new CommandError("invalid_args", `instanceId ${cmd.instanceId} does not match spec.id ${spec.id}`);
+    }
+    // Known before the driver starts: a half-created instance still shows up in health sweeps.
+    await instances.add(spec.id);
+    const { endpoints } = await driver.create(spec);
+    return { state: "running", endpoints };
+  },
+  "instance.start": async ({ driver, instances }, cmd) => {
+    const id = target(cmd);
+    await driver.start(id);
+    await instances.add(id);
+    return { state: "running" };
+  },
+  "instance.stop": async ({ driver }, cmd) => {
+    await driver.stop(target(cmd));
+    return { state: "stopped" };
+  },
+  "instance.destroy": async ({ driver, instances }, cmd, { deleteData }) => {
+    const id = target(cmd);
+    await driver.destroy(id, { deleteData });
+    await instances.remove(id);
+    return { state: "destroyed", deleteData };
+  },
+  "instance.scale": async ({ driver }, cmd, { replicas }) => {
+    await driver.scale(target(cmd), replicas);
+    return { replicas, state: replicas === 0 ? "stopped" : "running" };
+  },
+  "flows.deploy": async ({ driver }, cmd, { flows, rev }) => {
+    const deployed = await driver.deployFlows(target(cmd), flows, rev === undefined ? {} : { rev });
+    return { rev: deployed.rev };
+  },
+  "health.report": async ({ driver, instances, reporter }, cmd, { instanceIds }) => {
+    const healths = await collectHealth(driver, instanceIds ?? instances.ids());
+    for (const part of chunk(healths, MAX_INSTANCES_PER_REPORT)) {
+      const delivered = await reporter.send({ type: "health.report", commandId: cmd.id, instances: part });
+      if (!delivered) throw new CommandError("report_undelivered", "the health report could not be delivered to the control plane");
+    }
+    return { instances: healths.length };
+  },
+  "gate.set": notImplemented,
+  "gate.replay": notImplemented,
+  "smoke.run": notImplemented,
+  "route.switch": notImplemented,
+};
+
+/** Runs one command; throws CommandError for bad args, or whatever the driver threw. */
+export async function runCommand(ctx: HandlerContext, cmd: Command): Promise<Result> {
+  const parsed = commandArgs[cmd.type].safeParse(cmd.args);
+  if (!parsed.success) {
+    throw new CommandError("invalid_args", parsed.error.issues.map((i) => `${i.path.join(".") || "args"}: ${i.message}`).join("; "));
+  }
+  const handler = handlers[cmd.type] as (ctx: HandlerContext, cmd: Command, args: unknown) => Promise<Result>;
+  return handler(ctx, cmd, parsed.data);
+}
+
+/** The instance a command is about, also for instance.create (whose id is in the spec). */
+export function commandInstance(cmd: Command): string | undefined {
+  if (cmd.instanceId) return cmd.instanceId;
+  const spec = cmd.args.spec as { id?: unknown } | undefined;
+  return typeof spec?.id === "string" ? spec.id : undefined;
+}

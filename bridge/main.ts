@@ -1,0 +1,130 @@
+/**
+ * The RedForge bridge: one per cluster. It keeps the command channel to the
+ * control plane open, runs each command once through the driver, and reports
+ * results and status changes back as signed webhooks.
+ *
+ * `startBridge` runs it in-process (npm start, tests); run this file, or the
+ * `redforge-bridge` bin, for the CLI.
+ */
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import type { BackoffPolicy } from "./backoff.ts";
+import { parseCli, UsageError, USAGE, type DriverKind } from "./cli.ts";
+import { CommandLedger } from "./dedupe.ts";
+import { createDriver } from "./driverFactory.ts";
+import type { Driver } from "./drivers/driver.ts";
+import { CommandExecutor } from "./executor.ts";
+import { InstanceRegistry } from "./instances.ts";
+import { ClusterLink } from "./link.ts";
+import { errorMessage, lineLogger, type Logger } from "./log.ts";
+import { Reporter } from "./reporter.ts";
+import { BRIDGE_VERSION } from "./version.ts";
+
+export interface BridgeOptions {
+  clusterId: string;
+  /** Control plane base URL, without a trailing slash. */
+  api: string;
+  /** The cluster's webhook secret (whsec_...). */
+  secret: string;
+  /** A driver instance (the bridge owns it from now on and closes it), or the kind to build. */
+  driver: Driver | DriverKind;
+  stateDir: string;
+  /** Node package tarball for a driver built here; packed from flows/node-package when absent. */
+  nodePackage?: string;
+  log?: Logger;
+  bridgeVersion?: string;
+  linkBackoff?: BackoffPolicy;
+  linkStableAfterMs?: number;
+  heartbeatMs?: number;
+  reportRetry?: BackoffPolicy & { attempts: number };
+  /** How long close() lets running commands finish before shutting the driver down (default 30 s). */
+  drainMs?: number;
+}
+
+export interface RunningBridge {
+  readonly link: ClusterLink;
+  /** Resolves once every command received so far has been answered (tests). */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
+  const log = opts.log ?? lineLogger();
+  const api = opts.api.replace(/\/+$/, "");
+  // The state dir first: without a ledger the bridge could run a command twice, so it must not start.
+  const [ledger, instances] = await Promise.all([CommandLedger.open(opts.stateDir), InstanceRegistry.open(opts.stateDir)]).catch((err: unknown) => {
+    throw new Error(`cannot use the state dir ${opts.stateDir}: ${errorMessage(err)}`);
+  });
+  const driver = typeof opts.driver === "string"
+    ? await createDriver(opts.driver, { clusterId: opts.clusterId, stateDir: opts.stateDir, log, ...(opts.nodePackage ? { nodePackage: opts.nodePackage } : {}) })
+    : opts.driver;
+  const reporter = new Reporter({ api, clusterId: opts.clusterId, secret: opts.secret, log, ...(opts.reportRetry ? { retry: opts.reportRetry } : {}) });
+  const executor = new CommandExecutor({ driver, ledger, reporter, instances, log });
+  const link = new ClusterLink({
+    api, clusterId: opts.clusterId, secret: opts.secret, bridgeVersion: opts.bridgeVersion ?? BRIDGE_VERSION,
+    driver: driver.kind, sink: executor, log,
+    ...(opts.linkBackoff ? { backoff: opts.linkBackoff } : {}),
+    ...(opts.linkStableAfterMs !== undefined ? { stableAfterMs: opts.linkStableAfterMs } : {}),
+    ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+  });
+  log.info(`bridge ${opts.bridgeVersion ?? BRIDGE_VERSION} for cluster ${opts.clusterId} (driver ${driver.kind}, state ${opts.stateDir}, ${ledger.size} command(s) remembered)`);
+  link.start();
+
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= (async () => {
+    await link.close();
+    // A command cut off here is answered "interrupted" on redelivery, so a bounded wait is safe.
+    await withDeadline(executor.idle(), opts.drainMs ?? 30_000);
+    await reporter.close();
+    await driver.close().catch((err: unknown) => log.error(`driver did not close cleanly: ${errorMessage(err)}`));
+    await ledger.close();
+    log.info("bridge stopped");
+  })());
+  return { link, idle: () => executor.idle(), close };
+}
+
+function withDeadline(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** The CLI: exits 2 on a usage error, 1 when the bridge cannot start, 0 after SIGINT/SIGTERM. */
+export async function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
+  const log = lineLogger();
+  let options;
+  try {
+    options = parseCli(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`redforge-bridge: ${err.message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (!options) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  let bridge: RunningBridge;
+  try {
+    bridge = await startBridge({ ...options, log });
+  } catch (err) {
+    log.error(`bridge cannot start: ${errorMessage(err)}`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(130); // a second signal: the operator wants out now
+    stopping = true;
+    log.info(`${signal}: shutting down (again to exit at once)`);
+    void bridge.close().then(() => process.exit(0), (err: unknown) => {
+      log.error(`shutdown failed: ${errorMessage(err)}`);
+      process.exit(1);
+    });
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  void runCli();
+}

@@ -1,0 +1,186 @@
+/**
+ * The RedForge node package in one real Node-RED (4.1, spawned on
+ * 127.0.0.1): packed offline, hot-loaded through POST /nodes, it serves
+ * /healthz that follows the flows' real state (running, stopped, waiting for
+ * a missing node type) and registers a redforge-gate node that passes
+ * messages through; after a restart it loads from the userDir.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { packNodePackage } from "../../bridge/nodePackage.ts";
+import { freePort } from "../../dev/ports.ts";
+
+const RED_JS = path.resolve("node_modules/node-red/red.js");
+const PACKAGE = "@redforge/node-red-contrib-redforge";
+
+let tmp: string;
+let userDir: string;
+let tarball: string;
+let port: number;
+let nodeRed: ChildProcess | undefined;
+const output: string[] = [];
+
+const base = () => `http://127.0.0.1:${port}`;
+
+function settingsJs(): string {
+  // Nothing may leave 127.0.0.1: no telemetry / update check, no palette catalogue, npm offline.
+  return `module.exports = {
+  uiHost: "127.0.0.1",
+  flowFile: "flows.json",
+  credentialSecret: "redforge-test-credential-secret",
+  telemetry: { enabled: false, updateNotification: false },
+  runtimeState: { enabled: true, ui: false },
+  diagnostics: { enabled: true, ui: false },
+  editorTheme: { tours: false, palette: { catalogues: [] } },
+  externalModules: { autoInstall: false, palette: { allowInstall: true, allowUpload: true } },
+  logging: { console: { level: "info", metrics: false, audit: false } },
+};
+`;
+}
+
+async function startNodeRed(): Promise<void> {
+  nodeRed = spawn(process.execPath, [RED_JS, "--userDir", userDir, "--settings", path.join(userDir, "settings.js"), "--port", String(port)], {
+    env: { ...process.env, npm_config_offline: "true", npm_config_audit: "false", npm_config_fund: "false", NODE_RED_ENABLE_PROJECTS: "false" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const keep = (chunk: Buffer) => { output.push(chunk.toString()); if (output.length > 200) output.shift(); };
+  nodeRed.stdout!.on("data", keep);
+  nodeRed.stderr!.on("data", keep);
+  await until("Node-RED admin API", async () => (await get("/settings")).status === 200, 30_000);
+}
+
+async function stopNodeRed(): Promise<void> {
+  const child = nodeRed;
+  nodeRed = undefined;
+  if (!child || child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe().catch(() => false)) return;
+    if (nodeRed && nodeRed.exitCode !== null) throw new Error(`Node-RED exited while waiting for ${what}:\n${output.join("")}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; Node-RED said:\n${output.slice(-30).join("")}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function get(p: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${base()}${p}`, { headers: { accept: "application/json" } });
+  const text = await res.text();
+  try { return { status: res.status, body: JSON.parse(text) }; } catch { return { status: res.status, body: text }; }
+}
+
+async function deploy(flows: unknown[]): Promise<void> {
+  const res = await fetch(`${base()}/flows`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "Node-RED-API-Version": "v2", "Node-RED-Deployment-Type": "full" },
+    body: JSON.stringify({ flows }),
+  });
+  expect(res.status, await res.text()).toBe(200);
+}
+
+async function setFlowsState(state: "start" | "stop"): Promise<void> {
+  const res = await fetch(`${base()}/flows/state`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ state }) });
+  expect(res.status, await res.text()).toBe(200);
+}
+
+const healthzIs = (status: number, flows: string) => async () => {
+  const res = await get("/healthz");
+  return res.status === status && res.body?.flows === flows;
+};
+
+type FlowNode = { id: string; type: string } & Record<string, unknown>;
+
+function httpFlow(route: string, middle: FlowNode[] = []) {
+  const tab = { id: "t1", type: "tab", label: "main" };
+  const chain: FlowNode[] = [{ id: "in1", type: "http in", z: "t1", url: route, method: "post" }, ...middle.map((n) => ({ ...n, z: "t1" })), { id: "out1", type: "http response", z: "t1" }];
+  const nodes = chain.map((n, i) => ({ ...n, wires: i < chain.length - 1 ? [[chain[i + 1]!.id]] : [] }));
+  return [tab, ...nodes];
+}
+
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-nodepkg-"));
+  userDir = path.join(tmp, "userDir");
+  await fs.mkdir(userDir);
+  await fs.writeFile(path.join(userDir, "settings.js"), settingsJs());
+  tarball = await packNodePackage(path.join(tmp, "pack"));
+  port = await freePort();
+  await startNodeRed();
+});
+
+afterAll(async () => {
+  await stopNodeRed();
+  if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe("RedForge node package in a real Node-RED", () => {
+  it("packs offline into a tarball Node-RED accepts", async () => {
+    expect(path.basename(tarball)).toBe("redforge-node-red-contrib-redforge-0.1.0.tgz");
+    expect((await fs.stat(tarball)).size).toBeGreaterThan(500);
+  });
+
+  it("hot-loads through POST /nodes into running flows and serves /healthz 200", async () => {
+    await deploy(httpFlow("/ping"));
+    await until("/ping route", async () => (await fetch(`${base()}/ping`, { method: "POST" })).status === 200);
+    expect((await get("/healthz")).status).toBe(404); // nothing serves it before the package
+
+    const form = new FormData();
+    form.append("tarball", new Blob([await fs.readFile(tarball)], { type: "application/gzip" }), path.basename(tarball));
+    const res = await fetch(`${base()}/nodes`, { method: "POST", body: form, headers: { accept: "application/json" } });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(((await res.json()) as { name: string }).name).toBe(PACKAGE);
+
+    const health = await get("/healthz");
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({ status: "ok", flows: "started" });
+  });
+
+  it("lists redforge-gate in GET /nodes", async () => {
+    const nodes = await get("/nodes");
+    expect(nodes.status).toBe(200);
+    const gate = (nodes.body as { module: string; types: string[]; enabled: boolean }[]).find((n) => n.types.includes("redforge-gate"));
+    expect(gate).toMatchObject({ module: PACKAGE, enabled: true });
+  });
+
+  it("redforge-gate passes messages through unchanged", async () => {
+    await deploy(httpFlow("/gate", [{ id: "gate1", type: "redforge-gate", name: "entry" }]));
+    await until("/gate route", async () => (await fetch(`${base()}/gate`, { method: "POST" })).status === 200);
+    const res = await fetch(`${base()}/gate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ order: 42 }) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ order: 42 });
+    expect((await get("/healthz")).body.flows).toBe("started");
+  });
+
+  it("/healthz follows the flows: 503 when stopped, 200 again when started", async () => {
+    await setFlowsState("stop");
+    await until("/healthz 503 stopped", healthzIs(503, "stopped"), 5_000);
+    expect((await get("/healthz")).body.status).toBe("unavailable");
+    await setFlowsState("start");
+    await until("/healthz 200 started", healthzIs(200, "started"), 5_000);
+  });
+
+  it("/healthz is 503 while flows wait for a missing node type (where /flows/state still says start)", async () => {
+    await deploy(httpFlow("/missing", [{ id: "x1", type: "no-such-node-type" }]));
+    await until("/healthz 503 stopped", healthzIs(503, "stopped"), 5_000);
+    expect((await get("/flows/state")).body.state).toBe("start");
+    await deploy(httpFlow("/gate", [{ id: "gate1", type: "redforge-gate" }]));
+    await until("/healthz 200 started", healthzIs(200, "started"), 5_000);
+  });
+
+  it("after a restart the package loads from the userDir and /healthz turns 200 once flows start", async () => {
+    await stopNodeRed();
+    await startNodeRed();
+    await until("/healthz 200 after restart", healthzIs(200, "started"), 10_000);
+    const res = await fetch(`${base()}/gate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ again: true }) });
+    expect(await res.json()).toEqual({ again: true });
+  });
+});
