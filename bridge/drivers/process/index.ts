@@ -1,0 +1,161 @@
+/**
+ * The `process` driver: each instance is a real Node-RED child process on
+ * this host (edge boxes, local development) with its own userDir, port and
+ * generated settings.js. Instance files live in <stateDir>/<instanceId>, so a
+ * restarted bridge can start an instance it created before.
+ */
+import fs from "node:fs/promises";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { assertPortFree, freePort } from "../../../dev/ports.ts";
+import type { Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
+import { AdminApi } from "../nodeRedAdmin.ts";
+import { NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
+import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, renderProcessSettings } from "./settings.ts";
+
+export interface ProcessDriverOptions {
+  stateDir: string;
+  /** Tarball of the RedForge node package; installed into every instance. */
+  nodePackage?: string;
+  host?: string;
+  restart?: Partial<RestartPolicy>;
+  readyTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+interface SavedInstance {
+  spec: InstanceSpec;
+  port: number;
+}
+
+const DEFAULT_RESTART: RestartPolicy = { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 500 };
+// Node-RED runs with only these from the bridge's environment: the bridge's own secrets stay home.
+const PASSED_ENV = ["PATH", "LANG", "TZ", "NODE_EXTRA_CA_CERTS"];
+
+export class ProcessDriver implements Driver {
+  readonly kind = "process" as const;
+  private readonly processes = new Map<string, NodeRedProcess>();
+  private readonly listeners: StatusListener[] = [];
+  private readonly admin: AdminApi;
+  private readonly adminToken = randomBytes(32).toString("base64url");
+  private readonly host: string;
+  private readonly restart: RestartPolicy;
+  private readonly onExit = () => { for (const p of this.processes.values()) p.killNow(); };
+
+  constructor(private readonly opts: ProcessDriverOptions) {
+    this.host = opts.host ?? "127.0.0.1";
+    this.restart = { ...DEFAULT_RESTART, ...opts.restart };
+    this.admin = new AdminApi(this.adminToken, { deployMs: 30_000, probeMs: 3_000 });
+    process.on("exit", this.onExit);
+  }
+
+  private dir(id: string): string {
+    return path.join(this.opts.stateDir, id);
+  }
+
+  private log(id: string, line: string): void {
+    this.opts.log?.(`[${id.slice(0, 8)}] ${line}`);
+  }
+
+  async create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints }> {
+    const existing = this.processes.get(spec.id);
+    if (existing) {
+      // A redelivered create: converge on "running" instead of starting a second copy.
+      await existing.start();
+      return { endpoints: { admin: existing.base } };
+    }
+    const dir = this.dir(spec.id);
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    const saved = await readSaved(dir);
+    const port = saved?.port && (await portFree(saved.port)) ? saved.port : await freePort(this.host);
+    await fs.writeFile(path.join(dir, "instance.json"), JSON.stringify({ spec, port } satisfies SavedInstance), { mode: 0o600 });
+    await fs.writeFile(path.join(dir, "settings.js"), renderProcessSettings({ host: this.host, port }));
+    const flowFile = path.join(dir, "flows.json");
+    if (!(await exists(flowFile))) await fs.writeFile(flowFile, JSON.stringify(spec.flows));
+    const proc = this.supervise(spec, port);
+    await proc.start();
+    if (this.opts.nodePackage) await this.admin.uploadNodePackage(proc.base, this.opts.nodePackage);
+    return { endpoints: { admin: proc.base } };
+  }
+
+  private supervise(spec: InstanceSpec, port: number): NodeRedProcess {
+    const env: Record<string, string> = {};
+    for (const k of PASSED_ENV) if (process.env[k]) env[k] = process.env[k]!;
+    Object.assign(env, spec.env, {
+      HOME: this.dir(spec.id), NODE_ENV: "production",
+      [ENV_ADMIN_TOKEN]: this.adminToken, [ENV_CREDENTIAL_SECRET]: spec.credentialSecret,
+    });
+    const proc = new NodeRedProcess(
+      { instanceId: spec.id, userDir: this.dir(spec.id), settingsFile: path.join(this.dir(spec.id), "settings.js"), host: this.host, port, env },
+      this.admin, this.restart,
+      (state, reason) => { for (const l of this.listeners) l(spec.id, state, reason); },
+      (line) => this.log(spec.id, line),
+      this.opts.readyTimeoutMs ?? 60_000,
+    );
+    this.processes.set(spec.id, proc);
+    return proc;
+  }
+
+  /** The running supervisor, or one rebuilt from what an earlier bridge saved on disk. */
+  private async find(id: string): Promise<NodeRedProcess> {
+    const known = this.processes.get(id);
+    if (known) return known;
+    const saved = await readSaved(this.dir(id));
+    if (!saved) throw Object.assign(new Error(`instance ${id} is not known to this bridge`), { code: "unknown_instance" });
+    return this.supervise(saved.spec, saved.port);
+  }
+
+  async start(id: string): Promise<void> {
+    await (await this.find(id)).start();
+  }
+
+  async stop(id: string): Promise<void> {
+    const proc = this.processes.get(id);
+    if (proc) await proc.stop();
+  }
+
+  async destroy(id: string, opts: { deleteData?: boolean } = {}): Promise<void> {
+    await this.stop(id);
+    this.processes.delete(id);
+    if (opts.deleteData) await fs.rm(this.dir(id), { recursive: true, force: true });
+  }
+
+  async scale(id: string, replicas: number): Promise<void> {
+    if (replicas === 0) return this.stop(id);
+    if (replicas === 1) return this.start(id);
+    throw Object.assign(new Error(`the process driver runs one replica per instance; asked for ${replicas}`), { code: "unsupported_replicas" });
+  }
+
+  async deployFlows(id: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
+    const proc = await this.find(id);
+    if (proc.state !== "running") throw Object.assign(new Error(`instance ${id} is ${proc.state}, not running`), { code: "not_running" });
+    return this.admin.deployFlows(proc.base, id, flows, opts);
+  }
+
+  async health(id: string): Promise<InstanceHealth> {
+    const proc = this.processes.get(id);
+    const checkedAt = new Date().toISOString();
+    if (!proc) return { instanceId: id, state: "unknown", live: false, ready: false, missingNodeTypes: [], checkedAt, error: "not running under this bridge" };
+    if (proc.state !== "running") return { instanceId: id, state: proc.state, live: false, ready: false, missingNodeTypes: [], checkedAt };
+    const probe = await this.admin.probe(proc.base);
+    return { instanceId: id, state: probe.live ? "running" : "unknown", ...probe, checkedAt };
+  }
+
+  onStatus(listener: StatusListener): void {
+    this.listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.processes.values()].map((p) => p.stop(5_000)));
+    this.processes.clear();
+    process.off("exit", this.onExit);
+  }
+}
+
+async function readSaved(dir: string): Promise<SavedInstance | undefined> {
+  return fs.readFile(path.join(dir, "instance.json"), "utf8").then((t) => JSON.parse(t) as SavedInstance, () => undefined);
+}
+
+const exists = (p: string) => fs.access(p).then(() => true, () => false);
+
+const portFree = (port: number) => assertPortFree(port, "node-red").then(() => true, () => false);
