@@ -103,7 +103,7 @@ export class NodeRedProcess {
       for (const line of buf.toString().split("\n")) {
         if (!line.trim()) continue;
         this.lastLines.push(line.trim());
-        if (this.lastLines.length > 5) this.lastLines.shift();
+        if (this.lastLines.length > 30) this.lastLines.shift();
         this.log(line);
       }
     };
@@ -121,7 +121,8 @@ export class NodeRedProcess {
     this.quickExits = quick ? this.quickExits + 1 : 1;
     if (this.quickExits >= this.policy.maxQuickExits) {
       this.wanted = false;
-      const last = this.lastLines.filter((l) => /error|Error|throw/.test(l)).pop() ?? this.lastLines.at(-1) ?? "no output";
+      // The message, not the stack frames printed after it.
+      const last = this.lastLines.filter((l) => !l.startsWith("at ") && /error/i.test(l)).pop() ?? this.lastLines.at(-1) ?? "no output";
       this.set("failed", `Node-RED ${how} ${this.quickExits} times within ${this.policy.quickExitMs / 1000} s of starting; giving up: ${last}`);
       return;
     }
