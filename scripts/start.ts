@@ -6,11 +6,15 @@
 import fs from "node:fs/promises";
 import { loadConfig } from "../dev/config.ts";
 import { PortInUseError } from "../dev/ports.ts";
+import path from "node:path";
+import { startBridge, type RunningBridge } from "../bridge/main.ts";
+import { lineLogger } from "../bridge/log.ts";
+import { ensureLocalCluster } from "./localCluster.ts";
 import { startStack, type RunningStack } from "./stack.ts";
 
 const colour = process.stdout.isTTY && !process.env.NO_COLOR;
 const PALETTE: Record<string, number> = {
-  stack: 37, postgres: 34, "neon-relay": 36, "upstash-relay": 31, qstash: 35, mqtt: 33, worker: 32,
+  stack: 37, bridge: 92, postgres: 34, "neon-relay": 36, "upstash-relay": 31, qstash: 35, mqtt: 33, worker: 32,
 };
 const WIDTH = Math.max(...Object.keys(PALETTE).map((k) => k.length));
 
@@ -37,6 +41,7 @@ async function main(): Promise<void> {
   await fs.mkdir(cfg.stateDir, { recursive: true });
   log("stack", `state in ${cfg.stateDir}`);
   const aborter = new AbortController();
+  let bridge: RunningBridge | undefined;
   let starting: Promise<RunningStack> | undefined;
   let firstSignalAt = 0;
   const stop = async (signal: string) => {
@@ -52,6 +57,7 @@ async function main(): Promise<void> {
     aborter.abort(new Error(`interrupted by ${signal}`));
     // Mid-start, startStack unwinds what it started itself when it sees the abort.
     const stack = await starting?.catch(() => undefined);
+    await bridge?.close();
     await stack?.close();
     log("stack", "stopped");
     process.exit(0);
@@ -76,8 +82,20 @@ async function main(): Promise<void> {
     throw err;
   }
   if (aborter.signal.aborted) return;
+  // The local cluster's bridge runs Node-RED instances as child processes of this machine.
+  let clusterNote = "local bridge disabled (REDFORGE_LOCAL_BRIDGE=0)";
+  if (process.env.REDFORGE_LOCAL_BRIDGE !== "0") {
+    const cluster = await ensureLocalCluster(stack.apiUrl, cfg.worker.adminPassword, cfg.stateDir);
+    bridge = await startBridge({
+      clusterId: cluster.clusterId, api: stack.apiUrl, secret: cluster.secret, driver: "process",
+      stateDir: path.join(cfg.stateDir, "bridge"), log: lineLogger((line) => log("bridge", line)),
+    });
+    clusterNote = `cluster "local" ${cluster.clusterId} (process driver)`;
+  }
+  if (aborter.signal.aborted) return;
   log("stack", `ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   summary(stack, cfg.worker.adminPassword, Boolean(cfg.mqttUrl));
+  log("stack", `  bridge            ${clusterNote}`);
 }
 
 main().catch((err: unknown) => {

@@ -39,6 +39,8 @@ async function eventually<T>(probe: () => Promise<T | undefined>, ms = 10_000): 
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-pd-"));
   await fs.chmod(tmp, 0o755);
+  // Like this repository's own .redforge/: instance dirs inside an ESM package.
+  await fs.writeFile(path.join(tmp, "package.json"), JSON.stringify({ name: "enclosing", type: "module" }));
   tarball = await packNodePackage(path.join(tmp, "pkg"));
   driver = new ProcessDriver({ stateDir: path.join(tmp, "instances"), nodePackage: tarball, restart: { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 100 } });
   driver.onStatus((id, state, reason) => events.push([id, state, reason]));

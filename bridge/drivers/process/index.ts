@@ -69,6 +69,10 @@ export class ProcessDriver implements Driver {
     const saved = await readSaved(dir);
     const port = saved?.port && (await portFree(saved.port)) ? saved.port : await freePort(this.host);
     await fs.writeFile(path.join(dir, "instance.json"), JSON.stringify({ spec, port } satisfies SavedInstance), { mode: 0o600 });
+    // settings.js is CommonJS: without its own package.json, an enclosing "type": "module"
+    // package (this repository, for one) makes Node load it as ESM and Node-RED boot-loops.
+    const pkg = path.join(dir, "package.json");
+    if (!(await exists(pkg))) await fs.writeFile(pkg, JSON.stringify({ name: `redforge-instance-${spec.name}`, private: true }));
     await fs.writeFile(path.join(dir, "settings.js"), renderProcessSettings({ host: this.host, port }));
     const flowFile = path.join(dir, "flows.json");
     if (!(await exists(flowFile))) await fs.writeFile(flowFile, JSON.stringify(spec.flows));
