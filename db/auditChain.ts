@@ -36,10 +36,9 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
 }
 
-export async function auditRowHash(prevHash: string, timestamp: Date, e: AuditEntry): Promise<string> {
-  const content = canonicalJson({
-    prevHash,
-    timestamp: timestamp.toISOString(),
+/** The stored (and hashed) columns of an entry: absent fields are null, never missing. */
+function columns(e: AuditEntry) {
+  return {
     userId: e.userId ?? null,
     action: e.action,
     resourceType: e.resourceType ?? null,
@@ -48,7 +47,11 @@ export async function auditRowHash(prevHash: string, timestamp: Date, e: AuditEn
     ipAddress: e.ipAddress ?? null,
     userAgent: e.userAgent ?? null,
     statusCode: e.statusCode ?? null,
-  });
+  };
+}
+
+export async function auditRowHash(prevHash: string, timestamp: Date, e: AuditEntry): Promise<string> {
+  const content = canonicalJson({ prevHash, timestamp: timestamp.toISOString(), ...columns(e) });
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(content));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -65,14 +68,7 @@ export async function appendAudit(tx: Tx, entries: AuditEntry[]): Promise<void> 
     const hash = await auditRowHash(prevHash, timestamp, e);
     await tx.insert(auditLogs).values({
       timestamp,
-      userId: e.userId ?? null,
-      action: e.action,
-      resourceType: e.resourceType ?? null,
-      resourceId: e.resourceId ?? null,
-      details: e.details ?? null,
-      ipAddress: e.ipAddress ?? null,
-      userAgent: e.userAgent ?? null,
-      statusCode: e.statusCode ?? null,
+      ...columns(e),
       prevHash,
       hash,
     });

@@ -4,6 +4,8 @@
  * from the instance's Secret, so reading the ConfigMap reveals nothing.
  */
 
+import { ADMIN_AUTH, RUNTIME_SWITCHES } from "../settingsCommon.ts";
+
 export const ENV_CREDENTIAL_SECRET = "NODE_RED_CREDENTIAL_SECRET";
 export const ENV_ADMIN_TOKEN = "REDFORGE_ADMIN_TOKEN";
 
@@ -37,22 +39,8 @@ module.exports = {
   uiPort: ${paths.port},
   flowFile: "flows.json",
   credentialSecret: process.env.${ENV_CREDENTIAL_SECRET},
-  // A static bearer token, checked here: password logins through /auth/token
-  // would add a session to .sessions.json on every call.
-  adminAuth: {
-    type: "credentials",
-    users: [],
-    tokens: function (token) {
-      const given = Buffer.from(String(token));
-      const ok = given.length === expected.length && crypto.timingSafeEqual(given, expected);
-      return Promise.resolve(ok ? { username: "redforge", permissions: "*" } : null);
-    },
-  },
-  // POST /flows/state (stop/start) is how the bridge pauses an instance's flows.
-  runtimeState: { enabled: true, ui: false },
-  diagnostics: { enabled: true, ui: false },
-  // Versions are managed by RedForge; nothing in the cluster should phone home.
-  telemetry: { enabled: false },
+  ${ADMIN_AUTH}
+  ${RUNTIME_SWITCHES}
   editorTheme: { projects: { enabled: false } },
   logging: { console: { level: "info", metrics: false, audit: false } },
 };

@@ -3,6 +3,8 @@
  * (admin token, credential secret) arrive as environment variables, so the
  * file on disk reveals nothing.
  */
+import { ADMIN_AUTH, RUNTIME_SWITCHES } from "../settingsCommon.ts";
+
 export const ENV_ADMIN_TOKEN = "REDFORGE_ADMIN_TOKEN";
 export const ENV_CREDENTIAL_SECRET = "NODE_RED_CREDENTIAL_SECRET";
 /** Test hook: makes settings.js throw, i.e. a Node-RED that exits at once (boot-loop protection). */
@@ -24,20 +26,8 @@ module.exports = {
   flowFile: "flows.json",
   credentialSecret: process.env.${ENV_CREDENTIAL_SECRET},
   httpNodeRoot: "/",
-  // A static bearer token: password logins through /auth/token would add a
-  // session to .sessions.json on every call (FACTS.md).
-  adminAuth: {
-    type: "credentials",
-    users: [],
-    tokens: function (token) {
-      const given = Buffer.from(String(token));
-      const ok = given.length === expected.length && crypto.timingSafeEqual(given, expected);
-      return Promise.resolve(ok ? { username: "redforge", permissions: "*" } : null);
-    },
-  },
-  runtimeState: { enabled: true, ui: false },
-  diagnostics: { enabled: true, ui: false },
-  telemetry: { enabled: false },
+  ${ADMIN_AUTH}
+  ${RUNTIME_SWITCHES}
   contextStorage: {
     default: { module: "memory" },
     file: { module: "localfilesystem" },
