@@ -81,8 +81,9 @@ export class Reporter {
       this.opts.log.warn(`report ${describe(report)}: ${problem}; attempt ${attempts + 1}/${retry.attempts} in ${(delay / 1000).toFixed(1)} s`);
       await sleep(delay, this.abort.signal);
     }
-    const why = this.abort.signal.aborted ? "the bridge is shutting down" : `${attempts} attempts, last: ${problem}`;
-    this.opts.log.error(`report ${describe(report)} given up (${why})`);
+    // Status changes the bridge's own shutdown causes are expected to go unsent: not an error.
+    if (this.abort.signal.aborted) this.opts.log.info(`report ${describe(report)} not sent: the bridge is shutting down`);
+    else this.opts.log.error(`report ${describe(report)} given up (${attempts} attempts, last: ${problem})`);
     return false;
   }
 

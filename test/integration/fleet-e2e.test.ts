@@ -109,6 +109,7 @@ describe("instance lifecycle on real Node-RED", () => {
     }, 90_000);
     admin = running.endpoints.admin;
     expect(admin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(running.endpoints.front).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const editor = await fetch(admin);
     expect(editor.status).toBe(200);
     expect(await editor.text()).toContain("Node-RED");

@@ -80,17 +80,28 @@ describe("process driver", () => {
     await driver.destroy(s.id, { deleteData: true });
   }, 60_000);
 
-  it("stop frees the port, start brings the same flows back, and one replica is all it runs", async () => {
+  it("stop frees the port, start brings the same flows back behind the same front URL, and one replica is all it runs", async () => {
     const s = spec({ flows: httpFlow("kept") });
     const { endpoints } = await driver.create(s);
+    expect(endpoints.front).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(endpoints.front).not.toBe(endpoints.admin);
+    expect(await eventually(async () => {
+      const res = await fetch(`${endpoints.front}/echo`);
+      return res.status === 200 ? res.text() : undefined;
+    })).toBe("kept");
     await driver.stop(s.id);
     await expect(fetch(endpoints.admin)).rejects.toThrow();
+    // The front door stays and says why nothing answers.
+    const closed = await fetch(`${endpoints.front}/echo`);
+    expect(closed.status).toBe(503);
+    expect(((await closed.json()) as any).error.code).toBe("instance_unavailable");
     expect((await driver.health(s.id)).state).toBe("stopped");
     await driver.start(s.id);
     expect(await eventually(async () => {
       const res = await fetch(`${endpoints.admin}/echo`);
       return res.status === 200 ? res.text() : undefined;
     })).toBe("kept");
+    expect(await (await fetch(`${endpoints.front}/echo`)).text()).toBe("kept");
     await expect(driver.scale(s.id, 2)).rejects.toThrow(/one replica/);
     await driver.scale(s.id, 0);
     expect((await driver.health(s.id)).state).toBe("stopped");

@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { assertPortFree, freePort } from "../../../dev/ports.ts";
 import type { Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
 import { AdminApi } from "../nodeRedAdmin.ts";
+import { FrontProxy } from "./frontProxy.ts";
 import { NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
 import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, renderProcessSettings } from "./settings.ts";
 
@@ -26,6 +27,8 @@ export interface ProcessDriverOptions {
 interface SavedInstance {
   spec: InstanceSpec;
   port: number;
+  /** The stable front port; kept across restarts of the instance and of the bridge. */
+  frontPort: number;
 }
 
 const DEFAULT_RESTART: RestartPolicy = { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 500 };
@@ -35,6 +38,7 @@ const PASSED_ENV = ["PATH", "LANG", "TZ", "NODE_EXTRA_CA_CERTS"];
 export class ProcessDriver implements Driver {
   readonly kind = "process" as const;
   private readonly processes = new Map<string, NodeRedProcess>();
+  private readonly fronts = new Map<string, FrontProxy>();
   private readonly listeners: StatusListener[] = [];
   private readonly admin: AdminApi;
   private readonly adminToken = randomBytes(32).toString("base64url");
@@ -62,13 +66,14 @@ export class ProcessDriver implements Driver {
     if (existing) {
       // A redelivered create: converge on "running" instead of starting a second copy.
       await existing.start();
-      return { endpoints: { admin: existing.base } };
+      return { endpoints: this.endpoints(spec.id, existing) };
     }
     const dir = this.dir(spec.id);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     const saved = await readSaved(dir);
     const port = saved?.port && (await portFree(saved.port)) ? saved.port : await freePort(this.host);
-    await fs.writeFile(path.join(dir, "instance.json"), JSON.stringify({ spec, port } satisfies SavedInstance), { mode: 0o600 });
+    const frontPort = saved?.frontPort && (await portFree(saved.frontPort)) ? saved.frontPort : await freePort(this.host);
+    await fs.writeFile(path.join(dir, "instance.json"), JSON.stringify({ spec, port, frontPort } satisfies SavedInstance), { mode: 0o600 });
     // settings.js is CommonJS: without its own package.json, an enclosing "type": "module"
     // package (this repository, for one) makes Node load it as ESM and Node-RED boot-loops.
     const pkg = path.join(dir, "package.json");
@@ -76,13 +81,18 @@ export class ProcessDriver implements Driver {
     await fs.writeFile(path.join(dir, "settings.js"), renderProcessSettings({ host: this.host, port }));
     const flowFile = path.join(dir, "flows.json");
     if (!(await exists(flowFile))) await fs.writeFile(flowFile, JSON.stringify(spec.flows));
-    const proc = this.supervise(spec, port);
+    const proc = await this.supervise(spec, port, frontPort);
     await proc.start();
     if (this.opts.nodePackage) await this.admin.uploadNodePackage(proc.base, this.opts.nodePackage);
-    return { endpoints: { admin: proc.base } };
+    return { endpoints: this.endpoints(spec.id, proc) };
   }
 
-  private supervise(spec: InstanceSpec, port: number): NodeRedProcess {
+  private endpoints(id: string, proc: NodeRedProcess): InstanceEndpoints {
+    const front = this.fronts.get(id);
+    return { admin: proc.base, ...(front ? { front: front.url } : {}) };
+  }
+
+  private async supervise(spec: InstanceSpec, port: number, frontPort: number): Promise<NodeRedProcess> {
     const env: Record<string, string> = {};
     for (const k of PASSED_ENV) if (process.env[k]) env[k] = process.env[k]!;
     Object.assign(env, spec.env, {
@@ -97,6 +107,15 @@ export class ProcessDriver implements Driver {
       this.opts.readyTimeoutMs ?? 60_000,
     );
     this.processes.set(spec.id, proc);
+    const front = new FrontProxy(this.host);
+    // The saved front port, unless something took it meanwhile (then the front URL changes, and says so).
+    await front.listen(frontPort).catch(async () => {
+      const moved = await front.listen(0);
+      this.log(spec.id, `front port ${frontPort} is taken; front door moved to ${moved}`);
+      await fs.writeFile(path.join(this.dir(spec.id), "instance.json"), JSON.stringify({ spec, port, frontPort: moved } satisfies SavedInstance), { mode: 0o600 });
+    });
+    front.setTarget(proc.base);
+    this.fronts.set(spec.id, front);
     return proc;
   }
 
@@ -106,7 +125,7 @@ export class ProcessDriver implements Driver {
     if (known) return known;
     const saved = await readSaved(this.dir(id));
     if (!saved) throw Object.assign(new Error(`instance ${id} is not known to this bridge`), { code: "unknown_instance" });
-    return this.supervise(saved.spec, saved.port);
+    return this.supervise(saved.spec, saved.port, saved.frontPort ?? (await freePort(this.host)));
   }
 
   async start(id: string): Promise<void> {
@@ -121,6 +140,8 @@ export class ProcessDriver implements Driver {
   async destroy(id: string, opts: { deleteData?: boolean } = {}): Promise<void> {
     await this.stop(id);
     this.processes.delete(id);
+    await this.fronts.get(id)?.close();
+    this.fronts.delete(id);
     if (opts.deleteData) await fs.rm(this.dir(id), { recursive: true, force: true });
   }
 
@@ -151,7 +172,9 @@ export class ProcessDriver implements Driver {
 
   async close(): Promise<void> {
     await Promise.all([...this.processes.values()].map((p) => p.stop(5_000)));
+    await Promise.all([...this.fronts.values()].map((f) => f.close()));
     this.processes.clear();
+    this.fronts.clear();
     process.off("exit", this.onExit);
   }
 }
