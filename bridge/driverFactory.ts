@@ -25,15 +25,19 @@ export async function createDriver(kind: DriverKind, settings: DriverSettings): 
 }
 
 async function processDriver(s: DriverSettings): Promise<Driver> {
+  const nodePackage = await nodePackageFor(s);
+  const { ProcessDriver } = await import("./drivers/process/index.ts");
+  return new ProcessDriver({
+    stateDir: path.join(s.stateDir, "process"),
+    nodePackages: [nodePackage],
+    log: (instanceId, line) => s.log.info(`process [${instanceId.slice(0, 8)}]: ${line}`),
+  });
+}
+
+async function nodePackageFor(s: DriverSettings): Promise<string> {
   const nodePackage = s.nodePackage ?? (await packNodePackage(path.join(s.stateDir, "node-package")));
   s.log.info(`instances load the RedForge node package from ${nodePackage}`);
-  // A computed specifier: the process driver is being written alongside; tsc must not require it yet.
-  const specifier = "./drivers/process/index.ts";
-  const mod = (await import(specifier).catch((err: Error) => {
-    throw new Error(`the process driver cannot be loaded (${err.message})`);
-  })) as { ProcessDriver?: new (opts: Record<string, unknown>) => Driver };
-  if (typeof mod.ProcessDriver !== "function") throw new Error(`${specifier} does not export ProcessDriver`);
-  return new mod.ProcessDriver({ stateDir: path.join(s.stateDir, "process"), nodePackage, log: (line: string) => s.log.info(`process: ${line}`) });
+  return nodePackage;
 }
 
 async function kubernetesDriver(s: DriverSettings): Promise<Driver> {
@@ -45,6 +49,7 @@ async function kubernetesDriver(s: DriverSettings): Promise<Driver> {
   return new KubernetesDriver({
     kubeConfig, namespace, clusterId: s.clusterId,
     adminToken: await persistentSecret(path.join(s.stateDir, "kubernetes-admin-token")),
+    nodePackage: await nodePackageFor(s),
     log: (line) => s.log.info(`kubernetes: ${line}`),
   });
 }

@@ -137,6 +137,9 @@ export class AdminApi {
       probe.missingNodeTypes = missingTypes(flows.value.flows ?? [], nodes.value);
     }
     if (state.status === "rejected") probe.error = `admin API: ${reasonOf(state.reason)}`;
+    // The route comes with the RedForge node package; a 404 means the package is missing, which
+    // an operator must see, while the instance itself is still live and reported as such.
+    else if (healthz.status === "rejected" && /: 404$/.test(reasonOf(healthz.reason))) probe.error = "no /healthz route";
     return probe;
   }
 }

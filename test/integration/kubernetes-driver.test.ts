@@ -4,7 +4,10 @@
  * behind. No real cluster is involved; see docs/kubernetes-driver.md.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import fs from "node:fs/promises";
 import http from "node:http";
+import os from "node:os";
+import path from "node:path";
 import type { AddressInfo } from "node:net";
 import { AppsV1Api } from "@kubernetes/client-node";
 import { FlowsConflictError, KubernetesDriver, type KubernetesDriverOptions } from "../../bridge/drivers/kubernetes/index.ts";
@@ -36,7 +39,9 @@ async function startFakeAdmin() {
     let raw = "";
     req.on("data", (c) => (raw += c));
     req.on("end", () => {
-      seen.push({ method: req.method!, path: req.url!, headers: req.headers, body: raw ? JSON.parse(raw) : undefined });
+      let body: unknown = raw || undefined;
+      try { body = raw ? JSON.parse(raw) : undefined; } catch { /* multipart uploads stay text */ }
+      seen.push({ method: req.method!, path: req.url!, headers: req.headers, body });
       const json = (code: number, v: unknown) => { res.writeHead(code, { "Content-Type": "application/json" }); res.end(JSON.stringify(v)); };
       if (req.url === "/healthz") return json(200, { ok: true });
       if (req.headers.authorization !== `Bearer ${ADMIN_TOKEN}`) return json(401, { error: "unauthorized" });
@@ -48,6 +53,7 @@ async function startFakeAdmin() {
       if (req.url === "/flows/state") return json(200, { state: "start" });
       if (req.url === "/diagnostics") return json(200, { nodejs: { memoryUsage: { rss: 115_000_000, heapUsed: 41_000_000 } } });
       if (req.url === "/flows") return json(200, { rev: "rev-1", flows: [{ id: "t1", type: "tab" }, { id: "n1", type: "inject" }, { id: "n2", type: "redforge-gate" }] });
+      if (req.method === "POST" && req.url === "/nodes") return json(200, { id: "@redforge/node-red-contrib-redforge" });
       if (req.url === "/nodes") return json(200, [{ id: "node-red/inject", types: ["inject"] }]);
       json(404, {});
     });
@@ -86,7 +92,9 @@ describe("kubernetes driver (fake API server)", () => {
 
   it("create: StatefulSet at 0 replicas, then its owned Secret, ConfigMap and Service, then scale to 1", async () => {
     const { endpoints } = await newDriver().create(spec());
-    expect(endpoints).toEqual({ admin: "http://orders-blue.redforge.svc.cluster.local:1880" });
+    const serviceUrl = "http://orders-blue.redforge.svc.cluster.local:1880";
+    // The Service is both the admin endpoint and the stable front door blue-green will switch.
+    expect(endpoints).toEqual({ admin: serviceUrl, front: serviceUrl });
     expect(verbs(api.requests)).toEqual([
       `POST ${APPS}/statefulsets`,
       `POST ${CORE}/secrets`,
@@ -332,6 +340,27 @@ describe("kubernetes driver (fake API server)", () => {
 
     await driver.scale("inst-0001", 2);
     await expect(driver.deployFlows("inst-0001", flows)).rejects.toThrow(/runs 2 replicas/);
+  });
+
+  it("installs the RedForge node package into an instance once it is ready", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-k8s-pkg-"));
+    const tarball = path.join(dir, "pkg.tgz");
+    await fs.writeFile(tarball, "not really a tarball, the fake only records it");
+    const driver = newDriver({ statusPollMs: 60_000, nodePackage: tarball });
+    driver.onStatus(() => {});
+    await driver.create(spec());
+    api.runStatefulSetController(NS);
+    await driver.refreshStatus();
+    expect(admin.seen.some((r) => r.method === "POST" && r.path === "/nodes")).toBe(false);
+    setPodRunning(api, NS, "orders-blue-0", true);
+    api.runStatefulSetController(NS);
+    await driver.refreshStatus();
+    await new Promise((r) => setTimeout(r, 100));
+    const upload = admin.seen.find((r) => r.method === "POST" && r.path === "/nodes");
+    expect(upload?.headers["content-type"]).toMatch(/^multipart\/form-data/);
+    expect(upload?.headers.authorization).toBe(`Bearer ${ADMIN_TOKEN}`);
+    await driver.close();
+    await fs.rm(dir, { recursive: true, force: true });
   });
 
   it("onStatus: a poll reports each change once, from two list calls for the whole cluster", async () => {

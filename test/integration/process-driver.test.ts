@@ -42,7 +42,7 @@ beforeAll(async () => {
   // Like this repository's own .redforge/: instance dirs inside an ESM package.
   await fs.writeFile(path.join(tmp, "package.json"), JSON.stringify({ name: "enclosing", type: "module" }));
   tarball = await packNodePackage(path.join(tmp, "pkg"));
-  driver = new ProcessDriver({ stateDir: path.join(tmp, "instances"), nodePackage: tarball, restart: { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 100 } });
+  driver = new ProcessDriver({ stateDir: path.join(tmp, "instances"), nodePackages: [tarball], restart: { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 100 } });
   driver.onStatus((id, state, reason) => events.push([id, state, reason]));
 }, 60_000);
 

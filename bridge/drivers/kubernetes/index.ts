@@ -33,6 +33,8 @@ export interface KubernetesDriverOptions {
   clusterDomain?: string;
   /** Pod colour label for new instances; blue-green switches the Service selector between colours. */
   color?: Color;
+  /** Tarball of the RedForge node package, installed (POST /nodes) each time an instance becomes ready. */
+  nodePackage?: string;
   /** How often onStatus listeners get fresh state. Default 10 s. */
   statusPollMs?: number;
   deployTimeoutMs?: number;
@@ -202,11 +204,29 @@ export class KubernetesDriver implements Driver {
   private report(id: string, state: InstanceState, reason?: string): void {
     if (this.lastState.get(id) === state) return;
     this.lastState.set(id, state);
+    if (state === "running") void this.installNodePackage(id);
     for (const l of this.listeners) l(id, state, reason);
   }
 
+  /**
+   * The official image does not carry the RedForge node package, so it is
+   * uploaded once a pod is ready (no restart needed); a pod that restarts
+   * keeps it in /data, and "already loaded" counts as done.
+   */
+  private async installNodePackage(id: string): Promise<void> {
+    const name = this.names.get(id);
+    if (!this.opts.nodePackage || !name) return;
+    try {
+      await this.admin.uploadNodePackage(this.adminUrl({ name, namespace: this.opts.namespace }), this.opts.nodePackage);
+    } catch (err) {
+      this.log(`node package not installed into ${name} yet (retried when it next becomes ready): ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
   private endpoints(name: string): InstanceEndpoints {
-    return { admin: `http://${name}.${this.opts.namespace}.svc.${this.opts.clusterDomain ?? "cluster.local"}:${NODE_RED_PORT}` };
+    // The Service is also the stable front door: blue-green moves its selector, not its name.
+    const url = `http://${name}.${this.opts.namespace}.svc.${this.opts.clusterDomain ?? "cluster.local"}:${NODE_RED_PORT}`;
+    return { admin: url, front: url };
   }
 
   private async nameOf(instanceId: string): Promise<string> {

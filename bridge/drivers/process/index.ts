@@ -7,21 +7,28 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { assertPortFree, freePort } from "../../../dev/ports.ts";
 import type { Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
 import { AdminApi } from "../nodeRedAdmin.ts";
 import { FrontProxy } from "./frontProxy.ts";
-import { NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
+import { NODE_RED_CLI, NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
+import { allocatePort, portFree, savedPorts, type PortRange } from "./ports.ts";
 import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, renderProcessSettings } from "./settings.ts";
 
 export interface ProcessDriverOptions {
+  /** Each instance's userDir is <stateDir>/<instanceId>. */
   stateDir: string;
-  /** Tarball of the RedForge node package; installed into every instance. */
-  nodePackage?: string;
+  /** Node package tarballs (`npm pack` output) loaded into every instance: the RedForge package and any others. */
+  nodePackages?: string[];
   host?: string;
+  /** Inclusive range for Node-RED and front ports; any free port when absent. */
+  portRange?: PortRange;
+  /** node-red's red.js; this project's own dependency when absent. */
+  nodeRedBin?: string;
+  /** The static bearer token the instances' Admin API accepts; random per driver when absent. */
+  adminToken?: string;
   restart?: Partial<RestartPolicy>;
   readyTimeoutMs?: number;
-  log?: (line: string) => void;
+  log?: (instanceId: string, line: string) => void;
 }
 
 interface SavedInstance {
@@ -41,7 +48,11 @@ export class ProcessDriver implements Driver {
   private readonly fronts = new Map<string, FrontProxy>();
   private readonly listeners: StatusListener[] = [];
   private readonly admin: AdminApi;
-  private readonly adminToken = randomBytes(32).toString("base64url");
+  private readonly adminToken: string;
+  /** Ports picked but not yet in an instance.json: two instances created at once never share one. */
+  private readonly claimed = new Set<number>();
+  /** Port picking runs one create at a time: "is it free?" is asynchronous, so two could both hear yes. */
+  private picking: Promise<unknown> = Promise.resolve();
   private readonly host: string;
   private readonly restart: RestartPolicy;
   private readonly onExit = () => { for (const p of this.processes.values()) p.killNow(); };
@@ -49,6 +60,7 @@ export class ProcessDriver implements Driver {
   constructor(private readonly opts: ProcessDriverOptions) {
     this.host = opts.host ?? "127.0.0.1";
     this.restart = { ...DEFAULT_RESTART, ...opts.restart };
+    this.adminToken = opts.adminToken ?? randomBytes(32).toString("base64url");
     this.admin = new AdminApi(this.adminToken, { deployMs: 30_000, probeMs: 3_000 });
     process.on("exit", this.onExit);
   }
@@ -58,7 +70,31 @@ export class ProcessDriver implements Driver {
   }
 
   private log(id: string, line: string): void {
-    this.opts.log?.(`[${id.slice(0, 8)}] ${line}`);
+    this.opts.log?.(id, line);
+  }
+
+  /** Node-RED and front ports: the saved ones while still free, else new ones no other instance holds. */
+  private ports(saved: SavedInstance | undefined): Promise<{ port: number; frontPort: number }> {
+    const next = this.picking.then(() => this.pickPorts(saved));
+    this.picking = next.catch(() => undefined);
+    return next;
+  }
+
+  /** One port outside create's picking (a front door that had to move): in the range, held by no saved instance. */
+  private async unheldPort(): Promise<number> {
+    return allocatePort(this.host, new Set([...this.claimed, ...(await savedPorts(this.opts.stateDir))]), this.opts.portRange);
+  }
+
+  private async pickPorts(saved: SavedInstance | undefined): Promise<{ port: number; frontPort: number }> {
+    const own = new Set([saved?.port, saved?.frontPort]);
+    const reserved = new Set([...this.claimed, ...(await savedPorts(this.opts.stateDir)).filter((p) => !own.has(p))]);
+    const pick = async (keep: number | undefined) => {
+      const port = keep && !reserved.has(keep) && (await portFree(keep, this.host)) ? keep : await allocatePort(this.host, reserved, this.opts.portRange);
+      reserved.add(port);
+      this.claimed.add(port);
+      return port;
+    };
+    return { port: await pick(saved?.port), frontPort: await pick(saved?.frontPort) };
   }
 
   async create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints }> {
@@ -71,9 +107,14 @@ export class ProcessDriver implements Driver {
     const dir = this.dir(spec.id);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     const saved = await readSaved(dir);
-    const port = saved?.port && (await portFree(saved.port)) ? saved.port : await freePort(this.host);
-    const frontPort = saved?.frontPort && (await portFree(saved.frontPort)) ? saved.frontPort : await freePort(this.host);
-    await fs.writeFile(path.join(dir, "instance.json"), JSON.stringify({ spec, port, frontPort } satisfies SavedInstance), { mode: 0o600 });
+    const { port, frontPort } = await this.ports(saved);
+    try {
+      await fs.writeFile(path.join(dir, "instance.json"), JSON.stringify({ spec, port, frontPort } satisfies SavedInstance), { mode: 0o600 });
+    } finally {
+      // From here instance.json holds them for savedPorts(); the claim only covered the gap.
+      this.claimed.delete(port);
+      this.claimed.delete(frontPort);
+    }
     // settings.js is CommonJS: without its own package.json, an enclosing "type": "module"
     // package (this repository, for one) makes Node load it as ESM and Node-RED boot-loops.
     const pkg = path.join(dir, "package.json");
@@ -83,7 +124,8 @@ export class ProcessDriver implements Driver {
     if (!(await exists(flowFile))) await fs.writeFile(flowFile, JSON.stringify(spec.flows));
     const proc = await this.supervise(spec, port, frontPort);
     await proc.start();
-    if (this.opts.nodePackage) await this.admin.uploadNodePackage(proc.base, this.opts.nodePackage);
+    // POST /nodes installs into the userDir, so later starts load the packages from disk.
+    for (const tarball of this.opts.nodePackages ?? []) await this.admin.uploadNodePackage(proc.base, tarball);
     return { endpoints: this.endpoints(spec.id, proc) };
   }
 
@@ -100,7 +142,7 @@ export class ProcessDriver implements Driver {
       [ENV_ADMIN_TOKEN]: this.adminToken, [ENV_CREDENTIAL_SECRET]: spec.credentialSecret,
     });
     const proc = new NodeRedProcess(
-      { instanceId: spec.id, userDir: this.dir(spec.id), settingsFile: path.join(this.dir(spec.id), "settings.js"), host: this.host, port, env },
+      { instanceId: spec.id, cli: this.opts.nodeRedBin ?? NODE_RED_CLI, userDir: this.dir(spec.id), settingsFile: path.join(this.dir(spec.id), "settings.js"), host: this.host, port, env },
       this.admin, this.restart,
       (state, reason) => { for (const l of this.listeners) l(spec.id, state, reason); },
       (line) => this.log(spec.id, line),
@@ -110,7 +152,7 @@ export class ProcessDriver implements Driver {
     const front = new FrontProxy(this.host);
     // The saved front port, unless something took it meanwhile (then the front URL changes, and says so).
     await front.listen(frontPort).catch(async () => {
-      const moved = await front.listen(0);
+      const moved = await front.listen(await this.unheldPort());
       this.log(spec.id, `front port ${frontPort} is taken; front door moved to ${moved}`);
       await fs.writeFile(path.join(this.dir(spec.id), "instance.json"), JSON.stringify({ spec, port, frontPort: moved } satisfies SavedInstance), { mode: 0o600 });
     });
@@ -125,7 +167,7 @@ export class ProcessDriver implements Driver {
     if (known) return known;
     const saved = await readSaved(this.dir(id));
     if (!saved) throw Object.assign(new Error(`instance ${id} is not known to this bridge`), { code: "unknown_instance" });
-    return this.supervise(saved.spec, saved.port, saved.frontPort ?? (await freePort(this.host)));
+    return this.supervise(saved.spec, saved.port, saved.frontPort ?? (await this.unheldPort()));
   }
 
   async start(id: string): Promise<void> {
@@ -161,7 +203,9 @@ export class ProcessDriver implements Driver {
     const proc = this.processes.get(id);
     const checkedAt = new Date().toISOString();
     if (!proc) return { instanceId: id, state: "unknown", live: false, ready: false, missingNodeTypes: [], checkedAt, error: "not running under this bridge" };
-    if (proc.state !== "running") return { instanceId: id, state: proc.state, live: false, ready: false, missingNodeTypes: [], checkedAt };
+    if (proc.state !== "running") {
+      return { instanceId: id, state: proc.state, live: false, ready: false, missingNodeTypes: [], checkedAt, ...(proc.reason ? { error: proc.reason } : {}) };
+    }
     const probe = await this.admin.probe(proc.base);
     return { instanceId: id, state: probe.live ? "running" : "unknown", ...probe, checkedAt };
   }
@@ -184,5 +228,3 @@ async function readSaved(dir: string): Promise<SavedInstance | undefined> {
 }
 
 const exists = (p: string) => fs.access(p).then(() => true, () => false);
-
-const portFree = (port: number) => assertPortFree(port, "node-red").then(() => true, () => false);

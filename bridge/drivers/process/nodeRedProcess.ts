@@ -22,6 +22,8 @@ export interface RestartPolicy {
 
 export interface ProcessPlan {
   instanceId: string;
+  /** node-red's red.js (NODE_RED_CLI unless the bridge was told otherwise). */
+  cli: string;
   userDir: string;
   settingsFile: string;
   host: string;
@@ -39,6 +41,8 @@ export class NodeRedProcess {
   private restartTimer?: NodeJS.Timeout;
   private lastLines: string[] = [];
   state: InstanceState = "stopped";
+  /** Why the last state change happened (a crash, a boot loop), for health reports. */
+  reason?: string;
 
   constructor(
     readonly plan: ProcessPlan,
@@ -89,13 +93,16 @@ export class NodeRedProcess {
   private set(state: InstanceState, reason?: string): void {
     if (this.state === state && !reason) return;
     this.state = state;
+    this.reason = reason;
     this.onChange(state, reason);
   }
 
   private spawn(): void {
     this.startedAt = Date.now();
+    // A boot loop is reported with what the last boot printed, not an earlier run's lines.
+    this.lastLines = [];
     this.set("starting");
-    const child = spawn(process.execPath, [NODE_RED_CLI, "--userDir", this.plan.userDir, "--port", String(this.plan.port), "--settings", this.plan.settingsFile], {
+    const child = spawn(process.execPath, [this.plan.cli, "--userDir", this.plan.userDir, "--port", String(this.plan.port), "--settings", this.plan.settingsFile], {
       cwd: this.plan.userDir, env: this.plan.env, stdio: ["ignore", "pipe", "pipe"],
     });
     this.child = child;
@@ -118,7 +125,8 @@ export class NodeRedProcess {
     if (!this.wanted) return;
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const quick = Date.now() - this.startedAt < this.policy.quickExitMs;
-    this.quickExits = quick ? this.quickExits + 1 : 1;
+    // A crash after a good run starts a fresh count: only exits in a row that were all quick are a boot loop.
+    this.quickExits = quick ? this.quickExits + 1 : 0;
     if (this.quickExits >= this.policy.maxQuickExits) {
       this.wanted = false;
       // The message, not the stack frames printed after it.
@@ -131,7 +139,7 @@ export class NodeRedProcess {
       if (!this.wanted) return;
       this.spawn();
       this.waitReady().catch(() => { /* the exit handler reports what happened */ });
-    }, this.policy.backoffMs * this.quickExits);
+    }, this.policy.backoffMs * Math.max(1, this.quickExits));
   }
 
   private async waitReady(): Promise<void> {
