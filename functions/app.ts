@@ -7,6 +7,7 @@ import { onError, onNotFound } from "./middleware/errorHandler.ts";
 import { requestContext } from "./middleware/requestContext.ts";
 import { jobRoutes } from "../queues/healthSweep.ts";
 import { apiKeyRoutes } from "./routes/apiKeys.ts";
+import { auditRoutes } from "./routes/audit.ts";
 import { bridgeRoutes } from "./routes/bridge.ts";
 import { fleetSocketRoutes } from "./routes/fleetSocket.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
@@ -14,6 +15,8 @@ import { authRoutes } from "./routes/auth.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { instanceRoutes } from "./routes/instances.ts";
+import { roleRoutes } from "./routes/roles.ts";
+import { userRoutes } from "./routes/users.ts";
 
 /**
  * Order matters: context and body guards for everything under /api; the
@@ -36,9 +39,12 @@ export function createApp() {
 
   app.use("/api/*", authenticate);
   app.route("/api/api-keys", apiKeyRoutes);
+  app.route("/api/audit", auditRoutes);
   app.route("/api/clusters", clusterRoutes);
   app.route("/api/instances", instanceRoutes);
   app.route("/api/metrics", metricsRoutes);
+  app.route("/api/users", userRoutes);
+  app.route("/api/roles", roleRoutes);
   return app;
 }
 

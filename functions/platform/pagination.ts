@@ -36,3 +36,20 @@ export function page<T extends { createdAt: Date; id: string }>(rows: T[], limit
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
 }
+
+/** Keyset over a bigserial id alone (append-only tables like audit_logs: id order is insert order). */
+export function encodeIdCursor(id: number): string {
+  return toBase64Url(new TextEncoder().encode(JSON.stringify(["id", id])));
+}
+
+export function decodeIdCursor(raw: string | undefined): number | undefined {
+  if (!raw) return undefined;
+  try {
+    const b64 = raw.replace(/-/g, "+").replace(/_/g, "/");
+    const [tag, id] = JSON.parse(new TextDecoder().decode(fromBase64(b64 + "=".repeat((4 - (b64.length % 4)) % 4))));
+    if (tag !== "id" || !Number.isSafeInteger(id) || id < 1) throw new Error();
+    return id;
+  } catch {
+    throw new ApiError(400, "invalid_cursor", "cursor is not one this API issued; start again without it");
+  }
+}

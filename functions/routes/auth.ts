@@ -4,6 +4,7 @@ import { z } from "zod";
 import { users } from "../../db/schema.ts";
 import type { AppEnv } from "../app-env.ts";
 import { ensureBootstrap } from "../auth/bootstrap.ts";
+import { lockedFor, recordFailure } from "../auth/loginThrottle.ts";
 import { issueSessionToken } from "../auth/tokens.ts";
 import { burnPasswordCheck, verifyPassword } from "../crypto/passwords.ts";
 import { ApiError } from "../errors.ts";
@@ -20,11 +21,21 @@ const loginBody = z.strictObject({
 export const authRoutes = new Hono<AppEnv>()
   .post("/login", validate("json", loginBody), async (c) => {
     const { username, password } = c.req.valid("json");
-    const { db, config } = c.var.services;
+    const { db, config, kv } = c.var.services;
+    // Checked before the password, so the right password during a lock is refused too (and costs no PBKDF2).
+    const retryAfter = await lockedFor(kv, username);
+    if (retryAfter !== null) {
+      await transact(c, async (_tx, record) => record({
+        action: "LOGIN_THROTTLED", resourceType: "user", details: { username, retryAfter }, statusCode: 429,
+      }));
+      throw new ApiError(429, "too_many_attempts", `too many failed logins for this username; retry in ${retryAfter} s`,
+        { retryAfter }, { "Retry-After": String(retryAfter) });
+    }
     await ensureBootstrap(db, config);
     const [user] = await db.select().from(users).where(eq(users.username, username)).limit(1);
     const ok = user && !user.disabled ? await verifyPassword(password, user.passwordHash) : (await burnPasswordCheck(password), false);
     if (!ok || !user) {
+      await recordFailure(kv, username);
       await transact(c, async (_tx, record) => record({
         userId: user?.id ?? null, action: "AUTH_FAILED", resourceType: "user", resourceId: user?.id ?? null,
         details: { username, reason: user?.disabled ? "disabled" : "bad_credentials" }, statusCode: 401,

@@ -49,7 +49,7 @@ export interface TestUser {
   token: string;
 }
 
-/** A user of the given role, inserted directly (the users API is a later issue), with a session token. */
+/** A user of the given role, inserted directly (fast, and independent of the users API under test), with a session token. */
 export async function createUser(role: string, password = "correct horse battery"): Promise<TestUser> {
   const username = unique(role);
   const [row] = await withDb(async (db) =>

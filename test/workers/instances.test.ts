@@ -128,6 +128,19 @@ describe("instances", () => {
     expect((created.details as any).envKeys).toEqual(["API_KEY"]);
   });
 
+  it("a row written for an IPv6 client in any notation still verifies", async () => {
+    const { auditRowHash } = await import("../../db/auditChain.ts");
+    const name = unique("v6");
+    const res = await api("POST", "/api/instances", { token: admin.token, body: { name, clusterId }, headers: { "X-Forwarded-For": "2001:DB8:0:0::1" } });
+    const [row] = await withDb((db) => db.select().from(auditLogs).where(and(eq(auditLogs.resourceId, res.body.id), eq(auditLogs.action, "INSTANCE_CREATED"))));
+    expect(row!.ipAddress).toBe("2001:db8::1");
+    const recomputed = await auditRowHash(row!.prevHash, row!.timestamp, {
+      userId: row!.userId, action: row!.action, resourceType: row!.resourceType, resourceId: row!.resourceId,
+      details: row!.details, ipAddress: row!.ipAddress, userAgent: row!.userAgent, statusCode: row!.statusCode,
+    });
+    expect(recomputed).toBe(row!.hash);
+  });
+
   it("a forbidden write is itself audited as UNAUTHORIZED_ACCESS", async () => {
     const viewer = await createUser("viewer");
     const res = await api("POST", "/api/instances", { token: viewer.token, body: { name: unique("nope"), clusterId } });

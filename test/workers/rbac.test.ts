@@ -1,15 +1,22 @@
 /**
- * Every route × every role: admin, operator, viewer, and no credentials.
+ * Every route × every role: admin, operator, viewer, a custom role (`auditor`:
+ * instances:read + audit:read), and no credentials.
  * Allowed calls get their success status; denied ones 403 and change nothing;
  * anonymous ones 401 (except the explicitly public routes).
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, createCluster, createInstance, createUser, unique, type TestUser } from "./helpers.ts";
+import { roles } from "../../db/schema.ts";
+import { api, createCluster, createInstance, createUser, unique, withDb, type TestUser } from "./helpers.ts";
 
-type Role = "admin" | "operator" | "viewer";
-const ROLES: Role[] = ["admin", "operator", "viewer"];
+type Role = "admin" | "operator" | "viewer" | "auditor";
+const ROLES: Role[] = ["admin", "operator", "viewer", "auditor"];
+const AUDITOR_PERMISSIONS = [{ resource: "instances", action: "read" }, { resource: "audit", action: "read" }];
 
-interface Fixture { clusterId: string; instanceId: string; emptyClusterId: string; apiKeyId?: string }
+interface Fixture {
+  clusterId: string; instanceId: string; emptyClusterId: string; apiKeyId?: string;
+  /** Set by a request that targets a user or custom role, for its `unchanged` check. */
+  userId?: string; roleName?: string;
+}
 interface RouteCase {
   route: string;
   allowed: Role[] | "public";
@@ -36,7 +43,7 @@ const instanceStillRunning = async (f: Fixture, admin: TestUser) => {
 
 const CASES: RouteCase[] = [
   { route: "GET /api/health", allowed: "public", success: 200, request: async () => ({ method: "GET", path: "/api/health" }) },
-  { route: "GET /api/auth/me", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/auth/me" }) },
+  { route: "GET /api/auth/me", allowed: ["admin", "operator", "viewer", "auditor"], success: 200, request: async () => ({ method: "GET", path: "/api/auth/me" }) },
   { route: "POST /api/api-keys", allowed: ["admin", "operator", "viewer"], success: 201, request: async () => ({ method: "POST", path: "/api/api-keys", body: { name: "ci" } }) },
   { route: "GET /api/api-keys", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/api-keys" }) },
   {
@@ -59,8 +66,8 @@ const CASES: RouteCase[] = [
     route: "POST /api/instances", allowed: ["admin"], success: 201,
     request: async (f) => ({ method: "POST", path: "/api/instances", body: { name: unique("rbac"), clusterId: f.clusterId } }),
   },
-  { route: "GET /api/instances", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/instances" }) },
-  { route: "GET /api/instances/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async (f) => ({ method: "GET", path: `/api/instances/${f.instanceId}` }) },
+  { route: "GET /api/instances", allowed: ["admin", "operator", "viewer", "auditor"], success: 200, request: async () => ({ method: "GET", path: "/api/instances" }) },
+  { route: "GET /api/instances/:id", allowed: ["admin", "operator", "viewer", "auditor"], success: 200, request: async (f) => ({ method: "GET", path: `/api/instances/${f.instanceId}` }) },
   {
     route: "PATCH /api/instances/:id", allowed: ["admin", "operator"], success: 200,
     request: async (f) => ({ method: "PATCH", path: `/api/instances/${f.instanceId}`, body: { resources: { cpu: "250m" } } }),
@@ -76,6 +83,9 @@ const CASES: RouteCase[] = [
     unchanged: instanceStillRunning,
   },
   { route: "GET /api/metrics/instances/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async (f) => ({ method: "GET", path: `/api/metrics/instances/${f.instanceId}` }) },
+  { route: "GET /api/audit", allowed: ["admin", "operator", "viewer", "auditor"], success: 200, request: async () => ({ method: "GET", path: "/api/audit?limit=5" }) },
+  { route: "GET /api/audit/verify", allowed: ["admin", "operator", "viewer", "auditor"], success: 200, request: async () => ({ method: "GET", path: "/api/audit/verify" }) },
+  { route: "GET /api/audit/export", allowed: ["admin", "operator", "viewer", "auditor"], success: 200, request: async () => ({ method: "GET", path: `/api/audit/export?format=csv&from=${encodeURIComponent(new Date().toISOString())}` }) },
   { route: "GET /api/metrics/fleet", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/metrics/fleet" }) },
   { route: "POST /api/instances/:id/start", allowed: ["admin", "operator"], success: 202, request: async (f) => ({ method: "POST", path: `/api/instances/${f.instanceId}/start` }) },
   {
@@ -83,10 +93,76 @@ const CASES: RouteCase[] = [
     request: async (f) => ({ method: "POST", path: `/api/instances/${f.instanceId}/stop` }),
     unchanged: instanceStillRunning,
   },
+  {
+    route: "POST /api/users", allowed: ["admin"], success: 201,
+    request: async () => {
+      const username = unique("rbac");
+      return { method: "POST", path: "/api/users", body: { username, email: `${username}@x.test`, password: "long-enough-password", role: "viewer" } };
+    },
+  },
+  { route: "GET /api/users", allowed: ["admin"], success: 200, request: async () => ({ method: "GET", path: "/api/users" }) },
+  { route: "GET /api/users/:id", allowed: ["admin"], success: 200, request: async (_f, caller) => ({ method: "GET", path: `/api/users/${caller.id}` }) },
+  {
+    route: "PATCH /api/users/:id", allowed: ["admin"], success: 200,
+    request: async (f) => {
+      f.userId = (await createUser("viewer")).id;
+      return { method: "PATCH", path: `/api/users/${f.userId}`, body: { disabled: true } };
+    },
+    unchanged: async (f, admin) => expect((await api("GET", `/api/users/${f.userId}`, { token: admin.token })).body.disabled).toBe(false),
+  },
+  {
+    route: "DELETE /api/users/:id", allowed: ["admin"], success: 204,
+    request: async (f) => {
+      f.userId = (await createUser("viewer")).id;
+      return { method: "DELETE", path: `/api/users/${f.userId}` };
+    },
+    unchanged: async (f, admin) => expect((await api("GET", `/api/users/${f.userId}`, { token: admin.token })).status).toBe(200),
+  },
+  { route: "GET /api/roles", allowed: ["admin"], success: 200, request: async () => ({ method: "GET", path: "/api/roles" }) },
+  {
+    route: "POST /api/roles", allowed: ["admin"], success: 201,
+    request: async () => ({ method: "POST", path: "/api/roles", body: { name: unique("rbac"), permissions: [{ resource: "metrics", action: "read" }] } }),
+  },
+  {
+    route: "PATCH /api/roles/:name", allowed: ["admin"], success: 200,
+    request: async (f) => {
+      f.roleName = await newCustomRole();
+      return { method: "PATCH", path: `/api/roles/${f.roleName}`, body: { permissions: [{ resource: "*", action: "*" }] } };
+    },
+    unchanged: async (f, admin) => {
+      const listed = await api("GET", "/api/roles", { token: admin.token });
+      expect(listed.body.items.find((r: { name: string }) => r.name === f.roleName).permissions).toEqual([{ resource: "metrics", action: "read" }]);
+    },
+  },
+  {
+    route: "DELETE /api/roles/:name", allowed: ["admin"], success: 204,
+    request: async (f) => {
+      f.roleName = await newCustomRole();
+      return { method: "DELETE", path: `/api/roles/${f.roleName}` };
+    },
+    unchanged: async (f, admin) => {
+      const listed = await api("GET", "/api/roles", { token: admin.token });
+      expect(listed.body.items.some((r: { name: string }) => r.name === f.roleName)).toBe(true);
+    },
+  },
 ];
 
+/** A custom role made by the admin, as a target for PATCH/DELETE /api/roles/:name. */
+async function newCustomRole(): Promise<string> {
+  const name = unique("rbac");
+  const res = await api("POST", "/api/roles", { token: users.admin.token, body: { name, permissions: [{ resource: "metrics", action: "read" }] } });
+  if (res.status !== 201) throw new Error(`role create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return name;
+}
+
 beforeAll(async () => {
-  users = { admin: await createUser("admin"), operator: await createUser("operator"), viewer: await createUser("viewer") };
+  // Upsert: the role may already exist when the test database is reused.
+  await withDb((db) => db.insert(roles).values({ name: "auditor", permissions: AUDITOR_PERMISSIONS })
+    .onConflictDoUpdate({ target: roles.name, set: { permissions: AUDITOR_PERMISSIONS } }));
+  users = {
+    admin: await createUser("admin"), operator: await createUser("operator"), viewer: await createUser("viewer"),
+    auditor: await createUser("auditor"),
+  };
 });
 
 describe.each(CASES)("$route", (rc) => {

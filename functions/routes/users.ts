@@ -1,0 +1,128 @@
+import { and, desc, eq, lt, ne, or } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import type { Db } from "../../db/client.ts";
+import { users } from "../../db/schema.ts";
+import type { AppEnv } from "../app-env.ts";
+import { hashPassword } from "../crypto/passwords.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { transact } from "../middleware/auditTrail.ts";
+import { requirePermission } from "../middleware/requirePermission.ts";
+import { decodeCursor, page, pageQuery } from "../platform/pagination.ts";
+import { ADMIN_ROLE, assertAdminRemains, lockAdminSet } from "../rbac/lastAdmin.ts";
+import { assertCanGrant, currentPermissions, permissionsForAssignment } from "../rbac/grants.ts";
+import { validate } from "../validation.ts";
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+type Row = typeof users.$inferSelect;
+
+const username = z.string().trim().min(1).max(255).regex(/^[A-Za-z0-9][A-Za-z0-9._@-]*$/, "letters, digits and . _ @ - only");
+// Lower-cased so the unique index also catches Alice@x vs alice@x.
+const email = z.email().max(255).transform((e) => e.toLowerCase());
+const password = z.string().min(12, "at least 12 characters").max(1024);
+const roleName = z.string().min(1).max(100);
+
+const createBody = z.strictObject({ username, email, password, role: roleName });
+const patchBody = z.strictObject({
+  role: roleName.optional(),
+  email: email.optional(),
+  disabled: z.boolean().optional(),
+  password: password.optional(),
+}).refine((b) => Object.keys(b).length > 0, "send at least one of role, email, disabled, password");
+const listQuery = z.strictObject({
+  ...pageQuery,
+  role: roleName.optional(),
+  disabled: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
+});
+const idParam = z.object({ id: z.uuid() });
+
+/** Never the password hash. */
+const view = (r: Row) => ({
+  id: r.id, username: r.username, email: r.email, role: r.role, team: r.team, disabled: r.disabled,
+  createdAt: r.createdAt, updatedAt: r.updatedAt, lastLogin: r.lastLogin,
+});
+
+/** The target locked for the change; the caller must hold everything the target's role holds (no takeover of wider accounts). */
+async function lockTarget(c: import("hono").Context<AppEnv>, tx: Tx, id: string): Promise<Row> {
+  const [row] = await tx.select().from(users).where(eq(users.id, id)).for("update").limit(1);
+  if (!row) throw notFound("user", id);
+  assertCanGrant(c.var.principal!, await currentPermissions(tx, row.role), `changes to ${row.username} (role ${row.role})`);
+  return row;
+}
+
+export const userRoutes = new Hono<AppEnv>()
+  .post("/", requirePermission("users", "create"), validate("json", createBody), async (c) => {
+    const body = c.req.valid("json");
+    const passwordHash = await hashPassword(body.password);
+    const row = await transact(c, async (tx, record) => {
+      assertCanGrant(c.var.principal!, await permissionsForAssignment(tx, body.role), `role ${body.role}`);
+      const [created] = await tx.insert(users)
+        .values({ username: body.username, email: body.email, passwordHash, role: body.role }).onConflictDoNothing().returning();
+      if (!created) throw new ApiError(409, "user_exists", "a user with this username or email already exists");
+      record({ action: "USER_CREATED", resourceType: "user", resourceId: created.id, details: { username: created.username, email: created.email, role: created.role } });
+      return created;
+    });
+    return c.json(view(row), 201);
+  })
+  .get("/", requirePermission("users", "read"), validate("query", listQuery), async (c) => {
+    const q = c.req.valid("query");
+    const cursor = decodeCursor(q.cursor);
+    const rows = await c.var.services.db.select().from(users).where(and(
+      q.role ? eq(users.role, q.role) : undefined,
+      q.disabled !== undefined ? eq(users.disabled, q.disabled) : undefined,
+      cursor ? or(lt(users.createdAt, cursor.createdAt), and(eq(users.createdAt, cursor.createdAt), lt(users.id, cursor.id))) : undefined,
+    )).orderBy(desc(users.createdAt), desc(users.id)).limit(q.limit + 1);
+    const { items, nextCursor } = page(rows, q.limit);
+    return c.json({ items: items.map(view), nextCursor });
+  })
+  .get("/:id", requirePermission("users", "read"), validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const [row] = await c.var.services.db.select().from(users).where(eq(users.id, id)).limit(1);
+    if (!row) throw notFound("user", id);
+    return c.json(view(row));
+  })
+  .patch("/:id", requirePermission("users", "update"), validate("param", idParam), validate("json", patchBody), async (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const passwordHash = body.password ? await hashPassword(body.password) : undefined;
+    const mayRemoveAdmin = (body.role !== undefined && body.role !== ADMIN_ROLE) || body.disabled === true;
+    const row = await transact(c, async (tx, record) => {
+      if (mayRemoveAdmin) await lockAdminSet(tx);
+      const before = await lockTarget(c, tx, id);
+      const audit = (action: string, details?: unknown) => record({ action, resourceType: "user", resourceId: id, details: { username: before.username, ...(details ?? {}) } });
+      if (body.role !== undefined) {
+        assertCanGrant(c.var.principal!, await permissionsForAssignment(tx, body.role), `role ${body.role}`);
+        audit("ROLE_ASSIGNED", { from: before.role, to: body.role });
+      }
+      if (mayRemoveAdmin) await assertAdminRemains(tx, before);
+      if (body.disabled !== undefined) audit(body.disabled ? "USER_DISABLED" : "USER_ENABLED");
+      if (body.email !== undefined) {
+        const [taken] = await tx.select({ id: users.id }).from(users).where(and(eq(users.email, body.email), ne(users.id, id))).limit(1);
+        if (taken) throw new ApiError(409, "user_exists", "another user already has this email");
+        audit("USER_UPDATED", { fields: ["email"], from: before.email, to: body.email });
+      }
+      // Who changed it and when; never the password or its hash.
+      if (passwordHash) audit("PASSWORD_CHANGED");
+      const [updated] = await tx.update(users).set({
+        ...(body.role !== undefined ? { role: body.role } : {}),
+        ...(body.email !== undefined ? { email: body.email } : {}),
+        ...(body.disabled !== undefined ? { disabled: body.disabled } : {}),
+        ...(passwordHash ? { passwordHash } : {}),
+        updatedAt: new Date(),
+      }).where(eq(users.id, id)).returning();
+      return updated!;
+    });
+    return c.json(view(row));
+  })
+  .delete("/:id", requirePermission("users", "delete"), validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    await transact(c, async (tx, record) => {
+      await lockAdminSet(tx);
+      const target = await lockTarget(c, tx, id);
+      await assertAdminRemains(tx, target);
+      // API keys go with the user (FK cascade); audit rows keep the id as plain text.
+      await tx.delete(users).where(eq(users.id, id));
+      record({ action: "USER_DELETED", resourceType: "user", resourceId: id, details: { username: target.username, role: target.role } });
+    });
+    return c.body(null, 204);
+  });
