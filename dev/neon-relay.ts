@@ -14,6 +14,7 @@ import { WebSocketServer, type WebSocket, type RawData } from "ws";
 import pg from "pg";
 import type { RunningService } from "./config.ts";
 import { assertPortFree } from "./ports.ts";
+import { readBody, sendJson } from "./httpJson.ts";
 
 export interface NeonRelayOptions {
   port: number;
@@ -271,7 +272,7 @@ async function handleSql(req: http.IncomingMessage, res: http.ServerResponse, po
     const arrayMode = header(req, "neon-array-mode") === "true";
     let body: unknown;
     try {
-      body = JSON.parse(await readBody(req));
+      body = JSON.parse(await readBody(req, MAX_BODY, () => new BadRequest("request body too large", 413)));
     } catch {
       throw new BadRequest("request body is not valid JSON");
     }
@@ -396,20 +397,3 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
-
-async function readBody(req: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new BadRequest("request body too large", 413);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
-  res.end(text);
-}

@@ -20,6 +20,7 @@ type Redis = InstanceType<typeof Redis>;
 type Command = InstanceType<typeof Command>;
 import type { RunningService } from "./config.ts";
 import { assertPortFree } from "./ports.ts";
+import { readBody, sendJson } from "./httpJson.ts";
 
 export interface UpstashRelayOptions {
   port: number;
@@ -90,7 +91,7 @@ export async function startUpstashRelay(opts: UpstashRelayOptions): Promise<Runn
     if (req.method !== "POST" && req.method !== "GET") throw new HttpError(405, "ERR method not allowed");
     if (!authorized(req, url)) throw new HttpError(401, "Unauthorized");
     const base64 = String(req.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
-    const body = req.method === "POST" ? await readBody(req) : "";
+    const body = req.method === "POST" ? await readBody(req, MAX_BODY, () => new HttpError(413, "ERR request body too large")) : "";
     const route = url.pathname.replace(/\/+$/, "");
 
     if (route === "/pipeline" || route === "/multi-exec") {
@@ -239,20 +240,3 @@ function parseJson(text: string): unknown {
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
-
-async function readBody(req: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new HttpError(413, "ERR request body too large");
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
-  res.end(text);
-}
