@@ -23,14 +23,18 @@ export default async function setup(project: TestProject) {
   // As root, embedded Postgres runs as "postgres", which must be able to enter the dir.
   await fs.chmod(tmp, 0o755);
   const running: RunningService[] = [];
+  let dropDatabase = async () => {};
   const stop = async () => {
     for (const s of running.reverse()) await s.close().catch(() => {});
+    await dropDatabase();
     await fs.rm(tmp, { recursive: true, force: true });
   };
   try {
     let databaseUrl: string;
     if (cfg.postgres.url) {
-      databaseUrl = await freshDatabase(cfg.postgres.url, "redforge_workers");
+      const fresh = await freshDatabase(cfg.postgres.url, "redforge_workers");
+      databaseUrl = fresh.url;
+      dropDatabase = fresh.drop;
     } else {
       const pg = await startEmbeddedPostgres(cfg, { dataDir: path.join(tmp, "pg"), port: await freePort() });
       running.push(pg);

@@ -20,6 +20,7 @@ export interface TestStack extends RunningStack {
 export async function startTestStack(opts: { worker: "wrangler" | "none" }): Promise<TestStack> {
   const base = loadConfig();
   const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-stack-"));
+  const fresh = base.postgres.url ? await freshDatabase(base.postgres.url, "redforge_it") : undefined;
   // As root, embedded Postgres runs as "postgres", which must be able to enter the dir.
   await fs.chmod(stateDir, 0o755);
   const cfg: StackConfig = {
@@ -29,7 +30,7 @@ export async function startTestStack(opts: { worker: "wrangler" | "none" }): Pro
       api: await freePort(), postgres: await freePort(), neonRelay: await freePort(),
       qstash: await freePort(), upstashRelay: await freePort(), mqtt: await freePort(),
     },
-    postgres: { ...base.postgres, url: base.postgres.url ? await freshDatabase(base.postgres.url, "redforge_it") : undefined },
+    postgres: { ...base.postgres, url: fresh?.url },
   };
   const lines: string[] = [];
   const stack = await startStack(cfg, { worker: opts.worker, log: (s, l) => { if (process.env.STACK_LOG) console.log(`[${s}] ${l}`); lines.push(`[${s}] ${l}`); if (lines.length > 200) lines.shift(); } });
@@ -38,6 +39,7 @@ export async function startTestStack(opts: { worker: "wrangler" | "none" }): Pro
     cfg,
     async stop() {
       await stack.close();
+      await fresh?.drop();
       await fs.rm(stateDir, { recursive: true, force: true });
     },
   };
