@@ -82,6 +82,10 @@ export const instances = pgTable("instances", {
   replicas: integer("replicas").notNull().default(1),
   // Node-RED credentialSecret for this instance, AES-GCM sealed; sent to the bridge only inside instance.create.
   credentialSecretSealed: text("credential_secret_sealed"),
+  // Environment secrets: values AES-GCM sealed as one JSON map, write-only through the API;
+  // only their names are readable.
+  secretsSealed: text("secrets_sealed"),
+  secretNames: jsonb("secret_names").$type<string[]>().notNull().default([]),
   healthEndpoint: varchar("health_endpoint", { length: 500 }),
   containerId: varchar("container_id", { length: 255 }),
   createdBy: uuid("created_by"),

@@ -6,6 +6,7 @@ import type { AppEnv } from "../app-env.ts";
 import { randomBytes, sha256Hex, toBase64Url } from "../crypto/encoding.ts";
 import { open, seal } from "../crypto/secretBox.ts";
 import { sendCommand } from "../fleet/commands.ts";
+import { applySecretsPatch, openSecrets, sealSecrets, secretsPatchShape, secretsShape } from "../fleet/instanceSecrets.ts";
 import { canonicalJson } from "../../db/auditChain.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
@@ -23,12 +24,15 @@ const createBody = z.strictObject({
   flows: flowsShape.default([]),
   resources: resourcesShape.default({}),
   env: envShape.default({}),
+  /** Write-only: stored sealed, never returned (see fleet/instanceSecrets.ts). */
+  secrets: secretsShape.default({}),
 });
 const patchBody = z.strictObject({
   flows: flowsShape.optional(),
   resources: resourcesShape.optional(),
   env: envShape.optional(),
-}).refine((b) => Object.keys(b).length > 0, "send at least one of flows, resources, env");
+  secrets: secretsPatchShape.optional(),
+}).refine((b) => Object.keys(b).length > 0, "send at least one of flows, resources, env, secrets");
 const listQuery = z.strictObject({
   ...pageQuery,
   status: z.enum(INSTANCE_STATUSES).optional(),
@@ -52,7 +56,7 @@ const summary = (r: Row) => ({
   status: r.status, statusReason: r.statusReason, desiredState: r.desiredState,
   resources: r.resources, replicas: r.replicas, endpoints: r.endpoints, createdAt: r.createdAt, updatedAt: r.updatedAt,
 });
-const detail = (r: Row) => ({ ...summary(r), flows: r.flows, env: r.env });
+const detail = (r: Row) => ({ ...summary(r), flows: r.flows, env: r.env, secretNames: r.secretNames });
 
 const flowsDigest = (flows: unknown[]) => sha256Hex(canonicalJson(flows));
 
@@ -84,7 +88,9 @@ function lifecycle(desiredState: "running" | "stopped", action: string) {
 /** What the bridge needs to run the instance; the credential secret leaves the control plane only here. */
 async function instanceSpec(row: Row, encryptionKey: string) {
   return {
-    id: row.id, name: row.name, flows: row.flows, resources: row.resources, env: row.env,
+    id: row.id, name: row.name, flows: row.flows, resources: row.resources,
+    // Secrets win over plain env of the same name.
+    env: { ...row.env, ...(await openSecrets(row.secretsSealed, encryptionKey)) },
     credentialSecret: row.credentialSecretSealed ? await open(row.credentialSecretSealed, encryptionKey) : "",
   };
 }
@@ -98,15 +104,17 @@ export const instanceRoutes = new Hono<AppEnv>()
     const digest = await flowsDigest(body.flows);
     const { encryptionKey } = c.var.services.config;
     const credentialSecretSealed = await seal(toBase64Url(randomBytes(32)), encryptionKey);
+    const { secrets, ...plain } = body;
+    const sealedSecrets = await sealSecrets(secrets, encryptionKey);
     const row = await transact(c, async (tx, record) => {
       const [created] = await tx.insert(instances)
-        .values({ ...body, team: p.team, createdBy: p.userId, credentialSecretSealed }).onConflictDoNothing().returning();
+        .values({ ...plain, ...sealedSecrets, team: p.team, createdBy: p.userId, credentialSecretSealed }).onConflictDoNothing().returning();
       if (!created) throw new ApiError(409, "instance_name_taken", `an instance named ${body.name} already exists`);
       await tx.insert(flowVersions).values({ instanceId: created.id, version: 1, flows: body.flows, digest, createdBy: p.userId });
       record({
         action: "INSTANCE_CREATED", resourceType: "instance", resourceId: created.id,
         // Names of env vars only: values may be credentials.
-        details: { name: body.name, clusterId: body.clusterId, resources: body.resources, envKeys: Object.keys(body.env), flowsDigest: digest },
+        details: { name: body.name, clusterId: body.clusterId, resources: body.resources, envKeys: Object.keys(body.env), secretNames: sealedSecrets.secretNames, flowsDigest: digest },
       });
       return created;
     });
@@ -137,7 +145,16 @@ export const instanceRoutes = new Hono<AppEnv>()
     const p = c.var.principal!;
     const digest = body.flows ? await flowsDigest(body.flows) : undefined;
     const row = await transact(c, async (tx, record) => {
-      const [updated] = await tx.update(instances).set({ ...body, updatedAt: new Date() })
+      const { secrets: secretsPatch, ...plain } = body;
+      let sealedSecrets = {};
+      if (secretsPatch) {
+        const [current] = await tx.select({ sealed: instances.secretsSealed }).from(instances)
+          .where(and(eq(instances.id, id), isNull(instances.deletedAt))).for("update");
+        if (!current) throw notFound("instance", id);
+        const { encryptionKey } = c.var.services.config;
+        sealedSecrets = await sealSecrets(applySecretsPatch(await openSecrets(current.sealed, encryptionKey), secretsPatch), encryptionKey);
+      }
+      const [updated] = await tx.update(instances).set({ ...plain, ...sealedSecrets, updatedAt: new Date() })
         .where(and(eq(instances.id, id), isNull(instances.deletedAt))).returning();
       if (!updated) throw notFound("instance", id);
       if (body.flows && digest) {
@@ -148,7 +165,11 @@ export const instanceRoutes = new Hono<AppEnv>()
       }
       record({
         action: "INSTANCE_UPDATED", resourceType: "instance", resourceId: id,
-        details: { fields: Object.keys(body), ...(body.resources ? { resources: body.resources } : {}), ...(digest ? { flowsDigest: digest } : {}) },
+        // Secret names only, never values.
+        details: {
+          fields: Object.keys(body), ...(body.resources ? { resources: body.resources } : {}), ...(digest ? { flowsDigest: digest } : {}),
+          ...(body.secrets ? { secretsChanged: Object.keys(body.secrets).sort() } : {}),
+        },
       });
       return updated;
     });

@@ -1,4 +1,4 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { auditLogs, flowVersions } from "../../db/schema.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
@@ -139,6 +139,37 @@ describe("instances", () => {
       details: row!.details, ipAddress: row!.ipAddress, userAgent: row!.userAgent, statusCode: row!.statusCode,
     });
     expect(recomputed).toBe(row!.hash);
+  });
+
+  it("secrets are write-only: names visible, values never in responses or audit, but delivered to the bridge", async () => {
+    const { env: workerEnv, runInDurableObject } = await import("cloudflare:test");
+    const viewer = await createUser("viewer");
+    const value = `sk-live-${crypto.randomUUID()}`;
+    const res = await api("POST", "/api/instances", {
+      token: admin.token, body: { name: unique("sec"), clusterId, env: { MODEL: "m" }, secrets: { OPENAI_API_KEY: value, DB_PASSWORD: "pw-123456" } },
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.secretNames).toEqual(["DB_PASSWORD", "OPENAI_API_KEY"]);
+    const seen = [
+      JSON.stringify(res.body),
+      JSON.stringify((await api("GET", `/api/instances/${res.body.id}`, { token: viewer.token })).body),
+      JSON.stringify((await api("GET", `/api/instances/${res.body.id}`, { token: admin.token })).body),
+      JSON.stringify((await api("GET", `/api/instances?limit=200`, { token: admin.token })).body),
+      JSON.stringify(await withDb((db) => db.select().from(auditLogs).where(eq(auditLogs.resourceId, res.body.id)))),
+    ];
+    for (const text of seen) expect(text).not.toContain(value);
+    const stored = await withDb((db) => db.execute(sql`select secrets_sealed from instances where id = ${res.body.id}`));
+    expect(JSON.stringify(stored.rows)).not.toContain(value);
+
+    // The bridge gets the value, inside the instance.create command only.
+    const link = workerEnv.CLUSTER_LINK.get(workerEnv.CLUSTER_LINK.idFromName(clusterId));
+    const args = await runInDurableObject(link, (_o, state) =>
+      state.storage.sql.exec<{ args: string }>("SELECT args FROM outbox WHERE id = ?", res.body.commandId).one().args);
+    expect(JSON.parse(args).spec.env).toMatchObject({ MODEL: "m", OPENAI_API_KEY: value });
+
+    const patched = await api("PATCH", `/api/instances/${res.body.id}`, { token: admin.token, body: { secrets: { DB_PASSWORD: null, NEW_TOKEN: "t-0000000" } } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.secretNames).toEqual(["NEW_TOKEN", "OPENAI_API_KEY"]);
   });
 
   it("a forbidden write is itself audited as UNAUTHORIZED_ACCESS", async () => {
