@@ -32,6 +32,8 @@ export const users = pgTable("users", {
   role: varchar("role", { length: 100 }).notNull(),
   team: varchar("team", { length: 100 }).notNull().default("default"),
   disabled: boolean("disabled").notNull().default(false),
+  // Session tokens issued before this instant are refused (set when the password changes).
+  sessionsValidAfter: ts("sessions_valid_after"),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
   lastLogin: ts("last_login"),

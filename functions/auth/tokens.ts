@@ -25,12 +25,14 @@ export async function issueSessionToken(claims: SessionClaims, secret: string, t
   return { token, expiresAt: new Date(exp * 1000).toISOString() };
 }
 
-export type TokenCheck = { ok: true; userId: string } | { ok: false; reason: "expired" | "invalid" };
+export type TokenCheck = { ok: true; userId: string; issuedAt: number } | { ok: false; reason: "expired" | "invalid" };
 
 export async function verifySessionToken(token: string, secret: string): Promise<TokenCheck> {
   try {
     const { payload } = await jwtVerify(token, keyOf(secret), { issuer: ISSUER, audience: AUDIENCE, algorithms: ["HS256"] });
-    return payload.sub ? { ok: true, userId: payload.sub } : { ok: false, reason: "invalid" };
+    return payload.sub && typeof payload.iat === "number"
+      ? { ok: true, userId: payload.sub, issuedAt: payload.iat }
+      : { ok: false, reason: "invalid" };
   } catch (err) {
     return { ok: false, reason: err instanceof errors.JWTExpired ? "expired" : "invalid" };
   }

@@ -51,6 +51,11 @@ async function fromSessionToken(db: Db, token: string, secret: string): Promise<
   }
   const [user] = await db.select().from(users).where(eq(users.id, check.userId)).limit(1);
   if (!user || user.disabled) throw unauthenticated("invalid_token", "the token's user no longer exists or is disabled");
+  // iat has second precision: a token minted in the very second of the change stays valid, so a
+  // login right after a password change works; every earlier session ends.
+  if (user.sessionsValidAfter && check.issuedAt < Math.floor(user.sessionsValidAfter.getTime() / 1000)) {
+    throw unauthenticated("token_revoked", "the password changed since this token was issued; log in again");
+  }
   // The role comes from the database, not the token: a role change takes effect at once.
   return {
     userId: user.id, username: user.username, team: user.team, role: user.role,

@@ -107,7 +107,8 @@ export const userRoutes = new Hono<AppEnv>()
         ...(body.role !== undefined ? { role: body.role } : {}),
         ...(body.email !== undefined ? { email: body.email } : {}),
         ...(body.disabled !== undefined ? { disabled: body.disabled } : {}),
-        ...(passwordHash ? { passwordHash } : {}),
+        // A new password ends every session issued under the old one.
+        ...(passwordHash ? { passwordHash, sessionsValidAfter: new Date() } : {}),
         updatedAt: new Date(),
       }).where(eq(users.id, id)).returning();
       return updated!;

@@ -122,6 +122,26 @@ describe("users API", () => {
     expect(JSON.stringify(rows)).not.toContain(next);
   });
 
+  it("a password change ends the sessions issued before it", async () => {
+    const { env } = await import("cloudflare:test");
+    const admin = await createUser("admin");
+    const u = await createUser("operator");
+    // A session from a minute ago, as a stolen token would be.
+    const { SignJWT } = await import("jose");
+    const past = Math.floor(Date.now() / 1000) - 60;
+    const old = await new SignJWT({ username: u.username, role: u.role }).setProtectedHeader({ alg: "HS256" }).setSubject(u.id)
+      .setIssuer("redforge").setAudience("redforge-api").setIssuedAt(past).setExpirationTime(past + 900)
+      .sign(new TextEncoder().encode(env.JWT_SECRET!));
+    expect((await api("GET", "/api/auth/me", { token: old })).status).toBe(200);
+    expect((await api("PATCH", `/api/users/${u.id}`, { token: admin.token, body: { password: "a-brand-new-password" } })).status).toBe(200);
+    const after = await api("GET", "/api/auth/me", { token: old });
+    expect(after.status).toBe(401);
+    expectErrorShape(after.body, "token_revoked");
+    // A fresh login works at once.
+    const fresh = await login(u.username, "a-brand-new-password");
+    expect((await api("GET", "/api/auth/me", { token: fresh.body.token })).status).toBe(200);
+  });
+
   it("changes email (409 when another user has it) and deletes users", async () => {
     const admin = await createUser("admin");
     const a = await newUser(admin.token, "viewer");
