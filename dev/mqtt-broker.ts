@@ -7,7 +7,7 @@
  */
 import net from "node:net";
 import type { RunningService } from "./config.ts";
-import { assertPortFree } from "./ports.ts";
+import { assertPortFree, listen } from "./ports.ts";
 
 export interface MqttBrokerOptions {
   port: number;
@@ -35,13 +35,7 @@ export async function startMqttBroker(opts: MqttBrokerOptions): Promise<RunningS
   });
 
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ port: opts.port, host, exclusive: true }, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    await listen(server, opts.port, host);
   } catch (err) {
     await new Promise<void>((r) => broker.close(() => r()));
     throw err;

@@ -13,7 +13,7 @@ import net from "node:net";
 import { WebSocketServer, type WebSocket, type RawData } from "ws";
 import pg from "pg";
 import type { RunningService } from "./config.ts";
-import { assertPortFree } from "./ports.ts";
+import { assertPortFree, listen } from "./ports.ts";
 import { readBody, sendJson } from "./httpJson.ts";
 
 export interface NeonRelayOptions {
@@ -106,10 +106,7 @@ export async function startNeonRelay(opts: NeonRelayOptions): Promise<RunningSer
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, host, () => resolve());
-  });
+  await listen(server, opts.port, host);
   log(`neon relay on ${host}:${opts.port}`);
 
   let closing: Promise<void> | undefined;

@@ -19,7 +19,7 @@ const { Redis, Command } = ioredis;
 type Redis = InstanceType<typeof Redis>;
 type Command = InstanceType<typeof Command>;
 import type { RunningService } from "./config.ts";
-import { assertPortFree } from "./ports.ts";
+import { assertPortFree, listen } from "./ports.ts";
 import { readBody, sendJson } from "./httpJson.ts";
 
 export interface UpstashRelayOptions {
@@ -151,10 +151,7 @@ export async function startUpstashRelay(opts: UpstashRelayOptions): Promise<Runn
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, host, () => resolve());
-  });
+  await listen(server, opts.port, host);
   log(`upstash relay on ${host}:${opts.port} → redis ${target.host}:${target.port}`);
 
   let closing: Promise<void> | undefined;

@@ -7,7 +7,7 @@
  */
 import http from "node:http";
 import type { RunningService } from "../config.ts";
-import { assertPortFree } from "../ports.ts";
+import { assertPortFree, listen } from "../ports.ts";
 import { handle } from "./api.ts";
 import { QStashEngine } from "./engine.ts";
 
@@ -51,13 +51,7 @@ export async function startQStashEmulator(opts: QStashEmulatorOptions): Promise<
   const server = http.createServer((req, res) => void handle(ctx, req, res));
 
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ port: opts.port, host, exclusive: true }, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    await listen(server, opts.port, host);
   } catch (err) {
     await engine.close();
     throw err;

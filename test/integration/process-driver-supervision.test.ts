@@ -10,6 +10,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../harness/eventually.ts";
 import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
 import type { InstanceSpec, InstanceState } from "../../bridge/drivers/driver.ts";
@@ -36,15 +37,6 @@ const echoFlow = [
   { id: "out1", type: "http response", z: "t1", statusCode: "200", wires: [] },
 ];
 
-async function eventually<T>(probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("condition not met in time");
-}
 
 const echo = (admin: string) => eventually(async () => {
   const res = await fetch(`${admin}/echo?say=hi`);

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../harness/eventually.ts";
 import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { FlowsConflictError, MissingNodeTypesError } from "../../bridge/drivers/nodeRedAdmin.ts";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
@@ -26,15 +27,6 @@ const httpFlow = (marker: string) => [
   { id: "out1", type: "http response", z: "t1", statusCode: "200", wires: [] },
 ];
 
-async function eventually<T>(probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("condition not met in time");
-}
 
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-pd-"));
