@@ -48,6 +48,9 @@ export const apiKeys = pgTable("api_keys", {
   // SHA-256 of the whole key: keys are 256-bit random, so a fast hash is enough.
   keyHash: varchar("key_hash", { length: 64 }).notNull().unique(),
   role: varchar("role", { length: 100 }).notNull(),
+  // Narrower than the role when set: the key may do only what these scopes AND its owner's
+  // current role both allow (null = everything the role allows).
+  scopes: jsonb("scopes").$type<Permission[]>(),
   createdAt: createdAt(),
   expiresAt: ts("expires_at"),
   lastUsedAt: ts("last_used_at"),
@@ -98,6 +101,8 @@ export const instances = pgTable("instances", {
   // Names are unique among live instances; a destroyed one frees its name.
   uniqueIndex("uq_instances_live_name").on(t.name).where(sql`${t.deletedAt} is null`),
   index("idx_instances_cluster").on(t.clusterId),
+  // Quota usage is counted per team.
+  index("idx_instances_team").on(t.team),
   index("idx_instances_list").on(t.createdAt, t.id),
 ]);
 
