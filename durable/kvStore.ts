@@ -55,8 +55,12 @@ export class KvStoreObject extends DurableObject<Env> {
   }
 
   async incr(key: string, ttlSeconds: number): Promise<number> {
+    return this.incrBy(key, 1, ttlSeconds);
+  }
+
+  async incrBy(key: string, by: number, ttlSeconds: number): Promise<number> {
     const current = this.live(key);
-    const n = (current === null ? 0 : Number(current)) + 1;
+    const n = (current === null ? 0 : Number(current)) + by;
     if (current === null) {
       await this.write(key, String(n), ttlSeconds > 0 ? ttlSeconds : null);
     } else {

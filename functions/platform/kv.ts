@@ -20,6 +20,8 @@ export interface KvStore {
   set(key: string, value: string, opts?: SetOptions): Promise<boolean>;
   /** Increments and returns the new value; `ttlSeconds` is applied when the key is created. */
   incr(key: string, ttlSeconds?: number): Promise<number>;
+  /** Adds `n` (Redis INCRBY) and returns the new value; `ttlSeconds` is applied when the key is created. */
+  incrBy(key: string, n: number, ttlSeconds?: number): Promise<number>;
   del(key: string): Promise<void>;
   ping(): Promise<void>;
 }
@@ -42,6 +44,12 @@ class UpstashKv implements KvStore {
     if (ttlSeconds) p.expire(key, ttlSeconds, "NX");
     const [n] = await p.exec<[number, ...unknown[]]>();
     return n;
+  }
+  async incrBy(key: string, n: number, ttlSeconds?: number) {
+    const p = this.redis.multi().incrby(key, n);
+    if (ttlSeconds) p.expire(key, ttlSeconds, "NX");
+    const [total] = await p.exec<[number, ...unknown[]]>();
+    return total;
   }
   async del(key: string) {
     await this.redis.del(key);
@@ -74,6 +82,9 @@ class DurableObjectKv implements KvStore {
   }
   incr(key: string, ttlSeconds?: number) {
     return this.stub(key).incr(key, ttlSeconds ?? 0);
+  }
+  incrBy(key: string, n: number, ttlSeconds?: number) {
+    return this.stub(key).incrBy(key, n, ttlSeconds ?? 0);
   }
   async del(key: string) {
     await this.stub(key).del(key);
