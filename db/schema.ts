@@ -188,11 +188,30 @@ export const aiDecisionLogs = pgTable("ai_decision_logs", {
   costUsd: numeric("cost_usd", { precision: 14, scale: 8 }),
   traceId: varchar("trace_id", { length: 64 }),
   metadata: jsonb("metadata"),
+  // OpenTelemetry GenAI names: gen_ai.operation.name, gen_ai.response.model, gen_ai.response.id.
+  operationName: varchar("operation_name", { length: 50 }),
+  responseModel: varchar("response_model", { length: 100 }),
+  responseId: varchar("response_id", { length: 255 }),
+  spanId: varchar("span_id", { length: 32 }),
+  /** The Node-RED flow (tab) id; flow_name is its label. */
+  flowId: varchar("flow_id", { length: 100 }),
+  receivedAt: ts("received_at").notNull().defaultNow(),
 }, (t) => [
   index("idx_ai_logs_timestamp").on(t.timestamp),
   index("idx_ai_logs_instance").on(t.instanceId),
   index("idx_ai_logs_model").on(t.model),
+  index("idx_ai_logs_flow").on(t.flowName),
 ]);
+
+/** USD per million tokens, per provider and request model; admins edit it (/api/ai/prices). */
+export const modelPrices = pgTable("model_prices", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  provider: varchar("provider", { length: 100 }).notNull(),
+  model: varchar("model", { length: 100 }).notNull(),
+  inputUsdPerMtok: numeric("input_usd_per_mtok", { precision: 14, scale: 6 }).notNull(),
+  outputUsdPerMtok: numeric("output_usd_per_mtok", { precision: 14, scale: 6 }).notNull(),
+  updatedAt: updatedAt(),
+}, (t) => [uniqueIndex("uq_model_prices_provider_model").on(t.provider, t.model)]);
 
 export const quotas = pgTable("quotas", {
   id: uuid("id").primaryKey().defaultRandom(),
