@@ -7,7 +7,7 @@ import { hashApiKey, looksLikeApiKey } from "../auth/apiKeys.ts";
 import { ensureBootstrap } from "../auth/bootstrap.ts";
 import { verifySessionToken } from "../auth/tokens.ts";
 import { ApiError } from "../errors.ts";
-import { BUILTIN_ROLES, ROLE_RANK, isBuiltinRole } from "../rbac/permissions.ts";
+import { BUILTIN_ROLES, ROLE_RANK, intersect, isBuiltinRole } from "../rbac/permissions.ts";
 
 const unauthenticated = (code: string, message: string) =>
   new ApiError(401, code, message, undefined, { "WWW-Authenticate": 'Bearer realm="redforge"' });
@@ -34,11 +34,19 @@ async function fromApiKey(db: Db, key: string): Promise<Principal> {
   if (!row || row.user.disabled || (row.key.expiresAt && row.key.expiresAt <= new Date())) {
     throw unauthenticated("invalid_api_key", "API key is unknown, revoked, expired, or its owner is disabled");
   }
+  // A password change ends every key minted under the old password, as it ends sessions.
+  if (row.user.sessionsValidAfter && row.key.createdAt < row.user.sessionsValidAfter) {
+    throw unauthenticated("invalid_api_key", "the owner's password changed or the owner was disabled since this key was created; create a new key");
+  }
   const role = narrower(row.key.role, row.user.role);
   await db.update(apiKeys).set({ lastUsedAt: new Date() }).where(eq(apiKeys.id, row.key.id));
+  // Exactly what the key's role, its scopes and the owner's role as it stands now all allow.
+  const [keyRole, ownerRole] = await Promise.all([permissionsOf(db, row.key.role), permissionsOf(db, row.user.role)]);
+  let permissions = intersect(keyRole, ownerRole);
+  if (row.key.scopes) permissions = intersect(permissions, row.key.scopes);
   return {
     userId: row.user.id, username: row.user.username, team: row.user.team, role,
-    permissions: await permissionsOf(db, role), via: "api_key", apiKeyId: row.key.id,
+    permissions, via: "api_key", apiKeyId: row.key.id,
   };
 }
 

@@ -30,6 +30,9 @@ export const BUILTIN_ROLES: Record<BuiltinRole, Permission[]> = {
     ...can("metrics", "read"),
     // Own API keys only (routes scope them to the caller), never wider than the caller's role.
     ...can("apikeys", "create", "read", "delete"),
+    // Limits and rules are set by admins; everyone who deploys may see them.
+    ...can("quotas", "read"),
+    ...can("policies", "read"),
   ],
   viewer: [
     ...can("instances", "read"),
@@ -38,6 +41,8 @@ export const BUILTIN_ROLES: Record<BuiltinRole, Permission[]> = {
     ...can("clusters", "read"),
     ...can("metrics", "read"),
     ...can("apikeys", "create", "read", "delete"),
+    ...can("quotas", "read"),
+    ...can("policies", "read"),
   ],
 };
 
@@ -52,4 +57,34 @@ export function allows(permissions: readonly Permission[], resource: string, act
   return permissions.some(
     (p) => (p.resource === "*" || p.resource === resource) && (p.action === "*" || p.action === action),
   );
+}
+
+/** Where two grants overlap: "*" yields to the other side, equal names match, anything else is empty. */
+function meet(a: string, b: string): string | null {
+  if (a === "*") return b;
+  if (b === "*" || a === b) return a;
+  return null;
+}
+
+/**
+ * Exactly what both lists allow. Each permission is a resource × action set, so
+ * the intersection of two unions is the union of the pairwise intersections.
+ */
+export function intersect(a: readonly Permission[], b: readonly Permission[]): Permission[] {
+  const out = new Map<string, Permission>();
+  for (const p of a) {
+    for (const q of b) {
+      const resource = meet(p.resource, q.resource);
+      const action = meet(p.action, q.action);
+      if (resource !== null && action !== null) out.set(`${resource}:${action}`, { resource, action });
+    }
+  }
+  return [...out.values()];
+}
+
+/** Whether `grant` (which may hold wildcards) asks for nothing outside `permissions`. */
+export function covers(permissions: readonly Permission[], grant: Permission): boolean {
+  const got = intersect(permissions, [grant]);
+  // The grant is a product set; it is covered when some held permission contains it whole.
+  return got.some((g) => g.resource === grant.resource && g.action === grant.action);
 }

@@ -1,19 +1,25 @@
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
-import { apiKeys } from "../../db/schema.ts";
+import { apiKeys, type Permission } from "../../db/schema.ts";
 import type { AppEnv, Principal } from "../app-env.ts";
 import { generateApiKey } from "../auth/apiKeys.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
-import { ROLE_RANK, isBuiltinRole } from "../rbac/permissions.ts";
+import { ACTIONS, RESOURCES, ROLE_RANK, covers, isBuiltinRole } from "../rbac/permissions.ts";
 import { validate } from "../validation.ts";
 
+const scope = z.strictObject({
+  resource: z.enum([...RESOURCES, "*"]),
+  action: z.enum([...ACTIONS, "*"]),
+});
 const createBody = z.strictObject({
   name: z.string().trim().min(1).max(100),
   /** Defaults to the caller's role; may only narrow it. */
   role: z.string().min(1).max(100).optional(),
+  /** Narrows the key further: it may do only what these AND its owner's current role allow. */
+  scopes: z.array(scope).min(1).max(100).optional(),
   expiresInDays: z.number().int().min(1).max(3650).optional(),
 });
 const idParam = z.object({ id: z.uuid() });
@@ -24,8 +30,16 @@ function assertNoWider(caller: Principal, requested: string): void {
   if (!ok) throw new ApiError(403, "role_too_wide", `an API key cannot have role ${requested}: yours is ${caller.role}`);
 }
 
+/** 403 `scope_too_wide` naming each scope the caller's role does not cover (wildcards included). */
+function assertScopesWithin(caller: Principal, scopes: readonly Permission[]): void {
+  const missing = scopes.filter((s) => !covers(caller.permissions, s));
+  if (missing.length > 0) {
+    throw new ApiError(403, "scope_too_wide", `an API key cannot hold scopes your role ${caller.role} does not: ${missing.map((m) => `${m.resource}:${m.action}`).join(", ")}`, { missing });
+  }
+}
+
 const view = (k: typeof apiKeys.$inferSelect) => ({
-  id: k.id, name: k.name, prefix: k.prefix, role: k.role, userId: k.userId,
+  id: k.id, name: k.name, prefix: k.prefix, role: k.role, scopes: k.scopes, userId: k.userId,
   createdAt: k.createdAt, expiresAt: k.expiresAt, lastUsedAt: k.lastUsedAt, revokedAt: k.revokedAt,
 });
 
@@ -37,11 +51,13 @@ export const apiKeyRoutes = new Hono<AppEnv>()
     const body = c.req.valid("json");
     const role = body.role ?? p.role;
     assertNoWider(p, role);
+    if (body.scopes) assertScopesWithin(p, body.scopes);
+    const scopes = body.scopes ?? null;
     const { key, prefix, hash } = await generateApiKey();
     const expiresAt = body.expiresInDays ? new Date(Date.now() + body.expiresInDays * 86_400_000) : null;
     const row = await transact(c, async (tx, record) => {
-      const [created] = await tx.insert(apiKeys).values({ userId: p.userId, name: body.name, prefix, keyHash: hash, role, expiresAt }).returning();
-      record({ action: "API_KEY_CREATED", resourceType: "api_key", resourceId: created!.id, details: { name: body.name, role } });
+      const [created] = await tx.insert(apiKeys).values({ userId: p.userId, name: body.name, prefix, keyHash: hash, role, scopes, expiresAt }).returning();
+      record({ action: "API_KEY_CREATED", resourceType: "api_key", resourceId: created!.id, details: { name: body.name, role, scopes } });
       return created!;
     });
     return c.json({ ...view(row), key }, 201);

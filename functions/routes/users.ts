@@ -107,8 +107,10 @@ export const userRoutes = new Hono<AppEnv>()
         ...(body.role !== undefined ? { role: body.role } : {}),
         ...(body.email !== undefined ? { email: body.email } : {}),
         ...(body.disabled !== undefined ? { disabled: body.disabled } : {}),
-        // A new password ends every session issued under the old one.
-        ...(passwordHash ? { passwordHash, sessionsValidAfter: new Date() } : {}),
+        // A new password ends every session and API key issued under the old one; so does
+        // disabling, so re-enabling the user does not bring old keys back.
+        ...(passwordHash ? { passwordHash } : {}),
+        ...(passwordHash || body.disabled === true ? { sessionsValidAfter: new Date() } : {}),
         updatedAt: new Date(),
       }).where(eq(users.id, id)).returning();
       return updated!;
