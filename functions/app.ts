@@ -15,6 +15,8 @@ import { authRoutes } from "./routes/auth.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { instanceRoutes } from "./routes/instances.ts";
+import { policyRoutes } from "./routes/policies.ts";
+import { quotaRoutes } from "./routes/quotas.ts";
 import { roleRoutes } from "./routes/roles.ts";
 import { userRoutes } from "./routes/users.ts";
 
@@ -43,6 +45,8 @@ export function createApp() {
   app.route("/api/clusters", clusterRoutes);
   app.route("/api/instances", instanceRoutes);
   app.route("/api/metrics", metricsRoutes);
+  app.route("/api/policies", policyRoutes);
+  app.route("/api/quotas", quotaRoutes);
   app.route("/api/users", userRoutes);
   app.route("/api/roles", roleRoutes);
   return app;

@@ -6,6 +6,8 @@ import type { AppEnv } from "../app-env.ts";
 import { randomBytes, sha256Hex, toBase64Url } from "../crypto/encoding.ts";
 import { open, seal } from "../crypto/secretBox.ts";
 import { sendCommand } from "../fleet/commands.ts";
+import { assertScaleAllowed } from "../governance/policies.ts";
+import { assertInstanceQuota } from "../governance/quotas.ts";
 import { applySecretsPatch, openSecrets, sealSecrets, secretsPatchShape, secretsShape } from "../fleet/instanceSecrets.ts";
 import { canonicalJson } from "../../db/auditChain.ts";
 import { ApiError, notFound } from "../errors.ts";
@@ -107,6 +109,7 @@ export const instanceRoutes = new Hono<AppEnv>()
     const { secrets, ...plain } = body;
     const sealedSecrets = await sealSecrets(secrets, encryptionKey);
     const row = await transact(c, async (tx, record) => {
+      await assertInstanceQuota(tx, { kind: "create", team: p.team, resources: body.resources, replicas: 1 });
       const [created] = await tx.insert(instances)
         .values({ ...plain, ...sealedSecrets, team: p.team, createdBy: p.userId, credentialSecretSealed }).onConflictDoNothing().returning();
       if (!created) throw new ApiError(409, "instance_name_taken", `an instance named ${body.name} already exists`);
@@ -145,6 +148,7 @@ export const instanceRoutes = new Hono<AppEnv>()
     const p = c.var.principal!;
     const digest = body.flows ? await flowsDigest(body.flows) : undefined;
     const row = await transact(c, async (tx, record) => {
+      if (body.resources) await assertInstanceQuota(tx, { kind: "update", instanceId: id, resources: body.resources });
       const { secrets: secretsPatch, ...plain } = body;
       let sealedSecrets = {};
       if (secretsPatch) {
@@ -192,6 +196,8 @@ export const instanceRoutes = new Hono<AppEnv>()
     const { id } = c.req.valid("param");
     const { replicas } = c.req.valid("json");
     const row = await transact(c, async (tx, record) => {
+      await assertScaleAllowed(tx, id, replicas);
+      await assertInstanceQuota(tx, { kind: "update", instanceId: id, replicas });
       const [updated] = await tx.update(instances)
         .set({ replicas, desiredState: replicas === 0 ? "stopped" : "running", updatedAt: new Date() })
         .where(and(eq(instances.id, id), isNull(instances.deletedAt))).returning();
