@@ -41,6 +41,8 @@ export const ruleShapes = {
     models: z.array(z.string().min(1).max(100)).min(1).max(200),
     /** When given, the provider must be listed too. */
     providers: z.array(z.string().min(1).max(100)).min(1).max(50).optional(),
+    /** When given, only calls made by matching instances are covered. */
+    selector: selectorShape.optional(),
   }),
   deployment_window: z.strictObject({
     selector: selectorShape.default({}),
@@ -137,10 +139,12 @@ function deny(p: Policy, reason: string): Decision {
  * record): denied when an enabled `approved_models` policy does not list the
  * model, or lists providers and not this one.
  */
-export function evaluateModelPolicy(list: readonly Policy[], call: { model: string; provider?: string }): Decision {
+export function evaluateModelPolicy(list: readonly Policy[], call: { model: string; provider?: string; instance?: InstanceFacts }): Decision {
   for (const p of list) {
     const r = parsed(p, "approved_models");
     if (!r) continue;
+    // A scoped policy covers only calls whose instance it selects.
+    if (r.selector && !(call.instance && selects(r.selector, call.instance))) continue;
     if (!r.models.includes(call.model)) {
       return deny(p, `model ${call.model} is not on the approved list of policy ${p.name} (${r.models.join(", ")})`);
     }

@@ -1,6 +1,7 @@
 import { and, asc, eq, isNull, ne } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
+import type { Db } from "../../db/client.ts";
 import { instances, policies } from "../../db/schema.ts";
 import type { AppEnv } from "../app-env.ts";
 import { ApiError, notFound } from "../errors.ts";
@@ -20,7 +21,11 @@ const idParam = z.object({ id: z.uuid() });
 const evaluateBody = z.discriminatedUnion("action", [
   z.strictObject({ action: z.literal("deploy"), instanceId: z.uuid(), at: z.iso.datetime({ offset: true }).optional() }),
   z.strictObject({ action: z.literal("scale"), instanceId: z.uuid(), replicas: z.number().int().min(0).max(100) }),
-  z.strictObject({ action: z.literal("model_call"), model: z.string().min(1).max(100), provider: z.string().min(1).max(100).optional() }),
+  z.strictObject({
+    action: z.literal("model_call"), model: z.string().min(1).max(100), provider: z.string().min(1).max(100).optional(),
+    /** The calling instance, for policies scoped by a selector. */
+    instanceId: z.uuid().optional(),
+  }),
 ]);
 
 /** The rule checked against its kind's shape: 400 `validation_failed` with zod's issues under `rule.`. */
@@ -34,6 +39,12 @@ function parseRule(kind: PolicyKind, rule: unknown): unknown {
 function knownKind(kind: string): PolicyKind {
   if ((POLICY_KINDS as string[]).includes(kind)) return kind as PolicyKind;
   throw new ApiError(409, "policy_kind_unknown", `this policy's kind ${kind} is no longer supported; delete it and create a new one`);
+}
+
+async function liveInstance(db: Db, id: string) {
+  const [row] = await db.select().from(instances).where(and(eq(instances.id, id), isNull(instances.deletedAt))).limit(1);
+  if (!row) throw notFound("instance", id);
+  return row;
 }
 
 const view = (r: Row) => ({ id: r.id, name: r.name, kind: r.kind, rule: r.rule, enabled: r.enabled, createdAt: r.createdAt, updatedAt: r.updatedAt });
@@ -53,8 +64,11 @@ export const policyRoutes = new Hono<AppEnv>()
   .post("/evaluate", requirePermission("policies", "read"), validate("json", evaluateBody), async (c) => {
     const body = c.req.valid("json");
     const { db } = c.var.services;
-    if (body.action === "model_call") return c.json(evaluatePolicies(await enabledPolicies(db), body));
-    const [inst] = await db.select().from(instances).where(and(eq(instances.id, body.instanceId), isNull(instances.deletedAt))).limit(1);
+    const inst = body.instanceId ? await liveInstance(db, body.instanceId) : undefined;
+    if (body.action === "model_call") {
+      const instance = inst ? await instanceFacts(db, inst) : undefined;
+      return c.json(evaluatePolicies(await enabledPolicies(db), { action: "model_call", model: body.model, provider: body.provider, instance }));
+    }
     if (!inst) throw notFound("instance", body.instanceId);
     if (body.action === "scale") {
       return c.json(evaluatePolicies(await enabledPolicies(db), { action: "scale", instance: await instanceFacts(db, inst), replicas: body.replicas }));
