@@ -6,6 +6,7 @@ import { limitBody, requireJsonBody } from "./middleware/bodyGuard.ts";
 import { onError, onNotFound } from "./middleware/errorHandler.ts";
 import { requestContext } from "./middleware/requestContext.ts";
 import { jobRoutes } from "../queues/healthSweep.ts";
+import { aiRoutes } from "./routes/ai.ts";
 import { apiKeyRoutes } from "./routes/apiKeys.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { bridgeRoutes } from "./routes/bridge.ts";
@@ -40,6 +41,7 @@ export function createApp() {
   app.route("/ws", fleetSocketRoutes);
 
   app.use("/api/*", authenticate);
+  app.route("/api/ai", aiRoutes);
   app.route("/api/api-keys", apiKeyRoutes);
   app.route("/api/audit", auditRoutes);
   app.route("/api/clusters", clusterRoutes);

@@ -8,6 +8,8 @@ import type { Permission } from "../../db/schema.ts";
 
 export const RESOURCES = [
   "instances", "clusters", "deployments", "users", "roles", "audit", "apikeys", "metrics", "config", "policies", "quotas",
+  // AI decision records (tokens, cost, model) / the prompt and response text inside them / the price table.
+  "ai_decisions", "ai_prompts", "ai_prices",
 ] as const;
 export const ACTIONS = ["create", "read", "update", "delete"] as const;
 
@@ -33,6 +35,10 @@ export const BUILTIN_ROLES: Record<BuiltinRole, Permission[]> = {
     // Limits and rules are set by admins; everyone who deploys may see them.
     ...can("quotas", "read"),
     ...can("policies", "read"),
+    // Operators debug flows, so they see what a model was asked and answered.
+    ...can("ai_decisions", "read"),
+    ...can("ai_prompts", "read"),
+    ...can("ai_prices", "read"),
   ],
   viewer: [
     ...can("instances", "read"),
@@ -43,6 +49,9 @@ export const BUILTIN_ROLES: Record<BuiltinRole, Permission[]> = {
     ...can("apikeys", "create", "read", "delete"),
     ...can("quotas", "read"),
     ...can("policies", "read"),
+    // Calls, tokens and cost, but not prompt/response text (it may hold personal data): no ai_prompts.
+    ...can("ai_decisions", "read"),
+    ...can("ai_prices", "read"),
   ],
 };
 

@@ -12,7 +12,9 @@ import { issueClusterToken, verifyClusterToken } from "../auth/clusterTokens.ts"
 import { ApiError } from "../errors.ts";
 import { applyCommandResult, applyHealthReport } from "../fleet/applyReport.ts";
 import { applyInstanceStatus } from "../fleet/instanceStatus.ts";
+import { ingestAiDecisions } from "../ai/ingest.ts";
 import { verifyClusterWebhook } from "../fleet/signedRequest.ts";
+import { aiDecisionBatchSchema } from "../protocol/aiDecisions.ts";
 import { reportSchema } from "../protocol/reports.ts";
 import { describeIssues, validate } from "../validation.ts";
 
@@ -72,6 +74,19 @@ export const bridgeRoutes = new Hono<AppEnv>()
       return c.json({ accepted: true, stored }, 202);
     } catch (err) {
       // A report we could not process may be retried under the same id.
+      await hook.release().catch(() => {});
+      throw err;
+    }
+  })
+  // AI decision records, batched by the bridge (≤ 500 per webhook); see functions/ai/ingest.ts.
+  .post("/webhooks/clusters/:id/ai-decisions", validate("param", clusterParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const hook = await verifyClusterWebhook(c, id);
+    try {
+      const batch = parseJson(hook.body, aiDecisionBatchSchema);
+      const result = await ingestAiDecisions(c.var.services, id, batch, new Date());
+      return c.json({ accepted: true, ...result }, 202);
+    } catch (err) {
       await hook.release().catch(() => {});
       throw err;
     }

@@ -145,6 +145,56 @@ const CASES: RouteCase[] = [
       expect(listed.body.items.some((r: { name: string }) => r.name === f.roleName)).toBe(true);
     },
   },
+  { route: "GET /api/ai/decisions", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/ai/decisions" }) },
+  { route: "GET /api/ai/decisions/totals", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/ai/decisions/totals?groupBy=model" }) },
+  { route: "GET /api/ai/prices", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/ai/prices" }) },
+  {
+    route: "PUT /api/ai/prices", allowed: ["admin"], success: 200,
+    request: async () => ({ method: "PUT", path: "/api/ai/prices", body: { provider: "rbac", model: unique("m"), inputUsdPerMtok: 1, outputUsdPerMtok: 2 } }),
+  },
+  {
+    route: "DELETE /api/ai/prices/:id", allowed: ["admin"], success: 204,
+    request: async () => {
+      const res = await api("PUT", "/api/ai/prices", { token: users.admin.token, body: { provider: "rbac", model: unique("m"), inputUsdPerMtok: 1, outputUsdPerMtok: 2 } });
+      return { method: "DELETE", path: `/api/ai/prices/${res.body.id}` };
+    },
+  },
+  { route: "GET /api/quotas", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/quotas" }) },
+  { route: "GET /api/quotas/:team", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: `/api/quotas/${await newQuotaTeam()}` }) },
+  { route: "GET /api/quotas/:team/usage", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: `/api/quotas/${await newQuotaTeam()}/usage` }) },
+  {
+    route: "PUT /api/quotas/:team", allowed: ["admin"], success: 201,
+    request: async () => {
+      governed.team = unique("rbac");
+      return { method: "PUT", path: `/api/quotas/${governed.team}`, body: { maxInstances: 0 } };
+    },
+    unchanged: async (_f, admin) => expect((await api("GET", `/api/quotas/${governed.team}`, { token: admin.token })).status).toBe(404),
+  },
+  {
+    route: "DELETE /api/quotas/:team", allowed: ["admin"], success: 204,
+    request: async () => ({ method: "DELETE", path: `/api/quotas/${await newQuotaTeam()}` }),
+    unchanged: async (_f, admin) => expect((await api("GET", `/api/quotas/${governed.team}`, { token: admin.token })).status).toBe(200),
+  },
+  { route: "GET /api/policies", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/policies" }) },
+  { route: "GET /api/policies/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: `/api/policies/${await newPolicy()}` }) },
+  {
+    route: "POST /api/policies", allowed: ["admin"], success: 201,
+    request: async () => ({ method: "POST", path: "/api/policies", body: { name: unique("rbac"), kind: "max_replicas", rule: { max: 1 }, enabled: false } }),
+  },
+  {
+    route: "PATCH /api/policies/:id", allowed: ["admin"], success: 200,
+    request: async () => ({ method: "PATCH", path: `/api/policies/${await newPolicy()}`, body: { rule: { max: 5 } } }),
+    unchanged: async (_f, admin) => expect((await api("GET", `/api/policies/${governed.policyId}`, { token: admin.token })).body.rule.max).toBe(1),
+  },
+  {
+    route: "DELETE /api/policies/:id", allowed: ["admin"], success: 204,
+    request: async () => ({ method: "DELETE", path: `/api/policies/${await newPolicy()}` }),
+    unchanged: async (_f, admin) => expect((await api("GET", `/api/policies/${governed.policyId}`, { token: admin.token })).status).toBe(200),
+  },
+  {
+    route: "POST /api/policies/evaluate", allowed: ["admin", "operator", "viewer"], success: 200,
+    request: async (f) => ({ method: "POST", path: "/api/policies/evaluate", body: { action: "scale", instanceId: f.instanceId, replicas: 1 } }),
+  },
 ];
 
 /** A custom role made by the admin, as a target for PATCH/DELETE /api/roles/:name. */
@@ -153,6 +203,25 @@ async function newCustomRole(): Promise<string> {
   const res = await api("POST", "/api/roles", { token: users.admin.token, body: { name, permissions: [{ resource: "metrics", action: "read" }] } });
   if (res.status !== 201) throw new Error(`role create failed: ${res.status} ${JSON.stringify(res.body)}`);
   return name;
+}
+
+/** Targets for the quota and policy rows (the last one made, for their `unchanged` checks). */
+const governed: { team?: string; policyId?: string } = {};
+
+/** A quota on a team of its own (no instances are in it, so it limits nothing). */
+async function newQuotaTeam(): Promise<string> {
+  governed.team = unique("rbac");
+  const res = await api("PUT", `/api/quotas/${governed.team}`, { token: users.admin.token, body: { maxInstances: 5 } });
+  if (res.status !== 201) throw new Error(`quota put failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return governed.team;
+}
+
+/** A disabled policy, so it denies nothing while the matrix runs. */
+async function newPolicy(): Promise<string> {
+  const res = await api("POST", "/api/policies", { token: users.admin.token, body: { name: unique("rbac"), kind: "max_replicas", rule: { max: 1 }, enabled: false } });
+  if (res.status !== 201) throw new Error(`policy create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  governed.policyId = res.body.id;
+  return res.body.id;
 }
 
 beforeAll(async () => {

@@ -1,0 +1,103 @@
+/**
+ * Stores one verified batch of AI decision records: every instance must belong
+ * to the sending cluster, cost comes from the price table, all rows go in one
+ * multi-row INSERT, and each team's daily token counter grows by what its
+ * instances used. A batch is stored once per batchId (the bridge keeps the id
+ * across retries); the mark is set right after the insert commits, so only a
+ * crash between the two can store a batch twice.
+ */
+import { and, eq, inArray } from "drizzle-orm";
+import type { Db } from "../../db/client.ts";
+import { aiDecisionLogs, instances } from "../../db/schema.ts";
+import { ApiError } from "../errors.ts";
+import { addTokens } from "../governance/tokenUsage.ts";
+import type { KvStore } from "../platform/kv.ts";
+import type { AiDecisionBatch, AiDecisionRecord } from "../protocol/aiDecisions.ts";
+import { costUsd, loadPrices, type PriceBook } from "./prices.ts";
+
+const BATCH_MARK_TTL_SECONDS = 24 * 60 * 60;
+
+export interface IngestResult {
+  stored: number;
+  duplicate: boolean;
+  /** False when the rows were stored but a team's token counter could not be updated (logged). */
+  tokensCounted: boolean;
+}
+
+export async function ingestAiDecisions(
+  services: { db: Db; kv: KvStore },
+  clusterId: string,
+  batch: AiDecisionBatch,
+  receivedAt: Date,
+): Promise<IngestResult> {
+  const { db, kv } = services;
+  const mark = `ai-batch:${clusterId}:${batch.batchId}`;
+  if (await kv.get(mark)) return { stored: 0, duplicate: true, tokensCounted: true };
+
+  const teams = await teamsOf(db, clusterId, batch.records);
+  const book = await loadPrices(db, batch.records);
+  await db.insert(aiDecisionLogs).values(batch.records.map((r) => toRow(r, book, receivedAt)));
+  await kv.set(mark, "1", { ex: BATCH_MARK_TTL_SECONDS });
+
+  const tokensCounted = await countTokens(kv, batch.records, teams, receivedAt).then(() => true, (err: unknown) => {
+    console.error(JSON.stringify({ msg: "ai decisions stored but token counters not updated", clusterId, batchId: batch.batchId, err: String(err) }));
+    return false;
+  });
+  return { stored: batch.records.length, duplicate: false, tokensCounted };
+}
+
+/** Instance id → team; 403 naming the ids that are not this cluster's. */
+async function teamsOf(db: Db, clusterId: string, records: AiDecisionRecord[]): Promise<Map<string, string>> {
+  const ids = [...new Set(records.map((r) => r.instanceId))];
+  const rows = await db.select({ id: instances.id, team: instances.team }).from(instances)
+    .where(and(eq(instances.clusterId, clusterId), inArray(instances.id, ids)));
+  const teams = new Map(rows.map((r) => [r.id, r.team]));
+  const foreign = ids.filter((id) => !teams.has(id));
+  if (foreign.length > 0) {
+    throw new ApiError(403, "instance_not_in_cluster", `${foreign.length} instance(s) in this batch do not belong to cluster ${clusterId}; nothing was stored`, { instanceIds: foreign });
+  }
+  return teams;
+}
+
+function toRow(r: AiDecisionRecord, book: PriceBook, receivedAt: Date): typeof aiDecisionLogs.$inferInsert {
+  const tokens = r.inputTokens === undefined && r.outputTokens === undefined ? null : (r.inputTokens ?? 0) + (r.outputTokens ?? 0);
+  return {
+    timestamp: r.timestamp ? new Date(r.timestamp) : receivedAt,
+    receivedAt,
+    instanceId: r.instanceId,
+    flowName: r.flowName || "(unnamed)",
+    flowId: r.flowId ?? null,
+    provider: r.provider,
+    model: r.model,
+    responseModel: r.responseModel ?? null,
+    operationName: r.operationName ?? "chat",
+    prompt: r.prompt ?? null,
+    response: r.response ?? null,
+    confidence: r.confidence ?? null,
+    inputTokens: r.inputTokens ?? null,
+    outputTokens: r.outputTokens ?? null,
+    tokensUsed: tokens,
+    finishReason: r.finishReason ?? null,
+    latencyMs: r.latencyMs ?? null,
+    timeToFirstTokenMs: r.timeToFirstTokenMs ?? null,
+    costUsd: costUsd(book, r),
+    traceId: r.traceId ?? null,
+    spanId: r.spanId ?? null,
+    responseId: r.responseId ?? null,
+    metadata: r.metadata ?? null,
+  };
+}
+
+/**
+ * Counted on the UTC day the control plane received the records, the day a
+ * quota check looks at: a node with a skewed clock cannot book tokens on
+ * another day's budget.
+ */
+async function countTokens(kv: KvStore, records: AiDecisionRecord[], teams: Map<string, string>, at: Date): Promise<void> {
+  const perTeam = new Map<string, number>();
+  for (const r of records) {
+    const team = teams.get(r.instanceId)!;
+    perTeam.set(team, (perTeam.get(team) ?? 0) + (r.inputTokens ?? 0) + (r.outputTokens ?? 0));
+  }
+  await Promise.all([...perTeam].filter(([, n]) => n > 0).map(([team, n]) => addTokens(kv, team, n, at)));
+}
