@@ -119,7 +119,11 @@ export const instanceHealth = pgTable("instance_health", {
   flowsState: varchar("flows_state", { length: 10 }),
   missingNodeTypes: jsonb("missing_node_types").$type<string[]>().notNull().default([]),
   error: text("error"),
-}, (t) => [index("idx_instance_health_recent").on(t.instanceId, t.checkedAt)]);
+}, (t) => [
+  index("idx_instance_health_recent").on(t.instanceId, t.checkedAt),
+  // The retention purge deletes by age across all instances.
+  index("idx_instance_health_checked").on(t.checkedAt),
+]);
 
 export const flowVersions = pgTable("flow_versions", {
   id: uuid("id").primaryKey().defaultRandom(),
@@ -252,6 +256,41 @@ export const complianceExports = pgTable("compliance_exports", {
   rangeEnd: ts("range_end").notNull(),
   storageKey: text("storage_key").notNull(),
   digest: varchar("digest", { length: 64 }).notNull(),
+  /** hipaa | soc2 | gdpr, or null for the plain report. */
+  framework: varchar("framework", { length: 20 }),
+  /** json | ndjson | csv */
+  format: varchar("format", { length: 10 }).notNull().default("json"),
+  sizeBytes: bigint("size_bytes", { mode: "number" }).notNull().default(0),
+  /** on_demand (POST /api/reports) or scheduled (the QStash job). */
+  trigger: varchar("trigger", { length: 20 }).notNull().default("on_demand"),
   createdBy: uuid("created_by"),
   createdAt: createdAt(),
+}, (t) => [index("idx_compliance_exports_list").on(t.createdAt, t.id)]);
+
+/** Control-plane settings edited through /api/config: one jsonb document per key (reports, retention). */
+export const settings = pgTable("settings", {
+  key: varchar("key", { length: 100 }).primaryKey(),
+  value: jsonb("value").notNull(),
+  updatedBy: uuid("updated_by"),
+  updatedAt: updatedAt(),
 });
+
+/**
+ * What a retention purge removed from the head of the audit chain: the last
+ * purged row's id and hash, signed (HMAC-SHA256, REDFORGE_AUDIT_CHECKPOINT_KEY),
+ * so verification starts here instead of at genesis.
+ */
+export const auditCheckpoints = pgTable("audit_checkpoints", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  upToId: bigint("up_to_id", { mode: "number" }).notNull(),
+  upToHash: varchar("up_to_hash", { length: 64 }).notNull(),
+  /** Rows removed by this purge (the chain before it was removed by earlier ones). */
+  rowCount: bigint("row_count", { mode: "number" }).notNull(),
+  fromId: bigint("from_id", { mode: "number" }).notNull(),
+  rangeStart: ts("range_start").notNull(),
+  rangeEnd: ts("range_end").notNull(),
+  /** Which key signed it: first 8 hex of SHA-256 of the key. */
+  keyId: varchar("key_id", { length: 16 }).notNull(),
+  signature: varchar("signature", { length: 64 }).notNull(),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex("uq_audit_checkpoints_up_to").on(t.upToId)]);
