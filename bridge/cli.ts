@@ -20,6 +20,8 @@ Connects this cluster to a RedForge control plane and runs its commands.
   --state-dir <dir>      where the bridge keeps its state (default: .redforge/bridge/<cluster>)
   --node-package <path>  RedForge node package tarball for the instances
                          (default: packed from flows/node-package at start)
+  --mqtt-url <url>       the cluster's MQTT bus, e.g. mqtt://127.0.0.1:1883 (or MQTT_URL);
+                         without it deploy gates and MQTT work routing are off
   -h, --help             show this help`;
 
 export type DriverKind = "process" | "kubernetes";
@@ -31,6 +33,8 @@ export interface CliOptions {
   driver: DriverKind;
   stateDir: string;
   nodePackage?: string;
+  /** The cluster's MQTT bus (gates, the MQTT front door, AI audit records). */
+  mqttUrl?: string;
 }
 
 export class UsageError extends Error {
@@ -51,6 +55,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
       options: {
         cluster: { type: "string" }, api: { type: "string" }, "secret-file": { type: "string" },
         driver: { type: "string" }, "state-dir": { type: "string" }, "node-package": { type: "string" },
+        "mqtt-url": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -60,6 +65,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
   if (values.help) return null;
   const clusterId = requireCluster(values.cluster as string | undefined);
   const nodePackage = values["node-package"] as string | undefined;
+  const mqttUrl = (values["mqtt-url"] as string | undefined) ?? env.MQTT_URL;
   return {
     clusterId,
     api: requireApi(values.api as string | undefined),
@@ -67,7 +73,13 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
     driver: requireDriver(values.driver as string | undefined),
     stateDir: path.resolve(cwd, (values["state-dir"] as string | undefined) ?? path.join(".redforge", "bridge", clusterId)),
     ...(nodePackage ? { nodePackage: requireFile(path.resolve(cwd, nodePackage), "--node-package") } : {}),
+    ...(mqttUrl ? { mqttUrl: requireMqttUrl(mqttUrl) } : {}),
   };
+}
+
+function requireMqttUrl(value: string): string {
+  if (!/^(mqtts?|wss?|tcp):\/\/[^/]+/.test(value)) throw new UsageError(`--mqtt-url must look like mqtt://host:1883, got "${value}"`);
+  return value;
 }
 
 function requireCluster(value: string | undefined): string {

@@ -17,6 +17,7 @@ export interface DriverSettings {
   stateDir: string;
   /** Node package tarball for the instances; packed from flows/node-package when absent. */
   nodePackage?: string;
+  mqttUrl?: string;
   log: Logger;
 }
 
@@ -30,6 +31,7 @@ async function processDriver(s: DriverSettings): Promise<Driver> {
   return new ProcessDriver({
     stateDir: path.join(s.stateDir, "process"),
     nodePackages: [nodePackage],
+    ...(s.mqttUrl ? { mqttUrl: s.mqttUrl } : {}),
     log: (instanceId, line) => s.log.info(`process [${instanceId.slice(0, 8)}]: ${line}`),
   });
 }

@@ -24,6 +24,7 @@ export interface ExecutorOptions {
   reporter: Reporter;
   instances: InstanceRegistry;
   log: Logger;
+  mqttUrl?: string;
 }
 
 interface Job {

@@ -5,7 +5,8 @@
  */
 import type { z } from "zod";
 import { commandArgs, type Command, type CommandType } from "../functions/protocol/commands.ts";
-import type { Driver } from "./drivers/driver.ts";
+import { BlueGreen } from "./deploy/blueGreen.ts";
+import { isBlueGreen, type Driver } from "./drivers/driver.ts";
 import { chunk, collectHealth, MAX_INSTANCES_PER_REPORT } from "./health.ts";
 import type { InstanceRegistry } from "./instances.ts";
 import type { Reporter } from "./reporter.ts";
@@ -22,6 +23,19 @@ export interface HandlerContext {
   driver: Driver;
   instances: InstanceRegistry;
   reporter: Reporter;
+  /** Whether the cluster has an MQTT bus (gates and the MQTT front use it). */
+  mqttUrl?: string;
+}
+
+const blueGreens = new WeakMap<Driver, BlueGreen>();
+
+/** The driver's blue-green machinery, or a clear error for a driver without it. */
+function blueGreen(ctx: HandlerContext, cmd: Command): BlueGreen {
+  const { driver } = ctx;
+  if (!isBlueGreen(driver)) throw new CommandError("not_implemented", `${cmd.type}: blue-green deployments are not implemented by the ${driver.kind} driver yet`);
+  let bg = blueGreens.get(driver);
+  if (!bg) blueGreens.set(driver, (bg = new BlueGreen(driver, driver.adminApi, Boolean(ctx.mqttUrl ?? driver.mqttUrl))));
+  return bg;
 }
 
 type Result = Record<string, unknown>;
@@ -32,10 +46,6 @@ function target(cmd: Command): string {
   if (!cmd.instanceId) throw new CommandError("invalid_args", `${cmd.type} needs an instanceId`);
   return cmd.instanceId;
 }
-
-const notImplemented = async (_ctx: HandlerContext, cmd: Command): Promise<Result> => {
-  throw new CommandError("not_implemented", `${cmd.type} is not implemented by this bridge version yet`);
-};
 
 const handlers: Handlers = {
   "instance.create": async ({ driver, instances }, cmd, { spec }) => {
@@ -67,8 +77,9 @@ const handlers: Handlers = {
     await driver.scale(target(cmd), replicas);
     return { replicas, state: replicas === 0 ? "stopped" : "running" };
   },
-  "flows.deploy": async ({ driver }, cmd, { flows, rev }) => {
-    const deployed = await driver.deployFlows(target(cmd), flows, rev === undefined ? {} : { rev });
+  "flows.deploy": async (ctx, cmd, { flows, rev, runtime }) => {
+    if (runtime) return blueGreen(ctx, cmd).deployFlows(runtime, flows, rev);
+    const deployed = await ctx.driver.deployFlows(target(cmd), flows, rev === undefined ? {} : { rev });
     return { rev: deployed.rev };
   },
   "health.report": async ({ driver, instances, reporter }, cmd, { instanceIds }) => {
@@ -79,10 +90,13 @@ const handlers: Handlers = {
     }
     return { instances: healths.length };
   },
-  "gate.set": notImplemented,
-  "gate.replay": notImplemented,
-  "smoke.run": notImplemented,
-  "route.switch": notImplemented,
+  "gate.set": (ctx, cmd, args) => blueGreen(ctx, cmd).setGate(target(cmd), args),
+  "gate.replay": (ctx, cmd, args) => blueGreen(ctx, cmd).replay(target(cmd), args),
+  "smoke.run": (ctx, cmd, args) => blueGreen(ctx, cmd).smoke(target(cmd), args),
+  "route.switch": (ctx, cmd, { from, to }) => blueGreen(ctx, cmd).switchRoute(target(cmd), from, to),
+  "deployment.prepare": (ctx, cmd) => blueGreen(ctx, cmd).prepare(target(cmd)),
+  "deployment.rollback": (ctx, cmd, args) => blueGreen(ctx, cmd).rollback(target(cmd), args),
+  "deployment.cleanup": (ctx, cmd, { runtime }) => blueGreen(ctx, cmd).cleanup(runtime),
 };
 
 /** Runs one command; throws CommandError for bad args, or whatever the driver threw. */

@@ -8,6 +8,7 @@
  */
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { AiAuditForwarder } from "./aiAuditForwarder.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import { parseCli, UsageError, USAGE, type DriverKind } from "./cli.ts";
 import { CommandLedger } from "./dedupe.ts";
@@ -31,6 +32,8 @@ export interface BridgeOptions {
   stateDir: string;
   /** Node package tarball for a driver built here; packed from flows/node-package when absent. */
   nodePackage?: string;
+  /** The cluster's MQTT bus (gates, MQTT work routing); off when absent. */
+  mqttUrl?: string;
   log?: Logger;
   bridgeVersion?: string;
   linkBackoff?: BackoffPolicy;
@@ -43,6 +46,8 @@ export interface BridgeOptions {
 
 export interface RunningBridge {
   readonly link: ClusterLink;
+  /** Forwards the instances' AI decision records; present when the bridge has an MQTT bus. */
+  readonly aiAudit?: AiAuditForwarder;
   /** Resolves once every command received so far has been answered (tests). */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -56,10 +61,13 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     throw new Error(`cannot use the state dir ${opts.stateDir}: ${errorMessage(err)}`);
   });
   const driver = typeof opts.driver === "string"
-    ? await createDriver(opts.driver, { clusterId: opts.clusterId, stateDir: opts.stateDir, log, ...(opts.nodePackage ? { nodePackage: opts.nodePackage } : {}) })
+    ? await createDriver(opts.driver, {
+      clusterId: opts.clusterId, stateDir: opts.stateDir, log,
+      ...(opts.nodePackage ? { nodePackage: opts.nodePackage } : {}), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}),
+    })
     : opts.driver;
   const reporter = new Reporter({ api, clusterId: opts.clusterId, secret: opts.secret, log, ...(opts.reportRetry ? { retry: opts.reportRetry } : {}) });
-  const executor = new CommandExecutor({ driver, ledger, reporter, instances, log });
+  const executor = new CommandExecutor({ driver, ledger, reporter, instances, log, ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}) });
   const link = new ClusterLink({
     api, clusterId: opts.clusterId, secret: opts.secret, bridgeVersion: opts.bridgeVersion ?? BRIDGE_VERSION,
     driver: driver.kind, sink: executor, log,
@@ -69,18 +77,21 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
   });
   log.info(`bridge ${opts.bridgeVersion ?? BRIDGE_VERSION} for cluster ${opts.clusterId} (driver ${driver.kind}, state ${opts.stateDir}, ${ledger.size} command(s) remembered)`);
   link.start();
+  const aiAudit = opts.mqttUrl ? new AiAuditForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log }) : undefined;
+  aiAudit?.start();
 
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= (async () => {
     await link.close();
     // A command cut off here is answered "interrupted" on redelivery, so a bounded wait is safe.
     await withDeadline(executor.idle(), opts.drainMs ?? 30_000);
+    await aiAudit?.close();
     await reporter.close();
     await driver.close().catch((err: unknown) => log.error(`driver did not close cleanly: ${errorMessage(err)}`));
     await ledger.close();
     log.info("bridge stopped");
   })());
-  return { link, idle: () => executor.idle(), close };
+  return { link, ...(aiAudit ? { aiAudit } : {}), idle: () => executor.idle(), close };
 }
 
 function withDeadline(work: Promise<void>, ms: number): Promise<void> {

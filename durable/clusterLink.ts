@@ -8,7 +8,8 @@ import { bridgeFrameSchema, newCommandId, type Command, type CommandType, type S
 const COMMAND_TIMEOUT_MS: Record<CommandType, number> = {
   "instance.create": 180_000, "instance.start": 120_000, "instance.stop": 60_000, "instance.destroy": 60_000,
   "instance.scale": 180_000, "flows.deploy": 60_000, "gate.set": 30_000, "gate.replay": 120_000,
-  "smoke.run": 120_000, "route.switch": 30_000, "health.report": 60_000,
+  "smoke.run": 120_000, "route.switch": 60_000, "health.report": 60_000,
+  "deployment.prepare": 180_000, "deployment.rollback": 180_000, "deployment.cleanup": 60_000,
 };
 
 type OutboxStatus = "pending" | "sent" | "received" | "ok" | "error" | "timed_out";

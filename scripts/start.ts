@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     const cluster = await ensureLocalCluster(stack.apiUrl, cfg.worker.adminPassword, cfg.stateDir);
     bridge = await startBridge({
       clusterId: cluster.clusterId, api: stack.apiUrl, secret: cluster.secret, driver: "process",
-      stateDir: path.join(cfg.stateDir, "bridge"), log: lineLogger((line) => log("bridge", line)),
+      stateDir: path.join(cfg.stateDir, "bridge"), log: lineLogger((line) => log("bridge", line)), mqttUrl: stack.mqttUrl,
     });
     clusterNote = `cluster "local" ${cluster.clusterId} (process driver)`;
   }

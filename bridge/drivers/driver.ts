@@ -68,3 +68,24 @@ export interface Driver {
   /** Stops everything this driver started (the bridge is shutting down). */
   close(): Promise<void>;
 }
+
+/** What a blue-green deployment needs from a driver beyond the basics (process driver today). */
+export interface BlueGreenDriver {
+  readonly adminApi: import("./nodeRedAdmin.ts").AdminApi;
+  /** The cluster's MQTT bus, when the driver routes MQTT work. */
+  readonly mqttUrl?: string;
+  /** The runtime that serves the instance now (blue). */
+  servingOf(instanceId: string): Promise<{ runtimeId: string; base: string }>;
+  /** Starts green next to blue: same settings, env, credentials and node packages; no flows yet. */
+  startGreen(instanceId: string): Promise<{ runtimeId: string; base: string }>;
+  runtimeBase(runtimeId: string): string | undefined;
+  deployFlowsTo(runtimeId: string, flows: unknown[], opts?: { rev?: string; type?: "full" | "nodes" | "flows" }): Promise<{ rev: string }>;
+  front(instanceId: string): import("./process/frontProxy.ts").FrontProxy | undefined;
+  mqttFront(instanceId: string): import("../routing/mqttFront.ts").MqttFront | undefined;
+  setServing(runtimeId: string): Promise<void>;
+  stopRuntime(runtimeId: string): Promise<void>;
+}
+
+export function isBlueGreen(driver: Driver): driver is Driver & BlueGreenDriver {
+  return typeof (driver as Partial<BlueGreenDriver>).startGreen === "function";
+}

@@ -35,6 +35,14 @@ export class FlowsConflictError extends Error {
   }
 }
 
+export interface GateStatus {
+  mode: "active" | "drain";
+  inFlight: number;
+  heldHttp: number;
+  mqtt: "connected" | "disconnected" | "off";
+  counters: { entered: number; exited: number; expired: number; heldMqtt: number; heldHttp: number; refusedHttp: number; released: number };
+}
+
 export interface AdminProbe {
   live: boolean;
   ready: boolean;
@@ -108,6 +116,23 @@ export class AdminApi {
     const body = (await res.json()) as { rev?: unknown };
     if (typeof body.rev !== "string") throw new Error(`deploy flows to ${instance}: reply has no rev`);
     return { rev: body.rev };
+  }
+
+  /** The deploy gate's state (served by the RedForge node package at /redforge/gate). */
+  async gate(base: string, mode?: "active" | "drain"): Promise<GateStatus> {
+    const res = await this.request(`${base}/redforge/gate`, mode
+      ? { method: "POST", timeoutMs: this.timeouts.probeMs, headers: { "Content-Type": "application/json" }, body: JSON.stringify({ mode }) }
+      : { method: "GET", timeoutMs: this.timeouts.probeMs });
+    if (res.status === 404) throw Object.assign(new Error(`${base} has no deploy gate (is the RedForge node package loaded?)`), { code: "no_gate" });
+    if (!res.ok) throw new Error(`${mode ? "POST" : "GET"} /redforge/gate: ${res.status} ${(await res.text()).slice(0, 200)}`);
+    return (await res.json()) as GateStatus;
+  }
+
+  /** The deployed flows' revision. */
+  async flowsRev(base: string): Promise<string | undefined> {
+    const res = await this.request(`${base}/flows`, { method: "GET", timeoutMs: this.timeouts.probeMs });
+    if (!res.ok) throw new Error(`GET /flows: ${res.status}`);
+    return ((await res.json()) as { rev?: string }).rev;
   }
 
   /** Never throws: an unreachable instance is a health result, not an error. */

@@ -2,19 +2,35 @@
  * The stable front door of one instance: a port that never changes while the
  * Node-RED behind it may (a restart, and in blue-green deployments a switch
  * from blue to green). Plain HTTP forwarding; WebSocket upgrades are not
- * proxied yet.
+ * proxied yet. During a deployment's switch the front holds new requests
+ * (up to a bound, then 503 + Retry-After) and releases them, in arrival
+ * order, to whichever Node-RED serves after the switch.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]);
 
+/** Requests held while a deployment switches; beyond this the front answers 503 + Retry-After. */
+export const DEFAULT_HOLD_LIMIT = 5_000;
+
+export interface FrontCounters {
+  forwarded: number;
+  held: number;
+  refused: number;
+  /** Answers with status >= 500 from the instance, or none at all (post-switch analysis reads these). */
+  serverErrors: number;
+}
+
 export class FrontProxy {
   private target?: URL;
+  private holding = false;
+  private held: Array<{ req: http.IncomingMessage; res: http.ServerResponse }> = [];
+  readonly counters: FrontCounters = { forwarded: 0, held: 0, refused: 0, serverErrors: 0 };
   url = "";
   private readonly server = http.createServer((req, res) => this.forward(req, res));
 
-  constructor(private readonly host: string) {}
+  constructor(private readonly host: string, private readonly holdLimit = DEFAULT_HOLD_LIMIT) {}
 
   async listen(port: number): Promise<number> {
     await new Promise<void>((resolve, reject) => {
@@ -32,24 +48,59 @@ export class FrontProxy {
     this.target = base ? new URL(base) : undefined;
   }
 
+  /** From now on new requests wait here instead of reaching the instance. */
+  hold(): void {
+    this.holding = true;
+  }
+
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  /** Stops holding and forwards what waited, in arrival order, to the current target. */
+  release(): number {
+    this.holding = false;
+    const waiting = this.held.splice(0);
+    for (const { req, res } of waiting) this.forward(req, res);
+    return waiting.length;
+  }
+
   async close(): Promise<void> {
+    this.release();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.holding) {
+      if (this.held.length >= this.holdLimit) {
+        this.counters.refused++;
+        res.writeHead(503, { "content-type": "application/json", "retry-after": "1" });
+        return void res.end(JSON.stringify({ error: { code: "front_hold_full", message: "a deployment is switching this instance and the hold queue is full; retry shortly" } }));
+      }
+      this.counters.held++;
+      // Paused so the body waits in the socket rather than in memory until release.
+      req.pause();
+      this.held.push({ req, res });
+      return;
+    }
     const target = this.target;
     if (!target) return unavailable(res, "instance is not running");
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
     headers["x-forwarded-for"] = req.socket.remoteAddress ?? "";
+    this.counters.forwarded++;
     const upstream = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (up) => {
+      if ((up.statusCode ?? 502) >= 500) this.counters.serverErrors++;
       const out: http.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k)) out[k] = v;
       res.writeHead(up.statusCode ?? 502, out);
       up.pipe(res);
     });
-    upstream.on("error", () => unavailable(res, "instance did not answer"));
+    upstream.on("error", () => {
+      this.counters.serverErrors++;
+      unavailable(res, "instance did not answer");
+    });
     req.pipe(upstream);
   }
 }

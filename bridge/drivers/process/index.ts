@@ -7,7 +7,8 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import type { Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
+import { MqttFront } from "../../routing/mqttFront.ts";
+import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
 import { AdminApi } from "../nodeRedAdmin.ts";
 import { FrontProxy } from "./frontProxy.ts";
 import { NODE_RED_CLI, NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
@@ -29,23 +30,41 @@ export interface ProcessDriverOptions {
   restart?: Partial<RestartPolicy>;
   readyTimeoutMs?: number;
   log?: (instanceId: string, line: string) => void;
+  /** The cluster's MQTT bus: instances' gates and the MQTT front door use it; MQTT routing is off without it. */
+  mqttUrl?: string;
 }
+
+/** Each instance has two slots for blue-green: "a" (its first runtime) and "b". */
+type Slot = "a" | "b";
 
 interface SavedInstance {
   spec: InstanceSpec;
   port: number;
   /** The stable front port; kept across restarts of the instance and of the bridge. */
   frontPort: number;
+  /** Slot b's Node-RED port, once a deployment has used it. */
+  portB?: number;
+  /** The slot that serves (default "a"); a blue-green switch moves it. */
+  serving?: Slot;
 }
+
+/** Runtime ids: slot a is the instance id itself (what it always was), slot b gets a suffix. */
+export const runtimeIdOf = (instanceId: string, slot: Slot) => (slot === "a" ? instanceId : `${instanceId}.b`);
+const parseRuntime = (runtimeId: string): { instanceId: string; slot: Slot } =>
+  runtimeId.endsWith(".b") ? { instanceId: runtimeId.slice(0, -2), slot: "b" } : { instanceId: runtimeId, slot: "a" };
 
 const DEFAULT_RESTART: RestartPolicy = { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 500 };
 // Node-RED runs with only these from the bridge's environment: the bridge's own secrets stay home.
 const PASSED_ENV = ["PATH", "LANG", "TZ", "NODE_EXTRA_CA_CERTS"];
 
-export class ProcessDriver implements Driver {
+export class ProcessDriver implements Driver, BlueGreenDriver {
   readonly kind = "process" as const;
+  /** By runtime id (see runtimeIdOf). */
   private readonly processes = new Map<string, NodeRedProcess>();
   private readonly fronts = new Map<string, FrontProxy>();
+  private readonly mqttFronts = new Map<string, MqttFront>();
+  /** Serving slot per instance id. */
+  private readonly serving = new Map<string, Slot>();
   private readonly listeners: StatusListener[] = [];
   private readonly admin: AdminApi;
   private readonly adminToken: string;
@@ -67,6 +86,15 @@ export class ProcessDriver implements Driver {
 
   private dir(id: string): string {
     return path.join(this.opts.stateDir, id);
+  }
+
+  /** A runtime's userDir: slot a is the instance dir (as before blue-green existed), slot b inside it. */
+  private slotDir(instanceId: string, slot: Slot): string {
+    return slot === "a" ? this.dir(instanceId) : path.join(this.dir(instanceId), "slot-b");
+  }
+
+  private servingRuntime(instanceId: string): string {
+    return runtimeIdOf(instanceId, this.serving.get(instanceId) ?? "a");
   }
 
   private log(id: string, line: string): void {
@@ -98,7 +126,7 @@ export class ProcessDriver implements Driver {
   }
 
   async create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints }> {
-    const existing = this.processes.get(spec.id);
+    const existing = this.processes.get(this.servingRuntime(spec.id));
     if (existing) {
       // A redelivered create: converge on "running" instead of starting a second copy.
       await existing.start();
@@ -122,6 +150,8 @@ export class ProcessDriver implements Driver {
     await fs.writeFile(path.join(dir, "settings.js"), renderProcessSettings({ host: this.host, port }));
     const flowFile = path.join(dir, "flows.json");
     if (!(await exists(flowFile))) await fs.writeFile(flowFile, JSON.stringify(spec.flows));
+    // instance.json was just rewritten without a serving slot: a (re)created instance serves from slot a.
+    this.serving.set(spec.id, "a");
     const proc = await this.supervise(spec, port, frontPort);
     await proc.start();
     // POST /nodes installs into the userDir, so later starts load the packages from disk.
@@ -134,21 +164,40 @@ export class ProcessDriver implements Driver {
     return { admin: proc.base, ...(front ? { front: front.url } : {}) };
   }
 
-  private async supervise(spec: InstanceSpec, port: number, frontPort: number): Promise<NodeRedProcess> {
+  /** One runtime's supervisor; status changes are reported only while it serves (green's are the deployment's business). */
+  private runtime(spec: InstanceSpec, slot: Slot, port: number): NodeRedProcess {
+    const runtimeId = runtimeIdOf(spec.id, slot);
+    const userDir = this.slotDir(spec.id, slot);
     const env: Record<string, string> = {};
     for (const k of PASSED_ENV) if (process.env[k]) env[k] = process.env[k]!;
     Object.assign(env, spec.env, {
-      HOME: this.dir(spec.id), NODE_ENV: "production",
+      HOME: userDir, NODE_ENV: "production",
       [ENV_ADMIN_TOKEN]: this.adminToken, [ENV_CREDENTIAL_SECRET]: spec.credentialSecret,
+      REDFORGE_INSTANCE_ID: spec.id, REDFORGE_RUNTIME_ID: runtimeId,
+      ...(this.opts.mqttUrl ? { REDFORGE_MQTT_URL: this.opts.mqttUrl } : {}),
     });
     const proc = new NodeRedProcess(
-      { instanceId: spec.id, cli: this.opts.nodeRedBin ?? NODE_RED_CLI, userDir: this.dir(spec.id), settingsFile: path.join(this.dir(spec.id), "settings.js"), host: this.host, port, env },
+      { instanceId: runtimeId, cli: this.opts.nodeRedBin ?? NODE_RED_CLI, userDir, settingsFile: path.join(userDir, "settings.js"), host: this.host, port, env },
       this.admin, this.restart,
-      (state, reason) => { for (const l of this.listeners) l(spec.id, state, reason); },
-      (line) => this.log(spec.id, line),
+      (state, reason) => {
+        if (this.servingRuntime(spec.id) !== runtimeId) return this.log(spec.id, `runtime ${runtimeId}: ${state}${reason ? ` (${reason})` : ""}`);
+        for (const l of this.listeners) l(spec.id, state, reason);
+      },
+      (line) => this.log(spec.id, slot === "a" ? line : `[slot b] ${line}`),
       this.opts.readyTimeoutMs ?? 60_000,
     );
-    this.processes.set(spec.id, proc);
+    this.processes.set(runtimeId, proc);
+    return proc;
+  }
+
+  private async supervise(spec: InstanceSpec, port: number, frontPort: number): Promise<NodeRedProcess> {
+    const slot = this.serving.get(spec.id) ?? "a";
+    const proc = this.runtime(spec, slot, port);
+    if (this.opts.mqttUrl && !this.mqttFronts.has(spec.id)) {
+      const mqttFront = new MqttFront(this.opts.mqttUrl, spec.id, (line) => this.log(spec.id, line));
+      this.mqttFronts.set(spec.id, mqttFront);
+      await mqttFront.start(proc.plan.instanceId);
+    }
     const front = new FrontProxy(this.host);
     // The saved front port, unless something took it meanwhile (then the front URL changes, and says so).
     await front.listen(frontPort).catch(async () => {
@@ -161,13 +210,15 @@ export class ProcessDriver implements Driver {
     return proc;
   }
 
-  /** The running supervisor, or one rebuilt from what an earlier bridge saved on disk. */
+  /** The serving runtime's supervisor, or one rebuilt from what an earlier bridge saved on disk. */
   private async find(id: string): Promise<NodeRedProcess> {
-    const known = this.processes.get(id);
+    const known = this.processes.get(this.servingRuntime(id));
     if (known) return known;
     const saved = await readSaved(this.dir(id));
     if (!saved) throw Object.assign(new Error(`instance ${id} is not known to this bridge`), { code: "unknown_instance" });
-    return this.supervise(saved.spec, saved.port, saved.frontPort ?? (await this.unheldPort()));
+    this.serving.set(id, saved.serving ?? "a");
+    const port = saved.serving === "b" ? saved.portB! : saved.port;
+    return this.supervise(saved.spec, port, saved.frontPort ?? (await this.unheldPort()));
   }
 
   async start(id: string): Promise<void> {
@@ -175,15 +226,21 @@ export class ProcessDriver implements Driver {
   }
 
   async stop(id: string): Promise<void> {
-    const proc = this.processes.get(id);
+    const proc = this.processes.get(this.servingRuntime(id));
     if (proc) await proc.stop();
   }
 
   async destroy(id: string, opts: { deleteData?: boolean } = {}): Promise<void> {
-    await this.stop(id);
-    this.processes.delete(id);
+    for (const slot of ["a", "b"] as const) {
+      const runtimeId = runtimeIdOf(id, slot);
+      await this.processes.get(runtimeId)?.stop();
+      this.processes.delete(runtimeId);
+    }
     await this.fronts.get(id)?.close();
     this.fronts.delete(id);
+    await this.mqttFronts.get(id)?.close();
+    this.mqttFronts.delete(id);
+    this.serving.delete(id);
     if (opts.deleteData) await fs.rm(this.dir(id), { recursive: true, force: true });
   }
 
@@ -200,7 +257,7 @@ export class ProcessDriver implements Driver {
   }
 
   async health(id: string): Promise<InstanceHealth> {
-    const proc = this.processes.get(id);
+    const proc = this.processes.get(this.servingRuntime(id));
     const checkedAt = new Date().toISOString();
     if (!proc) return { instanceId: id, state: "unknown", live: false, ready: false, missingNodeTypes: [], checkedAt, error: "not running under this bridge" };
     if (proc.state !== "running") {
@@ -210,6 +267,94 @@ export class ProcessDriver implements Driver {
     return { instanceId: id, state: probe.live ? "running" : "unknown", ...probe, checkedAt };
   }
 
+  // ---- blue-green (BlueGreenDriver) ----
+
+  get adminApi(): AdminApi {
+    return this.admin;
+  }
+
+  get mqttUrl(): string | undefined {
+    return this.opts.mqttUrl;
+  }
+
+  async servingOf(instanceId: string): Promise<{ runtimeId: string; base: string }> {
+    const proc = await this.find(instanceId);
+    return { runtimeId: proc.plan.instanceId, base: proc.base };
+  }
+
+  /**
+   * Starts the idle slot as green: a clone of blue's settings, environment,
+   * credential secret and node packages, with no flows yet (they come with
+   * the deployment), on its own port. Blue keeps serving meanwhile.
+   */
+  async startGreen(instanceId: string): Promise<{ runtimeId: string; base: string }> {
+    const saved = await readSaved(this.dir(instanceId));
+    if (!saved) throw Object.assign(new Error(`instance ${instanceId} is not known to this bridge`), { code: "unknown_instance" });
+    await this.find(instanceId);
+    const slot: Slot = (this.serving.get(instanceId) ?? "a") === "a" ? "b" : "a";
+    const runtimeId = runtimeIdOf(instanceId, slot);
+    const running = this.processes.get(runtimeId);
+    if (running?.state === "running") return { runtimeId, base: running.base }; // a redelivered prepare
+    const keep = slot === "a" ? saved.port : saved.portB;
+    const port = await this.picking.then(async () => {
+      const reserved = new Set([...this.claimed, ...(await savedPorts(this.opts.stateDir))].filter((p) => p !== keep));
+      return keep && (await portFree(keep, this.host)) ? keep : allocatePort(this.host, reserved, this.opts.portRange);
+    });
+    await this.save(instanceId, slot === "a" ? { port } : { portB: port });
+    const dir = this.slotDir(instanceId, slot);
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    await fs.writeFile(path.join(dir, "package.json"), JSON.stringify({ name: `redforge-instance-${saved.spec.name}-${slot}`, private: true }));
+    await fs.writeFile(path.join(dir, "settings.js"), renderProcessSettings({ host: this.host, port }));
+    await fs.writeFile(path.join(dir, "flows.json"), "[]");
+    const proc = this.runtime(saved.spec, slot, port);
+    await proc.start();
+    for (const tarball of this.opts.nodePackages ?? []) await this.admin.uploadNodePackage(proc.base, tarball);
+    return { runtimeId, base: proc.base };
+  }
+
+  runtimeBase(runtimeId: string): string | undefined {
+    return this.processes.get(runtimeId)?.base;
+  }
+
+  async deployFlowsTo(runtimeId: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
+    const proc = this.processes.get(runtimeId);
+    if (!proc || proc.state !== "running") throw Object.assign(new Error(`runtime ${runtimeId} is not running`), { code: "not_running" });
+    return this.admin.deployFlows(proc.base, runtimeId, flows, opts);
+  }
+
+  front(instanceId: string): FrontProxy | undefined {
+    return this.fronts.get(instanceId);
+  }
+
+  mqttFront(instanceId: string): MqttFront | undefined {
+    return this.mqttFronts.get(instanceId);
+  }
+
+  /** Makes `runtimeId` the serving runtime: the HTTP front's target, status reports, and what survives a bridge restart. */
+  async setServing(runtimeId: string): Promise<void> {
+    const { instanceId, slot } = parseRuntime(runtimeId);
+    const proc = this.processes.get(runtimeId);
+    if (!proc) throw Object.assign(new Error(`runtime ${runtimeId} is not running`), { code: "not_running" });
+    this.serving.set(instanceId, slot);
+    this.fronts.get(instanceId)?.setTarget(proc.base);
+    await this.save(instanceId, { serving: slot });
+  }
+
+  /** Stops a runtime that no longer serves (blue after its rollback window, green after a rollback). */
+  async stopRuntime(runtimeId: string): Promise<void> {
+    const { instanceId } = parseRuntime(runtimeId);
+    if (this.servingRuntime(instanceId) === runtimeId) throw Object.assign(new Error(`runtime ${runtimeId} still serves ${instanceId}`), { code: "still_serving" });
+    await this.processes.get(runtimeId)?.stop();
+    this.processes.delete(runtimeId);
+  }
+
+  private async save(instanceId: string, patch: Partial<SavedInstance>): Promise<void> {
+    const file = path.join(this.dir(instanceId), "instance.json");
+    const saved = await readSaved(this.dir(instanceId));
+    if (!saved) return;
+    await fs.writeFile(file, JSON.stringify({ ...saved, ...patch }), { mode: 0o600 });
+  }
+
   onStatus(listener: StatusListener): void {
     this.listeners.push(listener);
   }
@@ -217,8 +362,10 @@ export class ProcessDriver implements Driver {
   async close(): Promise<void> {
     await Promise.all([...this.processes.values()].map((p) => p.stop(5_000)));
     await Promise.all([...this.fronts.values()].map((f) => f.close()));
+    await Promise.all([...this.mqttFronts.values()].map((f) => f.close()));
     this.processes.clear();
     this.fronts.clear();
+    this.mqttFronts.clear();
     process.off("exit", this.onExit);
   }
 }

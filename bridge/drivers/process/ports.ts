@@ -36,9 +36,9 @@ export async function allocatePort(host: string, reserved: Set<number>, range?: 
 export async function savedPorts(stateDir: string): Promise<number[]> {
   const ids = await fs.readdir(stateDir).catch(() => [] as string[]);
   const ports = await Promise.all(ids.map(async (id) => {
-    type Saved = { port?: unknown; frontPort?: unknown };
+    type Saved = { port?: unknown; frontPort?: unknown; portB?: unknown };
     const saved = await fs.readFile(path.join(stateDir, id, "instance.json"), "utf8").then((t) => JSON.parse(t) as Saved, (): Saved => ({}));
-    return [saved.port, saved.frontPort].filter((p): p is number => typeof p === "number");
+    return [saved.port, saved.frontPort, saved.portB].filter((p): p is number => typeof p === "number");
   }));
   return ports.flat();
 }

@@ -1,0 +1,170 @@
+/**
+ * The bridge's half of a blue-green deployment: one handler per step the
+ * control plane's DeploymentRun asks for. Each is safe to run again (the
+ * ledger answers a redelivered command from its record; a step re-sent under
+ * a new attempt converges on the same state).
+ */
+import type { z } from "zod";
+import type { commandArgs } from "../../functions/protocol/commands.ts";
+import type { BlueGreenDriver, Driver } from "../drivers/driver.ts";
+import type { GateStatus } from "../drivers/nodeRedAdmin.ts";
+import { AdminApi } from "../drivers/nodeRedAdmin.ts";
+import { runSmoke } from "./smoke.ts";
+
+type Args<T extends keyof typeof commandArgs> = z.infer<(typeof commandArgs)[T]>;
+type Result = Record<string, unknown>;
+
+export class DeployError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = "DeployError";
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class BlueGreen {
+  /** Front counters at the switch, per instance, for the post-switch analysis. */
+  private readonly atSwitch = new Map<string, { serverErrors: number; forwarded: number; gate: GateStatus["counters"] }>();
+
+  constructor(private readonly driver: Driver & BlueGreenDriver, private readonly admin: AdminApi, private readonly mqttConfigured: boolean) {}
+
+  private base(runtimeId: string): string {
+    const base = this.driver.runtimeBase(runtimeId);
+    if (!base) throw new DeployError("not_running", `runtime ${runtimeId} is not running on this bridge`);
+    return base;
+  }
+
+  async prepare(instanceId: string): Promise<Result> {
+    const blue = await this.driver.servingOf(instanceId);
+    // The hold queue's session exists before any gate drains, so the broker keeps all of it.
+    await this.driver.mqttFront(instanceId)?.openHold();
+    const green = await this.driver.startGreen(instanceId);
+    return { blue: blue.runtimeId, green: green.runtimeId, greenAdmin: green.base };
+  }
+
+  async setGate(instanceId: string, args: Args<"gate.set">): Promise<Result> {
+    const runtime = args.runtime ?? (await this.driver.servingOf(instanceId)).runtimeId;
+    const base = this.base(runtime);
+    const mqtt = this.driver.mqttFront(instanceId);
+    if (args.mode === "active") {
+      await mqtt?.publishMode(runtime, "active");
+      const status = await this.admin.gate(base, "active");
+      return { runtime, mode: status.mode, inFlight: status.inFlight };
+    }
+    // Hold at the front first (new requests stop reaching blue), then drain the gate.
+    this.driver.front(instanceId)?.hold();
+    await mqtt?.publishMode(runtime, "drain");
+    let status = await this.admin.gate(base, "drain");
+    const t0 = Date.now();
+    while (status.inFlight > 0 && Date.now() - t0 < args.drainTimeoutMs) {
+      await sleep(20);
+      status = await this.admin.gate(base);
+    }
+    return {
+      runtime, mode: status.mode, inFlight: status.inFlight, drainedInMs: Date.now() - t0,
+      // Stragglers past the deadline finish on blue, which stays warm; they are counted, not dropped.
+      stragglers: status.inFlight,
+      heldHttp: (this.driver.front(instanceId)?.heldCount ?? 0) + status.heldHttp,
+      heldMqtt: mqtt?.heldCount ?? 0,
+    };
+  }
+
+  async deployFlows(runtime: string, flows: unknown[], rev?: string): Promise<Result> {
+    const deployed = await this.driver.deployFlowsTo(runtime, flows, rev === undefined ? {} : { rev });
+    // FACTS: the deploy reply comes before the new routes are live; wait for /healthz to say so.
+    const base = this.base(runtime);
+    const t0 = Date.now();
+    while (Date.now() - t0 < 10_000) {
+      const probe = await this.admin.probe(base);
+      if (probe.ready && probe.missingNodeTypes.length === 0) break;
+      await sleep(25);
+    }
+    return { runtime, rev: deployed.rev };
+  }
+
+  async smoke(instanceId: string, args: Args<"smoke.run">): Promise<Result> {
+    const base = this.base(args.runtime);
+    if (args.kind === "analysis") return this.analysis(instanceId, args.runtime, base, args.maxErrorRate);
+    const verdict = await runSmoke({
+      base,
+      probe: () => this.admin.probe(base),
+      rev: () => this.admin.flowsRev(base),
+      gate: () => this.admin.gate(base),
+      mqttConfigured: this.mqttConfigured,
+    }, args.checks, args.expectRev);
+    return { runtime: args.runtime, ...verdict };
+  }
+
+  /** Green's error rate since the switch: in-flight messages that expired plus 5xx/no answer at the front. */
+  private async analysis(instanceId: string, runtime: string, base: string, maxErrorRate: number): Promise<Result> {
+    const gate = await this.admin.gate(base);
+    const front = this.driver.front(instanceId)?.counters;
+    const start = this.atSwitch.get(instanceId);
+    const entered = gate.counters.entered - (start?.gate.entered ?? 0);
+    const expired = gate.counters.expired - (start?.gate.expired ?? 0);
+    const serverErrors = (front?.serverErrors ?? 0) - (start?.serverErrors ?? 0);
+    const requests = (front?.forwarded ?? 0) - (start?.forwarded ?? 0);
+    const total = Math.max(entered, requests, 1);
+    const errorRate = (expired + serverErrors) / total;
+    const verdict = errorRate > maxErrorRate ? "failed" : "passed";
+    return {
+      runtime, verdict, errorRate, maxErrorRate, entered, expired, serverErrors, requests,
+      checks: [{ name: "error rate", outcome: verdict, detail: `${(errorRate * 100).toFixed(2)}% (${expired} expired, ${serverErrors} 5xx of ${total}); limit ${(maxErrorRate * 100).toFixed(2)}%` }],
+    };
+  }
+
+  /**
+   * RESUME's switch: the HTTP front points at `to` and releases what it held;
+   * the MQTT work stream moves with held work replayed first, in order; then
+   * `from`'s gate reopens so HTTP requests it held finish there (answered, not dropped).
+   */
+  async switchRoute(instanceId: string, from: string, to: string): Promise<Result> {
+    const toBase = this.base(to);
+    const front = this.driver.front(instanceId);
+    front?.hold(); // already holding after a drain; a no-op then
+    const mqtt = this.driver.mqttFront(instanceId);
+    const activate = async () => {
+      await mqtt?.publishMode(to, "active");
+      await this.admin.gate(toBase, "active");
+    };
+    const moved = mqtt ? await mqtt.handover(from, to, activate) : (await activate(), { replayed: 0, buffered: 0 });
+    await this.driver.setServing(to);
+    const gateAtSwitch = await this.admin.gate(toBase);
+    this.atSwitch.set(instanceId, { serverErrors: front?.counters.serverErrors ?? 0, forwarded: front?.counters.forwarded ?? 0, gate: gateAtSwitch.counters });
+    const httpReleased = front?.release() ?? 0;
+    let blueReleased = 0;
+    if (from !== to && this.driver.runtimeBase(from)) {
+      await mqtt?.publishMode(from, "active");
+      blueReleased = (await this.admin.gate(this.base(from), "active")).counters.released;
+    }
+    return { from, to, replayed: moved.replayed, bufferedDuringSwitch: moved.buffered, httpReleased, heldHttpReleasedOnBlue: blueReleased };
+  }
+
+  /** Back to blue; works before the switch (blue drained) and after it (green serving). */
+  async rollback(instanceId: string, args: Args<"deployment.rollback">): Promise<Result> {
+    const { blue, green } = args;
+    let result: Result = {};
+    const serving = (await this.driver.servingOf(instanceId)).runtimeId;
+    if (serving === green && green) {
+      // After the switch: drain green like blue was drained, then move everything back.
+      await this.setGate(instanceId, { mode: "drain", runtime: green, drainTimeoutMs: 10_000 });
+      result = await this.switchRoute(instanceId, green, blue);
+    } else {
+      // Before the switch: blue's own hold queue goes back into blue.
+      result = await this.switchRoute(instanceId, blue, blue);
+    }
+    if (green && green !== blue) await this.driver.stopRuntime(green).catch(() => {});
+    return { ...result, serving: blue, greenStopped: Boolean(green) };
+  }
+
+  async cleanup(runtime: string): Promise<Result> {
+    await this.driver.stopRuntime(runtime);
+    return { stopped: runtime };
+  }
+
+  async replay(instanceId: string, args: Args<"gate.replay">): Promise<Result> {
+    const serving = (await this.driver.servingOf(instanceId)).runtimeId;
+    return this.switchRoute(instanceId, args.from ?? serving, args.to ?? serving);
+  }
+}

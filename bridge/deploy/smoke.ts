@@ -1,0 +1,106 @@
+/**
+ * VERIFY's checks against green, and the post-switch analysis. Each check is
+ * passed, failed or inconclusive (it could not decide, e.g. green did not
+ * answer in time); Argo Rollouts' rule decides the whole: more failures than
+ * the limit → failed; else any inconclusive (or a requested pause) → the
+ * deployment waits for a human; else passed.
+ */
+import type { SmokeChecks } from "../../functions/protocol/commands.ts";
+import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
+
+export type CheckOutcome = "passed" | "failed" | "inconclusive";
+export interface CheckResult { name: string; outcome: CheckOutcome; detail: string }
+export interface SmokeVerdict { verdict: "passed" | "failed" | "inconclusive"; checks: CheckResult[] }
+
+export interface SmokeTarget {
+  base: string;
+  probe(): Promise<AdminProbe>;
+  rev(): Promise<string | undefined>;
+  gate(): Promise<GateStatus>;
+  mqttConfigured: boolean;
+}
+
+export async function runSmoke(target: SmokeTarget, checks: SmokeChecks, expectRev?: string): Promise<SmokeVerdict> {
+  const results: CheckResult[] = [];
+  const probe = await target.probe();
+  results.push(probe.live && probe.ready && probe.missingNodeTypes.length === 0
+    ? { name: "health", outcome: "passed", detail: "admin API and /healthz answer, no missing node types" }
+    : { name: "health", outcome: "failed", detail: probe.error ?? (probe.missingNodeTypes.length ? `missing node types: ${probe.missingNodeTypes.join(", ")}` : `live=${probe.live} ready=${probe.ready}`) });
+  if (expectRev) {
+    const rev = await target.rev().catch(() => undefined);
+    results.push(rev === expectRev
+      ? { name: "revision", outcome: "passed", detail: `flows at rev ${rev}` }
+      : { name: "revision", outcome: "failed", detail: `flows at rev ${rev ?? "unknown"}, expected ${expectRev}` });
+  }
+  if (checks.http) results.push(await sampleMessage(target.base, checks.http));
+  if (checks.mqtt && target.mqttConfigured) {
+    const gate = await target.gate().catch((err: Error) => err);
+    results.push(gate instanceof Error
+      ? { name: "mqtt", outcome: "inconclusive", detail: `gate status unavailable: ${gate.message}` }
+      : gate.mqtt === "connected"
+        ? { name: "mqtt", outcome: "passed", detail: "green's gate is connected to the cluster bus" }
+        : { name: "mqtt", outcome: "failed", detail: `green's gate MQTT is ${gate.mqtt}` });
+  }
+  const failed = results.filter((r) => r.outcome === "failed").length;
+  const verdict = failed > checks.failureLimit ? "failed"
+    : results.some((r) => r.outcome === "inconclusive") || checks.pause ? "inconclusive" : "passed";
+  if (checks.pause && verdict === "inconclusive" && !results.some((r) => r.outcome === "inconclusive")) {
+    results.push({ name: "pause", outcome: "inconclusive", detail: "the deployment asked to pause here: promote or abort" });
+  }
+  return { verdict, checks: results };
+}
+
+async function sampleMessage(base: string, http: NonNullable<SmokeChecks["http"]>): Promise<CheckResult> {
+  const name = `sample ${http.method} ${http.path}`;
+  let res: Response;
+  try {
+    res = await fetch(`${base}${http.path}`, {
+      method: http.method,
+      headers: { "x-redforge-smoke": "1", ...(http.body !== undefined ? { "content-type": "application/json" } : {}), ...http.headers },
+      ...(http.body !== undefined && http.method !== "GET" ? { body: JSON.stringify(http.body) } : {}),
+      signal: AbortSignal.timeout(http.timeoutMs),
+    });
+  } catch (err) {
+    return { name, outcome: "inconclusive", detail: `no answer within ${http.timeoutMs} ms: ${(err as Error).message}` };
+  }
+  const text = await res.text();
+  if (res.status !== http.expectStatus) return { name, outcome: "failed", detail: `status ${res.status}, expected ${http.expectStatus}: ${text.slice(0, 200)}` };
+  if (http.expectJson === undefined && !http.contract) return { name, outcome: "passed", detail: `status ${res.status}` };
+  let body: unknown;
+  try { body = JSON.parse(text); } catch { return { name, outcome: "failed", detail: `answer is not JSON: ${text.slice(0, 200)}` }; }
+  if (http.expectJson !== undefined) {
+    const miss = mismatch(http.expectJson, body, "$");
+    if (miss) return { name, outcome: "failed", detail: `answer differs at ${miss}` };
+  }
+  if (http.contract) {
+    const broken = contractViolation(body);
+    if (broken) return { name, outcome: "failed", detail: `answer breaks the message contract: ${broken}` };
+  }
+  return { name, outcome: "passed", detail: `status ${res.status}, answer as expected` };
+}
+
+/** The first path where `actual` does not contain `expected` (deep subset), or undefined. */
+export function mismatch(expected: unknown, actual: unknown, at: string): string | undefined {
+  if (expected !== null && typeof expected === "object" && !Array.isArray(expected)) {
+    if (actual === null || typeof actual !== "object") return at;
+    for (const [k, v] of Object.entries(expected)) {
+      const m = mismatch(v, (actual as Record<string, unknown>)[k], `${at}.${k}`);
+      if (m) return m;
+    }
+    return undefined;
+  }
+  return JSON.stringify(expected) === JSON.stringify(actual) ? undefined : at;
+}
+
+/** The seed's message contract (flows/message-contract.schema.json), checked by hand: payload + metadata. */
+export function contractViolation(body: unknown): string | undefined {
+  if (body === null || typeof body !== "object") return "not an object";
+  const b = body as Record<string, unknown>;
+  if (!("payload" in b)) return "no payload";
+  const m = b.metadata as Record<string, unknown> | undefined;
+  if (!m || typeof m !== "object") return "no metadata object";
+  if (typeof m.flowId !== "string") return "metadata.flowId is not a string";
+  if (typeof m.timestamp !== "string" || Number.isNaN(Date.parse(m.timestamp))) return "metadata.timestamp is not a date-time";
+  if (m.status !== undefined && !["pending", "processing", "completed", "failed"].includes(String(m.status))) return `metadata.status ${String(m.status)} is not one of pending|processing|completed|failed`;
+  return undefined;
+}

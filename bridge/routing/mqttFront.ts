@@ -1,0 +1,168 @@
+/**
+ * The MQTT half of an instance's front door. Producers publish work to
+ * redforge/ingest/{instance}; the front is its one subscriber (a persistent
+ * QoS 1 session, so work published while the bridge restarts waits in the
+ * broker) and forwards each message, in order, to
+ * redforge/active/{runtime} of whichever Node-RED serves. One subscriber is
+ * what makes the switch exact: nothing is seen by two runtimes.
+ *
+ * A hand-over (blue → green, or back) replays what the draining gate put on
+ * redforge/hold/{instance}: the front buffers new work, sends an end-of-hold
+ * marker down the old runtime's active topic (the gate passes it to the hold
+ * topic behind everything it held), collects the hold queue up to that
+ * marker, republishes it to the new runtime, then flushes its own buffer and
+ * forwards directly again. Order is preserved end to end; nothing is seen twice.
+ */
+import { connectAsync, type IClientPublishOptions, type MqttClient } from "mqtt";
+
+export const END_OF_HOLD = "end-of-hold";
+
+export const topicsOf = (instanceId: string) => ({
+  ingest: `redforge/ingest/${instanceId}`,
+  hold: `redforge/hold/${instanceId}`,
+  active: (runtimeId: string) => `redforge/active/${runtimeId}`,
+  control: (runtimeId: string) => `redforge/control/${runtimeId}`,
+});
+
+const QOS1: IClientPublishOptions = { qos: 1 };
+
+export interface HandoverResult {
+  /** Messages the old runtime's gate held and the new one received. */
+  replayed: number;
+  /** Messages that arrived at the front during the hand-over. */
+  buffered: number;
+}
+
+export class MqttFront {
+  private client?: MqttClient;
+  private holdClient?: MqttClient;
+  private target?: string;
+  private buffering = false;
+  private buffer: Buffer[] = [];
+  private held: Buffer[] = [];
+  private markerSeen?: { token: string; resolve: () => void };
+  private readonly topics;
+  forwarded = 0;
+
+  constructor(private readonly url: string, readonly instanceId: string, private readonly log: (line: string) => void = () => {}) {
+    this.topics = topicsOf(instanceId);
+  }
+
+  async start(target: string): Promise<void> {
+    this.target = target;
+    if (this.client) return;
+    this.client = await connectAsync(this.url, { clientId: `rf-front-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 });
+    this.client.on("error", (err) => this.log(`mqtt front: ${err.message}`));
+    this.client.on("message", (_topic, payload) => this.onIngest(payload));
+    await this.client.subscribeAsync(this.topics.ingest, { qos: 1 });
+  }
+
+  get serving(): string | undefined {
+    return this.target;
+  }
+
+  /** Where work goes from now on (no hand-over: for a restart of the same runtime). */
+  setTarget(runtimeId: string): void {
+    this.target = runtimeId;
+  }
+
+  /**
+   * Opens the hold queue's persistent session before any gate drains, so the
+   * broker keeps every held message for us from the first one on.
+   */
+  async openHold(): Promise<void> {
+    if (this.holdClient) return;
+    this.holdClient = await connectAsync(this.url, { clientId: `rf-hold-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 });
+    this.holdClient.on("error", (err) => this.log(`mqtt hold: ${err.message}`));
+    this.holdClient.on("message", (_topic, payload) => this.onHeld(payload));
+    await this.holdClient.subscribeAsync(this.topics.hold, { qos: 1 });
+  }
+
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  /** Publishes a retained gate mode for a runtime: a gate that (re)starts picks it up. */
+  async publishMode(runtimeId: string, mode: "active" | "drain"): Promise<void> {
+    await this.client!.publishAsync(this.topics.control(runtimeId), JSON.stringify({ mode, at: new Date().toISOString() }), { qos: 1, retain: true });
+  }
+
+  /**
+   * Moves the work stream from `from` to `to` (they may be the same runtime:
+   * a rollback before the switch). `activate` runs once the held queue is
+   * complete and before anything is replayed: it sets the new runtime's gate active.
+   */
+  async handover(from: string, to: string, activate: () => Promise<void>, timeoutMs = 30_000): Promise<HandoverResult> {
+    if (!this.client) throw new Error("mqtt front is not started");
+    await this.openHold();
+    this.buffering = true;
+    try {
+      const token = crypto.randomUUID();
+      const marked = new Promise<void>((resolve, reject) => {
+        this.markerSeen = { token, resolve };
+        setTimeout(() => reject(new Error(`end-of-hold marker not back from ${from}'s gate within ${timeoutMs} ms (is its Node-RED running?)`)), timeoutMs).unref();
+      });
+      await this.client.publishAsync(this.topics.active(from), JSON.stringify({ $redforge: END_OF_HOLD, token }), QOS1);
+      await marked;
+      await activate();
+      const held = this.held.splice(0);
+      await this.publishAll(to, held);
+      this.target = to;
+      // New work kept arriving while we replayed: flush it until none is left, then forward directly.
+      let buffered = 0;
+      while (this.buffer.length) {
+        const batch = this.buffer.splice(0);
+        buffered += batch.length;
+        await this.publishAll(to, batch);
+      }
+      this.buffering = false;
+      return { replayed: held.length, buffered };
+    } finally {
+      this.buffering = false;
+      this.markerSeen = undefined;
+      // Anything still buffered (an error above) goes to the current target rather than being dropped.
+      for (const payload of this.buffer.splice(0)) this.forward(payload);
+    }
+  }
+
+  /** Publishes in order without waiting for each PUBACK (one connection keeps the order); resolves when all are acknowledged. */
+  private async publishAll(runtimeId: string, payloads: Buffer[]): Promise<void> {
+    await Promise.all(payloads.map((payload) => this.client!.publishAsync(this.topics.active(runtimeId), payload, QOS1)));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.client?.endAsync(), this.holdClient?.endAsync()]);
+    this.client = undefined;
+    this.holdClient = undefined;
+  }
+
+  private onIngest(payload: Buffer): void {
+    if (this.buffering) return void this.buffer.push(payload);
+    this.forward(payload);
+  }
+
+  private forward(payload: Buffer): void {
+    if (!this.target || !this.client) return void this.buffer.push(payload);
+    this.forwarded++;
+    this.client.publish(this.topics.active(this.target), payload, QOS1);
+  }
+
+  private onHeld(payload: Buffer): void {
+    const marker = parseMarker(payload);
+    if (marker) {
+      if (this.markerSeen && marker === this.markerSeen.token) this.markerSeen.resolve();
+      return; // a stale marker from an earlier, interrupted hand-over: not work
+    }
+    this.held.push(payload);
+  }
+}
+
+function parseMarker(payload: Buffer): string | undefined {
+  if (payload.length > 200) return undefined;
+  try {
+    const v = JSON.parse(payload.toString()) as { $redforge?: unknown; token?: unknown };
+    return v.$redforge === END_OF_HOLD && typeof v.token === "string" ? v.token : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The deploy gate's process-wide state: one per Node-RED process, shared by
+ * every redforge-gate and redforge-exit node in it, because a blue-green
+ * deployment drains and counts the whole runtime, not one flow.
+ *
+ * Modes: `active` passes work on; `drain` holds new work (MQTT messages are
+ * republished to redforge/hold/{instance} at QoS 1, HTTP requests wait here
+ * up to a bound) while in-flight messages finish. In-flight = entered a gate,
+ * not yet through an exit marker; entries older than the TTL are dropped and
+ * counted as `expired`, so a message lost downstream cannot pin the count.
+ *
+ * Environment (set by the RedForge bridge): REDFORGE_INSTANCE_ID (the managed
+ * instance, names the hold topic), REDFORGE_RUNTIME_ID (this process: blue or
+ * green; names the control/status/active topics), REDFORGE_MQTT_URL.
+ */
+"use strict";
+
+const { loadMqtt } = require("./mqttLoader.js");
+
+const END_OF_HOLD = "end-of-hold";
+
+function topics(instanceId, runtimeId) {
+  return {
+    control: `redforge/control/${runtimeId}`,
+    status: `redforge/status/${runtimeId}`,
+    active: `redforge/active/${runtimeId}`,
+    hold: `redforge/hold/${instanceId}`,
+  };
+}
+
+/** True for the bridge's end-of-hold marker, which always goes to the hold topic. */
+function isEndMarker(payload) {
+  if (payload.length > 200) return false;
+  try {
+    const v = JSON.parse(payload.toString());
+    return v && typeof v === "object" && v.$redforge === END_OF_HOLD;
+  } catch {
+    return false;
+  }
+}
+
+class GateRuntime {
+  constructor(RED, env) {
+    this.RED = RED;
+    this.instanceId = env.REDFORGE_INSTANCE_ID || "standalone";
+    this.runtimeId = env.REDFORGE_RUNTIME_ID || this.instanceId;
+    this.mqttUrl = env.REDFORGE_MQTT_URL || "";
+    this.topics = topics(this.instanceId, this.runtimeId);
+    this.mode = env.REDFORGE_GATE_MODE === "drain" ? "drain" : "active";
+    this.inFlight = new Map(); // id -> entered at (ms)
+    this.heldHttp = []; // { gate, msg } in arrival order
+    this.pendingMqtt = []; // MQTT work that arrived while no source gate existed (a full deploy)
+    this.gates = new Set();
+    this.sources = [];
+    this.counters = { entered: 0, exited: 0, expired: 0, heldMqtt: 0, heldHttp: 0, refusedHttp: 0, released: 0 };
+    this.nextId = 1;
+    this.client = undefined;
+    this.connected = false;
+    this.ttlMs = 60_000;
+    this.holdLimit = 1000;
+    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer.unref();
+  }
+
+  // ---- nodes ----
+
+  register(gate, opts) {
+    this.gates.add(gate);
+    if (opts.ttlMs > 0) this.ttlMs = opts.ttlMs;
+    if (opts.holdLimit > 0) this.holdLimit = opts.holdLimit;
+    if (opts.source === "mqtt") {
+      this.sources.push(gate);
+      this.ensureMqtt();
+      // Work that arrived between the old source closing and this one starting.
+      const pending = this.pendingMqtt.splice(0);
+      for (const p of pending) this.onWork(p.topic, p.payload);
+    } else if (this.mqttUrl) {
+      this.ensureMqtt();
+    }
+    this.publishStatus();
+  }
+
+  unregister(gate) {
+    this.gates.delete(gate);
+    this.sources = this.sources.filter((g) => g !== gate);
+    // HTTP requests held by a node being replaced are released into the old wiring now, not dropped.
+    const mine = this.heldHttp.filter((h) => h.gate === gate);
+    if (mine.length) {
+      this.heldHttp = this.heldHttp.filter((h) => h.gate !== gate);
+      for (const h of mine) this.pass(h.gate, h.msg);
+    }
+  }
+
+  /** A message reaching a gate's input (HTTP-in or any other source). */
+  input(gate, msg, send) {
+    if (this.mode === "active" || isSmoke(msg)) return this.pass(gate, msg, send);
+    if (msg.req && msg.res) {
+      if (this.heldHttp.length >= this.holdLimit) {
+        this.counters.refusedHttp++;
+        try {
+          msg.res._res.status(503).set("retry-after", "1").json({ error: { code: "gate_hold_full", message: "deployment in progress and the hold queue is full; retry shortly" } });
+        } catch { /* the client went away */ }
+        return;
+      }
+      this.counters.heldHttp++;
+      this.heldHttp.push({ gate, msg });
+      return;
+    }
+    // Any other non-HTTP message: held in memory with the HTTP ones (same order, same release).
+    this.heldHttp.push({ gate, msg });
+  }
+
+  pass(gate, msg, send) {
+    const id = `${this.runtimeId}:${this.nextId++}`;
+    msg._redforge = Object.assign({}, msg._redforge, { gateId: id, enteredAt: Date.now(), runtime: this.runtimeId });
+    this.inFlight.set(id, Date.now());
+    this.counters.entered++;
+    (send || ((m) => gate.send(m)))(msg);
+  }
+
+  /** The exit marker: the message is done. */
+  exit(msg) {
+    const id = msg && msg._redforge && msg._redforge.gateId;
+    if (id && this.inFlight.delete(id)) this.counters.exited++;
+  }
+
+  // ---- modes ----
+
+  setMode(mode) {
+    if (mode !== "active" && mode !== "drain") throw new Error(`unknown gate mode ${mode}`);
+    if (mode === this.mode) return;
+    this.mode = mode;
+    if (mode === "active") {
+      const held = this.heldHttp.splice(0);
+      this.counters.released += held.length;
+      for (const h of held) this.pass(h.gate, h.msg);
+    }
+    this.publishStatus();
+  }
+
+  status() {
+    return {
+      instanceId: this.instanceId,
+      runtimeId: this.runtimeId,
+      mode: this.mode,
+      inFlight: this.inFlight.size,
+      heldHttp: this.heldHttp.length,
+      gates: this.gates.size,
+      sources: this.sources.length,
+      mqtt: this.mqttUrl ? (this.connected ? "connected" : "disconnected") : "off",
+      counters: Object.assign({}, this.counters),
+      at: new Date().toISOString(),
+    };
+  }
+
+  tick() {
+    const cutoff = Date.now() - this.ttlMs;
+    for (const [id, at] of this.inFlight) {
+      if (at >= cutoff) break; // Map keeps insertion order: the rest are younger
+      this.inFlight.delete(id);
+      this.counters.expired++;
+    }
+    this.publishStatus();
+  }
+
+  // ---- MQTT ----
+
+  ensureMqtt() {
+    if (this.client || !this.mqttUrl) return;
+    const mqtt = loadMqtt();
+    // A persistent session: work published to our active topic while this process restarts waits in the broker.
+    this.client = mqtt.connect(this.mqttUrl, {
+      clientId: `rf-gate-${this.runtimeId}`.slice(0, 64), clean: false, protocolVersion: 4, reconnectPeriod: 500,
+    });
+    this.client.on("connect", () => {
+      this.connected = true;
+      this.client.subscribe([this.topics.control, this.topics.active], { qos: 1 });
+      this.publishStatus();
+    });
+    this.client.on("close", () => { this.connected = false; });
+    this.client.on("error", (err) => this.RED.log.warn(`[redforge-gate] mqtt: ${err.message}`));
+    this.client.on("message", (topic, payload) => {
+      if (topic === this.topics.control) return this.onControl(payload);
+      if (topic === this.topics.active) return this.onWork(topic, payload);
+    });
+  }
+
+  onControl(payload) {
+    try {
+      const v = JSON.parse(payload.toString());
+      if (v && (v.mode === "active" || v.mode === "drain")) this.setMode(v.mode);
+    } catch (err) {
+      this.RED.log.warn(`[redforge-gate] ignoring control message: ${err.message}`);
+    }
+  }
+
+  onWork(topic, payload) {
+    // Draining, or the marker that closes a hold: onto the hold topic, in arrival order.
+    if (this.mode === "drain" || isEndMarker(payload)) {
+      this.counters.heldMqtt++;
+      this.client.publish(this.topics.hold, payload, { qos: 1 });
+      return;
+    }
+    const source = this.sources[0];
+    if (!source) {
+      this.pendingMqtt.push({ topic, payload });
+      return;
+    }
+    const text = payload.toString();
+    let value = text;
+    try { value = JSON.parse(text); } catch { /* not JSON: the text */ }
+    this.pass(source, { topic, payload: value });
+  }
+
+  publishStatus() {
+    if (!this.client || !this.connected) return;
+    this.client.publish(this.topics.status, JSON.stringify(this.status()), { qos: 0, retain: true });
+  }
+}
+
+function isSmoke(msg) {
+  const h = msg.req && msg.req.headers;
+  return Boolean(h && h["x-redforge-smoke"]);
+}
+
+let runtime;
+
+/** The one gate runtime of this Node-RED process, with its admin routes. */
+function gateRuntime(RED) {
+  if (runtime) return runtime;
+  runtime = new GateRuntime(RED, process.env);
+  const read = RED.auth.needsPermission("flows.read");
+  const write = RED.auth.needsPermission("flows.write");
+  RED.httpAdmin.get("/redforge/gate", read, (_req, res) => res.json(runtime.status()));
+  RED.httpAdmin.post("/redforge/gate", write, (req, res) => {
+    const mode = req.body && req.body.mode;
+    if (mode !== "active" && mode !== "drain") {
+      return res.status(400).json({ error: { code: "invalid_mode", message: "mode must be \"active\" or \"drain\"" } });
+    }
+    runtime.setMode(mode);
+    res.json(runtime.status());
+  });
+  return runtime;
+}
+
+module.exports = { gateRuntime, END_OF_HOLD };

@@ -1,0 +1,186 @@
+/**
+ * The zero-loss workload shared by the blue-green tests and bench/zero-loss:
+ * a flow (versioned, so each answer names the version that processed it),
+ * a load generator that sends a numbered stream over MQTT (QoS 1) and HTTP
+ * at a steady rate, and a collector that counts what came out.
+ */
+import { connectAsync, type MqttClient } from "mqtt";
+
+export const RESULTS_TOPIC = "zeroloss/results";
+
+export interface FlowOptions {
+  version: string;
+  /** "gate": RedForge gate + exit (work arrives via redforge/ingest/{instance}); "plain": a bare mqtt-in on `plainTopic`. */
+  entry: "gate" | "plain";
+  broker: { host: string; port: number };
+  plainTopic?: string;
+  /** Work time per message inside a function node (ms, uniform in [min, max]). */
+  workMs?: [number, number];
+}
+
+/** A flow with an HTTP path (POST /work) and an MQTT path, both answering {payload:{seq,version,runtime}, metadata}. */
+export function zeroLossFlow(o: FlowOptions): unknown[] {
+  const [min, max] = o.workMs ?? [5, 25];
+  const tab = "zl-tab";
+  const fn = (id: string, wires: string[]) => ({
+    id, type: "function", z: tab, name: `work ${o.version}`, outputs: 1, wires: [wires],
+    func: `const seq = msg.payload && msg.payload.seq;
+const started = Date.now();
+setTimeout(() => {
+  msg.payload = { payload: { seq, version: ${JSON.stringify(o.version)}, runtime: env.get("REDFORGE_RUNTIME_ID") || "" },
+    metadata: { flowId: "zero-loss", timestamp: new Date().toISOString(), source: msg.req ? "http" : "mqtt", contentType: "application/json", status: "completed" } };
+  node.send(msg);
+  node.done();
+}, ${min} + Math.floor(Math.random() * ${max - min + 1}));
+return null;`,
+  });
+  const nodes: unknown[] = [
+    { id: tab, type: "tab", label: `zero-loss ${o.version}` },
+    { id: "zl-broker", type: "mqtt-broker", name: "bus", broker: o.broker.host, port: String(o.broker.port), clientid: "", autoConnect: true, usetls: false, protocolVersion: "4", keepalive: "30", cleansession: true },
+    // HTTP path
+    { id: "zl-http-in", type: "http in", z: tab, url: "/work", method: "post", upload: false, wires: [[o.entry === "gate" ? "zl-gate-http" : "zl-fn-http"]] },
+    fn("zl-fn-http", [o.entry === "gate" ? "zl-exit-http" : "zl-http-out"]),
+    { id: "zl-http-out", type: "http response", z: tab, statusCode: "", headers: {}, wires: [] },
+    // MQTT path
+    fn("zl-fn-mqtt", [o.entry === "gate" ? "zl-exit-mqtt" : "zl-mqtt-out"]),
+    { id: "zl-mqtt-out", type: "mqtt out", z: tab, topic: RESULTS_TOPIC, qos: "1", retain: "false", broker: "zl-broker", wires: [] },
+  ];
+  if (o.entry === "gate") {
+    nodes.push(
+      { id: "zl-gate-http", type: "redforge-gate", z: tab, name: "http gate", source: "input", ttl: 60, holdLimit: 5000, wires: [["zl-fn-http"]] },
+      { id: "zl-exit-http", type: "redforge-exit", z: tab, wires: [["zl-http-out"]] },
+      { id: "zl-gate-mqtt", type: "redforge-gate", z: tab, name: "mqtt gate", source: "mqtt", ttl: 60, holdLimit: 5000, wires: [["zl-fn-mqtt"]] },
+      { id: "zl-exit-mqtt", type: "redforge-exit", z: tab, wires: [["zl-mqtt-out"]] },
+    );
+  } else {
+    nodes.push({ id: "zl-mqtt-in", type: "mqtt in", z: tab, topic: o.plainTopic ?? "zeroloss/in", qos: "1", datatype: "json", broker: "zl-broker", nl: false, rap: false, inputs: 0, wires: [["zl-fn-mqtt"]] });
+  }
+  return nodes;
+}
+
+interface Sent { at: number; via: "mqtt" | "http" }
+interface Answer { version: string; runtime: string; at: number }
+
+export interface LoadReport {
+  sent: { mqtt: number; http: number };
+  lostMqtt: number[];
+  duplicatedMqtt: number[];
+  httpUnanswered: number;
+  httpErrors: number;
+  /** Per message: seq, when sent, and the version(s) that answered. */
+  answers: Map<string, { sent: Sent; answers: Answer[] }>;
+  latenciesMs(from: number, to: number): number[];
+}
+
+/**
+ * Sends `rate` messages/s in total: MQTT QoS 1 to `mqttTopic` and, on a few
+ * concurrent HTTP loops, POST {seq} to `httpUrl` (each loop sends its next
+ * request when the last is answered, paced to its share of the rate).
+ */
+export class LoadGenerator {
+  private producer?: MqttClient;
+  private collector?: MqttClient;
+  private readonly sent = new Map<string, Sent>();
+  private readonly answers = new Map<string, Answer[]>();
+  private httpUnanswered = 0;
+  private httpErrors = 0;
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private seq = 0;
+
+  constructor(private readonly o: { brokerUrl: string; mqttTopic: string; httpUrl: string; rate: number; httpShare?: number; httpLoops?: number; httpTimeoutMs?: number }) {}
+
+  async start(): Promise<void> {
+    this.collector = await connectAsync(this.o.brokerUrl, { protocolVersion: 4, clean: true });
+    this.collector.on("message", (_t, payload) => {
+      const body = JSON.parse(payload.toString()) as { payload: { seq: string; version: string; runtime: string } };
+      this.record(body.payload.seq, body.payload.version, body.payload.runtime);
+    });
+    await this.collector.subscribeAsync(RESULTS_TOPIC, { qos: 1 });
+    this.producer = await connectAsync(this.o.brokerUrl, { protocolVersion: 4, clean: true });
+    this.running = true;
+    const httpShare = this.o.httpShare ?? 0.2;
+    const mqttRate = this.o.rate * (1 - httpShare);
+    this.loops.push(this.mqttLoop(mqttRate));
+    const loops = this.o.httpLoops ?? 4;
+    for (let i = 0; i < loops; i++) this.loops.push(this.httpLoop((this.o.rate * httpShare) / loops));
+  }
+
+  private record(seq: string, version: string, runtime: string): void {
+    const list = this.answers.get(seq) ?? [];
+    list.push({ version, runtime, at: Date.now() });
+    this.answers.set(seq, list);
+  }
+
+  private async mqttLoop(rate: number): Promise<void> {
+    if (rate <= 0) return;
+    const interval = 1000 / rate;
+    const t0 = Date.now();
+    let n = 0;
+    while (this.running) {
+      const due = t0 + n * interval;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const seq = `m${++this.seq}`;
+      this.sent.set(seq, { at: Date.now(), via: "mqtt" });
+      this.producer!.publish(this.o.mqttTopic, JSON.stringify({ seq }), { qos: 1 });
+      n++;
+    }
+  }
+
+  private async httpLoop(rate: number): Promise<void> {
+    if (rate <= 0) return;
+    const interval = 1000 / rate;
+    while (this.running) {
+      const seq = `h${++this.seq}`;
+      const at = Date.now();
+      this.sent.set(seq, { at, via: "http" });
+      try {
+        const res = await fetch(this.o.httpUrl, {
+          method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ seq }),
+          signal: AbortSignal.timeout(this.o.httpTimeoutMs ?? 15_000),
+        });
+        const text = await res.text();
+        if (res.ok) {
+          const body = JSON.parse(text) as { payload: { version: string; runtime: string } };
+          this.record(seq, body.payload.version, body.payload.runtime);
+        } else {
+          this.httpErrors++;
+        }
+      } catch {
+        this.httpUnanswered++;
+      }
+      const wait = at + interval - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  /** Stops sending, then waits until every MQTT message is answered or `settleMs` passes. */
+  async stop(settleMs = 10_000): Promise<LoadReport> {
+    this.running = false;
+    await Promise.all(this.loops);
+    const t0 = Date.now();
+    const mqttSeqs = [...this.sent].filter(([, s]) => s.via === "mqtt").map(([k]) => k);
+    while (Date.now() - t0 < settleMs && mqttSeqs.some((s) => !this.answers.has(s))) await new Promise((r) => setTimeout(r, 100));
+    // A little longer for late duplicates to show up.
+    await new Promise((r) => setTimeout(r, 500));
+    await Promise.all([this.producer?.endAsync(), this.collector?.endAsync()]);
+    const lost = mqttSeqs.filter((s) => !this.answers.has(s)).map((s) => Number(s.slice(1)));
+    const dup = mqttSeqs.filter((s) => (this.answers.get(s)?.length ?? 0) > 1).map((s) => Number(s.slice(1)));
+    const answers = new Map<string, { sent: Sent; answers: Answer[] }>();
+    for (const [seq, sent] of this.sent) answers.set(seq, { sent, answers: this.answers.get(seq) ?? [] });
+    return {
+      sent: { mqtt: mqttSeqs.length, http: this.sent.size - mqttSeqs.length },
+      lostMqtt: lost, duplicatedMqtt: dup, httpUnanswered: this.httpUnanswered, httpErrors: this.httpErrors, answers,
+      latenciesMs: (from, to) => [...answers.values()]
+        .filter((a) => a.sent.at >= from && a.sent.at <= to && a.answers.length > 0)
+        .map((a) => a.answers[0]!.at - a.sent.at),
+    };
+  }
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
