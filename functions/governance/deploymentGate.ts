@@ -10,11 +10,12 @@ import { deployments, instances } from "../../db/schema.ts";
 import type { Principal } from "../app-env.ts";
 import type { KvStore } from "../platform/kv.ts";
 import { enabledPolicies, evaluatePolicies, instanceFacts, policyDenied } from "./policies.ts";
-import { quotaExceeded, quotaOf } from "./quotas.ts";
+import { lockTeamQuota, quotaExceeded, quotaOf, type Tx } from "./quotas.ts";
 import { tokensUsed } from "./tokenUsage.ts";
 
 export interface GateServices {
-  db: Db;
+  /** The transaction that will insert the deployment row, for a race-safe daily count; or the plain client. */
+  db: Db | Tx;
   kv: KvStore;
 }
 
@@ -29,7 +30,7 @@ export function utcMidnight(at: Date): Date {
 }
 
 /** Deployments started for the team's instances (live or destroyed) since UTC midnight of `at`. */
-export async function deploymentsToday(db: Db, team: string, at: Date): Promise<number> {
+export async function deploymentsToday(db: Db | Tx, team: string, at: Date): Promise<number> {
   const [row] = await db.select({ n: count() }).from(deployments)
     .innerJoin(instances, eq(instances.id, deployments.instanceId))
     .where(and(eq(instances.team, team), gte(deployments.createdAt, utcMidnight(at))));
@@ -40,8 +41,9 @@ export async function deploymentsToday(db: Db, team: string, at: Date): Promise<
  * Throws ApiError 403 `POLICY_DENIED` ({policy, kind, reason}) or 429
  * `QUOTA_EXCEEDED` ({limit: "maxDeploymentsPerDay" | "maxLlmTokensPerDay",
  * team, used, requested, max}); returns when the deployment may go ahead.
- * Counting is not under a lock: two deployments in the same instant may both
- * pass the last slot of the day.
+ * Called with the transaction that then inserts the deployment row, it holds
+ * the team's quota lock until that commits, so parallel deployments cannot
+ * both take the day's last slot; called with the plain client it cannot.
  */
 export async function assertDeploymentAllowed(services: GateServices, req: DeploymentRequest): Promise<void> {
   const { db, kv } = services;
@@ -50,6 +52,7 @@ export async function assertDeploymentAllowed(services: GateServices, req: Deplo
   if (!decision.allowed) throw policyDenied(decision);
   const quota = await quotaOf(db, instance.team);
   if (!quota) return;
+  await lockTeamQuota(db, instance.team);
   if (quota.maxDeploymentsPerDay !== null) {
     const used = await deploymentsToday(db, instance.team, now);
     if (used + 1 > quota.maxDeploymentsPerDay) {

@@ -9,7 +9,7 @@ import type { Db } from "../../db/client.ts";
 import { instances, quotas } from "../../db/schema.ts";
 import { ApiError } from "../errors.ts";
 
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 export type Quota = typeof quotas.$inferSelect;
 export type QuotaLimit = "maxInstances" | "maxCpuMillicores" | "maxMemoryMb" | "maxDeploymentsPerDay" | "maxLlmTokensPerDay";
 
@@ -49,6 +49,14 @@ export interface TeamUsage {
 
 const cpuOf = (f: Footprint) => cpuMillicores(f.resources.cpu) * f.replicas;
 const memOf = (f: Footprint) => Math.ceil(memoryMb(f.resources.memory) * f.replicas);
+
+/**
+ * Serialises every quota check of one team until the caller's transaction ends
+ * (outside a transaction it is released at once, so it guards nothing).
+ */
+export async function lockTeamQuota(tx: Db | Tx, team: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(${TEAM_QUOTA_LOCK}, hashtext(${team}))`);
+}
 
 export async function quotaOf(db: Db | Tx, team: string): Promise<Quota | undefined> {
   const [row] = await db.select().from(quotas).where(eq(quotas.team, team)).limit(1);
@@ -100,7 +108,7 @@ export async function assertInstanceQuota(tx: Tx, change: InstanceChange): Promi
     if (!row) return;
     team = row.team;
   }
-  await tx.execute(sql`select pg_advisory_xact_lock(${TEAM_QUOTA_LOCK}, hashtext(${team}))`);
+  await lockTeamQuota(tx, team);
   const quota = await quotaOf(tx, team);
   if (!quota) return;
   const rows = await liveFootprints(tx, team);

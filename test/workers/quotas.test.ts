@@ -213,6 +213,20 @@ describe("deployment gate (assertDeploymentAllowed)", () => {
     expect(await gate(instance, new Date("2030-04-02T00:00:00Z"))).toBeUndefined();
   });
 
+  it("called inside the transaction that records the deployment, parallel deployments cannot exceed the daily limit", async () => {
+    const { instance } = await gateFixture({ maxDeploymentsPerDay: 3 });
+    const now = new Date();
+    const attempt = () => withDb((db) => db.transaction(async (tx) => {
+      await assertDeploymentAllowed({ db: tx, kv: openKv(env) }, { instance, now });
+      await tx.insert(deployments).values({ instanceId: instance.id, strategy: "rolling", status: "pending", createdAt: now });
+    })).then(() => "ok", (err) => (err instanceof ApiError ? err.code : String(err)));
+    const outcomes = await Promise.all(Array.from({ length: 8 }, attempt));
+    expect(outcomes.filter((o) => o === "ok")).toHaveLength(3);
+    expect(outcomes.filter((o) => o === "QUOTA_EXCEEDED")).toHaveLength(5);
+    const [row] = await withDb((db) => db.select({ n: count() }).from(deployments).where(eq(deployments.instanceId, instance.id)));
+    expect(row!.n).toBe(3);
+  });
+
   it("a team without a quota is never stopped by counts", async () => {
     const admin = await teamAdmin();
     const cluster = await createCluster(admin.token);
