@@ -6,6 +6,7 @@ import { limitBody, requireJsonBody } from "./middleware/bodyGuard.ts";
 import { onError, onNotFound } from "./middleware/errorHandler.ts";
 import { requestContext } from "./middleware/requestContext.ts";
 import { jobRoutes } from "../queues/healthSweep.ts";
+import { adminRoutes } from "./routes/admin.ts";
 import { aiRoutes } from "./routes/ai.ts";
 import { apiKeyRoutes } from "./routes/apiKeys.ts";
 import { auditRoutes } from "./routes/audit.ts";
@@ -41,6 +42,7 @@ export function createApp() {
   app.route("/ws", fleetSocketRoutes);
 
   app.use("/api/*", authenticate);
+  app.route("/api/admin", adminRoutes);
   app.route("/api/ai", aiRoutes);
   app.route("/api/api-keys", apiKeyRoutes);
   app.route("/api/audit", auditRoutes);

@@ -1,3 +1,4 @@
+import { invalidKeys, parseKeyring, type Keyring } from "./crypto/secretBox.ts";
 import type { Env } from "./env.ts";
 import { ApiError } from "./errors.ts";
 
@@ -9,12 +10,17 @@ export interface RuntimeConfig {
   jwtSecret: string;
   jwtTtlSeconds: number;
   adminPassword: string;
-  encryptionKey: string;
+  /** REDFORGE_ENCRYPTION_KEY (seals) and REDFORGE_ENCRYPTION_KEYS_PREVIOUS (still open). */
+  encryptionKey: Keyring;
+  /** HMAC key for audit checkpoints; undefined in production until REDFORGE_AUDIT_CHECKPOINT_KEY is set. */
+  auditCheckpointKey?: string;
 }
 
 // Values that ship in dev/config.ts: production must never run with them.
 const DEV_ADMIN_PASSWORD = "redforge-dev-admin";
 const DEV_JWT_SECRET = "redforge-dev-jwt-secret-change-me-in-production";
+// Development needs no setup for retention purges; production must set its own key.
+const DEV_AUDIT_CHECKPOINT_KEY = "redforge-dev-audit-checkpoint-key";
 
 /**
  * Production refuses to serve (503 misconfigured) rather than run with a
@@ -30,7 +36,10 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
     if (env.JWT_SECRET === DEV_JWT_SECRET || (env.JWT_SECRET && env.JWT_SECRET.length < 32))
       weak.push("JWT_SECRET is the dev default or shorter than 32 characters");
     if (env.NEON_LOCAL_PROXY) weak.push("NEON_LOCAL_PROXY is a development setting");
+    if (env.REDFORGE_AUDIT_CHECKPOINT_KEY === DEV_AUDIT_CHECKPOINT_KEY) weak.push("REDFORGE_AUDIT_CHECKPOINT_KEY is the dev default");
   }
+  const keyring = env.REDFORGE_ENCRYPTION_KEY ? parseKeyring(env.REDFORGE_ENCRYPTION_KEY, env.REDFORGE_ENCRYPTION_KEYS_PREVIOUS) : undefined;
+  if (keyring) weak.push(...invalidKeys(keyring).map((name) => `${name} is not base64 of 32 bytes`));
   if (missing.length || weak.length) {
     throw new ApiError(503, "misconfigured", "the control plane is not configured", {
       missing, problems: weak,
@@ -44,6 +53,7 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
     jwtSecret: env.JWT_SECRET!,
     jwtTtlSeconds: Number.isFinite(ttl) && ttl > 0 ? Math.min(ttl, 86_400) : 900,
     adminPassword: env.REDFORGE_ADMIN_PASSWORD!,
-    encryptionKey: env.REDFORGE_ENCRYPTION_KEY!,
+    encryptionKey: keyring!,
+    auditCheckpointKey: env.REDFORGE_AUDIT_CHECKPOINT_KEY || (production ? undefined : DEV_AUDIT_CHECKPOINT_KEY),
   };
 }

@@ -1,4 +1,5 @@
 import type { ClusterLink } from "../durable/clusterLink.ts";
+import type { DeploymentRun } from "../durable/deploymentRun.ts";
 import type { FleetEvents } from "../durable/fleetEvents.ts";
 import type { KvStoreObject } from "../durable/kvStore.ts";
 
@@ -14,6 +15,10 @@ export interface Env {
   REDFORGE_ADMIN_PASSWORD?: string;
   /** base64 of 32 bytes; seals cluster webhook secrets and instance secrets (AES-GCM). */
   REDFORGE_ENCRYPTION_KEY?: string;
+  /** Comma-separated older keys that still open values sealed under them (key rotation). */
+  REDFORGE_ENCRYPTION_KEYS_PREVIOUS?: string;
+  /** HMAC-SHA256 key that signs audit checkpoints written by retention purges. */
+  REDFORGE_AUDIT_CHECKPOINT_KEY?: string;
   UPSTASH_REDIS_REST_URL?: string;
   UPSTASH_REDIS_REST_TOKEN?: string;
   QSTASH_URL?: string;
@@ -25,5 +30,8 @@ export interface Env {
   KV_STORE: DurableObjectNamespace<KvStoreObject>;
   CLUSTER_LINK: DurableObjectNamespace<ClusterLink>;
   FLEET_EVENTS: DurableObjectNamespace<FleetEvents>;
+  DEPLOYMENT_RUN: DurableObjectNamespace<DeploymentRun>;
   ASSETS?: Fetcher;
+  /** Compliance reports (R2; emulated locally by Miniflare / wrangler dev). */
+  REPORTS: R2Bucket;
 }

@@ -4,7 +4,7 @@
  * the instance.create command to the bridge; the API shows their names.
  */
 import { z } from "zod";
-import { open, seal } from "../crypto/secretBox.ts";
+import { open, seal, type SealKeys } from "../crypto/secretBox.ts";
 
 const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "secret names are letters, digits and _").max(128);
 const secretValue = z.string().min(1).max(32 * 1024);
@@ -20,12 +20,12 @@ export interface SealedSecrets {
   secretNames: string[];
 }
 
-export async function sealSecrets(secrets: Record<string, string>, key: string): Promise<SealedSecrets> {
+export async function sealSecrets(secrets: Record<string, string>, key: SealKeys): Promise<SealedSecrets> {
   const names = Object.keys(secrets).sort();
   return { secretsSealed: names.length ? await seal(JSON.stringify(secrets), key) : null, secretNames: names };
 }
 
-export async function openSecrets(sealed: string | null, key: string): Promise<Record<string, string>> {
+export async function openSecrets(sealed: string | null, key: SealKeys): Promise<Record<string, string>> {
   return sealed ? (JSON.parse(await open(sealed, key)) as Record<string, string>) : {};
 }
 

@@ -1,6 +1,7 @@
 import type { ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "../app-env.ts";
+import { SealedSecretError } from "../crypto/secretBox.ts";
 import { ApiError, errorBody } from "../errors.ts";
 
 /** drizzle wraps driver errors; the Postgres SQLSTATE sits on the cause. */
@@ -22,6 +23,10 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof HTTPException) {
     if (err.status === 400 && /malformed json/i.test(err.message)) return new ApiError(400, "malformed_json", "request body is not valid JSON");
     return new ApiError(err.status as ApiError["status"], "http_error", err.message || "request rejected");
+  }
+  // A key was dropped before POST /api/admin/reseal moved its values: an operator's fix, not a bug.
+  if (err instanceof SealedSecretError) {
+    return new ApiError(503, "sealed_secret_unreadable", "a stored secret cannot be opened with the configured encryption keys; put its key back in REDFORGE_ENCRYPTION_KEYS_PREVIOUS and run POST /api/admin/reseal");
   }
   const state = sqlState(err);
   if (state === "23505") return new ApiError(409, "conflict", "a resource with these unique fields already exists");

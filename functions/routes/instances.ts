@@ -4,7 +4,7 @@ import { z } from "zod";
 import { clusters, flowVersions, instances } from "../../db/schema.ts";
 import type { AppEnv } from "../app-env.ts";
 import { randomBytes, sha256Hex, toBase64Url } from "../crypto/encoding.ts";
-import { open, seal } from "../crypto/secretBox.ts";
+import { open, seal, type SealKeys } from "../crypto/secretBox.ts";
 import { sendCommand } from "../fleet/commands.ts";
 import { assertScaleAllowed } from "../governance/policies.ts";
 import { assertInstanceQuota } from "../governance/quotas.ts";
@@ -88,7 +88,7 @@ function lifecycle(desiredState: "running" | "stopped", action: string) {
 }
 
 /** What the bridge needs to run the instance; the credential secret leaves the control plane only here. */
-async function instanceSpec(row: Row, encryptionKey: string) {
+async function instanceSpec(row: Row, encryptionKey: SealKeys) {
   return {
     id: row.id, name: row.name, flows: row.flows, resources: row.resources,
     // Secrets win over plain env of the same name.

@@ -1,0 +1,76 @@
+/**
+ * Moves every sealed column onto the current encryption key, so an old key
+ * can be dropped from REDFORGE_ENCRYPTION_KEYS_PREVIOUS. Keyset batches by
+ * primary key; each value is swapped only if it is still the one that was
+ * read (a concurrent rotate-secret or PATCH wins, and is already current).
+ */
+import { and, asc, eq, gt, isNotNull, not, sql, type SQL } from "drizzle-orm";
+import type { PgColumn } from "drizzle-orm/pg-core";
+import type { Db } from "../../db/client.ts";
+import { clusters, instances } from "../../db/schema.ts";
+import { keyId, open, seal, type Keyring } from "../crypto/secretBox.ts";
+
+export interface ColumnCounts {
+  /** Values already under the current key before this run. */
+  current: number;
+  resealed: number;
+  /** Values no configured key opens (their ids are in `failedIds`). */
+  failed: number;
+  failedIds: string[];
+}
+
+interface SealedColumn {
+  name: string;
+  table: typeof clusters | typeof instances;
+  id: PgColumn;
+  column: PgColumn;
+}
+
+export const SEALED_COLUMNS: SealedColumn[] = [
+  { name: "clusters.webhook_secret_sealed", table: clusters, id: clusters.id, column: clusters.webhookSecretSealed },
+  { name: "instances.credential_secret_sealed", table: instances, id: instances.id, column: instances.credentialSecretSealed },
+  { name: "instances.secrets_sealed", table: instances, id: instances.id, column: instances.secretsSealed },
+];
+
+const MAX_FAILED_IDS = 50;
+
+async function resealColumn(db: Db, keys: Keyring, col: SealedColumn, batch: number): Promise<ColumnCounts> {
+  const currentPrefix = `v2.${await keyId(keys.current)}.%`;
+  const underCurrent: SQL = sql`${col.column} like ${currentPrefix}`;
+  const [{ n } = { n: 0 }] = await db.select({ n: sql<number>`count(*)::int` }).from(col.table).where(underCurrent);
+  const counts: ColumnCounts = { current: n, resealed: 0, failed: 0, failedIds: [] };
+  let afterId: string | undefined;
+  for (;;) {
+    const rows = await db.select({ id: col.id, sealed: col.column }).from(col.table)
+      .where(and(isNotNull(col.column), not(underCurrent), afterId ? gt(col.id, afterId) : undefined))
+      .orderBy(asc(col.id)).limit(batch) as { id: string; sealed: string }[];
+    for (const r of rows) {
+      let plaintext: string;
+      try {
+        plaintext = await open(r.sealed, keys);
+      } catch {
+        counts.failed++;
+        if (counts.failedIds.length < MAX_FAILED_IDS) counts.failedIds.push(r.id);
+        continue;
+      }
+      const updated = await db.update(col.table).set({ [columnKey(col)]: await seal(plaintext, keys) })
+        .where(and(eq(col.id, r.id), eq(col.column, r.sealed))).returning({ id: col.id });
+      if (updated.length) counts.resealed++;
+    }
+    if (rows.length < batch) return counts;
+    afterId = rows[rows.length - 1]!.id;
+  }
+}
+
+/** The drizzle property name of a column (set() takes property names, not SQL names). */
+function columnKey(col: SealedColumn): string {
+  const entry = Object.entries(col.table).find(([, v]) => v === col.column);
+  if (!entry) throw new Error(`column ${col.name} not found on its table`);
+  return entry[0];
+}
+
+export async function resealAll(db: Db, keys: Keyring, batch = 200): Promise<Record<string, ColumnCounts>> {
+  const out: Record<string, ColumnCounts> = {};
+  for (const col of SEALED_COLUMNS) out[col.name] = await resealColumn(db, keys, col, batch);
+  return out;
+}

@@ -1,0 +1,32 @@
+/**
+ * Operations that act on the whole control plane's data, admin only
+ * (config:update): re-sealing secrets after an encryption key rotation.
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../app-env.ts";
+import { keyId } from "../crypto/secretBox.ts";
+import { resealAll } from "../governance/reseal.ts";
+import { transact } from "../middleware/auditTrail.ts";
+import { requirePermission } from "../middleware/requirePermission.ts";
+import { validate } from "../validation.ts";
+
+const resealBody = z.strictObject({ batchSize: z.number().int().min(1).max(1000).default(200) });
+
+export const adminRoutes = new Hono<AppEnv>()
+  // Idempotent: a second run finds everything current. Values no key opens are reported, not fatal.
+  .post("/reseal", requirePermission("config", "update"), validate("json", resealBody.default({ batchSize: 200 })), async (c) => {
+    const { batchSize } = c.req.valid("json");
+    const keys = c.var.services.config.encryptionKey;
+    const columns = await resealAll(c.var.services.db, keys, batchSize);
+    const kid = await keyId(keys.current);
+    const totals = Object.values(columns).reduce(
+      (t, col) => ({ current: t.current + col.current, resealed: t.resealed + col.resealed, failed: t.failed + col.failed }),
+      { current: 0, resealed: 0, failed: 0 },
+    );
+    await transact(c, async (_tx, record) => record({
+      action: "SECRETS_RESEALED", resourceType: "config", resourceId: "encryption_key",
+      details: { keyId: kid, ...totals, columns: Object.fromEntries(Object.entries(columns).map(([k, v]) => [k, { current: v.current, resealed: v.resealed, failed: v.failed }])) },
+    }));
+    return c.json({ keyId: kid, ...totals, columns });
+  });
