@@ -7,7 +7,7 @@
 import { env } from "cloudflare:test";
 import { and, count, eq, isNull } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { deployments, instances, users } from "../../db/schema.ts";
+import { auditLogs, deployments, instances, users } from "../../db/schema.ts";
 import { ApiError } from "../../functions/errors.ts";
 import { assertDeploymentAllowed } from "../../functions/governance/deploymentGate.ts";
 import { addTokens } from "../../functions/governance/tokenUsage.ts";
@@ -48,6 +48,9 @@ describe("quotas API", () => {
     const second = await setQuota(admin.token, team, { maxInstances: 2 });
     expect(second.status).toBe(200);
     expect(second.body).toMatchObject({ maxInstances: 2, maxCpuMillicores: null });
+    const trail = await withDb((db) => db.select().from(auditLogs).where(and(eq(auditLogs.resourceType, "quota"), eq(auditLogs.resourceId, team))).orderBy(auditLogs.id));
+    expect(trail.map((r) => r.action)).toEqual(["QUOTA_SET", "QUOTA_SET"]);
+    expect(trail[1]!.details).toMatchObject({ from: { maxInstances: 5, maxCpuMillicores: 4000 }, to: { maxInstances: 2, maxCpuMillicores: null } });
 
     const viewer = await createUser("viewer");
     const got = await api("GET", `/api/quotas/${team}`, { token: viewer.token });
@@ -85,6 +88,9 @@ describe("instance quotas", () => {
     expect(await liveCount(admin.team)).toBe(2);
     const byName = await withDb((db) => db.select().from(instances).where(eq(instances.name, name)));
     expect(byName).toHaveLength(0);
+    // The refusal itself is on the record, with its code.
+    const refusals = await withDb((db) => db.select().from(auditLogs).where(and(eq(auditLogs.userId, admin.id), eq(auditLogs.action, "REQUEST_REJECTED"))));
+    expect(refusals.map((r) => (r.details as { errorCode?: string }).errorCode)).toContain("QUOTA_EXCEEDED");
 
     // Destroying one frees its place.
     const list = await api("GET", `/api/instances?team=${admin.team}`, { token: admin.token });
