@@ -33,6 +33,8 @@ export interface AiAuditSenderOptions {
   maxQueued?: number;
   retry?: BackoffPolicy;
   requestTimeoutMs?: number;
+  /** Called after every webhook attempt with its outcome and round-trip time (benchmarks). */
+  onAttempt?: (attempt: { records: number; ms: number; outcome: Outcome["kind"] }) => void;
 }
 
 export interface AiAuditStats {
@@ -151,7 +153,9 @@ export class AiAuditSender {
 
   private async deliver(batch: Batch): Promise<void> {
     for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
+      const t0 = performance.now();
       const outcome = await this.attempt(batch);
+      this.opts.onAttempt?.({ records: batch.records.length, ms: performance.now() - t0, outcome: outcome.kind });
       if (outcome.kind === "delivered") {
         this.stats.delivered += batch.records.length;
         this.stats.batches++;

@@ -25,6 +25,8 @@ export interface EnqueueOptions {
   /** Hold the command this long before sending (health sweeps spread their load). */
   delayMs?: number;
   timeoutMs?: number;
+  /** A caller-chosen id (a deployment step): enqueueing it again returns the command already there. */
+  id?: string;
 }
 
 /**
@@ -67,7 +69,11 @@ export class ClusterLink extends DurableObject<Env> {
 
   async enqueue(type: CommandType, instanceId: string | undefined, args: Record<string, unknown>, opts: EnqueueOptions = {}): Promise<Command> {
     const now = Date.now();
-    const command: Command = { id: newCommandId(), type, instanceId, args, issuedAt: new Date(now).toISOString() };
+    if (opts.id) {
+      const existing = this.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE id = ?", opts.id).toArray()[0];
+      if (existing) return toCommand(existing);
+    }
+    const command: Command = { id: opts.id ?? newCommandId(), type, instanceId, args, issuedAt: new Date(now).toISOString() };
     const notBefore = now + Math.max(0, opts.delayMs ?? 0);
     this.sql.exec(
       "INSERT INTO outbox (id, type, instance_id, args, issued_at, status, not_before, deadline, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
@@ -93,6 +99,12 @@ export class ClusterLink extends DurableObject<Env> {
       this.sql.exec("UPDATE outbox SET status = ?, result = ?, updated_at = ? WHERE id = ?", ok ? "ok" : "error", JSON.stringify(result ?? null), Date.now(), commandId);
     }
     return { command: toCommand(row), first };
+  }
+
+  /** A command's outcome as recorded here (a deployment that was away when the answer came asks for it). */
+  async result(commandId: string): Promise<{ status: OutboxStatus; result: unknown } | null> {
+    const row = this.sql.exec<OutboxRow>("SELECT status, result FROM outbox WHERE id = ?", commandId).toArray()[0];
+    return row ? { status: row.status, result: row.result ? JSON.parse(String(row.result)) : null } : null;
   }
 
   async status() {
@@ -136,7 +148,8 @@ export class ClusterLink extends DurableObject<Env> {
     if (overdue.length === 0) return;
     for (const row of overdue) this.sql.exec("UPDATE outbox SET status = 'timed_out', updated_at = ? WHERE id = ?", now, row.id);
     const clusterId = this.getMeta("clusterId");
-    const affected = overdue.filter((r) => r.instance_id && r.type !== "health.report");
+    // Deployment steps have their own deadlines in DeploymentRun, which decides what a silence means.
+    const affected = overdue.filter((r) => r.instance_id && r.type !== "health.report" && !JSON.parse(r.args).deploymentId);
     if (!clusterId || affected.length === 0) return;
     // The bridge never answered: we do not know what runs, so we say so rather than guess "running".
     const handle = openDb(this.env.DATABASE_URL!, this.env.NEON_LOCAL_PROXY);

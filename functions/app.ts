@@ -11,6 +11,7 @@ import { aiRoutes } from "./routes/ai.ts";
 import { apiKeyRoutes } from "./routes/apiKeys.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { bridgeRoutes } from "./routes/bridge.ts";
+import { deploymentRoutes } from "./routes/deployments.ts";
 import { fleetSocketRoutes } from "./routes/fleetSocket.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { authRoutes } from "./routes/auth.ts";
@@ -47,6 +48,7 @@ export function createApp() {
   app.route("/api/api-keys", apiKeyRoutes);
   app.route("/api/audit", auditRoutes);
   app.route("/api/clusters", clusterRoutes);
+  app.route("/api/deployments", deploymentRoutes);
   app.route("/api/instances", instanceRoutes);
   app.route("/api/metrics", metricsRoutes);
   app.route("/api/policies", policyRoutes);

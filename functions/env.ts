@@ -1,4 +1,5 @@
 import type { ClusterLink } from "../durable/clusterLink.ts";
+import type { DeploymentRun } from "../durable/deploymentRun.ts";
 import type { FleetEvents } from "../durable/fleetEvents.ts";
 import type { KvStoreObject } from "../durable/kvStore.ts";
 
@@ -29,6 +30,7 @@ export interface Env {
   KV_STORE: DurableObjectNamespace<KvStoreObject>;
   CLUSTER_LINK: DurableObjectNamespace<ClusterLink>;
   FLEET_EVENTS: DurableObjectNamespace<FleetEvents>;
+  DEPLOYMENT_RUN: DurableObjectNamespace<DeploymentRun>;
   ASSETS?: Fetcher;
   /** Compliance reports (R2; emulated locally by Miniflare / wrangler dev). */
   REPORTS: R2Bucket;

@@ -2,6 +2,7 @@ import { createApp } from "./app.ts";
 import type { Env } from "./env.ts";
 
 export { ClusterLink } from "../durable/clusterLink.ts";
+export { DeploymentRun } from "../durable/deploymentRun.ts";
 export { FleetEvents } from "../durable/fleetEvents.ts";
 export { KvStoreObject } from "../durable/kvStore.ts";
 

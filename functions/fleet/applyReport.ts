@@ -33,6 +33,13 @@ export async function applyCommandResult(db: Db, env: Env, clusterId: string, re
   const { command, first } = (await link.complete(report.commandId, report.status === "ok", report.result ?? report.error ?? null)) as
     { command: Command | null; first: boolean };
   if (!command) return { known: false };
+  // A deployment step's answer drives its DeploymentRun (idempotent there, so duplicates are harmless).
+  const deploymentId = command.args.deploymentId;
+  if (typeof deploymentId === "string") {
+    const run = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(deploymentId));
+    await run.onCommandResult(command.id, report.status === "ok", report.status === "ok" ? report.result ?? {} : report.error ?? {});
+    return { known: true };
+  }
   if (!first || !command.instanceId) return { known: true };
   const status = statusAfter(command, report);
   if (status) {

@@ -1,16 +1,19 @@
 import { Hono } from "hono";
+import { z } from "zod";
 import type { AppEnv } from "../app-env.ts";
 import { ApiError } from "../errors.ts";
 import { authenticate } from "../middleware/authenticate.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 
 /**
- * GET /ws/fleet streams `instance:status` events. Browsers cannot set headers
- * on a WebSocket, so the token may also come as ?token=; either way it passes
- * the same authenticate + requirePermission as any route (viewers may watch).
+ * GET /ws/fleet streams `instance:status` events; GET /ws/deployments/:id a
+ * deployment's `deployment:phase` / `deployment:progress` events (current
+ * state first). Browsers cannot set headers on a WebSocket, so the token may
+ * also come as ?token=; either way it passes the same authenticate +
+ * requirePermission as any route (viewers may watch).
  */
 export const fleetSocketRoutes = new Hono<AppEnv>()
-  .use("/fleet", async (c, next) => {
+  .use("*", async (c, next) => {
     const token = c.req.query("token");
     if (token && !c.req.header("Authorization")) {
       const headers = new Headers(c.req.raw.headers);
@@ -23,4 +26,12 @@ export const fleetSocketRoutes = new Hono<AppEnv>()
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
     const hub = c.env.FLEET_EVENTS.get(c.env.FLEET_EVENTS.idFromName("fleet"));
     return hub.fetch(c.req.raw);
+  })
+  .get("/deployments/:id", authenticate, requirePermission("deployments", "read"), async (c) => {
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
+    const id = c.req.param("id");
+    if (!z.uuid().safeParse(id).success) throw new ApiError(400, "validation_failed", "deployment id must be a UUID");
+    const res = await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(id)).fetch(c.req.raw);
+    if (res.status === 404) throw new ApiError(404, "not_found", `deployment ${id} not found`);
+    return res;
   });

@@ -115,10 +115,11 @@ describe("AI decision webhook", () => {
   it("an unknown model is stored with cost null", async () => {
     const { cluster, instanceId } = await setup();
     const model = unique("unpriced");
-    expect((await send(cluster, [record(instanceId, { model })])).status).toBe(202);
+    const extra = { model, metadata: { ticket: 42, tags: ["vip"] }, spanId: "00f067aa0ba902b7", responseId: "chatcmpl-1", timestamp: "2026-03-01T10:00:00.000Z" };
+    expect((await send(cluster, [record(instanceId, extra)])).status).toBe(202);
     const res = await api("GET", `/api/ai/decisions?instanceId=${instanceId}`, { token: admin.token });
     expect(res.body.items).toHaveLength(1);
-    expect(res.body.items[0]).toMatchObject({ model, costUsd: null, inputTokens: 100 });
+    expect(res.body.items[0]).toMatchObject({ ...extra, costUsd: null, inputTokens: 100, timeToFirstTokenMs: 80, confidence: null });
   });
 
   it("bad records are 400 with the failing path, never 500", async () => {

@@ -1,0 +1,142 @@
+/**
+ * bench/ai-ingest: how many AI decision records per second the control plane
+ * stores. The local stack (Worker under wrangler dev, Postgres, KV) receives
+ * records from the bridge's own AiAuditSender (batches of up to 500 per signed
+ * webhook, BENCH_SENDERS webhooks in flight), offered at 1k, 5k and 10k
+ * records/s for BENCH_SECONDS each. Reported per rate: records stored per
+ * second from the first record until the last was acknowledged (sustained),
+ * the backlog when the offer stopped, and p50/p99 webhook latency. The
+ * baseline, in the same run: one record per webhook at 1k/s offered
+ * (BENCH_BASELINE_RECORDS of them).
+ *   npm run bench:ai-ingest        (BENCH_SECONDS=10 BENCH_SENDERS=4 BENCH_RATES=1000,5000,10000)
+ */
+import os from "node:os";
+import pg from "pg";
+import { AiAuditSender } from "../../bridge/aiAuditSender.ts";
+import { lineLogger } from "../../bridge/log.ts";
+import type { AiDecisionRecord } from "../../functions/protocol/aiDecisions.ts";
+import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SENDERS = Number(process.env.BENCH_SENDERS ?? 4);
+const RATES = (process.env.BENCH_RATES ?? "1000,5000,10000").split(",").map(Number);
+const INSTANCES = 20;
+// One record per webhook is ~100× slower; a fixed count keeps the baseline from taking minutes.
+const BASELINE_RECORDS = Number(process.env.BENCH_BASELINE_RECORDS ?? 1000);
+const TICK_MS = 10;
+
+let stack: TestStack;
+let token: string;
+
+async function api(method: string, p: string, body?: unknown) {
+  const res = await fetch(`${stack.apiUrl}${p}`, {
+    method, headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+const PROMPT = "Summarise the customer's last three tickets and suggest a reply. ".repeat(3);
+const RESPONSE = "The customer reported a billing error twice; suggest a refund and an apology. ".repeat(3);
+
+function recordFor(instanceId: string, i: number): AiDecisionRecord {
+  return {
+    instanceId, timestamp: new Date().toISOString(), provider: "openai", model: i % 5 === 0 ? "gpt-4o" : "gpt-4o-mini",
+    operationName: "chat", flowName: `flow-${i % 7}`, prompt: PROMPT, response: RESPONSE,
+    inputTokens: 800 + (i % 400), outputTokens: 200 + (i % 100), finishReason: "stop", latencyMs: 900, timeToFirstTokenMs: 150,
+    traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+  };
+}
+
+const quantile = (sorted: number[], q: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : NaN;
+
+interface PhaseResult {
+  offered: number;
+  stored: number;
+  sustained: number;
+  backlogAtStop: number;
+  webhooks: number;
+  p50: number;
+  p99: number;
+  retries: number;
+  dropped: number;
+}
+
+async function rows(db: pg.Client): Promise<number> {
+  return (await db.query("select count(*)::int as n from ai_decision_logs")).rows[0].n;
+}
+
+/** Offers `rate` records/s for SECONDS through one AiAuditSender; waits until every record was acknowledged. */
+async function phase(db: pg.Client, cluster: { id: string; secret: string }, instanceIds: string[], rate: number, maxBatch: number, limit = Infinity): Promise<PhaseResult> {
+  const latencies: number[] = [];
+  let retries = 0;
+  const sender = new AiAuditSender({
+    api: stack.apiUrl, clusterId: cluster.id, secret: cluster.secret, log: quietLog,
+    maxBatch, concurrency: SENDERS, maxQueued: 10_000_000, retry: { baseMs: 50, capMs: 2_000 },
+    onAttempt: (a) => { if (a.outcome === "delivered") latencies.push(a.ms); else retries++; },
+  });
+  const before = await rows(db);
+  const t0 = performance.now();
+  let offered = 0;
+  // Paced against the clock, not the timer: a late tick catches up instead of offering less.
+  while (performance.now() - t0 < SECONDS * 1000 && offered < limit) {
+    const due = Math.min(limit, Math.floor(((performance.now() - t0) / 1000) * rate));
+    for (; offered < due; offered++) sender.add(recordFor(instanceIds[offered % instanceIds.length]!, offered));
+    await new Promise((r) => setTimeout(r, TICK_MS));
+  }
+  const backlogAtStop = offered - sender.stats.delivered;
+  await sender.idle();
+  const elapsedS = (performance.now() - t0) / 1000;
+  const stored = (await rows(db)) - before;
+  latencies.sort((a, b) => a - b);
+  return {
+    offered: rate, stored, sustained: stored / elapsedS, backlogAtStop, webhooks: latencies.length,
+    p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), retries, dropped: sender.stats.dropped,
+  };
+}
+
+async function main() {
+  stack = await startTestStack({ worker: "wrangler" });
+  const db = new pg.Client({ connectionString: stack.workerVars.DATABASE_URL });
+  await db.connect();
+  try {
+    token = (await (await fetch(`${stack.apiUrl}/api/auth/login`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "admin", password: stack.cfg.worker.adminPassword }),
+    })).json() as any).token;
+    const created = await api("POST", "/api/clusters", { name: "bench-ai" });
+    const cluster = { id: created.body.id as string, secret: created.body.webhookSecret as string };
+    const instanceIds: string[] = [];
+    for (let i = 0; i < INSTANCES; i++) instanceIds.push((await api("POST", "/api/instances", { name: `ai-bench-${i}`, clusterId: cluster.id })).body.id);
+    await api("PUT", "/api/ai/prices", { provider: "openai", model: "gpt-4o-mini", inputUsdPerMtok: 0.15, outputUsdPerMtok: 0.6 });
+    await api("PUT", "/api/ai/prices", { provider: "openai", model: "gpt-4o", inputUsdPerMtok: 2.5, outputUsdPerMtok: 10 });
+
+    // Warm the Worker (module load, first pool) so the first measured phase is not a cold start.
+    const warm = new AiAuditSender({ api: stack.apiUrl, clusterId: cluster.id, secret: cluster.secret, log: quietLog });
+    for (let i = 0; i < 1000; i++) warm.add(recordFor(instanceIds[i % INSTANCES]!, i));
+    await warm.idle();
+
+    const baseline = await phase(db, cluster, instanceIds, 1000, 1, BASELINE_RECORDS);
+    const results: PhaseResult[] = [];
+    for (const rate of RATES) results.push(await phase(db, cluster, instanceIds, rate, 500));
+
+    const unpriced = (await db.query("select count(*)::int as n from ai_decision_logs where cost_usd is null")).rows[0].n;
+    console.log(`\nbench/ai-ingest (${os.cpus().length} cores, ${SECONDS} s per rate, ${SENDERS} webhooks in flight, ${new Date().toISOString()})`);
+    const line = (label: string, r: PhaseResult) => console.log(
+      `  ${label.padEnd(34)} ${r.sustained.toFixed(0).padStart(6)} rec/s stored (${r.stored} rows)  backlog at stop ${String(r.backlogAtStop).padStart(6)}  ` +
+      `webhooks ${String(r.webhooks).padStart(5)}  p50 ${r.p50.toFixed(0).padStart(5)} ms  p99 ${r.p99.toFixed(0).padStart(5)} ms  ` +
+      `retries ${r.retries}  dropped ${r.dropped}`,
+    );
+    line(`baseline: 1 record/webhook, ${BASELINE_RECORDS}`, baseline);
+    for (const r of results) line(`batched ≤500 @${r.offered.toFixed(0)}/s offered`, r);
+    const best = Math.max(...results.map((r) => r.sustained));
+    console.log(`  best batched vs 1-record baseline: ×${(best / baseline.sustained).toFixed(1)}; rows without a cost: ${unpriced}`);
+  } finally {
+    await db.end();
+    await stack.stop();
+  }
+}
+
+const quietLog = lineLogger((line, level) => { if (level === "error") console.error(`[sender] ${line}`); });
+
+main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });

@@ -1,0 +1,285 @@
+/**
+ * The DeploymentRun phase machine through the API, with a scripted bridge on
+ * the cluster link answering each step as a real one would: the happy path
+ * through every phase, one deployment per instance, rollback on a failed
+ * smoke test, pause → promote / abort, a deadline the bridge misses, manual
+ * rollback in the window, and /ws/deployments/:id for a late subscriber.
+ */
+import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
+import { eq } from "drizzle-orm";
+import { beforeAll, describe, expect, it } from "vitest";
+import { auditLogs, flowVersions, instances } from "../../db/schema.ts";
+import type { DeploymentRun } from "../../durable/deploymentRun.ts";
+import { webhookHeaders } from "../../functions/protocol/webhooks.ts";
+import { api, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
+
+let admin: TestUser;
+let viewer: TestUser;
+
+const FLOWS_V2 = [{ id: "t1", type: "tab", label: "v2" }, { id: "n1", type: "inject", z: "t1", wires: [] }];
+
+interface Bridge {
+  cluster: { id: string; webhookSecret: string };
+  instanceId: string;
+  /** Waits for the next command of `type` and answers it. */
+  answer(type: string, result: Record<string, unknown>, ok?: boolean): Promise<any>;
+  next(type: string): Promise<any>;
+  reply(command: any, result: Record<string, unknown>, ok?: boolean): Promise<void>;
+  commands: any[];
+}
+
+async function scriptedBridge(): Promise<Bridge> {
+  const cluster = (await api("POST", "/api/clusters", { token: admin.token, body: { name: unique("dep") } })).body;
+  const inst = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("dep"), clusterId: cluster.id } })).body;
+  const report = async (body: unknown) => {
+    const text = JSON.stringify(body);
+    const headers = await webhookHeaders(cluster.webhookSecret, text);
+    const res = await api("POST", `/api/webhooks/clusters/${cluster.id}`, { raw: text, headers: { ...headers, "Content-Type": "application/json" } });
+    expect(res.status).toBe(202);
+  };
+  await report({ type: "instance.status", instanceId: inst.id, state: "running" });
+  const tokenBody = JSON.stringify({ bridgeVersion: "test" });
+  const tokenRes = await api("POST", `/api/clusters/${cluster.id}/token`, { raw: tokenBody, headers: { ...(await webhookHeaders(cluster.webhookSecret, tokenBody)), "Content-Type": "application/json" } });
+  const res = await SELF.fetch(`http://redforge.test/api/clusters/${cluster.id}/link`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${tokenRes.body.token}` } });
+  const ws = res.webSocket!;
+  const commands: any[] = [];
+  const seen = new Set<string>();
+  ws.addEventListener("message", (e) => {
+    const frame = JSON.parse(e.data as string);
+    if (frame.kind === "command" && !seen.has(frame.command.id)) {
+      seen.add(frame.command.id);
+      commands.push(frame.command);
+    }
+  });
+  ws.accept();
+  let taken = 0;
+  const next = async (type: string) => {
+    for (let i = 0; i < 200; i++) {
+      const idx = commands.findIndex((c, n) => n >= taken && c.type === type);
+      if (idx >= 0) {
+        taken = idx + 1;
+        return commands[idx];
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`no ${type} command; got ${commands.map((c) => c.type).join(", ")}`);
+  };
+  const reply = async (command: any, result: Record<string, unknown>, ok = true) => {
+    await report(ok
+      ? { type: "command.result", commandId: command.id, status: "ok", result }
+      : { type: "command.result", commandId: command.id, status: "error", error: { code: String(result.code ?? "driver_error"), message: String(result.message ?? "failed") } });
+  };
+  return {
+    cluster, instanceId: inst.id, commands, next, reply,
+    async answer(type, result, ok = true) {
+      const cmd = await next(type);
+      await reply(cmd, result, ok);
+      return cmd;
+    },
+  };
+}
+
+const BLUE_GREEN = { blue: "blue-rt", green: "green-rt", greenAdmin: "http://127.0.0.1:1" };
+
+async function deploy(bridge: Bridge, extra: Record<string, unknown> = {}) {
+  const res = await api("POST", "/api/deployments", {
+    token: admin.token,
+    body: { instanceId: bridge.instanceId, flows: FLOWS_V2, analysisSeconds: 0, rollbackWindowSeconds: 0, ...extra },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  return res.body;
+}
+
+async function getDeployment(id: string) {
+  return (await api("GET", `/api/deployments/${id}`, { token: viewer.token })).body;
+}
+
+async function untilStatus(id: string, status: string) {
+  for (let i = 0; i < 100; i++) {
+    const d = await getDeployment(id);
+    if (d.status === status) return d;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`deployment ${id} never became ${status}: ${JSON.stringify(await getDeployment(id))}`);
+}
+
+async function throughVerify(bridge: Bridge, verdict: "passed" | "failed" | "inconclusive") {
+  await bridge.answer("deployment.prepare", BLUE_GREEN);
+  const drain = await bridge.answer("gate.set", { runtime: "blue-rt", mode: "drain", inFlight: 0, drainedInMs: 12, stragglers: 0, heldHttp: 2, heldMqtt: 5 });
+  expect(drain.args).toMatchObject({ mode: "drain", runtime: "blue-rt" });
+  const flows = await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
+  expect(flows.args).toMatchObject({ runtime: "green-rt", flows: FLOWS_V2 });
+  const smoke = await bridge.answer("smoke.run", { verdict, checks: [{ name: "sample POST /work", outcome: verdict === "passed" ? "passed" : verdict, detail: "scripted" }] });
+  expect(smoke.args).toMatchObject({ runtime: "green-rt", kind: "verify", expectRev: "rev-2" });
+}
+
+beforeAll(async () => {
+  admin = await createUser("admin");
+  viewer = await createUser("viewer");
+});
+
+describe("POST /api/deployments", () => {
+  it("rejects bad input with clear codes", async () => {
+    const bridge = await scriptedBridge();
+    const neither = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId } });
+    expect(neither.status).toBe(400);
+    expectErrorShape(neither.body, "validation_failed");
+    const strategy = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, flows: FLOWS_V2, strategy: "canary" } });
+    expect(strategy.status).toBe(400);
+    expectErrorShape(strategy.body, "unsupported_strategy");
+    const missing = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: crypto.randomUUID(), flows: FLOWS_V2 } });
+    expect(missing.status).toBe(404);
+    const pending = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("p"), clusterId: bridge.cluster.id } })).body;
+    const notRunning = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: pending.id, flows: FLOWS_V2 } });
+    expect(notRunning.status).toBe(409);
+    expectErrorShape(notRunning.body, "instance_not_running");
+    const denied = await api("POST", "/api/deployments", { token: viewer.token, body: { instanceId: bridge.instanceId, flows: FLOWS_V2 } });
+    expect(denied.status).toBe(403);
+  });
+
+  it("runs DRAIN → DEPLOY → VERIFY → RESUME → AUDIT → CLEANUP and records versions, metrics and audit", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge, { verify: { http: { path: "/work", body: { seq: 1 }, expectJson: { ok: true } } } });
+    expect(created).toMatchObject({ status: "in_progress", phase: "DRAIN", instanceId: bridge.instanceId });
+
+    const second = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, flows: FLOWS_V2 } });
+    expect(second.status).toBe(409);
+    expectErrorShape(second.body, "deployment_in_progress");
+    expect(second.body.error.details.deploymentId).toBe(created.id);
+
+    await throughVerify(bridge, "passed");
+    const sw = await bridge.answer("route.switch", { from: "blue-rt", to: "green-rt", replayed: 5, bufferedDuringSwitch: 3, httpReleased: 2 });
+    expect(sw.args).toMatchObject({ from: "blue-rt", to: "green-rt" });
+    await bridge.answer("smoke.run", { verdict: "passed", errorRate: 0 });
+    const cleanup = await bridge.answer("deployment.cleanup", { stopped: "blue-rt" });
+    expect(cleanup.args).toMatchObject({ runtime: "blue-rt" });
+
+    const done = await untilStatus(created.id, "completed");
+    const started = done.history.filter((h: any) => h.status === "started").map((h: any) => h.phase);
+    expect(started).toEqual(["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP"]);
+    expect(done.metrics).toMatchObject({ messagesReplayed: 8, messagesLost: 0, inFlightAtDrain: 0 });
+    expect(done.switched).toBe(true);
+    expect(done.progress).toBe(1);
+
+    const versions = (await api("GET", `/api/deployments/versions?instanceId=${bridge.instanceId}`, { token: viewer.token })).body.items;
+    expect(versions.map((v: any) => v.version)).toEqual([2, 1]);
+    expect(done.toVersionId).toBe(versions[0].id);
+    expect(done.fromVersionId).toBe(versions[1].id);
+    await withDb(async (db) => {
+      const [inst] = await db.select().from(instances).where(eq(instances.id, bridge.instanceId));
+      expect(inst!.flows).toEqual(FLOWS_V2);
+      const rows = await db.select().from(auditLogs).where(eq(auditLogs.resourceId, created.id));
+      expect(rows.map((r) => r.action)).toEqual(expect.arrayContaining(["DEPLOYMENT_CREATED", "DEPLOYMENT_PROMOTED"]));
+    });
+    const list = await api("GET", `/api/deployments?instanceId=${bridge.instanceId}&status=completed`, { token: viewer.token });
+    expect(list.body.items.map((d: any) => d.id)).toEqual([created.id]);
+
+    // The instance is free again: an older version can be redeployed by id.
+    const back = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, versionId: versions[1].id } });
+    expect(back.status).toBe(202);
+    expect(back.body.toVersionId).toBe(versions[1].id);
+  });
+
+  it("rolls back when the smoke tests fail, and says why", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    await throughVerify(bridge, "failed");
+    const rb = await bridge.answer("deployment.rollback", { serving: "blue-rt", replayed: 7 });
+    expect(rb.args).toMatchObject({ blue: "blue-rt", green: "green-rt", switched: false });
+    const done = await untilStatus(created.id, "rolled_back");
+    expect(done.error).toMatch(/smoke tests failed/);
+    expect(done.history.map((h: any) => `${h.phase}:${h.status}`)).toEqual(expect.arrayContaining(["VERIFY:failed", "ROLLING_BACK:started", "ROLLING_BACK:completed"]));
+    const [inst] = await withDb((db) => db.select().from(instances).where(eq(instances.id, bridge.instanceId)));
+    expect(inst!.flows).toEqual([]); // blue's flows stay
+  });
+
+  it("pauses on an inconclusive result: promote continues, abort rolls back", async () => {
+    const a = await scriptedBridge();
+    const da = await deploy(a);
+    await throughVerify(a, "inconclusive");
+    const paused = await untilStatus(da.id, "paused");
+    expect(paused.phase).toBe("VERIFY");
+    const rollbackWhilePausedButNotMine = await api("POST", `/api/deployments/${da.id}/promote`, { token: viewer.token });
+    expect(rollbackWhilePausedButNotMine.status).toBe(403);
+    const promoted = await api("POST", `/api/deployments/${da.id}/promote`, { token: admin.token });
+    expect(promoted.status).toBe(202);
+    await a.answer("route.switch", { replayed: 0 });
+    await a.answer("smoke.run", { verdict: "passed" });
+    await a.answer("deployment.cleanup", {});
+    await untilStatus(da.id, "completed");
+    const again = await api("POST", `/api/deployments/${da.id}/promote`, { token: admin.token });
+    expect(again.status).toBe(409);
+    expectErrorShape(again.body, "not_paused");
+
+    const b = await scriptedBridge();
+    const db_ = await deploy(b);
+    await throughVerify(b, "inconclusive");
+    await untilStatus(db_.id, "paused");
+    expect((await api("POST", `/api/deployments/${db_.id}/abort`, { token: admin.token })).status).toBe(202);
+    await b.answer("deployment.rollback", { replayed: 0 });
+    const aborted = await untilStatus(db_.id, "rolled_back");
+    expect(aborted.error).toMatch(/aborted by an operator/);
+  });
+
+  it("a manual rollback inside the window after the switch brings blue back", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge, { rollbackWindowSeconds: 600 });
+    await throughVerify(bridge, "passed");
+    await bridge.answer("route.switch", { replayed: 1 });
+    await bridge.answer("smoke.run", { verdict: "passed" });
+    for (let i = 0; i < 100 && (await getDeployment(created.id)).phase !== "CLEANUP"; i++) await new Promise((r) => setTimeout(r, 25));
+    expect((await getDeployment(created.id)).phase).toBe("CLEANUP");
+    const rb = await api("POST", `/api/deployments/${created.id}/rollback`, { token: admin.token });
+    expect(rb.status).toBe(202);
+    const cmd = await bridge.answer("deployment.rollback", { replayed: 3 });
+    expect(cmd.args).toMatchObject({ switched: true, blue: "blue-rt", green: "green-rt" });
+    await untilStatus(created.id, "rolled_back");
+  });
+
+  it("a step the bridge never answers rolls the deployment back at its deadline (alarm), from stored state", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    await bridge.answer("deployment.prepare", BLUE_GREEN);
+    await bridge.next("gate.set"); // never answered
+    const stub = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(created.id));
+    // Pretend the deadline passed; the alarm handler reads everything from storage.
+    await runInDurableObject(stub, async (_obj: DeploymentRun, state) => {
+      const s = (await state.storage.get<any>("state"))!;
+      expect(s.awaiting.commandId).toContain(`d_${created.id}_drain_0`);
+      s.awaiting.deadline = Date.now() - 1;
+      await state.storage.put("state", s);
+    });
+    await runDurableObjectAlarm(stub);
+    const rb = await bridge.answer("deployment.rollback", { replayed: 0 });
+    expect(rb.args.switched).toBe(false);
+    const done = await untilStatus(created.id, "rolled_back");
+    expect(done.error).toMatch(/did not finish drain/);
+  });
+
+  it("/ws/deployments/:id gives a late subscriber the current state, then phase and progress events", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    await bridge.answer("deployment.prepare", BLUE_GREEN);
+    const res = await SELF.fetch(`http://redforge.test/ws/deployments/${created.id}?token=${viewer.token}`, { headers: { Upgrade: "websocket" } });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    const events: any[] = [];
+    ws.addEventListener("message", (e) => events.push(JSON.parse(e.data as string)));
+    ws.accept();
+    await bridge.answer("gate.set", { inFlight: 0, heldHttp: 1, heldMqtt: 2 });
+    for (let i = 0; i < 100 && !events.some((e) => e.event === "deployment:phase" && e.data.phase === "DEPLOY"); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(events[0].event).toBe("deployment:state");
+    expect(events[0].data).toMatchObject({ id: created.id, phase: "DRAIN", blue: "blue-rt", green: "green-rt" });
+    const progress = events.find((e) => e.event === "deployment:progress");
+    expect(progress.data).toMatchObject({ deploymentId: created.id, messagesHeld: 3, inFlightCount: 0 });
+    expect(typeof progress.data.progress).toBe("number");
+    expect(events.some((e) => e.event === "deployment:phase" && e.data.phase === "DEPLOY" && e.data.status === "started")).toBe(true);
+    ws.close();
+    const anon = await SELF.fetch(`http://redforge.test/ws/deployments/${created.id}`, { headers: { Upgrade: "websocket" } });
+    expect(anon.status).toBe(401);
+    const unknown = await SELF.fetch(`http://redforge.test/ws/deployments/${crypto.randomUUID()}?token=${viewer.token}`, { headers: { Upgrade: "websocket" } });
+    expect(unknown.status).toBe(404);
+  });
+});
+
+void flowVersions;
