@@ -5,7 +5,8 @@
  * anonymous ones 401 (except the explicitly public routes).
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { roles } from "../../db/schema.ts";
+import { eq } from "drizzle-orm";
+import { instances, roles } from "../../db/schema.ts";
 import { api, createCluster, createInstance, createUser, unique, withDb, type TestUser } from "./helpers.ts";
 
 type Role = "admin" | "operator" | "viewer" | "auditor";
@@ -195,7 +196,43 @@ const CASES: RouteCase[] = [
     route: "POST /api/policies/evaluate", allowed: ["admin", "operator", "viewer"], success: 200,
     request: async (f) => ({ method: "POST", path: "/api/policies/evaluate", body: { action: "scale", instanceId: f.instanceId, replicas: 1 } }),
   },
+  // Deployments: the fixture instance is made "running" (what a bridge would report) so a create can start.
+  {
+    route: "POST /api/deployments", allowed: ["admin", "operator"], success: 202,
+    request: async (f) => {
+      await runningInstance(f);
+      return { method: "POST", path: "/api/deployments", body: { instanceId: f.instanceId, flows: [{ id: "t", type: "tab" }] } };
+    },
+    unchanged: async (f, admin) => {
+      const res = await api("GET", `/api/deployments?instanceId=${f.instanceId}`, { token: admin.token });
+      expect(res.body.items).toEqual([]);
+    },
+  },
+  { route: "GET /api/deployments", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/deployments?limit=5" }) },
+  { route: "GET /api/deployments/versions", allowed: ["admin", "operator", "viewer"], success: 200, request: async (f) => ({ method: "GET", path: `/api/deployments/versions?instanceId=${f.instanceId}` }) },
+  { route: "GET /api/deployments/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async (f) => ({ method: "GET", path: `/api/deployments/${await startedDeployment(f)}` }) },
+  // Allowed callers pass RBAC and reach the state check (a deployment waiting on its first step is neither paused nor rollbackable yet): 409.
+  ...(["promote", "abort", "rollback"] as const).map((what): RouteCase => ({
+    route: `POST /api/deployments/:id/${what}`, allowed: ["admin", "operator"], success: 409,
+    request: async (f) => ({ method: "POST", path: `/api/deployments/${await startedDeployment(f)}/${what}` }),
+    unchanged: async (f, admin) => {
+      const res = await api("GET", `/api/deployments?instanceId=${f.instanceId}`, { token: admin.token });
+      expect(res.body.items[0].status).toBe("in_progress");
+    },
+  })),
 ];
+
+async function runningInstance(f: Fixture): Promise<void> {
+  await withDb((db) => db.update(instances).set({ status: "running" }).where(eq(instances.id, f.instanceId)));
+}
+
+/** A deployment started by an admin on the fixture's instance (it waits for a bridge that never answers). */
+async function startedDeployment(f: Fixture): Promise<string> {
+  await runningInstance(f);
+  const res = await api("POST", "/api/deployments", { token: users.admin.token, body: { instanceId: f.instanceId, flows: [] } });
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  return res.body.id;
+}
 
 /** A custom role made by the admin, as a target for PATCH/DELETE /api/roles/:name. */
 async function newCustomRole(): Promise<string> {
