@@ -10,10 +10,13 @@ import path from "node:path";
 import { loadConfig, type StackConfig } from "../../dev/config.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startStack, type RunningStack } from "../../scripts/stack.ts";
+import { startWranglerDev } from "../../scripts/wrangler-dev.ts";
 import { freshDatabase } from "./freshDatabase.ts";
 
 export interface TestStack extends RunningStack {
   cfg: StackConfig;
+  /** Stops wrangler dev (workerd and every Durable Object in it) and starts it again on the same port and state. */
+  restartWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -37,6 +40,12 @@ export async function startTestStack(opts: { worker: "wrangler" | "none" }): Pro
   return {
     ...stack,
     cfg,
+    async restartWorker() {
+      const i = stack.services.findIndex((s) => s.name === "worker");
+      if (i < 0) throw new Error("this stack runs no worker");
+      await stack.services[i]!.close();
+      stack.services[i] = await startWranglerDev({ port: cfg.ports.api, stateDir, vars: stack.workerVars, onLog: (l) => lines.push(`[worker] ${l}`) });
+    },
     async stop() {
       await stack.close();
       await fresh?.drop();
