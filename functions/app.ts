@@ -20,6 +20,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { quotaRoutes } from "./routes/quotas.ts";
+import { reportRoutes } from "./routes/reports.ts";
 import { roleRoutes } from "./routes/roles.ts";
 import { userRoutes } from "./routes/users.ts";
 
@@ -53,6 +54,7 @@ export function createApp() {
   app.route("/api/metrics", metricsRoutes);
   app.route("/api/policies", policyRoutes);
   app.route("/api/quotas", quotaRoutes);
+  app.route("/api/reports", reportRoutes);
   app.route("/api/users", userRoutes);
   app.route("/api/roles", roleRoutes);
   return app;

@@ -30,12 +30,11 @@ export async function exportRange(db: Db, from?: Date, to?: Date): Promise<Expor
   const [last] = await db.select({ id: auditLogs.id, hash: auditLogs.hash }).from(auditLogs)
     .where(to ? lte(auditLogs.timestamp, to) : undefined).orderBy(desc(auditLogs.id)).limit(1);
   if (!last) return null;
-  let fromId = 1;
-  if (from) {
-    const [first] = await db.select({ id: auditLogs.id }).from(auditLogs).where(gte(auditLogs.timestamp, from)).orderBy(asc(auditLogs.id)).limit(1);
-    if (!first || first.id > last.id) return null;
-    fromId = first.id;
-  }
+  // The first kept row, not id 1: after a retention purge the chain starts at a checkpoint.
+  const [first] = await db.select({ id: auditLogs.id }).from(auditLogs)
+    .where(from ? gte(auditLogs.timestamp, from) : undefined).orderBy(asc(auditLogs.id)).limit(1);
+  if (!first || first.id > last.id) return null;
+  const fromId = first.id;
   const [n] = await db.select({ n: count() }).from(auditLogs).where(and(gte(auditLogs.id, fromId), lte(auditLogs.id, last.id)));
   return { fromId, toId: last.id, head: last, rows: n?.n ?? 0 };
 }

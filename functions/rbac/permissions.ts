@@ -10,6 +10,8 @@ export const RESOURCES = [
   "instances", "clusters", "deployments", "users", "roles", "audit", "apikeys", "metrics", "config", "policies", "quotas",
   // AI decision records (tokens, cost, model) / the prompt and response text inside them / the price table.
   "ai_decisions", "ai_prompts", "ai_prices",
+  // Compliance reports (create, list, download); admins only unless a custom role grants them.
+  "reports",
 ] as const;
 export const ACTIONS = ["create", "read", "update", "delete"] as const;
 

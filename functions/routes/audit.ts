@@ -58,15 +58,16 @@ export const auditRoutes = new Hono<AppEnv>()
     return c.json({ items, nextCursor: rows.length > q.limit && last ? encodeIdCursor(last.id) : null });
   })
   // 200 whether or not the chain holds: a broken chain is a finding, not a failed request.
+  // After a retention purge the walk starts at the latest signed checkpoint, not genesis.
   .get("/verify", requirePermission("audit", "read"), async (c) => {
-    return c.json(await verifyAuditChain(c.var.services.db));
+    return c.json(await verifyAuditChain(c.var.services.db, { checkpointKey: c.var.services.config.auditCheckpointKey }));
   })
   .get("/export", requirePermission("audit", "read"), validate("query", exportQuery), async (c) => {
     const q = c.req.valid("query");
     const db = c.var.services.db;
     const range = await exportRange(db, q.from, q.to);
     // Verify exactly the rows the file ships, linked to the row before them.
-    const check = range ? await verifyAuditChain(db, { fromId: range.fromId, toId: range.toId }) : null;
+    const check = range ? await verifyAuditChain(db, { fromId: range.fromId, toId: range.toId, checkpointKey: c.var.services.config.auditCheckpointKey }) : null;
     const trailer: Trailer = {
       head: range?.head ?? null,
       verified: check?.ok ?? true,
