@@ -47,7 +47,8 @@ export interface AiAuditStats {
 
 interface Batch {
   id: string;
-  records: AiDecisionRecord[];
+  /** Each record serialised once, when it arrives: its size decides the batch, its text is the body. */
+  records: { instanceId: string; json: string }[];
   bytes: number;
 }
 
@@ -87,13 +88,14 @@ export class AiAuditSender {
       this.drop(1, "the bridge is shutting down");
       return;
     }
-    const bytes = Buffer.byteLength(JSON.stringify(record)) + 1;
+    const json = JSON.stringify(record);
+    const bytes = Buffer.byteLength(json) + 1;
     if (bytes + ENVELOPE_BYTES > MAX_AI_BATCH_BYTES) {
       this.drop(1, `a record of ${bytes} bytes is larger than a whole batch may be`);
       return;
     }
     if (this.open.bytes + bytes + ENVELOPE_BYTES > MAX_AI_BATCH_BYTES) this.cut();
-    this.open.records.push(record);
+    this.open.records.push({ instanceId: record.instanceId, json });
     this.open.bytes += bytes;
     this.stats.accepted++;
     this.queued++;
@@ -183,7 +185,7 @@ export class AiAuditSender {
   }
 
   private async attempt(batch: Batch): Promise<Outcome> {
-    const body = JSON.stringify({ batchId: batch.id, records: batch.records });
+    const body = `{"batchId":${JSON.stringify(batch.id)},"records":[${batch.records.map((r) => r.json).join(",")}]}`;
     let res: Response;
     try {
       res = await fetch(this.url, {

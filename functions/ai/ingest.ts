@@ -32,17 +32,19 @@ export async function ingestAiDecisions(
 ): Promise<IngestResult> {
   const { db, kv } = services;
   const mark = `ai-batch:${clusterId}:${batch.batchId}`;
-  if (await kv.get(mark)) return { stored: 0, duplicate: true, tokensCounted: true };
-
-  const teams = await teamsOf(db, clusterId, batch.records);
+  // The KV and the database answer in parallel; database queries stay on one connection.
+  const [seen, teams] = await Promise.all([kv.get(mark), teamsOf(db, clusterId, batch.records)]);
+  if (seen) return { stored: 0, duplicate: true, tokensCounted: true };
   const book = await loadPrices(db, batch.records);
   await insertRows(db, batch.records.map((r) => toRow(r, book, receivedAt)));
-  await kv.set(mark, "1", { ex: BATCH_MARK_TTL_SECONDS });
 
-  const tokensCounted = await countTokens(kv, batch.records, teams, receivedAt).then(() => true, (err: unknown) => {
-    console.error(JSON.stringify({ msg: "ai decisions stored but token counters not updated", clusterId, batchId: batch.batchId, err: String(err) }));
-    return false;
-  });
+  const [, tokensCounted] = await Promise.all([
+    kv.set(mark, "1", { ex: BATCH_MARK_TTL_SECONDS }),
+    countTokens(kv, batch.records, teams, receivedAt).then(() => true, (err: unknown) => {
+      console.error(JSON.stringify({ msg: "ai decisions stored but token counters not updated", clusterId, batchId: batch.batchId, err: String(err) }));
+      return false;
+    }),
+  ]);
   return { stored: batch.records.length, duplicate: false, tokensCounted };
 }
 
