@@ -4,7 +4,8 @@
  * OpenAI-style answer and passes it to the redforge-ai-audit node; the record
  * travels over MQTT to the bridge, in a signed batch webhook to the Worker
  * (wrangler dev), and shows up in /api/ai/decisions with its cost priced and
- * its tokens counted in the team's daily counter.
+ * its tokens counted in the team's daily counter — which then stops a
+ * deployment once the team's LLM token quota is used up.
  */
 import fs from "node:fs/promises";
 import http from "node:http";
@@ -114,7 +115,7 @@ afterAll(async () => {
 });
 
 describe("AI decision records from a real Node-RED flow", () => {
-  it("arrive in the control plane with cost computed and tokens counted for the team", async () => {
+  it("arrive in the control plane priced, count against the team's daily tokens, and the exhausted budget stops a deployment", async () => {
     const price = await call("PUT", "/api/ai/prices", { provider: "openai", model: "gpt-4o-mini", inputUsdPerMtok: 0.15, outputUsdPerMtok: 0.6 });
     expect(price.status).toBe(200);
     const llmPort = await startLlmStandIn();
@@ -168,5 +169,14 @@ describe("AI decision records from a real Node-RED flow", () => {
     expect(usage.body.usage.llmTokensToday).toBe(totalTokens);
     expect(bridge.aiAudit!.stats).toMatchObject({ delivered: 3, dropped: 0, malformed: 0 });
     expect(llmCalls).toBe(3);
+
+    // The team's token budget, fed by these records, now stops further deployments.
+    const roomy = await call("PUT", `/api/quotas/${encodeURIComponent(team)}`, { maxLlmTokensPerDay: totalTokens + 1 });
+    expect([200, 201]).toContain(roomy.status);
+    expect((await call("POST", "/api/policies/evaluate", { action: "deploy", instanceId: id })).body).toEqual({ allowed: true });
+    expect((await call("PUT", `/api/quotas/${encodeURIComponent(team)}`, { maxLlmTokensPerDay: totalTokens })).status).toBe(200);
+    const deploy = await call("POST", "/api/deployments", { instanceId: id, flows: agentFlow(`http://127.0.0.1:${llmPort}`) });
+    expect(deploy.status, JSON.stringify(deploy.body)).toBe(429);
+    expect(deploy.body.error).toMatchObject({ code: "QUOTA_EXCEEDED", details: { limit: "maxLlmTokensPerDay", used: totalTokens, max: totalTokens } });
   }, 180_000);
 });
