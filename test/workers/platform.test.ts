@@ -37,6 +37,14 @@ describe.each(backends)("KV store contract: $name", (backend) => {
     await kv.del(key);
   });
 
+  it_("INCRBY adds atomically (the daily LLM token counter)", async () => {
+    const key = `rf-test:tokens:${crypto.randomUUID()}`;
+    const totals = await Promise.all(Array.from({ length: 10 }, (_, i) => kv.incrBy(key, i + 1, 60)));
+    expect(Math.max(...totals)).toBe(55);
+    expect(await kv.get(key)).toBe("55");
+    await kv.del(key);
+  });
+
   it_("a key set with EX expires", async () => {
     const key = `rf-test:exp:${crypto.randomUUID()}`;
     await kv.set(key, "v", { ex: 1 });
