@@ -15,6 +15,8 @@ import { auditLogs } from "./schema.ts";
 import type { Db } from "./client.ts";
 
 export type AuditRow = typeof auditLogs.$inferSelect;
+/** A pool or a transaction: a purge verifies what it is about to remove inside its own transaction. */
+type Reader = Db | Parameters<Parameters<Db["transaction"]>[0]>[0];
 export type BrokenReason = "hash_mismatch" | "prev_hash_mismatch" | "checkpoint_signature_invalid" | "checkpoint_unverifiable";
 
 export interface ChainHead { id: number; hash: string }
@@ -49,7 +51,7 @@ type Anchor = { hash: string; afterId?: number; checkpoint?: AuditCheckpoint };
  * What the first verified row must link to: the kept predecessor's hash, or —
  * when the predecessor was purged — the checkpoint that covers it, or genesis.
  */
-async function anchor(db: Db, fromId: number | undefined): Promise<Anchor> {
+async function anchor(db: Reader, fromId: number | undefined): Promise<Anchor> {
   const checkpoint = await latestCheckpoint(db, fromId);
   if (fromId === undefined) {
     return checkpoint ? { hash: checkpoint.upToHash, afterId: checkpoint.upToId, checkpoint } : { hash: GENESIS_HASH };
@@ -61,7 +63,7 @@ async function anchor(db: Db, fromId: number | undefined): Promise<Anchor> {
 
 const describe = (c: AuditCheckpoint): CheckpointAnchor => ({ id: c.id, upToId: c.upToId, upToHash: c.upToHash, createdAt: c.createdAt });
 
-export async function verifyAuditChain(db: Db, opts: VerifyOptions = {}): Promise<VerifyResult> {
+export async function verifyAuditChain(db: Reader, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const batch = Math.max(1, Math.min(opts.batch ?? 1000, 10_000));
   const start = await anchor(db, opts.fromId);
   const checkpoint = start.checkpoint ? describe(start.checkpoint) : undefined;

@@ -5,7 +5,9 @@ import { authenticate } from "./middleware/authenticate.ts";
 import { limitBody, requireJsonBody } from "./middleware/bodyGuard.ts";
 import { onError, onNotFound } from "./middleware/errorHandler.ts";
 import { requestContext } from "./middleware/requestContext.ts";
+import { complianceExportJob } from "../queues/complianceExport.ts";
 import { jobRoutes } from "../queues/healthSweep.ts";
+import { retentionPurgeJob } from "../queues/retentionPurge.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { aiRoutes } from "./routes/ai.ts";
 import { apiKeyRoutes } from "./routes/apiKeys.ts";
@@ -16,6 +18,7 @@ import { fleetSocketRoutes } from "./routes/fleetSocket.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
+import { configRoutes } from "./routes/config.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { policyRoutes } from "./routes/policies.ts";
@@ -41,6 +44,8 @@ export function createApp() {
   // Authenticated by signatures, not users: cluster webhooks and tokens, QStash jobs.
   app.route("/api", bridgeRoutes);
   app.route("/api/jobs", jobRoutes);
+  app.route("/api/jobs", complianceExportJob);
+  app.route("/api/jobs", retentionPurgeJob);
   app.route("/ws", fleetSocketRoutes);
 
   app.use("/api/*", authenticate);
@@ -49,6 +54,7 @@ export function createApp() {
   app.route("/api/api-keys", apiKeyRoutes);
   app.route("/api/audit", auditRoutes);
   app.route("/api/clusters", clusterRoutes);
+  app.route("/api/config", configRoutes);
   app.route("/api/deployments", deploymentRoutes);
   app.route("/api/instances", instanceRoutes);
   app.route("/api/metrics", metricsRoutes);

@@ -38,6 +38,8 @@ export const reportsShape = z.strictObject({
   format: z.enum(REPORT_FORMATS).default("json"),
   /** The complete UTC period before each run that its reports cover. */
   period: z.enum(["day", "week", "month"]).default("day"),
+  /** Prompt and response text in scheduled AI decision reports (anyone with reports:read can download them). */
+  includePrompts: z.boolean().default(false),
 });
 export const retentionShape = z.strictObject({
   audit_logs: days.default(null),
@@ -49,7 +51,7 @@ export type RetentionConfig = z.output<typeof retentionShape>;
 export interface ControlPlaneConfig { reports: ReportsConfig; retention: RetentionConfig }
 
 export const DEFAULT_CONFIG: ControlPlaneConfig = {
-  reports: { schedule: null, kinds: ["audit_trail"], framework: null, format: "json", period: "day" },
+  reports: { schedule: null, kinds: ["audit_trail"], framework: null, format: "json", period: "day", includePrompts: false },
   retention: { audit_logs: null, ai_decision_logs: null, instance_health: null },
 };
 

@@ -7,6 +7,7 @@ import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { aiDecisionLogs, roles } from "../../db/schema.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
+import { call, callJob } from "./qstashJobs.ts";
 
 let admin: TestUser;
 let instanceId: string;
@@ -181,5 +182,43 @@ describe("GET /api/reports", () => {
     const got = await api("GET", `/api/reports/${res.body.id}/download`, { token: admin.token });
     expect(got.status).toBe(410);
     expectErrorShape(got.body, "report_file_missing");
+  });
+});
+
+describe("POST /api/jobs/compliance-export (the scheduled export)", () => {
+  it("writes the configured reports for the previous period once, however often it is delivered", async () => {
+    const off = await call("PUT", "/api/config", { token: admin.token, body: { reports: { schedule: null, kinds: ["audit_trail"] } } });
+    expect(off.status, JSON.stringify(off.body)).toBe(200);
+    expect((await callJob("/api/jobs/compliance-export")).body.skipped).toBe("scheduled_exports_disabled");
+
+    const on = await call("PUT", "/api/config", { token: admin.token, body: { reports: { schedule: "5 0 * * *", kinds: ["audit_trail", "ai_decisions"], framework: "hipaa", format: "json", period: "day" } } });
+    expect(on.status, JSON.stringify(on.body)).toBe(200);
+    // As of tomorrow 00:05 UTC, the previous period is today.
+    const now = new Date();
+    const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+    const at = new Date(today + 86_400_000 + 5 * 60_000).toISOString();
+    const first = await callJob("/api/jobs/compliance-export", { at });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(first.body).toMatchObject({ from: new Date(today).toISOString(), to: new Date(today + 86_400_000).toISOString() });
+    expect(first.body.written.map((w: any) => w.kind).sort()).toEqual(["ai_decisions", "audit_trail"]);
+
+    const again = await callJob("/api/jobs/compliance-export", { at });
+    expect(again.body.written).toEqual([]);
+    expect(again.body.existing.sort()).toEqual(first.body.written.map((w: any) => w.id).sort());
+
+    const listed = await api("GET", "/api/reports?trigger=scheduled&limit=50", { token: admin.token });
+    const ai = listed.body.items.find((r: any) => r.id === first.body.written.find((w: any) => w.kind === "ai_decisions").id);
+    expect(ai).toMatchObject({ framework: "hipaa", trigger: "scheduled", createdBy: null });
+    const got = await download(ai.id);
+    expect(await sha256Hex(got.bytes)).toBe(ai.digest);
+    const doc = JSON.parse(new TextDecoder().decode(got.bytes));
+    // Scheduled reports leave prompt text out unless the config asks for it.
+    const ours = doc.sections.aiDecisions.filter((d: any) => d.flow_name === flowName);
+    expect(ours).toHaveLength(2);
+    expect(ours.every((d: any) => d.prompt === null)).toBe(true);
+    const audit = await api("GET", `/api/audit?action=REPORT_CREATED&resourceId=${ai.id}`, { token: admin.token });
+    expect(audit.body.items[0].details).toMatchObject({ digest: ai.digest, trigger: "scheduled" });
+
+    await call("PUT", "/api/config", { token: admin.token, body: { reports: { schedule: null, kinds: ["audit_trail"] } } });
   });
 });

@@ -1,0 +1,30 @@
+/**
+ * The daily retention purge (QStash; the schedule exists while any table has
+ * a retention in /api/config). Deletes only rows older than their table's
+ * retention (functions/governance/retention.ts) and records what it removed.
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../functions/app-env.ts";
+import { runRetentionPurge } from "../functions/governance/retention.ts";
+import { readConfig } from "../functions/governance/settings.ts";
+import { validate } from "../functions/validation.ts";
+import { verifyQStashSignature } from "./verifySignature.ts";
+
+/** QStash posts "{}"; `at` and the batch sizes exist for replays and tests. */
+const jobBody = z.strictObject({
+  at: z.iso.datetime({ offset: true }).transform((s) => new Date(s)).optional(),
+  batchSize: z.number().int().min(1).max(10_000).default(5_000),
+  maxBatches: z.number().int().min(1).max(1_000).default(20),
+});
+
+export const retentionPurgeJob = new Hono<AppEnv>()
+  .post("/retention-purge", verifyQStashSignature, validate("json", jobBody), async (c) => {
+    const body = c.req.valid("json");
+    const { db, config } = c.var.services;
+    const { retention } = await readConfig(db);
+    const tables = await runRetentionPurge(db, retention, {
+      now: body.at ?? new Date(), batchSize: body.batchSize, maxBatches: body.maxBatches, checkpointKey: config.auditCheckpointKey,
+    });
+    return c.json({ tables });
+  });
