@@ -220,7 +220,30 @@ const CASES: RouteCase[] = [
       expect(res.body.items[0].status).toBe("in_progress");
     },
   })),
+  // Compliance: reports, config (schedules off so nothing is synced to a non-loopback URL), re-seal.
+  {
+    route: "POST /api/reports", allowed: ["admin"], success: 201,
+    request: async () => ({ method: "POST", path: "/api/reports", body: { kind: "data_retention", ...reportRange() } }),
+  },
+  { route: "GET /api/reports", allowed: ["admin"], success: 200, request: async () => ({ method: "GET", path: "/api/reports" }) },
+  { route: "GET /api/reports/:id", allowed: ["admin"], success: 200, request: async () => ({ method: "GET", path: `/api/reports/${await newReport()}` }) },
+  { route: "GET /api/reports/:id/download", allowed: ["admin"], success: 200, request: async () => ({ method: "GET", path: `/api/reports/${await newReport()}/download` }) },
+  { route: "GET /api/config", allowed: ["admin"], success: 200, request: async () => ({ method: "GET", path: "/api/config" }) },
+  {
+    route: "PUT /api/config", allowed: ["admin"], success: 200,
+    request: async () => ({ method: "PUT", path: "/api/config", body: { reports: { schedule: null, kinds: ["audit_trail"] }, retention: { audit_logs: null, ai_decision_logs: null, instance_health: null } } }),
+  },
+  { route: "POST /api/admin/reseal", allowed: ["admin"], success: 200, request: async () => ({ method: "POST", path: "/api/admin/reseal", body: {} }) },
 ];
+
+const reportRange = () => ({ from: new Date(Date.now() - 60_000).toISOString(), to: new Date(Date.now() + 60_000).toISOString() });
+
+/** A small report made by the admin, as a target for GET /api/reports/:id(/download). */
+async function newReport(): Promise<string> {
+  const res = await api("POST", "/api/reports", { token: users.admin.token, body: { kind: "data_retention", ...reportRange() } });
+  if (res.status !== 201) throw new Error(`report create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.id;
+}
 
 async function runningInstance(f: Fixture): Promise<void> {
   await withDb((db) => db.update(instances).set({ status: "running" }).where(eq(instances.id, f.instanceId)));
