@@ -20,6 +20,8 @@ export interface Trailer {
   generatedAt: string;
   rows: number;
   firstBroken?: Extract<VerifyResult, { ok: false }>["firstBroken"];
+  /** Set when the file's first row links to a retention checkpoint (its predecessors were purged), not to a row. */
+  checkpoint?: VerifyResult["checkpoint"];
 }
 
 /**

@@ -74,6 +74,7 @@ export const auditRoutes = new Hono<AppEnv>()
       generatedAt: new Date().toISOString(),
       rows: range?.rows ?? 0,
       ...(check && !check.ok ? { firstBroken: check.firstBroken } : {}),
+      ...(check?.checkpoint ? { checkpoint: check.checkpoint } : {}),
     };
     // Recorded before the first byte leaves: an export the client abandons is still on record.
     await transact(c, async (_tx, record) => record({

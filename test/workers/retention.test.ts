@@ -184,6 +184,10 @@ describe("POST /api/jobs/retention-purge", () => {
     // The export still verifies: its first row links to the checkpoint.
     const exported = await api("GET", "/api/audit/export?format=ndjson", { token: admin.token });
     expect(exported.headers.get("X-Audit-Verified")).toBe("true");
+    const lines = (exported.body as string).trim().split("\n");
+    const trailer = JSON.parse(lines.at(-1)!);
+    expect(trailer.checkpoint).toMatchObject({ id: checkpoint!.id, upToHash: checkpoint!.upToHash });
+    expect(JSON.parse(lines[0]!).prev_hash).toBe(checkpoint!.upToHash);
   });
 
   it("a chain broken inside the prefix is not purged or signed over", async () => {
