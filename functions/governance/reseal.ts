@@ -4,7 +4,7 @@
  * primary key; each value is swapped only if it is still the one that was
  * read (a concurrent rotate-secret or PATCH wins, and is already current).
  */
-import { and, asc, eq, gt, isNotNull, not, sql, type SQL } from "drizzle-orm";
+import { and, asc, gt, isNotNull, not, sql, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import type { Db } from "../../db/client.ts";
 import { clusters, instances } from "../../db/schema.ts";
@@ -44,29 +44,25 @@ async function resealColumn(db: Db, keys: Keyring, col: SealedColumn, batch: num
     const rows = await db.select({ id: col.id, sealed: col.column }).from(col.table)
       .where(and(isNotNull(col.column), not(underCurrent), afterId ? gt(col.id, afterId) : undefined))
       .orderBy(asc(col.id)).limit(batch) as { id: string; sealed: string }[];
+    const swaps: { id: string; old: string; next: string }[] = [];
     for (const r of rows) {
-      let plaintext: string;
       try {
-        plaintext = await open(r.sealed, keys);
+        swaps.push({ id: r.id, old: r.sealed, next: await seal(await open(r.sealed, keys), keys) });
       } catch {
         counts.failed++;
         if (counts.failedIds.length < MAX_FAILED_IDS) counts.failedIds.push(r.id);
-        continue;
       }
-      const updated = await db.update(col.table).set({ [columnKey(col)]: await seal(plaintext, keys) })
-        .where(and(eq(col.id, r.id), eq(col.column, r.sealed))).returning({ id: col.id });
-      if (updated.length) counts.resealed++;
+    }
+    if (swaps.length) {
+      // One statement per batch; a row changed since it was read keeps its (newer, current) value.
+      const res = await db.execute(sql`update ${col.table} set ${sql.identifier(col.column.name)} = v.next
+        from (values ${sql.join(swaps.map((w) => sql`(${w.id}, ${w.old}, ${w.next})`), sql`, `)}) as v(id, old, next)
+        where ${col.id} = v.id::uuid and ${col.column} = v.old`);
+      counts.resealed += res.rowCount ?? 0;
     }
     if (rows.length < batch) return counts;
     afterId = rows[rows.length - 1]!.id;
   }
-}
-
-/** The drizzle property name of a column (set() takes property names, not SQL names). */
-function columnKey(col: SealedColumn): string {
-  const entry = Object.entries(col.table).find(([, v]) => v === col.column);
-  if (!entry) throw new Error(`column ${col.name} not found on its table`);
-  return entry[0];
 }
 
 export async function resealAll(db: Db, keys: Keyring, batch = 200): Promise<Record<string, ColumnCounts>> {
