@@ -72,13 +72,17 @@ export class BlueGreen {
 
   async deployFlows(runtime: string, flows: unknown[], rev?: string): Promise<Result> {
     const deployed = await this.driver.deployFlowsTo(runtime, flows, rev === undefined ? {} : { rev });
-    // FACTS: the deploy reply comes before the new routes are live; wait for /healthz to say so.
+    // FACTS: the deploy reply comes before the new routes are live. Ready = /healthz answers and
+    // every gate of the new flows is registered (gates are built with the flows' other nodes).
     const base = this.base(runtime);
+    const gates = (flows as Array<{ type?: unknown }>).filter((n) => n.type === "redforge-gate").length;
     const t0 = Date.now();
     while (Date.now() - t0 < 10_000) {
-      const probe = await this.admin.probe(base);
-      if (probe.ready && probe.missingNodeTypes.length === 0) break;
-      await sleep(25);
+      const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+      await res?.arrayBuffer();
+      const gate = res?.ok && gates > 0 ? await this.admin.gate(base).catch(() => undefined) : undefined;
+      if (res?.ok && (gates === 0 || (gate?.gates ?? 0) >= gates)) break;
+      await sleep(10);
     }
     return { runtime, rev: deployed.rev };
   }

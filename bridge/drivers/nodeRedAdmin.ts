@@ -38,6 +38,8 @@ export class FlowsConflictError extends Error {
 export interface GateStatus {
   mode: "active" | "drain";
   inFlight: number;
+  /** redforge-gate nodes registered in the running flows. */
+  gates: number;
   heldHttp: number;
   mqtt: "connected" | "disconnected" | "off";
   counters: { entered: number; exited: number; expired: number; heldMqtt: number; heldHttp: number; refusedHttp: number; released: number };

@@ -103,31 +103,28 @@ export class MqttFront {
         setTimeout(() => reject(new Error(`end-of-hold marker not back from ${from}'s gate within ${timeoutMs} ms (is its Node-RED running?)`)), timeoutMs).unref();
       });
       await this.client.publishAsync(this.topics.active(from), JSON.stringify({ $redforge: END_OF_HOLD, token }), QOS1);
+      const t0 = Date.now();
       await marked;
+      const t1 = Date.now();
       await activate();
+      const t2 = Date.now();
+      // Held work, then what arrived meanwhile, then new work directly: all issued in this one
+      // synchronous stretch, so nothing can slip in between, and one connection keeps the order.
+      // (Awaiting PUBACKs batch by batch here never converges: a broker paces them by the consumer.)
       const held = this.held.splice(0);
-      await this.publishAll(to, held);
+      const buffered = this.buffer.splice(0);
+      const acked = [...held, ...buffered].map((payload) => this.client!.publishAsync(this.topics.active(to), payload, QOS1));
       this.target = to;
-      // New work kept arriving while we replayed: flush it until none is left, then forward directly.
-      let buffered = 0;
-      while (this.buffer.length) {
-        const batch = this.buffer.splice(0);
-        buffered += batch.length;
-        await this.publishAll(to, batch);
-      }
       this.buffering = false;
-      return { replayed: held.length, buffered };
+      await Promise.all(acked);
+      this.log(`hand-over ${from} → ${to}: marker back in ${t1 - t0} ms, gate active in ${t2 - t1} ms, ${held.length} held + ${buffered.length} buffered replayed in ${Date.now() - t2} ms`);
+      return { replayed: held.length, buffered: buffered.length };
     } finally {
       this.buffering = false;
       this.markerSeen = undefined;
       // Anything still buffered (an error above) goes to the current target rather than being dropped.
       for (const payload of this.buffer.splice(0)) this.forward(payload);
     }
-  }
-
-  /** Publishes in order without waiting for each PUBACK (one connection keeps the order); resolves when all are acknowledged. */
-  private async publishAll(runtimeId: string, payloads: Buffer[]): Promise<void> {
-    await Promise.all(payloads.map((payload) => this.client!.publishAsync(this.topics.active(runtimeId), payload, QOS1)));
   }
 
   async close(): Promise<void> {

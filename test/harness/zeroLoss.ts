@@ -67,6 +67,8 @@ export interface LoadReport {
   duplicatedMqtt: number[];
   httpUnanswered: number;
   httpErrors: number;
+  /** Status and body start of the first failed HTTP answers (diagnostics). */
+  httpErrorSamples: string[];
   /** Per message: seq, when sent, and the version(s) that answered. */
   answers: Map<string, { sent: Sent; answers: Answer[] }>;
   latenciesMs(from: number, to: number): number[];
@@ -84,6 +86,7 @@ export class LoadGenerator {
   private readonly answers = new Map<string, Answer[]>();
   private httpUnanswered = 0;
   private httpErrors = 0;
+  private readonly httpErrorSamples: string[] = [];
   private running = false;
   private loops: Promise<void>[] = [];
   private seq = 0;
@@ -146,9 +149,11 @@ export class LoadGenerator {
           this.record(seq, body.payload.version, body.payload.runtime);
         } else {
           this.httpErrors++;
+          this.httpErrorSamples.push(`${res.status} ${text.slice(0, 120)}`);
         }
-      } catch {
+      } catch (err) {
         this.httpUnanswered++;
+        this.httpErrorSamples.push(`${seq} sent ${new Date(at).toISOString().slice(11, 23)} failed after ${Date.now() - at} ms: ${(err as Error).message} ${String((err as Error).cause ?? "")}`);
       }
       const wait = at + interval - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -171,7 +176,7 @@ export class LoadGenerator {
     for (const [seq, sent] of this.sent) answers.set(seq, { sent, answers: this.answers.get(seq) ?? [] });
     return {
       sent: { mqtt: mqttSeqs.length, http: this.sent.size - mqttSeqs.length },
-      lostMqtt: lost, duplicatedMqtt: dup, httpUnanswered: this.httpUnanswered, httpErrors: this.httpErrors, answers,
+      lostMqtt: lost, duplicatedMqtt: dup, httpUnanswered: this.httpUnanswered, httpErrors: this.httpErrors, httpErrorSamples: this.httpErrorSamples.slice(0, 10), answers,
       latenciesMs: (from, to) => [...answers.values()]
         .filter((a) => a.sent.at >= from && a.sent.at <= to && a.answers.length > 0)
         .map((a) => a.answers[0]!.at - a.sent.at),

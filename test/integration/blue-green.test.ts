@@ -56,7 +56,7 @@ function brokerAddress() {
 async function deployUnderLoad(id: string, opts: { smoke: "pass" | "fail" }) {
   const { endpoints } = await driver.create(spec(id, `bg-${opts.smoke}`, brokerAddress()));
   const load = new LoadGenerator({ brokerUrl, mqttTopic: `redforge/ingest/${id}`, httpUrl: `${endpoints.front}/work`, rate: 200 });
-  const step = (s: string) => { if (process.env.BG_LOG) console.log(`--- ${s}`); };
+  const step = (s: string) => { if (process.env.BG_LOG) console.log(`--- ${new Date().toISOString().slice(11, 23)} ${s}`); };
   step("create done");
   await load.start();
   await new Promise((r) => setTimeout(r, 1500));
@@ -103,8 +103,8 @@ describe("blue-green on real Node-RED", () => {
     expect(report.sent.mqtt).toBeGreaterThan(300);
     expect(report.lostMqtt).toEqual([]);
     expect(report.duplicatedMqtt).toEqual([]);
-    expect(report.httpUnanswered).toBe(0);
-    expect(report.httpErrors).toBe(0);
+    expect(report.httpUnanswered, report.httpErrorSamples.join(" | ")).toBe(0);
+    expect(report.httpErrors, report.httpErrorSamples.join(" | ")).toBe(0);
     const after = [...report.answers.values()].filter((a) => a.sent.at > switchedAt);
     expect(after.length).toBeGreaterThan(50);
     expect(after.every((a) => a.answers.length === 1 && a.answers[0]!.version === "v2" && a.answers[0]!.runtime === green)).toBe(true);
@@ -117,8 +117,8 @@ describe("blue-green on real Node-RED", () => {
     expect(outcome.serving).toBe(blue);
     expect(report.lostMqtt).toEqual([]);
     expect(report.duplicatedMqtt).toEqual([]);
-    expect(report.httpUnanswered).toBe(0);
-    expect(report.httpErrors).toBe(0);
+    expect(report.httpUnanswered, report.httpErrorSamples.join(" | ")).toBe(0);
+    expect(report.httpErrors, report.httpErrorSamples.join(" | ")).toBe(0);
     const all = [...report.answers.values()];
     expect(all.every((a) => a.answers.every((x) => x.version === "v1" && x.runtime === blue))).toBe(true);
     expect(driver.runtimeBase(green)).toBeUndefined();

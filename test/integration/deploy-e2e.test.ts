@@ -118,8 +118,8 @@ describe("blue-green deployments through the API", () => {
     expect(report.sent.http).toBeGreaterThan(50);
     expect(report.lostMqtt).toEqual([]);
     expect(report.duplicatedMqtt).toEqual([]);
-    expect(report.httpUnanswered).toBe(0);
-    expect(report.httpErrors).toBe(0);
+    expect(report.httpUnanswered, report.httpErrorSamples.join(" | ")).toBe(0);
+    expect(report.httpErrors, report.httpErrorSamples.join(" | ")).toBe(0);
     const resumeAt = Date.parse(done.history.find((h: any) => h.phase === "RESUME" && h.status === "started").at);
     const after = [...report.answers.values()].filter((a) => a.sent.at > resumeAt);
     expect(after.length).toBeGreaterThan(50);
@@ -137,8 +137,8 @@ describe("blue-green deployments through the API", () => {
     expect(done.error).toMatch(/smoke tests failed/);
     expect(report.lostMqtt).toEqual([]);
     expect(report.duplicatedMqtt).toEqual([]);
-    expect(report.httpUnanswered).toBe(0);
-    expect(report.httpErrors).toBe(0);
+    expect(report.httpUnanswered, report.httpErrorSamples.join(" | ")).toBe(0);
+    expect(report.httpErrors, report.httpErrorSamples.join(" | ")).toBe(0);
     const versions = new Set([...report.answers.values()].flatMap((a) => a.answers.map((x) => x.version)));
     expect([...versions]).toEqual(["v1"]);
   }, 180_000);

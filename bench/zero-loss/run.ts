@@ -1,0 +1,148 @@
+/**
+ * bench/zero-loss: the same numbered load (MQTT QoS 1 + HTTP, RATE msg/s in
+ * total) through one flow change, done two ways in one run:
+ *   (a) Node-RED's own `full` deploy of the new flow (the baseline users have today);
+ *   (b) a RedForge blue-green deployment (POST /api/deployments: DeploymentRun,
+ *       bridge, gate, front door), on the full local stack.
+ * Prints for each: messages sent, lost, duplicated, HTTP requests unanswered or
+ * failed, p50/p99 latency of messages sent during the switch, and total
+ * deployment time.
+ *   npm run bench:zero-loss           (BENCH_RATE=500 BENCH_BEFORE_MS=3000 BENCH_AFTER_MS=3000)
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { startBridge, type RunningBridge } from "../../bridge/main.ts";
+import { lineLogger } from "../../bridge/log.ts";
+import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
+import { packNodePackage } from "../../bridge/nodePackage.ts";
+import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
+import { LoadGenerator, percentile, zeroLossFlow, type LoadReport } from "../../test/harness/zeroLoss.ts";
+
+const RATE = Number(process.env.BENCH_RATE ?? 500);
+const BEFORE_MS = Number(process.env.BENCH_BEFORE_MS ?? 3000);
+const AFTER_MS = Number(process.env.BENCH_AFTER_MS ?? 3000);
+
+interface Row {
+  name: string;
+  report: LoadReport;
+  switchFrom: number;
+  switchTo: number;
+  deployMs: number;
+  note: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function baseline(stack: TestStack, tmp: string): Promise<Row> {
+  const broker = brokerOf(stack.mqttUrl);
+  const driver = new ProcessDriver({ stateDir: path.join(tmp, "baseline"), nodePackages: [await packNodePackage(path.join(tmp, "pkg"))] });
+  try {
+    const id = crypto.randomUUID();
+    const topic = `zeroloss/in/${id}`;
+    const { endpoints } = await driver.create({
+      id, name: "baseline", resources: {}, env: {}, credentialSecret: "zero-loss-bench-credential-secret",
+      flows: zeroLossFlow({ version: "v1", entry: "plain", plainTopic: topic, broker }),
+    });
+    await sleep(1000);
+    const load = new LoadGenerator({ brokerUrl: stack.mqttUrl, mqttTopic: topic, httpUrl: `${endpoints.front}/work`, rate: RATE });
+    await load.start();
+    await sleep(BEFORE_MS);
+    const t0 = Date.now();
+    await driver.deployFlows(id, zeroLossFlow({ version: "v2", entry: "plain", plainTopic: topic, broker }), { type: "full" });
+    const t1 = Date.now();
+    await sleep(AFTER_MS);
+    const report = await load.stop(15_000);
+    return { name: "(a) Node-RED full deploy", report, switchFrom: t0, switchTo: t1 + 1000, deployMs: t1 - t0, note: "POST /flows, Node-RED-Deployment-Type: full" };
+  } finally {
+    await driver.close();
+  }
+}
+
+async function redforge(stack: TestStack, tmp: string): Promise<Row> {
+  const broker = brokerOf(stack.mqttUrl);
+  const login = await fetch(`${stack.apiUrl}/api/auth/login`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: "admin", password: stack.cfg.worker.adminPassword }),
+  });
+  const token = ((await login.json()) as { token: string }).token;
+  const call = async (method: string, p: string, body?: unknown) => {
+    const res = await fetch(`${stack.apiUrl}${p}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
+    return (await res.json()) as any;
+  };
+  const cluster = await call("POST", "/api/clusters", { name: "zero-loss-bench" });
+  let bridge: RunningBridge | undefined;
+  try {
+    bridge = await startBridge({ clusterId: cluster.id, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl, stateDir: path.join(tmp, "bridge"), log: lineLogger(process.env.BENCH_LOG ? (l) => console.log(`${new Date().toISOString().slice(11, 23)} [bridge] ${l}`) : () => {}) });
+    const created = await call("POST", "/api/instances", { name: "zero-loss", clusterId: cluster.id, flows: zeroLossFlow({ version: "v1", entry: "gate", broker }) });
+    let instance: any;
+    for (let i = 0; i < 300 && !(instance?.status === "running" && instance.endpoints?.front); i++) {
+      await sleep(200);
+      instance = await call("GET", `/api/instances/${created.id}`);
+    }
+    if (!instance?.endpoints?.front) throw new Error(`instance did not start: ${JSON.stringify(instance)}`);
+    await sleep(1000);
+    const load = new LoadGenerator({ brokerUrl: stack.mqttUrl, mqttTopic: `redforge/ingest/${instance.id}`, httpUrl: `${instance.endpoints.front}/work`, rate: RATE });
+    await load.start();
+    await sleep(BEFORE_MS);
+    const t0 = Date.now();
+    const dep = await call("POST", "/api/deployments", {
+      instanceId: instance.id, flows: zeroLossFlow({ version: "v2", entry: "gate", broker }), analysisSeconds: 0, rollbackWindowSeconds: 0,
+      verify: { http: { path: "/work", body: { seq: "smoke" }, contract: true, expectJson: { payload: { version: "v2" } } } },
+    });
+    let d: any;
+    for (let i = 0; i < 600 && !["completed", "rolled_back", "failed"].includes(d?.status); i++) {
+      await sleep(100);
+      d = await call("GET", `/api/deployments/${dep.id}`);
+    }
+    const t1 = Date.now();
+    await sleep(AFTER_MS);
+    const report = await load.stop(15_000);
+    // The switch window: from blue's drain to the end of RESUME (+1 s), as the deployment recorded it.
+    const at = (phase: string, status: string) => Date.parse(d.history.find((h: any) => h.phase === phase && h.status === status)?.at ?? new Date(t1).toISOString());
+    return {
+      name: "(b) RedForge blue-green", report, switchFrom: at("DRAIN", "started"), switchTo: at("RESUME", "completed") + 1000, deployMs: t1 - t0,
+      note: `status ${d.status}; held ${d.metrics.messagesHeld}, replayed ${d.metrics.messagesReplayed}; hold ${d.metrics.holdMs} ms; phases ${JSON.stringify(d.metrics.phaseMs)}`,
+    };
+  } finally {
+    await bridge?.close();
+  }
+}
+
+function brokerOf(url: string) {
+  const u = new URL(url);
+  return { host: u.hostname, port: Number(u.port || 1883) };
+}
+
+function print(rows: Row[]): void {
+  console.log(`\nzero-loss bench: ${RATE} msg/s offered (80% MQTT QoS 1, 20% HTTP), ${BEFORE_MS} ms before and ${AFTER_MS} ms after the change\n`);
+  const header = ["", "sent mqtt", "sent http", "lost", "duplicated", "http unanswered", "http errors", "p50 switch ms", "p99 switch ms", "deploy ms"];
+  const lines = rows.map((r) => {
+    const lat = r.report.latenciesMs(r.switchFrom, r.switchTo);
+    return [r.name, r.report.sent.mqtt, r.report.sent.http, r.report.lostMqtt.length, r.report.duplicatedMqtt.length, r.report.httpUnanswered, r.report.httpErrors,
+      percentile(lat, 50), percentile(lat, 99), r.deployMs].map(String);
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  for (const l of [header, ...lines]) console.log(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
+  for (const r of rows) console.log(`  ${r.name}: ${r.note}`);
+  const [a, b] = rows;
+  if (a && b) {
+    const la = percentile(a.report.latenciesMs(a.switchFrom, a.switchTo), 99);
+    const lb = percentile(b.report.latenciesMs(b.switchFrom, b.switchTo), 99);
+    console.log(`\n  loss: ${a.report.lostMqtt.length + a.report.httpUnanswered + a.report.httpErrors} vs ${b.report.lostMqtt.length + b.report.httpUnanswered + b.report.httpErrors}; p99 during the switch ${la} vs ${lb} ms (×${(lb / Math.max(la, 1)).toFixed(2)}); deployment time ×${(b.deployMs / Math.max(a.deployMs, 1)).toFixed(1)}`);
+  }
+}
+
+async function main() {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-zero-loss-"));
+  const stack = await startTestStack({ worker: "wrangler" });
+  try {
+    const rows = [await baseline(stack, tmp), await redforge(stack, tmp)];
+    print(rows);
+  } finally {
+    await stack.stop();
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();
