@@ -21,13 +21,44 @@ export interface VerifiedWebhook {
 
 const rejected = (code: string, message: string) => new ApiError(401, code, message);
 
-export async function verifyClusterWebhook(c: Context<AppEnv>, clusterId: string): Promise<VerifiedWebhook> {
-  const { db, kv, config } = c.var.services;
+/**
+ * The cluster's sealed secret, read through the KV store: every command
+ * result of a deployment passes here, and a database connection per webhook
+ * is time the drained work waits. Still sealed in KV; rotation and deletion
+ * rewrite or drop the key (forgetClusterSecret) in the same request, so a
+ * rotated-out secret stops working at once.
+ */
+const secretKey = (clusterId: string) => `cluster-secret-sealed:${clusterId}`;
+const SECRET_KV_TTL_SECONDS = 3600;
+
+async function sealedSecret(c: Context<AppEnv>, clusterId: string): Promise<string | undefined> {
+  const { kv, db } = c.var.services;
+  const cached = await kv.get(secretKey(clusterId)).catch(() => null);
+  if (cached) return cached;
   const [cluster] = await db.select({ sealed: clusters.webhookSecretSealed }).from(clusters).where(eq(clusters.id, clusterId)).limit(1);
+  if (!cluster) return undefined;
+  await kv.set(secretKey(clusterId), cluster.sealed, { ex: SECRET_KV_TTL_SECONDS }).catch(() => {});
+  return cluster.sealed;
+}
+
+/** Call after a cluster's secret changes or the cluster goes away. */
+export async function forgetClusterSecret(kv: Context<AppEnv>["var"]["services"]["kv"], clusterId: string): Promise<void> {
+  await kv.del(secretKey(clusterId));
+}
+
+export async function verifyClusterWebhook(c: Context<AppEnv>, clusterId: string): Promise<VerifiedWebhook> {
+  const { kv, config } = c.var.services;
+  const sealed = await sealedSecret(c, clusterId);
   // Same answer for an unknown cluster as for a bad signature: nothing to probe.
-  if (!cluster) throw rejected("invalid_signature", "webhook signature does not verify");
+  if (!sealed) throw rejected("invalid_signature", "webhook signature does not verify");
   const body = await c.req.text();
-  const secret = await open(cluster.sealed, config.encryptionKey);
+  // A cached value sealed under a key since rotated away (POST /api/admin/reseal) is read again from the database.
+  const secret = await open(sealed, config.encryptionKey).catch(async () => {
+    await forgetClusterSecret(kv, clusterId);
+    const fresh = await sealedSecret(c, clusterId);
+    if (!fresh) throw rejected("invalid_signature", "webhook signature does not verify");
+    return open(fresh, config.encryptionKey);
+  });
   const check = await verifyWebhook([secret], c.req.raw.headers, body);
   if (!check.ok) {
     throw check.reason === "stale"

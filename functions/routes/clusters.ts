@@ -1,3 +1,4 @@
+import { forgetClusterSecret } from "../fleet/signedRequest.ts";
 import { and, count, desc, eq, isNotNull, isNull, lt, or } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -70,6 +71,7 @@ export const clusterRoutes = new Hono<AppEnv>()
       return updated;
     });
     if (!row) throw notFound("cluster", id);
+    await forgetClusterSecret(c.var.services.kv, id);
     return c.json({ ...view(row), webhookSecret: secret });
   })
   .delete("/:id", requirePermission("clusters", "delete"), validate("param", idParam), async (c) => {
@@ -85,5 +87,6 @@ export const clusterRoutes = new Hono<AppEnv>()
       if (!deleted) throw notFound("cluster", id);
       record({ action: "CLUSTER_DELETED", resourceType: "cluster", resourceId: id, details: { name: deleted.name } });
     });
+    await forgetClusterSecret(c.var.services.kv, id);
     return c.body(null, 204);
   });

@@ -75,6 +75,19 @@ describe("bridge webhooks", () => {
     expect((await api("GET", `/api/instances/${inst.id}`, { token: admin.token })).body.status).toBe("running");
   });
 
+  it("a rotated-out secret stops verifying at once, even after webhooks under it were accepted (cached)", async () => {
+    const cluster = await newCluster();
+    const inst = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("rot"), clusterId: cluster.id } })).body;
+    const running = { type: "instance.status", instanceId: inst.id, state: "running" };
+    expect((await report(cluster, running)).status).toBe(202);
+    const rotated = await api("POST", `/api/clusters/${cluster.id}/rotate-secret`, { token: admin.token });
+    expect(rotated.status).toBe(200);
+    const old = await report(cluster, { ...running, state: "stopped" });
+    expect(old.status).toBe(401);
+    expect((await api("GET", `/api/instances/${inst.id}`, { token: admin.token })).body.status).toBe("running");
+    expect((await report({ id: cluster.id, webhookSecret: rotated.body.webhookSecret }, { ...running, state: "stopped" })).status).toBe(202);
+  });
+
   it("a bridge cannot change another cluster's instance, and a bad body is 400", async () => {
     const mine = await newCluster();
     const theirs = await newCluster();
