@@ -17,13 +17,40 @@ import type { DeploymentEvent, DeploymentMetrics, DeploymentStatus, DeploymentVi
 
 type Step = "prepare" | "drain" | "deploy" | "verify" | "switch" | "analysis" | "audit" | "cleanup" | "rollback" | "done";
 
-const PHASE_OF: Record<Step, Phase | null> = {
-  prepare: "DRAIN", drain: "DRAIN", deploy: "DEPLOY", verify: "VERIFY", switch: "RESUME", analysis: "RESUME",
-  audit: "AUDIT", cleanup: "CLEANUP", rollback: "ROLLING_BACK", done: null,
+/**
+ * Two orders of the same steps. `deploy` (the default, DESIGN §3 as written):
+ * blue drains first and work is held through DEPLOY and VERIFY; green is
+ * started inside DRAIN before blue's gate closes, so its boot is not held.
+ * `switch`: green is started, deployed and verified while blue still serves,
+ * and blue drains right before RESUME, so work is held only for the switch.
+ */
+export type HoldDuring = "deploy" | "switch";
+const SEQUENCE: Record<HoldDuring, Step[]> = {
+  deploy: ["prepare", "drain", "deploy", "verify", "switch", "analysis", "audit", "cleanup"],
+  switch: ["prepare", "deploy", "verify", "drain", "switch", "analysis", "audit", "cleanup"],
 };
-const PROGRESS: Record<Step, number> = {
-  prepare: 0.05, drain: 0.15, deploy: 0.35, verify: 0.5, switch: 0.65, analysis: 0.8, audit: 0.9, cleanup: 0.95, rollback: 0.5, done: 1,
+const PHASES_OF: Record<HoldDuring, Record<Step, Phase | null>> = {
+  deploy: {
+    prepare: "DRAIN", drain: "DRAIN", deploy: "DEPLOY", verify: "VERIFY", switch: "RESUME", analysis: "RESUME",
+    audit: "AUDIT", cleanup: "CLEANUP", rollback: "ROLLING_BACK", done: null,
+  },
+  switch: {
+    prepare: "DEPLOY", deploy: "DEPLOY", verify: "VERIFY", drain: "DRAIN", switch: "RESUME", analysis: "RESUME",
+    audit: "AUDIT", cleanup: "CLEANUP", rollback: "ROLLING_BACK", done: null,
+  },
 };
+const phaseOf = (s: { holdDuring?: HoldDuring }, step: Step) => PHASES_OF[s.holdDuring ?? "deploy"][step];
+const nextStep = (s: { holdDuring?: HoldDuring; step: Step }): Step => {
+  const seq = SEQUENCE[s.holdDuring ?? "deploy"];
+  return seq[seq.indexOf(s.step) + 1] ?? "done";
+};
+/** Share of the deployment done when a step starts: its place in the sequence. */
+function progressOf(s: { holdDuring?: HoldDuring; step: Step }): number {
+  if (s.step === "done") return 1;
+  const seq = SEQUENCE[s.holdDuring ?? "deploy"];
+  const i = seq.indexOf(s.step);
+  return i < 0 ? 0.5 : Math.round((i / seq.length) * 100) / 100;
+}
 /** How long the bridge has for each step before the deployment rolls back. */
 const STEP_DEADLINE_MS: Partial<Record<Step, number>> = {
   prepare: 180_000, deploy: 90_000, verify: 90_000, switch: 90_000, analysis: 60_000, cleanup: 60_000, rollback: 180_000,
@@ -42,6 +69,8 @@ export interface DeploymentInit {
   analysisMs: number;
   maxErrorRate: number;
   rollbackWindowMs: number;
+  /** Which steps new work is held through (see SEQUENCE). */
+  holdDuring?: HoldDuring;
   createdBy: string | null;
   createdAt: string;
 }
@@ -100,12 +129,12 @@ export class DeploymentRun extends DurableObject<Env> {
       const now = Date.now();
       const s: RunState = {
         ...init, status: "in_progress", step: "prepare", attempt: 0, awaiting: null, waitUntil: null, switched: false,
-        phaseStartedAt: now, history: [{ phase: "DRAIN", status: "started", at: new Date(now).toISOString() }],
+        phaseStartedAt: now, history: [{ phase: phaseOf(init, "prepare")!, status: "started", at: new Date(now).toISOString() }],
         metrics: { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} },
         error: null, completedAt: null,
       };
       await this.save(s);
-      this.emit({ event: "deployment:phase", data: phaseEvent(s, "DRAIN", "started") });
+      this.emit({ event: "deployment:phase", data: phaseEvent(s, phaseOf(s, "prepare")!, "started") });
       await this.act(s);
       return view(s);
     });
@@ -145,7 +174,7 @@ export class DeploymentRun extends DurableObject<Env> {
       if (s.status !== "paused") throw new DeploymentRunError(409, "not_paused", `deployment is ${s.status} at ${s.step}; only a paused deployment can be promoted`);
       s.status = "in_progress";
       this.record(s, "VERIFY", "completed", "promoted by an operator");
-      await this.goto(s, "switch");
+      await this.goto(s, nextStep(s));
       return view(s);
     });
   }
@@ -279,21 +308,22 @@ export class DeploymentRun extends DurableObject<Env> {
       case "prepare":
         s.blue = String(result.blue);
         s.green = String(result.green);
-        return this.goto(s, "drain");
+        return this.goto(s, nextStep(s));
       case "drain":
         s.holdStartedAt = Date.now();
         s.metrics.inFlightAtDrain = Number(result.inFlight ?? 0);
         s.metrics.stragglers = Number(result.stragglers ?? 0);
         s.metrics.drainMs = Number(result.drainedInMs ?? 0);
         s.metrics.messagesHeld = Number(result.heldHttp ?? 0) + Number(result.heldMqtt ?? 0);
+        if (typeof result.holdingSince === "string") s.metrics.holdingSince = result.holdingSince;
         this.emit({ event: "deployment:progress", data: progressEvent(s, Number(result.inFlight ?? 0)) });
-        return this.goto(s, "deploy");
+        return this.goto(s, nextStep(s));
       case "deploy":
         s.expectRev = typeof result.rev === "string" ? result.rev : undefined;
-        return this.goto(s, "verify");
+        return this.goto(s, nextStep(s));
       case "verify": {
         s.metrics.smoke = result;
-        if (result.verdict === "passed") return this.goto(s, "switch");
+        if (result.verdict === "passed") return this.goto(s, nextStep(s));
         if (result.verdict === "failed") return this.rollBack(s, `smoke tests failed: ${describeChecks(result)}`);
         s.status = "paused";
         this.record(s, "VERIFY", "paused", `inconclusive: ${describeChecks(result)}; POST /promote or /abort`);
@@ -304,7 +334,11 @@ export class DeploymentRun extends DurableObject<Env> {
         s.switched = true;
         s.metrics.messagesReplayed = Number(result.replayed ?? 0) + Number(result.bufferedDuringSwitch ?? 0);
         s.metrics.messagesHeld = Math.max(s.metrics.messagesHeld, Number(result.replayed ?? 0) + Number(result.httpReleased ?? 0));
-        if (s.holdStartedAt) s.metrics.holdMs = Date.now() - s.holdStartedAt;
+        if (typeof result.switchedAt === "string") s.metrics.switchedAt = result.switchedAt;
+        // As the bridge saw it (front hold → switch), else as this object saw it.
+        s.metrics.holdMs = s.metrics.holdingSince && s.metrics.switchedAt
+          ? Date.parse(s.metrics.switchedAt) - Date.parse(s.metrics.holdingSince)
+          : s.holdStartedAt ? Date.now() - s.holdStartedAt : undefined;
         this.emit({ event: "deployment:progress", data: progressEvent(s, 0) });
         s.waitUntil = Date.now() + s.analysisMs;
         return this.goto(s, "analysis");
@@ -337,8 +371,8 @@ export class DeploymentRun extends DurableObject<Env> {
   }
 
   private async goto(s: RunState, step: Step): Promise<void> {
-    const from = PHASE_OF[s.step];
-    const to = PHASE_OF[step];
+    const from = phaseOf(s, s.step);
+    const to = phaseOf(s, step);
     if (from && to !== from) this.record(s, from, "completed");
     s.step = step;
     s.attempt = 0;
@@ -349,7 +383,7 @@ export class DeploymentRun extends DurableObject<Env> {
 
   private async rollBack(s: RunState, reason: string): Promise<void> {
     s.error = reason;
-    const from = PHASE_OF[s.step];
+    const from = phaseOf(s, s.step);
     if (from && from !== "ROLLING_BACK") this.record(s, from, "failed", reason);
     s.step = "rollback";
     s.attempt = 0;
@@ -403,8 +437,8 @@ export class DeploymentRun extends DurableObject<Env> {
 
   private async project(s: RunState): Promise<void> {
     await this.withDb((db) => db.update(deployments).set({
-      status: s.status, currentPhase: PHASE_OF[s.step] ?? (s.status === "completed" ? "CLEANUP" : "ROLLING_BACK"),
-      metrics: { ...s.metrics, history: s.history, blue: s.blue, green: s.green, switched: s.switched, progress: PROGRESS[s.step] },
+      status: s.status, currentPhase: phaseOf(s, s.step) ?? (s.status === "completed" ? "CLEANUP" : "ROLLING_BACK"),
+      metrics: { ...s.metrics, history: s.history, blue: s.blue, green: s.green, switched: s.switched, progress: progressOf(s) },
       error: s.error, ...(s.completedAt ? { completedAt: new Date(s.completedAt) } : {}),
     }).where(eq(deployments.id, s.id))).catch(() => {
       // The row is a projection: the next transition writes it again in full.
@@ -430,8 +464,8 @@ export class DeploymentRun extends DurableObject<Env> {
 
 function view(s: RunState): DeploymentView {
   return {
-    id: s.id, instanceId: s.instanceId, strategy: s.strategy, status: s.status, phase: PHASE_OF[s.step],
-    progress: PROGRESS[s.step], ...(s.blue ? { blue: s.blue } : {}), ...(s.green ? { green: s.green } : {}),
+    id: s.id, instanceId: s.instanceId, strategy: s.strategy, status: s.status, phase: phaseOf(s, s.step),
+    progress: progressOf(s), ...(s.blue ? { blue: s.blue } : {}), ...(s.green ? { green: s.green } : {}),
     switched: s.switched, history: s.history, metrics: s.metrics, error: s.error,
     fromVersionId: s.fromVersionId, toVersionId: s.toVersionId, createdAt: s.createdAt, completedAt: s.completedAt,
   };
@@ -442,7 +476,7 @@ function phaseEvent(s: RunState, phase: Phase, status: PhaseRecord["status"], de
 }
 
 function progressEvent(s: RunState, inFlight: number): Extract<DeploymentEvent, { event: "deployment:progress" }>["data"] {
-  return { deploymentId: s.id, messagesHeld: s.metrics.messagesHeld, inFlightCount: inFlight, progress: PROGRESS[s.step], timestamp: new Date().toISOString() };
+  return { deploymentId: s.id, messagesHeld: s.metrics.messagesHeld, inFlightCount: inFlight, progress: progressOf(s), timestamp: new Date().toISOString() };
 }
 
 function describeChecks(result: Record<string, unknown>): string {

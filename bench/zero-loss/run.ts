@@ -3,7 +3,9 @@
  * total) through one flow change, done two ways in one run:
  *   (a) Node-RED's own `full` deploy of the new flow (the baseline users have today);
  *   (b) a RedForge blue-green deployment (POST /api/deployments: DeploymentRun,
- *       bridge, gate, front door), on the full local stack.
+ *       bridge, gate, front door), on the full local stack, holding work
+ *       through DEPLOY and VERIFY (the default, holdDuring "deploy");
+ *   (c) the same with holdDuring "switch" (green deployed and verified first).
  * Prints for each: messages sent, lost, duplicated, HTTP requests unanswered or
  * failed, p50/p99 latency of messages sent during the switch, and total
  * deployment time.
@@ -59,7 +61,7 @@ async function baseline(stack: TestStack, tmp: string): Promise<Row> {
   }
 }
 
-async function redforge(stack: TestStack, tmp: string): Promise<Row> {
+async function redforge(stack: TestStack, tmp: string, holdDuring: "deploy" | "switch"): Promise<Row> {
   const broker = brokerOf(stack.mqttUrl);
   const login = await fetch(`${stack.apiUrl}/api/auth/login`, {
     method: "POST", headers: { "content-type": "application/json" },
@@ -70,11 +72,11 @@ async function redforge(stack: TestStack, tmp: string): Promise<Row> {
     const res = await fetch(`${stack.apiUrl}${p}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
     return (await res.json()) as any;
   };
-  const cluster = await call("POST", "/api/clusters", { name: "zero-loss-bench" });
+  const cluster = await call("POST", "/api/clusters", { name: `zero-loss-bench-${holdDuring}` });
   let bridge: RunningBridge | undefined;
   try {
-    bridge = await startBridge({ clusterId: cluster.id, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl, stateDir: path.join(tmp, "bridge"), log: lineLogger(process.env.BENCH_LOG ? (l) => console.log(`${new Date().toISOString().slice(11, 23)} [bridge] ${l}`) : () => {}) });
-    const created = await call("POST", "/api/instances", { name: "zero-loss", clusterId: cluster.id, flows: zeroLossFlow({ version: "v1", entry: "gate", broker }) });
+    bridge = await startBridge({ clusterId: cluster.id, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl, stateDir: path.join(tmp, `bridge-${holdDuring}`), log: lineLogger(process.env.BENCH_LOG ? (l) => console.log(`${new Date().toISOString().slice(11, 23)} [bridge] ${l}`) : () => {}) });
+    const created = await call("POST", "/api/instances", { name: `zero-loss-${holdDuring}`, clusterId: cluster.id, flows: zeroLossFlow({ version: "v1", entry: "gate", broker }) });
     let instance: any;
     for (let i = 0; i < 300 && !(instance?.status === "running" && instance.endpoints?.front); i++) {
       await sleep(200);
@@ -87,7 +89,7 @@ async function redforge(stack: TestStack, tmp: string): Promise<Row> {
     await sleep(BEFORE_MS);
     const t0 = Date.now();
     const dep = await call("POST", "/api/deployments", {
-      instanceId: instance.id, flows: zeroLossFlow({ version: "v2", entry: "gate", broker }), analysisSeconds: 0, rollbackWindowSeconds: 0,
+      instanceId: instance.id, flows: zeroLossFlow({ version: "v2", entry: "gate", broker }), analysisSeconds: 0, rollbackWindowSeconds: 0, holdDuring,
       verify: { http: { path: "/work", body: { seq: "smoke" }, contract: true, expectJson: { payload: { version: "v2" } } } },
     });
     let d: any;
@@ -98,10 +100,9 @@ async function redforge(stack: TestStack, tmp: string): Promise<Row> {
     const t1 = Date.now();
     await sleep(AFTER_MS);
     const report = await load.stop(15_000);
-    // The switch window: from blue's drain to the end of RESUME (+1 s), as the deployment recorded it.
-    const at = (phase: string, status: string) => Date.parse(d.history.find((h: any) => h.phase === phase && h.status === status)?.at ?? new Date(t1).toISOString());
+    // The switch window: from the moment new work was held (blue drains) to the switch (+1 s), as the bridge recorded them.
     return {
-      name: "(b) RedForge blue-green", report, switchFrom: at("DRAIN", "started"), switchTo: at("RESUME", "completed") + 1000, deployMs: t1 - t0,
+      name: holdDuring === "deploy" ? "(b) RedForge, hold through deploy" : "(c) RedForge, hold for the switch", report, switchFrom: Date.parse(d.metrics.holdingSince), switchTo: Date.parse(d.metrics.switchedAt) + 1000, deployMs: t1 - t0,
       note: `status ${d.status}; held ${d.metrics.messagesHeld}, replayed ${d.metrics.messagesReplayed}; hold ${d.metrics.holdMs} ms; phases ${JSON.stringify(d.metrics.phaseMs)}`,
     };
   } finally {
@@ -115,7 +116,8 @@ function brokerOf(url: string) {
 }
 
 function print(rows: Row[]): void {
-  console.log(`\nzero-loss bench: ${RATE} msg/s offered (80% MQTT QoS 1, 20% HTTP), ${BEFORE_MS} ms before and ${AFTER_MS} ms after the change\n`);
+  console.log(`\nzero-loss bench: ${RATE} msg/s offered (80% MQTT QoS 1, 20% HTTP), ${BEFORE_MS} ms before and ${AFTER_MS} ms after the change`);
+  console.log("switch window: (a) POST /flows until its answer + 1 s; (b) from the front holding new work (blue drains) until work flows to green + 1 s\n");
   const header = ["", "sent mqtt", "sent http", "lost", "duplicated", "http unanswered", "http errors", "p50 switch ms", "p99 switch ms", "deploy ms"];
   const lines = rows.map((r) => {
     const lat = r.report.latenciesMs(r.switchFrom, r.switchTo);
@@ -125,11 +127,12 @@ function print(rows: Row[]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   for (const l of [header, ...lines]) console.log(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
   for (const r of rows) console.log(`  ${r.name}: ${r.note}`);
-  const [a, b] = rows;
-  if (a && b) {
-    const la = percentile(a.report.latenciesMs(a.switchFrom, a.switchTo), 99);
-    const lb = percentile(b.report.latenciesMs(b.switchFrom, b.switchTo), 99);
-    console.log(`\n  loss: ${a.report.lostMqtt.length + a.report.httpUnanswered + a.report.httpErrors} vs ${b.report.lostMqtt.length + b.report.httpUnanswered + b.report.httpErrors}; p99 during the switch ${la} vs ${lb} ms (×${(lb / Math.max(la, 1)).toFixed(2)}); deployment time ×${(b.deployMs / Math.max(a.deployMs, 1)).toFixed(1)}`);
+  const [a, ...others] = rows;
+  const lost = (r: Row) => r.report.lostMqtt.length + r.report.httpUnanswered + r.report.httpErrors;
+  const p99 = (r: Row) => percentile(r.report.latenciesMs(r.switchFrom, r.switchTo), 99);
+  for (const b of others) {
+    if (!a) break;
+    console.log(`  ${b.name} vs ${a.name}: lost/failed ${lost(b)} vs ${lost(a)}; p99 during the switch ${p99(b)} vs ${p99(a)} ms (×${(p99(b) / Math.max(p99(a), 1)).toFixed(2)}); deployment time ×${(b.deployMs / Math.max(a.deployMs, 1)).toFixed(1)}`);
   }
 }
 
@@ -137,7 +140,7 @@ async function main() {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-zero-loss-"));
   const stack = await startTestStack({ worker: "wrangler" });
   try {
-    const rows = [await baseline(stack, tmp), await redforge(stack, tmp)];
+    const rows = [await baseline(stack, tmp), await redforge(stack, tmp, "deploy"), await redforge(stack, tmp, "switch")];
     print(rows);
   } finally {
     await stack.stop();

@@ -7,7 +7,7 @@
 import type { z } from "zod";
 import type { commandArgs } from "../../functions/protocol/commands.ts";
 import type { BlueGreenDriver, Driver } from "../drivers/driver.ts";
-import type { GateStatus } from "../drivers/nodeRedAdmin.ts";
+import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
 import { AdminApi } from "../drivers/nodeRedAdmin.ts";
 import { runSmoke } from "./smoke.ts";
 
@@ -53,6 +53,7 @@ export class BlueGreen {
       return { runtime, mode: status.mode, inFlight: status.inFlight };
     }
     // Hold at the front first (new requests stop reaching blue), then drain the gate.
+    const holdingSince = new Date().toISOString();
     this.driver.front(instanceId)?.hold();
     await mqtt?.publishMode(runtime, "drain");
     let status = await this.admin.gate(base, "drain");
@@ -62,7 +63,7 @@ export class BlueGreen {
       status = await this.admin.gate(base);
     }
     return {
-      runtime, mode: status.mode, inFlight: status.inFlight, drainedInMs: Date.now() - t0,
+      runtime, mode: status.mode, inFlight: status.inFlight, drainedInMs: Date.now() - t0, holdingSince,
       // Stragglers past the deadline finish on blue, which stays warm; they are counted, not dropped.
       stragglers: status.inFlight,
       heldHttp: (this.driver.front(instanceId)?.heldCount ?? 0) + status.heldHttp,
@@ -92,12 +93,26 @@ export class BlueGreen {
     if (args.kind === "analysis") return this.analysis(instanceId, args.runtime, base, args.maxErrorRate);
     const verdict = await runSmoke({
       base,
-      probe: () => this.admin.probe(base),
+      probe: () => this.lightProbe(base),
       rev: () => this.admin.flowsRev(base),
       gate: () => this.admin.gate(base),
       mqttConfigured: this.mqttConfigured,
     }, args.checks, args.expectRev);
     return { runtime: args.runtime, ...verdict };
+  }
+
+  /**
+   * Health for VERIFY, lighter than the sweep's probe (which also lists flows
+   * and node sets): node types were checked against GET /nodes before the deploy.
+   */
+  private async lightProbe(base: string): Promise<AdminProbe> {
+    const [healthz, gate] = await Promise.allSettled([
+      fetch(`${base}/healthz`, { signal: AbortSignal.timeout(3_000) }).then(async (r) => { await r.arrayBuffer(); return r.ok; }),
+      this.admin.gate(base),
+    ]);
+    const ready = healthz.status === "fulfilled" && healthz.value;
+    const live = gate.status === "fulfilled";
+    return { live, ready, missingNodeTypes: [], ...(live && ready ? {} : { error: `admin API ${live ? "answers" : "does not answer"}, /healthz ${ready ? "ok" : "not ready"}` }) };
   }
 
   /** Green's error rate since the switch: in-flight messages that expired plus 5xx/no answer at the front. */
@@ -128,21 +143,23 @@ export class BlueGreen {
     const front = this.driver.front(instanceId);
     front?.hold(); // already holding after a drain; a no-op then
     const mqtt = this.driver.mqttFront(instanceId);
+    let gateAtSwitch: GateStatus | undefined;
     const activate = async () => {
       await mqtt?.publishMode(to, "active");
-      await this.admin.gate(toBase, "active");
+      gateAtSwitch = await this.admin.gate(toBase, "active");
     };
     const moved = mqtt ? await mqtt.handover(from, to, activate) : (await activate(), { replayed: 0, buffered: 0 });
-    await this.driver.setServing(to);
-    const gateAtSwitch = await this.admin.gate(toBase);
-    this.atSwitch.set(instanceId, { serverErrors: front?.counters.serverErrors ?? 0, forwarded: front?.counters.forwarded ?? 0, gate: gateAtSwitch.counters });
+    // Held HTTP requests go first: they are what users wait for; the bookkeeping comes after.
+    this.atSwitch.set(instanceId, { serverErrors: front?.counters.serverErrors ?? 0, forwarded: front?.counters.forwarded ?? 0, gate: gateAtSwitch!.counters });
+    front?.setTarget(toBase);
     const httpReleased = front?.release() ?? 0;
-    let blueReleased = 0;
-    if (from !== to && this.driver.runtimeBase(from)) {
-      await mqtt?.publishMode(from, "active");
-      blueReleased = (await this.admin.gate(this.base(from), "active")).counters.released;
-    }
-    return { from, to, replayed: moved.replayed, bufferedDuringSwitch: moved.buffered, httpReleased, heldHttpReleasedOnBlue: blueReleased };
+    const switchedAt = new Date().toISOString();
+    // `from`'s gate reopens so HTTP requests it held finish there (answered, not dropped); nothing new reaches it.
+    const reopenFrom = from !== to && this.driver.runtimeBase(from)
+      ? Promise.all([mqtt?.publishMode(from, "active"), this.admin.gate(this.base(from), "active")]).then(([, s]) => s.counters.released)
+      : Promise.resolve(0);
+    const [blueReleased] = await Promise.all([reopenFrom, this.driver.setServing(to)]);
+    return { from, to, replayed: moved.replayed, bufferedDuringSwitch: moved.buffered, httpReleased, heldHttpReleasedOnBlue: blueReleased, switchedAt };
   }
 
   /** Back to blue; works before the switch (blue drained) and after it (green serving). */

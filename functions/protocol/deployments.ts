@@ -29,6 +29,12 @@ export const createDeploymentSchema = z.object({
   maxErrorRate: z.number().min(0).max(1).default(0.05),
   /** Blue stays warm this long after the switch; `POST /rollback` works until then. */
   rollbackWindowSeconds: z.number().int().min(0).max(86_400).default(60),
+  /**
+   * "deploy" (default): blue drains first and new work is held through DEPLOY and VERIFY (DRAIN → DEPLOY → VERIFY → RESUME).
+   * "switch": green is deployed and verified while blue serves; blue drains just before RESUME, so work waits only for the switch
+   * (DEPLOY → VERIFY → DRAIN → RESUME). See docs/deployments.md.
+   */
+  holdDuring: z.enum(["deploy", "switch"]).default("deploy"),
   description: z.string().max(500).optional(),
 }).strict().refine((v) => (v.flows === undefined) !== (v.versionId === undefined), {
   message: "give exactly one of flows or versionId", path: ["flows"],
@@ -56,6 +62,9 @@ export interface DeploymentMetrics {
   inFlightAtDrain: number;
   stragglers: number;
   drainMs?: number;
+  /** When the front began holding new work (bridge clock), and when work flowed again after the switch. */
+  holdingSince?: string;
+  switchedAt?: string;
   holdMs?: number;
   totalMs?: number;
   phaseMs: Partial<Record<Phase, number>>;

@@ -85,7 +85,7 @@ export const deploymentRoutes = new Hono<AppEnv>()
         }).returning();
       }
       const [row] = await tx.insert(deployments).values({
-        instanceId: inst.id, strategy: body.strategy, status: "in_progress", currentPhase: "DRAIN",
+        instanceId: inst.id, strategy: body.strategy, status: "in_progress", currentPhase: body.holdDuring === "switch" ? "DEPLOY" : "DRAIN",
         fromVersionId: from!.id, toVersionId: to!.id, createdBy: principal.userId, createdAt: now,
       }).returning();
       record({
@@ -97,7 +97,7 @@ export const deploymentRoutes = new Hono<AppEnv>()
         fromVersionId: from!.id, toVersionId: to!.id,
         verify: body.verify ?? { mqtt: true, failureLimit: 0, pause: false },
         drainTimeoutMs: body.drainTimeoutSeconds * 1000, analysisMs: body.analysisSeconds * 1000, maxErrorRate: body.maxErrorRate,
-        rollbackWindowMs: body.rollbackWindowSeconds * 1000, createdBy: principal.userId ?? null, createdAt: now.toISOString(),
+        rollbackWindowMs: body.rollbackWindowSeconds * 1000, holdDuring: body.holdDuring, createdBy: principal.userId ?? null, createdAt: now.toISOString(),
       } satisfies DeploymentInit;
     });
     const run = c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(init.id));

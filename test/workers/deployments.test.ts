@@ -180,6 +180,27 @@ describe("POST /api/deployments", () => {
     expect(back.body.toVersionId).toBe(versions[1].id);
   });
 
+  it("holdDuring \"switch\": green is deployed and verified while blue serves; blue drains just before RESUME", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge, { holdDuring: "switch" });
+    expect(created.phase).toBe("DEPLOY");
+    await bridge.answer("deployment.prepare", BLUE_GREEN);
+    await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
+    await bridge.answer("smoke.run", { verdict: "passed", checks: [] });
+    const drain = await bridge.answer("gate.set", { inFlight: 0, heldHttp: 0, heldMqtt: 1 });
+    const order = bridge.commands.map((c) => c.type);
+    expect(order.indexOf("gate.set")).toBeGreaterThan(order.indexOf("smoke.run"));
+    expect(drain.args).toMatchObject({ mode: "drain", runtime: "blue-rt" });
+    await bridge.answer("route.switch", { replayed: 1 });
+    await bridge.answer("smoke.run", { verdict: "passed" });
+    await bridge.answer("deployment.cleanup", {});
+    const done = await untilStatus(created.id, "completed");
+    const started = done.history.filter((h: any) => h.status === "started").map((h: any) => h.phase);
+    expect(started).toEqual(["DEPLOY", "VERIFY", "DRAIN", "RESUME", "AUDIT", "CLEANUP"]);
+    const bad = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, flows: FLOWS_V2, holdDuring: "never" } });
+    expect(bad.status).toBe(400);
+  });
+
   it("rolls back when the smoke tests fail, and says why", async () => {
     const bridge = await scriptedBridge();
     const created = await deploy(bridge);
