@@ -303,6 +303,8 @@ export class DeploymentRun extends DurableObject<Env> {
       this.record(s, "ROLLING_BACK", "completed", `blue serves again; ${Number(result.replayed ?? 0)} held message(s) replayed to blue`);
       return this.finish(s, "rolled_back", s.error);
     }
+    // A driver without blue-green (kubernetes today) never touched blue: nothing to roll back.
+    if (!ok && s.step === "prepare" && (result as { code?: string }).code === "not_implemented") return this.finish(s, "failed", failure());
     if (!ok) return this.rollBack(s, failure());
     switch (s.step) {
       case "prepare":

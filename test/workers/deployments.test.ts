@@ -214,6 +214,15 @@ describe("POST /api/deployments", () => {
     expect(inst!.flows).toEqual([]); // blue's flows stay
   });
 
+  it("a driver without blue-green fails the deployment at once, blue untouched (no rollback to run)", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    await bridge.answer("deployment.prepare", { code: "not_implemented", message: "deployment.prepare: blue-green deployments are not implemented by the kubernetes driver yet" }, false);
+    const done = await untilStatus(created.id, "failed");
+    expect(done.error).toMatch(/not implemented by the kubernetes driver/);
+    expect(bridge.commands.map((c) => c.type)).not.toContain("deployment.rollback");
+  });
+
   it("pauses on an inconclusive result: promote continues, abort rolls back", async () => {
     const a = await scriptedBridge();
     const da = await deploy(a);

@@ -15,7 +15,7 @@
  */
 "use strict";
 
-const { loadMqtt } = require("./mqttLoader.js");
+const { connectMqtt } = require("./mqttClient.js");
 
 const END_OF_HOLD = "end-of-hold";
 
@@ -167,11 +167,8 @@ class GateRuntime {
 
   ensureMqtt() {
     if (this.client || !this.mqttUrl) return;
-    const mqtt = loadMqtt();
     // A persistent session: work published to our active topic while this process restarts waits in the broker.
-    this.client = mqtt.connect(this.mqttUrl, {
-      clientId: `rf-gate-${this.runtimeId}`.slice(0, 64), clean: false, protocolVersion: 4, reconnectPeriod: 500,
-    });
+    this.client = connectMqtt(this.mqttUrl, `rf-gate-${this.runtimeId}`.slice(0, 64), { clean: false, reconnectPeriod: 500 });
     this.client.on("connect", () => {
       this.connected = true;
       this.client.subscribe([this.topics.control, this.topics.active], { qos: 1 });
