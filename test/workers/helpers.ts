@@ -54,7 +54,8 @@ export async function createUser(role: string, password = "correct horse battery
   const username = unique(role);
   const [row] = await withDb(async (db) =>
     db.insert(users).values({ username, email: `${username}@example.test`, passwordHash: await hashPassword(password), role }).returning());
-  const { token } = await issueSessionToken({ sub: row!.id, username, role }, env.JWT_SECRET!, 600);
+  // An hour: the route × role table creates its users once and outlived 10 minutes on a loaded 2-core machine.
+  const { token } = await issueSessionToken({ sub: row!.id, username, role }, env.JWT_SECRET!, 3600);
   return { id: row!.id, username, password, role, token };
 }
 
