@@ -404,6 +404,8 @@ export class DeploymentRun extends DurableObject<Env> {
     s.completedAt = new Date().toISOString();
     s.metrics.totalMs = Date.now() - Date.parse(s.createdAt);
     await this.persist(s);
+    // The row says it is over before anyone hears it is: the next deployment of this instance checks the row.
+    await this.projection;
     if (status !== "completed") {
       await this.withDb((db) => db.transaction((tx) => appendAudit(tx, [{
         userId: s.createdBy, action: status === "rolled_back" ? "DEPLOYMENT_ROLLED_BACK" : "DEPLOYMENT_FAILED",

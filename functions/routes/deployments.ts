@@ -62,7 +62,11 @@ export const deploymentRoutes = new Hono<AppEnv>()
       await tx.execute(sql`select pg_advisory_xact_lock(${DEPLOY_LOCK}, hashtext(${inst.id}))`);
       const [active] = await tx.select({ id: deployments.id, status: deployments.status }).from(deployments)
         .where(and(eq(deployments.instanceId, inst.id), inArray(deployments.status, ACTIVE_STATUSES))).limit(1);
-      if (active) throw new ApiError(409, "deployment_in_progress", `instance ${inst.name} already has deployment ${active.id} (${active.status}); one at a time`, { deploymentId: active.id });
+      // The row is a projection of the DeploymentRun; the object is the truth if the row lags behind.
+      const live = active ? ((await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(active.id)).state()) as unknown as DeploymentView | null) : null;
+      if (active && live && !ACTIVE_STATUSES.includes(live.status)) {
+        await tx.update(deployments).set({ status: live.status, error: live.error, completedAt: live.completedAt ? new Date(live.completedAt) : new Date() }).where(eq(deployments.id, active.id));
+      } else if (active) throw new ApiError(409, "deployment_in_progress", `instance ${inst.name} already has deployment ${active.id} (${active.status}); one at a time`, { deploymentId: active.id });
       await assertDeploymentAllowed({ db: tx, kv }, { instance: inst, principal, now });
 
       // Versions: what runs now (recorded as a version if it never was) and what comes.

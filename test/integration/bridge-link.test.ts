@@ -231,11 +231,14 @@ describe("bridge ↔ control plane", () => {
     expect(text).toMatch(/link: ignored an invalid frame \(.*\): \{"kind":"shutdown"/);
   });
 
-  it("answers gate, smoke and route commands with not_implemented, touching nothing", async () => {
+  it("a driver without blue-green answers the deployment commands with not_implemented, touching nothing", async () => {
     const id = crypto.randomUUID();
+    const deploymentId = crypto.randomUUID();
     const callsBefore = driver.calls.length;
     const cases: [CommandType, Record<string, unknown>][] = [
-      ["gate.set", { mode: "drain" }], ["gate.replay", {}], ["smoke.run", {}], ["route.switch", { to: "green" }],
+      ["deployment.prepare", { deploymentId }], ["gate.set", { mode: "drain" }], ["gate.replay", {}],
+      ["smoke.run", { runtime: "green" }], ["route.switch", { from: "blue", to: "green" }],
+      ["deployment.rollback", { deploymentId, blue: "blue", switched: false }], ["deployment.cleanup", { deploymentId, runtime: "blue" }],
     ];
     for (const [type, args] of cases) {
       const res = await run(command(type, args, id));

@@ -160,6 +160,38 @@ describe("RedForge node package in a real Node-RED", () => {
     expect((await get("/healthz")).body.flows).toBe("started");
   });
 
+  it("the deploy gate drains: HTTP work waits (up to its hold limit, then 503), is answered when active again, and is counted gate → exit", async () => {
+    await deploy(httpFlow("/gated", [{ id: "g2", type: "redforge-gate", holdLimit: 2 }, { id: "x2", type: "redforge-exit" }]));
+    await until("/gated route", async () => (await fetch(`${base()}/gated`, { method: "POST" })).status === 200);
+    const gate = async (mode?: string) => {
+      const res = await fetch(`${base()}/redforge/gate`, mode
+        ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ mode }) }
+        : { headers: { accept: "application/json" } });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    const bad = await gate("sideways");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe("invalid_mode");
+    // In flight from earlier tests: the pass-through flow above has a gate but no exit (those wait for the TTL).
+    const beforeStatus = (await gate()).body;
+    const before = beforeStatus.counters;
+    expect((await gate("drain")).body.mode).toBe("drain");
+    let settled = 0;
+    const held = [1, 2].map((n) => fetch(`${base()}/gated`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ n }) })
+      .then(async (r) => { settled++; return { status: r.status, body: await r.json() }; }));
+    await until("two requests held", async () => (await gate()).body.heldHttp === 2, 5_000);
+    const refused = await fetch(`${base()}/gated`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect(settled).toBe(0);
+    expect((await gate("active")).body).toMatchObject({ mode: "active", heldHttp: 0 });
+    expect(await Promise.all(held)).toEqual([{ status: 200, body: { n: 1 } }, { status: 200, body: { n: 2 } }]);
+    const after = (await gate()).body;
+    expect(after.inFlight).toBe(beforeStatus.inFlight);
+    expect(after.counters.exited - before.exited).toBe(2);
+    expect(after.counters.refusedHttp - before.refusedHttp).toBe(1);
+  });
+
   it("/healthz follows the flows: 503 when stopped, 200 again when started", async () => {
     await setFlowsState("stop");
     await until("/healthz 503 stopped", healthzIs(503, "stopped"), 5_000);
