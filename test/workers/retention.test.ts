@@ -152,7 +152,9 @@ describe("POST /api/jobs/retention-purge", () => {
     expect(outside!.timestamp.getTime()).toBeLessThan(boundary.getTime());
 
     await putConfig({ retention: { audit_logs: 1, ai_decision_logs: null, instance_health: null } });
-    const res = await callJob("/api/jobs/retention-purge", { at: new Date(boundary.getTime() + DAY).toISOString(), batchSize: 50 });
+    // Default batch sizes: the whole suite has written thousands of audit rows before this one, and
+    // a run removes at most batchSize × maxBatches of them (50 × 20 stopped short of `outside`).
+    const res = await callJob("/api/jobs/retention-purge", { at: new Date(boundary.getTime() + DAY).toISOString() });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     const purged = res.body.tables.find((t: any) => t.table === "audit_logs");
     expect(purged.skipped, JSON.stringify(purged)).toBeUndefined();
