@@ -26,17 +26,34 @@ export async function startTestStack(opts: { worker: "wrangler" | "none" }): Pro
   const fresh = base.postgres.url ? await freshDatabase(base.postgres.url, "redforge_it") : undefined;
   // As root, embedded Postgres runs as "postgres", which must be able to enter the dir.
   await fs.chmod(stateDir, 0o755);
-  const cfg: StackConfig = {
-    ...base,
-    stateDir,
-    ports: {
-      api: await freePort(), postgres: await freePort(), neonRelay: await freePort(),
-      qstash: await freePort(), upstashRelay: await freePort(), mqtt: await freePort(),
-    },
-    postgres: { ...base.postgres, url: fresh?.url },
-  };
   const lines: string[] = [];
-  const stack = await startStack(cfg, { worker: opts.worker, log: (s, l) => { if (process.env.STACK_LOG) console.log(`[${s}] ${l}`); lines.push(`[${s}] ${l}`); if (lines.length > 200) lines.shift(); } });
+  const log = (s: string, l: string) => { if (process.env.STACK_LOG) console.log(`[${s}] ${l}`); lines.push(`[${s}] ${l}`); if (lines.length > 200) lines.shift(); };
+  let cfg: StackConfig;
+  let stack: RunningStack;
+  for (let attempt = 1; ; attempt++) {
+    cfg = {
+      ...base,
+      stateDir,
+      ports: {
+        api: await freePort(), postgres: await freePort(), neonRelay: await freePort(),
+        qstash: await freePort(), upstashRelay: await freePort(), mqtt: await freePort(),
+      },
+      postgres: { ...base.postgres, url: fresh?.url },
+    };
+    try {
+      stack = await startStack(cfg, { worker: opts.worker, log });
+      break;
+    } catch (err) {
+      // A free port can be taken between picking it and binding it (suites run side by side and spawn
+      // Node-RED processes on ephemeral ports): pick a fresh set and try again.
+      const taken = (err as Error).name === "PortInUseError" || (err as Error).message.startsWith("ports already in use");
+      if (!taken || attempt >= 3) {
+        await fresh?.drop();
+        await fs.rm(stateDir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
   return {
     ...stack,
     cfg,
