@@ -15,6 +15,7 @@ import pg from "pg";
 import { AiAuditSender } from "../../bridge/aiAuditSender.ts";
 import { lineLogger } from "../../bridge/log.ts";
 import type { AiDecisionRecord } from "../../functions/protocol/aiDecisions.ts";
+import { adminClient, type ApiCall } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -26,15 +27,7 @@ const BASELINE_RECORDS = Number(process.env.BENCH_BASELINE_RECORDS ?? 1000);
 const TICK_MS = 10;
 
 let stack: TestStack;
-let token: string;
-
-async function api(method: string, p: string, body?: unknown) {
-  const res = await fetch(`${stack.apiUrl}${p}`, {
-    method, headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
+let api: ApiCall;
 
 const PROMPT = "Summarise the customer's last three tickets and suggest a reply. ".repeat(3);
 const RESPONSE = "The customer reported a billing error twice; suggest a refund and an apology. ".repeat(3);
@@ -100,10 +93,7 @@ async function main() {
   const db = new pg.Client({ connectionString: stack.workerVars.DATABASE_URL });
   await db.connect();
   try {
-    token = (await (await fetch(`${stack.apiUrl}/api/auth/login`, {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ username: "admin", password: stack.cfg.worker.adminPassword }),
-    })).json() as any).token;
+    api = (await adminClient(stack)).call;
     const created = await api("POST", "/api/clusters", { name: "bench-ai" });
     const cluster = { id: created.body.id as string, secret: created.body.webhookSecret as string };
     const instanceIds: string[] = [];

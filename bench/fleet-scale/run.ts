@@ -15,6 +15,7 @@ import pg from "pg";
 import { startBridge, type RunningBridge } from "../../bridge/main.ts";
 import { SimulatedDriver } from "../../bridge/drivers/simulated.ts";
 import { lineLogger } from "../../bridge/log.ts";
+import { adminClient, type ApiCall } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { cpuSecondsOf } from "./procCpu.ts";
 
@@ -24,15 +25,7 @@ const N_REAL = Number(process.env.BENCH_REAL ?? 10);
 const CONCURRENCY = 16;
 
 let stack: TestStack;
-let token: string;
-
-async function api(method: string, p: string, body?: unknown) {
-  const res = await fetch(`${stack.apiUrl}${p}`, {
-    method, headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: (await res.json()) as any };
-}
+let api: ApiCall;
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
   const t0 = performance.now();
@@ -95,10 +88,7 @@ async function main() {
   const db = new pg.Client({ connectionString: stack.workerVars.DATABASE_URL });
   await db.connect();
   try {
-    token = (await (await fetch(`${stack.apiUrl}/api/auth/login`, {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ username: "admin", password: stack.cfg.worker.adminPassword }),
-    })).json() as any).token;
+    api = (await adminClient(stack)).call;
 
     // A. simulated fleet
     const sim = await cluster("sim");

@@ -18,6 +18,7 @@ import { startBridge, type RunningBridge } from "../../bridge/main.ts";
 import { lineLogger } from "../../bridge/log.ts";
 import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
+import { adminClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { LoadGenerator, percentile, zeroLossFlow, type LoadReport } from "../../test/harness/zeroLoss.ts";
 
@@ -63,15 +64,8 @@ async function baseline(stack: TestStack, tmp: string): Promise<Row> {
 
 async function redforge(stack: TestStack, tmp: string, holdDuring: "deploy" | "switch"): Promise<Row> {
   const broker = brokerOf(stack.mqttUrl);
-  const login = await fetch(`${stack.apiUrl}/api/auth/login`, {
-    method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username: "admin", password: stack.cfg.worker.adminPassword }),
-  });
-  const token = ((await login.json()) as { token: string }).token;
-  const call = async (method: string, p: string, body?: unknown) => {
-    const res = await fetch(`${stack.apiUrl}${p}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
-    return (await res.json()) as any;
-  };
+  const api = (await adminClient(stack)).call;
+  const call = async (method: string, p: string, body?: unknown) => (await api(method, p, body)).body;
   const cluster = await call("POST", "/api/clusters", { name: `zero-loss-bench-${holdDuring}` });
   let bridge: RunningBridge | undefined;
   try {

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startBridge, type RunningBridge } from "../../bridge/main.ts";
 import { lineLogger } from "../../bridge/log.ts";
+import { adminClient, type ApiCall } from "../harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../harness/testStack.ts";
 import { LoadGenerator, zeroLossFlow } from "../harness/zeroLoss.ts";
 
@@ -26,13 +27,7 @@ let token: string;
 let clusterId: string;
 let broker: { host: string; port: number };
 
-async function call(method: string, p: string, body?: unknown) {
-  const res = await fetch(`${stack.apiUrl}${p}`, {
-    method, headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
-}
+let call: ApiCall;
 
 async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
   const t0 = Date.now();
@@ -76,11 +71,7 @@ beforeAll(async () => {
   stack = await startTestStack({ worker: "wrangler" });
   const u = new URL(stack.mqttUrl);
   broker = { host: u.hostname, port: Number(u.port || 1883) };
-  const login = await fetch(`${stack.apiUrl}/api/auth/login`, {
-    method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username: "admin", password: stack.cfg.worker.adminPassword }),
-  });
-  token = ((await login.json()) as { token: string }).token;
+  ({ token, call } = await adminClient(stack));
   const cluster = await call("POST", "/api/clusters", { name: "deploy-e2e" });
   clusterId = cluster.body.id;
   bridge = await startBridge({
