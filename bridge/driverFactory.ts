@@ -52,6 +52,10 @@ async function kubernetesDriver(s: DriverSettings): Promise<Driver> {
     kubeConfig, namespace, clusterId: s.clusterId,
     adminToken: await persistentSecret(path.join(s.stateDir, "kubernetes-admin-token")),
     nodePackage: await nodePackageFor(s),
+    ...(s.mqttUrl ? { mqttUrl: s.mqttUrl } : {}),
+    // Pods may reach the bus under another name than the bridge does (in-cluster DNS).
+    ...(process.env.REDFORGE_POD_MQTT_URL ? { podMqttUrl: process.env.REDFORGE_POD_MQTT_URL } : {}),
+    ...(process.env.REDFORGE_SWITCH_SETTLE_MS ? { switchSettleMs: Number(process.env.REDFORGE_SWITCH_SETTLE_MS) } : {}),
     log: (line) => s.log.info(`kubernetes: ${line}`),
   });
 }

@@ -29,8 +29,8 @@ export class BlueGreen {
 
   constructor(private readonly driver: Driver & BlueGreenDriver, private readonly admin: AdminApi, private readonly mqttConfigured: boolean) {}
 
-  private base(runtimeId: string): string {
-    const base = this.driver.runtimeBase(runtimeId);
+  private async base(runtimeId: string): Promise<string> {
+    const base = await this.driver.runtimeBase(runtimeId);
     if (!base) throw new DeployError("not_running", `runtime ${runtimeId} is not running on this bridge`);
     return base;
   }
@@ -45,7 +45,7 @@ export class BlueGreen {
 
   async setGate(instanceId: string, args: Args<"gate.set">): Promise<Result> {
     const runtime = args.runtime ?? (await this.driver.servingOf(instanceId)).runtimeId;
-    const base = this.base(runtime);
+    const base = await this.base(runtime);
     const mqtt = this.driver.mqttFront(instanceId);
     if (args.mode === "active") {
       await mqtt?.publishMode(runtime, "active");
@@ -75,7 +75,7 @@ export class BlueGreen {
     const deployed = await this.driver.deployFlowsTo(runtime, flows, rev === undefined ? {} : { rev });
     // FACTS: the deploy reply comes before the new routes are live. Ready = /healthz answers and
     // every gate of the new flows is registered (gates are built with the flows' other nodes).
-    const base = this.base(runtime);
+    const base = await this.base(runtime);
     const gates = (flows as Array<{ type?: unknown }>).filter((n) => n.type === "redforge-gate").length;
     const t0 = Date.now();
     while (Date.now() - t0 < 10_000) {
@@ -89,7 +89,7 @@ export class BlueGreen {
   }
 
   async smoke(instanceId: string, args: Args<"smoke.run">): Promise<Result> {
-    const base = this.base(args.runtime);
+    const base = await this.base(args.runtime);
     if (args.kind === "analysis") return this.analysis(instanceId, args.runtime, base, args.maxErrorRate);
     const verdict = await runSmoke({
       base,
@@ -139,7 +139,7 @@ export class BlueGreen {
    * `from`'s gate reopens so HTTP requests it held finish there (answered, not dropped).
    */
   async switchRoute(instanceId: string, from: string, to: string): Promise<Result> {
-    const toBase = this.base(to);
+    const toBase = await this.base(to);
     const front = this.driver.front(instanceId);
     front?.hold(); // already holding after a drain; a no-op then
     const mqtt = this.driver.mqttFront(instanceId);
@@ -153,12 +153,16 @@ export class BlueGreen {
     this.atSwitch.set(instanceId, { serverErrors: front?.counters.serverErrors ?? 0, forwarded: front?.counters.forwarded ?? 0, gate: gateAtSwitch!.counters });
     front?.setTarget(toBase);
     const httpReleased = front?.release() ?? 0;
+    // Routing moves (a proxy target, or a Service selector once kube-proxy follows) before `from` reopens.
+    await this.driver.setServing(to);
     const switchedAt = new Date().toISOString();
-    // `from`'s gate reopens so HTTP requests it held finish there (answered, not dropped); nothing new reaches it.
-    const reopenFrom = from !== to && this.driver.runtimeBase(from)
-      ? Promise.all([mqtt?.publishMode(from, "active"), this.admin.gate(this.base(from), "active")]).then(([, s]) => s.counters.released)
-      : Promise.resolve(0);
-    const [blueReleased] = await Promise.all([reopenFrom, this.driver.setServing(to)]);
+    // `from`'s gate reopens so HTTP requests it held finish there (answered, not dropped). Without a
+    // bridge proxy, clients may still hold keep-alive connections to it: "retire" closes each after its answer.
+    const fromBase = from !== to ? await this.driver.runtimeBase(from) : undefined;
+    const fromMode = front ? "active" : "retire";
+    const blueReleased = fromBase
+      ? (await Promise.all([mqtt?.publishMode(from, fromMode), this.admin.gate(fromBase, fromMode)]))[1].counters.released
+      : 0;
     return { from, to, replayed: moved.replayed, bufferedDuringSwitch: moved.buffered, httpReleased, heldHttpReleasedOnBlue: blueReleased, switchedAt };
   }
 

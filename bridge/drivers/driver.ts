@@ -69,7 +69,7 @@ export interface Driver {
   close(): Promise<void>;
 }
 
-/** What a blue-green deployment needs from a driver beyond the basics (process driver today). */
+/** What a blue-green deployment needs from a driver beyond the basics (process and kubernetes drivers). */
 export interface BlueGreenDriver {
   readonly adminApi: import("./nodeRedAdmin.ts").AdminApi;
   /** The cluster's MQTT bus, when the driver routes MQTT work. */
@@ -78,10 +78,13 @@ export interface BlueGreenDriver {
   servingOf(instanceId: string): Promise<{ runtimeId: string; base: string }>;
   /** Starts green next to blue: same settings, env, credentials and node packages; no flows yet. */
   startGreen(instanceId: string): Promise<{ runtimeId: string; base: string }>;
-  runtimeBase(runtimeId: string): string | undefined;
+  /** Admin API base of one runtime (blue or green), undefined when it is not on this bridge. */
+  runtimeBase(runtimeId: string): Promise<string | undefined>;
   deployFlowsTo(runtimeId: string, flows: unknown[], opts?: { rev?: string; type?: "full" | "nodes" | "flows" }): Promise<{ rev: string }>;
+  /** The bridge's HTTP front proxy (process driver); undefined where the platform routes HTTP (a Kubernetes Service). */
   front(instanceId: string): import("./process/frontProxy.ts").FrontProxy | undefined;
   mqttFront(instanceId: string): import("../routing/mqttFront.ts").MqttFront | undefined;
+  /** Moves the instance's routing to `runtimeId`; resolves once new traffic goes there. */
   setServing(runtimeId: string): Promise<void>;
   stopRuntime(runtimeId: string): Promise<void>;
 }

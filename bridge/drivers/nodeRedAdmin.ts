@@ -10,8 +10,11 @@ export interface AdminTarget {
   namespace: string;
 }
 
-/** Where the bridge reaches an instance's Admin API; tests point it at a local server. */
-export type AdminUrlResolver = (target: AdminTarget) => string;
+/** Where the bridge reaches an instance's Admin API (a Service name); tests point it at a local server. */
+export type AdminUrlResolver = (target: AdminTarget) => string | Promise<string>;
+
+/** "retire": serve what was held and what still comes, but close each HTTP connection after its answer. */
+export type GateMode = "active" | "drain" | "retire";
 
 /**
  * `<svc>.<ns>.svc` rather than the full name: the pod's resolv.conf search list
@@ -36,7 +39,7 @@ export class FlowsConflictError extends Error {
 }
 
 export interface GateStatus {
-  mode: "active" | "drain";
+  mode: GateMode;
   inFlight: number;
   /** redforge-gate nodes registered in the running flows. */
   gates: number;
@@ -121,7 +124,7 @@ export class AdminApi {
   }
 
   /** The deploy gate's state (served by the RedForge node package at /redforge/gate). */
-  async gate(base: string, mode?: "active" | "drain"): Promise<GateStatus> {
+  async gate(base: string, mode?: GateMode): Promise<GateStatus> {
     const res = await this.request(`${base}/redforge/gate`, mode
       ? { method: "POST", timeoutMs: this.timeouts.probeMs, headers: { "Content-Type": "application/json" }, body: JSON.stringify({ mode }) }
       : { method: "GET", timeoutMs: this.timeouts.probeMs });

@@ -14,6 +14,7 @@
  * forwards directly again. Order is preserved end to end; nothing is seen twice.
  */
 import { connectAsync, type IClientPublishOptions, type MqttClient } from "mqtt";
+import type { GateMode } from "../drivers/nodeRedAdmin.ts";
 
 export const END_OF_HOLD = "end-of-hold";
 
@@ -83,7 +84,7 @@ export class MqttFront {
   }
 
   /** Publishes a retained gate mode for a runtime: a gate that (re)starts picks it up. */
-  async publishMode(runtimeId: string, mode: "active" | "drain"): Promise<void> {
+  async publishMode(runtimeId: string, mode: GateMode): Promise<void> {
     await this.client!.publishAsync(this.topics.control(runtimeId), JSON.stringify({ mode, at: new Date().toISOString() }), { qos: 1, retain: true });
   }
 

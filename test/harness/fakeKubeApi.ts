@@ -8,7 +8,7 @@
  * conflicts on PUT, Secret stringData folded into base64 data, clusterIP kept on
  * update, StatefulSet immutable fields (422), the scale subresource, patch
  * content types (a merge-style body sent as JSON Patch is a 400), background
- * garbage collection through ownerReferences. Not modelled: strategic merge
+ * garbage collection through ownerReferences (several owners: kept until the last goes). Not modelled: strategic merge
  * (treated as a JSON merge patch), server-side apply, watches, admission.
  */
 import http from "node:http";
@@ -268,11 +268,17 @@ export class FakeKubeApi {
     return { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", details: { name, group: RESOURCES[plural].group, kind: plural, uid: obj.metadata.uid } };
   }
 
+  /** As the real collector: a dependent with another owner left loses only the dangling reference. */
   private collectDependents(ns: string, uid: string): void {
     for (const plural of Object.keys(RESOURCES) as Plural[]) {
       for (const dep of this.list(plural, ns)) {
         const refs: Array<{ uid?: string }> = dep.metadata.ownerReferences ?? [];
         if (!refs.some((r) => r.uid === uid)) continue;
+        const others = refs.filter((r) => r.uid !== uid);
+        if (others.some((r) => [...this.store.values()].some((o) => o.metadata.uid === r.uid))) {
+          this.put(plural, { ...dep, metadata: { ...dep.metadata, ownerReferences: others } });
+          continue;
+        }
         this.store.delete(key(plural, ns, dep.metadata.name));
         this.collectDependents(ns, dep.metadata.uid);
       }

@@ -70,7 +70,7 @@ async function deployUnderLoad(id: string, opts: { smoke: "pass" | "fail" }) {
   const drained = await bg.setGate(id, { mode: "drain", runtime: blue, drainTimeoutMs: 10_000 });
   expect(drained.inFlight).toBe(0);
   const v2 = zeroLossFlow({ version: "v2", entry: "gate", broker: brokerAddress() });
-  step(`deploy; drained=${JSON.stringify(drained)} blue gate=${JSON.stringify(await driver.adminApi.gate(driver.runtimeBase(blue)!))} forwarded=${driver.mqttFront(id)?.forwarded} held=${driver.mqttFront(id)?.heldCount}`);
+  step(`deploy; drained=${JSON.stringify(drained)} blue gate=${JSON.stringify(await driver.adminApi.gate((await driver.runtimeBase(blue))!))} forwarded=${driver.mqttFront(id)?.forwarded} held=${driver.mqttFront(id)?.heldCount}`);
   const deployed = await bg.deployFlows(green, v2);
   step("smoke");
   const smoke = await bg.smoke(id, {
@@ -121,6 +121,6 @@ describe("blue-green on real Node-RED", () => {
     expect(report.httpErrors, report.httpErrorSamples.join(" | ")).toBe(0);
     const all = [...report.answers.values()];
     expect(all.every((a) => a.answers.every((x) => x.version === "v1" && x.runtime === blue))).toBe(true);
-    expect(driver.runtimeBase(green)).toBeUndefined();
+    expect(await driver.runtimeBase(green)).toBeUndefined();
   }, 120_000);
 });

@@ -90,21 +90,26 @@ describe("kubernetes driver (fake API server)", () => {
     await admin.close();
   });
 
-  it("create: StatefulSet at 0 replicas, then its owned Secret, ConfigMap and Service, then scale to 1", async () => {
+  it("create: StatefulSet at 0 replicas, then its owned Secret, ConfigMap, Services, then scale to 1", async () => {
     const { endpoints } = await newDriver().create(spec());
     const serviceUrl = "http://orders-blue.redforge.svc.cluster.local:1880";
     // The Service is both the admin endpoint and the stable front door blue-green will switch.
     expect(endpoints).toEqual({ admin: serviceUrl, front: serviceUrl });
     expect(verbs(api.requests)).toEqual([
+      // Which colours exist already (a redelivered create converges on the serving one).
+      `GET ${APPS}/statefulsets`,
       `POST ${APPS}/statefulsets`,
       `POST ${CORE}/secrets`,
       `POST ${CORE}/configmaps`,
       `POST ${CORE}/services`,
+      `POST ${CORE}/services`,
       `PATCH ${APPS}/statefulsets/orders-blue/scale`,
     ]);
     expect(api.requests.every((r) => r.authorization === `Bearer ${api.token}`)).toBe(true);
-    expect((api.requests[0]!.body as any).spec.replicas).toBe(0);
-    expect(api.requests[4]).toMatchObject({ contentType: MERGE, body: { spec: { replicas: 1 } } });
+    expect((api.requests[1]!.body as any).spec.replicas).toBe(0);
+    expect(api.requests[6]).toMatchObject({ contentType: MERGE, body: { spec: { replicas: 1 } } });
+    // Blue's own Service: how the bridge reaches its Admin API whichever colour the front selects.
+    expect(api.get("services", NS, "orders-blue-blue")!.spec.selector).toEqual({ "app.kubernetes.io/instance": "orders-blue", "redforge.io/color": "blue" });
 
     const labels = {
       "app.kubernetes.io/name": "node-red",
@@ -124,7 +129,7 @@ describe("kubernetes driver (fake API server)", () => {
 
     expect(sts.spec).toMatchObject({
       replicas: 1,
-      serviceName: "orders-blue",
+      serviceName: "orders-blue-blue",
       selector: { matchLabels: { "app.kubernetes.io/instance": "orders-blue", "redforge.io/color": "blue" } },
       persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
       volumeClaimTemplates: [
@@ -141,6 +146,8 @@ describe("kubernetes driver (fake API server)", () => {
       image: "nodered/node-red:4.1.15",
       ports: [{ name: "http", containerPort: 1880 }],
       envFrom: [{ secretRef: { name: "orders-blue-redforge" } }],
+      // Which runtime the gate is (names its MQTT topics); no MQTT bus configured here.
+      env: [{ name: "REDFORGE_INSTANCE_ID", value: "inst-0001" }, { name: "REDFORGE_RUNTIME_ID", value: "inst-0001" }],
       resources: { requests: { cpu: "500m", memory: "512Mi" }, limits: { cpu: "500m", memory: "512Mi" } },
       readinessProbe: { httpGet: { path: "/", port: "http" } },
       livenessProbe: { httpGet: { path: "/", port: "http" } },
@@ -182,6 +189,7 @@ describe("kubernetes driver (fake API server)", () => {
 
     await newDriver().create(spec());
     expect(api.requests.map((r) => `${r.method} ${r.path} ${r.method === "PATCH" ? r.contentType : ""}`.trim())).toEqual([
+      `GET ${APPS}/statefulsets`,
       `POST ${APPS}/statefulsets`,
       `GET ${APPS}/statefulsets/orders-blue`,
       `PATCH ${APPS}/statefulsets/orders-blue ${MERGE}`,
@@ -194,14 +202,18 @@ describe("kubernetes driver (fake API server)", () => {
       `POST ${CORE}/services`,
       `GET ${CORE}/services/orders-blue`,
       `PATCH ${CORE}/services/orders-blue ${MERGE}`,
+      `POST ${CORE}/services`,
+      `GET ${CORE}/services/orders-blue-blue`,
+      `PATCH ${CORE}/services/orders-blue-blue ${MERGE}`,
       `PATCH ${APPS}/statefulsets/orders-blue/scale ${MERGE}`,
     ]);
-    const stsPatch = api.requests[2]!.body as any;
+    const stsPatch = api.requests[3]!.body as any;
     expect(Object.keys(stsPatch.spec).sort()).toEqual(["persistentVolumeClaimRetentionPolicy", "template"]);
-    expect(api.requests[5]!.body).toMatchObject({ metadata: { resourceVersion: expect.any(String) } });
-    expect((api.requests[11]!.body as any).spec.selector).toBeUndefined();
+    expect(api.requests[6]!.body).toMatchObject({ metadata: { resourceVersion: expect.any(String) } });
+    expect((api.requests[12]!.body as any).spec.selector).toBeUndefined();
 
-    for (const kind of ["statefulsets", "secrets", "configmaps", "services"] as const) expect(api.list(kind, NS)).toHaveLength(1);
+    for (const kind of ["statefulsets", "secrets", "configmaps"] as const) expect(api.list(kind, NS)).toHaveLength(1);
+    expect(api.list("services", NS)).toHaveLength(2);
     const after = { sts: api.get("statefulsets", NS, "orders-blue")!, svc: api.get("services", NS, "orders-blue")! };
     expect(after.sts.metadata.uid).toBe(before.sts.metadata.uid);
     expect(after.sts.metadata.generation).toBe(before.sts.metadata.generation);
@@ -221,7 +233,7 @@ describe("kubernetes driver (fake API server)", () => {
     await newDriver().create(spec());
     api.clearRequests();
     await expect(newDriver().create(spec({ id: "inst-0002" }))).rejects.toThrow(/StatefulSet redforge\/orders-blue already exists and belongs to instance inst-0001/);
-    expect(verbs(api.requests)).toEqual([`POST ${APPS}/statefulsets`, `GET ${APPS}/statefulsets/orders-blue`]);
+    expect(verbs(api.requests)).toEqual([`GET ${APPS}/statefulsets`, `POST ${APPS}/statefulsets`, `GET ${APPS}/statefulsets/orders-blue`]);
   });
 
   it("stop scales to 0 and start to 1 through the scale subresource; a restarted bridge finds the instance by label", async () => {
@@ -236,6 +248,8 @@ describe("kubernetes driver (fake API server)", () => {
     expect(api.get("statefulsets", NS, "orders-blue")!.spec.replicas).toBe(2);
     expect(api.requests.map((r) => [r.method, r.path, r.query.labelSelector ?? r.contentType, r.body])).toEqual([
       ["GET", `${APPS}/statefulsets`, "app.kubernetes.io/managed-by=redforge,redforge.io/cluster-id=cluster-a,redforge.io/instance-id=inst-0001", undefined],
+      // The serving colour: the front Service's selector.
+      ["GET", `${CORE}/services/orders-blue`, undefined, undefined],
       ["PATCH", `${APPS}/statefulsets/orders-blue/scale`, MERGE, { spec: { replicas: 0 } }],
       ["PATCH", `${APPS}/statefulsets/orders-blue/scale`, MERGE, { spec: { replicas: 1 } }],
       ["PATCH", `${APPS}/statefulsets/orders-blue/scale`, MERGE, { spec: { replicas: 2 } }],
@@ -259,7 +273,10 @@ describe("kubernetes driver (fake API server)", () => {
     api.clearRequests();
 
     await driver.destroy("inst-0001");
-    expect(api.requests.map((r) => [r.method, r.path, r.query])).toEqual([["DELETE", `${APPS}/statefulsets/orders-blue`, { propagationPolicy: "Background" }]]);
+    expect(api.requests.map((r) => [r.method, r.path, r.query])).toEqual([
+      ["GET", `${APPS}/statefulsets`, { labelSelector: "app.kubernetes.io/managed-by=redforge,redforge.io/cluster-id=cluster-a,redforge.io/instance-id=inst-0001" }],
+      ["DELETE", `${APPS}/statefulsets/orders-blue`, { propagationPolicy: "Background" }],
+    ]);
     for (const kind of ["statefulsets", "secrets", "configmaps", "services", "pods"] as const) expect(api.list(kind, NS)).toEqual([]);
     expect(api.list("persistentvolumeclaims", NS)).toHaveLength(1);
   });
@@ -273,6 +290,7 @@ describe("kubernetes driver (fake API server)", () => {
 
     await driver.destroy("inst-0001", { deleteData: true });
     expect(api.requests.map((r) => [r.method, r.path, r.query.labelSelector ?? r.query.propagationPolicy])).toEqual([
+      ["GET", `${APPS}/statefulsets`, "app.kubernetes.io/managed-by=redforge,redforge.io/cluster-id=cluster-a,redforge.io/instance-id=inst-0001"],
       ["DELETE", `${APPS}/statefulsets/orders-blue`, "Background"],
       ["GET", `${CORE}/persistentvolumeclaims`, "app.kubernetes.io/managed-by=redforge,redforge.io/cluster-id=cluster-a,redforge.io/instance-id=inst-0001"],
       ["DELETE", `${CORE}/persistentvolumeclaims/data-orders-blue-0`, undefined],
@@ -391,5 +409,89 @@ describe("kubernetes driver (fake API server)", () => {
       ["inst-0001", "unknown", "StatefulSet not found"],
     ]);
     await driver.close();
+  });
+  it("blue-green: green is a clone under the other colour, co-owns the shared objects, and the switch and cleanup leave one colour", async () => {
+    const driver = newDriver({ switchSettleMs: 0, statusPollMs: 60_000 });
+    const events: Array<[string, InstanceState]> = [];
+    driver.onStatus((id, state) => events.push([id, state]));
+    await driver.create(spec());
+    // The kubelet: every pod that exists is running and ready.
+    const kubelet = setInterval(() => {
+      api.runStatefulSetController(NS);
+      for (const pod of api.list("pods", NS)) if (pod.status?.phase !== "Running") setPodRunning(api, NS, pod.metadata.name, true);
+      api.runStatefulSetController(NS);
+    }, 20);
+    try {
+      const blue = await driver.servingOf("inst-0001");
+      expect(blue.runtimeId).toBe("inst-0001");
+      const green = await driver.startGreen("inst-0001");
+      expect(green.runtimeId).toBe("inst-0001.green");
+      // Reached through green's own Service, not the front one.
+      expect(resolved.at(-1)).toEqual({ name: "orders-blue-green", namespace: NS });
+
+      const blueSts = api.get("statefulsets", NS, "orders-blue")!;
+      const greenSts = api.get("statefulsets", NS, "orders-blue-green")!;
+      expect(greenSts.spec.selector.matchLabels).toEqual({ "app.kubernetes.io/instance": "orders-blue", "redforge.io/color": "green" });
+      expect(greenSts.spec.serviceName).toBe("orders-blue-green");
+      const container = greenSts.spec.template.spec.containers[0];
+      // Same image, resources and Secret as blue; its own runtime id; no seed flows.
+      expect(container.image).toBe(blueSts.spec.template.spec.containers[0].image);
+      expect(container.resources).toEqual(blueSts.spec.template.spec.containers[0].resources);
+      expect(container.envFrom).toEqual([{ secretRef: { name: "orders-blue-redforge" } }]);
+      expect(container.env).toEqual(expect.arrayContaining([{ name: "REDFORGE_RUNTIME_ID", value: "inst-0001.green" }, { name: "REDFORGE_SEED_FLOWS", value: "0" }]));
+      for (const [kind, name] of [["secrets", "orders-blue-redforge"], ["configmaps", "orders-blue-settings"], ["services", "orders-blue"]] as const) {
+        expect(api.get(kind, NS, name)!.metadata.ownerReferences.map((r: { uid: string }) => r.uid)).toEqual([blueSts.metadata.uid, greenSts.metadata.uid]);
+      }
+      // The front still selects blue; a poll reports blue's state only, once.
+      expect(api.get("services", NS, "orders-blue")!.spec.selector["redforge.io/color"]).toBe("blue");
+      expect(await driver.startGreen("inst-0001")).toEqual(green); // a redelivered prepare converges
+      expect(api.list("statefulsets", NS)).toHaveLength(2);
+      await driver.refreshStatus();
+      expect(events).toEqual([["inst-0001", "running"]]);
+
+      // A create redelivered mid-deployment keeps green as co-owner and does not touch green.
+      await newDriver().create(spec());
+      expect(api.get("secrets", NS, "orders-blue-redforge")!.metadata.ownerReferences).toHaveLength(2);
+      expect(api.get("statefulsets", NS, "orders-blue-green")!.metadata.generation).toBe(greenSts.metadata.generation);
+
+      await driver.setServing(green.runtimeId);
+      expect(api.get("services", NS, "orders-blue")!.spec.selector).toEqual({ "app.kubernetes.io/instance": "orders-blue", "redforge.io/color": "green" });
+      expect((await driver.servingOf("inst-0001")).runtimeId).toBe("inst-0001.green");
+      await expect(driver.stopRuntime(green.runtimeId)).rejects.toMatchObject({ code: "still_serving" });
+
+      // A restarted bridge reads the serving colour back from the Service.
+      const restarted = newDriver();
+      expect((await restarted.servingOf("inst-0001")).runtimeId).toBe("inst-0001.green");
+      await restarted.stopRuntime(blue.runtimeId);
+      expect(api.list("statefulsets", NS).map((o) => o.metadata.name)).toEqual(["orders-blue-green"]);
+      // Blue's claim goes with it, so the next blue starts clean; the shared objects stay, owned by green alone.
+      expect(api.list("persistentvolumeclaims", NS).map((o) => o.metadata.name)).toEqual(["data-orders-blue-green-0"]);
+      for (const [kind, name] of [["secrets", "orders-blue-redforge"], ["configmaps", "orders-blue-settings"], ["services", "orders-blue"]] as const) {
+        expect(api.get(kind, NS, name)!.metadata.ownerReferences.map((r: { uid: string }) => r.uid)).toEqual([greenSts.metadata.uid]);
+      }
+      expect(api.get("services", NS, "orders-blue-blue")).toBeUndefined();
+      // Ordinary operations now act on green.
+      await restarted.stop("inst-0001");
+      expect(api.get("statefulsets", NS, "orders-blue-green")!.spec.replicas).toBe(0);
+    } finally {
+      clearInterval(kubelet);
+      await driver.close();
+    }
+  });
+
+  it("blue-green: a green whose pod crash-loops fails the step with the reason", async () => {
+    const driver = newDriver({ greenReadyTimeoutMs: 20_000 });
+    await driver.create(spec());
+    api.runStatefulSetController(NS);
+    setPodRunning(api, NS, "orders-blue-0", true);
+    const kubelet = setInterval(() => {
+      api.runStatefulSetController(NS);
+      if (api.get("pods", NS, "orders-blue-green-0")?.status?.phase === "Pending") setPodCrashLooping(api, NS, "orders-blue-green-0", 3);
+    }, 20);
+    try {
+      await expect(driver.startGreen("inst-0001")).rejects.toMatchObject({ code: "green_failed", message: expect.stringContaining("CrashLoopBackOff") });
+    } finally {
+      clearInterval(kubelet);
+    }
   });
 });

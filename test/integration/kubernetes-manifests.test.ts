@@ -19,8 +19,10 @@ const spec = (over: Partial<InstanceSpec> = {}): InstanceSpec => ({
 describe("kubernetes manifests", () => {
   it("names every object after the instance and labels all of them alike", () => {
     const m = buildInstanceManifests(spec(), opts);
-    expect(m.names).toEqual({ statefulSet: "alpha", service: "alpha", secret: "alpha-redforge", configMap: "alpha-settings", dataClaim: "data" });
-    for (const o of [m.secret, m.configMap, m.service, m.statefulSet(1)]) {
+    expect(m.names).toEqual({ statefulSet: "alpha", service: "alpha", runtimeService: "alpha-blue", secret: "alpha-redforge", configMap: "alpha-settings", dataClaim: "data" });
+    // Green's StatefulSet and Service carry the colour in their names; the shared objects do not.
+    expect(buildInstanceManifests(spec(), { ...opts, color: "green" }).names).toMatchObject({ statefulSet: "alpha-green", service: "alpha", runtimeService: "alpha-green" });
+    for (const o of [m.secret, m.configMap, m.service, m.runtimeService, m.statefulSet(1)]) {
       expect(o.metadata?.namespace).toBe("ns1");
       expect(o.metadata?.labels).toEqual({
         "app.kubernetes.io/name": "node-red",
@@ -58,8 +60,8 @@ describe("kubernetes manifests", () => {
 
   it("rejects names, ids and env keys Kubernetes would refuse or silently drop", () => {
     expect(() => buildInstanceManifests(spec({ name: "Alpha" }), opts)).toThrow(/DNS-1123/);
-    expect(() => buildInstanceManifests(spec({ name: "a".repeat(53) }), opts)).toThrow(/at most 52/);
-    expect(() => buildInstanceManifests(spec({ name: "a".repeat(52) }), opts)).not.toThrow();
+    expect(() => buildInstanceManifests(spec({ name: "a".repeat(47) }), opts)).toThrow(/at most 46/);
+    expect(() => buildInstanceManifests(spec({ name: "a".repeat(46) }), opts)).not.toThrow();
     expect(() => buildInstanceManifests(spec({ id: "has space" }), opts)).toThrow(/label value/);
     expect(() => buildInstanceManifests(spec(), { ...opts, clusterId: "-bad" })).toThrow(/cluster id/);
     expect(() => buildInstanceManifests(spec({ env: { "MY-VAR": "x" } }), opts)).toThrow(/not a valid variable name/);

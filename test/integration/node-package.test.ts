@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs/promises";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -190,6 +191,45 @@ describe("RedForge node package in a real Node-RED", () => {
     expect(after.inFlight).toBe(beforeStatus.inFlight);
     expect(after.counters.exited - before.exited).toBe(2);
     expect(after.counters.refusedHttp - before.refusedHttp).toBe(1);
+  });
+
+  it("retire (the old runtime behind a Kubernetes Service): held requests are answered, and every answer closes its keep-alive connection", async () => {
+    await deploy(httpFlow("/retiring", [{ id: "g3", type: "redforge-gate" }, { id: "x3", type: "redforge-exit" }]));
+    await until("/retiring route", async () => (await fetch(`${base()}/retiring`, { method: "POST" })).status === 200);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    const post = (n: number) => new Promise<{ status: number; connection?: string; body: unknown }>((resolve, reject) => {
+      const req = http.request(`${base()}/retiring`, { method: "POST", agent, headers: { "content-type": "application/json" } }, (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode!, ...(res.headers.connection ? { connection: res.headers.connection } : {}), body: JSON.parse(text) }));
+      });
+      req.on("socket", (s) => sockets.add(s));
+      req.on("error", reject);
+      req.end(JSON.stringify({ n }));
+    });
+    const setMode = (mode: string) => fetch(`${base()}/redforge/gate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ mode }) }).then((r) => r.json() as Promise<any>);
+    try {
+      // Active: keep-alive, one connection for two requests.
+      expect((await post(1)).connection).toBe("keep-alive");
+      expect((await post(2)).connection).toBe("keep-alive");
+      expect(sockets.size).toBe(1);
+      await setMode("drain");
+      const held = post(3);
+      await until("one request held", async () => (await setMode("drain")).heldHttp === 1, 5_000);
+      expect((await setMode("retire")).mode).toBe("retire");
+      expect(await held).toEqual({ status: 200, connection: "close", body: { n: 3 } });
+      // The next request needs a new connection (the Service would route it to the new runtime), and closes it too.
+      expect(await post(4)).toEqual({ status: 200, connection: "close", body: { n: 4 } });
+      expect(sockets.size).toBe(2);
+      await setMode("active");
+      expect((await post(5)).connection).toBe("keep-alive");
+      expect((await post(6)).connection).toBe("keep-alive");
+      expect(sockets.size).toBe(3);
+    } finally {
+      agent.destroy();
+      await setMode("active");
+    }
   });
 
   it("/healthz follows the flows: 503 when stopped, 200 again when started", async () => {

@@ -1,14 +1,22 @@
 /**
  * The `kubernetes` driver: one StatefulSet + Service (+ Secret, ConfigMap) per
  * Node-RED instance, in one namespace, through @kubernetes/client-node.
- * Kubernetes holds all the state; the driver only caches instance id → name,
- * and rebuilds that from labels after a bridge restart.
+ * Kubernetes holds all the state; the driver only caches instance id → name
+ * and serving colour, and rebuilds both from labels and the front Service's
+ * selector after a bridge restart.
+ *
+ * Blue-green (BlueGreenDriver): green is a second StatefulSet of the other
+ * colour cloned from the serving one, with its own Service for the bridge's
+ * Admin API calls; the switch moves the front Service's selector. There is no
+ * HTTP proxy in the bridge: HTTP is held at the draining gate inside blue, and
+ * MQTT work goes through the bridge's MqttFront as with the process driver.
  */
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, V1StatefulSet } from "@kubernetes/client-node";
 import type { Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, InstanceState, StatusListener } from "../driver.ts";
 import { AdminApi, serviceAdminUrl, type AdminUrlResolver } from "../nodeRedAdmin.ts";
-import { clusterSelector, instanceIdSelector, LABEL, type Color } from "./labels.ts";
-import { buildInstanceManifests, DEFAULT_DATA_SIZE, DEFAULT_IMAGE, NODE_RED_PORT, ownedBy } from "./manifests.ts";
+import { MqttFront } from "../../routing/mqttFront.ts";
+import { clusterSelector, instanceIdSelector, LABEL, objectNames, otherColor, parseRuntimeId, podSelector, runtimeIdOf, statefulSetName, type Color } from "./labels.ts";
+import { buildInstanceManifests, cloneForColor, colorOf, DEFAULT_DATA_SIZE, DEFAULT_IMAGE, NODE_RED_PORT, ownedBy, ownerRef, runtimeServiceFor, type Owner } from "./manifests.ts";
 import { InstanceObjects } from "./resources.ts";
 import { observeInstance } from "./status.ts";
 
@@ -39,6 +47,24 @@ export interface KubernetesDriverOptions {
   statusPollMs?: number;
   deployTimeoutMs?: number;
   probeTimeoutMs?: number;
+  /** The cluster's MQTT bus as the bridge reaches it: each instance's MQTT front (work stream, hold queue) runs here. */
+  mqttUrl?: string;
+  /** The same bus as pods reach it (REDFORGE_MQTT_URL in the pod). Default mqttUrl. */
+  podMqttUrl?: string;
+  /**
+   * After the front Service's selector moves, how long blue keeps holding new
+   * HTTP requests before it reopens: Endpoints and kube-proxy on every node
+   * follow the selector within about a second. Default 1000 ms.
+   */
+  switchSettleMs?: number;
+  /** How long green gets to become ready (image pull, claim, boot). Default 300 s. */
+  greenReadyTimeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function codedError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
 }
 
 export class InstanceNotFoundError extends Error {
@@ -54,7 +80,11 @@ export class KubernetesDriver implements Driver {
   private readonly admin: AdminApi;
   private readonly adminUrl: AdminUrlResolver;
   private readonly log: (line: string) => void;
+  /** instance id → instance name (the `app.kubernetes.io/instance` label; the blue StatefulSet's name). */
   private readonly names = new Map<string, string>();
+  /** instance id → the colour its front Service selects. */
+  private readonly serving = new Map<string, Color>();
+  private readonly mqttFronts = new Map<string, MqttFront>();
   private readonly listeners: StatusListener[] = [];
   private readonly lastState = new Map<string, InstanceState>();
   private pollTimer: NodeJS.Timeout | undefined;
@@ -71,39 +101,51 @@ export class KubernetesDriver implements Driver {
    * The StatefulSet goes first, at 0 replicas: the others need its uid for
    * their ownerReferences, and no pod should start before its Secret and
    * settings exist (it would sit in CreateContainerConfigError). Then scale to 1.
+   * A redelivered create converges on the colour that serves now, keeps a
+   * running deployment's green as co-owner of the shared objects, and never rolls green.
    */
   async create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints }> {
+    const sets = await this.objects.listStatefulSets(instanceIdSelector(spec.id, this.opts.clusterId));
+    const color = sets.length === 1 ? colorOf(sets[0]!) : sets.length > 1 ? await this.servingColorOf(spec.id, spec.name) : (this.opts.color ?? "blue");
+    const existing = sets.find((s) => colorOf(s) === color);
+    const seeded = !existing?.spec?.template.spec?.containers[0]?.env?.some((e) => e.name === "REDFORGE_SEED_FLOWS" && e.value === "0");
     const m = buildInstanceManifests(spec, {
       namespace: this.opts.namespace,
       clusterId: this.opts.clusterId,
       image: this.opts.image ?? DEFAULT_IMAGE,
       dataSize: this.opts.dataSize ?? DEFAULT_DATA_SIZE,
       adminToken: this.opts.adminToken,
-      color: this.opts.color ?? "blue",
+      color,
+      seedFlows: seeded,
+      ...(this.podMqttUrl ? { mqttUrl: this.podMqttUrl } : {}),
       ...(this.opts.storageClassName ? { storageClassName: this.opts.storageClassName } : {}),
     });
     const owner = await this.objects.applyStatefulSet(m.statefulSet(0), spec.id);
-    await this.objects.applySecret(ownedBy(m.secret, owner), spec.id);
-    await this.objects.applyConfigMap(ownedBy(m.configMap, owner), spec.id);
-    await this.objects.applyService(ownedBy(m.service, owner), spec.id);
-    await this.objects.scale(spec.name, 1);
+    const owners = [owner, ...sets.filter((s) => colorOf(s) !== color).map(ownerOf)];
+    await this.objects.applySecret(ownedBy(m.secret, ...owners), spec.id);
+    await this.objects.applyConfigMap(ownedBy(m.configMap, ...owners), spec.id);
+    await this.objects.applyService(ownedBy(m.service, ...owners), spec.id);
+    await this.objects.applyService(ownedBy(m.runtimeService, owner), spec.id);
+    await this.objects.scale(m.names.statefulSet, 1);
     this.names.set(spec.id, spec.name);
-    this.log(`created ${this.opts.namespace}/${spec.name} (instance ${spec.id})`);
+    this.serving.set(spec.id, color);
+    await this.ensureMqttFront(spec.id);
+    this.log(`created ${this.opts.namespace}/${m.names.statefulSet} (instance ${spec.id}, ${color})`);
     return { endpoints: this.endpoints(spec.name) };
   }
 
   async start(instanceId: string): Promise<void> {
-    await this.objects.scale(await this.nameOf(instanceId), 1);
+    await this.objects.scale(await this.servingSet(instanceId), 1);
   }
 
   /** Scale to zero keeps the claim, so start brings the same flows and context back. */
   async stop(instanceId: string): Promise<void> {
-    await this.objects.scale(await this.nameOf(instanceId), 0);
+    await this.objects.scale(await this.servingSet(instanceId), 0);
   }
 
   async scale(instanceId: string, replicas: number): Promise<void> {
     if (!Number.isInteger(replicas) || replicas < 0) throw new Error(`replicas must be a non-negative integer, got ${replicas}`);
-    await this.objects.scale(await this.nameOf(instanceId), replicas);
+    await this.objects.scale(await this.servingSet(instanceId), replicas);
   }
 
   /**
@@ -112,15 +154,17 @@ export class KubernetesDriver implements Driver {
    * instance-id label, so data can be deleted even after the StatefulSet is gone.
    */
   async destroy(instanceId: string, opts: { deleteData?: boolean } = {}): Promise<void> {
-    const name = await this.nameOf(instanceId).catch((err: unknown) => {
-      if (err instanceof InstanceNotFoundError) return undefined;
-      throw err;
-    });
-    if (name) await this.objects.deleteStatefulSet(name);
+    // Both colours: a destroy during a deployment takes green too.
+    const sets = await this.objects.listStatefulSets(instanceIdSelector(instanceId, this.opts.clusterId));
+    for (const sts of sets) await this.objects.deleteStatefulSet(sts.metadata!.name!);
     const claims = opts.deleteData ? await this.objects.deleteClaims(instanceIdSelector(instanceId, this.opts.clusterId)) : [];
+    await this.mqttFronts.get(instanceId)?.close();
+    this.mqttFronts.delete(instanceId);
     this.names.delete(instanceId);
+    this.serving.delete(instanceId);
     this.lastState.delete(instanceId);
-    this.log(`destroyed instance ${instanceId}${name ? ` (${name})` : " (no StatefulSet left)"}${claims.length ? `; deleted claims ${claims.join(", ")}` : ""}`);
+    const names = sets.map((s) => s.metadata?.name).join(", ");
+    this.log(`destroyed instance ${instanceId}${names ? ` (${names})` : " (no StatefulSet left)"}${claims.length ? `; deleted claims ${claims.join(", ")}` : ""}`);
   }
 
   /**
@@ -128,10 +172,11 @@ export class KubernetesDriver implements Driver {
    * deploy would reach one of them and leave the others on old flows: refused.
    */
   async deployFlows(instanceId: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
+    const sts = await this.servingSet(instanceId);
+    const replicas = (await this.objects.readStatefulSet(sts))?.spec?.replicas ?? 1;
+    if (replicas > 1) throw new Error(`${sts} runs ${replicas} replicas; deploying through its Service would reach only one`);
     const name = await this.nameOf(instanceId);
-    const replicas = (await this.objects.readStatefulSet(name))?.spec?.replicas ?? 1;
-    if (replicas > 1) throw new Error(`${name} runs ${replicas} replicas; deploying through its Service would reach only one`);
-    return this.admin.deployFlows(this.adminUrl({ name, namespace: this.opts.namespace }), name, flows, opts);
+    return this.admin.deployFlows(await this.serviceUrl(name), name, flows, opts);
   }
 
   async health(instanceId: string): Promise<InstanceHealth> {
@@ -144,13 +189,14 @@ export class KubernetesDriver implements Driver {
       if (err instanceof InstanceNotFoundError) return { ...down, state: "unknown", error: err.message };
       throw err;
     }
+    const color = await this.servingColorOf(instanceId, name);
     const [sts, pods] = await Promise.all([
-      this.objects.readStatefulSet(name),
-      this.objects.listPods(instanceIdSelector(instanceId, this.opts.clusterId)),
+      this.objects.readStatefulSet(statefulSetName(name, color)),
+      this.objects.listPods(instanceIdSelector(instanceId, this.opts.clusterId, color)),
     ]);
     const seen = observeInstance(sts, pods);
     if (seen.state !== "running") return { ...down, state: seen.state, ...(seen.reason ? { error: seen.reason } : {}) };
-    const probe = await this.admin.probe(this.adminUrl({ name, namespace: this.opts.namespace }));
+    const probe = await this.admin.probe(await this.serviceUrl(name));
     return { instanceId, state: "running", checkedAt, ...probe };
   }
 
@@ -176,20 +222,30 @@ export class KubernetesDriver implements Driver {
     try {
       const selector = clusterSelector(this.opts.clusterId);
       const [sets, pods] = await Promise.all([this.objects.listStatefulSets(selector), this.objects.listPods(selector)]);
-      const seen = new Set<string>();
+      const byInstance = new Map<string, V1StatefulSet[]>();
       for (const sts of sets) {
         const id = sts.metadata?.labels?.[LABEL.instanceId];
-        if (!id) continue;
-        seen.add(id);
-        if (sts.metadata?.name) this.names.set(id, sts.metadata.name);
-        const { state, reason } = observeInstance(sts, pods.filter((p) => p.metadata?.labels?.[LABEL.instanceId] === id));
+        if (id) byInstance.set(id, [...(byInstance.get(id) ?? []), sts]);
+      }
+      const seen = new Set(byInstance.keys());
+      for (const [id, own] of byInstance) {
+        const name = own[0]!.metadata?.labels?.[LABEL.instance];
+        if (name) this.names.set(id, name);
+        // Only the serving colour speaks for the instance; green's state is the deployment's business.
+        const color = own.length === 1 ? colorOf(own[0]!) : await this.servingColorOf(id, name);
+        if (own.length === 1) this.serving.set(id, color);
+        const sts = own.find((s) => colorOf(s) === color) ?? own[0]!;
+        const mine = pods.filter((p) => p.metadata?.labels?.[LABEL.instanceId] === id && (p.metadata?.labels?.[LABEL.color] ?? "blue") === color);
+        const { state, reason } = observeInstance(sts, mine);
         this.report(id, state, reason);
+        if (state === "running") void this.ensureMqttFront(id).catch((err: unknown) => this.log(`mqtt front for ${id}: ${err instanceof Error ? err.message : String(err)}`));
       }
       for (const id of [...this.lastState.keys()].filter((id) => !seen.has(id))) {
         // Deleted behind the bridge's back (kubectl, a namespace cleanup).
         this.report(id, "unknown", "StatefulSet not found");
         this.lastState.delete(id);
         this.names.delete(id);
+        this.serving.delete(id);
       }
     } finally {
       this.polling = false;
@@ -199,6 +255,8 @@ export class KubernetesDriver implements Driver {
   async close(): Promise<void> {
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = undefined;
+    await Promise.all([...this.mqttFronts.values()].map((f) => f.close()));
+    this.mqttFronts.clear();
   }
 
   private report(id: string, state: InstanceState, reason?: string): void {
@@ -217,7 +275,7 @@ export class KubernetesDriver implements Driver {
     const name = this.names.get(id);
     if (!this.opts.nodePackage || !name) return;
     try {
-      await this.admin.uploadNodePackage(this.adminUrl({ name, namespace: this.opts.namespace }), this.opts.nodePackage);
+      await this.admin.uploadNodePackage(await this.serviceUrl(name), this.opts.nodePackage);
     } catch (err) {
       this.log(`node package not installed into ${name} yet (retried when it next becomes ready): ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -233,10 +291,184 @@ export class KubernetesDriver implements Driver {
     const cached = this.names.get(instanceId);
     if (cached) return cached;
     const sets = await this.objects.listStatefulSets(instanceIdSelector(instanceId, this.opts.clusterId));
-    if (sets.length > 1) throw new Error(`instance ${instanceId} matches ${sets.length} StatefulSets; expected one`);
-    const name = sets[0]?.metadata?.name;
+    const names = new Set(sets.map((s) => s.metadata?.labels?.[LABEL.instance]));
+    if (names.size > 1) throw new Error(`instance ${instanceId} matches StatefulSets of ${names.size} instance names; expected one`);
+    const name = sets[0]?.metadata?.labels?.[LABEL.instance];
     if (!name) throw new InstanceNotFoundError(instanceId);
     this.names.set(instanceId, name);
     return name;
   }
+
+  private serviceUrl(serviceName: string): Promise<string> {
+    return Promise.resolve(this.adminUrl({ name: serviceName, namespace: this.opts.namespace }));
+  }
+
+  private get podMqttUrl(): string | undefined {
+    return this.opts.podMqttUrl ?? this.opts.mqttUrl;
+  }
+
+  /** The colour the front Service selects (cached; read back from the Service after a bridge restart). */
+  private async servingColorOf(instanceId: string, name?: string): Promise<Color> {
+    const cached = this.serving.get(instanceId);
+    if (cached) return cached;
+    const svc = await this.objects.readService(name ?? (await this.nameOf(instanceId)));
+    const color: Color = svc?.spec?.selector?.[LABEL.color] === "green" ? "green" : "blue";
+    this.serving.set(instanceId, color);
+    return color;
+  }
+
+  /** The serving colour's StatefulSet name. */
+  private async servingSet(instanceId: string): Promise<string> {
+    const name = await this.nameOf(instanceId);
+    return statefulSetName(name, await this.servingColorOf(instanceId, name));
+  }
+
+  private async setsByColor(instanceId: string): Promise<Map<Color, V1StatefulSet>> {
+    const sets = await this.objects.listStatefulSets(instanceIdSelector(instanceId, this.opts.clusterId));
+    return new Map(sets.map((s) => [colorOf(s), s]));
+  }
+
+  /** The instance's MQTT front, started once per bridge process (after a restart, on the first poll that sees it). */
+  private async ensureMqttFront(instanceId: string): Promise<MqttFront | undefined> {
+    if (!this.opts.mqttUrl) return undefined;
+    let front = this.mqttFronts.get(instanceId);
+    if (front) return front;
+    front = new MqttFront(this.opts.mqttUrl, instanceId, (line) => this.log(`${instanceId}: ${line}`));
+    this.mqttFronts.set(instanceId, front);
+    try {
+      await front.start(runtimeIdOf(instanceId, await this.servingColorOf(instanceId)));
+    } catch (err) {
+      this.mqttFronts.delete(instanceId);
+      throw err;
+    }
+    return front;
+  }
+
+  // ---- blue-green (BlueGreenDriver) ----
+
+  get adminApi(): AdminApi {
+    return this.admin;
+  }
+
+  get mqttUrl(): string | undefined {
+    return this.opts.mqttUrl;
+  }
+
+  async servingOf(instanceId: string): Promise<{ runtimeId: string; base: string }> {
+    const name = await this.nameOf(instanceId);
+    const color = await this.servingColorOf(instanceId, name);
+    await this.ensureMqttFront(instanceId);
+    // Instances created before blue-green existed have no runtime Service yet.
+    const sts = (await this.setsByColor(instanceId)).get(color);
+    if (!sts) throw new InstanceNotFoundError(instanceId);
+    await this.objects.applyService(ownedBy(runtimeServiceFor(sts, color), ownerOf(sts)), instanceId);
+    const runtimeId = runtimeIdOf(instanceId, color);
+    return { runtimeId, base: (await this.runtimeBase(runtimeId))! };
+  }
+
+  /**
+   * Green: the serving StatefulSet cloned under the other colour, made a
+   * co-owner of the shared Secret/ConfigMap/front Service (so removing either
+   * colour later keeps them), given its own Service, scaled to 1, and ready
+   * with the node package installed. Safe to run again (a redelivered prepare).
+   */
+  async startGreen(instanceId: string): Promise<{ runtimeId: string; base: string }> {
+    const blue = await this.servingOf(instanceId);
+    const name = await this.nameOf(instanceId);
+    const color = otherColor(parseRuntimeId(blue.runtimeId).color);
+    const sets = await this.setsByColor(instanceId);
+    const serving = sets.get(parseRuntimeId(blue.runtimeId).color)!;
+    const green = sets.has(color) ? ownerOf(sets.get(color)!) : await this.objects.applyStatefulSet(cloneForColor(serving, color, instanceId), instanceId);
+    const names = objectNames(name, color);
+    await this.objects.setSharedOwners(names, [ownerRef(ownerOf(serving)), ownerRef(green)]);
+    await this.objects.applyService(ownedBy(runtimeServiceFor(serving, color), green), instanceId);
+    await this.objects.scale(green.name, 1);
+    const runtimeId = runtimeIdOf(instanceId, color);
+    const base = (await this.runtimeBase(runtimeId))!;
+    await this.waitReady(instanceId, color, base);
+    if (this.opts.nodePackage) await this.admin.uploadNodePackage(base, this.opts.nodePackage);
+    this.log(`green ${green.name} ready for instance ${instanceId}`);
+    return { runtimeId, base };
+  }
+
+  /** Until the pod is Ready and its Admin API answers; a pod that fails (CrashLoopBackOff, bad image) fails the step at once. */
+  private async waitReady(instanceId: string, color: Color, base: string): Promise<void> {
+    const name = await this.nameOf(instanceId);
+    const deadline = Date.now() + (this.opts.greenReadyTimeoutMs ?? 300_000);
+    let last = "not started";
+    while (Date.now() < deadline) {
+      const [sts, pods] = await Promise.all([
+        this.objects.readStatefulSet(statefulSetName(name, color)),
+        this.objects.listPods(instanceIdSelector(instanceId, this.opts.clusterId, color)),
+      ]);
+      const seen = observeInstance(sts, pods);
+      if (seen.state === "failed") throw codedError("green_failed", `green for ${instanceId} failed to start: ${seen.reason ?? "unknown reason"}`);
+      if (seen.state === "running") {
+        const probe = await this.admin.probe(base).catch((err: unknown) => ({ live: false, error: String(err) }));
+        if (probe.live) return;
+        last = probe.error ?? "Admin API not answering";
+      } else last = seen.reason ?? seen.state;
+      await sleep(500);
+    }
+    throw codedError("green_timeout", `green for ${instanceId} not ready within ${this.opts.greenReadyTimeoutMs ?? 300_000} ms (${last})`);
+  }
+
+  async runtimeBase(runtimeId: string): Promise<string | undefined> {
+    const { instanceId, color } = parseRuntimeId(runtimeId);
+    const name = await this.nameOf(instanceId).catch(() => undefined);
+    return name ? this.serviceUrl(objectNames(name, color).runtimeService) : undefined;
+  }
+
+  async deployFlowsTo(runtimeId: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
+    const base = await this.runtimeBase(runtimeId);
+    if (!base) throw codedError("not_running", `runtime ${runtimeId} is not on this cluster`);
+    return this.admin.deployFlows(base, runtimeId, flows, opts);
+  }
+
+  /** No HTTP front in the bridge: the Service is the front door, and blue's gate holds HTTP while it drains. */
+  front(): undefined {
+    return undefined;
+  }
+
+  mqttFront(instanceId: string): MqttFront | undefined {
+    return this.mqttFronts.get(instanceId);
+  }
+
+  /**
+   * The switch: the front Service's selector moves to `runtimeId`'s colour.
+   * New connections go there once Endpoints and kube-proxy follow; the
+   * settle time keeps blue holding (not serving) what still reaches it meanwhile.
+   */
+  async setServing(runtimeId: string): Promise<void> {
+    const { instanceId, color } = parseRuntimeId(runtimeId);
+    const name = await this.nameOf(instanceId);
+    const before = await this.servingColorOf(instanceId, name);
+    await this.objects.setServiceSelector(name, podSelector(name, color));
+    this.serving.set(instanceId, color);
+    this.mqttFronts.get(instanceId)?.setTarget(runtimeId);
+    if (before !== color) await sleep(this.opts.switchSettleMs ?? 1_000);
+  }
+
+  /**
+   * Removes a colour that no longer serves (blue after the rollback window,
+   * green after a rollback): the shared objects drop it as owner first, then
+   * its StatefulSet goes (its Service with it) and so do its claims, so the
+   * colour's next green starts clean.
+   */
+  async stopRuntime(runtimeId: string): Promise<void> {
+    const { instanceId, color } = parseRuntimeId(runtimeId);
+    const name = await this.nameOf(instanceId);
+    if ((await this.servingColorOf(instanceId, name)) === color) throw codedError("still_serving", `runtime ${runtimeId} still serves ${instanceId}`);
+    const sets = await this.setsByColor(instanceId);
+    const sts = sets.get(color);
+    const remaining = [...sets.entries()].filter(([c]) => c !== color).map(([, s]) => ownerRef(ownerOf(s)));
+    if (remaining.length) await this.objects.setSharedOwners(objectNames(name), remaining);
+    if (sts) await this.objects.deleteStatefulSet(sts.metadata!.name!);
+    const claims = await this.objects.deleteClaims(instanceIdSelector(instanceId, this.opts.clusterId, color));
+    this.log(`removed ${color} of instance ${instanceId}${sts ? ` (${sts.metadata!.name})` : ""}${claims.length ? `; claims ${claims.join(", ")}` : ""}`);
+  }
+}
+
+function ownerOf(sts: V1StatefulSet): Owner {
+  return { name: sts.metadata!.name!, uid: sts.metadata!.uid! };
 }

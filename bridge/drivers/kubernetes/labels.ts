@@ -19,16 +19,41 @@ export const MANAGED_BY = "redforge";
 export type Color = "blue" | "green";
 
 export interface ObjectNames {
+  /** The StatefulSet of one colour: blue keeps the instance name (as before blue-green), green is `<name>-green`. */
   statefulSet: string;
+  /** The front Service: the stable name traffic uses; blue-green moves its selector between colours. */
   service: string;
+  /** A Service per colour for the bridge's Admin API calls (green must be reachable before it serves). */
+  runtimeService: string;
   secret: string;
   configMap: string;
   /** volumeClaimTemplate name; the controller names claims `data-<name>-<ordinal>`. */
   dataClaim: string;
 }
 
-export function objectNames(name: string): ObjectNames {
-  return { statefulSet: name, service: name, secret: `${name}-redforge`, configMap: `${name}-settings`, dataClaim: "data" };
+export function objectNames(name: string, color: Color = "blue"): ObjectNames {
+  return {
+    statefulSet: statefulSetName(name, color), service: name, runtimeService: `${name}-${color}`,
+    secret: `${name}-redforge`, configMap: `${name}-settings`, dataClaim: "data",
+  };
+}
+
+export function statefulSetName(name: string, color: Color): string {
+  return color === "blue" ? name : `${name}-green`;
+}
+
+export const otherColor = (c: Color): Color => (c === "blue" ? "green" : "blue");
+
+/**
+ * The gate's runtime id (REDFORGE_RUNTIME_ID; names its MQTT control/active
+ * topics): blue is the instance id, as a process-driver slot a is.
+ */
+export function runtimeIdOf(instanceId: string, color: Color): string {
+  return color === "blue" ? instanceId : `${instanceId}.green`;
+}
+
+export function parseRuntimeId(runtimeId: string): { instanceId: string; color: Color } {
+  return runtimeId.endsWith(".green") ? { instanceId: runtimeId.slice(0, -".green".length), color: "green" } : { instanceId: runtimeId, color: "blue" };
 }
 
 export function instanceLabels(spec: Pick<InstanceSpec, "id" | "name">, clusterId: string): Record<string, string> {
@@ -50,9 +75,9 @@ export function podSelector(name: string, color: Color): Record<string, string> 
   return { [LABEL.instance]: name, [LABEL.color]: color };
 }
 
-/** Label selector (list query) for everything belonging to one instance id on this cluster. */
-export function instanceIdSelector(instanceId: string, clusterId: string): string {
-  return `${LABEL.managedBy}=${MANAGED_BY},${LABEL.clusterId}=${clusterId},${LABEL.instanceId}=${instanceId}`;
+/** Label selector (list query) for everything belonging to one instance id on this cluster (one colour if given). */
+export function instanceIdSelector(instanceId: string, clusterId: string, color?: Color): string {
+  return `${LABEL.managedBy}=${MANAGED_BY},${LABEL.clusterId}=${clusterId},${LABEL.instanceId}=${instanceId}${color ? `,${LABEL.color}=${color}` : ""}`;
 }
 
 /** Label selector for every instance this bridge manages (one list call per status poll). */
@@ -67,9 +92,10 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /**
  * The StatefulSet controller labels each pod with
  * `controller-revision-hash: <name>-<10-char hash>`, a label value capped at 63
- * characters, so a name longer than 52 creates a StatefulSet that never gets pods.
+ * characters, so a StatefulSet name longer than 52 never gets pods; green's
+ * StatefulSet adds "-green" (6) to the instance name.
  */
-export const MAX_NAME_LENGTH = 52;
+export const MAX_NAME_LENGTH = 46;
 
 export function assertValidInstance(spec: Pick<InstanceSpec, "id" | "name" | "env">, clusterId: string, reservedEnv: readonly string[]): void {
   if (!DNS_LABEL.test(spec.name) || spec.name.length > MAX_NAME_LENGTH) {

@@ -6,8 +6,8 @@
 import { createHash } from "node:crypto";
 import type { V1ConfigMap, V1OwnerReference, V1Probe, V1ResourceRequirements, V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
 import type { InstanceResources, InstanceSpec } from "../driver.ts";
-import { assertValidInstance, instanceLabels, objectNames, podSelector, type Color, type ObjectNames } from "./labels.ts";
-import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, renderSettings } from "./settings.ts";
+import { assertValidInstance, instanceLabels, LABEL, objectNames, podSelector, runtimeIdOf, type Color, type ObjectNames } from "./labels.ts";
+import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, ENV_SEED_FLOWS, renderSettings } from "./settings.ts";
 
 export const NODE_RED_PORT = 1880;
 export const DEFAULT_IMAGE = "nodered/node-red:4.1.15";
@@ -29,6 +29,10 @@ export interface ManifestOptions {
   storageClassName?: string;
   adminToken: string;
   color: Color;
+  /** The cluster's MQTT bus as pods reach it (gate control, hold queue, work stream, AI audit). */
+  mqttUrl?: string;
+  /** false for green: it starts with no flows (they come with the deployment), not the seed. Default true. */
+  seedFlows?: boolean;
 }
 
 export interface InstanceManifests {
@@ -36,13 +40,16 @@ export interface InstanceManifests {
   labels: Record<string, string>;
   secret: V1Secret;
   configMap: V1ConfigMap;
+  /** The front Service (shared by both colours; its selector is the blue-green switch). */
   service: V1Service;
+  /** This colour's own Service: how the bridge reaches its Admin API whichever colour serves. */
+  runtimeService: V1Service;
   statefulSet(replicas: number): V1StatefulSet;
 }
 
 export function buildInstanceManifests(spec: InstanceSpec, opts: ManifestOptions): InstanceManifests {
-  assertValidInstance(spec, opts.clusterId, [ENV_CREDENTIAL_SECRET, ENV_ADMIN_TOKEN]);
-  const names = objectNames(spec.name);
+  assertValidInstance(spec, opts.clusterId, [ENV_CREDENTIAL_SECRET, ENV_ADMIN_TOKEN, ENV_SEED_FLOWS, "REDFORGE_INSTANCE_ID", "REDFORGE_RUNTIME_ID", "REDFORGE_MQTT_URL"]);
+  const names = objectNames(spec.name, opts.color);
   const labels = instanceLabels(spec, opts.clusterId);
   const meta = (name: string) => ({ name, namespace: opts.namespace, labels: { ...labels } });
 
@@ -69,16 +76,16 @@ export function buildInstanceManifests(spec: InstanceSpec, opts: ManifestOptions
   };
 
   const selector = podSelector(spec.name, opts.color);
-  const service: V1Service = {
-    apiVersion: "v1",
-    kind: "Service",
-    metadata: meta(names.service),
-    spec: {
-      type: "ClusterIP",
-      selector: { ...selector },
-      ports: [{ name: "http", port: NODE_RED_PORT, targetPort: "http", protocol: "TCP", appProtocol: "http" }],
-    },
-  };
+  const serviceFor = (name: string): V1Service => serviceManifest(meta(name), selector);
+  const service = serviceFor(names.service);
+  const runtimeService = serviceFor(names.runtimeService);
+  // Plain env (not the Secret): the gate reads which runtime it is and where the bus is.
+  const runtimeEnv = [
+    { name: "REDFORGE_INSTANCE_ID", value: spec.id },
+    { name: "REDFORGE_RUNTIME_ID", value: runtimeIdOf(spec.id, opts.color) },
+    ...(opts.mqttUrl ? [{ name: "REDFORGE_MQTT_URL", value: opts.mqttUrl }] : []),
+    ...(opts.seedFlows === false ? [{ name: ENV_SEED_FLOWS, value: "0" }] : []),
+  ];
 
   // envFrom and subPath mounts are read once at container start: a changed
   // Secret or settings.js only takes effect if the pod template changes too.
@@ -90,7 +97,7 @@ export function buildInstanceManifests(spec: InstanceSpec, opts: ManifestOptions
     metadata: meta(names.statefulSet),
     spec: {
       replicas,
-      serviceName: names.service,
+      serviceName: names.runtimeService,
       selector: { matchLabels: { ...selector } },
       // Claims outlive the StatefulSet; destroy({deleteData}) removes them explicitly.
       persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
@@ -119,6 +126,7 @@ export function buildInstanceManifests(spec: InstanceSpec, opts: ManifestOptions
               image: opts.image,
               ports: [{ name: "http", containerPort: NODE_RED_PORT, protocol: "TCP" }],
               envFrom: [{ secretRef: { name: names.secret } }],
+              env: runtimeEnv,
               ...resourceRequirements(spec.resources),
               volumeMounts: [
                 { name: names.dataClaim, mountPath: DATA_DIR },
@@ -149,7 +157,7 @@ export function buildInstanceManifests(spec: InstanceSpec, opts: ManifestOptions
     },
   });
 
-  return { names, labels, secret, configMap, service, statefulSet };
+  return { names, labels, secret, configMap, service, runtimeService, statefulSet };
 }
 
 /**
@@ -182,8 +190,70 @@ function probes(): { startupProbe: V1Probe; readinessProbe: V1Probe; livenessPro
   };
 }
 
-/** Makes `obj` a dependent of the StatefulSet: deleting the StatefulSet garbage-collects it. */
-export function ownedBy<T extends { metadata?: { ownerReferences?: V1OwnerReference[] } }>(obj: T, owner: { name: string; uid: string }): T {
-  const ref: V1OwnerReference = { apiVersion: "apps/v1", kind: "StatefulSet", name: owner.name, uid: owner.uid };
-  return { ...obj, metadata: { ...obj.metadata, ownerReferences: [ref] } };
+export interface Owner {
+  name: string;
+  uid: string;
+}
+
+export const ownerRef = (owner: Owner): V1OwnerReference => ({ apiVersion: "apps/v1", kind: "StatefulSet", name: owner.name, uid: owner.uid });
+
+/**
+ * Makes `obj` a dependent of the StatefulSet(s): the garbage collector deletes
+ * it once every owner is gone. The shared objects (Secret, ConfigMap, front
+ * Service) name both colours while a deployment runs, so deleting one colour keeps them.
+ */
+export function ownedBy<T extends { metadata?: { ownerReferences?: V1OwnerReference[] } }>(obj: T, ...owners: Owner[]): T {
+  return { ...obj, metadata: { ...obj.metadata, ownerReferences: owners.map(ownerRef) } };
+}
+
+/**
+ * Green for a blue-green deployment: a clone of the serving StatefulSet (same
+ * image, resources, Secret, settings, claim size) under the other colour, at 0
+ * replicas, as its own runtime that starts with no flows (they come with the deployment).
+ */
+export function cloneForColor(serving: V1StatefulSet, color: Color, instanceId: string): V1StatefulSet {
+  const name = serving.metadata?.labels?.[LABEL.instance];
+  if (!name) throw new Error(`StatefulSet ${serving.metadata?.name} has no ${LABEL.instance} label`);
+  const names = objectNames(name, color);
+  const src = structuredClone(serving.spec!);
+  const selector = podSelector(name, color);
+  const env = (src.template.spec?.containers[0]?.env ?? []).filter((e) => e.name !== "REDFORGE_RUNTIME_ID" && e.name !== ENV_SEED_FLOWS);
+  env.push({ name: "REDFORGE_RUNTIME_ID", value: runtimeIdOf(instanceId, color) }, { name: ENV_SEED_FLOWS, value: "0" });
+  if (!env.some((e) => e.name === "REDFORGE_INSTANCE_ID")) env.push({ name: "REDFORGE_INSTANCE_ID", value: instanceId });
+  const containers = (src.template.spec?.containers ?? []).map((c, i) => (i === 0 ? { ...c, env } : c));
+  return {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: { name: names.statefulSet, namespace: serving.metadata?.namespace, labels: { ...serving.metadata?.labels } },
+    spec: {
+      ...src,
+      replicas: 0,
+      serviceName: names.runtimeService,
+      selector: { matchLabels: { ...selector } },
+      template: { ...src.template, metadata: { ...src.template.metadata, labels: { ...src.template.metadata?.labels, ...selector } }, spec: { ...src.template.spec!, containers } },
+    },
+  };
+}
+
+/** A colour's own Service (Admin API access for the bridge), built from its StatefulSet's labels. */
+export function runtimeServiceFor(sts: V1StatefulSet, color: Color): V1Service {
+  const name = sts.metadata!.labels![LABEL.instance]!;
+  return serviceManifest({ name: objectNames(name, color).runtimeService, namespace: sts.metadata?.namespace, labels: { ...sts.metadata?.labels } }, podSelector(name, color));
+}
+
+function serviceManifest(metadata: V1Service["metadata"], selector: Record<string, string>): V1Service {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata,
+    spec: {
+      type: "ClusterIP",
+      selector: { ...selector },
+      ports: [{ name: "http", port: NODE_RED_PORT, targetPort: "http", protocol: "TCP", appProtocol: "http" }],
+    },
+  };
+}
+
+export function colorOf(sts: V1StatefulSet): Color {
+  return sts.spec?.selector?.matchLabels?.[LABEL.color] === "green" ? "green" : "blue";
 }

@@ -13,6 +13,7 @@ import {
   type KubeConfig,
   type KubernetesObject,
   type V1ConfigMap,
+  type V1OwnerReference,
   type V1Pod,
   type V1Secret,
   type V1Service,
@@ -175,6 +176,32 @@ export class InstanceObjects {
           MERGE_PATCH,
         ),
     });
+  }
+
+  async readService(name: string): Promise<V1Service | undefined> {
+    return unlessMissing(`read Service ${this.namespace}/${name}`, () => this.core.readNamespacedService({ name, namespace: this.namespace }));
+  }
+
+  /** The blue-green switch: one merge patch of the front Service's selector. */
+  async setServiceSelector(name: string, selector: Record<string, string>): Promise<void> {
+    await call(`switch Service ${this.namespace}/${name}`, () =>
+      this.core.patchNamespacedService({ name, namespace: this.namespace, body: { spec: { selector } } }, MERGE_PATCH),
+    );
+  }
+
+  /**
+   * Replaces the ownerReferences of the objects both colours share (a merge
+   * patch replaces the list whole). A missing object is skipped: it is
+   * re-created by the next create.
+   */
+  async setSharedOwners(names: { secret: string; configMap: string; service: string }, refs: V1OwnerReference[]): Promise<void> {
+    const namespace = this.namespace;
+    const body = { metadata: { ownerReferences: refs } };
+    await Promise.all([
+      unlessMissing(`own Secret ${namespace}/${names.secret}`, () => this.core.patchNamespacedSecret({ name: names.secret, namespace, body }, MERGE_PATCH)),
+      unlessMissing(`own ConfigMap ${namespace}/${names.configMap}`, () => this.core.patchNamespacedConfigMap({ name: names.configMap, namespace, body }, MERGE_PATCH)),
+      unlessMissing(`own Service ${namespace}/${names.service}`, () => this.core.patchNamespacedService({ name: names.service, namespace, body }, MERGE_PATCH)),
+    ]);
   }
 
   /** Through the scale subresource: RBAC can grant replicas without granting the pod template. */

@@ -8,6 +8,8 @@ import { ADMIN_AUTH, RUNTIME_SWITCHES } from "../settingsCommon.ts";
 
 export const ENV_CREDENTIAL_SECRET = "NODE_RED_CREDENTIAL_SECRET";
 export const ENV_ADMIN_TOKEN = "REDFORGE_ADMIN_TOKEN";
+/** "0" on a blue-green green: start with no flows, not the seed (the deployment brings them). */
+export const ENV_SEED_FLOWS = "REDFORGE_SEED_FLOWS";
 
 export interface SettingsPaths {
   /** Node-RED's userDir: the official image starts `red.js --userDir /data`. */
@@ -28,7 +30,11 @@ const crypto = require("crypto");
 // restart must never put the seed back over flows deployed since.
 const flowFile = path.join(${JSON.stringify(paths.userDir)}, "flows.json");
 const seed = path.join(${JSON.stringify(paths.seedDir)}, "flows.json");
-if (!fs.existsSync(flowFile) && fs.existsSync(seed)) fs.copyFileSync(seed, flowFile);
+// A blue-green green starts empty instead: the deployment pushes its flows.
+if (!fs.existsSync(flowFile)) {
+  if (process.env.${ENV_SEED_FLOWS} === "0") fs.writeFileSync(flowFile, "[]");
+  else if (fs.existsSync(seed)) fs.copyFileSync(seed, flowFile);
+}
 
 // Refuse to start with an open Admin API rather than run unauthenticated.
 const adminToken = process.env.${ENV_ADMIN_TOKEN};

@@ -312,7 +312,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     return { runtimeId, base: proc.base };
   }
 
-  runtimeBase(runtimeId: string): string | undefined {
+  async runtimeBase(runtimeId: string): Promise<string | undefined> {
     return this.processes.get(runtimeId)?.base;
   }
 

@@ -5,7 +5,11 @@
  *
  * Modes: `active` passes work on; `drain` holds new work (MQTT messages are
  * republished to redforge/hold/{instance} at QoS 1, HTTP requests wait here
- * up to a bound) while in-flight messages finish. In-flight = entered a gate,
+ * up to a bound) while in-flight messages finish; `retire` (the old runtime
+ * after a switch where a Kubernetes Service, not the bridge, routes HTTP)
+ * passes work on like `active` but answers every HTTP request with
+ * `Connection: close`, so clients' keep-alive connections leave this runtime
+ * and reconnect to whichever one the Service selects now. In-flight = entered a gate,
  * not yet through an exit marker; entries older than the TTL are dropped and
  * counted as `expired`, so a message lost downstream cannot pin the count.
  *
@@ -18,6 +22,7 @@
 const { connectMqtt } = require("./mqttClient.js");
 
 const END_OF_HOLD = "end-of-hold";
+const MODES = ["active", "drain", "retire"];
 
 function topics(instanceId, runtimeId) {
   return {
@@ -46,7 +51,7 @@ class GateRuntime {
     this.runtimeId = env.REDFORGE_RUNTIME_ID || this.instanceId;
     this.mqttUrl = env.REDFORGE_MQTT_URL || "";
     this.topics = topics(this.instanceId, this.runtimeId);
-    this.mode = env.REDFORGE_GATE_MODE === "drain" ? "drain" : "active";
+    this.mode = MODES.includes(env.REDFORGE_GATE_MODE) ? env.REDFORGE_GATE_MODE : "active";
     this.inFlight = new Map(); // id -> entered at (ms)
     this.heldHttp = []; // { gate, msg } in arrival order
     this.pendingMqtt = []; // MQTT work that arrived while no source gate existed (a full deploy)
@@ -93,7 +98,7 @@ class GateRuntime {
 
   /** A message reaching a gate's input (HTTP-in or any other source). */
   input(gate, msg, send) {
-    if (this.mode === "active" || isSmoke(msg)) return this.pass(gate, msg, send);
+    if (this.mode !== "drain" || isSmoke(msg)) return this.pass(gate, msg, send);
     if (msg.req && msg.res) {
       if (this.heldHttp.length >= this.holdLimit) {
         this.counters.refusedHttp++;
@@ -111,6 +116,9 @@ class GateRuntime {
   }
 
   pass(gate, msg, send) {
+    if (this.mode === "retire" && msg.res && msg.res._res && !msg.res._res.headersSent) {
+      try { msg.res._res.set("Connection", "close"); } catch { /* the client went away */ }
+    }
     const id = `${this.runtimeId}:${this.nextId++}`;
     msg._redforge = Object.assign({}, msg._redforge, { gateId: id, enteredAt: Date.now(), runtime: this.runtimeId });
     this.inFlight.set(id, Date.now());
@@ -127,10 +135,10 @@ class GateRuntime {
   // ---- modes ----
 
   setMode(mode) {
-    if (mode !== "active" && mode !== "drain") throw new Error(`unknown gate mode ${mode}`);
+    if (!MODES.includes(mode)) throw new Error(`unknown gate mode ${mode}`);
     if (mode === this.mode) return;
     this.mode = mode;
-    if (mode === "active") {
+    if (mode !== "drain") {
       const held = this.heldHttp.splice(0);
       this.counters.released += held.length;
       for (const h of held) this.pass(h.gate, h.msg);
@@ -185,7 +193,7 @@ class GateRuntime {
   onControl(payload) {
     try {
       const v = JSON.parse(payload.toString());
-      if (v && (v.mode === "active" || v.mode === "drain")) this.setMode(v.mode);
+      if (v && MODES.includes(v.mode)) this.setMode(v.mode);
     } catch (err) {
       this.RED.log.warn(`[redforge-gate] ignoring control message: ${err.message}`);
     }
@@ -231,8 +239,8 @@ function gateRuntime(RED) {
   RED.httpAdmin.get("/redforge/gate", read, (_req, res) => res.json(runtime.status()));
   RED.httpAdmin.post("/redforge/gate", write, (req, res) => {
     const mode = req.body && req.body.mode;
-    if (mode !== "active" && mode !== "drain") {
-      return res.status(400).json({ error: { code: "invalid_mode", message: "mode must be \"active\" or \"drain\"" } });
+    if (!MODES.includes(mode)) {
+      return res.status(400).json({ error: { code: "invalid_mode", message: "mode must be \"active\", \"drain\" or \"retire\"" } });
     }
     runtime.setMode(mode);
     res.json(runtime.status());
