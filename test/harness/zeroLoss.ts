@@ -189,3 +189,48 @@ export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
+
+/**
+ * The bridge's blue-green steps in the order the control plane's
+ * DeploymentRun sends them (holdDuring "deploy": prepare, drain, deploy,
+ * verify, then switch or roll back), while `load` runs. Driver-agnostic: the
+ * process and kubernetes tests share it.
+ */
+export async function blueGreenSteps(o: {
+  bg: import("../../bridge/deploy/blueGreen.ts").BlueGreen;
+  instanceId: string;
+  v2: unknown[];
+  /** "fail": the smoke test expects a version green does not answer, so it rolls back. */
+  smoke: "pass" | "fail";
+  log?: (line: string) => void;
+}): Promise<{ smoke: Record<string, unknown>; outcome: Record<string, unknown>; switchedAt: number; blue: string; green: string; drained: Record<string, unknown> }> {
+  const step = (s: string) => o.log?.(`--- ${new Date().toISOString().slice(11, 23)} ${s}`);
+  step("prepare");
+  const prepared = await o.bg.prepare(o.instanceId);
+  const blue = prepared.blue as string;
+  const green = prepared.green as string;
+  step("drain");
+  const drained = await o.bg.setGate(o.instanceId, { mode: "drain", runtime: blue, drainTimeoutMs: 10_000 });
+  step(`deploy (drained: ${JSON.stringify(drained)})`);
+  const deployed = await o.bg.deployFlows(green, o.v2);
+  step("smoke");
+  const smoke = await o.bg.smoke(o.instanceId, {
+    runtime: green, kind: "verify", expectRev: deployed.rev as string, maxErrorRate: 0.05,
+    checks: {
+      http: { path: "/work", method: "POST", body: { seq: "smoke" }, expectStatus: 200, contract: true, timeoutMs: 5_000,
+        expectJson: { payload: { version: o.smoke === "pass" ? "v2" : "v3" } } },
+      mqtt: true, failureLimit: 0, pause: false,
+    },
+  });
+  step(`switch after smoke ${String(smoke.verdict)}`);
+  let switchedAt = Number.POSITIVE_INFINITY;
+  let outcome: Record<string, unknown>;
+  if (smoke.verdict === "passed") {
+    outcome = await o.bg.switchRoute(o.instanceId, blue, green);
+    switchedAt = Date.now();
+  } else {
+    outcome = await o.bg.rollback(o.instanceId, { deploymentId: crypto.randomUUID(), blue, green, switched: false });
+  }
+  step(`done: ${JSON.stringify(outcome)}`);
+  return { smoke, outcome, switchedAt, blue, green, drained };
+}

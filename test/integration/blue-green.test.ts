@@ -16,7 +16,7 @@ import { packNodePackage } from "../../bridge/nodePackage.ts";
 import { startMqttBroker } from "../../dev/mqtt-broker.ts";
 import { freePort } from "../../dev/ports.ts";
 import type { RunningService } from "../../dev/config.ts";
-import { LoadGenerator, zeroLossFlow } from "../harness/zeroLoss.ts";
+import { blueGreenSteps, LoadGenerator, zeroLossFlow } from "../harness/zeroLoss.ts";
 
 let tmp: string;
 let driver: ProcessDriver;
@@ -56,44 +56,15 @@ function brokerAddress() {
 async function deployUnderLoad(id: string, opts: { smoke: "pass" | "fail" }) {
   const { endpoints } = await driver.create(spec(id, `bg-${opts.smoke}`, brokerAddress()));
   const load = new LoadGenerator({ brokerUrl, mqttTopic: `redforge/ingest/${id}`, httpUrl: `${endpoints.front}/work`, rate: 200 });
-  const step = (s: string) => { if (process.env.BG_LOG) console.log(`--- ${new Date().toISOString().slice(11, 23)} ${s}`); };
-  step("create done");
   await load.start();
   await new Promise((r) => setTimeout(r, 1500));
-
-  step("prepare");
-  const prepared = await bg.prepare(id);
-  step("drain");
-  const blue = prepared.blue as string;
-  const green = prepared.green as string;
-  expect(green).not.toBe(blue);
-  const drained = await bg.setGate(id, { mode: "drain", runtime: blue, drainTimeoutMs: 10_000 });
-  expect(drained.inFlight).toBe(0);
   const v2 = zeroLossFlow({ version: "v2", entry: "gate", broker: brokerAddress() });
-  step(`deploy; drained=${JSON.stringify(drained)} blue gate=${JSON.stringify(await driver.adminApi.gate((await driver.runtimeBase(blue))!))} forwarded=${driver.mqttFront(id)?.forwarded} held=${driver.mqttFront(id)?.heldCount}`);
-  const deployed = await bg.deployFlows(green, v2);
-  step("smoke");
-  const smoke = await bg.smoke(id, {
-    runtime: green, kind: "verify", expectRev: deployed.rev as string, maxErrorRate: 0.05,
-    checks: {
-      http: { path: "/work", method: "POST", body: { seq: "smoke" }, expectStatus: 200, contract: true, timeoutMs: 5_000,
-        expectJson: { payload: { version: opts.smoke === "pass" ? "v2" : "v3" } } },
-      mqtt: true, failureLimit: 0, pause: false,
-    },
-  });
-  step(`switch after smoke ${smoke.verdict}`);
-  let switchedAt = Number.POSITIVE_INFINITY;
-  let outcome: Record<string, unknown>;
-  if (smoke.verdict === "passed") {
-    outcome = await bg.switchRoute(id, blue, green);
-    switchedAt = Date.now();
-  } else {
-    outcome = await bg.rollback(id, { deploymentId: crypto.randomUUID(), blue, green, switched: false });
-  }
-  step("settle");
+  const run = await blueGreenSteps({ bg, instanceId: id, v2, smoke: opts.smoke, ...(process.env.BG_LOG ? { log: console.log } : {}) });
+  expect(run.green).not.toBe(run.blue);
+  expect(run.drained.inFlight).toBe(0);
   await new Promise((r) => setTimeout(r, 1500));
   const report = await load.stop();
-  return { report, smoke, outcome, switchedAt, blue, green };
+  return { report, ...run };
 }
 
 describe("blue-green on real Node-RED", () => {
