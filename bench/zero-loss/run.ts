@@ -5,7 +5,11 @@
  *   (b) a RedForge blue-green deployment (POST /api/deployments: DeploymentRun,
  *       bridge, gate, front door), on the full local stack, holding work
  *       through DEPLOY and VERIFY (the default, holdDuring "deploy");
- *   (c) the same with holdDuring "switch" (green deployed and verified first).
+ *   (c) the same with holdDuring "switch" (green deployed and verified first);
+ *   (d) the kubernetes driver's steps (holdDuring "switch" order, driven at the
+ *       bridge level: no control plane), with every pod a real Node-RED behind
+ *       the fake API server, a fake kubelet and a per-connection Service proxy;
+ *       HTTP goes through the front Service, the switch is its selector.
  * Prints for each: messages sent, lost, duplicated, HTTP requests unanswered or
  * failed, p50/p99 latency of messages sent during the switch, and total
  * deployment time.
@@ -18,9 +22,14 @@ import { startBridge, type RunningBridge } from "../../bridge/main.ts";
 import { lineLogger } from "../../bridge/log.ts";
 import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
+import { BlueGreen } from "../../bridge/deploy/blueGreen.ts";
+import { KubernetesDriver } from "../../bridge/drivers/kubernetes/index.ts";
 import { adminClient } from "../../test/harness/adminClient.ts";
+import { eventually } from "../../test/harness/eventually.ts";
+import { FakeKubeApi } from "../../test/harness/fakeKubeApi.ts";
+import { startFakeKubelet } from "../../test/harness/fakeKubelet.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
-import { LoadGenerator, percentile, zeroLossFlow, type LoadReport } from "../../test/harness/zeroLoss.ts";
+import { blueGreenSteps, LoadGenerator, percentile, zeroLossFlow, type LoadReport } from "../../test/harness/zeroLoss.ts";
 
 const RATE = Number(process.env.BENCH_RATE ?? 500);
 const BEFORE_MS = Number(process.env.BENCH_BEFORE_MS ?? 3000);
@@ -104,6 +113,44 @@ async function redforge(stack: TestStack, tmp: string, holdDuring: "deploy" | "s
   }
 }
 
+async function kubernetes(stack: TestStack, tmp: string): Promise<Row> {
+  const broker = brokerOf(stack.mqttUrl);
+  const ns = "redforge";
+  const api = await FakeKubeApi.start();
+  const kubelet = await startFakeKubelet(api, { namespace: ns, dir: path.join(tmp, "kubelet") });
+  const driver = new KubernetesDriver({
+    kubeConfig: api.kubeConfig(ns), namespace: ns, clusterId: "zero-loss-bench", adminToken: "zero-loss-bench-admin-token",
+    adminUrl: kubelet.adminUrl, nodePackage: await packNodePackage(path.join(tmp, "pkg-k8s")), mqttUrl: stack.mqttUrl,
+    statusPollMs: 200, switchSettleMs: Number(process.env.BENCH_SWITCH_SETTLE_MS ?? 1000), greenReadyTimeoutMs: 120_000,
+  });
+  driver.onStatus(() => {});
+  try {
+    const id = crypto.randomUUID();
+    await driver.create({ id, name: "zero-loss-k8s", resources: {}, env: {}, credentialSecret: "zero-loss-bench-credential-secret", flows: zeroLossFlow({ version: "v1", entry: "gate", broker }) });
+    await eventually(async () => {
+      const gate = await driver.adminApi.gate((await driver.servingOf(id)).base);
+      return gate.gates >= 2 && gate.mqtt === "connected" ? true : undefined;
+    }, 120_000);
+    const load = new LoadGenerator({ brokerUrl: stack.mqttUrl, mqttTopic: `redforge/ingest/${id}`, httpUrl: `${await kubelet.serviceUrl("zero-loss-k8s")}/work`, rate: RATE });
+    await load.start();
+    await sleep(BEFORE_MS);
+    const t0 = Date.now();
+    const run = await blueGreenSteps({ bg: new BlueGreen(driver, driver.adminApi, true), instanceId: id, v2: zeroLossFlow({ version: "v2", entry: "gate", broker }), smoke: "pass", holdDuring: "switch" });
+    const t1 = Date.now();
+    await sleep(AFTER_MS);
+    const report = await load.stop(15_000);
+    const onBlue = [...report.answers.values()].filter((a) => a.sent.at > run.switchedAt && a.answers.some((x) => x.version !== "v2")).length;
+    return {
+      name: "(d) kubernetes driver, hold for the switch", report, switchFrom: run.holdingSince, switchTo: run.switchedAt + 1000, deployMs: t1 - t0,
+      note: `smoke ${String(run.smoke.verdict)}; replayed ${String(run.outcome.replayed)}, buffered ${String(run.outcome.bufferedDuringSwitch)}, HTTP held in blue's gate ${String(run.outcome.heldHttpReleasedOnBlue)}; settle ${process.env.BENCH_SWITCH_SETTLE_MS ?? 1000} ms; ${onBlue} sent after the switch answered by blue (keep-alive connections, closed after that answer); bridge steps only, no control plane`,
+    };
+  } finally {
+    await driver.close();
+    await kubelet.close();
+    await api.close();
+  }
+}
+
 function brokerOf(url: string) {
   const u = new URL(url);
   return { host: u.hostname, port: Number(u.port || 1883) };
@@ -111,7 +158,7 @@ function brokerOf(url: string) {
 
 function print(rows: Row[]): void {
   console.log(`\nzero-loss bench: ${RATE} msg/s offered (80% MQTT QoS 1, 20% HTTP), ${BEFORE_MS} ms before and ${AFTER_MS} ms after the change`);
-  console.log("switch window: (a) POST /flows until its answer + 1 s; (b) from the front holding new work (blue drains) until work flows to green + 1 s\n");
+  console.log("switch window: (a) POST /flows until its answer + 1 s; (b)-(d) from holding new work (blue drains) until work flows to green + 1 s\n");
   const header = ["", "sent mqtt", "sent http", "lost", "duplicated", "http unanswered", "http errors", "p50 switch ms", "p99 switch ms", "deploy ms"];
   const lines = rows.map((r) => {
     const lat = r.report.latenciesMs(r.switchFrom, r.switchTo);
@@ -135,6 +182,7 @@ async function main() {
   const stack = await startTestStack({ worker: "wrangler" });
   try {
     const rows = [await baseline(stack, tmp), await redforge(stack, tmp, "deploy"), await redforge(stack, tmp, "switch")];
+    if (process.env.BENCH_KUBERNETES !== "0") rows.push(await kubernetes(stack, tmp));
     print(rows);
   } finally {
     await stack.stop();

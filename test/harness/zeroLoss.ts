@@ -5,8 +5,25 @@
  * at a steady rate, and a collector that counts what came out.
  */
 import { connectAsync, type MqttClient } from "mqtt";
+import { startMqttBroker } from "../../dev/mqtt-broker.ts";
+import { freePort } from "../../dev/ports.ts";
 
 export const RESULTS_TOPIC = "zeroloss/results";
+
+export interface TestBroker {
+  url: string;
+  /** Where flows' mqtt-broker config nodes connect. */
+  address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+/** The machine's broker when MQTT_URL is set (CI's Mosquitto rerun), else an in-process one on a free port. */
+export async function testBroker(): Promise<TestBroker> {
+  const own = process.env.MQTT_URL ? undefined : await startMqttBroker({ port: await freePort(), host: "127.0.0.1" });
+  const url = process.env.MQTT_URL ?? own!.url!;
+  const u = new URL(url);
+  return { url, address: { host: u.hostname, port: Number(u.port || 1883) }, close: async () => { await own?.close(); } };
+}
 
 export interface FlowOptions {
   version: string;
@@ -192,9 +209,10 @@ export function percentile(values: number[], p: number): number {
 
 /**
  * The bridge's blue-green steps in the order the control plane's
- * DeploymentRun sends them (holdDuring "deploy": prepare, drain, deploy,
- * verify, then switch or roll back), while `load` runs. Driver-agnostic: the
- * process and kubernetes tests share it.
+ * DeploymentRun sends them while `load` runs: holdDuring "deploy" (default:
+ * prepare, drain, deploy, verify, then switch or roll back) or "switch"
+ * (prepare, deploy, verify while blue serves, then drain and switch).
+ * Driver-agnostic: the process and kubernetes tests and the bench share it.
  */
 export async function blueGreenSteps(o: {
   bg: import("../../bridge/deploy/blueGreen.ts").BlueGreen;
@@ -202,16 +220,22 @@ export async function blueGreenSteps(o: {
   v2: unknown[];
   /** "fail": the smoke test expects a version green does not answer, so it rolls back. */
   smoke: "pass" | "fail";
+  holdDuring?: "deploy" | "switch";
   log?: (line: string) => void;
-}): Promise<{ smoke: Record<string, unknown>; outcome: Record<string, unknown>; switchedAt: number; blue: string; green: string; drained: Record<string, unknown> }> {
+}): Promise<{ smoke: Record<string, unknown>; outcome: Record<string, unknown>; switchedAt: number; holdingSince: number; blue: string; green: string; drained: Record<string, unknown> }> {
   const step = (s: string) => o.log?.(`--- ${new Date().toISOString().slice(11, 23)} ${s}`);
   step("prepare");
   const prepared = await o.bg.prepare(o.instanceId);
   const blue = prepared.blue as string;
   const green = prepared.green as string;
-  step("drain");
-  const drained = await o.bg.setGate(o.instanceId, { mode: "drain", runtime: blue, drainTimeoutMs: 10_000 });
-  step(`deploy (drained: ${JSON.stringify(drained)})`);
+  let drained: Record<string, unknown> = {};
+  const drain = async () => {
+    step("drain");
+    drained = await o.bg.setGate(o.instanceId, { mode: "drain", runtime: blue, drainTimeoutMs: 10_000 });
+    step(`drained: ${JSON.stringify(drained)}`);
+  };
+  if (o.holdDuring !== "switch") await drain();
+  step("deploy");
   const deployed = await o.bg.deployFlows(green, o.v2);
   step("smoke");
   const smoke = await o.bg.smoke(o.instanceId, {
@@ -222,6 +246,7 @@ export async function blueGreenSteps(o: {
       mqtt: true, failureLimit: 0, pause: false,
     },
   });
+  if (o.holdDuring === "switch" && smoke.verdict === "passed") await drain();
   step(`switch after smoke ${String(smoke.verdict)}`);
   let switchedAt = Number.POSITIVE_INFINITY;
   let outcome: Record<string, unknown>;
@@ -232,5 +257,12 @@ export async function blueGreenSteps(o: {
     outcome = await o.bg.rollback(o.instanceId, { deploymentId: crypto.randomUUID(), blue, green, switched: false });
   }
   step(`done: ${JSON.stringify(outcome)}`);
-  return { smoke, outcome, switchedAt, blue, green, drained };
+  const holdingSince = typeof drained.holdingSince === "string" ? Date.parse(drained.holdingSince) : Number.NaN;
+  return { smoke, outcome, switchedAt, holdingSince, blue, green, drained };
 }
+
+/** What a zero-loss run must show as all zero/empty; one assertion, with the first HTTP failures as its message. */
+export function losses(r: LoadReport): { lostMqtt: number[]; duplicatedMqtt: number[]; httpUnanswered: number; httpErrors: number } {
+  return { lostMqtt: r.lostMqtt, duplicatedMqtt: r.duplicatedMqtt, httpUnanswered: r.httpUnanswered, httpErrors: r.httpErrors };
+}
+export const NO_LOSS = { lostMqtt: [], duplicatedMqtt: [], httpUnanswered: 0, httpErrors: 0 };
