@@ -179,13 +179,32 @@ export class BlueGreen {
       // Before the switch: blue's own hold queue goes back into blue.
       result = await this.switchRoute(instanceId, blue, blue);
     }
+    const greenStragglers = green && green !== blue ? await this.idle(green) : 0;
     if (green && green !== blue) await this.driver.stopRuntime(green).catch(() => {});
-    return { ...result, serving: blue, greenStopped: Boolean(green) };
+    return { ...result, serving: blue, greenStopped: Boolean(green), greenStragglers };
   }
 
   async cleanup(runtime: string): Promise<Result> {
+    const stragglers = await this.idle(runtime);
     await this.driver.stopRuntime(runtime);
-    return { stopped: runtime };
+    return { stopped: runtime, stragglers };
+  }
+
+  /**
+   * Before a runtime is stopped: wait (bounded) until its gate counts nothing
+   * in flight, so what it was still answering (requests it held and released,
+   * a last request on a keep-alive connection) finishes instead of dying with it.
+   * Returns what was still in flight at the deadline.
+   */
+  private async idle(runtime: string, timeoutMs = 10_000): Promise<number> {
+    const base = await this.driver.runtimeBase(runtime);
+    if (!base) return 0;
+    const t0 = Date.now();
+    for (;;) {
+      const inFlight = (await this.admin.gate(base).catch(() => undefined))?.inFlight ?? 0;
+      if (inFlight === 0 || Date.now() - t0 > timeoutMs) return inFlight;
+      await sleep(50);
+    }
   }
 
   async replay(instanceId: string, args: Args<"gate.replay">): Promise<Result> {

@@ -56,7 +56,8 @@ afterAll(async () => {
 
 const brokerAddress = () => broker.address;
 
-async function deployUnderLoad(name: string, smoke: "pass" | "fail") {
+/** `then` runs under the same load after the steps (a rollback after the switch, say). */
+async function deployUnderLoad(name: string, smoke: "pass" | "fail", then?: (run: { id: string; blue: string; green: string }) => Promise<Record<string, unknown>>) {
   const id = crypto.randomUUID();
   await driver.create({
     id, name, flows: zeroLossFlow({ version: "v1", entry: "gate", broker: brokerAddress() }),
@@ -74,8 +75,10 @@ async function deployUnderLoad(name: string, smoke: "pass" | "fail") {
   const v2 = zeroLossFlow({ version: "v2", entry: "gate", broker: brokerAddress() });
   const run = await blueGreenSteps({ bg, instanceId: id, v2, smoke, ...(log ? { log } : {}) });
   await new Promise((r) => setTimeout(r, 1500));
+  const after = then ? { result: await then({ id, ...run }), at: Date.now() } : undefined;
+  if (after) await new Promise((r) => setTimeout(r, 1500));
   const report = await load.stop();
-  return { id, report, ...run };
+  return { id, report, after, ...run };
 }
 
 describe("blue-green on the kubernetes driver (real Node-RED pods behind a fake API server)", () => {
@@ -122,5 +125,22 @@ describe("blue-green on the kubernetes driver (real Node-RED pods behind a fake 
     expect(all.every((a) => a.answers.length === 1 && a.answers[0]!.version === "v1" && a.answers[0]!.runtime === blue)).toBe(true);
     expect(api.get("statefulsets", NS, "zl-fail-green")).toBeUndefined();
     expect(api.get("services", NS, "zl-fail")!.spec.selector["redforge.io/color"]).toBe("blue");
+  }, 240_000);
+  it("rolls back after the switch under load: the Service selects blue again, nothing lost, green removed", async () => {
+    const { report, after, blue, green } = await deployUnderLoad("zl-back", "pass", ({ id, blue, green }) =>
+      bg.rollback(id, { deploymentId: crypto.randomUUID(), blue, green, switched: true }));
+    expect(after!.result).toMatchObject({ serving: blue, greenStopped: true, greenStragglers: 0 });
+    expect(losses(report), report.httpErrorSamples.join(" | ")).toEqual(NO_LOSS);
+    const all = [...report.answers.values()];
+    expect(all.every((a) => a.answers.length === 1)).toBe(true);
+    // Green answered while it served; after the rollback everything is blue's again (HTTP: at most one last answer per kept connection).
+    expect(all.some((a) => a.answers[0]!.runtime === green)).toBe(true);
+    const late = all.filter((a) => a.sent.at > after!.at);
+    expect(late.length).toBeGreaterThan(50);
+    expect(late.filter((a) => a.sent.via === "mqtt").every((a) => a.answers[0]!.runtime === blue)).toBe(true);
+    expect(late.filter((a) => a.sent.via === "http" && a.answers[0]!.runtime !== blue).length).toBeLessThanOrEqual(HTTP_LOOPS);
+    expect(api.get("services", NS, "zl-back")!.spec.selector["redforge.io/color"]).toBe("blue");
+    expect(api.get("statefulsets", NS, "zl-back-green")).toBeUndefined();
+    expect(api.get("secrets", NS, "zl-back-redforge")!.metadata.ownerReferences).toHaveLength(1);
   }, 240_000);
 });

@@ -57,7 +57,7 @@ export interface KubernetesDriverOptions {
    * follow the selector within about a second. Default 1000 ms.
    */
   switchSettleMs?: number;
-  /** How long green gets to become ready (image pull, claim, boot). Default 300 s. */
+  /** How long green gets to become ready (image pull, claim, boot). Default 150 s, inside the control plane's 180 s deadline for the prepare step. */
   greenReadyTimeoutMs?: number;
 }
 
@@ -394,7 +394,7 @@ export class KubernetesDriver implements Driver {
   /** Until the pod is Ready and its Admin API answers; a pod that fails (CrashLoopBackOff, bad image) fails the step at once. */
   private async waitReady(instanceId: string, color: Color, base: string): Promise<void> {
     const name = await this.nameOf(instanceId);
-    const deadline = Date.now() + (this.opts.greenReadyTimeoutMs ?? 300_000);
+    const deadline = Date.now() + (this.opts.greenReadyTimeoutMs ?? 150_000);
     let last = "not started";
     while (Date.now() < deadline) {
       const [sts, pods] = await Promise.all([
@@ -410,7 +410,7 @@ export class KubernetesDriver implements Driver {
       } else last = seen.reason ?? seen.state;
       await sleep(500);
     }
-    throw codedError("green_timeout", `green for ${instanceId} not ready within ${this.opts.greenReadyTimeoutMs ?? 300_000} ms (${last})`);
+    throw codedError("green_timeout", `green for ${instanceId} not ready within ${this.opts.greenReadyTimeoutMs ?? 150_000} ms (${last})`);
   }
 
   async runtimeBase(runtimeId: string): Promise<string | undefined> {
