@@ -44,7 +44,9 @@ export class BlueGreen {
   }
 
   async setGate(instanceId: string, args: Args<"gate.set">): Promise<Result> {
-    const runtime = args.runtime ?? (await this.driver.servingOf(instanceId)).runtimeId;
+    // servingOf also (re)starts the instance's fronts in this bridge process: after a restart they exist only once asked for.
+    const serving = await this.driver.servingOf(instanceId);
+    const runtime = args.runtime ?? serving.runtimeId;
     const base = await this.base(runtime);
     const mqtt = this.driver.mqttFront(instanceId);
     if (args.mode === "active") {
@@ -57,6 +59,7 @@ export class BlueGreen {
     this.driver.front(instanceId)?.hold();
     await mqtt?.publishMode(runtime, "drain");
     let status = await this.admin.gate(base, "drain");
+    const heldMqttBefore = status.counters.heldMqtt;
     const t0 = Date.now();
     while (status.inFlight > 0 && Date.now() - t0 < args.drainTimeoutMs) {
       await sleep(20);
@@ -67,7 +70,8 @@ export class BlueGreen {
       // Stragglers past the deadline finish on blue, which stays warm; they are counted, not dropped.
       stragglers: status.inFlight,
       heldHttp: (this.driver.front(instanceId)?.heldCount ?? 0) + status.heldHttp,
-      heldMqtt: mqtt?.heldCount ?? 0,
+      // Held MQTT work waits in the broker (the hold session), not here: the gate counts what it put there.
+      heldMqtt: status.counters.heldMqtt - heldMqttBefore,
     };
   }
 
@@ -139,6 +143,7 @@ export class BlueGreen {
    * `from`'s gate reopens so HTTP requests it held finish there (answered, not dropped).
    */
   async switchRoute(instanceId: string, from: string, to: string): Promise<Result> {
+    await this.driver.servingOf(instanceId); // the fronts run in this bridge process (see setGate)
     const toBase = await this.base(to);
     const front = this.driver.front(instanceId);
     front?.hold(); // already holding after a drain; a no-op then

@@ -85,6 +85,8 @@ export class KubernetesDriver implements Driver {
   /** instance id → the colour its front Service selects. */
   private readonly serving = new Map<string, Color>();
   private readonly mqttFronts = new Map<string, MqttFront>();
+  /** `<instance>/<colour>` whose runtime Service this bridge process has applied. */
+  private readonly runtimeServices = new Set<string>();
   private readonly listeners: StatusListener[] = [];
   private readonly lastState = new Map<string, InstanceState>();
   private pollTimer: NodeJS.Timeout | undefined;
@@ -129,6 +131,7 @@ export class KubernetesDriver implements Driver {
     await this.objects.scale(m.names.statefulSet, 1);
     this.names.set(spec.id, spec.name);
     this.serving.set(spec.id, color);
+    this.runtimeServices.add(`${spec.id}/${color}`);
     await this.ensureMqttFront(spec.id);
     this.log(`created ${this.opts.namespace}/${m.names.statefulSet} (instance ${spec.id}, ${color})`);
     return { endpoints: this.endpoints(spec.name) };
@@ -162,6 +165,7 @@ export class KubernetesDriver implements Driver {
     this.mqttFronts.delete(instanceId);
     this.names.delete(instanceId);
     this.serving.delete(instanceId);
+    for (const c of ["blue", "green"]) this.runtimeServices.delete(`${instanceId}/${c}`);
     this.lastState.delete(instanceId);
     const names = sets.map((s) => s.metadata?.name).join(", ");
     this.log(`destroyed instance ${instanceId}${names ? ` (${names})` : " (no StatefulSet left)"}${claims.length ? `; deleted claims ${claims.join(", ")}` : ""}`);
@@ -359,9 +363,12 @@ export class KubernetesDriver implements Driver {
     const color = await this.servingColorOf(instanceId, name);
     await this.ensureMqttFront(instanceId);
     // Instances created before blue-green existed have no runtime Service yet.
-    const sts = (await this.setsByColor(instanceId)).get(color);
-    if (!sts) throw new InstanceNotFoundError(instanceId);
-    await this.objects.applyService(ownedBy(runtimeServiceFor(sts, color), ownerOf(sts)), instanceId);
+    if (!this.runtimeServices.has(`${instanceId}/${color}`)) {
+      const sts = (await this.setsByColor(instanceId)).get(color);
+      if (!sts) throw new InstanceNotFoundError(instanceId);
+      await this.objects.applyService(ownedBy(runtimeServiceFor(sts, color), ownerOf(sts)), instanceId);
+      this.runtimeServices.add(`${instanceId}/${color}`);
+    }
     const runtimeId = runtimeIdOf(instanceId, color);
     return { runtimeId, base: (await this.runtimeBase(runtimeId))! };
   }
@@ -382,6 +389,7 @@ export class KubernetesDriver implements Driver {
     const names = objectNames(name, color);
     await this.objects.setSharedOwners(names, [ownerRef(ownerOf(serving)), ownerRef(green)]);
     await this.objects.applyService(ownedBy(runtimeServiceFor(serving, color), green), instanceId);
+    this.runtimeServices.add(`${instanceId}/${color}`);
     await this.objects.scale(green.name, 1);
     const runtimeId = runtimeIdOf(instanceId, color);
     const base = (await this.runtimeBase(runtimeId))!;
@@ -464,6 +472,7 @@ export class KubernetesDriver implements Driver {
     const remaining = [...sets.entries()].filter(([c]) => c !== color).map(([, s]) => ownerRef(ownerOf(s)));
     if (remaining.length) await this.objects.setSharedOwners(objectNames(name), remaining);
     if (sts) await this.objects.deleteStatefulSet(sts.metadata!.name!);
+    this.runtimeServices.delete(`${instanceId}/${color}`);
     const claims = await this.objects.deleteClaims(instanceIdSelector(instanceId, this.opts.clusterId, color));
     this.log(`removed ${color} of instance ${instanceId}${sts ? ` (${sts.metadata!.name})` : ""}${claims.length ? `; claims ${claims.join(", ")}` : ""}`);
   }
