@@ -30,7 +30,7 @@ export interface RecordedRequest {
   body?: unknown;
 }
 
-const PATH = /^\/(api\/v1|apis\/apps\/v1)\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?(?:\/(scale))?$/;
+const PATH = /^\/(api\/v1|apis\/apps\/v1|apis\/discovery\.k8s\.io\/v1)\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?(?:\/(scale))?$/;
 /** Fields `kubectl`/the API server refuse to change on a StatefulSet. */
 const STS_IMMUTABLE = ["selector", "serviceName", "volumeClaimTemplates", "podManagementPolicy"] as const;
 

@@ -45,6 +45,34 @@ export function simulateStatefulSets(api: FakeKubeApi, namespace: string): void 
   }
 }
 
+/**
+ * The EndpointSlice controller: one slice per Service (`<svc>-fake`, labelled
+ * kubernetes.io/service-name) listing the pods its selector matches, ready or
+ * not. Written only when it changes, as each write bumps resourceVersion.
+ */
+export function simulateEndpointSlices(api: FakeKubeApi, namespace: string): void {
+  const pods = api.list("pods", namespace);
+  const services = api.list("services", namespace);
+  for (const svc of services) {
+    const selector: Record<string, string> = svc.spec?.selector ?? {};
+    const matching = pods.filter((p) => Object.entries(selector).every(([k, v]) => p.metadata.labels?.[k] === v));
+    const endpoints = matching.map((p) => ({
+      addresses: [p.status?.podIP ?? "127.0.0.1"],
+      conditions: { ready: (p.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === "Ready" && c.status === "True") },
+      targetRef: { kind: "Pod", name: p.metadata.name, namespace },
+    }));
+    const name = `${svc.metadata.name}-fake`;
+    const current = api.get("endpointslices", namespace, name);
+    if (current && JSON.stringify(current.endpoints) === JSON.stringify(endpoints)) continue;
+    api.put("endpointslices", {
+      metadata: { name, namespace, labels: { "kubernetes.io/service-name": svc.metadata.name } },
+      addressType: "IPv4", endpoints, ports: [{ name: "http", port: 1880, protocol: "TCP" }],
+    });
+  }
+  const names = new Set(services.map((s) => `${s.metadata.name}-fake`));
+  for (const slice of api.list("endpointslices", namespace)) if (!names.has(slice.metadata.name)) api.remove("endpointslices", namespace, slice.metadata.name);
+}
+
 export function setPodRunning(api: FakeKubeApi, namespace: string, name: string, ready: boolean): KubeObject {
   const pod = mustPod(api, namespace, name);
   return api.put("pods", {

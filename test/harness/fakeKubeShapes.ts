@@ -14,6 +14,7 @@ export const RESOURCES = {
   configmaps: { group: "", prefix: "api/v1", apiVersion: "v1", kind: "ConfigMap" },
   persistentvolumeclaims: { group: "", prefix: "api/v1", apiVersion: "v1", kind: "PersistentVolumeClaim" },
   pods: { group: "", prefix: "api/v1", apiVersion: "v1", kind: "Pod" },
+  endpointslices: { group: "discovery.k8s.io", prefix: "apis/discovery.k8s.io/v1", apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice" },
 } as const;
 export type Plural = keyof typeof RESOURCES;
 

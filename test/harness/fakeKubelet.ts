@@ -5,7 +5,8 @@
  * connection. With it the kubernetes driver runs end to end without a cluster.
  *
  * What it models (and what it does not):
- * - StatefulSet controller: simulateStatefulSets() each tick (claims + pods per ordinal).
+ * - StatefulSet controller: simulateStatefulSets() each tick (claims + pods per ordinal);
+ *   EndpointSlice controller: simulateEndpointSlices() (one slice per Service).
  * - Volumes: a claim (volumeClaimTemplate mount `<tpl>` → claim `<tpl>-<pod>`, or a
  *   persistentVolumeClaim volume) is `<dir>/claims/<claim>`, kept across pod
  *   restarts and removed once the claim is gone from the store and no process
@@ -36,7 +37,7 @@ import path from "node:path";
 import { NODE_RED_CLI } from "../../bridge/drivers/process/nodeRedProcess.ts";
 import { freePort } from "../../dev/ports.ts";
 import type { FakeKubeApi, KubeObject } from "./fakeKubeApi.ts";
-import { simulateStatefulSets } from "./fakeKubeControllers.ts";
+import { simulateEndpointSlices, simulateStatefulSets } from "./fakeKubeControllers.ts";
 
 export interface FakeKubelet {
   /** For KubernetesDriverOptions.adminUrl: the URL of the Service's stand-in ClusterIP (a TCP proxy per Service). */
@@ -447,6 +448,7 @@ export async function startFakeKubelet(api: FakeKubeApi, opts: FakeKubeletOption
     try {
       simulateStatefulSets(api, namespace);
       await reconcilePods();
+      simulateEndpointSlices(api, namespace);
       await collectClaims();
     } catch (err) {
       log(`kubelet: tick failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);

@@ -494,4 +494,32 @@ describe("kubernetes driver (fake API server)", () => {
       clearInterval(kubelet);
     }
   });
+  it("blue-green: the switch resolves once the front Service's EndpointSlices list only the new colour", async () => {
+    const driver = newDriver({ switchSettleMs: 0 });
+    await driver.create(spec());
+    const kubelet = setInterval(() => {
+      api.runStatefulSetController(NS);
+      for (const pod of api.list("pods", NS)) if (pod.status?.phase !== "Running") setPodRunning(api, NS, pod.metadata.name, true);
+      api.runStatefulSetController(NS);
+    }, 20);
+    const slice = (pods: string[]) => api.put("endpointslices", {
+      metadata: { name: "orders-blue-x7k2p", namespace: NS, labels: { "kubernetes.io/service-name": "orders-blue" } },
+      addressType: "IPv4", endpoints: pods.map((name) => ({ addresses: ["10.1.0.7"], conditions: { ready: true }, targetRef: { kind: "Pod", name } })),
+    });
+    try {
+      const green = await driver.startGreen("inst-0001");
+      slice(["orders-blue-0"]); // the endpoints controller has not caught up yet
+      let switched = false;
+      const switching = driver.setServing(green.runtimeId).then(() => (switched = true));
+      await new Promise((r) => setTimeout(r, 400));
+      expect(api.get("services", NS, "orders-blue")!.spec.selector["redforge.io/color"]).toBe("green");
+      expect(switched).toBe(false);
+      slice(["orders-blue-green-0"]);
+      await switching;
+      expect(api.requests.some((r) => r.path === `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices` && r.query.labelSelector === "kubernetes.io/service-name=orders-blue")).toBe(true);
+    } finally {
+      clearInterval(kubelet);
+      await driver.close();
+    }
+  });
 });

@@ -454,7 +454,31 @@ export class KubernetesDriver implements Driver {
     await this.objects.setServiceSelector(name, podSelector(name, color));
     this.serving.set(instanceId, color);
     this.mqttFronts.get(instanceId)?.setTarget(runtimeId);
-    if (before !== color) await sleep(this.opts.switchSettleMs ?? 1_000);
+    if (before === color) return;
+    await this.endpointsFollow(name, statefulSetName(name, color));
+    await sleep(this.opts.switchSettleMs ?? 1_000);
+  }
+
+  /**
+   * Until the front Service's EndpointSlices list only `sts`'s pods as ready
+   * (the endpoints controller has followed the selector; kube-proxy follows
+   * the slices, hence the settle time after this). Bounded: a slow controller
+   * delays the switch, it does not fail it. A cluster without EndpointSlices skips it.
+   */
+  private async endpointsFollow(service: string, sts: string, timeoutMs = 10_000): Promise<void> {
+    const mine = new RegExp(`^${sts}-\\d+$`);
+    const t0 = Date.now();
+    for (;;) {
+      const slices = await this.objects.listEndpointSlices(service);
+      if (!slices.length) return;
+      const ready = slices.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
+      if (ready.length && ready.every((e) => mine.test(e.targetRef?.name ?? ""))) return;
+      if (Date.now() - t0 > timeoutMs) {
+        this.log(`Service ${service}: EndpointSlices still list ${ready.map((e) => e.targetRef?.name).join(", ") || "no ready endpoint"} after ${timeoutMs} ms; switching anyway`);
+        return;
+      }
+      await sleep(100);
+    }
   }
 
   /**

@@ -8,11 +8,13 @@ import {
   ApiException,
   AppsV1Api,
   CoreV1Api,
+  DiscoveryV1Api,
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
   type KubernetesObject,
   type V1ConfigMap,
+  type V1EndpointSlice,
   type V1OwnerReference,
   type V1Pod,
   type V1Secret,
@@ -73,10 +75,12 @@ async function unlessMissing<T>(action: string, fn: () => Promise<T>): Promise<T
 export class InstanceObjects {
   private readonly apps: AppsV1Api;
   private readonly core: CoreV1Api;
+  private readonly discovery: DiscoveryV1Api;
 
   constructor(kubeConfig: KubeConfig, readonly namespace: string) {
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
   }
 
   private async apply<T extends KubernetesObject>(
@@ -180,6 +184,14 @@ export class InstanceObjects {
 
   async readService(name: string): Promise<V1Service | undefined> {
     return unlessMissing(`read Service ${this.namespace}/${name}`, () => this.core.readNamespacedService({ name, namespace: this.namespace }));
+  }
+
+  /** A Service's EndpointSlices: the endpoints controller's view of its selector ([] where the API serves none). */
+  async listEndpointSlices(service: string): Promise<V1EndpointSlice[]> {
+    const list = await unlessMissing(`list EndpointSlices of Service ${this.namespace}/${service}`, () =>
+      this.discovery.listNamespacedEndpointSlice({ namespace: this.namespace, labelSelector: `kubernetes.io/service-name=${service}` }),
+    );
+    return list?.items ?? [];
   }
 
   /** The blue-green switch: one merge patch of the front Service's selector. */
