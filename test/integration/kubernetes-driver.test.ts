@@ -80,6 +80,13 @@ describe("kubernetes driver (fake API server)", () => {
       ...over,
     });
 
+  /** A kubelet stand-in: every pod that exists runs and is ready (clear the interval it returns). */
+  const readyKubelet = () => setInterval(() => {
+    api.runStatefulSetController(NS);
+    for (const pod of api.list("pods", NS)) if (pod.status?.phase !== "Running") setPodRunning(api, NS, pod.metadata.name, true);
+    api.runStatefulSetController(NS);
+  }, 20);
+
   beforeEach(async () => {
     api = await FakeKubeApi.start();
     admin = await startFakeAdmin();
@@ -415,12 +422,7 @@ describe("kubernetes driver (fake API server)", () => {
     const events: Array<[string, InstanceState]> = [];
     driver.onStatus((id, state) => events.push([id, state]));
     await driver.create(spec());
-    // The kubelet: every pod that exists is running and ready.
-    const kubelet = setInterval(() => {
-      api.runStatefulSetController(NS);
-      for (const pod of api.list("pods", NS)) if (pod.status?.phase !== "Running") setPodRunning(api, NS, pod.metadata.name, true);
-      api.runStatefulSetController(NS);
-    }, 20);
+    const kubelet = readyKubelet();
     try {
       const blue = await driver.servingOf("inst-0001");
       expect(blue.runtimeId).toBe("inst-0001");
@@ -497,11 +499,7 @@ describe("kubernetes driver (fake API server)", () => {
   it("blue-green: the switch resolves once the front Service's EndpointSlices list only the new colour", async () => {
     const driver = newDriver({ switchSettleMs: 0 });
     await driver.create(spec());
-    const kubelet = setInterval(() => {
-      api.runStatefulSetController(NS);
-      for (const pod of api.list("pods", NS)) if (pod.status?.phase !== "Running") setPodRunning(api, NS, pod.metadata.name, true);
-      api.runStatefulSetController(NS);
-    }, 20);
+    const kubelet = readyKubelet();
     const slice = (pods: string[]) => api.put("endpointslices", {
       metadata: { name: "orders-blue-x7k2p", namespace: NS, labels: { "kubernetes.io/service-name": "orders-blue" } },
       addressType: "IPv4", endpoints: pods.map((name) => ({ addresses: ["10.1.0.7"], conditions: { ready: true }, targetRef: { kind: "Pod", name } })),
