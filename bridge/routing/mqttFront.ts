@@ -13,7 +13,7 @@
  * marker, republishes it to the new runtime, then flushes its own buffer and
  * forwards directly again. Order is preserved end to end; nothing is seen twice.
  */
-import { connect, connectAsync, type IClientPublishOptions, type MqttClient } from "mqtt";
+import { connectAsync, type IClientPublishOptions, type MqttClient } from "mqtt";
 import type { GateMode } from "../drivers/nodeRedAdmin.ts";
 
 export const END_OF_HOLD = "end-of-hold";
@@ -37,7 +37,6 @@ export interface HandoverResult {
 export class MqttFront {
   private client?: MqttClient;
   private holdClient?: MqttClient;
-  private holdSession = false;
   private target?: string;
   private buffering = false;
   private buffer: Buffer[] = [];
@@ -69,37 +68,15 @@ export class MqttFront {
   }
 
   /**
-   * Creates the hold queue's persistent session before any gate drains, then
-   * leaves it: the broker keeps every held message (QoS 1) until the
-   * hand-over collects it, so a bridge that restarts in between loses nothing.
+   * Opens the hold queue's persistent session before any gate drains, so the
+   * broker keeps every held message for us from the first one on.
    */
   async openHold(): Promise<void> {
-    if (this.holdSession) return;
-    const hold = await this.connectHold();
-    await hold.subscribeAsync(this.topics.hold, { qos: 1 });
-    await this.leaveHold();
-    this.holdSession = true;
-  }
-
-  /** Joins the hold session; its queue starts arriving right after CONNACK, so the handler is on before that. */
-  private async connectHold(): Promise<MqttClient> {
-    if (this.holdClient) return this.holdClient;
-    const hold = connect(this.url, { clientId: `rf-hold-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 });
-    hold.on("message", (_topic, payload) => this.onHeld(payload));
-    hold.on("error", (err) => this.log(`mqtt hold: ${err.message}`));
-    this.holdClient = hold;
-    await new Promise<void>((resolve, reject) => {
-      hold.once("connect", () => resolve());
-      hold.once("error", reject);
-    });
-    return hold;
-  }
-
-  /** Disconnects without ending the session (clean: false): what the gate holds from now on waits in the broker. */
-  private async leaveHold(): Promise<void> {
-    const hold = this.holdClient;
-    this.holdClient = undefined;
-    await hold?.endAsync();
+    if (this.holdClient) return;
+    this.holdClient = await connectAsync(this.url, { clientId: `rf-hold-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 });
+    this.holdClient.on("error", (err) => this.log(`mqtt hold: ${err.message}`));
+    this.holdClient.on("message", (_topic, payload) => this.onHeld(payload));
+    await this.holdClient.subscribeAsync(this.topics.hold, { qos: 1 });
   }
 
   get heldCount(): number {
@@ -118,10 +95,7 @@ export class MqttFront {
    */
   async handover(from: string, to: string, activate: () => Promise<void>, timeoutMs = 30_000): Promise<HandoverResult> {
     if (!this.client) throw new Error("mqtt front is not started");
-    // Collect the hold queue from the broker (a restarted bridge collects what its predecessor left).
-    const hold = await this.connectHold();
-    await hold.subscribeAsync(this.topics.hold, { qos: 1 });
-    this.holdSession = true;
+    await this.openHold();
     this.buffering = true;
     try {
       const token = crypto.randomUUID();
@@ -145,7 +119,6 @@ export class MqttFront {
       this.buffering = false;
       await Promise.all(acked);
       this.log(`hand-over ${from} → ${to}: marker back in ${t1 - t0} ms, gate active in ${t2 - t1} ms, ${held.length} held + ${buffered.length} buffered replayed in ${Date.now() - t2} ms`);
-      await this.leaveHold();
       return { replayed: held.length, buffered: buffered.length };
     } finally {
       this.buffering = false;

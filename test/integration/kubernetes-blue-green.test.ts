@@ -42,13 +42,10 @@ beforeAll(async () => {
   bg = new BlueGreen(driver, driver.adminApi, true);
 }, 120_000);
 
-/**
- * One bridge's driver; a second one for the same cluster id is a restarted bridge.
- * (Two live bridges for one cluster would both run its instances' MQTT fronts, as one client id.)
- */
-function newDriver(clusterId = "cluster-k8s-bg"): KubernetesDriver {
+/** The bridge's driver over the fake cluster. */
+function newDriver(): KubernetesDriver {
   const d = new KubernetesDriver({
-    kubeConfig: api.kubeConfig(NS), namespace: NS, clusterId, adminToken: "k8s-bg-admin-token",
+    kubeConfig: api.kubeConfig(NS), namespace: NS, clusterId: "cluster-k8s-bg", adminToken: "k8s-bg-admin-token",
     adminUrl: kubelet.adminUrl, nodePackage, mqttUrl: brokerUrl, statusPollMs: 200, switchSettleMs: 300, greenReadyTimeoutMs: 120_000,
     ...(log ? { log } : {}),
   });
@@ -157,34 +154,5 @@ describe("blue-green on the kubernetes driver (real Node-RED pods behind a fake 
     expect(api.get("services", NS, "zl-back")!.spec.selector["redforge.io/color"]).toBe("blue");
     expect(api.get("statefulsets", NS, "zl-back-green")).toBeUndefined();
     expect(api.get("secrets", NS, "zl-back-redforge")!.metadata.ownerReferences).toHaveLength(1);
-  }, 240_000);
-  it("a bridge restart between the drain and the switch loses nothing: held work waits in the broker, not in the bridge", async () => {
-    const first = newDriver("cluster-k8s-restart");
-    const { id, load } = await runningUnderLoad(first, "zl-restart");
-    const bg1 = new BlueGreen(first, first.adminApi, true);
-    const { blue, green } = await bg1.prepare(id) as { blue: string; green: string };
-    const drained = await bg1.setGate(id, { mode: "drain", runtime: blue, drainTimeoutMs: 10_000 });
-    expect(drained.inFlight).toBe(0);
-    await new Promise((r) => setTimeout(r, 1000)); // work piles up in the hold queue
-    await first.close(); // the bridge goes away; pods, broker and load keep running
-    await new Promise((r) => setTimeout(r, 500));
-
-    const second = newDriver("cluster-k8s-restart");
-    try {
-      const bg2 = new BlueGreen(second, second.adminApi, true);
-      await bg2.deployFlows(green, zeroLossFlow({ version: "v2", entry: "gate", broker: brokerAddress() }));
-      const switched = await bg2.switchRoute(id, blue, green);
-      const switchedAt = Date.now();
-      // Everything blue held over ~1.5 s at 160 msg/s came back from the broker.
-      expect(Number(switched.replayed)).toBeGreaterThan(100);
-      await new Promise((r) => setTimeout(r, 1500));
-      const report = await load.stop();
-      expect(losses(report), report.httpErrorSamples.join(" | ")).toEqual(NO_LOSS);
-      const after = [...report.answers.values()].filter((a) => a.sent.at > switchedAt && a.sent.via === "mqtt");
-      expect(after.length).toBeGreaterThan(50);
-      expect(after.every((a) => a.answers.length === 1 && a.answers[0]!.version === "v2")).toBe(true);
-    } finally {
-      await second.close();
-    }
   }, 240_000);
 });
