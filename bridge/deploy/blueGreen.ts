@@ -58,20 +58,16 @@ export class BlueGreen {
     const holdingSince = new Date().toISOString();
     this.driver.front(instanceId)?.hold();
     await mqtt?.publishMode(runtime, "drain");
-    let status = await this.admin.gate(base, "drain");
-    const heldMqttBefore = status.counters.heldMqtt;
+    const drained = await this.admin.gate(base, "drain");
     const t0 = Date.now();
-    while (status.inFlight > 0 && Date.now() - t0 < args.drainTimeoutMs) {
-      await sleep(20);
-      status = await this.admin.gate(base);
-    }
+    const status = await this.untilIdle(base, args.drainTimeoutMs, drained);
     return {
       runtime, mode: status.mode, inFlight: status.inFlight, drainedInMs: Date.now() - t0, holdingSince,
       // Stragglers past the deadline finish on blue, which stays warm; they are counted, not dropped.
       stragglers: status.inFlight,
       heldHttp: (this.driver.front(instanceId)?.heldCount ?? 0) + status.heldHttp,
-      // Held MQTT work waits in the broker (the hold session), not here: the gate counts what it put there.
-      heldMqtt: status.counters.heldMqtt - heldMqttBefore,
+      // What blue's gate republished to the hold queue since the drain began.
+      heldMqtt: status.counters.heldMqtt - drained.counters.heldMqtt,
     };
   }
 
@@ -203,13 +199,19 @@ export class BlueGreen {
    */
   private async idle(runtime: string, timeoutMs = 10_000): Promise<number> {
     const base = await this.driver.runtimeBase(runtime);
-    if (!base) return 0;
+    // A runtime whose gate no longer answers has nothing left to finish.
+    return base ? ((await this.untilIdle(base, timeoutMs).catch(() => undefined))?.inFlight ?? 0) : 0;
+  }
+
+  /** Polls a runtime's gate until nothing is in flight or `timeoutMs` passes; the last status. */
+  private async untilIdle(base: string, timeoutMs: number, first?: GateStatus): Promise<GateStatus> {
     const t0 = Date.now();
-    for (;;) {
-      const inFlight = (await this.admin.gate(base).catch(() => undefined))?.inFlight ?? 0;
-      if (inFlight === 0 || Date.now() - t0 > timeoutMs) return inFlight;
-      await sleep(50);
+    let status = first ?? (await this.admin.gate(base));
+    while (status.inFlight > 0 && Date.now() - t0 < timeoutMs) {
+      await sleep(20);
+      status = await this.admin.gate(base);
     }
+    return status;
   }
 
   async replay(instanceId: string, args: Args<"gate.replay">): Promise<Result> {

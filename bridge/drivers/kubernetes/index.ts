@@ -380,11 +380,11 @@ export class KubernetesDriver implements Driver {
    * with the node package installed. Safe to run again (a redelivered prepare).
    */
   async startGreen(instanceId: string): Promise<{ runtimeId: string; base: string }> {
-    const blue = await this.servingOf(instanceId);
+    const blueColor = parseRuntimeId((await this.servingOf(instanceId)).runtimeId).color;
     const name = await this.nameOf(instanceId);
-    const color = otherColor(parseRuntimeId(blue.runtimeId).color);
+    const color = otherColor(blueColor);
     const sets = await this.setsByColor(instanceId);
-    const serving = sets.get(parseRuntimeId(blue.runtimeId).color)!;
+    const serving = sets.get(blueColor)!;
     const green = sets.has(color) ? ownerOf(sets.get(color)!) : await this.objects.applyStatefulSet(cloneForColor(serving, color, instanceId), instanceId);
     const names = objectNames(name, color);
     await this.objects.setSharedOwners(names, [ownerRef(ownerOf(serving)), ownerRef(green)]);
