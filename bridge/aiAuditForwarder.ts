@@ -10,7 +10,7 @@
  * a bridge crash loses at most what was queued then.
  */
 import { connect, type MqttClient } from "mqtt";
-import { aiDecisionRecordSchema } from "../functions/protocol/aiDecisions.ts";
+import { aiDecisionRecordSchema } from "../protocol/aiDecisions.ts";
 import { AiAuditSender, type AiAuditSenderOptions, type AiAuditStats } from "./aiAuditSender.ts";
 import { errorMessage } from "./log.ts";
 

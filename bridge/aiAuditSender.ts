@@ -14,8 +14,8 @@
  * the rest again.
  */
 import { randomUUID } from "node:crypto";
-import { aiDecisionsPath, MAX_AI_BATCH, MAX_AI_BATCH_BYTES, type AiDecisionRecord } from "../functions/protocol/aiDecisions.ts";
-import { webhookHeaders } from "../functions/protocol/webhooks.ts";
+import { aiDecisionsPath, MAX_AI_BATCH, MAX_AI_BATCH_BYTES, type AiDecisionRecord } from "../protocol/aiDecisions.ts";
+import { webhookHeaders } from "../protocol/webhooks.ts";
 import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { errorCode, withTimeout } from "./token.ts";

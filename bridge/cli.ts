@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { fromBase64 } from "../functions/crypto/encoding.ts";
+import { fromBase64 } from "../protocol/encoding.ts";
 
 export const USAGE = `Usage: redforge-bridge --cluster <id> --api <url> [options]
 

@@ -9,7 +9,7 @@
  * Driver status events (a crash noticed by the driver, a recovery) become
  * `instance.status` reports, in order with the instance's command results.
  */
-import type { Command } from "../functions/protocol/commands.ts";
+import type { Command } from "../protocol/commands.ts";
 import type { CommandOutcome, CommandLedger } from "./dedupe.ts";
 import type { Driver } from "./drivers/driver.ts";
 import { CommandError, commandInstance, runCommand } from "./handlers.ts";

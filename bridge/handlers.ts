@@ -4,7 +4,7 @@
  * `command.result` report the command gets.
  */
 import type { z } from "zod";
-import { commandArgs, type Command, type CommandType } from "../functions/protocol/commands.ts";
+import { commandArgs, type Command, type CommandType } from "../protocol/commands.ts";
 import { BlueGreen } from "./deploy/blueGreen.ts";
 import { isBlueGreen, type Driver } from "./drivers/driver.ts";
 import { chunk, collectHealth, MAX_INSTANCES_PER_REPORT } from "./health.ts";

@@ -3,7 +3,7 @@
  * shapes the answers to the wire schema. One instance that cannot be checked
  * is reported as `unknown` with the reason; it never sinks the whole sweep.
  */
-import type { InstanceHealthWire } from "../functions/protocol/reports.ts";
+import type { InstanceHealthWire } from "../protocol/reports.ts";
 import type { Driver, InstanceHealth } from "./drivers/driver.ts";
 import { errorMessage } from "./log.ts";
 

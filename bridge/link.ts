@@ -6,7 +6,7 @@
  * a jittered exponential backoff and another attempt, until close().
  */
 import WebSocket, { type RawData } from "ws";
-import { serverFrameSchema, type BridgeFrame, type Command, type ServerFrame } from "../functions/protocol/commands.ts";
+import { serverFrameSchema, type BridgeFrame, type Command, type ServerFrame } from "../protocol/commands.ts";
 import { backoffDelay, LINK_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { AuthError, TokenSource } from "./token.ts";

@@ -6,8 +6,8 @@
  * instance go out strictly in order, so "failed" never overtakes the
  * "running" that came before it.
  */
-import { reportSchema, type Report } from "../functions/protocol/reports.ts";
-import { webhookHeaders } from "../functions/protocol/webhooks.ts";
+import { reportSchema, type Report } from "../protocol/reports.ts";
+import { webhookHeaders } from "../protocol/webhooks.ts";
 import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { errorCode, withTimeout } from "./token.ts";

@@ -6,7 +6,7 @@
  * endpoint, and refreshed before it expires, so an upgrade never races expiry.
  */
 import { z } from "zod";
-import { webhookHeaders } from "../functions/protocol/webhooks.ts";
+import { webhookHeaders } from "../protocol/webhooks.ts";
 
 const tokenResponse = z.object({ token: z.string().min(1), expiresAt: z.iso.datetime() });
 

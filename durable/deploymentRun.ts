@@ -4,8 +4,8 @@ import { appendAudit } from "../db/auditChain.ts";
 import { openDb } from "../db/client.ts";
 import { deployments, instances } from "../db/schema.ts";
 import type { Env } from "../functions/env.ts";
-import type { CommandType, SmokeChecks } from "../functions/protocol/commands.ts";
-import type { DeploymentEvent, DeploymentMetrics, DeploymentStatus, DeploymentView, Phase, PhaseRecord } from "../functions/protocol/deployments.ts";
+import type { CommandType, SmokeChecks } from "../protocol/commands.ts";
+import type { DeploymentEvent, DeploymentMetrics, DeploymentStatus, DeploymentView, Phase, PhaseRecord } from "../protocol/deployments.ts";
 
 /**
  * One object per deployment: the blue-green phase machine. Each step is one

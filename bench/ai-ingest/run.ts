@@ -14,7 +14,7 @@ import os from "node:os";
 import pg from "pg";
 import { AiAuditSender } from "../../bridge/aiAuditSender.ts";
 import { lineLogger } from "../../bridge/log.ts";
-import type { AiDecisionRecord } from "../../functions/protocol/aiDecisions.ts";
+import type { AiDecisionRecord } from "../../protocol/aiDecisions.ts";
 import { adminClient, type ApiCall } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 

@@ -14,7 +14,7 @@
 import pg from "pg";
 import { auditRowHash } from "../../db/auditChain.ts";
 import { signDelivery } from "../../dev/qstash/deliver.ts";
-import { fromBase64, randomBytes, toBase64 } from "../../functions/crypto/encoding.ts";
+import { fromBase64, randomBytes, toBase64 } from "../../protocol/encoding.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 
 const AUDIT = Number(process.env.BENCH_AUDIT ?? 100_000);

@@ -5,7 +5,7 @@
  * a new attempt converges on the same state).
  */
 import type { z } from "zod";
-import type { commandArgs } from "../../functions/protocol/commands.ts";
+import type { commandArgs } from "../../protocol/commands.ts";
 import type { BlueGreenDriver, Driver } from "../drivers/driver.ts";
 import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
 import { AdminApi } from "../drivers/nodeRedAdmin.ts";

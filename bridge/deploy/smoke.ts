@@ -5,7 +5,7 @@
  * the limit → failed; else any inconclusive (or a requested pause) → the
  * deployment waits for a human; else passed.
  */
-import type { SmokeChecks } from "../../functions/protocol/commands.ts";
+import type { SmokeChecks } from "../../protocol/commands.ts";
 import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
 
 export type CheckOutcome = "passed" | "failed" | "inconclusive";

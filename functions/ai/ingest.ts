@@ -12,7 +12,7 @@ import { aiDecisionLogs, instances } from "../../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { addTokens } from "../governance/tokenUsage.ts";
 import type { KvStore } from "../platform/kv.ts";
-import type { AiDecisionBatch, AiDecisionRecord } from "../protocol/aiDecisions.ts";
+import type { AiDecisionBatch, AiDecisionRecord } from "../../protocol/aiDecisions.ts";
 import { costUsd, loadPrices, type PriceBook } from "./prices.ts";
 
 const BATCH_MARK_TTL_SECONDS = 24 * 60 * 60;

@@ -1,4 +1,4 @@
-import { randomBytes, sha256Hex, toBase64Url } from "../crypto/encoding.ts";
+import { randomBytes, sha256Hex, toBase64Url } from "../../protocol/encoding.ts";
 
 /** API keys look like rf_<43 base64url chars> (256 random bits); only their SHA-256 is stored. */
 export const API_KEY_PREFIX = "rf_";

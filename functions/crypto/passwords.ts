@@ -1,4 +1,4 @@
-import { fromBase64, randomBytes, timingSafeEqual, toBase64 } from "./encoding.ts";
+import { fromBase64, randomBytes, timingSafeEqual, toBase64 } from "../../protocol/encoding.ts";
 
 // workerd caps PBKDF2 at 100,000 iterations, which is also the floor.
 const ITERATIONS = 100_000;

@@ -1,4 +1,4 @@
-import { fromBase64, randomBytes, toBase64, toHex } from "./encoding.ts";
+import { fromBase64, randomBytes, toBase64, toHex } from "../../protocol/encoding.ts";
 
 /**
  * AES-256-GCM sealing for secrets at rest (cluster webhook secrets, instance

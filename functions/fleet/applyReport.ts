@@ -8,8 +8,8 @@ import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { clusters, instanceHealth, instances } from "../../db/schema.ts";
 import type { Env } from "../env.ts";
-import type { Command } from "../protocol/commands.ts";
-import type { Report } from "../protocol/reports.ts";
+import type { Command } from "../../protocol/commands.ts";
+import type { Report } from "../../protocol/reports.ts";
 import { applyInstanceStatus, type ObservedStatus } from "./instanceStatus.ts";
 
 type ResultReport = Extract<Report, { type: "command.result" }>;

@@ -9,7 +9,7 @@ import { clusters } from "../../db/schema.ts";
 import type { AppEnv } from "../app-env.ts";
 import { open } from "../crypto/secretBox.ts";
 import { ApiError } from "../errors.ts";
-import { WEBHOOK_TOLERANCE_SECONDS, verifyWebhook } from "../protocol/webhooks.ts";
+import { WEBHOOK_TOLERANCE_SECONDS, verifyWebhook } from "../../protocol/webhooks.ts";
 
 export interface VerifiedWebhook {
   clusterId: string;

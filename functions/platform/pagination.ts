@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ApiError } from "../errors.ts";
-import { fromBase64, toBase64Url } from "../crypto/encoding.ts";
+import { fromBase64, toBase64Url } from "../../protocol/encoding.ts";
 
 /** Keyset pagination over (created_at desc, id desc): stable under inserts, O(limit) per page. */
 export interface Cursor {

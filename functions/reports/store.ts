@@ -7,7 +7,7 @@
  */
 import { complianceExports } from "../../db/schema.ts";
 import type { AuditEntry } from "../../db/auditChain.ts";
-import { toHex } from "../crypto/encoding.ts";
+import { toHex } from "../../protocol/encoding.ts";
 import type { Framework, ReportFormat, ReportKind } from "../governance/settings.ts";
 import type { SectionContext } from "./sections.ts";
 import { CONTENT_TYPE, serializeReport } from "./serialize.ts";

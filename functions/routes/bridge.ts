@@ -14,8 +14,8 @@ import { applyCommandResult, applyHealthReport } from "../fleet/applyReport.ts";
 import { applyInstanceStatus } from "../fleet/instanceStatus.ts";
 import { ingestAiDecisions } from "../ai/ingest.ts";
 import { verifyClusterWebhook } from "../fleet/signedRequest.ts";
-import { aiDecisionBatchSchema } from "../protocol/aiDecisions.ts";
-import { reportSchema } from "../protocol/reports.ts";
+import { aiDecisionBatchSchema } from "../../protocol/aiDecisions.ts";
+import { reportSchema } from "../../protocol/reports.ts";
 import { describeIssues, validate } from "../validation.ts";
 
 const clusterParam = z.object({ id: z.uuid() });

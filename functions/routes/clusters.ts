@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { clusters, instances } from "../../db/schema.ts";
 import type { AppEnv } from "../app-env.ts";
-import { randomBytes, toBase64 } from "../crypto/encoding.ts";
+import { randomBytes, toBase64 } from "../../protocol/encoding.ts";
 import { seal } from "../crypto/secretBox.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { transact } from "../middleware/auditTrail.ts";

@@ -9,7 +9,7 @@ import { assertDeploymentAllowed } from "../governance/deploymentGate.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page } from "../platform/pagination.ts";
-import { ACTIVE_STATUSES, createDeploymentSchema, listDeploymentsQuery, STRATEGIES, type DeploymentView } from "../protocol/deployments.ts";
+import { ACTIVE_STATUSES, createDeploymentSchema, listDeploymentsQuery, STRATEGIES, type DeploymentView } from "../../protocol/deployments.ts";
 import { validate } from "../validation.ts";
 
 const idParam = z.object({ id: z.uuid() });

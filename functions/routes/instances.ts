@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { clusters, flowVersions, instances } from "../../db/schema.ts";
 import type { AppEnv } from "../app-env.ts";
-import { randomBytes, sha256Hex, toBase64Url } from "../crypto/encoding.ts";
+import { randomBytes, sha256Hex, toBase64Url } from "../../protocol/encoding.ts";
 import { open, seal, type SealKeys } from "../crypto/secretBox.ts";
 import { sendCommand } from "../fleet/commands.ts";
 import { assertScaleAllowed } from "../governance/policies.ts";

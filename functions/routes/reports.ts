@@ -9,7 +9,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { complianceExports } from "../../db/schema.ts";
 import type { AppEnv } from "../app-env.ts";
-import { toBase64 } from "../crypto/encoding.ts";
+import { toBase64 } from "../../protocol/encoding.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { FRAMEWORKS, readConfig, REPORT_FORMATS, REPORT_KINDS } from "../governance/settings.ts";
 import { transact } from "../middleware/auditTrail.ts";

@@ -10,9 +10,9 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import { bridgeFrameSchema, type BridgeFrame, type Command } from "../../functions/protocol/commands.ts";
-import { reportSchema, type Report } from "../../functions/protocol/reports.ts";
-import { verifyWebhook } from "../../functions/protocol/webhooks.ts";
+import { bridgeFrameSchema, type BridgeFrame, type Command } from "../../protocol/commands.ts";
+import { reportSchema, type Report } from "../../protocol/reports.ts";
+import { verifyWebhook } from "../../protocol/webhooks.ts";
 
 export interface ReceivedReport {
   report: Report;

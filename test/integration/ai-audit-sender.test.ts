@@ -13,8 +13,8 @@ import { AiAuditSender } from "../../bridge/aiAuditSender.ts";
 import type { Logger } from "../../bridge/log.ts";
 import { startMqttBroker } from "../../dev/mqtt-broker.ts";
 import { freePort, listen } from "../../dev/ports.ts";
-import type { AiDecisionRecord } from "../../functions/protocol/aiDecisions.ts";
-import { verifyWebhook } from "../../functions/protocol/webhooks.ts";
+import type { AiDecisionRecord } from "../../protocol/aiDecisions.ts";
+import { verifyWebhook } from "../../protocol/webhooks.ts";
 import { eventually } from "../harness/eventually.ts";
 
 const SECRET = `whsec_${Buffer.from("ai-audit-sender-test-secret-32b!").toString("base64")}`;

@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBridge, type BridgeOptions, type RunningBridge } from "../../bridge/main.ts";
 import { lineLogger } from "../../bridge/log.ts";
 import { BRIDGE_VERSION } from "../../bridge/version.ts";
-import { newCommandId, type Command, type CommandType } from "../../functions/protocol/commands.ts";
-import type { Report } from "../../functions/protocol/reports.ts";
+import { newCommandId, type Command, type CommandType } from "../../protocol/commands.ts";
+import type { Report } from "../../protocol/reports.ts";
 import { startFakeControlPlane, type FakeControlPlane } from "../harness/fakeControlPlane.ts";
 import { FakeDriver } from "../harness/fakeDriver.ts";
 

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { aiDecisionLogs, instances } from "../../db/schema.ts";
 import { tokensUsed } from "../../functions/governance/tokenUsage.ts";
 import { openKv } from "../../functions/platform/kv.ts";
-import { webhookHeaders } from "../../functions/protocol/webhooks.ts";
+import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
 
 let admin: TestUser;

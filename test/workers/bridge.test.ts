@@ -7,7 +7,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { ClusterLink } from "../../durable/clusterLink.ts";
-import { webhookHeaders } from "../../functions/protocol/webhooks.ts";
+import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createUser, unique, type TestUser } from "./helpers.ts";
 
 let admin: TestUser;

@@ -10,7 +10,7 @@ import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { auditLogs, flowVersions, instances } from "../../db/schema.ts";
 import type { DeploymentRun } from "../../durable/deploymentRun.ts";
-import { webhookHeaders } from "../../functions/protocol/webhooks.ts";
+import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
 
 let admin: TestUser;

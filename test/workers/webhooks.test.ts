@@ -1,7 +1,7 @@
 /** Our Standard Webhooks code against the scheme's reference implementation (`standardwebhooks`). */
 import { describe, expect, it } from "vitest";
 import { Webhook } from "standardwebhooks";
-import { signWebhook, verifyWebhook, webhookHeaders } from "../../functions/protocol/webhooks.ts";
+import { signWebhook, verifyWebhook, webhookHeaders } from "../../protocol/webhooks.ts";
 
 const secret = `whsec_${btoa("0123456789abcdef0123456789abcdef")}`;
 const other = `whsec_${btoa("fedcba9876543210fedcba9876543210")}`;

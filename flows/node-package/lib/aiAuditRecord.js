@@ -1,6 +1,6 @@
 /**
  * Turns what a flow says about one LLM call (msg.aiDecision) into the wire
- * record the bridge forwards (functions/protocol/aiDecisions.ts): known fields
+ * record the bridge forwards (protocol/aiDecisions.ts): known fields
  * only, text cut to MAX_TEXT, numbers checked, flow and instance filled in.
  * Returns { record } or { error } (a sentence for the flow author).
  */

@@ -7,7 +7,7 @@
  * runs in workerd (verify) and in the Node bridge (sign).
  */
 
-import { fromBase64, timingSafeEqual, toBase64 } from "../crypto/encoding.ts";
+import { fromBase64, timingSafeEqual, toBase64 } from "./encoding.ts";
 
 export const WEBHOOK_TOLERANCE_SECONDS = 5 * 60;
 const SECRET_PREFIX = "whsec_";
