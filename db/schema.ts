@@ -62,7 +62,7 @@ export const clusters = pgTable("clusters", {
   name: varchar("name", { length: 63 }).notNull().unique(),
   driver: varchar("driver", { length: 20 }).notNull().default("process"),
   labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
-  // AES-GCM sealed (see functions/crypto/secretBox.ts); never returned after creation.
+  // AES-GCM sealed (see core/crypto/secretBox.ts); never returned after creation.
   webhookSecretSealed: text("webhook_secret_sealed").notNull(),
   status: varchar("status", { length: 20 }).notNull().default("registered"),
   lastSeenAt: ts("last_seen_at"),

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { openDb } from "../db/client.ts";
-import type { Env } from "../functions/env.ts";
-import { applyInstanceStatus } from "../functions/fleet/instanceStatus.ts";
+import type { Env } from "../core/env.ts";
+import { applyInstanceStatus } from "../core/fleet/instanceStatus.ts";
 import { bridgeFrameSchema, newCommandId, type Command, type CommandType, type ServerFrame } from "../protocol/commands.ts";
 
 /** How long a bridge has to answer before the instance is marked `unknown`. */

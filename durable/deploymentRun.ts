@@ -3,7 +3,7 @@ import { eq } from "drizzle-orm";
 import { appendAudit } from "../db/auditChain.ts";
 import { openDb } from "../db/client.ts";
 import { deployments, instances } from "../db/schema.ts";
-import type { Env } from "../functions/env.ts";
+import type { Env } from "../core/env.ts";
 import type { CommandType, SmokeChecks } from "../protocol/commands.ts";
 import type { DeploymentEvent, DeploymentMetrics, DeploymentStatus, DeploymentView, Phase, PhaseRecord } from "../protocol/deployments.ts";
 

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../functions/env.ts";
+import type { Env } from "../core/env.ts";
 
 export interface FleetEvent {
   event: "instance:status";

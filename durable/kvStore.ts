@@ -1,9 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../functions/env.ts";
+import type { Env } from "../core/env.ts";
 
 /**
  * The Redis stand-in used when no Upstash credentials are configured: a
- * SQLite-backed Durable Object with the few commands functions/platform/kv.ts
+ * SQLite-backed Durable Object with the few commands core/platform/kv.ts
  * needs. A DO runs one call at a time, so SET NX and INCR are atomic here
  * exactly as in Redis. Expired keys are dropped lazily and by an alarm.
  */

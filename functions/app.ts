@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import type { AppEnv } from "./app-env.ts";
+import type { AppEnv } from "../core/app-env.ts";
 import { auditTrail } from "./middleware/auditTrail.ts";
 import { authenticate } from "./middleware/authenticate.ts";
 import { limitBody, requireJsonBody } from "./middleware/bodyGuard.ts";

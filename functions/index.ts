@@ -1,5 +1,5 @@
 import { createApp } from "./app.ts";
-import type { Env } from "./env.ts";
+import type { Env } from "../core/env.ts";
 
 export { ClusterLink } from "../durable/clusterLink.ts";
 export { DeploymentRun } from "../durable/deploymentRun.ts";

@@ -8,11 +8,11 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { appendAudit } from "../db/auditChain.ts";
 import { complianceExports } from "../db/schema.ts";
-import type { AppEnv } from "../functions/app-env.ts";
-import { readConfig } from "../functions/governance/settings.ts";
-import { previousPeriod } from "../functions/reports/period.ts";
-import { reportAudit, reportRow, writeReport } from "../functions/reports/store.ts";
-import { validate } from "../functions/validation.ts";
+import type { AppEnv } from "../core/app-env.ts";
+import { readConfig } from "../core/governance/settings.ts";
+import { previousPeriod } from "../core/reports/period.ts";
+import { reportAudit, reportRow, writeReport } from "../core/reports/store.ts";
+import { validate } from "../core/validation.ts";
 import { verifyQStashSignature } from "./verifySignature.ts";
 
 // Arbitrary constant naming "a compliance export is running" among advisory locks.

@@ -6,8 +6,8 @@
  */
 import { Hono } from "hono";
 import { clusters } from "../db/schema.ts";
-import type { AppEnv } from "../functions/app-env.ts";
-import { sendCommand } from "../functions/fleet/commands.ts";
+import type { AppEnv } from "../core/app-env.ts";
+import { sendCommand } from "../core/fleet/commands.ts";
 import { verifyQStashSignature } from "./verifySignature.ts";
 /** Spread over at most this window; small fleets answer within a second. */
 const MAX_JITTER_MS = 20_000;

@@ -1,14 +1,14 @@
 /**
  * The daily retention purge (QStash; the schedule exists while any table has
  * a retention in /api/config). Deletes only rows older than their table's
- * retention (functions/governance/retention.ts) and records what it removed.
+ * retention (core/governance/retention.ts) and records what it removed.
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "../functions/app-env.ts";
-import { runRetentionPurge } from "../functions/governance/retention.ts";
-import { readConfig } from "../functions/governance/settings.ts";
-import { validate } from "../functions/validation.ts";
+import type { AppEnv } from "../core/app-env.ts";
+import { runRetentionPurge } from "../core/governance/retention.ts";
+import { readConfig } from "../core/governance/settings.ts";
+import { validate } from "../core/validation.ts";
 import { verifyQStashSignature } from "./verifySignature.ts";
 
 /** QStash posts "{}"; `at` and the batch sizes exist for replays and tests. */

@@ -1,7 +1,7 @@
 import { Receiver } from "@upstash/qstash";
 import { createMiddleware } from "hono/factory";
-import type { AppEnv } from "../functions/app-env.ts";
-import { ApiError } from "../functions/errors.ts";
+import type { AppEnv } from "../core/app-env.ts";
+import { ApiError } from "../core/errors.ts";
 
 /**
  * Every job route is called by QStash and nobody else: the Upstash-Signature

@@ -1,7 +1,7 @@
 import type { Db } from "../../db/client.ts";
 import { roles, users } from "../../db/schema.ts";
-import type { RuntimeConfig } from "../config.ts";
-import { hashPassword } from "../crypto/passwords.ts";
+import type { RuntimeConfig } from "../../core/config.ts";
+import { hashPassword } from "../../core/crypto/passwords.ts";
 import { BUILTIN_ROLES } from "../rbac/permissions.ts";
 
 /**

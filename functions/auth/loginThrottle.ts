@@ -4,7 +4,7 @@
  * opens at the first failure and only expiry closes it: a success does not
  * reset it, so guessing between the owner's own logins gains nothing.
  */
-import type { KvStore } from "../platform/kv.ts";
+import type { KvStore } from "../../core/platform/kv.ts";
 
 export const MAX_FAILURES = 5;
 export const WINDOW_SECONDS = 15 * 60;

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import { appendAudit, type AuditEntry } from "../../db/auditChain.ts";
-import type { AppEnv } from "../app-env.ts";
+import type { AppEnv } from "../../core/app-env.ts";
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 const ip = z.union([z.ipv4(), z.ipv6()]);

@@ -2,11 +2,11 @@ import { and, eq, isNull } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import type { Db } from "../../db/client.ts";
 import { apiKeys, roles, users, type Permission } from "../../db/schema.ts";
-import type { AppEnv, Principal } from "../app-env.ts";
+import type { AppEnv, Principal } from "../../core/app-env.ts";
 import { hashApiKey, looksLikeApiKey } from "../auth/apiKeys.ts";
 import { ensureBootstrap } from "../auth/bootstrap.ts";
 import { verifySessionToken } from "../auth/tokens.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError } from "../../core/errors.ts";
 import { BUILTIN_ROLES, ROLE_RANK, intersect, isBuiltinRole } from "../rbac/permissions.ts";
 
 const unauthenticated = (code: string, message: string) =>

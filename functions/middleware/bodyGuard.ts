@@ -1,7 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { bodyLimit } from "hono/body-limit";
-import type { AppEnv } from "../app-env.ts";
-import { ApiError } from "../errors.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { ApiError } from "../../core/errors.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;

@@ -1,8 +1,8 @@
 import type { ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import type { AppEnv } from "../app-env.ts";
-import { SealedSecretError } from "../crypto/secretBox.ts";
-import { ApiError, errorBody } from "../errors.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { SealedSecretError } from "../../core/crypto/secretBox.ts";
+import { ApiError, errorBody } from "../../core/errors.ts";
 
 /** drizzle wraps driver errors; the Postgres SQLSTATE sits on the cause. */
 function sqlState(err: unknown): string | undefined {

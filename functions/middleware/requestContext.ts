@@ -1,6 +1,6 @@
 import { createMiddleware } from "hono/factory";
-import type { AppEnv } from "../app-env.ts";
-import { Services } from "../platform/services.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { Services } from "../../core/platform/services.ts";
 
 /** Request id (echoed as X-Request-Id) and the lazily opened services, closed after the response. */
 export const requestContext = createMiddleware<AppEnv>(async (c, next) => {

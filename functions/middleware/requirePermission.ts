@@ -1,6 +1,6 @@
 import { createMiddleware } from "hono/factory";
-import type { AppEnv } from "../app-env.ts";
-import { ApiError } from "../errors.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { ApiError } from "../../core/errors.ts";
 import { allows, type Action, type Resource } from "../rbac/permissions.ts";
 
 /** The only authorisation check a route declares: `requirePermission("instances", "create")`. */

@@ -6,8 +6,8 @@
 import { eq } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { roles, type Permission } from "../../db/schema.ts";
-import type { Principal } from "../app-env.ts";
-import { ApiError } from "../errors.ts";
+import type { Principal } from "../../core/app-env.ts";
+import { ApiError } from "../../core/errors.ts";
 import { BUILTIN_ROLES, allows, isBuiltinRole } from "./permissions.ts";
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];

@@ -4,12 +4,12 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "../app-env.ts";
-import { keyId } from "../crypto/secretBox.ts";
-import { resealAll } from "../governance/reseal.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { keyId } from "../../core/crypto/secretBox.ts";
+import { resealAll } from "../../core/governance/reseal.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
-import { validate } from "../validation.ts";
+import { validate } from "../../core/validation.ts";
 
 const resealBody = z.strictObject({ batchSize: z.number().int().min(1).max(1000).default(200) });
 

@@ -11,14 +11,14 @@ import { eq, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { modelPrices } from "../../db/schema.ts";
-import { decisionTotals, listDecisions, type DecisionRow } from "../ai/decisionQueries.ts";
-import type { AppEnv } from "../app-env.ts";
-import { notFound } from "../errors.ts";
+import { decisionTotals, listDecisions, type DecisionRow } from "../../core/ai/decisionQueries.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { notFound } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
-import { decodeIdCursor, encodeIdCursor } from "../platform/pagination.ts";
+import { decodeIdCursor, encodeIdCursor } from "../../core/platform/pagination.ts";
 import { allows } from "../rbac/permissions.ts";
-import { validate } from "../validation.ts";
+import { validate } from "../../core/validation.ts";
 
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
 const filters = {

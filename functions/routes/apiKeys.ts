@@ -2,13 +2,13 @@ import { and, desc, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { apiKeys, type Permission } from "../../db/schema.ts";
-import type { AppEnv, Principal } from "../app-env.ts";
+import type { AppEnv, Principal } from "../../core/app-env.ts";
 import { generateApiKey } from "../auth/apiKeys.ts";
-import { ApiError, notFound } from "../errors.ts";
+import { ApiError, notFound } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { ACTIONS, RESOURCES, ROLE_RANK, covers, isBuiltinRole } from "../rbac/permissions.ts";
-import { validate } from "../validation.ts";
+import { validate } from "../../core/validation.ts";
 
 const scope = z.strictObject({
   resource: z.enum([...RESOURCES, "*"]),

@@ -11,12 +11,12 @@ import { z } from "zod";
 import { openDb } from "../../db/client.ts";
 import { verifyAuditChain } from "../../db/auditVerify.ts";
 import { auditLogs } from "../../db/schema.ts";
-import type { AppEnv } from "../app-env.ts";
-import { exportRange, exportStream, type ExportFormat, type Trailer } from "../audit/exportFile.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { exportRange, exportStream, type ExportFormat, type Trailer } from "../../core/audit/exportFile.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
-import { decodeIdCursor, encodeIdCursor } from "../platform/pagination.ts";
-import { validate } from "../validation.ts";
+import { decodeIdCursor, encodeIdCursor } from "../../core/platform/pagination.ts";
+import { validate } from "../../core/validation.ts";
 
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
 const listQuery = z.strictObject({

@@ -2,15 +2,15 @@ import { eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { users } from "../../db/schema.ts";
-import type { AppEnv } from "../app-env.ts";
+import type { AppEnv } from "../../core/app-env.ts";
 import { ensureBootstrap } from "../auth/bootstrap.ts";
 import { lockedFor, recordFailure } from "../auth/loginThrottle.ts";
 import { issueSessionToken } from "../auth/tokens.ts";
-import { burnPasswordCheck, verifyPassword } from "../crypto/passwords.ts";
-import { ApiError } from "../errors.ts";
+import { burnPasswordCheck, verifyPassword } from "../../core/crypto/passwords.ts";
+import { ApiError } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { authenticate } from "../middleware/authenticate.ts";
-import { validate } from "../validation.ts";
+import { validate } from "../../core/validation.ts";
 
 const loginBody = z.strictObject({
   username: z.string().min(1).max(255),

@@ -7,16 +7,16 @@ import { eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { clusters } from "../../db/schema.ts";
-import type { AppEnv } from "../app-env.ts";
+import type { AppEnv } from "../../core/app-env.ts";
 import { issueClusterToken, verifyClusterToken } from "../auth/clusterTokens.ts";
-import { ApiError } from "../errors.ts";
-import { applyCommandResult, applyHealthReport } from "../fleet/applyReport.ts";
-import { applyInstanceStatus } from "../fleet/instanceStatus.ts";
-import { ingestAiDecisions } from "../ai/ingest.ts";
-import { verifyClusterWebhook } from "../fleet/signedRequest.ts";
+import { ApiError } from "../../core/errors.ts";
+import { applyCommandResult, applyHealthReport } from "../../core/fleet/applyReport.ts";
+import { applyInstanceStatus } from "../../core/fleet/instanceStatus.ts";
+import { ingestAiDecisions } from "../../core/ai/ingest.ts";
+import { verifyClusterWebhook } from "../../core/fleet/signedRequest.ts";
 import { aiDecisionBatchSchema } from "../../protocol/aiDecisions.ts";
 import { reportSchema } from "../../protocol/reports.ts";
-import { describeIssues, validate } from "../validation.ts";
+import { describeIssues, validate } from "../../core/validation.ts";
 
 const clusterParam = z.object({ id: z.uuid() });
 const tokenRequest = z.object({ bridgeVersion: z.string().max(64).optional() });
@@ -78,7 +78,7 @@ export const bridgeRoutes = new Hono<AppEnv>()
       throw err;
     }
   })
-  // AI decision records, batched by the bridge (≤ 500 per webhook); see functions/ai/ingest.ts.
+  // AI decision records, batched by the bridge (≤ 500 per webhook); see core/ai/ingest.ts.
   .post("/webhooks/clusters/:id/ai-decisions", validate("param", clusterParam), async (c) => {
     const { id } = c.req.valid("param");
     const hook = await verifyClusterWebhook(c, id);

@@ -1,17 +1,17 @@
-import { forgetClusterSecret } from "../fleet/signedRequest.ts";
+import { forgetClusterSecret } from "../../core/fleet/signedRequest.ts";
 import { and, count, desc, eq, isNotNull, isNull, lt, or } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { clusters, instances } from "../../db/schema.ts";
-import type { AppEnv } from "../app-env.ts";
+import type { AppEnv } from "../../core/app-env.ts";
 import { randomBytes, toBase64 } from "../../protocol/encoding.ts";
-import { seal } from "../crypto/secretBox.ts";
-import { ApiError, notFound } from "../errors.ts";
+import { seal } from "../../core/crypto/secretBox.ts";
+import { ApiError, notFound } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
-import { decodeCursor, page, pageQuery } from "../platform/pagination.ts";
-import { validate } from "../validation.ts";
-import { dnsLabel, labelMap } from "./shapes.ts";
+import { decodeCursor, page, pageQuery } from "../../core/platform/pagination.ts";
+import { validate } from "../../core/validation.ts";
+import { dnsLabel, labelMap } from "../../protocol/shapes.ts";
 
 const createBody = z.strictObject({
   name: dnsLabel,

@@ -6,12 +6,12 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "../app-env.ts";
-import { desiredSchedules, syncConfigSchedules } from "../governance/configSchedules.ts";
-import { readConfig, reportsShape, retentionShape, writeConfigPart, type ControlPlaneConfig } from "../governance/settings.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { desiredSchedules, syncConfigSchedules } from "../../core/governance/configSchedules.ts";
+import { readConfig, reportsShape, retentionShape, writeConfigPart, type ControlPlaneConfig } from "../../core/governance/settings.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
-import { validate } from "../validation.ts";
+import { validate } from "../../core/validation.ts";
 
 const putBody = z.strictObject({ reports: reportsShape.optional(), retention: retentionShape.optional() })
   .refine((b) => b.reports !== undefined || b.retention !== undefined, "send reports, retention or both");

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "../app-env.ts";
-import { ApiError } from "../errors.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { ApiError } from "../../core/errors.ts";
 import { authenticate } from "../middleware/authenticate.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 

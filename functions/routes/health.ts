@@ -1,7 +1,7 @@
 import { Client } from "@upstash/qstash";
 import { sql } from "drizzle-orm";
 import { Hono } from "hono";
-import type { AppEnv } from "../app-env.ts";
+import type { AppEnv } from "../../core/app-env.ts";
 import { toApiError } from "../middleware/errorHandler.ts";
 
 interface Check {

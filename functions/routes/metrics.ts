@@ -2,10 +2,10 @@ import { and, count, desc, eq, gte, isNull, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { clusters, instanceHealth, instances } from "../../db/schema.ts";
-import type { AppEnv } from "../app-env.ts";
-import { notFound } from "../errors.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { notFound } from "../../core/errors.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
-import { validate } from "../validation.ts";
+import { validate } from "../../core/validation.ts";
 
 const idParam = z.object({ id: z.uuid() });
 const seriesQuery = z.strictObject({

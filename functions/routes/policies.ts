@@ -3,13 +3,13 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { Db } from "../../db/client.ts";
 import { instances, policies } from "../../db/schema.ts";
-import type { AppEnv } from "../app-env.ts";
-import { ApiError, notFound } from "../errors.ts";
-import { assertDeploymentAllowed } from "../governance/deploymentGate.ts";
-import { POLICY_KINDS, enabledPolicies, evaluatePolicies, instanceFacts, ruleShapes, type PolicyKind } from "../governance/policies.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { ApiError, notFound } from "../../core/errors.ts";
+import { assertDeploymentAllowed } from "../../core/governance/deploymentGate.ts";
+import { POLICY_KINDS, enabledPolicies, evaluatePolicies, instanceFacts, ruleShapes, type PolicyKind } from "../../core/governance/policies.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
-import { describeIssues, validate } from "../validation.ts";
+import { describeIssues, validate } from "../../core/validation.ts";
 
 type Row = typeof policies.$inferSelect;
 

@@ -2,14 +2,14 @@ import { asc, eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { quotas } from "../../db/schema.ts";
-import type { AppEnv } from "../app-env.ts";
-import { deploymentsToday } from "../governance/deploymentGate.ts";
-import { quotaOf, teamUsage, type Quota } from "../governance/quotas.ts";
-import { tokensUsed } from "../governance/tokenUsage.ts";
-import { notFound } from "../errors.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { deploymentsToday } from "../../core/governance/deploymentGate.ts";
+import { quotaOf, teamUsage, type Quota } from "../../core/governance/quotas.ts";
+import { tokensUsed } from "../../core/governance/tokenUsage.ts";
+import { notFound } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
-import { validate } from "../validation.ts";
+import { validate } from "../../core/validation.ts";
 
 /** null (or absent) = no limit on that dimension. */
 const limit = z.number().int().min(0).max(2_000_000_000).nullable().default(null);

@@ -2,13 +2,13 @@ import { and, asc, count, eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { roles, users, type Permission } from "../../db/schema.ts";
-import type { AppEnv } from "../app-env.ts";
-import { ApiError, notFound } from "../errors.ts";
+import type { AppEnv } from "../../core/app-env.ts";
+import { ApiError, notFound } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { assertCanGrant } from "../rbac/grants.ts";
 import { ACTIONS, BUILTIN_ROLES, RESOURCES, isBuiltinRole } from "../rbac/permissions.ts";
-import { validate } from "../validation.ts";
+import { validate } from "../../core/validation.ts";
 
 const permission = z.strictObject({
   resource: z.enum([...RESOURCES, "*"]),

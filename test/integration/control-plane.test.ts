@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import mqtt from "mqtt";
-import { hashPassword } from "../../functions/crypto/passwords.ts";
+import { hashPassword } from "../../core/crypto/passwords.ts";
 import { startTestStack, type TestStack } from "../harness/testStack.ts";
 
 let stack: TestStack;

@@ -8,8 +8,8 @@ import { env } from "cloudflare:test";
 import { eq, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { aiDecisionLogs, instances } from "../../db/schema.ts";
-import { tokensUsed } from "../../functions/governance/tokenUsage.ts";
-import { openKv } from "../../functions/platform/kv.ts";
+import { tokensUsed } from "../../core/governance/tokenUsage.ts";
+import { openKv } from "../../core/platform/kv.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
 

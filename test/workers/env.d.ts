@@ -1,4 +1,4 @@
-import type { Env as WorkerEnv } from "../../functions/env.ts";
+import type { Env as WorkerEnv } from "../../core/env.ts";
 
 declare global {
   namespace Cloudflare {

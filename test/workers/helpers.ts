@@ -2,7 +2,7 @@ import { env, SELF } from "cloudflare:test";
 import { openDb } from "../../db/client.ts";
 import { users } from "../../db/schema.ts";
 import { issueSessionToken } from "../../functions/auth/tokens.ts";
-import { hashPassword } from "../../functions/crypto/passwords.ts";
+import { hashPassword } from "../../core/crypto/passwords.ts";
 
 export interface ApiResponse<T = any> {
   status: number;

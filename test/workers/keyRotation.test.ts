@@ -10,7 +10,7 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { clusters, instances } from "../../db/schema.ts";
 import { fromBase64, randomBytes, toBase64 } from "../../protocol/encoding.ts";
-import { keyId, open, seal, sealedKeyId, SealedSecretError } from "../../functions/crypto/secretBox.ts";
+import { keyId, open, seal, sealedKeyId, SealedSecretError } from "../../core/crypto/secretBox.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import worker from "../../functions/index.ts";
 import { createUser, unique, withDb } from "./helpers.ts";

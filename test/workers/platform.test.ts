@@ -1,9 +1,9 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, inject, it } from "vitest";
 import { canonicalJson } from "../../db/auditChain.ts";
-import { hashPassword, verifyPassword } from "../../functions/crypto/passwords.ts";
-import { open, seal } from "../../functions/crypto/secretBox.ts";
-import { openKv } from "../../functions/platform/kv.ts";
+import { hashPassword, verifyPassword } from "../../core/crypto/passwords.ts";
+import { open, seal } from "../../core/crypto/secretBox.ts";
+import { openKv } from "../../core/platform/kv.ts";
 import type { KvStoreObject } from "../../durable/kvStore.ts";
 
 const relay = inject("upstashRelay");

@@ -9,10 +9,10 @@ import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { instances } from "../../db/schema.ts";
-import { ApiError } from "../../functions/errors.ts";
-import { assertDeploymentAllowed } from "../../functions/governance/deploymentGate.ts";
-import { evaluateModelPolicy, insideWindow, ruleShapes, type Policy } from "../../functions/governance/policies.ts";
-import { openKv } from "../../functions/platform/kv.ts";
+import { ApiError } from "../../core/errors.ts";
+import { assertDeploymentAllowed } from "../../core/governance/deploymentGate.ts";
+import { evaluateModelPolicy, insideWindow, ruleShapes, type Policy } from "../../core/governance/policies.ts";
+import { openKv } from "../../core/platform/kv.ts";
 import { adminLogin, api, createCluster, createUser, expectErrorShape, unique, withDb } from "./helpers.ts";
 
 const made: string[] = [];

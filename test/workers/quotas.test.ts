@@ -8,10 +8,10 @@ import { env } from "cloudflare:test";
 import { and, count, eq, isNull } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { auditLogs, deployments, instances, users } from "../../db/schema.ts";
-import { ApiError } from "../../functions/errors.ts";
-import { assertDeploymentAllowed } from "../../functions/governance/deploymentGate.ts";
-import { addTokens } from "../../functions/governance/tokenUsage.ts";
-import { openKv } from "../../functions/platform/kv.ts";
+import { ApiError } from "../../core/errors.ts";
+import { assertDeploymentAllowed } from "../../core/governance/deploymentGate.ts";
+import { addTokens } from "../../core/governance/tokenUsage.ts";
+import { openKv } from "../../core/platform/kv.ts";
 import { api, createCluster, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
 
 /** An admin in a team of its own, so quotas set here touch no other test. */

@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import type { Db } from "../../db/client.ts";
 import { auditLogs, users } from "../../db/schema.ts";
-import { ApiError } from "../../functions/errors.ts";
+import { ApiError } from "../../core/errors.ts";
 import { assertAdminRemains, lockAdminSet } from "../../functions/rbac/lastAdmin.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb, type ApiResponse } from "./helpers.ts";
 

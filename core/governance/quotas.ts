@@ -21,7 +21,7 @@ const MEMORY_UNITS: Record<string, number> = {
   Ki: 1 / 1024, Mi: 1, Gi: 1024, Ti: 1024 ** 2,
 };
 
-/** "500m" → 500, "2" → 2000, "0.5" → 500 (the shapes in routes/shapes.ts). */
+/** "500m" → 500, "2" → 2000, "0.5" → 500 (the shapes in protocol/shapes.ts). */
 export function cpuMillicores(quantity: string | undefined): number {
   if (!quantity) return 0;
   if (quantity.endsWith("m")) return Number(quantity.slice(0, -1));

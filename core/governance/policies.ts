@@ -11,7 +11,7 @@ import { z } from "zod";
 import type { Db } from "../../db/client.ts";
 import { clusters, instances, policies } from "../../db/schema.ts";
 import { ApiError } from "../errors.ts";
-import { labelMap } from "../routes/shapes.ts";
+import { labelMap } from "../../protocol/shapes.ts";
 
 const DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] as const;
 type Day = (typeof DAYS)[number];
