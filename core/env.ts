@@ -1,7 +1,4 @@
-import type { ClusterLink } from "../durable/clusterLink.ts";
-import type { DeploymentRun } from "../durable/deploymentRun.ts";
-import type { FleetEvents } from "../durable/fleetEvents.ts";
-import type { KvStoreObject } from "../durable/kvStore.ts";
+import type { ClusterLinkApi, DeploymentRunApi, FleetEventsApi, KvStoreApi } from "./objects.ts";
 
 /** Every binding and variable the Worker reads, declared once (see wrangler.toml). */
 export interface Env {
@@ -27,10 +24,10 @@ export interface Env {
   QSTASH_NEXT_SIGNING_KEY?: string;
   /** Where QStash and bridges reach this Worker. */
   PUBLIC_URL?: string;
-  KV_STORE: DurableObjectNamespace<KvStoreObject>;
-  CLUSTER_LINK: DurableObjectNamespace<ClusterLink>;
-  FLEET_EVENTS: DurableObjectNamespace<FleetEvents>;
-  DEPLOYMENT_RUN: DurableObjectNamespace<DeploymentRun>;
+  KV_STORE: DurableObjectNamespace<KvStoreApi>;
+  CLUSTER_LINK: DurableObjectNamespace<ClusterLinkApi>;
+  FLEET_EVENTS: DurableObjectNamespace<FleetEventsApi>;
+  DEPLOYMENT_RUN: DurableObjectNamespace<DeploymentRunApi>;
   ASSETS?: Fetcher;
   /** Compliance reports (R2; emulated locally by Miniflare / wrangler dev). */
   REPORTS: R2Bucket;

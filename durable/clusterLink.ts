@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { openDb } from "../db/client.ts";
 import type { Env } from "../core/env.ts";
+import type { ClusterLinkApi, ClusterLinkStatus, EnqueueOptions, OutboxStatus } from "../core/objects.ts";
 import { applyInstanceStatus } from "../core/fleet/instanceStatus.ts";
 import { bridgeFrameSchema, newCommandId, type Command, type CommandType, type ServerFrame } from "../protocol/commands.ts";
 
@@ -12,7 +13,6 @@ const COMMAND_TIMEOUT_MS: Record<CommandType, number> = {
   "deployment.prepare": 180_000, "deployment.rollback": 180_000, "deployment.cleanup": 60_000,
 };
 
-type OutboxStatus = "pending" | "sent" | "received" | "ok" | "error" | "timed_out";
 const OPEN: OutboxStatus[] = ["pending", "sent", "received"];
 
 interface OutboxRow {
@@ -21,21 +21,13 @@ interface OutboxRow {
   [key: string]: SqlStorageValue;
 }
 
-export interface EnqueueOptions {
-  /** Hold the command this long before sending (health sweeps spread their load). */
-  delayMs?: number;
-  timeoutMs?: number;
-  /** A caller-chosen id (a deployment step): enqueueing it again returns the command already there. */
-  id?: string;
-}
-
 /**
  * One object per cluster: holds the bridge's WebSocket (Hibernation API), an
  * outbox of commands that are redelivered until the bridge answers (the
  * bridge dedupes by id), and one alarm for both delayed sends and deadlines.
  * Every command is written to the outbox before it is sent.
  */
-export class ClusterLink extends DurableObject<Env> {
+export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
   private readonly sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -107,7 +99,7 @@ export class ClusterLink extends DurableObject<Env> {
     return row ? { status: row.status, result: row.result ? JSON.parse(String(row.result)) : null } : null;
   }
 
-  async status() {
+  async status(): Promise<ClusterLinkStatus> {
     return {
       connected: this.bridge() !== undefined,
       connectedAt: this.getMeta("connectedAt"),

@@ -4,6 +4,7 @@ import { appendAudit } from "../db/auditChain.ts";
 import { openDb } from "../db/client.ts";
 import { deployments, instances } from "../db/schema.ts";
 import type { Env } from "../core/env.ts";
+import type { DeploymentInit, DeploymentRunApi, HoldDuring, OperateAnswer, OperatorAction } from "../core/objects.ts";
 import type { CommandType, SmokeChecks } from "../protocol/commands.ts";
 import type { DeploymentEvent, DeploymentMetrics, DeploymentStatus, DeploymentView, Phase, PhaseRecord } from "../protocol/deployments.ts";
 
@@ -24,7 +25,6 @@ type Step = "prepare" | "drain" | "deploy" | "verify" | "switch" | "analysis" | 
  * `switch`: green is started, deployed and verified while blue still serves,
  * and blue drains right before RESUME, so work is held only for the switch.
  */
-export type HoldDuring = "deploy" | "switch";
 const SEQUENCE: Record<HoldDuring, Step[]> = {
   deploy: ["prepare", "drain", "deploy", "verify", "switch", "analysis", "audit", "cleanup"],
   switch: ["prepare", "deploy", "verify", "drain", "switch", "analysis", "audit", "cleanup"],
@@ -56,25 +56,6 @@ const STEP_DEADLINE_MS: Partial<Record<Step, number>> = {
   prepare: 180_000, deploy: 90_000, verify: 90_000, switch: 90_000, analysis: 60_000, cleanup: 60_000, rollback: 180_000,
 };
 
-export interface DeploymentInit {
-  id: string;
-  instanceId: string;
-  clusterId: string;
-  strategy: string;
-  flows: unknown[];
-  fromVersionId: string | null;
-  toVersionId: string;
-  verify: SmokeChecks;
-  drainTimeoutMs: number;
-  analysisMs: number;
-  maxErrorRate: number;
-  rollbackWindowMs: number;
-  /** Which steps new work is held through (see SEQUENCE). */
-  holdDuring?: HoldDuring;
-  createdBy: string | null;
-  createdAt: string;
-}
-
 interface RunState extends DeploymentInit {
   status: DeploymentStatus;
   step: Step;
@@ -101,7 +82,7 @@ export class DeploymentRunError extends Error {
 
 type Outcome = { ok: boolean; result: Record<string, unknown> };
 
-export class DeploymentRun extends DurableObject<Env> {
+export class DeploymentRun extends DurableObject<Env> implements DeploymentRunApi {
   private queue: Promise<unknown> = Promise.resolve();
 
   /** One transition at a time: results, alarms and operator actions never interleave. */

@@ -1,17 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../core/env.ts";
-
-export interface FleetEvent {
-  event: "instance:status";
-  data: { instanceId: string; clusterId: string; status: string; desiredState?: string; reason?: string | null; timestamp: string };
-}
+import type { FleetEvent, FleetEventsApi } from "../core/objects.ts";
 
 /**
  * One object fans fleet events out to every console and CLI watching
  * /ws/fleet. Sockets use the Hibernation API, so idle watchers cost nothing
  * and survive the object being evicted between events.
  */
-export class FleetEvents extends DurableObject<Env> {
+export class FleetEvents extends DurableObject<Env> implements FleetEventsApi {
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../core/env.ts";
+import type { KvStoreApi } from "../core/objects.ts";
 
 /**
  * The Redis stand-in used when no Upstash credentials are configured: a
@@ -7,7 +8,7 @@ import type { Env } from "../core/env.ts";
  * needs. A DO runs one call at a time, so SET NX and INCR are atomic here
  * exactly as in Redis. Expired keys are dropped lazily and by an alarm.
  */
-export class KvStoreObject extends DurableObject<Env> {
+export class KvStoreObject extends DurableObject<Env> implements KvStoreApi {
   private readonly sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {

@@ -7,7 +7,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@upstash/qstash";
-import { HEALTH_SWEEP_PATH } from "../queues/paths.ts";
+import { HEALTH_SWEEP_PATH } from "../protocol/paths.ts";
 
 export interface ScheduleSpec {
   id: string;

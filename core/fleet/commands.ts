@@ -1,6 +1,6 @@
 import type { Env } from "../env.ts";
 import type { CommandType } from "../../protocol/commands.ts";
-import type { EnqueueOptions } from "../../durable/clusterLink.ts";
+import type { EnqueueOptions } from "../objects.ts";
 
 /** Puts a command in its cluster's outbox; the ClusterLink delivers it when the bridge is connected. */
 export async function sendCommand(

@@ -5,7 +5,7 @@
  * creating a schedule with an existing id replaces it.
  */
 import { Client } from "@upstash/qstash";
-import { COMPLIANCE_EXPORT_PATH, RETENTION_PURGE_PATH } from "../../queues/paths.ts";
+import { COMPLIANCE_EXPORT_PATH, RETENTION_PURGE_PATH } from "../../protocol/paths.ts";
 import type { Env } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { RETENTION_TABLES, type ControlPlaneConfig } from "./settings.ts";

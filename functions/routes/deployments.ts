@@ -2,7 +2,7 @@ import { and, desc, eq, inArray, lt, max, or, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { deployments, flowVersions, instances } from "../../db/schema.ts";
-import type { DeploymentInit } from "../../durable/deploymentRun.ts";
+import type { DeploymentInit } from "../../core/objects.ts";
 import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
 import { assertDeploymentAllowed } from "../../core/governance/deploymentGate.ts";

@@ -9,7 +9,6 @@ import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare
 import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { auditLogs, flowVersions, instances } from "../../db/schema.ts";
-import type { DeploymentRun } from "../../durable/deploymentRun.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
 
@@ -273,7 +272,7 @@ describe("POST /api/deployments", () => {
     await bridge.next("gate.set"); // never answered
     const stub = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(created.id));
     // Pretend the deadline passed; the alarm handler reads everything from storage.
-    await runInDurableObject(stub, async (_obj: DeploymentRun, state) => {
+    await runInDurableObject(stub, async (_obj, state) => {
       const s = (await state.storage.get<any>("state"))!;
       expect(s.awaiting.commandId).toContain(`d_${created.id}_drain_0`);
       s.awaiting.deadline = Date.now() - 1;
