@@ -12,7 +12,8 @@
 import type { Command } from "../protocol/commands.ts";
 import type { CommandOutcome, CommandLedger } from "./dedupe.ts";
 import type { Driver } from "./drivers/driver.ts";
-import { CommandError, commandInstance, runCommand } from "./handlers.ts";
+import { BridgeError } from "./errors.ts";
+import { commandInstance, runCommand } from "./handlers.ts";
 import type { InstanceRegistry } from "./instances.ts";
 import type { CommandSink } from "./link.ts";
 import { errorMessage, type Logger } from "./log.ts";
@@ -124,7 +125,7 @@ function fail(code: string, message: string): CommandOutcome {
 
 /** A driver's own lowercase code (e.g. "instance_not_found") is kept; anything else is a generic driver error. */
 function errorCodeOf(err: unknown): string {
-  if (err instanceof CommandError) return err.code;
+  if (err instanceof BridgeError) return err.code;
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" && PRODUCT_CODE.test(code) ? code : "driver_error";
 }

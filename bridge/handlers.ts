@@ -10,14 +10,7 @@ import { isBlueGreen, type Driver } from "./drivers/driver.ts";
 import { chunk, collectHealth, MAX_INSTANCES_PER_REPORT } from "./health.ts";
 import type { InstanceRegistry } from "./instances.ts";
 import type { Reporter } from "./reporter.ts";
-
-/** A failure with a product error code (the control plane shows code and message). */
-export class CommandError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-    this.name = "CommandError";
-  }
-}
+import { BridgeError } from "./errors.ts";
 
 export interface HandlerContext {
   driver: Driver;
@@ -32,7 +25,7 @@ const blueGreens = new WeakMap<Driver, BlueGreen>();
 /** The driver's blue-green machinery, or a clear error for a driver without it. */
 function blueGreen(ctx: HandlerContext, cmd: Command): BlueGreen {
   const { driver } = ctx;
-  if (!isBlueGreen(driver)) throw new CommandError("not_implemented", `${cmd.type}: blue-green deployments are not implemented by the ${driver.kind} driver yet`);
+  if (!isBlueGreen(driver)) throw new BridgeError("not_implemented", `${cmd.type}: blue-green deployments are not implemented by the ${driver.kind} driver yet`);
   let bg = blueGreens.get(driver);
   if (!bg) blueGreens.set(driver, (bg = new BlueGreen(driver, driver.adminApi, Boolean(ctx.mqttUrl ?? driver.mqttUrl))));
   return bg;
@@ -43,14 +36,14 @@ type Args<T extends CommandType> = z.infer<(typeof commandArgs)[T]>;
 type Handlers = { [T in CommandType]: (ctx: HandlerContext, cmd: Command, args: Args<T>) => Promise<Result> };
 
 function target(cmd: Command): string {
-  if (!cmd.instanceId) throw new CommandError("invalid_args", `${cmd.type} needs an instanceId`);
+  if (!cmd.instanceId) throw new BridgeError("invalid_args", `${cmd.type} needs an instanceId`);
   return cmd.instanceId;
 }
 
 const handlers: Handlers = {
   "instance.create": async ({ driver, instances }, cmd, { spec }) => {
     if (cmd.instanceId && cmd.instanceId !== spec.id) {
-      throw new CommandError("invalid_args", `instanceId ${cmd.instanceId} does not match spec.id ${spec.id}`);
+      throw new BridgeError("invalid_args", `instanceId ${cmd.instanceId} does not match spec.id ${spec.id}`);
     }
     // Known before the driver starts: a half-created instance still shows up in health sweeps.
     await instances.add(spec.id);
@@ -86,7 +79,7 @@ const handlers: Handlers = {
     const healths = await collectHealth(driver, instanceIds ?? instances.ids());
     for (const part of chunk(healths, MAX_INSTANCES_PER_REPORT)) {
       const delivered = await reporter.send({ type: "health.report", commandId: cmd.id, instances: part });
-      if (!delivered) throw new CommandError("report_undelivered", "the health report could not be delivered to the control plane");
+      if (!delivered) throw new BridgeError("report_undelivered", "the health report could not be delivered to the control plane");
     }
     return { instances: healths.length };
   },
@@ -99,11 +92,11 @@ const handlers: Handlers = {
   "deployment.cleanup": (ctx, cmd, { runtime }) => blueGreen(ctx, cmd).cleanup(runtime),
 };
 
-/** Runs one command; throws CommandError for bad args, or whatever the driver threw. */
+/** Runs one command; throws BridgeError for bad args, or whatever the driver threw. */
 export async function runCommand(ctx: HandlerContext, cmd: Command): Promise<Result> {
   const parsed = commandArgs[cmd.type].safeParse(cmd.args);
   if (!parsed.success) {
-    throw new CommandError("invalid_args", parsed.error.issues.map((i) => `${i.path.join(".") || "args"}: ${i.message}`).join("; "));
+    throw new BridgeError("invalid_args", parsed.error.issues.map((i) => `${i.path.join(".") || "args"}: ${i.message}`).join("; "));
   }
   const handler = handlers[cmd.type] as (ctx: HandlerContext, cmd: Command, args: unknown) => Promise<Result>;
   return handler(ctx, cmd, parsed.data);

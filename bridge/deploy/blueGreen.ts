@@ -10,16 +10,10 @@ import type { BlueGreenDriver, Driver } from "../drivers/driver.ts";
 import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
 import { AdminApi } from "../drivers/nodeRedAdmin.ts";
 import { runSmoke } from "./smoke.ts";
+import { BridgeError } from "../errors.ts";
 
 type Args<T extends keyof typeof commandArgs> = z.infer<(typeof commandArgs)[T]>;
 type Result = Record<string, unknown>;
-
-export class DeployError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-    this.name = "DeployError";
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -31,7 +25,7 @@ export class BlueGreen {
 
   private async base(runtimeId: string): Promise<string> {
     const base = await this.driver.runtimeBase(runtimeId);
-    if (!base) throw new DeployError("not_running", `runtime ${runtimeId} is not running on this bridge`);
+    if (!base) throw new BridgeError("not_running", `runtime ${runtimeId} is not running on this bridge`);
     return base;
   }
 
