@@ -7,7 +7,7 @@ export default defineConfig({
   test: {
     name: "node",
     root: fileURLToPath(new URL("..", import.meta.url)),
-    include: ["test/dev/**/*.test.ts", "test/integration/**/*.test.ts"],
+    include: ["test/unit/**/*.test.ts", "test/dev/**/*.test.ts", "test/integration/**/*.test.ts"],
     environment: "node",
     testTimeout: 60_000,
     hookTimeout: 120_000,
