@@ -7,7 +7,7 @@ import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { cruise } from "dependency-cruiser";
+import { cruise, type ICruiseOptions } from "dependency-cruiser";
 import { afterAll, describe, expect, it } from "vitest";
 
 const require = createRequire(import.meta.url);
@@ -16,10 +16,11 @@ const SHIPPED = ["protocol", "core", "db", "durable", "queues", "functions", "br
 
 async function violations(dirs: string[], baseDir?: string): Promise<string[]> {
   const { tsConfig: _ts, ...options } = config.options;
-  const result = await cruise(dirs, {
+  const cruiseOptions = {
     ...options, ...(baseDir ? { baseDir } : { tsConfig: _ts }),
-    ruleSet: { forbidden: config.forbidden } as never, validate: true, outputType: "json",
-  });
+    ruleSet: { forbidden: config.forbidden }, validate: true, outputType: "json",
+  } as ICruiseOptions;
+  const result = await cruise(dirs, cruiseOptions);
   const out = typeof result.output === "string" ? JSON.parse(result.output) : result.output;
   return (out.summary.violations as Array<{ rule: { name: string }; from: string; to: string; cycle?: unknown[] }>)
     .map((v) => `${v.rule.name}: ${v.from} → ${v.to}`);
