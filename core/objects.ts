@@ -4,8 +4,18 @@
  * (which import `Env` back). Each class `implements` its interface, so the
  * compiler keeps the two in step.
  */
-import type { Command, CommandType, SmokeChecks } from "../protocol/commands.ts";
-import type { DeploymentView } from "../protocol/deployments.ts";
+import type { CommandType } from "../protocol/commands.ts";
+import type { DeploymentInit, DeploymentView, HoldDuring } from "../protocol/deployments.ts";
+
+export type { DeploymentInit, HoldDuring };
+
+/**
+ * Who a command's answer belongs to, recorded with the command in the outbox
+ * (never sent to the bridge): the answer goes there, and the owner, not the
+ * outbox, decides what a missed deadline means. A command without an owner is
+ * a fleet command: its answer (or silence) settles its instance's status.
+ */
+export type ReplyTo = { kind: "deployment"; id: string };
 
 export interface EnqueueOptions {
   /** Hold the command this long before sending (health sweeps spread their load). */
@@ -13,6 +23,17 @@ export interface EnqueueOptions {
   timeoutMs?: number;
   /** A caller-chosen id (a deployment step): enqueueing it again returns the command already there. */
   id?: string;
+  /** The answer's owner; an owned command must bring its own deadline (`timeoutMs`). */
+  replyTo?: ReplyTo;
+}
+
+/** A command as the outbox holds it, without its arguments (which only the bridge reads). */
+export interface OutboxEntry {
+  id: string;
+  type: CommandType;
+  instanceId?: string;
+  issuedAt: string;
+  replyTo: ReplyTo | null;
 }
 
 export type OutboxStatus = "pending" | "sent" | "received" | "ok" | "error" | "timed_out";
@@ -25,31 +46,12 @@ export interface ClusterLinkStatus {
 }
 
 export interface ClusterLinkApi extends Rpc.DurableObjectBranded {
-  enqueue(type: CommandType, instanceId: string | undefined, args: Record<string, unknown>, opts?: EnqueueOptions): Promise<Command>;
-  complete(commandId: string, ok: boolean, result: unknown): Promise<{ command: Command | null; first: boolean }>;
-  result(commandId: string): Promise<{ status: OutboxStatus; result: unknown } | null>;
+  enqueue(type: CommandType, instanceId: string | undefined, args: Record<string, unknown>, opts?: EnqueueOptions): Promise<OutboxEntry>;
+  /** Records an answer; `first` is false for a duplicate. The entry names the answer's owner. */
+  complete(commandId: string, ok: boolean, result: unknown): Promise<{ command: OutboxEntry | null; first: boolean }>;
+  /** A recorded answer, as the JSON text the bridge sent: the reader parses it with the command's schema. */
+  result(commandId: string): Promise<{ status: OutboxStatus; resultJson: string | null } | null>;
   status(): Promise<ClusterLinkStatus>;
-}
-
-export type HoldDuring = "deploy" | "switch";
-
-export interface DeploymentInit {
-  id: string;
-  instanceId: string;
-  clusterId: string;
-  strategy: string;
-  flows: unknown[];
-  fromVersionId: string | null;
-  toVersionId: string;
-  verify: SmokeChecks;
-  drainTimeoutMs: number;
-  analysisMs: number;
-  maxErrorRate: number;
-  rollbackWindowMs: number;
-  /** Which steps new work is held through (see durable/deploymentRun). */
-  holdDuring?: HoldDuring;
-  createdBy: string | null;
-  createdAt: string;
 }
 
 export type OperatorAction = "promote" | "abort" | "rollback";

@@ -146,7 +146,9 @@ export const deployments = pgTable("deployments", {
   oldFlows: jsonb("old_flows"),
   newFlows: jsonb("new_flows"),
   metrics: jsonb("metrics"),
+  /** Why it rolled back or failed, for a person; `error_code` is the named reason (protocol/deployments.ts FAILURE_CODES). */
   error: text("error"),
+  errorCode: varchar("error_code", { length: 50 }),
   createdBy: uuid("created_by"),
   createdAt: createdAt(),
   completedAt: ts("completed_at"),

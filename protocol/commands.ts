@@ -5,6 +5,7 @@
  * never executes the same id twice, the control plane redelivers until answered.
  */
 import { z } from "zod";
+import { endpointsSchema } from "./reports.ts";
 
 export const COMMAND_TYPES = [
   "instance.create", "instance.start", "instance.stop", "instance.destroy", "instance.scale",
@@ -25,7 +26,6 @@ export type InstanceSpecWire = z.infer<typeof instanceSpecSchema>;
 
 /** A Node-RED runtime of an instance: blue or green (bridge/drivers/process: the instance id, or id + ".b"). */
 const runtimeId = z.string().min(1).max(80);
-const deploymentId = z.uuid();
 
 /** What VERIFY (and the post-switch analysis) checks on green; see docs/deployments.md. */
 export const smokeChecksSchema = z.object({
@@ -51,34 +51,132 @@ export const smokeChecksSchema = z.object({
 }).strict();
 export type SmokeChecks = z.infer<typeof smokeChecksSchema>;
 
-/** Per-type arguments; a bridge rejects a command whose args do not parse. */
+/**
+ * Per-type arguments; a bridge rejects a command whose args do not parse.
+ * Who a command's answer belongs to (a deployment) is not an argument: the
+ * control plane records it with the command (ClusterLink's outbox, `replyTo`),
+ * and the bridge, which does not need it, never sees it. Unknown keys are
+ * dropped, so a bridge still accepts an older control plane's `deploymentId`.
+ */
 export const commandArgs = {
   "instance.create": z.object({ spec: instanceSpecSchema }),
   "instance.start": z.object({}),
   "instance.stop": z.object({}),
   "instance.destroy": z.object({ deleteData: z.boolean().default(false) }),
   "instance.scale": z.object({ replicas: z.number().int().min(0).max(100) }),
-  "flows.deploy": z.object({ flows: z.array(z.unknown()), rev: z.string().optional(), runtime: runtimeId.optional(), deploymentId: deploymentId.optional() }),
+  "flows.deploy": z.object({ flows: z.array(z.unknown()), rev: z.string().optional(), runtime: runtimeId.optional() }),
   /** drain: the HTTP front holds new requests, the gate holds new work, the answer comes when in-flight reaches 0 (or the deadline). */
-  "gate.set": z.object({ mode: z.enum(["active", "drain"]), runtime: runtimeId.optional(), deploymentId: deploymentId.optional(), drainTimeoutMs: z.number().int().min(0).max(600_000).default(30_000) }),
+  "gate.set": z.object({ mode: z.enum(["active", "drain"]), runtime: runtimeId.optional(), drainTimeoutMs: z.number().int().min(0).max(600_000).default(30_000) }),
   /** Replays the hold queue into `to` (defaults: from the serving runtime, to it). */
-  "gate.replay": z.object({ from: runtimeId.optional(), to: runtimeId.optional(), deploymentId: deploymentId.optional() }),
+  "gate.replay": z.object({ from: runtimeId.optional(), to: runtimeId.optional() }),
   "smoke.run": z.object({
-    runtime: runtimeId, deploymentId: deploymentId.optional(), kind: z.enum(["verify", "analysis"]).default("verify"),
+    runtime: runtimeId, kind: z.enum(["verify", "analysis"]).default("verify"),
     expectRev: z.string().optional(), checks: smokeChecksSchema.default({ mqtt: true, failureLimit: 0, pause: false }),
     /** analysis: green's error rate since the switch (expired in-flight + 5xx at the front) must stay at or below this. */
     maxErrorRate: z.number().min(0).max(1).default(0.05),
   }),
   /** The HTTP front and the MQTT work stream move from `from` to `to`; held work is replayed to `to` in order. */
-  "route.switch": z.object({ to: runtimeId, from: runtimeId, deploymentId: deploymentId.optional() }),
+  "route.switch": z.object({ to: runtimeId, from: runtimeId }),
   "health.report": z.object({ instanceIds: z.array(z.uuid()).optional() }),
   /** Starts green (a clone of blue without flows) and opens the hold queue. */
-  "deployment.prepare": z.object({ deploymentId }),
+  "deployment.prepare": z.object({}),
   /** Back to blue: nothing held is lost, green is stopped. */
-  "deployment.rollback": z.object({ deploymentId, blue: runtimeId, green: runtimeId.optional(), switched: z.boolean() }),
+  "deployment.rollback": z.object({ blue: runtimeId, green: runtimeId.optional(), switched: z.boolean() }),
   /** The rollback window is over: blue is stopped. */
-  "deployment.cleanup": z.object({ deploymentId, runtime: runtimeId }),
+  "deployment.cleanup": z.object({ runtime: runtimeId }),
 } satisfies Record<CommandType, z.ZodType>;
+
+/**
+ * What the bridge answers for each command type (the `result` of an ok
+ * `command.result` report). The bridge's handlers return exactly these; the
+ * control plane parses them at the boundary. Counters a bridge may leave out
+ * (an older bridge, a scripted one in tests) default to 0 here, so a reader
+ * never guesses; anything else that does not parse is an invalid result.
+ */
+const count = z.number().int().nonnegative();
+const instant = z.iso.datetime();
+const gateMode = z.enum(["active", "drain", "retire"]);
+
+export const smokeCheckSchema = z.object({
+  name: z.string(),
+  outcome: z.enum(["passed", "failed", "inconclusive"]),
+  detail: z.string(),
+});
+export type SmokeCheck = z.infer<typeof smokeCheckSchema>;
+
+/** VERIFY's verdict on green, or (kind "analysis") green's error rate since the switch. */
+export const smokeResultSchema = z.object({
+  runtime: runtimeId.optional(),
+  verdict: z.enum(["passed", "failed", "inconclusive"]),
+  checks: z.array(smokeCheckSchema).default([]),
+  /** analysis only: (expired in-flight + 5xx at the front) / max(entered, requests, 1). */
+  errorRate: z.number().min(0).optional(),
+  maxErrorRate: z.number().min(0).max(1).optional(),
+  entered: count.optional(),
+  expired: count.optional(),
+  serverErrors: count.optional(),
+  requests: count.optional(),
+});
+export type SmokeResult = z.infer<typeof smokeResultSchema>;
+
+/** route.switch (and gate.replay, which is a switch onto the same runtime). */
+const switchResultSchema = z.object({
+  from: runtimeId.optional(),
+  to: runtimeId.optional(),
+  /** Held MQTT work replayed to `to`, in order, before anything new. */
+  replayed: count.default(0),
+  /** MQTT work that arrived during the hand-over and followed the replay. */
+  bufferedDuringSwitch: count.default(0),
+  /** HTTP requests the front held, released to `to`. */
+  httpReleased: count.default(0),
+  /** HTTP requests held inside `from`'s gate, answered by `from` when it reopened. */
+  heldHttpReleasedOnBlue: count.default(0),
+  /** When work flowed to `to` again (bridge clock). */
+  switchedAt: instant.optional(),
+});
+
+export const commandResults = {
+  "instance.create": z.object({ state: z.literal("running"), endpoints: endpointsSchema }),
+  "instance.start": z.object({ state: z.literal("running") }),
+  "instance.stop": z.object({ state: z.literal("stopped") }),
+  "instance.destroy": z.object({ state: z.literal("destroyed"), deleteData: z.boolean() }),
+  "instance.scale": z.object({ replicas: z.number().int().min(0).max(100), state: z.enum(["running", "stopped"]) }),
+  "flows.deploy": z.object({ runtime: runtimeId.optional(), rev: z.string().optional() }),
+  /**
+   * active: the gate's mode and in-flight count. drain: also how long blue took to drain, when the
+   * front began holding, what was still in flight at the deadline (stragglers, finished on blue) and
+   * what was held (HTTP at the front and in blue's gate; MQTT republished to the hold queue).
+   */
+  "gate.set": z.object({
+    runtime: runtimeId.optional(),
+    mode: gateMode.optional(),
+    inFlight: count.default(0),
+    drainedInMs: count.optional(),
+    holdingSince: instant.optional(),
+    stragglers: count.default(0),
+    heldHttp: count.default(0),
+    heldMqtt: count.default(0),
+  }),
+  "gate.replay": switchResultSchema,
+  "smoke.run": smokeResultSchema,
+  "route.switch": switchResultSchema,
+  "health.report": z.object({ instances: count }),
+  "deployment.prepare": z.object({ blue: runtimeId, green: runtimeId, greenAdmin: z.string().optional() }),
+  /** A switch back to blue (from green after the switch, from blue onto itself before it), then green stopped. */
+  "deployment.rollback": switchResultSchema.extend({
+    serving: runtimeId.optional(),
+    greenStopped: z.boolean().optional(),
+    /** What green still had in flight when it was stopped (bounded wait). */
+    greenStragglers: count.default(0),
+  }),
+  "deployment.cleanup": z.object({ stopped: runtimeId.optional(), stragglers: count.default(0) }),
+} satisfies Record<CommandType, z.ZodType>;
+export type CommandResult<T extends CommandType> = z.infer<(typeof commandResults)[T]>;
+export type CommandArgs<T extends CommandType> = z.infer<(typeof commandArgs)[T]>;
+
+/** An error answer (`command.result` with status "error"): a BridgeError's code and message. */
+export const commandErrorSchema = z.object({ code: z.string().default("internal"), message: z.string().default("no reason given") });
+export type CommandError = z.infer<typeof commandErrorSchema>;
 
 export const commandSchema = z.object({
   id: z.string().min(1).max(64),

@@ -4,7 +4,7 @@
  * (/ws/deployments/:id). Shared by the API, the Durable Object and the console.
  */
 import { z } from "zod";
-import { smokeChecksSchema } from "./commands.ts";
+import { smokeChecksSchema, smokeResultSchema, type SmokeChecks } from "./commands.ts";
 
 export const PHASES = ["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP", "ROLLING_BACK"] as const;
 export type Phase = (typeof PHASES)[number];
@@ -14,6 +14,46 @@ export type DeploymentStatus = (typeof STATUSES)[number];
 export const ACTIVE_STATUSES: DeploymentStatus[] = ["pending", "in_progress", "paused"];
 
 export const STRATEGIES = ["blue-green"] as const;
+
+/** Which steps new work is held through: see `holdDuring` below and durable/deploymentRun/steps.ts. */
+export const HOLD_ORDERS = ["deploy", "switch"] as const;
+export type HoldDuring = (typeof HOLD_ORDERS)[number];
+
+/**
+ * Why a deployment rolled back or failed, named once (as Argo Rollouts names
+ * its condition reasons); the API shows the code beside a human message, and
+ * docs/deployments.md says what each means to an operator.
+ */
+export const FAILURE_CODES = [
+  /** VERIFY: more smoke checks failed than `failureLimit` allows. */
+  "smoke_failed",
+  /** prepare: green did not start (crash loop, image pull, not ready in time). */
+  "green_failed",
+  /** A step's command was not answered before the step's deadline. */
+  "deadline_exceeded",
+  /** DRAIN: the drain itself was not answered before `drainTimeoutMs` plus its margin. */
+  "drain_timeout",
+  /** POST /abort on a paused deployment. */
+  "operator_abort",
+  /** POST /rollback. */
+  "operator_rollback",
+  /** RESUME: green's error rate after the switch was above `maxErrorRate`. */
+  "analysis_failed",
+  /** A step's command failed on the bridge for another reason (its code is in the message). */
+  "step_failed",
+  /** The bridge answered a step with a result that does not parse. */
+  "invalid_result",
+  /** The rollback itself failed or was not answered: blue may not be serving. */
+  "rollback_failed",
+  /** The cluster's driver cannot run blue-green deployments; blue was never touched. */
+  "not_implemented",
+  /** The control plane could not start the deployment's DeploymentRun. */
+  "start_failed",
+] as const;
+export type FailureCode = (typeof FAILURE_CODES)[number];
+
+export const deploymentErrorSchema = z.object({ code: z.enum(FAILURE_CODES), message: z.string() });
+export type DeploymentError = z.infer<typeof deploymentErrorSchema>;
 
 export const createDeploymentSchema = z.object({
   instanceId: z.uuid(),
@@ -34,7 +74,7 @@ export const createDeploymentSchema = z.object({
    * "switch": green is deployed and verified while blue serves; blue drains just before RESUME, so work waits only for the switch
    * (DEPLOY → VERIFY → DRAIN → RESUME). See docs/deployments.md.
    */
-  holdDuring: z.enum(["deploy", "switch"]).default("deploy"),
+  holdDuring: z.enum(HOLD_ORDERS).default("deploy"),
   description: z.string().max(500).optional(),
 }).strict().refine((v) => (v.flows === undefined) !== (v.versionId === undefined), {
   message: "give exactly one of flows or versionId", path: ["flows"],
@@ -48,51 +88,88 @@ export const listDeploymentsQuery = z.object({
   cursor: z.string().max(200).optional(),
 });
 
-export interface PhaseRecord {
-  phase: Phase;
-  status: "started" | "completed" | "failed" | "paused";
-  at: string;
-  detail?: string;
-}
+export const phaseRecordSchema = z.object({
+  phase: z.enum(PHASES),
+  status: z.enum(["started", "completed", "failed", "paused"]),
+  at: z.iso.datetime(),
+  detail: z.string().optional(),
+});
+export type PhaseRecord = z.infer<typeof phaseRecordSchema>;
 
-export interface DeploymentMetrics {
-  messagesHeld: number;
-  messagesReplayed: number;
-  messagesLost: number;
-  inFlightAtDrain: number;
-  stragglers: number;
-  drainMs?: number;
+export const deploymentMetricsSchema = z.object({
+  messagesHeld: z.number().int().nonnegative(),
+  messagesReplayed: z.number().int().nonnegative(),
+  messagesLost: z.number().int().nonnegative(),
+  inFlightAtDrain: z.number().int().nonnegative(),
+  stragglers: z.number().int().nonnegative(),
+  drainMs: z.number().optional(),
   /** When the front began holding new work (bridge clock), and when work flowed again after the switch. */
-  holdingSince?: string;
-  switchedAt?: string;
-  holdMs?: number;
-  totalMs?: number;
-  phaseMs: Partial<Record<Phase, number>>;
-  smoke?: unknown;
-  analysis?: unknown;
-}
+  holdingSince: z.iso.datetime().optional(),
+  switchedAt: z.iso.datetime().optional(),
+  holdMs: z.number().optional(),
+  totalMs: z.number().optional(),
+  phaseMs: z.partialRecord(z.enum(PHASES), z.number()),
+  /** VERIFY's verdict and checks, as the bridge answered them. */
+  smoke: smokeResultSchema.optional(),
+  /** The post-switch analysis (error rate) as the bridge answered it. */
+  analysis: smokeResultSchema.optional(),
+});
+export type DeploymentMetrics = z.infer<typeof deploymentMetricsSchema>;
 
 /** What GET /api/deployments/:id returns and late subscribers first receive. */
-export interface DeploymentView {
+export const deploymentViewSchema = z.object({
+  id: z.uuid(),
+  instanceId: z.uuid(),
+  strategy: z.string(),
+  status: z.enum(STATUSES),
+  phase: z.enum(PHASES).nullable(),
+  progress: z.number().min(0).max(1),
+  blue: z.string().optional(),
+  green: z.string().optional(),
+  switched: z.boolean(),
+  history: z.array(phaseRecordSchema),
+  metrics: deploymentMetricsSchema,
+  /** Why it rolled back or failed: a code from FAILURE_CODES and a message for a person. */
+  error: deploymentErrorSchema.nullable(),
+  fromVersionId: z.uuid().nullable(),
+  toVersionId: z.uuid(),
+  createdAt: z.iso.datetime(),
+  completedAt: z.iso.datetime().nullable(),
+});
+export type DeploymentView = z.infer<typeof deploymentViewSchema>;
+
+export const phaseEventSchema = z.object({
+  deploymentId: z.uuid(), phase: z.enum(PHASES), status: phaseRecordSchema.shape.status,
+  deploymentStatus: z.enum(STATUSES), detail: z.string().optional(), timestamp: z.iso.datetime(),
+});
+export const progressEventSchema = z.object({
+  deploymentId: z.uuid(), messagesHeld: z.number().int().nonnegative(), inFlightCount: z.number().int().nonnegative(),
+  progress: z.number().min(0).max(1), timestamp: z.iso.datetime(),
+});
+/** Frames on /ws/deployments/:id. */
+export const deploymentEventSchema = z.discriminatedUnion("event", [
+  z.object({ event: z.literal("deployment:state"), data: deploymentViewSchema }),
+  z.object({ event: z.literal("deployment:phase"), data: phaseEventSchema }),
+  z.object({ event: z.literal("deployment:progress"), data: progressEventSchema }),
+]);
+export type DeploymentEvent = z.infer<typeof deploymentEventSchema>;
+
+/** What the API hands a new DeploymentRun (POST /api/deployments, resolved and validated). */
+export interface DeploymentInit {
   id: string;
   instanceId: string;
+  clusterId: string;
   strategy: string;
-  status: DeploymentStatus;
-  phase: Phase | null;
-  progress: number;
-  blue?: string;
-  green?: string;
-  switched: boolean;
-  history: PhaseRecord[];
-  metrics: DeploymentMetrics;
-  error: string | null;
+  flows: unknown[];
   fromVersionId: string | null;
   toVersionId: string;
+  verify: SmokeChecks;
+  drainTimeoutMs: number;
+  analysisMs: number;
+  maxErrorRate: number;
+  rollbackWindowMs: number;
+  /** Which steps new work is held through (see durable/deploymentRun/steps.ts). */
+  holdDuring?: HoldDuring;
+  createdBy: string | null;
   createdAt: string;
-  completedAt: string | null;
 }
-
-export type DeploymentEvent =
-  | { event: "deployment:state"; data: DeploymentView }
-  | { event: "deployment:phase"; data: { deploymentId: string; phase: Phase; status: PhaseRecord["status"]; deploymentStatus: DeploymentStatus; detail?: string; timestamp: string } }
-  | { event: "deployment:progress"; data: { deploymentId: string; messagesHeld: number; inFlightCount: number; progress: number; timestamp: string } };

@@ -2,14 +2,17 @@ import { and, desc, eq, inArray, lt, max, or, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { deployments, flowVersions, instances } from "../../db/schema.ts";
-import type { DeploymentInit } from "../../core/objects.ts";
+import type { DeploymentInit, OperateAnswer } from "../../core/objects.ts";
 import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
 import { assertDeploymentAllowed } from "../../core/governance/deploymentGate.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page } from "../../core/platform/pagination.ts";
-import { ACTIVE_STATUSES, createDeploymentSchema, listDeploymentsQuery, STRATEGIES, type DeploymentView } from "../../protocol/deployments.ts";
+import {
+  ACTIVE_STATUSES, createDeploymentSchema, deploymentErrorSchema, deploymentMetricsSchema, listDeploymentsQuery, phaseRecordSchema, STRATEGIES,
+  type DeploymentView,
+} from "../../protocol/deployments.ts";
 import { validate } from "../../core/validation.ts";
 
 const idParam = z.object({ id: z.uuid() });
@@ -24,23 +27,38 @@ async function sha256Hex(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * What durable/deploymentRun/projection.ts writes into `metrics` beside the
+ * metrics themselves; read back leniently (a row is a projection: what does
+ * not parse is shown as its default, never a 500).
+ */
+const rowExtras = z.object({
+  progress: z.number().catch(0),
+  blue: z.string().optional().catch(undefined),
+  green: z.string().optional().catch(undefined),
+  switched: z.boolean().catch(false),
+  history: z.array(phaseRecordSchema).catch([]),
+}).catch({ progress: 0, switched: false, history: [] });
+const emptyMetrics: DeploymentView["metrics"] = { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} };
+const rowError = deploymentErrorSchema.shape.code.catch("step_failed");
+
 /** The stored row as the API shows it when the DeploymentRun has nothing newer. */
 function rowView(r: Row): DeploymentView {
-  const m = (r.metrics ?? {}) as Record<string, unknown>;
+  const m = r.metrics ?? {};
+  const extras = rowExtras.parse(m);
   return {
     id: r.id, instanceId: r.instanceId, strategy: r.strategy, status: r.status as DeploymentView["status"],
-    phase: (r.currentPhase as DeploymentView["phase"]) ?? null, progress: Number(m.progress ?? 0),
-    ...(typeof m.blue === "string" ? { blue: m.blue } : {}), ...(typeof m.green === "string" ? { green: m.green } : {}),
-    switched: Boolean(m.switched), history: (m.history as DeploymentView["history"]) ?? [],
-    metrics: m as unknown as DeploymentView["metrics"], error: r.error,
+    phase: (r.currentPhase as DeploymentView["phase"]) ?? null, progress: extras.progress,
+    ...(extras.blue ? { blue: extras.blue } : {}), ...(extras.green ? { green: extras.green } : {}),
+    switched: extras.switched, history: extras.history,
+    metrics: deploymentMetricsSchema.catch(emptyMetrics).parse(m),
+    error: r.error === null ? null : { code: rowError.parse(r.errorCode), message: r.error },
     fromVersionId: r.fromVersionId, toVersionId: r.toVersionId!, createdAt: r.createdAt.toISOString(),
     completedAt: r.completedAt?.toISOString() ?? null,
   };
 }
 
-type RunAnswer = { ok: true; view: DeploymentView } | { ok: false; status: 404 | 409; code: string; message: string };
-
-function unwrap(answer: RunAnswer): DeploymentView {
+function unwrap(answer: OperateAnswer): DeploymentView {
   if (answer.ok) return answer.view;
   throw new ApiError(answer.status, answer.code, answer.message);
 }
@@ -63,9 +81,9 @@ export const deploymentRoutes = new Hono<AppEnv>()
       const [active] = await tx.select({ id: deployments.id, status: deployments.status }).from(deployments)
         .where(and(eq(deployments.instanceId, inst.id), inArray(deployments.status, ACTIVE_STATUSES))).limit(1);
       // The row is a projection of the DeploymentRun; the object is the truth if the row lags behind.
-      const live = active ? ((await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(active.id)).state()) as unknown as DeploymentView | null) : null;
+      const live = active ? await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(active.id)).state() : null;
       if (active && live && !ACTIVE_STATUSES.includes(live.status)) {
-        await tx.update(deployments).set({ status: live.status, error: live.error, completedAt: live.completedAt ? new Date(live.completedAt) : new Date() }).where(eq(deployments.id, active.id));
+        await tx.update(deployments).set({ status: live.status, error: live.error?.message ?? null, errorCode: live.error?.code ?? null, completedAt: live.completedAt ? new Date(live.completedAt) : new Date() }).where(eq(deployments.id, active.id));
       } else if (active) throw new ApiError(409, "deployment_in_progress", `instance ${inst.name} already has deployment ${active.id} (${active.status}); one at a time`, { deploymentId: active.id });
       await assertDeploymentAllowed({ db: tx, kv }, { instance: inst, principal, now });
 
@@ -106,10 +124,10 @@ export const deploymentRoutes = new Hono<AppEnv>()
     });
     const run = c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(init.id));
     try {
-      const started = (await run.start(init)) as unknown as DeploymentView;
+      const started = await run.start(init);
       return c.json(started, 202);
     } catch (err) {
-      await db.update(deployments).set({ status: "failed", error: `could not start: ${(err as Error).message}`, completedAt: new Date() }).where(eq(deployments.id, init.id));
+      await db.update(deployments).set({ status: "failed", error: `could not start: ${(err as Error).message}`, errorCode: "start_failed", completedAt: new Date() }).where(eq(deployments.id, init.id));
       throw err;
     }
   })
@@ -138,7 +156,7 @@ export const deploymentRoutes = new Hono<AppEnv>()
     const { id } = c.req.valid("param");
     const [row] = await c.var.services.db.select().from(deployments).where(eq(deployments.id, id)).limit(1);
     if (!row) throw notFound("deployment", id);
-    const live = (await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(id)).state()) as unknown as DeploymentView | null;
+    const live = await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(id)).state();
     return c.json(live ?? rowView(row));
   })
 
@@ -151,8 +169,7 @@ async function act(c: import("hono").Context<AppEnv>, what: "rollback" | "promot
   const [row] = await c.var.services.db.select({ id: deployments.id }).from(deployments).where(eq(deployments.id, id)).limit(1);
   if (!row) throw notFound("deployment", id);
   const run = c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(id));
-  const answer = (await run.operate(what, c.var.principal!.userId ?? null)) as unknown as RunAnswer;
-  const view = unwrap(answer);
+  const view = unwrap(await run.operate(what, c.var.principal!.userId ?? null));
   await transact(c, async (_tx, record) => record({
     userId: c.var.principal!.userId, action: `DEPLOYMENT_${what.toUpperCase()}_REQUESTED`, resourceType: "deployment", resourceId: id,
     details: { status: view.status, phase: view.phase },
