@@ -11,11 +11,9 @@
  */
 import { connect, type MqttClient } from "mqtt";
 import { aiDecisionRecordSchema } from "../protocol/aiDecisions.ts";
+import { AUDIT_TOPIC_FILTER, instanceOfAuditTopic } from "../protocol/mqtt.ts";
 import { AiAuditSender, type AiAuditSenderOptions, type AiAuditStats } from "./aiAuditSender.ts";
 import { errorMessage } from "./log.ts";
-
-export const AUDIT_TOPIC_FILTER = "redforge/audit/+";
-const TOPIC = /^redforge\/audit\/([^/]+)$/;
 
 export interface AiAuditForwarderOptions extends AiAuditSenderOptions {
   mqttUrl: string;
@@ -75,7 +73,7 @@ export class AiAuditForwarder {
   }
 
   private receive(topic: string, payload: Buffer): void {
-    const instanceId = TOPIC.exec(topic)?.[1];
+    const instanceId = instanceOfAuditTopic(topic);
     let raw: unknown;
     try {
       raw = JSON.parse(payload.toString("utf8"));

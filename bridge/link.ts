@@ -6,6 +6,7 @@
  * a jittered exponential backoff and another attempt, until close().
  */
 import WebSocket, { type RawData } from "ws";
+import { bridgePaths, controlPlaneUrl } from "../protocol/paths.ts";
 import { serverFrameSchema, type BridgeFrame, type Command, type ServerFrame } from "../protocol/commands.ts";
 import { backoffDelay, LINK_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
 import { errorMessage, type Logger } from "./log.ts";
@@ -98,7 +99,7 @@ export class ClusterLink {
   /** One connection, from upgrade to close. Rejects if it never opened. */
   private session(token: string): Promise<SessionEnd> {
     return new Promise((resolve, reject) => {
-      const url = `${this.opts.api.replace(/^http/, "ws")}/api/clusters/${encodeURIComponent(this.opts.clusterId)}/link`;
+      const url = controlPlaneUrl(this.opts.api, bridgePaths.link(this.opts.clusterId), { ws: true });
       const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token}` }, handshakeTimeout: 15_000, maxPayload: MAX_FRAME_BYTES });
       this.ws = ws;
       this.welcomed = false;

@@ -13,8 +13,8 @@ export interface AdminTarget {
 /** Where the bridge reaches an instance's Admin API (a Service name); tests point it at a local server. */
 export type AdminUrlResolver = (target: AdminTarget) => string | Promise<string>;
 
-/** "retire": serve what was held and what still comes, but close each HTTP connection after its answer. */
-export type GateMode = "active" | "drain" | "retire";
+export type { GateMode } from "../../protocol/mqtt.ts";
+import type { GateMode } from "../../protocol/mqtt.ts";
 
 /**
  * `<svc>.<ns>.svc` rather than the full name: the pod's resolv.conf search list

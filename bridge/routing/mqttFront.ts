@@ -14,16 +14,7 @@
  * forwards directly again. Order is preserved end to end; nothing is seen twice.
  */
 import { connectAsync, type IClientPublishOptions, type MqttClient } from "mqtt";
-import type { GateMode } from "../drivers/nodeRedAdmin.ts";
-
-export const END_OF_HOLD = "end-of-hold";
-
-export const topicsOf = (instanceId: string) => ({
-  ingest: `redforge/ingest/${instanceId}`,
-  hold: `redforge/hold/${instanceId}`,
-  active: (runtimeId: string) => `redforge/active/${runtimeId}`,
-  control: (runtimeId: string) => `redforge/control/${runtimeId}`,
-});
+import { endOfHoldMarker, gateControlMessage, mqttTopics, parseEndOfHold, type GateMode } from "../../protocol/mqtt.ts";
 
 const QOS1: IClientPublishOptions = { qos: 1 };
 
@@ -46,7 +37,7 @@ export class MqttFront {
   forwarded = 0;
 
   constructor(private readonly url: string, readonly instanceId: string, private readonly log: (line: string) => void = () => {}) {
-    this.topics = topicsOf(instanceId);
+    this.topics = { ingest: mqttTopics.ingest(instanceId), hold: mqttTopics.hold(instanceId), active: mqttTopics.active, control: mqttTopics.control };
   }
 
   async start(target: string): Promise<void> {
@@ -85,7 +76,7 @@ export class MqttFront {
 
   /** Publishes a retained gate mode for a runtime: a gate that (re)starts picks it up. */
   async publishMode(runtimeId: string, mode: GateMode): Promise<void> {
-    await this.client!.publishAsync(this.topics.control(runtimeId), JSON.stringify({ mode, at: new Date().toISOString() }), { qos: 1, retain: true });
+    await this.client!.publishAsync(this.topics.control(runtimeId), gateControlMessage(mode), { qos: 1, retain: true });
   }
 
   /**
@@ -103,7 +94,7 @@ export class MqttFront {
         this.markerSeen = { token, resolve };
         setTimeout(() => reject(new Error(`end-of-hold marker not back from ${from}'s gate within ${timeoutMs} ms (is its Node-RED running?)`)), timeoutMs).unref();
       });
-      await this.client.publishAsync(this.topics.active(from), JSON.stringify({ $redforge: END_OF_HOLD, token }), QOS1);
+      await this.client.publishAsync(this.topics.active(from), endOfHoldMarker(token), QOS1);
       const t0 = Date.now();
       await marked;
       const t1 = Date.now();
@@ -146,21 +137,11 @@ export class MqttFront {
   }
 
   private onHeld(payload: Buffer): void {
-    const marker = parseMarker(payload);
+    const marker = parseEndOfHold(payload);
     if (marker) {
       if (this.markerSeen && marker === this.markerSeen.token) this.markerSeen.resolve();
       return; // a stale marker from an earlier, interrupted hand-over: not work
     }
     this.held.push(payload);
-  }
-}
-
-function parseMarker(payload: Buffer): string | undefined {
-  if (payload.length > 200) return undefined;
-  try {
-    const v = JSON.parse(payload.toString()) as { $redforge?: unknown; token?: unknown };
-    return v.$redforge === END_OF_HOLD && typeof v.token === "string" ? v.token : undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -10,6 +10,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
+import { bridgePaths } from "../../protocol/paths.ts";
 import { bridgeFrameSchema, type BridgeFrame, type Command } from "../../protocol/commands.ts";
 import { reportSchema, type Report } from "../../protocol/reports.ts";
 import { verifyWebhook } from "../../protocol/webhooks.ts";
@@ -99,8 +100,8 @@ export class FakeControlPlane {
     req.on("end", () => {
       const body = Buffer.concat(chunks).toString("utf8");
       const path = new URL(req.url!, "http://x").pathname;
-      const work = req.method === "POST" && path === `/api/clusters/${this.clusterId}/token` ? this.onToken(req, res, body)
-        : req.method === "POST" && path === `/api/webhooks/clusters/${this.clusterId}` ? this.onReport(req, res, body)
+      const work = req.method === "POST" && path === bridgePaths.token(this.clusterId) ? this.onToken(req, res, body)
+        : req.method === "POST" && path === bridgePaths.reports(this.clusterId) ? this.onReport(req, res, body)
         : Promise.resolve(reply(res, 404, { error: { code: "not_found", message: path } }));
       work.catch((err: unknown) => reply(res, 500, { error: { code: "internal", message: String(err) } }));
     });
@@ -148,7 +149,7 @@ export class FakeControlPlane {
       this.upgrades.push({ status, at: Date.now(), token });
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
     };
-    if (new URL(req.url!, "http://x").pathname !== `/api/clusters/${this.clusterId}/link`) return refuse(404);
+    if (new URL(req.url!, "http://x").pathname !== bridgePaths.link(this.clusterId)) return refuse(404);
     if (this.knobs.refuseUpgrades > 0) {
       this.knobs.refuseUpgrades--;
       return refuse(503);

@@ -20,29 +20,8 @@
 "use strict";
 
 const { connectMqtt } = require("./mqttClient.js");
-
-const END_OF_HOLD = "end-of-hold";
-const MODES = ["active", "drain", "retire"];
-
-function topics(instanceId, runtimeId) {
-  return {
-    control: `redforge/control/${runtimeId}`,
-    status: `redforge/status/${runtimeId}`,
-    active: `redforge/active/${runtimeId}`,
-    hold: `redforge/hold/${instanceId}`,
-  };
-}
-
-/** True for the bridge's end-of-hold marker, which always goes to the hold topic. */
-function isEndMarker(payload) {
-  if (payload.length > 200) return false;
-  try {
-    const v = JSON.parse(payload.toString());
-    return v && typeof v === "object" && v.$redforge === END_OF_HOLD;
-  } catch {
-    return false;
-  }
-}
+// Topics, the end-of-hold marker and the modes come from protocol/mqtt.ts, as the bridge's do.
+const { END_OF_HOLD, GATE_MODES: MODES, isEndOfHold, topicsOf } = require("./contract.generated.js");
 
 class GateRuntime {
   constructor(RED, env) {
@@ -50,7 +29,7 @@ class GateRuntime {
     this.instanceId = env.REDFORGE_INSTANCE_ID || "standalone";
     this.runtimeId = env.REDFORGE_RUNTIME_ID || this.instanceId;
     this.mqttUrl = env.REDFORGE_MQTT_URL || "";
-    this.topics = topics(this.instanceId, this.runtimeId);
+    this.topics = topicsOf(this.instanceId, this.runtimeId);
     this.mode = MODES.includes(env.REDFORGE_GATE_MODE) ? env.REDFORGE_GATE_MODE : "active";
     this.inFlight = new Map(); // id -> entered at (ms)
     this.heldHttp = []; // { gate, msg } in arrival order
@@ -201,7 +180,7 @@ class GateRuntime {
 
   onWork(topic, payload) {
     // Draining, or the marker that closes a hold: onto the hold topic, in arrival order.
-    if (this.mode === "drain" || isEndMarker(payload)) {
+    if (this.mode === "drain" || isEndOfHold(payload)) {
       this.counters.heldMqtt++;
       this.client.publish(this.topics.hold, payload, { qos: 1 });
       return;

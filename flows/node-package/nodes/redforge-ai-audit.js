@@ -11,6 +11,7 @@
 
 const { connectMqtt } = require("../lib/mqttClient.js");
 const { buildRecord } = require("../lib/aiAuditRecord.js");
+const { topicsOf } = require("../lib/contract.generated.js");
 
 // One connection per Node-RED process, shared by every audit node in every flow;
 // it survives redeploys (a full deploy would otherwise drop what is still queued).
@@ -23,7 +24,7 @@ function auditClient(RED) {
   if (!shared) {
     const client = connectMqtt(url, `redforge-audit-${instanceId}-${process.pid}`, { clean: true });
     client.on("error", (err) => RED.log.warn(`[redforge-ai-audit] mqtt: ${err.message}`));
-    shared = { client, instanceId, topic: `redforge/audit/${instanceId}` };
+    shared = { client, instanceId, topic: topicsOf(instanceId, instanceId).audit };
   }
   return shared;
 }
