@@ -14,11 +14,11 @@
  * the rest again.
  */
 import { randomUUID } from "node:crypto";
-import { aiDecisionsPath, MAX_AI_BATCH, MAX_AI_BATCH_BYTES, type AiDecisionRecord } from "../protocol/aiDecisions.ts";
-import { webhookHeaders } from "../protocol/webhooks.ts";
-import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
+import { MAX_AI_BATCH, MAX_AI_BATCH_BYTES, type AiDecisionRecord } from "../protocol/aiDecisions.ts";
+import { bridgePaths } from "../protocol/paths.ts";
+import type { BackoffPolicy } from "./backoff.ts";
+import { ControlPlaneClient, Refused, type PostOptions } from "./controlPlaneClient.ts";
 import { errorMessage, type Logger } from "./log.ts";
-import { errorCode, withTimeout } from "./token.ts";
 
 export interface AiAuditSenderOptions {
   api: string;
@@ -34,7 +34,7 @@ export interface AiAuditSenderOptions {
   retry?: BackoffPolicy;
   requestTimeoutMs?: number;
   /** Called after every webhook attempt with its outcome and round-trip time (benchmarks). */
-  onAttempt?: (attempt: { records: number; ms: number; outcome: Outcome["kind"] }) => void;
+  onAttempt?: (attempt: { records: number; ms: number; outcome: "delivered" | "retry" | "refused" }) => void;
 }
 
 export interface AiAuditStats {
@@ -52,14 +52,13 @@ interface Batch {
   bytes: number;
 }
 
-type Outcome = { kind: "delivered" } | { kind: "retry"; problem: string; retryAfterMs?: number } | { kind: "refused"; status: number; code: string; foreign?: string[] };
-
 // "{"batchId":"<uuid>","records":[" + "]}" and the separators between records.
 const ENVELOPE_BYTES = 64;
 
 export class AiAuditSender {
   readonly stats: AiAuditStats = { accepted: 0, delivered: 0, dropped: 0, batches: 0 };
-  private readonly url: string;
+  private readonly client: ControlPlaneClient;
+  private readonly path: string;
   private open: Batch = newBatch();
   private timer: NodeJS.Timeout | undefined;
   private readonly waiting: Batch[] = [];
@@ -74,7 +73,8 @@ export class AiAuditSender {
   private readonly retry: BackoffPolicy;
 
   constructor(private readonly opts: AiAuditSenderOptions) {
-    this.url = `${opts.api}${aiDecisionsPath(opts.clusterId)}`;
+    this.client = new ControlPlaneClient({ api: opts.api, secret: opts.secret, ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}) });
+    this.path = bridgePaths.aiDecisions(opts.clusterId);
     this.maxBatch = Math.min(opts.maxBatch ?? MAX_AI_BATCH, MAX_AI_BATCH);
     this.flushMs = opts.flushMs ?? 200;
     this.concurrency = opts.concurrency ?? 4;
@@ -153,58 +153,38 @@ export class AiAuditSender {
     if (this.queued === 0 && this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
+  /**
+   * Until delivered, refused or the bridge shuts down: a control plane that is
+   * away for hours gets the records when it is back (the queue bound sheds the oldest meanwhile).
+   */
   private async deliver(batch: Batch): Promise<void> {
-    for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
-      const t0 = performance.now();
-      const outcome = await this.attempt(batch);
-      this.opts.onAttempt?.({ records: batch.records.length, ms: performance.now() - t0, outcome: outcome.kind });
-      if (outcome.kind === "delivered") {
-        this.stats.delivered += batch.records.length;
-        this.stats.batches++;
-        this.queued -= batch.records.length;
-        return;
-      }
-      if (outcome.kind === "refused") {
-        if (outcome.foreign?.length) {
-          const foreign = new Set(outcome.foreign);
-          const kept = batch.records.filter((r) => !foreign.has(r.instanceId));
-          this.giveUp({ ...batch, records: batch.records.filter((r) => foreign.has(r.instanceId)) }, `instance(s) ${outcome.foreign.join(", ")} are not this cluster's`);
-          // Nothing of the refused batch was stored, so the rest goes again under a new batch id.
-          if (kept.length > 0) return this.deliver({ id: randomUUID(), records: kept, bytes: batch.bytes });
-          return;
-        }
-        return this.giveUp(batch, `refused by the control plane (HTTP ${outcome.status} ${outcome.code})`);
-      }
-      const delay = Math.max(backoffDelay(attempt, this.retry), Math.min(outcome.retryAfterMs ?? 0, this.retry.capMs));
-      if (attempt === 0 || attempt % 10 === 9) {
-        this.opts.log.warn(`ai decisions: batch of ${batch.records.length}: ${outcome.problem}; retrying (attempt ${attempt + 2}) in ${(delay / 1000).toFixed(1)} s`);
-      }
-      await sleep(delay, this.abort.signal);
-    }
-    this.giveUp(batch, "the bridge is shutting down");
-  }
-
-  private async attempt(batch: Batch): Promise<Outcome> {
     const body = `{"batchId":${JSON.stringify(batch.id)},"records":[${batch.records.map((r) => r.json).join(",")}]}`;
-    let res: Response;
+    const options: PostOptions = {
+      retry: { ...this.retry, attempts: Infinity },
+      signal: this.abort.signal,
+      onAttempt: ({ ms, outcome }) => this.opts.onAttempt?.({ records: batch.records.length, ms, outcome }),
+      onRetry: ({ attempt, delayMs, problem }) => {
+        if (attempt === 1 || attempt % 10 === 0) {
+          this.opts.log.warn(`ai decisions: batch of ${batch.records.length}: ${problem}; retrying (attempt ${attempt + 1}) in ${(delayMs / 1000).toFixed(1)} s`);
+        }
+      },
+    };
     try {
-      res = await fetch(this.url, {
-        method: "POST",
-        headers: { ...(await webhookHeaders(this.opts.secret, body)), "content-type": "application/json" },
-        body,
-        signal: withTimeout(this.opts.requestTimeoutMs ?? 15_000, this.abort.signal),
-      });
+      await this.client.post(this.path, body, options);
     } catch (err) {
-      return { kind: "retry", problem: `cannot reach the control plane (${errorMessage(err)})` };
+      if (!(err instanceof Refused)) return this.giveUp(batch, this.abort.signal.aborted ? "the bridge is shutting down" : errorMessage(err));
+      const foreign = err.code === "instance_not_in_cluster" ? foreignIds(err.text) : [];
+      if (!foreign.length) return this.giveUp(batch, `refused by the control plane (HTTP ${err.status} ${err.code})`);
+      const theirs = new Set(foreign);
+      const kept = batch.records.filter((r) => !theirs.has(r.instanceId));
+      this.giveUp({ ...batch, records: batch.records.filter((r) => theirs.has(r.instanceId)) }, `instance(s) ${foreign.join(", ")} are not this cluster's`);
+      // Nothing of the refused batch was stored, so the rest goes again under a new batch id.
+      if (kept.length > 0) return this.deliver({ id: randomUUID(), records: kept, bytes: batch.bytes });
+      return;
     }
-    const text = await res.text().catch(() => "");
-    if (res.ok) return { kind: "delivered" };
-    if (res.status >= 500 || res.status === 429 || res.status === 408) {
-      const seconds = Number(res.headers.get("retry-after"));
-      return { kind: "retry", problem: `HTTP ${res.status} ${errorCode(text)}`, ...(seconds > 0 ? { retryAfterMs: seconds * 1000 } : {}) };
-    }
-    const code = errorCode(text);
-    return { kind: "refused", status: res.status, code, ...(code === "instance_not_in_cluster" ? { foreign: foreignIds(text) } : {}) };
+    this.stats.delivered += batch.records.length;
+    this.stats.batches++;
+    this.queued -= batch.records.length;
   }
 
   private giveUp(batch: Batch, why: string): void {

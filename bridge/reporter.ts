@@ -6,33 +6,32 @@
  * instance go out strictly in order, so "failed" never overtakes the
  * "running" that came before it.
  */
+import { bridgePaths } from "../protocol/paths.ts";
 import { reportSchema, type Report } from "../protocol/reports.ts";
-import { webhookHeaders } from "../protocol/webhooks.ts";
-import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
+import { ControlPlaneClient, Refused, Undelivered, type RetryPolicy } from "./controlPlaneClient.ts";
 import { errorMessage, type Logger } from "./log.ts";
-import { errorCode, withTimeout } from "./token.ts";
 
 export interface ReporterOptions {
   api: string;
   clusterId: string;
   secret: string;
   log: Logger;
-  retry?: BackoffPolicy & { attempts: number };
+  retry?: RetryPolicy;
   requestTimeoutMs?: number;
 }
 
-const DEFAULT_RETRY = { attempts: 8, baseMs: 500, capMs: 30_000 };
-
-type Attempt = { done: true; delivered: boolean } | { done: false; problem: string; retryAfterMs?: number };
+const DEFAULT_RETRY: RetryPolicy = { attempts: 8, baseMs: 500, capMs: 30_000 };
 
 export class Reporter {
-  private readonly url: string;
+  private readonly client: ControlPlaneClient;
+  private readonly path: string;
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly pending = new Set<Promise<boolean>>();
   private readonly abort = new AbortController();
 
   constructor(private readonly opts: ReporterOptions) {
-    this.url = `${opts.api}/api/webhooks/clusters/${encodeURIComponent(opts.clusterId)}`;
+    this.client = new ControlPlaneClient({ api: opts.api, secret: opts.secret, ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}) });
+    this.path = bridgePaths.reports(opts.clusterId);
   }
 
   /**
@@ -70,54 +69,30 @@ export class Reporter {
     }
     const body = JSON.stringify(checked.data);
     const retry = this.opts.retry ?? DEFAULT_RETRY;
-    let attempts = 0;
-    let problem = "";
-    while (!this.abort.signal.aborted) {
-      const outcome = await this.attempt(body);
-      if (outcome.done) return outcome.delivered;
-      problem = outcome.problem;
-      if (++attempts >= retry.attempts) break;
-      const delay = Math.max(backoffDelay(attempts - 1, retry), Math.min(outcome.retryAfterMs ?? 0, retry.capMs));
-      this.opts.log.warn(`report ${describe(report)}: ${problem}; attempt ${attempts + 1}/${retry.attempts} in ${(delay / 1000).toFixed(1)} s`);
-      await sleep(delay, this.abort.signal);
-    }
-    // Status changes the bridge's own shutdown causes are expected to go unsent: not an error.
-    if (this.abort.signal.aborted) this.opts.log.info(`report ${describe(report)} not sent: the bridge is shutting down`);
-    else this.opts.log.error(`report ${describe(report)} given up (${attempts} attempts, last: ${problem})`);
-    return false;
-  }
-
-  private async attempt(body: string): Promise<Attempt> {
-    let res: Response;
     try {
-      // A fresh webhook-id per attempt: a retried id would be refused as a replay.
-      const headers = await webhookHeaders(this.opts.secret, body);
-      res = await fetch(this.url, {
-        method: "POST",
-        headers: { ...headers, "content-type": "application/json" },
-        body,
-        signal: withTimeout(this.opts.requestTimeoutMs ?? 15_000, this.abort.signal),
+      await this.client.post(this.path, body, {
+        retry,
+        signal: this.abort.signal,
+        onRetry: ({ attempt, delayMs, problem }) =>
+          this.opts.log.warn(`report ${describe(report)}: ${problem}; attempt ${attempt + 1}/${retry.attempts} in ${(delayMs / 1000).toFixed(1)} s`),
       });
+      return true;
     } catch (err) {
-      return { done: false, problem: `cannot reach the control plane (${errorMessage(err)})` };
+      if (err instanceof Refused) {
+        this.opts.log.error(err.status === 401
+          ? `report refused (401 ${err.code}): check the cluster secret and this host's clock; not retried`
+          : `report refused (HTTP ${err.status} ${err.code}); not retried`);
+      } else if (err instanceof Undelivered && err.aborted) {
+        // Status changes the bridge's own shutdown causes are expected to go unsent: not an error.
+        this.opts.log.info(`report ${describe(report)} not sent: the bridge is shutting down`);
+      } else if (err instanceof Undelivered) {
+        this.opts.log.error(`report ${describe(report)} given up (${err.attempts} attempts, last: ${err.problem})`);
+      } else {
+        this.opts.log.error(`report ${describe(report)} not sent: ${errorMessage(err)}`);
+      }
+      return false;
     }
-    const text = await res.text().catch(() => "");
-    if (res.ok) return { done: true, delivered: true };
-    if (res.status >= 500 || res.status === 429 || res.status === 408) {
-      return { done: false, problem: `HTTP ${res.status} ${errorCode(text)}`, retryAfterMs: retryAfter(res) };
-    }
-    if (res.status === 401) {
-      this.opts.log.error(`report refused (401 ${errorCode(text)}): check the cluster secret and this host's clock; not retried`);
-    } else {
-      this.opts.log.error(`report refused (HTTP ${res.status} ${errorCode(text)}); not retried`);
-    }
-    return { done: true, delivered: false };
   }
-}
-
-function retryAfter(res: Response): number | undefined {
-  const seconds = Number(res.headers.get("retry-after"));
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
 }
 
 function describe(report: Report): string {

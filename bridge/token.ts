@@ -6,7 +6,8 @@
  * endpoint, and refreshed before it expires, so an upgrade never races expiry.
  */
 import { z } from "zod";
-import { webhookHeaders } from "../protocol/webhooks.ts";
+import { bridgePaths } from "../protocol/paths.ts";
+import { ControlPlaneClient, Refused, Undelivered } from "./controlPlaneClient.ts";
 
 const tokenResponse = z.object({ token: z.string().min(1), expiresAt: z.iso.datetime() });
 
@@ -30,8 +31,11 @@ export interface TokenSourceOptions {
 
 export class TokenSource {
   private cached?: { token: string; expiresAt: number };
+  private readonly client: ControlPlaneClient;
 
-  constructor(private readonly opts: TokenSourceOptions) {}
+  constructor(private readonly opts: TokenSourceOptions) {
+    this.client = new ControlPlaneClient({ api: opts.api, secret: opts.secret, ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}) });
+  }
 
   async get(signal?: AbortSignal): Promise<string> {
     const margin = this.opts.refreshMarginMs ?? 60_000;
@@ -45,43 +49,32 @@ export class TokenSource {
     this.cached = undefined;
   }
 
+  /**
+   * One attempt: the link's reconnect loop is the retry (with its own backoff
+   * and log line), so a token request never waits out a second backoff inside it.
+   */
   private async request(signal?: AbortSignal): Promise<{ token: string; expiresAt: number }> {
-    const url = `${this.opts.api}/api/clusters/${encodeURIComponent(this.opts.clusterId)}/token`;
     const body = JSON.stringify({ bridgeVersion: this.opts.bridgeVersion });
-    const headers = await webhookHeaders(this.opts.secret, body);
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { ...headers, "content-type": "application/json" },
-      body,
-      signal: withTimeout(this.opts.requestTimeoutMs ?? 15_000, signal),
-    });
-    const text = await res.text();
-    if (res.status === 401 || res.status === 403) {
-      throw new AuthError(
-        `control plane refused the token request (${res.status} ${errorCode(text)}): ` +
-          "check the cluster id and the cluster secret (--secret-file / REDFORGE_CLUSTER_SECRET), and that this host's clock is right",
-        res.status,
-      );
+    let text: string;
+    try {
+      ({ text } = await this.client.post(bridgePaths.token(this.opts.clusterId), body, { retry: { attempts: 1, baseMs: 0, capMs: 0 }, ...(signal ? { signal } : {}) }));
+    } catch (err) {
+      if (err instanceof Refused && (err.status === 401 || err.status === 403)) {
+        throw new AuthError(
+          `control plane refused the token request (${err.status} ${err.code}): ` +
+            "check the cluster id and the cluster secret (--secret-file / REDFORGE_CLUSTER_SECRET), and that this host's clock is right",
+          err.status,
+        );
+      }
+      if (err instanceof Refused || err instanceof Undelivered) throw new Error(`token request failed: ${err instanceof Refused ? err.message : err.problem}`);
+      throw err;
     }
-    if (!res.ok) throw new Error(`token request failed: HTTP ${res.status} ${errorCode(text)}`);
     const parsed = tokenResponse.safeParse(safeJson(text));
     if (!parsed.success) throw new Error("token response does not have {token, expiresAt}");
     return { token: parsed.data.token, expiresAt: Date.parse(parsed.data.expiresAt) };
   }
 }
 
-export function withTimeout(ms: number, signal?: AbortSignal): AbortSignal {
-  const timeout = AbortSignal.timeout(ms);
-  return signal ? AbortSignal.any([timeout, signal]) : timeout;
-}
-
 function safeJson(text: string): unknown {
   try { return JSON.parse(text); } catch { return undefined; }
-}
-
-/** The API's error code when the body is an API error, otherwise a short excerpt. */
-export function errorCode(text: string): string {
-  const body = safeJson(text) as { error?: { code?: unknown } } | undefined;
-  const code = body?.error?.code;
-  return typeof code === "string" ? code : text.slice(0, 120);
 }
