@@ -1,5 +1,6 @@
 import { zValidator } from "@hono/zod-validator";
 import type { ValidationTargets } from "hono";
+import { resolver, uniqueSymbol } from "hono-openapi";
 import type { ZodType, core } from "zod";
 import { ApiError } from "./errors.ts";
 
@@ -16,9 +17,13 @@ const TARGET_NOUN: Partial<Record<keyof ValidationTargets, string>> = {
   json: "request body", query: "query string", param: "path",
 };
 
-/** @hono/zod-validator with the API's error shape (400 validation_failed). */
+/**
+ * @hono/zod-validator with the API's error shape (400 validation_failed), and
+ * the schema registered for the OpenAPI document the way hono-openapi's own
+ * `validator` registers it: validation stays zValidator's, byte for byte.
+ */
 export function validate<Target extends keyof ValidationTargets, Schema extends ZodType>(target: Target, schema: Schema) {
-  return zValidator(target, schema, (result) => {
+  const middleware = zValidator(target, schema, (result) => {
     if (!result.success) {
       const issues = describeIssues(result.error.issues);
       const first = issues[0];
@@ -31,4 +36,5 @@ export function validate<Target extends keyof ValidationTargets, Schema extends 
       );
     }
   });
+  return Object.assign(middleware, { [uniqueSymbol]: { target, ...resolver(schema) } });
 }

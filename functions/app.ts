@@ -4,6 +4,7 @@ import { auditTrail } from "./middleware/auditTrail.ts";
 import { authenticate } from "./middleware/authenticate.ts";
 import { limitBody, requireJsonBody } from "./middleware/bodyGuard.ts";
 import { onError, onNotFound } from "./middleware/errorHandler.ts";
+import { referenceRoutes } from "./openapi/routes.ts";
 import { requestContext } from "./middleware/requestContext.ts";
 import { complianceExportJob } from "../queues/complianceExport.ts";
 import { jobRoutes } from "../queues/healthSweep.ts";
@@ -29,8 +30,9 @@ import { userRoutes } from "./routes/users.ts";
 
 /**
  * Order matters: context and body guards for everything under /api; the
- * public routes (health, login) are mounted before `authenticate`, so they
- * answer without it; every router after it declares its permissions.
+ * public routes (health, login, the API reference) are mounted before
+ * `authenticate`, so they answer without it; every router after it declares
+ * its permissions.
  */
 export function createApp() {
   const app = new Hono<AppEnv>();
@@ -41,6 +43,7 @@ export function createApp() {
   app.use("/ws/*", requestContext);
   app.route("/api/health", healthRoutes);
   app.route("/api/auth", authRoutes);
+  app.route("/api", referenceRoutes(app));
   // Authenticated by signatures, not users: cluster webhooks and tokens, QStash jobs.
   app.route("/api", bridgeRoutes);
   app.route("/api/jobs", jobRoutes);

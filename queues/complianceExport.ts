@@ -13,6 +13,8 @@ import { readConfig } from "../core/governance/settings.ts";
 import { previousPeriod } from "../core/reports/period.ts";
 import { reportAudit, reportRow, writeReport } from "../core/reports/store.ts";
 import { validate } from "../core/validation.ts";
+import { describe } from "../core/openapi/describe.ts";
+import { complianceExportRunSchema } from "../protocol/api/platform.ts";
 import { verifyQStashSignature } from "./verifySignature.ts";
 
 // Arbitrary constant naming "a compliance export is running" among advisory locks.
@@ -22,7 +24,12 @@ const EXPORT_LOCK = 7_470_003;
 const jobBody = z.strictObject({ at: z.iso.datetime({ offset: true }).transform((s) => new Date(s)).optional() });
 
 export const complianceExportJob = new Hono<AppEnv>()
-  .post("/compliance-export", verifyQStashSignature, validate("json", jobBody), async (c) => {
+  .post("/compliance-export", describe("Jobs")({
+    summary: "Write the configured compliance reports for the previous complete period",
+    description: "Idempotent: a redelivery finds the period's reports stored and writes nothing.",
+    access: "qstash",
+    responses: { 200: complianceExportRunSchema },
+  }), verifyQStashSignature, validate("json", jobBody), async (c) => {
     const { db, config } = c.var.services;
     const now = c.req.valid("json").at ?? new Date();
     const { reports, retention } = await readConfig(db);

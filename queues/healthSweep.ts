@@ -8,6 +8,8 @@ import { Hono } from "hono";
 import { clusters } from "../db/schema.ts";
 import type { AppEnv } from "../core/app-env.ts";
 import { sendCommand } from "../core/fleet/commands.ts";
+import { describe } from "../core/openapi/describe.ts";
+import { healthSweepSchema } from "../protocol/api/platform.ts";
 import { verifyQStashSignature } from "./verifySignature.ts";
 /** Spread over at most this window; small fleets answer within a second. */
 const MAX_JITTER_MS = 20_000;
@@ -18,7 +20,11 @@ export function sweepJitter(clusterCount: number): number {
 
 export const jobRoutes = new Hono<AppEnv>()
   .use("*", verifyQStashSignature)
-  .post("/health-sweep", async (c) => {
+  .post("/health-sweep", describe("Jobs")({
+    summary: "Ask every cluster for a health report, spread over a jitter window",
+    access: "qstash",
+    responses: { 200: healthSweepSchema },
+  }), async (c) => {
     const rows = await c.var.services.db.select({ id: clusters.id }).from(clusters);
     const window = sweepJitter(rows.length);
     await Promise.all(rows.map((r) =>

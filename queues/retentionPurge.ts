@@ -9,6 +9,8 @@ import type { AppEnv } from "../core/app-env.ts";
 import { runRetentionPurge } from "../core/governance/retention.ts";
 import { readConfig } from "../core/governance/settings.ts";
 import { validate } from "../core/validation.ts";
+import { describe } from "../core/openapi/describe.ts";
+import { retentionPurgeRunSchema } from "../protocol/api/platform.ts";
 import { verifyQStashSignature } from "./verifySignature.ts";
 
 /** QStash posts "{}"; `at` and the batch sizes exist for replays and tests. */
@@ -19,7 +21,11 @@ const jobBody = z.strictObject({
 });
 
 export const retentionPurgeJob = new Hono<AppEnv>()
-  .post("/retention-purge", verifyQStashSignature, validate("json", jobBody), async (c) => {
+  .post("/retention-purge", describe("Jobs")({
+    summary: "Delete rows older than their table's retention, and record what went",
+    access: "qstash",
+    responses: { 200: retentionPurgeRunSchema },
+  }), verifyQStashSignature, validate("json", jobBody), async (c) => {
     const body = c.req.valid("json");
     const { db, config } = c.var.services;
     const { retention } = await readConfig(db);

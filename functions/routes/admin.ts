@@ -10,12 +10,20 @@ import { resealAll } from "../../core/governance/reseal.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { resealResultSchema } from "../../protocol/api/governance.ts";
 
 const resealBody = z.strictObject({ batchSize: z.number().int().min(1).max(1000).default(200) });
 
+const doc = describe("Admin");
+
 export const adminRoutes = new Hono<AppEnv>()
   // Idempotent: a second run finds everything current. Values no key opens are reported, not fatal.
-  .post("/reseal", requirePermission("config", "update"), validate("json", resealBody.default({ batchSize: 200 })), async (c) => {
+  .post("/reseal", doc({
+    summary: "Re-seal every stored secret under the current encryption key",
+    description: "Idempotent: a second run finds everything current. Values no configured key opens are counted under `failed`, not fatal.",
+    responses: { 200: resealResultSchema },
+  }), requirePermission("config", "update"), validate("json", resealBody.default({ batchSize: 200 })), async (c) => {
     const { batchSize } = c.req.valid("json");
     const keys = c.var.services.config.encryptionKey;
     const columns = await resealAll(c.var.services.db, keys, batchSize);

@@ -19,6 +19,9 @@ import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeIdCursor, encodeIdCursor } from "../../core/platform/pagination.ts";
 import { allows } from "../rbac/permissions.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { aiDecisionSchema, aiTotalsSchema, modelPriceSchema } from "../../protocol/api/ai.ts";
+import { listOf, pageOf } from "../../protocol/api/common.ts";
 
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
 const filters = {
@@ -57,8 +60,14 @@ const priceView = (r: typeof modelPrices.$inferSelect) => ({
   ...r, inputUsdPerMtok: Number(r.inputUsdPerMtok), outputUsdPerMtok: Number(r.outputUsdPerMtok),
 });
 
+const doc = describe("AI");
+
 export const aiRoutes = new Hono<AppEnv>()
-  .get("/decisions", requirePermission("ai_decisions", "read"), validate("query", listQuery), async (c) => {
+  .get("/decisions", doc({
+    summary: "List AI decision records, newest first",
+    description: "Prompt and response text only for callers who also hold ai_prompts:read; otherwise both are null and `redacted` is true.",
+    responses: { 200: pageOf(aiDecisionSchema) },
+  }), requirePermission("ai_decisions", "read"), validate("query", listQuery), async (c) => {
     const { limit, cursor, ...f } = c.req.valid("query");
     const rows = await listDecisions(c.var.services.db, f, limit, decodeIdCursor(cursor));
     const showText = allows(c.var.principal!.permissions, "ai_prompts", "read");
@@ -66,15 +75,19 @@ export const aiRoutes = new Hono<AppEnv>()
     const last = items[items.length - 1];
     return c.json({ items: items.map((r) => view(r, showText)), nextCursor: rows.length > limit && last ? encodeIdCursor(last.id) : null });
   })
-  .get("/decisions/totals", requirePermission("ai_decisions", "read"), validate("query", totalsQuery), async (c) => {
+  .get("/decisions/totals", doc({ summary: "Calls, tokens and cost grouped by instance, flow or model", responses: { 200: aiTotalsSchema } }), requirePermission("ai_decisions", "read"), validate("query", totalsQuery), async (c) => {
     const { groupBy, limit, ...f } = c.req.valid("query");
     return c.json({ groupBy, items: await decisionTotals(c.var.services.db, f, groupBy, limit) });
   })
-  .get("/prices", requirePermission("ai_prices", "read"), async (c) => {
+  .get("/prices", doc({ summary: "The model price table", responses: { 200: listOf(modelPriceSchema) } }), requirePermission("ai_prices", "read"), async (c) => {
     const rows = await c.var.services.db.select().from(modelPrices).orderBy(modelPrices.provider, modelPrices.model);
     return c.json({ items: rows.map(priceView) });
   })
-  .put("/prices", requirePermission("ai_prices", "update"), validate("json", priceBody), async (c) => {
+  .put("/prices", doc({
+    summary: "Set a model's price (upsert by provider and model)",
+    description: "Applies to records that arrive after it; stored costs are never recomputed.",
+    responses: { 200: modelPriceSchema },
+  }), requirePermission("ai_prices", "update"), validate("json", priceBody), async (c) => {
     const p = c.req.valid("json");
     const row = await transact(c, async (tx, record) => {
       const values = { ...p, inputUsdPerMtok: String(p.inputUsdPerMtok), outputUsdPerMtok: String(p.outputUsdPerMtok) };
@@ -87,7 +100,7 @@ export const aiRoutes = new Hono<AppEnv>()
     });
     return c.json(priceView(row));
   })
-  .delete("/prices/:id", requirePermission("ai_prices", "delete"), validate("param", idParam), async (c) => {
+  .delete("/prices/:id", doc({ summary: "Delete a model price", responses: { 204: null }, errors: [404] }), requirePermission("ai_prices", "delete"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     await transact(c, async (tx, record) => {
       const [gone] = await tx.delete(modelPrices).where(eq(modelPrices.id, id)).returning();

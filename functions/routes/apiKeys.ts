@@ -9,6 +9,9 @@ import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { ACTIONS, RESOURCES, ROLE_RANK, covers, isBuiltinRole } from "../rbac/permissions.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { apiKeyCreatedSchema, apiKeySchema } from "../../protocol/api/access.ts";
+import { listOf } from "../../protocol/api/common.ts";
 
 const scope = z.strictObject({
   resource: z.enum([...RESOURCES, "*"]),
@@ -43,9 +46,15 @@ const view = (k: typeof apiKeys.$inferSelect) => ({
   createdAt: k.createdAt, expiresAt: k.expiresAt, lastUsedAt: k.lastUsedAt, revokedAt: k.revokedAt,
 });
 
+const doc = describe("API keys");
+
 /** Self-service keys for CI: each caller manages their own, shown in full exactly once. */
 export const apiKeyRoutes = new Hono<AppEnv>()
-  .post("/", requirePermission("apikeys", "create"), validate("json", createBody), async (c) => {
+  .post("/", doc({
+    summary: "Create an API key (shown in full only in this answer)",
+    description: "Its role defaults to the caller's and may only narrow it; `scopes` narrow it further. Only a password session may create keys.",
+    responses: { 201: apiKeyCreatedSchema },
+  }), requirePermission("apikeys", "create"), validate("json", createBody), async (c) => {
     const p = c.var.principal!;
     if (p.via === "api_key") throw new ApiError(403, "api_key_cannot_mint", "log in with a password to create API keys");
     const body = c.req.valid("json");
@@ -62,12 +71,12 @@ export const apiKeyRoutes = new Hono<AppEnv>()
     });
     return c.json({ ...view(row), key }, 201);
   })
-  .get("/", requirePermission("apikeys", "read"), async (c) => {
+  .get("/", doc({ summary: "List the caller's API keys", responses: { 200: listOf(apiKeySchema) } }), requirePermission("apikeys", "read"), async (c) => {
     const rows = await c.var.services.db.select().from(apiKeys)
       .where(eq(apiKeys.userId, c.var.principal!.userId)).orderBy(desc(apiKeys.createdAt)).limit(200);
     return c.json({ items: rows.map(view) });
   })
-  .delete("/:id", requirePermission("apikeys", "delete"), validate("param", idParam), async (c) => {
+  .delete("/:id", doc({ summary: "Revoke one of the caller's API keys", responses: { 200: apiKeySchema }, errors: [404] }), requirePermission("apikeys", "delete"), validate("param", idParam), async (c) => {
     const p = c.var.principal!;
     const { id } = c.req.valid("param");
     const revoked = await transact(c, async (tx, record) => {

@@ -17,6 +17,9 @@ import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeIdCursor, encodeIdCursor } from "../../core/platform/pagination.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { pageOf } from "../../protocol/api/common.ts";
+import { auditEntrySchema, auditVerifySchema } from "../../protocol/api/governance.ts";
 
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
 const listQuery = z.strictObject({
@@ -40,8 +43,10 @@ const CONTENT_TYPE: Record<ExportFormat, string> = {
   csv: "text/csv; charset=utf-8",
 };
 
+const doc = describe("Audit");
+
 export const auditRoutes = new Hono<AppEnv>()
-  .get("/", requirePermission("audit", "read"), validate("query", listQuery), async (c) => {
+  .get("/", doc({ summary: "List audit entries, newest first", responses: { 200: pageOf(auditEntrySchema) } }), requirePermission("audit", "read"), validate("query", listQuery), async (c) => {
     const q = c.req.valid("query");
     const cursor = decodeIdCursor(q.cursor);
     const rows = await c.var.services.db.select().from(auditLogs).where(and(
@@ -59,10 +64,18 @@ export const auditRoutes = new Hono<AppEnv>()
   })
   // 200 whether or not the chain holds: a broken chain is a finding, not a failed request.
   // After a retention purge the walk starts at the latest signed checkpoint, not genesis.
-  .get("/verify", requirePermission("audit", "read"), async (c) => {
+  .get("/verify", doc({
+    summary: "Verify the audit hash chain",
+    description: "200 whether or not the chain holds: a broken chain is a finding (`ok: false`, `firstBroken`), not a failed request.",
+    responses: { 200: auditVerifySchema },
+  }), requirePermission("audit", "read"), async (c) => {
     return c.json(await verifyAuditChain(c.var.services.db, { checkpointKey: c.var.services.config.auditCheckpointKey }));
   })
-  .get("/export", requirePermission("audit", "read"), validate("query", exportQuery), async (c) => {
+  .get("/export", doc({
+    summary: "Export the audit log as a file (NDJSON or CSV) with a verification trailer",
+    description: "The export itself is audited. Headers X-Audit-Rows, X-Audit-Verified and X-Audit-Head-Id/-Hash carry the trailer's facts.",
+    responses: { 200: { description: "The audit log file", media: ["application/x-ndjson", "text/csv"] } },
+  }), requirePermission("audit", "read"), validate("query", exportQuery), async (c) => {
     const q = c.req.valid("query");
     const db = c.var.services.db;
     const range = await exportRange(db, q.from, q.to);

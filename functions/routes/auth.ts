@@ -11,15 +11,25 @@ import { ApiError } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { authenticate } from "../middleware/authenticate.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { callerSchema, sessionSchema } from "../../protocol/api/access.ts";
 
 const loginBody = z.strictObject({
   username: z.string().min(1).max(255),
   password: z.string().min(1).max(1024),
 });
 
+const doc = describe("Auth");
+
 /** POST /login is public; everything else here needs a caller. */
 export const authRoutes = new Hono<AppEnv>()
-  .post("/login", validate("json", loginBody), async (c) => {
+  .post("/login", doc({
+    summary: "Log in with a username and password for a session token",
+    access: "public",
+    description: "Repeated failures lock the username for a while (429 `too_many_attempts` with Retry-After), even for the right password.",
+    responses: { 200: sessionSchema },
+    errors: [401, 429],
+  }), validate("json", loginBody), async (c) => {
     const { username, password } = c.req.valid("json");
     const { db, config, kv } = c.var.services;
     // Checked before the password, so the right password during a lock is refused too (and costs no PBKDF2).
@@ -49,7 +59,7 @@ export const authRoutes = new Hono<AppEnv>()
     });
     return c.json({ token: session.token, expiresAt: session.expiresAt, user: { id: user.id, username: user.username, role: user.role } });
   })
-  .get("/me", authenticate, (c) => {
+  .get("/me", doc({ summary: "Who the caller is: user, role, effective permissions", responses: { 200: callerSchema } }), authenticate, (c) => {
     const p = c.var.principal!;
     return c.json({
       id: p.userId, username: p.username, role: p.role, team: p.team, via: p.via,

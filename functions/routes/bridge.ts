@@ -17,6 +17,8 @@ import { verifyClusterWebhook } from "../../core/fleet/signedRequest.ts";
 import { aiDecisionBatchSchema } from "../../protocol/aiDecisions.ts";
 import { reportSchema } from "../../protocol/reports.ts";
 import { describeIssues, validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { aiBatchAcceptedSchema, clusterTokenSchema, reportAcceptedSchema } from "../../protocol/api/platform.ts";
 
 const clusterParam = z.object({ id: z.uuid() });
 const tokenRequest = z.object({ bridgeVersion: z.string().max(64).optional() });
@@ -29,8 +31,16 @@ function parseJson<T>(body: string, schema: z.ZodType<T>): T {
   return parsed.data;
 }
 
+const doc = describe("Bridge");
+
 export const bridgeRoutes = new Hono<AppEnv>()
-  .post("/clusters/:id/token", validate("param", clusterParam), async (c) => {
+  .post("/clusters/:id/token", doc({
+    summary: "A short-lived cluster token for the command link",
+    access: "clusterWebhook",
+    body: tokenRequest,
+    responses: { 200: clusterTokenSchema },
+    errors: [404],
+  }), validate("param", clusterParam), async (c) => {
     const { id } = c.req.valid("param");
     const hook = await verifyClusterWebhook(c, id);
     parseJson(hook.body || "{}", tokenRequest);
@@ -38,7 +48,13 @@ export const bridgeRoutes = new Hono<AppEnv>()
     await db.update(clusters).set({ lastSeenAt: new Date() }).where(eq(clusters.id, id));
     return c.json(await issueClusterToken(id, config.jwtSecret));
   })
-  .get("/clusters/:id/link", validate("param", clusterParam), async (c) => {
+  .get("/clusters/:id/link", doc({
+    summary: "The bridge's command link (WebSocket)",
+    description: "Commands flow down and acknowledgements up over this socket; see protocol/commands.ts.",
+    access: "clusterToken",
+    responses: { 101: null },
+    errors: [426],
+  }), validate("param", clusterParam), async (c) => {
     const { id } = c.req.valid("param");
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
     const token = /^Bearer\s+(\S+)$/i.exec(c.req.header("Authorization") ?? "")?.[1];
@@ -50,7 +66,14 @@ export const bridgeRoutes = new Hono<AppEnv>()
     const link = c.env.CLUSTER_LINK.get(c.env.CLUSTER_LINK.idFromName(id));
     return link.fetch(new Request(c.req.url, { headers }));
   })
-  .post("/webhooks/clusters/:id", validate("param", clusterParam), async (c) => {
+  .post("/webhooks/clusters/:id", doc({
+    summary: "A bridge report: command result, instance status or health report",
+    description: "A report that cannot be processed may be retried under the same webhook id.",
+    access: "clusterWebhook",
+    body: reportSchema,
+    responses: { 202: reportAcceptedSchema },
+    errors: [404, 409],
+  }), validate("param", clusterParam), async (c) => {
     const { id } = c.req.valid("param");
     const hook = await verifyClusterWebhook(c, id);
     try {
@@ -79,7 +102,14 @@ export const bridgeRoutes = new Hono<AppEnv>()
     }
   })
   // AI decision records, batched by the bridge (≤ 500 per webhook); see core/ai/ingest.ts.
-  .post("/webhooks/clusters/:id/ai-decisions", validate("param", clusterParam), async (c) => {
+  .post("/webhooks/clusters/:id/ai-decisions", doc({
+    summary: "A batch of AI decision records (at most 500)",
+    description: "Stored once per `batchId`: a retried batch answers `duplicate: true`.",
+    access: "clusterWebhook",
+    body: aiDecisionBatchSchema,
+    responses: { 202: aiBatchAcceptedSchema },
+    errors: [404, 409],
+  }), validate("param", clusterParam), async (c) => {
     const { id } = c.req.valid("param");
     const hook = await verifyClusterWebhook(c, id);
     try {

@@ -11,6 +11,9 @@ import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page, pageQuery } from "../../core/platform/pagination.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { pageOf } from "../../protocol/api/common.ts";
+import { clusterDetailSchema, clusterSchema, clusterWithSecretSchema } from "../../protocol/api/fleet.ts";
 import { dnsLabel, labelMap } from "../../protocol/shapes.ts";
 
 const createBody = z.strictObject({
@@ -29,8 +32,14 @@ const view = (r: typeof clusters.$inferSelect) => ({
   lastSeenAt: r.lastSeenAt, createdAt: r.createdAt, updatedAt: r.updatedAt,
 });
 
+const doc = describe("Clusters");
+
 export const clusterRoutes = new Hono<AppEnv>()
-  .post("/", requirePermission("clusters", "create"), validate("json", createBody), async (c) => {
+  .post("/", doc({
+    summary: "Register a cluster (its webhook secret is shown only in this answer)",
+    responses: { 201: clusterWithSecretSchema },
+    errors: [409],
+  }), requirePermission("clusters", "create"), validate("json", createBody), async (c) => {
     const body = c.req.valid("json");
     const secret = newWebhookSecret();
     const sealed = await seal(secret, c.var.services.config.encryptionKey);
@@ -43,7 +52,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     // The only time the secret leaves the control plane; rotate it if it is lost.
     return c.json({ ...view(row), webhookSecret: secret }, 201);
   })
-  .get("/", requirePermission("clusters", "read"), validate("query", listQuery), async (c) => {
+  .get("/", doc({ summary: "List clusters, newest first", responses: { 200: pageOf(clusterSchema) } }), requirePermission("clusters", "read"), validate("query", listQuery), async (c) => {
     const q = c.req.valid("query");
     const cursor = decodeCursor(q.cursor);
     const rows = await c.var.services.db.select().from(clusters).where(and(
@@ -53,7 +62,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     const { items, nextCursor } = page(rows, q.limit);
     return c.json({ items: items.map(view), nextCursor });
   })
-  .get("/:id", requirePermission("clusters", "read"), validate("param", idParam), async (c) => {
+  .get("/:id", doc({ summary: "A cluster and how many live instances it has", responses: { 200: clusterDetailSchema }, errors: [404] }), requirePermission("clusters", "read"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const db = c.var.services.db;
     const [row] = await db.select().from(clusters).where(eq(clusters.id, id)).limit(1);
@@ -61,7 +70,11 @@ export const clusterRoutes = new Hono<AppEnv>()
     const [n] = await db.select({ n: count() }).from(instances).where(and(eq(instances.clusterId, id), isNull(instances.deletedAt)));
     return c.json({ ...view(row), instanceCount: n?.n ?? 0 });
   })
-  .post("/:id/rotate-secret", requirePermission("clusters", "update"), validate("param", idParam), async (c) => {
+  .post("/:id/rotate-secret", doc({
+    summary: "Replace the cluster's webhook secret (the new one is shown only in this answer)",
+    responses: { 200: clusterWithSecretSchema },
+    errors: [404],
+  }), requirePermission("clusters", "update"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const secret = newWebhookSecret();
     const sealed = await seal(secret, c.var.services.config.encryptionKey);
@@ -74,7 +87,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     await forgetClusterSecret(c.var.services.kv, id);
     return c.json({ ...view(row), webhookSecret: secret });
   })
-  .delete("/:id", requirePermission("clusters", "delete"), validate("param", idParam), async (c) => {
+  .delete("/:id", doc({ summary: "Delete an empty cluster", responses: { 204: null }, errors: [404, 409] }), requirePermission("clusters", "delete"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     await transact(c, async (tx, record) => {
       const [live] = await tx.select({ n: count() }).from(instances).where(and(eq(instances.clusterId, id), isNull(instances.deletedAt)));

@@ -12,15 +12,28 @@ import { readConfig, reportsShape, retentionShape, writeConfigPart, type Control
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
 
 const putBody = z.strictObject({ reports: reportsShape.optional(), retention: retentionShape.optional() })
   .refine((b) => b.reports !== undefined || b.retention !== undefined, "send reports, retention or both");
 
+/** The stored settings with defaults applied, and the QStash schedules they imply (null: none). */
+const configSchema = z.object({
+  reports: reportsShape,
+  retention: retentionShape,
+  schedules: z.object({ complianceExport: z.string().nullable(), retentionPurge: z.string().nullable() }),
+}).meta({ id: "ControlPlaneConfig" });
+const doc = describe("Config");
+
 const view = (cfg: ControlPlaneConfig) => ({ ...cfg, schedules: desiredSchedules(cfg) });
 
 export const configRoutes = new Hono<AppEnv>()
-  .get("/", requirePermission("config", "read"), async (c) => c.json(view(await readConfig(c.var.services.db))))
-  .put("/", requirePermission("config", "update"), validate("json", putBody), async (c) => {
+  .get("/", doc({ summary: "The control-plane settings and the schedules they imply", responses: { 200: configSchema } }), requirePermission("config", "read"), async (c) => c.json(view(await readConfig(c.var.services.db))))
+  .put("/", doc({
+    summary: "Replace the report schedule, the retention, or both",
+    description: "Syncs the QStash schedules and commits only if QStash accepted them.",
+    responses: { 200: configSchema },
+  }), requirePermission("config", "update"), validate("json", putBody), async (c) => {
     const body = c.req.valid("json");
     const publicUrl = c.env.PUBLIC_URL || new URL(c.req.url).origin;
     const next = await transact(c, async (tx, record) => {

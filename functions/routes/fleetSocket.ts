@@ -4,6 +4,13 @@ import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError } from "../../core/errors.ts";
 import { authenticate } from "../middleware/authenticate.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
+import { describe } from "../../core/openapi/describe.ts";
+
+const doc = describe("Streams");
+const tokenQuery = [{
+  name: "token", in: "query" as const, required: false, schema: { type: "string" as const },
+  description: "The session token or API key, when the client cannot send an Authorization header",
+}];
 
 /**
  * GET /ws/fleet streams `instance:status` events; GET /ws/deployments/:id a
@@ -22,12 +29,22 @@ export const fleetSocketRoutes = new Hono<AppEnv>()
     }
     await next();
   })
-  .get("/fleet", authenticate, requirePermission("instances", "read"), async (c) => {
+  .get("/fleet", doc({
+    summary: "Stream of `instance:status` events (WebSocket)",
+    responses: { 101: null },
+    errors: [426],
+    parameters: tokenQuery,
+  }), authenticate, requirePermission("instances", "read"), async (c) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
     const hub = c.env.FLEET_EVENTS.get(c.env.FLEET_EVENTS.idFromName("fleet"));
     return hub.fetch(c.req.raw);
   })
-  .get("/deployments/:id", authenticate, requirePermission("deployments", "read"), async (c) => {
+  .get("/deployments/:id", doc({
+    summary: "Stream of one deployment's `deployment:phase` / `deployment:progress` events (WebSocket), current state first",
+    responses: { 101: null },
+    errors: [400, 404, 426],
+    parameters: tokenQuery,
+  }), authenticate, requirePermission("deployments", "read"), async (c) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
     const id = c.req.param("id");
     if (!z.uuid().safeParse(id).success) throw new ApiError(400, "validation_failed", "deployment id must be a UUID");

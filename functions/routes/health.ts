@@ -3,6 +3,8 @@ import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import type { AppEnv } from "../../core/app-env.ts";
 import { toApiError } from "../middleware/errorHandler.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { healthSchema } from "../../protocol/api/platform.ts";
 
 interface Check {
   ok: boolean;
@@ -33,7 +35,11 @@ async function timed(run: () => Promise<Record<string, unknown> | void>): Promis
 }
 
 /** Public: load balancers and `npm start` poll it. 200 when every dependency answers, 503 otherwise. */
-export const healthRoutes = new Hono<AppEnv>().get("/", async (c) => {
+export const healthRoutes = new Hono<AppEnv>().get("/", describe("Health")({
+  summary: "Liveness: the database, KV and scheduler each answer",
+  access: "public",
+  responses: { 200: healthSchema, 503: { schema: healthSchema, description: "Degraded: a dependency does not answer" } },
+}), async (c) => {
   const { services } = c.var;
   const env = c.env;
   const [database, kv, scheduler] = await Promise.all([

@@ -15,6 +15,9 @@ import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page, pageQuery } from "../../core/platform/pagination.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { commandAcceptedSchema, pageOf } from "../../protocol/api/common.ts";
+import { instanceCreatedSchema, instanceDetailSchema, instanceScaledSchema, instanceSummarySchema } from "../../protocol/api/fleet.ts";
 import { dnsLabel, envShape, flowsShape, resourcesShape } from "../../protocol/shapes.ts";
 
 export const INSTANCE_STATUSES = ["pending", "starting", "running", "stopped", "failed", "unknown", "deploying"] as const;
@@ -97,8 +100,15 @@ async function instanceSpec(row: Row, encryptionKey: SealKeys) {
   };
 }
 
+const doc = describe("Instances");
+
 export const instanceRoutes = new Hono<AppEnv>()
-  .post("/", requirePermission("instances", "create"), validate("json", createBody), async (c) => {
+  .post("/", doc({
+    summary: "Create an instance; the bridge is sent `instance.create`",
+    description: "`secrets` are write-only: stored sealed, only their names come back.",
+    responses: { 201: instanceCreatedSchema },
+    errors: [409],
+  }), requirePermission("instances", "create"), validate("json", createBody), async (c) => {
     const body = c.req.valid("json");
     const p = c.var.principal!;
     const [cluster] = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(eq(clusters.id, body.clusterId)).limit(1);
@@ -124,7 +134,7 @@ export const instanceRoutes = new Hono<AppEnv>()
     const commandId = await sendCommand(c.env, row.clusterId, "instance.create", row.id, { spec: await instanceSpec(row, encryptionKey) });
     return c.json({ ...detail(row), commandId }, 201);
   })
-  .get("/", requirePermission("instances", "read"), validate("query", listQuery), async (c) => {
+  .get("/", doc({ summary: "List live instances, newest first", responses: { 200: pageOf(instanceSummarySchema) } }), requirePermission("instances", "read"), validate("query", listQuery), async (c) => {
     const q = c.req.valid("query");
     const cursor = decodeCursor(q.cursor);
     const rows = await c.var.services.db.select().from(instances).where(and(
@@ -139,10 +149,15 @@ export const instanceRoutes = new Hono<AppEnv>()
     const { items, nextCursor } = page(rows, q.limit);
     return c.json({ items: items.map(summary), nextCursor });
   })
-  .get("/:id", requirePermission("instances", "read"), validate("param", idParam), async (c) => {
+  .get("/:id", doc({ summary: "An instance with its flows, env and secret names", responses: { 200: instanceDetailSchema }, errors: [404] }), requirePermission("instances", "read"), validate("param", idParam), async (c) => {
     return c.json(detail(await findLive(c, c.req.valid("param").id)));
   })
-  .patch("/:id", requirePermission("instances", "update"), validate("param", idParam), validate("json", patchBody), async (c) => {
+  .patch("/:id", doc({
+    summary: "Change an instance's flows, resources, env or secrets",
+    description: "New flows are recorded as a new flow version; deploy them with POST /api/deployments.",
+    responses: { 200: instanceDetailSchema },
+    errors: [404, 409],
+  }), requirePermission("instances", "update"), validate("param", idParam), validate("json", patchBody), async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const p = c.var.principal!;
@@ -179,7 +194,11 @@ export const instanceRoutes = new Hono<AppEnv>()
     });
     return c.json(detail(row));
   })
-  .delete("/:id", requirePermission("instances", "delete"), validate("param", idParam), validate("query", destroyQuery), async (c) => {
+  .delete("/:id", doc({
+    summary: "Destroy an instance (its data too with deleteData=true)",
+    responses: { 202: commandAcceptedSchema },
+    errors: [404],
+  }), requirePermission("instances", "delete"), validate("param", idParam), validate("query", destroyQuery), async (c) => {
     const { id } = c.req.valid("param");
     const row = await transact(c, async (tx, record) => {
       // A tombstone, not a delete: the bridge destroys the runtime, and history keeps its references.
@@ -192,7 +211,7 @@ export const instanceRoutes = new Hono<AppEnv>()
     const commandId = await sendCommand(c.env, row.clusterId, "instance.destroy", id, { deleteData: c.req.valid("query").deleteData });
     return c.json({ id: row.id, status: row.status, desiredState: row.desiredState, commandId }, 202);
   })
-  .post("/:id/scale", requirePermission("instances", "update"), validate("param", idParam), validate("json", scaleBody), async (c) => {
+  .post("/:id/scale", doc({ summary: "Set the replica count (0 stops)", responses: { 202: instanceScaledSchema }, errors: [404, 409] }), requirePermission("instances", "update"), validate("param", idParam), validate("json", scaleBody), async (c) => {
     const { id } = c.req.valid("param");
     const { replicas } = c.req.valid("json");
     const row = await transact(c, async (tx, record) => {
@@ -208,5 +227,5 @@ export const instanceRoutes = new Hono<AppEnv>()
     const commandId = await sendCommand(c.env, row.clusterId, "instance.scale", id, { replicas });
     return c.json({ id: row.id, status: row.status, desiredState: row.desiredState, replicas: row.replicas, commandId }, 202);
   })
-  .post("/:id/start", requirePermission("instances", "update"), validate("param", idParam), lifecycle("running", "INSTANCE_START_REQUESTED"))
-  .post("/:id/stop", requirePermission("instances", "update"), validate("param", idParam), lifecycle("stopped", "INSTANCE_STOP_REQUESTED"));
+  .post("/:id/start", doc({ summary: "Start a stopped instance", responses: { 202: commandAcceptedSchema }, errors: [404] }), requirePermission("instances", "update"), validate("param", idParam), lifecycle("running", "INSTANCE_START_REQUESTED"))
+  .post("/:id/stop", doc({ summary: "Stop an instance (its data is kept)", responses: { 202: commandAcceptedSchema }, errors: [404] }), requirePermission("instances", "update"), validate("param", idParam), lifecycle("stopped", "INSTANCE_STOP_REQUESTED"));

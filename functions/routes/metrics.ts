@@ -6,6 +6,8 @@ import type { AppEnv } from "../../core/app-env.ts";
 import { notFound } from "../../core/errors.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { fleetMetricsSchema, instanceMetricsSchema } from "../../protocol/api/fleet.ts";
 
 const idParam = z.object({ id: z.uuid() });
 const seriesQuery = z.strictObject({
@@ -19,8 +21,10 @@ const point = (h: HealthRow) => ({
   heapUsedBytes: h.heapUsedBytes, flowsState: h.flowsState, missingNodeTypes: h.missingNodeTypes, error: h.error,
 });
 
+const doc = describe("Metrics");
+
 export const metricsRoutes = new Hono<AppEnv>()
-  .get("/instances/:id", requirePermission("metrics", "read"), validate("param", idParam), validate("query", seriesQuery), async (c) => {
+  .get("/instances/:id", doc({ summary: "An instance's latest health and its recent series", responses: { 200: instanceMetricsSchema }, errors: [404] }), requirePermission("metrics", "read"), validate("param", idParam), validate("query", seriesQuery), async (c) => {
     const { id } = c.req.valid("param");
     const q = c.req.valid("query");
     const db = c.var.services.db;
@@ -37,7 +41,7 @@ export const metricsRoutes = new Hono<AppEnv>()
       series: rows.reverse().map(point),
     });
   })
-  .get("/fleet", requirePermission("metrics", "read"), async (c) => {
+  .get("/fleet", doc({ summary: "Fleet totals: instances and clusters by status, health of the latest reports", responses: { 200: fleetMetricsSchema } }), requirePermission("metrics", "read"), async (c) => {
     const db = c.var.services.db;
     const [byStatus, byDesired, clusterRows, latest] = await Promise.all([
       db.select({ key: instances.status, n: count() }).from(instances).where(isNull(instances.deletedAt)).groupBy(instances.status),

@@ -10,6 +10,9 @@ import { POLICY_KINDS, enabledPolicies, evaluatePolicies, instanceFacts, ruleSha
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { describeIssues, validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { listOf } from "../../protocol/api/common.ts";
+import { policyDecisionSchema, policySchema } from "../../protocol/api/governance.ts";
 
 type Row = typeof policies.$inferSelect;
 
@@ -50,6 +53,8 @@ async function liveInstance(db: Db, id: string) {
 const view = (r: Row) => ({ id: r.id, name: r.name, kind: r.kind, rule: r.rule, enabled: r.enabled, createdAt: r.createdAt, updatedAt: r.updatedAt });
 const nameTaken = (n: string) => new ApiError(409, "policy_exists", `a policy named ${n} already exists`);
 
+const doc = describe("Policies");
+
 /**
  * Admin-written rules (governance/policies.ts), validated on write against
  * their kind. Enforced where the action happens: deployments
@@ -57,11 +62,16 @@ const nameTaken = (n: string) => new ApiError(409, "policy_exists", `a policy na
  * (evaluateModelPolicy). POST /evaluate answers the same question without acting.
  */
 export const policyRoutes = new Hono<AppEnv>()
-  .get("/", requirePermission("policies", "read"), async (c) => {
+  .get("/", doc({ summary: "List policies", responses: { 200: listOf(policySchema) } }), requirePermission("policies", "read"), async (c) => {
     const rows = await c.var.services.db.select().from(policies).orderBy(asc(policies.name)).limit(1000);
     return c.json({ items: rows.map(view) });
   })
-  .post("/evaluate", requirePermission("policies", "read"), validate("json", evaluateBody), async (c) => {
+  .post("/evaluate", doc({
+    summary: "Would this deploy, scale or model call be allowed? (nothing acts)",
+    description: "For `deploy`, the whole deployment gate as POST /api/deployments runs it: policies, then daily quotas.",
+    responses: { 200: policyDecisionSchema },
+    errors: [404],
+  }), requirePermission("policies", "read"), validate("json", evaluateBody), async (c) => {
     const body = c.req.valid("json");
     const { db } = c.var.services;
     const inst = body.instanceId ? await liveInstance(db, body.instanceId) : undefined;
@@ -82,13 +92,13 @@ export const policyRoutes = new Hono<AppEnv>()
       return c.json({ allowed: false, code: err.code, reason: err.message, ...(err.details as object) });
     }
   })
-  .get("/:id", requirePermission("policies", "read"), validate("param", idParam), async (c) => {
+  .get("/:id", doc({ summary: "A policy", responses: { 200: policySchema }, errors: [404] }), requirePermission("policies", "read"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const [row] = await c.var.services.db.select().from(policies).where(eq(policies.id, id)).limit(1);
     if (!row) throw notFound("policy", id);
     return c.json(view(row));
   })
-  .post("/", requirePermission("policies", "create"), validate("json", createBody), async (c) => {
+  .post("/", doc({ summary: "Create a policy; its rule is checked against its kind", responses: { 201: policySchema }, errors: [409] }), requirePermission("policies", "create"), validate("json", createBody), async (c) => {
     const body = c.req.valid("json");
     const rule = parseRule(body.kind, body.rule);
     const row = await transact(c, async (tx, record) => {
@@ -99,7 +109,7 @@ export const policyRoutes = new Hono<AppEnv>()
     });
     return c.json(view(row), 201);
   })
-  .patch("/:id", requirePermission("policies", "update"), validate("param", idParam), validate("json", patchBody), async (c) => {
+  .patch("/:id", doc({ summary: "Change a policy's name, rule or enabled flag", responses: { 200: policySchema }, errors: [404, 409] }), requirePermission("policies", "update"), validate("param", idParam), validate("json", patchBody), async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const row = await transact(c, async (tx, record) => {
@@ -124,7 +134,7 @@ export const policyRoutes = new Hono<AppEnv>()
     });
     return c.json(view(row));
   })
-  .delete("/:id", requirePermission("policies", "delete"), validate("param", idParam), async (c) => {
+  .delete("/:id", doc({ summary: "Delete a policy", responses: { 204: null }, errors: [404] }), requirePermission("policies", "delete"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     await transact(c, async (tx, record) => {
       const [gone] = await tx.delete(policies).where(eq(policies.id, id)).returning();

@@ -10,6 +10,9 @@ import { notFound } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { listOf } from "../../protocol/api/common.ts";
+import { quotaSchema, quotaUsageSchema } from "../../protocol/api/governance.ts";
 
 /** null (or absent) = no limit on that dimension. */
 const limit = z.number().int().min(0).max(2_000_000_000).nullable().default(null);
@@ -28,23 +31,25 @@ const limits = (q: Quota) => ({
 });
 const view = (q: Quota) => ({ team: q.team, ...limits(q), createdAt: q.createdAt, updatedAt: q.updatedAt });
 
+const doc = describe("Quotas");
+
 /**
  * Per-team limits (seed 5.3), written whole by PUT. Enforced by
  * governance/quotas.ts (instances, CPU, memory: 409) and
  * governance/deploymentGate.ts (deployments and LLM tokens per day: 429).
  */
 export const quotaRoutes = new Hono<AppEnv>()
-  .get("/", requirePermission("quotas", "read"), async (c) => {
+  .get("/", doc({ summary: "List team quotas", responses: { 200: listOf(quotaSchema) } }), requirePermission("quotas", "read"), async (c) => {
     const rows = await c.var.services.db.select().from(quotas).orderBy(asc(quotas.team)).limit(1000);
     return c.json({ items: rows.map(view) });
   })
-  .get("/:team", requirePermission("quotas", "read"), validate("param", teamParam), async (c) => {
+  .get("/:team", doc({ summary: "A team's quota", responses: { 200: quotaSchema }, errors: [404] }), requirePermission("quotas", "read"), validate("param", teamParam), async (c) => {
     const { team } = c.req.valid("param");
     const row = await quotaOf(c.var.services.db, team);
     if (!row) throw notFound("quota", team);
     return c.json(view(row));
   })
-  .get("/:team/usage", requirePermission("quotas", "read"), validate("param", teamParam), async (c) => {
+  .get("/:team/usage", doc({ summary: "A team's limits and what it uses now", responses: { 200: quotaUsageSchema } }), requirePermission("quotas", "read"), validate("param", teamParam), async (c) => {
     const { team } = c.req.valid("param");
     const { db, kv } = c.var.services;
     const now = new Date();
@@ -57,7 +62,7 @@ export const quotaRoutes = new Hono<AppEnv>()
       usage: { instances: held.instances, cpuMillicores: held.cpuMillicores, memoryMb: held.memoryMb, deploymentsToday: deploys, llmTokensToday: tokens },
     });
   })
-  .put("/:team", requirePermission("quotas", "update"), validate("param", teamParam), validate("json", putBody), async (c) => {
+  .put("/:team", doc({ summary: "Set a team's quota, whole (absent or null: no limit)", responses: { 200: quotaSchema, 201: quotaSchema } }), requirePermission("quotas", "update"), validate("param", teamParam), validate("json", putBody), async (c) => {
     const { team } = c.req.valid("param");
     const body = c.req.valid("json");
     const { row, created } = await transact(c, async (tx, record) => {
@@ -69,7 +74,7 @@ export const quotaRoutes = new Hono<AppEnv>()
     });
     return c.json(view(row), created ? 201 : 200);
   })
-  .delete("/:team", requirePermission("quotas", "delete"), validate("param", teamParam), async (c) => {
+  .delete("/:team", doc({ summary: "Remove a team's quota", responses: { 204: null }, errors: [404] }), requirePermission("quotas", "delete"), validate("param", teamParam), async (c) => {
     const { team } = c.req.valid("param");
     await transact(c, async (tx, record) => {
       const [gone] = await tx.delete(quotas).where(eq(quotas.team, team)).returning();

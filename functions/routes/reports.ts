@@ -20,6 +20,9 @@ import { CONTENT_TYPE } from "../../core/reports/serialize.ts";
 import { sectionNames } from "../../core/reports/shapes.ts";
 import { reportAudit, reportRow, writeReport } from "../../core/reports/store.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { pageOf } from "../../protocol/api/common.ts";
+import { reportCreatedSchema, reportSchema } from "../../protocol/api/governance.ts";
 
 const MAX_RANGE_DAYS = 366;
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
@@ -44,8 +47,14 @@ const view = (r: Row) => ({
   createdAt: r.createdAt, downloadUrl: `/api/reports/${r.id}/download`,
 });
 
+const doc = describe("Reports");
+
 export const reportRoutes = new Hono<AppEnv>()
-  .post("/", requirePermission("reports", "create"), validate("json", createBody), async (c) => {
+  .post("/", doc({
+    summary: "Build and store a compliance report for a time range (at most 366 days)",
+    description: "Its SHA-256 is recorded in the audit chain.",
+    responses: { 201: reportCreatedSchema },
+  }), requirePermission("reports", "create"), validate("json", createBody), async (c) => {
     const body = c.req.valid("json");
     if (body.from >= body.to) throw new ApiError(400, "invalid_range", "from must be before to");
     if (body.to.getTime() - body.from.getTime() > MAX_RANGE_DAYS * 86_400_000) {
@@ -70,7 +79,7 @@ export const reportRoutes = new Hono<AppEnv>()
       throw err;
     }
   })
-  .get("/", requirePermission("reports", "read"), validate("query", listQuery), async (c) => {
+  .get("/", doc({ summary: "List stored reports, newest first", responses: { 200: pageOf(reportSchema) } }), requirePermission("reports", "read"), validate("query", listQuery), async (c) => {
     const q = c.req.valid("query");
     const cursor = decodeCursor(q.cursor);
     const rows = await c.var.services.db.select().from(complianceExports).where(and(
@@ -81,13 +90,18 @@ export const reportRoutes = new Hono<AppEnv>()
     const { items, nextCursor } = page(rows, q.limit);
     return c.json({ items: items.map(view), nextCursor });
   })
-  .get("/:id", requirePermission("reports", "read"), validate("param", idParam), async (c) => {
+  .get("/:id", doc({ summary: "A stored report", responses: { 200: reportSchema }, errors: [404] }), requirePermission("reports", "read"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const [row] = await c.var.services.db.select().from(complianceExports).where(eq(complianceExports.id, id)).limit(1);
     if (!row) throw notFound("report", id);
     return c.json(view(row));
   })
-  .get("/:id/download", requirePermission("reports", "read"), validate("param", idParam), async (c) => {
+  .get("/:id/download", doc({
+    summary: "Download a stored report (audited)",
+    description: "X-Report-Digest and Repr-Digest (RFC 9530) carry the digest recorded at creation.",
+    responses: { 200: { description: "The report file", media: ["application/json", "application/x-ndjson", "text/csv"] } },
+    errors: [404, 410],
+  }), requirePermission("reports", "read"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const [row] = await c.var.services.db.select().from(complianceExports).where(eq(complianceExports.id, id)).limit(1);
     if (!row) throw notFound("report", id);

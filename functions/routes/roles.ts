@@ -9,6 +9,9 @@ import { requirePermission } from "../middleware/requirePermission.ts";
 import { assertCanGrant } from "../rbac/grants.ts";
 import { ACTIONS, BUILTIN_ROLES, RESOURCES, isBuiltinRole } from "../rbac/permissions.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { roleSchema } from "../../protocol/api/access.ts";
+import { listOf } from "../../protocol/api/common.ts";
 
 const permission = z.strictObject({
   resource: z.enum([...RESOURCES, "*"]),
@@ -31,6 +34,8 @@ function refuseBuiltin(roleName: string): void {
   if (isBuiltinRole(roleName)) throw new ApiError(409, "builtin_role", `${roleName} is a built-in role and cannot be changed`);
 }
 
+const doc = describe("Roles");
+
 /**
  * Built-in roles live in code (rbac/permissions.ts) and are read-only here;
  * the `roles` table also holds copies of them from bootstrap, which this API
@@ -38,11 +43,11 @@ function refuseBuiltin(roleName: string): void {
  * so an edit applies to every holder at once.
  */
 export const roleRoutes = new Hono<AppEnv>()
-  .get("/", requirePermission("roles", "read"), async (c) => {
+  .get("/", doc({ summary: "List built-in and custom roles", responses: { 200: listOf(roleSchema) } }), requirePermission("roles", "read"), async (c) => {
     const custom = await c.var.services.db.select().from(roles).where(eq(roles.builtin, false)).orderBy(asc(roles.name));
     return c.json({ items: [...builtinViews(), ...custom.filter((r) => !isBuiltinRole(r.name)).map(view)] });
   })
-  .post("/", requirePermission("roles", "create"), validate("json", createBody), async (c) => {
+  .post("/", doc({ summary: "Create a custom role (no wider than the caller)", responses: { 201: roleSchema }, errors: [409] }), requirePermission("roles", "create"), validate("json", createBody), async (c) => {
     const body = c.req.valid("json");
     if (isBuiltinRole(body.name)) throw new ApiError(409, "role_exists", `${body.name} is a built-in role`);
     assertCanGrant(c.var.principal!, body.permissions, `role ${body.name}`);
@@ -54,7 +59,7 @@ export const roleRoutes = new Hono<AppEnv>()
     });
     return c.json(view(row), 201);
   })
-  .patch("/:name", requirePermission("roles", "update"), validate("param", nameParam), validate("json", patchBody), async (c) => {
+  .patch("/:name", doc({ summary: "Replace a custom role's permissions", responses: { 200: roleSchema }, errors: [404, 409] }), requirePermission("roles", "update"), validate("param", nameParam), validate("json", patchBody), async (c) => {
     const roleName = c.req.valid("param").name;
     const next: Permission[] = c.req.valid("json").permissions;
     refuseBuiltin(roleName);
@@ -69,7 +74,7 @@ export const roleRoutes = new Hono<AppEnv>()
     });
     return c.json(view(row));
   })
-  .delete("/:name", requirePermission("roles", "delete"), validate("param", nameParam), async (c) => {
+  .delete("/:name", doc({ summary: "Delete a custom role nobody holds", responses: { 204: null }, errors: [404, 409] }), requirePermission("roles", "delete"), validate("param", nameParam), async (c) => {
     const roleName = c.req.valid("param").name;
     refuseBuiltin(roleName);
     await transact(c, async (tx, record) => {

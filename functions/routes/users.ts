@@ -12,6 +12,9 @@ import { decodeCursor, page, pageQuery } from "../../core/platform/pagination.ts
 import { ADMIN_ROLE, assertAdminRemains, lockAdminSet } from "../rbac/lastAdmin.ts";
 import { assertCanGrant, currentPermissions, permissionsForAssignment } from "../rbac/grants.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { userSchema } from "../../protocol/api/access.ts";
+import { pageOf } from "../../protocol/api/common.ts";
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 type Row = typeof users.$inferSelect;
@@ -50,8 +53,10 @@ async function lockTarget(c: import("hono").Context<AppEnv>, tx: Tx, id: string)
   return row;
 }
 
+const doc = describe("Users");
+
 export const userRoutes = new Hono<AppEnv>()
-  .post("/", requirePermission("users", "create"), validate("json", createBody), async (c) => {
+  .post("/", doc({ summary: "Create a user", responses: { 201: userSchema }, errors: [409] }), requirePermission("users", "create"), validate("json", createBody), async (c) => {
     const body = c.req.valid("json");
     const passwordHash = await hashPassword(body.password);
     const row = await transact(c, async (tx, record) => {
@@ -64,7 +69,7 @@ export const userRoutes = new Hono<AppEnv>()
     });
     return c.json(view(row), 201);
   })
-  .get("/", requirePermission("users", "read"), validate("query", listQuery), async (c) => {
+  .get("/", doc({ summary: "List users, newest first", responses: { 200: pageOf(userSchema) } }), requirePermission("users", "read"), validate("query", listQuery), async (c) => {
     const q = c.req.valid("query");
     const cursor = decodeCursor(q.cursor);
     const rows = await c.var.services.db.select().from(users).where(and(
@@ -75,13 +80,18 @@ export const userRoutes = new Hono<AppEnv>()
     const { items, nextCursor } = page(rows, q.limit);
     return c.json({ items: items.map(view), nextCursor });
   })
-  .get("/:id", requirePermission("users", "read"), validate("param", idParam), async (c) => {
+  .get("/:id", doc({ summary: "A user", responses: { 200: userSchema }, errors: [404] }), requirePermission("users", "read"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const [row] = await c.var.services.db.select().from(users).where(eq(users.id, id)).limit(1);
     if (!row) throw notFound("user", id);
     return c.json(view(row));
   })
-  .patch("/:id", requirePermission("users", "update"), validate("param", idParam), validate("json", patchBody), async (c) => {
+  .patch("/:id", doc({
+    summary: "Change a user's role, email, password or disabled flag",
+    description: "A new password or disabling ends every session and API key issued before. The last admin cannot be demoted or disabled.",
+    responses: { 200: userSchema },
+    errors: [404, 409],
+  }), requirePermission("users", "update"), validate("param", idParam), validate("json", patchBody), async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const passwordHash = body.password ? await hashPassword(body.password) : undefined;
@@ -117,7 +127,7 @@ export const userRoutes = new Hono<AppEnv>()
     });
     return c.json(view(row));
   })
-  .delete("/:id", requirePermission("users", "delete"), validate("param", idParam), async (c) => {
+  .delete("/:id", doc({ summary: "Delete a user (their API keys go too)", responses: { 204: null }, errors: [404, 409] }), requirePermission("users", "delete"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     await transact(c, async (tx, record) => {
       await lockAdminSet(tx);

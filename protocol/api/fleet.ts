@@ -1,0 +1,83 @@
+/** Response bodies of /api/clusters, /api/instances and /api/metrics. */
+import { z } from "zod";
+import { timestamp, uuid } from "./common.ts";
+
+export const clusterSchema = z.object({
+  id: uuid,
+  name: z.string(),
+  driver: z.string().meta({ description: "process | kubernetes" }),
+  labels: z.record(z.string(), z.string()),
+  status: z.string().meta({ description: "registered | connected | disconnected" }),
+  lastSeenAt: timestamp.nullable(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+}).meta({ id: "Cluster" });
+
+/** Shown once, at registration and rotation: the bridge signs its webhooks with it. */
+export const clusterWithSecretSchema = clusterSchema.extend({ webhookSecret: z.string().meta({ description: "whsec_…; shown only here" }) })
+  .meta({ id: "ClusterWithSecret" });
+export const clusterDetailSchema = clusterSchema.extend({ instanceCount: z.number().int() }).meta({ id: "ClusterDetail" });
+
+export const instanceSummarySchema = z.object({
+  id: uuid,
+  name: z.string(),
+  clusterId: uuid,
+  team: z.string(),
+  status: z.string().meta({ description: "pending | starting | running | stopped | failed | unknown | deploying" }),
+  statusReason: z.string().nullable(),
+  desiredState: z.string().meta({ description: "running | stopped | destroyed" }),
+  resources: z.record(z.string(), z.string()),
+  replicas: z.number().int(),
+  endpoints: z.record(z.string(), z.string()),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+}).meta({ id: "InstanceSummary" });
+
+export const instanceDetailSchema = instanceSummarySchema.extend({
+  flows: z.array(z.unknown()),
+  env: z.record(z.string(), z.string()),
+  /** Secret values are write-only. */
+  secretNames: z.array(z.string()),
+}).meta({ id: "InstanceDetail" });
+
+export const instanceCreatedSchema = instanceDetailSchema.extend({ commandId: z.string() }).meta({ id: "InstanceCreated" });
+
+export const instanceScaledSchema = z.object({
+  id: uuid, status: z.string(), desiredState: z.string(), replicas: z.number().int(), commandId: z.string(),
+}).meta({ id: "InstanceScaleAccepted" });
+
+export const healthPointSchema = z.object({
+  checkedAt: timestamp,
+  state: z.string(),
+  live: z.boolean(),
+  ready: z.boolean(),
+  rssBytes: z.number().nullable(),
+  heapUsedBytes: z.number().nullable(),
+  flowsState: z.string().nullable(),
+  missingNodeTypes: z.array(z.string()),
+  error: z.string().nullable(),
+}).meta({ id: "HealthPoint" });
+
+export const instanceMetricsSchema = z.object({
+  instanceId: uuid,
+  status: z.string(),
+  desiredState: z.string(),
+  latest: healthPointSchema.nullable(),
+  /** Oldest first. */
+  series: z.array(healthPointSchema),
+}).meta({ id: "InstanceMetrics" });
+
+const tally = z.record(z.string(), z.number().int());
+export const fleetMetricsSchema = z.object({
+  instances: z.object({ total: z.number().int(), byStatus: tally, byDesiredState: tally }),
+  clusters: z.object({ total: z.number().int(), byStatus: tally }),
+  health: z.object({
+    reporting: z.number().int(),
+    live: z.number().int(),
+    ready: z.number().int(),
+    withMissingNodeTypes: z.number().int(),
+    rssBytesTotal: z.number(),
+    heapUsedBytesTotal: z.number(),
+  }),
+  timestamp,
+}).meta({ id: "FleetMetrics" });
