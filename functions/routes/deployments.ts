@@ -14,6 +14,9 @@ import {
   type DeploymentView,
 } from "../../protocol/deployments.ts";
 import { validate } from "../../core/validation.ts";
+import { describe } from "../../core/openapi/describe.ts";
+import { listOf, pageOf } from "../../protocol/api/common.ts";
+import { deploymentSchema, flowVersionSchema } from "../../protocol/api/deployments.ts";
 
 const idParam = z.object({ id: z.uuid() });
 const versionsQuery = z.strictObject({ instanceId: z.uuid() });
@@ -63,8 +66,15 @@ function unwrap(answer: OperateAnswer): DeploymentView {
   throw new ApiError(answer.status, answer.code, answer.message);
 }
 
+const doc = describe("Deployments");
+
 export const deploymentRoutes = new Hono<AppEnv>()
-  .post("/", requirePermission("deployments", "create"), validate("json", createDeploymentSchema), async (c) => {
+  .post("/", doc({
+    summary: "Start a blue-green deployment of new flows (or a stored version) to a running instance",
+    description: "One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). See docs/deployments.md.",
+    responses: { 202: deploymentSchema },
+    errors: [404, 409, 429],
+  }), requirePermission("deployments", "create"), validate("json", createDeploymentSchema), async (c) => {
     const body = c.req.valid("json");
     if (!(STRATEGIES as readonly string[]).includes(body.strategy)) {
       throw new ApiError(400, "unsupported_strategy", `strategy "${body.strategy}" is not supported; supported: ${STRATEGIES.join(", ")}`);
@@ -132,7 +142,7 @@ export const deploymentRoutes = new Hono<AppEnv>()
     }
   })
 
-  .get("/", requirePermission("deployments", "read"), validate("query", listDeploymentsQuery), async (c) => {
+  .get("/", doc({ summary: "List deployments, newest first", responses: { 200: pageOf(deploymentSchema) } }), requirePermission("deployments", "read"), validate("query", listDeploymentsQuery), async (c) => {
     const q = c.req.valid("query");
     const cursor = decodeCursor(q.cursor);
     const rows = await c.var.services.db.select().from(deployments).where(and(
@@ -144,7 +154,7 @@ export const deploymentRoutes = new Hono<AppEnv>()
     return c.json({ items: items.map(rowView), nextCursor });
   })
 
-  .get("/versions", requirePermission("deployments", "read"), validate("query", versionsQuery), async (c) => {
+  .get("/versions", doc({ summary: "An instance's flow versions, newest first", responses: { 200: listOf(flowVersionSchema) } }), requirePermission("deployments", "read"), validate("query", versionsQuery), async (c) => {
     const rows = await c.var.services.db.select({
       id: flowVersions.id, instanceId: flowVersions.instanceId, version: flowVersions.version, digest: flowVersions.digest,
       createdBy: flowVersions.createdBy, createdAt: flowVersions.createdAt,
@@ -152,7 +162,7 @@ export const deploymentRoutes = new Hono<AppEnv>()
     return c.json({ items: rows });
   })
 
-  .get("/:id", requirePermission("deployments", "read"), validate("param", idParam), async (c) => {
+  .get("/:id", doc({ summary: "A deployment: status, phase, history, metrics, error", responses: { 200: deploymentSchema }, errors: [404] }), requirePermission("deployments", "read"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const [row] = await c.var.services.db.select().from(deployments).where(eq(deployments.id, id)).limit(1);
     if (!row) throw notFound("deployment", id);
@@ -160,9 +170,9 @@ export const deploymentRoutes = new Hono<AppEnv>()
     return c.json(live ?? rowView(row));
   })
 
-  .post("/:id/rollback", requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "rollback"))
-  .post("/:id/promote", requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "promote"))
-  .post("/:id/abort", requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "abort"));
+  .post("/:id/rollback", doc({ summary: "Roll back to blue (until the rollback window closes)", responses: { 202: deploymentSchema }, errors: [404, 409] }), requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "rollback"))
+  .post("/:id/promote", doc({ summary: "Continue a paused deployment", responses: { 202: deploymentSchema }, errors: [404, 409] }), requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "promote"))
+  .post("/:id/abort", doc({ summary: "Abort a deployment in progress (rolls back)", responses: { 202: deploymentSchema }, errors: [404, 409] }), requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "abort"));
 
 async function act(c: import("hono").Context<AppEnv>, what: "rollback" | "promote" | "abort") {
   const id = c.req.param("id")!;
