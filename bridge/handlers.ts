@@ -1,10 +1,10 @@
 /**
  * What each command type means in Driver calls. A handler returns the
- * command's result object or throws; the executor turns either into the one
+ * command's result (typed by protocol/commands.ts `commandResults`, which the
+ * control plane parses) or throws; the executor turns either into the one
  * `command.result` report the command gets.
  */
-import type { z } from "zod";
-import { commandArgs, type Command, type CommandType } from "../protocol/commands.ts";
+import { commandArgs, type Command, type CommandArgs, type CommandResult, type CommandType } from "../protocol/commands.ts";
 import { BlueGreen } from "./deploy/blueGreen.ts";
 import { isBlueGreen, type Driver } from "./drivers/driver.ts";
 import { chunk, collectHealth, MAX_INSTANCES_PER_REPORT } from "./health.ts";
@@ -31,9 +31,7 @@ function blueGreen(ctx: HandlerContext, cmd: Command): BlueGreen {
   return bg;
 }
 
-type Result = Record<string, unknown>;
-type Args<T extends CommandType> = z.infer<(typeof commandArgs)[T]>;
-type Handlers = { [T in CommandType]: (ctx: HandlerContext, cmd: Command, args: Args<T>) => Promise<Result> };
+type Handlers = { [T in CommandType]: (ctx: HandlerContext, cmd: Command, args: CommandArgs<T>) => Promise<CommandResult<T>> };
 
 function target(cmd: Command): string {
   if (!cmd.instanceId) throw new BridgeError("invalid_args", `${cmd.type} needs an instanceId`);
@@ -93,12 +91,13 @@ const handlers: Handlers = {
 };
 
 /** Runs one command; throws BridgeError for bad args, or whatever the driver threw. */
-export async function runCommand(ctx: HandlerContext, cmd: Command): Promise<Result> {
+export async function runCommand(ctx: HandlerContext, cmd: Command): Promise<Record<string, unknown>> {
   const parsed = commandArgs[cmd.type].safeParse(cmd.args);
   if (!parsed.success) {
     throw new BridgeError("invalid_args", parsed.error.issues.map((i) => `${i.path.join(".") || "args"}: ${i.message}`).join("; "));
   }
-  const handler = handlers[cmd.type] as (ctx: HandlerContext, cmd: Command, args: unknown) => Promise<Result>;
+  // The table is exhaustive and typed per command; here the type is only known at run time.
+  const handler = handlers[cmd.type] as (ctx: HandlerContext, cmd: Command, args: unknown) => Promise<Record<string, unknown>>;
   return handler(ctx, cmd, parsed.data);
 }
 

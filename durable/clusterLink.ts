@@ -1,25 +1,43 @@
 import { DurableObject } from "cloudflare:workers";
+import { z } from "zod";
 import { openDb } from "../db/client.ts";
 import type { Env } from "../core/env.ts";
-import type { ClusterLinkApi, ClusterLinkStatus, EnqueueOptions, OutboxStatus } from "../core/objects.ts";
+import type { ClusterLinkApi, ClusterLinkStatus, EnqueueOptions, OutboxEntry, OutboxStatus, ReplyTo } from "../core/objects.ts";
 import { applyInstanceStatus } from "../core/fleet/instanceStatus.ts";
 import { bridgeFrameSchema, newCommandId, type Command, type CommandType, type ServerFrame } from "../protocol/commands.ts";
 
-/** How long a bridge has to answer before the instance is marked `unknown`. */
-const COMMAND_TIMEOUT_MS: Record<CommandType, number> = {
+/**
+ * How long a bridge has to answer a fleet command before the instance is
+ * marked `unknown`. Deployment steps are not here: their deadlines live in
+ * one table (durable/deploymentRun/steps.ts) and come with the command.
+ */
+const FLEET_TIMEOUT_MS: Partial<Record<CommandType, number>> = {
   "instance.create": 180_000, "instance.start": 120_000, "instance.stop": 60_000, "instance.destroy": 60_000,
-  "instance.scale": 180_000, "flows.deploy": 60_000, "gate.set": 30_000, "gate.replay": 120_000,
-  "smoke.run": 120_000, "route.switch": 60_000, "health.report": 60_000,
-  "deployment.prepare": 180_000, "deployment.rollback": 180_000, "deployment.cleanup": 60_000,
+  "instance.scale": 180_000, "health.report": 60_000,
 };
 
 const OPEN: OutboxStatus[] = ["pending", "sent", "received"];
 
 interface OutboxRow {
   id: string; type: CommandType; instance_id: string | null; args: string; issued_at: string;
-  status: OutboxStatus; not_before: number; deadline: number; attempts: number;
+  status: OutboxStatus; not_before: number; deadline: number; attempts: number; reply_to: string | null;
   [key: string]: SqlStorageValue;
 }
+
+/**
+ * The outbox's schema changes, in order, applied once per object (the version
+ * is kept in `meta`); each must be safe on a table with rows in it.
+ */
+const MIGRATIONS: string[][] = [
+  // 1: who an answer belongs to; commands a deployment queued before (its id in the args) keep their owner.
+  [
+    "ALTER TABLE outbox ADD COLUMN reply_to TEXT",
+    `UPDATE outbox SET reply_to = json_object('kind', 'deployment', 'id', json_extract(args, '$.deploymentId'))
+      WHERE reply_to IS NULL AND json_extract(args, '$.deploymentId') IS NOT NULL`,
+  ],
+];
+
+const replyToSchema = z.object({ kind: z.literal("deployment"), id: z.string() }) satisfies z.ZodType<ReplyTo>;
 
 /**
  * One object per cluster: holds the bridge's WebSocket (Hibernation API), an
@@ -39,6 +57,13 @@ export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
       result TEXT, updated_at INTEGER NOT NULL)`);
     this.sql.exec("CREATE INDEX IF NOT EXISTS outbox_open ON outbox (status, not_before)");
     this.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    // The constructor runs before any request or alarm is delivered, so no call sees a half-migrated table.
+    for (let v = Number(this.getMeta("schemaVersion") ?? 0); v < MIGRATIONS.length; v++) {
+      this.ctx.storage.transactionSync(() => {
+        for (const statement of MIGRATIONS[v]!) this.sql.exec(statement);
+        this.setMeta("schemaVersion", String(v + 1));
+      });
+    }
   }
 
   /** The Worker has already authenticated the bridge (cluster token) before forwarding the upgrade. */
@@ -59,23 +84,25 @@ export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
-  async enqueue(type: CommandType, instanceId: string | undefined, args: Record<string, unknown>, opts: EnqueueOptions = {}): Promise<Command> {
+  async enqueue(type: CommandType, instanceId: string | undefined, args: Record<string, unknown>, opts: EnqueueOptions = {}): Promise<OutboxEntry> {
     const now = Date.now();
     if (opts.id) {
       const existing = this.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE id = ?", opts.id).toArray()[0];
-      if (existing) return toCommand(existing);
+      if (existing) return toEntry(existing);
     }
-    const command: Command = { id: opts.id ?? newCommandId(), type, instanceId, args, issuedAt: new Date(now).toISOString() };
+    const timeoutMs = opts.timeoutMs ?? FLEET_TIMEOUT_MS[type];
+    if (timeoutMs === undefined) throw new Error(`${type} has no default deadline: its sender (a deployment step) passes timeoutMs`);
+    const entry: OutboxEntry = { id: opts.id ?? newCommandId(), type, ...(instanceId ? { instanceId } : {}), issuedAt: new Date(now).toISOString(), replyTo: opts.replyTo ?? null };
     const notBefore = now + Math.max(0, opts.delayMs ?? 0);
     this.sql.exec(
-      "INSERT INTO outbox (id, type, instance_id, args, issued_at, status, not_before, deadline, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-      command.id, type, instanceId ?? null, JSON.stringify(args), command.issuedAt, notBefore,
-      notBefore + (opts.timeoutMs ?? COMMAND_TIMEOUT_MS[type]), now,
+      "INSERT INTO outbox (id, type, instance_id, args, issued_at, status, not_before, deadline, updated_at, reply_to) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+      entry.id, type, instanceId ?? null, JSON.stringify(args), entry.issuedAt, notBefore, notBefore + timeoutMs, now,
+      entry.replyTo ? JSON.stringify(entry.replyTo) : null,
     );
     const ws = this.bridge();
     if (ws && notBefore <= now) this.deliverDue(ws, { redeliver: false });
     await this.scheduleAlarm();
-    return command;
+    return entry;
   }
 
   /**
@@ -83,20 +110,20 @@ export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
    * the caller applies a result's effects exactly once; a late answer to a
    * timed-out command still counts (it corrects the `unknown` status).
    */
-  async complete(commandId: string, ok: boolean, result: unknown): Promise<{ command: Command | null; first: boolean }> {
+  async complete(commandId: string, ok: boolean, result: unknown): Promise<{ command: OutboxEntry | null; first: boolean }> {
     const row = this.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE id = ?", commandId).toArray()[0];
     if (!row) return { command: null, first: false };
     const first = OPEN.includes(row.status) || row.status === "timed_out";
     if (first) {
       this.sql.exec("UPDATE outbox SET status = ?, result = ?, updated_at = ? WHERE id = ?", ok ? "ok" : "error", JSON.stringify(result ?? null), Date.now(), commandId);
     }
-    return { command: toCommand(row), first };
+    return { command: toEntry(row), first };
   }
 
   /** A command's outcome as recorded here (a deployment that was away when the answer came asks for it). */
-  async result(commandId: string): Promise<{ status: OutboxStatus; result: unknown } | null> {
+  async result(commandId: string): Promise<{ status: OutboxStatus; resultJson: string | null } | null> {
     const row = this.sql.exec<OutboxRow>("SELECT status, result FROM outbox WHERE id = ?", commandId).toArray()[0];
-    return row ? { status: row.status, result: row.result ? JSON.parse(String(row.result)) : null } : null;
+    return row ? { status: row.status, resultJson: row.result === null ? null : String(row.result) } : null;
   }
 
   async status(): Promise<ClusterLinkStatus> {
@@ -140,8 +167,8 @@ export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
     if (overdue.length === 0) return;
     for (const row of overdue) this.sql.exec("UPDATE outbox SET status = 'timed_out', updated_at = ? WHERE id = ?", now, row.id);
     const clusterId = this.getMeta("clusterId");
-    // Deployment steps have their own deadlines in DeploymentRun, which decides what a silence means.
-    const affected = overdue.filter((r) => r.instance_id && r.type !== "health.report" && !JSON.parse(r.args).deploymentId);
+    // An owned command's owner (a deployment step) has its own deadline and decides what a silence means.
+    const affected = overdue.filter((r) => r.instance_id && r.type !== "health.report" && r.reply_to === null);
     if (!clusterId || affected.length === 0) return;
     // The bridge never answered: we do not know what runs, so we say so rather than guess "running".
     const handle = openDb(this.env.DATABASE_URL!, this.env.NEON_LOCAL_PROXY);
@@ -210,5 +237,12 @@ function toCommand(row: OutboxRow): Command {
   return {
     id: row.id, type: row.type, ...(row.instance_id ? { instanceId: row.instance_id } : {}),
     args: JSON.parse(row.args), issuedAt: row.issued_at,
+  };
+}
+
+function toEntry(row: OutboxRow): OutboxEntry {
+  return {
+    id: row.id, type: row.type, ...(row.instance_id ? { instanceId: row.instance_id } : {}),
+    issuedAt: row.issued_at, replyTo: row.reply_to ? replyToSchema.parse(JSON.parse(row.reply_to)) : null,
   };
 }

@@ -2,7 +2,7 @@ import { createApp } from "./app.ts";
 import type { Env } from "../core/env.ts";
 
 export { ClusterLink } from "../durable/clusterLink.ts";
-export { DeploymentRun } from "../durable/deploymentRun.ts";
+export { DeploymentRun } from "../durable/deploymentRun/index.ts";
 export { FleetEvents } from "../durable/fleetEvents.ts";
 export { KvStoreObject } from "../durable/kvStore.ts";
 

@@ -174,6 +174,12 @@ export const commandResults = {
 export type CommandResult<T extends CommandType> = z.infer<(typeof commandResults)[T]>;
 export type CommandArgs<T extends CommandType> = z.infer<(typeof commandArgs)[T]>;
 
+/** Parses an ok answer with its command's schema: the one way a result is read on the control plane. */
+export function parseResult<T extends CommandType>(type: T, raw: unknown): z.ZodSafeParseResult<CommandResult<T>> {
+  // TypeScript cannot correlate the schema picked by a generic key with that key's output type.
+  return commandResults[type].safeParse(raw) as z.ZodSafeParseResult<CommandResult<T>>;
+}
+
 /** An error answer (`command.result` with status "error"): a BridgeError's code and message. */
 export const commandErrorSchema = z.object({ code: z.string().default("internal"), message: z.string().default("no reason given") });
 export type CommandError = z.infer<typeof commandErrorSchema>;

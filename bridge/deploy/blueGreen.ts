@@ -4,18 +4,17 @@
  * ledger answers a redelivered command from its record; a step re-sent under
  * a new attempt converges on the same state).
  */
-import type { z } from "zod";
-import type { commandArgs } from "../../protocol/commands.ts";
+import type { CommandArgs, CommandResult, SmokeResult } from "../../protocol/commands.ts";
 import type { BlueGreenDriver, Driver } from "../drivers/driver.ts";
 import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
 import { AdminApi } from "../drivers/nodeRedAdmin.ts";
 import { runSmoke } from "./smoke.ts";
 import { BridgeError } from "../errors.ts";
 
-type Args<T extends keyof typeof commandArgs> = z.infer<(typeof commandArgs)[T]>;
-type Result = Record<string, unknown>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A counter's growth since `then`; a runtime that restarted in between counts from 0 again (never negative). */
+const since = (now: number, then: number) => (now >= then ? now - then : now);
 
 export class BlueGreen {
   /** Front counters at the switch, per instance, for the post-switch analysis. */
@@ -29,7 +28,8 @@ export class BlueGreen {
     return base;
   }
 
-  async prepare(instanceId: string): Promise<Result> {
+  async prepare(instanceId: string): Promise<CommandResult<"deployment.prepare">> {
+    await this.driver.ensureFronts(instanceId);
     const blue = await this.driver.servingOf(instanceId);
     // The hold queue's session exists before any gate drains, so the broker keeps all of it.
     await this.driver.mqttFront(instanceId)?.openHold();
@@ -37,8 +37,9 @@ export class BlueGreen {
     return { blue: blue.runtimeId, green: green.runtimeId, greenAdmin: green.base };
   }
 
-  async setGate(instanceId: string, args: Args<"gate.set">): Promise<Result> {
-    // servingOf also (re)starts the instance's fronts in this bridge process: after a restart they exist only once asked for.
+  async setGate(instanceId: string, args: CommandArgs<"gate.set">): Promise<CommandResult<"gate.set">> {
+    // The instance's fronts run in this bridge process: after a restart they exist only once asked for.
+    await this.driver.ensureFronts(instanceId);
     const serving = await this.driver.servingOf(instanceId);
     const runtime = args.runtime ?? serving.runtimeId;
     const base = await this.base(runtime);
@@ -46,7 +47,7 @@ export class BlueGreen {
     if (args.mode === "active") {
       await mqtt?.publishMode(runtime, "active");
       const status = await this.admin.gate(base, "active");
-      return { runtime, mode: status.mode, inFlight: status.inFlight };
+      return { runtime, mode: status.mode, inFlight: status.inFlight, stragglers: 0, heldHttp: 0, heldMqtt: 0 };
     }
     // Hold at the front first (new requests stop reaching blue), then drain the gate.
     const holdingSince = new Date().toISOString();
@@ -61,11 +62,11 @@ export class BlueGreen {
       stragglers: status.inFlight,
       heldHttp: (this.driver.front(instanceId)?.heldCount ?? 0) + status.heldHttp,
       // What blue's gate republished to the hold queue since the drain began.
-      heldMqtt: status.counters.heldMqtt - drained.counters.heldMqtt,
+      heldMqtt: since(status.counters.heldMqtt, drained.counters.heldMqtt),
     };
   }
 
-  async deployFlows(runtime: string, flows: unknown[], rev?: string): Promise<Result> {
+  async deployFlows(runtime: string, flows: unknown[], rev?: string): Promise<CommandResult<"flows.deploy">> {
     const deployed = await this.driver.deployFlowsTo(runtime, flows, rev === undefined ? {} : { rev });
     // FACTS: the deploy reply comes before the new routes are live. Ready = /healthz answers and
     // every gate of the new flows is registered (gates are built with the flows' other nodes).
@@ -82,7 +83,7 @@ export class BlueGreen {
     return { runtime, rev: deployed.rev };
   }
 
-  async smoke(instanceId: string, args: Args<"smoke.run">): Promise<Result> {
+  async smoke(instanceId: string, args: CommandArgs<"smoke.run">): Promise<SmokeResult> {
     const base = await this.base(args.runtime);
     if (args.kind === "analysis") return this.analysis(instanceId, args.runtime, base, args.maxErrorRate);
     const verdict = await runSmoke({
@@ -110,14 +111,14 @@ export class BlueGreen {
   }
 
   /** Green's error rate since the switch: in-flight messages that expired plus 5xx/no answer at the front. */
-  private async analysis(instanceId: string, runtime: string, base: string, maxErrorRate: number): Promise<Result> {
+  private async analysis(instanceId: string, runtime: string, base: string, maxErrorRate: number): Promise<SmokeResult> {
     const gate = await this.admin.gate(base);
     const front = this.driver.front(instanceId)?.counters;
     const start = this.atSwitch.get(instanceId);
-    const entered = gate.counters.entered - (start?.gate.entered ?? 0);
-    const expired = gate.counters.expired - (start?.gate.expired ?? 0);
-    const serverErrors = (front?.serverErrors ?? 0) - (start?.serverErrors ?? 0);
-    const requests = (front?.forwarded ?? 0) - (start?.forwarded ?? 0);
+    const entered = since(gate.counters.entered, start?.gate.entered ?? 0);
+    const expired = since(gate.counters.expired, start?.gate.expired ?? 0);
+    const serverErrors = since(front?.serverErrors ?? 0, start?.serverErrors ?? 0);
+    const requests = since(front?.forwarded ?? 0, start?.forwarded ?? 0);
     const total = Math.max(entered, requests, 1);
     const errorRate = (expired + serverErrors) / total;
     const verdict = errorRate > maxErrorRate ? "failed" : "passed";
@@ -132,8 +133,8 @@ export class BlueGreen {
    * the MQTT work stream moves with held work replayed first, in order; then
    * `from`'s gate reopens so HTTP requests it held finish there (answered, not dropped).
    */
-  async switchRoute(instanceId: string, from: string, to: string): Promise<Result> {
-    await this.driver.servingOf(instanceId); // the fronts run in this bridge process (see setGate)
+  async switchRoute(instanceId: string, from: string, to: string): Promise<CommandResult<"route.switch">> {
+    await this.driver.ensureFronts(instanceId); // the fronts run in this bridge process (see setGate)
     const toBase = await this.base(to);
     const front = this.driver.front(instanceId);
     front?.hold(); // already holding after a drain; a no-op then
@@ -162,9 +163,9 @@ export class BlueGreen {
   }
 
   /** Back to blue; works before the switch (blue drained) and after it (green serving). */
-  async rollback(instanceId: string, args: Args<"deployment.rollback">): Promise<Result> {
+  async rollback(instanceId: string, args: CommandArgs<"deployment.rollback">): Promise<CommandResult<"deployment.rollback">> {
     const { blue, green } = args;
-    let result: Result = {};
+    let result: CommandResult<"route.switch">;
     const serving = (await this.driver.servingOf(instanceId)).runtimeId;
     if (serving === green && green) {
       // After the switch: drain green like blue was drained, then move everything back.
@@ -179,7 +180,7 @@ export class BlueGreen {
     return { ...result, serving: blue, greenStopped: Boolean(green), greenStragglers };
   }
 
-  async cleanup(runtime: string): Promise<Result> {
+  async cleanup(runtime: string): Promise<CommandResult<"deployment.cleanup">> {
     const stragglers = await this.idle(runtime);
     await this.driver.stopRuntime(runtime);
     return { stopped: runtime, stragglers };
@@ -208,7 +209,7 @@ export class BlueGreen {
     return status;
   }
 
-  async replay(instanceId: string, args: Args<"gate.replay">): Promise<Result> {
+  async replay(instanceId: string, args: CommandArgs<"gate.replay">): Promise<CommandResult<"gate.replay">> {
     const serving = (await this.driver.servingOf(instanceId)).runtimeId;
     return this.switchRoute(instanceId, args.from ?? serving, args.to ?? serving);
   }

@@ -5,12 +5,11 @@
  * the limit → failed; else any inconclusive (or a requested pause) → the
  * deployment waits for a human; else passed.
  */
-import type { SmokeChecks } from "../../protocol/commands.ts";
+import type { SmokeCheck, SmokeChecks, SmokeResult } from "../../protocol/commands.ts";
 import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
 
-export type CheckOutcome = "passed" | "failed" | "inconclusive";
-export interface CheckResult { name: string; outcome: CheckOutcome; detail: string }
-export interface SmokeVerdict { verdict: "passed" | "failed" | "inconclusive"; checks: CheckResult[] }
+export type CheckResult = SmokeCheck;
+export type SmokeVerdict = Pick<SmokeResult, "verdict" | "checks">;
 
 export interface SmokeTarget {
   base: string;

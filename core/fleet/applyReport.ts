@@ -8,42 +8,47 @@ import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { clusters, instanceHealth, instances } from "../../db/schema.ts";
 import type { Env } from "../env.ts";
-import type { Command } from "../../protocol/commands.ts";
+import { parseResult } from "../../protocol/commands.ts";
 import type { Report } from "../../protocol/reports.ts";
+import type { OutboxEntry } from "../objects.ts";
 import { applyInstanceStatus, type ObservedStatus } from "./instanceStatus.ts";
 
 type ResultReport = Extract<Report, { type: "command.result" }>;
 type HealthReport = Extract<Report, { type: "health.report" }>;
 
-function statusAfter(command: Command, report: ResultReport): ObservedStatus | undefined {
-  if (report.status === "error") return command.type.startsWith("instance.") ? "failed" : undefined;
+/** What an answer says about its instance; results are parsed with their command's schema first. */
+function statusAfter(command: OutboxEntry, report: ResultReport): { status?: ObservedStatus; endpoints?: Record<string, string> } {
+  if (report.status === "error") return command.type.startsWith("instance.") ? { status: "failed" } : {};
   switch (command.type) {
-    case "instance.create":
-    case "instance.start": return (report.result?.state as ObservedStatus | undefined) ?? "running";
-    case "instance.stop": return "stopped";
-    case "instance.destroy": return "destroyed";
-    case "instance.scale": return Number(command.args.replicas) === 0 ? "stopped" : "running";
-    default: return undefined;
+    case "instance.create": {
+      const r = parseResult("instance.create", report.result);
+      return r.success ? { status: r.data.state, endpoints: r.data.endpoints } : { status: "running" };
+    }
+    case "instance.start": return { status: "running" };
+    case "instance.stop": return { status: "stopped" };
+    case "instance.destroy": return { status: "destroyed" };
+    case "instance.scale": {
+      // The bridge answers with the replicas it set; an answer without them says nothing new.
+      const r = parseResult("instance.scale", report.result);
+      return r.success ? { status: r.data.state } : {};
+    }
+    default: return {};
   }
 }
 
 export async function applyCommandResult(db: Db, env: Env, clusterId: string, report: ResultReport): Promise<{ known: boolean }> {
   const link = env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(clusterId));
-  // RPC types cannot express `unknown` args; the object returns exactly this shape.
-  const { command, first } = (await link.complete(report.commandId, report.status === "ok", report.result ?? report.error ?? null)) as
-    { command: Command | null; first: boolean };
+  const { command, first } = await link.complete(report.commandId, report.status === "ok", report.result ?? report.error ?? null);
   if (!command) return { known: false };
-  // A deployment step's answer drives its DeploymentRun (idempotent there, so duplicates are harmless).
-  const deploymentId = command.args.deploymentId;
-  if (typeof deploymentId === "string") {
-    const run = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(deploymentId));
+  // An owned answer goes to its owner (idempotent there, so duplicates are harmless).
+  if (command.replyTo?.kind === "deployment") {
+    const run = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(command.replyTo.id));
     await run.onCommandResult(command.id, report.status === "ok", report.status === "ok" ? report.result ?? {} : report.error ?? {});
     return { known: true };
   }
   if (!first || !command.instanceId) return { known: true };
-  const status = statusAfter(command, report);
+  const { status, endpoints } = statusAfter(command, report);
   if (status) {
-    const endpoints = report.result?.endpoints as Record<string, string> | undefined;
     await applyInstanceStatus(db, env, {
       clusterId, instanceId: command.instanceId, status,
       reason: report.status === "error" ? `${command.type} failed: ${report.error?.message ?? "no reason given"}` : null,

@@ -8,6 +8,6 @@ export async function sendCommand(
   args: Record<string, unknown> = {}, opts: EnqueueOptions = {},
 ): Promise<string> {
   const link = env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(clusterId));
-  const command = (await link.enqueue(type, instanceId, args, opts)) as { id: string };
+  const command = await link.enqueue(type, instanceId, args, opts);
   return command.id;
 }

@@ -254,7 +254,7 @@ export async function blueGreenSteps(o: {
     outcome = await o.bg.switchRoute(o.instanceId, blue, green);
     switchedAt = Date.now();
   } else {
-    outcome = await o.bg.rollback(o.instanceId, { deploymentId: crypto.randomUUID(), blue, green, switched: false });
+    outcome = await o.bg.rollback(o.instanceId, { blue, green, switched: false });
   }
   step(`done: ${JSON.stringify(outcome)}`);
   const holdingSince = typeof drained.holdingSince === "string" ? Date.parse(drained.holdingSince) : Number.NaN;

@@ -122,7 +122,7 @@ describe("blue-green deployments through the API", () => {
     const instance = await runningInstance("rollback");
     const { done, report } = await deployUnderLoad(instance, { flows: zeroLossFlow({ version: "v2", entry: "gate", broker }), verify: smokeFor("v3") });
     expect(done.status).toBe("rolled_back");
-    expect(done.error).toMatch(/smoke tests failed/);
+    expect(done.error).toMatchObject({ code: "smoke_failed", message: expect.stringMatching(/smoke tests failed/) });
     expect(losses(report), report.httpErrorSamples.join(" | ")).toEqual(NO_LOSS);
     const versions = new Set([...report.answers.values()].flatMap((a) => a.answers.map((x) => x.version)));
     expect([...versions]).toEqual(["v1"]);

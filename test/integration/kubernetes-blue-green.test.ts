@@ -140,7 +140,7 @@ describe("blue-green on the kubernetes driver (real Node-RED pods behind a fake 
   }, 240_000);
   it("rolls back after the switch under load: the Service selects blue again, nothing lost, green removed", async () => {
     const { report, after, blue, green } = await deployUnderLoad("zl-back", "pass", ({ id, blue, green }) =>
-      bg.rollback(id, { deploymentId: crypto.randomUUID(), blue, green, switched: true }));
+      bg.rollback(id, { blue, green, switched: true }));
     expect(after!.result).toMatchObject({ serving: blue, greenStopped: true, greenStragglers: 0 });
     expect(losses(report), report.httpErrorSamples.join(" | ")).toEqual(NO_LOSS);
     const all = [...report.answers.values()];

@@ -207,7 +207,7 @@ describe("POST /api/deployments", () => {
     const rb = await bridge.answer("deployment.rollback", { serving: "blue-rt", replayed: 7 });
     expect(rb.args).toMatchObject({ blue: "blue-rt", green: "green-rt", switched: false });
     const done = await untilStatus(created.id, "rolled_back");
-    expect(done.error).toMatch(/smoke tests failed/);
+    expect(done.error).toMatchObject({ code: "smoke_failed", message: expect.stringMatching(/smoke tests failed/) });
     expect(done.history.map((h: any) => `${h.phase}:${h.status}`)).toEqual(expect.arrayContaining(["VERIFY:failed", "ROLLING_BACK:started", "ROLLING_BACK:completed"]));
     const [inst] = await withDb((db) => db.select().from(instances).where(eq(instances.id, bridge.instanceId)));
     expect(inst!.flows).toEqual([]); // blue's flows stay
@@ -218,7 +218,7 @@ describe("POST /api/deployments", () => {
     const created = await deploy(bridge);
     await bridge.answer("deployment.prepare", { code: "not_implemented", message: "deployment.prepare: blue-green deployments are not implemented by the kubernetes driver yet" }, false);
     const done = await untilStatus(created.id, "failed");
-    expect(done.error).toMatch(/not implemented by the kubernetes driver/);
+    expect(done.error).toMatchObject({ code: "not_implemented", message: expect.stringMatching(/not implemented by the kubernetes driver/) });
     expect(bridge.commands.map((c) => c.type)).not.toContain("deployment.rollback");
   });
 
@@ -247,7 +247,7 @@ describe("POST /api/deployments", () => {
     expect((await api("POST", `/api/deployments/${db_.id}/abort`, { token: admin.token })).status).toBe(202);
     await b.answer("deployment.rollback", { replayed: 0 });
     const aborted = await untilStatus(db_.id, "rolled_back");
-    expect(aborted.error).toMatch(/aborted by an operator/);
+    expect(aborted.error).toMatchObject({ code: "operator_abort", message: expect.stringMatching(/aborted by an operator/) });
   });
 
   it("a manual rollback inside the window after the switch brings blue back", async () => {
@@ -282,7 +282,7 @@ describe("POST /api/deployments", () => {
     const rb = await bridge.answer("deployment.rollback", { replayed: 0 });
     expect(rb.args.switched).toBe(false);
     const done = await untilStatus(created.id, "rolled_back");
-    expect(done.error).toMatch(/did not finish drain/);
+    expect(done.error).toMatchObject({ code: "drain_timeout", message: expect.stringMatching(/did not finish drain/) });
   });
 
   it("/ws/deployments/:id gives a late subscriber the current state, then phase and progress events", async () => {

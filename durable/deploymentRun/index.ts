@@ -1,0 +1,177 @@
+import { DurableObject } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
+import { appendAudit } from "../../db/auditChain.ts";
+import { openDb } from "../../db/client.ts";
+import { instances } from "../../db/schema.ts";
+import type { Env } from "../../core/env.ts";
+import type { DeploymentInit, DeploymentRunApi, OperateAnswer, OperatorAction } from "../../core/objects.ts";
+import type { DeploymentEvent, DeploymentView } from "../../protocol/deployments.ts";
+import { view, writeRow } from "./projection.ts";
+import { fromStorage, type RunState } from "./state.ts";
+import { transition, type Effect, type RunEvent, type Transition } from "./transition.ts";
+
+/**
+ * One object per deployment: runs the blue-green phase machine
+ * (transition.ts over the step table in steps.ts). This class only holds
+ * what needs a Durable Object: one event at a time (a serial queue), the
+ * state in storage (written before any effect), the alarm, the effects on the
+ * world (commands through the cluster's ClusterLink, Postgres, watchers), and
+ * the /ws/deployments/:id watchers (Hibernation API). An evicted or restarted
+ * object resumes from storage; nothing lives only in memory.
+ */
+export class DeploymentRun extends DurableObject<Env> implements DeploymentRunApi {
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Row writes in transition order (one chain), each in full, off the critical path. */
+  private projection: Promise<void> = Promise.resolve();
+
+  /** One transition at a time: results, alarms and operator actions never interleave. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async load(): Promise<RunState | null> {
+    const stored = await this.ctx.storage.get<RunState>("state");
+    return stored ? fromStorage(stored) : null;
+  }
+
+  // ---- entry points ----
+
+  /** Starts the deployment (idempotent: a second call returns the state). */
+  async start(init: DeploymentInit): Promise<DeploymentView> {
+    return this.serial(async () => view((await this.dispatch({ type: "start", init })).state!));
+  }
+
+  async state(): Promise<DeploymentView | null> {
+    const s = await this.load();
+    return s ? view(s) : null;
+  }
+
+  /** A bridge answered one of our commands (routed here by its `replyTo`). */
+  async onCommandResult(commandId: string, ok: boolean, result: unknown): Promise<void> {
+    await this.serial(() => this.dispatch({ type: "result", commandId, ok, result }));
+  }
+
+  /** promote / abort / rollback for the API: refusals come back as values (RPC does not carry error classes). */
+  async operate(what: OperatorAction, userId: string | null): Promise<OperateAnswer> {
+    return this.serial(async () => {
+      const t = await this.dispatch({ type: what, by: userId });
+      return t.refused ? { ok: false, ...t.refused } : { ok: true, view: view(t.state!) };
+    });
+  }
+
+  override async alarm(): Promise<void> {
+    await this.serial(async () => {
+      const s = await this.load();
+      if (!s) return;
+      // Past a deadline: maybe the answer came while we were away (evicted, restarted); the cluster link keeps it.
+      if (s.awaiting && Date.now() >= s.awaiting.deadline) {
+        const known = await this.link(s).result(s.awaiting.commandId);
+        if (known && (known.status === "ok" || known.status === "error")) {
+          await this.dispatch({ type: "result", commandId: s.awaiting.commandId, ok: known.status === "ok", result: known.resultJson === null ? null : JSON.parse(known.resultJson) });
+          return;
+        }
+      }
+      await this.dispatch({ type: "alarm" });
+    });
+  }
+
+  // ---- WebSocket watchers (Hibernation API) ----
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
+    const s = await this.load();
+    if (!s) return new Response("no such deployment", { status: 404 });
+    const pair = new WebSocketPair();
+    this.ctx.acceptWebSocket(pair[1], ["watcher"]);
+    // A late subscriber first learns where things stand.
+    pair[1].send(JSON.stringify({ event: "deployment:state", data: view(s) } satisfies DeploymentEvent));
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (message === "ping") ws.send("pong");
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    try { ws.close(code === 1005 ? 1000 : code, "closing"); } catch { /* already closed */ }
+  }
+
+  // ---- the machine's effects ----
+
+  /** Runs one event through the machine: the new state is stored first, then its effects happen in order. */
+  private async dispatch(event: RunEvent): Promise<Transition> {
+    const current = await this.load();
+    const t = transition(current, event, Date.now());
+    if (t.refused || !t.state) return t;
+    if (t.state !== current) await this.ctx.storage.put("state", t.state);
+    const followUps: RunEvent[] = [];
+    for (const effect of t.effects) {
+      const then = await this.perform(effect, t.state);
+      if (then) followUps.push(then);
+    }
+    let last = t;
+    for (const then of followUps) last = await this.dispatch(then);
+    return last;
+  }
+
+  private async perform(effect: Effect, s: RunState): Promise<RunEvent | undefined> {
+    switch (effect.type) {
+      case "send":
+        await this.link(s).enqueue(effect.command, s.instanceId, effect.args, {
+          id: effect.commandId, timeoutMs: effect.timeoutMs, replyTo: { kind: "deployment", id: s.id },
+        });
+        return;
+      case "setAlarm": return void (await this.ctx.storage.setAlarm(effect.at));
+      case "clearAlarm": return void (await this.ctx.storage.deleteAlarm());
+      case "emit": return this.emit(effect.event);
+      case "project": {
+        // While blue drains, every millisecond here is a millisecond work waits: the row is written in the background.
+        const snapshot = structuredClone(s);
+        this.projection = this.projection.then(() => this.withDb((db) => writeRow(db, snapshot)).catch(() => {
+          // The row is a projection: the next transition writes it again in full.
+        }));
+        this.ctx.waitUntil(this.projection);
+        if (effect.flush) await this.projection;
+        return;
+      }
+      case "promote":
+        await this.withDb((db) => db.transaction(async (tx) => {
+          await tx.update(instances).set({ flows: s.flows, updatedAt: new Date() }).where(eq(instances.id, s.instanceId));
+          await appendAudit(tx, [{
+            userId: s.createdBy, action: "DEPLOYMENT_PROMOTED", resourceType: "deployment", resourceId: s.id,
+            details: { instanceId: s.instanceId, fromVersionId: s.fromVersionId, toVersionId: s.toVersionId, blue: s.blue, green: s.green, metrics: s.metrics },
+          }]);
+        }));
+        return { type: "promoted" };
+      case "audit":
+        await this.withDb((db) => db.transaction((tx) => appendAudit(tx, [{
+          userId: s.createdBy, action: effect.action, resourceType: "deployment", resourceId: s.id,
+          details: { instanceId: s.instanceId, code: effect.reason?.code ?? null, reason: effect.reason?.message ?? null, metrics: s.metrics },
+        }])));
+        return;
+    }
+  }
+
+  private link(s: RunState) {
+    return this.env.CLUSTER_LINK.get(this.env.CLUSTER_LINK.idFromName(s.clusterId));
+  }
+
+  private async withDb<T>(fn: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
+    const handle = openDb(this.env.DATABASE_URL!, this.env.NEON_LOCAL_PROXY);
+    try {
+      return await fn(handle.db);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private emit(event: DeploymentEvent): undefined {
+    const text = JSON.stringify(event);
+    for (const ws of this.ctx.getWebSockets("watcher")) {
+      try { ws.send(text); } catch { /* closing */ }
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * What a DeploymentRun keeps in storage (key "state"): the deployment as the
+ * API started it, where the phase machine stands, and what it has measured.
+ * Everything the object knows is here, so an evicted or restarted object
+ * resumes from it.
+ */
+import type { DeploymentError, DeploymentInit, DeploymentMetrics, DeploymentStatus, PhaseRecord } from "../../protocol/deployments.ts";
+
+/** The steps of a deployment; `done` is where every ending (completed, rolled back, failed) rests. */
+export type Step = "prepare" | "drain" | "deploy" | "verify" | "switch" | "analysis" | "audit" | "cleanup" | "rollback" | "done";
+
+export interface RunState extends DeploymentInit {
+  status: DeploymentStatus;
+  step: Step;
+  attempt: number;
+  /** The command this step sent and when the step's deadline is (epoch ms). */
+  awaiting: { commandId: string; deadline: number } | null;
+  /** The current step starts at this time (the analysis window, the rollback window). */
+  waitUntil: number | null;
+  blue?: string;
+  green?: string;
+  /** Green's flows revision after DEPLOY; VERIFY checks it. */
+  expectRev?: string;
+  switched: boolean;
+  /** When this object saw blue drained (a fallback for holdMs when the bridge gives no times). */
+  holdStartedAt?: number;
+  phaseStartedAt: number;
+  history: PhaseRecord[];
+  metrics: DeploymentMetrics;
+  error: DeploymentError | null;
+  completedAt: string | null;
+}
+
+export function initialState(init: DeploymentInit, first: Step, now: number): RunState {
+  return {
+    ...init, status: "in_progress", step: first, attempt: 0, awaiting: null, waitUntil: null, switched: false,
+    phaseStartedAt: now, history: [],
+    metrics: { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} },
+    error: null, completedAt: null,
+  };
+}
+
+/** A state as stored; one written before failure reasons had codes carries its reason as text. */
+export function fromStorage(stored: RunState | (Omit<RunState, "error"> & { error: string | null })): RunState {
+  const { error, ...rest } = stored;
+  return { ...rest, error: typeof error === "string" ? { code: "step_failed", message: error } : error };
+}

@@ -1,0 +1,261 @@
+/**
+ * The blue-green strategy as one table: for each step, the phase it belongs
+ * to (per hold order), its deadline, the command it sends, and what the
+ * command's typed answer leads to. transition.ts moves a deployment through
+ * it; nothing else knows what a step does. A new strategy (canary, waves) is
+ * a new table of the same shape.
+ */
+import type { z } from "zod";
+import {
+  commandErrorSchema, parseResult, type commandArgs, type CommandError, type CommandResult, type CommandType, type SmokeResult,
+} from "../../protocol/commands.ts";
+import type { DeploymentError, FailureCode, HoldDuring, Phase } from "../../protocol/deployments.ts";
+import type { RunState, Step } from "./state.ts";
+
+/** Where an answer (or a step's end) leads. */
+export type Lead =
+  | { to: "next" }
+  /** The next step starts after `ms` (the analysis window, the rollback window). */
+  | { to: "wait"; ms: number }
+  /** Stop for a person: POST /promote or /abort. */
+  | { to: "pause"; detail: string }
+  | { to: "rollback"; reason: DeploymentError }
+  | { to: "finish"; status: "completed" | "rolled_back" | "failed"; error: DeploymentError | null; detail?: string };
+
+const fail = (code: FailureCode, message: string): DeploymentError => ({ code, message });
+const rollback = (code: FailureCode, message: string): Lead => ({ to: "rollback", reason: fail(code, message) });
+
+/**
+ * Two orders of the same steps. `deploy` (the default, DESIGN §3 as written):
+ * blue drains first and work is held through DEPLOY and VERIFY; green is
+ * started inside DRAIN before blue's gate closes, so its boot is not held.
+ * `switch`: green is started, deployed and verified while blue still serves,
+ * and blue drains right before RESUME, so work is held only for the switch.
+ */
+export const SEQUENCE: Record<HoldDuring, readonly Step[]> = {
+  deploy: ["prepare", "drain", "deploy", "verify", "switch", "analysis", "audit", "cleanup"],
+  switch: ["prepare", "deploy", "verify", "drain", "switch", "analysis", "audit", "cleanup"],
+};
+
+const both = (phase: Phase): Record<HoldDuring, Phase> => ({ deploy: phase, switch: phase });
+
+type ArgsIn<T extends CommandType> = z.input<(typeof commandArgs)[T]>;
+
+interface CommandStepSpec<T extends CommandType> {
+  phase: Record<HoldDuring, Phase>;
+  command: T;
+  /** How long the bridge has for it; the alarm carries the deadline and ClusterLink's outbox gets the same. */
+  deadlineMs(s: RunState): number;
+  args(s: RunState): ArgsIn<T>;
+  /** An ok answer, parsed with the command's result schema. */
+  done(s: RunState, result: CommandResult<T>, now: number): Lead;
+  /** An error answer (default: roll back, `step_failed`). */
+  failed?(s: RunState, error: CommandError): Lead;
+  /** No answer by the deadline (default: roll back, `deadline_exceeded`). */
+  missed?(s: RunState, deadlineMs: number): Lead;
+  /** An ok answer that does not parse (default: roll back, `invalid_result`). */
+  invalid?(s: RunState, message: string): Lead;
+}
+
+export interface CommandStep {
+  kind: "command";
+  phase: Record<HoldDuring, Phase>;
+  command: CommandType;
+  deadlineMs(s: RunState): number;
+  args(s: RunState): Record<string, unknown>;
+  /** What an answer leads to: parsed at this boundary, so a step reads typed fields only. */
+  answer(s: RunState, ok: boolean, raw: unknown, now: number): Lead;
+  missed(s: RunState): Lead;
+}
+
+/** A step the object does itself (AUDIT: the record in Postgres), retried by the alarm until it succeeds. */
+export interface LocalStep {
+  kind: "local";
+  phase: Record<HoldDuring, Phase>;
+  effect: "promote";
+  retryMs: number;
+  done(s: RunState): Lead;
+}
+
+const stepFailed = (step: string) => (_s: RunState, e: CommandError): Lead => rollback("step_failed", `${step} failed: ${e.message} (${e.code})`);
+
+function commandStep<T extends CommandType>(name: string, spec: CommandStepSpec<T>): CommandStep {
+  return {
+    kind: "command", phase: spec.phase, command: spec.command, deadlineMs: spec.deadlineMs, args: spec.args,
+    answer(s, ok, raw, now) {
+      if (!ok) return (spec.failed ?? stepFailed(name))(s, commandErrorSchema.catch({ code: "internal", message: "no reason given" }).parse(raw ?? {}));
+      const parsed = parseResult(spec.command, raw ?? {});
+      if (!parsed.success) {
+        const why = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join(".") || "result"}: ${i.message}`).join("; ");
+        const message = `${name} answered with a result that does not parse (${why}); the bridge and the control plane may run different versions`;
+        return spec.invalid ? spec.invalid(s, message) : rollback("invalid_result", message);
+      }
+      return spec.done(s, parsed.data, now);
+    },
+    missed(s) {
+      const ms = spec.deadlineMs(s);
+      return spec.missed ? spec.missed(s, ms) : rollback("deadline_exceeded", `the bridge did not finish ${name} within ${ms / 1000} s`);
+    },
+  };
+}
+
+/** Blue and green, known from prepare on (every later step needs them). */
+function runtimes(s: RunState): { blue: string; green: string } {
+  if (!s.blue || !s.green) throw new Error(`deployment ${s.id}: step ${s.step} needs blue and green, which prepare sets`);
+  return { blue: s.blue, green: s.green };
+}
+
+export function describeChecks(result: SmokeResult): string {
+  const bad = result.checks.filter((c) => c.outcome !== "passed");
+  return bad.length ? bad.map((c) => `${c.name} ${c.outcome} (${c.detail})`).join("; ") : result.verdict;
+}
+
+/** The drain may take `drainTimeoutMs` on the bridge (then stragglers finish on blue); this margin covers the round trip. */
+const DRAIN_MARGIN_MS = 30_000;
+const ROLLBACK_DEADLINE_MS = 180_000;
+
+export const STEPS = {
+  prepare: commandStep("prepare", {
+    phase: { deploy: "DRAIN", switch: "DEPLOY" },
+    command: "deployment.prepare",
+    // Green's cold start: Node-RED boot + node package install (kubernetes: pod scheduling, greenReadyTimeoutMs 150 s).
+    deadlineMs: () => 180_000,
+    args: () => ({}),
+    done(s, { blue, green }) {
+      s.blue = blue;
+      s.green = green;
+      return { to: "next" };
+    },
+    failed(_s, e) {
+      const message = `prepare failed: ${e.message} (${e.code})`;
+      // A driver without blue-green never touched blue: there is nothing to roll back.
+      if (e.code === "not_implemented") return { to: "finish", status: "failed", error: fail("not_implemented", message) };
+      return rollback(e.code === "green_failed" ? "green_failed" : "step_failed", message);
+    },
+  }),
+
+  drain: commandStep("drain", {
+    phase: both("DRAIN"),
+    command: "gate.set",
+    deadlineMs: (s) => s.drainTimeoutMs + DRAIN_MARGIN_MS,
+    args: (s) => ({ mode: "drain", runtime: runtimes(s).blue, drainTimeoutMs: s.drainTimeoutMs }),
+    done(s, r, now) {
+      s.holdStartedAt = now;
+      s.metrics.inFlightAtDrain = r.inFlight;
+      s.metrics.stragglers = r.stragglers;
+      s.metrics.drainMs = r.drainedInMs ?? 0;
+      s.metrics.messagesHeld = r.heldHttp + r.heldMqtt;
+      if (r.holdingSince) s.metrics.holdingSince = r.holdingSince;
+      return { to: "next" };
+    },
+    missed: (s, ms) => rollback("drain_timeout",
+      `the bridge did not finish drain within ${ms / 1000} s (drainTimeoutSeconds ${s.drainTimeoutMs / 1000} s + ${DRAIN_MARGIN_MS / 1000} s margin); blue's stragglers stay on blue`),
+  }),
+
+  deploy: commandStep("deploy", {
+    phase: both("DEPLOY"),
+    command: "flows.deploy",
+    deadlineMs: () => 90_000,
+    args: (s) => ({ flows: s.flows, runtime: runtimes(s).green }),
+    done(s, { rev }) {
+      s.expectRev = rev;
+      return { to: "next" };
+    },
+  }),
+
+  verify: commandStep("verify", {
+    phase: both("VERIFY"),
+    command: "smoke.run",
+    deadlineMs: () => 90_000,
+    args: (s) => ({ runtime: runtimes(s).green, kind: "verify", checks: s.verify, ...(s.expectRev ? { expectRev: s.expectRev } : {}) }),
+    done(s, result) {
+      s.metrics.smoke = result;
+      if (result.verdict === "passed") return { to: "next" };
+      if (result.verdict === "failed") return rollback("smoke_failed", `smoke tests failed: ${describeChecks(result)}`);
+      return { to: "pause", detail: `inconclusive: ${describeChecks(result)}; POST /promote or /abort` };
+    },
+  }),
+
+  switch: commandStep("switch", {
+    phase: both("RESUME"),
+    command: "route.switch",
+    deadlineMs: () => 90_000,
+    args: (s) => ({ from: runtimes(s).blue, to: runtimes(s).green }),
+    done(s, r, now) {
+      s.switched = true;
+      s.metrics.messagesReplayed = r.replayed + r.bufferedDuringSwitch;
+      s.metrics.messagesHeld = Math.max(s.metrics.messagesHeld, r.replayed + r.httpReleased);
+      if (r.switchedAt) s.metrics.switchedAt = r.switchedAt;
+      // As the bridge saw it (front hold → switch), else as this object saw it.
+      s.metrics.holdMs = s.metrics.holdingSince && s.metrics.switchedAt
+        ? Date.parse(s.metrics.switchedAt) - Date.parse(s.metrics.holdingSince)
+        : s.holdStartedAt ? now - s.holdStartedAt : undefined;
+      return { to: "wait", ms: s.analysisMs };
+    },
+  }),
+
+  analysis: commandStep("analysis", {
+    phase: both("RESUME"),
+    command: "smoke.run",
+    deadlineMs: () => 60_000,
+    args: (s) => ({ runtime: runtimes(s).green, kind: "analysis", maxErrorRate: s.maxErrorRate }),
+    done(s, result) {
+      s.metrics.analysis = result;
+      if (result.verdict === "failed") {
+        return rollback("analysis_failed", `post-switch analysis failed: error rate ${(result.errorRate ?? 0).toFixed(3)} above ${s.maxErrorRate}`);
+      }
+      return { to: "next" };
+    },
+  }),
+
+  audit: {
+    kind: "local",
+    phase: both("AUDIT"),
+    effect: "promote",
+    retryMs: 30_000,
+    done: (s) => ({ to: "wait", ms: s.rollbackWindowMs }),
+  },
+
+  cleanup: commandStep("cleanup", {
+    phase: both("CLEANUP"),
+    command: "deployment.cleanup",
+    deadlineMs: () => 60_000,
+    args: (s) => ({ runtime: runtimes(s).blue }),
+    done: (s) => ({ to: "finish", status: "completed", error: null, detail: `blue ${s.blue} stopped after the rollback window` }),
+  }),
+
+  rollback: commandStep("rollback", {
+    phase: both("ROLLING_BACK"),
+    command: "deployment.rollback",
+    deadlineMs: () => ROLLBACK_DEADLINE_MS,
+    args: (s) => ({ blue: s.blue ?? s.instanceId, ...(s.green ? { green: s.green } : {}), switched: s.switched }),
+    done(s, r) {
+      s.metrics.messagesReplayed += r.replayed;
+      return { to: "finish", status: "rolled_back", error: s.error, detail: `blue serves again; ${r.replayed} held message(s) replayed to blue` };
+    },
+    // A rollback that fails leaves the deployment failed, with why it was rolling back beside it.
+    failed: (s, e) => ({ to: "finish", status: "failed", error: fail("rollback_failed", `rollback failed: ${e.message} (${e.code})${s.error ? `; it was rolling back because ${s.error.message}` : ""}`) }),
+    missed: (s, ms) => ({
+      to: "finish", status: "failed",
+      error: fail("rollback_failed", `rollback did not complete within ${ms / 1000} s; check the bridge of cluster ${s.clusterId}${s.error ? `; it was rolling back because ${s.error.message}` : ""}`),
+    }),
+    invalid: (_s, message) => ({ to: "finish", status: "failed", error: fail("invalid_result", message) }),
+  }),
+} satisfies Record<Exclude<Step, "done">, CommandStep | LocalStep>;
+
+export function phaseOf(s: Pick<RunState, "holdDuring">, step: Step): Phase | null {
+  return step === "done" ? null : STEPS[step].phase[s.holdDuring ?? "deploy"];
+}
+
+export function nextStep(s: Pick<RunState, "holdDuring" | "step">): Step {
+  const seq = SEQUENCE[s.holdDuring ?? "deploy"];
+  return seq[seq.indexOf(s.step) + 1] ?? "done";
+}
+
+/** Share of the deployment done when a step starts: its place in the sequence. */
+export function progressOf(s: Pick<RunState, "holdDuring" | "step">): number {
+  if (s.step === "done") return 1;
+  const seq = SEQUENCE[s.holdDuring ?? "deploy"];
+  const i = seq.indexOf(s.step);
+  return i < 0 ? 0.5 : Math.round((i / seq.length) * 100) / 100;
+}
