@@ -12,7 +12,7 @@
 import type { Command } from "../protocol/commands.ts";
 import type { CommandOutcome, CommandLedger } from "./dedupe.ts";
 import type { Driver } from "./drivers/driver.ts";
-import { BridgeError } from "./errors.ts";
+import { BridgeError, type BridgeErrorCode } from "./errors.ts";
 import { commandInstance, runCommand } from "./handlers.ts";
 import type { InstanceRegistry } from "./instances.ts";
 import type { CommandSink } from "./link.ts";
@@ -34,8 +34,6 @@ interface Job {
   instanceId?: string;
   work: () => Promise<CommandOutcome>;
 }
-
-const PRODUCT_CODE = /^[a-z][a-z0-9_.]{1,63}$/;
 
 export class CommandExecutor implements CommandSink {
   private readonly running = new Map<string, Promise<void>>();
@@ -119,15 +117,18 @@ export class CommandExecutor implements CommandSink {
   }
 }
 
-function fail(code: string, message: string): CommandOutcome {
+function fail(code: BridgeErrorCode, message: string): CommandOutcome {
   return { status: "error", error: { code, message } };
 }
 
-/** A driver's own lowercase code (e.g. "instance_not_found") is kept; anything else is a generic driver error. */
-function errorCodeOf(err: unknown): string {
-  if (err instanceof BridgeError) return err.code;
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && PRODUCT_CODE.test(code) ? code : "driver_error";
+/**
+ * A BridgeError keeps its code; anything else is a failure nobody named
+ * (a bug, an unexpected library error): `internal`, with its message. A code
+ * that only some library sets (ECONNREFUSED, a Node-RED reply) never reaches
+ * the operator as if it were one of ours.
+ */
+function errorCodeOf(err: unknown): BridgeErrorCode {
+  return err instanceof BridgeError ? err.code : "internal";
 }
 
 function on(instanceId: string | undefined): string {

@@ -3,7 +3,12 @@
  * processes on this host: edge boxes, local development) and `kubernetes`
  * (StatefulSet + Service per instance). The bridge's command executor only
  * ever talks to this interface.
+ *
+ * Nothing here names a driver's classes: traffic fronts are the routing
+ * interfaces of bridge/routing/fronts.ts, errors are BridgeError (errors.ts).
  */
+import type { HttpRoute, MqttRoute } from "../routing/fronts.ts";
+import type { AdminApi } from "./nodeRedAdmin.ts";
 
 export interface InstanceResources {
   /** Kubernetes quantity, e.g. "500m" or "2". */
@@ -71,19 +76,28 @@ export interface Driver {
 
 /** What a blue-green deployment needs from a driver beyond the basics (process and kubernetes drivers). */
 export interface BlueGreenDriver {
-  readonly adminApi: import("./nodeRedAdmin.ts").AdminApi;
+  /** The Node-RED Admin API client every driver shares (gate, flows rev, probes). */
+  readonly adminApi: AdminApi;
   /** The cluster's MQTT bus, when the driver routes MQTT work. */
   readonly mqttUrl?: string;
-  /** The runtime that serves the instance now (blue). */
+  /** The runtime that serves the instance now (blue). Reads only: starts, creates and connects nothing. */
   servingOf(instanceId: string): Promise<{ runtimeId: string; base: string }>;
+  /**
+   * Makes sure this bridge process runs the instance's fronts (HTTP, MQTT),
+   * pointed at the serving runtime. Fronts live in the bridge process, so after
+   * a bridge restart they exist only once a step asks for them; every
+   * deployment step calls this before it touches routing. Idempotent.
+   */
+  ensureFronts(instanceId: string): Promise<void>;
   /** Starts green next to blue: same settings, env, credentials and node packages; no flows yet. */
   startGreen(instanceId: string): Promise<{ runtimeId: string; base: string }>;
   /** Admin API base of one runtime (blue or green), undefined when it is not on this bridge. */
   runtimeBase(runtimeId: string): Promise<string | undefined>;
   deployFlowsTo(runtimeId: string, flows: unknown[], opts?: { rev?: string; type?: "full" | "nodes" | "flows" }): Promise<{ rev: string }>;
-  /** The bridge's HTTP front proxy (process driver); undefined where the platform routes HTTP (a Kubernetes Service). */
-  front(instanceId: string): import("./process/frontProxy.ts").FrontProxy | undefined;
-  mqttFront(instanceId: string): import("../routing/mqttFront.ts").MqttFront | undefined;
+  /** The bridge's HTTP front (process driver); undefined where the platform routes HTTP (a Kubernetes Service). */
+  front(instanceId: string): HttpRoute | undefined;
+  /** The instance's MQTT front; undefined without a bus or before ensureFronts. */
+  mqttFront(instanceId: string): MqttRoute | undefined;
   /** Moves the instance's routing to `runtimeId`; resolves once new traffic goes there. */
   setServing(runtimeId: string): Promise<void>;
   stopRuntime(runtimeId: string): Promise<void>;

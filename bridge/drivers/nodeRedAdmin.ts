@@ -4,6 +4,10 @@
  * the static admin token that each driver's settings.js accepts.
  */
 import fs from "node:fs/promises";
+import type { GateMode } from "../../protocol/mqtt.ts";
+import { BridgeError } from "../errors.ts";
+
+export type { GateMode } from "../../protocol/mqtt.ts";
 
 export interface AdminTarget {
   name: string;
@@ -13,30 +17,29 @@ export interface AdminTarget {
 /** Where the bridge reaches an instance's Admin API (a Service name); tests point it at a local server. */
 export type AdminUrlResolver = (target: AdminTarget) => string | Promise<string>;
 
-export type { GateMode } from "../../protocol/mqtt.ts";
-import type { GateMode } from "../../protocol/mqtt.ts";
-
 /**
  * `<svc>.<ns>.svc` rather than the full name: the pod's resolv.conf search list
  * completes it with whatever the cluster domain is (not always cluster.local).
  */
 export const serviceAdminUrl: AdminUrlResolver = ({ name, namespace }) => `http://${name}.${namespace}.svc:1880`;
 
-export class MissingNodeTypesError extends Error {
-  readonly code = "missing_node_types";
+/** `missing_node_types`: refused before the deploy (FACTS: Node-RED would accept it and then wait forever). */
+export class MissingNodeTypesError extends BridgeError {
   constructor(instance: string, readonly types: string[]) {
-    super(`flows for ${instance} use node types it does not have: ${types.join(", ")}`);
+    super("missing_node_types", `flows for ${instance} use node types it does not have: ${types.join(", ")}`, { types });
     this.name = "MissingNodeTypesError";
   }
 }
 
-export class FlowsConflictError extends Error {
-  readonly code = "version_mismatch";
+/** `flows_conflict`: Node-RED's 409 version_mismatch, the flows changed since the given rev. */
+export class FlowsConflictError extends BridgeError {
   constructor(instance: string) {
-    super(`flows of ${instance} changed since the given rev (409 version_mismatch)`);
+    super("flows_conflict", `flows of ${instance} changed since the given rev (409 version_mismatch)`);
     this.name = "FlowsConflictError";
   }
 }
+
+const nodeRedError = (message: string) => new BridgeError("node_red_error", message);
 
 export interface GateStatus {
   mode: GateMode;
@@ -79,7 +82,7 @@ export class AdminApi {
   async nodeSets(base: string): Promise<Array<{ id?: string; module?: string; types?: string[] }>> {
     // GET /nodes answers HTML unless asked for JSON.
     const res = await this.request(`${base}/nodes`, { method: "GET", timeoutMs: this.timeouts.probeMs, headers: { Accept: "application/json" } });
-    if (!res.ok) throw new Error(`GET /nodes: ${res.status}`);
+    if (!res.ok) throw nodeRedError(`GET /nodes: ${res.status}`);
     return (await res.json()) as Array<{ id?: string; module?: string; types?: string[] }>;
   }
 
@@ -101,7 +104,7 @@ export class AdminApi {
     const res = await this.request(`${base}/nodes`, { method: "POST", timeoutMs: this.timeouts.deployMs, body: form });
     // 400 module_already_loaded: a restarted instance keeps what it installed before.
     if (!res.ok && !(res.status === 400 && (await res.clone().text()).includes("already"))) {
-      throw new Error(`install node package: ${res.status} ${(await res.text()).slice(0, 300)}`);
+      throw nodeRedError(`install node package: ${res.status} ${(await res.text()).slice(0, 300)}`);
     }
   }
 
@@ -117,9 +120,9 @@ export class AdminApi {
       body: JSON.stringify(opts.rev ? { rev: opts.rev, flows } : { flows }),
     });
     if (res.status === 409) throw new FlowsConflictError(instance);
-    if (!res.ok) throw new Error(`deploy flows to ${instance}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+    if (!res.ok) throw nodeRedError(`deploy flows to ${instance}: ${res.status} ${(await res.text()).slice(0, 300)}`);
     const body = (await res.json()) as { rev?: unknown };
-    if (typeof body.rev !== "string") throw new Error(`deploy flows to ${instance}: reply has no rev`);
+    if (typeof body.rev !== "string") throw nodeRedError(`deploy flows to ${instance}: reply has no rev`);
     return { rev: body.rev };
   }
 
@@ -128,15 +131,15 @@ export class AdminApi {
     const res = await this.request(`${base}/redforge/gate`, mode
       ? { method: "POST", timeoutMs: this.timeouts.probeMs, headers: { "Content-Type": "application/json" }, body: JSON.stringify({ mode }) }
       : { method: "GET", timeoutMs: this.timeouts.probeMs });
-    if (res.status === 404) throw Object.assign(new Error(`${base} has no deploy gate (is the RedForge node package loaded?)`), { code: "no_gate" });
-    if (!res.ok) throw new Error(`${mode ? "POST" : "GET"} /redforge/gate: ${res.status} ${(await res.text()).slice(0, 200)}`);
+    if (res.status === 404) throw new BridgeError("no_gate", `${base} has no deploy gate (is the RedForge node package loaded?)`);
+    if (!res.ok) throw nodeRedError(`${mode ? "POST" : "GET"} /redforge/gate: ${res.status} ${(await res.text()).slice(0, 200)}`);
     return (await res.json()) as GateStatus;
   }
 
   /** The deployed flows' revision. */
   async flowsRev(base: string): Promise<string | undefined> {
     const res = await this.request(`${base}/flows`, { method: "GET", timeoutMs: this.timeouts.probeMs });
-    if (!res.ok) throw new Error(`GET /flows: ${res.status}`);
+    if (!res.ok) throw nodeRedError(`GET /flows: ${res.status}`);
     return ((await res.json()) as { rev?: string }).rev;
   }
 

@@ -15,17 +15,11 @@
  */
 import { connectAsync, type IClientPublishOptions, type MqttClient } from "mqtt";
 import { endOfHoldMarker, gateControlMessage, mqttTopics, parseEndOfHold, type GateMode } from "../../protocol/mqtt.ts";
+import type { HandoverResult, MqttRoute } from "./fronts.ts";
 
 const QOS1: IClientPublishOptions = { qos: 1 };
 
-export interface HandoverResult {
-  /** Messages the old runtime's gate held and the new one received. */
-  replayed: number;
-  /** Messages that arrived at the front during the hand-over. */
-  buffered: number;
-}
-
-export class MqttFront {
+export class MqttFront implements MqttRoute {
   private client?: MqttClient;
   private holdClient?: MqttClient;
   private target?: string;

@@ -264,7 +264,7 @@ describe("bridge ↔ control plane", () => {
     expect(driver.calls.length).toBe(callsBefore);
 
     driver.behaviour.set("start", new Error("port 1880 is already in use"));
-    expect(await run(command("instance.start", {}, id))).toMatchObject({ status: "error", error: { code: "driver_error", message: "port 1880 is already in use" } });
+    expect(await run(command("instance.start", {}, id))).toMatchObject({ status: "error", error: { code: "internal", message: "port 1880 is already in use" } });
     driver.behaviour.delete("start");
   });
 

@@ -12,9 +12,11 @@
  * MQTT work goes through the bridge's MqttFront as with the process driver.
  */
 import type { KubeConfig, V1StatefulSet } from "@kubernetes/client-node";
-import type { Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, InstanceState, StatusListener } from "../driver.ts";
-import { AdminApi, serviceAdminUrl, type AdminUrlResolver } from "../nodeRedAdmin.ts";
+import { BridgeError } from "../../errors.ts";
+import type { MqttRoute } from "../../routing/fronts.ts";
 import { MqttFront } from "../../routing/mqttFront.ts";
+import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, InstanceState, StatusListener } from "../driver.ts";
+import { AdminApi, serviceAdminUrl, type AdminUrlResolver } from "../nodeRedAdmin.ts";
 import { clusterSelector, instanceIdSelector, LABEL, objectNames, otherColor, parseRuntimeId, podSelector, runtimeIdOf, statefulSetName, type Color } from "./labels.ts";
 import { buildInstanceManifests, cloneForColor, colorOf, DEFAULT_DATA_SIZE, DEFAULT_IMAGE, NODE_RED_PORT, ownedBy, ownerRef, runtimeServiceFor, type Owner } from "./manifests.ts";
 import { InstanceObjects } from "./resources.ts";
@@ -63,18 +65,15 @@ export interface KubernetesDriverOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function codedError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-export class InstanceNotFoundError extends Error {
+/** The instance has no StatefulSet here: `not_found`, as the process driver says for an instance it never had. */
+export class InstanceNotFoundError extends BridgeError {
   constructor(readonly instanceId: string) {
-    super(`instance ${instanceId} has no StatefulSet on this cluster`);
+    super("not_found", `instance ${instanceId} has no StatefulSet on this cluster`);
     this.name = "InstanceNotFoundError";
   }
 }
 
-export class KubernetesDriver implements Driver {
+export class KubernetesDriver implements Driver, BlueGreenDriver {
   readonly kind = "kubernetes" as const;
   private readonly objects: InstanceObjects;
   private readonly admin: AdminApi;
@@ -147,7 +146,7 @@ export class KubernetesDriver implements Driver {
   }
 
   async scale(instanceId: string, replicas: number): Promise<void> {
-    if (!Number.isInteger(replicas) || replicas < 0) throw new Error(`replicas must be a non-negative integer, got ${replicas}`);
+    if (!Number.isInteger(replicas) || replicas < 0) throw new BridgeError("invalid_args", `replicas must be a non-negative integer, got ${replicas}`);
     await this.objects.scale(await this.servingSet(instanceId), replicas);
   }
 
@@ -178,7 +177,7 @@ export class KubernetesDriver implements Driver {
   async deployFlows(instanceId: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
     const sts = await this.servingSet(instanceId);
     const replicas = (await this.objects.readStatefulSet(sts))?.spec?.replicas ?? 1;
-    if (replicas > 1) throw new Error(`${sts} runs ${replicas} replicas; deploying through its Service would reach only one`);
+    if (replicas > 1) throw new BridgeError("unsupported", `${sts} runs ${replicas} replicas; deploying through its Service would reach only one`);
     const name = await this.nameOf(instanceId);
     return this.admin.deployFlows(await this.serviceUrl(name), name, flows, opts);
   }
@@ -296,7 +295,7 @@ export class KubernetesDriver implements Driver {
     if (cached) return cached;
     const sets = await this.objects.listStatefulSets(instanceIdSelector(instanceId, this.opts.clusterId));
     const names = new Set(sets.map((s) => s.metadata?.labels?.[LABEL.instance]));
-    if (names.size > 1) throw new Error(`instance ${instanceId} matches StatefulSets of ${names.size} instance names; expected one`);
+    if (names.size > 1) throw new BridgeError("conflict", `instance ${instanceId} matches StatefulSets of ${names.size} instance names; expected one`);
     const name = sets[0]?.metadata?.labels?.[LABEL.instance];
     if (!name) throw new InstanceNotFoundError(instanceId);
     this.names.set(instanceId, name);
@@ -358,19 +357,28 @@ export class KubernetesDriver implements Driver {
     return this.opts.mqttUrl;
   }
 
+  /** Reads only (labels, the front Service's selector); applies and connects nothing. */
   async servingOf(instanceId: string): Promise<{ runtimeId: string; base: string }> {
     const name = await this.nameOf(instanceId);
     const color = await this.servingColorOf(instanceId, name);
-    await this.ensureMqttFront(instanceId);
-    // Instances created before blue-green existed have no runtime Service yet.
-    if (!this.runtimeServices.has(`${instanceId}/${color}`)) {
-      const sts = (await this.setsByColor(instanceId)).get(color);
-      if (!sts) throw new InstanceNotFoundError(instanceId);
-      await this.objects.applyService(ownedBy(runtimeServiceFor(sts, color), ownerOf(sts)), instanceId);
-      this.runtimeServices.add(`${instanceId}/${color}`);
-    }
     const runtimeId = runtimeIdOf(instanceId, color);
     return { runtimeId, base: (await this.runtimeBase(runtimeId))! };
+  }
+
+  /**
+   * The MQTT front in this bridge process, and the serving colour's runtime
+   * Service (instances created before blue-green existed have none yet; the
+   * bridge reaches a runtime's Admin API through it).
+   */
+  async ensureFronts(instanceId: string): Promise<void> {
+    const name = await this.nameOf(instanceId);
+    const color = await this.servingColorOf(instanceId, name);
+    await this.ensureMqttFront(instanceId);
+    if (this.runtimeServices.has(`${instanceId}/${color}`)) return;
+    const sts = (await this.setsByColor(instanceId)).get(color);
+    if (!sts) throw new InstanceNotFoundError(instanceId);
+    await this.objects.applyService(ownedBy(runtimeServiceFor(sts, color), ownerOf(sts)), instanceId);
+    this.runtimeServices.add(`${instanceId}/${color}`);
   }
 
   /**
@@ -410,7 +418,7 @@ export class KubernetesDriver implements Driver {
         this.objects.listPods(instanceIdSelector(instanceId, this.opts.clusterId, color)),
       ]);
       const seen = observeInstance(sts, pods);
-      if (seen.state === "failed") throw codedError("green_failed", `green for ${instanceId} failed to start: ${seen.reason ?? "unknown reason"}`);
+      if (seen.state === "failed") throw new BridgeError("green_failed", `green for ${instanceId} failed to start: ${seen.reason ?? "unknown reason"}`);
       if (seen.state === "running") {
         const probe = await this.admin.probe(base).catch((err: unknown) => ({ live: false, error: String(err) }));
         if (probe.live) return;
@@ -418,7 +426,7 @@ export class KubernetesDriver implements Driver {
       } else last = seen.reason ?? seen.state;
       await sleep(500);
     }
-    throw codedError("green_timeout", `green for ${instanceId} not ready within ${this.opts.greenReadyTimeoutMs ?? 150_000} ms (${last})`);
+    throw new BridgeError("green_timeout", `green for ${instanceId} not ready within ${this.opts.greenReadyTimeoutMs ?? 150_000} ms (${last})`);
   }
 
   async runtimeBase(runtimeId: string): Promise<string | undefined> {
@@ -429,7 +437,7 @@ export class KubernetesDriver implements Driver {
 
   async deployFlowsTo(runtimeId: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
     const base = await this.runtimeBase(runtimeId);
-    if (!base) throw codedError("not_running", `runtime ${runtimeId} is not on this cluster`);
+    if (!base) throw new BridgeError("not_running", `runtime ${runtimeId} is not on this cluster`);
     return this.admin.deployFlows(base, runtimeId, flows, opts);
   }
 
@@ -438,7 +446,7 @@ export class KubernetesDriver implements Driver {
     return undefined;
   }
 
-  mqttFront(instanceId: string): MqttFront | undefined {
+  mqttFront(instanceId: string): MqttRoute | undefined {
     return this.mqttFronts.get(instanceId);
   }
 
@@ -490,7 +498,7 @@ export class KubernetesDriver implements Driver {
   async stopRuntime(runtimeId: string): Promise<void> {
     const { instanceId, color } = parseRuntimeId(runtimeId);
     const name = await this.nameOf(instanceId);
-    if ((await this.servingColorOf(instanceId, name)) === color) throw codedError("still_serving", `runtime ${runtimeId} still serves ${instanceId}`);
+    if ((await this.servingColorOf(instanceId, name)) === color) throw new BridgeError("still_serving", `runtime ${runtimeId} still serves ${instanceId}`);
     const sets = await this.setsByColor(instanceId);
     const sts = sets.get(color);
     const remaining = [...sets.entries()].filter(([c]) => c !== color).map(([, s]) => ownerRef(ownerOf(s)));

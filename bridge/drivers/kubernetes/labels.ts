@@ -4,6 +4,7 @@
  * find an instance again after a restart from nothing but its id.
  */
 import type { InstanceSpec } from "../driver.ts";
+import { BridgeError } from "../../errors.ts";
 
 export const LABEL = {
   name: "app.kubernetes.io/name",
@@ -99,14 +100,14 @@ export const MAX_NAME_LENGTH = 46;
 
 export function assertValidInstance(spec: Pick<InstanceSpec, "id" | "name" | "env">, clusterId: string, reservedEnv: readonly string[]): void {
   if (!DNS_LABEL.test(spec.name) || spec.name.length > MAX_NAME_LENGTH) {
-    throw new Error(`instance name "${spec.name}" must be a DNS-1123 label of at most ${MAX_NAME_LENGTH} characters`);
+    throw new BridgeError("invalid_args", `instance name "${spec.name}" must be a DNS-1123 label of at most ${MAX_NAME_LENGTH} characters`);
   }
   for (const [what, value] of [["instance id", spec.id], ["cluster id", clusterId]] as const) {
-    if (!LABEL_VALUE.test(value) || value.length > 63) throw new Error(`${what} "${value}" is not a valid Kubernetes label value`);
+    if (!LABEL_VALUE.test(value) || value.length > 63) throw new BridgeError("invalid_args", `${what} "${value}" is not a valid Kubernetes label value`);
   }
   for (const key of Object.keys(spec.env)) {
     // envFrom silently skips keys that are not valid variable names (only an Event says so).
-    if (!ENV_NAME.test(key)) throw new Error(`env var name "${key}" is not a valid variable name`);
-    if (reservedEnv.includes(key)) throw new Error(`env var "${key}" is reserved by RedForge`);
+    if (!ENV_NAME.test(key)) throw new BridgeError("invalid_args", `env var name "${key}" is not a valid variable name`);
+    if (reservedEnv.includes(key)) throw new BridgeError("invalid_args", `env var "${key}" is reserved by RedForge`);
   }
 }

@@ -8,6 +8,7 @@ import type { V1ConfigMap, V1OwnerReference, V1Probe, V1ResourceRequirements, V1
 import type { InstanceResources, InstanceSpec } from "../driver.ts";
 import { assertValidInstance, instanceLabels, LABEL, objectNames, podSelector, runtimeIdOf, type Color, type ObjectNames } from "./labels.ts";
 import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, ENV_SEED_FLOWS, renderSettings } from "./settings.ts";
+import { BridgeError } from "../../errors.ts";
 
 export const NODE_RED_PORT = 1880;
 export const DEFAULT_IMAGE = "nodered/node-red:4.1.15";
@@ -63,7 +64,7 @@ export function buildInstanceManifests(spec: InstanceSpec, opts: ManifestOptions
 
   const flowsJson = JSON.stringify(spec.flows);
   if (Buffer.byteLength(flowsJson) > MAX_SEED_FLOWS_BYTES) {
-    throw new Error(`initial flows are ${Buffer.byteLength(flowsJson)} bytes; a ConfigMap seed allows ${MAX_SEED_FLOWS_BYTES}: create with fewer flows and deploy the rest through the Admin API`);
+    throw new BridgeError("invalid_args", `initial flows are ${Buffer.byteLength(flowsJson)} bytes; a ConfigMap seed allows ${MAX_SEED_FLOWS_BYTES}: create with fewer flows and deploy the rest through the Admin API`);
   }
   const configMap: V1ConfigMap = {
     apiVersion: "v1",

@@ -21,6 +21,7 @@ import {
   type V1Service,
   type V1StatefulSet,
 } from "@kubernetes/client-node";
+import { BridgeError } from "../../errors.ts";
 import { LABEL } from "./labels.ts";
 
 /**
@@ -34,10 +35,13 @@ export function statusCode(err: unknown): number | undefined {
   return err instanceof ApiException ? err.code : undefined;
 }
 
-/** An API failure with the server's Status reason and message instead of the client's header dump. */
-export class KubernetesApiError extends Error {
-  constructor(action: string, readonly code: number | undefined, detail: string) {
-    super(`kubernetes: ${action} failed${code ? ` (${code})` : ""}: ${detail}`);
+/**
+ * An API failure with the server's Status reason and message instead of the
+ * client's header dump: `kubernetes_error`, with the HTTP status beside it.
+ */
+export class KubernetesApiError extends BridgeError {
+  constructor(action: string, readonly status: number | undefined, detail: string) {
+    super("kubernetes_error", `kubernetes: ${action} failed${status ? ` (${status})` : ""}: ${detail}`, { status });
     this.name = "KubernetesApiError";
   }
 }
@@ -98,7 +102,7 @@ export class InstanceObjects {
     const existing = await call(`read ${ref}`, ops.read);
     const owner = existing.metadata?.labels?.[LABEL.instanceId];
     if (owner !== instanceId) {
-      throw new Error(`${ref} already exists and belongs to ${owner ? `instance ${owner}` : "something RedForge did not create"}`);
+      throw new BridgeError("conflict", `${ref} already exists and belongs to ${owner ? `instance ${owner}` : "something RedForge did not create"}`);
     }
     return call(`update ${ref}`, () => ops.update(existing));
   }

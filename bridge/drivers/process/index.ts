@@ -7,13 +7,18 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
+import { BridgeError } from "../../errors.ts";
+import type { HttpRoute, MqttRoute } from "../../routing/fronts.ts";
+import { HttpFront } from "../../routing/httpFront.ts";
 import { MqttFront } from "../../routing/mqttFront.ts";
 import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
 import { AdminApi } from "../nodeRedAdmin.ts";
-import { FrontProxy } from "./frontProxy.ts";
 import { NODE_RED_CLI, NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
-import { allocatePort, portFree, savedPorts, type PortRange } from "./ports.ts";
+import { PortAllocator, type PortRange } from "./ports.ts";
 import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, renderProcessSettings } from "./settings.ts";
+import { parseRuntime, readSaved, runtimeIdOf, writeSaved, type SavedInstance, type Slot } from "./state.ts";
+
+export { runtimeIdOf } from "./state.ts";
 
 export interface ProcessDriverOptions {
   /** Each instance's userDir is <stateDir>/<instanceId>. */
@@ -34,25 +39,6 @@ export interface ProcessDriverOptions {
   mqttUrl?: string;
 }
 
-/** Each instance has two slots for blue-green: "a" (its first runtime) and "b". */
-type Slot = "a" | "b";
-
-interface SavedInstance {
-  spec: InstanceSpec;
-  port: number;
-  /** The stable front port; kept across restarts of the instance and of the bridge. */
-  frontPort: number;
-  /** Slot b's Node-RED port, once a deployment has used it. */
-  portB?: number;
-  /** The slot that serves (default "a"); a blue-green switch moves it. */
-  serving?: Slot;
-}
-
-/** Runtime ids: slot a is the instance id itself (what it always was), slot b gets a suffix. */
-export const runtimeIdOf = (instanceId: string, slot: Slot) => (slot === "a" ? instanceId : `${instanceId}.b`);
-const parseRuntime = (runtimeId: string): { instanceId: string; slot: Slot } =>
-  runtimeId.endsWith(".b") ? { instanceId: runtimeId.slice(0, -2), slot: "b" } : { instanceId: runtimeId, slot: "a" };
-
 const DEFAULT_RESTART: RestartPolicy = { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 500 };
 // Node-RED runs with only these from the bridge's environment: the bridge's own secrets stay home.
 const PASSED_ENV = ["PATH", "LANG", "TZ", "NODE_EXTRA_CA_CERTS"];
@@ -61,17 +47,15 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   readonly kind = "process" as const;
   /** By runtime id (see runtimeIdOf). */
   private readonly processes = new Map<string, NodeRedProcess>();
-  private readonly fronts = new Map<string, FrontProxy>();
+  private readonly fronts = new Map<string, HttpFront>();
   private readonly mqttFronts = new Map<string, MqttFront>();
   /** Serving slot per instance id. */
   private readonly serving = new Map<string, Slot>();
   private readonly listeners: StatusListener[] = [];
   private readonly admin: AdminApi;
   private readonly adminToken: string;
-  /** Ports picked but not yet in an instance.json: two instances created at once never share one. */
-  private readonly claimed = new Set<number>();
-  /** Port picking runs one create at a time: "is it free?" is asynchronous, so two could both hear yes. */
-  private picking: Promise<unknown> = Promise.resolve();
+  /** Every port (create, green, a moved front) comes from here, one pick at a time. */
+  private readonly ports: PortAllocator;
   private readonly host: string;
   private readonly restart: RestartPolicy;
   private readonly onExit = () => { for (const p of this.processes.values()) p.killNow(); };
@@ -81,6 +65,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     this.restart = { ...DEFAULT_RESTART, ...opts.restart };
     this.adminToken = opts.adminToken ?? randomBytes(32).toString("base64url");
     this.admin = new AdminApi(this.adminToken, { deployMs: 30_000, probeMs: 3_000 });
+    this.ports = new PortAllocator({ host: this.host, stateDir: opts.stateDir, ...(opts.portRange ? { range: opts.portRange } : {}) });
     process.on("exit", this.onExit);
   }
 
@@ -101,28 +86,11 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     this.opts.log?.(id, line);
   }
 
-  /** Node-RED and front ports: the saved ones while still free, else new ones no other instance holds. */
-  private ports(saved: SavedInstance | undefined): Promise<{ port: number; frontPort: number }> {
-    const next = this.picking.then(() => this.pickPorts(saved));
-    this.picking = next.catch(() => undefined);
-    return next;
-  }
-
-  /** One port outside create's picking (a front door that had to move): in the range, held by no saved instance. */
-  private async unheldPort(): Promise<number> {
-    return allocatePort(this.host, new Set([...this.claimed, ...(await savedPorts(this.opts.stateDir))]), this.opts.portRange);
-  }
-
-  private async pickPorts(saved: SavedInstance | undefined): Promise<{ port: number; frontPort: number }> {
-    const own = new Set([saved?.port, saved?.frontPort]);
-    const reserved = new Set([...this.claimed, ...(await savedPorts(this.opts.stateDir)).filter((p) => !own.has(p))]);
-    const pick = async (keep: number | undefined) => {
-      const port = keep && !reserved.has(keep) && (await portFree(keep, this.host)) ? keep : await allocatePort(this.host, reserved, this.opts.portRange);
-      reserved.add(port);
-      this.claimed.add(port);
-      return port;
-    };
-    return { port: await pick(saved?.port), frontPort: await pick(saved?.frontPort) };
+  /** The saved instance, or not_found: the one answer for an instance this bridge never had. */
+  private async savedOf(id: string): Promise<SavedInstance> {
+    const saved = await readSaved(this.dir(id));
+    if (!saved) throw new BridgeError("not_found", `instance ${id} is not known to this bridge`);
+    return saved;
   }
 
   async create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints }> {
@@ -134,14 +102,14 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     }
     const dir = this.dir(spec.id);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    // A damaged instance.json stops here (state_corrupt), before anything is overwritten.
     const saved = await readSaved(dir);
-    const { port, frontPort } = await this.ports(saved);
+    const [port, frontPort] = (await this.ports.claim([saved?.port, saved?.frontPort])) as [number, number];
     try {
-      await fs.writeFile(path.join(dir, "instance.json"), JSON.stringify({ spec, port, frontPort } satisfies SavedInstance), { mode: 0o600 });
+      await writeSaved(dir, { spec, port, frontPort });
     } finally {
       // From here instance.json holds them for savedPorts(); the claim only covered the gap.
-      this.claimed.delete(port);
-      this.claimed.delete(frontPort);
+      this.ports.release([port, frontPort]);
     }
     // settings.js is CommonJS: without its own package.json, an enclosing "type": "module"
     // package (this repository, for one) makes Node load it as ESM and Node-RED boot-loops.
@@ -191,34 +159,44 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   }
 
   private async supervise(spec: InstanceSpec, port: number, frontPort: number): Promise<NodeRedProcess> {
-    const slot = this.serving.get(spec.id) ?? "a";
-    const proc = this.runtime(spec, slot, port);
+    const proc = this.runtime(spec, this.serving.get(spec.id) ?? "a", port);
+    await this.startFronts(spec, port, frontPort, proc);
+    return proc;
+  }
+
+  /** The instance's HTTP front on its saved port (and MQTT front with a bus), pointed at `proc`. */
+  private async startFronts(spec: InstanceSpec, port: number, frontPort: number, proc: NodeRedProcess): Promise<void> {
     if (this.opts.mqttUrl && !this.mqttFronts.has(spec.id)) {
       const mqttFront = new MqttFront(this.opts.mqttUrl, spec.id, (line) => this.log(spec.id, line));
       this.mqttFronts.set(spec.id, mqttFront);
       await mqttFront.start(proc.plan.instanceId);
     }
-    const front = new FrontProxy(this.host);
+    if (this.fronts.has(spec.id)) return;
+    const front = new HttpFront(this.host);
     // The saved front port, unless something took it meanwhile (then the front URL changes, and says so).
     await front.listen(frontPort).catch(async () => {
-      const moved = await front.listen(await this.unheldPort());
-      this.log(spec.id, `front port ${frontPort} is taken; front door moved to ${moved}`);
-      await fs.writeFile(path.join(this.dir(spec.id), "instance.json"), JSON.stringify({ spec, port, frontPort: moved } satisfies SavedInstance), { mode: 0o600 });
+      const [moved] = (await this.ports.claim([undefined])) as [number];
+      try {
+        await front.listen(moved);
+        this.log(spec.id, `front port ${frontPort} is taken; front door moved to ${moved}`);
+        const saved = await readSaved(this.dir(spec.id));
+        await writeSaved(this.dir(spec.id), { ...(saved ?? { spec, port }), frontPort: moved });
+      } finally {
+        this.ports.release([moved]);
+      }
     });
     front.setTarget(proc.base);
     this.fronts.set(spec.id, front);
-    return proc;
   }
 
   /** The serving runtime's supervisor, or one rebuilt from what an earlier bridge saved on disk. */
   private async find(id: string): Promise<NodeRedProcess> {
     const known = this.processes.get(this.servingRuntime(id));
     if (known) return known;
-    const saved = await readSaved(this.dir(id));
-    if (!saved) throw Object.assign(new Error(`instance ${id} is not known to this bridge`), { code: "unknown_instance" });
+    const saved = await this.savedOf(id);
     this.serving.set(id, saved.serving ?? "a");
     const port = saved.serving === "b" ? saved.portB! : saved.port;
-    return this.supervise(saved.spec, port, saved.frontPort ?? (await this.unheldPort()));
+    return this.supervise(saved.spec, port, saved.frontPort);
   }
 
   async start(id: string): Promise<void> {
@@ -247,12 +225,12 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   async scale(id: string, replicas: number): Promise<void> {
     if (replicas === 0) return this.stop(id);
     if (replicas === 1) return this.start(id);
-    throw Object.assign(new Error(`the process driver runs one replica per instance; asked for ${replicas}`), { code: "unsupported_replicas" });
+    throw new BridgeError("unsupported", `the process driver runs one replica per instance; asked for ${replicas}`);
   }
 
   async deployFlows(id: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
     const proc = await this.find(id);
-    if (proc.state !== "running") throw Object.assign(new Error(`instance ${id} is ${proc.state}, not running`), { code: "not_running" });
+    if (proc.state !== "running") throw new BridgeError("not_running", `instance ${id} is ${proc.state}, not running`);
     return this.admin.deployFlows(proc.base, id, flows, opts);
   }
 
@@ -277,9 +255,18 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     return this.opts.mqttUrl;
   }
 
+  /** From memory, or from instance.json after a bridge restart; starts and listens on nothing. */
   async servingOf(instanceId: string): Promise<{ runtimeId: string; base: string }> {
-    const proc = await this.find(instanceId);
-    return { runtimeId: proc.plan.instanceId, base: proc.base };
+    const known = this.serving.has(instanceId) ? this.processes.get(this.servingRuntime(instanceId)) : undefined;
+    if (known) return { runtimeId: known.plan.instanceId, base: known.base };
+    const saved = await this.savedOf(instanceId);
+    const slot = saved.serving ?? "a";
+    return { runtimeId: runtimeIdOf(instanceId, slot), base: `http://${this.host}:${slot === "b" ? saved.portB : saved.port}` };
+  }
+
+  /** The serving runtime's supervisor and the fronts, rebuilt in this bridge process if it does not have them yet. */
+  async ensureFronts(instanceId: string): Promise<void> {
+    await this.find(instanceId);
   }
 
   /**
@@ -288,26 +275,32 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
    * the deployment), on its own port. Blue keeps serving meanwhile.
    */
   async startGreen(instanceId: string): Promise<{ runtimeId: string; base: string }> {
-    const saved = await readSaved(this.dir(instanceId));
-    if (!saved) throw Object.assign(new Error(`instance ${instanceId} is not known to this bridge`), { code: "unknown_instance" });
     await this.find(instanceId);
+    const saved = await this.savedOf(instanceId);
     const slot: Slot = (this.serving.get(instanceId) ?? "a") === "a" ? "b" : "a";
     const runtimeId = runtimeIdOf(instanceId, slot);
     const running = this.processes.get(runtimeId);
     if (running?.state === "running") return { runtimeId, base: running.base }; // a redelivered prepare
-    const keep = slot === "a" ? saved.port : saved.portB;
-    const port = await this.picking.then(async () => {
-      const reserved = new Set([...this.claimed, ...(await savedPorts(this.opts.stateDir))].filter((p) => p !== keep));
-      return keep && (await portFree(keep, this.host)) ? keep : allocatePort(this.host, reserved, this.opts.portRange);
-    });
-    await this.save(instanceId, slot === "a" ? { port } : { portB: port });
+    // Through the allocator like create's ports, claimed until instance.json records it.
+    const [port] = (await this.ports.claim([slot === "a" ? saved.port : saved.portB])) as [number];
+    try {
+      await this.save(instanceId, slot === "a" ? { port } : { portB: port });
+    } finally {
+      this.ports.release([port]);
+    }
     const dir = this.slotDir(instanceId, slot);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     await fs.writeFile(path.join(dir, "package.json"), JSON.stringify({ name: `redforge-instance-${saved.spec.name}-${slot}`, private: true }));
     await fs.writeFile(path.join(dir, "settings.js"), renderProcessSettings({ host: this.host, port }));
     await fs.writeFile(path.join(dir, "flows.json"), "[]");
     const proc = this.runtime(saved.spec, slot, port);
-    await proc.start();
+    try {
+      await proc.start();
+    } catch (err) {
+      // The same codes as the kubernetes driver's green.
+      if (err instanceof BridgeError && err.code === "start_timeout") throw new BridgeError("green_timeout", `green for ${instanceId}: ${err.message}`);
+      throw new BridgeError("green_failed", `green for ${instanceId} failed to start: ${err instanceof Error ? err.message : String(err)}`);
+    }
     for (const tarball of this.opts.nodePackages ?? []) await this.admin.uploadNodePackage(proc.base, tarball);
     return { runtimeId, base: proc.base };
   }
@@ -318,15 +311,15 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
 
   async deployFlowsTo(runtimeId: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
     const proc = this.processes.get(runtimeId);
-    if (!proc || proc.state !== "running") throw Object.assign(new Error(`runtime ${runtimeId} is not running`), { code: "not_running" });
+    if (!proc || proc.state !== "running") throw new BridgeError("not_running", `runtime ${runtimeId} is not running`);
     return this.admin.deployFlows(proc.base, runtimeId, flows, opts);
   }
 
-  front(instanceId: string): FrontProxy | undefined {
+  front(instanceId: string): HttpRoute | undefined {
     return this.fronts.get(instanceId);
   }
 
-  mqttFront(instanceId: string): MqttFront | undefined {
+  mqttFront(instanceId: string): MqttRoute | undefined {
     return this.mqttFronts.get(instanceId);
   }
 
@@ -334,7 +327,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   async setServing(runtimeId: string): Promise<void> {
     const { instanceId, slot } = parseRuntime(runtimeId);
     const proc = this.processes.get(runtimeId);
-    if (!proc) throw Object.assign(new Error(`runtime ${runtimeId} is not running`), { code: "not_running" });
+    if (!proc) throw new BridgeError("not_running", `runtime ${runtimeId} is not running`);
     this.serving.set(instanceId, slot);
     this.fronts.get(instanceId)?.setTarget(proc.base);
     await this.save(instanceId, { serving: slot });
@@ -343,16 +336,15 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   /** Stops a runtime that no longer serves (blue after its rollback window, green after a rollback). */
   async stopRuntime(runtimeId: string): Promise<void> {
     const { instanceId } = parseRuntime(runtimeId);
-    if (this.servingRuntime(instanceId) === runtimeId) throw Object.assign(new Error(`runtime ${runtimeId} still serves ${instanceId}`), { code: "still_serving" });
+    if (this.servingRuntime(instanceId) === runtimeId) throw new BridgeError("still_serving", `runtime ${runtimeId} still serves ${instanceId}`);
     await this.processes.get(runtimeId)?.stop();
     this.processes.delete(runtimeId);
   }
 
+  /** Read-modify-write of instance.json; writes are whole-file (a crash leaves the old or the new one). */
   private async save(instanceId: string, patch: Partial<SavedInstance>): Promise<void> {
-    const file = path.join(this.dir(instanceId), "instance.json");
-    const saved = await readSaved(this.dir(instanceId));
-    if (!saved) return;
-    await fs.writeFile(file, JSON.stringify({ ...saved, ...patch }), { mode: 0o600 });
+    const saved = await this.savedOf(instanceId);
+    await writeSaved(this.dir(instanceId), { ...saved, ...patch });
   }
 
   onStatus(listener: StatusListener): void {
@@ -368,10 +360,6 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     this.mqttFronts.clear();
     process.off("exit", this.onExit);
   }
-}
-
-async function readSaved(dir: string): Promise<SavedInstance | undefined> {
-  return fs.readFile(path.join(dir, "instance.json"), "utf8").then((t) => JSON.parse(t) as SavedInstance, () => undefined);
 }
 
 const exists = (p: string) => fs.access(p).then(() => true, () => false);

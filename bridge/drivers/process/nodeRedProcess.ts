@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { BridgeError } from "../../errors.ts";
 import type { InstanceState } from "../driver.ts";
 import type { AdminApi } from "../nodeRedAdmin.ts";
 
@@ -145,7 +146,9 @@ export class NodeRedProcess {
   private async waitReady(): Promise<void> {
     const deadline = Date.now() + this.readyTimeoutMs;
     while (Date.now() < deadline) {
-      if (!this.wanted) throw new Error(this.state === "failed" ? "Node-RED failed to start (boot loop)" : "stopped while starting");
+      if (!this.wanted) {
+        throw new BridgeError("start_failed", this.state === "failed" ? `Node-RED failed to start (boot loop): ${this.reason ?? "no reason given"}` : "stopped while starting");
+      }
       if (this.child && (await this.admin.answers(this.base))) {
         this.set("running");
         return;
@@ -154,6 +157,6 @@ export class NodeRedProcess {
     }
     this.set("failed", `Node-RED did not answer on ${this.base} within ${this.readyTimeoutMs / 1000} s`);
     this.killNow();
-    throw new Error(`Node-RED did not answer on ${this.base} within ${this.readyTimeoutMs / 1000} s`);
+    throw new BridgeError("start_timeout", `Node-RED did not answer on ${this.base} within ${this.readyTimeoutMs / 1000} s`);
   }
 }

@@ -1,5 +1,6 @@
 /**
- * The stable front door of one instance: a port that never changes while the
+ * The HTTP half of an instance's front door, where the bridge itself routes
+ * HTTP (the process driver; on Kubernetes a Service does it). The stable front door of one instance: a port that never changes while the
  * Node-RED behind it may (a restart, and in blue-green deployments a switch
  * from blue to green). Plain HTTP forwarding; WebSocket upgrades are not
  * proxied yet. During a deployment's switch the front holds new requests
@@ -8,21 +9,14 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { FrontCounters, HttpRoute } from "./fronts.ts";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]);
 
 /** Requests held while a deployment switches; beyond this the front answers 503 + Retry-After. */
 export const DEFAULT_HOLD_LIMIT = 5_000;
 
-export interface FrontCounters {
-  forwarded: number;
-  held: number;
-  refused: number;
-  /** Answers with status >= 500 from the instance, or none at all (post-switch analysis reads these). */
-  serverErrors: number;
-}
-
-export class FrontProxy {
+export class HttpFront implements HttpRoute {
   private target?: URL;
   private holding = false;
   private held: Array<{ req: http.IncomingMessage; res: http.ServerResponse }> = [];

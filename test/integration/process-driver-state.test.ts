@@ -1,0 +1,102 @@
+/**
+ * The process driver's own state on disk and its port allocator: what must
+ * hold when two commands run at once, when the bridge dies mid-write, and when
+ * a state file is damaged. Real Node-RED processes; no wall-clock assertions.
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
+import { BridgeError } from "../../bridge/errors.ts";
+import type { InstanceSpec } from "../../bridge/drivers/driver.ts";
+
+// Below Linux's ephemeral range (32768+), so the OS does not hand these out to anyone else meanwhile.
+const rangeStart = 20_000 + Math.floor(Math.random() * 9_000);
+let tmp: string;
+let stateDir: string;
+const drivers: ProcessDriver[] = [];
+
+const spec = (): InstanceSpec => ({
+  id: randomUUID(), name: `st-${randomUUID().slice(0, 6)}`, flows: [], resources: {}, env: {},
+  credentialSecret: "a-credential-secret-of-some-length",
+});
+
+function driver(portRange?: [number, number], dir = stateDir): ProcessDriver {
+  const d = new ProcessDriver({ stateDir: dir, ...(portRange ? { portRange } : {}), restart: { maxQuickExits: 2, quickExitMs: 5_000, backoffMs: 100 } });
+  drivers.push(d);
+  return d;
+}
+
+const instanceFile = (id: string, dir = stateDir) => path.join(dir, id, "instance.json");
+const saved = async (id: string, dir = stateDir) => JSON.parse(await fs.readFile(instanceFile(id, dir), "utf8")) as { port: number; frontPort: number; portB?: number; serving?: string };
+
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-pds-"));
+  stateDir = path.join(tmp, "instances");
+});
+
+afterAll(async () => {
+  for (const d of drivers) await d.close();
+  if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe("process driver state", () => {
+  it("a green started while other instances are created never gets one of their ports", async () => {
+    // A range just big enough, picked from its low end: a port picked outside the allocator collides.
+    const dir = path.join(tmp, "race");
+    // Many saved (stopped) instances make every pick read for a while, so picks that are not serialised overlap.
+    for (let i = 0; i < 400; i++) {
+      await fs.mkdir(path.join(dir, `idle-${i}`), { recursive: true });
+      await fs.writeFile(path.join(dir, `idle-${i}`, "instance.json"), JSON.stringify({ port: 1000 + i, frontPort: 2000 + i }));
+    }
+    const d = driver([rangeStart, rangeStart + 9], dir);
+    const a = spec();
+    await d.create(a);
+    const others = [spec(), spec(), spec()];
+    // Green first, so its pick is under way when the creates ask for ports (the order that raced).
+    const green = d.startGreen(a.id);
+    await new Promise((r) => setTimeout(r, 10));
+    const settled = await Promise.allSettled([green, ...others.map((s) => d.create(s))]);
+    const ports = [await saved(a.id, dir), ...(await Promise.all(others.map((s) => saved(s.id, dir))))].flatMap((s) => [s.port, s.frontPort, s.portB]).filter((p) => p !== undefined);
+    expect(new Set(ports).size, `ports ${ports.join(", ")}`).toBe(9);
+    expect(settled.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "fulfilled", "fulfilled"]);
+    for (const s of [a, ...others]) await d.destroy(s.id, { deleteData: true });
+  }, 120_000);
+
+  it("instance.json is replaced whole by a rename (a new file each write), never rewritten in place", async () => {
+    const d = driver();
+    const a = spec();
+    await d.create(a);
+    const before = await fs.stat(instanceFile(a.id));
+    await d.destroy(a.id); // data kept
+    await d.create(a); // the same instance again: instance.json rewritten
+    const after = await fs.stat(instanceFile(a.id));
+    expect(after.ino, "a write in place can be torn by a crash; writeFileAtomic renames a complete file over it").not.toBe(before.ino);
+    expect(after.mode & 0o777).toBe(0o600);
+    const leftovers = (await fs.readdir(path.dirname(instanceFile(a.id)))).filter((f) => f.endsWith(".tmp"));
+    expect(leftovers).toEqual([]);
+    await d.destroy(a.id, { deleteData: true });
+  }, 120_000);
+
+  it("a corrupt instance.json is a state_corrupt error naming the file, and the file is left as it was", async () => {
+    const d = driver();
+    const a = spec();
+    await d.create(a);
+    await d.stop(a.id);
+    await fs.writeFile(instanceFile(a.id), '{"spec": {"id": "trunc');
+    const restarted = driver();
+    for (const attempt of [() => restarted.start(a.id), () => restarted.create(a), () => restarted.deployFlows(a.id, [])]) {
+      const err = await attempt().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BridgeError);
+      expect((err as BridgeError).code).toBe("state_corrupt");
+      expect((err as BridgeError).message).toContain(instanceFile(a.id));
+    }
+    expect(await fs.readFile(instanceFile(a.id), "utf8")).toBe('{"spec": {"id": "trunc');
+    // An instance this bridge never had is something else: not_found.
+    const unknown = await restarted.start(randomUUID()).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(BridgeError);
+    expect((unknown as BridgeError).code).toBe("not_found");
+  }, 120_000);
+});
