@@ -15,7 +15,7 @@ import pg from "pg";
 import { AiAuditSender } from "../../bridge/aiAuditSender.ts";
 import { lineLogger } from "../../bridge/log.ts";
 import type { AiDecisionRecord } from "../../protocol/aiDecisions.ts";
-import { adminClient, type ApiCall } from "../../test/harness/adminClient.ts";
+import { adminClient, type ApiClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -27,7 +27,7 @@ const BASELINE_RECORDS = Number(process.env.BENCH_BASELINE_RECORDS ?? 1000);
 const TICK_MS = 10;
 
 let stack: TestStack;
-let api: ApiCall;
+let api: ApiClient;
 
 const PROMPT = "Summarise the customer's last three tickets and suggest a reply. ".repeat(3);
 const RESPONSE = "The customer reported a billing error twice; suggest a refund and an apology. ".repeat(3);
@@ -93,13 +93,13 @@ async function main() {
   const db = new pg.Client({ connectionString: stack.workerVars.DATABASE_URL });
   await db.connect();
   try {
-    api = (await adminClient(stack)).call;
-    const created = await api("POST", "/api/clusters", { name: "bench-ai" });
-    const cluster = { id: created.body.id as string, secret: created.body.webhookSecret as string };
+    api = (await adminClient(stack)).api;
+    const created = (await api.POST("/api/clusters", { body: { name: "bench-ai" } })).data!;
+    const cluster = { id: created.id, secret: created.webhookSecret };
     const instanceIds: string[] = [];
-    for (let i = 0; i < INSTANCES; i++) instanceIds.push((await api("POST", "/api/instances", { name: `ai-bench-${i}`, clusterId: cluster.id })).body.id);
-    await api("PUT", "/api/ai/prices", { provider: "openai", model: "gpt-4o-mini", inputUsdPerMtok: 0.15, outputUsdPerMtok: 0.6 });
-    await api("PUT", "/api/ai/prices", { provider: "openai", model: "gpt-4o", inputUsdPerMtok: 2.5, outputUsdPerMtok: 10 });
+    for (let i = 0; i < INSTANCES; i++) instanceIds.push((await api.POST("/api/instances", { body: { name: `ai-bench-${i}`, clusterId: cluster.id } })).data!.id);
+    await api.PUT("/api/ai/prices", { body: { provider: "openai", model: "gpt-4o-mini", inputUsdPerMtok: 0.15, outputUsdPerMtok: 0.6 } });
+    await api.PUT("/api/ai/prices", { body: { provider: "openai", model: "gpt-4o", inputUsdPerMtok: 2.5, outputUsdPerMtok: 10 } });
 
     // Warm the Worker (module load, first pool) so the first measured phase is not a cold start.
     const warm = new AiAuditSender({ api: stack.apiUrl, clusterId: cluster.id, secret: cluster.secret, log: quietLog });

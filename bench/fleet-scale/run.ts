@@ -15,7 +15,7 @@ import pg from "pg";
 import { startBridge, type RunningBridge } from "../../bridge/main.ts";
 import { SimulatedDriver } from "../../bridge/drivers/simulated.ts";
 import { lineLogger } from "../../bridge/log.ts";
-import { adminClient, type ApiCall } from "../../test/harness/adminClient.ts";
+import { adminClient, type ApiClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { cpuSecondsOf } from "./procCpu.ts";
 
@@ -25,7 +25,7 @@ const N_REAL = Number(process.env.BENCH_REAL ?? 10);
 const CONCURRENCY = 16;
 
 let stack: TestStack;
-let api: ApiCall;
+let api: ApiClient;
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
   const t0 = performance.now();
@@ -42,9 +42,9 @@ async function createInstances(clusterId: string, prefix: string, n: number): Pr
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (next < n) {
       const i = next++;
-      const res = await api("POST", "/api/instances", { name: `${prefix}-${i}`, clusterId });
-      if (res.status !== 201) throw new Error(`create ${prefix}-${i}: ${res.status} ${JSON.stringify(res.body)}`);
-      ids.push(res.body.id);
+      const res = await api.POST("/api/instances", { body: { name: `${prefix}-${i}`, clusterId } });
+      if (res.response.status !== 201 || !res.data) throw new Error(`create ${prefix}-${i}: ${res.response.status} ${JSON.stringify(res.error)}`);
+      ids.push(res.data.id);
     }
   }));
   return ids;
@@ -76,8 +76,8 @@ async function sweep(db: pg.Client, expected: number) {
 }
 
 async function cluster(name: string) {
-  const res = await api("POST", "/api/clusters", { name });
-  return { id: res.body.id as string, secret: res.body.webhookSecret as string };
+  const { data } = await api.POST("/api/clusters", { body: { name } });
+  return { id: data!.id, secret: data!.webhookSecret };
 }
 
 async function main() {
@@ -88,7 +88,7 @@ async function main() {
   const db = new pg.Client({ connectionString: stack.workerVars.DATABASE_URL });
   await db.connect();
   try {
-    api = (await adminClient(stack)).call;
+    api = (await adminClient(stack)).api;
 
     // A. simulated fleet
     const sim = await cluster("sim");

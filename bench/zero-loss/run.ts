@@ -24,6 +24,7 @@ import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
 import { BlueGreen } from "../../bridge/deploy/blueGreen.ts";
 import { KubernetesDriver } from "../../bridge/drivers/kubernetes/index.ts";
+import type { ApiBody } from "../../protocol/api/client.ts";
 import { adminClient } from "../../test/harness/adminClient.ts";
 import { eventually } from "../../test/harness/eventually.ts";
 import { FakeKubeApi } from "../../test/harness/fakeKubeApi.ts";
@@ -73,17 +74,18 @@ async function baseline(stack: TestStack, tmp: string): Promise<Row> {
 
 async function redforge(stack: TestStack, tmp: string, holdDuring: "deploy" | "switch"): Promise<Row> {
   const broker = brokerOf(stack.mqttUrl);
-  const api = (await adminClient(stack)).call;
-  const call = async (method: string, p: string, body?: unknown) => (await api(method, p, body)).body;
-  const cluster = await call("POST", "/api/clusters", { name: `zero-loss-bench-${holdDuring}` });
+  const { api } = await adminClient(stack);
+  const cluster = (await api.POST("/api/clusters", { body: { name: `zero-loss-bench-${holdDuring}` } })).data!;
   let bridge: RunningBridge | undefined;
   try {
     bridge = await startBridge({ clusterId: cluster.id, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl, stateDir: path.join(tmp, `bridge-${holdDuring}`), log: lineLogger(process.env.BENCH_LOG ? (l) => console.log(`${new Date().toISOString().slice(11, 23)} [bridge] ${l}`) : () => {}) });
-    const created = await call("POST", "/api/instances", { name: `zero-loss-${holdDuring}`, clusterId: cluster.id, flows: zeroLossFlow({ version: "v1", entry: "gate", broker }) });
+    const created = (await api.POST("/api/instances", { body: {
+      name: `zero-loss-${holdDuring}`, clusterId: cluster.id, flows: zeroLossFlow({ version: "v1", entry: "gate", broker }) as ApiBody<"/api/instances", "post">["flows"],
+    } })).data!;
     let instance: any;
     for (let i = 0; i < 300 && !(instance?.status === "running" && instance.endpoints?.front); i++) {
       await sleep(200);
-      instance = await call("GET", `/api/instances/${created.id}`);
+      instance = (await api.GET("/api/instances/{id}", { params: { path: { id: created.id } } })).data;
     }
     if (!instance?.endpoints?.front) throw new Error(`instance did not start: ${JSON.stringify(instance)}`);
     await sleep(1000);
@@ -91,14 +93,15 @@ async function redforge(stack: TestStack, tmp: string, holdDuring: "deploy" | "s
     await load.start();
     await sleep(BEFORE_MS);
     const t0 = Date.now();
-    const dep = await call("POST", "/api/deployments", {
-      instanceId: instance.id, flows: zeroLossFlow({ version: "v2", entry: "gate", broker }), analysisSeconds: 0, rollbackWindowSeconds: 0, holdDuring,
+    const dep = (await api.POST("/api/deployments", { body: {
+      instanceId: instance.id, flows: zeroLossFlow({ version: "v2", entry: "gate", broker }) as ApiBody<"/api/deployments", "post">["flows"],
+      analysisSeconds: 0, rollbackWindowSeconds: 0, holdDuring,
       verify: { http: { path: "/work", body: { seq: "smoke" }, contract: true, expectJson: { payload: { version: "v2" } } } },
-    });
+    } })).data!;
     let d: any;
     for (let i = 0; i < 600 && !["completed", "rolled_back", "failed"].includes(d?.status); i++) {
       await sleep(100);
-      d = await call("GET", `/api/deployments/${dep.id}`);
+      d = (await api.GET("/api/deployments/{id}", { params: { path: { id: dep.id } } })).data;
     }
     const t1 = Date.now();
     await sleep(AFTER_MS);

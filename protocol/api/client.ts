@@ -28,3 +28,7 @@ export function createApiClient({ baseUrl, token, fetch }: ApiClientOptions): Ap
     ...(fetch ? { fetch } : {}),
   });
 }
+
+type JsonBodyOf<Op> = Op extends { requestBody?: { content: { "application/json": infer Body } } } ? Body : never;
+/** The JSON request body of an operation: `ApiBody<"/api/instances", "post">`. */
+export type ApiBody<P extends keyof paths, M extends keyof paths[P]> = JsonBodyOf<paths[P][M]>;

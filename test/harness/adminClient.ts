@@ -1,24 +1,17 @@
 /**
- * The stack's API as the development admin: one login, then calls that carry
- * the token. Shared by integration suites and benchmarks.
+ * The stack's API as the development admin: one login, then the typed client
+ * (protocol/api/client.ts) carrying the token. Shared by integration suites
+ * and benchmarks.
  */
+import { createApiClient, type ApiClient } from "../../protocol/api/client.ts";
 import type { TestStack } from "./testStack.ts";
 
-export type ApiCall = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
+export type { ApiClient };
 
-export async function adminClient(stack: Pick<TestStack, "apiUrl" | "cfg">): Promise<{ token: string; call: ApiCall }> {
-  const login = await fetch(`${stack.apiUrl}/api/auth/login`, {
-    method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username: "admin", password: stack.cfg.worker.adminPassword }),
+export async function adminClient(stack: Pick<TestStack, "apiUrl" | "cfg">): Promise<{ token: string; api: ApiClient }> {
+  const login = await createApiClient({ baseUrl: stack.apiUrl }).POST("/api/auth/login", {
+    body: { username: "admin", password: stack.cfg.worker.adminPassword },
   });
-  if (!login.ok) throw new Error(`admin login failed: ${login.status} ${await login.text()}`);
-  const { token } = (await login.json()) as { token: string };
-  const call: ApiCall = async (method, path, body) => {
-    const res = await fetch(`${stack.apiUrl}${path}`, {
-      method, headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: res.status, body: (await res.json().catch(() => null)) as any };
-  };
-  return { token, call };
+  if (!login.data) throw new Error(`admin login failed: ${login.response.status} ${JSON.stringify(login.error)}`);
+  return { token: login.data.token, api: createApiClient({ baseUrl: stack.apiUrl, token: login.data.token }) };
 }

@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startBridge, type RunningBridge } from "../../bridge/main.ts";
 import { lineLogger } from "../../bridge/log.ts";
-import { adminClient, type ApiCall } from "../harness/adminClient.ts";
+import type { ApiBody } from "../../protocol/api/client.ts";
+import { adminClient, type ApiClient } from "../harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../harness/testStack.ts";
 import { LoadGenerator, losses, NO_LOSS, zeroLossFlow } from "../harness/zeroLoss.ts";
 
@@ -27,7 +28,11 @@ let token: string;
 let clusterId: string;
 let broker: { host: string; port: number };
 
-let call: ApiCall;
+let api: ApiClient;
+
+type DeploymentRequest = ApiBody<"/api/deployments", "post">;
+const instanceFlows = (flows: unknown[]) => flows as ApiBody<"/api/instances", "post">["flows"];
+const deploymentFlows = (flows: unknown[]) => flows as DeploymentRequest["flows"];
 
 async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
   const t0 = Date.now();
@@ -41,16 +46,16 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 }
 
 const deploymentIs = (id: string, ...statuses: string[]) => async () => {
-  const res = await call("GET", `/api/deployments/${id}`);
-  return statuses.includes(res.body?.status) ? res.body : undefined;
+  const { data } = await api.GET("/api/deployments/{id}", { params: { path: { id } } });
+  return data && statuses.includes(data.status) ? data : undefined;
 };
 
 async function runningInstance(name: string) {
-  const created = await call("POST", "/api/instances", { name, clusterId, flows: zeroLossFlow({ version: "v1", entry: "gate", broker }) });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const created = await api.POST("/api/instances", { body: { name, clusterId, flows: instanceFlows(zeroLossFlow({ version: "v1", entry: "gate", broker })) } });
+  expect(created.response.status, JSON.stringify(created.data ?? created.error)).toBe(201);
   return until("instance running with a front door", async () => {
-    const res = await call("GET", `/api/instances/${created.body.id}`);
-    return res.body?.status === "running" && res.body.endpoints?.front ? res.body : undefined;
+    const { data } = await api.GET("/api/instances/{id}", { params: { path: { id: created.data!.id } } });
+    return data?.status === "running" && data.endpoints?.front ? data : undefined;
   });
 }
 
@@ -62,7 +67,7 @@ function watch(deploymentId: string): { events: any[]; close(): void } {
 }
 
 const smokeFor = (version: string) => ({
-  http: { path: "/work", method: "POST", body: { seq: "smoke" }, expectStatus: 200, contract: true, expectJson: { payload: { version } } },
+  http: { path: "/work", method: "POST" as const, body: { seq: "smoke" }, expectStatus: 200, contract: true, expectJson: { payload: { version } } },
   mqtt: true,
 });
 
@@ -71,11 +76,11 @@ beforeAll(async () => {
   stack = await startTestStack({ worker: "wrangler" });
   const u = new URL(stack.mqttUrl);
   broker = { host: u.hostname, port: Number(u.port || 1883) };
-  ({ token, call } = await adminClient(stack));
-  const cluster = await call("POST", "/api/clusters", { name: "deploy-e2e" });
-  clusterId = cluster.body.id;
+  ({ token, api } = await adminClient(stack));
+  const cluster = (await api.POST("/api/clusters", { body: { name: "deploy-e2e" } })).data!;
+  clusterId = cluster.id;
   bridge = await startBridge({
-    clusterId, api: stack.apiUrl, secret: cluster.body.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl,
+    clusterId, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl,
     stateDir: path.join(tmp, "bridge"), log: lineLogger(process.env.STACK_LOG ? (l) => console.log(`[bridge] ${l}`) : () => {}),
   });
 }, 180_000);
@@ -86,14 +91,14 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-async function deployUnderLoad(instance: any, body: Record<string, unknown>) {
+async function deployUnderLoad(instance: any, body: Omit<DeploymentRequest, "instanceId">) {
   const load = new LoadGenerator({ brokerUrl: stack.mqttUrl, mqttTopic: `redforge/ingest/${instance.id}`, httpUrl: `${instance.endpoints.front}/work`, rate: 200 });
   await load.start();
   await new Promise((r) => setTimeout(r, 1500));
-  const res = await call("POST", "/api/deployments", { instanceId: instance.id, analysisSeconds: 1, rollbackWindowSeconds: 1, ...body });
-  expect(res.status, JSON.stringify(res.body)).toBe(202);
-  const watcher = watch(res.body.id);
-  const done = await until("deployment finished", deploymentIs(res.body.id, "completed", "rolled_back", "failed"));
+  const res = await api.POST("/api/deployments", { body: { instanceId: instance.id, analysisSeconds: 1, rollbackWindowSeconds: 1, ...body } });
+  expect(res.response.status, JSON.stringify(res.data ?? res.error)).toBe(202);
+  const watcher = watch(res.data!.id);
+  const done = await until("deployment finished", deploymentIs(res.data!.id, "completed", "rolled_back", "failed"));
   await new Promise((r) => setTimeout(r, 1500));
   const report = await load.stop();
   watcher.close();
@@ -103,24 +108,24 @@ async function deployUnderLoad(instance: any, body: Record<string, unknown>) {
 describe("blue-green deployments through the API", () => {
   it("changes the flow mid-stream: none lost, none duplicated, every HTTP request answered, new marker after the switch", async () => {
     const instance = await runningInstance("zero-loss");
-    const { done, report, events } = await deployUnderLoad(instance, { flows: zeroLossFlow({ version: "v2", entry: "gate", broker }), verify: smokeFor("v2") });
+    const { done, report, events } = await deployUnderLoad(instance, { flows: deploymentFlows(zeroLossFlow({ version: "v2", entry: "gate", broker })), verify: smokeFor("v2") });
     expect(done.status, JSON.stringify(done)).toBe("completed");
     expect(report.sent.mqtt).toBeGreaterThan(300);
     expect(report.sent.http).toBeGreaterThan(50);
     expect(losses(report), report.httpErrorSamples.join(" | ")).toEqual(NO_LOSS);
-    const resumeAt = Date.parse(done.history.find((h: any) => h.phase === "RESUME" && h.status === "started").at);
+    const resumeAt = Date.parse(done.history.find((h: any) => h.phase === "RESUME" && h.status === "started")!.at);
     const after = [...report.answers.values()].filter((a) => a.sent.at > resumeAt);
     expect(after.length).toBeGreaterThan(50);
     expect(after.filter((a) => a.answers.length !== 1 || a.answers[0]!.version !== "v2")).toEqual([]);
     expect(done.metrics.messagesLost).toBe(0);
     expect(events.some((e) => e.event === "deployment:phase" && e.data.phase === "RESUME")).toBe(true);
-    const final = await call("GET", `/api/instances/${instance.id}`);
-    expect(final.body.flows.find((n: any) => n.type === "function").name).toBe("work v2");
+    const final = await api.GET("/api/instances/{id}", { params: { path: { id: instance.id } } });
+    expect((final.data!.flows as any[]).find((n: any) => n.type === "function").name).toBe("work v2");
   }, 180_000);
 
   it("a failing smoke test rolls back and loses nothing: blue answers everything", async () => {
     const instance = await runningInstance("rollback");
-    const { done, report } = await deployUnderLoad(instance, { flows: zeroLossFlow({ version: "v2", entry: "gate", broker }), verify: smokeFor("v3") });
+    const { done, report } = await deployUnderLoad(instance, { flows: deploymentFlows(zeroLossFlow({ version: "v2", entry: "gate", broker })), verify: smokeFor("v3") });
     expect(done.status).toBe("rolled_back");
     expect(done.error).toMatchObject({ code: "smoke_failed", message: expect.stringMatching(/smoke tests failed/) });
     expect(losses(report), report.httpErrorSamples.join(" | ")).toEqual(NO_LOSS);
@@ -130,28 +135,29 @@ describe("blue-green deployments through the API", () => {
 
   it("a paused deployment survives the dev server restarting, then is promoted", async () => {
     const instance = await runningInstance("restart");
-    const res = await call("POST", "/api/deployments", {
-      instanceId: instance.id, flows: zeroLossFlow({ version: "v2", entry: "gate", broker }),
+    const res = await api.POST("/api/deployments", { body: {
+      instanceId: instance.id, flows: deploymentFlows(zeroLossFlow({ version: "v2", entry: "gate", broker })),
       verify: { ...smokeFor("v2"), pause: true }, analysisSeconds: 0, rollbackWindowSeconds: 0,
-    });
-    expect(res.status).toBe(202);
-    await until("paused", deploymentIs(res.body.id, "paused"));
+    } });
+    expect(res.response.status).toBe(202);
+    const id = res.data!.id;
+    await until("paused", deploymentIs(id, "paused"));
     await stack.restartWorker();
-    const after = await call("GET", `/api/deployments/${res.body.id}`);
-    expect(after.body).toMatchObject({ status: "paused", phase: "VERIFY" });
-    expect((await call("POST", `/api/deployments/${res.body.id}/promote`)).status).toBe(202);
-    const done = await until("completed after restart", deploymentIs(res.body.id, "completed", "rolled_back", "failed"));
+    const after = await api.GET("/api/deployments/{id}", { params: { path: { id } } });
+    expect(after.data).toMatchObject({ status: "paused", phase: "VERIFY" });
+    expect((await api.POST("/api/deployments/{id}/promote", { params: { path: { id } } })).response.status).toBe(202);
+    const done = await until("completed after restart", deploymentIs(id, "completed", "rolled_back", "failed"));
     expect(done.status, JSON.stringify(done)).toBe("completed");
     const answer = await fetch(`${instance.endpoints.front}/work`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ seq: "after" }) });
     expect(((await answer.json()) as any).payload.version).toBe("v2");
 
     // Mid-step: the dev server goes down while the bridge is starting green; the answer arrives after the restart.
-    const next = await call("POST", "/api/deployments", {
-      instanceId: instance.id, flows: zeroLossFlow({ version: "v3", entry: "gate", broker }), verify: smokeFor("v3"), analysisSeconds: 0, rollbackWindowSeconds: 0,
-    });
-    expect(next.status).toBe(202);
+    const next = await api.POST("/api/deployments", { body: {
+      instanceId: instance.id, flows: deploymentFlows(zeroLossFlow({ version: "v3", entry: "gate", broker })), verify: smokeFor("v3"), analysisSeconds: 0, rollbackWindowSeconds: 0,
+    } });
+    expect(next.response.status).toBe(202);
     await stack.restartWorker();
-    const second = await until("completed across a restart mid-step", deploymentIs(next.body.id, "completed", "rolled_back", "failed"));
+    const second = await until("completed across a restart mid-step", deploymentIs(next.data!.id, "completed", "rolled_back", "failed"));
     expect(second.status, JSON.stringify(second)).toBe("completed");
     expect(second.history.filter((h: any) => h.status === "started").map((h: any) => h.phase)).toEqual(["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP"]);
     const v3 = await fetch(`${instance.endpoints.front}/work`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ seq: "after-2" }) });
