@@ -1,0 +1,502 @@
+/**
+ * The deployment phase machine on its own (durable/deploymentRun/transition.ts
+ * over the step table), with no Durable Object, bridge or database: events in,
+ * state and effects out, time passed in. Both hold orders end to end, the
+ * pause, every operator action, every failure code, every step's deadline, a
+ * rollback that fails, answers that do not parse and answers that come late.
+ */
+import { describe, expect, it } from "vitest";
+import { transition, type Effect, type RunEvent, type Transition } from "../../durable/deploymentRun/transition.ts";
+import type { RunState } from "../../durable/deploymentRun/state.ts";
+import { FAILURE_CODES, type DeploymentInit, type FailureCode, type HoldDuring } from "../../protocol/deployments.ts";
+
+const T0 = Date.parse("2026-12-01T10:00:00.000Z");
+const FLOWS = [{ id: "t1", type: "tab" }, { id: "g1", type: "redforge-gate", z: "t1" }];
+
+function init(over: Partial<DeploymentInit> = {}): DeploymentInit {
+  return {
+    id: "00000000-0000-4000-8000-00000000d001", instanceId: "00000000-0000-4000-8000-00000000a001",
+    clusterId: "00000000-0000-4000-8000-00000000c001", strategy: "blue-green", flows: FLOWS,
+    fromVersionId: "00000000-0000-4000-8000-00000000f001", toVersionId: "00000000-0000-4000-8000-00000000f002",
+    verify: { mqtt: true, failureLimit: 0, pause: false }, drainTimeoutMs: 30_000, analysisMs: 5_000, maxErrorRate: 0.05,
+    rollbackWindowMs: 60_000, holdDuring: "deploy", createdBy: null, createdAt: new Date(T0).toISOString(), ...over,
+  };
+}
+
+// What a bridge answers, field for field as bridge/deploy/blueGreen.ts returns it.
+const PREPARED = { blue: "blue-rt", green: "green-rt", greenAdmin: "http://127.0.0.1:1" };
+const DRAINED = {
+  runtime: "blue-rt", mode: "drain", inFlight: 2, drainedInMs: 40, holdingSince: "2026-12-01T10:00:01.000Z",
+  stragglers: 0, heldHttp: 1, heldMqtt: 4,
+};
+const DEPLOYED = { runtime: "green-rt", rev: "rev-2" };
+const smoke = (verdict: "passed" | "failed" | "inconclusive") => ({
+  runtime: "green-rt", verdict, checks: [{ name: "sample POST /work", outcome: verdict, detail: `scripted ${verdict}` }],
+});
+const SWITCHED = {
+  from: "blue-rt", to: "green-rt", replayed: 4, bufferedDuringSwitch: 2, httpReleased: 1, heldHttpReleasedOnBlue: 0,
+  switchedAt: "2026-12-01T10:00:01.250Z",
+};
+const analysis = (errorRate: number) => ({
+  runtime: "green-rt", verdict: errorRate > 0.05 ? "failed" : "passed", errorRate, maxErrorRate: 0.05,
+  entered: 100, expired: Math.round(errorRate * 100), serverErrors: 0, requests: 100,
+  checks: [{ name: "error rate", outcome: errorRate > 0.05 ? "failed" : "passed", detail: `${errorRate * 100}%` }],
+});
+const CLEANED = { stopped: "blue-rt", stragglers: 0 };
+const ROLLED_BACK = { from: "blue-rt", to: "blue-rt", replayed: 3, bufferedDuringSwitch: 0, httpReleased: 0, serving: "blue-rt", greenStopped: true, greenStragglers: 0 };
+
+type Send = Extract<Effect, { type: "send" }>;
+
+/** One deployment driven through transition(), the way the Durable Object does: state in, state and effects out. */
+class Run {
+  state: RunState | null = null;
+  now = T0;
+  /** Every effect so far, in order. */
+  readonly log: Effect[] = [];
+  last!: Transition;
+
+  constructor(readonly holdDuring: HoldDuring = "deploy", over: Partial<DeploymentInit> = {}) {
+    this.apply({ type: "start", init: init({ holdDuring, ...over }) });
+  }
+
+  get s(): RunState {
+    return this.state!;
+  }
+
+  apply(event: RunEvent, afterMs = 10): Transition {
+    this.now += afterMs;
+    const before = structuredClone(this.state);
+    this.last = transition(this.state, event, this.now);
+    expect(this.state, "transition() never changes the state it is given").toEqual(before);
+    this.state = this.last.state;
+    this.log.push(...this.last.effects);
+    return this.last;
+  }
+
+  /** Commands sent, in order. */
+  get sent(): Send[] {
+    return this.log.filter((e): e is Send => e.type === "send");
+  }
+
+  /** The command the deployment waits for now. */
+  get pending(): Send {
+    const id = this.s.awaiting?.commandId;
+    const cmd = this.sent.find((c) => c.commandId === id);
+    if (!cmd) throw new Error(`nothing awaited at ${this.s.step} (${this.s.status})`);
+    return cmd;
+  }
+
+  /** The bridge answers the awaited command; `type` guards that it is the command we think. */
+  answer(type: string, result: unknown, ok = true): Transition {
+    const cmd = this.pending;
+    expect(cmd.command).toBe(type);
+    return this.apply({ type: "result", commandId: cmd.commandId, ok, result });
+  }
+
+  fail(type: string, code: string, message: string): Transition {
+    return this.answer(type, { code, message }, false);
+  }
+
+  /** The alarm fires at `at` (epoch ms). */
+  alarmAt(at: number): Transition {
+    this.now = at;
+    return this.apply({ type: "alarm" }, 0);
+  }
+
+  /** Lets the current wait (analysis or rollback window) end: the alarm fires at its time. */
+  endWait(): Transition {
+    expect(this.s.waitUntil).not.toBeNull();
+    return this.alarmAt(this.s.waitUntil!);
+  }
+
+  /** What the Durable Object does after a `promote` effect succeeds. */
+  promoted(): Transition {
+    expect(this.last.effects.some((e) => e.type === "promote")).toBe(true);
+    return this.apply({ type: "promoted" });
+  }
+
+  phases(status: string): string[] {
+    return this.s.history.filter((h) => h.status === status).map((h) => h.phase);
+  }
+}
+
+/** Answers every step up to (not including) `stop`, in the run's hold order. */
+function runUntil(run: Run, stop: "drain" | "deploy" | "verify" | "switch" | "analysis" | "cleanup" | "end"): void {
+  const order = run.holdDuring === "deploy"
+    ? ["prepare", "drain", "deploy", "verify", "switch", "analysis", "cleanup"]
+    : ["prepare", "deploy", "verify", "drain", "switch", "analysis", "cleanup"];
+  for (const step of order) {
+    if (step === stop) return;
+    switch (step) {
+      case "prepare": run.answer("deployment.prepare", PREPARED); break;
+      case "drain": run.answer("gate.set", DRAINED); break;
+      case "deploy": run.answer("flows.deploy", DEPLOYED); break;
+      case "verify": run.answer("smoke.run", smoke("passed")); break;
+      case "switch": run.answer("route.switch", SWITCHED); run.endWait(); break;
+      case "analysis": run.answer("smoke.run", analysis(0)); run.promoted(); run.endWait(); break;
+      case "cleanup": run.answer("deployment.cleanup", CLEANED); break;
+    }
+  }
+}
+
+const ORDERS: Array<{ holdDuring: HoldDuring; commands: string[]; phases: string[] }> = [
+  {
+    holdDuring: "deploy",
+    commands: ["deployment.prepare", "gate.set", "flows.deploy", "smoke.run", "route.switch", "smoke.run", "deployment.cleanup"],
+    phases: ["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP"],
+  },
+  {
+    holdDuring: "switch",
+    commands: ["deployment.prepare", "flows.deploy", "smoke.run", "gate.set", "route.switch", "smoke.run", "deployment.cleanup"],
+    phases: ["DEPLOY", "VERIFY", "DRAIN", "RESUME", "AUDIT", "CLEANUP"],
+  },
+];
+
+describe.each(ORDERS)("holdDuring \"$holdDuring\"", ({ holdDuring, commands, phases }) => {
+  it("runs every step in order to completed, sending each command with its arguments", () => {
+    const run = new Run(holdDuring);
+    expect(run.s).toMatchObject({ status: "in_progress", step: "prepare" });
+    expect(run.last.effects.map((e) => e.type)).toContain("send");
+    runUntil(run, "end");
+
+    expect(run.s).toMatchObject({ status: "completed", error: null, step: "done", switched: true, blue: "blue-rt", green: "green-rt" });
+    expect(run.sent.map((c) => c.command)).toEqual(commands);
+    const byType = (t: string, n = 0) => run.sent.filter((c) => c.command === t)[n]!.args;
+    expect(byType("gate.set")).toEqual({ mode: "drain", runtime: "blue-rt", drainTimeoutMs: 30_000 });
+    expect(byType("flows.deploy")).toEqual({ flows: FLOWS, runtime: "green-rt" });
+    expect(byType("smoke.run", 0)).toMatchObject({ runtime: "green-rt", kind: "verify", expectRev: "rev-2" });
+    expect(byType("route.switch")).toEqual({ from: "blue-rt", to: "green-rt" });
+    expect(byType("smoke.run", 1)).toEqual({ runtime: "green-rt", kind: "analysis", maxErrorRate: 0.05 });
+    expect(byType("deployment.cleanup")).toEqual({ runtime: "blue-rt" });
+    expect(run.sent.map((c) => c.commandId)).toContain(`d_${run.s.id}_drain_0`);
+
+    expect(run.phases("started")).toEqual(phases);
+    expect(run.phases("completed")).toEqual(phases);
+    expect(run.s.metrics).toMatchObject({
+      inFlightAtDrain: 2, stragglers: 0, drainMs: 40, messagesHeld: 5, messagesReplayed: 6, messagesLost: 0,
+      holdingSince: DRAINED.holdingSince, switchedAt: SWITCHED.switchedAt, holdMs: 250,
+      smoke: { verdict: "passed" }, analysis: { verdict: "passed", errorRate: 0 },
+    });
+    // The end: the row first (flushed), no failure in the audit log, no alarm left.
+    const end = run.last.effects.map((e) => e.type);
+    expect(end).toContain("clearAlarm");
+    expect(run.last.effects).toContainEqual({ type: "project", flush: true });
+    expect(run.log.some((e) => e.type === "audit")).toBe(false);
+  });
+
+  it("waits analysisSeconds after the switch and rollbackWindowSeconds after the audit, by alarm", () => {
+    const run = new Run(holdDuring);
+    runUntil(run, "switch");
+    const switchedAt = run.now + 10;
+    run.answer("route.switch", SWITCHED);
+    expect(run.last.effects).toContainEqual({ type: "setAlarm", at: switchedAt + 5_000 });
+    expect(run.last.effects.some((e) => e.type === "send")).toBe(false);
+    // An early alarm only re-arms.
+    run.alarmAt(switchedAt + 1_000);
+    expect(run.last.effects).toEqual([{ type: "setAlarm", at: switchedAt + 5_000 }]);
+    run.endWait();
+    expect(run.pending.args).toMatchObject({ kind: "analysis" });
+    run.answer("smoke.run", analysis(0.01));
+    expect(run.s.step).toBe("audit");
+    run.promoted();
+    expect(run.s.waitUntil).toBe(run.now + 60_000);
+    expect(run.last.effects.some((e) => e.type === "send")).toBe(false);
+    run.endWait();
+    expect(run.pending.command).toBe("deployment.cleanup");
+  });
+
+  it("pauses on an inconclusive smoke test; promote goes on with the next step", () => {
+    const run = new Run(holdDuring);
+    runUntil(run, "verify");
+    run.answer("smoke.run", smoke("inconclusive"));
+    expect(run.s).toMatchObject({ status: "paused", awaiting: null });
+    expect(run.s.history.at(-1)).toMatchObject({ phase: "VERIFY", status: "paused", detail: expect.stringMatching(/inconclusive.*POST \/promote or \/abort/) });
+    expect(run.last.effects.some((e) => e.type === "send")).toBe(false);
+    // Alarms change nothing while paused.
+    expect(run.alarmAt(run.now + 600_000).effects).toEqual([]);
+
+    run.apply({ type: "promote", by: "u1" });
+    expect(run.s.status).toBe("in_progress");
+    expect(run.pending.command).toBe(holdDuring === "deploy" ? "route.switch" : "gate.set");
+    expect(run.s.history.filter((h) => h.phase === "VERIFY" && h.status === "completed")).toEqual([
+      expect.objectContaining({ detail: "promoted by an operator" }),
+    ]);
+    if (holdDuring === "switch") run.answer("gate.set", DRAINED);
+    run.answer("route.switch", SWITCHED);
+    run.endWait();
+    run.answer("smoke.run", analysis(0));
+    run.promoted();
+    run.endWait();
+    run.answer("deployment.cleanup", CLEANED);
+    expect(run.s.status).toBe("completed");
+  });
+
+  it("a paused deployment asked to pause (verify.pause) stops the same way", () => {
+    const run = new Run(holdDuring, { verify: { mqtt: true, failureLimit: 0, pause: true } });
+    runUntil(run, "verify");
+    expect(run.pending.args).toMatchObject({ checks: { pause: true } });
+    run.answer("smoke.run", { verdict: "inconclusive", checks: [{ name: "pause", outcome: "inconclusive", detail: "asked to pause" }] });
+    expect(run.s.status).toBe("paused");
+  });
+
+  it("abort while paused rolls back to blue (operator_abort), replaying blue's hold queue into blue", () => {
+    const run = new Run(holdDuring);
+    runUntil(run, "verify");
+    run.answer("smoke.run", smoke("inconclusive"));
+    run.apply({ type: "abort", by: "u1" });
+    expect(run.pending).toMatchObject({ command: "deployment.rollback", args: { blue: "blue-rt", green: "green-rt", switched: false } });
+    expect(run.s.history.at(-1)).toMatchObject({ phase: "ROLLING_BACK", status: "started" });
+    run.answer("deployment.rollback", ROLLED_BACK);
+    expect(run.s).toMatchObject({ status: "rolled_back", error: { code: "operator_abort", message: "aborted by an operator (user u1)" } });
+    expect(run.s.metrics.messagesReplayed).toBe(3);
+    expect(run.log).toContainEqual({ type: "audit", action: "DEPLOYMENT_ROLLED_BACK", reason: run.s.error });
+  });
+
+  it("operator rollback before the switch (paused at VERIFY) moves nothing: switched false", () => {
+    const run = new Run(holdDuring);
+    runUntil(run, "verify");
+    run.answer("smoke.run", smoke("inconclusive"));
+    run.apply({ type: "rollback", by: null });
+    expect(run.pending.args).toMatchObject({ switched: false });
+    run.answer("deployment.rollback", ROLLED_BACK);
+    expect(run.s).toMatchObject({ status: "rolled_back", error: { code: "operator_rollback", message: "rolled back by an operator" } });
+  });
+
+  it("operator rollback after the switch brings blue back (switched true), during the analysis or in the rollback window", () => {
+    const during = new Run(holdDuring);
+    runUntil(during, "analysis");
+    expect(during.pending.args).toMatchObject({ kind: "analysis" });
+    during.apply({ type: "rollback", by: "u2" });
+    expect(during.pending).toMatchObject({ command: "deployment.rollback", args: { blue: "blue-rt", green: "green-rt", switched: true } });
+    // The analysis answer that comes after is stale: the rollback owns the deployment now.
+    const analysisId = during.sent.filter((c) => c.command === "smoke.run")[1]!.commandId;
+    expect(during.apply({ type: "result", commandId: analysisId, ok: true, result: analysis(0) }).effects).toEqual([]);
+    during.answer("deployment.rollback", { ...ROLLED_BACK, from: "green-rt", replayed: 9 });
+    expect(during.s).toMatchObject({ status: "rolled_back", error: { code: "operator_rollback" } });
+    expect(during.s.metrics.messagesReplayed).toBe(6 + 9);
+
+    const window = new Run(holdDuring);
+    runUntil(window, "analysis");
+    window.answer("smoke.run", analysis(0));
+    window.promoted();
+    expect(window.s).toMatchObject({ step: "cleanup", status: "in_progress" });
+    expect(window.s.history.at(-1)).toMatchObject({ phase: "CLEANUP", status: "started" });
+    window.apply({ type: "rollback", by: null });
+    expect(window.s.waitUntil).toBeNull();
+    expect(window.pending.args).toMatchObject({ switched: true });
+    expect(window.s.history.map((h) => `${h.phase}:${h.status}`)).toEqual(expect.arrayContaining(["CLEANUP:failed", "ROLLING_BACK:started"]));
+  });
+});
+
+describe("operator actions that do not apply", () => {
+  it("rollback while a step runs on the bridge is step_in_progress; promote or abort when not paused is not_paused", () => {
+    const run = new Run();
+    run.answer("deployment.prepare", PREPARED);
+    const state = run.state;
+    const refused = run.apply({ type: "rollback", by: null });
+    expect(refused.refused).toMatchObject({ status: 409, code: "step_in_progress" });
+    expect(refused.effects).toEqual([]);
+    expect(run.state).toBe(state);
+    expect(run.apply({ type: "promote", by: null }).refused).toMatchObject({ status: 409, code: "not_paused" });
+    expect(run.apply({ type: "abort", by: null }).refused).toMatchObject({ status: 409, code: "not_paused", message: expect.stringMatching(/use rollback after the switch/) });
+  });
+
+  it("rollback once it is over (or already rolling back) is not_rollbackable; an unknown deployment is not_found", () => {
+    const done = new Run();
+    runUntil(done, "end");
+    expect(done.apply({ type: "rollback", by: null }).refused).toMatchObject({ status: 409, code: "not_rollbackable" });
+
+    const rolling = new Run();
+    runUntil(rolling, "verify");
+    rolling.answer("smoke.run", smoke("failed"));
+    expect(rolling.apply({ type: "rollback", by: null }).refused).toMatchObject({ code: "not_rollbackable", message: expect.stringMatching(/already rolling back/) });
+
+    expect(transition(null, { type: "promote", by: null }, T0).refused).toMatchObject({ status: 404, code: "not_found" });
+    expect(transition(null, { type: "alarm" }, T0)).toEqual({ state: null, effects: [] });
+  });
+
+  it("start is idempotent: a second start changes nothing and sends nothing", () => {
+    const run = new Run();
+    const state = run.state;
+    expect(run.apply({ type: "start", init: init() })).toEqual({ state, effects: [] });
+  });
+});
+
+/** One scenario per failure code the machine can reach, and what the operator then sees. */
+const FAILURES: Array<{ code: FailureCode; status: "rolled_back" | "failed"; message: RegExp; rollsBack: boolean; switched?: boolean; scenario(run: Run): void }> = [
+  {
+    code: "smoke_failed", status: "rolled_back", rollsBack: true, switched: false, message: /^smoke tests failed: sample POST \/work failed \(scripted failed\)$/,
+    scenario: (run) => { runUntil(run, "verify"); run.answer("smoke.run", smoke("failed")); },
+  },
+  {
+    code: "green_failed", status: "rolled_back", rollsBack: true, switched: false, message: /^prepare failed: green pod CrashLoopBackOff \(green_failed\)$/,
+    scenario: (run) => run.fail("deployment.prepare", "green_failed", "green pod CrashLoopBackOff"),
+  },
+  {
+    code: "not_implemented", status: "failed", rollsBack: false, message: /not implemented by the kubernetes driver/,
+    scenario: (run) => run.fail("deployment.prepare", "not_implemented", "deployment.prepare: blue-green deployments are not implemented by the kubernetes driver yet"),
+  },
+  {
+    code: "step_failed", status: "rolled_back", rollsBack: true, switched: false, message: /^deploy failed: rev mismatch \(flows_conflict\)$/,
+    scenario: (run) => { runUntil(run, "deploy"); run.fail("flows.deploy", "flows_conflict", "rev mismatch"); },
+  },
+  {
+    code: "analysis_failed", status: "rolled_back", rollsBack: true, switched: true, message: /^post-switch analysis failed: error rate 0\.200 above 0\.05$/,
+    scenario: (run) => { runUntil(run, "analysis"); run.answer("smoke.run", analysis(0.2)); },
+  },
+  {
+    code: "invalid_result", status: "rolled_back", rollsBack: true, switched: false, message: /drain answered with a result that does not parse \(inFlight: .*\)/,
+    scenario: (run) => { runUntil(run, "drain"); run.answer("gate.set", { ...DRAINED, inFlight: "lots" }); },
+  },
+  {
+    code: "deadline_exceeded", status: "rolled_back", rollsBack: true, switched: false, message: /^the bridge did not finish deploy within 90 s$/,
+    scenario: (run) => { runUntil(run, "deploy"); run.alarmAt(run.s.awaiting!.deadline); },
+  },
+  {
+    code: "drain_timeout", status: "rolled_back", rollsBack: true, switched: false,
+    message: /^the bridge did not finish drain within 35 s \(drainTimeoutSeconds 5 s \+ 30 s margin\)/,
+    scenario: (run) => { runUntil(run, "drain"); run.alarmAt(run.s.awaiting!.deadline); },
+  },
+  {
+    code: "operator_abort", status: "rolled_back", rollsBack: true, switched: false, message: /^aborted by an operator \(user u9\)$/,
+    scenario: (run) => { runUntil(run, "verify"); run.answer("smoke.run", smoke("inconclusive")); run.apply({ type: "abort", by: "u9" }); },
+  },
+  {
+    code: "operator_rollback", status: "rolled_back", rollsBack: true, switched: true, message: /^rolled back by an operator$/,
+    scenario: (run) => { runUntil(run, "analysis"); run.apply({ type: "rollback", by: null }); },
+  },
+  {
+    code: "rollback_failed", status: "failed", rollsBack: true, switched: false,
+    message: /^rollback failed: blue is not running \(not_running\); it was rolling back because smoke tests failed/,
+    scenario: (run) => { runUntil(run, "verify"); run.answer("smoke.run", smoke("failed")); run.fail("deployment.rollback", "not_running", "blue is not running"); },
+  },
+];
+
+describe("failure codes", () => {
+  it("every code the phase machine can reach has a scenario here (start_failed is the API's, before the machine runs)", () => {
+    expect(new Set(FAILURES.map((f) => f.code))).toEqual(new Set(FAILURE_CODES.filter((c) => c !== "start_failed")));
+  });
+
+  it.each(FAILURES)("$code: status $status, error.code and message for the operator", ({ code, status, message, rollsBack, switched, scenario }) => {
+    const run = new Run("deploy", { drainTimeoutMs: 5_000 });
+    scenario(run);
+    const rollback = run.sent.find((c) => c.command === "deployment.rollback");
+    expect(Boolean(rollback)).toBe(rollsBack);
+    if (rollback && switched !== undefined) expect(rollback.args).toMatchObject({ switched });
+    // A rollback that is still running finishes as rolled_back with the reason it started with.
+    if (run.s.step === "rollback") run.answer("deployment.rollback", ROLLED_BACK);
+    expect(run.s.status).toBe(status);
+    expect(run.s.error).toEqual({ code, message: expect.stringMatching(message) });
+    expect(run.s.completedAt).not.toBeNull();
+    expect(run.log).toContainEqual({ type: "audit", action: status === "failed" ? "DEPLOYMENT_FAILED" : "DEPLOYMENT_ROLLED_BACK", reason: run.s.error });
+    // The history says where it failed, with the same words.
+    expect(run.s.history.some((h) => h.status === "failed" && h.detail === run.s.error!.message)).toBe(true);
+  });
+});
+
+describe("deadlines", () => {
+  const STEPS: Array<{ stop: Parameters<typeof runUntil>[1]; command: string; ms: number }> = [
+    { stop: "drain", command: "gate.set", ms: 30_000 + 30_000 },
+    { stop: "deploy", command: "flows.deploy", ms: 90_000 },
+    { stop: "verify", command: "smoke.run", ms: 90_000 },
+    { stop: "switch", command: "route.switch", ms: 90_000 },
+    { stop: "analysis", command: "smoke.run", ms: 60_000 },
+    { stop: "cleanup", command: "deployment.cleanup", ms: 60_000 },
+  ];
+
+  it("prepare's deadline (180 s) is in the command sent to the cluster link and in the alarm", () => {
+    const run = new Run();
+    expect(run.pending).toMatchObject({ command: "deployment.prepare", timeoutMs: 180_000 });
+    expect(run.last.effects).toContainEqual({ type: "setAlarm", at: run.s.awaiting!.deadline });
+    run.alarmAt(run.s.awaiting!.deadline);
+    expect(run.s.error).toEqual({ code: "deadline_exceeded", message: "the bridge did not finish prepare within 180 s" });
+    expect(run.pending.args).toEqual({ blue: run.s.instanceId, switched: false });
+  });
+
+  it.each(STEPS)("$command ($stop) unanswered for $ms ms rolls back; one alarm earlier only re-arms", ({ stop, command, ms }) => {
+    const run = new Run();
+    runUntil(run, stop);
+    expect(run.pending).toMatchObject({ command, timeoutMs: ms });
+    const deadline = run.s.awaiting!.deadline;
+    expect(run.last.effects).toContainEqual({ type: "setAlarm", at: deadline });
+    expect(run.alarmAt(deadline - 1).effects).toEqual([{ type: "setAlarm", at: deadline }]);
+    run.alarmAt(deadline);
+    expect(run.s.error!.code).toBe(stop === "drain" ? "drain_timeout" : "deadline_exceeded");
+    expect(run.pending.args).toMatchObject({ switched: ["analysis", "cleanup"].includes(stop) });
+  });
+
+  it("a rollback the bridge never answers fails the deployment (rollback_failed) instead of rolling back again", () => {
+    const run = new Run();
+    runUntil(run, "verify");
+    run.answer("smoke.run", smoke("failed"));
+    expect(run.pending.timeoutMs).toBe(180_000);
+    run.alarmAt(run.s.awaiting!.deadline);
+    expect(run.s).toMatchObject({ status: "failed", error: { code: "rollback_failed", message: expect.stringMatching(/^rollback did not complete within 180 s; check the bridge of cluster/) } });
+    expect(run.sent.filter((c) => c.command === "deployment.rollback")).toHaveLength(1);
+    expect(run.s.history.at(-1)).toMatchObject({ phase: "ROLLING_BACK", status: "failed" });
+  });
+
+  it("the local AUDIT step is retried by the alarm until its record is written", () => {
+    const run = new Run();
+    runUntil(run, "analysis");
+    run.answer("smoke.run", analysis(0));
+    expect(run.last.effects.filter((e) => e.type === "promote")).toHaveLength(1);
+    run.alarmAt(run.now + 30_000); // the write failed: no `promoted` came
+    expect(run.last.effects.filter((e) => e.type === "promote")).toHaveLength(1);
+    run.promoted();
+    expect(run.s.step).toBe("cleanup");
+  });
+});
+
+describe("answers that do not fit", () => {
+  it("duplicate, stale and unknown answers change nothing and send nothing", () => {
+    const run = new Run();
+    const prepare = run.pending;
+    run.answer("deployment.prepare", PREPARED);
+    const state = run.state;
+    expect(run.apply({ type: "result", commandId: prepare.commandId, ok: true, result: PREPARED })).toEqual({ state, effects: [] });
+    expect(run.apply({ type: "result", commandId: "d_someone-else_drain_0", ok: true, result: DRAINED })).toEqual({ state, effects: [] });
+    // The drain times out and the rollback starts; the drain's late answer is ignored.
+    const drain = run.pending;
+    run.alarmAt(run.s.awaiting!.deadline);
+    const rolling = run.state;
+    expect(run.apply({ type: "result", commandId: drain.commandId, ok: true, result: DRAINED })).toEqual({ state: rolling, effects: [] });
+    expect(run.s.step).toBe("rollback");
+  });
+
+  it("an error answer without code or message still fails the step by name", () => {
+    const run = new Run();
+    runUntil(run, "switch");
+    run.answer("route.switch", null, false);
+    expect(run.s.error).toEqual({ code: "step_failed", message: "switch failed: no reason given (internal)" });
+  });
+
+  it("a result that does not parse fails the step as invalid_result; in a rollback it fails the deployment", () => {
+    const run = new Run();
+    run.answer("deployment.prepare", { blue: 7 });
+    expect(run.s.error).toMatchObject({ code: "invalid_result", message: expect.stringMatching(/^prepare answered with a result that does not parse \(blue: .*green: /) });
+    run.answer("deployment.rollback", { replayed: -1 });
+    expect(run.s).toMatchObject({ status: "failed", error: { code: "invalid_result", message: expect.stringMatching(/^rollback answered/) } });
+  });
+
+  it("counters a bridge leaves out count as 0, so an older bridge's answer still parses", () => {
+    const run = new Run();
+    run.answer("deployment.prepare", PREPARED);
+    run.answer("gate.set", { inFlight: 0 });
+    expect(run.s.metrics).toMatchObject({ messagesHeld: 0, stragglers: 0 });
+    expect(run.s.step).toBe("deploy");
+  });
+});
+
+describe("watchers and the row", () => {
+  it("every transition emits its phase events and one progress event before it writes the row and acts", () => {
+    const run = new Run();
+    run.answer("deployment.prepare", PREPARED);
+    const t = run.answer("gate.set", DRAINED);
+    const kinds = t.effects.map((e) => (e.type === "emit" ? e.event.event : e.type));
+    expect(kinds).toEqual(["deployment:phase", "deployment:phase", "deployment:progress", "project", "setAlarm", "send"]);
+    const progress = t.effects.find((e) => e.type === "emit" && e.event.event === "deployment:progress");
+    expect(progress).toMatchObject({ event: { data: { messagesHeld: 5, inFlightCount: 2, progress: 0.25 } } });
+    expect(t.effects).toContainEqual({ type: "project", flush: false });
+  });
+});
