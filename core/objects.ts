@@ -4,7 +4,7 @@
  * (which import `Env` back). Each class `implements` its interface, so the
  * compiler keeps the two in step.
  */
-import type { CommandType } from "../protocol/commands.ts";
+import type { BridgeFrame, CommandType } from "../protocol/commands.ts";
 import type { DeploymentInit, DeploymentView, HoldDuring } from "../protocol/deployments.ts";
 
 export type { DeploymentInit, HoldDuring };
@@ -41,7 +41,8 @@ export type OutboxStatus = "pending" | "sent" | "received" | "ok" | "error" | "t
 export interface ClusterLinkStatus {
   connected: boolean;
   connectedAt: string | undefined;
-  lastHello: unknown;
+  /** The bridge's last hello frame and when it came. */
+  lastHello: (Extract<BridgeFrame, { kind: "hello" }> & { at: string }) | null;
   openCommands: number;
 }
 

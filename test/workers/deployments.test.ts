@@ -311,4 +311,53 @@ describe("POST /api/deployments", () => {
   });
 });
 
+describe("answers name their owner (ClusterLink's outbox)", () => {
+  it("a deployment step's command is recorded with its deployment; its missed outbox deadline leaves the instance's status to the deployment", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    const prepare = await bridge.next("deployment.prepare");
+    expect(prepare.args).toEqual({});
+    const link = env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(bridge.cluster.id));
+    await runInDurableObject(link, async (_obj, state) => {
+      state.storage.sql.exec("UPDATE outbox SET deadline = ? WHERE id = ?", Date.now() - 1, prepare.id);
+    });
+    await runDurableObjectAlarm(link);
+    const row = await runInDurableObject(link, async (_obj, state) =>
+      state.storage.sql.exec<{ status: string; reply_to: string }>("SELECT status, reply_to FROM outbox WHERE id = ?", prepare.id).one());
+    expect(row.status).toBe("timed_out");
+    expect(JSON.parse(row.reply_to)).toEqual({ kind: "deployment", id: created.id });
+    expect((await api("GET", `/api/instances/${bridge.instanceId}`, { token: viewer.token })).body.status).toBe("running");
+    // A late answer still reaches the deployment, whose own deadline (the step table's) has not passed.
+    await bridge.reply(prepare, BLUE_GREEN);
+    await bridge.next("gate.set");
+    expect((await getDeployment(created.id)).phase).toBe("DRAIN");
+  });
+
+  it("commands queued before replyTo existed keep their owner when the outbox table is migrated", async () => {
+    const link = env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(unique("legacy")));
+    const deploymentId = crypto.randomUUID();
+    const instanceId = crypto.randomUUID();
+    await runInDurableObject(link, async (obj, state) => {
+      const sql = state.storage.sql;
+      // The outbox as an object created before this change left it.
+      sql.exec("DROP TABLE outbox");
+      sql.exec("DELETE FROM meta WHERE key = 'schemaVersion'");
+      sql.exec(`CREATE TABLE outbox (
+        id TEXT PRIMARY KEY, type TEXT NOT NULL, instance_id TEXT, args TEXT NOT NULL, issued_at TEXT NOT NULL,
+        status TEXT NOT NULL, not_before INTEGER NOT NULL, deadline INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        result TEXT, updated_at INTEGER NOT NULL)`);
+      const insert = "INSERT INTO outbox (id, type, instance_id, args, issued_at, status, not_before, deadline, updated_at) VALUES (?, ?, ?, ?, ?, 'sent', ?, ?, ?)";
+      const now = Date.now();
+      sql.exec(insert, `d_${deploymentId}_drain_0`, "gate.set", instanceId, JSON.stringify({ mode: "drain", deploymentId }), new Date(now).toISOString(), now, now + 60_000, now);
+      sql.exec(insert, "cmd_legacy_stop", "instance.stop", instanceId, "{}", new Date(now).toISOString(), now, now + 60_000, now);
+      // What a restart does: the constructor runs again on the same storage.
+      new (obj.constructor as new (ctx: DurableObjectState, e: typeof env) => unknown)(state, env);
+    });
+    const owned = await link.complete(`d_${deploymentId}_drain_0`, true, {});
+    expect(owned.command?.replyTo).toEqual({ kind: "deployment", id: deploymentId });
+    const fleet = await link.complete("cmd_legacy_stop", true, {});
+    expect(fleet.command?.replyTo).toBeNull();
+  });
+});
+
 void flowVersions;
