@@ -30,11 +30,28 @@ export interface RecordedRequest {
   body?: unknown;
 }
 
+/** One RBAC permission a request needs: what a Role rule must grant for it. */
+export interface RbacNeed {
+  verb: string;
+  /** "" for the core group. */
+  group: string;
+  /** The plural, with "/<subresource>" when it is one (statefulsets/scale). */
+  resource: string;
+}
+
+const GROUPS: Record<string, string> = { "api/v1": "", "apis/apps/v1": "apps", "apis/discovery.k8s.io/v1": "discovery.k8s.io" };
+
 const PATH = /^\/(api\/v1|apis\/apps\/v1|apis\/discovery\.k8s\.io\/v1)\/namespaces\/([^/]+)\/([a-z]+)(?:\/([^/]+))?(?:\/(scale))?$/;
 /** Fields `kubectl`/the API server refuse to change on a StatefulSet. */
 const STS_IMMUTABLE = ["selector", "serviceName", "volumeClaimTemplates", "podManagementPolicy"] as const;
 
 export class FakeKubeApi {
+  /**
+   * Every (verb, group, resource) requested with a server's own token, by any
+   * FakeKubeApi of this test file (tests start a fresh server each): the RBAC
+   * a driver needs, collected across all the scenarios that ran. Not cleared by clearRequests().
+   */
+  static readonly rbacNeeds = new Map<string, RbacNeed>();
   readonly requests: RecordedRequest[] = [];
   private readonly store = new Map<string, KubeObject>();
   private rv = 1000;
@@ -128,6 +145,8 @@ export class FakeKubeApi {
     if (req.headers.authorization) rec.authorization = req.headers.authorization;
     if (body !== undefined) rec.body = body;
     this.requests.push(rec);
+    const need = rbacNeedOf(rec);
+    if (need && rec.authorization === `Bearer ${this.token}`) FakeKubeApi.rbacNeeds.set(`${need.group}|${need.resource}|${need.verb}`, need);
 
     try {
       if (req.headers.authorization !== `Bearer ${this.token}`) throw new HttpError(401, "Unauthorized", "Unauthorized");
@@ -298,4 +317,20 @@ function send(res: http.ServerResponse, code: number, payload: unknown): void {
   const text = JSON.stringify(payload);
   res.writeHead(code, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** The verb an API server's authorizer derives from a request (kubernetes.io/docs/reference/access-authn-authz/authorization/#determine-the-request-verb). */
+export function rbacNeedOf(rec: Pick<RecordedRequest, "method" | "path" | "query">): RbacNeed | undefined {
+  const m = PATH.exec(rec.path);
+  if (!m) return undefined;
+  const group = GROUPS[m[1]!]!;
+  const resource = m[5] ? `${m[3]}/${m[5]}` : m[3]!;
+  const named = Boolean(m[4]);
+  const verb = rec.method === "GET" ? (named ? "get" : rec.query.watch === "true" || rec.query.watch === "1" ? "watch" : "list")
+    : rec.method === "POST" ? "create"
+    : rec.method === "PUT" ? "update"
+    : rec.method === "PATCH" ? "patch"
+    : rec.method === "DELETE" ? (named ? "delete" : "deletecollection")
+    : rec.method.toLowerCase();
+  return { verb, group, resource };
 }

@@ -9,7 +9,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import type { AddressInfo } from "node:net";
-import { AppsV1Api } from "@kubernetes/client-node";
+import { AppsV1Api, loadAllYaml } from "@kubernetes/client-node";
 import { FlowsConflictError, KubernetesDriver, type KubernetesDriverOptions } from "../../bridge/drivers/kubernetes/index.ts";
 import type { InstanceSpec, InstanceState } from "../../bridge/drivers/driver.ts";
 import { FakeKubeApi, type RecordedRequest } from "../harness/fakeKubeApi.ts";
@@ -519,5 +519,13 @@ describe("kubernetes driver (fake API server)", () => {
       clearInterval(kubelet);
       await driver.close();
     }
+  });
+  // Last in this file on purpose: it reads what every scenario above asked the API server for.
+  it("the shipped Role (bridge/ship/kubernetes/role.yaml) grants exactly the (verb, group, resource) these scenarios requested", async () => {
+    const docs = loadAllYaml(await fs.readFile(path.resolve("bridge/ship/kubernetes/role.yaml"), "utf8")) as Array<{ kind?: string; rules?: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> }>;
+    const role = docs.find((d) => d.kind === "Role");
+    const granted = (role?.rules ?? []).flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}|${res}|${v}`))));
+    expect(new Set(granted).size, "a grant is listed twice").toBe(granted.length);
+    expect([...granted].sort()).toEqual([...FakeKubeApi.rbacNeeds.keys()].sort());
   });
 });

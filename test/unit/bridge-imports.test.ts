@@ -20,3 +20,32 @@ describe("bridge imports", () => {
     expect(reached.filter((edge) => !/ → (bridge|protocol)\//.test(edge))).toEqual([]);
   });
 });
+
+describe("bridge packages", () => {
+  it("every package the bridge loads (bin.mjs's tsx included) is a dependency, so npm ci --omit=dev installs it", async () => {
+    const { readdir, readFile } = await import("node:fs/promises");
+    const path = await import("node:path");
+    const pkg = JSON.parse(await readFile("package.json", "utf8")) as { dependencies: Record<string, string> };
+    // bridge/ and every file it reaches through relative imports (the protocol/ files it uses).
+    const queue = (await readdir("bridge", { recursive: true })).map((f) => path.join("bridge", f)).filter((f) => /\.(ts|mts|mjs|js)$/.test(f) && !f.startsWith("bridge/ship/"));
+    const seen = new Set<string>();
+    const missing = new Set<string>();
+    while (queue.length) {
+      const file = queue.pop()!;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const text = await readFile(file, "utf8");
+      // Static imports and re-exports, and dynamic import(): their specifiers.
+      for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^;'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)) {
+        const spec = m[1] ?? m[2]!;
+        if (spec.startsWith(".")) { queue.push(path.join(path.dirname(file), spec)); continue; }
+        if (spec.startsWith("node:")) continue;
+        const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
+        if (!(name in pkg.dependencies)) missing.add(`${name} (${file})`);
+      }
+    }
+    expect([...missing]).toEqual([]);
+    expect(pkg.dependencies).toHaveProperty("tsx");
+    expect(seen.has("bridge/bin.mjs")).toBe(true);
+  });
+});
