@@ -1,11 +1,12 @@
 import { createMiddleware } from "hono/factory";
+import { uniqueSymbol } from "hono-openapi";
 import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError } from "../../core/errors.ts";
 import { allows, type Action, type Resource } from "../rbac/permissions.ts";
 
 /** The only authorisation check a route declares: `requirePermission("instances", "create")`. */
 export function requirePermission(resource: Resource, action: Action) {
-  return createMiddleware<AppEnv>(async (c, next) => {
+  const middleware = createMiddleware<AppEnv>(async (c, next) => {
     const p = c.var.principal;
     if (!p) throw new ApiError(401, "unauthenticated", "authentication required");
     if (!allows(p.permissions, resource, action)) {
@@ -13,4 +14,6 @@ export function requirePermission(resource: Resource, action: Action) {
     }
     await next();
   });
+  // The OpenAPI document names it on the operation (functions/openapi/document.ts turns it into security scopes).
+  return Object.assign(middleware, { [uniqueSymbol]: { spec: { "x-permission": `${resource}:${action}` } } });
 }

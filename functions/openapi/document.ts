@@ -70,10 +70,24 @@ async function options(): Promise<Partial<GenerateSpecOptions>> {
 
 const built = new WeakMap<object, Promise<OpenApiDocument>>();
 
+/**
+ * A route's `requirePermission` shows as `x-permission` and as the scope of its
+ * security requirements (OpenAPI 3.1 allows role names as scopes of any scheme).
+ */
+function permissionScopes(doc: OpenApiDocument): OpenApiDocument {
+  for (const item of Object.values(doc.paths)) {
+    for (const op of Object.values(item) as { "x-permission"?: string; security?: Record<string, string[]>[] }[]) {
+      const permission = op?.["x-permission"];
+      if (permission && op.security) op.security = op.security.map((req) => Object.fromEntries(Object.keys(req).map((k) => [k, [permission]])));
+    }
+  }
+  return doc;
+}
+
 export function openApiDocument(app: Hono<any, any, any>): Promise<OpenApiDocument> {
   let doc = built.get(app);
   if (!doc) {
-    doc = options().then((o) => generateSpecs(app, o));
+    doc = options().then((o) => generateSpecs(app, o)).then(permissionScopes);
     built.set(app, doc);
   }
   return doc;

@@ -46,7 +46,7 @@ function operation(doc: OpenApiDocument, method: string, path: string, op: Json)
     return `<li><b>${esc(status)}</b> ${esc(res.description)}${named}${(r as Json).$ref ? "" : content(res.content)}</li>`;
   }).join("");
   return `<details id="${esc(op.operationId)}"><summary><span class="m ${method}">${method.toUpperCase()}</span> <code>${esc(path)}</code> ${esc(op.summary)}</summary>`
-    + `<div class="op">${op.description ? `<p>${esc(op.description)}</p>` : ""}<p class="who">Auth: ${esc(who)}</p>`
+    + `<div class="op">${op.description ? `<p>${esc(op.description)}</p>` : ""}<p class="who">Auth: ${esc(who)}${op["x-permission"] ? ` · permission <code>${esc(op["x-permission"])}</code>` : ""}</p>`
     + `${parameters(doc, op)}${body}<h4>Responses</h4><ul>${responses}</ul></div></details>`;
 }
 
