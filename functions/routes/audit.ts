@@ -66,14 +66,14 @@ export const auditRoutes = new Hono<AppEnv>()
   // After a retention purge the walk starts at the latest signed checkpoint, not genesis.
   .get("/verify", doc({
     summary: "Verify the audit hash chain",
-    description: "200 whether or not the chain holds: a broken chain is a finding (`ok: false`, `firstBroken`), not a failed request.",
+    description: "Walks from genesis or, after a retention purge, from the latest signed checkpoint. 200 whether or not the chain holds: a broken chain is a finding (`ok: false`, `firstBroken`), not a failed request.",
     responses: { 200: auditVerifySchema },
   }), requirePermission("audit", "read"), async (c) => {
     return c.json(await verifyAuditChain(c.var.services.db, { checkpointKey: c.var.services.config.auditCheckpointKey }));
   })
   .get("/export", doc({
     summary: "Export the audit log as a file (NDJSON or CSV) with a verification trailer",
-    description: "The export itself is audited. Headers X-Audit-Rows, X-Audit-Verified and X-Audit-Head-Id/-Hash carry the trailer's facts.",
+    description: "Every row with its prev_hash/hash and a trailer with the chain head; verify offline with `npx tsx scripts/verify-audit-export.ts file.ndjson` (docs/audit.md). The export itself is audited. Headers X-Audit-Rows, X-Audit-Verified and X-Audit-Head-Id/-Hash carry the trailer's facts.",
     responses: { 200: { description: "The audit log file", media: ["application/x-ndjson", "text/csv"] } },
   }), requirePermission("audit", "read"), validate("query", exportQuery), async (c) => {
     const q = c.req.valid("query");

@@ -68,7 +68,7 @@ export const bridgeRoutes = new Hono<AppEnv>()
   })
   .post("/webhooks/clusters/:id", doc({
     summary: "A bridge report: command result, instance status or health report",
-    description: "A report that cannot be processed may be retried under the same webhook id.",
+    description: "Forged, stale (over 5 minutes) or replayed webhook ids are refused (401). A report that cannot be processed may be retried under the same webhook id.",
     access: "clusterWebhook",
     body: reportSchema,
     responses: { 202: reportAcceptedSchema },
@@ -104,11 +104,11 @@ export const bridgeRoutes = new Hono<AppEnv>()
   // AI decision records, batched by the bridge (≤ 500 per webhook); see core/ai/ingest.ts.
   .post("/webhooks/clusters/:id/ai-decisions", doc({
     summary: "A batch of AI decision records (at most 500)",
-    description: "Stored once per `batchId`: a retried batch answers `duplicate: true`.",
+    description: "One multi-row insert, priced by the model price table, tokens added to the team's daily counter. Stored once per `batchId`: a retried batch answers `duplicate: true`. A record of an instance of another cluster → 403 `instance_not_in_cluster`, nothing stored.",
     access: "clusterWebhook",
     body: aiDecisionBatchSchema,
     responses: { 202: aiBatchAcceptedSchema },
-    errors: [404, 409],
+    errors: [403, 404, 409],
   }), validate("param", clusterParam), async (c) => {
     const { id } = c.req.valid("param");
     const hook = await verifyClusterWebhook(c, id);

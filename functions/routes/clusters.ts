@@ -87,7 +87,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     await forgetClusterSecret(c.var.services.kv, id);
     return c.json({ ...view(row), webhookSecret: secret });
   })
-  .delete("/:id", doc({ summary: "Delete an empty cluster", responses: { 204: null }, errors: [404, 409] }), requirePermission("clusters", "delete"), validate("param", idParam), async (c) => {
+  .delete("/:id", doc({ summary: "Delete an empty cluster", description: "409 `cluster_not_empty` while it has instances.", responses: { 204: null }, errors: [404, 409] }), requirePermission("clusters", "delete"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     await transact(c, async (tx, record) => {
       const [live] = await tx.select({ n: count() }).from(instances).where(and(eq(instances.clusterId, id), isNull(instances.deletedAt)));

@@ -31,7 +31,7 @@ export const configRoutes = new Hono<AppEnv>()
   .get("/", doc({ summary: "The control-plane settings and the schedules they imply", responses: { 200: configSchema } }), requirePermission("config", "read"), async (c) => c.json(view(await readConfig(c.var.services.db))))
   .put("/", doc({
     summary: "Replace the report schedule, the retention, or both",
-    description: "Syncs the QStash schedules and commits only if QStash accepted them.",
+    description: "Syncs the QStash schedules `redforge-compliance-export` and `redforge-retention-purge`, and commits only if QStash accepted them.",
     responses: { 200: configSchema },
   }), requirePermission("config", "update"), validate("json", putBody), async (c) => {
     const body = c.req.valid("json");

@@ -170,9 +170,9 @@ export const deploymentRoutes = new Hono<AppEnv>()
     return c.json(live ?? rowView(row));
   })
 
-  .post("/:id/rollback", doc({ summary: "Roll back to blue (until the rollback window closes)", responses: { 202: deploymentSchema }, errors: [404, 409] }), requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "rollback"))
-  .post("/:id/promote", doc({ summary: "Continue a paused deployment", responses: { 202: deploymentSchema }, errors: [404, 409] }), requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "promote"))
-  .post("/:id/abort", doc({ summary: "Abort a deployment in progress (rolls back)", responses: { 202: deploymentSchema }, errors: [404, 409] }), requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "abort"));
+  .post("/:id/rollback", doc({ summary: "Roll back to blue (until the rollback window closes)", description: "409 `not_rollbackable` once blue is stopped.", responses: { 202: deploymentSchema }, errors: [404, 409] }), requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "rollback"))
+  .post("/:id/promote", doc({ summary: "Continue a paused deployment", description: "409 `not_paused` unless it is paused.", responses: { 202: deploymentSchema }, errors: [404, 409] }), requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "promote"))
+  .post("/:id/abort", doc({ summary: "Abort a paused deployment (blue keeps serving)", description: "409 `not_paused` unless it is paused; after the switch, use rollback.", responses: { 202: deploymentSchema }, errors: [404, 409] }), requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "abort"));
 
 async function act(c: import("hono").Context<AppEnv>, what: "rollback" | "promote" | "abort") {
   const id = c.req.param("id")!;

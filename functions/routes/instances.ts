@@ -196,6 +196,7 @@ export const instanceRoutes = new Hono<AppEnv>()
   })
   .delete("/:id", doc({
     summary: "Destroy an instance (its data too with deleteData=true)",
+    description: "`desiredState` becomes `destroyed` and the name is free again; the bridge removes the runtime.",
     responses: { 202: commandAcceptedSchema },
     errors: [404],
   }), requirePermission("instances", "delete"), validate("param", idParam), validate("query", destroyQuery), async (c) => {
@@ -211,7 +212,12 @@ export const instanceRoutes = new Hono<AppEnv>()
     const commandId = await sendCommand(c.env, row.clusterId, "instance.destroy", id, { deleteData: c.req.valid("query").deleteData });
     return c.json({ id: row.id, status: row.status, desiredState: row.desiredState, commandId }, 202);
   })
-  .post("/:id/scale", doc({ summary: "Set the replica count (0 stops)", responses: { 202: instanceScaledSchema }, errors: [404, 409] }), requirePermission("instances", "update"), validate("param", idParam), validate("json", scaleBody), async (c) => {
+  .post("/:id/scale", doc({
+    summary: "Set the replica count (0 stops)",
+    description: "The process driver runs 0 or 1. Over the team's quota → 409 `QUOTA_EXCEEDED`; over a `max_replicas` policy → 403 `POLICY_DENIED`.",
+    responses: { 202: instanceScaledSchema },
+    errors: [404, 409],
+  }), requirePermission("instances", "update"), validate("param", idParam), validate("json", scaleBody), async (c) => {
     const { id } = c.req.valid("param");
     const { replicas } = c.req.valid("json");
     const row = await transact(c, async (tx, record) => {

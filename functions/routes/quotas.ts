@@ -62,7 +62,11 @@ export const quotaRoutes = new Hono<AppEnv>()
       usage: { instances: held.instances, cpuMillicores: held.cpuMillicores, memoryMb: held.memoryMb, deploymentsToday: deploys, llmTokensToday: tokens },
     });
   })
-  .put("/:team", doc({ summary: "Set a team's quota, whole (absent or null: no limit)", responses: { 200: quotaSchema, 201: quotaSchema } }), requirePermission("quotas", "update"), validate("param", teamParam), validate("json", putBody), async (c) => {
+  .put("/:team", doc({
+    summary: "Set a team's quota, whole (absent or null: no limit)",
+    description: "201 when the team had no quota, 200 when it is replaced. Instances, CPU and memory are enforced at 409, deployments and LLM tokens per UTC day at 429 (docs/governance.md).",
+    responses: { 200: quotaSchema, 201: quotaSchema },
+  }), requirePermission("quotas", "update"), validate("param", teamParam), validate("json", putBody), async (c) => {
     const { team } = c.req.valid("param");
     const body = c.req.valid("json");
     const { row, created } = await transact(c, async (tx, record) => {

@@ -59,7 +59,7 @@ export const roleRoutes = new Hono<AppEnv>()
     });
     return c.json(view(row), 201);
   })
-  .patch("/:name", doc({ summary: "Replace a custom role's permissions", responses: { 200: roleSchema }, errors: [404, 409] }), requirePermission("roles", "update"), validate("param", nameParam), validate("json", patchBody), async (c) => {
+  .patch("/:name", doc({ summary: "Replace a custom role's permissions", description: "Built-in roles → 409 `builtin_role`.", responses: { 200: roleSchema }, errors: [404, 409] }), requirePermission("roles", "update"), validate("param", nameParam), validate("json", patchBody), async (c) => {
     const roleName = c.req.valid("param").name;
     const next: Permission[] = c.req.valid("json").permissions;
     refuseBuiltin(roleName);
@@ -74,7 +74,7 @@ export const roleRoutes = new Hono<AppEnv>()
     });
     return c.json(view(row));
   })
-  .delete("/:name", doc({ summary: "Delete a custom role nobody holds", responses: { 204: null }, errors: [404, 409] }), requirePermission("roles", "delete"), validate("param", nameParam), async (c) => {
+  .delete("/:name", doc({ summary: "Delete a custom role nobody holds", description: "409 `role_in_use` while users have it; built-in roles → 409 `builtin_role`.", responses: { 204: null }, errors: [404, 409] }), requirePermission("roles", "delete"), validate("param", nameParam), async (c) => {
     const roleName = c.req.valid("param").name;
     refuseBuiltin(roleName);
     await transact(c, async (tx, record) => {

@@ -141,7 +141,7 @@ export interface paths {
         put?: never;
         /**
          * A bridge report: command result, instance status or health report
-         * @description A report that cannot be processed may be retried under the same webhook id.
+         * @description Forged, stale (over 5 minutes) or replayed webhook ids are refused (401). A report that cannot be processed may be retried under the same webhook id.
          */
         post: operations["postApiWebhooksClustersById"];
         delete?: never;
@@ -161,7 +161,7 @@ export interface paths {
         put?: never;
         /**
          * A batch of AI decision records (at most 500)
-         * @description Stored once per `batchId`: a retried batch answers `duplicate: true`.
+         * @description One multi-row insert, priced by the model price table, tokens added to the team's daily counter. Stored once per `batchId`: a retried batch answers `duplicate: true`. A record of an instance of another cluster → 403 `instance_not_in_cluster`, nothing stored.
          */
         post: operations["postApiWebhooksClustersByIdAiDecisions"];
         delete?: never;
@@ -417,7 +417,7 @@ export interface paths {
         };
         /**
          * Verify the audit hash chain
-         * @description 200 whether or not the chain holds: a broken chain is a finding (`ok: false`, `firstBroken`), not a failed request.
+         * @description Walks from genesis or, after a retention purge, from the latest signed checkpoint. 200 whether or not the chain holds: a broken chain is a finding (`ok: false`, `firstBroken`), not a failed request.
          */
         get: operations["getApiAuditVerify"];
         put?: never;
@@ -437,7 +437,7 @@ export interface paths {
         };
         /**
          * Export the audit log as a file (NDJSON or CSV) with a verification trailer
-         * @description The export itself is audited. Headers X-Audit-Rows, X-Audit-Verified and X-Audit-Head-Id/-Hash carry the trailer's facts.
+         * @description Every row with its prev_hash/hash and a trailer with the chain head; verify offline with `npx tsx scripts/verify-audit-export.ts file.ndjson` (docs/audit.md). The export itself is audited. Headers X-Audit-Rows, X-Audit-Verified and X-Audit-Head-Id/-Hash carry the trailer's facts.
          */
         get: operations["getApiAuditExport"];
         put?: never;
@@ -477,7 +477,10 @@ export interface paths {
         get: operations["getApiClustersById"];
         put?: never;
         post?: never;
-        /** Delete an empty cluster */
+        /**
+         * Delete an empty cluster
+         * @description 409 `cluster_not_empty` while it has instances.
+         */
         delete: operations["deleteApiClustersById"];
         options?: never;
         head?: never;
@@ -512,7 +515,7 @@ export interface paths {
         get: operations["getApiConfig"];
         /**
          * Replace the report schedule, the retention, or both
-         * @description Syncs the QStash schedules and commits only if QStash accepted them.
+         * @description Syncs the QStash schedules `redforge-compliance-export` and `redforge-retention-purge`, and commits only if QStash accepted them.
          */
         put: operations["putApiConfig"];
         post?: never;
@@ -586,7 +589,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Roll back to blue (until the rollback window closes) */
+        /**
+         * Roll back to blue (until the rollback window closes)
+         * @description 409 `not_rollbackable` once blue is stopped.
+         */
         post: operations["postApiDeploymentsByIdRollback"];
         delete?: never;
         options?: never;
@@ -603,7 +609,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Continue a paused deployment */
+        /**
+         * Continue a paused deployment
+         * @description 409 `not_paused` unless it is paused.
+         */
         post: operations["postApiDeploymentsByIdPromote"];
         delete?: never;
         options?: never;
@@ -620,7 +629,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Abort a deployment in progress (rolls back) */
+        /**
+         * Abort a paused deployment (blue keeps serving)
+         * @description 409 `not_paused` unless it is paused; after the switch, use rollback.
+         */
         post: operations["postApiDeploymentsByIdAbort"];
         delete?: never;
         options?: never;
@@ -660,7 +672,10 @@ export interface paths {
         get: operations["getApiInstancesById"];
         put?: never;
         post?: never;
-        /** Destroy an instance (its data too with deleteData=true) */
+        /**
+         * Destroy an instance (its data too with deleteData=true)
+         * @description `desiredState` becomes `destroyed` and the name is free again; the bridge removes the runtime.
+         */
         delete: operations["deleteApiInstancesById"];
         options?: never;
         head?: never;
@@ -680,7 +695,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Set the replica count (0 stops) */
+        /**
+         * Set the replica count (0 stops)
+         * @description The process driver runs 0 or 1. Over the team's quota → 409 `QUOTA_EXCEEDED`; over a `max_replicas` policy → 403 `POLICY_DENIED`.
+         */
         post: operations["postApiInstancesByIdScale"];
         delete?: never;
         options?: never;
@@ -839,7 +857,10 @@ export interface paths {
         };
         /** A team's quota */
         get: operations["getApiQuotasByTeam"];
-        /** Set a team's quota, whole (absent or null: no limit) */
+        /**
+         * Set a team's quota, whole (absent or null: no limit)
+         * @description 201 when the team had no quota, 200 when it is replaced. Instances, CPU and memory are enforced at 409, deployments and LLM tokens per UTC day at 429 (docs/governance.md).
+         */
         put: operations["putApiQuotasByTeam"];
         post?: never;
         /** Remove a team's quota */
@@ -992,11 +1013,17 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Delete a custom role nobody holds */
+        /**
+         * Delete a custom role nobody holds
+         * @description 409 `role_in_use` while users have it; built-in roles → 409 `builtin_role`.
+         */
         delete: operations["deleteApiRolesByName"];
         options?: never;
         head?: never;
-        /** Replace a custom role's permissions */
+        /**
+         * Replace a custom role's permissions
+         * @description Built-in roles → 409 `builtin_role`.
+         */
         patch: operations["patchApiRolesByName"];
         trace?: never;
     };
@@ -2178,6 +2205,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
