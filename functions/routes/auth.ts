@@ -26,7 +26,7 @@ export const authRoutes = new Hono<AppEnv>()
   .post("/login", doc({
     summary: "Log in with a username and password for a session token",
     access: "public",
-    description: "Repeated failures lock the username for a while (429 `too_many_attempts` with Retry-After), even for the right password.",
+    description: "The token is HS256, 15 minutes by default. After 5 failures for a username within 15 minutes (from the first), 429 `too_many_attempts` with Retry-After until the window ends, even for the right password.",
     responses: { 200: sessionSchema },
     errors: [401, 429],
   }), validate("json", loginBody), async (c) => {
