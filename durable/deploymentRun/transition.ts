@@ -218,9 +218,10 @@ class Draft {
   finish(status: "completed" | "rolled_back" | "failed", error: DeploymentError | null, detail?: string): void {
     const s = this.s;
     const phase = phaseOf(s, s.step);
-    if (phase) this.record(phase, status === "failed" ? "failed" : "completed", status === "failed" ? error?.message : detail);
+    // Status first: the last phase event tells watchers how it ended.
     s.status = status;
     s.error = error;
+    if (phase) this.record(phase, status === "failed" ? "failed" : "completed", status === "failed" ? error?.message : detail);
     s.step = "done";
     s.awaiting = null;
     s.waitUntil = null;

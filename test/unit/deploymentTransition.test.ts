@@ -182,6 +182,7 @@ describe.each(ORDERS)("holdDuring \"$holdDuring\"", ({ holdDuring, commands, pha
     expect(end).toContain("clearAlarm");
     expect(run.last.effects).toContainEqual({ type: "project", flush: true });
     expect(run.log.some((e) => e.type === "audit")).toBe(false);
+    expect(run.last.effects).toContainEqual({ type: "emit", event: { event: "deployment:phase", data: expect.objectContaining({ phase: "CLEANUP", status: "completed", deploymentStatus: "completed" }) } });
   });
 
   it("waits analysisSeconds after the switch and rollbackWindowSeconds after the audit, by alarm", () => {

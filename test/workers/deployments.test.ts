@@ -8,7 +8,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { auditLogs, flowVersions, instances } from "../../db/schema.ts";
+import { auditLogs, deployments, flowVersions, instances } from "../../db/schema.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
 
@@ -308,6 +308,23 @@ describe("POST /api/deployments", () => {
     expect(anon.status).toBe(401);
     const unknown = await SELF.fetch(`http://redforge.test/ws/deployments/${crypto.randomUUID()}?token=${viewer.token}`, { headers: { Upgrade: "websocket" } });
     expect(unknown.status).toBe(404);
+  });
+});
+
+describe("failure codes in the deployments row", () => {
+  it("the list, read from the row, shows the same error code and message as the deployment", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    await bridge.answer("deployment.prepare", BLUE_GREEN);
+    await bridge.answer("gate.set", { inFlight: 0 });
+    await bridge.answer("flows.deploy", { rev: "rev-2" }, false);
+    await bridge.answer("deployment.rollback", { replayed: 0 });
+    const done = await untilStatus(created.id, "rolled_back");
+    expect(done.error).toEqual({ code: "step_failed", message: "deploy failed: failed (driver_error)" });
+    const list = await api("GET", `/api/deployments?instanceId=${bridge.instanceId}`, { token: viewer.token });
+    expect(list.body.items[0]).toMatchObject({ id: created.id, status: "rolled_back", error: done.error });
+    const [row] = await withDb((db) => db.select().from(deployments).where(eq(deployments.id, created.id)));
+    expect(row).toMatchObject({ error: done.error.message, errorCode: "step_failed" });
   });
 });
 
