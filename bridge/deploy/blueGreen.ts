@@ -7,7 +7,7 @@
 import type { CommandArgs, CommandResult, SmokeResult } from "../../protocol/commands.ts";
 import type { BlueGreenDriver, Driver } from "../drivers/driver.ts";
 import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
-import { AdminApi } from "../drivers/nodeRedAdmin.ts";
+import type { RuntimeAdmin } from "../drivers/nodeRedAdmin.ts";
 import { runSmoke } from "./smoke.ts";
 import { BridgeError } from "../errors.ts";
 
@@ -20,7 +20,7 @@ export class BlueGreen {
   /** Front counters at the switch, per instance, for the post-switch analysis. */
   private readonly atSwitch = new Map<string, { serverErrors: number; forwarded: number; gate: GateStatus["counters"] }>();
 
-  constructor(private readonly driver: Driver & BlueGreenDriver, private readonly admin: AdminApi, private readonly mqttConfigured: boolean) {}
+  constructor(private readonly driver: Driver & BlueGreenDriver, private readonly admin: RuntimeAdmin, private readonly mqttConfigured: boolean) {}
 
   private async base(runtimeId: string): Promise<string> {
     const base = await this.driver.runtimeBase(runtimeId);

@@ -8,7 +8,7 @@
  * interfaces of bridge/routing/fronts.ts, errors are BridgeError (errors.ts).
  */
 import type { HttpRoute, MqttRoute } from "../routing/fronts.ts";
-import type { AdminApi } from "./nodeRedAdmin.ts";
+import type { RuntimeAdmin } from "./nodeRedAdmin.ts";
 
 export interface InstanceResources {
   /** Kubernetes quantity, e.g. "500m" or "2". */
@@ -76,8 +76,8 @@ export interface Driver {
 
 /** What a blue-green deployment needs from a driver beyond the basics (process and kubernetes drivers). */
 export interface BlueGreenDriver {
-  /** The Node-RED Admin API client every driver shares (gate, flows rev, probes). */
-  readonly adminApi: AdminApi;
+  /** A runtime's deploy gate and flows rev, through the Node-RED Admin API. */
+  readonly adminApi: RuntimeAdmin;
   /** The cluster's MQTT bus, when the driver routes MQTT work. */
   readonly mqttUrl?: string;
   /** The runtime that serves the instance now (blue). Reads only: starts, creates and connects nothing. */

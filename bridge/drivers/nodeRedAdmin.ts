@@ -61,10 +61,17 @@ export interface AdminProbe {
   error?: string;
 }
 
+/** What deployment steps ask of a runtime's Admin API (BlueGreenDriver.adminApi): its deploy gate and flows rev. */
+export interface RuntimeAdmin {
+  /** The gate's status; with `mode`, sets it first. */
+  gate(base: string, mode?: GateMode): Promise<GateStatus>;
+  flowsRev(base: string): Promise<string | undefined>;
+}
+
 /** Entries of a flows array that are containers or wiring, not node types a module provides. */
 const STRUCTURAL_TYPES = new Set(["tab", "subflow", "group", "junction"]);
 
-export class AdminApi {
+export class AdminApi implements RuntimeAdmin {
   constructor(
     private readonly token: string,
     private readonly timeouts: { deployMs: number; probeMs: number },
