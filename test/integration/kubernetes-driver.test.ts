@@ -9,7 +9,8 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import type { AddressInfo } from "node:net";
-import { AppsV1Api, loadAllYaml } from "@kubernetes/client-node";
+import { AppsV1Api, KubeConfig, loadAllYaml } from "@kubernetes/client-node";
+import { BridgeError } from "../../bridge/errors.ts";
 import { FlowsConflictError, KubernetesDriver, type KubernetesDriverOptions } from "../../bridge/drivers/kubernetes/index.ts";
 import type { InstanceSpec, InstanceState } from "../../bridge/drivers/driver.ts";
 import { FakeKubeApi, type RecordedRequest } from "../harness/fakeKubeApi.ts";
@@ -520,6 +521,23 @@ describe("kubernetes driver (fake API server)", () => {
       await driver.close();
     }
   });
+  it("fails with the BridgeError codes the process driver uses for the same failures", async () => {
+    const driver = newDriver();
+    for (const call of [() => driver.start("no-such-instance"), () => driver.deployFlows("no-such-instance", []), () => driver.servingOf("no-such-instance")]) {
+      await expect(call()).rejects.toMatchObject({ name: "InstanceNotFoundError", code: "not_found" });
+    }
+    await driver.create(spec());
+    admin.failNextDeployWith(409);
+    await expect(driver.deployFlows("inst-0001", [], { rev: "stale" })).rejects.toMatchObject({ code: "flows_conflict" });
+    await expect(driver.scale("inst-0001", 2).then(() => driver.deployFlows("inst-0001", []))).rejects.toMatchObject({ code: "unsupported" });
+    // The API server refusing the bridge's credentials: kubernetes_error, with the HTTP status.
+    const kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [{ name: "fake", server: api.url, skipTLSVerify: true }], users: [{ name: "bridge", token: "revoked" }], contexts: [{ name: "fake", cluster: "fake", user: "bridge" }], currentContext: "fake" });
+    const err = await newDriver({ kubeConfig: kc }).start("inst-0001").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BridgeError);
+    expect(err).toMatchObject({ code: "kubernetes_error", status: 401 });
+  });
+
   // Last in this file on purpose: it reads what every scenario above asked the API server for.
   it("the shipped Role (bridge/ship/kubernetes/role.yaml) grants exactly the (verb, group, resource) these scenarios requested", async () => {
     const docs = loadAllYaml(await fs.readFile(path.resolve("bridge/ship/kubernetes/role.yaml"), "utf8")) as Array<{ kind?: string; rules?: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> }>;

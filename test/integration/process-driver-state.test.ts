@@ -98,5 +98,8 @@ describe("process driver state", () => {
     const unknown = await restarted.start(randomUUID()).catch((e: unknown) => e);
     expect(unknown).toBeInstanceOf(BridgeError);
     expect((unknown as BridgeError).code).toBe("not_found");
+    // The same codes as the kubernetes driver for the same failures (kubernetes-driver.test.ts).
+    await expect(restarted.deployFlows(randomUUID(), [])).rejects.toMatchObject({ code: "not_found" });
+    await expect(restarted.scale(randomUUID(), 2)).rejects.toMatchObject({ code: "unsupported" });
   }, 120_000);
 });
