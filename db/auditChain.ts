@@ -5,7 +5,7 @@
  * scoped advisory lock inside the caller's transaction, so the row commits
  * with the change it describes and concurrent writers cannot fork the chain.
  */
-import { desc, sql } from "drizzle-orm";
+import { and, desc, eq, sql } from "drizzle-orm";
 import { auditLogs } from "./schema.ts";
 import type { Db } from "./client.ts";
 
@@ -59,7 +59,32 @@ export async function auditRowHash(prevHash: string, timestamp: Date, e: AuditEn
 /** Appends entries to the chain inside `tx`; call it last in the transaction to hold the lock briefly. */
 export async function appendAudit(tx: Tx, entries: AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
+  await lockChain(tx);
+  await appendLocked(tx, entries);
+}
+
+/**
+ * Appends `entry` unless the chain already holds its action for its resource;
+ * says whether it appended. For a writer that retries without knowing whether
+ * its last commit went through (a deployment's AUDIT step, retried by the
+ * alarm): checked under the chain's lock, so two attempts cannot both append.
+ */
+export async function appendAuditOnce(tx: Tx, entry: AuditEntry & { resourceType: string; resourceId: string }): Promise<boolean> {
+  await lockChain(tx);
+  const [seen] = await tx.select({ id: auditLogs.id }).from(auditLogs)
+    .where(and(eq(auditLogs.resourceType, entry.resourceType), eq(auditLogs.resourceId, entry.resourceId), eq(auditLogs.action, entry.action)))
+    .limit(1);
+  if (seen) return false;
+  await appendLocked(tx, [entry]);
+  return true;
+}
+
+/** Held until the transaction ends: one writer extends the chain at a time. */
+async function lockChain(tx: Tx): Promise<void> {
   await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`);
+}
+
+async function appendLocked(tx: Tx, entries: AuditEntry[]): Promise<void> {
   const [last] = await tx.select({ hash: auditLogs.hash }).from(auditLogs).orderBy(desc(auditLogs.id)).limit(1);
   let prevHash = last?.hash ?? GENESIS_HASH;
   for (const e of entries) {

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
-import { appendAudit } from "../../db/auditChain.ts";
+import { appendAuditOnce } from "../../db/auditChain.ts";
 import { openDb } from "../../db/client.ts";
 import { instances } from "../../db/schema.ts";
 import type { Env } from "../../core/env.ts";
@@ -136,20 +136,22 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
         if (effect.flush) await this.projection;
         return;
       }
+      // Once per deployment and action: the alarm retries AUDIT when this object did not hear its commit
+      // (it stopped, or the answer was lost), and the record may already be there.
       case "promote":
         await this.withDb((db) => db.transaction(async (tx) => {
           await tx.update(instances).set({ flows: s.flows, updatedAt: new Date() }).where(eq(instances.id, s.instanceId));
-          await appendAudit(tx, [{
+          await appendAuditOnce(tx, {
             userId: s.createdBy, action: "DEPLOYMENT_PROMOTED", resourceType: "deployment", resourceId: s.id,
             details: { instanceId: s.instanceId, fromVersionId: s.fromVersionId, toVersionId: s.toVersionId, blue: s.blue, green: s.green, metrics: s.metrics },
-          }]);
+          });
         }));
         return { type: "promoted" };
       case "audit":
-        await this.withDb((db) => db.transaction((tx) => appendAudit(tx, [{
+        await this.withDb((db) => db.transaction((tx) => appendAuditOnce(tx, {
           userId: s.createdBy, action: effect.action, resourceType: "deployment", resourceId: s.id,
           details: { instanceId: s.instanceId, code: effect.reason?.code ?? null, reason: effect.reason?.message ?? null, metrics: s.metrics },
-        }])));
+        })));
         return;
     }
   }

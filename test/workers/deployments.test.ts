@@ -6,14 +6,17 @@
  * rollback in the window, and /ws/deployments/:id for a late subscriber.
  */
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
-import { eq } from "drizzle-orm";
-import { beforeAll, describe, expect, it } from "vitest";
+import { and, eq } from "drizzle-orm";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { auditLogs, deployments, flowVersions, instances } from "../../db/schema.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
 
 let admin: TestUser;
 let viewer: TestUser;
+
+/** How long a step may take to show: generous, the Worker shares 2 cores with other suites. */
+const WAIT = { timeout: 20_000, interval: 25 };
 
 const FLOWS_V2 = [{ id: "t1", type: "tab", label: "v2" }, { id: "n1", type: "inject", z: "t1", wires: [] }];
 
@@ -52,17 +55,12 @@ async function scriptedBridge(): Promise<Bridge> {
   });
   ws.accept();
   let taken = 0;
-  const next = async (type: string) => {
-    for (let i = 0; i < 200; i++) {
-      const idx = commands.findIndex((c, n) => n >= taken && c.type === type);
-      if (idx >= 0) {
-        taken = idx + 1;
-        return commands[idx];
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error(`no ${type} command; got ${commands.map((c) => c.type).join(", ")}`);
-  };
+  const next = (type: string) => vi.waitFor(() => {
+    const idx = commands.findIndex((c, n) => n >= taken && c.type === type);
+    expect(idx, `no ${type} command; got ${commands.map((c) => c.type).join(", ")}`).toBeGreaterThanOrEqual(0);
+    taken = idx + 1;
+    return commands[idx];
+  }, WAIT);
   const reply = async (command: any, result: Record<string, unknown>, ok = true) => {
     await report(ok
       ? { type: "command.result", commandId: command.id, status: "ok", result }
@@ -93,14 +91,12 @@ async function getDeployment(id: string) {
   return (await api("GET", `/api/deployments/${id}`, { token: viewer.token })).body;
 }
 
-async function untilStatus(id: string, status: string) {
-  for (let i = 0; i < 100; i++) {
-    const d = await getDeployment(id);
-    if (d.status === status) return d;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`deployment ${id} never became ${status}: ${JSON.stringify(await getDeployment(id))}`);
-}
+/** The deployment once it has `status` (for vi.waitFor: throws until then). */
+const hasStatus = (id: string, status: string) => async () => {
+  const d = await getDeployment(id);
+  expect(d.status, `deployment ${id} never became ${status}: ${JSON.stringify(d)}`).toBe(status);
+  return d;
+};
 
 async function throughVerify(bridge: Bridge, verdict: "passed" | "failed" | "inconclusive") {
   await bridge.answer("deployment.prepare", BLUE_GREEN);
@@ -153,7 +149,7 @@ describe("POST /api/deployments", () => {
     const cleanup = await bridge.answer("deployment.cleanup", { stopped: "blue-rt" });
     expect(cleanup.args).toMatchObject({ runtime: "blue-rt" });
 
-    const done = await untilStatus(created.id, "completed");
+    const done = await vi.waitFor(hasStatus(created.id, "completed"), WAIT);
     const started = done.history.filter((h: any) => h.status === "started").map((h: any) => h.phase);
     expect(started).toEqual(["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP"]);
     expect(done.metrics).toMatchObject({ messagesReplayed: 8, messagesLost: 0, inFlightAtDrain: 0 });
@@ -193,7 +189,7 @@ describe("POST /api/deployments", () => {
     await bridge.answer("route.switch", { replayed: 1 });
     await bridge.answer("smoke.run", { verdict: "passed" });
     await bridge.answer("deployment.cleanup", {});
-    const done = await untilStatus(created.id, "completed");
+    const done = await vi.waitFor(hasStatus(created.id, "completed"), WAIT);
     const started = done.history.filter((h: any) => h.status === "started").map((h: any) => h.phase);
     expect(started).toEqual(["DEPLOY", "VERIFY", "DRAIN", "RESUME", "AUDIT", "CLEANUP"]);
     const bad = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, flows: FLOWS_V2, holdDuring: "never" } });
@@ -206,7 +202,7 @@ describe("POST /api/deployments", () => {
     await throughVerify(bridge, "failed");
     const rb = await bridge.answer("deployment.rollback", { serving: "blue-rt", replayed: 7 });
     expect(rb.args).toMatchObject({ blue: "blue-rt", green: "green-rt", switched: false });
-    const done = await untilStatus(created.id, "rolled_back");
+    const done = await vi.waitFor(hasStatus(created.id, "rolled_back"), WAIT);
     expect(done.error).toMatchObject({ code: "smoke_failed", message: expect.stringMatching(/smoke tests failed/) });
     expect(done.history.map((h: any) => `${h.phase}:${h.status}`)).toEqual(expect.arrayContaining(["VERIFY:failed", "ROLLING_BACK:started", "ROLLING_BACK:completed"]));
     const [inst] = await withDb((db) => db.select().from(instances).where(eq(instances.id, bridge.instanceId)));
@@ -217,7 +213,7 @@ describe("POST /api/deployments", () => {
     const bridge = await scriptedBridge();
     const created = await deploy(bridge);
     await bridge.answer("deployment.prepare", { code: "not_implemented", message: "deployment.prepare: blue-green deployments are not implemented by the kubernetes driver yet" }, false);
-    const done = await untilStatus(created.id, "failed");
+    const done = await vi.waitFor(hasStatus(created.id, "failed"), WAIT);
     expect(done.error).toMatchObject({ code: "not_implemented", message: expect.stringMatching(/not implemented by the kubernetes driver/) });
     expect(bridge.commands.map((c) => c.type)).not.toContain("deployment.rollback");
   });
@@ -226,7 +222,7 @@ describe("POST /api/deployments", () => {
     const a = await scriptedBridge();
     const da = await deploy(a);
     await throughVerify(a, "inconclusive");
-    const paused = await untilStatus(da.id, "paused");
+    const paused = await vi.waitFor(hasStatus(da.id, "paused"), WAIT);
     expect(paused.phase).toBe("VERIFY");
     const rollbackWhilePausedButNotMine = await api("POST", `/api/deployments/${da.id}/promote`, { token: viewer.token });
     expect(rollbackWhilePausedButNotMine.status).toBe(403);
@@ -235,7 +231,7 @@ describe("POST /api/deployments", () => {
     await a.answer("route.switch", { replayed: 0 });
     await a.answer("smoke.run", { verdict: "passed" });
     await a.answer("deployment.cleanup", {});
-    await untilStatus(da.id, "completed");
+    await vi.waitFor(hasStatus(da.id, "completed"), WAIT);
     const again = await api("POST", `/api/deployments/${da.id}/promote`, { token: admin.token });
     expect(again.status).toBe(409);
     expectErrorShape(again.body, "not_paused");
@@ -243,10 +239,10 @@ describe("POST /api/deployments", () => {
     const b = await scriptedBridge();
     const db_ = await deploy(b);
     await throughVerify(b, "inconclusive");
-    await untilStatus(db_.id, "paused");
+    await vi.waitFor(hasStatus(db_.id, "paused"), WAIT);
     expect((await api("POST", `/api/deployments/${db_.id}/abort`, { token: admin.token })).status).toBe(202);
     await b.answer("deployment.rollback", { replayed: 0 });
-    const aborted = await untilStatus(db_.id, "rolled_back");
+    const aborted = await vi.waitFor(hasStatus(db_.id, "rolled_back"), WAIT);
     expect(aborted.error).toMatchObject({ code: "operator_abort", message: expect.stringMatching(/aborted by an operator/) });
   });
 
@@ -256,13 +252,12 @@ describe("POST /api/deployments", () => {
     await throughVerify(bridge, "passed");
     await bridge.answer("route.switch", { replayed: 1 });
     await bridge.answer("smoke.run", { verdict: "passed" });
-    for (let i = 0; i < 100 && (await getDeployment(created.id)).phase !== "CLEANUP"; i++) await new Promise((r) => setTimeout(r, 25));
-    expect((await getDeployment(created.id)).phase).toBe("CLEANUP");
+    await vi.waitFor(async () => expect((await getDeployment(created.id)).phase).toBe("CLEANUP"), WAIT);
     const rb = await api("POST", `/api/deployments/${created.id}/rollback`, { token: admin.token });
     expect(rb.status).toBe(202);
     const cmd = await bridge.answer("deployment.rollback", { replayed: 3 });
     expect(cmd.args).toMatchObject({ switched: true, blue: "blue-rt", green: "green-rt" });
-    await untilStatus(created.id, "rolled_back");
+    await vi.waitFor(hasStatus(created.id, "rolled_back"), WAIT);
   });
 
   it("a step the bridge never answers rolls the deployment back at its deadline (alarm), from stored state", async () => {
@@ -281,7 +276,7 @@ describe("POST /api/deployments", () => {
     await runDurableObjectAlarm(stub);
     const rb = await bridge.answer("deployment.rollback", { replayed: 0 });
     expect(rb.args.switched).toBe(false);
-    const done = await untilStatus(created.id, "rolled_back");
+    const done = await vi.waitFor(hasStatus(created.id, "rolled_back"), WAIT);
     expect(done.error).toMatchObject({ code: "drain_timeout", message: expect.stringMatching(/did not finish drain/) });
   });
 
@@ -296,7 +291,7 @@ describe("POST /api/deployments", () => {
     ws.addEventListener("message", (e) => events.push(JSON.parse(e.data as string)));
     ws.accept();
     await bridge.answer("gate.set", { inFlight: 0, heldHttp: 1, heldMqtt: 2 });
-    for (let i = 0; i < 100 && !events.some((e) => e.event === "deployment:phase" && e.data.phase === "DEPLOY"); i++) await new Promise((r) => setTimeout(r, 25));
+    await vi.waitFor(() => expect(events.some((e) => e.event === "deployment:phase" && e.data.phase === "DEPLOY")).toBe(true), WAIT);
     expect(events[0].event).toBe("deployment:state");
     expect(events[0].data).toMatchObject({ id: created.id, phase: "DRAIN", blue: "blue-rt", green: "green-rt" });
     const progress = events.find((e) => e.event === "deployment:progress");
@@ -319,7 +314,7 @@ describe("failure codes in the deployments row", () => {
     await bridge.answer("gate.set", { inFlight: 0 });
     await bridge.answer("flows.deploy", { rev: "rev-2" }, false);
     await bridge.answer("deployment.rollback", { replayed: 0 });
-    const done = await untilStatus(created.id, "rolled_back");
+    const done = await vi.waitFor(hasStatus(created.id, "rolled_back"), WAIT);
     expect(done.error).toEqual({ code: "step_failed", message: "deploy failed: failed (driver_error)" });
     const list = await api("GET", `/api/deployments?instanceId=${bridge.instanceId}`, { token: viewer.token });
     expect(list.body.items[0]).toMatchObject({ id: created.id, status: "rolled_back", error: done.error });
@@ -374,6 +369,54 @@ describe("answers name their owner (ClusterLink's outbox)", () => {
     expect(owned.command?.replyTo).toEqual({ kind: "deployment", id: deploymentId });
     const fleet = await link.complete("cmd_legacy_stop", true, {});
     expect(fleet.command?.replyTo).toBeNull();
+  });
+});
+
+describe("the audit log records each outcome of a deployment once", () => {
+  const rowsOf = (id: string, action: string) => withDb((db) => db.select().from(auditLogs)
+    .where(and(eq(auditLogs.resourceType, "deployment"), eq(auditLogs.resourceId, id), eq(auditLogs.action, action))));
+
+  it("AUDIT retried by the alarm after its write committed (the object stopped before it stored the step as done) writes DEPLOYMENT_PROMOTED once", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge, { rollbackWindowSeconds: 600 });
+    await throughVerify(bridge, "passed");
+    await bridge.answer("route.switch", { replayed: 0 });
+    await bridge.answer("smoke.run", { verdict: "passed" });
+    await vi.waitFor(async () => expect((await getDeployment(created.id)).phase).toBe("CLEANUP"), WAIT);
+    expect(await rowsOf(created.id, "DEPLOYMENT_PROMOTED")).toHaveLength(1);
+
+    const stub = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(created.id));
+    // Storage as the object left it had it stopped between Postgres's commit and storing `promoted`: still at AUDIT.
+    await runInDurableObject(stub, async (_obj, state) => {
+      const s = (await state.storage.get<any>("state"))!;
+      expect(s).toMatchObject({ step: "cleanup", awaiting: null });
+      await state.storage.put("state", { ...s, step: "audit", waitUntil: null });
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+    expect((await getDeployment(created.id)).phase).toBe("CLEANUP");
+    expect(await rowsOf(created.id, "DEPLOYMENT_PROMOTED")).toHaveLength(1);
+  });
+
+  it("an ending run again from storage (the rollback's answer read back from the outbox) writes DEPLOYMENT_ROLLED_BACK once", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    await throughVerify(bridge, "failed");
+    const rb = await bridge.answer("deployment.rollback", { serving: "blue-rt", replayed: 7 });
+    await vi.waitFor(hasStatus(created.id, "rolled_back"), WAIT);
+    expect(await rowsOf(created.id, "DEPLOYMENT_ROLLED_BACK")).toHaveLength(1);
+
+    const stub = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(created.id));
+    // Back to waiting for the rollback, its deadline passed: the alarm finds the answer in the cluster link's outbox and finishes again.
+    await runInDurableObject(stub, async (_obj, state) => {
+      const s = (await state.storage.get<any>("state"))!;
+      await state.storage.put("state", { ...s, status: "in_progress", step: "rollback", completedAt: null, awaiting: { commandId: rb.id, deadline: Date.now() - 1 } });
+      await state.storage.setAlarm(Date.now() + 3_600_000); // run below, not by the runtime
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+    expect(await getDeployment(created.id)).toMatchObject({ status: "rolled_back", error: { code: "smoke_failed" } });
+    expect(await rowsOf(created.id, "DEPLOYMENT_ROLLED_BACK")).toHaveLength(1);
   });
 });
 
