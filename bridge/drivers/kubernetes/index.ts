@@ -13,8 +13,8 @@
  */
 import type { KubeConfig, V1StatefulSet } from "@kubernetes/client-node";
 import { BridgeError } from "../../errors.ts";
+import { FrontRegistry } from "../../routing/frontRegistry.ts";
 import type { MqttRoute } from "../../routing/fronts.ts";
-import { MqttFront } from "../../routing/mqttFront.ts";
 import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, InstanceState, StatusListener } from "../driver.ts";
 import { AdminApi, serviceAdminUrl, type AdminUrlResolver } from "../nodeRedAdmin.ts";
 import { clusterSelector, instanceIdSelector, LABEL, objectNames, otherColor, parseRuntimeId, podSelector, runtimeIdOf, statefulSetName, type Color } from "./labels.ts";
@@ -83,7 +83,8 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
   private readonly names = new Map<string, string>();
   /** instance id → the colour its front Service selects. */
   private readonly serving = new Map<string, Color>();
-  private readonly mqttFronts = new Map<string, MqttFront>();
+  /** MQTT fronts only: the front Service routes HTTP. */
+  private readonly fronts: FrontRegistry;
   /** `<instance>/<colour>` whose runtime Service this bridge process has applied. */
   private readonly runtimeServices = new Set<string>();
   private readonly listeners: StatusListener[] = [];
@@ -96,6 +97,7 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
     this.admin = new AdminApi(opts.adminToken, { deployMs: opts.deployTimeoutMs ?? 30_000, probeMs: opts.probeTimeoutMs ?? 3_000 });
     this.adminUrl = opts.adminUrl ?? serviceAdminUrl;
     this.log = opts.log ?? (() => {});
+    this.fronts = new FrontRegistry({ log: (id, line) => this.log(`${id}: ${line}`), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}) });
   }
 
   /**
@@ -160,8 +162,7 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
     const sets = await this.objects.listStatefulSets(instanceIdSelector(instanceId, this.opts.clusterId));
     for (const sts of sets) await this.objects.deleteStatefulSet(sts.metadata!.name!);
     const claims = opts.deleteData ? await this.objects.deleteClaims(instanceIdSelector(instanceId, this.opts.clusterId)) : [];
-    await this.mqttFronts.get(instanceId)?.close();
-    this.mqttFronts.delete(instanceId);
+    await this.fronts.drop(instanceId);
     this.names.delete(instanceId);
     this.serving.delete(instanceId);
     for (const c of ["blue", "green"]) this.runtimeServices.delete(`${instanceId}/${c}`);
@@ -258,8 +259,7 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
   async close(): Promise<void> {
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = undefined;
-    await Promise.all([...this.mqttFronts.values()].map((f) => f.close()));
-    this.mqttFronts.clear();
+    await this.fronts.close();
   }
 
   private report(id: string, state: InstanceState, reason?: string): void {
@@ -332,19 +332,8 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
   }
 
   /** The instance's MQTT front, started once per bridge process (after a restart, on the first poll that sees it). */
-  private async ensureMqttFront(instanceId: string): Promise<MqttFront | undefined> {
-    if (!this.opts.mqttUrl) return undefined;
-    let front = this.mqttFronts.get(instanceId);
-    if (front) return front;
-    front = new MqttFront(this.opts.mqttUrl, instanceId, (line) => this.log(`${instanceId}: ${line}`));
-    this.mqttFronts.set(instanceId, front);
-    try {
-      await front.start(runtimeIdOf(instanceId, await this.servingColorOf(instanceId)));
-    } catch (err) {
-      this.mqttFronts.delete(instanceId);
-      throw err;
-    }
-    return front;
+  private async ensureMqttFront(instanceId: string): Promise<void> {
+    await this.fronts.ensureMqtt(instanceId, async () => runtimeIdOf(instanceId, await this.servingColorOf(instanceId)));
   }
 
   // ---- blue-green (BlueGreenDriver) ----
@@ -447,7 +436,7 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
   }
 
   mqttFront(instanceId: string): MqttRoute | undefined {
-    return this.mqttFronts.get(instanceId);
+    return this.fronts.mqtt(instanceId);
   }
 
   /**
@@ -461,7 +450,7 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
     const before = await this.servingColorOf(instanceId, name);
     await this.objects.setServiceSelector(name, podSelector(name, color));
     this.serving.set(instanceId, color);
-    this.mqttFronts.get(instanceId)?.setTarget(runtimeId);
+    this.fronts.mqtt(instanceId)?.setTarget(runtimeId);
     if (before === color) return;
     await this.endpointsFollow(name, statefulSetName(name, color));
     await sleep(this.opts.switchSettleMs ?? 1_000);

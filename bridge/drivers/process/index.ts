@@ -8,9 +8,8 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { BridgeError } from "../../errors.ts";
+import { FrontRegistry } from "../../routing/frontRegistry.ts";
 import type { HttpRoute, MqttRoute } from "../../routing/fronts.ts";
-import { HttpFront } from "../../routing/httpFront.ts";
-import { MqttFront } from "../../routing/mqttFront.ts";
 import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
 import { AdminApi } from "../nodeRedAdmin.ts";
 import { NODE_RED_CLI, NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
@@ -47,8 +46,8 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   readonly kind = "process" as const;
   /** By runtime id (see runtimeIdOf). */
   private readonly processes = new Map<string, NodeRedProcess>();
-  private readonly fronts = new Map<string, HttpFront>();
-  private readonly mqttFronts = new Map<string, MqttFront>();
+  /** Each instance's HTTP front (its stable URL) and, with a bus, its MQTT front. */
+  private readonly fronts: FrontRegistry;
   /** Serving slot per instance id. */
   private readonly serving = new Map<string, Slot>();
   private readonly listeners: StatusListener[] = [];
@@ -65,6 +64,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     this.restart = { ...DEFAULT_RESTART, ...opts.restart };
     this.adminToken = opts.adminToken ?? randomBytes(32).toString("base64url");
     this.admin = new AdminApi(this.adminToken, { deployMs: 30_000, probeMs: 3_000 });
+    this.fronts = new FrontRegistry({ host: this.host, log: (id, line) => this.log(id, line), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}) });
     this.ports = new PortAllocator({ host: this.host, stateDir: opts.stateDir, ...(opts.portRange ? { range: opts.portRange } : {}) });
     process.on("exit", this.onExit);
   }
@@ -128,7 +128,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   }
 
   private endpoints(id: string, proc: NodeRedProcess): InstanceEndpoints {
-    const front = this.fronts.get(id);
+    const front = this.fronts.http(id);
     return { admin: proc.base, ...(front ? { front: front.url } : {}) };
   }
 
@@ -166,27 +166,21 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
 
   /** The instance's HTTP front on its saved port (and MQTT front with a bus), pointed at `proc`. */
   private async startFronts(spec: InstanceSpec, port: number, frontPort: number, proc: NodeRedProcess): Promise<void> {
-    if (this.opts.mqttUrl && !this.mqttFronts.has(spec.id)) {
-      const mqttFront = new MqttFront(this.opts.mqttUrl, spec.id, (line) => this.log(spec.id, line));
-      this.mqttFronts.set(spec.id, mqttFront);
-      await mqttFront.start(proc.plan.instanceId);
-    }
-    if (this.fronts.has(spec.id)) return;
-    const front = new HttpFront(this.host);
-    // The saved front port, unless something took it meanwhile (then the front URL changes, and says so).
-    await front.listen(frontPort).catch(async () => {
-      const [moved] = (await this.ports.claim([undefined])) as [number];
-      try {
-        await front.listen(moved);
-        this.log(spec.id, `front port ${frontPort} is taken; front door moved to ${moved}`);
+    await this.fronts.ensureMqtt(spec.id, () => proc.plan.instanceId);
+    // The saved front port, unless something took it meanwhile: then the front URL changes, and instance.json says so.
+    const claimed: number[] = [];
+    try {
+      const { moved } = await this.fronts.ensureHttp(spec.id, frontPort, proc.base, async () => {
+        claimed.push(...(await this.ports.claim([undefined])));
+        return claimed[0]!;
+      });
+      if (moved !== undefined) {
         const saved = await readSaved(this.dir(spec.id));
         await writeSaved(this.dir(spec.id), { ...(saved ?? { spec, port }), frontPort: moved });
-      } finally {
-        this.ports.release([moved]);
       }
-    });
-    front.setTarget(proc.base);
-    this.fronts.set(spec.id, front);
+    } finally {
+      this.ports.release(claimed);
+    }
   }
 
   /** The serving runtime's supervisor, or one rebuilt from what an earlier bridge saved on disk. */
@@ -214,10 +208,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
       await this.processes.get(runtimeId)?.stop();
       this.processes.delete(runtimeId);
     }
-    await this.fronts.get(id)?.close();
-    this.fronts.delete(id);
-    await this.mqttFronts.get(id)?.close();
-    this.mqttFronts.delete(id);
+    await this.fronts.drop(id);
     this.serving.delete(id);
     if (opts.deleteData) await fs.rm(this.dir(id), { recursive: true, force: true });
   }
@@ -316,11 +307,11 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   }
 
   front(instanceId: string): HttpRoute | undefined {
-    return this.fronts.get(instanceId);
+    return this.fronts.http(instanceId);
   }
 
   mqttFront(instanceId: string): MqttRoute | undefined {
-    return this.mqttFronts.get(instanceId);
+    return this.fronts.mqtt(instanceId);
   }
 
   /** Makes `runtimeId` the serving runtime: the HTTP front's target, status reports, and what survives a bridge restart. */
@@ -329,7 +320,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     const proc = this.processes.get(runtimeId);
     if (!proc) throw new BridgeError("not_running", `runtime ${runtimeId} is not running`);
     this.serving.set(instanceId, slot);
-    this.fronts.get(instanceId)?.setTarget(proc.base);
+    this.fronts.http(instanceId)?.setTarget(proc.base);
     await this.save(instanceId, { serving: slot });
   }
 
@@ -353,11 +344,8 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
 
   async close(): Promise<void> {
     await Promise.all([...this.processes.values()].map((p) => p.stop(5_000)));
-    await Promise.all([...this.fronts.values()].map((f) => f.close()));
-    await Promise.all([...this.mqttFronts.values()].map((f) => f.close()));
+    await this.fronts.close();
     this.processes.clear();
-    this.fronts.clear();
-    this.mqttFronts.clear();
     process.off("exit", this.onExit);
   }
 }
