@@ -54,9 +54,10 @@ export type SmokeChecks = z.infer<typeof smokeChecksSchema>;
 /**
  * Per-type arguments; a bridge rejects a command whose args do not parse.
  * Who a command's answer belongs to (a deployment) is not an argument: the
- * control plane records it with the command (ClusterLink's outbox, `replyTo`),
- * and the bridge, which does not need it, never sees it. Unknown keys are
- * dropped, so a bridge still accepts an older control plane's `deploymentId`.
+ * control plane records it with the command (ClusterLink's outbox, `replyTo`).
+ * A deployment's steps still send `deploymentId`, which bridges built before
+ * `replyTo` require on deployment.*; these schemas drop unknown keys, so it
+ * costs nothing here. Keep them non-strict for that.
  */
 export const commandArgs = {
   "instance.create": z.object({ spec: instanceSpecSchema }),

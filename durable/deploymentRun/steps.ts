@@ -81,7 +81,9 @@ const stepFailed = (step: string) => (_s: RunState, e: CommandError): Lead => ro
 
 function commandStep<T extends CommandType>(name: string, spec: CommandStepSpec<T>): CommandStep {
   return {
-    kind: "command", phase: spec.phase, command: spec.command, deadlineMs: spec.deadlineMs, args: spec.args,
+    kind: "command", phase: spec.phase, command: spec.command, deadlineMs: spec.deadlineMs,
+    // Bridges built before replyTo require deploymentId on deployment.*; today's drop it (test/unit/olderBridgeArgs.test.ts).
+    args: (s) => ({ ...spec.args(s), deploymentId: s.id }),
     answer(s, ok, raw, now) {
       if (!ok) return (spec.failed ?? stepFailed(name))(s, commandErrorSchema.catch({ code: "internal", message: "no reason given" }).parse(raw ?? {}));
       const parsed = parseResult(spec.command, raw ?? {});

@@ -162,12 +162,15 @@ describe.each(ORDERS)("holdDuring \"$holdDuring\"", ({ holdDuring, commands, pha
     expect(run.s).toMatchObject({ status: "completed", error: null, step: "done", switched: true, blue: "blue-rt", green: "green-rt" });
     expect(run.sent.map((c) => c.command)).toEqual(commands);
     const byType = (t: string, n = 0) => run.sent.filter((c) => c.command === t)[n]!.args;
-    expect(byType("gate.set")).toEqual({ mode: "drain", runtime: "blue-rt", drainTimeoutMs: 30_000 });
-    expect(byType("flows.deploy")).toEqual({ flows: FLOWS, runtime: "green-rt" });
-    expect(byType("smoke.run", 0)).toMatchObject({ runtime: "green-rt", kind: "verify", expectRev: "rev-2" });
-    expect(byType("route.switch")).toEqual({ from: "blue-rt", to: "green-rt" });
-    expect(byType("smoke.run", 1)).toEqual({ runtime: "green-rt", kind: "analysis", maxErrorRate: 0.05 });
-    expect(byType("deployment.cleanup")).toEqual({ runtime: "blue-rt" });
+    // deploymentId: for bridges built before replyTo (test/unit/olderBridgeArgs.test.ts).
+    const deploymentId = run.s.id;
+    expect(byType("deployment.prepare")).toEqual({ deploymentId });
+    expect(byType("gate.set")).toEqual({ mode: "drain", runtime: "blue-rt", drainTimeoutMs: 30_000, deploymentId });
+    expect(byType("flows.deploy")).toEqual({ flows: FLOWS, runtime: "green-rt", deploymentId });
+    expect(byType("smoke.run", 0)).toMatchObject({ runtime: "green-rt", kind: "verify", expectRev: "rev-2", deploymentId });
+    expect(byType("route.switch")).toEqual({ from: "blue-rt", to: "green-rt", deploymentId });
+    expect(byType("smoke.run", 1)).toEqual({ runtime: "green-rt", kind: "analysis", maxErrorRate: 0.05, deploymentId });
+    expect(byType("deployment.cleanup")).toEqual({ runtime: "blue-rt", deploymentId });
     expect(run.sent.map((c) => c.commandId)).toContain(`d_${run.s.id}_drain_0`);
 
     expect(run.phases("started")).toEqual(phases);
@@ -411,7 +414,7 @@ describe("deadlines", () => {
     expect(run.last.effects).toContainEqual({ type: "setAlarm", at: run.s.awaiting!.deadline });
     run.alarmAt(run.s.awaiting!.deadline);
     expect(run.s.error).toEqual({ code: "deadline_exceeded", message: "the bridge did not finish prepare within 180 s" });
-    expect(run.pending.args).toEqual({ blue: run.s.instanceId, switched: false });
+    expect(run.pending.args).toEqual({ blue: run.s.instanceId, switched: false, deploymentId: run.s.id });
   });
 
   it.each(STEPS)("$command ($stop) unanswered for $ms ms rolls back; one alarm earlier only re-arms", ({ stop, command, ms }) => {
