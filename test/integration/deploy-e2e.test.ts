@@ -12,7 +12,7 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { startBridge, type RunningBridge } from "../../bridge/main.ts";
 import { lineLogger } from "../../bridge/log.ts";
@@ -34,29 +34,24 @@ type DeploymentRequest = ApiBody<"/api/deployments", "post">;
 const instanceFlows = (flows: unknown[]) => flows as ApiBody<"/api/instances", "post">["flows"];
 const deploymentFlows = (flows: unknown[]) => flows as DeploymentRequest["flows"];
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < timeoutMs) {
-    last = await probe().catch((e) => e);
-    if (last && !(last instanceof Error)) return last as T;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
-}
+/** Generous: green's cold start takes 7–8 s on a loaded machine, and a dev server restart adds to it. */
+const WAIT = { timeout: 90_000, interval: 200 };
 
+/** The deployment once its status is one of `statuses` (for vi.waitFor: throws until then). */
 const deploymentIs = (id: string, ...statuses: string[]) => async () => {
   const { data } = await api.GET("/api/deployments/{id}", { params: { path: { id } } });
-  return data && statuses.includes(data.status) ? data : undefined;
+  expect(statuses, `deployment ${id} to be ${statuses.join(" or ")}: ${JSON.stringify(data)}`).toContain(data?.status);
+  return data!;
 };
 
 async function runningInstance(name: string) {
   const created = await api.POST("/api/instances", { body: { name, clusterId, flows: instanceFlows(zeroLossFlow({ version: "v1", entry: "gate", broker })) } });
   expect(created.response.status, JSON.stringify(created.data ?? created.error)).toBe(201);
-  return until("instance running with a front door", async () => {
+  return vi.waitFor(async () => {
     const { data } = await api.GET("/api/instances/{id}", { params: { path: { id: created.data!.id } } });
-    return data?.status === "running" && data.endpoints?.front ? data : undefined;
-  });
+    expect(data, "instance running with a front door").toMatchObject({ status: "running", endpoints: { front: expect.any(String) } });
+    return data!;
+  }, WAIT);
 }
 
 function watch(deploymentId: string): { events: any[]; close(): void } {
@@ -98,7 +93,7 @@ async function deployUnderLoad(instance: any, body: Omit<DeploymentRequest, "ins
   const res = await api.POST("/api/deployments", { body: { instanceId: instance.id, analysisSeconds: 1, rollbackWindowSeconds: 1, ...body } });
   expect(res.response.status, JSON.stringify(res.data ?? res.error)).toBe(202);
   const watcher = watch(res.data!.id);
-  const done = await until("deployment finished", deploymentIs(res.data!.id, "completed", "rolled_back", "failed"));
+  const done = await vi.waitFor(deploymentIs(res.data!.id, "completed", "rolled_back", "failed"), WAIT);
   await new Promise((r) => setTimeout(r, 1500));
   const report = await load.stop();
   watcher.close();
@@ -141,12 +136,12 @@ describe("blue-green deployments through the API", () => {
     } });
     expect(res.response.status).toBe(202);
     const id = res.data!.id;
-    await until("paused", deploymentIs(id, "paused"));
+    await vi.waitFor(deploymentIs(id, "paused"), WAIT);
     await stack.restartWorker();
     const after = await api.GET("/api/deployments/{id}", { params: { path: { id } } });
     expect(after.data).toMatchObject({ status: "paused", phase: "VERIFY" });
     expect((await api.POST("/api/deployments/{id}/promote", { params: { path: { id } } })).response.status).toBe(202);
-    const done = await until("completed after restart", deploymentIs(id, "completed", "rolled_back", "failed"));
+    const done = await vi.waitFor(deploymentIs(id, "completed", "rolled_back", "failed"), WAIT);
     expect(done.status, JSON.stringify(done)).toBe("completed");
     const answer = await fetch(`${instance.endpoints.front}/work`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ seq: "after" }) });
     expect(((await answer.json()) as any).payload.version).toBe("v2");
@@ -157,7 +152,7 @@ describe("blue-green deployments through the API", () => {
     } });
     expect(next.response.status).toBe(202);
     await stack.restartWorker();
-    const second = await until("completed across a restart mid-step", deploymentIs(next.data!.id, "completed", "rolled_back", "failed"));
+    const second = await vi.waitFor(deploymentIs(next.data!.id, "completed", "rolled_back", "failed"), WAIT);
     expect(second.status, JSON.stringify(second)).toBe("completed");
     expect(second.history.filter((h: any) => h.status === "started").map((h: any) => h.phase)).toEqual(["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP"]);
     const v3 = await fetch(`${instance.endpoints.front}/work`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ seq: "after-2" }) });

@@ -8,7 +8,7 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { startBridge, type RunningBridge } from "../../bridge/main.ts";
 import { lineLogger } from "../../bridge/log.ts";
@@ -30,20 +30,16 @@ async function call(method: string, p: string, body?: unknown) {
   return { status: res.status, body: (await res.json().catch(() => null)) as any };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < timeoutMs) {
-    last = await probe().catch((e) => e);
-    if (last && !(last instanceof Error)) return last as T;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms (last: ${String(last)})`);
-}
+/** Generous: these suites share 2 cores; a stop or a health sweep can take tens of seconds there. */
+const WAIT = { timeout: 60_000, interval: 250 };
+/** Node-RED coming up (create, start, restart after a kill): 3–4 s idle, far more on a loaded machine. */
+const START = { ...WAIT, timeout: 90_000 };
 
+/** The instance once its status is `status` (for vi.waitFor: throws until then). */
 const statusIs = (id: string, status: string) => async () => {
   const res = await call("GET", `/api/instances/${id}`);
-  return res.body?.status === status ? res.body : undefined;
+  expect(res.body?.status, `instance ${id}: ${JSON.stringify(res.body)}`).toBe(status);
+  return res.body;
 };
 
 /** The pid of the Node-RED process serving this port (found the way an operator would: by its listening port). */
@@ -103,10 +99,11 @@ describe("instance lifecycle on real Node-RED", () => {
     expect(created.status).toBe(201);
     id = created.body.id;
     // The driver's own "running" event can arrive before the create result that carries the endpoints.
-    const running = await until("running with endpoints", async () => {
+    const running = await vi.waitFor(async () => {
       const inst = await statusIs(id, "running")();
-      return inst?.endpoints?.admin ? inst : undefined;
-    }, 90_000);
+      expect(inst.endpoints?.admin, "running with endpoints").toBeTruthy();
+      return inst;
+    }, START);
     admin = running.endpoints.admin;
     expect(admin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(running.endpoints.front).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -114,45 +111,50 @@ describe("instance lifecycle on real Node-RED", () => {
     expect(editor.status).toBe(200);
     expect(await editor.text()).toContain("Node-RED");
     expect(events.some((e) => e.event === "instance:status" && e.data.instanceId === id && e.data.status === "running")).toBe(true);
-  });
+  }, 120_000);
 
   it("a health sweep stores the instance's health with memory figures", async () => {
     stack.qstash.fireSchedule("redforge-health-sweep");
     await stack.qstash.tick();
     // The emulator's own cron may also have swept while the instance was still starting.
-    const metrics = await until("health row", async () => {
+    const metrics = await vi.waitFor(async () => {
       const m = await call("GET", `/api/metrics/instances/${id}`);
-      return m.body?.latest?.state === "running" ? m.body : undefined;
-    });
+      expect(m.body?.latest?.state, `health row: ${JSON.stringify(m.body)}`).toBe("running");
+      return m.body;
+    }, WAIT);
     expect(metrics.latest).toMatchObject({ live: true, state: "running" });
     expect(metrics.latest.rssBytes).toBeGreaterThan(10_000_000);
-  });
+  }, 90_000);
 
   it("stop stops the process; start brings it back", async () => {
     expect((await call("POST", `/api/instances/${id}/stop`)).status).toBe(202);
-    await until("stopped", statusIs(id, "stopped"));
+    await vi.waitFor(statusIs(id, "stopped"), WAIT);
     await expect(fetch(admin)).rejects.toThrow();
     expect((await call("POST", `/api/instances/${id}/start`)).status).toBe(202);
-    await until("running again", statusIs(id, "running"), 90_000);
+    await vi.waitFor(statusIs(id, "running"), START);
     expect((await fetch(admin)).status).toBe(200);
-  });
+  }, 180_000);
 
   it("a Node-RED killed by hand shows up as a status change, and the bridge restarts it", async () => {
     const port = Number(new URL(admin).port);
-    const pid = await until("pid", () => nodeRedPid(port));
+    const pid = await vi.waitFor(async () => {
+      const found = await nodeRedPid(port);
+      expect(found, `a process listening on ${port}`).toBeDefined();
+      return found!;
+    }, WAIT);
     const seen = events.length;
     process.kill(pid, "SIGKILL");
-    await until("status change", async () => events.slice(seen).some((e) => e.data?.instanceId === id && e.data.status !== "running"));
-    await until("running after restart", async () => {
-      const inst = await statusIs(id, "running")();
-      return inst && (await nodeRedPid(port)) !== pid ? inst : undefined;
-    }, 90_000);
+    await vi.waitFor(() => expect(events.slice(seen).some((e) => e.data?.instanceId === id && e.data.status !== "running"), "a status change").toBe(true), WAIT);
+    await vi.waitFor(async () => {
+      await statusIs(id, "running")();
+      expect(await nodeRedPid(port), "running after restart, a new Node-RED on its port").not.toBe(pid);
+    }, START);
     expect((await fetch(admin)).status).toBe(200);
-  });
+  }, 240_000);
 
   it("destroy removes the process and the instance", async () => {
     expect((await call("DELETE", `/api/instances/${id}`)).status).toBe(202);
-    await until("process gone", async () => (await fetch(admin).then(() => false, () => true)));
+    await vi.waitFor(async () => { await expect(fetch(admin), "process gone").rejects.toThrow(); }, WAIT);
     expect((await call("GET", `/api/instances/${id}`)).status).toBe(404);
-  });
+  }, 90_000);
 });
