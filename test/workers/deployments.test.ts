@@ -3,7 +3,8 @@
  * the cluster link answering each step as a real one would: the happy path
  * through every phase, one deployment per instance, rollback on a failed
  * smoke test, pause → promote / abort, a deadline the bridge misses, manual
- * rollback in the window, and /ws/deployments/:id for a late subscriber.
+ * rollback in the window, /ws/deployments/:id for a late subscriber, and
+ * each outcome written to the audit log once when a step is run again.
  */
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { and, eq } from "drizzle-orm";
