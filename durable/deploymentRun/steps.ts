@@ -77,6 +77,9 @@ export interface LocalStep {
   done(s: RunState): Lead;
 }
 
+/** Bridge codes (bridge/errors.ts) that mean green could not be started. */
+const GREEN_FAILURES = new Set(["green_failed", "green_timeout", "start_failed", "start_timeout", "no_free_port"]);
+
 const stepFailed = (step: string) => (_s: RunState, e: CommandError): Lead => rollback("step_failed", `${step} failed: ${e.message} (${e.code})`);
 
 function commandStep<T extends CommandType>(name: string, spec: CommandStepSpec<T>): CommandStep {
@@ -132,7 +135,8 @@ export const STEPS = {
       const message = `prepare failed: ${e.message} (${e.code})`;
       // A driver without blue-green never touched blue: there is nothing to roll back.
       if (e.code === "not_implemented") return { to: "finish", status: "failed", error: fail("not_implemented", message) };
-      return rollback(e.code === "green_failed" ? "green_failed" : "step_failed", message);
+      // Green never became ready, whether it crashed or just did not answer in time: both are green_failed to an operator.
+      return rollback(GREEN_FAILURES.has(e.code) ? "green_failed" : "step_failed", message);
     },
   }),
 

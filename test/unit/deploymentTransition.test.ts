@@ -396,6 +396,14 @@ describe("failure codes", () => {
     // The history says where it failed, with the same words.
     expect(run.s.history.some((h) => h.status === "failed" && h.detail === run.s.error!.message)).toBe(true);
   });
+
+  it.each(["green_timeout", "start_failed", "no_free_port"])("a green that never came up (bridge code %s) reads green_failed, not step_failed", (bridgeCode) => {
+    const run = new Run("switch");
+    run.fail("deployment.prepare", bridgeCode, "green did not answer /healthz in time");
+    run.answer("deployment.rollback", ROLLED_BACK);
+    expect(run.s.status).toBe("rolled_back");
+    expect(run.s.error).toEqual({ code: "green_failed", message: `prepare failed: green did not answer /healthz in time (${bridgeCode})` });
+  });
 });
 
 describe("deadlines", () => {
