@@ -3,6 +3,7 @@ import type { ValidationTargets } from "hono";
 import { resolver, uniqueSymbol } from "hono-openapi";
 import type { ZodType, core } from "zod";
 import { ApiError } from "./errors.ts";
+import { OPTIONAL_BODY } from "./openapi/describe.ts";
 
 /** zod issues as the API reports them: where, what, and zod's machine code. */
 export function describeIssues(issues: readonly core.$ZodIssue[]) {
@@ -36,5 +37,7 @@ export function validate<Target extends keyof ValidationTargets, Schema extends 
       );
     }
   });
-  return Object.assign(middleware, { [uniqueSymbol]: { target, ...resolver(schema) } });
+  // Without a JSON body Hono's validator sees {}: a schema that accepts it makes the body optional.
+  const documented = target === "json" && schema.safeParse({}).success ? schema.meta({ [OPTIONAL_BODY]: true }) : schema;
+  return Object.assign(middleware, { [uniqueSymbol]: { target, ...resolver(documented) } });
 }

@@ -32,6 +32,9 @@ export const TAGS = {
 } as const;
 export type Tag = keyof typeof TAGS;
 
+/** Marks (in the generated JSON schema) a JSON body that may be left out; functions/openapi/document.ts reads it. */
+export const OPTIONAL_BODY = "x-optional-body";
+
 /** Who may call a route, as the document's security requirement. */
 export type Access = "user" | "public" | "clusterWebhook" | "clusterToken" | "qstash";
 
@@ -84,6 +87,8 @@ export interface RouteDoc {
   errors?: ErrorStatus[];
   /** For routes that read their body themselves (signed webhooks) rather than through validate(). */
   body?: ZodType;
+  /** That body may be left out (default: required). */
+  bodyOptional?: boolean;
   /** Parameters no validator declares (read by middleware). */
   parameters?: DescribeRouteOptions["parameters"];
 }
@@ -123,7 +128,7 @@ export function describe(tag: Tag) {
       ...(doc.description ? { description: doc.description } : {}),
       security: SECURITY[access],
       ...(doc.parameters ? { parameters: doc.parameters } : {}),
-      ...(doc.body ? { requestBody: { required: true, content: { "application/json": { schema: resolver(doc.body) } } } } : {}),
+      ...(doc.body ? { requestBody: { required: !doc.bodyOptional, content: { "application/json": { schema: resolver(doc.body) } } } } : {}),
       responses,
     });
   };

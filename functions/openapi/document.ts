@@ -6,7 +6,7 @@
  */
 import type { Hono } from "hono";
 import { generateSpecs, resolver, type GenerateSpecOptions } from "hono-openapi";
-import { ERROR_RESPONSES, TAGS, errorResponseRef } from "../../core/openapi/describe.ts";
+import { ERROR_RESPONSES, OPTIONAL_BODY, TAGS, errorResponseRef } from "../../core/openapi/describe.ts";
 import { errorSchema } from "../../protocol/api/common.ts";
 
 export const API_VERSION = "0.1.0";
@@ -70,15 +70,29 @@ async function options(): Promise<Partial<GenerateSpecOptions>> {
 
 const built = new WeakMap<object, Promise<OpenApiDocument>>();
 
+interface Operation {
+  "x-permission"?: string;
+  security?: Record<string, string[]>[];
+  requestBody?: { required?: boolean; content?: Record<string, { schema?: Record<string, unknown> }> };
+}
+
 /**
- * A route's `requirePermission` shows as `x-permission` and as the scope of its
- * security requirements (OpenAPI 3.1 allows role names as scopes of any scheme).
+ * What hono-openapi cannot know from one middleware at a time:
+ * - a route's `requirePermission` shows as `x-permission` and as the scope of
+ *   its security requirements (OpenAPI 3.1 allows role names as scopes);
+ * - a JSON body its validator accepts as `{}` may be left out (Hono's json
+ *   validator then sees `{}`), so it is not `required` (marked by validate()).
  */
-function permissionScopes(doc: OpenApiDocument): OpenApiDocument {
+function finish(doc: OpenApiDocument): OpenApiDocument {
   for (const item of Object.values(doc.paths)) {
-    for (const op of Object.values(item) as { "x-permission"?: string; security?: Record<string, string[]>[] }[]) {
+    for (const op of Object.values(item) as Operation[]) {
       const permission = op?.["x-permission"];
       if (permission && op.security) op.security = op.security.map((req) => Object.fromEntries(Object.keys(req).map((k) => [k, [permission]])));
+      const body = op?.requestBody?.content?.["application/json"]?.schema;
+      if (body?.[OPTIONAL_BODY]) {
+        delete body[OPTIONAL_BODY];
+        op.requestBody!.required = false;
+      }
     }
   }
   return doc;
@@ -87,7 +101,7 @@ function permissionScopes(doc: OpenApiDocument): OpenApiDocument {
 export function openApiDocument(app: Hono<any, any, any>): Promise<OpenApiDocument> {
   let doc = built.get(app);
   if (!doc) {
-    doc = options().then((o) => generateSpecs(app, o)).then(permissionScopes);
+    doc = options().then((o) => generateSpecs(app, o)).then(finish);
     built.set(app, doc);
   }
   return doc;

@@ -38,6 +38,7 @@ export const bridgeRoutes = new Hono<AppEnv>()
     summary: "A short-lived cluster token for the command link",
     access: "clusterWebhook",
     body: tokenRequest,
+    bodyOptional: true,
     responses: { 200: clusterTokenSchema },
     errors: [404],
   }), validate("param", clusterParam), async (c) => {
