@@ -7,6 +7,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createUser, unique, type ApiResponse, type TestUser } from "./helpers.ts";
 
 let doc: any;
@@ -135,6 +136,26 @@ describe("responses match the document", () => {
     const report = (await call("POST", "/api/reports", { body: { kind: "access", from, to: new Date().toISOString() } })).body;
     await call("GET", `/api/reports/${report.id}`);
     await call("GET", "/api/reports?limit=2");
+  });
+
+  it("the bridge's side: cluster token and signed reports", async () => {
+    const cluster = (await call("POST", "/api/clusters", { body: { name: unique("oa") } })).body;
+    const inst = (await call("POST", "/api/instances", { body: { name: unique("oa"), clusterId: cluster.id } })).body;
+    const signed = async (path: string, body: unknown) => {
+      const text = JSON.stringify(body);
+      return call("POST", path, { token: undefined, raw: text, headers: { ...(await webhookHeaders(cluster.webhookSecret, text)), "Content-Type": "application/json" } });
+    };
+    await signed(`/api/clusters/${cluster.id}/token`, { bridgeVersion: "test" });
+    await signed(`/api/webhooks/clusters/${cluster.id}`, { type: "instance.status", instanceId: inst.id, state: "running", endpoints: { admin: "http://127.0.0.1:1" } });
+    await signed(`/api/webhooks/clusters/${cluster.id}`, {
+      type: "health.report",
+      instances: [{ instanceId: inst.id, state: "running", live: true, ready: true, missingNodeTypes: [], checkedAt: new Date().toISOString() }],
+    });
+    await signed(`/api/webhooks/clusters/${cluster.id}`, { type: "command.result", commandId: "cmd-unknown", status: "ok" });
+    const batch = { batchId: unique("batch"), records: [{ instanceId: inst.id, provider: "openai", model: "gpt-4o-mini", inputTokens: 3, outputTokens: 4 }] };
+    await signed(`/api/webhooks/clusters/${cluster.id}/ai-decisions`, batch);
+    await signed(`/api/webhooks/clusters/${cluster.id}/ai-decisions`, batch);
+    await call("POST", `/api/webhooks/clusters/${cluster.id}`, { token: undefined, body: { type: "health.report", instances: [] } });
   });
 
   it("covered a broad set of operations, with a check that does refuse a wrong answer", () => {
