@@ -50,8 +50,7 @@ async function options(): Promise<Partial<GenerateSpecOptions>> {
         title: "RedForge Control Tower API",
         version: API_VERSION,
         description: "The control plane of Node-RED fleets. Every error has one shape, `{\"error\": {\"code\", \"message\", \"details\"?}}` "
-          + "(components.schemas.Error). Browse it at /api/docs; generated clients: protocol/api/client.ts.",
-        license: { name: "Proprietary", identifier: "LicenseRef-Proprietary" },
+          + "(components.schemas.Error). Browse it at /api/docs; the typed client: protocol/api/client.ts.",
       },
       servers: [{ url: "/", description: "This control plane (paths are absolute)" }],
       tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),
