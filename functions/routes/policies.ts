@@ -17,8 +17,13 @@ import { policyDecisionSchema, policySchema } from "../../protocol/api/governanc
 type Row = typeof policies.$inferSelect;
 
 const name = z.string().min(1).max(100).regex(/^[a-z0-9][a-z0-9_-]*$/, "lower-case letters, digits, _ and -");
-const createBody = z.strictObject({ name, kind: z.enum(POLICY_KINDS), rule: z.unknown(), enabled: z.boolean().default(true) });
-const patchBody = z.strictObject({ name: name.optional(), rule: z.unknown().optional(), enabled: z.boolean().optional() })
+/** Checked against its kind by parseRule (400 with paths under `rule.`); the document shows each kind's shape. */
+const rule = z.unknown().meta({
+  description: "The rule; its shape depends on `kind` (approved_models, deployment_window, max_replicas), checked on write",
+  anyOf: POLICY_KINDS.map((kind) => ({ title: kind, ...z.toJSONSchema(ruleShapes[kind], { io: "input", unrepresentable: "any" }) })),
+});
+const createBody = z.strictObject({ name, kind: z.enum(POLICY_KINDS), rule, enabled: z.boolean().default(true) });
+const patchBody = z.strictObject({ name: name.optional(), rule: rule.optional(), enabled: z.boolean().optional() })
   .refine((b) => Object.keys(b).length > 0, "send at least one of name, rule, enabled");
 const idParam = z.object({ id: z.uuid() });
 const evaluateBody = z.discriminatedUnion("action", [

@@ -3605,7 +3605,42 @@ export interface operations {
                     name: string;
                     /** @enum {string} */
                     kind: "approved_models" | "deployment_window" | "max_replicas";
-                    rule: unknown;
+                    /** @description The rule; its shape depends on `kind` (approved_models, deployment_window, max_replicas), checked on write */
+                    rule: {
+                        models: string[];
+                        providers?: string[];
+                        selector?: {
+                            team?: string;
+                            namePattern?: string;
+                            labels?: {
+                                [key: string]: string;
+                            };
+                        };
+                    } | {
+                        /** @default {} */
+                        selector?: {
+                            team?: string;
+                            namePattern?: string;
+                            labels?: {
+                                [key: string]: string;
+                            };
+                        };
+                        days: ("sun" | "mon" | "tue" | "wed" | "thu" | "fri" | "sat")[];
+                        start: string;
+                        end: string;
+                        /** @default UTC */
+                        timezone?: string;
+                    } | {
+                        /** @default {} */
+                        selector?: {
+                            team?: string;
+                            namePattern?: string;
+                            labels?: {
+                                [key: string]: string;
+                            };
+                        };
+                        max: number;
+                    };
                     /** @default true */
                     enabled?: boolean;
                 };
@@ -3746,7 +3781,42 @@ export interface operations {
             content: {
                 "application/json": {
                     name?: string;
-                    rule?: unknown;
+                    /** @description The rule; its shape depends on `kind` (approved_models, deployment_window, max_replicas), checked on write */
+                    rule?: {
+                        models: string[];
+                        providers?: string[];
+                        selector?: {
+                            team?: string;
+                            namePattern?: string;
+                            labels?: {
+                                [key: string]: string;
+                            };
+                        };
+                    } | {
+                        /** @default {} */
+                        selector?: {
+                            team?: string;
+                            namePattern?: string;
+                            labels?: {
+                                [key: string]: string;
+                            };
+                        };
+                        days: ("sun" | "mon" | "tue" | "wed" | "thu" | "fri" | "sat")[];
+                        start: string;
+                        end: string;
+                        /** @default UTC */
+                        timezone?: string;
+                    } | {
+                        /** @default {} */
+                        selector?: {
+                            team?: string;
+                            namePattern?: string;
+                            labels?: {
+                                [key: string]: string;
+                            };
+                        };
+                        max: number;
+                    };
                     enabled?: boolean;
                 };
             };
