@@ -15,6 +15,14 @@ import { BridgeError } from "../errors.ts";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A counter's growth since `then`; a runtime that restarted in between counts from 0 again (never negative). */
 const since = (now: number, then: number) => (now >= then ? now - then : now);
+/**
+ * Nothing left to finish. Behind a Service, clients may hold idle keep-alive connections to a
+ * retired runtime; stopping it closes them under the client, and a POST sent on one at that
+ * moment fails ("other side closed", not retried). Each such connection goes once its next
+ * request is answered with `Connection: close`, or once the client's idle timeout (shorter than
+ * Node-RED's 5 s keepAliveTimeout) closes it.
+ */
+const finished = (s: GateStatus) => s.inFlight === 0 && (s.mode !== "retire" || !s.openHttp);
 
 export class BlueGreen {
   /** Front counters at the switch, per instance, for the post-switch analysis. */
@@ -189,7 +197,8 @@ export class BlueGreen {
   /**
    * Before a runtime is stopped: wait (bounded) until its gate counts nothing
    * in flight, so what it was still answering (requests it held and released,
-   * a last request on a keep-alive connection) finishes instead of dying with it.
+   * a last request on a keep-alive connection) finishes instead of dying with it;
+   * a retired runtime also until no client connection is open to it (see `finished`).
    * Returns what was still in flight at the deadline.
    */
   private async idle(runtime: string, timeoutMs = 10_000): Promise<number> {
@@ -198,11 +207,11 @@ export class BlueGreen {
     return base ? ((await this.untilIdle(base, timeoutMs).catch(() => undefined))?.inFlight ?? 0) : 0;
   }
 
-  /** Polls a runtime's gate until nothing is in flight or `timeoutMs` passes; the last status. */
+  /** Polls a runtime's gate until it has `finished` or `timeoutMs` passes; the last status. */
   private async untilIdle(base: string, timeoutMs: number, first?: GateStatus): Promise<GateStatus> {
     const t0 = Date.now();
     let status = first ?? (await this.admin.gate(base));
-    while (status.inFlight > 0 && Date.now() - t0 < timeoutMs) {
+    while (!finished(status) && Date.now() - t0 < timeoutMs) {
       await sleep(20);
       status = await this.admin.gate(base);
     }

@@ -47,6 +47,8 @@ export interface GateStatus {
   /** redforge-gate nodes registered in the running flows. */
   gates: number;
   heldHttp: number;
+  /** Client connections that carried gated (non-smoke) HTTP work and are still open; absent from node packages before it. */
+  openHttp?: number;
   mqtt: "connected" | "disconnected" | "off";
   counters: { entered: number; exited: number; expired: number; heldMqtt: number; heldHttp: number; refusedHttp: number; released: number };
 }

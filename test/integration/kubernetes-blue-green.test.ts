@@ -7,6 +7,7 @@
  * switch is the Service selector; no proxy in the bridge moves connections.
  */
 import fs from "node:fs/promises";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -63,8 +64,8 @@ afterAll(async () => {
 
 const brokerAddress = () => broker.address;
 
-/** A v1 instance, ready (node package in, flows running, gates on the bus), with the load running for 1.5 s. */
-async function runningUnderLoad(d: KubernetesDriver, name: string) {
+/** A v1 instance, ready: node package in, flows running, gates on the bus. */
+async function running(d: KubernetesDriver, name: string): Promise<string> {
   const id = crypto.randomUUID();
   await d.create({
     id, name, flows: zeroLossFlow({ version: "v1", entry: "gate", broker: brokerAddress() }),
@@ -74,6 +75,12 @@ async function runningUnderLoad(d: KubernetesDriver, name: string) {
     const gate = await d.adminApi.gate((await d.servingOf(id)).base);
     return gate.gates >= 2 && gate.mqtt === "connected" ? true : undefined;
   }, 120_000);
+  return id;
+}
+
+/** A v1 instance, ready, with the load running for 1.5 s. */
+async function runningUnderLoad(d: KubernetesDriver, name: string) {
+  const id = await running(d, name);
   const front = await kubelet.serviceUrl(name);
   const load = new LoadGenerator({ brokerUrl, mqttTopic: `redforge/ingest/${id}`, httpUrl: `${front}/work`, rate: 200, httpLoops: HTTP_LOOPS });
   await load.start();
@@ -154,5 +161,47 @@ describe("blue-green on the kubernetes driver (real Node-RED pods behind a fake 
     expect(api.get("services", NS, "zl-back")!.spec.selector["redforge.io/color"]).toBe("blue");
     expect(api.get("statefulsets", NS, "zl-back-green")).toBeUndefined();
     expect(api.get("secrets", NS, "zl-back-redforge")!.metadata.ownerReferences).toHaveLength(1);
+  }, 240_000);
+
+  it("rollback stops green only once a client's idle keep-alive connection to it is gone: its next request is answered there with Connection: close, not cut", async () => {
+    // The rollback-under-load failure ("other side closed") made deterministic: one client connection
+    // kept idle on green while the rollback retires and stops green.
+    const name = "zl-idle";
+    const id = await running(driver, name);
+    const v2 = zeroLossFlow({ version: "v2", entry: "gate", broker: brokerAddress() });
+    const { blue, green } = await blueGreenSteps({ bg, instanceId: id, v2, smoke: "pass", ...(log ? { log } : {}) });
+    const front = await kubelet.serviceUrl(name);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    const post = (seq: string) => new Promise<{ connection?: string; runtime: string }>((resolve, reject) => {
+      const req = http.request(`${front}/work`, { method: "POST", agent, headers: { "content-type": "application/json" } }, (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => resolve({ ...(res.headers.connection ? { connection: res.headers.connection } : {}), runtime: (JSON.parse(text) as { payload: { runtime: string } }).payload.runtime }));
+      });
+      req.on("socket", (sock) => sockets.add(sock));
+      req.on("error", reject);
+      req.end(JSON.stringify({ seq }));
+    });
+    try {
+      expect(await post("idle-1")).toEqual({ connection: "keep-alive", runtime: green });
+      let settled = false;
+      const rolledBack = bg.rollback(id, { blue, green, switched: true }).finally(() => (settled = true));
+      // The client stays idle past the selector move. Green must still be there when it sends again
+      // (before the fix it was stopped ~0.2 s after its gate retired, the connection closed under the client).
+      await eventually(async () => (api.get("services", NS, name)!.spec.selector["redforge.io/color"] === "blue" ? true : undefined), 30_000);
+      const movedAt = Date.now();
+      await eventually(async () => {
+        if (!kubelet.running().includes(`${name}-green-0`)) return true;
+        return !settled && Date.now() - movedAt > 2_000 ? true : undefined;
+      }, 30_000);
+      expect(await post("idle-2")).toEqual({ connection: "close", runtime: green });
+      expect(sockets.size).toBe(1);
+      expect(await rolledBack).toMatchObject({ serving: blue, greenStopped: true, greenStragglers: 0 });
+      expect(await post("idle-3")).toEqual({ connection: "keep-alive", runtime: blue });
+      expect(sockets.size).toBe(2);
+    } finally {
+      agent.destroy();
+    }
   }, 240_000);
 });

@@ -214,6 +214,8 @@ describe("RedForge node package in a real Node-RED", () => {
       expect((await post(1)).connection).toBe("keep-alive");
       expect((await post(2)).connection).toBe("keep-alive");
       expect(sockets.size).toBe(1);
+      // openHttp counts client connections that carried gated work and are still open (the agent's, at least).
+      expect((await get("/redforge/gate")).body.openHttp).toBeGreaterThanOrEqual(1);
       await setMode("drain");
       const held = post(3);
       await until("one request held", async () => (await setMode("drain")).heldHttp === 1, 5_000);
@@ -222,6 +224,16 @@ describe("RedForge node package in a real Node-RED", () => {
       // The next request needs a new connection (the Service would route it to the new runtime), and closes it too.
       expect(await post(4)).toEqual({ status: 200, connection: "close", body: { n: 4 } });
       expect(sockets.size).toBe(2);
+      // Clients leave a retired runtime: closed by its answers, or by their own idle timeout (the bridge waits for 0 before stopping it).
+      // (Asked on a connection of its own: fetch's pool would keep reusing one that carried gated work.)
+      const openHttp = () => new Promise<number>((resolve, reject) => {
+        http.get(`${base()}/redforge/gate`, { agent: false }, (res) => {
+          let text = "";
+          res.on("data", (c) => (text += c));
+          res.on("end", () => resolve((JSON.parse(text) as { openHttp: number }).openHttp));
+        }).on("error", reject);
+      });
+      await until("no client connection open", async () => (await openHttp()) === 0, 10_000);
       await setMode("active");
       expect((await post(5)).connection).toBe("keep-alive");
       expect((await post(6)).connection).toBe("keep-alive");

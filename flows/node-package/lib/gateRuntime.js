@@ -9,7 +9,9 @@
  * after a switch where a Kubernetes Service, not the bridge, routes HTTP)
  * passes work on like `active` but answers every HTTP request with
  * `Connection: close`, so clients' keep-alive connections leave this runtime
- * and reconnect to whichever one the Service selects now. In-flight = entered a gate,
+ * and reconnect to whichever one the Service selects now; `openHttp` counts
+ * the client connections still open, so the bridge stops a retired runtime only
+ * once its clients have left (see docs/pitfalls.md). In-flight = entered a gate,
  * not yet through an exit marker; entries older than the TTL are dropped and
  * counted as `expired`, so a message lost downstream cannot pin the count.
  *
@@ -35,6 +37,9 @@ class GateRuntime {
     this.heldHttp = []; // { gate, msg } in arrival order
     this.pendingMqtt = []; // MQTT work that arrived while no source gate existed (a full deploy)
     this.gates = new Set();
+    // Client connections that carried gated work and are still open: a retired runtime is stopped only once
+    // they are gone, since a keep-alive connection closed under a client races its next request (lost, not retried).
+    this.clientConnections = new Set();
     this.sources = [];
     this.counters = { entered: 0, exited: 0, expired: 0, heldMqtt: 0, heldHttp: 0, refusedHttp: 0, released: 0 };
     this.nextId = 1;
@@ -77,6 +82,7 @@ class GateRuntime {
 
   /** A message reaching a gate's input (HTTP-in or any other source). */
   input(gate, msg, send) {
+    if (msg.req && !isSmoke(msg)) this.track(msg.req.socket);
     if (this.mode !== "drain" || isSmoke(msg)) return this.pass(gate, msg, send);
     if (msg.req && msg.res) {
       if (this.heldHttp.length >= this.holdLimit) {
@@ -92,6 +98,12 @@ class GateRuntime {
     }
     // Any other non-HTTP message: held in memory with the HTTP ones (same order, same release).
     this.heldHttp.push({ gate, msg });
+  }
+
+  track(socket) {
+    if (!socket || socket.destroyed || this.clientConnections.has(socket)) return;
+    this.clientConnections.add(socket);
+    socket.once("close", () => this.clientConnections.delete(socket));
   }
 
   pass(gate, msg, send) {
@@ -132,6 +144,7 @@ class GateRuntime {
       mode: this.mode,
       inFlight: this.inFlight.size,
       heldHttp: this.heldHttp.length,
+      openHttp: this.clientConnections.size,
       gates: this.gates.size,
       sources: this.sources.length,
       mqtt: this.mqttUrl ? (this.connected ? "connected" : "disconnected") : "off",
