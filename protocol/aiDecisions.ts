@@ -56,4 +56,3 @@ export const aiDecisionBatchSchema = z.object({
 });
 export type AiDecisionBatch = z.infer<typeof aiDecisionBatchSchema>;
 
-export const aiDecisionsPath = (clusterId: string) => `/api/webhooks/clusters/${encodeURIComponent(clusterId)}/ai-decisions`;

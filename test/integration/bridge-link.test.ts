@@ -16,6 +16,7 @@ import { newCommandId, type Command, type CommandType } from "../../protocol/com
 import type { Report } from "../../protocol/reports.ts";
 import { startFakeControlPlane, type FakeControlPlane } from "../harness/fakeControlPlane.ts";
 import { FakeDriver } from "../harness/fakeDriver.ts";
+import { until } from "../harness/eventually.ts";
 
 const CLUSTER = crypto.randomUUID();
 const SECRET = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
@@ -48,15 +49,9 @@ function start(overrides: Partial<BridgeOptions> = {}): Promise<RunningBridge> {
   });
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false | null, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false && value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last log lines:\n${logs.slice(-15).join("\n")}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Waits for the bridge, showing its last log lines on a timeout. */
+const untilLogged = <T>(what: string, probe: () => T | undefined | false | null, timeoutMs = 10_000) =>
+  until(what, probe, { timeoutMs, intervalMs: 20, explain: () => `last log lines:\n${logs.slice(-15).join("\n")}` });
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -76,7 +71,7 @@ const hellos = () => cp.frames.filter((f) => f.kind === "hello");
 async function run(cmd: Command): Promise<ResultReport> {
   const before = results(cmd.id).length;
   cp.enqueue(cmd);
-  const hit = await until(`command.result for ${cmd.type}`, () => results(cmd.id)[before]);
+  const hit = await untilLogged(`command.result for ${cmd.type}`, () => results(cmd.id)[before]);
   return hit.report as ResultReport;
 }
 
@@ -95,7 +90,7 @@ afterAll(async () => {
 
 describe("bridge ↔ control plane", () => {
   it("fetches a signed cluster token, opens the link with it and says hello", async () => {
-    const hello = await until("hello", () => hellos()[0]);
+    const hello = await untilLogged("hello", () => hellos()[0]);
     expect(hello).toMatchObject({ kind: "hello", bridgeVersion: BRIDGE_VERSION, driver: "process" });
     // The fake records a token request only when its signature verified.
     expect(cp.tokenRequests).toHaveLength(1);
@@ -120,7 +115,7 @@ describe("bridge ↔ control plane", () => {
 
   it("answers a redelivered command again from its ledger, without running it twice", async () => {
     cp.deliver(createCmd);
-    await until("second answer", () => results(createCmd.id)[1]);
+    await untilLogged("second answer", () => results(createCmd.id)[1]);
     expect(driver.count("create")).toBe(1);
     const [first, second] = results(createCmd.id);
     expect(second!.report).toEqual(first!.report);
@@ -134,9 +129,9 @@ describe("bridge ↔ control plane", () => {
     driver = new FakeDriver();
     const hellosBefore = hellos().length;
     bridge = await start();
-    await until("hello after restart", () => hellos().length > hellosBefore);
+    await untilLogged("hello after restart", () => hellos().length > hellosBefore);
     cp.deliver(createCmd);
-    await until("answer after restart", () => results(createCmd.id)[2]);
+    await untilLogged("answer after restart", () => results(createCmd.id)[2]);
     expect(results(createCmd.id)[2]!.report).toEqual(results(createCmd.id)[0]!.report);
     expect(driver.calls).toEqual([]);
   });
@@ -146,26 +141,26 @@ describe("bridge ↔ control plane", () => {
     driver.behaviour.set("start", "hang");
     const cmd = command("instance.start", {}, id);
     cp.enqueue(cmd);
-    await until("driver.start called", () => driver.count("start") === 1);
+    await untilLogged("driver.start called", () => driver.count("start") === 1);
     await bridge.close();
     expect(results(cmd.id)).toEqual([]);
 
     driver = new FakeDriver();
     bridge = await start(); // the control plane redelivers the unanswered command on connect
-    const answer = await until("interrupted answer", () => results(cmd.id)[0]);
+    const answer = await untilLogged("interrupted answer", () => results(cmd.id)[0]);
     expect(answer.report).toMatchObject({ status: "error", error: { code: "interrupted" } });
     expect(driver.count("start")).toBe(0);
   });
 
   it("reconnects with exponential backoff after the server drops the link", async () => {
-    await until("connected", () => bridge.link.connected);
+    await untilLogged("connected", () => bridge.link.connected);
     const tokensBefore = cp.tokenRequests.length;
     const upgradesBefore = cp.upgrades.length;
     const hellosBefore = hellos().length;
     cp.knobs.refuseUpgrades = 3;
     const dropped = Date.now();
     cp.dropConnections();
-    await until("hello after drop", () => hellos().length > hellosBefore);
+    await untilLogged("hello after drop", () => hellos().length > hellosBefore);
 
     const attempts = cp.upgrades.slice(upgradesBefore);
     expect(attempts.map((a) => a.status)).toEqual([503, 503, 503, 101]);
@@ -183,14 +178,14 @@ describe("bridge ↔ control plane", () => {
     const hellosBefore = hellos().length;
     cp.revokeTokens();
     cp.dropConnections();
-    await until("hello with a new token", () => hellos().length > hellosBefore);
+    await untilLogged("hello with a new token", () => hellos().length > hellosBefore);
     expect(cp.upgrades.some((u) => u.status === 401)).toBe(true);
     expect(cp.tokenRequests.length).toBe(tokensBefore + 1);
     expect(logs.join("\n")).toMatch(/AUTH FAILED: control plane refused the link upgrade \(401\)/);
 
     const upgradesBefore = cp.upgrades.length;
     cp.dropConnections();
-    await until("hello after refresh", () => hellos().length > hellosBefore + 1);
+    await untilLogged("hello after refresh", () => hellos().length > hellosBefore + 1);
     expect(cp.tokenRequests.length).toBe(tokensBefore + 2);
     expect(cp.upgrades.slice(upgradesBefore).map((u) => u.status)).toEqual([101]);
     cp.knobs.tokenTtlMs = 600_000;
@@ -204,7 +199,7 @@ describe("bridge ↔ control plane", () => {
       log: lineLogger((line) => impostorLogs.push(line)),
     });
     try {
-      await until("three refusals", () => impostorLogs.filter((l) => l.includes("AUTH FAILED")).length >= 3);
+      await untilLogged("three refusals", () => impostorLogs.filter((l) => l.includes("AUTH FAILED")).length >= 3);
       expect(impostorLogs.join("\n")).toMatch(/control plane refused the token request \(401 invalid_signature\): check the cluster id and the cluster secret/);
       expect(cp.refused.filter((r) => r.reason === "bad_signature").length).toBeGreaterThanOrEqual(3);
       expect(impostor.link.connected).toBe(false);
@@ -214,13 +209,13 @@ describe("bridge ↔ control plane", () => {
   });
 
   it("ignores frames that are not JSON or not in the protocol, stays connected, and answers a malformed command with an error", async () => {
-    await until("connected", () => bridge.link.connected);
+    await untilLogged("connected", () => bridge.link.connected);
     const upgradesBefore = cp.upgrades.length;
     cp.sendRaw("this is not json {");
     cp.sendRaw({ kind: "shutdown", now: true });
     cp.sendRaw({ kind: "command" });
     cp.sendRaw({ kind: "command", command: { id: "cmd_malformed", type: "instance.explode", args: {}, issuedAt: new Date().toISOString() } });
-    const bad = await until("malformed command answer", () => results("cmd_malformed")[0]);
+    const bad = await untilLogged("malformed command answer", () => results("cmd_malformed")[0]);
     expect(bad.report).toMatchObject({ status: "error", error: { code: "invalid_command" } });
 
     const ok = await run(command("instance.stop", {}, crypto.randomUUID()));
@@ -293,7 +288,7 @@ describe("bridge ↔ control plane", () => {
     driver.emit(id, "starting");
     driver.emit(id, "running");
     const mine = () => cp.reports.filter((r) => r.report.type === "instance.status" && r.report.instanceId === id);
-    await until("three status reports", () => mine().length === 3);
+    await untilLogged("three status reports", () => mine().length === 3);
     expect(mine().map((r) => r.report)).toEqual([
       { type: "instance.status", instanceId: id, state: "failed", reason: "node-red exited with code 1" },
       { type: "instance.status", instanceId: id, state: "starting" },

@@ -13,6 +13,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
 import { freePort } from "../../dev/ports.ts";
+import { until } from "../harness/eventually.ts";
 
 const RED_JS = path.resolve("node_modules/node-red/red.js");
 const PACKAGE = "@redforge/node-red-contrib-redforge";
@@ -50,7 +51,7 @@ async function startNodeRed(): Promise<void> {
   const keep = (chunk: Buffer) => { output.push(chunk.toString()); if (output.length > 200) output.shift(); };
   nodeRed.stdout!.on("data", keep);
   nodeRed.stderr!.on("data", keep);
-  await until("Node-RED admin API", async () => (await get("/settings")).status === 200, 30_000);
+  await untilNodeRed("Node-RED admin API", async () => (await get("/settings")).status === 200, 30_000);
 }
 
 async function stopNodeRed(): Promise<void> {
@@ -64,15 +65,12 @@ async function stopNodeRed(): Promise<void> {
   clearTimeout(timer);
 }
 
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await probe().catch(() => false)) return;
-    if (nodeRed && nodeRed.exitCode !== null) throw new Error(`Node-RED exited while waiting for ${what}:\n${output.join("")}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; Node-RED said:\n${output.slice(-30).join("")}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Waits for Node-RED, failing at once (with its output) if it exited. */
+const untilNodeRed = (what: string, probe: () => Promise<boolean>, timeoutMs = 15_000) => until(what, probe, {
+  timeoutMs,
+  explain: () => `Node-RED said:\n${output.slice(-30).join("")}`,
+  failIf: () => (nodeRed && nodeRed.exitCode !== null ? `Node-RED exited:\n${output.join("")}` : undefined),
+});
 
 async function get(p: string): Promise<{ status: number; body: any }> {
   const res = await fetch(`${base()}${p}`, { headers: { accept: "application/json" } });
@@ -131,7 +129,7 @@ describe("RedForge node package in a real Node-RED", () => {
 
   it("hot-loads through POST /nodes into running flows and serves /healthz 200", async () => {
     await deploy(httpFlow("/ping"));
-    await until("/ping route", async () => (await fetch(`${base()}/ping`, { method: "POST" })).status === 200);
+    await untilNodeRed("/ping route", async () => (await fetch(`${base()}/ping`, { method: "POST" })).status === 200);
     expect((await get("/healthz")).status).toBe(404); // nothing serves it before the package
 
     const form = new FormData();
@@ -154,7 +152,7 @@ describe("RedForge node package in a real Node-RED", () => {
 
   it("redforge-gate passes messages through unchanged", async () => {
     await deploy(httpFlow("/gate", [{ id: "gate1", type: "redforge-gate", name: "entry" }]));
-    await until("/gate route", async () => (await fetch(`${base()}/gate`, { method: "POST" })).status === 200);
+    await untilNodeRed("/gate route", async () => (await fetch(`${base()}/gate`, { method: "POST" })).status === 200);
     const res = await fetch(`${base()}/gate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ order: 42 }) });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ order: 42 });
@@ -163,7 +161,7 @@ describe("RedForge node package in a real Node-RED", () => {
 
   it("the deploy gate drains: HTTP work waits (up to its hold limit, then 503), is answered when active again, and is counted gate → exit", async () => {
     await deploy(httpFlow("/gated", [{ id: "g2", type: "redforge-gate", holdLimit: 2 }, { id: "x2", type: "redforge-exit" }]));
-    await until("/gated route", async () => (await fetch(`${base()}/gated`, { method: "POST" })).status === 200);
+    await untilNodeRed("/gated route", async () => (await fetch(`${base()}/gated`, { method: "POST" })).status === 200);
     const gate = async (mode?: string) => {
       const res = await fetch(`${base()}/redforge/gate`, mode
         ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ mode }) }
@@ -180,7 +178,7 @@ describe("RedForge node package in a real Node-RED", () => {
     let settled = 0;
     const held = [1, 2].map((n) => fetch(`${base()}/gated`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ n }) })
       .then(async (r) => { settled++; return { status: r.status, body: await r.json() }; }));
-    await until("two requests held", async () => (await gate()).body.heldHttp === 2, 5_000);
+    await untilNodeRed("two requests held", async () => (await gate()).body.heldHttp === 2, 5_000);
     const refused = await fetch(`${base()}/gated`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("1");
@@ -195,7 +193,7 @@ describe("RedForge node package in a real Node-RED", () => {
 
   it("retire (the old runtime behind a Kubernetes Service): held requests are answered, and every answer closes its keep-alive connection", async () => {
     await deploy(httpFlow("/retiring", [{ id: "g3", type: "redforge-gate" }, { id: "x3", type: "redforge-exit" }]));
-    await until("/retiring route", async () => (await fetch(`${base()}/retiring`, { method: "POST" })).status === 200);
+    await untilNodeRed("/retiring route", async () => (await fetch(`${base()}/retiring`, { method: "POST" })).status === 200);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const sockets = new Set<unknown>();
     const post = (n: number) => new Promise<{ status: number; connection?: string; body: unknown }>((resolve, reject) => {
@@ -218,7 +216,7 @@ describe("RedForge node package in a real Node-RED", () => {
       expect((await get("/redforge/gate")).body.openHttp).toBeGreaterThanOrEqual(1);
       await setMode("drain");
       const held = post(3);
-      await until("one request held", async () => (await setMode("drain")).heldHttp === 1, 5_000);
+      await untilNodeRed("one request held", async () => (await setMode("drain")).heldHttp === 1, 5_000);
       expect((await setMode("retire")).mode).toBe("retire");
       expect(await held).toEqual({ status: 200, connection: "close", body: { n: 3 } });
       // The next request needs a new connection (the Service would route it to the new runtime), and closes it too.
@@ -233,7 +231,7 @@ describe("RedForge node package in a real Node-RED", () => {
           res.on("end", () => resolve((JSON.parse(text) as { openHttp: number }).openHttp));
         }).on("error", reject);
       });
-      await until("no client connection open", async () => (await openHttp()) === 0, 10_000);
+      await untilNodeRed("no client connection open", async () => (await openHttp()) === 0, 10_000);
       await setMode("active");
       expect((await post(5)).connection).toBe("keep-alive");
       expect((await post(6)).connection).toBe("keep-alive");
@@ -246,24 +244,24 @@ describe("RedForge node package in a real Node-RED", () => {
 
   it("/healthz follows the flows: 503 when stopped, 200 again when started", async () => {
     await setFlowsState("stop");
-    await until("/healthz 503 stopped", healthzIs(503, "stopped"), 5_000);
+    await untilNodeRed("/healthz 503 stopped", healthzIs(503, "stopped"), 5_000);
     expect((await get("/healthz")).body.status).toBe("unavailable");
     await setFlowsState("start");
-    await until("/healthz 200 started", healthzIs(200, "started"), 5_000);
+    await untilNodeRed("/healthz 200 started", healthzIs(200, "started"), 5_000);
   });
 
   it("/healthz is 503 while flows wait for a missing node type (where /flows/state still says start)", async () => {
     await deploy(httpFlow("/missing", [{ id: "x1", type: "no-such-node-type" }]));
-    await until("/healthz 503 stopped", healthzIs(503, "stopped"), 5_000);
+    await untilNodeRed("/healthz 503 stopped", healthzIs(503, "stopped"), 5_000);
     expect((await get("/flows/state")).body.state).toBe("start");
     await deploy(httpFlow("/gate", [{ id: "gate1", type: "redforge-gate" }]));
-    await until("/healthz 200 started", healthzIs(200, "started"), 5_000);
+    await untilNodeRed("/healthz 200 started", healthzIs(200, "started"), 5_000);
   });
 
   it("after a restart the package loads from the userDir and /healthz turns 200 once flows start", async () => {
     await stopNodeRed();
     await startNodeRed();
-    await until("/healthz 200 after restart", healthzIs(200, "started"), 10_000);
+    await untilNodeRed("/healthz 200 after restart", healthzIs(200, "started"), 10_000);
     const res = await fetch(`${base()}/gate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ again: true }) });
     expect(await res.json()).toEqual({ again: true });
   });
