@@ -93,7 +93,7 @@ async function untilRunning(): Promise<void> {
   }, BOOT_MS);
 }
 
-describe.sequential("kubernetes driver on real Node-RED pods", () => {
+describe("kubernetes driver on real Node-RED pods", { concurrent: false }, () => {
   it("create: the pod runs a real Node-RED, reachable through its Service, running the seed flows from the ConfigMap", async () => {
     await driver.create({ id: ID, name: NAME, flows: SEED, resources: { cpu: "500m", memory: "512Mi" }, env: { PIPELINE: "orders" }, credentialSecret: "k8s-pods-credential-secret" });
     await untilRunning();
