@@ -30,7 +30,7 @@ export function workerVars(cfg: StackConfig, at: StackEndpoints): Record<string,
 
 /**
  * dotenv format for `wrangler dev --env-file` (keeps secrets out of argv).
- * wrangler 4.86 reads it with dotenv 16.3 then dotenv-expand 12, which
+ * wrangler (4.86 to 4.164) reads it with dotenv 16.3 then dotenv-expand 12, which
  * unescape nothing but `\n`/`\r` in double quotes and expand `$NAME`
  * everywhere, so JSON-style quoting would corrupt a password holding `$`, `"`
  * or `\`. A quote character absent from the value keeps it literal, and `\$`
