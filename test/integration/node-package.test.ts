@@ -15,7 +15,8 @@ import { packNodePackage } from "../../bridge/nodePackage.ts";
 import { freePort } from "../../dev/ports.ts";
 import { until } from "../harness/eventually.ts";
 
-const RED_JS = path.resolve("node_modules/node-red/red.js");
+// REDFORGE_TEST_NODE_RED=node-red-5 runs the suite on another installed stack (docs/stacks.md).
+const RED_JS = path.resolve(`node_modules/${process.env.REDFORGE_TEST_NODE_RED ?? "node-red"}/red.js`);
 const PACKAGE = "@redforge/node-red-contrib-redforge";
 
 let tmp: string;
@@ -122,6 +123,12 @@ afterAll(async () => {
 });
 
 describe("RedForge node package in a real Node-RED", () => {
+  it("runs on the Node-RED it was given", async () => {
+    // /settings says "4.1.15-git" when @node-red/runtime sits four levels below a git checkout.
+    const { version } = JSON.parse(await fs.readFile(path.join(path.dirname(RED_JS), "package.json"), "utf8")) as { version: string };
+    expect((await get("/settings")).body.version).toMatch(new RegExp(`^${version.replaceAll(".", "\\.")}(-git)?$`));
+  });
+
   it("packs offline into a tarball Node-RED accepts", async () => {
     expect(path.basename(tarball)).toBe("redforge-node-red-contrib-redforge-0.1.0.tgz");
     expect((await fs.stat(tarball)).size).toBeGreaterThan(500);

@@ -34,7 +34,9 @@ beforeAll(async () => {
   // Like this repository's own .redforge/: instance dirs inside an ESM package.
   await fs.writeFile(path.join(tmp, "package.json"), JSON.stringify({ name: "enclosing", type: "module" }));
   tarball = await packNodePackage(path.join(tmp, "pkg"));
-  driver = new ProcessDriver({ stateDir: path.join(tmp, "instances"), nodePackages: [tarball], restart: { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 100 } });
+  // REDFORGE_TEST_NODE_RED=node-red-5 runs the suite on another installed stack (docs/stacks.md).
+  const nodeRedBin = process.env.REDFORGE_TEST_NODE_RED ? path.resolve(`node_modules/${process.env.REDFORGE_TEST_NODE_RED}/red.js`) : undefined;
+  driver = new ProcessDriver({ stateDir: path.join(tmp, "instances"), nodePackages: [tarball], restart: { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 100 }, nodeRedBin });
   driver.onStatus((id, state, reason) => events.push([id, state, reason]));
 }, 60_000);
 
