@@ -43,7 +43,9 @@ async function nodePackageFor(s: DriverSettings): Promise<string> {
 }
 
 async function kubernetesDriver(s: DriverSettings): Promise<Driver> {
-  const [{ KubernetesDriver }, { KubeConfig }] = await Promise.all([import("./drivers/kubernetes/index.ts"), import("@kubernetes/client-node")]);
+  const [{ KubernetesDriver }, { KubeConfig }, { parseStackImages }] = await Promise.all([
+    import("./drivers/kubernetes/index.ts"), import("@kubernetes/client-node"), import("./drivers/kubernetes/stacks.ts"),
+  ]);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault(); // in-cluster service account, else KUBECONFIG / ~/.kube/config
   const namespace = await kubernetesNamespace();
@@ -55,6 +57,8 @@ async function kubernetesDriver(s: DriverSettings): Promise<Driver> {
     ...(s.mqttUrl ? { mqttUrl: s.mqttUrl } : {}),
     // Pods may reach the bus under another name than the bridge does (in-cluster DNS).
     ...(process.env.REDFORGE_POD_MQTT_URL ? { podMqttUrl: process.env.REDFORGE_POD_MQTT_URL } : {}),
+    // One image per stack: "5.0=nodered/node-red:5.0.7,4.1=nodered/node-red:4.1.15" (default: the official images).
+    ...(process.env.REDFORGE_STACK_IMAGES ? { stackImages: parseStackImages(process.env.REDFORGE_STACK_IMAGES) } : {}),
     ...(process.env.REDFORGE_SWITCH_SETTLE_MS ? { switchSettleMs: Number(process.env.REDFORGE_SWITCH_SETTLE_MS) } : {}),
     log: (line) => s.log.info(`kubernetes: ${line}`),
   });

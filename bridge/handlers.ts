@@ -45,8 +45,8 @@ const handlers: Handlers = {
     }
     // Known before the driver starts: a half-created instance still shows up in health sweeps.
     await instances.add(spec.id);
-    const { endpoints } = await driver.create(spec);
-    return { state: "running", endpoints };
+    const { endpoints, stack } = await driver.create(spec);
+    return { state: "running", endpoints, ...(stack ? { stack } : {}) };
   },
   "instance.start": async ({ driver, instances }, cmd) => {
     const id = target(cmd);
@@ -85,7 +85,7 @@ const handlers: Handlers = {
   "gate.replay": (ctx, cmd, args) => blueGreen(ctx, cmd).replay(target(cmd), args),
   "smoke.run": (ctx, cmd, args) => blueGreen(ctx, cmd).smoke(target(cmd), args),
   "route.switch": (ctx, cmd, { from, to }) => blueGreen(ctx, cmd).switchRoute(target(cmd), from, to),
-  "deployment.prepare": (ctx, cmd) => blueGreen(ctx, cmd).prepare(target(cmd)),
+  "deployment.prepare": (ctx, cmd, args) => blueGreen(ctx, cmd).prepare(target(cmd), args),
   "deployment.rollback": (ctx, cmd, args) => blueGreen(ctx, cmd).rollback(target(cmd), args),
   "deployment.cleanup": (ctx, cmd, { runtime }) => blueGreen(ctx, cmd).cleanup(runtime),
 };

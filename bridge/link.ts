@@ -11,6 +11,7 @@ import { serverFrameSchema, type BridgeFrame, type Command, type ServerFrame } f
 import { backoffDelay, LINK_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { AuthError, TokenSource } from "./token.ts";
+import type { SupportedStack } from "../protocol/stacks.ts";
 
 /** Where the link delivers what the control plane asks for. */
 export interface CommandSink {
@@ -25,6 +26,8 @@ export interface ClusterLinkOptions {
   secret: string;
   bridgeVersion: string;
   driver: "process" | "kubernetes";
+  /** The Node-RED stacks the driver can start; sent in every hello. */
+  stacks?: SupportedStack[];
   sink: CommandSink;
   log: Logger;
   backoff?: BackoffPolicy;
@@ -116,7 +119,7 @@ export class ClusterLink {
       });
       ws.on("open", () => {
         opened = true;
-        this.send(ws, { kind: "hello", bridgeVersion: this.opts.bridgeVersion, driver: this.opts.driver });
+        this.send(ws, { kind: "hello", bridgeVersion: this.opts.bridgeVersion, driver: this.opts.driver, stacks: this.opts.stacks ?? [] });
       });
       ws.on("message", (data) => {
         if (this.onMessage(data) === "welcome") welcomedAt = Date.now();

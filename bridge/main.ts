@@ -70,12 +70,12 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
   const executor = new CommandExecutor({ driver, ledger, reporter, instances, log, ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}) });
   const link = new ClusterLink({
     api, clusterId: opts.clusterId, secret: opts.secret, bridgeVersion: opts.bridgeVersion ?? BRIDGE_VERSION,
-    driver: driver.kind, sink: executor, log,
+    driver: driver.kind, stacks: driver.supportedStacks?.() ?? [], sink: executor, log,
     ...(opts.linkBackoff ? { backoff: opts.linkBackoff } : {}),
     ...(opts.linkStableAfterMs !== undefined ? { stableAfterMs: opts.linkStableAfterMs } : {}),
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
   });
-  log.info(`bridge ${opts.bridgeVersion ?? BRIDGE_VERSION} for cluster ${opts.clusterId} (driver ${driver.kind}, state ${opts.stateDir}, ${ledger.size} command(s) remembered)`);
+  log.info(`bridge ${opts.bridgeVersion ?? BRIDGE_VERSION} for cluster ${opts.clusterId} (driver ${driver.kind}, stacks ${(driver.supportedStacks?.() ?? []).map((s) => `${s.id}=${s.image ?? s.nodeRed}`).join(" ") || "none"}, state ${opts.stateDir}, ${ledger.size} command(s) remembered)`);
   link.start();
   const aiAudit = opts.mqttUrl ? new AiAuditForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log }) : undefined;
   aiAudit?.start();

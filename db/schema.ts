@@ -85,6 +85,11 @@ export const instances = pgTable("instances", {
   env: jsonb("env").$type<Record<string, string>>().notNull().default({}),
   endpoints: jsonb("endpoints").$type<Record<string, string>>().notNull().default({}),
   replicas: integer("replicas").notNull().default(1),
+  // The Node-RED version line it runs (protocol/stacks.ts). The column's default is for rows
+  // from before stacks (created on 4.1.15); the API gives new instances DEFAULT_STACK.
+  stack: varchar("stack", { length: 10 }).notNull().default("4.1"),
+  // The exact release the bridge resolved the stack to (instance.create, a runtime upgrade's green); null until it says.
+  nodeRedVersion: varchar("node_red_version", { length: 40 }),
   // Node-RED credentialSecret for this instance, AES-GCM sealed; sent to the bridge only inside instance.create.
   credentialSecretSealed: text("credential_secret_sealed"),
   // Environment secrets: values AES-GCM sealed as one JSON map, write-only through the API;

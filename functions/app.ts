@@ -22,6 +22,7 @@ import { clusterRoutes } from "./routes/clusters.ts";
 import { configRoutes } from "./routes/config.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { instanceRoutes } from "./routes/instances.ts";
+import { stackRoutes } from "./routes/stacks.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { quotaRoutes } from "./routes/quotas.ts";
 import { reportRoutes } from "./routes/reports.ts";
@@ -60,6 +61,7 @@ export function createApp() {
   app.route("/api/config", configRoutes);
   app.route("/api/deployments", deploymentRoutes);
   app.route("/api/instances", instanceRoutes);
+  app.route("/api/stacks", stackRoutes);
   app.route("/api/metrics", metricsRoutes);
   app.route("/api/policies", policyRoutes);
   app.route("/api/quotas", quotaRoutes);

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { endpointsSchema } from "./reports.ts";
+import { stackIdSchema, supportedStackSchema } from "./stacks.ts";
 
 export const COMMAND_TYPES = [
   "instance.create", "instance.start", "instance.stop", "instance.destroy", "instance.scale",
@@ -21,6 +22,8 @@ export const instanceSpecSchema = z.object({
   resources: z.object({ cpu: z.string().optional(), memory: z.string().optional() }),
   env: z.record(z.string(), z.string()),
   credentialSecret: z.string().min(16),
+  /** The Node-RED version line to run ("5.0"); absent from older control planes: LEGACY_STACK. */
+  stack: stackIdSchema.optional(),
 });
 export type InstanceSpecWire = z.infer<typeof instanceSpecSchema>;
 
@@ -79,8 +82,8 @@ export const commandArgs = {
   /** The HTTP front and the MQTT work stream move from `from` to `to`; held work is replayed to `to` in order. */
   "route.switch": z.object({ to: runtimeId, from: runtimeId }),
   "health.report": z.object({ instanceIds: z.array(z.uuid()).optional() }),
-  /** Starts green (a clone of blue without flows) and opens the hold queue. */
-  "deployment.prepare": z.object({}),
+  /** Starts green (a clone of blue without flows, on `stack` when given: a runtime upgrade) and opens the hold queue. */
+  "deployment.prepare": z.object({ stack: stackIdSchema.optional() }),
   /** Back to blue: nothing held is lost, green is stopped. */
   "deployment.rollback": z.object({ blue: runtimeId, green: runtimeId.optional(), switched: z.boolean() }),
   /** The rollback window is over: blue is stopped. */
@@ -137,7 +140,8 @@ const switchResultSchema = z.object({
 });
 
 export const commandResults = {
-  "instance.create": z.object({ state: z.literal("running"), endpoints: endpointsSchema }),
+  /** `stack`: what the bridge resolved the spec's stack to (older bridges leave it out). */
+  "instance.create": z.object({ state: z.literal("running"), endpoints: endpointsSchema, stack: supportedStackSchema.optional() }),
   "instance.start": z.object({ state: z.literal("running") }),
   "instance.stop": z.object({ state: z.literal("stopped") }),
   "instance.destroy": z.object({ state: z.literal("destroyed"), deleteData: z.boolean() }),
@@ -162,7 +166,8 @@ export const commandResults = {
   "smoke.run": smokeResultSchema,
   "route.switch": switchResultSchema,
   "health.report": z.object({ instances: count }),
-  "deployment.prepare": z.object({ blue: runtimeId, green: runtimeId, greenAdmin: z.string().optional() }),
+  /** `stack`: the runtime green runs (older bridges leave it out). */
+  "deployment.prepare": z.object({ blue: runtimeId, green: runtimeId, greenAdmin: z.string().optional(), stack: supportedStackSchema.optional() }),
   /** A switch back to blue (from green after the switch, from blue onto itself before it), then green stopped. */
   "deployment.rollback": switchResultSchema.extend({
     serving: runtimeId.optional(),
@@ -202,7 +207,8 @@ export const serverFrameSchema = z.discriminatedUnion("kind", [
 export type ServerFrame = z.infer<typeof serverFrameSchema>;
 
 export const bridgeFrameSchema = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("hello"), bridgeVersion: z.string(), driver: z.enum(["process", "kubernetes"]) }),
+  /** `stacks`: the runtimes this bridge can start (absent from bridges built before stacks). */
+  z.object({ kind: z.literal("hello"), bridgeVersion: z.string(), driver: z.enum(["process", "kubernetes"]), stacks: z.array(supportedStackSchema).max(50).optional() }),
   /** Receipt only; the outcome still comes as a signed webhook. */
   z.object({ kind: z.literal("received"), commandId: z.string() }),
 ]);

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { smokeChecksSchema, smokeResultSchema, type SmokeChecks } from "./commands.ts";
+import { stackIdSchema } from "./stacks.ts";
 
 export const PHASES = ["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP", "ROLLING_BACK"] as const;
 export type Phase = (typeof PHASES)[number];
@@ -61,6 +62,12 @@ export const createDeploymentSchema = z.object({
   /** The new flows (Node-RED flow JSON array); or `versionId` of a stored version (a redeploy of an older one). */
   flows: z.array(z.record(z.string(), z.unknown())).max(10_000).optional(),
   versionId: z.uuid().optional(),
+  /**
+   * A runtime upgrade: green runs this stack (a Node-RED version line, "5.0") and the instance's
+   * stack becomes it when the deployment completes. Without flows or versionId, green runs the
+   * instance's current flows. Absent: green runs the instance's own stack.
+   */
+  stack: stackIdSchema.optional(),
   verify: smokeChecksSchema.optional(),
   /** How long blue's in-flight messages may take to finish before the stragglers are left to blue (stays warm). */
   drainTimeoutSeconds: z.number().int().min(1).max(600).default(30),
@@ -76,8 +83,8 @@ export const createDeploymentSchema = z.object({
    */
   holdDuring: z.enum(HOLD_ORDERS).default("deploy"),
   description: z.string().max(500).optional(),
-}).strict().refine((v) => (v.flows === undefined) !== (v.versionId === undefined), {
-  message: "give exactly one of flows or versionId", path: ["flows"],
+}).strict().refine((v) => (v.flows === undefined || v.versionId === undefined) && (v.flows !== undefined || v.versionId !== undefined || v.stack !== undefined), {
+  message: "give exactly one of flows or versionId, or neither with stack (a runtime upgrade of the current flows)", path: ["flows"],
 });
 export type CreateDeployment = z.infer<typeof createDeploymentSchema>;
 
@@ -133,6 +140,11 @@ export const deploymentViewSchema = z.object({
   error: deploymentErrorSchema.nullable(),
   fromVersionId: z.uuid().nullable(),
   toVersionId: z.uuid(),
+  /** The stack blue runs and the one green runs (equal unless this is a runtime upgrade); null for deployments from before stacks. */
+  fromStack: z.string().nullable(),
+  toStack: z.string().nullable(),
+  /** The exact Node-RED release green runs, as the bridge reported at prepare (older bridges do not say). */
+  toNodeRed: z.string().nullable(),
   createdAt: z.iso.datetime(),
   completedAt: z.iso.datetime().nullable(),
 });
@@ -170,6 +182,9 @@ export interface DeploymentInit {
   rollbackWindowMs: number;
   /** Which steps new work is held through (see durable/deploymentRun/steps.ts). */
   holdDuring?: HoldDuring;
+  /** Blue's stack and green's (a runtime upgrade when they differ); absent in deployments from before stacks. */
+  fromStack?: string;
+  toStack?: string;
   createdBy: string | null;
   createdAt: string;
 }

@@ -36,13 +36,13 @@ export class BlueGreen {
     return base;
   }
 
-  async prepare(instanceId: string): Promise<CommandResult<"deployment.prepare">> {
+  async prepare(instanceId: string, args: CommandArgs<"deployment.prepare"> = {}): Promise<CommandResult<"deployment.prepare">> {
     await this.driver.ensureFronts(instanceId);
     const blue = await this.driver.servingOf(instanceId);
     // The hold queue's session exists before any gate drains, so the broker keeps all of it.
     await this.driver.mqttFront(instanceId)?.openHold();
-    const green = await this.driver.startGreen(instanceId);
-    return { blue: blue.runtimeId, green: green.runtimeId, greenAdmin: green.base };
+    const green = await this.driver.startGreen(instanceId, args.stack ? { stack: args.stack } : {});
+    return { blue: blue.runtimeId, green: green.runtimeId, greenAdmin: green.base, ...(green.stack ? { stack: green.stack } : {}) };
   }
 
   async setGate(instanceId: string, args: CommandArgs<"gate.set">): Promise<CommandResult<"gate.set">> {

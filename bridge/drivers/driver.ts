@@ -7,6 +7,7 @@
  * Nothing here names a driver's classes: traffic fronts are the routing
  * interfaces of bridge/routing/fronts.ts, errors are BridgeError (errors.ts).
  */
+import type { SupportedStack } from "../../protocol/stacks.ts";
 import type { HttpRoute, MqttRoute } from "../routing/fronts.ts";
 import type { RuntimeAdmin } from "./nodeRedAdmin.ts";
 
@@ -27,6 +28,8 @@ export interface InstanceSpec {
   env: Record<string, string>;
   /** Node-RED credentialSecret: encrypts flow credentials at rest. */
   credentialSecret: string;
+  /** The Node-RED version line to run ("5.0"); LEGACY_STACK when absent. */
+  stack?: string;
 }
 
 export type InstanceState = "starting" | "running" | "stopped" | "failed" | "unknown";
@@ -60,7 +63,8 @@ export type StatusListener = (instanceId: string, state: InstanceState, reason?:
 
 export interface Driver {
   readonly kind: "process" | "kubernetes";
-  create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints }>;
+  /** `stack`: what the spec's stack resolved to; a stack the driver cannot run is BridgeError `unsupported`. */
+  create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints; stack?: SupportedStack }>;
   start(instanceId: string): Promise<void>;
   stop(instanceId: string): Promise<void>;
   /** Removes the runtime; data (userDir / PVC) is kept unless `deleteData`. */
@@ -72,6 +76,8 @@ export interface Driver {
   onStatus(listener: StatusListener): void;
   /** Stops everything this driver started (the bridge is shutting down). */
   close(): Promise<void>;
+  /** The stacks this driver can start, for the bridge's hello; a driver without it reports none. */
+  supportedStacks?(): SupportedStack[];
 }
 
 /** What a blue-green deployment needs from a driver beyond the basics (process and kubernetes drivers). */
@@ -89,8 +95,11 @@ export interface BlueGreenDriver {
    * deployment step calls this before it touches routing. Idempotent.
    */
   ensureFronts(instanceId: string): Promise<void>;
-  /** Starts green next to blue: same settings, env, credentials and node packages; no flows yet. */
-  startGreen(instanceId: string): Promise<{ runtimeId: string; base: string }>;
+  /**
+   * Starts green next to blue: same settings, env, credentials and node packages; no flows yet.
+   * On `opts.stack` when given (a runtime upgrade), else on blue's stack.
+   */
+  startGreen(instanceId: string, opts?: { stack?: string }): Promise<{ runtimeId: string; base: string; stack?: SupportedStack }>;
   /** Admin API base of one runtime (blue or green), undefined when it is not on this bridge. */
   runtimeBase(runtimeId: string): Promise<string | undefined>;
   deployFlowsTo(runtimeId: string, flows: unknown[], opts?: { rev?: string; type?: "full" | "nodes" | "flows" }): Promise<{ rev: string }>;

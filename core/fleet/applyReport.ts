@@ -48,6 +48,7 @@ export async function applyCommandResult(db: Db, env: Env, clusterId: string, re
   }
   if (!first || !command.instanceId) return { known: true };
   const { status, endpoints } = statusAfter(command, report);
+  if (command.type === "instance.create" && report.status === "ok") await recordResolvedStack(db, clusterId, command.instanceId, report.result);
   if (status) {
     await applyInstanceStatus(db, env, {
       clusterId, instanceId: command.instanceId, status,
@@ -56,6 +57,14 @@ export async function applyCommandResult(db: Db, env: Env, clusterId: string, re
     });
   }
   return { known: true };
+}
+
+/** The exact Node-RED release the bridge started the instance's stack on (older bridges do not say). */
+async function recordResolvedStack(db: Db, clusterId: string, instanceId: string, result: unknown): Promise<void> {
+  const r = parseResult("instance.create", result);
+  if (!r.success || !r.data.stack) return;
+  await db.update(instances).set({ nodeRedVersion: r.data.stack.nodeRed })
+    .where(and(eq(instances.id, instanceId), eq(instances.clusterId, clusterId)));
 }
 
 export async function applyHealthReport(db: Db, env: Env, clusterId: string, report: HealthReport): Promise<number> {

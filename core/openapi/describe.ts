@@ -56,6 +56,7 @@ export const ERROR_RESPONSES = {
   410: ["Gone", "The stored file behind the resource is gone."],
   413: ["PayloadTooLarge", "`payload_too_large`: bodies are limited to 1 MiB."],
   415: ["UnsupportedMediaType", "`unsupported_media_type`: send bodies as application/json."],
+  422: ["UnprocessableContent", "Valid, but not possible where it would run: `stack_unsupported` (the cluster's bridge does not run that stack)."],
   426: ["UpgradeRequired", "`upgrade_required`: connect with a WebSocket upgrade."],
   429: ["TooManyRequests", "Rate or daily limit reached (`too_many_attempts`, `QUOTA_EXCEEDED`); see Retry-After when present."],
   "5XX": ["ServerError", "`internal_error`, or a dependency is down (`database_unavailable`, `misconfigured`, … 503, Retry-After when present)."],

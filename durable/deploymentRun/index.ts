@@ -140,10 +140,17 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
       // (it stopped, or the answer was lost), and the record may already be there.
       case "promote":
         await this.withDb((db) => db.transaction(async (tx) => {
-          await tx.update(instances).set({ flows: s.flows, updatedAt: new Date() }).where(eq(instances.id, s.instanceId));
+          // Green serves now: the instance runs its flows on its stack (a rollback never gets here, so blue's stack stays).
+          await tx.update(instances).set({
+            flows: s.flows, updatedAt: new Date(),
+            ...(s.toStack ? { stack: s.toStack } : {}), ...(s.greenNodeRed ? { nodeRedVersion: s.greenNodeRed } : {}),
+          }).where(eq(instances.id, s.instanceId));
           await appendAuditOnce(tx, {
             userId: s.createdBy, action: "DEPLOYMENT_PROMOTED", resourceType: "deployment", resourceId: s.id,
-            details: { instanceId: s.instanceId, fromVersionId: s.fromVersionId, toVersionId: s.toVersionId, blue: s.blue, green: s.green, metrics: s.metrics },
+            details: {
+              instanceId: s.instanceId, fromVersionId: s.fromVersionId, toVersionId: s.toVersionId, blue: s.blue, green: s.green,
+              fromStack: s.fromStack ?? null, toStack: s.toStack ?? null, toNodeRed: s.greenNodeRed ?? null, metrics: s.metrics,
+            },
           });
         }));
         return { type: "promoted" };

@@ -18,7 +18,9 @@ export function view(s: RunState): DeploymentView {
     id: s.id, instanceId: s.instanceId, strategy: s.strategy, status: s.status, phase: phaseOf(s, s.step),
     progress: progressOf(s), ...(s.blue ? { blue: s.blue } : {}), ...(s.green ? { green: s.green } : {}),
     switched: s.switched, history: s.history, metrics: s.metrics, error: s.error,
-    fromVersionId: s.fromVersionId, toVersionId: s.toVersionId, createdAt: s.createdAt, completedAt: s.completedAt,
+    fromVersionId: s.fromVersionId, toVersionId: s.toVersionId,
+    fromStack: s.fromStack ?? null, toStack: s.toStack ?? null, toNodeRed: s.greenNodeRed ?? null,
+    createdAt: s.createdAt, completedAt: s.completedAt,
   };
 }
 
@@ -35,7 +37,10 @@ export async function writeRow(db: Db, s: RunState): Promise<void> {
   await db.update(deployments).set({
     status: s.status, currentPhase: phaseOf(s, s.step) ?? (s.status === "completed" ? "CLEANUP" : "ROLLING_BACK"),
     // Beside the metrics, what rowView (functions/routes/deployments.ts) reads back when the object is gone.
-    metrics: { ...s.metrics, history: s.history, blue: s.blue, green: s.green, switched: s.switched, progress: progressOf(s) },
+    metrics: {
+      ...s.metrics, history: s.history, blue: s.blue, green: s.green, switched: s.switched, progress: progressOf(s),
+      fromStack: s.fromStack, toStack: s.toStack, toNodeRed: s.greenNodeRed,
+    },
     error: s.error?.message ?? null, errorCode: s.error?.code ?? null,
     ...(s.completedAt ? { completedAt: new Date(s.completedAt) } : {}),
   }).where(eq(deployments.id, s.id));

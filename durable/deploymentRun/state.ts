@@ -19,6 +19,8 @@ export interface RunState extends DeploymentInit {
   waitUntil: number | null;
   blue?: string;
   green?: string;
+  /** The exact Node-RED release green runs (prepare's answer). */
+  greenNodeRed?: string;
   /** Green's flows revision after DEPLOY; VERIFY checks it. */
   expectRev?: string;
   switched: boolean;

@@ -125,10 +125,12 @@ export const STEPS = {
     command: "deployment.prepare",
     // Green's cold start: Node-RED boot + node package install (kubernetes: pod scheduling, greenReadyTimeoutMs 150 s).
     deadlineMs: () => 180_000,
-    args: () => ({}),
-    done(s, { blue, green }) {
+    // Green starts on the target stack: the same as blue's for a flow change, another for a runtime upgrade.
+    args: (s) => (s.toStack ? { stack: s.toStack } : {}),
+    done(s, { blue, green, stack }) {
       s.blue = blue;
       s.green = green;
+      if (stack) s.greenNodeRed = stack.nodeRed;
       return { to: "next" };
     },
     failed(_s, e) {

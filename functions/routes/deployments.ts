@@ -6,6 +6,7 @@ import type { DeploymentInit, OperateAnswer } from "../../core/objects.ts";
 import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
 import { assertDeploymentAllowed } from "../../core/governance/deploymentGate.ts";
+import { assertStackSupported } from "../../core/fleet/stacks.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page } from "../../core/platform/pagination.ts";
@@ -41,6 +42,9 @@ const rowExtras = z.object({
   green: z.string().optional().catch(undefined),
   switched: z.boolean().catch(false),
   history: z.array(phaseRecordSchema).catch([]),
+  fromStack: z.string().optional().catch(undefined),
+  toStack: z.string().optional().catch(undefined),
+  toNodeRed: z.string().optional().catch(undefined),
 }).catch({ progress: 0, switched: false, history: [] });
 const emptyMetrics: DeploymentView["metrics"] = { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} };
 const rowError = deploymentErrorSchema.shape.code.catch("step_failed");
@@ -56,7 +60,9 @@ function rowView(r: Row): DeploymentView {
     switched: extras.switched, history: extras.history,
     metrics: deploymentMetricsSchema.catch(emptyMetrics).parse(m),
     error: r.error === null ? null : { code: rowError.parse(r.errorCode), message: r.error },
-    fromVersionId: r.fromVersionId, toVersionId: r.toVersionId!, createdAt: r.createdAt.toISOString(),
+    fromVersionId: r.fromVersionId, toVersionId: r.toVersionId!,
+    fromStack: extras.fromStack ?? null, toStack: extras.toStack ?? null, toNodeRed: extras.toNodeRed ?? null,
+    createdAt: r.createdAt.toISOString(),
     completedAt: r.completedAt?.toISOString() ?? null,
   };
 }
@@ -70,10 +76,10 @@ const doc = describe("Deployments");
 
 export const deploymentRoutes = new Hono<AppEnv>()
   .post("/", doc({
-    summary: "Start a blue-green deployment of new flows (or a stored version) to a running instance",
-    description: "One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). See docs/deployments.md.",
+    summary: "Start a blue-green deployment of new flows (or a stored version, or another stack) to a running instance",
+    description: "One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). With `stack` it is a runtime upgrade: green runs that Node-RED stack (with the given flows, or the current ones), and the instance's stack changes only when it completes; a stack the cluster's bridge does not run is 422 `stack_unsupported`. See docs/deployments.md and docs/stacks.md.",
     responses: { 202: deploymentSchema },
-    errors: [404, 409, 429],
+    errors: [404, 409, 422, 429],
   }), requirePermission("deployments", "create"), validate("json", createDeploymentSchema), async (c) => {
     const body = c.req.valid("json");
     if (!(STRATEGIES as readonly string[]).includes(body.strategy)) {
@@ -96,6 +102,8 @@ export const deploymentRoutes = new Hono<AppEnv>()
         await tx.update(deployments).set({ status: live.status, error: live.error?.message ?? null, errorCode: live.error?.code ?? null, completedAt: live.completedAt ? new Date(live.completedAt) : new Date() }).where(eq(deployments.id, active.id));
       } else if (active) throw new ApiError(409, "deployment_in_progress", `instance ${inst.name} already has deployment ${active.id} (${active.status}); one at a time`, { deploymentId: active.id });
       await assertDeploymentAllowed({ db: tx, kv }, { instance: inst, principal, now });
+      if (body.stack) await assertStackSupported(c.env, inst.clusterId, body.stack);
+      const toStack = body.stack ?? inst.stack;
 
       // Versions: what runs now (recorded as a version if it never was) and what comes.
       const [{ latest } = { latest: null }] = await tx.select({ latest: max(flowVersions.version) }).from(flowVersions).where(eq(flowVersions.instanceId, inst.id));
@@ -108,7 +116,9 @@ export const deploymentRoutes = new Hono<AppEnv>()
         [from] = await tx.insert(flowVersions).values({ instanceId: inst.id, version: next++, flows: inst.flows, digest: runningDigest, createdBy: principal.userId }).returning();
       }
       let to;
-      if (body.versionId) {
+      if (!body.versionId && !body.flows) {
+        to = from; // a runtime upgrade of what runs now
+      } else if (body.versionId) {
         [to] = await tx.select().from(flowVersions).where(and(eq(flowVersions.id, body.versionId), eq(flowVersions.instanceId, inst.id))).limit(1);
         if (!to) throw notFound("flow version", body.versionId);
       } else {
@@ -122,14 +132,17 @@ export const deploymentRoutes = new Hono<AppEnv>()
       }).returning();
       record({
         userId: principal.userId, action: "DEPLOYMENT_CREATED", resourceType: "deployment", resourceId: row!.id,
-        details: { instanceId: inst.id, strategy: body.strategy, fromVersion: from!.version, toVersion: to!.version, description: body.description ?? null },
+        details: {
+          instanceId: inst.id, strategy: body.strategy, fromVersion: from!.version, toVersion: to!.version,
+          fromStack: inst.stack, toStack, description: body.description ?? null,
+        },
       });
       return {
         id: row!.id, instanceId: inst.id, clusterId: inst.clusterId, strategy: body.strategy, flows: to!.flows,
         fromVersionId: from!.id, toVersionId: to!.id,
         verify: body.verify ?? { mqtt: true, failureLimit: 0, pause: false },
         drainTimeoutMs: body.drainTimeoutSeconds * 1000, analysisMs: body.analysisSeconds * 1000, maxErrorRate: body.maxErrorRate,
-        rollbackWindowMs: body.rollbackWindowSeconds * 1000, holdDuring: body.holdDuring, createdBy: principal.userId ?? null, createdAt: now.toISOString(),
+        rollbackWindowMs: body.rollbackWindowSeconds * 1000, holdDuring: body.holdDuring, fromStack: inst.stack, toStack, createdBy: principal.userId ?? null, createdAt: now.toISOString(),
       } satisfies DeploymentInit;
     });
     const run = c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(init.id));

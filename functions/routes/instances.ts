@@ -19,6 +19,8 @@ import { describe } from "../../core/openapi/describe.ts";
 import { commandAcceptedSchema, pageOf } from "../../protocol/api/common.ts";
 import { instanceCreatedSchema, instanceDetailSchema, instanceScaledSchema, instanceSummarySchema } from "../../protocol/api/fleet.ts";
 import { dnsLabel, envShape, flowsShape, resourcesShape } from "../../protocol/shapes.ts";
+import { DEFAULT_STACK, stackIdSchema } from "../../protocol/stacks.ts";
+import { assertStackSupported } from "../../core/fleet/stacks.ts";
 
 export const INSTANCE_STATUSES = ["pending", "starting", "running", "stopped", "failed", "unknown", "deploying"] as const;
 export const DESIRED_STATES = ["running", "stopped", "destroyed"] as const;
@@ -31,13 +33,17 @@ const createBody = z.strictObject({
   env: envShape.default({}),
   /** Write-only: stored sealed, never returned (see fleet/instanceSecrets.ts). */
   secrets: secretsShape.default({}),
+  /** The Node-RED version line to run (GET /api/stacks lists the cluster's). */
+  stack: stackIdSchema.default(DEFAULT_STACK),
 });
 const patchBody = z.strictObject({
   flows: flowsShape.optional(),
   resources: resourcesShape.optional(),
   env: envShape.optional(),
   secrets: secretsPatchShape.optional(),
-}).refine((b) => Object.keys(b).length > 0, "send at least one of flows, resources, env, secrets");
+  /** Only the stack it runs: changing it is a runtime upgrade (POST /api/deployments with `stack`), which loses nothing. */
+  stack: stackIdSchema.optional(),
+}).refine((b) => Object.keys(b).length > 0, "send at least one of flows, resources, env, secrets, stack");
 const listQuery = z.strictObject({
   ...pageQuery,
   status: z.enum(INSTANCE_STATUSES).optional(),
@@ -59,7 +65,8 @@ type Row = typeof instances.$inferSelect;
 const summary = (r: Row) => ({
   id: r.id, name: r.name, clusterId: r.clusterId, team: r.team,
   status: r.status, statusReason: r.statusReason, desiredState: r.desiredState,
-  resources: r.resources, replicas: r.replicas, endpoints: r.endpoints, createdAt: r.createdAt, updatedAt: r.updatedAt,
+  resources: r.resources, replicas: r.replicas, endpoints: r.endpoints, stack: r.stack, nodeRedVersion: r.nodeRedVersion,
+  createdAt: r.createdAt, updatedAt: r.updatedAt,
 });
 const detail = (r: Row) => ({ ...summary(r), flows: r.flows, env: r.env, secretNames: r.secretNames });
 
@@ -93,7 +100,7 @@ function lifecycle(desiredState: "running" | "stopped", action: string) {
 /** What the bridge needs to run the instance; the credential secret leaves the control plane only here. */
 async function instanceSpec(row: Row, encryptionKey: SealKeys) {
   return {
-    id: row.id, name: row.name, flows: row.flows, resources: row.resources,
+    id: row.id, name: row.name, flows: row.flows, resources: row.resources, stack: row.stack,
     // Secrets win over plain env of the same name.
     env: { ...row.env, ...(await openSecrets(row.secretsSealed, encryptionKey)) },
     credentialSecret: row.credentialSecretSealed ? await open(row.credentialSecretSealed, encryptionKey) : "",
@@ -105,14 +112,15 @@ const doc = describe("Instances");
 export const instanceRoutes = new Hono<AppEnv>()
   .post("/", doc({
     summary: "Create an instance; the bridge is sent `instance.create`",
-    description: "`secrets` are write-only: stored sealed, only their names come back.",
+    description: "`secrets` are write-only: stored sealed, only their names come back. `stack` (default 5.0) must be one the cluster's bridge runs (422 `stack_unsupported`; see GET /api/stacks); before its bridge has said which, the bridge itself refuses an unsupported stack and the instance becomes `failed`.",
     responses: { 201: instanceCreatedSchema },
-    errors: [409],
+    errors: [409, 422],
   }), requirePermission("instances", "create"), validate("json", createBody), async (c) => {
     const body = c.req.valid("json");
     const p = c.var.principal!;
     const [cluster] = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(eq(clusters.id, body.clusterId)).limit(1);
     if (!cluster) throw new ApiError(400, "cluster_not_found", `cluster ${body.clusterId} does not exist`);
+    await assertStackSupported(c.env, body.clusterId, body.stack);
     const digest = await flowsDigest(body.flows);
     const { encryptionKey } = c.var.services.config;
     const credentialSecretSealed = await seal(toBase64Url(randomBytes(32)), encryptionKey);
@@ -127,7 +135,7 @@ export const instanceRoutes = new Hono<AppEnv>()
       record({
         action: "INSTANCE_CREATED", resourceType: "instance", resourceId: created.id,
         // Names of env vars only: values may be credentials.
-        details: { name: body.name, clusterId: body.clusterId, resources: body.resources, envKeys: Object.keys(body.env), secretNames: sealedSecrets.secretNames, flowsDigest: digest },
+        details: { name: body.name, clusterId: body.clusterId, stack: body.stack, resources: body.resources, envKeys: Object.keys(body.env), secretNames: sealedSecrets.secretNames, flowsDigest: digest },
       });
       return created;
     });
@@ -154,7 +162,7 @@ export const instanceRoutes = new Hono<AppEnv>()
   })
   .patch("/:id", doc({
     summary: "Change an instance's flows, resources, env or secrets",
-    description: "New flows are recorded as a new flow version; deploy them with POST /api/deployments.",
+    description: "New flows are recorded as a new flow version; deploy them with POST /api/deployments. `stack` may be sent only as the one it runs: a different stack is 409 `stack_change_needs_deployment` (a runtime upgrade is a blue-green deployment: POST /api/deployments with `stack`).",
     responses: { 200: instanceDetailSchema },
     errors: [404, 409],
   }), requirePermission("instances", "update"), validate("param", idParam), validate("json", patchBody), async (c) => {
@@ -164,7 +172,15 @@ export const instanceRoutes = new Hono<AppEnv>()
     const digest = body.flows ? await flowsDigest(body.flows) : undefined;
     const row = await transact(c, async (tx, record) => {
       if (body.resources) await assertInstanceQuota(tx, { kind: "update", instanceId: id, resources: body.resources });
-      const { secrets: secretsPatch, ...plain } = body;
+      const { secrets: secretsPatch, stack, ...plain } = body;
+      if (stack !== undefined) {
+        const [current] = await tx.select({ stack: instances.stack }).from(instances).where(and(eq(instances.id, id), isNull(instances.deletedAt))).limit(1);
+        if (!current) throw notFound("instance", id);
+        // Restarting on another runtime would drop what is in flight; the deployment path moves it without loss.
+        if (current.stack !== stack) {
+          throw new ApiError(409, "stack_change_needs_deployment", `instance ${id} runs stack ${current.stack}; move it to ${stack} with POST /api/deployments {"instanceId", "stack": "${stack}"} (a blue-green runtime upgrade)`, { stack: current.stack, requested: stack });
+        }
+      }
       let sealedSecrets = {};
       if (secretsPatch) {
         const [current] = await tx.select({ sealed: instances.secretsSealed }).from(instances)

@@ -1,5 +1,6 @@
 /** Response bodies of /api/clusters, /api/instances and /api/metrics. */
 import { z } from "zod";
+import { supportedStackSchema } from "../stacks.ts";
 import { timestamp, uuid } from "./common.ts";
 
 export const clusterSchema = z.object({
@@ -29,6 +30,8 @@ export const instanceSummarySchema = z.object({
   resources: z.record(z.string(), z.string()),
   replicas: z.number().int(),
   endpoints: z.record(z.string(), z.string()),
+  stack: z.string().meta({ description: "The Node-RED version line it runs, e.g. 5.0 (docs/stacks.md)" }),
+  nodeRedVersion: z.string().nullable().meta({ description: "The exact Node-RED release the bridge started, e.g. 5.0.7; null until the bridge says" }),
   createdAt: timestamp,
   updatedAt: timestamp,
 }).meta({ id: "InstanceSummary" });
@@ -81,3 +84,13 @@ export const fleetMetricsSchema = z.object({
   }),
   timestamp,
 }).meta({ id: "FleetMetrics" });
+
+export const supportedStackViewSchema = supportedStackSchema.meta({ id: "Stack" });
+export const clusterStacksSchema = z.object({
+  clusterId: uuid,
+  /** What the bridge's last hello listed; empty when it has not reported stacks (not connected yet, or an older bridge). */
+  items: z.array(supportedStackViewSchema),
+  reported: z.boolean().meta({ description: "false: the bridge has not said which stacks it runs" }),
+  reportedAt: timestamp.nullable(),
+  default: z.string().meta({ description: "What a new instance runs when it names no stack" }),
+}).meta({ id: "ClusterStacks" });

@@ -536,8 +536,8 @@ export interface paths {
         get: operations["getApiDeployments"];
         put?: never;
         /**
-         * Start a blue-green deployment of new flows (or a stored version) to a running instance
-         * @description One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). See docs/deployments.md.
+         * Start a blue-green deployment of new flows (or a stored version, or another stack) to a running instance
+         * @description One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). With `stack` it is a runtime upgrade: green runs that Node-RED stack (with the given flows, or the current ones), and the instance's stack changes only when it completes; a stack the cluster's bridge does not run is 422 `stack_unsupported`. See docs/deployments.md and docs/stacks.md.
          */
         post: operations["postApiDeployments"];
         delete?: never;
@@ -652,7 +652,7 @@ export interface paths {
         put?: never;
         /**
          * Create an instance; the bridge is sent `instance.create`
-         * @description `secrets` are write-only: stored sealed, only their names come back.
+         * @description `secrets` are write-only: stored sealed, only their names come back. `stack` (default 5.0) must be one the cluster's bridge runs (422 `stack_unsupported`; see GET /api/stacks); before its bridge has said which, the bridge itself refuses an unsupported stack and the instance becomes `failed`.
          */
         post: operations["postApiInstances"];
         delete?: never;
@@ -681,7 +681,7 @@ export interface paths {
         head?: never;
         /**
          * Change an instance's flows, resources, env or secrets
-         * @description New flows are recorded as a new flow version; deploy them with POST /api/deployments.
+         * @description New flows are recorded as a new flow version; deploy them with POST /api/deployments. `stack` may be sent only as the one it runs: a different stack is 409 `stack_change_needs_deployment` (a runtime upgrade is a blue-green deployment: POST /api/deployments with `stack`).
          */
         patch: operations["patchApiInstancesById"];
         trace?: never;
@@ -734,6 +734,26 @@ export interface paths {
         put?: never;
         /** Stop an instance (its data is kept) */
         post: operations["postApiInstancesByIdStop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/stacks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The Node-RED stacks a cluster's bridge runs
+         * @description As the bridge's last hello listed them. `reported: false` until a bridge that reports stacks has connected; instances may still be created then, and the bridge refuses a stack it does not run.
+         */
+        get: operations["getApiStacks"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1469,6 +1489,9 @@ export interface components {
             fromVersionId: string | null;
             /** Format: uuid */
             toVersionId: string;
+            fromStack: string | null;
+            toStack: string | null;
+            toNodeRed: string | null;
             /** Format: date-time */
             createdAt: string;
             completedAt: string | null;
@@ -1503,6 +1526,10 @@ export interface components {
             endpoints: {
                 [key: string]: string;
             };
+            /** @description The Node-RED version line it runs, e.g. 5.0 (docs/stacks.md) */
+            stack: string;
+            /** @description The exact Node-RED release the bridge started, e.g. 5.0.7; null until the bridge says */
+            nodeRedVersion: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -1533,6 +1560,10 @@ export interface components {
             endpoints: {
                 [key: string]: string;
             };
+            /** @description The Node-RED version line it runs, e.g. 5.0 (docs/stacks.md) */
+            stack: string;
+            /** @description The exact Node-RED release the bridge started, e.g. 5.0.7; null until the bridge says */
+            nodeRedVersion: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -1557,6 +1588,10 @@ export interface components {
             endpoints: {
                 [key: string]: string;
             };
+            /** @description The Node-RED version line it runs, e.g. 5.0 (docs/stacks.md) */
+            stack: string;
+            /** @description The exact Node-RED release the bridge started, e.g. 5.0.7; null until the bridge says */
+            nodeRedVersion: string | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -1581,6 +1616,21 @@ export interface components {
             desiredState: string;
             replicas: number;
             commandId: string;
+        };
+        ClusterStacks: {
+            /** Format: uuid */
+            clusterId: string;
+            items: components["schemas"]["Stack"][];
+            /** @description false: the bridge has not said which stacks it runs */
+            reported: boolean;
+            reportedAt: string | null;
+            /** @description What a new instance runs when it names no stack */
+            default: string;
+        };
+        Stack: {
+            id: string;
+            nodeRed: string;
+            image?: string;
         };
         InstanceMetrics: {
             /** Format: uuid */
@@ -1832,6 +1882,15 @@ export interface components {
         };
         /** @description `unsupported_media_type`: send bodies as application/json. */
         UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description Valid, but not possible where it would run: `stack_unsupported` (the cluster's bridge does not run that stack). */
+        UnprocessableContent: {
             headers: {
                 [name: string]: unknown;
             };
@@ -3012,6 +3071,7 @@ export interface operations {
                     }[];
                     /** Format: uuid */
                     versionId?: string;
+                    stack?: string;
                     verify?: {
                         http?: {
                             /** Format: starts_with */
@@ -3074,6 +3134,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -3291,6 +3352,8 @@ export interface operations {
                     secrets?: {
                         [key: string]: string;
                     };
+                    /** @default 5.0 */
+                    stack?: string;
                 };
             };
         };
@@ -3310,6 +3373,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             "5XX": components["responses"]["ServerError"];
         };
     };
@@ -3397,6 +3461,7 @@ export interface operations {
                     secrets?: {
                         [key: string]: string | null;
                     };
+                    stack?: string;
                 };
             };
         };
@@ -3511,6 +3576,33 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiStacks: {
+        parameters: {
+            query: {
+                clusterId: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterStacks"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             "5XX": components["responses"]["ServerError"];
         };
     };

@@ -5,7 +5,7 @@
  * commands nobody answers ending in `unknown`.
  */
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import type { ClusterLink } from "../../durable/clusterLink.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createUser, unique, type TestUser } from "./helpers.ts";
@@ -137,6 +137,45 @@ describe("command channel", () => {
     await report(cluster, { type: "command.result", commandId: stop.commandId, status: "ok" });
     await report(cluster, result);
     expect((await api("GET", `/api/instances/${created.id}`, { token: admin.token })).body.status).toBe("stopped");
+    link.ws.close();
+  });
+
+  it("the bridge's hello lists its stacks: GET /api/stacks shows them, an instance on another is 422, the create result's release is stored", async () => {
+    const cluster = await newCluster();
+    const before = await api("GET", `/api/stacks?clusterId=${cluster.id}`, { token: admin.token });
+    expect(before.body).toMatchObject({ clusterId: cluster.id, items: [], reported: false, default: "5.0" });
+    // Before the bridge says what it runs, any well-formed stack is accepted (the bridge refuses what it cannot run).
+    const early = await api("POST", "/api/instances", { token: admin.token, body: { name: unique("early"), clusterId: cluster.id, stack: "9.9" } });
+    expect(early.status).toBe(201);
+    const link = await openLink(cluster.id, (await clusterToken(cluster)).body.token);
+    link.ws.send(JSON.stringify({ kind: "hello", bridgeVersion: "test", driver: "process", stacks: [{ id: "5.0", nodeRed: "5.0.7" }, { id: "4.1", nodeRed: "4.1.15" }] }));
+    const listed = await vi.waitFor(async () => {
+      const res = await api("GET", `/api/stacks?clusterId=${cluster.id}`, { token: admin.token });
+      expect(res.body.reported).toBe(true);
+      return res.body;
+    }, { timeout: 10_000, interval: 50 });
+    expect(listed.items).toEqual([{ id: "5.0", nodeRed: "5.0.7" }, { id: "4.1", nodeRed: "4.1.15" }]);
+
+    const unsupported = await api("POST", "/api/instances", { token: admin.token, body: { name: unique("st"), clusterId: cluster.id, stack: "3.1" } });
+    expect(unsupported.status).toBe(422);
+    expect(unsupported.body.error).toMatchObject({ code: "stack_unsupported", details: { stack: "3.1", supported: ["5.0", "4.1"] } });
+
+    const created = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("st"), clusterId: cluster.id } })).body;
+    expect(created).toMatchObject({ stack: "5.0", nodeRedVersion: null });
+    const frame = await link.next((f) => f.kind === "command" && f.command.id === created.commandId);
+    expect(frame.command.args.spec.stack).toBe("5.0");
+    await report(cluster, { type: "command.result", commandId: created.commandId, status: "ok", result: { state: "running", endpoints: { admin: "http://127.0.0.1:1880" }, stack: { id: "5.0", nodeRed: "5.0.7" } } });
+    const after = (await api("GET", `/api/instances/${created.id}`, { token: admin.token })).body;
+    expect(after).toMatchObject({ stack: "5.0", nodeRedVersion: "5.0.7", status: "running" });
+
+    // PATCH names only the stack it runs; another stack is a runtime upgrade (a deployment).
+    expect((await api("PATCH", `/api/instances/${created.id}`, { token: admin.token, body: { stack: "5.0" } })).status).toBe(200);
+    const change = await api("PATCH", `/api/instances/${created.id}`, { token: admin.token, body: { stack: "4.1" } });
+    expect(change.status).toBe(409);
+    expect(change.body.error.code).toBe("stack_change_needs_deployment");
+    const viewer = await createUser("viewer");
+    expect((await api("GET", `/api/stacks?clusterId=${cluster.id}`, { token: viewer.token })).status).toBe(200);
+    expect((await api("GET", `/api/stacks?clusterId=${crypto.randomUUID()}`, { token: admin.token })).status).toBe(404);
     link.ws.close();
   });
 

@@ -31,9 +31,9 @@ interface Bridge {
   commands: any[];
 }
 
-async function scriptedBridge(): Promise<Bridge> {
+async function scriptedBridge(opts: { stack?: string; stacks?: { id: string; nodeRed: string }[] } = {}): Promise<Bridge> {
   const cluster = (await api("POST", "/api/clusters", { token: admin.token, body: { name: unique("dep") } })).body;
-  const inst = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("dep"), clusterId: cluster.id } })).body;
+  const inst = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("dep"), clusterId: cluster.id, ...(opts.stack ? { stack: opts.stack } : {}) } })).body;
   const report = async (body: unknown) => {
     const text = JSON.stringify(body);
     const headers = await webhookHeaders(cluster.webhookSecret, text);
@@ -55,6 +55,10 @@ async function scriptedBridge(): Promise<Bridge> {
     }
   });
   ws.accept();
+  if (opts.stacks) {
+    ws.send(JSON.stringify({ kind: "hello", bridgeVersion: "test", driver: "process", stacks: opts.stacks }));
+    await vi.waitFor(async () => expect((await api("GET", `/api/stacks?clusterId=${cluster.id}`, { token: admin.token })).body.reported).toBe(true), WAIT);
+  }
   let taken = 0;
   const next = (type: string) => vi.waitFor(() => {
     const idx = commands.findIndex((c, n) => n >= taken && c.type === type);
@@ -304,6 +308,60 @@ describe("POST /api/deployments", () => {
     expect(anon.status).toBe(401);
     const unknown = await SELF.fetch(`http://redforge.test/ws/deployments/${crypto.randomUUID()}?token=${viewer.token}`, { headers: { Upgrade: "websocket" } });
     expect(unknown.status).toBe(404);
+  });
+});
+
+describe("runtime upgrades (a deployment with stack)", () => {
+  const STACKS = [{ id: "5.0", nodeRed: "5.0.7" }, { id: "4.1", nodeRed: "4.1.15" }];
+
+  it("green starts on the target stack with the current flows; the instance's stack changes when it completes", async () => {
+    const bridge = await scriptedBridge({ stack: "4.1", stacks: STACKS });
+    const res = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, stack: "5.0", analysisSeconds: 0, rollbackWindowSeconds: 0 } });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    expect(res.body).toMatchObject({ fromStack: "4.1", toStack: "5.0", toNodeRed: null });
+    expect(res.body.toVersionId).toBe(res.body.fromVersionId); // the same flows
+    const prepare = await bridge.answer("deployment.prepare", { ...BLUE_GREEN, stack: { id: "5.0", nodeRed: "5.0.7" } });
+    expect(prepare.args).toMatchObject({ stack: "5.0" });
+    await bridge.answer("gate.set", { inFlight: 0 });
+    const flows = await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
+    expect(flows.args.flows).toEqual([]);
+    await bridge.answer("smoke.run", { verdict: "passed" });
+    await bridge.answer("route.switch", { replayed: 0 });
+    await bridge.answer("smoke.run", { verdict: "passed" });
+    await bridge.answer("deployment.cleanup", {});
+    const done = await vi.waitFor(hasStatus(res.body.id, "completed"), WAIT);
+    expect(done).toMatchObject({ fromStack: "4.1", toStack: "5.0", toNodeRed: "5.0.7" });
+    const inst = (await api("GET", `/api/instances/${bridge.instanceId}`, { token: viewer.token })).body;
+    expect(inst).toMatchObject({ stack: "5.0", nodeRedVersion: "5.0.7" });
+    // The list reads the row: it shows the stacks too.
+    const listed = (await api("GET", `/api/deployments?instanceId=${bridge.instanceId}`, { token: viewer.token })).body.items[0];
+    expect(listed).toMatchObject({ fromStack: "4.1", toStack: "5.0" });
+  });
+
+  it("a rolled-back upgrade leaves the instance on its old stack", async () => {
+    const bridge = await scriptedBridge({ stack: "4.1" });
+    const res = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, stack: "5.0", analysisSeconds: 0, rollbackWindowSeconds: 0 } });
+    expect(res.status).toBe(202);
+    await bridge.answer("deployment.prepare", { ...BLUE_GREEN, stack: { id: "5.0", nodeRed: "5.0.7" } });
+    await bridge.answer("gate.set", { inFlight: 0 });
+    await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
+    await bridge.answer("smoke.run", { verdict: "failed", checks: [{ name: "sample", outcome: "failed", detail: "scripted" }] });
+    await bridge.answer("deployment.rollback", { serving: "blue-rt" });
+    const done = await vi.waitFor(hasStatus(res.body.id, "rolled_back"), WAIT);
+    expect(done.error.code).toBe("smoke_failed");
+    expect((await api("GET", `/api/instances/${bridge.instanceId}`, { token: viewer.token })).body.stack).toBe("4.1");
+  });
+
+  it("a stack the cluster's bridge does not run is 422 stack_unsupported; neither flows nor stack is 400", async () => {
+    const bridge = await scriptedBridge({ stack: "4.1", stacks: [{ id: "4.1", nodeRed: "4.1.15" }] });
+    const res = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, stack: "5.0" } });
+    expect(res.status).toBe(422);
+    expectErrorShape(res.body, "stack_unsupported");
+    expect(res.body.error.details).toMatchObject({ stack: "5.0", supported: ["4.1"] });
+    const both = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, stack: "4.1", flows: FLOWS_V2, versionId: crypto.randomUUID() } });
+    expect(both.status).toBe(400);
+    const bad = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, stack: "five" } });
+    expect(bad.status).toBe(400);
   });
 });
 

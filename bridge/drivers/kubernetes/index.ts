@@ -18,7 +18,9 @@ import type { MqttRoute } from "../../routing/fronts.ts";
 import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, InstanceState, StatusListener } from "../driver.ts";
 import { AdminApi, serviceAdminUrl, type AdminUrlResolver } from "../nodeRedAdmin.ts";
 import { clusterSelector, instanceIdSelector, LABEL, objectNames, otherColor, parseRuntimeId, podSelector, runtimeIdOf, statefulSetName, type Color } from "./labels.ts";
-import { buildInstanceManifests, cloneForColor, colorOf, DEFAULT_DATA_SIZE, DEFAULT_IMAGE, NODE_RED_PORT, ownedBy, ownerRef, runtimeServiceFor, type Owner } from "./manifests.ts";
+import type { SupportedStack } from "../../../protocol/stacks.ts";
+import { imageOf, reportedStacks, stackImages } from "./stacks.ts";
+import { buildInstanceManifests, cloneForColor, colorOf, DEFAULT_DATA_SIZE, NODE_RED_PORT, ownedBy, ownerRef, runtimeServiceFor, type Owner } from "./manifests.ts";
 import { InstanceObjects } from "./resources.ts";
 import { observeInstance } from "./status.ts";
 
@@ -28,8 +30,10 @@ export { KubernetesApiError } from "./resources.ts";
 export interface KubernetesDriverOptions {
   kubeConfig: KubeConfig;
   namespace: string;
-  /** Default nodered/node-red:4.1.15 (Node-RED 4.1.15, as the process driver runs). */
+  /** One image for every instance (its tag names its stack); prefer `stackImages`. */
   image?: string;
+  /** The image of each stack ("5.0" → "nodered/node-red:5.0.7"); default: stacks.ts DEFAULT_STACK_IMAGES. */
+  stackImages?: Record<string, string>;
   clusterId: string;
   storageClassName?: string;
   /** Size of each instance's /data claim (Kubernetes quantity). Default 1Gi. */
@@ -115,7 +119,7 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
     const m = buildInstanceManifests(spec, {
       namespace: this.opts.namespace,
       clusterId: this.opts.clusterId,
-      image: this.opts.image ?? DEFAULT_IMAGE,
+      image: imageOf(stackImages(this.opts), spec.stack),
       dataSize: this.opts.dataSize ?? DEFAULT_DATA_SIZE,
       adminToken: this.opts.adminToken,
       color,
@@ -210,6 +214,11 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
    * (410 Gone) without resync logic, and 10 s is well inside the control
    * plane's health-sweep period. A watch would only cut latency.
    */
+  /** What the bridge's hello reports: one stack per configured image. */
+  supportedStacks(): SupportedStack[] {
+    return reportedStacks(stackImages(this.opts));
+  }
+
   onStatus(listener: StatusListener): void {
     this.listeners.push(listener);
     if (this.pollTimer) return;
@@ -376,13 +385,15 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
    * colour later keeps them), given its own Service, scaled to 1, and ready
    * with the node package installed. Safe to run again (a redelivered prepare).
    */
-  async startGreen(instanceId: string): Promise<{ runtimeId: string; base: string }> {
+  async startGreen(instanceId: string, opts: { stack?: string } = {}): Promise<{ runtimeId: string; base: string; stack?: SupportedStack }> {
+    // Refused before anything is created: blue is untouched.
+    const image = opts.stack ? imageOf(stackImages(this.opts), opts.stack) : undefined;
     const blueColor = parseRuntimeId((await this.servingOf(instanceId)).runtimeId).color;
     const name = await this.nameOf(instanceId);
     const color = otherColor(blueColor);
     const sets = await this.setsByColor(instanceId);
     const serving = sets.get(blueColor)!;
-    const green = sets.has(color) ? ownerOf(sets.get(color)!) : await this.objects.applyStatefulSet(cloneForColor(serving, color, instanceId), instanceId);
+    const green = sets.has(color) ? ownerOf(sets.get(color)!) : await this.objects.applyStatefulSet(cloneForColor(serving, color, instanceId, image), instanceId);
     const names = objectNames(name, color);
     await this.objects.setSharedOwners(names, [ownerRef(ownerOf(serving)), ownerRef(green)]);
     await this.objects.applyService(ownedBy(runtimeServiceFor(serving, color), green), instanceId);
@@ -392,8 +403,9 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
     const base = (await this.runtimeBase(runtimeId))!;
     await this.waitReady(instanceId, color, base);
     if (this.opts.nodePackage) await this.admin.uploadNodePackage(base, this.opts.nodePackage);
-    this.log(`green ${green.name} ready for instance ${instanceId}`);
-    return { runtimeId, base };
+    this.log(`green ${green.name} ready for instance ${instanceId}${image ? ` on ${image}` : ""}`);
+    const stack = opts.stack ? reportedStacks({ [opts.stack]: image! })[0] : undefined;
+    return { runtimeId, base, ...(stack ? { stack } : {}) };
   }
 
   /** Until the pod is Ready and its Admin API answers; a pod that fails (CrashLoopBackOff, bad image) fails the step at once. */

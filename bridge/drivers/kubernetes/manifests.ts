@@ -209,10 +209,10 @@ export function ownedBy<T extends { metadata?: { ownerReferences?: V1OwnerRefere
 
 /**
  * Green for a blue-green deployment: a clone of the serving StatefulSet (same
- * image, resources, Secret, settings, claim size) under the other colour, at 0
+ * image unless `image` is given, resources, Secret, settings, claim size) under the other colour, at 0
  * replicas, as its own runtime that starts with no flows (they come with the deployment).
  */
-export function cloneForColor(serving: V1StatefulSet, color: Color, instanceId: string): V1StatefulSet {
+export function cloneForColor(serving: V1StatefulSet, color: Color, instanceId: string, image?: string): V1StatefulSet {
   const name = serving.metadata?.labels?.[LABEL.instance];
   if (!name) throw new Error(`StatefulSet ${serving.metadata?.name} has no ${LABEL.instance} label`);
   const names = objectNames(name, color);
@@ -221,7 +221,8 @@ export function cloneForColor(serving: V1StatefulSet, color: Color, instanceId: 
   const env = (src.template.spec?.containers[0]?.env ?? []).filter((e) => e.name !== "REDFORGE_RUNTIME_ID" && e.name !== ENV_SEED_FLOWS);
   env.push({ name: "REDFORGE_RUNTIME_ID", value: runtimeIdOf(instanceId, color) }, { name: ENV_SEED_FLOWS, value: "0" });
   if (!env.some((e) => e.name === "REDFORGE_INSTANCE_ID")) env.push({ name: "REDFORGE_INSTANCE_ID", value: instanceId });
-  const containers = (src.template.spec?.containers ?? []).map((c, i) => (i === 0 ? { ...c, env } : c));
+  // A runtime upgrade: green runs the target stack's image, everything else as blue.
+  const containers = (src.template.spec?.containers ?? []).map((c, i) => (i === 0 ? { ...c, env, ...(image ? { image } : {}) } : c));
   return {
     apiVersion: "apps/v1",
     kind: "StatefulSet",

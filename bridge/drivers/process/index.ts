@@ -12,10 +12,12 @@ import { FrontRegistry } from "../../routing/frontRegistry.ts";
 import type { HttpRoute, MqttRoute } from "../../routing/fronts.ts";
 import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
 import { AdminApi } from "../nodeRedAdmin.ts";
-import { NODE_RED_CLI, NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
+import { LEGACY_STACK, type SupportedStack } from "../../../protocol/stacks.ts";
+import { NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
 import { PortAllocator, type PortRange } from "./ports.ts";
 import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, renderProcessSettings } from "./settings.ts";
-import { parseRuntime, readSaved, runtimeIdOf, writeSaved, type SavedInstance, type Slot } from "./state.ts";
+import { installedStacks, reportedStacks, resolveStack, type Stack } from "./stacks.ts";
+import { parseRuntime, readSaved, runtimeIdOf, stackOfSlot, writeSaved, type SavedInstance, type Slot } from "./state.ts";
 
 export { runtimeIdOf } from "./state.ts";
 
@@ -27,8 +29,13 @@ export interface ProcessDriverOptions {
   host?: string;
   /** Inclusive range for Node-RED and front ports; any free port when absent. */
   portRange?: PortRange;
-  /** node-red's red.js; this project's own dependency when absent. */
+  /**
+   * One red.js for every stack (a test hook, and how bridges ran before stacks);
+   * each stack's own red.js when absent (see stacks.ts).
+   */
   nodeRedBin?: string;
+  /** The Node-RED stacks this driver may start; the ones installed beside the bridge when absent. */
+  stacks?: Stack[];
   /** The static bearer token the instances' Admin API accepts; random per driver when absent. */
   adminToken?: string;
   restart?: Partial<RestartPolicy>;
@@ -57,11 +64,13 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   private readonly ports: PortAllocator;
   private readonly host: string;
   private readonly restart: RestartPolicy;
+  private readonly stackList: Stack[];
   private readonly onExit = () => { for (const p of this.processes.values()) p.killNow(); };
 
   constructor(private readonly opts: ProcessDriverOptions) {
     this.host = opts.host ?? "127.0.0.1";
     this.restart = { ...DEFAULT_RESTART, ...opts.restart };
+    this.stackList = opts.stacks ?? installedStacks();
     this.adminToken = opts.adminToken ?? randomBytes(32).toString("base64url");
     this.admin = new AdminApi(this.adminToken, { deployMs: 30_000, probeMs: 3_000 });
     this.fronts = new FrontRegistry({ host: this.host, log: (id, line) => this.log(id, line), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}) });
@@ -93,20 +102,22 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     return saved;
   }
 
-  async create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints }> {
+  async create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints; stack: SupportedStack }> {
     const existing = this.processes.get(this.servingRuntime(spec.id));
     if (existing) {
       // A redelivered create: converge on "running" instead of starting a second copy.
       await existing.start();
-      return { endpoints: this.endpoints(spec.id, existing) };
+      return { endpoints: this.endpoints(spec.id, existing), stack: stackInfo(existing.stack) };
     }
+    // An unsupported stack stops here, before anything is written.
+    const stack = resolveStack(this.stackList, spec.stack ?? LEGACY_STACK);
     const dir = this.dir(spec.id);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     // A damaged instance.json stops here (state_corrupt), before anything is overwritten.
     const saved = await readSaved(dir);
     const [port, frontPort] = (await this.ports.claim([saved?.port, saved?.frontPort])) as [number, number];
     try {
-      await writeSaved(dir, { spec, port, frontPort });
+      await writeSaved(dir, { spec: { ...spec, stack: stack.id }, port, frontPort, slotStacks: { a: stack.id } });
     } finally {
       // From here instance.json holds them for savedPorts(); the claim only covered the gap.
       this.ports.release([port, frontPort]);
@@ -120,11 +131,16 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     if (!(await exists(flowFile))) await fs.writeFile(flowFile, JSON.stringify(spec.flows));
     // instance.json was just rewritten without a serving slot: a (re)created instance serves from slot a.
     this.serving.set(spec.id, "a");
-    const proc = await this.supervise(spec, port, frontPort);
+    const proc = await this.supervise(spec, port, frontPort, stack);
     await proc.start();
     // POST /nodes installs into the userDir, so later starts load the packages from disk.
     for (const tarball of this.opts.nodePackages ?? []) await this.admin.uploadNodePackage(proc.base, tarball);
-    return { endpoints: this.endpoints(spec.id, proc) };
+    return { endpoints: this.endpoints(spec.id, proc), stack: stackInfo(stack) };
+  }
+
+  /** What the bridge's hello reports. */
+  supportedStacks(): SupportedStack[] {
+    return reportedStacks(this.stackList);
   }
 
   private endpoints(id: string, proc: NodeRedProcess): InstanceEndpoints {
@@ -133,7 +149,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   }
 
   /** One runtime's supervisor; status changes are reported only while it serves (green's are the deployment's business). */
-  private runtime(spec: InstanceSpec, slot: Slot, port: number): NodeRedProcess {
+  private runtime(spec: InstanceSpec, slot: Slot, port: number, stack: Stack): NodeRedProcess {
     const runtimeId = runtimeIdOf(spec.id, slot);
     const userDir = this.slotDir(spec.id, slot);
     const env: Record<string, string> = {};
@@ -141,11 +157,11 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     Object.assign(env, spec.env, {
       HOME: userDir, NODE_ENV: "production",
       [ENV_ADMIN_TOKEN]: this.adminToken, [ENV_CREDENTIAL_SECRET]: spec.credentialSecret,
-      REDFORGE_INSTANCE_ID: spec.id, REDFORGE_RUNTIME_ID: runtimeId,
+      REDFORGE_INSTANCE_ID: spec.id, REDFORGE_RUNTIME_ID: runtimeId, REDFORGE_STACK: stack.id, REDFORGE_NODE_RED_VERSION: stack.version,
       ...(this.opts.mqttUrl ? { REDFORGE_MQTT_URL: this.opts.mqttUrl } : {}),
     });
     const proc = new NodeRedProcess(
-      { instanceId: runtimeId, cli: this.opts.nodeRedBin ?? NODE_RED_CLI, userDir, settingsFile: path.join(userDir, "settings.js"), host: this.host, port, env },
+      { instanceId: runtimeId, cli: this.opts.nodeRedBin ?? stack.cli, userDir, settingsFile: path.join(userDir, "settings.js"), host: this.host, port, env },
       this.admin, this.restart,
       (state, reason) => {
         if (this.servingRuntime(spec.id) !== runtimeId) return this.log(spec.id, `runtime ${runtimeId}: ${state}${reason ? ` (${reason})` : ""}`);
@@ -153,13 +169,14 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
       },
       (line) => this.log(spec.id, slot === "a" ? line : `[slot b] ${line}`),
       this.opts.readyTimeoutMs ?? 60_000,
+      stack,
     );
     this.processes.set(runtimeId, proc);
     return proc;
   }
 
-  private async supervise(spec: InstanceSpec, port: number, frontPort: number): Promise<NodeRedProcess> {
-    const proc = this.runtime(spec, this.serving.get(spec.id) ?? "a", port);
+  private async supervise(spec: InstanceSpec, port: number, frontPort: number, stack: Stack): Promise<NodeRedProcess> {
+    const proc = this.runtime(spec, this.serving.get(spec.id) ?? "a", port, stack);
     await this.startFronts(spec, port, frontPort, proc);
     return proc;
   }
@@ -189,8 +206,9 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     if (known) return known;
     const saved = await this.savedOf(id);
     this.serving.set(id, saved.serving ?? "a");
-    const port = saved.serving === "b" ? saved.portB! : saved.port;
-    return this.supervise(saved.spec, port, saved.frontPort);
+    const slot = saved.serving ?? "a";
+    const port = slot === "b" ? saved.portB! : saved.port;
+    return this.supervise(saved.spec, port, saved.frontPort, resolveStack(this.stackList, stackOfSlot(saved, slot)));
   }
 
   async start(id: string): Promise<void> {
@@ -263,19 +281,25 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   /**
    * Starts the idle slot as green: a clone of blue's settings, environment,
    * credential secret and node packages, with no flows yet (they come with
-   * the deployment), on its own port. Blue keeps serving meanwhile.
+   * the deployment), on its own port. Blue keeps serving meanwhile. Green
+   * runs `opts.stack` when given (a runtime upgrade), else blue's stack.
    */
-  async startGreen(instanceId: string): Promise<{ runtimeId: string; base: string }> {
+  async startGreen(instanceId: string, opts: { stack?: string } = {}): Promise<{ runtimeId: string; base: string; stack: SupportedStack }> {
     await this.find(instanceId);
     const saved = await this.savedOf(instanceId);
-    const slot: Slot = (this.serving.get(instanceId) ?? "a") === "a" ? "b" : "a";
+    const blueSlot = this.serving.get(instanceId) ?? "a";
+    const slot: Slot = blueSlot === "a" ? "b" : "a";
     const runtimeId = runtimeIdOf(instanceId, slot);
+    // Refused before anything starts: blue is untouched.
+    const stack = resolveStack(this.stackList, opts.stack ?? stackOfSlot(saved, blueSlot));
     const running = this.processes.get(runtimeId);
-    if (running?.state === "running") return { runtimeId, base: running.base }; // a redelivered prepare
+    // A redelivered prepare finds its green; one left on another stack is not it.
+    if (running?.state === "running" && running.stack.id === stack.id) return { runtimeId, base: running.base, stack: stackInfo(running.stack) };
+    if (running) await this.stopRuntime(runtimeId);
     // Through the allocator like create's ports, claimed until instance.json records it.
     const [port] = (await this.ports.claim([slot === "a" ? saved.port : saved.portB])) as [number];
     try {
-      await this.save(instanceId, slot === "a" ? { port } : { portB: port });
+      await this.save(instanceId, { ...(slot === "a" ? { port } : { portB: port }), slotStacks: { ...saved.slotStacks, [slot]: stack.id } });
     } finally {
       this.ports.release([port]);
     }
@@ -284,7 +308,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     await fs.writeFile(path.join(dir, "package.json"), JSON.stringify({ name: `redforge-instance-${saved.spec.name}-${slot}`, private: true }));
     await fs.writeFile(path.join(dir, "settings.js"), renderProcessSettings({ host: this.host, port }));
     await fs.writeFile(path.join(dir, "flows.json"), "[]");
-    const proc = this.runtime(saved.spec, slot, port);
+    const proc = this.runtime(saved.spec, slot, port, stack);
     try {
       await proc.start();
     } catch (err) {
@@ -293,7 +317,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
       throw new BridgeError("green_failed", `green for ${instanceId} failed to start: ${err instanceof Error ? err.message : String(err)}`);
     }
     for (const tarball of this.opts.nodePackages ?? []) await this.admin.uploadNodePackage(proc.base, tarball);
-    return { runtimeId, base: proc.base };
+    return { runtimeId, base: proc.base, stack: stackInfo(stack) };
   }
 
   async runtimeBase(runtimeId: string): Promise<string | undefined> {
@@ -350,4 +374,5 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   }
 }
 
+const stackInfo = (stack: Stack): SupportedStack => ({ id: stack.id, nodeRed: stack.version });
 const exists = (p: string) => fs.access(p).then(() => true, () => false);

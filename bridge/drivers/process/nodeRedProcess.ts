@@ -9,6 +9,7 @@ import path from "node:path";
 import { BridgeError } from "../../errors.ts";
 import type { InstanceState } from "../driver.ts";
 import type { AdminApi } from "../nodeRedAdmin.ts";
+import type { Stack } from "./stacks.ts";
 
 const require = createRequire(import.meta.url);
 /** node-red's CLI entry, resolved from this project's dependency. */
@@ -52,6 +53,8 @@ export class NodeRedProcess {
     private readonly onChange: StateChange,
     private readonly log: (line: string) => void,
     private readonly readyTimeoutMs: number,
+    /** The Node-RED stack this process runs (plan.cli is its red.js unless the driver was given one). */
+    readonly stack: Stack,
   ) {}
 
   get base(): string {

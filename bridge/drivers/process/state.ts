@@ -8,6 +8,7 @@
 import path from "node:path";
 import { readJsonFile, writeFileAtomic } from "../../atomicFile.ts";
 import { BridgeError } from "../../errors.ts";
+import { LEGACY_STACK } from "../../../protocol/stacks.ts";
 import type { InstanceSpec } from "../driver.ts";
 
 /** Each instance has two slots for blue-green: "a" (its first runtime) and "b". */
@@ -22,7 +23,12 @@ export interface SavedInstance {
   portB?: number;
   /** The slot that serves (default "a"); a blue-green switch moves it. */
   serving?: Slot;
+  /** Each slot's stack id: a runtime upgrade starts the idle slot on another one. */
+  slotStacks?: Partial<Record<Slot, string>>;
 }
+
+/** The stack a slot runs: its own, else the spec's, else the one every instance ran before stacks. */
+export const stackOfSlot = (saved: SavedInstance, slot: Slot): string => saved.slotStacks?.[slot] ?? saved.spec.stack ?? LEGACY_STACK;
 
 export const INSTANCE_FILE = "instance.json";
 
