@@ -46,6 +46,8 @@ export const FAILURE_CODES = [
   "invalid_result",
   /** The rollback itself failed or was not answered: blue may not be serving. */
   "rollback_failed",
+  /** prepare: the bridge cannot run the target stack (it refused it, or it is too old to start one); blue was never touched. */
+  "stack_unsupported",
   /** The cluster's driver cannot run blue-green deployments; blue was never touched. */
   "not_implemented",
   /** The control plane could not start the deployment's DeploymentRun. */

@@ -131,12 +131,17 @@ export const STEPS = {
       s.blue = blue;
       s.green = green;
       if (stack) s.greenNodeRed = stack.nodeRed;
+      // A bridge from before stacks ignores the target stack and starts green on its own runtime: not an upgrade.
+      if (!stack && s.toStack && s.fromStack && s.toStack !== s.fromStack) {
+        return rollback("stack_unsupported", `the bridge did not say which stack green runs, so it cannot be trusted to run ${s.toStack}; upgrade the bridge (blue keeps ${s.fromStack})`);
+      }
       return { to: "next" };
     },
     failed(_s, e) {
       const message = `prepare failed: ${e.message} (${e.code})`;
       // A driver without blue-green never touched blue: there is nothing to roll back.
       if (e.code === "not_implemented") return { to: "finish", status: "failed", error: fail("not_implemented", message) };
+      if (e.code === "unsupported") return rollback("stack_unsupported", message);
       // Green never became ready, whether it crashed or just did not answer in time: both are green_failed to an operator.
       return rollback(GREEN_FAILURES.has(e.code) ? "green_failed" : "step_failed", message);
     },

@@ -337,6 +337,10 @@ const FAILURES: Array<{ code: FailureCode; status: "rolled_back" | "failed"; mes
     scenario: (run) => run.fail("deployment.prepare", "green_failed", "green pod CrashLoopBackOff"),
   },
   {
+    code: "stack_unsupported", status: "rolled_back", rollsBack: true, switched: false, message: /^prepare failed: stack 5\.0 is not installed on this bridge .* \(unsupported\)$/,
+    scenario: (run) => run.fail("deployment.prepare", "unsupported", "stack 5.0 is not installed on this bridge (installed: 4.1)"),
+  },
+  {
     code: "not_implemented", status: "failed", rollsBack: false, message: /not implemented by the kubernetes driver/,
     scenario: (run) => run.fail("deployment.prepare", "not_implemented", "deployment.prepare: blue-green deployments are not implemented by the kubernetes driver yet"),
   },
@@ -395,6 +399,20 @@ describe("failure codes", () => {
     expect(run.log).toContainEqual({ type: "audit", action: status === "failed" ? "DEPLOYMENT_FAILED" : "DEPLOYMENT_ROLLED_BACK", reason: run.s.error });
     // The history says where it failed, with the same words.
     expect(run.s.history.some((h) => h.status === "failed" && h.detail === run.s.error!.message)).toBe(true);
+  });
+
+  it("a runtime upgrade sends the target stack with prepare; a bridge that does not say which stack green runs is not trusted with it", () => {
+    const upgrade = { fromStack: "4.1", toStack: "5.0" };
+    const ok = new Run("deploy", upgrade);
+    expect(ok.sent.find((c) => c.command === "deployment.prepare")!.args).toMatchObject({ stack: "5.0" });
+    ok.answer("deployment.prepare", { ...PREPARED, stack: { id: "5.0", nodeRed: "5.0.7" } });
+    expect(ok.s).toMatchObject({ step: "drain", greenNodeRed: "5.0.7" });
+
+    const older = new Run("deploy", upgrade);
+    older.answer("deployment.prepare", PREPARED);
+    older.answer("deployment.rollback", ROLLED_BACK);
+    expect(older.s.status).toBe("rolled_back");
+    expect(older.s.error).toMatchObject({ code: "stack_unsupported", message: expect.stringMatching(/cannot be trusted to run 5\.0.*blue keeps 4\.1/) });
   });
 
   it.each(["green_timeout", "start_failed", "no_free_port"])("a green that never came up (bridge code %s) reads green_failed, not step_failed", (bridgeCode) => {

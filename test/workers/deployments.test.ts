@@ -387,7 +387,8 @@ describe("answers name their owner (ClusterLink's outbox)", () => {
     const bridge = await scriptedBridge();
     const created = await deploy(bridge);
     const prepare = await bridge.next("deployment.prepare");
-    expect(prepare.args).toEqual({ deploymentId: created.id }); // for bridges built before replyTo
+    // deploymentId for bridges built before replyTo; green runs the instance's own stack (the API's default for new instances).
+    expect(prepare.args).toEqual({ deploymentId: created.id, stack: "5.0" });
     const link = env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(bridge.cluster.id));
     await runInDurableObject(link, async (_obj, state) => {
       state.storage.sql.exec("UPDATE outbox SET deadline = ? WHERE id = ?", Date.now() - 1, prepare.id);
