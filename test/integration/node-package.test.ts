@@ -147,7 +147,7 @@ describe("RedForge node package in a real Node-RED", () => {
 
     const health = await get("/healthz");
     expect(health.status).toBe(200);
-    expect(health.body).toMatchObject({ status: "ok", flows: "started" });
+    expect(health.body).toMatchObject({ status: "ok", flows: "started", nodeRed: expect.stringMatching(/^\d+\.\d+\.\d+/) });
   });
 
   it("lists redforge-gate in GET /nodes", async () => {

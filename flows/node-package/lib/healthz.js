@@ -32,6 +32,14 @@ function probeFlowsStarted(RED) {
   }
 }
 
+function nodeRedVersion(RED) {
+  try {
+    return typeof RED.version === "function" ? RED.version() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function registerHealthz(RED) {
   const state = { started: probeFlowsStarted(RED), since: new Date().toISOString() };
   const set = (started) => {
@@ -48,7 +56,8 @@ function registerHealthz(RED) {
   RED.httpNode.get("/healthz", (_req, res) => {
     res.set("Cache-Control", "no-store");
     const flows = state.started ? "started" : "stopped";
-    res.status(state.started ? 200 : 503).json({ status: state.started ? "ok" : "unavailable", flows, since: state.since });
+    // nodeRed: which runtime answered (its stack), e.g. after a runtime upgrade; "-git" is appended by Node-RED inside a git checkout.
+    res.status(state.started ? 200 : 503).json({ status: state.started ? "ok" : "unavailable", flows, since: state.since, nodeRed: nodeRedVersion(RED) });
   });
   return state;
 }
