@@ -9,7 +9,9 @@
  *   (d) the kubernetes driver's steps (holdDuring "switch" order, driven at the
  *       bridge level: no control plane), with every pod a real Node-RED behind
  *       the fake API server, a fake kubelet and a per-connection Service proxy;
- *       HTTP goes through the front Service, the switch is its selector.
+ *       HTTP goes through the front Service, the switch is its selector;
+ *   (e) a runtime upgrade: the same flows moved from Node-RED 4.1 to 5.0
+ *       (POST /api/deployments {stack: "5.0"}, holdDuring "switch"), full local stack.
  * Prints for each: messages sent, lost, duplicated, HTTP requests unanswered or
  * failed, p50/p99 latency of messages sent during the switch, and total
  * deployment time.
@@ -72,15 +74,20 @@ async function baseline(stack: TestStack, tmp: string): Promise<Row> {
   }
 }
 
-async function redforge(stack: TestStack, tmp: string, holdDuring: "deploy" | "switch"): Promise<Row> {
+/** A runtime upgrade instead of a flow change: the instance starts on 4.1 and moves to 5.0 with the same flows. */
+const UPGRADE = { from: "4.1", to: "5.0" } as const;
+
+async function redforge(stack: TestStack, tmp: string, holdDuring: "deploy" | "switch", upgrade?: typeof UPGRADE): Promise<Row> {
   const broker = brokerOf(stack.mqttUrl);
   const { api } = await adminClient(stack);
-  const cluster = (await api.POST("/api/clusters", { body: { name: `zero-loss-bench-${holdDuring}` } })).data!;
+  const label = upgrade ? "upgrade" : holdDuring;
+  const cluster = (await api.POST("/api/clusters", { body: { name: `zero-loss-bench-${label}` } })).data!;
   let bridge: RunningBridge | undefined;
   try {
-    bridge = await startBridge({ clusterId: cluster.id, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl, stateDir: path.join(tmp, `bridge-${holdDuring}`), log: lineLogger(process.env.BENCH_LOG ? (l) => console.log(`${new Date().toISOString().slice(11, 23)} [bridge] ${l}`) : () => {}) });
+    bridge = await startBridge({ clusterId: cluster.id, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl, stateDir: path.join(tmp, `bridge-${label}`), log: lineLogger(process.env.BENCH_LOG ? (l) => console.log(`${new Date().toISOString().slice(11, 23)} [bridge] ${l}`) : () => {}) });
     const created = (await api.POST("/api/instances", { body: {
-      name: `zero-loss-${holdDuring}`, clusterId: cluster.id, flows: zeroLossFlow({ version: "v1", entry: "gate", broker }) as ApiBody<"/api/instances", "post">["flows"],
+      name: `zero-loss-${label}`, clusterId: cluster.id, flows: zeroLossFlow({ version: "v1", entry: "gate", broker }) as ApiBody<"/api/instances", "post">["flows"],
+      ...(upgrade ? { stack: upgrade.from } : {}),
     } })).data!;
     let instance: any;
     for (let i = 0; i < 300 && !(instance?.status === "running" && instance.endpoints?.front); i++) {
@@ -93,10 +100,12 @@ async function redforge(stack: TestStack, tmp: string, holdDuring: "deploy" | "s
     await load.start();
     await sleep(BEFORE_MS);
     const t0 = Date.now();
+    const next = upgrade ? "v1" : "v2";
     const dep = (await api.POST("/api/deployments", { body: {
-      instanceId: instance.id, flows: zeroLossFlow({ version: "v2", entry: "gate", broker }) as ApiBody<"/api/deployments", "post">["flows"],
-      analysisSeconds: 0, rollbackWindowSeconds: 0, holdDuring,
-      verify: { http: { path: "/work", body: { seq: "smoke" }, contract: true, expectJson: { payload: { version: "v2" } } } },
+      instanceId: instance.id, analysisSeconds: 0, rollbackWindowSeconds: 0, holdDuring,
+      // An upgrade keeps the flows (none sent: the instance's current ones) and names the stack.
+      ...(upgrade ? { stack: upgrade.to } : { flows: zeroLossFlow({ version: "v2", entry: "gate", broker }) as ApiBody<"/api/deployments", "post">["flows"] }),
+      verify: { http: { path: "/work", body: { seq: "smoke" }, contract: true, expectJson: { payload: { version: next } } } },
     } })).data!;
     let d: any;
     for (let i = 0; i < 600 && !["completed", "rolled_back", "failed"].includes(d?.status); i++) {
@@ -106,10 +115,13 @@ async function redforge(stack: TestStack, tmp: string, holdDuring: "deploy" | "s
     const t1 = Date.now();
     await sleep(AFTER_MS);
     const report = await load.stop(15_000);
+    const runtimeNote = upgrade
+      ? `; stack ${d.fromStack} → ${d.toStack} (Node-RED ${instance.nodeRedVersion} → ${d.toNodeRed}); the front's /healthz after: ${await fetch(`${instance.endpoints.front}/healthz`).then(async (r) => ((await r.json()) as { nodeRed?: string }).nodeRed).catch(() => "no answer")}`
+      : "";
     // The switch window: from the moment new work was held (blue drains) to the switch (+1 s), as the bridge recorded them.
     return {
-      name: holdDuring === "deploy" ? "(b) RedForge, hold through deploy" : "(c) RedForge, hold for the switch", report, switchFrom: Date.parse(d.metrics.holdingSince), switchTo: Date.parse(d.metrics.switchedAt) + 1000, deployMs: t1 - t0,
-      note: `status ${d.status}; held ${d.metrics.messagesHeld}, replayed ${d.metrics.messagesReplayed}; hold ${d.metrics.holdMs} ms; phases ${JSON.stringify(d.metrics.phaseMs)}`,
+      name: upgrade ? `(e) runtime upgrade ${upgrade.from} → ${upgrade.to}` : holdDuring === "deploy" ? "(b) RedForge, hold through deploy" : "(c) RedForge, hold for the switch", report, switchFrom: Date.parse(d.metrics.holdingSince), switchTo: Date.parse(d.metrics.switchedAt) + 1000, deployMs: t1 - t0,
+      note: `status ${d.status}; held ${d.metrics.messagesHeld}, replayed ${d.metrics.messagesReplayed}; hold ${d.metrics.holdMs} ms; phases ${JSON.stringify(d.metrics.phaseMs)}${runtimeNote}`,
     };
   } finally {
     await bridge?.close();
@@ -189,13 +201,14 @@ async function main() {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-zero-loss-"));
   const stack = await startTestStack({ worker: "wrangler" });
   try {
-    // BENCH_ROWS=b,c runs some rows only (default all four).
-    const only = new Set((process.env.BENCH_ROWS ?? "a,b,c,d").split(","));
+    // BENCH_ROWS=b,c runs some rows only (default all five).
+    const only = new Set((process.env.BENCH_ROWS ?? "a,b,c,d,e").split(","));
     const rows: Row[] = [];
     if (only.has("a")) rows.push(await baseline(stack, tmp));
     if (only.has("b")) rows.push(await redforge(stack, tmp, "deploy"));
     if (only.has("c")) rows.push(await redforge(stack, tmp, "switch"));
     if (only.has("d")) rows.push(await kubernetes(stack, tmp));
+    if (only.has("e")) rows.push(await redforge(stack, tmp, "switch", UPGRADE));
     print(rows);
   } finally {
     await stack.stop();
