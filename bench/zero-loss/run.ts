@@ -173,7 +173,7 @@ function brokerOf(url: string) {
 
 function print(rows: Row[]): void {
   console.log(`\nzero-loss bench: ${RATE} msg/s offered (80% MQTT QoS 1, 20% HTTP), ${BEFORE_MS} ms before and ${AFTER_MS} ms after the change`);
-  console.log("switch window: (a) POST /flows until its answer + 1 s; (b)-(d) from holding new work (blue drains) until work flows to green + 1 s\n");
+  console.log("switch window: (a) POST /flows until its answer + 1 s; (b)-(e) from holding new work (blue drains) until work flows to green + 1 s\n");
   const header = ["", "sent mqtt", "sent http", "lost", "duplicated", "http unanswered", "http errors", "p50 switch ms", "p99 switch ms", "deploy ms"];
   const lines = rows.map((r) => {
     const lat = r.report.latenciesMs(r.switchFrom, r.switchTo);
