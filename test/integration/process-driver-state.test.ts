@@ -23,10 +23,18 @@ const spec = (): InstanceSpec => ({
   credentialSecret: "a-credential-secret-of-some-length",
 });
 
+const ADMIN_TOKEN = "process-driver-state-admin-token";
+
 function driver(portRange?: [number, number], dir = stateDir): ProcessDriver {
-  const d = new ProcessDriver({ stateDir: dir, ...(portRange ? { portRange } : {}), restart: { maxQuickExits: 2, quickExitMs: 5_000, backoffMs: 100 } });
+  const d = new ProcessDriver({ stateDir: dir, adminToken: ADMIN_TOKEN, ...(portRange ? { portRange } : {}), restart: { maxQuickExits: 2, quickExitMs: 5_000, backoffMs: 100 } });
   drivers.push(d);
   return d;
+}
+
+/** The Node-RED release a runtime reports (Admin API /settings; "-git" inside a git checkout). */
+async function nodeRedOf(base: string): Promise<string> {
+  const res = await fetch(`${base}/settings`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  return ((await res.json()) as { version: string }).version;
 }
 
 const instanceFile = (id: string, dir = stateDir) => path.join(dir, id, "instance.json");
@@ -79,6 +87,44 @@ describe("process driver state", () => {
     expect(leftovers).toEqual([]);
     await d.destroy(a.id, { deleteData: true });
   }, 120_000);
+
+  it("each slot keeps its stack: after a runtime upgrade a restarted bridge starts the serving slot on the new one", async () => {
+    const d = driver();
+    const a = { ...spec(), stack: "4.1" };
+    const created = await d.create(a);
+    expect(created.stack).toEqual({ id: "4.1", nodeRed: expect.stringMatching(/^4\.1\.\d+$/) });
+    expect(await nodeRedOf((await d.servingOf(a.id)).base)).toMatch(/^4\.1\./);
+    const green = await d.startGreen(a.id, { stack: "5.0" });
+    expect(green.stack).toEqual({ id: "5.0", nodeRed: expect.stringMatching(/^5\.0\.\d+$/) });
+    expect(await nodeRedOf(green.base)).toBe(green.stack.nodeRed);
+    await d.setServing(green.runtimeId);
+    expect(await saved(a.id)).toMatchObject({ serving: "b", slotStacks: { a: "4.1", b: "5.0" } });
+    await d.stop(a.id);
+
+    const restarted = driver();
+    await restarted.start(a.id);
+    const serving = await restarted.servingOf(a.id);
+    expect(serving.runtimeId).toBe(green.runtimeId);
+    expect(await nodeRedOf(serving.base)).toBe(green.stack.nodeRed);
+    await restarted.destroy(a.id, { deleteData: true });
+  }, 180_000);
+
+  it("an instance.json from before stacks runs 4.1; a stack the bridge does not have is refused before anything is written", async () => {
+    const d = driver();
+    const a = spec(); // no stack: what an older control plane sends
+    expect((await d.create(a)).stack.id).toBe("4.1");
+    await d.stop(a.id);
+    const { slotStacks: _gone, spec: { stack: _alsoGone, ...oldSpec }, ...rest } = JSON.parse(await fs.readFile(instanceFile(a.id), "utf8"));
+    await fs.writeFile(instanceFile(a.id), JSON.stringify({ ...rest, spec: oldSpec }));
+    const restarted = driver();
+    await restarted.start(a.id);
+    expect(await nodeRedOf((await restarted.servingOf(a.id)).base)).toMatch(/^4\.1\./);
+    await restarted.destroy(a.id, { deleteData: true });
+
+    const b = { ...spec(), stack: "3.1" };
+    await expect(d.create(b)).rejects.toMatchObject({ code: "unsupported", message: expect.stringMatching(/stack 3\.1 is not installed/) });
+    await expect(fs.access(path.join(stateDir, b.id))).rejects.toThrow();
+  }, 180_000);
 
   it("a corrupt instance.json is a state_corrupt error naming the file, and the file is left as it was", async () => {
     const d = driver();
