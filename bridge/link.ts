@@ -119,7 +119,7 @@ export class ClusterLink {
       });
       ws.on("open", () => {
         opened = true;
-        this.send(ws, { kind: "hello", bridgeVersion: this.opts.bridgeVersion, driver: this.opts.driver, stacks: this.opts.stacks ?? [] });
+        this.send(ws, { kind: "hello", bridgeVersion: this.opts.bridgeVersion, driver: this.opts.driver, ...(this.opts.stacks ? { stacks: this.opts.stacks } : {}) });
       });
       ws.on("message", (data) => {
         if (this.onMessage(data) === "welcome") welcomedAt = Date.now();

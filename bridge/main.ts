@@ -70,7 +70,8 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
   const executor = new CommandExecutor({ driver, ledger, reporter, instances, log, ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}) });
   const link = new ClusterLink({
     api, clusterId: opts.clusterId, secret: opts.secret, bridgeVersion: opts.bridgeVersion ?? BRIDGE_VERSION,
-    driver: driver.kind, stacks: driver.supportedStacks?.() ?? [], sink: executor, log,
+    // A driver that cannot say which stacks it runs (the simulated one) reports nothing, so the control plane does not refuse them all.
+    driver: driver.kind, ...(driver.supportedStacks ? { stacks: driver.supportedStacks() } : {}), sink: executor, log,
     ...(opts.linkBackoff ? { backoff: opts.linkBackoff } : {}),
     ...(opts.linkStableAfterMs !== undefined ? { stableAfterMs: opts.linkStableAfterMs } : {}),
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),

@@ -76,7 +76,7 @@ export interface Driver {
   onStatus(listener: StatusListener): void;
   /** Stops everything this driver started (the bridge is shutting down). */
   close(): Promise<void>;
-  /** The stacks this driver can start, for the bridge's hello; a driver without it reports none. */
+  /** The stacks this driver can start, for the bridge's hello; a driver without it does not say (the control plane then refuses none). */
   supportedStacks?(): SupportedStack[];
 }
 

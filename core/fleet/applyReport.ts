@@ -9,6 +9,7 @@ import type { Db } from "../../db/client.ts";
 import { clusters, instanceHealth, instances } from "../../db/schema.ts";
 import type { Env } from "../env.ts";
 import { parseResult } from "../../protocol/commands.ts";
+import { LEGACY_STACK } from "../../protocol/stacks.ts";
 import type { Report } from "../../protocol/reports.ts";
 import type { OutboxEntry } from "../objects.ts";
 import { applyInstanceStatus, type ObservedStatus } from "./instanceStatus.ts";
@@ -59,12 +60,16 @@ export async function applyCommandResult(db: Db, env: Env, clusterId: string, re
   return { known: true };
 }
 
-/** The exact Node-RED release the bridge started the instance's stack on (older bridges do not say). */
+/**
+ * What the bridge started: the stack and its exact release. A bridge from before stacks does
+ * not say; it ignored the spec's stack and ran what every bridge ran then, 4.1, so the row says
+ * that rather than a stack the instance does not run.
+ */
 async function recordResolvedStack(db: Db, clusterId: string, instanceId: string, result: unknown): Promise<void> {
   const r = parseResult("instance.create", result);
-  if (!r.success || !r.data.stack) return;
-  await db.update(instances).set({ nodeRedVersion: r.data.stack.nodeRed })
-    .where(and(eq(instances.id, instanceId), eq(instances.clusterId, clusterId)));
+  if (!r.success) return;
+  const resolved = r.data.stack ? { stack: r.data.stack.id, nodeRedVersion: r.data.stack.nodeRed } : { stack: LEGACY_STACK, nodeRedVersion: null };
+  await db.update(instances).set(resolved).where(and(eq(instances.id, instanceId), eq(instances.clusterId, clusterId)));
 }
 
 export async function applyHealthReport(db: Db, env: Env, clusterId: string, report: HealthReport): Promise<number> {
