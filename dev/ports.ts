@@ -1,4 +1,5 @@
 import net from "node:net";
+import { osPort } from "../bridge/drivers/process/ports.ts";
 
 /** Thrown when a configured port is taken; the message says which knob moves it. */
 export class PortInUseError extends Error {
@@ -34,16 +35,7 @@ export function isReachable(port: number, host = "127.0.0.1", timeoutMs = 500): 
 }
 
 /** Asks the OS for a free port (tests use this so parallel runs never collide). */
-export function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, host, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export const freePort = (host = "127.0.0.1"): Promise<number> => osPort(host);
 
 /** Binds a server and resolves once it listens, rejecting (not crashing) when the bind fails. */
 export function listen(server: net.Server, port: number, host: string): Promise<void> {

@@ -18,8 +18,8 @@ export function portFree(port: number, host: string): Promise<boolean> {
   });
 }
 
-/** A port the OS considers free right now. */
-function osPort(host: string): Promise<number> {
+/** A port the OS considers free right now (the local stack and tests use it too: dev/ports.ts). */
+export function osPort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once("error", reject);
