@@ -12,6 +12,7 @@ import type { Db } from "../../db/client.ts";
 import { clusters, instances, policies } from "../../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { labelMap } from "../../protocol/shapes.ts";
+import { globMatches } from "./nameGlob.ts";
 
 const DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] as const;
 type Day = (typeof DAYS)[number];
@@ -31,7 +32,7 @@ const timeZone = z.string().min(1).max(64).refine((tz) => {
  */
 export const selectorShape = z.strictObject({
   team: z.string().min(1).max(100).optional(),
-  /** Glob over the instance name: `*` any run of characters, e.g. "prod-*". */
+  /** Glob over the instance name: `*` any run of characters, e.g. "prod-*" (matched without a regex, nameGlob.ts). */
   namePattern: z.string().min(1).max(63).regex(/^[a-z0-9*-]+$/, "instance-name characters and * only").optional(),
   labels: labelMap.optional(),
 });
@@ -88,10 +89,6 @@ export type Decision =
   | { allowed: false; policy: string; kind: string; reason: string };
 
 const ALLOW: Decision = { allowed: true };
-
-function globMatches(pattern: string, name: string): boolean {
-  return new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, "\\$&")).join(".*")}$`).test(name);
-}
 
 export function selects(s: Selector, i: InstanceFacts): boolean {
   if (s.team !== undefined && s.team !== i.team) return false;
