@@ -8,6 +8,7 @@ import { canonicalJson } from "../../db/auditChain.ts";
 import type { Db } from "../../db/client.ts";
 import type { AuditRow, ChainHead, VerifyResult } from "../../db/auditVerify.ts";
 import { auditLogs } from "../../db/schema.ts";
+import { csvCell, csvLine } from "./csv.ts";
 
 export type ExportFormat = "ndjson" | "csv";
 
@@ -56,23 +57,23 @@ const CSV_COLUMNS = Object.keys(exportRecord({
   details: null, ipAddress: null, userAgent: null, statusCode: null, prevHash: "", hash: "",
 }));
 
-/** RFC 4180: quote when needed, double inner quotes. Null is an empty field. */
-function csvField(v: unknown): string {
-  if (v === null || v === undefined) return "";
-  const s = typeof v === "string" ? v : typeof v === "number" ? String(v) : canonicalJson(v);
-  return /[",\r\n]/.test(s) || s.startsWith("#") ? `"${s.replace(/"/g, '""')}"` : s;
+/** `details` as canonical JSON text (a JSON string too), so the verifier can parse it back; the other cells as they are. */
+function csvRecord(r: AuditRow): unknown[] {
+  const rec = exportRecord(r);
+  return Object.values({ ...rec, details: rec.details === null ? null : canonicalJson(rec.details) });
 }
 
-const csvLine = (fields: unknown[]) => `${fields.map(csvField).join(",")}\r\n`;
+export function formatHeader(format: ExportFormat): string {
+  return format === "csv" ? csvLine(CSV_COLUMNS) : "";
+}
 
-function formatRow(format: ExportFormat, r: AuditRow): string {
-  const rec = exportRecord(r);
-  return format === "ndjson" ? `${JSON.stringify(rec)}\n` : csvLine(Object.values(rec));
+export function formatRow(format: ExportFormat, r: AuditRow): string {
+  return format === "ndjson" ? `${JSON.stringify(exportRecord(r))}\n` : csvLine(csvRecord(r));
 }
 
 /** NDJSON: the trailer is the one line with a `head` key. CSV: a last record `#trailer,<trailer JSON>`. */
-function formatTrailer(format: ExportFormat, t: Trailer): string {
-  return format === "ndjson" ? `${JSON.stringify(t)}\n` : csvLine(["#trailer", JSON.stringify(t)]);
+export function formatTrailer(format: ExportFormat, t: Trailer): string {
+  return format === "ndjson" ? `${JSON.stringify(t)}\n` : `#trailer,${csvCell(JSON.stringify(t))}\r\n`;
 }
 
 /**
@@ -95,7 +96,7 @@ export function exportStream(
   const finish = async () => { await handle?.close().catch(() => {}); handle = undefined; };
   return new ReadableStream<Uint8Array>({
     start(controller) {
-      if (format === "csv") controller.enqueue(enc.encode(csvLine(CSV_COLUMNS)));
+      if (format === "csv") controller.enqueue(enc.encode(formatHeader(format)));
     },
     async pull(controller) {
       try {

