@@ -1,0 +1,99 @@
+/**
+ * A deployment's view as a timeline a person reads: the blue-green phases in
+ * order (protocol/deployments.ts), each with its state and duration, the live
+ * frames of /ws/deployments/:id folded in, the failure code in plain words,
+ * and which operator buttons apply (the same rules as durable/deploymentRun/
+ * transition.ts, so a button shown is a request the run accepts).
+ */
+import type { components } from "../../../protocol/api/client.ts";
+
+export type Deployment = components["schemas"]["Deployment"];
+export type Phase = Deployment["history"][number]["phase"];
+export type PhaseState = "waiting" | "running" | "done" | "failed" | "paused" | "skipped";
+
+export const FORWARD_PHASES: readonly Phase[] = ["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP"];
+
+export interface PhaseRow { phase: Phase; state: PhaseState; durationMs: number | null; detail?: string }
+
+export function timeline(d: Deployment, now = Date.now()): PhaseRow[] {
+  const rolledBack = d.history.some((h) => h.phase === "ROLLING_BACK");
+  const phases = rolledBack ? [...FORWARD_PHASES, "ROLLING_BACK" as const] : FORWARD_PHASES;
+  const finished = d.status === "completed" || d.status === "failed" || d.status === "rolled_back";
+  return phases.map((phase) => {
+    const records = d.history.filter((h) => h.phase === phase);
+    const last = records.at(-1);
+    const started = records.find((h) => h.status === "started");
+    const detail = [...records].reverse().find((h) => h.detail)?.detail;
+    let state: PhaseState;
+    if (!last) state = rolledBack || finished ? "skipped" : "waiting";
+    else if (last.status === "started") state = finished ? "done" : "running";
+    else state = last.status === "completed" ? "done" : last.status;
+    const measured = d.metrics.phaseMs[phase];
+    const durationMs = measured ?? (started
+      ? (state === "running" || state === "paused" ? now : Date.parse(last!.at)) - Date.parse(started.at)
+      : null);
+    return { phase, state, durationMs, ...(detail ? { detail } : {}) };
+  });
+}
+
+/** Folds one /ws/deployments/:id frame into the view; unknown frames leave it as it is. */
+export function applyDeploymentEvent(d: Deployment | null, message: unknown): Deployment | null {
+  const m = message as { event?: string; data?: Record<string, unknown> } | null;
+  if (!m?.data) return d;
+  if (m.event === "deployment:state") return m.data as unknown as Deployment;
+  if (!d || m.data.deploymentId !== d.id) return d;
+  if (m.event === "deployment:phase") {
+    const e = m.data as { phase: Phase; status: Deployment["history"][number]["status"]; deploymentStatus: Deployment["status"]; detail?: string; timestamp: string };
+    return {
+      ...d,
+      phase: e.phase,
+      status: e.deploymentStatus,
+      history: [...d.history, { phase: e.phase, status: e.status, at: e.timestamp, ...(e.detail ? { detail: e.detail } : {}) }],
+    };
+  }
+  if (m.event === "deployment:progress") {
+    const e = m.data as { messagesHeld: number; inFlightCount: number; progress: number };
+    return { ...d, progress: e.progress, metrics: { ...d.metrics, messagesHeld: e.messagesHeld, inFlightAtDrain: Math.max(d.metrics.inFlightAtDrain, e.inFlightCount) } };
+  }
+  return d;
+}
+
+type FailureCode = NonNullable<Deployment["error"]>["code"];
+
+const FAILURE_WORDS: Record<FailureCode, string> = {
+  smoke_failed: "The new version failed its smoke tests, so traffic stayed on (or went back to) the running version.",
+  green_failed: "The new version did not start (it crashed, looped, or was not ready in time).",
+  deadline_exceeded: "The cluster's bridge did not answer a step in time.",
+  drain_timeout: "Messages in flight did not finish before the drain timeout.",
+  operator_abort: "Someone aborted the paused deployment.",
+  operator_rollback: "Someone rolled the deployment back.",
+  analysis_failed: "After the switch the new version's error rate was above the allowed limit, so it was rolled back.",
+  step_failed: "The bridge could not carry out a step.",
+  invalid_result: "The bridge answered a step with something the control plane could not read.",
+  rollback_failed: "Rolling back failed: check the instance, it may need a hand.",
+  stack_unsupported: "The cluster's bridge does not run the requested Node-RED version.",
+  not_implemented: "This kind of deployment is not supported yet.",
+  start_failed: "The deployment could not be started.",
+};
+
+export function failureInWords(error: Deployment["error"]): string | null {
+  return error ? FAILURE_WORDS[error.code] ?? "The deployment failed." : null;
+}
+
+export interface OperatorActions { promote: boolean; abort: boolean; rollback: boolean }
+
+export function operatorActions(d: Deployment): OperatorActions {
+  const paused = d.status === "paused";
+  return {
+    promote: paused,
+    abort: paused,
+    rollback: (d.status === "in_progress" || paused) && d.phase !== "ROLLING_BACK",
+  };
+}
+
+export function formatMs(ms: number | null): string {
+  if (ms === null) return "—";
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} m ${Math.round((ms % 60_000) / 1000)} s`;
+}

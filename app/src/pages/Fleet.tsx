@@ -1,0 +1,177 @@
+/**
+ * Fleet: every instance with its state, live from /ws/fleet. Filters and search
+ * go to the API (`status`, `clusterId`, `q`), pages follow its cursors.
+ */
+import { createSignal, For, onCleanup, Show } from "solid-js";
+import { api, messageOf } from "../api/api.ts";
+import { can } from "../api/me.ts";
+import { applyStatus, isInstanceStatus, type InstanceSummary } from "../fleet/fleetEvents.ts";
+import { useClusters } from "../fleet/useClusters.ts";
+import { useLive } from "../live/useLive.ts";
+import { ago, LiveBadge, StatusBadge, useConfirm, useNow } from "../ui/bits.tsx";
+import { CreateInstance } from "./CreateInstance.tsx";
+
+const STATUSES = ["pending", "starting", "running", "stopped", "failed", "unknown", "deploying"] as const;
+type Status = (typeof STATUSES)[number];
+const PAGE = 50;
+
+export function Fleet() {
+  const { clusters, nameOf } = useClusters();
+  const [items, setItems] = createSignal<InstanceSummary[]>([]);
+  const [loaded, setLoaded] = createSignal(false);
+  const [error, setError] = createSignal<string | null>(null);
+  const [q, setQ] = createSignal("");
+  const [status, setStatus] = createSignal<Status | "">("");
+  const [clusterId, setClusterId] = createSignal("");
+  // Cursors of the pages before this one (the first page's is undefined), and the next page's.
+  const [cursors, setCursors] = createSignal<(string | undefined)[]>([undefined]);
+  const [next, setNext] = createSignal<string | null>(null);
+  const [creating, setCreating] = createSignal(false);
+  const [notice, setNotice] = createSignal<string | null>(null);
+  const [confirm, ConfirmView] = useConfirm();
+  const now = useNow(5000);
+
+  const load = async () => {
+    const cursor = cursors().at(-1);
+    const { data, error: err, response } = await api.GET("/api/instances", { params: { query: {
+      limit: PAGE, ...(cursor ? { cursor } : {}), ...(q() ? { q: q() } : {}),
+      ...(status() ? { status: status() as Status } : {}), ...(clusterId() ? { clusterId: clusterId() } : {}),
+    } } });
+    setLoaded(true);
+    if (!data) return setError(messageOf(err, response));
+    setError(null);
+    setItems(data.items);
+    setNext(data.nextCursor);
+  };
+  const refilter = () => { setCursors([undefined]); void load(); };
+
+  // A burst of events about instances not on this page becomes one re-read.
+  let reread: ReturnType<typeof setTimeout> | undefined;
+  const rereadSoon = () => { clearTimeout(reread); reread = setTimeout(() => void load(), 300); };
+  onCleanup(() => clearTimeout(reread));
+
+  const live = useLive("/ws/fleet", {
+    onMessage: (m) => {
+      if (!isInstanceStatus(m)) return;
+      const applied = applyStatus(items(), m);
+      setItems(applied.items);
+      if (applied.unknownInstance && cursors().length === 1) rereadSoon();
+    },
+    // (Re)connected: events sent while the socket was down are gone, so read the page again.
+    onOpen: () => void load(),
+  });
+
+  let searchTimer: ReturnType<typeof setTimeout> | undefined;
+  const onSearch = (value: string) => { setQ(value); clearTimeout(searchTimer); searchTimer = setTimeout(refilter, 250); };
+  onCleanup(() => clearTimeout(searchTimer));
+
+  const act = async (i: InstanceSummary, what: "start" | "stop") => {
+    const path = what === "start" ? "/api/instances/{id}/start" : "/api/instances/{id}/stop";
+    const { error: err, response } = await api.POST(path, { params: { path: { id: i.id } } });
+    setNotice(err ? `${i.name}: ${messageOf(err, response)}` : `${i.name}: ${what} requested`);
+    if (!err) void load();
+  };
+  const destroy = (i: InstanceSummary) => confirm({
+    title: `Delete ${i.name}?`,
+    body: <p>The bridge removes its Node-RED runtime and the name becomes free again. Its flows and history stay in the audit trail. This cannot be undone.</p>,
+    action: "Delete instance",
+    run: async () => {
+      const { error: err, response } = await api.DELETE("/api/instances/{id}", { params: { path: { id: i.id } } });
+      setNotice(err ? `${i.name}: ${messageOf(err, response)}` : `${i.name}: delete requested`);
+      void load();
+    },
+  });
+
+  return (
+    <section class="page">
+      <div class="page-head">
+        <h1>Fleet</h1>
+        <LiveBadge state={live()} />
+        <span class="spacer" />
+        <Show when={can("instances", "create")}>
+          <button class="primary" type="button" onClick={() => setCreating(true)} data-testid="create-instance">Create instance</button>
+        </Show>
+      </div>
+
+      <div class="toolbar" role="search">
+        <input type="search" placeholder="Search by name…" aria-label="Search instances by name" value={q()} onInput={(e) => onSearch(e.currentTarget.value)} />
+        <select aria-label="Filter by status" value={status()} onChange={(e) => { setStatus(e.currentTarget.value as Status | ""); refilter(); }}>
+          <option value="">any status</option>
+          <For each={STATUSES}>{(s) => <option value={s}>{s}</option>}</For>
+        </select>
+        <select aria-label="Filter by cluster" value={clusterId()} onChange={(e) => { setClusterId(e.currentTarget.value); refilter(); }}>
+          <option value="">any cluster</option>
+          <For each={clusters.latest ?? []}>{(c) => <option value={c.id}>{c.name}</option>}</For>
+        </select>
+      </div>
+
+      <Show when={creating()}>
+        <CreateInstance clusters={clusters.latest ?? []} onClose={() => setCreating(false)} onCreated={(name) => { setCreating(false); setNotice(`${name} created: it turns running once its cluster's bridge starts it`); refilter(); }} />
+      </Show>
+      <Show when={notice()}><p class="notice" role="status">{notice()} <button class="link" type="button" onClick={() => setNotice(null)}>dismiss</button></p></Show>
+      <Show when={error()}><p class="error" role="alert">{error()}</p></Show>
+
+      <Show when={!loaded() || items().length > 0 || cursors().length > 1} fallback={<FleetEmpty filtered={!!(q() || status() || clusterId())} hasClusters={(clusters.latest ?? []).length > 0} canCreate={can("instances", "create")} />}>
+        <table class="grid" data-testid="fleet-table">
+          <thead>
+            <tr><th>Name</th><th>Status</th><th>Desired</th><th>Cluster</th><th>Team</th><th>Stack</th><th>Endpoints</th><th>Updated</th><th class="actions-col"><span class="sr-only">Actions</span></th></tr>
+          </thead>
+          <tbody>
+            <For each={items()}>{(i) => (
+              <tr data-instance={i.name}>
+                <td class="strong">{i.name}</td>
+                <td><StatusBadge status={i.status} title={i.statusReason} /><Show when={i.statusReason && i.status !== "running"}><span class="reason">{i.statusReason}</span></Show></td>
+                <td class={i.desiredState !== i.status && i.status !== "deploying" ? "drift" : "muted"}>{i.desiredState}</td>
+                <td>{nameOf(i.clusterId)}</td>
+                <td class="muted">{i.team}</td>
+                <td class="muted">{i.nodeRedVersion ?? i.stack}</td>
+                <td><Endpoints endpoints={i.endpoints} /></td>
+                <td class="muted" title={i.updatedAt}>{ago(i.updatedAt, now())}</td>
+                <td class="row-actions">
+                  <Show when={can("instances", "update")}>
+                    <Show when={i.desiredState === "stopped"} fallback={<button type="button" onClick={() => void act(i, "stop")}>Stop</button>}>
+                      <button type="button" onClick={() => void act(i, "start")}>Start</button>
+                    </Show>
+                  </Show>
+                  <Show when={can("instances", "delete")}>
+                    <button type="button" class="danger-quiet" onClick={() => destroy(i)} data-testid="delete-instance">Delete</button>
+                  </Show>
+                </td>
+              </tr>
+            )}</For>
+          </tbody>
+        </table>
+        <div class="pager">
+          <button type="button" disabled={cursors().length <= 1} onClick={() => { setCursors(cursors().slice(0, -1)); void load(); }}>← Previous</button>
+          <span class="muted">page {cursors().length}</span>
+          <button type="button" disabled={!next()} onClick={() => { setCursors([...cursors(), next()!]); void load(); }}>Next →</button>
+        </div>
+      </Show>
+      <ConfirmView />
+    </section>
+  );
+}
+
+function Endpoints(props: { endpoints: Record<string, string> }) {
+  const entries = () => Object.entries(props.endpoints);
+  return (
+    <Show when={entries().length > 0} fallback={<span class="muted">—</span>}>
+      <span class="endpoints">
+        <For each={entries()}>{([name, url]) => <a href={url} target="_blank" rel="noopener noreferrer" title={url}>{name}</a>}</For>
+      </span>
+    </Show>
+  );
+}
+
+function FleetEmpty(props: { filtered: boolean; hasClusters: boolean; canCreate: boolean }) {
+  return (
+    <div class="empty" data-testid="fleet-empty">
+      <Show when={!props.filtered} fallback={<p>No instance matches these filters. Clear the search or pick another status or cluster.</p>}>
+        <p><strong>No instances yet.</strong></p>
+        <Show when={props.hasClusters} fallback={<p>First connect a cluster: register it (<code>POST /api/clusters</code>) and run its bridge (<code>npm run bridge</code>, see the Clusters page). <code>npm start</code> does this for a cluster named <code>local</code>.</p>}>
+          <p>{props.canCreate ? "Create one with the Create instance button: its cluster's bridge starts a Node-RED for it within seconds." : "Ask an admin to create one; it will show up here live."}</p>
+        </Show>
+      </Show>
+    </div>
+  );
+}
