@@ -1,5 +1,6 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
+import { z } from "zod";
 import type { Db } from "../../db/client.ts";
 import { apiKeys, roles, users, type Permission } from "../../db/schema.ts";
 import type { AppEnv, Principal } from "../../core/app-env.ts";
@@ -57,6 +58,8 @@ async function fromSessionToken(db: Db, token: string, secret: string): Promise<
       ? unauthenticated("token_expired", "session token has expired; log in again")
       : unauthenticated("invalid_token", "bearer token is not valid");
   }
+  // Signed by us but not naming a user id (an old or foreign token): not a caller, not bad input.
+  if (!z.uuid().safeParse(check.userId).success) throw unauthenticated("invalid_token", "bearer token is not valid");
   const [user] = await db.select().from(users).where(eq(users.id, check.userId)).limit(1);
   if (!user || user.disabled) throw unauthenticated("invalid_token", "the token's user no longer exists or is disabled");
   // iat has second precision: a token minted in the very second of the change stays valid, so a

@@ -23,6 +23,10 @@ export const fleetSocketRoutes = new Hono<AppEnv>()
   .use("*", async (c, next) => {
     const token = c.req.query("token");
     if (token && !c.req.header("Authorization")) {
+      // Tokens and keys are visible ASCII; anything else (NUL, CR/LF) cannot become a header value.
+      if (!/^[\x21-\x7e]+$/.test(token)) {
+        throw new ApiError(401, "invalid_token", "bearer token is not valid", undefined, { "WWW-Authenticate": 'Bearer realm="redforge"' });
+      }
       const headers = new Headers(c.req.raw.headers);
       headers.set("Authorization", `Bearer ${token}`);
       c.req.raw = new Request(c.req.raw, { headers });
