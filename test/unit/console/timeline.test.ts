@@ -1,0 +1,82 @@
+import { describe, expect, it } from "vitest";
+import { applyDeploymentEvent, failureInWords, operatorActions, timeline, type Deployment } from "../../../app/src/deployments/timeline.ts";
+import { applyStatus, type InstanceSummary } from "../../../app/src/fleet/fleetEvents.ts";
+
+const t = (s: number) => new Date(Date.UTC(2026, 11, 2, 8, 0, s)).toISOString();
+
+function deployment(over: Partial<Deployment> = {}): Deployment {
+  return {
+    id: "d1", instanceId: "i1", strategy: "blue-green", status: "in_progress", phase: "DRAIN", progress: 0, switched: false,
+    history: [], metrics: { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} },
+    error: null, fromVersionId: null, toVersionId: "v2", fromStack: "5.0", toStack: "5.0", toNodeRed: null, createdAt: t(0), completedAt: null,
+    ...over,
+  };
+}
+
+describe("a deployment's timeline", () => {
+  it("folds live phase frames in: finished phases show their measured duration, the running one its time so far", () => {
+    let d: Deployment | null = deployment();
+    d = applyDeploymentEvent(d, { event: "deployment:phase", data: { deploymentId: "d1", phase: "DRAIN", status: "started", deploymentStatus: "in_progress", timestamp: t(0) } });
+    d = applyDeploymentEvent(d, { event: "deployment:phase", data: { deploymentId: "d1", phase: "DRAIN", status: "completed", deploymentStatus: "in_progress", timestamp: t(2) } });
+    d = applyDeploymentEvent(d, { event: "deployment:phase", data: { deploymentId: "d1", phase: "DEPLOY", status: "started", deploymentStatus: "in_progress", timestamp: t(2) } });
+    d = applyDeploymentEvent(d, { event: "deployment:progress", data: { deploymentId: "d1", messagesHeld: 12, inFlightCount: 3, progress: 0.3, timestamp: t(3) } });
+    d = applyDeploymentEvent(d, { event: "deployment:phase", data: { deploymentId: "other", phase: "CLEANUP", status: "started", deploymentStatus: "completed", timestamp: t(3) } });
+    const rows = timeline(d!, Date.parse(t(7)));
+    expect(rows.map((r) => [r.phase, r.state, r.durationMs])).toEqual([
+      ["DRAIN", "done", 2000], ["DEPLOY", "running", 5000], ["VERIFY", "waiting", null],
+      ["RESUME", "waiting", null], ["AUDIT", "waiting", null], ["CLEANUP", "waiting", null],
+    ]);
+    expect(d!.metrics.messagesHeld).toBe(12);
+    expect(d!.progress).toBe(0.3);
+  });
+
+  it("a rollback adds ROLLING_BACK, skips what never ran, and says the code in plain words", () => {
+    const d = deployment({
+      status: "rolled_back", phase: "ROLLING_BACK",
+      history: [
+        { phase: "DRAIN", status: "started", at: t(0) }, { phase: "DRAIN", status: "completed", at: t(1) },
+        { phase: "VERIFY", status: "started", at: t(1) }, { phase: "VERIFY", status: "failed", at: t(4), detail: "1 of 2 checks failed" },
+        { phase: "ROLLING_BACK", status: "started", at: t(4) }, { phase: "ROLLING_BACK", status: "completed", at: t(6) },
+      ],
+      metrics: { messagesHeld: 5, messagesReplayed: 5, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: { VERIFY: 3100 } },
+      error: { code: "smoke_failed", message: "smoke tests failed: 1 of 2" },
+    });
+    expect(timeline(d).map((r) => [r.phase, r.state, r.durationMs, r.detail])).toEqual([
+      ["DRAIN", "done", 1000, undefined], ["DEPLOY", "skipped", null, undefined], ["VERIFY", "failed", 3100, "1 of 2 checks failed"],
+      ["RESUME", "skipped", null, undefined], ["AUDIT", "skipped", null, undefined], ["CLEANUP", "skipped", null, undefined],
+      ["ROLLING_BACK", "done", 2000, undefined],
+    ]);
+    expect(failureInWords(d.error)).toMatch(/smoke tests/);
+    expect(operatorActions(d)).toEqual({ promote: false, abort: false, rollback: false });
+  });
+
+  it("offers promote and abort only when paused, rollback until it is rolling back or finished", () => {
+    expect(operatorActions(deployment({ status: "paused", phase: "VERIFY" }))).toEqual({ promote: true, abort: true, rollback: true });
+    expect(operatorActions(deployment({ status: "in_progress", phase: "AUDIT" }))).toEqual({ promote: false, abort: false, rollback: true });
+    expect(operatorActions(deployment({ status: "in_progress", phase: "ROLLING_BACK" }))).toEqual({ promote: false, abort: false, rollback: false });
+    expect(operatorActions(deployment({ status: "completed", phase: "CLEANUP" }))).toEqual({ promote: false, abort: false, rollback: false });
+  });
+});
+
+describe("fleet status events onto the table", () => {
+  const row = (id: string, over: Partial<InstanceSummary> = {}): InstanceSummary => ({
+    id, name: id, clusterId: "c1", team: "default", status: "starting", statusReason: null, desiredState: "running",
+    resources: {}, replicas: 1, endpoints: {}, stack: "5.0", nodeRedVersion: null, createdAt: t(0), updatedAt: t(1), ...over,
+  });
+  const ev = (instanceId: string, status: string, at: number, extra: object = {}) =>
+    ({ event: "instance:status" as const, data: { instanceId, clusterId: "c1", status, timestamp: t(at), ...extra } });
+
+  it("updates the row in place, drops a destroyed one, and asks for a re-read for an instance it has not seen", () => {
+    const items = [row("a"), row("b")];
+    const running = applyStatus(items, ev("a", "running", 5, { reason: null }));
+    expect(running.items.map((i) => i.status)).toEqual(["running", "starting"]);
+    expect(running.unknownInstance).toBe(false);
+    expect(applyStatus(running.items, ev("b", "stopped", 6, { desiredState: "destroyed" })).items.map((i) => i.id)).toEqual(["a"]);
+    expect(applyStatus(items, ev("new", "pending", 6)).unknownInstance).toBe(true);
+  });
+
+  it("an event older than the row it would change is ignored", () => {
+    const items = [row("a", { status: "running", updatedAt: t(10) })];
+    expect(applyStatus(items, ev("a", "starting", 5)).items[0]!.status).toBe("running");
+  });
+});
