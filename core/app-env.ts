@@ -18,6 +18,8 @@ export interface AppEnv {
   Bindings: Env;
   Variables: {
     requestId: string;
+    /** The caller's address from the platform's trusted header, as Postgres's inet prints it; null when unknown. */
+    clientAddress: string | null;
     services: Services;
     principal?: Principal;
     /** Set once a route's change and its audit row committed together. */

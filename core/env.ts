@@ -22,6 +22,14 @@ export interface Env {
   QSTASH_TOKEN?: string;
   QSTASH_CURRENT_SIGNING_KEY?: string;
   QSTASH_NEXT_SIGNING_KEY?: string;
+  /**
+   * "true": trust CF-Connecting-IP outside production too. Production always trusts it (Cloudflare
+   * sets it); `wrangler dev` passes on whatever the client sent, so development ignores it by default.
+   */
+  REDFORGE_TRUST_CLIENT_IP?: string;
+  /** API rate limit per principal / per client address: "<requests per second>:<burst>", "0" turns it off. */
+  REDFORGE_RATE_LIMIT_PRINCIPAL?: string;
+  REDFORGE_RATE_LIMIT_CLIENT?: string;
   /** Where QStash and bridges reach this Worker. */
   PUBLIC_URL?: string;
   KV_STORE: DurableObjectNamespace<KvStoreApi>;
