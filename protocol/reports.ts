@@ -7,7 +7,9 @@ import { z } from "zod";
 
 export const INSTANCE_STATES = ["starting", "running", "stopped", "failed", "unknown"] as const;
 
-export const endpointsSchema = z.object({ admin: z.string(), front: z.string().optional() });
+/** Where an instance answers, as the bridge reports it; the console links to these, so only http(s) (never javascript:, data:). */
+const endpointUrl = z.url({ protocol: /^https?$/ }).max(2048);
+export const endpointsSchema = z.object({ admin: endpointUrl, front: endpointUrl.optional() });
 
 export const instanceHealthSchema = z.object({
   instanceId: z.uuid(),

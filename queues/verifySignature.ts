@@ -2,6 +2,7 @@ import { Receiver } from "@upstash/qstash";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../core/app-env.ts";
 import { ApiError } from "../core/errors.ts";
+import { assertJsonWithinLimits } from "../core/jsonLimits.ts";
 
 /**
  * Every job route is called by QStash and nobody else: the Upstash-Signature
@@ -18,5 +19,6 @@ export const verifyQStashSignature = createMiddleware<AppEnv>(async (c, next) =>
   const url = c.env.PUBLIC_URL ? new URL(new URL(c.req.url).pathname, c.env.PUBLIC_URL).toString() : c.req.url;
   const ok = await receiver.verify({ signature, body, url }).catch(() => false);
   if (!ok) throw new ApiError(401, "invalid_signature", "Upstash-Signature does not verify");
+  assertJsonWithinLimits(body);
   await next();
 });

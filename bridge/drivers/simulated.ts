@@ -39,7 +39,8 @@ export class SimulatedDriver implements Driver {
     this.instances.set(spec.id, { spec, state: "starting", replicas: 1, rev: 1 });
     await this.delay();
     this.get(spec.id).state = "running";
-    return { endpoints: { admin: `sim://${spec.name}` } };
+    // .invalid (RFC 2606) never resolves; the control plane accepts only http(s) endpoints.
+    return { endpoints: { admin: `http://${spec.name}.simulated.invalid/` } };
   }
 
   async start(id: string) { await this.delay(); this.get(id).state = "running"; }

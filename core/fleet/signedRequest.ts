@@ -9,6 +9,7 @@ import { clusters } from "../../db/schema.ts";
 import type { AppEnv } from "../app-env.ts";
 import { open } from "../crypto/secretBox.ts";
 import { ApiError } from "../errors.ts";
+import { assertJsonWithinLimits } from "../jsonLimits.ts";
 import { WEBHOOK_TOLERANCE_SECONDS, verifyWebhook } from "../../protocol/webhooks.ts";
 
 export interface VerifiedWebhook {
@@ -68,5 +69,12 @@ export async function verifyClusterWebhook(c: Context<AppEnv>, clusterId: string
   const nonceKey = `webhook:${clusterId}:${check.id}`;
   const fresh = await kv.set(nonceKey, "1", { nx: true, ex: WEBHOOK_TOLERANCE_SECONDS * 2 });
   if (!fresh) throw rejected("webhook_replayed", `webhook-id ${check.id} was already delivered`);
+  // Verified first, so an unsigned sender learns nothing; limited before any parser or canonicaliser recurses into it.
+  try {
+    assertJsonWithinLimits(body);
+  } catch (err) {
+    await kv.del(nonceKey).catch(() => {});
+    throw err;
+  }
   return { clusterId, webhookId: check.id, body, release: () => kv.del(nonceKey) };
 }

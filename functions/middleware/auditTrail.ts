@@ -51,6 +51,24 @@ export async function transact<T>(
   return result;
 }
 
+/** audit_logs.resource_id is varchar(255). */
+const RESOURCE_ID_MAX = 255;
+
+/**
+ * What a request says about itself, made storable: Postgres text refuses NUL
+ * and unpaired surrogates and varchar(255) refuses longer ids, and a refused
+ * insert used to lose exactly the rows about hostile requests. Control and
+ * bidi-override characters go too, so a row reads as what it is.
+ */
+export function storableRequestText(raw: string | undefined | null, max: number): string | null {
+  if (!raw) return null;
+  const clean = raw
+    .replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, "")
+    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+  // varchar counts code points; cutting on one never splits a surrogate pair.
+  return Array.from(clean).slice(0, max).join("") || null;
+}
+
 function fallbackAction(status: number): string {
   if (status === 401) return "AUTH_FAILED";
   if (status === 403) return "UNAUTHORIZED_ACCESS";
@@ -75,14 +93,17 @@ export const auditTrail = createMiddleware<AppEnv>(async (c, next) => {
       appendAudit(tx, [{
         action: fallbackAction(status),
         resourceType: c.req.routePath.split("/")[2] ?? null,
-        resourceId: c.req.param("id") ?? null,
+        resourceId: storableRequestText(c.req.param("id"), RESOURCE_ID_MAX),
         details: { method: c.req.method, path: new URL(c.req.url).pathname, errorCode },
         statusCode: status,
         ...requestOrigin(c),
       }]),
     );
   } catch (err) {
-    // The response already reflects what happened; losing this row is logged, not hidden.
-    console.error(JSON.stringify({ msg: "audit row for rejected request not written", requestId: c.var.requestId, err: String(err) }));
+    // The response already reflects what happened; a row that could not be written is an alert.
+    console.error(JSON.stringify({
+      level: "error", alert: "audit_write_failed", msg: "audit row for rejected request not written",
+      requestId: c.var.requestId, method: c.req.method, path: c.req.path.slice(0, 512), status, err: String(err),
+    }));
   }
 });
