@@ -59,7 +59,7 @@ export const apiKeys = pgTable("api_keys", {
 
 export const clusters = pgTable("clusters", {
   id: uuid("id").primaryKey().defaultRandom(),
-  name: varchar("name", { length: 63 }).notNull().unique(),
+  name: varchar("name", { length: 63 }).notNull(),
   driver: varchar("driver", { length: 20 }).notNull().default("process"),
   labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
   // AES-GCM sealed (see core/crypto/secretBox.ts); never returned after creation.
@@ -68,7 +68,13 @@ export const clusters = pgTable("clusters", {
   lastSeenAt: ts("last_seen_at"),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
-});
+  // A deleted cluster is a tombstone: its destroyed instances, their deployments and AI
+  // decisions still reference it, so history keeps the cluster's name (DELETE /api/clusters/:id).
+  deletedAt: ts("deleted_at"),
+}, (t) => [
+  // Names are unique among live clusters; a deleted one frees its name.
+  uniqueIndex("uq_clusters_live_name").on(t.name).where(sql`${t.deletedAt} is null`),
+]);
 
 export const instances = pgTable("instances", {
   id: uuid("id").primaryKey().defaultRandom(),

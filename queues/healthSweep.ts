@@ -4,6 +4,7 @@
  * window so a large fleet does not check in at once. Idempotent: a duplicate
  * delivery only asks the bridges once more.
  */
+import { isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { clusters } from "../db/schema.ts";
 import type { AppEnv } from "../core/app-env.ts";
@@ -25,7 +26,7 @@ export const jobRoutes = new Hono<AppEnv>()
     access: "qstash",
     responses: { 200: healthSweepSchema },
   }), async (c) => {
-    const rows = await c.var.services.db.select({ id: clusters.id }).from(clusters);
+    const rows = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(isNull(clusters.deletedAt));
     const window = sweepJitter(rows.length);
     await Promise.all(rows.map((r) =>
       sendCommand(c.env, r.id, "health.report", undefined, {}, { delayMs: Math.floor(Math.random() * window) })));

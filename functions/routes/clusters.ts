@@ -1,5 +1,5 @@
 import { forgetClusterSecret } from "../../core/fleet/signedRequest.ts";
-import { and, count, desc, eq, isNotNull, isNull, lt, or } from "drizzle-orm";
+import { and, count, desc, eq, isNull, lt, or } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { clusters, instances } from "../../db/schema.ts";
@@ -34,6 +34,9 @@ const view = (r: typeof clusters.$inferSelect) => ({
 
 const doc = describe("Clusters");
 
+/** A cluster that has not been deleted. */
+const live = (id: string) => and(eq(clusters.id, id), isNull(clusters.deletedAt));
+
 export const clusterRoutes = new Hono<AppEnv>()
   .post("/", doc({
     summary: "Register a cluster (its webhook secret is shown only in this answer)",
@@ -56,6 +59,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     const q = c.req.valid("query");
     const cursor = decodeCursor(q.cursor);
     const rows = await c.var.services.db.select().from(clusters).where(and(
+      isNull(clusters.deletedAt),
       q.driver ? eq(clusters.driver, q.driver) : undefined,
       cursor ? or(lt(clusters.createdAt, cursor.createdAt), and(eq(clusters.createdAt, cursor.createdAt), lt(clusters.id, cursor.id))) : undefined,
     )).orderBy(desc(clusters.createdAt), desc(clusters.id)).limit(q.limit + 1);
@@ -65,7 +69,7 @@ export const clusterRoutes = new Hono<AppEnv>()
   .get("/:id", doc({ summary: "A cluster and how many live instances it has", responses: { 200: clusterDetailSchema }, errors: [404] }), requirePermission("clusters", "read"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const db = c.var.services.db;
-    const [row] = await db.select().from(clusters).where(eq(clusters.id, id)).limit(1);
+    const [row] = await db.select().from(clusters).where(live(id)).limit(1);
     if (!row) throw notFound("cluster", id);
     const [n] = await db.select({ n: count() }).from(instances).where(and(eq(instances.clusterId, id), isNull(instances.deletedAt)));
     return c.json({ ...view(row), instanceCount: n?.n ?? 0 });
@@ -79,7 +83,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     const secret = newWebhookSecret();
     const sealed = await seal(secret, c.var.services.config.encryptionKey);
     const row = await transact(c, async (tx, record) => {
-      const [updated] = await tx.update(clusters).set({ webhookSecretSealed: sealed, updatedAt: new Date() }).where(eq(clusters.id, id)).returning();
+      const [updated] = await tx.update(clusters).set({ webhookSecretSealed: sealed, updatedAt: new Date() }).where(live(id)).returning();
       if (updated) record({ action: "CLUSTER_SECRET_ROTATED", resourceType: "cluster", resourceId: id });
       return updated;
     });
@@ -87,16 +91,25 @@ export const clusterRoutes = new Hono<AppEnv>()
     await forgetClusterSecret(c.var.services.kv, id);
     return c.json({ ...view(row), webhookSecret: secret });
   })
-  .delete("/:id", doc({ summary: "Delete an empty cluster", description: "409 `cluster_not_empty` while it has instances.", responses: { 204: null }, errors: [404, 409] }), requirePermission("clusters", "delete"), validate("param", idParam), async (c) => {
+  .delete("/:id", doc({
+    summary: "Delete an empty cluster",
+    description: "409 `cluster_not_empty` while it has instances. The cluster leaves every list and its name is free again; the history of its destroyed instances (deployments, AI decisions, flow versions) is kept and still names it.",
+    responses: { 204: null },
+    errors: [404, 409],
+  }), requirePermission("clusters", "delete"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
+    // Sealed under the current key but never shown: the deleted cluster's bridge can no longer sign anything.
+    const revoked = await seal(newWebhookSecret(), c.var.services.config.encryptionKey);
     await transact(c, async (tx, record) => {
-      const [live] = await tx.select({ n: count() }).from(instances).where(and(eq(instances.clusterId, id), isNull(instances.deletedAt)));
-      if ((live?.n ?? 0) > 0) {
-        throw new ApiError(409, "cluster_not_empty", `cluster ${id} still has ${live!.n} instance(s); delete them first`, { instances: live!.n });
+      const [running] = await tx.select({ n: count() }).from(instances).where(and(eq(instances.clusterId, id), isNull(instances.deletedAt)));
+      if ((running?.n ?? 0) > 0) {
+        throw new ApiError(409, "cluster_not_empty", `cluster ${id} still has ${running!.n} instance(s); delete them first`, { instances: running!.n });
       }
-      // Tombstones of destroyed instances go with their cluster (their audit rows stay).
-      await tx.delete(instances).where(and(eq(instances.clusterId, id), isNotNull(instances.deletedAt)));
-      const [deleted] = await tx.delete(clusters).where(eq(clusters.id, id)).returning({ id: clusters.id, name: clusters.name });
+      // A tombstone, not a delete: deployments and AI decisions of its destroyed instances reference
+      // them, and through them the cluster (a hard delete answered 409 `referenced` forever).
+      const now = new Date();
+      const [deleted] = await tx.update(clusters).set({ deletedAt: now, updatedAt: now, status: "deleted", webhookSecretSealed: revoked })
+        .where(live(id)).returning({ id: clusters.id, name: clusters.name });
       if (!deleted) throw notFound("cluster", id);
       record({ action: "CLUSTER_DELETED", resourceType: "cluster", resourceId: id, details: { name: deleted.name } });
     });

@@ -118,7 +118,7 @@ export const instanceRoutes = new Hono<AppEnv>()
   }), requirePermission("instances", "create"), validate("json", createBody), async (c) => {
     const body = c.req.valid("json");
     const p = c.var.principal!;
-    const [cluster] = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(eq(clusters.id, body.clusterId)).limit(1);
+    const [cluster] = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(and(eq(clusters.id, body.clusterId), isNull(clusters.deletedAt))).limit(1);
     if (!cluster) throw new ApiError(400, "cluster_not_found", `cluster ${body.clusterId} does not exist`);
     await assertStackSupported(c.env, body.clusterId, body.stack);
     const digest = await flowsDigest(body.flows);

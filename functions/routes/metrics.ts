@@ -46,7 +46,7 @@ export const metricsRoutes = new Hono<AppEnv>()
     const [byStatus, byDesired, clusterRows, latest] = await Promise.all([
       db.select({ key: instances.status, n: count() }).from(instances).where(isNull(instances.deletedAt)).groupBy(instances.status),
       db.select({ key: instances.desiredState, n: count() }).from(instances).where(isNull(instances.deletedAt)).groupBy(instances.desiredState),
-      db.select({ status: clusters.status, n: count() }).from(clusters).groupBy(clusters.status),
+      db.select({ status: clusters.status, n: count() }).from(clusters).where(isNull(clusters.deletedAt)).groupBy(clusters.status),
       // Latest health row per live instance.
       db.execute<{ live: boolean; ready: boolean; rss_bytes: string | null; heap_used_bytes: string | null; missing: number }>(sql`
         select distinct on (h.instance_id) h.live, h.ready, h.rss_bytes, h.heap_used_bytes,

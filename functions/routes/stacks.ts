@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { clusters } from "../../db/schema.ts";
@@ -24,7 +24,7 @@ export const stackRoutes = new Hono<AppEnv>()
     errors: [404],
   }), requirePermission("instances", "read"), validate("query", listQuery), async (c) => {
     const { clusterId } = c.req.valid("query");
-    const [cluster] = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(eq(clusters.id, clusterId)).limit(1);
+    const [cluster] = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(and(eq(clusters.id, clusterId), isNull(clusters.deletedAt))).limit(1);
     if (!cluster) throw notFound("cluster", clusterId);
     const { stacks, reportedAt } = await bridgeStacks(c.env, clusterId);
     return c.json({ clusterId, items: stacks ?? [], reported: stacks !== null, reportedAt, default: DEFAULT_STACK });

@@ -1,6 +1,7 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { auditLogs, flowVersions } from "../../db/schema.ts";
+import { auditLogs, deployments, flowVersions } from "../../db/schema.ts";
+import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
 
 let admin: TestUser;
@@ -207,5 +208,43 @@ describe("clusters", () => {
     await api("DELETE", `/api/instances/${inst.id}`, { token: admin.token });
     expect((await api("DELETE", `/api/clusters/${created.body.id}`, { token: admin.token })).status).toBe(204);
     expect((await api("GET", `/api/clusters/${created.body.id}`, { token: admin.token })).status).toBe(404);
+  });
+
+  it("a cluster whose destroyed instance reported AI decisions and was deployed can be deleted; its history stays", async () => {
+    const name = unique("history");
+    const cluster = await createCluster(admin.token, name);
+    const inst = await createInstance(admin.token, cluster.id);
+    const text = JSON.stringify({ batchId: crypto.randomUUID(), records: [{ instanceId: inst.id, provider: "openai", model: "gpt-4o-mini", flowName: "support", inputTokens: 10, outputTokens: 5 }] });
+    const sent = await api("POST", `/api/webhooks/clusters/${cluster.id}/ai-decisions`, { raw: text, headers: { ...(await webhookHeaders(cluster.webhookSecret, text)), "Content-Type": "application/json" } });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(202);
+    // A finished deployment of version 1 is history too (deployments reference the instance and its versions).
+    await withDb(async (db) => {
+      const [v1] = await db.select().from(flowVersions).where(eq(flowVersions.instanceId, inst.id));
+      await db.insert(deployments).values({ instanceId: inst.id, strategy: "blue_green", status: "succeeded", toVersionId: v1!.id });
+    });
+    expect((await api("DELETE", `/api/instances/${inst.id}`, { token: admin.token })).status).toBe(202);
+
+    const deleted = await api("DELETE", `/api/clusters/${cluster.id}`, { token: admin.token });
+    expect(deleted.status, JSON.stringify(deleted.body)).toBe(204);
+    expect((await api("GET", `/api/clusters/${cluster.id}`, { token: admin.token })).status).toBe(404);
+    expect(JSON.stringify((await api("GET", "/api/clusters?limit=200", { token: admin.token })).body)).not.toContain(cluster.id);
+    expect((await api("DELETE", `/api/clusters/${cluster.id}`, { token: admin.token })).status).toBe(404);
+
+    // History kept: the decisions and the deployment are still there, naming the instance.
+    const decisions = await api("GET", `/api/ai/decisions?instanceId=${inst.id}`, { token: admin.token });
+    expect(decisions.status).toBe(200);
+    expect(decisions.body.items).toHaveLength(1);
+    const history = await api("GET", `/api/deployments?instanceId=${inst.id}`, { token: admin.token });
+    expect(history.body.items).toHaveLength(1);
+    const audit = await api("GET", `/api/audit?action=CLUSTER_DELETED&resourceId=${cluster.id}`, { token: admin.token });
+    expect(audit.body.items[0].details).toMatchObject({ name });
+
+    // Detached: its bridge's secret no longer verifies, nothing new lands in it, and the name is free again.
+    const late = await api("POST", `/api/webhooks/clusters/${cluster.id}/ai-decisions`, { raw: text, headers: { ...(await webhookHeaders(cluster.webhookSecret, text)), "Content-Type": "application/json" } });
+    expect(late.status).toBe(401);
+    const into = await api("POST", "/api/instances", { token: admin.token, body: { name: unique("late"), clusterId: cluster.id, flows } });
+    expect(into.status).toBe(400);
+    expectErrorShape(into.body, "cluster_not_found");
+    expect((await api("POST", "/api/clusters", { token: admin.token, body: { name } })).status).toBe(201);
   });
 });
