@@ -479,7 +479,7 @@ export interface paths {
         post?: never;
         /**
          * Delete an empty cluster
-         * @description 409 `cluster_not_empty` while it has instances.
+         * @description 409 `cluster_not_empty` while it has instances. The cluster leaves every list and its name is free again; the history of its destroyed instances (deployments, AI decisions, flow versions) is kept and still names it.
          */
         delete: operations["deleteApiClustersById"];
         options?: never;
@@ -2165,7 +2165,9 @@ export interface operations {
                     state: "starting" | "running" | "stopped" | "failed" | "unknown";
                     reason?: string;
                     endpoints?: {
+                        /** Format: uri */
                         admin: string;
+                        /** Format: uri */
                         front?: string;
                     };
                 } | {
