@@ -36,6 +36,66 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
 }
 
+const OCTET = "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
+const IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+/** The eight 16-bit groups of an IPv6 address in any textual form (RFC 4291 2.2), or null. */
+function ipv6Groups(text: string): number[] | null {
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const parse = (part: string, mayEndInIpv4: boolean): number[] | null => {
+    if (part === "") return [];
+    const groups: number[] = [];
+    const texts = part.split(":");
+    for (const [i, g] of texts.entries()) {
+      if (mayEndInIpv4 && i === texts.length - 1 && IPV4.test(g)) {
+        const [a, b, c, d] = g.split(".").map(Number) as [number, number, number, number];
+        groups.push((a << 8) | b, (c << 8) | d);
+      } else if (HEX_GROUP.test(g)) groups.push(parseInt(g, 16));
+      else return null;
+    }
+    return groups;
+  };
+  if (halves.length === 1) {
+    const all = parse(text, true);
+    return all?.length === 8 ? all : null;
+  }
+  const head = parse(halves[0]!, false);
+  const tail = parse(halves[1]!, true);
+  if (!head || !tail || head.length + tail.length > 7) return null;
+  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+}
+
+/**
+ * An address exactly as Postgres's inet prints it back (inet_net_ntop: the
+ * first longest run of two or more zero groups compressed, lowercase hex, and
+ * IPv4-compatible ::a.b.c.d / mapped ::ffff:a.b.c.d in dotted form), or null
+ * when the text is no address. The audit hash covers this text, so a row
+ * must store what it hashed: "::1.2.3.4" and "::102:304" are one inet.
+ */
+export function inetText(raw: string): string | null {
+  if (IPV4.test(raw)) return raw;
+  const w = ipv6Groups(raw);
+  if (!w) return null;
+  let best = { base: -1, len: 0 };
+  for (let i = 0; i < 8;) {
+    if (w[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > best.len) best = { base: i, len: j - i };
+    i = j;
+  }
+  if (best.len < 2) best = { base: -1, len: 0 };
+  const dotted = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  if (best.base === 0 && (best.len === 6 || (best.len === 5 && w[5] === 0xffff))) {
+    return `::${best.len === 5 ? "ffff:" : ""}${dotted(w[6]!, w[7]!)}`;
+  }
+  const hex = (from: number, to: number) => w.slice(from, to).map((n) => n.toString(16)).join(":");
+  if (best.base < 0) return hex(0, 8);
+  return `${hex(0, best.base)}::${hex(best.base + best.len, 8)}`;
+}
+
 /** The stored (and hashed) columns of an entry: absent fields are null, never missing. */
 function columns(e: AuditEntry) {
   return {
@@ -44,7 +104,8 @@ function columns(e: AuditEntry) {
     resourceType: e.resourceType ?? null,
     resourceId: e.resourceId ?? null,
     details: e.details ?? null,
-    ipAddress: e.ipAddress ?? null,
+    // Whatever the caller passed, the text hashed is the text Postgres will print back.
+    ipAddress: e.ipAddress ? inetText(e.ipAddress) : null,
     userAgent: e.userAgent ?? null,
     statusCode: e.statusCode ?? null,
   };

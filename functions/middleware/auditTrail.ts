@@ -1,30 +1,16 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import { z } from "zod";
 import { appendAudit, type AuditEntry } from "../../db/auditChain.ts";
 import type { AppEnv } from "../../core/app-env.ts";
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-const ip = z.union([z.ipv4(), z.ipv6()]);
-
-/**
- * The address exactly as Postgres's inet prints it back (lowercase, zeros
- * compressed), or the audit hash of a row with "2001:DB8::1" would not verify.
- */
-export function canonicalIp(raw: string | undefined): string | null {
-  if (!raw || !ip.safeParse(raw).success) return null;
-  if (!raw.includes(":")) return raw;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(raw);
-  if (mapped) return `::ffff:${mapped[1]}`;
-  return new URL(`http://[${raw}]/`).hostname.slice(1, -1);
-}
 
 /** Who/where fields of an audit row, from the request. */
 export function requestOrigin(c: Context<AppEnv>) {
-  const raw = c.req.header("CF-Connecting-IP") ?? c.req.header("X-Forwarded-For")?.split(",")[0]?.trim();
   return {
     userId: c.var.principal?.userId ?? null,
-    ipAddress: canonicalIp(raw),
+    // Only the platform's trusted header, in inet's own spelling (middleware/requestContext.ts).
+    ipAddress: c.var.clientAddress ?? null,
     userAgent: c.req.header("User-Agent")?.slice(0, 500) ?? null,
   };
 }

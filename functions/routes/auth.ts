@@ -4,7 +4,7 @@ import { z } from "zod";
 import { users } from "../../db/schema.ts";
 import type { AppEnv } from "../../core/app-env.ts";
 import { ensureBootstrap } from "../auth/bootstrap.ts";
-import { lockedFor, recordFailure } from "../auth/loginThrottle.ts";
+import { MAX_CLIENT_FAILURES, MAX_FAILURES, reserveLoginAttempt, WINDOW_SECONDS } from "../auth/loginThrottle.ts";
 import { issueSessionToken } from "../auth/tokens.ts";
 import { burnPasswordCheck, verifyPassword } from "../../core/crypto/passwords.ts";
 import { ApiError } from "../../core/errors.ts";
@@ -26,32 +26,34 @@ export const authRoutes = new Hono<AppEnv>()
   .post("/login", doc({
     summary: "Log in with a username and password for a session token",
     access: "public",
-    description: "The token is HS256, 15 minutes by default. After 5 failures for a username within 15 minutes (from the first), 429 `too_many_attempts` with Retry-After until the window ends, even for the right password.",
+    description: `The token is HS256, 15 minutes by default. Each attempt is reserved before the password is checked: after ${MAX_FAILURES} failures for a username from one client address, or ${MAX_CLIENT_FAILURES} from one address across usernames, within ${WINDOW_SECONDS / 60} minutes (from the first), 429 \`too_many_attempts\` with Retry-After until the window ends, even for the right password. Another address is not affected.`,
     responses: { 200: sessionSchema },
     errors: [401, 429],
   }), validate("json", loginBody), async (c) => {
     const { username, password } = c.req.valid("json");
     const { db, config, kv } = c.var.services;
-    // Checked before the password, so the right password during a lock is refused too (and costs no PBKDF2).
-    const retryAfter = await lockedFor(kv, username);
-    if (retryAfter !== null) {
+    // Reserved before the password is checked, so the right password during a lock is refused too (and costs no PBKDF2).
+    const attempt = await reserveLoginAttempt(kv, username, c.var.clientAddress);
+    if (attempt.retryAfter !== null) {
+      const retryAfter = attempt.retryAfter;
       await transact(c, async (_tx, record) => record({
         action: "LOGIN_THROTTLED", resourceType: "user", details: { username, retryAfter }, statusCode: 429,
       }));
-      throw new ApiError(429, "too_many_attempts", `too many failed logins for this username; retry in ${retryAfter} s`,
+      throw new ApiError(429, "too_many_attempts", `too many failed logins; retry in ${retryAfter} s`,
         { retryAfter }, { "Retry-After": String(retryAfter) });
     }
     await ensureBootstrap(db, config);
     const [user] = await db.select().from(users).where(eq(users.username, username)).limit(1);
     const ok = user && !user.disabled ? await verifyPassword(password, user.passwordHash) : (await burnPasswordCheck(password), false);
     if (!ok || !user) {
-      await recordFailure(kv, username);
+      // The reservation stays: it is this failure's count.
       await transact(c, async (_tx, record) => record({
         userId: user?.id ?? null, action: "AUTH_FAILED", resourceType: "user", resourceId: user?.id ?? null,
         details: { username, reason: user?.disabled ? "disabled" : "bad_credentials" }, statusCode: 401,
       }));
       throw new ApiError(401, "invalid_credentials", "username or password is wrong");
     }
+    await attempt.release();
     const session = await issueSessionToken({ sub: user.id, username: user.username, role: user.role }, config.jwtSecret, config.jwtTtlSeconds);
     await transact(c, async (tx, record) => {
       await tx.update(users).set({ lastLogin: new Date() }).where(eq(users.id, user.id));
