@@ -12,9 +12,12 @@ export interface SessionClaims {
 const keyOf = (secret: string) => new TextEncoder().encode(secret);
 
 export async function issueSessionToken(claims: SessionClaims, secret: string, ttlSeconds: number) {
-  const now = Math.floor(Date.now() / 1000);
+  const nowMs = Date.now();
+  const now = Math.floor(nowMs / 1000);
   const exp = now + ttlSeconds;
-  const token = await new SignJWT({ username: claims.username, role: claims.role })
+  // iat has whole seconds; revocation (a password change, disabling) compares milliseconds, so a
+  // token from before a disable stays revoked however soon the user is enabled again.
+  const token = await new SignJWT({ username: claims.username, role: claims.role, iat_ms: nowMs })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(claims.sub)
     .setIssuer(ISSUER)
@@ -25,14 +28,16 @@ export async function issueSessionToken(claims: SessionClaims, secret: string, t
   return { token, expiresAt: new Date(exp * 1000).toISOString() };
 }
 
-export type TokenCheck = { ok: true; userId: string; issuedAt: number } | { ok: false; reason: "expired" | "invalid" };
+/** `issuedAtMs`: iat_ms, or for a token without it the last millisecond of its iat second. */
+export type TokenCheck = { ok: true; userId: string; issuedAtMs: number } | { ok: false; reason: "expired" | "invalid" };
 
 export async function verifySessionToken(token: string, secret: string): Promise<TokenCheck> {
   try {
     const { payload } = await jwtVerify(token, keyOf(secret), { issuer: ISSUER, audience: AUDIENCE, algorithms: ["HS256"] });
-    return payload.sub && typeof payload.iat === "number"
-      ? { ok: true, userId: payload.sub, issuedAt: payload.iat }
-      : { ok: false, reason: "invalid" };
+    if (!payload.sub || typeof payload.iat !== "number") return { ok: false, reason: "invalid" };
+    const ms = payload.iat_ms;
+    const issuedAtMs = typeof ms === "number" && Number.isSafeInteger(ms) && Math.floor(ms / 1000) === payload.iat ? ms : payload.iat * 1000 + 999;
+    return { ok: true, userId: payload.sub, issuedAtMs };
   } catch (err) {
     return { ok: false, reason: err instanceof errors.JWTExpired ? "expired" : "invalid" };
   }

@@ -62,10 +62,10 @@ async function fromSessionToken(db: Db, token: string, secret: string): Promise<
   if (!z.uuid().safeParse(check.userId).success) throw unauthenticated("invalid_token", "bearer token is not valid");
   const [user] = await db.select().from(users).where(eq(users.id, check.userId)).limit(1);
   if (!user || user.disabled) throw unauthenticated("invalid_token", "the token's user no longer exists or is disabled");
-  // iat has second precision: a token minted in the very second of the change stays valid, so a
-  // login right after a password change works; every earlier session ends.
-  if (user.sessionsValidAfter && check.issuedAt < Math.floor(user.sessionsValidAfter.getTime() / 1000)) {
-    throw unauthenticated("token_revoked", "the password changed since this token was issued; log in again");
+  // Millisecond precision: every session from before a password change or a disable ends, also
+  // after re-enabling; a login right after the change works.
+  if (user.sessionsValidAfter && check.issuedAtMs < user.sessionsValidAfter.getTime()) {
+    throw unauthenticated("token_revoked", "the password changed or the user was disabled since this token was issued; log in again");
   }
   // The role comes from the database, not the token: a role change takes effect at once.
   return {

@@ -79,17 +79,27 @@ describe("users API", () => {
     expect(enabled.body.items).toHaveLength(2);
   });
 
-  it("a disabled user's token stops working at once; enabling restores it", async () => {
+  it("disabling revokes the user's tokens and keys for good: enabling lets them log in again, old tokens stay revoked", async () => {
     const admin = await createUser("admin");
     const op = await createUser("operator");
+    const key = await api("POST", "/api/api-keys", { token: op.token, body: { name: unique("k") } });
+    expect(key.status, JSON.stringify(key.body)).toBe(201);
     expect((await api("GET", "/api/auth/me", { token: op.token })).status).toBe(200);
     const res = await api("PATCH", `/api/users/${op.id}`, { token: admin.token, body: { disabled: true } });
     expect(res.status).toBe(200);
     expect(res.body.disabled).toBe(true);
     expect((await api("GET", "/api/auth/me", { token: op.token })).status).toBe(401);
+    expect((await api("GET", "/api/auth/me", { token: key.body.key })).status).toBe(401);
     expect((await login(op.username, op.password)).status).toBe(401);
     await api("PATCH", `/api/users/${op.id}`, { token: admin.token, body: { disabled: false } });
-    expect((await api("GET", "/api/auth/me", { token: op.token })).status).toBe(200);
+    // However fast the enable follows the disable (same second, same millisecond as the token's issue).
+    const old = await api("GET", "/api/auth/me", { token: op.token });
+    expect(old.status).toBe(401);
+    expectErrorShape(old.body, "token_revoked");
+    expect((await api("GET", "/api/auth/me", { token: key.body.key })).status).toBe(401);
+    const again = await login(op.username, op.password);
+    expect(again.status).toBe(200);
+    expect((await api("GET", "/api/auth/me", { token: again.body.token })).status).toBe(200);
     const actions = await withDb((db) => db.select({ action: auditLogs.action }).from(auditLogs).where(eq(auditLogs.resourceId, op.id)));
     expect(actions.map((a) => a.action)).toEqual(expect.arrayContaining(["USER_DISABLED", "USER_ENABLED"]));
   });
