@@ -120,7 +120,7 @@ describe("JSON depth and breadth are bounded in one place", () => {
 
 describe("bodies are refused early and cancelled", () => {
   it("a GET or HEAD announcing a body is 400 before routing or authentication", async () => {
-    for (const headers of [{ "Content-Length": "5" }, { "Transfer-Encoding": "chunked" }]) {
+    for (const headers of [{ "Content-Length": "5" }, { "Transfer-Encoding": "chunked" }] as Record<string, string>[]) {
       const res = await api("GET", "/api/instances", { headers });
       expect(res.status, JSON.stringify(headers)).toBe(400);
       expectErrorShape(res.body, "body_not_allowed");
