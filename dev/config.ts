@@ -78,4 +78,7 @@ export interface RunningService {
   name: string;
   url: string;
   close(): Promise<void>;
+  /** A child process: its pid, and a promise that resolves with how it ended (e.g. "SIGKILL", "code 1"). */
+  pid?: number | undefined;
+  exited?: Promise<string>;
 }

@@ -93,11 +93,18 @@ export async function startEmbeddedPostgres(cfg: StackConfig, opts: EmbeddedPost
     );
   }
 
+  const child = proc();
+  const exited = child && new Promise<string>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.signalCode ?? `code ${child.exitCode}`);
+    else child.once("exit", (code, sig) => resolve(sig ?? `code ${code}`));
+  });
   return {
     name: "postgres",
     url: `postgres://127.0.0.1:${port}/${database}`,
     connectionString: `${base}/${encodeURIComponent(database)}`,
     close: stop,
+    pid: child?.pid,
+    ...(exited ? { exited } : {}),
   };
 }
 

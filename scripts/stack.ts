@@ -3,6 +3,8 @@
  * Upstash relay (only with a reachable REDIS_URL) → QStash emulator → MQTT
  * broker (unless MQTT_URL) → the Worker. `npm start` and the integration tests
  * both start it through here, so what the tests exercise is what developers run.
+ * The child processes (Postgres, wrangler dev) are supervised: one that exits on
+ * its own is restarted with backoff and the log says so; close() stops them for good.
  */
 import path from "node:path";
 import { migrate } from "../db/migrate.ts";
@@ -14,6 +16,7 @@ import { startEmbeddedPostgres } from "../dev/postgres.ts";
 import { startQStashEmulator, type QStashEmulator } from "../dev/qstash/index.ts";
 import { startUpstashRelay } from "../dev/upstash-relay.ts";
 import { syncSchedules } from "./schedules.ts";
+import { supervise, type SuperviseOptions } from "./supervise.ts";
 import { startWranglerDev } from "./wrangler-dev.ts";
 import { workerVars } from "./worker-vars.ts";
 
@@ -64,6 +67,18 @@ export interface StackOptions {
   log?: StackLog;
   /** Aborting mid-start stops what already started and rejects with the signal's reason (Ctrl-C during start-up). */
   signal?: AbortSignal;
+  /** Child processes (Postgres, wrangler dev) that exit on their own are restarted with this backoff (scripts/supervise.ts). */
+  restartBackoff?: Pick<SuperviseOptions, "initialBackoffMs" | "maxBackoffMs" | "stableAfterMs">;
+}
+
+/** Waits until a dead child's port is free again, so its replacement can bind it. */
+async function portFreed(port: number, signal: AbortSignal, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await assertPortFree(port, "api (wrangler dev)").then(() => true, () => false))) {
+    signal.throwIfAborted();
+    if (Date.now() > deadline) throw new Error(`port ${port} is still held by the previous wrangler dev`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<RunningStack> {
@@ -73,6 +88,7 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
   if (!cfg.redisUrl) log("stack", "no REDIS_URL: the Worker uses its Durable-Object KV store");
   else if (!redisUrl) log("stack", `REDIS_URL ${cfg.redisUrl} is not reachable: the Worker uses its Durable-Object KV store`);
   await checkPorts(cfg, opts.worker === "wrangler", Boolean(redisUrl));
+  const supervision = (service: string): SuperviseOptions => ({ log: logTo(service), ...opts.restartBackoff });
   // Between steps, so an abort never leaves a half-started service unowned.
   const checkpoint = () => opts.signal?.throwIfAborted();
 
@@ -87,8 +103,9 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
     checkpoint();
     let databaseUrl = cfg.postgres.url;
     if (!databaseUrl) {
-      const pg = await startEmbeddedPostgres(cfg, { port: cfg.ports.postgres, onLog: logTo("postgres") });
-      services.push(pg);
+      const startPg = () => startEmbeddedPostgres(cfg, { port: cfg.ports.postgres, onLog: logTo("postgres") });
+      const pg = await startPg();
+      services.push(supervise(pg, startPg, supervision("postgres")));
       databaseUrl = pg.connectionString;
     }
     checkpoint();
@@ -122,7 +139,12 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
     });
     if (opts.worker === "wrangler") {
       checkpoint();
-      services.push(await startWranglerDev({ port: cfg.ports.api, stateDir: cfg.stateDir, vars, onLog: logTo("worker"), signal: opts.signal }));
+      const startWorker = (signal?: AbortSignal) => startWranglerDev({ port: cfg.ports.api, stateDir: cfg.stateDir, vars, onLog: logTo("worker"), signal });
+      const worker = await startWorker(opts.signal);
+      services.push(supervise(worker, async (signal) => {
+        await portFreed(cfg.ports.api, signal);
+        return startWorker(signal);
+      }, supervision("worker")));
       checkpoint();
       const ids = await syncSchedules({ qstashUrl: qstash.url, token: cfg.qstash.token, publicUrl: apiUrl });
       log("qstash", `schedules in place: ${ids.join(", ")}`);

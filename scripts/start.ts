@@ -1,7 +1,9 @@
 /**
  * `npm start`: the whole control plane on this machine, in one terminal, with
- * each service's lines prefixed. Ctrl-C stops everything in reverse order; a
- * second Ctrl-C exits at once.
+ * each service's lines prefixed. A child process that dies (wrangler dev,
+ * Postgres) is restarted with backoff and the log says so (scripts/supervise.ts);
+ * only Ctrl-C or SIGTERM stops everything, in reverse order; a second Ctrl-C
+ * exits at once.
  */
 import fs from "node:fs/promises";
 import { loadConfig } from "../dev/config.ts";

@@ -76,7 +76,12 @@ export async function startWranglerDev(opts: WranglerDevOptions): Promise<Runnin
     if (child.pid === undefined) return;
     // Even after the wrangler wrapper has exited, workerd may linger in the group.
     signalGroup("SIGTERM");
-    if (exited) return;
+    if (exited) {
+      // The wrapper died on its own (e.g. SIGKILL): workerd in its group must not keep the port.
+      await new Promise((r) => setTimeout(r, 500));
+      signalGroup("SIGKILL");
+      return;
+    }
     const timer = setTimeout(() => signalGroup("SIGKILL"), 5_000);
     await exit;
     clearTimeout(timer);
@@ -87,7 +92,7 @@ export async function startWranglerDev(opts: WranglerDevOptions): Promise<Runnin
     try {
       const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(5_000) });
       await res.arrayBuffer();
-      return { name: "worker", url, close };
+      return { name: "worker", url, close, pid: child.pid, exited: exit.then(() => exitedWith) };
     } catch {
       await new Promise((r) => setTimeout(r, 250));
     }

@@ -5,6 +5,7 @@
  * hands every port back. The individual stand-ins have their own suites.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -157,4 +158,43 @@ describe("startStack with a port taken", () => {
       await fs.rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+/** The wrangler dev process serving `port`, found as the OS sees it: the leader of its own process group. */
+function wranglerPid(port: number): number {
+  const rows = execFileSync("ps", ["-eo", "pid=,pgid=,args="], { encoding: "utf8" }).split("\n")
+    .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l)).filter((m) => m !== null)
+    .filter((m) => m[1] === m[2] && /wrangler/.test(m[3]!) && m[3]!.includes(` --port ${port} `));
+  if (rows.length !== 1) throw new Error(`expected one wrangler dev on port ${port}, found ${rows.length}`);
+  return Number(rows[0]![1]);
+}
+
+describe("startStack supervises its children (issue 12, item 11)", () => {
+  it("wrangler dev killed with SIGKILL is restarted, says so in the log, and /api/health answers again", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-stack-"));
+    await fs.chmod(dir, 0o755);
+    const c = await stackConfig(dir);
+    const log: string[] = [];
+    const s = await startStack(c, { worker: "wrangler", log: (svc, l) => log.push(`[${svc}] ${l}`), restartBackoff: { initialBackoffMs: 200 } });
+    const health = () => fetch(`${s.apiUrl}/api/health`, { signal: AbortSignal.timeout(5_000) }).then((r) => r.status, () => 0);
+    try {
+      expect(await health()).toBe(200);
+      const pid = wranglerPid(c.ports.api);
+      process.kill(pid, "SIGKILL");
+      const deadline = Date.now() + 120_000;
+      while (!(log.some((l) => l.startsWith("[worker] restarted after SIGKILL")) && (await health()) === 200)) {
+        if (Date.now() > deadline) throw new Error(`not back within 120 s:\n${log.filter((l) => !l.startsWith("[postgres]")).slice(-20).join("\n")}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(log).toContainEqual(expect.stringMatching(/^\[worker\] exited unexpectedly \(SIGKILL\); restarting in 0\.2 s \(attempt 1\)$/));
+      expect(wranglerPid(c.ports.api)).not.toBe(pid);
+    } finally {
+      await s.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+    // Closing stops supervision for good: nothing is restarted and the API port is free.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(log.filter((l) => l.includes("restarted after"))).toHaveLength(1);
+    await expect(assertPortFree(c.ports.api, "after close")).resolves.toBeUndefined();
+  }, 240_000);
 });
