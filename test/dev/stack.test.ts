@@ -197,4 +197,39 @@ describe("startStack supervises its children (issue 12, item 11)", () => {
     expect(log.filter((l) => l.includes("restarted after"))).toHaveLength(1);
     await expect(assertPortFree(c.ports.api, "after close")).resolves.toBeUndefined();
   }, 240_000);
+
+  it("Postgres killed with SIGKILL is restarted on its data dir and serves the schema again", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-stack-"));
+    await fs.chmod(dir, 0o755);
+    const c = await stackConfig(dir);
+    const log: string[] = [];
+    const s = await startStack(c, { worker: "none", log: (svc, l) => log.push(`[${svc}] ${l}`), restartBackoff: { initialBackoffMs: 200 } });
+    Object.assign(neonConfig, neonLocalConfig(`127.0.0.1:${c.ports.neonRelay}`, ws));
+    const users = async () => {
+      const pool = new Pool({ connectionString: s.workerVars.DATABASE_URL });
+      try {
+        return (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM users")).rows[0]!.n;
+      } finally {
+        await pool.end().catch(() => {});
+      }
+    };
+    try {
+      expect(await users()).toBeGreaterThanOrEqual(0);
+      const pg = s.services.find((x) => x.name === "postgres")!;
+      const pid = pg.pid!;
+      process.kill(pid, "SIGKILL");
+      const deadline = Date.now() + 90_000;
+      for (;;) {
+        if (log.some((l) => l.startsWith("[postgres] restarted after SIGKILL")) && (await users().then(() => true, () => false))) break;
+        if (Date.now() > deadline) throw new Error(`not back within 90 s:\n${log.slice(-20).join("\n")}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(log).toContainEqual("[postgres] exited unexpectedly (SIGKILL); restarting in 0.2 s (attempt 1)");
+      expect(pg.pid).not.toBe(pid);
+    } finally {
+      await s.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+    for (const p of boundPorts(c)) await expect(assertPortFree(p, "after close")).resolves.toBeUndefined();
+  }, 180_000);
 });
