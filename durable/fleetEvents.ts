@@ -1,27 +1,42 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../core/env.ts";
 import type { FleetEvent, FleetEventsApi } from "../core/objects.ts";
+import { openKv } from "../core/platform/kv.ts";
+import { closeRevoked, watcherOf } from "../core/platform/watcherAccess.ts";
 
 /**
  * One object fans fleet events out to every console and CLI watching
  * /ws/fleet. Sockets use the Hibernation API, so idle watchers cost nothing
- * and survive the object being evicted between events.
+ * and survive the object being evicted between events. Each socket carries
+ * who opened it; a watcher whose access changed is closed before the next
+ * event (core/platform/watcherAccess.ts).
  */
 export class FleetEvents extends DurableObject<Env> implements FleetEventsApi {
+  // Publishes go out one after another, so the access check cannot reorder events.
+  private sending: Promise<unknown> = Promise.resolve();
+
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
     const pair = new WebSocketPair();
     this.ctx.acceptWebSocket(pair[1], ["watcher"]);
+    pair[1].serializeAttachment(watcherOf(request));
     pair[1].send(JSON.stringify({ event: "fleet:hello", data: { watchers: this.ctx.getWebSockets("watcher").length, timestamp: new Date().toISOString() } }));
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
   async publish(event: FleetEvent): Promise<number> {
-    const text = JSON.stringify(event);
+    const next = this.sending.then(() => this.deliver(JSON.stringify(event)));
+    this.sending = next.catch(() => {});
+    return next;
+  }
+
+  private async deliver(text: string): Promise<number> {
+    const sockets = this.ctx.getWebSockets("watcher");
+    if (sockets.length === 0) return 0;
     let sent = 0;
-    for (const ws of this.ctx.getWebSockets("watcher")) {
+    for (const ws of await closeRevoked(openKv(this.env), sockets)) {
       try {
         ws.send(text);
         sent++;

@@ -4,6 +4,8 @@ import { appendAuditOnce } from "../../db/auditChain.ts";
 import { openDb } from "../../db/client.ts";
 import { instances } from "../../db/schema.ts";
 import type { Env } from "../../core/env.ts";
+import { openKv } from "../../core/platform/kv.ts";
+import { closeRevoked, watcherOf } from "../../core/platform/watcherAccess.ts";
 import type { DeploymentInit, DeploymentRunApi, OperateAnswer, OperatorAction } from "../../core/objects.ts";
 import type { DeploymentEvent, DeploymentView } from "../../protocol/deployments.ts";
 import { view, writeRow } from "./projection.ts";
@@ -21,6 +23,8 @@ import { transition, type Effect, type RunEvent, type Transition } from "./trans
  */
 export class DeploymentRun extends DurableObject<Env> implements DeploymentRunApi {
   private queue: Promise<unknown> = Promise.resolve();
+  /** Watcher events in emit order (each waits for its access check). */
+  private emitting: Promise<void> = Promise.resolve();
   /** Row writes in transition order (one chain), each in full, off the critical path. */
   private projection: Promise<void> = Promise.resolve();
 
@@ -85,6 +89,7 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
     if (!s) return new Response("no such deployment", { status: 404 });
     const pair = new WebSocketPair();
     this.ctx.acceptWebSocket(pair[1], ["watcher"]);
+    pair[1].serializeAttachment(watcherOf(request));
     // A late subscriber first learns where things stand.
     pair[1].send(JSON.stringify({ event: "deployment:state", data: view(s) } satisfies DeploymentEvent));
     return new Response(null, { status: 101, webSocket: pair[0] });
@@ -178,9 +183,14 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
 
   private emit(event: DeploymentEvent): undefined {
     const text = JSON.stringify(event);
-    for (const ws of this.ctx.getWebSockets("watcher")) {
-      try { ws.send(text); } catch { /* closing */ }
-    }
+    // In order, each after the watchers' access is re-checked (a disabled or demoted watcher is closed instead).
+    this.emitting = this.emitting.then(async () => {
+      const sockets = this.ctx.getWebSockets("watcher");
+      if (sockets.length === 0) return;
+      for (const ws of await closeRevoked(openKv(this.env), sockets)) {
+        try { ws.send(text); } catch { /* closing */ }
+      }
+    }).catch(() => {});
     return undefined;
   }
 }

@@ -12,6 +12,7 @@ import { validate } from "../../core/validation.ts";
 import { describe } from "../../core/openapi/describe.ts";
 import { apiKeyCreatedSchema, apiKeySchema } from "../../protocol/api/access.ts";
 import { listOf } from "../../protocol/api/common.ts";
+import { markAccessChanged } from "../../core/platform/watcherAccess.ts";
 
 const scope = z.strictObject({
   resource: z.enum([...RESOURCES, "*"]),
@@ -86,5 +87,7 @@ export const apiKeyRoutes = new Hono<AppEnv>()
       return row;
     });
     if (!revoked) throw notFound("api_key", id);
+    // Streams opened with this key close before their next event.
+    await markAccessChanged(c.var.services.kv, { apiKeyId: id });
     return c.json(view(revoked));
   });

@@ -5,6 +5,7 @@ import { ApiError } from "../../core/errors.ts";
 import { authenticate } from "../middleware/authenticate.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { describe } from "../../core/openapi/describe.ts";
+import { asWatcherRequest } from "../../core/platform/watcherAccess.ts";
 
 const doc = describe("Streams");
 const tokenQuery = [{
@@ -17,7 +18,9 @@ const tokenQuery = [{
  * deployment's `deployment:phase` / `deployment:progress` events (current
  * state first). Browsers cannot set headers on a WebSocket, so the token may
  * also come as ?token=; either way it passes the same authenticate +
- * requirePermission as any route (viewers may watch).
+ * requirePermission as any route (viewers may watch). The socket remembers
+ * who opened it: when that user is disabled, changes role or password, or the
+ * key is revoked, the socket is closed (4401) before its next event.
  */
 export const fleetSocketRoutes = new Hono<AppEnv>()
   .use("*", async (c, next) => {
@@ -41,7 +44,7 @@ export const fleetSocketRoutes = new Hono<AppEnv>()
   }), authenticate, requirePermission("instances", "read"), async (c) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
     const hub = c.env.FLEET_EVENTS.get(c.env.FLEET_EVENTS.idFromName("fleet"));
-    return hub.fetch(c.req.raw);
+    return hub.fetch(asWatcherRequest(c.req.raw, c.var.principal!));
   })
   .get("/deployments/:id", doc({
     summary: "Stream of one deployment's `deployment:phase` / `deployment:progress` events (WebSocket), current state first",
@@ -52,7 +55,7 @@ export const fleetSocketRoutes = new Hono<AppEnv>()
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
     const id = c.req.param("id");
     if (!z.uuid().safeParse(id).success) throw new ApiError(400, "validation_failed", "deployment id must be a UUID");
-    const res = await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(id)).fetch(c.req.raw);
+    const res = await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(id)).fetch(asWatcherRequest(c.req.raw, c.var.principal!));
     if (res.status === 404) throw new ApiError(404, "not_found", `deployment ${id} not found`);
     return res;
   });

@@ -15,6 +15,7 @@ import { validate } from "../../core/validation.ts";
 import { describe } from "../../core/openapi/describe.ts";
 import { userSchema } from "../../protocol/api/access.ts";
 import { pageOf } from "../../protocol/api/common.ts";
+import { markAccessChanged } from "../../core/platform/watcherAccess.ts";
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 type Row = typeof users.$inferSelect;
@@ -125,6 +126,8 @@ export const userRoutes = new Hono<AppEnv>()
       }).where(eq(users.id, id)).returning();
       return updated!;
     });
+    // Whatever this user's open streams were allowed to see may have changed: they close before their next event.
+    if (body.role !== undefined || body.disabled === true || passwordHash) await markAccessChanged(c.var.services.kv, { userId: id });
     return c.json(view(row));
   })
   .delete("/:id", doc({ summary: "Delete a user (their API keys go too)", responses: { 204: null }, errors: [404, 409] }), requirePermission("users", "delete"), validate("param", idParam), async (c) => {
@@ -137,5 +140,6 @@ export const userRoutes = new Hono<AppEnv>()
       await tx.delete(users).where(eq(users.id, id));
       record({ action: "USER_DELETED", resourceType: "user", resourceId: id, details: { username: target.username, role: target.role } });
     });
+    await markAccessChanged(c.var.services.kv, { userId: id });
     return c.body(null, 204);
   });

@@ -311,6 +311,35 @@ describe("POST /api/deployments", () => {
   });
 });
 
+describe("/ws/deployments/:id follows access changes", () => {
+  it("a watcher disabled mid-deployment is closed with 4401 before the next event; another keeps streaming", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    await bridge.answer("deployment.prepare", BLUE_GREEN);
+    const leaver = await createUser("viewer");
+    const open = async (token: string) => {
+      const res = await SELF.fetch(`http://redforge.test/ws/deployments/${created.id}?token=${token}`, { headers: { Upgrade: "websocket" } });
+      expect(res.status).toBe(101);
+      const ws = res.webSocket!;
+      const events: any[] = [];
+      let closed: number | null = null;
+      ws.addEventListener("message", (e) => events.push(JSON.parse(e.data as string)));
+      ws.addEventListener("close", (e) => { closed = e.code; });
+      ws.accept();
+      return { ws, events, closed: () => closed };
+    };
+    const gone = await open(leaver.token);
+    const stays = await open(viewer.token);
+    await vi.waitFor(() => expect(gone.events.length + stays.events.length).toBe(2), WAIT);
+    expect((await api("PATCH", `/api/users/${leaver.id}`, { token: admin.token, body: { disabled: true } })).status).toBe(200);
+    await bridge.answer("gate.set", { inFlight: 0, heldHttp: 1, heldMqtt: 2 });
+    await vi.waitFor(() => expect(stays.events.some((e) => e.event === "deployment:phase" && e.data.phase === "DEPLOY")).toBe(true), WAIT);
+    await vi.waitFor(() => expect(gone.closed()).toBe(4401), WAIT);
+    expect(gone.events.map((e) => e.event)).toEqual(["deployment:state"]);
+    stays.ws.close();
+  });
+});
+
 describe("runtime upgrades (a deployment with stack)", () => {
   const STACKS = [{ id: "5.0", nodeRed: "5.0.7" }, { id: "4.1", nodeRed: "4.1.15" }];
 

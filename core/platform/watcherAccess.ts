@@ -1,0 +1,66 @@
+/**
+ * Streams (/ws/fleet, /ws/deployments/:id) re-check their watchers' access:
+ * each socket remembers who opened it and when; the users and API key routes
+ * mark a principal whose access changed (disabled, role changed, password
+ * changed, deleted, key revoked) in the KV; before an event goes out, a
+ * socket opened before its principal's mark is closed with 4401 instead. The
+ * watcher reconnects and passes authenticate again, or does not.
+ */
+import type { KvStore } from "./kv.ts";
+
+export const ACCESS_REVOKED_CLOSE_CODE = 4401;
+const WATCHER_HEADER = "X-RedForge-Watcher";
+// Longer than any socket is expected to stay open; a socket older than its mark's expiry is not re-checked.
+const MARK_TTL_SECONDS = 30 * 86_400;
+
+export interface PrincipalRef {
+  userId: string;
+  apiKeyId?: string;
+}
+
+export interface Watcher extends PrincipalRef {
+  openedAt: number;
+}
+
+const markKeys = (p: PrincipalRef) => [`access-changed:user:${p.userId}`, ...(p.apiKeyId ? [`access-changed:key:${p.apiKeyId}`] : [])];
+
+/** Sockets of this user (or only of this key) opened before now close at their next event. */
+export async function markAccessChanged(kv: KvStore, change: { userId: string } | { apiKeyId: string }, now = Date.now()): Promise<void> {
+  const key = "userId" in change ? `access-changed:user:${change.userId}` : `access-changed:key:${change.apiKeyId}`;
+  await kv.set(key, String(now), { ex: MARK_TTL_SECONDS });
+}
+
+/** The upgrade request passed to a stream's object, carrying the authenticated principal (a client's own header is replaced). */
+export function asWatcherRequest(request: Request, p: PrincipalRef): Request {
+  const headers = new Headers(request.headers);
+  headers.set(WATCHER_HEADER, JSON.stringify({ userId: p.userId, ...(p.apiKeyId ? { apiKeyId: p.apiKeyId } : {}) }));
+  return new Request(request, { headers });
+}
+
+/** What a stream's object attaches to the socket it accepts. */
+export function watcherOf(request: Request, now = Date.now()): Watcher | null {
+  try {
+    const p = JSON.parse(request.headers.get(WATCHER_HEADER) ?? "null") as PrincipalRef | null;
+    return p && typeof p.userId === "string" ? { userId: p.userId, ...(typeof p.apiKeyId === "string" ? { apiKeyId: p.apiKeyId } : {}), openedAt: now } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Closes every socket whose watcher's access changed since it opened; returns the ones still allowed. */
+export async function closeRevoked(kv: KvStore, sockets: WebSocket[]): Promise<WebSocket[]> {
+  const marks = new Map<string, Promise<number>>();
+  const markOf = (key: string) => {
+    if (!marks.has(key)) marks.set(key, kv.get(key).then((v) => Number(v ?? 0)));
+    return marks.get(key)!;
+  };
+  const allowed = await Promise.all(sockets.map(async (ws) => {
+    const w = ws.deserializeAttachment() as Watcher | null;
+    if (!w) return true;
+    const changed = await Promise.all(markKeys(w).map(markOf));
+    if (changed.every((at) => at < w.openedAt)) return true;
+    try { ws.close(ACCESS_REVOKED_CLOSE_CODE, "access changed; reconnect to authenticate again"); } catch { /* closing */ }
+    return false;
+  }));
+  return sockets.filter((_, i) => allowed[i]);
+}
