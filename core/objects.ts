@@ -80,4 +80,6 @@ export interface KvStoreApi extends Rpc.DurableObjectBranded {
   incr(key: string, ttlSeconds: number): Promise<number>;
   incrBy(key: string, by: number, ttlSeconds: number): Promise<number>;
   del(key: string): Promise<void>;
+  /** Token bucket: 0 when a token was taken, else milliseconds until the next one (core/platform/kv.ts). */
+  take(key: string, perSecond: number, burst: number): Promise<number>;
 }

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../core/env.ts";
 import type { KvStoreApi } from "../core/objects.ts";
+import { bucketTtlSeconds } from "../core/platform/kv.ts";
 
 /**
  * The Redis stand-in used when no Upstash credentials are configured: a
@@ -72,6 +73,20 @@ export class KvStoreObject extends DurableObject<Env> implements KvStoreApi {
 
   async del(key: string): Promise<void> {
     this.sql.exec("DELETE FROM kv WHERE key = ?", key);
+  }
+
+  /** The bucket is stored as "tokens:lastRefillMs"; one call at a time makes take-and-refill atomic. */
+  async take(key: string, perSecond: number, burst: number): Promise<number> {
+    const now = Date.now();
+    const [storedTokens, storedAt] = (this.live(key) ?? "").split(":").map(Number);
+    let tokens = Number.isFinite(storedTokens) && Number.isFinite(storedAt) ? storedTokens! : burst;
+    const at = Number.isFinite(storedAt) ? storedAt! : now;
+    tokens = Math.min(burst, tokens + (Math.max(0, now - at) * perSecond) / 1000);
+    let wait = 0;
+    if (tokens >= 1) tokens -= 1;
+    else wait = Math.ceil(((1 - tokens) * 1000) / perSecond);
+    await this.write(key, `${tokens}:${now}`, bucketTtlSeconds(perSecond, burst));
+    return wait;
   }
 
   override async alarm(): Promise<void> {

@@ -5,7 +5,9 @@ import { authenticate } from "./middleware/authenticate.ts";
 import { limitBody, requireJsonBody } from "./middleware/bodyGuard.ts";
 import { onError, onNotFound } from "./middleware/errorHandler.ts";
 import { referenceRoutes } from "./openapi/routes.ts";
+import { limitByClient, limitByPrincipal } from "./middleware/rateLimit.ts";
 import { requestContext } from "./middleware/requestContext.ts";
+import { securityHeaders } from "./middleware/securityHeaders.ts";
 import { complianceExportJob } from "../queues/complianceExport.ts";
 import { jobRoutes } from "../queues/healthSweep.ts";
 import { retentionPurgeJob } from "../queues/retentionPurge.ts";
@@ -30,18 +32,20 @@ import { roleRoutes } from "./routes/roles.ts";
 import { userRoutes } from "./routes/users.ts";
 
 /**
- * Order matters: context and body guards for everything under /api; the
+ * Order matters: security headers on every answer; context, the per-address
+ * rate limit and body guards for everything under /api; the
  * public routes (health, login, the API reference) are mounted before
- * `authenticate`, so they answer without it; every router after it declares
- * its permissions.
+ * `authenticate`, so they answer without it; every router after it is
+ * rate-limited per principal and declares its permissions.
  */
 export function createApp() {
   const app = new Hono<AppEnv>();
   app.onError(onError);
   app.notFound(onNotFound);
 
-  app.use("/api/*", requestContext, limitBody, requireJsonBody, auditTrail);
-  app.use("/ws/*", requestContext);
+  app.use("*", securityHeaders);
+  app.use("/api/*", requestContext, limitByClient, limitBody, requireJsonBody, auditTrail);
+  app.use("/ws/*", requestContext, limitByClient);
   app.route("/api/health", healthRoutes);
   app.route("/api/auth", authRoutes);
   app.route("/api", referenceRoutes(app));
@@ -52,7 +56,7 @@ export function createApp() {
   app.route("/api/jobs", retentionPurgeJob);
   app.route("/ws", fleetSocketRoutes);
 
-  app.use("/api/*", authenticate);
+  app.use("/api/*", authenticate, limitByPrincipal);
   app.route("/api/admin", adminRoutes);
   app.route("/api/ai", aiRoutes);
   app.route("/api/api-keys", apiKeyRoutes);

@@ -23,8 +23,31 @@ export interface KvStore {
   /** Adds `n` (Redis INCRBY) and returns the new value; `ttlSeconds` is applied when the key is created. */
   incrBy(key: string, n: number, ttlSeconds?: number): Promise<number>;
   del(key: string): Promise<void>;
+  /**
+   * Token bucket (capacity `burst`, refilled at `perSecond`): takes one token atomically and
+   * answers 0, or, when the bucket is empty, the milliseconds until the next token (nothing taken).
+   */
+  take(key: string, perSecond: number, burst: number): Promise<number>;
   ping(): Promise<void>;
 }
+
+/** Seconds after which an untouched bucket is full again, so its key can go. */
+export const bucketTtlSeconds = (perSecond: number, burst: number) => Math.ceil(burst / perSecond) + 1;
+
+// Redis's own clock (TIME), so isolates with skewed clocks share one bucket correctly.
+const TAKE_SCRIPT = `
+local rate, burst, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(v[1]), tonumber(v[2])
+if tokens == nil or at == nil then tokens, at = burst, now end
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('EXPIRE', KEYS[1], ttl)
+return wait`;
 
 class UpstashKv implements KvStore {
   readonly backend = "upstash" as const;
@@ -53,6 +76,9 @@ class UpstashKv implements KvStore {
   }
   async del(key: string) {
     await this.redis.del(key);
+  }
+  async take(key: string, perSecond: number, burst: number) {
+    return Number(await this.redis.eval(TAKE_SCRIPT, [key], [perSecond, burst, bucketTtlSeconds(perSecond, burst)]));
   }
   async ping() {
     await this.redis.ping();
@@ -88,6 +114,9 @@ class DurableObjectKv implements KvStore {
   }
   async del(key: string) {
     await this.stub(key).del(key);
+  }
+  take(key: string, perSecond: number, burst: number) {
+    return this.stub(key).take(key, perSecond, burst);
   }
   async ping() {
     await this.stub("ping").get("__ping__");

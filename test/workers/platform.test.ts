@@ -45,6 +45,21 @@ describe.each(backends)("KV store contract: $name", (backend) => {
     await kv.del(key);
   });
 
+  it_("TAKE (token bucket) hands parallel callers exactly the burst, then says when the next token comes", async () => {
+    const key = `rf-test:bucket:${crypto.randomUUID()}`;
+    const waits = await Promise.all(Array.from({ length: 12 }, () => kv.take(key, 0.5, 8)));
+    expect(waits.filter((w) => w === 0)).toHaveLength(8);
+    for (const w of waits.filter((w) => w !== 0)) {
+      expect(w).toBeGreaterThan(0);
+      expect(w).toBeLessThanOrEqual(2000);
+    }
+    const fast = `rf-test:bucket:${crypto.randomUUID()}`;
+    expect(await kv.take(fast, 50, 1)).toBe(0);
+    expect(await kv.take(fast, 50, 1)).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(await kv.take(fast, 50, 1)).toBe(0);
+  });
+
   it_("a key set with EX expires", async () => {
     const key = `rf-test:exp:${crypto.randomUUID()}`;
     await kv.set(key, "v", { ex: 1 });
