@@ -1,0 +1,127 @@
+/**
+ * The console in a real Chromium (@sparticuz/chromium + playwright-core)
+ * against the real stack: the Worker under wrangler dev serving app/dist, a
+ * real bridge with the process driver and a real Node-RED. An admin signs in,
+ * creates an instance through the form and sees it turn running without a
+ * reload (the row changes from /ws/fleet); a second create with the same name
+ * shows the API's message next to the name field; a viewer sees the fleet but
+ * no create or delete button.
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import chromium from "@sparticuz/chromium";
+import { chromium as playwright, type Browser, type Page } from "playwright-core";
+import { build } from "vite";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startBridge, type RunningBridge } from "../../bridge/main.ts";
+import { lineLogger } from "../../bridge/log.ts";
+import { adminClient, type ApiClient } from "../harness/adminClient.ts";
+import { startTestStack, type TestStack } from "../harness/testStack.ts";
+
+const SCREENSHOT = path.join(os.tmpdir(), "redforge-console-fleet.png");
+/** Generous for a loaded 2-core machine: Node-RED's cold start alone takes seconds. */
+const WAIT = 60_000;
+
+let stack: TestStack;
+let bridge: RunningBridge;
+let browser: Browser;
+let api: ApiClient;
+let clusterId: string;
+let tmp: string;
+const VIEWER = { username: "console-viewer", password: "viewer-password-123" };
+
+async function launchChromium(): Promise<Browser> {
+  try {
+    const executablePath = await chromium.executablePath();
+    return await playwright.launch({ executablePath, args: chromium.args, headless: true });
+  } catch (err) {
+    throw new Error(`cannot start Chromium from @sparticuz/chromium on this machine: ${(err as Error).message.split("\n")[0]}`);
+  }
+}
+
+async function signIn(page: Page, who: { username: string; password: string }) {
+  await page.goto(`${stack.apiUrl}/`);
+  await page.getByLabel("Username").fill(who.username);
+  await page.getByLabel("Password").fill(who.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout: WAIT });
+}
+
+// Pages and contexts stay open until afterAll: @sparticuz/chromium runs --single-process, where
+// closing the last page can take the whole browser down with it.
+beforeAll(async () => {
+  // The browser must test this checkout's console: build it before wrangler dev reads app/dist.
+  await build({ configFile: fileURLToPath(new URL("../../app/vite.config.ts", import.meta.url)), logLevel: "warn" });
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-console-e2e-"));
+  [stack, browser] = await Promise.all([startTestStack({ worker: "wrangler" }), launchChromium()]);
+  ({ api } = await adminClient(stack));
+  const cluster = (await api.POST("/api/clusters", { body: { name: "console-e2e" } })).data!;
+  clusterId = cluster.id;
+  bridge = await startBridge({
+    clusterId, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl,
+    stateDir: path.join(tmp, "bridge"), log: lineLogger(process.env.STACK_LOG ? (l) => console.log(`[bridge] ${l}`) : () => {}),
+  });
+  const viewer = await api.POST("/api/users", { body: { ...VIEWER, email: "viewer@example.com", role: "viewer" } });
+  expect(viewer.response.status, JSON.stringify(viewer.error)).toBe(201);
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await bridge?.close();
+  await stack?.stop();
+  if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe("the console in a browser", () => {
+  it("an admin creates an instance through the form and sees it turn running without a reload", async () => {
+    const page = await (await browser.newContext({ viewport: { width: 1400, height: 800 } })).newPage();
+    const failures: string[] = [];
+    page.on("pageerror", (e) => failures.push(e.message));
+    await signIn(page, { username: "admin", password: stack.cfg.worker.adminPassword });
+    expect(new URL(page.url()).pathname).toBe("/fleet");
+    await page.getByTestId("fleet-empty").waitFor({ timeout: WAIT });
+    await page.getByTestId("live").filter({ hasText: "live" }).waitFor({ timeout: WAIT });
+
+    // A marker on window survives only if the page is never reloaded.
+    await page.evaluate(() => { (window as unknown as { consoleMarker: number }).consoleMarker = 42; });
+    await page.getByTestId("create-instance").click();
+    const form = page.getByTestId("create-form");
+    await form.locator(`input[name="name"]`).fill("console-agent");
+    await form.locator(`select[name="clusterId"]`).selectOption(clusterId);
+    await form.getByRole("button", { name: "Create" }).click();
+
+    const row = page.locator('tr[data-instance="console-agent"]');
+    await row.waitFor({ timeout: WAIT });
+    await row.locator('[data-status="running"]').waitFor({ timeout: WAIT });
+    expect(await page.evaluate(() => (window as unknown as { consoleMarker?: number }).consoleMarker)).toBe(42);
+    await expect(row.locator("td").nth(3).textContent()).resolves.toBe("console-e2e");
+    await row.getByRole("link", { name: "admin" }).waitFor({ timeout: WAIT });
+
+    // The same name again: the API's 409 message sits next to the name field.
+    await page.getByTestId("create-instance").click();
+    await form.locator(`input[name="name"]`).fill("console-agent");
+    await form.locator(`select[name="clusterId"]`).selectOption(clusterId);
+    await form.getByRole("button", { name: "Create" }).click();
+    await expect(form.locator("#err-name").textContent({ timeout: WAIT })).resolves.toMatch(/already exists/);
+    await form.getByRole("button", { name: "Cancel" }).click();
+
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    await page.getByRole("link", { name: "Clusters" }).click();
+    await page.getByTestId("clusters-table").locator('[data-status="connected"]').waitFor({ timeout: WAIT });
+    await page.screenshot({ path: SCREENSHOT.replace("fleet", "clusters") });
+    expect(failures).toEqual([]);
+  }, 120_000);
+
+  it("a viewer sees the fleet but no create or delete button", async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 800 } });
+    const page = await context.newPage();
+    await signIn(page, VIEWER);
+    await page.locator('tr[data-instance="console-agent"]').waitFor({ timeout: WAIT });
+    await page.getByTestId("who").filter({ hasText: VIEWER.username }).waitFor({ timeout: WAIT });
+    expect(await page.getByTestId("create-instance").count()).toBe(0);
+    expect(await page.getByTestId("delete-instance").count()).toBe(0);
+    expect(await page.getByRole("button", { name: "Stop" }).count()).toBe(0);
+  }, 60_000);
+});
