@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import openapi from "../../protocol/api/openapi.json";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createCluster, createInstance, createUser, type TestUser } from "./helpers.ts";
-import { hostileBodyText, hostileValue, mutated, pathSegment, queryValue, validish, type JsonSchema, type KnownIds } from "./fuzz/arbitraries.ts";
+import { deepInside, hostileBodyText, hostileValue, mutated, pathSegment, queryValue, validish, type JsonSchema, type KnownIds } from "./fuzz/arbitraries.ts";
 
 const SEED = 1212;
 const GENERATED_RUNS = 3000;
@@ -86,6 +86,7 @@ function requestFor(op: Operation): fc.Arbitrary<FuzzRequest> {
     { weight: 3, arbitrary: mutated(shaped).map((v) => JSON.stringify(v) ?? "") },
     { weight: 1, arbitrary: hostileValue.map((v) => JSON.stringify(v) ?? "null") },
     { weight: 1, arbitrary: hostileBodyText },
+    { weight: 1, arbitrary: deepInside(shaped) },
   );
   const signed = op.path.startsWith("/api/webhooks/") || op.path === "/api/clusters/{id}/token";
   return fc.record({

@@ -105,6 +105,21 @@ export function mutated(base: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
   });
 }
 
+/**
+ * The valid-ish value as text with one field replaced by nesting thousands
+ * deep: valid JSON that only a depth limit stops (5,000 levels of flows were a 500).
+ */
+export function deepInside(base: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
+  return fc.tuple(base, fc.constantFrom(1_000, 5_000, 20_000), fc.nat()).map(([value, depth, pick]) => {
+    const nested = "[".repeat(depth) + "]".repeat(depth);
+    if (!value || typeof value !== "object" || Array.isArray(value)) return nested;
+    const keys = Object.keys(value);
+    const marker = "\u0001deep\u0001";
+    const copy = { ...(value as Record<string, unknown>), [keys.length ? keys[pick % keys.length]! : "x"]: marker };
+    return JSON.stringify(copy).replace(JSON.stringify(marker), nested);
+  });
+}
+
 /** Bodies as text: what JSON.stringify cannot produce (deep, wide, malformed, duplicate keys). */
 export const hostileBodyText = fc.constantFrom(
   "[".repeat(5_000) + "]".repeat(5_000),
