@@ -58,17 +58,18 @@ export const ERROR_RESPONSES = {
   415: ["UnsupportedMediaType", "`unsupported_media_type`: send bodies as application/json."],
   422: ["UnprocessableContent", "Valid, but not possible where it would run: `stack_unsupported` (the cluster's bridge does not run that stack)."],
   426: ["UpgradeRequired", "`upgrade_required`: connect with a WebSocket upgrade."],
-  429: ["TooManyRequests", "Rate or daily limit reached (`too_many_attempts`, `QUOTA_EXCEEDED`); see Retry-After when present."],
+  429: ["TooManyRequests", "Rate or daily limit reached (`rate_limited`: the API rate limit per caller or client address; `too_many_attempts`, `QUOTA_EXCEEDED`); see Retry-After when present."],
   "5XX": ["ServerError", "`internal_error`, or a dependency is down (`database_unavailable`, `misconfigured`, … 503, Retry-After when present)."],
 } as const;
 export type ErrorStatus = keyof typeof ERROR_RESPONSES;
 
+// 429: every route passes the per-address rate limit (functions/middleware/rateLimit.ts), user routes the per-caller one too.
 const IMPLIED_ERRORS: Record<Access, ErrorStatus[]> = {
-  user: [401, 403],
-  public: [],
-  clusterWebhook: [401],
-  clusterToken: [401],
-  qstash: [401],
+  user: [401, 403, 429],
+  public: [429],
+  clusterWebhook: [401, 429],
+  clusterToken: [401, 429],
+  qstash: [401, 429],
 };
 
 type SuccessStatus = 101 | 200 | 201 | 202 | 204 | 503;
