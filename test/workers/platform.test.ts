@@ -46,24 +46,31 @@ describe.each(backends)("KV store contract: $name", (backend) => {
   });
 
   it_("TAKE (token bucket) hands parallel callers exactly the burst, then says when the next token comes", async () => {
+    // One token per 100 s: however slow the machine, no token refills during the test.
     const key = `rf-test:bucket:${crypto.randomUUID()}`;
-    const waits = await Promise.all(Array.from({ length: 12 }, () => kv.take(key, 0.5, 8)));
+    const waits = await Promise.all(Array.from({ length: 12 }, () => kv.take(key, 0.01, 8)));
     expect(waits.filter((w) => w === 0)).toHaveLength(8);
     for (const w of waits.filter((w) => w !== 0)) {
       expect(w).toBeGreaterThan(0);
-      expect(w).toBeLessThanOrEqual(2000);
+      expect(w).toBeLessThanOrEqual(100_000);
     }
+    // Refill: whatever the bucket says to wait, a token is there after that wait (no assumption about speed).
     const fast = `rf-test:bucket:${crypto.randomUUID()}`;
-    expect(await kv.take(fast, 50, 1)).toBe(0);
-    expect(await kv.take(fast, 50, 1)).toBeGreaterThan(0);
-    await new Promise((r) => setTimeout(r, 60));
-    expect(await kv.take(fast, 50, 1)).toBe(0);
+    let wait = 0;
+    for (let i = 0; i < 10 && wait === 0; i++) wait = await kv.take(fast, 20, 1);
+    expect(wait).toBeGreaterThan(0);
+    expect(wait).toBeLessThanOrEqual(50);
+    await new Promise((r) => setTimeout(r, wait + 20));
+    expect(await kv.take(fast, 20, 1)).toBe(0);
   });
 
   it_("a key set with EX expires", async () => {
     const key = `rf-test:exp:${crypto.randomUUID()}`;
+    const setAt = Date.now();
     await kv.set(key, "v", { ex: 1 });
-    expect(await kv.get(key)).toBe("v");
+    const read = await kv.get(key);
+    // Only a read inside the second can expect the value: on a loaded machine the read may come later.
+    if (Date.now() - setAt < 900) expect(read).toBe("v");
     await new Promise((r) => setTimeout(r, 2100));
     expect(await kv.get(key)).toBeNull();
   });
@@ -88,8 +95,10 @@ describe("Durable-Object KV store (the Redis stand-in)", () => {
   it("expired keys disappear, and the alarm sweeps them", async () => {
     const key = `short:${crypto.randomUUID()}`;
     expect(kv.backend).toBe("durable-object");
+    const setAt = Date.now();
     await kv.set(key, "v", { ex: 1 });
-    expect(await kv.get(key)).toBe("v");
+    const read = await kv.get(key);
+    if (Date.now() - setAt < 900) expect(read).toBe("v");
     await new Promise((r) => setTimeout(r, 1100));
     expect(await kv.get(key)).toBeNull();
     // A key nobody reads again is still removed by the alarm.
