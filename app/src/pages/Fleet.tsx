@@ -5,7 +5,7 @@
 import { createSignal, For, onCleanup, Show } from "solid-js";
 import { api, messageOf } from "../api/api.ts";
 import { can } from "../api/me.ts";
-import { applyStatus, isInstanceStatus, type InstanceSummary } from "../fleet/fleetEvents.ts";
+import { applyStatus, isInstanceStatus, mergeInstance, type InstanceSummary } from "../fleet/fleetEvents.ts";
 import { useClusters } from "../fleet/useClusters.ts";
 import { useLive } from "../live/useLive.ts";
 import { ago, LiveBadge, StatusBadge, useConfirm, useNow } from "../ui/bits.tsx";
@@ -50,12 +50,18 @@ export function Fleet() {
   const rereadSoon = () => { clearTimeout(reread); reread = setTimeout(() => void load(), 300); };
   onCleanup(() => clearTimeout(reread));
 
+  const refreshOne = async (id: string) => {
+    const { data } = await api.GET("/api/instances/{id}", { params: { path: { id } } });
+    if (data) setItems(mergeInstance(items(), data));
+  };
+
   const live = useLive("/ws/fleet", {
     onMessage: (m) => {
       if (!isInstanceStatus(m)) return;
       const applied = applyStatus(items(), m);
       setItems(applied.items);
       if (applied.unknownInstance && cursors().length === 1) rereadSoon();
+      if (applied.refreshInstance) void refreshOne(applied.refreshInstance);
     },
     // (Re)connected: events sent while the socket was down are gone, so read the page again.
     onOpen: () => void load(),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { applyDeploymentEvent, failureInWords, operatorActions, timeline, type Deployment } from "../../../app/src/deployments/timeline.ts";
-import { applyStatus, type InstanceSummary } from "../../../app/src/fleet/fleetEvents.ts";
+import { applyStatus, mergeInstance, type InstanceSummary } from "../../../app/src/fleet/fleetEvents.ts";
 
 const t = (s: number) => new Date(Date.UTC(2026, 11, 2, 8, 0, s)).toISOString();
 
@@ -75,8 +75,14 @@ describe("fleet status events onto the table", () => {
     expect(applyStatus(items, ev("new", "pending", 6)).unknownInstance).toBe(true);
   });
 
-  it("an event older than the row it would change is ignored", () => {
-    const items = [row("a", { status: "running", updatedAt: t(10) })];
-    expect(applyStatus(items, ev("a", "starting", 5)).items[0]!.status).toBe("running");
+  it("an instance that comes up is re-read for its endpoints (events carry only the status), and merged in its row's shape", () => {
+    const items = [row("a")];
+    expect(applyStatus(items, ev("a", "running", 5)).refreshInstance).toBe("a");
+    expect(applyStatus([row("a", { status: "running" })], ev("a", "running", 6)).refreshInstance).toBe("a");
+    expect(applyStatus([row("a", { status: "running", endpoints: { admin: "x" } })], ev("a", "running", 6)).refreshInstance).toBeNull();
+    const detail = { ...row("a", { status: "running", endpoints: { admin: "http://127.0.0.1:1880" } }), flows: [], env: {}, secretNames: [] };
+    const merged = mergeInstance(items, detail)[0]!;
+    expect(merged.endpoints).toEqual({ admin: "http://127.0.0.1:1880" });
+    expect(Object.keys(merged).sort()).toEqual(Object.keys(row("a")).sort());
   });
 });
