@@ -3,24 +3,13 @@
  * no MIME sniffing, nothing cached that a caller's credentials opened, HSTS
  * in production, and a Content-Security-Policy on HTML. The console's HTML is
  * served by the asset router without the Worker, so its policy ships as
- * app/public/_headers, which must say CONSOLE_CSP (test/unit checks it).
+ * app/public/_headers, which must say CONSOLE_CSP (test/unit/consoleHeaders.test.ts checks it).
  */
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../../core/app-env.ts";
+import { DOCUMENT_CSP } from "./contentSecurityPolicy.ts";
 
-/**
- * The console (app/, Vite + SolidJS): its own scripts and styles only, the API
- * and WebSockets on its own origin, never framed (clickjacking).
- */
-export const CONSOLE_CSP = [
-  "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'",
-  "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
-].join("; ");
-
-/** HTML the Worker renders itself (/api/docs): no script at all, its one inline stylesheet, never framed. */
-export const DOCUMENT_CSP = [
-  "default-src 'none'", "style-src 'unsafe-inline'", "img-src data:", "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
-].join("; ");
+export { CONSOLE_CSP, DOCUMENT_CSP } from "./contentSecurityPolicy.ts";
 
 const HSTS = "max-age=31536000; includeSubDomains";
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { CONSOLE_CSP } from "../../functions/middleware/securityHeaders.ts";
+import { CONSOLE_CSP } from "../../functions/middleware/contentSecurityPolicy.ts";
 
 // The asset router serves the console without the Worker, so its headers come from _headers (copied into the build by Vite).
 describe("the console's response headers", () => {
