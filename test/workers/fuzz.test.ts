@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import openapi from "../../protocol/api/openapi.json";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createCluster, createInstance, createUser, type TestUser } from "./helpers.ts";
-import { deepInside, hostileBodyText, hostileValue, mutated, pathSegment, queryValue, validish, type JsonSchema, type KnownIds } from "./fuzz/arbitraries.ts";
+import { deepInside, hostileBodyText, nestedAt, hostileValue, mutated, pathSegment, queryValue, validish, type JsonSchema, type KnownIds } from "./fuzz/arbitraries.ts";
 
 const SEED = 1212;
 const GENERATED_RUNS = 3000;
@@ -94,7 +94,7 @@ function requestFor(op: Operation): fc.Arbitrary<FuzzRequest> {
     { weight: 3, arbitrary: mutated(shaped).map((v) => JSON.stringify(v) ?? "") },
     { weight: 1, arbitrary: hostileValue.map((v) => JSON.stringify(v) ?? "null") },
     { weight: 1, arbitrary: hostileBodyText },
-    { weight: 1, arbitrary: deepInside(shaped) },
+    { weight: 2, arbitrary: deepInside(shaped) },
   );
   const signed = op.path.startsWith("/api/webhooks/") || op.path === "/api/clusters/{id}/token";
   return fc.record({
@@ -170,6 +170,21 @@ describe("fuzz: every operation of protocol/api/openapi.json", () => {
       for (const c of cases) statuses[key(op)]!.push(await check(c));
     }
     expect(Object.keys(statuses)).toHaveLength(operations.length);
+  });
+
+  it("every field of every request body nested 5,000 deep, as admin: below 500, one error shape", { timeout: 240_000 }, async () => {
+    let sent = 0;
+    for (const op of operations.filter((o) => o.body && !SHARED_STATE.has(key(o)))) {
+      const [sample] = fc.sample(validish(op.body, known), { seed: SEED, numRuns: 1 });
+      if (!sample || typeof sample !== "object" || Array.isArray(sample)) continue;
+      const url = `http://redforge.test${op.path.replace(/\{[^}]+\}/g, known.uuids[1]!)}`;
+      for (const field of Object.keys(sample)) {
+        const body = nestedAt(sample as Record<string, unknown>, field, 5_000);
+        await check({ op: key(op), method: op.method, url, as: "admin", contentType: "application/json", body });
+        sent++;
+      }
+    }
+    expect(sent).toBeGreaterThan(50);
   });
 
   it(`generated requests (seed ${SEED}, ${GENERATED_RUNS} runs): below 500, one error shape`, { timeout: 300_000 }, async () => {

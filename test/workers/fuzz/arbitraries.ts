@@ -107,17 +107,28 @@ export function mutated(base: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
 
 /**
  * The valid-ish value as text with one field replaced by nesting thousands
- * deep: valid JSON that only a depth limit stops (5,000 levels of flows were a 500).
+ * deep (or a field of its first list element): valid JSON that only a depth
+ * limit stops (5,000 levels inside a flow node were a 500).
  */
 export function deepInside(base: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
   return fc.tuple(base, fc.constantFrom(1_000, 5_000, 20_000), fc.nat()).map(([value, depth, pick]) => {
-    const nested = "[".repeat(depth) + "]".repeat(depth);
-    if (!value || typeof value !== "object" || Array.isArray(value)) return nested;
+    if (!value || typeof value !== "object" || Array.isArray(value)) return "[".repeat(depth) + "]".repeat(depth);
     const keys = Object.keys(value);
-    const marker = "\u0001deep\u0001";
-    const copy = { ...(value as Record<string, unknown>), [keys.length ? keys[pick % keys.length]! : "x"]: marker };
-    return JSON.stringify(copy).replace(JSON.stringify(marker), nested);
+    // Fields holding objects pass unknown content through more often than scalars do.
+    const containers = keys.filter((k) => typeof (value as Record<string, unknown>)[k] === "object");
+    const pool = containers.length ? containers : keys;
+    return nestedAt(value as Record<string, unknown>, pool.length ? pool[pick % pool.length]! : "x", depth);
   });
+}
+
+/** `value` as JSON text with field `key` (or a field of its first list element) nested `depth` deep. */
+export function nestedAt(value: Record<string, unknown>, key: string, depth: number): string {
+  const marker = "\u0001deep\u0001";
+  const copy: Record<string, unknown> = { ...value };
+  const inner = copy[key];
+  // Inside the first element of a list of objects (a flow node's own field), where schemas pass unknown fields through.
+  copy[key] = Array.isArray(inner) && inner[0] && typeof inner[0] === "object" ? [{ ...inner[0], nested: marker }, ...inner.slice(1)] : marker;
+  return JSON.stringify(copy).replace(JSON.stringify(marker), "[".repeat(depth) + "]".repeat(depth));
 }
 
 /** Bodies as text: what JSON.stringify cannot produce (deep, wide, malformed, duplicate keys). */
