@@ -17,8 +17,10 @@ import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBridge, type RunningBridge } from "../../bridge/main.ts";
 import { lineLogger } from "../../bridge/log.ts";
+import type { ApiBody } from "../../protocol/api/client.ts";
 import { adminClient, type ApiClient } from "../harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../harness/testStack.ts";
+import { zeroLossFlow } from "../harness/zeroLoss.ts";
 
 const SCREENSHOT = path.join(os.tmpdir(), "redforge-console-fleet.png");
 /** Generous for a loaded 2-core machine: Node-RED's cold start alone takes seconds. */
@@ -79,13 +81,15 @@ describe("the console in a browser", () => {
     const page = await (await browser.newContext({ viewport: { width: 1400, height: 800 } })).newPage();
     const failures: string[] = [];
     page.on("pageerror", (e) => failures.push(e.message));
+    // The console is served under a CSP without inline script or style (app/public/_headers): a violation is a failure.
+    page.on("console", (m) => { if (m.type() === "error" && /Content Security Policy/i.test(m.text())) failures.push(m.text()); });
     await signIn(page, { username: "admin", password: stack.cfg.worker.adminPassword });
     expect(new URL(page.url()).pathname).toBe("/fleet");
     await page.getByTestId("fleet-empty").waitFor({ timeout: WAIT });
     await page.getByTestId("live").filter({ hasText: "live" }).waitFor({ timeout: WAIT });
 
     // A marker on window survives only if the page is never reloaded.
-    await page.evaluate(() => { (window as unknown as { consoleMarker: number }).consoleMarker = 42; });
+    await page.evaluate(() => { (globalThis as unknown as { consoleMarker: number }).consoleMarker = 42; });
     await page.getByTestId("create-instance").click();
     const form = page.getByTestId("create-form");
     await form.locator(`input[name="name"]`).fill("console-agent");
@@ -95,7 +99,7 @@ describe("the console in a browser", () => {
     const row = page.locator('tr[data-instance="console-agent"]');
     await row.waitFor({ timeout: WAIT });
     await row.locator('[data-status="running"]').waitFor({ timeout: WAIT });
-    expect(await page.evaluate(() => (window as unknown as { consoleMarker?: number }).consoleMarker)).toBe(42);
+    expect(await page.evaluate(() => (globalThis as unknown as { consoleMarker?: number }).consoleMarker)).toBe(42);
     await expect(row.locator("td").nth(3).textContent()).resolves.toBe("console-e2e");
     await row.getByRole("link", { name: "admin" }).waitFor({ timeout: WAIT });
 
@@ -111,11 +115,40 @@ describe("the console in a browser", () => {
     await page.getByRole("link", { name: "Clusters" }).click();
     await page.getByTestId("clusters-table").locator('[data-status="connected"]').waitFor({ timeout: WAIT });
     await page.screenshot({ path: SCREENSHOT.replace("fleet", "clusters") });
+
     expect(failures).toEqual([]);
   }, 120_000);
 
+  it("a blue-green deployment started from pasted flow JSON shows every phase live and completes", async () => {
+    // Gated flows (a redforge-gate at the entry), as docs/deployments.md asks: blue v1 through the API, v2 pasted in the console.
+    const u = new URL(stack.mqttUrl);
+    const broker = { host: u.hostname, port: Number(u.port || 1883) };
+    const flows = (version: string) => zeroLossFlow({ version, entry: "gate", broker });
+    const created = await api.POST("/api/instances", { body: { name: "console-gated", clusterId, flows: flows("v1") as ApiBody<"/api/instances", "post">["flows"] } });
+    expect(created.response.status, JSON.stringify(created.error)).toBe(201);
+    const page = await (await browser.newContext({ viewport: { width: 1400, height: 800 } })).newPage();
+    await signIn(page, { username: "admin", password: stack.cfg.worker.adminPassword });
+    await page.locator('tr[data-instance="console-gated"] [data-status="running"]').waitFor({ timeout: WAIT });
+
+    await page.getByRole("link", { name: "Deployments" }).click();
+    await page.getByText("Start a deployment").click();
+    await page.locator(`select[name="instanceId"]`).selectOption(created.data!.id);
+    await page.locator(`textarea[name="flows"]`).fill(JSON.stringify(flows("v2")));
+    await page.locator(`input[name="analysisSeconds"]`).fill("1");
+    await page.locator(`input[name="rollbackWindowSeconds"]`).fill("0");
+    await page.getByRole("button", { name: "Deploy blue-green" }).click();
+    await page.getByTestId("timeline").waitFor({ timeout: WAIT });
+    const final = page.locator('.summary [data-status="completed"], .summary [data-status="rolled_back"], .summary [data-status="failed"]');
+    await final.waitFor({ timeout: 90_000 });
+    await page.screenshot({ path: SCREENSHOT.replace("fleet", "deployment"), fullPage: true });
+    expect(await final.textContent(), await page.locator(".failure").allTextContents().then((t) => t.join(" "))).toBe("completed");
+    for (const phase of ["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP"]) {
+      await expect(page.locator(`[data-phase="${phase}"] [data-status]`).textContent(), phase).resolves.toBe("done");
+    }
+  }, 180_000);
+
   it("a viewer sees the fleet but no create or delete button", async () => {
-    const context = await browser.newContext({ viewport: { width: 1400, height: 800 } });
+    const context = await browser.newContext({ viewport: { width: 1400, height: 800 }, colorScheme: "dark" });
     const page = await context.newPage();
     await signIn(page, VIEWER);
     await page.locator('tr[data-instance="console-agent"]').waitFor({ timeout: WAIT });
@@ -123,5 +156,6 @@ describe("the console in a browser", () => {
     expect(await page.getByTestId("create-instance").count()).toBe(0);
     expect(await page.getByTestId("delete-instance").count()).toBe(0);
     expect(await page.getByRole("button", { name: "Stop" }).count()).toBe(0);
+    await page.screenshot({ path: SCREENSHOT.replace("fleet", "viewer-dark") });
   }, 60_000);
 });

@@ -11,13 +11,27 @@ export type Deployment = components["schemas"]["Deployment"];
 export type Phase = Deployment["history"][number]["phase"];
 export type PhaseState = "waiting" | "running" | "done" | "failed" | "paused" | "skipped";
 
-export const FORWARD_PHASES: readonly Phase[] = ["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP"];
+/**
+ * The forward phases in the order a run goes through them, which depends on its hold order
+ * (durable/deploymentRun/steps.ts ORDER): holding during the whole deploy drains first; holding
+ * only during the switch starts and verifies green first and drains just before the switch.
+ */
+export const PHASE_ORDER: Record<"deploy" | "switch", readonly Phase[]> = {
+  deploy: ["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP"],
+  switch: ["DEPLOY", "VERIFY", "DRAIN", "RESUME", "AUDIT", "CLEANUP"],
+};
+
+/** The view does not carry the hold order; its first phase tells (prepare is DEPLOY when holding only for the switch). */
+export function holdOrderOf(d: Deployment): "deploy" | "switch" {
+  return d.history[0]?.phase === "DEPLOY" ? "switch" : "deploy";
+}
 
 export interface PhaseRow { phase: Phase; state: PhaseState; durationMs: number | null; detail?: string }
 
 export function timeline(d: Deployment, now = Date.now()): PhaseRow[] {
   const rolledBack = d.history.some((h) => h.phase === "ROLLING_BACK");
-  const phases = rolledBack ? [...FORWARD_PHASES, "ROLLING_BACK" as const] : FORWARD_PHASES;
+  const forward = PHASE_ORDER[holdOrderOf(d)];
+  const phases = rolledBack ? [...forward, "ROLLING_BACK" as const] : forward;
   const finished = d.status === "completed" || d.status === "failed" || d.status === "rolled_back";
   return phases.map((phase) => {
     const records = d.history.filter((h) => h.phase === phase);

@@ -23,7 +23,13 @@ export function DeploymentDetail() {
     setD(data);
   };
   void load();
-  const live = useLive(`/ws/deployments/${params.id}`, { onMessage: (m) => setD((cur) => applyDeploymentEvent(cur, m)) });
+  // Phase frames carry no failure, smoke results or measured durations: re-read the view after each.
+  const live = useLive(`/ws/deployments/${params.id}`, {
+    onMessage: (m) => {
+      setD((cur) => applyDeploymentEvent(cur, m));
+      if ((m as { event?: string } | null)?.event === "deployment:phase") void load();
+    },
+  });
 
   const operate = async (what: "promote" | "abort" | "rollback") => {
     const path = ({ promote: "/api/deployments/{id}/promote", abort: "/api/deployments/{id}/abort", rollback: "/api/deployments/{id}/rollback" } as const)[what];

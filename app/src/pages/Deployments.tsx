@@ -68,7 +68,13 @@ export function Deployments() {
   );
 }
 
-const FIELDS = ["instanceId", "flows", "holdDuring", "verify"] as const;
+const FIELDS = ["instanceId", "flows", "holdDuring", "verify", "analysisSeconds", "rollbackWindowSeconds"] as const;
+
+/** An optional whole-number field: absent when empty (the API's default applies), NaN passes through for the API to refuse. */
+function seconds(f: FormData, name: string): Record<string, number> {
+  const raw = String(f.get(name) ?? "").trim();
+  return raw ? { [name]: Number(raw) } : {};
+}
 
 function StartDeployment(props: { instances: { id: string; name: string; status: string }[] }) {
   const navigate = useNavigate();
@@ -88,6 +94,8 @@ function StartDeployment(props: { instances: { id: string; name: string; status:
       flows: flows as NonNullable<ApiBody<"/api/deployments", "post">["flows"]>,
       holdDuring: f.get("holdDuring") === "deploy" ? "deploy" : "switch",
       ...(f.get("pause") ? { verify: { pause: true } } : {}),
+      ...seconds(f, "analysisSeconds"),
+      ...seconds(f, "rollbackWindowSeconds"),
     };
     setBusy(true);
     const { data, error } = await api.POST("/api/deployments", { body });
@@ -113,6 +121,14 @@ function StartDeployment(props: { instances: { id: string; name: string; status:
               <option value="switch">only during the switch (shortest hold)</option>
               <option value="deploy">from drain until green serves</option>
             </select>
+          </label>
+          <label>Analysis after the switch (s)
+            <input name="analysisSeconds" type="number" min="0" placeholder="5" aria-invalid={!!errors().fields.analysisSeconds} />
+            <FieldError id="err-analysisSeconds" message={errors().fields.analysisSeconds} />
+          </label>
+          <label>Rollback window (s)
+            <input name="rollbackWindowSeconds" type="number" min="0" placeholder="60" aria-invalid={!!errors().fields.rollbackWindowSeconds} />
+            <FieldError id="err-rollbackWindowSeconds" message={errors().fields.rollbackWindowSeconds} />
           </label>
           <label class="check"><input type="checkbox" name="pause" /> pause after verify, to promote by hand</label>
           <label class="wide">Flow JSON <span class="muted">the whole flow export (an array of nodes)</span>

@@ -50,6 +50,11 @@ describe("a deployment's timeline", () => {
     expect(operatorActions(d)).toEqual({ promote: false, abort: false, rollback: false });
   });
 
+  it("holding only for the switch: green is deployed and verified before the drain, and the rows say so", () => {
+    const d = deployment({ history: [{ phase: "DEPLOY", status: "started", at: t(0) }], phase: "DEPLOY" });
+    expect(timeline(d, Date.parse(t(1))).map((r) => r.phase)).toEqual(["DEPLOY", "VERIFY", "DRAIN", "RESUME", "AUDIT", "CLEANUP"]);
+  });
+
   it("offers promote and abort only when paused, rollback until it is rolling back or finished", () => {
     expect(operatorActions(deployment({ status: "paused", phase: "VERIFY" }))).toEqual({ promote: true, abort: true, rollback: true });
     expect(operatorActions(deployment({ status: "in_progress", phase: "AUDIT" }))).toEqual({ promote: false, abort: false, rollback: true });
