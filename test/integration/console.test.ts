@@ -147,7 +147,7 @@ describe("the console in a browser", () => {
     }
   }, 180_000);
 
-  it("a viewer sees the fleet but no create or delete button", async () => {
+  it("a viewer sees the fleet but no create or delete button; a 401 returns to login and back to the page", async () => {
     const context = await browser.newContext({ viewport: { width: 1400, height: 800 }, colorScheme: "dark" });
     const page = await context.newPage();
     await signIn(page, VIEWER);
@@ -157,5 +157,18 @@ describe("the console in a browser", () => {
     expect(await page.getByTestId("delete-instance").count()).toBe(0);
     expect(await page.getByRole("button", { name: "Stop" }).count()).toBe(0);
     await page.screenshot({ path: SCREENSHOT.replace("fleet", "viewer-dark") });
+
+    // A session the API no longer accepts: the next call answers 401 and the login page brings the person back.
+    await page.evaluate(() => {
+      const s = JSON.parse(sessionStorage.getItem("redforge.session")!);
+      sessionStorage.setItem("redforge.session", JSON.stringify({ ...s, token: "no-longer-valid" }));
+    });
+    await page.goto(`${stack.apiUrl}/clusters`);
+    await page.getByLabel("Username").waitFor({ timeout: WAIT });
+    expect(new URL(page.url()).searchParams.get("next")).toBe("/clusters");
+    await page.getByLabel("Username").fill(VIEWER.username);
+    await page.getByLabel("Password").fill(VIEWER.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Clusters" }).waitFor({ timeout: WAIT });
   }, 60_000);
 });
