@@ -40,6 +40,9 @@ export function toApiError(err: unknown): ApiError {
 
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   const apiErr = toApiError(err);
+  // A body nobody read (refused before the body guards, e.g. a 429) is cancelled, not left for the runtime (issue 12).
+  const body = c.req.raw.body;
+  if (body && !body.locked && !c.req.raw.bodyUsed) body.cancel().catch(() => {});
   if (apiErr.code === "internal_error") {
     console.error(JSON.stringify({ msg: "request failed", requestId: c.var.requestId, path: c.req.path, err: String(err), stack: (err as Error)?.stack }));
   } else if (apiErr.status >= 500) {

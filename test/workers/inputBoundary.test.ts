@@ -7,7 +7,11 @@
 import { env, SELF } from "cloudflare:test";
 import { and, eq } from "drizzle-orm";
 import { SignJWT } from "jose";
+import { Hono } from "hono";
 import { beforeAll, describe, expect, it } from "vitest";
+import type { AppEnv } from "../../core/app-env.ts";
+import { ApiError } from "../../core/errors.ts";
+import { onError } from "../../functions/middleware/errorHandler.ts";
 import { auditLogs } from "../../db/schema.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, withDb, type TestUser } from "./helpers.ts";
@@ -153,6 +157,18 @@ describe("bodies are refused early and cancelled", () => {
       const next = await api("GET", "/api/health");
       expect(next.status).toBe(200);
     }
+  });
+  it("any refusal before the body guards (a 429 per address) cancels the unread body too", async () => {
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctl) { ctl.enqueue(new Uint8Array(64 * 1024)); },
+      cancel() { cancelled = true; },
+    });
+    const app = new Hono<AppEnv>().onError(onError).use(async () => { throw new ApiError(429, "rate_limited", "too many requests"); });
+    // @ts-expect-error: workerd needs duplex for a streamed request body
+    const res = await app.request(new Request("http://redforge.test/api/clusters", { method: "POST", body, duplex: "half" }));
+    expect(res.status).toBe(429);
+    expect(cancelled).toBe(true);
   });
 });
 
