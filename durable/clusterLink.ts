@@ -4,6 +4,7 @@ import { openDb } from "../db/client.ts";
 import type { Env } from "../core/env.ts";
 import type { ClusterLinkApi, ClusterLinkStatus, EnqueueOptions, OutboxEntry, OutboxStatus, ReplyTo } from "../core/objects.ts";
 import { applyInstanceStatus } from "../core/fleet/instanceStatus.ts";
+import { assertJsonWithinLimits } from "../core/jsonLimits.ts";
 import { bridgeFrameSchema, newCommandId, type Command, type CommandType, type ServerFrame } from "../protocol/commands.ts";
 
 /**
@@ -138,9 +139,11 @@ export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     let frame;
     try {
-      frame = bridgeFrameSchema.parse(JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message)));
+      const text = typeof message === "string" ? message : new TextDecoder().decode(message);
+      assertJsonWithinLimits(text);
+      frame = bridgeFrameSchema.parse(JSON.parse(text));
     } catch {
-      return; // A malformed frame is ignored, never fatal for the link.
+      return; // A malformed frame (or one past the JSON limits) is ignored, never fatal for the link.
     }
     if (frame.kind === "hello") this.setMeta("hello", JSON.stringify({ ...frame, at: new Date().toISOString() }));
     else this.sql.exec("UPDATE outbox SET status = 'received', updated_at = ? WHERE id = ? AND status = 'sent'", Date.now(), frame.commandId);
