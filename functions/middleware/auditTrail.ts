@@ -11,7 +11,7 @@ export function requestOrigin(c: Context<AppEnv>) {
     userId: c.var.principal?.userId ?? null,
     // Only the platform's trusted header, in inet's own spelling (middleware/requestContext.ts).
     ipAddress: c.var.clientAddress ?? null,
-    userAgent: c.req.header("User-Agent")?.slice(0, 500) ?? null,
+    userAgent: storableRequestText(c.req.header("User-Agent"), 500),
   };
 }
 
@@ -80,7 +80,7 @@ export const auditTrail = createMiddleware<AppEnv>(async (c, next) => {
         action: fallbackAction(status),
         resourceType: c.req.routePath.split("/")[2] ?? null,
         resourceId: storableRequestText(c.req.param("id"), RESOURCE_ID_MAX),
-        details: { method: c.req.method, path: new URL(c.req.url).pathname, errorCode },
+        details: { method: c.req.method, path: new URL(c.req.url).pathname.slice(0, 2048), errorCode },
         statusCode: status,
         ...requestOrigin(c),
       }]),

@@ -194,7 +194,7 @@ describe("a rejected request always leaves its audit row", () => {
   it("a viewer's DELETE with NUL or a 300-character id is 403 and audited with the id sanitised and truncated", async () => {
     const who = await createUser("viewer");
     const uuid = crypto.randomUUID();
-    const nul = await api("DELETE", `/api/instances/%00${uuid}`, { token: who.token });
+    const nul = await api("DELETE", `/api/instances/%00${uuid}`, { token: who.token, headers: { "User-Agent": "evil\u0001\u007fagent\u001b[2J" } });
     expect(nul.status).toBe(403);
     const long = await api("DELETE", `/api/instances/${"a".repeat(300)}`, { token: who.token });
     expect(long.status).toBe(403);
@@ -206,6 +206,7 @@ describe("a rejected request always leaves its audit row", () => {
     expect(ids).toContain("a".repeat(255));
     expect(rows).toHaveLength(3);
     for (const id of ids) expect(id).not.toMatch(/[\u0000-\u001f\u007f]/);
+    expect(rows.find((r) => r.resourceId === uuid && r.userAgent?.startsWith("evil"))?.userAgent).toBe("evilagent[2J");
     const verify = await api("GET", "/api/audit/verify", { token: viewer.token });
     expect(verify.body.ok).toBe(true);
   });
