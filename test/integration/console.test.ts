@@ -24,7 +24,7 @@ import { zeroLossFlow } from "../harness/zeroLoss.ts";
 
 const SCREENSHOT = path.join(os.tmpdir(), "redforge-console-fleet.png");
 /** Generous for a loaded 2-core machine: Node-RED's cold start alone takes seconds. */
-const WAIT = 60_000;
+const WAIT = 45_000;
 
 let stack: TestStack;
 let bridge: RunningBridge;
@@ -166,9 +166,31 @@ describe("the console in a browser", () => {
     await page.goto(`${stack.apiUrl}/clusters`);
     await page.getByLabel("Username").waitFor({ timeout: WAIT });
     expect(new URL(page.url()).searchParams.get("next")).toBe("/clusters");
+    await page.getByText("Your session ended").waitFor({ timeout: WAIT });
     await page.getByLabel("Username").fill(VIEWER.username);
     await page.getByLabel("Password").fill(VIEWER.password);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Clusters" }).waitFor({ timeout: WAIT });
-  }, 60_000);
+  }, 120_000);
+
+  it("an admin stops an instance (it turns stopped live) and deletes one only after confirming", async () => {
+    const page = await (await browser.newContext({ viewport: { width: 1400, height: 800 } })).newPage();
+    await signIn(page, { username: "admin", password: stack.cfg.worker.adminPassword });
+    const gated = page.locator('tr[data-instance="console-gated"]');
+    await gated.getByRole("button", { name: "Stop" }).click();
+    await gated.locator('[data-status="stopped"]').waitFor({ timeout: WAIT });
+    await gated.getByRole("button", { name: "Start" }).waitFor({ timeout: WAIT });
+
+    const row = page.locator('tr[data-instance="console-agent"]');
+    await row.getByTestId("delete-instance").click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByText("Delete console-agent?").waitFor({ timeout: WAIT });
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    expect(await row.count()).toBe(1);
+    await row.getByTestId("delete-instance").click();
+    await dialog.getByRole("button", { name: "Delete instance" }).click();
+    await row.waitFor({ state: "detached", timeout: WAIT });
+    const left = await api.GET("/api/instances", { params: { query: { q: "console-agent" } } });
+    expect(left.data!.items).toEqual([]);
+  }, 120_000);
 });

@@ -13,10 +13,15 @@ api.use({
   onRequest({ request }) {
     const t = token();
     if (t && !request.headers.has("Authorization")) request.headers.set("Authorization", `Bearer ${t}`);
+    // A browser sends body-less writes (start, stop, delete, promote…) with an empty body, which the
+    // API's body guard counts as a body that must say it is JSON (415 otherwise): so every write says so.
+    if (request.method !== "GET" && request.method !== "HEAD" && !request.headers.has("Content-Type")) {
+      request.headers.set("Content-Type", "application/json");
+    }
     return request;
   },
   onResponse({ request, response }) {
-    if (response.status === 401 && !new URL(request.url).pathname.endsWith("/api/auth/login")) signOut();
+    if (response.status === 401 && !new URL(request.url).pathname.endsWith("/api/auth/login")) signOut({ expired: true });
     return response;
   },
 });

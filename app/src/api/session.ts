@@ -25,15 +25,20 @@ function restore(): Session | null {
 }
 
 const [session, setSession] = createSignal<Session | null>(restore());
-export { session };
+/** True when the API ended the session (401), so the login page can say why it is back. */
+const [expired, setExpired] = createSignal(false);
+export { expired, session };
 
 export function signIn(s: Session): void {
   try { sessionStorage.setItem(KEY, JSON.stringify(s)); } catch { /* private mode: memory only */ }
+  setExpired(false);
   setSession(s);
 }
 
-export function signOut(): void {
+export function signOut(opts: { expired?: boolean } = {}): void {
   try { sessionStorage.removeItem(KEY); } catch { /* nothing stored */ }
+  // Several calls in flight may each answer 401: the first one, which ends a live session, decides.
+  if (session() !== null) setExpired(!!opts.expired);
   setSession(null);
 }
 

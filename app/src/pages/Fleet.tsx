@@ -55,6 +55,9 @@ export function Fleet() {
     if (data) setItems(mergeInstance(items(), data));
   };
 
+  // Read at once (the table must not wait for a socket that may never connect) and again on every
+  // (re)connect: events sent before the socket opened, or while it was down, are not replayed.
+  void load();
   const live = useLive("/ws/fleet", {
     onMessage: (m) => {
       if (!isInstanceStatus(m)) return;
@@ -63,7 +66,6 @@ export function Fleet() {
       if (applied.unknownInstance && cursors().length === 1) rereadSoon();
       if (applied.refreshInstance) void refreshOne(applied.refreshInstance);
     },
-    // (Re)connected: events sent while the socket was down are gone, so read the page again.
     onOpen: () => void load(),
   });
 

@@ -1,7 +1,7 @@
 import { useNavigate, useSearchParams } from "@solidjs/router";
 import { createSignal, Show } from "solid-js";
 import { api, messageOf } from "../api/api.ts";
-import { signIn } from "../api/session.ts";
+import { expired, signIn } from "../api/session.ts";
 
 /** Only paths on this origin: `next` comes from the address bar. */
 function safeNext(next: string | string[] | undefined): string {
@@ -34,7 +34,7 @@ export function Login() {
       <form class="card" onSubmit={submit} aria-labelledby="login-title">
         <h1 id="login-title">RedForge Control Tower</h1>
         <p class="muted">Sign in to manage your Node-RED fleet.</p>
-        <Show when={params.next}><p class="notice">Your session ended. Sign in to go back where you were.</p></Show>
+        <Show when={expired()}><p class="notice" role="status">Your session ended. Sign in to go back where you were.</p></Show>
         <label>Username<input name="username" autocomplete="username" required autofocus /></label>
         <label>Password<input name="password" type="password" autocomplete="current-password" required /></label>
         <Show when={error()}><p class="error" role="alert">{error()}</p></Show>
