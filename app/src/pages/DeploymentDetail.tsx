@@ -1,14 +1,14 @@
 /** One deployment's live timeline (/ws/deployments/:id), its counts, its failure in plain words, and the operator buttons that apply. */
 import { A, useParams } from "@solidjs/router";
-import { createSignal, For, Show } from "solid-js";
+import { createSignal, Show } from "solid-js";
 import { api, messageOf } from "../api/api.ts";
 import { can } from "../api/me.ts";
-import { applyDeploymentEvent, failureInWords, formatMs, operatorActions, timeline, type Deployment } from "../deployments/timeline.ts";
+import { applyDeploymentEvent, failureInWords, formatMs, operatorActions, type Deployment } from "../deployments/timeline.ts";
 import { useLive } from "../live/useLive.ts";
 import { LiveBadge, StatusBadge, useConfirm, useNow } from "../ui/bits.tsx";
+import { SmokeChecks, Timeline } from "./DeploymentTimeline.tsx";
 import { DEPLOYMENT_TONE } from "./Deployments.tsx";
 
-const PHASE_TONE: Record<string, string> = { done: "ok", running: "busy", paused: "idle", failed: "bad", waiting: "unknown", skipped: "unknown" };
 
 export function DeploymentDetail() {
   const params = useParams<{ id: string }>();
@@ -75,24 +75,8 @@ export function DeploymentDetail() {
                   </div>
                 )}
               </Show>
-              <ol class="timeline" data-testid="timeline">
-                <For each={timeline(dep(), now())}>{(row) => (
-                  <li class={`phase phase-${row.state}`} data-phase={row.phase}>
-                    <span class="phase-name">{row.phase.replace("_", " ")}</span>
-                    <StatusBadge status={row.state} tone={PHASE_TONE[row.state] ?? "unknown"} />
-                    <span class="phase-ms">{formatMs(row.durationMs)}</span>
-                    <span class="muted phase-detail">{row.detail ?? ""}</span>
-                  </li>
-                )}</For>
-              </ol>
-              <Show when={dep().metrics.smoke}>
-                {(s) => (
-                  <div class="panel">
-                    <h2>Smoke checks: {s().verdict}</h2>
-                    <ul class="checks"><For each={s().checks}>{(c) => <li><StatusBadge status={c.outcome} tone={c.outcome === "passed" ? "ok" : c.outcome === "failed" ? "bad" : "unknown"} /> {c.name} <span class="muted">{c.detail}</span></li>}</For></ul>
-                  </div>
-                )}
-              </Show>
+              <Timeline deployment={dep()} now={now()} />
+              <Show when={dep().metrics.smoke}>{(smoke) => <SmokeChecks smoke={smoke()} />}</Show>
             </>
           );
         }}

@@ -8,8 +8,9 @@ import { can } from "../api/me.ts";
 import { applyStatus, isInstanceStatus, mergeInstance, type InstanceSummary } from "../fleet/fleetEvents.ts";
 import { useClusters } from "../fleet/useClusters.ts";
 import { useLive } from "../live/useLive.ts";
-import { ago, LiveBadge, StatusBadge, useConfirm, useNow } from "../ui/bits.tsx";
+import { LiveBadge, useConfirm, useNow } from "../ui/bits.tsx";
 import { CreateInstance } from "./CreateInstance.tsx";
+import { FleetEmpty, FleetRow } from "./FleetRow.tsx";
 
 const STATUSES = ["pending", "starting", "running", "stopped", "failed", "unknown", "deploying"] as const;
 type Status = (typeof STATUSES)[number];
@@ -126,26 +127,7 @@ export function Fleet() {
           </thead>
           <tbody>
             <For each={items()}>{(i) => (
-              <tr data-instance={i.name}>
-                <td class="strong">{i.name}</td>
-                <td><StatusBadge status={i.status} title={i.statusReason} /><Show when={i.statusReason && i.status !== "running"}><span class="reason">{i.statusReason}</span></Show></td>
-                <td class={i.desiredState !== i.status && i.status !== "deploying" ? "drift" : "muted"}>{i.desiredState}</td>
-                <td>{nameOf(i.clusterId)}</td>
-                <td class="muted">{i.team}</td>
-                <td class="muted">{i.nodeRedVersion ?? i.stack}</td>
-                <td><Endpoints endpoints={i.endpoints} /></td>
-                <td class="muted" title={i.updatedAt}>{ago(i.updatedAt, now())}</td>
-                <td class="row-actions">
-                  <Show when={can("instances", "update")}>
-                    <Show when={i.desiredState === "stopped"} fallback={<button type="button" onClick={() => void act(i, "stop")}>Stop</button>}>
-                      <button type="button" onClick={() => void act(i, "start")}>Start</button>
-                    </Show>
-                  </Show>
-                  <Show when={can("instances", "delete")}>
-                    <button type="button" class="danger-quiet" onClick={() => destroy(i)} data-testid="delete-instance">Delete</button>
-                  </Show>
-                </td>
-              </tr>
+              <FleetRow instance={i} clusterName={nameOf(i.clusterId)} now={now()} onAct={(what) => void act(i, what)} onDelete={() => destroy(i)} />
             )}</For>
           </tbody>
         </table>
@@ -157,29 +139,5 @@ export function Fleet() {
       </Show>
       <ConfirmView />
     </section>
-  );
-}
-
-function Endpoints(props: { endpoints: Record<string, string> }) {
-  const entries = () => Object.entries(props.endpoints);
-  return (
-    <Show when={entries().length > 0} fallback={<span class="muted">—</span>}>
-      <span class="endpoints">
-        <For each={entries()}>{([name, url]) => <a href={url} target="_blank" rel="noopener noreferrer" title={url}>{name}</a>}</For>
-      </span>
-    </Show>
-  );
-}
-
-function FleetEmpty(props: { filtered: boolean; hasClusters: boolean; canCreate: boolean }) {
-  return (
-    <div class="empty" data-testid="fleet-empty">
-      <Show when={!props.filtered} fallback={<p>No instance matches these filters. Clear the search or pick another status or cluster.</p>}>
-        <p><strong>No instances yet.</strong></p>
-        <Show when={props.hasClusters} fallback={<p>First connect a cluster: register it (<code>POST /api/clusters</code>) and run its bridge (<code>npm run bridge</code>, see the Clusters page). <code>npm start</code> does this for a cluster named <code>local</code>.</p>}>
-          <p>{props.canCreate ? "Create one with the Create instance button: its cluster's bridge starts a Node-RED for it within seconds." : "Ask an admin to create one; it will show up here live."}</p>
-        </Show>
-      </Show>
-    </div>
   );
 }
