@@ -43,8 +43,9 @@ async function launchChromium(): Promise<Browser> {
   }
 }
 
-async function signIn(page: Page, who: { username: string; password: string }) {
+async function signIn(page: Page, who: { username: string; password: string }, screenshot?: string) {
   await page.goto(`${stack.apiUrl}/`);
+  if (screenshot) { await page.getByLabel("Username").waitFor({ timeout: WAIT }); await page.screenshot({ path: screenshot }); }
   await page.getByLabel("Username").fill(who.username);
   await page.getByLabel("Password").fill(who.password);
   await page.getByRole("button", { name: "Sign in" }).click();
@@ -83,7 +84,7 @@ describe("the console in a browser", () => {
     page.on("pageerror", (e) => failures.push(e.message));
     // The console is served under a CSP without inline script or style (app/public/_headers): a violation is a failure.
     page.on("console", (m) => { if (m.type() === "error" && /Content Security Policy/i.test(m.text())) failures.push(m.text()); });
-    await signIn(page, { username: "admin", password: stack.cfg.worker.adminPassword });
+    await signIn(page, { username: "admin", password: stack.cfg.worker.adminPassword }, SCREENSHOT.replace("fleet", "login"));
     expect(new URL(page.url()).pathname).toBe("/fleet");
     await page.getByTestId("fleet-empty").waitFor({ timeout: WAIT });
     await page.getByTestId("live").filter({ hasText: "live" }).waitFor({ timeout: WAIT });
@@ -109,6 +110,7 @@ describe("the console in a browser", () => {
     await form.locator(`select[name="clusterId"]`).selectOption(clusterId);
     await form.getByRole("button", { name: "Create" }).click();
     await expect(form.locator("#err-name").textContent({ timeout: WAIT })).resolves.toMatch(/already exists/);
+    await page.screenshot({ path: SCREENSHOT.replace("fleet", "create-error") });
     await form.getByRole("button", { name: "Cancel" }).click();
 
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
