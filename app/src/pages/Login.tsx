@@ -1,13 +1,8 @@
 import { useNavigate, useSearchParams } from "@solidjs/router";
 import { createSignal, Show } from "solid-js";
 import { api, messageOf } from "../api/api.ts";
+import { returnTo } from "../api/returnTo.ts";
 import { expired, signIn } from "../api/session.ts";
-
-/** Only paths on this origin: `next` comes from the address bar. */
-function safeNext(next: string | string[] | undefined): string {
-  const n = Array.isArray(next) ? next[0] : next;
-  return n && n.startsWith("/") && !n.startsWith("//") && !n.startsWith("/login") ? n : "/fleet";
-}
 
 export function Login() {
   const [params] = useSearchParams();
@@ -26,7 +21,7 @@ export function Login() {
     setBusy(false);
     if (!data) return setError(messageOf(err, response));
     signIn(data);
-    navigate(safeNext(params.next), { replace: true });
+    navigate(returnTo(params.next), { replace: true });
   };
 
   return (

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { formErrors } from "../../../app/src/api/fieldErrors.ts";
 import { allows } from "../../../app/src/api/permissions.ts";
+import { returnTo } from "../../../app/src/api/returnTo.ts";
 import { parseKeyValues } from "../../../app/src/fleet/keyValues.ts";
 
 const FIELDS = ["name", "clusterId", "stack", "resources.cpu", "resources.memory", "env", "secrets"];
@@ -48,5 +49,13 @@ describe("API errors onto form fields", () => {
     expect(allows(viewer, "instances", "create")).toBe(false);
     expect(allows([{ resource: "*", action: "*" }], "instances", "delete")).toBe(true);
     expect(allows([{ resource: "deployments", action: "*" }], "deployments", "update")).toBe(true);
+  });
+
+  it("after login only a path on this origin is followed back, never another host", () => {
+    expect(returnTo("/deployments/abc?x=1")).toBe("/deployments/abc?x=1");
+    for (const bad of ["//evil.example/x", "https://evil.example", "/\\evil.example", "/login?next=/x", "", undefined]) {
+      expect(returnTo(bad), String(bad)).toBe("/fleet");
+    }
+    expect(returnTo(["/clusters", "/x"])).toBe("/clusters");
   });
 });
