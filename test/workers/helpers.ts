@@ -1,6 +1,7 @@
-import { env, SELF } from "cloudflare:test";
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { openDb } from "../../db/client.ts";
 import { users } from "../../db/schema.ts";
+import { createApp } from "../../functions/app.ts";
 import { issueSessionToken } from "../../functions/auth/tokens.ts";
 import { hashPassword } from "../../core/crypto/passwords.ts";
 
@@ -13,7 +14,11 @@ export interface ApiResponse<T = any> {
 export async function api<T = any>(
   method: string,
   path: string,
-  opts: { token?: string; body?: unknown; raw?: BodyInit; headers?: Record<string, string> } = {},
+  opts: {
+    token?: string; body?: unknown; raw?: BodyInit; headers?: Record<string, string>;
+    /** As in production behind Cloudflare: CF-Connecting-IP carries this address and the Worker trusts it. */
+    clientAddress?: string;
+  } = {},
 ): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
@@ -22,11 +27,22 @@ export async function api<T = any>(
     body = JSON.stringify(opts.body);
     headers["Content-Type"] ??= "application/json";
   }
-  const res = await SELF.fetch(`http://redforge.test${path}`, { method, headers, body });
+  const res = opts.clientAddress === undefined
+    ? await SELF.fetch(`http://redforge.test${path}`, { method, headers, body })
+    : await fromTrustedClient(opts.clientAddress, new Request(`http://redforge.test${path}`, { method, headers, body }));
   const text = await res.text();
   let parsed: unknown = text;
   try { parsed = text ? JSON.parse(text) : null; } catch { /* non-JSON stays text */ }
   return { status: res.status, body: parsed as T, headers: res.headers };
+}
+
+const trustingApp = createApp();
+async function fromTrustedClient(address: string, request: Request): Promise<Response> {
+  request.headers.set("CF-Connecting-IP", address);
+  const ctx = createExecutionContext();
+  const res = await trustingApp.request(request, undefined, { ...env, REDFORGE_TRUST_CLIENT_IP: "true" }, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
 }
 
 export const unique = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}`;

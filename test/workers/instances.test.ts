@@ -114,7 +114,7 @@ describe("instances", () => {
     const name = unique("audited");
     const res = await api("POST", "/api/instances", {
       token: admin.token, body: { name, clusterId, env: { API_KEY: "sk-very-secret" } },
-      headers: { "User-Agent": "rbac-test/1.0", "X-Forwarded-For": "203.0.113.9" },
+      headers: { "User-Agent": "rbac-test/1.0" }, clientAddress: "203.0.113.9",
     });
     const id = res.body.id;
     await api("POST", `/api/instances/${id}/stop`, { token: admin.token });
@@ -132,7 +132,7 @@ describe("instances", () => {
   it("a row written for an IPv6 client in any notation still verifies", async () => {
     const { auditRowHash } = await import("../../db/auditChain.ts");
     const name = unique("v6");
-    const res = await api("POST", "/api/instances", { token: admin.token, body: { name, clusterId }, headers: { "X-Forwarded-For": "2001:DB8:0:0::1" } });
+    const res = await api("POST", "/api/instances", { token: admin.token, body: { name, clusterId }, clientAddress: "2001:DB8:0:0::1" });
     const [row] = await withDb((db) => db.select().from(auditLogs).where(and(eq(auditLogs.resourceId, res.body.id), eq(auditLogs.action, "INSTANCE_CREATED"))));
     expect(row!.ipAddress).toBe("2001:db8::1");
     const recomputed = await auditRowHash(row!.prevHash, row!.timestamp, {
