@@ -34,6 +34,23 @@ let clusterId: string;
 let tmp: string;
 const VIEWER = { username: "console-viewer", password: "viewer-password-123" };
 
+const APP = {
+  dir: fileURLToPath(new URL("../../app/", import.meta.url)),
+  vite: new URL("../../app/vite.config.ts", import.meta.url),
+  built: fileURLToPath(new URL("../../app/dist/index.html", import.meta.url)),
+};
+
+async function consoleBuildIsStale(): Promise<boolean> {
+  const built = await fs.stat(APP.built).then((s) => s.mtimeMs, () => 0);
+  const sources = await fs.readdir(APP.dir, { recursive: true, withFileTypes: true });
+  for (const entry of sources) {
+    const where = path.join(entry.parentPath, entry.name);
+    if (!entry.isFile() || where.includes(`${path.sep}dist${path.sep}`)) continue;
+    if ((await fs.stat(where)).mtimeMs > built) return true;
+  }
+  return built === 0;
+}
+
 async function launchChromium(): Promise<Browser> {
   try {
     const executablePath = await chromium.executablePath();
@@ -55,8 +72,9 @@ async function signIn(page: Page, who: { username: string; password: string }, s
 // Pages and contexts stay open until afterAll: @sparticuz/chromium runs --single-process, where
 // closing the last page can take the whole browser down with it.
 beforeAll(async () => {
-  // The browser must test this checkout's console: build it before wrangler dev reads app/dist.
-  await build({ configFile: fileURLToPath(new URL("../../app/vite.config.ts", import.meta.url)), logLevel: "warn" });
+  // The browser must test this checkout's console: rebuild app/dist before wrangler dev reads it, unless it
+  // is newer than every source (under `npm test`, pretest has just built it and other suites may be serving it).
+  if (await consoleBuildIsStale()) await build({ configFile: fileURLToPath(APP.vite), logLevel: "warn" });
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-console-e2e-"));
   [stack, browser] = await Promise.all([startTestStack({ worker: "wrangler" }), launchChromium()]);
   ({ api } = await adminClient(stack));
