@@ -14,8 +14,12 @@ const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
  */
 const SIGNED_BODY_ROUTE = /^\/api\/(webhooks\/|jobs\/|clusters\/[^/]+\/token$)/;
 
-const announcesBody = (c: Context<AppEnv>) =>
-  c.req.raw.body !== null || Number(c.req.header("Content-Length") ?? 0) > 0 || c.req.header("Transfer-Encoding") !== undefined;
+/** An explicit `Content-Length: 0` is no body: browsers send body-less writes that way (with a stream present). */
+function announcesBody(c: Context<AppEnv>): boolean {
+  if (c.req.header("Transfer-Encoding") !== undefined) return true;
+  const length = c.req.header("Content-Length");
+  return length !== undefined ? Number(length) > 0 : c.req.raw.body !== null;
+}
 
 /**
  * A refused body is cancelled, not left unread: an unread multi-MB body kept

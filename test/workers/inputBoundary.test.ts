@@ -133,6 +133,14 @@ describe("bodies are refused early and cancelled", () => {
     expect(head.status).toBe(400);
   });
 
+  it("a body-less write as a browser sends it (an empty body, Content-Length 0, no Content-Type) is not 415", async () => {
+    const inst = await createInstance(admin.token, cluster.id);
+    const res = await SELF.fetch(`http://redforge.test/api/instances/${inst.id}/stop`, {
+      method: "POST", headers: { Authorization: `Bearer ${admin.token}`, "Content-Length": "0" }, body: "",
+    });
+    expect(res.status, await res.clone().text()).toBe(202);
+  });
+
   it("a refused streamed body (413, 415) is cancelled, not left for the runtime", async () => {
     for (const [contentType, size, status] of [["application/json", 4 * 1024 * 1024, 413], ["text/plain", 64 * 1024, 415]] as const) {
       let sent = 0;
