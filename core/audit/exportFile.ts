@@ -4,13 +4,13 @@
  * offline (docs/audit.md, scripts/verify-audit-export.ts).
  */
 import { and, asc, count, desc, gt, gte, lte } from "drizzle-orm";
-import { canonicalJson } from "../../db/auditChain.ts";
 import type { Db } from "../../db/client.ts";
-import type { AuditRow, ChainHead, VerifyResult } from "../../db/auditVerify.ts";
+import type { ChainHead, VerifyResult } from "../../db/auditVerify.ts";
 import { auditLogs } from "../../db/schema.ts";
-import { csvCell, csvLine } from "./csv.ts";
 
-export type ExportFormat = "ndjson" | "csv";
+import { formatHeader, formatRow, formatTrailer, type ExportFormat } from "./exportFormat.ts";
+
+export { exportRecord, type ExportFormat } from "./exportFormat.ts";
 
 /** A contiguous id range: time filters pick its ends, never holes in the middle, so the file stays a verifiable chain. */
 export interface ExportRange { fromId: number; toId: number; head: ChainHead; rows: number }
@@ -40,40 +40,6 @@ export async function exportRange(db: Db, from?: Date, to?: Date): Promise<Expor
   const fromId = first.id;
   const [n] = await db.select({ n: count() }).from(auditLogs).where(and(gte(auditLogs.id, fromId), lte(auditLogs.id, last.id)));
   return { fromId, toId: last.id, head: last, rows: n?.n ?? 0 };
-}
-
-/** Column names as in the table (snake_case): the file describes the table, not the API. */
-export function exportRecord(r: AuditRow) {
-  return {
-    id: r.id, timestamp: r.timestamp.toISOString(), user_id: r.userId, action: r.action,
-    resource_type: r.resourceType, resource_id: r.resourceId, details: r.details ?? null,
-    ip_address: r.ipAddress, user_agent: r.userAgent, status_code: r.statusCode,
-    prev_hash: r.prevHash, hash: r.hash,
-  };
-}
-
-const CSV_COLUMNS = Object.keys(exportRecord({
-  id: 0, timestamp: new Date(0), userId: null, action: "", resourceType: null, resourceId: null,
-  details: null, ipAddress: null, userAgent: null, statusCode: null, prevHash: "", hash: "",
-}));
-
-/** `details` as canonical JSON text (a JSON string too), so the verifier can parse it back; the other cells as they are. */
-function csvRecord(r: AuditRow): unknown[] {
-  const rec = exportRecord(r);
-  return Object.values({ ...rec, details: rec.details === null ? null : canonicalJson(rec.details) });
-}
-
-export function formatHeader(format: ExportFormat): string {
-  return format === "csv" ? csvLine(CSV_COLUMNS) : "";
-}
-
-export function formatRow(format: ExportFormat, r: AuditRow): string {
-  return format === "ndjson" ? `${JSON.stringify(exportRecord(r))}\n` : csvLine(csvRecord(r));
-}
-
-/** NDJSON: the trailer is the one line with a `head` key. CSV: a last record `#trailer,<trailer JSON>`. */
-export function formatTrailer(format: ExportFormat, t: Trailer): string {
-  return format === "ndjson" ? `${JSON.stringify(t)}\n` : `#trailer,${csvCell(JSON.stringify(t))}\r\n`;
 }
 
 /**

@@ -1,16 +1,17 @@
 /**
  * CSV formula injection (issue 12, item 5): every text cell an attacker can
- * choose is neutralised in audit exports and compliance reports (OWASP: `'`
- * prefix, quoted), and the offline verifier still recomputes the audit hashes
- * from the CSV file.
+ * choose is neutralised in audit exports (OWASP: `'` prefix, quoted), and the
+ * offline verifier still recomputes the audit hashes from the CSV file.
+ * Reports: test/workers/reports.test.ts; end to end: test/integration/audit-export.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { auditRowHash, GENESIS_HASH } from "../../db/auditChain.ts";
-import type { AuditRow } from "../../db/auditVerify.ts";
+import type { auditLogs } from "../../db/schema.ts";
 import { csvCell, decodeCsvCell, parseCsv } from "../../core/audit/csv.ts";
-import { formatHeader, formatRow, formatTrailer } from "../../core/audit/exportFile.ts";
-import { serializeReport } from "../../core/reports/serialize.ts";
+import { formatHeader, formatRow, formatTrailer } from "../../core/audit/exportFormat.ts";
 import { verifyAuditExport } from "../../scripts/verify-audit-export.ts";
+
+type AuditRow = typeof auditLogs.$inferSelect;
 
 const HOSTILE = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)", "\t=1+1", "\r=1+1", "'=already", "'", ""];
 
@@ -78,21 +79,5 @@ describe("audit export CSV", () => {
     edited[3] = edited[3]!.replace("UNAUTHORIZED_ACCESS", "USER_LOGIN");
     expect(await verifyAuditExport(edited.join("\r\n"))).toMatchObject({ ok: false, line: 4, id: 3, reason: "hash_mismatch" });
     expect(await verifyAuditExport(lines.slice(0, -2).join("\r\n"))).toMatchObject({ ok: false, reason: "trailer_missing" });
-  });
-});
-
-describe("report CSV", () => {
-  it("neutralises hostile cells in every section", () => {
-    const doc = {
-      reportType: "AUDIT_TRAIL", kind: "audit_trail" as const, framework: null,
-      dateRange: { start: "2026-12-01T00:00:00.000Z", end: "2026-12-02T00:00:00.000Z" }, generatedAt: "2026-12-02T00:00:00.000Z",
-      counts: { auditTrail: HOSTILE.length },
-      sections: { auditTrail: HOSTILE.map((t, i) => ({ id: i, user_agent: t, resource_id: t, flow_name: t })) },
-    };
-    const [, ...records] = parseCsv(serializeReport(doc, "csv"));
-    const trailer = records.pop()!;
-    expect(trailer[0]!.text).toBe("#report");
-    for (const r of records) for (const f of r) expect(/^[=+\-@\t\r]/.test(f.text), JSON.stringify(f.text)).toBe(false);
-    expect(records.map((r) => decodeCsvCell(r[2]!))).toEqual(HOSTILE.map((t) => t));
   });
 });

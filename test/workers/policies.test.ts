@@ -7,11 +7,11 @@
  */
 import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { instances } from "../../db/schema.ts";
 import { ApiError } from "../../core/errors.ts";
 import { assertDeploymentAllowed } from "../../core/governance/deploymentGate.ts";
-import { evaluateModelPolicy, insideWindow, ruleShapes, type Policy } from "../../core/governance/policies.ts";
+import { evaluateModelPolicy, insideWindow, ruleShapes, selects, type Policy } from "../../core/governance/policies.ts";
 import { openKv } from "../../core/platform/kv.ts";
 import { adminLogin, api, createCluster, createUser, expectErrorShape, unique, withDb } from "./helpers.ts";
 
@@ -209,5 +209,39 @@ describe("max replicas", () => {
     const missing = await api("POST", "/api/policies/evaluate", { token: admin.token, body: { action: "deploy", instanceId: crypto.randomUUID() } });
     expect(missing.status).toBe(404);
     expectErrorShape(missing.body, "instance_not_found");
+  });
+});
+
+describe("namePattern globs (issue 12, item 6)", () => {
+  it("selecting by the worst 63-character pattern builds no RegExp (a backtracking one blocked the Worker)", () => {
+    const pattern = `${"*a".repeat(31)}*`.slice(0, 62) + "b";
+    const built: string[] = [];
+    vi.stubGlobal("RegExp", new Proxy(RegExp, {
+      construct(_target, args) {
+        built.push(String(args[0]));
+        throw new Error("a RegExp was built from a policy pattern");
+      },
+    }));
+    try {
+      expect(selects({ namePattern: pattern }, { name: "a".repeat(63), team: "t", labels: {} })).toBe(false);
+      expect(selects({ namePattern: "prod-*" }, { name: "prod-1", team: "t", labels: {} })).toBe(true);
+      expect(selects({ namePattern: "prod-*" }, { name: "dev-1", team: "t", labels: {} })).toBe(false);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(built).toEqual([]);
+  });
+
+  it("a policy with a hostile pattern is enforced through the API like any other", async () => {
+    const admin = await createUser("admin");
+    const cluster = await createCluster(admin.token);
+    const prefix = `re${crypto.randomUUID().slice(0, 6)}`;
+    const hit = await instanceOn(admin.token, cluster.id, `${prefix}-${"a".repeat(40)}b`);
+    const miss = await instanceOn(admin.token, cluster.id, `${prefix}-${"a".repeat(24)}`);
+    const p = await newPolicy(admin.token, { kind: "max_replicas", rule: { selector: { namePattern: `${prefix}-*a*a*a*a*a*a*a*a*a*a*a*a*b` }, max: 1 } });
+    const denied = await api("POST", "/api/policies/evaluate", { token: admin.token, body: { action: "scale", instanceId: hit.id, replicas: 2 } });
+    expect(denied.body).toMatchObject({ allowed: false, policy: p.name });
+    const allowed = await api("POST", "/api/policies/evaluate", { token: admin.token, body: { action: "scale", instanceId: miss.id, replicas: 2 } });
+    expect(allowed.body).toMatchObject({ allowed: true });
   });
 });

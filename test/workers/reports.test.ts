@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { aiDecisionLogs, roles } from "../../db/schema.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
 import { call, callJob } from "./qstashJobs.ts";
+import { decodeCsvCell, parseCsv } from "../../core/audit/csv.ts";
 
 let admin: TestUser;
 let instanceId: string;
@@ -220,5 +221,23 @@ describe("POST /api/jobs/compliance-export (the scheduled export)", () => {
     expect(audit.body.items[0].details).toMatchObject({ digest: ai.digest, trigger: "scheduled" });
 
     await call("PUT", "/api/config", { token: admin.token, body: { reports: { schedule: null, kinds: ["audit_trail"] } } });
+  });
+});
+
+describe("CSV reports and formula injection (issue 12, item 5)", () => {
+  it("a hostile User-Agent reaches an audit_trail CSV report only as a neutralised cell", async () => {
+    const agent = "=cmd|' /C calc'!A0";
+    const cluster = await api("POST", "/api/clusters", { token: admin.token, body: { name: unique("csv") }, headers: { "User-Agent": agent } });
+    expect(cluster.status).toBe(201);
+    const res = await create({ kind: "audit_trail", format: "csv" });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const text = new TextDecoder().decode((await download(res.body.id)).bytes);
+    const [header, ...records] = parseCsv(text);
+    expect(records.pop()![0]!.text).toBe("#report");
+    const col = (name: string) => header!.findIndex((f) => f.text === name);
+    const mine = records.find((r) => r[col("resource_id")]?.text === cluster.body.id && r[col("section")]!.text === "auditTrail")!;
+    expect(mine[col("user_agent")]!.text).toBe(`'${agent}`);
+    expect(decodeCsvCell(mine[col("user_agent")]!)).toBe(agent);
+    for (const r of records) for (const f of r) expect(/^[=+\-@\t\r]/.test(f.text), JSON.stringify(f.text)).toBe(false);
   });
 });
