@@ -3,13 +3,13 @@
  * route and the webhook route are authenticated by the cluster's webhook
  * signature, the link by a short-lived cluster token.
  */
-import { eq } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { clusters } from "../../db/schema.ts";
 import type { AppEnv } from "../../core/app-env.ts";
 import { issueClusterToken, verifyClusterToken } from "../auth/clusterTokens.ts";
-import { ApiError } from "../../core/errors.ts";
+import { ApiError, notFound } from "../../core/errors.ts";
 import { applyCommandResult, applyHealthReport } from "../../core/fleet/applyReport.ts";
 import { applyInstanceStatus } from "../../core/fleet/instanceStatus.ts";
 import { ingestAiDecisions } from "../../core/ai/ingest.ts";
@@ -54,14 +54,17 @@ export const bridgeRoutes = new Hono<AppEnv>()
     description: "Commands flow down and acknowledgements up over this socket; see protocol/commands.ts.",
     access: "clusterToken",
     responses: { 101: null },
-    errors: [426],
+    errors: [404, 426],
   }), validate("param", clusterParam), async (c) => {
     const { id } = c.req.valid("param");
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
     const token = /^Bearer\s+(\S+)$/i.exec(c.req.header("Authorization") ?? "")?.[1];
     const subject = token ? await verifyClusterToken(token, c.var.services.config.jwtSecret) : null;
     if (subject !== id) throw new ApiError(401, "invalid_cluster_token", "a valid cluster token for this cluster is required");
-    await c.var.services.db.update(clusters).set({ status: "connected", lastSeenAt: new Date() }).where(eq(clusters.id, id));
+    // A deleted cluster's bridge may still hold a token that has not expired: its link stays shut.
+    const [live] = await c.var.services.db.update(clusters).set({ status: "connected", lastSeenAt: new Date() })
+      .where(and(eq(clusters.id, id), isNull(clusters.deletedAt))).returning({ id: clusters.id });
+    if (!live) throw notFound("cluster", id);
     const headers = new Headers(c.req.raw.headers);
     headers.set("X-Redforge-Cluster-Id", id);
     const link = c.env.CLUSTER_LINK.get(c.env.CLUSTER_LINK.idFromName(id));

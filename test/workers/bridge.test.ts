@@ -8,7 +8,7 @@ import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import type { ClusterLink } from "../../durable/clusterLink.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
-import { api, createUser, unique, type TestUser } from "./helpers.ts";
+import { api, createUser, expectErrorShape, unique, type TestUser } from "./helpers.ts";
 
 let admin: TestUser;
 
@@ -114,6 +114,15 @@ describe("command channel", () => {
     expect(wrong.status).toBe(401);
     const userToken = await SELF.fetch(`http://redforge.test/api/clusters/${cluster.id}/link`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${admin.token}` } });
     expect(userToken.status).toBe(401);
+  });
+
+  it("a deleted cluster's bridge cannot reopen its link with a token issued before the delete", async () => {
+    const cluster = await newCluster();
+    const token = (await clusterToken(cluster)).body.token;
+    expect((await api("DELETE", `/api/clusters/${cluster.id}`, { token: admin.token })).status).toBe(204);
+    const res = await SELF.fetch(`http://redforge.test/api/clusters/${cluster.id}/link`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(404);
+    expectErrorShape(await res.json(), "cluster_not_found");
   });
 
   it("create sends instance.create over the link; its result sets status and endpoints once", async () => {
