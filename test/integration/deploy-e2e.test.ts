@@ -9,21 +9,15 @@
  * rolls back without losing anything; a paused deployment survives the dev
  * server restarting and is then promoted.
  */
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
-import { startBridge, type RunningBridge } from "../../bridge/main.ts";
-import { lineLogger } from "../../bridge/log.ts";
 import type { ApiBody } from "../../protocol/api/client.ts";
-import { adminClient, type ApiClient } from "../harness/adminClient.ts";
-import { startTestStack, type TestStack } from "../harness/testStack.ts";
+import type { ApiClient } from "../harness/adminClient.ts";
+import { startFleetStack, type FleetStack } from "../harness/fleetStack.ts";
+import type { TestStack } from "../harness/testStack.ts";
 import { LoadGenerator, losses, NO_LOSS, zeroLossFlow } from "../harness/zeroLoss.ts";
 
 let stack: TestStack;
-let bridge: RunningBridge;
-let tmp: string;
 let token: string;
 let clusterId: string;
 let broker: { host: string; port: number };
@@ -66,25 +60,13 @@ const smokeFor = (version: string) => ({
   mqtt: true,
 });
 
+let fleet: FleetStack;
 beforeAll(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-deploy-e2e-"));
-  stack = await startTestStack({ worker: "wrangler" });
-  const u = new URL(stack.mqttUrl);
-  broker = { host: u.hostname, port: Number(u.port || 1883) };
-  ({ token, api } = await adminClient(stack));
-  const cluster = (await api.POST("/api/clusters", { body: { name: "deploy-e2e" } })).data!;
-  clusterId = cluster.id;
-  bridge = await startBridge({
-    clusterId, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl,
-    stateDir: path.join(tmp, "bridge"), log: lineLogger(process.env.STACK_LOG ? (l) => console.log(`[bridge] ${l}`) : () => {}),
-  });
+  fleet = await startFleetStack("deploy-e2e");
+  ({ stack, api, clusterId, broker, token } = fleet);
 }, 180_000);
 
-afterAll(async () => {
-  await bridge?.close();
-  await stack?.stop();
-  await fs.rm(tmp, { recursive: true, force: true });
-});
+afterAll(async () => fleet?.close());
 
 async function deployUnderLoad(instance: any, body: Omit<DeploymentRequest, "instanceId">) {
   const load = new LoadGenerator({ brokerUrl: stack.mqttUrl, mqttTopic: `redforge/ingest/${instance.id}`, httpUrl: `${instance.endpoints.front}/work`, rate: 200 });

@@ -8,20 +8,14 @@
  * everything sent after the switch answered by green, which runs 5.0.7. A
  * green that fails its smoke test rolls back to 4.1 with nothing lost.
  */
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { startBridge, type RunningBridge } from "../../bridge/main.ts";
-import { lineLogger } from "../../bridge/log.ts";
 import type { ApiBody } from "../../protocol/api/client.ts";
-import { adminClient, type ApiClient } from "../harness/adminClient.ts";
-import { startTestStack, type TestStack } from "../harness/testStack.ts";
+import type { ApiClient } from "../harness/adminClient.ts";
+import { startFleetStack, type FleetStack } from "../harness/fleetStack.ts";
+import type { TestStack } from "../harness/testStack.ts";
 import { LoadGenerator, losses, NO_LOSS, zeroLossFlow } from "../harness/zeroLoss.ts";
 
 let stack: TestStack;
-let bridge: RunningBridge;
-let tmp: string;
 let clusterId: string;
 let broker: { host: string; port: number };
 let api: ApiClient;
@@ -70,25 +64,13 @@ async function upgradeUnderLoad(instance: { id: string; endpoints: Record<string
   return { done, report };
 }
 
+let fleet: FleetStack;
 beforeAll(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-runtime-upgrade-"));
-  stack = await startTestStack({ worker: "wrangler" });
-  const u = new URL(stack.mqttUrl);
-  broker = { host: u.hostname, port: Number(u.port || 1883) };
-  ({ api } = await adminClient(stack));
-  const cluster = (await api.POST("/api/clusters", { body: { name: "runtime-upgrade" } })).data!;
-  clusterId = cluster.id;
-  bridge = await startBridge({
-    clusterId, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl,
-    stateDir: path.join(tmp, "bridge"), log: lineLogger(process.env.STACK_LOG ? (l) => console.log(`[bridge] ${l}`) : () => {}),
-  });
+  fleet = await startFleetStack("runtime-upgrade");
+  ({ stack, api, clusterId, broker } = fleet);
 }, 180_000);
 
-afterAll(async () => {
-  await bridge?.close();
-  await stack?.stop();
-  await fs.rm(tmp, { recursive: true, force: true });
-});
+afterAll(async () => fleet?.close());
 
 describe("runtime upgrades through the API (Node-RED 4.1.15 → 5.0.7)", () => {
   it("the bridge reports both stacks; /api/stacks lists them", async () => {
