@@ -141,7 +141,7 @@ describe("bodies are refused early and cancelled", () => {
     expect(res.status, await res.clone().text()).toBe(202);
   });
 
-  it("a refused streamed body (413, 415) is cancelled, not left for the runtime", async () => {
+  it("a refused streamed body (413, 415) is drained or cancelled, not left for the runtime", async () => {
     for (const [contentType, size, status] of [["application/json", 4 * 1024 * 1024, 413], ["text/plain", 64 * 1024, 415]] as const) {
       let sent = 0;
       let cancelled = false;
