@@ -1,9 +1,11 @@
 /** Start a blue-green deployment from pasted flow JSON, and the history with a status filter. */
 import { A, useNavigate } from "@solidjs/router";
 import { createResource, createSignal, For, Show } from "solid-js";
-import { api, messageOf } from "../api/api.ts";
+import { api } from "../api/api.ts";
 import { formErrors, type FormErrors } from "../api/fieldErrors.ts";
 import { can } from "../api/me.ts";
+import { useCursorList } from "../api/useCursorList.ts";
+import { ListFooter } from "../ui/ListFooter.tsx";
 import type { ApiBody } from "../../../protocol/api/client.ts";
 import type { Deployment } from "../deployments/timeline.ts";
 import { ago, FieldError, StatusBadge } from "../ui/bits.tsx";
@@ -14,57 +16,48 @@ export const DEPLOYMENT_TONE: Record<string, string> = { completed: "ok", in_pro
 
 export function Deployments() {
   const [status, setStatus] = createSignal<Status | "">("");
-  const [items, setItems] = createSignal<Deployment[]>([]);
-  const [next, setNext] = createSignal<string | null>(null);
-  const [loaded, setLoaded] = createSignal(false);
-  const [error, setError] = createSignal<string | null>(null);
   const [instances] = createResource(async () => (await api.GET("/api/instances", { params: { query: { limit: 200 } } })).data?.items ?? []);
   const nameOf = (id: string) => instances.latest?.find((i) => i.id === id)?.name ?? id.slice(0, 8);
-
-  const load = async (cursor?: string) => {
-    const { data, error: err, response } = await api.GET("/api/deployments", { params: { query: { limit: 50, ...(cursor ? { cursor } : {}), ...(status() ? { status: status() as Status } : {}) } } });
-    setLoaded(true);
-    if (!data) return setError(messageOf(err, response));
-    setError(null);
-    setItems(cursor ? [...items(), ...data.items] : data.items);
-    setNext(data.nextCursor);
-  };
-  void load();
+  const list = useCursorList((cursor) => api.GET("/api/deployments", { params: { query: { limit: 50, ...(cursor ? { cursor } : {}), ...(status() ? { status: status() as Status } : {}) } } }));
 
   return (
     <section class="page">
       <div class="page-head"><h1>Deployments</h1></div>
       <Show when={can("deployments", "create")}><StartDeployment instances={instances.latest ?? []} /></Show>
       <div class="toolbar">
-        <select aria-label="Filter by status" value={status()} onChange={(e) => { setStatus(e.currentTarget.value as Status | ""); void load(); }}>
+        <select aria-label="Filter by status" value={status()} onChange={(e) => { setStatus(e.currentTarget.value as Status | ""); void list.reload(); }}>
           <option value="">any status</option>
           <For each={STATUSES}>{(s) => <option value={s}>{s.replace("_", " ")}</option>}</For>
         </select>
       </div>
-      <Show when={error()}><p class="error" role="alert">{error()}</p></Show>
-      <Show when={!loaded() || items().length > 0} fallback={
+      <Show when={list.items().length > 0}><DeploymentRows items={list.items()} nameOf={nameOf} /></Show>
+      <ListFooter list={list} empty={
         <div class="empty"><p><strong>No deployments{status() ? ` that are ${status().replace("_", " ")}` : " yet"}.</strong></p>
           <p>Paste an instance's new flow JSON above to roll it out blue-green; its flows need a <code>redforge-gate</code> at each entry to hold messages during the switch (docs/deployments.md).</p></div>
-      }>
-        <table class="grid">
-          <thead><tr><th>Deployment</th><th>Instance</th><th>Status</th><th>Phase</th><th>Held / lost</th><th>Failure</th><th>Started</th></tr></thead>
-          <tbody>
-            <For each={items()}>{(d) => (
-              <tr>
-                <td><A href={`/deployments/${d.id}`}>{d.id.slice(0, 8)}</A>{d.toStack && d.fromStack !== d.toStack ? <span class="muted"> · stack {d.fromStack} → {d.toStack}</span> : null}</td>
-                <td>{nameOf(d.instanceId)}</td>
-                <td><StatusBadge status={d.status} tone={DEPLOYMENT_TONE[d.status] ?? "unknown"} /></td>
-                <td class="muted">{d.phase ?? "—"}</td>
-                <td class="muted">{d.metrics.messagesHeld} / {d.metrics.messagesLost}</td>
-                <td class="muted">{d.error?.code ?? ""}</td>
-                <td class="muted" title={d.createdAt}>{ago(d.createdAt)}</td>
-              </tr>
-            )}</For>
-          </tbody>
-        </table>
-        <Show when={next()}><div class="pager"><button type="button" onClick={() => void load(next()!)}>Load more</button></div></Show>
-      </Show>
+      } />
     </section>
+  );
+}
+
+/** Deployments as table rows (the history here and on an instance's page). */
+export function DeploymentRows(props: { items: Deployment[]; nameOf: (instanceId: string) => string; hideInstance?: boolean }) {
+  return (
+    <table class="grid" data-testid="deployments-table">
+      <thead><tr><th>Deployment</th><Show when={!props.hideInstance}><th>Instance</th></Show><th>Status</th><th>Phase</th><th>Held / lost</th><th>Failure</th><th>Started</th></tr></thead>
+      <tbody>
+        <For each={props.items}>{(d) => (
+          <tr>
+            <td><A href={`/deployments/${d.id}`}>{d.id.slice(0, 8)}</A>{d.toStack && d.fromStack !== d.toStack ? <span class="muted"> · stack {d.fromStack} → {d.toStack}</span> : null}</td>
+            <Show when={!props.hideInstance}><td><A href={`/instances/${d.instanceId}`}>{props.nameOf(d.instanceId)}</A></td></Show>
+            <td><StatusBadge status={d.status} tone={DEPLOYMENT_TONE[d.status] ?? "unknown"} /></td>
+            <td class="muted">{d.phase ?? "—"}</td>
+            <td class="muted">{d.metrics.messagesHeld} / {d.metrics.messagesLost}</td>
+            <td class="muted">{d.error?.code ?? ""}</td>
+            <td class="muted" title={d.createdAt}>{ago(d.createdAt)}</td>
+          </tr>
+        )}</For>
+      </tbody>
+    </table>
   );
 }
 

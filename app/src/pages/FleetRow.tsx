@@ -1,4 +1,5 @@
 /** One instance in the fleet table, with the actions the signed-in person may take; and the table's empty state. */
+import { A } from "@solidjs/router";
 import { For, Show } from "solid-js";
 import { can } from "../api/me.ts";
 import type { InstanceSummary } from "../fleet/fleetEvents.ts";
@@ -11,7 +12,7 @@ export function FleetRow(props: {
   const i = () => props.instance;
   return (
     <tr data-instance={i().name}>
-      <td class="strong">{i().name}</td>
+      <td class="strong"><A href={`/instances/${i().id}`}>{i().name}</A></td>
       <td><StatusBadge status={i().status} title={i().statusReason} /><Show when={i().statusReason && i().status !== "running"}><span class="reason">{i().statusReason}</span></Show></td>
       <td class={i().desiredState !== i().status && i().status !== "deploying" ? "drift" : "muted"}>{i().desiredState}</td>
       <td>{props.clusterName}</td>
