@@ -12,9 +12,15 @@
  *       HTTP goes through the front Service, the switch is its selector;
  *   (e) a runtime upgrade: the same flows moved from Node-RED 4.1 to 5.0
  *       (POST /api/deployments {stack: "5.0"}, holdDuring "switch"), full local stack.
+ *   (f)-(i) faults during a RedForge deployment (issue 12), the bridge running as
+ *       its own CLI process: (f) bridge kill -9 while blue drains, (g) bridge, its
+ *       Node-REDs and any data plane kill -9, (h) a CPU hog on both cores, (i) the
+ *       Worker kill -9 mid-drain; see test/harness/faultStack.ts. Not in the default
+ *       set: BENCH_ROWS=f,g,h,i (BENCH_FAULT_HOLD=deploy|switch, default deploy).
  * Prints for each: messages sent, lost, duplicated, HTTP requests unanswered or
  * failed, p50/p99 latency of messages sent during the switch, and total
- * deployment time.
+ * deployment time; fault rows also the deployment's final status and
+ * error.code, and the loss it reported (metrics.messagesLost) beside the measured one.
  *   npm run bench:zero-loss           (BENCH_RATE=500 BENCH_BEFORE_MS=3000 BENCH_AFTER_MS=3000)
  */
 import fs from "node:fs/promises";
@@ -31,6 +37,7 @@ import { adminClient } from "../../test/harness/adminClient.ts";
 import { eventually } from "../../test/harness/eventually.ts";
 import { FakeKubeApi } from "../../test/harness/fakeKubeApi.ts";
 import { startFakeKubelet } from "../../test/harness/fakeKubelet.ts";
+import { FAULTS, runFault, startFaultCluster, type FaultKey, type FaultRun } from "../../test/harness/faultStack.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { blueGreenSteps, LoadGenerator, percentile, zeroLossFlow, type LoadReport } from "../../test/harness/zeroLoss.ts";
 
@@ -166,9 +173,34 @@ async function kubernetes(stack: TestStack, tmp: string): Promise<Row> {
   }
 }
 
+/** One fault row on its own cluster and bridge (a CLI child), so a broken bridge does not spill into the next row. */
+async function fault(stack: TestStack, key: FaultKey, logDir: string): Promise<FaultRun> {
+  const cluster = await startFaultCluster(stack, `zero-loss-fault-${key}`, path.join(logDir, `row-${key}`));
+  try {
+    const holdDuring = process.env.BENCH_FAULT_HOLD === "switch" ? "switch" : "deploy";
+    return await runFault(cluster, key, { rate: RATE, beforeMs: BEFORE_MS, afterMs: AFTER_MS, holdDuring });
+  } finally {
+    await cluster.close();
+  }
+}
+
 function brokerOf(url: string) {
   const u = new URL(url);
   return { host: u.hostname, port: Number(u.port || 1883) };
+}
+
+function printFaults(runs: FaultRun[]): void {
+  if (!runs.length) return;
+  console.log(`\nfaults (load: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}); switch window: from holding new work to the switch (or the deployment's end) + 1 s; measured lost = MQTT never answered + HTTP never answered\n`);
+  const header = ["", "sent mqtt", "sent http", "lost", "duplicated", "http unanswered", "http errors", "p50 switch ms", "p99 switch ms", "deploy ms", "status", "error.code", "reported lost", "measured lost"];
+  const lines = runs.map((r) => {
+    const lat = r.report.latenciesMs(r.switchFrom, r.switchTo);
+    return [FAULTS[r.key].title.slice(0, 3), r.report.sent.mqtt, r.report.sent.http, r.report.lostMqtt.length, r.report.duplicatedMqtt.length, r.report.httpUnanswered, r.report.httpErrors,
+      percentile(lat, 50), percentile(lat, 99), r.deployMs, r.finalStatus, r.errorCode ?? "-", r.reportedLost ?? "-", r.measuredLost].map(String);
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  for (const l of [header, ...lines]) console.log(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
+  for (const r of runs) console.log(`  ${FAULTS[r.key].title}:\n    ${r.notes.join("\n    ")}`);
 }
 
 function print(rows: Row[]): void {
@@ -197,11 +229,13 @@ function print(rows: Row[]): void {
   }
 }
 
+const faultKeys = (only: Set<string>) => (Object.keys(FAULTS) as FaultKey[]).filter((k) => only.has(k));
+
 async function main() {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-zero-loss-"));
   const stack = await startTestStack({ worker: "wrangler" });
   try {
-    // BENCH_ROWS=b,c runs some rows only (default all five).
+    // BENCH_ROWS=b,c runs some rows only (default the five without faults; f,g,h,i the faults).
     const only = new Set((process.env.BENCH_ROWS ?? "a,b,c,d,e").split(","));
     const rows: Row[] = [];
     if (only.has("a")) rows.push(await baseline(stack, tmp));
@@ -209,7 +243,13 @@ async function main() {
     if (only.has("c")) rows.push(await redforge(stack, tmp, "switch"));
     if (only.has("d")) rows.push(await kubernetes(stack, tmp));
     if (only.has("e")) rows.push(await redforge(stack, tmp, "switch", UPGRADE));
-    print(rows);
+    const faults: FaultRun[] = [];
+    // The bridges' logs stay for diagnosis; their state dirs go with each row.
+    const logDir = faultKeys(only).length ? await fs.mkdtemp(path.join(os.tmpdir(), "redforge-zero-loss-faults-")) : "";
+    for (const key of faultKeys(only)) faults.push(await fault(stack, key, logDir));
+    if (rows.length) print(rows);
+    printFaults(faults);
+    if (logDir) console.log(`\nbridge logs: ${logDir}/row-*/bridge.log`);
   } finally {
     await stack.stop();
     await fs.rm(tmp, { recursive: true, force: true });

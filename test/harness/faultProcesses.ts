@@ -1,0 +1,132 @@
+/**
+ * The processes a fault-injection run starts and kills: the bridge as an
+ * operator runs it (the real CLI, `bridge/bin.mjs`, its own process group,
+ * its output in a file that outlives it), everything a bridge started (found
+ * by its state dir, since Node-REDs and data planes need not share its
+ * process group), and a CPU hog.
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { ROOT } from "../../dev/config.ts";
+import { until } from "./eventually.ts";
+
+export interface BridgeCliOptions {
+  clusterId: string;
+  api: string;
+  secretFile: string;
+  stateDir: string;
+  mqttUrl: string;
+  nodePackage: string;
+  /** Every start of this bridge appends here. */
+  logFile: string;
+}
+
+/** One `redforge-bridge --driver process` child; `start()` again after a kill is a restart on the same state dir. */
+export class BridgeProcess {
+  private child?: ChildProcess;
+  private exited?: Promise<void>;
+  readonly starts: number[] = [];
+
+  constructor(readonly o: BridgeCliOptions) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async start(): Promise<void> {
+    const logOffset = fs.existsSync(this.o.logFile) ? fs.statSync(this.o.logFile).size : 0;
+    fs.appendFileSync(this.o.logFile, `\n===== ${new Date().toISOString()} harness: bridge start #${this.starts.length + 1} =====\n`);
+    const out = fs.openSync(this.o.logFile, "a");
+    const child = spawn(process.execPath, [
+      path.join(ROOT, "bridge/bin.mjs"), "--cluster", this.o.clusterId, "--api", this.o.api, "--secret-file", this.o.secretFile,
+      "--driver", "process", "--state-dir", this.o.stateDir, "--mqtt-url", this.o.mqttUrl, "--node-package", this.o.nodePackage,
+    ], { cwd: ROOT, env: { ...process.env }, detached: true, stdio: ["ignore", out, out] });
+    fs.closeSync(out);
+    this.child = child;
+    this.starts.push(Date.now());
+    this.exited = new Promise((resolve) => { child.once("exit", () => resolve()); child.once("error", () => resolve()); });
+    let gone = false;
+    void this.exited.then(() => { gone = true; });
+    await until("the bridge's link to the control plane", () => this.logSince(logOffset).includes("link: connected to"), {
+      timeoutMs: 90_000, intervalMs: 100, failIf: () => (gone ? "the bridge exited" : undefined), explain: () => this.tail(20),
+    });
+  }
+
+  /** The crash: SIGKILL to the bridge process only (what it started lives on unless it shares the fate). */
+  async kill9(): Promise<void> {
+    if (!this.child?.pid) return;
+    try { process.kill(this.child.pid, "SIGKILL"); } catch { /* already gone */ }
+    await this.exited;
+  }
+
+  /** A clean stop (SIGTERM, as systemd does), SIGKILL after `graceMs`. */
+  async stop(graceMs = 35_000): Promise<void> {
+    const child = this.child;
+    if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
+    try { process.kill(child.pid, "SIGTERM"); } catch { return; }
+    const timer = setTimeout(() => { try { process.kill(child.pid!, "SIGKILL"); } catch { /* gone */ } }, graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  log(): string {
+    return fs.existsSync(this.o.logFile) ? fs.readFileSync(this.o.logFile, "utf8") : "";
+  }
+
+  private logSince(offset: number): string {
+    return this.log().slice(offset);
+  }
+
+  tail(lines: number): string {
+    return this.log().trimEnd().split("\n").slice(-lines).join("\n");
+  }
+}
+
+export interface OsProcess { pid: number; args: string }
+
+/** Every process whose command line or working directory is under `dir` (not this process). */
+export function processesUnder(dir: string): OsProcess[] {
+  const out = execFileSync("ps", ["-ww", "-eo", "pid=,args="], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  const found: OsProcess[] = [];
+  for (const line of out.split("\n")) {
+    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid) continue;
+    const args = m[2]!;
+    let cwd = "";
+    try { cwd = fs.readlinkSync(`/proc/${pid}/cwd`); } catch { /* gone, or not ours to read */ }
+    if (args.includes(dir) || cwd === dir || cwd.startsWith(`${dir}/`)) found.push({ pid, args });
+  }
+  return found;
+}
+
+/** kill -9 of everything `processesUnder(dir)` finds, as a host or container restart would; returns what it killed. */
+export async function killEverythingUnder(dir: string): Promise<OsProcess[]> {
+  const victims = processesUnder(dir);
+  for (const p of victims) {
+    try { process.kill(p.pid, "SIGKILL"); } catch { /* already gone */ }
+  }
+  await until(`the processes under ${dir} to be gone`, () => victims.every((p) => !alive(p.pid)), { timeoutMs: 10_000 });
+  return victims;
+}
+
+function alive(pid: number): boolean {
+  try {
+    // A zombie (killed, not yet reaped by its new parent) has died all the same.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.charAt(stat.lastIndexOf(")") + 2);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** `cores` child processes that spin until stopped: a machine whose CPUs are all busy. */
+export function startCpuHog(cores = 2): { stop(): void; pids: number[] } {
+  const hogs = Array.from({ length: cores }, () => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore", detached: true }));
+  const stop = () => { for (const h of hogs) { try { process.kill(h.pid!, "SIGKILL"); } catch { /* gone */ } } };
+  process.once("exit", stop);
+  return { stop, pids: hogs.map((h) => h.pid!) };
+}
