@@ -79,11 +79,12 @@ export const createDeploymentSchema = z.object({
   /** Blue stays warm this long after the switch; `POST /rollback` works until then. */
   rollbackWindowSeconds: z.number().int().min(0).max(86_400).default(60),
   /**
-   * "deploy" (default): blue drains first and new work is held through DEPLOY and VERIFY (DRAIN → DEPLOY → VERIFY → RESUME).
-   * "switch": green is deployed and verified while blue serves; blue drains just before RESUME, so work waits only for the switch
-   * (DEPLOY → VERIFY → DRAIN → RESUME). See docs/deployments.md.
+   * "switch" (default, DESIGN §3): green is deployed and verified while blue serves; blue drains just before RESUME, so work
+   * waits only for the switch (DEPLOY → VERIFY → DRAIN → RESUME). "deploy" (opt-in, for flows that must never run two versions
+   * at once): blue drains first and new work is held through DEPLOY and VERIFY (DRAIN → DEPLOY → VERIFY → RESUME).
+   * See docs/deployments.md.
    */
-  holdDuring: z.enum(HOLD_ORDERS).default("deploy"),
+  holdDuring: z.enum(HOLD_ORDERS).default("switch"),
   description: z.string().max(500).optional(),
 }).strict().refine((v) => (v.flows === undefined || v.versionId === undefined) && (v.flows !== undefined || v.versionId !== undefined || v.stack !== undefined), {
   message: "give exactly one of flows or versionId, or neither with stack (a runtime upgrade of the current flows)", path: ["flows"],

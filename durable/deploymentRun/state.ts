@@ -35,7 +35,8 @@ export interface RunState extends DeploymentInit {
 
 export function initialState(init: DeploymentInit, first: Step, now: number): RunState {
   return {
-    ...init, status: "in_progress", step: first, attempt: 0, awaiting: null, waitUntil: null, switched: false,
+    // Written out, so a state always says its order (a stored state without one is from before orders: `deploy`).
+    ...init, holdDuring: init.holdDuring ?? "switch", status: "in_progress", step: first, attempt: 0, awaiting: null, waitUntil: null, switched: false,
     phaseStartedAt: now, history: [],
     metrics: { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} },
     error: null, completedAt: null,

@@ -26,11 +26,12 @@ const fail = (code: FailureCode, message: string): DeploymentError => ({ code, m
 const rollback = (code: FailureCode, message: string): Lead => ({ to: "rollback", reason: fail(code, message) });
 
 /**
- * Two orders of the same steps. `deploy` (the default, DESIGN §3 as written):
- * blue drains first and work is held through DEPLOY and VERIFY; green is
- * started inside DRAIN before blue's gate closes, so its boot is not held.
- * `switch`: green is started, deployed and verified while blue still serves,
- * and blue drains right before RESUME, so work is held only for the switch.
+ * Two orders of the same steps. `switch` (the API's default, DESIGN §3):
+ * green is started, deployed and verified while blue still serves, and blue
+ * drains right before RESUME, so work is held only for the switch. `deploy`
+ * (opt-in, for flows that must never run two versions at once): blue drains
+ * first and work is held through DEPLOY and VERIFY; green is started inside
+ * DRAIN before blue's gate closes, so its boot is not held.
  */
 export const SEQUENCE: Record<HoldDuring, readonly Step[]> = {
   deploy: ["prepare", "drain", "deploy", "verify", "switch", "analysis", "audit", "cleanup"],
@@ -256,19 +257,22 @@ export const STEPS = {
   }),
 } satisfies Record<Exclude<Step, "done">, CommandStep | LocalStep>;
 
+/** A state stored before hold orders existed has none: it ran the `deploy` order, and keeps it. */
+const orderOf = (s: Pick<RunState, "holdDuring">): HoldDuring => s.holdDuring ?? "deploy";
+
 export function phaseOf(s: Pick<RunState, "holdDuring">, step: Step): Phase | null {
-  return step === "done" ? null : STEPS[step].phase[s.holdDuring ?? "deploy"];
+  return step === "done" ? null : STEPS[step].phase[orderOf(s)];
 }
 
 export function nextStep(s: Pick<RunState, "holdDuring" | "step">): Step {
-  const seq = SEQUENCE[s.holdDuring ?? "deploy"];
+  const seq = SEQUENCE[orderOf(s)];
   return seq[seq.indexOf(s.step) + 1] ?? "done";
 }
 
 /** Share of the deployment done when a step starts: its place in the sequence. */
 export function progressOf(s: Pick<RunState, "holdDuring" | "step">): number {
   if (s.step === "done") return 1;
-  const seq = SEQUENCE[s.holdDuring ?? "deploy"];
+  const seq = SEQUENCE[orderOf(s)];
   const i = seq.indexOf(s.step);
   return i < 0 ? 0.5 : Math.round((i / seq.length) * 100) / 100;
 }

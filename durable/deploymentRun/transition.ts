@@ -46,7 +46,7 @@ const refuse = (state: RunState | null, status: 404 | 409, code: string, message
 export function transition(state: RunState | null, event: RunEvent, now: number): Transition {
   if (event.type === "start") {
     if (state) return unchanged(state); // idempotent: a second start returns what runs
-    const first = SEQUENCE[event.init.holdDuring ?? "deploy"][0]!;
+    const first = SEQUENCE[event.init.holdDuring ?? "switch"][0]!;
     const d = new Draft(initialState(event.init, first, now), now);
     d.record(phaseOf(d.s, first)!, "started");
     d.act();

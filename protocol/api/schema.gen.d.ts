@@ -3145,7 +3145,7 @@ export interface operations {
                     /** @default 60 */
                     rollbackWindowSeconds?: number;
                     /**
-                     * @default deploy
+                     * @default switch
                      * @enum {string}
                      */
                     holdDuring?: "deploy" | "switch";

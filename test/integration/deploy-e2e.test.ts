@@ -136,7 +136,7 @@ describe("blue-green deployments through the API", () => {
     await stack.restartWorker();
     const second = await vi.waitFor(deploymentIs(next.data!.id, "completed", "rolled_back", "failed"), WAIT);
     expect(second.status, JSON.stringify(second)).toBe("completed");
-    expect(second.history.filter((h: any) => h.status === "started").map((h: any) => h.phase)).toEqual(["DRAIN", "DEPLOY", "VERIFY", "RESUME", "AUDIT", "CLEANUP"]);
+    expect(second.history.filter((h: any) => h.status === "started").map((h: any) => h.phase)).toEqual(["DEPLOY", "VERIFY", "DRAIN", "RESUME", "AUDIT", "CLEANUP"]); // the default hold order
     const v3 = await fetch(`${instance.endpoints.front}/work`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ seq: "after-2" }) });
     expect(((await v3.json()) as any).payload.version).toBe("v3");
   }, 300_000);

@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { transition, type Effect, type RunEvent, type Transition } from "../../durable/deploymentRun/transition.ts";
 import type { RunState } from "../../durable/deploymentRun/state.ts";
-import { FAILURE_CODES, type DeploymentInit, type FailureCode, type HoldDuring } from "../../protocol/deployments.ts";
+import { createDeploymentSchema, FAILURE_CODES, type DeploymentInit, type FailureCode, type HoldDuring } from "../../protocol/deployments.ts";
 
 const T0 = Date.parse("2026-12-01T10:00:00.000Z");
 const FLOWS = [{ id: "t1", type: "tab" }, { id: "g1", type: "redforge-gate", z: "t1" }];
@@ -289,6 +289,29 @@ describe.each(ORDERS)("holdDuring \"$holdDuring\"", ({ holdDuring, commands, pha
     expect(window.s.waitUntil).toBeNull();
     expect(window.pending.args).toMatchObject({ switched: true });
     expect(window.s.history.map((h) => `${h.phase}:${h.status}`)).toEqual(expect.arrayContaining(["CLEANUP:failed", "ROLLING_BACK:started"]));
+  });
+});
+
+describe("the default hold order", () => {
+  it("the API defaults holdDuring to \"switch\" (DESIGN §3); \"deploy\" is opt-in", () => {
+    const body = { instanceId: init().instanceId, flows: FLOWS };
+    expect(createDeploymentSchema.parse(body).holdDuring).toBe("switch");
+    expect(createDeploymentSchema.parse({ ...body, holdDuring: "deploy" }).holdDuring).toBe("deploy");
+  });
+
+  it("a start without a hold order runs DEPLOY → VERIFY → DRAIN, and the stored state says so", () => {
+    const { holdDuring: _omitted, ...rest } = init();
+    const t = transition(null, { type: "start", init: rest }, T0);
+    expect(t.state).toMatchObject({ holdDuring: "switch", step: "prepare" });
+    expect(t.state!.history[0]).toMatchObject({ phase: "DEPLOY", status: "started" });
+  });
+
+  it("a state stored before hold orders existed (none in it) keeps the deploy order it started with", () => {
+    const run = new Run("deploy");
+    const { holdDuring: _omitted, ...stored } = run.s;
+    run.state = stored as RunState;
+    run.answer("deployment.prepare", PREPARED);
+    expect(run.pending.command).toBe("gate.set");
   });
 });
 

@@ -103,14 +103,24 @@ const hasStatus = (id: string, status: string) => async () => {
   return d;
 };
 
+const DRAINED = { runtime: "blue-rt", mode: "drain", inFlight: 0, drainedInMs: 12, stragglers: 0, heldHttp: 2, heldMqtt: 5 };
+
+/**
+ * The default order (holdDuring "switch"): prepare → flows.deploy → smoke.run while blue serves;
+ * a passed VERIFY is followed by blue's drain, right before the switch.
+ */
 async function throughVerify(bridge: Bridge, verdict: "passed" | "failed" | "inconclusive") {
   await bridge.answer("deployment.prepare", BLUE_GREEN);
-  const drain = await bridge.answer("gate.set", { runtime: "blue-rt", mode: "drain", inFlight: 0, drainedInMs: 12, stragglers: 0, heldHttp: 2, heldMqtt: 5 });
-  expect(drain.args).toMatchObject({ mode: "drain", runtime: "blue-rt" });
   const flows = await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
   expect(flows.args).toMatchObject({ runtime: "green-rt", flows: FLOWS_V2 });
   const smoke = await bridge.answer("smoke.run", { verdict, checks: [{ name: "sample POST /work", outcome: verdict === "passed" ? "passed" : verdict, detail: "scripted" }] });
   expect(smoke.args).toMatchObject({ runtime: "green-rt", kind: "verify", expectRev: "rev-2" });
+  if (verdict === "passed") await drainBlue(bridge);
+}
+
+async function drainBlue(bridge: Bridge) {
+  const drain = await bridge.answer("gate.set", DRAINED);
+  expect(drain.args).toMatchObject({ mode: "drain", runtime: "blue-rt" });
 }
 
 beforeAll(async () => {
@@ -137,9 +147,9 @@ describe("POST /api/deployments", () => {
     expect(denied.status).toBe(403);
   });
 
-  it("runs DRAIN → DEPLOY → VERIFY → RESUME → AUDIT → CLEANUP and records versions, metrics and audit", async () => {
+  it("holdDuring \"deploy\" (opt-in) runs DRAIN → DEPLOY → VERIFY → RESUME → AUDIT → CLEANUP and records versions, metrics and audit", async () => {
     const bridge = await scriptedBridge();
-    const created = await deploy(bridge, { verify: { http: { path: "/work", body: { seq: 1 }, expectJson: { ok: true } } } });
+    const created = await deploy(bridge, { holdDuring: "deploy", verify: { http: { path: "/work", body: { seq: 1 }, expectJson: { ok: true } } } });
     expect(created).toMatchObject({ status: "in_progress", phase: "DRAIN", instanceId: bridge.instanceId });
 
     const second = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, flows: FLOWS_V2 } });
@@ -147,7 +157,11 @@ describe("POST /api/deployments", () => {
     expectErrorShape(second.body, "deployment_in_progress");
     expect(second.body.error.details.deploymentId).toBe(created.id);
 
-    await throughVerify(bridge, "passed");
+    await bridge.answer("deployment.prepare", BLUE_GREEN);
+    await drainBlue(bridge);
+    await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
+    const smoke = await bridge.answer("smoke.run", { verdict: "passed", checks: [{ name: "sample POST /work", outcome: "passed", detail: "scripted" }] });
+    expect(smoke.args).toMatchObject({ runtime: "green-rt", kind: "verify", expectRev: "rev-2" });
     const sw = await bridge.answer("route.switch", { from: "blue-rt", to: "green-rt", replayed: 5, bufferedDuringSwitch: 3, httpReleased: 2 });
     expect(sw.args).toMatchObject({ from: "blue-rt", to: "green-rt" });
     await bridge.answer("smoke.run", { verdict: "passed", errorRate: 0 });
@@ -180,9 +194,9 @@ describe("POST /api/deployments", () => {
     expect(back.body.toVersionId).toBe(versions[1].id);
   });
 
-  it("holdDuring \"switch\": green is deployed and verified while blue serves; blue drains just before RESUME", async () => {
+  it("by default (holdDuring \"switch\") green is deployed and verified while blue serves; blue drains just before RESUME", async () => {
     const bridge = await scriptedBridge();
-    const created = await deploy(bridge, { holdDuring: "switch" });
+    const created = await deploy(bridge);
     expect(created.phase).toBe("DEPLOY");
     await bridge.answer("deployment.prepare", BLUE_GREEN);
     await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
@@ -233,6 +247,7 @@ describe("POST /api/deployments", () => {
     expect(rollbackWhilePausedButNotMine.status).toBe(403);
     const promoted = await api("POST", `/api/deployments/${da.id}/promote`, { token: admin.token });
     expect(promoted.status).toBe(202);
+    await drainBlue(a);
     await a.answer("route.switch", { replayed: 0 });
     await a.answer("smoke.run", { verdict: "passed" });
     await a.answer("deployment.cleanup", {});
@@ -269,6 +284,8 @@ describe("POST /api/deployments", () => {
     const bridge = await scriptedBridge();
     const created = await deploy(bridge);
     await bridge.answer("deployment.prepare", BLUE_GREEN);
+    await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
+    await bridge.answer("smoke.run", { verdict: "passed" });
     await bridge.next("gate.set"); // never answered
     const stub = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(created.id));
     // Pretend the deadline passed; the alarm handler reads everything from storage.
@@ -287,7 +304,7 @@ describe("POST /api/deployments", () => {
 
   it("/ws/deployments/:id gives a late subscriber the current state, then phase and progress events", async () => {
     const bridge = await scriptedBridge();
-    const created = await deploy(bridge);
+    const created = await deploy(bridge, { holdDuring: "deploy" });
     await bridge.answer("deployment.prepare", BLUE_GREEN);
     const res = await SELF.fetch(`http://redforge.test/ws/deployments/${created.id}?token=${viewer.token}`, { headers: { Upgrade: "websocket" } });
     expect(res.status).toBe(101);
@@ -314,7 +331,7 @@ describe("POST /api/deployments", () => {
 describe("/ws/deployments/:id follows access changes", () => {
   it("a watcher disabled mid-deployment is closed with 4401 before the next event; another keeps streaming", async () => {
     const bridge = await scriptedBridge();
-    const created = await deploy(bridge);
+    const created = await deploy(bridge, { holdDuring: "deploy" });
     await bridge.answer("deployment.prepare", BLUE_GREEN);
     const leaver = await createUser("viewer");
     const open = async (token: string) => {
@@ -351,10 +368,10 @@ describe("runtime upgrades (a deployment with stack)", () => {
     expect(res.body.toVersionId).toBe(res.body.fromVersionId); // the same flows
     const prepare = await bridge.answer("deployment.prepare", { ...BLUE_GREEN, stack: { id: "5.0", nodeRed: "5.0.7" } });
     expect(prepare.args).toMatchObject({ stack: "5.0" });
-    await bridge.answer("gate.set", { inFlight: 0 });
     const flows = await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
     expect(flows.args.flows).toEqual([]);
     await bridge.answer("smoke.run", { verdict: "passed" });
+    await bridge.answer("gate.set", { inFlight: 0 });
     await bridge.answer("route.switch", { replayed: 0 });
     await bridge.answer("smoke.run", { verdict: "passed" });
     await bridge.answer("deployment.cleanup", {});
@@ -372,7 +389,6 @@ describe("runtime upgrades (a deployment with stack)", () => {
     const res = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, stack: "5.0", analysisSeconds: 0, rollbackWindowSeconds: 0 } });
     expect(res.status).toBe(202);
     await bridge.answer("deployment.prepare", { ...BLUE_GREEN, stack: { id: "5.0", nodeRed: "5.0.7" } });
-    await bridge.answer("gate.set", { inFlight: 0 });
     await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
     await bridge.answer("smoke.run", { verdict: "failed", checks: [{ name: "sample", outcome: "failed", detail: "scripted" }] });
     await bridge.answer("deployment.rollback", { serving: "blue-rt" });
@@ -399,7 +415,6 @@ describe("failure codes in the deployments row", () => {
     const bridge = await scriptedBridge();
     const created = await deploy(bridge);
     await bridge.answer("deployment.prepare", BLUE_GREEN);
-    await bridge.answer("gate.set", { inFlight: 0 });
     await bridge.answer("flows.deploy", { rev: "rev-2" }, false);
     await bridge.answer("deployment.rollback", { replayed: 0 });
     const done = await vi.waitFor(hasStatus(created.id, "rolled_back"), WAIT);
@@ -430,8 +445,8 @@ describe("answers name their owner (ClusterLink's outbox)", () => {
     expect((await api("GET", `/api/instances/${bridge.instanceId}`, { token: viewer.token })).body.status).toBe("running");
     // A late answer still reaches the deployment, whose own deadline (the step table's) has not passed.
     await bridge.reply(prepare, BLUE_GREEN);
-    await bridge.next("gate.set");
-    expect((await getDeployment(created.id)).phase).toBe("DRAIN");
+    await bridge.next("flows.deploy");
+    expect((await getDeployment(created.id)).phase).toBe("DEPLOY");
   });
 
   it("commands queued before replyTo existed keep their owner when the outbox table is migrated", async () => {
