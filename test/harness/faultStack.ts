@@ -89,6 +89,8 @@ export interface FaultRunOptions {
 
 export interface FaultRun {
   key: FaultKey;
+  /** When the fault struck (undefined: it never did, e.g. the deployment ended before blue drained; always for (h)). */
+  injectedAt?: number;
   report: LoadReport;
   /** The deployment as GET /api/deployments/:id last showed it. */
   deployment: any;
@@ -101,6 +103,8 @@ export interface FaultRun {
   switchFrom: number;
   switchTo: number;
   deployMs: number;
+  /** A request through the front after the run: "200 v2", or what went wrong. */
+  frontAfter: string;
   /** What the fault did, when, and what followed (for the row's note). */
   notes: string[];
   bridgeLog: string;
@@ -121,10 +125,12 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
     const t0 = Date.now();
     const depId = await postDeployment(api, instance.id, c.broker, o.holdDuring, notes);
     let ended = false;
+    let injectedAt: number | undefined;
     const injected = key === "h" ? Promise.resolve() : drain.seen.then(async (at) => {
       if (ended) return;
       await sleep(o.delayMs ?? 200);
-      notes.push(`blue told to drain at +${at - t0} ms; fault at +${Date.now() - t0} ms`);
+      injectedAt = Date.now();
+      notes.push(`blue told to drain at +${at - t0} ms; fault at +${injectedAt - t0} ms`);
       notes.push(await inject(key, c));
     });
     const timeout = o.deploymentTimeoutMs ?? 240_000;
@@ -138,7 +144,8 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
     await sleep(o.afterMs);
     const report = await load.stop(20_000);
     const deployment = (await readDeployment(api, depId)) ?? final;
-    notes.push(`front after: ${await probeFront(instance.endpoints.front)}`);
+    const frontAfter = await probeFront(instance.endpoints.front);
+    notes.push(`front after: ${frontAfter}`);
     notes.push(`processes under the state dir after: ${processesUnder(c.stateDir).length}; bridge starts: ${c.bridge.starts.length}; log ${c.bridge.o.logFile}`);
     const finalStatus = TERMINAL.includes(deployment?.status) ? deployment.status : `${deployment?.status ?? "unknown"} (phase ${deployment?.phase}) after ${Math.round(timeout / 1000)} s`;
     const m = deployment?.metrics ?? {};
@@ -148,10 +155,10 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
     notes.push(`held ${m.messagesHeld}, replayed ${m.messagesReplayed}; phases ${JSON.stringify(deployment?.history?.map((h: any) => `${h.phase}:${h.status}`) ?? [])}`);
     if (report.httpErrorSamples.length) notes.push(`first HTTP failures: ${report.httpErrorSamples.slice(0, 3).join(" | ")}`);
     return {
-      key, report, deployment, finalStatus, errorCode: deployment?.error?.code ?? null,
+      key, ...(injectedAt ? { injectedAt } : {}), report, deployment, finalStatus, errorCode: deployment?.error?.code ?? null,
       reportedLost: typeof m.messagesLost === "number" ? m.messagesLost : null,
       measuredLost: report.lostMqtt.length + report.httpUnanswered,
-      switchFrom: from, switchTo: to, deployMs: t1 - t0, notes, bridgeLog: c.bridge.o.logFile,
+      switchFrom: from, switchTo: to, deployMs: t1 - t0, frontAfter, notes, bridgeLog: c.bridge.o.logFile,
     };
   } finally {
     hog?.stop();
