@@ -5,6 +5,21 @@
  * the ledger is what makes "never execute the same id twice" true: a known
  * id is answered again from the ledger instead of being run again.
  *
+ * A command that was started but has no outcome was cut off: the bridge
+ * stopped or was killed while it ran. Whether it runs again depends on its
+ * type (`rerunsWhenInterrupted`):
+ * - the blue-green deployment steps are written to converge when run again
+ *   (bridge/deploy/blueGreen.ts: prepare finds or adopts its green, a gate is
+ *   set to a mode, flows are deployed whole, a switch or rollback re-checks
+ *   which runtime serves, cleanup stops what still runs), so a redelivery runs
+ *   them again, at most MAX_STARTS times in all: a step that takes the bridge
+ *   down with it every time must not do so forever. Failing the step instead
+ *   would roll back (or fail) a deployment that a restarted bridge can finish.
+ * - every other command (create, start, stop, destroy, scale, a health sweep)
+ *   is answered `interrupted` and not run again: its effect is unknown, and
+ *   the control plane decides (the restarted bridge has already converged
+ *   each instance on its saved desired state).
+ *
  * Storage is an append-only journal (one JSON line per start and per finish,
  * fsynced before the command runs), compacted into a fresh file with an
  * atomic rename on open and whenever it grows past twice the bound. Only the
@@ -25,11 +40,25 @@ export interface LedgerEntry {
   id: string;
   type: string;
   startedAt: string;
+  /** How many times it was started (a rerun after an interruption starts it again); 1 when absent. */
+  starts?: number;
   finishedAt?: string;
   outcome?: CommandOutcome;
 }
 
-type JournalLine = { id: string; type?: string; startedAt?: string; finishedAt?: string; outcome?: CommandOutcome };
+type JournalLine = { id: string; type?: string; startedAt?: string; starts?: number; finishedAt?: string; outcome?: CommandOutcome };
+
+/** Command types that run again when a crash or shutdown cut them off (see the header). */
+const RERUN_WHEN_INTERRUPTED: ReadonlySet<string> = new Set([
+  "deployment.prepare", "gate.set", "flows.deploy", "smoke.run", "route.switch", "deployment.rollback", "deployment.cleanup", "gate.replay",
+]);
+/** Starts of one command id in all, reruns included. */
+export const MAX_STARTS = 3;
+
+/** Whether a command cut off by a stop runs again on redelivery, rather than being answered `interrupted`. */
+export function rerunsWhenInterrupted(entry: LedgerEntry): boolean {
+  return RERUN_WHEN_INTERRUPTED.has(entry.type) && (entry.starts ?? 1) < MAX_STARTS;
+}
 
 const FILE = "commands.jsonl";
 
@@ -60,9 +89,11 @@ export class CommandLedger {
 
   /** Durable before it resolves: a crash after this point is remembered as "started, outcome unknown". */
   begin(id: string, type: string): Promise<void> {
-    const entry: LedgerEntry = { id, type, startedAt: new Date().toISOString() };
+    const starts = (this.entries.get(id)?.starts ?? (this.entries.has(id) ? 1 : 0)) + 1;
+    const entry: LedgerEntry = { id, type, startedAt: new Date().toISOString(), ...(starts > 1 ? { starts } : {}) };
+    this.entries.delete(id);
     this.remember(entry);
-    return this.append({ id, type, startedAt: entry.startedAt });
+    return this.append({ id, type, startedAt: entry.startedAt, ...(entry.starts ? { starts: entry.starts } : {}) });
   }
 
   finish(id: string, outcome: CommandOutcome): Promise<void> {
@@ -70,7 +101,7 @@ export class CommandLedger {
     entry.outcome = outcome;
     entry.finishedAt = new Date().toISOString();
     if (!this.entries.has(id)) this.remember(entry);
-    return this.append({ id, type: entry.type, startedAt: entry.startedAt, finishedAt: entry.finishedAt, outcome });
+    return this.append({ id, type: entry.type, startedAt: entry.startedAt, ...(entry.starts ? { starts: entry.starts } : {}), finishedAt: entry.finishedAt, outcome });
   }
 
   async close(): Promise<void> {

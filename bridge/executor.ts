@@ -3,14 +3,16 @@
  * control plane redelivers a command until it sees a `command.result`, so:
  * a command already finished is answered again from the ledger; one still
  * running here is left to finish (its answer is on the way); one that was
- * running when the bridge died is answered with `interrupted` rather than
- * run a second time, since nobody knows how far it got.
+ * running when the bridge died is run again if it is a deployment step
+ * (written to converge when repeated), and otherwise answered `interrupted`
+ * rather than run a second time, since nobody knows how far it got (the rule
+ * and its bound are in dedupe.ts).
  *
  * Driver status events (a crash noticed by the driver, a recovery) become
  * `instance.status` reports, in order with the instance's command results.
  */
 import type { Command } from "../protocol/commands.ts";
-import type { CommandOutcome, CommandLedger } from "./dedupe.ts";
+import { MAX_STARTS, rerunsWhenInterrupted, type CommandOutcome, type CommandLedger } from "./dedupe.ts";
 import type { Driver } from "./drivers/driver.ts";
 import { BridgeError, type BridgeErrorCode } from "./errors.ts";
 import { commandInstance, runCommand } from "./handlers.ts";
@@ -81,10 +83,12 @@ export class CommandExecutor implements CommandSink {
       return this.answer(job, known.outcome);
     }
     let outcome: CommandOutcome;
-    if (known) {
-      this.opts.log.warn(`command ${job.id} (${known.type}) was cut off by a bridge stop; answering "interrupted", not running it again`);
-      outcome = fail("interrupted", `the bridge stopped while executing this ${known.type} command (started ${known.startedAt}); it was not run again, its effect is unknown`);
+    if (known && !rerunsWhenInterrupted(known)) {
+      const why = (known.starts ?? 1) >= MAX_STARTS ? ` (cut off ${known.starts} times: it is not run again)` : "";
+      this.opts.log.warn(`command ${job.id} (${known.type}) was cut off by a bridge stop${why}; answering "interrupted", not running it again`);
+      outcome = fail("interrupted", `the bridge stopped while executing this ${known.type} command (started ${known.startedAt})${why}; it was not run again, its effect is unknown`);
     } else {
+      if (known) this.opts.log.warn(`command ${job.id} (${known.type}) was cut off by a bridge stop (started ${known.startedAt}); a deployment step converges when repeated, so it runs again`);
       const recorded = await this.opts.ledger.begin(job.id, job.type).then(() => true, (err: unknown) => err);
       outcome = recorded === true
         ? await job.work()

@@ -76,6 +76,7 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     ...(opts.linkStableAfterMs !== undefined ? { stableAfterMs: opts.linkStableAfterMs } : {}),
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
   });
+  await resumeDriver(driver, log);
   log.info(`bridge ${opts.bridgeVersion ?? BRIDGE_VERSION} for cluster ${opts.clusterId} (driver ${driver.kind}, stacks ${(driver.supportedStacks?.() ?? []).map((s) => `${s.id}=${s.image ?? s.nodeRed}`).join(" ") || "none"}, state ${opts.stateDir}, ${ledger.size} command(s) remembered)`);
   link.start();
   const aiAudit = opts.mqttUrl ? new AiAuditForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log }) : undefined;
@@ -93,6 +94,27 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     log.info("bridge stopped");
   })());
   return { link, ...(aiAudit ? { aiAudit } : {}), idle: () => executor.idle(), close };
+}
+
+/**
+ * A driver whose runtimes outlive the bridge (the process driver) converges on
+ * its saved desired state at start: it adopts what still runs and starts what
+ * should run. Done before the link opens, so the first command and the first
+ * status the control plane gets see the instances as they are.
+ */
+interface ResumingDriver {
+  resume(): Promise<{ adopted: string[]; started: string[]; stopped: string[]; failed: Array<{ instanceId: string; error: string }> }>;
+}
+
+const isResuming = (driver: Driver): driver is Driver & ResumingDriver => typeof (driver as Partial<ResumingDriver>).resume === "function";
+
+async function resumeDriver(driver: Driver, log: Logger): Promise<void> {
+  if (!isResuming(driver)) return;
+  const t0 = Date.now();
+  const r = await driver.resume();
+  if (r.adopted.length + r.started.length + r.stopped.length + r.failed.length === 0) return;
+  log.info(`resumed after restart in ${Date.now() - t0} ms: ${r.adopted.length} runtime(s) adopted, ${r.started.length} instance(s) started again, ${r.stopped.length} stopped as asked, ${r.failed.length} failed`);
+  for (const f of r.failed) log.warn(`instance ${f.instanceId} not resumed: ${f.error}`);
 }
 
 function withDeadline(work: Promise<void>, ms: number): Promise<void> {

@@ -1,14 +1,25 @@
 /**
- * One Node-RED child process and its supervision: start and wait until the
- * Admin API answers, restart after a crash with backoff, and give up (state
+ * One Node-RED process and its supervision: start and wait until the Admin
+ * API answers, restart after a crash with backoff, and give up (state
  * `failed`, with the last words it printed) after a boot loop of quick exits.
+ *
+ * Node-RED runs detached (its own process group, output to a file in its
+ * userDir), so it outlives a bridge that is killed or crashes: the traffic it
+ * serves does not share the bridge's fate (issue 12). A restarted bridge
+ * adopts it (runtimeRecord.ts says which process it is) instead of starting a
+ * second one on the same port; an adopted Node-RED is not this process's
+ * child, so its death is noticed by polling, not by an exit event. A graceful
+ * driver close still stops it, and so does the driver's exit handler.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { BridgeError } from "../../errors.ts";
 import type { InstanceState } from "../driver.ts";
 import type { AdminApi } from "../nodeRedAdmin.ts";
+import { fileSize, linesSince, LogFollower, openForBoot } from "./nodeRedLog.ts";
+import { isRuntimeProcess, LOG_FILE, readRecord, removeRecord, scanRuntimeProcesses, signalRuntime, writeRecord } from "./runtimeRecord.ts";
 import type { Stack } from "./stacks.ts";
 
 const require = createRequire(import.meta.url);
@@ -37,11 +48,18 @@ export type StateChange = (state: InstanceState, reason?: string) => void;
 
 export class NodeRedProcess {
   private child?: ChildProcess;
+  /** A Node-RED an earlier bridge started, adopted by this one: watched by polling. */
+  private adopted?: { pid: number; startTicks?: string };
+  private watchTimer?: NodeJS.Timeout;
+  /** In flight while looking for a live Node-RED to adopt, so two callers never adopt or spawn twice. */
+  private looking?: Promise<boolean>;
   private wanted = false;
   private quickExits = 0;
   private startedAt = 0;
+  /** Where this boot's output starts in the log file: a boot loop is reported with what the last boot printed. */
+  private bootOffset = 0;
   private restartTimer?: NodeJS.Timeout;
-  private lastLines: string[] = [];
+  private readonly follower: LogFollower;
   state: InstanceState = "stopped";
   /** Why the last state change happened (a crash, a boot loop), for health reports. */
   reason?: string;
@@ -55,43 +73,74 @@ export class NodeRedProcess {
     private readonly readyTimeoutMs: number,
     /** The Node-RED stack this process runs (plan.cli is its red.js unless the driver was given one). */
     readonly stack: Stack,
-  ) {}
+  ) {
+    this.follower = new LogFollower(this.logFile, (line) => this.log(line.trim()));
+  }
 
   get base(): string {
     return `http://${this.plan.host}:${this.plan.port}`;
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.child?.pid ?? this.adopted?.pid;
   }
 
-  /** Starts (if not running) and resolves once the Admin API answers; rejects if it never does. */
+  /** Node-RED's stdout and stderr, appended across boots. */
+  get logFile(): string {
+    return path.join(this.plan.userDir, LOG_FILE);
+  }
+
+  /** Starts (adopting a live Node-RED of this slot if there is one) and resolves once the Admin API answers; rejects if it never does. */
   async start(): Promise<void> {
     this.wanted = true;
     this.quickExits = 0;
-    if (!this.child) this.spawn();
+    if (!this.pid && !(await this.findLive())) this.spawn();
     await this.waitReady();
+  }
+
+  /**
+   * After a bridge restart: supervises this slot's Node-RED if one is still
+   * alive (and answers on the slot's port within the ready timeout). Starts
+   * nothing; true when it runs under this supervisor now.
+   */
+  async adopt(): Promise<boolean> {
+    if (!this.pid && !(await this.findLive())) return false;
+    this.wanted = true;
+    return this.waitReady().then(() => true, () => false);
   }
 
   async stop(timeoutMs = 10_000): Promise<void> {
     this.wanted = false;
     clearTimeout(this.restartTimer);
     const child = this.child;
+    const adopted = this.adopted;
     if (child) {
       const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
       child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+      const timer = setTimeout(() => signalRuntime(child.pid!, "SIGKILL"), timeoutMs);
       await exited;
       clearTimeout(timer);
+    } else if (adopted) {
+      // Not our child: no exit event, so poll until it is gone.
+      try { process.kill(adopted.pid, "SIGTERM"); } catch { /* already gone */ }
+      if (!(await this.gone(adopted, timeoutMs))) {
+        signalRuntime(adopted.pid, "SIGKILL");
+        await this.gone(adopted, 5_000);
+      }
     }
+    this.unwatch();
+    this.adopted = undefined;
+    this.follower.stop();
+    await removeRecord(this.plan.userDir);
     this.set("stopped");
   }
 
-  /** Last resort at bridge exit: no Node-RED outlives its bridge. */
+  /** Last resort at bridge exit (synchronous): no Node-RED outlives a bridge that exits on its own. */
   killNow(): void {
     this.wanted = false;
     clearTimeout(this.restartTimer);
-    this.child?.kill("SIGKILL");
+    const pid = this.pid;
+    if (pid) signalRuntime(pid, "SIGKILL");
   }
 
   private set(state: InstanceState, reason?: string): void {
@@ -101,40 +150,104 @@ export class NodeRedProcess {
     this.onChange(state, reason);
   }
 
-  private spawn(): void {
-    this.startedAt = Date.now();
-    // A boot loop is reported with what the last boot printed, not an earlier run's lines.
-    this.lastLines = [];
-    this.set("starting");
-    const child = spawn(process.execPath, [this.plan.cli, "--userDir", this.plan.userDir, "--port", String(this.plan.port), "--settings", this.plan.settingsFile], {
-      cwd: this.plan.userDir, env: this.plan.env, stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.child = child;
-    const onData = (buf: Buffer) => {
-      for (const line of buf.toString().split("\n")) {
-        if (!line.trim()) continue;
-        this.lastLines.push(line.trim());
-        if (this.lastLines.length > 30) this.lastLines.shift();
-        this.log(line);
+  /**
+   * A live Node-RED of this slot, adopted: the recorded one while it is still
+   * that process on this slot's port, else (Linux) one found working in the
+   * userDir, which a bridge killed before it recorded the pid leaves behind.
+   * One that runs on another port than this slot's now is stopped.
+   */
+  private findLive(): Promise<boolean> {
+    this.looking ??= (async () => {
+      const { userDir, port } = this.plan;
+      const record = await readRecord(userDir);
+      if (record && (await isRuntimeProcess(record.pid, userDir, record.startTicks))) {
+        if (record.port === port) return this.attach(record.pid, record.startTicks);
+        this.log(`Node-RED pid ${record.pid} of an earlier bridge runs on port ${record.port}, this slot is on ${port} now: stopping it`);
+        signalRuntime(record.pid, "SIGKILL");
+        await this.gone({ pid: record.pid, ...(record.startTicks ? { startTicks: record.startTicks } : {}) }, 5_000);
       }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", (code, signal) => this.exited(child, code, signal));
+      const [pid, ...extra] = await scanRuntimeProcesses(userDir);
+      for (const other of extra) signalRuntime(other, "SIGKILL");
+      return pid ? this.attach(pid) : false;
+    })().finally(() => { this.looking = undefined; });
+    return this.looking;
   }
 
-  private exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.child !== child) return;
+  private attach(pid: number, startTicks?: string): boolean {
+    if (this.pid) return true;
+    this.adopted = { pid, ...(startTicks ? { startTicks } : {}) };
+    this.startedAt = Date.now();
+    this.bootOffset = fileSize(this.logFile);
+    this.follower.start(this.bootOffset);
+    this.log(`adopted Node-RED pid ${pid} on port ${this.plan.port}, started by an earlier bridge`);
+    if (!startTicks) void writeRecord(this.plan.userDir, pid, this.plan.port).catch(() => { /* the /proc scan finds it again */ });
+    this.watchTimer = setInterval(() => void this.checkAdopted(), 1_000);
+    // Watching never keeps the bridge alive; the adopted Node-RED does not need it to.
+    this.watchTimer.unref();
+    return true;
+  }
+
+  private async checkAdopted(): Promise<void> {
+    const adopted = this.adopted;
+    if (!adopted || (await isRuntimeProcess(adopted.pid, this.plan.userDir, adopted.startTicks))) return;
+    if (this.adopted !== adopted) return;
+    this.died(`was gone (pid ${adopted.pid}, adopted: its exit status is not visible to this bridge)`);
+  }
+
+  private unwatch(): void {
+    clearInterval(this.watchTimer);
+    this.watchTimer = undefined;
+  }
+
+  /** Polls until the adopted process is gone; false at the deadline. */
+  private async gone(proc: { pid: number; startTicks?: string }, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (await isRuntimeProcess(proc.pid, this.plan.userDir, proc.startTicks)) {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return true;
+  }
+
+  private spawn(): void {
+    this.startedAt = Date.now();
+    this.set("starting");
+    const { fd, offset } = openForBoot(this.logFile);
+    this.bootOffset = offset;
+    let child: ChildProcess;
+    try {
+      // detached: its own process group, so a signal to the bridge's group (a terminal's Ctrl-C, a
+      // kill of the bridge's group) does not reach it; the bridge stops it itself when it closes.
+      child = spawn(process.execPath, [this.plan.cli, "--userDir", this.plan.userDir, "--port", String(this.plan.port), "--settings", this.plan.settingsFile], {
+        cwd: this.plan.userDir, env: this.plan.env, stdio: ["ignore", fd, fd], detached: true,
+      });
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.child = child;
+    this.follower.start(offset);
+    const ended = (how: string) => { if (this.child === child) this.died(how); };
+    child.once("exit", (code, signal) => ended(signal ? `was killed by ${signal}` : `exited with code ${code}`));
+    child.once("error", (err) => ended(`could not be started: ${err.message}`));
+    if (child.pid) void writeRecord(this.plan.userDir, child.pid, this.plan.port).catch((err: unknown) => this.log(`cannot record Node-RED's pid: ${(err as Error).message}`));
+  }
+
+  /** The Node-RED this supervisor ran (child or adopted) is gone: restart with backoff, or give up after a boot loop. */
+  private died(how: string): void {
     this.child = undefined;
+    this.adopted = undefined;
+    this.unwatch();
+    this.follower.poll();
+    void removeRecord(this.plan.userDir).catch(() => { /* a stale record is recognised as stale */ });
     if (!this.wanted) return;
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const quick = Date.now() - this.startedAt < this.policy.quickExitMs;
     // A crash after a good run starts a fresh count: only exits in a row that were all quick are a boot loop.
     this.quickExits = quick ? this.quickExits + 1 : 0;
     if (this.quickExits >= this.policy.maxQuickExits) {
       this.wanted = false;
-      // The message, not the stack frames printed after it.
-      const last = this.lastLines.filter((l) => !l.startsWith("at ") && /error/i.test(l)).pop() ?? this.lastLines.at(-1) ?? "no output";
+      // The message, not the stack frames printed after it; what the last boot printed, not an earlier run.
+      const lines = linesSince(this.logFile, this.bootOffset);
+      const last = lines.filter((l) => !l.startsWith("at ") && /error/i.test(l)).pop() ?? lines.at(-1) ?? "no output";
       this.set("failed", `Node-RED ${how} ${this.quickExits} times within ${this.policy.quickExitMs / 1000} s of starting; giving up: ${last}`);
       return;
     }
@@ -152,7 +265,7 @@ export class NodeRedProcess {
       if (!this.wanted) {
         throw new BridgeError("start_failed", this.state === "failed" ? `Node-RED failed to start (boot loop): ${this.reason ?? "no reason given"}` : "stopped while starting");
       }
-      if (this.child && (await this.admin.answers(this.base))) {
+      if (this.pid && (await this.admin.answers(this.base))) {
         this.set("running");
         return;
       }

@@ -25,7 +25,16 @@ export interface SavedInstance {
   serving?: Slot;
   /** Each slot's stack id: a runtime upgrade starts the idle slot on another one. */
   slotStacks?: Partial<Record<Slot, string>>;
+  /**
+   * What the control plane last asked for: create/start/scale 1 → running,
+   * stop/scale 0/destroy → stopped. A restarted bridge starts again what should
+   * run (ProcessDriver.resume). Absent in files from before it: such an
+   * instance is adopted when its Node-RED is alive, and otherwise left as it is.
+   */
+  desired?: DesiredState;
 }
+
+export type DesiredState = "running" | "stopped";
 
 /** The stack a slot runs: its own, else the spec's, else the one every instance ran before stacks. */
 export const stackOfSlot = (saved: SavedInstance, slot: Slot): string => saved.slotStacks?.[slot] ?? saved.spec.stack ?? LEGACY_STACK;
@@ -71,5 +80,6 @@ function shapeProblem(raw: unknown): string | undefined {
   if (v.portB !== undefined && !isPort(v.portB)) return "portB is not a port";
   if (v.serving !== undefined && v.serving !== "a" && v.serving !== "b") return `serving is ${JSON.stringify(v.serving)}`;
   if (v.serving === "b" && v.portB === undefined) return "slot b serves but has no port";
+  if (v.desired !== undefined && v.desired !== "running" && v.desired !== "stopped") return `desired is ${JSON.stringify(v.desired)}`;
   return undefined;
 }

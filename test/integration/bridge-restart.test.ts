@@ -1,0 +1,192 @@
+/**
+ * A restarted bridge resumes where the crashed one was (issue 12): the real
+ * CLI (`bridge/bin.mjs`, the process driver) as a child process that is
+ * killed, real Node-RED, a real MQTT broker and a stand-in control plane that
+ * verifies every signature and redelivers unanswered commands on connect.
+ * - kill -9 of the bridge alone: its Node-RED lives on and the next bridge
+ *   adopts it (same pid, no second Node-RED) and drives it (no 401);
+ * - kill -9 of the bridge and its Node-REDs (a container or host restart):
+ *   the next bridge starts the instance again and its front answers;
+ * - an instance asked to stop stays stopped across a restart;
+ * - a deployment step cut off by the kill runs again on redelivery and finds
+ *   the green the dead bridge started.
+ * No wall-clock assertions; generous deadlines for a loaded machine.
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { packNodePackage } from "../../bridge/nodePackage.ts";
+import { newCommandId, type Command, type CommandType } from "../../protocol/commands.ts";
+import type { Report } from "../../protocol/reports.ts";
+import { until } from "../harness/eventually.ts";
+import { startFakeControlPlane, type FakeControlPlane } from "../harness/fakeControlPlane.ts";
+import { BridgeProcess, killEverythingUnder, processesUnder } from "../harness/faultProcesses.ts";
+import { testBroker, type TestBroker } from "../harness/zeroLoss.ts";
+
+const CLUSTER = crypto.randomUUID();
+const SECRET = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
+let tmp: string;
+let stateDir: string;
+let cp: FakeControlPlane;
+let broker: TestBroker;
+let bridge: BridgeProcess;
+
+type ResultReport = Extract<Report, { type: "command.result" }>;
+const results = (id: string) => cp.reports.filter((r) => r.report.type === "command.result" && r.report.commandId === id).map((r) => r.report as ResultReport);
+
+function command(type: CommandType, args: Record<string, unknown>, instanceId?: string): Command {
+  return { id: newCommandId(), type, ...(instanceId ? { instanceId } : {}), args, issuedAt: new Date().toISOString() };
+}
+
+/** Enqueues a command and waits for its answer. */
+async function run(cmd: Command): Promise<ResultReport> {
+  cp.enqueue(cmd);
+  return until(`command.result for ${cmd.type}`, () => results(cmd.id)[0], { timeoutMs: 120_000, intervalMs: 100, explain: () => bridge.tail(30) });
+}
+
+async function ok(cmd: Command): Promise<Record<string, unknown>> {
+  const res = await run(cmd);
+  expect(res, JSON.stringify(res)).toMatchObject({ status: "ok" });
+  return res.result ?? {};
+}
+
+/** Node-RED processes working exactly in `userDir` (it sets process.title, so its argv no longer names the dir; its cwd does). */
+async function nodeReds(userDir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await fs.readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cwd = await fs.readlink(`/proc/${entry}/cwd`).catch(() => "");
+    const cmd = await fs.readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    const stat = await fs.readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    const zombie = /^[ZX]$/.test(stat.charAt(stat.lastIndexOf(")") + 2));
+    if (cwd === userDir && !zombie && (cmd.startsWith("node-red") || cmd.includes("red.js"))) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+const echoFlow = [
+  { id: "t1", type: "tab", label: "echo" },
+  { id: "in1", type: "http in", z: "t1", url: "/echo", method: "get", wires: [["fn1"]] },
+  { id: "fn1", type: "change", z: "t1", rules: [{ t: "set", p: "payload", pt: "msg", to: "still here", tot: "str" }], wires: [["out1"]] },
+  { id: "out1", type: "http response", z: "t1", statusCode: "200", wires: [] },
+];
+
+const spec = {
+  id: crypto.randomUUID(), name: "restart-me", flows: echoFlow, resources: {}, env: {}, credentialSecret: "bridge-restart-test-credential-secret",
+};
+let userDir: string;
+let front: string;
+
+const echoThroughFront = () => until("the instance's front to answer", async () => {
+  const res = await fetch(`${front}/echo`, { signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  return res.status === 200 ? text : undefined;
+}, { timeoutMs: 60_000, intervalMs: 200, explain: () => bridge.tail(20) });
+
+beforeAll(async () => {
+  tmp = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), "redforge-restart-")));
+  stateDir = path.join(tmp, "state");
+  userDir = path.join(stateDir, "process", spec.id);
+  cp = await startFakeControlPlane({ clusterId: CLUSTER, secret: SECRET });
+  broker = await testBroker();
+  const secretFile = path.join(tmp, "cluster-secret");
+  await fs.writeFile(secretFile, SECRET, { mode: 0o600 });
+  bridge = new BridgeProcess({
+    clusterId: CLUSTER, api: cp.url, secretFile, stateDir, mqttUrl: broker.url,
+    nodePackage: await packNodePackage(path.join(tmp, "pkg")), logFile: path.join(tmp, "bridge.log"),
+  });
+  await bridge.start();
+}, 180_000);
+
+afterAll(async () => {
+  // A clean stop stops every Node-RED the bridge runs; anything left (a failed test) is killed by its state dir.
+  await bridge?.stop();
+  const left = stateDir ? await killEverythingUnder(stateDir) : [];
+  await cp?.close();
+  await broker?.close();
+  if (process.env.RESTART_KEEP) console.log(`kept ${tmp}`);
+  else if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+  expect(left.map((p) => p.args), "processes still running after the bridge's clean stop").toEqual([]);
+}, 120_000);
+
+describe("a restarted bridge resumes where the crashed one was", () => {
+  it("kill -9 of the bridge: the next one adopts the running Node-RED (same pid, no second one) and its token still works", async () => {
+    const created = await ok(command("instance.create", { spec }));
+    front = (created.endpoints as { front: string }).front;
+    const [pid, ...others] = await nodeReds(userDir);
+    expect(others).toEqual([]);
+    expect((await fs.stat(path.join(stateDir, "process", "admin-token"))).mode & 0o777).toBe(0o600);
+
+    await bridge.kill9();
+    expect(await nodeReds(userDir), "Node-RED outlives its bridge").toEqual([pid]);
+    await bridge.start();
+
+    expect(await nodeReds(userDir)).toEqual([pid]);
+    expect(bridge.log()).toContain(`adopted Node-RED pid ${pid}`);
+    // The gate's Admin API route needs the token the Node-RED was started with: 401 before this change.
+    const gate = await ok(command("gate.set", { mode: "active" }, spec.id));
+    expect(gate).toMatchObject({ runtime: spec.id, mode: "active" });
+    expect(await echoThroughFront()).toBe("still here");
+    const nodeRedLog = await fs.readFile(path.join(userDir, "node-red.log"), "utf8");
+    expect(nodeRedLog).not.toContain("EADDRINUSE");
+    expect(bridge.log()).not.toContain("EADDRINUSE");
+  }, 300_000);
+
+  it("kill -9 of the bridge and its Node-REDs: the next bridge starts the instance again and its front answers", async () => {
+    const [before] = await nodeReds(userDir);
+    await bridge.kill9();
+    const killed = await killEverythingUnder(stateDir);
+    expect(killed.map((p) => p.pid)).toContain(before);
+    expect(await nodeReds(userDir)).toEqual([]);
+
+    await bridge.start();
+    const after = await nodeReds(userDir);
+    expect(after).toHaveLength(1);
+    expect(after[0]).not.toBe(before);
+    expect(await echoThroughFront()).toBe("still here");
+    expect(await ok(command("gate.set", { mode: "active" }, spec.id))).toMatchObject({ mode: "active" });
+  }, 300_000);
+
+  it("an instance asked to stop stays stopped across a restart, and starts again when asked", async () => {
+    await ok(command("instance.stop", {}, spec.id));
+    expect(await nodeReds(userDir)).toEqual([]);
+    const saved = JSON.parse(await fs.readFile(path.join(userDir, "instance.json"), "utf8")) as { desired?: string };
+    expect(saved.desired).toBe("stopped");
+
+    await bridge.kill9();
+    await bridge.start();
+    // The link connects only after the driver resumed, so what runs now is what resume left running.
+    expect(await nodeReds(userDir)).toEqual([]);
+    expect(processesUnder(userDir)).toEqual([]);
+
+    await ok(command("instance.start", {}, spec.id));
+    expect(await nodeReds(userDir)).toHaveLength(1);
+    expect(await echoThroughFront()).toBe("still here");
+  }, 300_000);
+
+  it("a deployment step cut off by kill -9 runs again after the restart and finds the green the dead bridge started", async () => {
+    const greenDir = path.join(userDir, "slot-b");
+    const prepare = command("deployment.prepare", {}, spec.id);
+    cp.enqueue(prepare);
+    // Cut off mid-step: green's Node-RED exists, the step has not answered.
+    await until("green's Node-RED to be spawned", async () => (await nodeReds(greenDir)).length === 1, { timeoutMs: 120_000, intervalMs: 20, explain: () => bridge.tail(20) });
+    await bridge.kill9();
+    expect(results(prepare.id), "the step must still be unanswered when the bridge dies").toEqual([]);
+    const [green] = await nodeReds(greenDir);
+
+    await bridge.start(); // the stand-in control plane redelivers the unanswered step on connect
+    const answer = await until("the step's answer after the restart", () => results(prepare.id)[0], { timeoutMs: 180_000, intervalMs: 100, explain: () => bridge.tail(30) });
+    expect(answer, JSON.stringify(answer)).toMatchObject({ status: "ok", result: { blue: spec.id, green: `${spec.id}.b` } });
+    expect(results(prepare.id)).toHaveLength(1);
+    expect(bridge.log()).toContain(`command ${prepare.id} (deployment.prepare) was cut off by a bridge stop`);
+    // Still the one green: adopted (or, if it died with the bridge, replaced), never two.
+    const greens = await nodeReds(greenDir);
+    expect(greens).toHaveLength(1);
+    if (greens[0] === green) expect(bridge.log()).toContain(`adopted Node-RED pid ${green}`);
+    // The next step reaches green through this bridge (runtimeBase) with the persisted token, node package loaded.
+    expect(await ok(command("gate.set", { mode: "active", runtime: `${spec.id}.b` }, spec.id))).toMatchObject({ runtime: `${spec.id}.b`, mode: "active" });
+    await ok(command("deployment.cleanup", { runtime: `${spec.id}.b` }, spec.id));
+    expect(await nodeReds(greenDir)).toEqual([]);
+  }, 400_000);
+});
