@@ -6,18 +6,19 @@
  */
 import fs from "node:fs/promises";
 import path from "node:path";
-import { randomBytes } from "node:crypto";
 import { BridgeError } from "../../errors.ts";
 import { FrontRegistry } from "../../routing/frontRegistry.ts";
 import type { HttpRoute, MqttRoute } from "../../routing/fronts.ts";
 import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
 import { AdminApi } from "../nodeRedAdmin.ts";
 import { LEGACY_STACK, type SupportedStack } from "../../../protocol/stacks.ts";
+import { persistentAdminToken } from "./adminToken.ts";
 import { NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
 import { PortAllocator, type PortRange } from "./ports.ts";
 import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, renderProcessSettings } from "./settings.ts";
 import { installedStacks, reportedStacks, resolveStack, type Stack } from "./stacks.ts";
 import { parseRuntime, readSaved, runtimeIdOf, stackOfSlot, writeSaved, type SavedInstance, type Slot } from "./state.ts";
+import { errorMessage } from "../../log.ts";
 
 export { runtimeIdOf } from "./state.ts";
 
@@ -36,7 +37,11 @@ export interface ProcessDriverOptions {
   nodeRedBin?: string;
   /** The Node-RED stacks this driver may start; the ones installed beside the bridge when absent. */
   stacks?: Stack[];
-  /** The static bearer token the instances' Admin API accepts; random per driver when absent. */
+  /**
+   * The static bearer token the instances' Admin API accepts; when absent, the
+   * one kept in <stateDir>/admin-token (made once), so Node-REDs that outlive a
+   * bridge still accept the next one.
+   */
   adminToken?: string;
   restart?: Partial<RestartPolicy>;
   readyTimeoutMs?: number;
@@ -66,12 +71,16 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   private readonly restart: RestartPolicy;
   private readonly stackList: Stack[];
   private readonly onExit = () => { for (const p of this.processes.values()) p.killNow(); };
+  /** find() in flight per instance: two commands after a restart rebuild (and adopt) an instance once. */
+  private readonly finding = new Map<string, Promise<NodeRedProcess>>();
+  /** instance.json writes per instance, one after another (each is a read-modify-write). */
+  private readonly saving = new Map<string, Promise<unknown>>();
 
   constructor(private readonly opts: ProcessDriverOptions) {
     this.host = opts.host ?? "127.0.0.1";
     this.restart = { ...DEFAULT_RESTART, ...opts.restart };
     this.stackList = opts.stacks ?? installedStacks();
-    this.adminToken = opts.adminToken ?? randomBytes(32).toString("base64url");
+    this.adminToken = opts.adminToken ?? persistentAdminToken(opts.stateDir);
     this.admin = new AdminApi(this.adminToken, { deployMs: 30_000, probeMs: 3_000 });
     this.fronts = new FrontRegistry({ host: this.host, log: (id, line) => this.log(id, line), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}) });
     this.ports = new PortAllocator({ host: this.host, stateDir: opts.stateDir, ...(opts.portRange ? { range: opts.portRange } : {}) });
@@ -106,6 +115,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     const existing = this.processes.get(this.servingRuntime(spec.id));
     if (existing) {
       // A redelivered create: converge on "running" instead of starting a second copy.
+      await this.save(spec.id, { desired: "running" });
       await existing.start();
       return { endpoints: this.endpoints(spec.id, existing), stack: stackInfo(existing.stack) };
     }
@@ -117,7 +127,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     const saved = await readSaved(dir);
     const [port, frontPort] = (await this.ports.claim([saved?.port, saved?.frontPort])) as [number, number];
     try {
-      await writeSaved(dir, { spec: { ...spec, stack: stack.id }, port, frontPort, slotStacks: { a: stack.id } });
+      await writeSaved(dir, { spec: { ...spec, stack: stack.id }, port, frontPort, slotStacks: { a: stack.id }, desired: "running" });
     } finally {
       // From here instance.json holds them for savedPorts(); the claim only covered the gap.
       this.ports.release([port, frontPort]);
@@ -200,27 +210,111 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     }
   }
 
-  /** The serving runtime's supervisor, or one rebuilt from what an earlier bridge saved on disk. */
-  private async find(id: string): Promise<NodeRedProcess> {
+  /**
+   * The serving runtime's supervisor, or one rebuilt from what an earlier
+   * bridge saved on disk, adopting the Node-REDs of the instance that still
+   * run (see adoptSlots).
+   */
+  private find(id: string): Promise<NodeRedProcess> {
     const known = this.processes.get(this.servingRuntime(id));
-    if (known) return known;
+    if (known) return Promise.resolve(known);
+    let finding = this.finding.get(id);
+    if (!finding) {
+      finding = this.rebuild(id).finally(() => this.finding.delete(id));
+      this.finding.set(id, finding);
+    }
+    return finding;
+  }
+
+  private async rebuild(id: string): Promise<NodeRedProcess> {
     const saved = await this.savedOf(id);
     this.serving.set(id, saved.serving ?? "a");
     const slot = saved.serving ?? "a";
     const port = slot === "b" ? saved.portB! : saved.port;
-    return this.supervise(saved.spec, port, saved.frontPort, resolveStack(this.stackList, stackOfSlot(saved, slot)));
+    const proc = await this.supervise(saved.spec, port, saved.frontPort, resolveStack(this.stackList, stackOfSlot(saved, slot)));
+    await this.adoptSlots(id, saved);
+    return proc;
+  }
+
+  /**
+   * After a bridge restart: supervises each slot's Node-RED that still runs
+   * (started by an earlier bridge) instead of starting a second one on its
+   * port. Both slots: mid-deployment, green runs too and the next step needs
+   * it (runtimeBase). A non-serving slot is kept only when it runs, as before
+   * a restart (runtimeBase answers for running runtimes).
+   */
+  private async adoptSlots(id: string, saved: SavedInstance): Promise<void> {
+    const servingSlot = saved.serving ?? "a";
+    await Promise.all((["a", "b"] as const).map(async (slot) => {
+      const port = slot === "a" ? saved.port : saved.portB;
+      const runtimeId = runtimeIdOf(id, slot);
+      if (port === undefined || this.processes.get(runtimeId)?.pid) return;
+      let proc = this.processes.get(runtimeId);
+      if (!proc) {
+        // A green on a stack this bridge no longer has is left alone here; the next prepare replaces it.
+        const stack = (() => { try { return resolveStack(this.stackList, stackOfSlot(saved, slot)); } catch { return undefined; } })();
+        if (!stack) return;
+        proc = this.runtime(saved.spec, slot, port, stack);
+      }
+      const adopted = await proc.adopt();
+      if (!adopted && slot !== servingSlot && this.processes.get(runtimeId) === proc) this.processes.delete(runtimeId);
+    }));
+  }
+
+  /**
+   * Bridge start: every saved instance converges on its desired state. A
+   * Node-RED that still runs (the bridge alone was killed) is adopted, green
+   * too; an instance that should run and does not (its Node-REDs died with
+   * the bridge: a container or host restart) is started again; one that
+   * should be stopped is stopped. Its fronts come up with it (find). Never
+   * throws: what failed is in the report (and the instance's status).
+   */
+  async resume(): Promise<ResumeReport> {
+    const entries = await fs.readdir(this.opts.stateDir, { withFileTypes: true }).catch(() => []);
+    const report: ResumeReport = { adopted: [], started: [], stopped: [], failed: [] };
+    await inBatches(entries.filter((e) => e.isDirectory()).map((e) => e.name), 4, async (id) => {
+      try {
+        const saved = await readSaved(this.dir(id));
+        if (!saved) return;
+        const proc = await this.find(id);
+        for (const slot of ["a", "b"] as const) if (this.processes.get(runtimeIdOf(id, slot))?.state === "running") report.adopted.push(runtimeIdOf(id, slot));
+        if (saved.desired === "running" && proc.state !== "running") {
+          await proc.start();
+          report.started.push(id);
+        } else if (saved.desired === "stopped" && proc.state === "running") {
+          // Killed between saving "stopped" and stopping it: finish what was asked.
+          await proc.stop();
+          report.stopped.push(id);
+        }
+      } catch (err) {
+        report.failed.push({ instanceId: id, error: errorMessage(err) });
+        this.log(id, `not resumed after the bridge restart: ${errorMessage(err)}`);
+      }
+    });
+    return report;
   }
 
   async start(id: string): Promise<void> {
+    // Saved first: a bridge restarted from here on starts it again (resume).
+    await this.save(id, { desired: "running" });
     await (await this.find(id)).start();
   }
 
   async stop(id: string): Promise<void> {
-    const proc = this.processes.get(this.servingRuntime(id));
-    if (proc) await proc.stop();
+    // Saved first: a bridge killed while stopping it comes back with it stopped, as asked.
+    if (!(await readSaved(this.dir(id)))) return;
+    await this.save(id, { desired: "stopped" });
+    // find(): after a bridge restart, the Node-RED an earlier bridge started is adopted, then stopped.
+    await (await this.find(id)).stop();
   }
 
   async destroy(id: string, opts: { deleteData?: boolean } = {}): Promise<void> {
+    const saved = await readSaved(this.dir(id)).catch(() => undefined);
+    if (saved) {
+      // Kept data must not come back to life at the next bridge start; and Node-REDs an earlier bridge started are stopped too.
+      if (!opts.deleteData) await this.save(id, { desired: "stopped" });
+      await this.adoptSlots(id, saved);
+    }
     for (const slot of ["a", "b"] as const) {
       const runtimeId = runtimeIdOf(id, slot);
       await this.processes.get(runtimeId)?.stop();
@@ -294,7 +388,11 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     const stack = resolveStack(this.stackList, opts.stack ?? stackOfSlot(saved, blueSlot));
     const running = this.processes.get(runtimeId);
     // A redelivered prepare finds its green; one left on another stack is not it.
-    if (running?.state === "running" && running.stack.id === stack.id) return { runtimeId, base: running.base, stack: stackInfo(running.stack) };
+    if (running?.state === "running" && running.stack.id === stack.id) {
+      // Again (installing a loaded package is a no-op): a bridge killed mid-prepare may have started green without them.
+      for (const tarball of this.opts.nodePackages ?? []) await this.admin.uploadNodePackage(running.base, tarball);
+      return { runtimeId, base: running.base, stack: stackInfo(running.stack) };
+    }
     if (running) await this.stopRuntime(runtimeId);
     // Through the allocator like create's ports, claimed until instance.json records it.
     const [port] = (await this.ports.claim([slot === "a" ? saved.port : saved.portB])) as [number];
@@ -321,11 +419,18 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   }
 
   async runtimeBase(runtimeId: string): Promise<string | undefined> {
-    return this.processes.get(runtimeId)?.base;
+    return (await this.known(runtimeId))?.base;
+  }
+
+  /** A runtime's supervisor; after a bridge restart, rebuilt (and adopted) on first use. */
+  private async known(runtimeId: string): Promise<NodeRedProcess | undefined> {
+    const { instanceId } = parseRuntime(runtimeId);
+    if (!this.serving.has(instanceId)) await this.find(instanceId).catch(() => undefined);
+    return this.processes.get(runtimeId);
   }
 
   async deployFlowsTo(runtimeId: string, flows: unknown[], opts: { rev?: string; type?: "full" | "nodes" | "flows" } = {}): Promise<{ rev: string }> {
-    const proc = this.processes.get(runtimeId);
+    const proc = await this.known(runtimeId);
     if (!proc || proc.state !== "running") throw new BridgeError("not_running", `runtime ${runtimeId} is not running`);
     return this.admin.deployFlows(proc.base, runtimeId, flows, opts);
   }
@@ -357,9 +462,13 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   }
 
   /** Read-modify-write of instance.json; writes are whole-file (a crash leaves the old or the new one). */
-  private async save(instanceId: string, patch: Partial<SavedInstance>): Promise<void> {
-    const saved = await this.savedOf(instanceId);
-    await writeSaved(this.dir(instanceId), { ...saved, ...patch });
+  private save(instanceId: string, patch: Partial<SavedInstance>): Promise<void> {
+    const run = (this.saving.get(instanceId) ?? Promise.resolve()).then(async () => {
+      const saved = await this.savedOf(instanceId);
+      await writeSaved(this.dir(instanceId), { ...saved, ...patch });
+    });
+    this.saving.set(instanceId, run.catch(() => undefined));
+    return run;
   }
 
   onStatus(listener: StatusListener): void {
@@ -372,6 +481,22 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     this.processes.clear();
     process.off("exit", this.onExit);
   }
+}
+
+/** What resume() did at bridge start. */
+export interface ResumeReport {
+  /** Runtime ids whose Node-RED was still running and is supervised by this bridge now. */
+  adopted: string[];
+  /** Instances that should run and were started again. */
+  started: string[];
+  /** Instances that were running but should be stopped. */
+  stopped: string[];
+  failed: Array<{ instanceId: string; error: string }>;
+}
+
+/** Runs `work` over `items`, `size` at a time: Node-RED boots are CPU-heavy. */
+async function inBatches<T>(items: T[], size: number, work: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(work));
 }
 
 const stackInfo = (stack: Stack): SupportedStack => ({ id: stack.id, nodeRed: stack.version });
