@@ -10,6 +10,7 @@ import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
 import type { RuntimeAdmin } from "../drivers/nodeRedAdmin.ts";
 import { runSmoke } from "./smoke.ts";
 import { BridgeError } from "../errors.ts";
+import { handOver } from "../routing/fronts.ts";
 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -46,7 +47,7 @@ export class BlueGreen {
   }
 
   async setGate(instanceId: string, args: CommandArgs<"gate.set">): Promise<CommandResult<"gate.set">> {
-    // The instance's fronts run in this bridge process: after a restart they exist only once asked for.
+    // After a bridge restart the driver knows the instance's fronts only once asked for.
     await this.driver.ensureFronts(instanceId);
     const serving = await this.driver.servingOf(instanceId);
     const runtime = args.runtime ?? serving.runtimeId;
@@ -59,7 +60,7 @@ export class BlueGreen {
     }
     // Hold at the front first (new requests stop reaching blue), then drain the gate.
     const holdingSince = new Date().toISOString();
-    this.driver.front(instanceId)?.hold();
+    await this.driver.front(instanceId)?.hold();
     await mqtt?.publishMode(runtime, "drain");
     const drained = await this.admin.gate(base, "drain");
     const t0 = Date.now();
@@ -68,7 +69,7 @@ export class BlueGreen {
       runtime, mode: status.mode, inFlight: status.inFlight, drainedInMs: Date.now() - t0, holdingSince,
       // Stragglers past the deadline finish on blue, which stays warm; they are counted, not dropped.
       stragglers: status.inFlight,
-      heldHttp: (this.driver.front(instanceId)?.heldCount ?? 0) + status.heldHttp,
+      heldHttp: ((await this.driver.front(instanceId)?.heldCount()) ?? 0) + status.heldHttp,
       // What blue's gate republished to the hold queue since the drain began.
       heldMqtt: since(status.counters.heldMqtt, drained.counters.heldMqtt),
     };
@@ -121,7 +122,7 @@ export class BlueGreen {
   /** Green's error rate since the switch: in-flight messages that expired plus 5xx/no answer at the front. */
   private async analysis(instanceId: string, runtime: string, base: string, maxErrorRate: number): Promise<SmokeResult> {
     const gate = await this.admin.gate(base);
-    const front = this.driver.front(instanceId)?.counters;
+    const front = await this.driver.front(instanceId)?.counters();
     const start = this.atSwitch.get(instanceId);
     const entered = since(gate.counters.entered, start?.gate.entered ?? 0);
     const expired = since(gate.counters.expired, start?.gate.expired ?? 0);
@@ -142,21 +143,22 @@ export class BlueGreen {
    * `from`'s gate reopens so HTTP requests it held finish there (answered, not dropped).
    */
   async switchRoute(instanceId: string, from: string, to: string): Promise<CommandResult<"route.switch">> {
-    await this.driver.ensureFronts(instanceId); // the fronts run in this bridge process (see setGate)
+    await this.driver.ensureFronts(instanceId); // the fronts may not be known to this bridge process yet (see setGate)
     const toBase = await this.base(to);
     const front = this.driver.front(instanceId);
-    front?.hold(); // already holding after a drain; a no-op then
+    await front?.hold(); // already holding after a drain; a no-op then
     const mqtt = this.driver.mqttFront(instanceId);
     let gateAtSwitch: GateStatus | undefined;
     const activate = async () => {
       await mqtt?.publishMode(to, "active");
       gateAtSwitch = await this.admin.gate(toBase, "active");
     };
-    const moved = mqtt ? await mqtt.handover(from, to, activate) : (await activate(), { replayed: 0, buffered: 0 });
-    // Held HTTP requests go first: they are what users wait for; the bookkeeping comes after.
-    this.atSwitch.set(instanceId, { serverErrors: front?.counters.serverErrors ?? 0, forwarded: front?.counters.forwarded ?? 0, gate: gateAtSwitch!.counters });
-    front?.setTarget(toBase);
-    const httpReleased = front?.release() ?? 0;
+    const moved = mqtt ? await handOver(mqtt, from, to, activate) : (await activate(), { replayed: 0, buffered: 0 });
+    // The analysis counts from here, released requests included (one local round trip before they go).
+    const counters = await front?.counters();
+    this.atSwitch.set(instanceId, { serverErrors: counters?.serverErrors ?? 0, forwarded: counters?.forwarded ?? 0, gate: gateAtSwitch!.counters });
+    await front?.setTarget(toBase);
+    const httpReleased = (await front?.release()) ?? 0;
     // Routing moves (a proxy target, or a Service selector once kube-proxy follows) before `from` reopens.
     await this.driver.setServing(to);
     const switchedAt = new Date().toISOString();

@@ -74,8 +74,14 @@ export interface Driver {
   deployFlows(instanceId: string, flows: unknown[], opts?: { rev?: string; type?: "full" | "nodes" | "flows" }): Promise<{ rev: string }>;
   health(instanceId: string): Promise<InstanceHealth>;
   onStatus(listener: StatusListener): void;
-  /** Stops everything this driver started (the bridge is shutting down). */
-  close(): Promise<void>;
+  /**
+   * Stops everything this driver started (the bridge is shutting down for good:
+   * tests, `npm start`'s Ctrl-C). With `leaveRunning` (the CLI's SIGTERM: a
+   * bridge restart or upgrade), what carries instances' traffic keeps running
+   * for the next bridge to attach to: the process driver's data plane (fronts,
+   * held work) and its Node-RED processes.
+   */
+  close(opts?: { leaveRunning?: boolean }): Promise<void>;
   /** The stacks this driver can start, for the bridge's hello; a driver without it does not say (the control plane then refuses none). */
   supportedStacks?(): SupportedStack[];
 }
@@ -89,10 +95,12 @@ export interface BlueGreenDriver {
   /** The runtime that serves the instance now (blue). Reads only: starts, creates and connects nothing. */
   servingOf(instanceId: string): Promise<{ runtimeId: string; base: string }>;
   /**
-   * Makes sure this bridge process runs the instance's fronts (HTTP, MQTT),
-   * pointed at the serving runtime. Fronts live in the bridge process, so after
-   * a bridge restart they exist only once a step asks for them; every
-   * deployment step calls this before it touches routing. Idempotent.
+   * Makes sure the instance's fronts (HTTP, MQTT) run and this bridge process
+   * knows them, pointed at the serving runtime: the process driver's run in
+   * its data plane (which keeps them across bridge restarts), the kubernetes
+   * driver's MQTT fronts in the bridge. After a bridge restart the driver knows
+   * them only once asked, so every deployment step calls this before it
+   * touches routing. Idempotent; a front that already runs keeps its state.
    */
   ensureFronts(instanceId: string): Promise<void>;
   /**
@@ -103,7 +111,7 @@ export interface BlueGreenDriver {
   /** Admin API base of one runtime (blue or green), undefined when it is not on this bridge. */
   runtimeBase(runtimeId: string): Promise<string | undefined>;
   deployFlowsTo(runtimeId: string, flows: unknown[], opts?: { rev?: string; type?: "full" | "nodes" | "flows" }): Promise<{ rev: string }>;
-  /** The bridge's HTTP front (process driver); undefined where the platform routes HTTP (a Kubernetes Service). */
+  /** The instance's HTTP front (process driver); undefined where the platform routes HTTP (a Kubernetes Service). */
   front(instanceId: string): HttpRoute | undefined;
   /** The instance's MQTT front; undefined without a bus or before ensureFronts. */
   mqttFront(instanceId: string): MqttRoute | undefined;

@@ -1,25 +1,37 @@
 /**
- * The traffic fronts this bridge process runs, per instance: an HTTP front
- * where the bridge routes HTTP itself (process driver) and an MQTT front
- * where the cluster has a bus (both drivers). Fronts live in the bridge
- * process, so after a bridge restart they exist again only once a driver asks
- * for them (create, a status poll, BlueGreenDriver.ensureFronts). Drivers own
- * a registry; deployment steps see the fronts only as HttpRoute / MqttRoute.
+ * The traffic fronts one process runs, per instance: an HTTP front where
+ * RedForge routes HTTP itself (process driver) and an MQTT front where the
+ * cluster has a bus (both drivers). The process driver's fronts run in the
+ * data plane process (bridge/dataplane/), which holds one of these; the
+ * kubernetes driver keeps one in the bridge process for its MQTT fronts.
+ * Deployment steps see the fronts only as HttpRoute / MqttRoute.
  */
+import path from "node:path";
 import { HttpFront } from "./httpFront.ts";
 import { MqttFront } from "./mqttFront.ts";
 
 export interface FrontRegistryOptions {
-  /** The cluster's MQTT bus as the bridge reaches it; no MQTT fronts without it. */
+  /** The cluster's MQTT bus as this process reaches it; no MQTT fronts without it. */
   mqttUrl?: string;
   /** Where HTTP fronts listen (process driver). */
   host?: string;
+  /** Held MQTT work is spooled to `<spoolRoot>/<instanceId>/hold.spool`; in memory when absent. */
+  spoolRoot?: string;
+  /** fsync each spooled record. */
+  spoolFsync?: boolean;
   log: (instanceId: string, line: string) => void;
+}
+
+export class PortTakenError extends Error {
+  constructor(readonly port: number, cause: unknown) {
+    super(`port ${port} is taken: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
 }
 
 export class FrontRegistry {
   private readonly httpFronts = new Map<string, HttpFront>();
   private readonly mqttFronts = new Map<string, MqttFront>();
+  private readonly starting = new Map<string, Promise<MqttFront>>();
 
   constructor(private readonly opts: FrontRegistryOptions) {}
 
@@ -31,43 +43,54 @@ export class FrontRegistry {
     return this.mqttFronts.get(instanceId);
   }
 
-  /**
-   * The instance's MQTT front, started once per bridge process and forwarding
-   * to the runtime `target` names (asked only when a front is started).
-   * Undefined without a bus. Registered before it connects, so two callers at once share one front.
-   */
-  async ensureMqtt(instanceId: string, target: () => string | Promise<string>): Promise<MqttFront | undefined> {
-    if (!this.opts.mqttUrl) return undefined;
-    let front = this.mqttFronts.get(instanceId);
-    if (front) return front;
-    front = new MqttFront(this.opts.mqttUrl, instanceId, (line) => this.opts.log(instanceId, line));
-    this.mqttFronts.set(instanceId, front);
-    try {
-      await front.start(await target());
-    } catch (err) {
-      this.mqttFronts.delete(instanceId);
-      throw err;
-    }
-    return front;
+  instanceIds(): string[] {
+    return [...new Set([...this.httpFronts.keys(), ...this.mqttFronts.keys()])];
   }
 
   /**
-   * The instance's HTTP front on `port`, forwarding to `target`. When the port
-   * is taken (something else grabbed it while the instance was down), it
-   * listens on `fallback()` instead and says so in `moved`: the front URL changed.
+   * The instance's MQTT front, started once and forwarding to the runtime
+   * `target` names (asked only when a front is started). Undefined without a
+   * bus. Two callers at once share one front.
    */
-  async ensureHttp(instanceId: string, port: number, target: string, fallback: () => Promise<number>): Promise<{ front: HttpFront; moved?: number }> {
+  async ensureMqtt(instanceId: string, target: () => string | Promise<string>): Promise<MqttFront | undefined> {
+    const url = this.opts.mqttUrl;
+    if (!url) return undefined;
+    const known = this.mqttFronts.get(instanceId);
+    if (known) return known;
+    let starting = this.starting.get(instanceId);
+    if (!starting) {
+      starting = (async () => {
+        const front = new MqttFront(url, instanceId, {
+          log: (line) => this.opts.log(instanceId, line),
+          ...(this.opts.spoolRoot ? { spoolDir: path.join(this.opts.spoolRoot, instanceId), fsync: this.opts.spoolFsync ?? false } : {}),
+        });
+        try {
+          await front.start(await target());
+        } catch (err) {
+          await front.close().catch(() => {});
+          throw err;
+        }
+        this.mqttFronts.set(instanceId, front);
+        return front;
+      })().finally(() => this.starting.delete(instanceId));
+      this.starting.set(instanceId, starting);
+    }
+    return starting;
+  }
+
+  /**
+   * The instance's HTTP front on `port`, forwarding to `target`; a front that
+   * already runs keeps its port, target and hold state. PortTakenError when
+   * the port is taken (the caller picks another one).
+   */
+  async ensureHttp(instanceId: string, port: number, target: string | undefined): Promise<HttpFront> {
     const known = this.httpFronts.get(instanceId);
-    if (known) return { front: known };
+    if (known) return known;
     const front = new HttpFront(this.opts.host ?? "127.0.0.1");
-    let moved: number | undefined;
-    await front.listen(port).catch(async () => {
-      moved = await front.listen(await fallback());
-      this.opts.log(instanceId, `front port ${port} is taken; front door moved to ${moved}`);
-    });
-    front.setTarget(target);
+    await front.listen(port).catch((err: unknown) => { throw new PortTakenError(port, err); });
+    await front.setTarget(target);
     this.httpFronts.set(instanceId, front);
-    return moved === undefined ? { front } : { front, moved };
+    return front;
   }
 
   /** Closes and forgets the instance's fronts (destroy). */

@@ -1,6 +1,7 @@
 /**
  * The HTTP half of an instance's front door, where the bridge itself routes
- * HTTP (the process driver; on Kubernetes a Service does it). The stable front door of one instance: a port that never changes while the
+ * HTTP (the process driver, inside the data plane process: bridge/dataplane/;
+ * on Kubernetes a Service does it). The stable front door of one instance: a port that never changes while the
  * Node-RED behind it may (a restart, and in blue-green deployments a switch
  * from blue to green). Plain HTTP forwarding; WebSocket upgrades are not
  * proxied yet. During a deployment's switch the front holds new requests
@@ -20,7 +21,7 @@ export class HttpFront implements HttpRoute {
   private target?: URL;
   private holding = false;
   private held: Array<{ req: http.IncomingMessage; res: http.ServerResponse }> = [];
-  readonly counters: FrontCounters = { forwarded: 0, held: 0, refused: 0, serverErrors: 0 };
+  private readonly count: FrontCounters = { forwarded: 0, held: 0, refused: 0, serverErrors: 0 };
   url = "";
   private readonly server = http.createServer((req, res) => this.forward(req, res));
 
@@ -38,21 +39,37 @@ export class HttpFront implements HttpRoute {
   }
 
   /** Where traffic goes from now on; requests already forwarded finish where they are. */
-  setTarget(base: string | undefined): void {
+  async setTarget(base: string | undefined): Promise<void> {
     this.target = base ? new URL(base) : undefined;
   }
 
+  get targetBase(): string | undefined {
+    return this.target?.origin;
+  }
+
+  get holdingNow(): boolean {
+    return this.holding;
+  }
+
   /** From now on new requests wait here instead of reaching the instance. */
-  hold(): void {
+  async hold(): Promise<void> {
     this.holding = true;
   }
 
-  get heldCount(): number {
+  async heldCount(): Promise<number> {
     return this.held.length;
   }
 
+  async counters(): Promise<FrontCounters> {
+    return { ...this.count };
+  }
+
   /** Stops holding and forwards what waited, in arrival order, to the current target. */
-  release(): number {
+  async release(): Promise<number> {
+    return this.releaseNow();
+  }
+
+  private releaseNow(): number {
     this.holding = false;
     const waiting = this.held.splice(0);
     for (const { req, res } of waiting) this.forward(req, res);
@@ -60,7 +77,7 @@ export class HttpFront implements HttpRoute {
   }
 
   async close(): Promise<void> {
-    this.release();
+    this.releaseNow();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -68,11 +85,11 @@ export class HttpFront implements HttpRoute {
   private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (this.holding) {
       if (this.held.length >= this.holdLimit) {
-        this.counters.refused++;
+        this.count.refused++;
         res.writeHead(503, { "content-type": "application/json", "retry-after": "1" });
         return void res.end(JSON.stringify({ error: { code: "front_hold_full", message: "a deployment is switching this instance and the hold queue is full; retry shortly" } }));
       }
-      this.counters.held++;
+      this.count.held++;
       // Paused so the body waits in the socket rather than in memory until release.
       req.pause();
       this.held.push({ req, res });
@@ -83,16 +100,16 @@ export class HttpFront implements HttpRoute {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
     headers["x-forwarded-for"] = req.socket.remoteAddress ?? "";
-    this.counters.forwarded++;
+    this.count.forwarded++;
     const upstream = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (up) => {
-      if ((up.statusCode ?? 502) >= 500) this.counters.serverErrors++;
+      if ((up.statusCode ?? 502) >= 500) this.count.serverErrors++;
       const out: http.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k)) out[k] = v;
       res.writeHead(up.statusCode ?? 502, out);
       up.pipe(res);
     });
     upstream.on("error", () => {
-      this.counters.serverErrors++;
+      this.count.serverErrors++;
       unavailable(res, "instance did not answer");
     });
     req.pipe(upstream);

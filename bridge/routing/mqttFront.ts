@@ -1,46 +1,89 @@
 /**
  * The MQTT half of an instance's front door. Producers publish work to
  * redforge/ingest/{instance}; the front is its one subscriber (a persistent
- * QoS 1 session, so work published while the bridge restarts waits in the
+ * QoS 1 session, so work published while the front is down waits in the
  * broker) and forwards each message, in order, to
  * redforge/active/{runtime} of whichever Node-RED serves. One subscriber is
  * what makes the switch exact: nothing is seen by two runtimes.
  *
  * A hand-over (blue → green, or back) replays what the draining gate put on
- * redforge/hold/{instance}: the front buffers new work, sends an end-of-hold
- * marker down the old runtime's active topic (the gate passes it to the hold
- * topic behind everything it held), collects the hold queue up to that
- * marker, republishes it to the new runtime, then flushes its own buffer and
- * forwards directly again. Order is preserved end to end; nothing is seen twice.
+ * redforge/hold/{instance}, in two calls so that the caller can set the new
+ * runtime's gate active in between (from another process, the bridge):
+ * `beginHandover` buffers new work, sends an end-of-hold marker down the old
+ * runtime's active topic (the gate passes it to the hold topic behind
+ * everything it held) and collects the hold queue up to that marker;
+ * `completeHandover` republishes held work, then what was buffered, to the new
+ * runtime, and forwards directly again. Order is preserved end to end; nothing
+ * is seen twice.
+ *
+ * Held and buffered work is written to a HoldStore (holdSpool.ts) inside
+ * mqtt.js's `handleMessage`, which is what mqtt.js waits for before it sends
+ * the PUBACK of a QoS 1 message: the broker forgets a message only once it is
+ * on this host's disk (page cache). The stores are emptied only after every
+ * replayed publish is acknowledged, so a kill of this process between
+ * collecting and replaying loses nothing: the next front on the same spool
+ * dir replays it.
  */
-import { connectAsync, type IClientPublishOptions, type MqttClient } from "mqtt";
+import path from "node:path";
+import { connectAsync, type IClientPublishOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import { endOfHoldMarker, gateControlMessage, mqttTopics, parseEndOfHold, type GateMode } from "../../protocol/mqtt.ts";
-import type { HandoverResult, MqttRoute } from "./fronts.ts";
+import type { HandoverBegun, HandoverResult, MqttCounters, MqttRoute } from "./fronts.ts";
+import { MemoryHold, SpoolFile, type HoldStore } from "./holdSpool.ts";
 
 const QOS1: IClientPublishOptions = { qos: 1 };
+type Done = (error?: Error) => void;
+
+export interface MqttFrontOptions {
+  /** Held work goes to `<spoolDir>/hold.spool` (and `switch.spool`); in memory when absent. */
+  spoolDir?: string;
+  /** fsync each spooled record (survives a power cut, one disk flush per held message). */
+  fsync?: boolean;
+  log?: (line: string) => void;
+}
+
+interface Handover {
+  from: string;
+  to: string;
+  token: string;
+  marked: Promise<void>;
+  markerBack: boolean;
+}
 
 export class MqttFront implements MqttRoute {
   private client?: MqttClient;
   private holdClient?: MqttClient;
   private target?: string;
-  private buffering = false;
-  private buffer: Buffer[] = [];
-  private held: Buffer[] = [];
+  /** True from a hand-over's begin to its complete: new work waits in `switchBuffer`. */
+  private buffering: boolean;
+  /** Work collected from the hold queue, not yet replayed. */
+  private readonly holdStore: HoldStore;
+  /** Work that arrived while a hand-over ran, replayed behind the held work. */
+  private readonly switchBuffer: HoldStore;
+  private current?: Handover;
   private markerSeen?: { token: string; resolve: () => void };
+  private completing?: { from: string; to: string; done: Promise<HandoverResult> };
   private readonly topics;
+  private readonly log: (line: string) => void;
   forwarded = 0;
 
-  constructor(private readonly url: string, readonly instanceId: string, private readonly log: (line: string) => void = () => {}) {
+  constructor(private readonly url: string, readonly instanceId: string, opts: MqttFrontOptions = {}) {
     this.topics = { ingest: mqttTopics.ingest(instanceId), hold: mqttTopics.hold(instanceId), active: mqttTopics.active, control: mqttTopics.control };
+    this.log = opts.log ?? (() => {});
+    this.holdStore = opts.spoolDir ? new SpoolFile(path.join(opts.spoolDir, "hold.spool"), opts.fsync) : new MemoryHold();
+    this.switchBuffer = opts.spoolDir ? new SpoolFile(path.join(opts.spoolDir, "switch.spool"), opts.fsync) : new MemoryHold();
+    // A front that dies mid hand-over left buffered work: new work queues behind it until a hand-over replays it.
+    this.buffering = this.switchBuffer.count > 0;
+    if (this.holdStore.count || this.switchBuffer.count) this.log(`mqtt front: ${this.holdStore.count} held + ${this.switchBuffer.count} buffered message(s) found in the spool; kept for the next hand-over`);
   }
 
   async start(target: string): Promise<void> {
-    this.target = target;
+    this.target ??= target;
     if (this.client) return;
-    this.client = await connectAsync(this.url, { clientId: `rf-front-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 });
-    this.client.on("error", (err) => this.log(`mqtt front: ${err.message}`));
-    this.client.on("message", (_topic, payload) => this.onIngest(payload));
-    await this.client.subscribeAsync(this.topics.ingest, { qos: 1 });
+    const client = await connectAsync(this.url, { clientId: `rf-front-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 });
+    client.on("error", (err) => this.log(`mqtt front: ${err.message}`));
+    client.handleMessage = (packet, done) => this.onIngest(packet, done);
+    this.client = client;
+    await client.subscribeAsync(this.topics.ingest, { qos: 1 });
   }
 
   get serving(): string | undefined {
@@ -48,7 +91,7 @@ export class MqttFront implements MqttRoute {
   }
 
   /** Where work goes from now on (no hand-over: for a restart of the same runtime). */
-  setTarget(runtimeId: string): void {
+  async setTarget(runtimeId: string): Promise<void> {
     this.target = runtimeId;
   }
 
@@ -58,84 +101,151 @@ export class MqttFront implements MqttRoute {
    */
   async openHold(): Promise<void> {
     if (this.holdClient) return;
-    this.holdClient = await connectAsync(this.url, { clientId: `rf-hold-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 });
-    this.holdClient.on("error", (err) => this.log(`mqtt hold: ${err.message}`));
-    this.holdClient.on("message", (_topic, payload) => this.onHeld(payload));
-    await this.holdClient.subscribeAsync(this.topics.hold, { qos: 1 });
+    const client = await connectAsync(this.url, { clientId: `rf-hold-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 });
+    client.on("error", (err) => this.log(`mqtt hold: ${err.message}`));
+    client.handleMessage = (packet, done) => this.onHeld(packet, done);
+    this.holdClient = client;
+    await client.subscribeAsync(this.topics.hold, { qos: 1 });
   }
 
-  get heldCount(): number {
-    return this.held.length;
+  async counters(): Promise<MqttCounters> {
+    return { forwarded: this.forwarded, held: this.holdStore.count, buffered: this.switchBuffer.count, ...(this.target ? { target: this.target } : {}) };
   }
 
   /** Publishes a retained gate mode for a runtime: a gate that (re)starts picks it up. */
   async publishMode(runtimeId: string, mode: GateMode): Promise<void> {
-    await this.client!.publishAsync(this.topics.control(runtimeId), gateControlMessage(mode), { qos: 1, retain: true });
+    await this.requireClient().publishAsync(this.topics.control(runtimeId), gateControlMessage(mode), { qos: 1, retain: true });
   }
 
   /**
-   * Moves the work stream from `from` to `to` (they may be the same runtime:
-   * a rollback before the switch). `activate` runs once the held queue is
-   * complete and before anything is replayed: it sets the new runtime's gate active.
+   * First half of moving the work stream from `from` to `to` (the same
+   * runtime for a rollback before the switch): new work is buffered, and the
+   * hold queue is collected up to an end-of-hold marker sent through `from`'s gate.
+   * Run again with the same from/to (a bridge that restarted mid-step) it
+   * joins the hand-over under way; after it completed, it reports `done`.
    */
-  async handover(from: string, to: string, activate: () => Promise<void>, timeoutMs = 30_000): Promise<HandoverResult> {
-    if (!this.client) throw new Error("mqtt front is not started");
-    await this.openHold();
-    this.buffering = true;
-    try {
-      const token = crypto.randomUUID();
-      const marked = new Promise<void>((resolve, reject) => {
-        this.markerSeen = { token, resolve };
-        setTimeout(() => reject(new Error(`end-of-hold marker not back from ${from}'s gate within ${timeoutMs} ms (is its Node-RED running?)`)), timeoutMs).unref();
-      });
-      await this.client.publishAsync(this.topics.active(from), endOfHoldMarker(token), QOS1);
-      const t0 = Date.now();
-      await marked;
-      const t1 = Date.now();
-      await activate();
-      const t2 = Date.now();
-      // Held work, then what arrived meanwhile, then new work directly: all issued in this one
-      // synchronous stretch, so nothing can slip in between, and one connection keeps the order.
-      // (Awaiting PUBACKs batch by batch here never converges: a broker paces them by the consumer.)
-      const held = this.held.splice(0);
-      const buffered = this.buffer.splice(0);
-      const acked = [...held, ...buffered].map((payload) => this.client!.publishAsync(this.topics.active(to), payload, QOS1));
-      this.target = to;
-      this.buffering = false;
-      await Promise.all(acked);
-      this.log(`hand-over ${from} → ${to}: marker back in ${t1 - t0} ms, gate active in ${t2 - t1} ms, ${held.length} held + ${buffered.length} buffered replayed in ${Date.now() - t2} ms`);
-      return { replayed: held.length, buffered: buffered.length };
-    } finally {
-      this.buffering = false;
-      this.markerSeen = undefined;
-      // Anything still buffered (an error above) goes to the current target rather than being dropped.
-      for (const payload of this.buffer.splice(0)) this.forward(payload);
+  async beginHandover(from: string, to: string, timeoutMs = 30_000): Promise<HandoverBegun> {
+    const client = this.requireClient();
+    const running = this.current;
+    if (running && running.from === from && running.to === to) {
+      await running.marked;
+      return { held: this.holdStore.count, done: false };
     }
+    if (!running && from !== to && this.target === to && !this.buffering && this.holdStore.count === 0) {
+      return { held: 0, done: true };
+    }
+    await this.openHold();
+    // Another hand-over's marker may still come back: it is ignored (not work), and its buffer and spool carry over.
+    this.buffering = true;
+    const token = crypto.randomUUID();
+    const handover: Handover = { from, to, token, markerBack: false, marked: Promise.resolve() };
+    handover.marked = new Promise<void>((resolve, reject) => {
+      this.markerSeen = { token, resolve: () => { handover.markerBack = true; resolve(); } };
+      setTimeout(() => reject(new Error(`end-of-hold marker not back from ${from}'s gate within ${timeoutMs} ms (is its Node-RED running?)`)), timeoutMs).unref();
+    });
+    handover.marked.catch(() => {}); // a caller that went away must not leave an unhandled rejection
+    this.current = handover;
+    await client.publishAsync(this.topics.active(from), endOfHoldMarker(token), QOS1);
+    await handover.marked;
+    return { held: this.holdStore.count, done: false };
+  }
+
+  /**
+   * Second half: held work, then what arrived meanwhile, to `to`, then new
+   * work directly. Run again (a restarted bridge) it joins the replay under
+   * way, or answers zeros once it is done.
+   */
+  async completeHandover(from: string, to: string): Promise<HandoverResult> {
+    if (this.completing && this.completing.from === from && this.completing.to === to) return this.completing.done;
+    const running = this.current;
+    if (!running || running.from !== from || running.to !== to) {
+      if (this.target === to && !this.buffering) return { replayed: 0, buffered: 0 };
+      throw new Error(`no hand-over from ${from} to ${to} has begun on this front`);
+    }
+    if (!running.markerBack) throw new Error(`hand-over ${from} → ${to}: the hold queue is not complete yet (its end-of-hold marker is not back)`);
+    const done = this.replay(to).finally(() => { this.completing = undefined; });
+    this.completing = { from, to, done };
+    return done;
+  }
+
+  private async replay(to: string): Promise<HandoverResult> {
+    const client = this.requireClient();
+    const t0 = Date.now();
+    // Held work, then what arrived meanwhile, then new work directly: all issued in this one
+    // synchronous stretch, so nothing can slip in between, and one connection keeps the order.
+    // (Awaiting PUBACKs batch by batch here never converges: a broker paces them by the consumer.)
+    const held = this.holdStore.readAll();
+    const buffered = this.switchBuffer.readAll();
+    const acked = [...held, ...buffered].map((payload) => client.publishAsync(this.topics.active(to), payload, QOS1));
+    this.target = to;
+    this.buffering = false;
+    this.current = undefined;
+    this.markerSeen = undefined;
+    await Promise.all(acked);
+    // Only now may the spool forget them: a crash before this line replays them again (at least once).
+    this.holdStore.consume(held.length);
+    this.switchBuffer.consume(buffered.length);
+    this.log(`hand-over → ${to}: ${held.length} held + ${buffered.length} buffered replayed in ${Date.now() - t0} ms`);
+    return { replayed: held.length, buffered: buffered.length };
+  }
+
+  /** Ends a hand-over that failed before its replay: what it buffered goes to the current target, held work stays spooled. */
+  async abandonHandover(): Promise<void> {
+    if (this.completing) return;
+    this.current = undefined;
+    this.markerSeen = undefined;
+    this.buffering = false;
+    const buffered = this.switchBuffer.readAll();
+    await Promise.all(buffered.map((payload) => this.forward(payload)));
+    this.switchBuffer.consume(buffered.length);
   }
 
   async close(): Promise<void> {
     await Promise.all([this.client?.endAsync(), this.holdClient?.endAsync()]);
     this.client = undefined;
     this.holdClient = undefined;
+    this.holdStore.close();
+    this.switchBuffer.close();
   }
 
-  private onIngest(payload: Buffer): void {
-    if (this.buffering) return void this.buffer.push(payload);
-    this.forward(payload);
+  private requireClient(): MqttClient {
+    if (!this.client) throw new Error("mqtt front is not started");
+    return this.client;
   }
 
-  private forward(payload: Buffer): void {
-    if (!this.target || !this.client) return void this.buffer.push(payload);
+  /** mqtt.js sends this message's PUBACK once `done` is called. */
+  private onIngest(packet: IPublishPacket, done: Done): void {
+    const payload = toBuffer(packet.payload);
+    if (this.buffering || !this.target) {
+      this.switchBuffer.append(payload);
+      return done();
+    }
+    void this.forward(payload);
+    done();
+  }
+
+  private forward(payload: Buffer): Promise<unknown> {
     this.forwarded++;
-    this.client.publish(this.topics.active(this.target), payload, QOS1);
+    return this.requireClient().publishAsync(this.topics.active(this.target!), payload, QOS1).catch((err: Error) => this.log(`mqtt front: forward failed: ${err.message}`));
   }
 
-  private onHeld(payload: Buffer): void {
+  /** Spooled before `done`, so the broker drops a held message only once it is on disk. */
+  private onHeld(packet: IPublishPacket, done: Done): void {
+    const payload = toBuffer(packet.payload);
     const marker = parseEndOfHold(payload);
     if (marker) {
       if (this.markerSeen && marker === this.markerSeen.token) this.markerSeen.resolve();
-      return; // a stale marker from an earlier, interrupted hand-over: not work
+      return done(); // a stale marker from an earlier, interrupted hand-over: not work
     }
-    this.held.push(payload);
+    try {
+      this.holdStore.append(payload);
+    } catch (err) {
+      // No PUBACK: the broker keeps the message and redelivers it.
+      this.log(`mqtt hold: cannot spool a held message: ${(err as Error).message}`);
+      return done(err as Error);
+    }
+    done();
   }
 }
+
+const toBuffer = (p: Buffer | string): Buffer => (typeof p === "string" ? Buffer.from(p) : p);

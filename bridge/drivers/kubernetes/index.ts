@@ -462,7 +462,7 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
     const before = await this.servingColorOf(instanceId, name);
     await this.objects.setServiceSelector(name, podSelector(name, color));
     this.serving.set(instanceId, color);
-    this.fronts.mqtt(instanceId)?.setTarget(runtimeId);
+    await this.fronts.mqtt(instanceId)?.setTarget(runtimeId);
     if (before === color) return;
     await this.endpointsFollow(name, statefulSetName(name, color));
     await sleep(this.opts.switchSettleMs ?? 1_000);

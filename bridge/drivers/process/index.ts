@@ -7,7 +7,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { BridgeError } from "../../errors.ts";
-import { FrontRegistry } from "../../routing/frontRegistry.ts";
+import { DataPlaneClient } from "../../dataplane/client.ts";
 import type { HttpRoute, MqttRoute } from "../../routing/fronts.ts";
 import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
 import { AdminApi } from "../nodeRedAdmin.ts";
@@ -48,6 +48,8 @@ export interface ProcessDriverOptions {
   log?: (instanceId: string, line: string) => void;
   /** The cluster's MQTT bus: instances' gates and the MQTT front door use it; MQTT routing is off without it. */
   mqttUrl?: string;
+  /** fsync each held MQTT message the data plane spools (survives a power cut; one disk flush per message). */
+  spoolFsync?: boolean;
 }
 
 const DEFAULT_RESTART: RestartPolicy = { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 500 };
@@ -59,7 +61,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   /** By runtime id (see runtimeIdOf). */
   private readonly processes = new Map<string, NodeRedProcess>();
   /** Each instance's HTTP front (its stable URL) and, with a bus, its MQTT front. */
-  private readonly fronts: FrontRegistry;
+  private readonly fronts: DataPlaneClient;
   /** Serving slot per instance id. */
   private readonly serving = new Map<string, Slot>();
   private readonly listeners: StatusListener[] = [];
@@ -82,7 +84,8 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     this.stackList = opts.stacks ?? installedStacks();
     this.adminToken = opts.adminToken ?? persistentAdminToken(opts.stateDir);
     this.admin = new AdminApi(this.adminToken, { deployMs: 30_000, probeMs: 3_000 });
-    this.fronts = new FrontRegistry({ host: this.host, log: (id, line) => this.log(id, line), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}) });
+    // The fronts run in the state dir's data plane process, so a bridge crash or restart does not interrupt traffic.
+    this.fronts = new DataPlaneClient({ stateDir: opts.stateDir, host: this.host, log: (id, line) => this.log(id, line), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}), ...(opts.spoolFsync ? { spoolFsync: true } : {}) });
     this.ports = new PortAllocator({ host: this.host, stateDir: opts.stateDir, ...(opts.portRange ? { range: opts.portRange } : {}) });
     process.on("exit", this.onExit);
   }
@@ -449,7 +452,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     const proc = this.processes.get(runtimeId);
     if (!proc) throw new BridgeError("not_running", `runtime ${runtimeId} is not running`);
     this.serving.set(instanceId, slot);
-    this.fronts.http(instanceId)?.setTarget(proc.base);
+    await this.fronts.http(instanceId)?.setTarget(proc.base);
     await this.save(instanceId, { serving: slot });
   }
 
@@ -475,9 +478,10 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     this.listeners.push(listener);
   }
 
-  async close(): Promise<void> {
+  async close(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     await Promise.all([...this.processes.values()].map((p) => p.stop(5_000)));
-    await this.fronts.close();
+    // A bridge restart (SIGTERM) leaves the data plane serving; a shutdown for good stops it.
+    await (opts.leaveRunning ? this.fronts.detach() : this.fronts.close());
     this.processes.clear();
     process.off("exit", this.onExit);
   }

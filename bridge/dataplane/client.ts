@@ -1,0 +1,176 @@
+/**
+ * The bridge's side of the data plane: the process driver's registry of
+ * instance fronts, which now run in the data plane process (main.ts). It
+ * attaches to the state dir's data plane (or starts one, launcher.ts) and
+ * remembers which fronts this bridge asked for, so that a data plane that
+ * died is started again with the same fronts, ports and targets on the next
+ * call. Held MQTT work survives that in the spool; held HTTP requests do not.
+ */
+import { attachDataPlane } from "./launcher.ts";
+import { CALLS, dataPlaneFiles, shutdownResult, type CallArgs, type CallName, type CallResult } from "./protocol.ts";
+import { RemoteHttpRoute, RemoteMqttRoute } from "./remoteRoutes.ts";
+import { DataPlaneCallFailed, DataPlaneUnreachable, pingDataPlane, requestDataPlane } from "./transport.ts";
+
+export interface DataPlaneClientOptions {
+  /** The data plane's socket, info and log live here; held MQTT work in `<stateDir>/<instanceId>/hold.spool`. */
+  stateDir: string;
+  /** Where HTTP fronts listen. */
+  host?: string;
+  /** The cluster's MQTT bus; no MQTT fronts without it. */
+  mqttUrl?: string;
+  /** fsync each spooled record (`--spool-fsync`). */
+  spoolFsync?: boolean;
+  log: (instanceId: string, line: string) => void;
+}
+
+interface KnownFronts {
+  http?: { port: number; target: string | undefined; route: RemoteHttpRoute };
+  mqtt?: { target: string; route: RemoteMqttRoute };
+}
+
+/** Calls that wait on Node-RED or the broker get longer than the rest. */
+const callTimeoutMs = (args: { op: CallName; timeoutMs?: number }): number =>
+  args.op === "mqtt.beginHandover" ? (args.timeoutMs ?? 30_000) + 15_000 : args.op === "mqtt.completeHandover" ? 120_000 : 30_000;
+
+export class DataPlaneClient {
+  private readonly fronts = new Map<string, KnownFronts>();
+  private attaching?: Promise<void>;
+  private closed = false;
+  private readonly socket: string;
+
+  constructor(private readonly opts: DataPlaneClientOptions) {
+    this.socket = dataPlaneFiles(opts.stateDir).socket;
+  }
+
+  http(instanceId: string): RemoteHttpRoute | undefined {
+    return this.fronts.get(instanceId)?.http?.route;
+  }
+
+  mqtt(instanceId: string): RemoteMqttRoute | undefined {
+    return this.fronts.get(instanceId)?.mqtt?.route;
+  }
+
+  /** The instance's MQTT front in the data plane; one that already runs keeps its target and hold. Undefined without a bus. */
+  async ensureMqtt(instanceId: string, target: () => string | Promise<string>): Promise<RemoteMqttRoute | undefined> {
+    if (!this.opts.mqttUrl) return undefined;
+    const known = this.fronts.get(instanceId)?.mqtt;
+    if (known) return known.route;
+    const runtimeId = await target();
+    const { enabled } = await this.call({ op: "mqtt.ensure", instanceId, target: runtimeId });
+    if (!enabled) throw new Error(`the data plane of ${this.opts.stateDir} runs without an MQTT bus; stop it (it is restarted with this bridge's --mqtt-url)`);
+    const entry = { target: runtimeId, route: new RemoteMqttRoute((a) => this.call(a), instanceId, (t) => { entry.target = t; }) };
+    this.entry(instanceId).mqtt = entry;
+    return entry.route;
+  }
+
+  /**
+   * The instance's HTTP front on `port`, forwarding to `target`; one that
+   * already runs keeps its port, target and held requests. When the port is
+   * taken, it listens on `fallback()` instead and says so in `moved`.
+   */
+  async ensureHttp(instanceId: string, port: number, target: string, fallback: () => Promise<number>): Promise<{ front: RemoteHttpRoute; moved?: number }> {
+    const known = this.fronts.get(instanceId)?.http;
+    if (known) return { front: known.route };
+    let moved: number | undefined;
+    let listening: CallResult<"http.ensure">;
+    try {
+      listening = await this.call({ op: "http.ensure", instanceId, port, target });
+    } catch (err) {
+      if (!(err instanceof DataPlaneCallFailed && err.code === "port_taken")) throw err;
+      moved = await fallback();
+      listening = await this.call({ op: "http.ensure", instanceId, port: moved, target });
+      this.opts.log(instanceId, `front port ${port} is taken; front door moved to ${moved}`);
+    }
+    const entry: NonNullable<KnownFronts["http"]> = {
+      port: listening.port, target,
+      route: new RemoteHttpRoute((a) => this.call(a), instanceId, listening.url, (t) => { entry.target = t; }),
+    };
+    this.entry(instanceId).http = entry;
+    return moved === undefined ? { front: entry.route } : { front: entry.route, moved };
+  }
+
+  /** Closes the instance's fronts (destroy). */
+  async drop(instanceId: string): Promise<void> {
+    if (!this.fronts.delete(instanceId)) return;
+    await this.call({ op: "drop", instanceId });
+  }
+
+  /** Stops the data plane: every instance's front door closes (the bridge is shutting down for good). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.fronts.clear();
+    // Also one an earlier bridge left running and this one never needed: it serves this state dir.
+    const running = await pingDataPlane(this.socket).catch(() => undefined);
+    if (!running) return;
+    const answer = await requestDataPlane(this.socket, "POST", "/shutdown", { onlyIfIdle: false }, shutdownResult, 10_000).catch(() => undefined);
+    if (answer?.stopping) await untilGone(running.pid);
+    this.opts.log("dataplane", `stopped the data plane (pid ${running.pid})`);
+  }
+
+  /** Leaves the data plane running for the next bridge (a restart or an upgrade). */
+  async detach(): Promise<void> {
+    this.closed = true;
+    this.fronts.clear();
+    const running = await pingDataPlane(this.socket).catch(() => undefined);
+    if (running) this.opts.log("dataplane", `leaving the data plane (pid ${running.pid}) running: instances' front doors keep serving; the next bridge attaches to it`);
+  }
+
+  /** One control-API call; a data plane that is gone is started again (with this bridge's fronts) and asked once more. */
+  private async call<K extends CallName>(args: CallArgs<K>): Promise<CallResult<K>> {
+    if (this.closed) throw new Error("the bridge's data plane client is closed");
+    await this.attach();
+    const send = () => requestDataPlane(this.socket, "POST", "/call", args, CALLS[args.op].result, callTimeoutMs(args)) as Promise<CallResult<K>>;
+    try {
+      return await send();
+    } catch (err) {
+      if (!(err instanceof DataPlaneUnreachable)) throw err;
+      this.opts.log(args.instanceId, `${err.message}; starting it again with this bridge's fronts`);
+      this.attaching = undefined;
+      await this.attach();
+      return send();
+    }
+  }
+
+  private attach(): Promise<void> {
+    this.attaching ??= (async () => {
+      const attached = await attachDataPlane({
+        stateDir: this.opts.stateDir, host: this.opts.host ?? "127.0.0.1",
+        ...(this.opts.mqttUrl ? { mqttUrl: this.opts.mqttUrl } : {}), ...(this.opts.spoolFsync ? { spoolFsync: true } : {}),
+        log: (line) => this.opts.log("dataplane", line),
+      });
+      if (attached.spawned) await this.restoreFronts();
+    })().catch((err: unknown) => {
+      this.attaching = undefined; // the next call tries again
+      throw err;
+    });
+    return this.attaching;
+  }
+
+  /** A new data plane gets back the fronts this bridge had: same ports, same targets (held MQTT work waits in the spool). */
+  private async restoreFronts(): Promise<void> {
+    for (const [instanceId, f] of this.fronts) {
+      const call = <K extends CallName>(a: CallArgs<K>) => requestDataPlane(this.socket, "POST", "/call", a, CALLS[a.op].result, 30_000);
+      if (f.http) await call({ op: "http.ensure", instanceId, port: f.http.port, ...(f.http.target ? { target: f.http.target } : {}) });
+      if (f.mqtt) await call({ op: "mqtt.ensure", instanceId, target: f.mqtt.target });
+    }
+  }
+
+  private entry(instanceId: string): KnownFronts {
+    let e = this.fronts.get(instanceId);
+    if (!e) this.fronts.set(instanceId, (e = {}));
+    return e;
+  }
+}
+
+async function untilGone(pid: number, timeoutMs = 15_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    if (Date.now() - t0 > timeoutMs) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
