@@ -196,7 +196,8 @@ function printFaults(runs: FaultRun[]): void {
   const lines = runs.map((r) => {
     const lat = r.report.latenciesMs(r.switchFrom, r.switchTo);
     return [FAULTS[r.key].title.slice(0, 3), r.report.sent.mqtt, r.report.sent.http, r.report.lostMqtt.length, r.report.duplicatedMqtt.length, r.report.httpUnanswered, r.report.httpErrors,
-      percentile(lat, 50), percentile(lat, 99), r.deployMs, r.finalStatus, r.errorCode ?? "-", r.reportedLost ?? "-", r.measuredLost].map(String);
+      // No answer at all inside the window (everything in it lost) is not a latency of 0.
+      lat.length ? percentile(lat, 50) : "n/a", lat.length ? percentile(lat, 99) : "n/a", r.deployMs, r.finalStatus, r.errorCode ?? "-", r.reportedLost ?? "-", r.measuredLost].map(String);
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   for (const l of [header, ...lines]) console.log(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));

@@ -5,7 +5,7 @@
  * by its state dir, since Node-REDs and data planes need not share its
  * process group), and a CPU hog.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { ROOT } from "../../dev/config.ts";
@@ -85,19 +85,20 @@ export class BridgeProcess {
 
 export interface OsProcess { pid: number; args: string }
 
-/** Every process whose command line or working directory is under `dir` (not this process). */
+/**
+ * Every process whose command line or working directory is under `dir` (not this process): what
+ * `ps -eo pid,args` shows, read from /proc directly, since forking ps on a loaded machine took
+ * seconds, long enough for a kill meant for the drain to land in the switch.
+ */
 export function processesUnder(dir: string): OsProcess[] {
-  const out = execFileSync("ps", ["-ww", "-eo", "pid=,args="], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
   const found: OsProcess[] = [];
-  for (const line of out.split("\n")) {
-    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid) continue;
-    const args = m[2]!;
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let args = "";
     let cwd = "";
-    try { cwd = fs.readlinkSync(`/proc/${pid}/cwd`); } catch { /* gone, or not ours to read */ }
-    if (args.includes(dir) || cwd === dir || cwd.startsWith(`${dir}/`)) found.push({ pid, args });
+    try { args = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ").trim(); } catch { continue; }
+    try { cwd = fs.readlinkSync(`/proc/${entry}/cwd`); } catch { /* gone, or not ours to read */ }
+    if (args.includes(dir) || cwd === dir || cwd.startsWith(`${dir}/`)) found.push({ pid: Number(entry), args });
   }
   return found;
 }

@@ -174,10 +174,12 @@ async function inject(key: FaultKey, c: FaultCluster): Promise<string> {
     return `killed bridge pid ${pid}; new bridge pid ${c.bridge.pid} connected`;
   }
   if (key === "g") {
+    const t = Date.now();
     const killed = await killEverythingUnder(c.stateDir);
+    const tookMs = Date.now() - t;
     await sleep(RESTART_AFTER_MS);
     await c.bridge.start();
-    return `killed ${killed.length} processes (${killed.map((p) => describeProcess(p.args)).join(", ")}); new bridge pid ${c.bridge.pid} connected`;
+    return `killed ${killed.length} processes in ${tookMs} ms (${killed.map((p) => describeProcess(p.args)).join(", ")}); new bridge pid ${c.bridge.pid} connected`;
   }
   if (key === "i") {
     const worker = c.stack.services.find((s) => s.name === "worker");
