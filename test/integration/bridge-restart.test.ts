@@ -12,10 +12,13 @@
  *   the green the dead bridge started.
  * No wall-clock assertions; generous deadlines for a loaded machine.
  */
+import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_STARTS, CommandLedger, rerunsWhenInterrupted } from "../../bridge/dedupe.ts";
+import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
 import { newCommandId, type Command, type CommandType } from "../../protocol/commands.ts";
 import type { Report } from "../../protocol/reports.ts";
@@ -189,4 +192,69 @@ describe("a restarted bridge resumes where the crashed one was", () => {
     await ok(command("deployment.cleanup", { runtime: `${spec.id}.b` }, spec.id));
     expect(await nodeReds(greenDir)).toEqual([]);
   }, 400_000);
+});
+
+describe("the process driver's own state across a crash", () => {
+  it("a second driver on the same state dir drives the Node-RED the first one started (the token is kept, 0600), and its close stops it", async () => {
+    const dir = path.join(tmp, "driver-crash");
+    const s = { ...spec, id: crypto.randomUUID(), name: "driver-crash", flows: [] };
+    const child = spawn(process.execPath, ["--import", "tsx", "test/harness/processDriverChild.ts", dir, JSON.stringify(s)], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (b: Buffer) => { out += b.toString(); });
+    const exited = new Promise((r) => child.once("exit", r));
+    const second = new ProcessDriver({ stateDir: dir });
+    let closed = false;
+    try {
+      const admin = await until("the first driver's instance", () => /running at (http:\/\/\S+)/.exec(out)?.[1], { timeoutMs: 120_000, intervalMs: 100, failIf: () => (child.exitCode !== null ? `the driver exited (${child.exitCode})` : undefined) });
+      const instanceDir = path.join(dir, s.id);
+      const [pid] = await nodeReds(instanceDir);
+      child.kill("SIGKILL"); // a crash: no close, no exit handler
+      await exited;
+      expect(await nodeReds(instanceDir), "Node-RED outlives the driver's process").toEqual([pid]);
+      expect((await fs.stat(path.join(dir, "admin-token"))).mode & 0o777).toBe(0o600);
+
+      await second.deployFlows(s.id, echoFlow);
+      const echo = await until("the flows deployed through the second driver", async () => {
+        const res = await fetch(`${admin}/echo`);
+        return res.status === 200 ? res.text() : undefined;
+      }, { timeoutMs: 30_000 });
+      expect(echo).toBe("still here");
+      expect(await nodeReds(instanceDir)).toEqual([pid]);
+      expect((await second.health(s.id)).state).toBe("running");
+
+      await second.close();
+      closed = true;
+      expect(await nodeReds(instanceDir), "a graceful close stops adopted Node-REDs too").toEqual([]);
+    } finally {
+      child.kill("SIGKILL");
+      if (!closed) await second.close();
+      await killEverythingUnder(dir);
+    }
+  }, 240_000);
+});
+
+describe("the command ledger's rule for commands a crash cut off", () => {
+  it("a deployment step runs again, at most MAX_STARTS times in all; other commands never do", async () => {
+    const dir = path.join(tmp, "ledger");
+    let ledger = await CommandLedger.open(dir);
+    await ledger.begin("step", "gate.set");
+    await ledger.begin("create", "instance.create");
+    await ledger.close();
+    for (let start = 2; start <= MAX_STARTS; start++) {
+      ledger = await CommandLedger.open(dir);
+      expect(rerunsWhenInterrupted(ledger.get("step")!), `start ${start}`).toBe(true);
+      expect(rerunsWhenInterrupted(ledger.get("create")!)).toBe(false);
+      await ledger.begin("step", "gate.set"); // the rerun, cut off again
+      await ledger.close();
+    }
+    ledger = await CommandLedger.open(dir);
+    expect(ledger.get("step")).toMatchObject({ starts: MAX_STARTS });
+    expect(ledger.get("step")!.outcome).toBeUndefined();
+    expect(rerunsWhenInterrupted(ledger.get("step")!)).toBe(false);
+    await ledger.finish("step", { status: "ok" });
+    await ledger.close();
+    ledger = await CommandLedger.open(dir);
+    expect(ledger.get("step")).toMatchObject({ starts: MAX_STARTS, outcome: { status: "ok" } });
+    await ledger.close();
+  });
 });
