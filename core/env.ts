@@ -1,4 +1,4 @@
-import type { ClusterLinkApi, DeploymentRunApi, FleetEventsApi, KvStoreApi } from "./objects.ts";
+import type { ClusterLinkApi, DeploymentRunApi, FleetEventsApi, KvStoreApi, MetricsSinkApi } from "./objects.ts";
 
 /** Every binding and variable the Worker reads, declared once (see wrangler.toml). */
 export interface Env {
@@ -32,10 +32,16 @@ export interface Env {
   REDFORGE_RATE_LIMIT_CLIENT?: string;
   /** Where QStash and bridges reach this Worker. */
   PUBLIC_URL?: string;
+  /**
+   * A bearer token Prometheus may scrape GET /metrics with (at least 32 characters), for setups
+   * that do not want an API key; an API key or session with metrics:read always works.
+   */
+  REDFORGE_METRICS_TOKEN?: string;
   KV_STORE: DurableObjectNamespace<KvStoreApi>;
   CLUSTER_LINK: DurableObjectNamespace<ClusterLinkApi>;
   FLEET_EVENTS: DurableObjectNamespace<FleetEventsApi>;
   DEPLOYMENT_RUN: DurableObjectNamespace<DeploymentRunApi>;
+  METRICS: DurableObjectNamespace<MetricsSinkApi>;
   ASSETS?: Fetcher;
   /** Compliance reports (R2; emulated locally by Miniflare / wrangler dev). */
   REPORTS: R2Bucket;

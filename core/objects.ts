@@ -83,3 +83,21 @@ export interface KvStoreApi extends Rpc.DurableObjectBranded {
   /** Token bucket: 0 when a token was taken, else milliseconds until the next one (core/platform/kv.ts). */
   take(key: string, perSecond: number, burst: number): Promise<number>;
 }
+
+/** One addition to a counter in the MetricsSink (core/metrics/record.ts builds them). */
+export interface CounterAdd {
+  series: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export interface SinkRow {
+  series: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export interface MetricsSinkApi extends Rpc.DurableObjectBranded {
+  add(adds: CounterAdd[]): Promise<void>;
+  read(): Promise<SinkRow[]>;
+}

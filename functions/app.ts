@@ -19,6 +19,8 @@ import { bridgeRoutes } from "./routes/bridge.ts";
 import { deploymentRoutes } from "./routes/deployments.ts";
 import { fleetSocketRoutes } from "./routes/fleetSocket.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { prometheusRoutes } from "./routes/prometheus.ts";
+import { requestMetrics } from "./middleware/requestMetrics.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
 import { configRoutes } from "./routes/config.ts";
@@ -44,7 +46,7 @@ export function createApp() {
   app.notFound(onNotFound);
 
   app.use("*", securityHeaders);
-  app.use("/api/*", requestContext, limitByClient, limitBody, requireJsonBody, auditTrail);
+  app.use("/api/*", requestMetrics, requestContext, limitByClient, limitBody, requireJsonBody, auditTrail);
   app.use("/ws/*", requestContext, limitByClient);
   app.route("/api/health", healthRoutes);
   app.route("/api/auth", authRoutes);
@@ -55,6 +57,9 @@ export function createApp() {
   app.route("/api/jobs", complianceExportJob);
   app.route("/api/jobs", retentionPurgeJob);
   app.route("/ws", fleetSocketRoutes);
+  // Prometheus's conventional path, outside /api: its own credential check (a scrape token or metrics:read).
+  app.use("/metrics", requestContext, limitByClient);
+  app.route("/metrics", prometheusRoutes);
 
   app.use("/api/*", authenticate, limitByPrincipal);
   app.route("/api/admin", adminRoutes);

@@ -5,6 +5,7 @@ export { ClusterLink } from "../durable/clusterLink.ts";
 export { DeploymentRun } from "../durable/deploymentRun/index.ts";
 export { FleetEvents } from "../durable/fleetEvents.ts";
 export { KvStoreObject } from "../durable/kvStore.ts";
+export { MetricsSink } from "../durable/metricsSink.ts";
 
 const app = createApp();
 

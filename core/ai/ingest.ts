@@ -22,6 +22,8 @@ export interface IngestResult {
   duplicate: boolean;
   /** False when the rows were stored but a team's token counter could not be updated (logged). */
   tokensCounted: boolean;
+  /** Tokens and priced cost of the stored records per model and team (GET /metrics counts them). */
+  usage: Array<{ model: string; team: string; tokens: number; costUsd: number }>;
 }
 
 export async function ingestAiDecisions(
@@ -34,9 +36,10 @@ export async function ingestAiDecisions(
   const mark = `ai-batch:${clusterId}:${batch.batchId}`;
   // The KV and the database answer in parallel; database queries stay on one connection.
   const [seen, teams] = await Promise.all([kv.get(mark), teamsOf(db, clusterId, batch.records)]);
-  if (seen) return { stored: 0, duplicate: true, tokensCounted: true };
+  if (seen) return { stored: 0, duplicate: true, tokensCounted: true, usage: [] };
   const book = await loadPrices(db, batch.records);
-  await insertRows(db, batch.records.map((r) => toRow(r, book, receivedAt)));
+  const rows = batch.records.map((r) => toRow(r, book, receivedAt));
+  await insertRows(db, rows);
 
   const [, tokensCounted] = await Promise.all([
     kv.set(mark, "1", { ex: BATCH_MARK_TTL_SECONDS }),
@@ -45,7 +48,21 @@ export async function ingestAiDecisions(
       return false;
     }),
   ]);
-  return { stored: batch.records.length, duplicate: false, tokensCounted };
+  return { stored: batch.records.length, duplicate: false, tokensCounted, usage: usageOf(rows, teams) };
+}
+
+function usageOf(rows: Row[], teams: Map<string, string>): IngestResult["usage"] {
+  const by = new Map<string, IngestResult["usage"][number]>();
+  for (const r of rows) {
+    const model = r.model ?? "unknown";
+    const team = teams.get(r.instanceId) ?? "unknown";
+    const key = `${model}\u0000${team}`;
+    const u = by.get(key) ?? { model, team, tokens: 0, costUsd: 0 };
+    u.tokens += r.tokensUsed ?? 0;
+    u.costUsd += r.costUsd === null ? 0 : Number(r.costUsd);
+    by.set(key, u);
+  }
+  return [...by.values()];
 }
 
 /** Instance id → team; 403 naming the ids that are not this cluster's. */

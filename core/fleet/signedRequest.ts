@@ -10,6 +10,8 @@ import type { AppEnv } from "../app-env.ts";
 import { open } from "../crypto/secretBox.ts";
 import { ApiError } from "../errors.ts";
 import { assertJsonWithinLimits } from "../jsonLimits.ts";
+import { counted, recordFromRequest } from "../metrics/record.ts";
+import { SERIES } from "../metrics/series.ts";
 import { WEBHOOK_TOLERANCE_SECONDS, verifyWebhook } from "../../protocol/webhooks.ts";
 
 export interface VerifiedWebhook {
@@ -21,6 +23,16 @@ export interface VerifiedWebhook {
 }
 
 const rejected = (code: string, message: string) => new ApiError(401, code, message);
+
+export async function verifyClusterWebhook(c: Context<AppEnv>, clusterId: string): Promise<VerifiedWebhook> {
+  try {
+    return await verifySigned(c, clusterId);
+  } catch (err) {
+    // Counted by reason for GET /metrics (an alert on a forged or replayed stream needs the rate).
+    if (err instanceof ApiError && err.status === 401) recordFromRequest(c, [counted(SERIES.webhookVerificationFailures, { reason: err.code })]);
+    throw err;
+  }
+}
 
 /**
  * The cluster's sealed secret, read through the KV store: every command
@@ -47,7 +59,7 @@ export async function forgetClusterSecret(kv: Context<AppEnv>["var"]["services"]
   await kv.del(secretKey(clusterId));
 }
 
-export async function verifyClusterWebhook(c: Context<AppEnv>, clusterId: string): Promise<VerifiedWebhook> {
+async function verifySigned(c: Context<AppEnv>, clusterId: string): Promise<VerifiedWebhook> {
   const { kv, config } = c.var.services;
   const sealed = await sealedSecret(c, clusterId);
   // Same answer for an unknown cluster as for a bad signature: nothing to probe.

@@ -14,6 +14,8 @@ import { applyCommandResult, applyHealthReport } from "../../core/fleet/applyRep
 import { applyInstanceStatus } from "../../core/fleet/instanceStatus.ts";
 import { ingestAiDecisions } from "../../core/ai/ingest.ts";
 import { verifyClusterWebhook } from "../../core/fleet/signedRequest.ts";
+import { counted, recordFromRequest } from "../../core/metrics/record.ts";
+import { SERIES } from "../../core/metrics/series.ts";
 import { aiDecisionBatchSchema } from "../../protocol/aiDecisions.ts";
 import { reportSchema } from "../../protocol/reports.ts";
 import { describeIssues, validate } from "../../core/validation.ts";
@@ -118,7 +120,11 @@ export const bridgeRoutes = new Hono<AppEnv>()
     const hook = await verifyClusterWebhook(c, id);
     try {
       const batch = parseJson(hook.body, aiDecisionBatchSchema);
-      const result = await ingestAiDecisions(c.var.services, id, batch, new Date());
+      const { usage, ...result } = await ingestAiDecisions(c.var.services, id, batch, new Date());
+      recordFromRequest(c, usage.flatMap((u) => [
+        counted(SERIES.aiTokens, { model: u.model, team: u.team }, u.tokens),
+        counted(SERIES.aiCost, { model: u.model, team: u.team }, u.costUsd),
+      ]));
       return c.json({ accepted: true, ...result }, 202);
     } catch (err) {
       await hook.release().catch(() => {});

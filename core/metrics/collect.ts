@@ -1,0 +1,119 @@
+/**
+ * What one scrape reads: the counters from every MetricsSink shard, and the
+ * fleet's state from Postgres in one round of parallel queries. A source that
+ * cannot be read leaves its series out and says so in redforge_metrics_source_up,
+ * so a scrape answers 200 with what it has rather than failing whole.
+ */
+import { sql } from "drizzle-orm";
+import type { Db } from "../../db/client.ts";
+import type { Env } from "../env.ts";
+import type { SinkRow } from "../objects.ts";
+import type { Family, HistogramSample, Labels, Sample } from "./exposition.ts";
+import { histogramParts, SHARDS, shardName } from "./record.ts";
+import { SERIES, type SeriesDef } from "./series.ts";
+
+const labelKey = (labels: Labels) => JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
+
+async function readSink(env: Env): Promise<SinkRow[]> {
+  const shards = await Promise.all(Array.from({ length: SHARDS }, (_, i) => env.METRICS.get(env.METRICS.idFromName(shardName(i))).read()));
+  // The same series and labels from several shards add up.
+  const sum = new Map<string, SinkRow>();
+  for (const row of shards.flat()) {
+    const key = `${row.series}\u0000${labelKey(row.labels)}`;
+    const known = sum.get(key);
+    if (known) known.value += row.value;
+    else sum.set(key, { ...row });
+  }
+  return [...sum.values()];
+}
+
+function counterFamily(def: SeriesDef, rows: SinkRow[]): Family {
+  return { def, samples: rows.filter((r) => r.series === def.name).map((r) => ({ labels: r.labels, value: r.value })) };
+}
+
+function histogramFamily(def: SeriesDef & { buckets: readonly number[] }, rows: SinkRow[]): Family {
+  const parts = histogramParts(def.name);
+  const byLabels = new Map<string, HistogramSample>();
+  const of = (labels: Labels) => {
+    const key = labelKey(labels);
+    let h = byLabels.get(key);
+    if (!h) byLabels.set(key, (h = { labels, buckets: new Array(def.buckets.length + 1).fill(0), sum: 0, count: 0 }));
+    return h;
+  };
+  for (const r of rows) {
+    if (!r.series.startsWith(`${def.name}:`)) continue;
+    const h = of(r.labels);
+    if (r.series === parts.sum) h.sum = r.value;
+    else if (r.series === parts.count) h.count = r.value;
+    else {
+      const i = Number(r.series.slice(`${def.name}:b`.length));
+      if (Number.isInteger(i) && i >= 0 && i <= def.buckets.length) h.buckets[i] = r.value;
+    }
+  }
+  return { def, histograms: [...byLabels.values()] };
+}
+
+interface FleetRows {
+  instances: Array<{ status: string; cluster: string; team: string; n: number }>;
+  health: Array<{ instance: string; cluster: string; ready: boolean; rss_bytes: string | null; heap_used_bytes: string | null }>;
+  clusters: Array<{ status: string; driver: string; n: number }>;
+  deployments: Array<{ status: string; error_code: string | null; n: number }>;
+}
+
+async function readFleet(db: Db): Promise<FleetRows> {
+  const [instances, health, clusters, deployments] = await Promise.all([
+    db.execute<FleetRows["instances"][number]>(sql`
+      select i.status, c.name as cluster, i.team, count(*)::int as n
+      from instances i join clusters c on c.id = i.cluster_id
+      where i.deleted_at is null group by 1, 2, 3`),
+    // The latest health row of each live instance; label by name (what a person reads), not id.
+    db.execute<FleetRows["health"][number]>(sql`
+      select distinct on (h.instance_id) i.name as instance, c.name as cluster, h.ready, h.rss_bytes, h.heap_used_bytes
+      from instance_health h join instances i on i.id = h.instance_id and i.deleted_at is null
+      join clusters c on c.id = i.cluster_id
+      order by h.instance_id, h.checked_at desc`),
+    db.execute<FleetRows["clusters"][number]>(sql`select status, driver, count(*)::int as n from clusters where deleted_at is null group by 1, 2`),
+    db.execute<FleetRows["deployments"][number]>(sql`select status, error_code, count(*)::int as n from deployments group by 1, 2`),
+  ]);
+  return { instances: instances.rows, health: health.rows, clusters: clusters.rows, deployments: deployments.rows };
+}
+
+function fleetFamilies(f: FleetRows): Family[] {
+  const gauge = (def: SeriesDef, samples: Sample[]): Family => ({ def, samples });
+  const perInstance = (value: (h: FleetRows["health"][number]) => number | null) =>
+    f.health.flatMap((h) => { const v = value(h); return v === null ? [] : [{ labels: { instance: h.instance, cluster: h.cluster }, value: v }]; });
+  const byStatus = new Map<string, number>();
+  const byReason = new Map<string, number>();
+  for (const d of f.deployments) {
+    byStatus.set(d.status, (byStatus.get(d.status) ?? 0) + d.n);
+    if ((d.status === "rolled_back" || d.status === "failed") && d.error_code) byReason.set(d.error_code, (byReason.get(d.error_code) ?? 0) + d.n);
+  }
+  return [
+    gauge(SERIES.instances, f.instances.map((r) => ({ labels: { status: r.status, cluster: r.cluster, team: r.team }, value: r.n }))),
+    gauge(SERIES.instanceReady, perInstance((h) => (h.ready ? 1 : 0))),
+    gauge(SERIES.instanceRss, perInstance((h) => (h.rss_bytes === null ? null : Number(h.rss_bytes)))),
+    gauge(SERIES.instanceHeap, perInstance((h) => (h.heap_used_bytes === null ? null : Number(h.heap_used_bytes)))),
+    gauge(SERIES.clusters, f.clusters.map((r) => ({ labels: { status: r.status, driver: r.driver }, value: r.n }))),
+    gauge(SERIES.deployments, [...byStatus].map(([status, n]) => ({ labels: { status }, value: n }))),
+    gauge(SERIES.rollbacks, [...byReason].map(([reason, n]) => ({ labels: { reason }, value: n }))),
+  ];
+}
+
+export async function collect(env: Env, db: Db): Promise<Family[]> {
+  const [sink, fleet] = await Promise.allSettled([readSink(env), readFleet(db)]);
+  for (const failed of [sink, fleet]) {
+    if (failed.status === "rejected") console.error(JSON.stringify({ msg: "metrics source unreadable", error: String(failed.reason) }));
+  }
+  const rows = sink.status === "fulfilled" ? sink.value : [];
+  return [
+    { def: SERIES.scrapeErrors, samples: [
+      { labels: { source: "database" }, value: fleet.status === "fulfilled" ? 1 : 0 },
+      { labels: { source: "sink" }, value: sink.status === "fulfilled" ? 1 : 0 },
+    ] },
+    ...(fleet.status === "fulfilled" ? fleetFamilies(fleet.value) : []),
+    histogramFamily(SERIES.httpRequestDuration, rows),
+    counterFamily(SERIES.webhookVerificationFailures, rows),
+    counterFamily(SERIES.aiTokens, rows),
+    counterFamily(SERIES.aiCost, rows),
+  ];
+}

@@ -1,0 +1,73 @@
+/**
+ * Every series GET /metrics exposes, declared once: name (Prometheus naming
+ * conventions, unit in the name), type, help, and its labels, whose
+ * cardinality is bounded as documented in docs/observability.md. Counters that
+ * must survive isolates and restarts live in the MetricsSink Durable Object;
+ * gauges are read from Postgres at scrape time.
+ */
+export type MetricType = "counter" | "gauge" | "histogram";
+
+export interface SeriesDef {
+  name: string;
+  type: MetricType;
+  help: string;
+  labels: readonly string[];
+  /** Histogram upper bounds (seconds), ascending; +Inf is implied. */
+  buckets?: readonly number[];
+}
+
+/** API latency buckets: most answers are a few ms; a cold Neon connect is ~100 ms; nothing sane passes 10 s. */
+export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+
+export const SERIES = {
+  httpRequestDuration: {
+    name: "redforge_http_request_duration_seconds", type: "histogram", labels: ["route", "method", "status_class"], buckets: LATENCY_BUCKETS,
+    help: "API request duration by route template (not the raw path), method and status class (2xx..5xx).",
+  },
+  webhookVerificationFailures: {
+    name: "redforge_webhook_verification_failures_total", type: "counter", labels: ["reason"],
+    help: "Cluster webhooks refused before their body was read, by reason (bad signature, stale timestamp, replayed id, unknown cluster).",
+  },
+  aiTokens: {
+    name: "redforge_ai_tokens_total", type: "counter", labels: ["model", "team"],
+    help: "Tokens of AI decisions accepted from the fleet, by model and the instance's team.",
+  },
+  aiCost: {
+    name: "redforge_ai_cost_usd_total", type: "counter", labels: ["model", "team"],
+    help: "Cost in USD of AI decisions accepted from the fleet (the model price table at ingest), by model and team.",
+  },
+  instances: {
+    name: "redforge_instances", type: "gauge", labels: ["status", "cluster", "team"],
+    help: "Instances (not deleted) by status, cluster name and team.",
+  },
+  instanceReady: {
+    name: "redforge_instance_ready", type: "gauge", labels: ["instance", "cluster"],
+    help: "1 when the instance's last health report said ready, else 0.",
+  },
+  instanceRss: {
+    name: "redforge_instance_resident_memory_bytes", type: "gauge", labels: ["instance", "cluster"],
+    help: "Resident set size of the instance's Node-RED at its last health report.",
+  },
+  instanceHeap: {
+    name: "redforge_instance_heap_used_bytes", type: "gauge", labels: ["instance", "cluster"],
+    help: "V8 heap used by the instance's Node-RED at its last health report.",
+  },
+  clusters: {
+    name: "redforge_clusters", type: "gauge", labels: ["status", "driver"],
+    help: "Clusters (not deleted) by the status their bridge last reported and driver.",
+  },
+  deployments: {
+    name: "redforge_deployments_total", type: "counter", labels: ["status"],
+    help: "Deployments by current status (completed, rolled_back, failed, in_progress, paused, pending).",
+  },
+  rollbacks: {
+    name: "redforge_deployment_rollbacks_total", type: "counter", labels: ["reason"],
+    help: "Deployments that ended rolled back or failed, by failure code (protocol/deployments.ts FAILURE_CODES).",
+  },
+  scrapeErrors: {
+    name: "redforge_metrics_source_up", type: "gauge", labels: ["source"],
+    help: "1 when the scrape could read the source (database, sink), 0 when it could not (its series are missing from this scrape).",
+  },
+} as const satisfies Record<string, SeriesDef>;
+
+export type SeriesKey = keyof typeof SERIES;
