@@ -16,6 +16,10 @@ export const ACTIVE_STATUSES: DeploymentStatus[] = ["pending", "in_progress", "p
 
 export const STRATEGIES = ["blue-green"] as const;
 
+/** The steps of the blue-green strategy (durable/deploymentRun/steps.ts), each one command to the bridge (AUDIT: a record). */
+export const DEPLOYMENT_STEPS = ["prepare", "drain", "deploy", "verify", "switch", "analysis", "audit", "cleanup", "rollback"] as const;
+export type DeploymentStep = (typeof DEPLOYMENT_STEPS)[number];
+
 /** Which steps new work is held through: see `holdDuring` below and durable/deploymentRun/steps.ts. */
 export const HOLD_ORDERS = ["deploy", "switch"] as const;
 export type HoldDuring = (typeof HOLD_ORDERS)[number];
@@ -44,7 +48,10 @@ export const FAILURE_CODES = [
   "step_failed",
   /** The bridge answered a step with a result that does not parse. */
   "invalid_result",
-  /** The rollback itself failed or was not answered: blue may not be serving. */
+  /**
+   * A rollback that kept failing (it is retried until it succeeds) was given up by a person (POST /abort while it
+   * retries): blue may not be serving and held work may not have been replayed; `metrics.messagesLost` counts it.
+   */
   "rollback_failed",
   /** prepare: the bridge cannot run the target stack (it refused it, or it is too old to start one); blue was never touched. */
   "stack_unsupported",
@@ -126,6 +133,29 @@ export const deploymentMetricsSchema = z.object({
 });
 export type DeploymentMetrics = z.infer<typeof deploymentMetricsSchema>;
 
+/**
+ * A deployment that needs a person, or is working around a failure by itself (Argo Rollouts' paused and
+ * degraded conditions, in one field): a check or rollback being retried, or a pause waiting for POST
+ * /promote or /abort. null while nothing needs saying.
+ */
+export const attentionSchema = z.object({
+  /** retrying: the step is tried again by itself at `nextAttemptAt`; waiting: paused until POST /promote or /abort. */
+  state: z.enum(["retrying", "waiting"]),
+  step: z.enum(DEPLOYMENT_STEPS),
+  /** Attempts made so far, the first included. */
+  attempts: z.number().int().nonnegative(),
+  /** Attempts after which a check stops retrying and pauses; null: retried until it succeeds or a person acts (a rollback). */
+  maxAttempts: z.number().int().positive().nullable(),
+  /** Why the last attempt did not settle it (a missed deadline, the bridge's error, the inconclusive checks). */
+  lastError: z.string().nullable(),
+  nextAttemptAt: z.iso.datetime().nullable(),
+  /** When this condition began. */
+  since: z.iso.datetime(),
+  /** What is happening and what a person can do, in words. */
+  message: z.string(),
+});
+export type Attention = z.infer<typeof attentionSchema>;
+
 /** What GET /api/deployments/:id returns and late subscribers first receive. */
 export const deploymentViewSchema = z.object({
   id: z.uuid(),
@@ -141,6 +171,8 @@ export const deploymentViewSchema = z.object({
   metrics: deploymentMetricsSchema,
   /** Why it rolled back or failed: a code from FAILURE_CODES and a message for a person. */
   error: deploymentErrorSchema.nullable(),
+  /** A check or rollback being retried, or a pause waiting for a person; null otherwise. */
+  attention: attentionSchema.nullable(),
   fromVersionId: z.uuid().nullable(),
   toVersionId: z.uuid(),
   /** The stack blue runs and the one green runs (equal unless this is a runtime upgrade); null for deployments from before stacks. */
@@ -160,6 +192,8 @@ export const phaseEventSchema = z.object({
 export const progressEventSchema = z.object({
   deploymentId: z.uuid(), messagesHeld: z.number().int().nonnegative(), inFlightCount: z.number().int().nonnegative(),
   progress: z.number().min(0).max(1), timestamp: z.iso.datetime(),
+  /** The view's `attention` as of this transition (a retry scheduled, a pause, or null once it cleared). */
+  attention: attentionSchema.nullable().optional(),
 });
 /** Frames on /ws/deployments/:id. */
 export const deploymentEventSchema = z.discriminatedUnion("event", [

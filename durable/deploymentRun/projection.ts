@@ -17,7 +17,7 @@ export function view(s: RunState): DeploymentView {
   return {
     id: s.id, instanceId: s.instanceId, strategy: s.strategy, status: s.status, phase: phaseOf(s, s.step),
     progress: progressOf(s), ...(s.blue ? { blue: s.blue } : {}), ...(s.green ? { green: s.green } : {}),
-    switched: s.switched, history: s.history, metrics: s.metrics, error: s.error,
+    switched: s.switched, history: s.history, metrics: s.metrics, error: s.error, attention: s.attention ?? null,
     fromVersionId: s.fromVersionId, toVersionId: s.toVersionId,
     fromStack: s.fromStack ?? null, toStack: s.toStack ?? null, toNodeRed: s.greenNodeRed ?? null,
     createdAt: s.createdAt, completedAt: s.completedAt,
@@ -29,7 +29,10 @@ export function phaseEvent(s: RunState, phase: Phase, status: PhaseRecord["statu
 }
 
 export function progressEvent(s: RunState, inFlight: number, now: number): ProgressEvent {
-  return { deploymentId: s.id, messagesHeld: s.metrics.messagesHeld, inFlightCount: inFlight, progress: progressOf(s), timestamp: new Date(now).toISOString() };
+  return {
+    deploymentId: s.id, messagesHeld: s.metrics.messagesHeld, inFlightCount: inFlight, progress: progressOf(s),
+    timestamp: new Date(now).toISOString(), attention: s.attention ?? null,
+  };
 }
 
 /** The row, written in full each time, so a failed write is repaired by the next. */
@@ -39,7 +42,7 @@ export async function writeRow(db: Db, s: RunState): Promise<void> {
     // Beside the metrics, what rowView (functions/routes/deployments.ts) reads back when the object is gone.
     metrics: {
       ...s.metrics, history: s.history, blue: s.blue, green: s.green, switched: s.switched, progress: progressOf(s),
-      fromStack: s.fromStack, toStack: s.toStack, toNodeRed: s.greenNodeRed,
+      fromStack: s.fromStack, toStack: s.toStack, toNodeRed: s.greenNodeRed, attention: s.attention ?? null,
     },
     error: s.error?.message ?? null, errorCode: s.error?.code ?? null,
     ...(s.completedAt ? { completedAt: new Date(s.completedAt) } : {}),

@@ -4,10 +4,10 @@
  * Everything the object knows is here, so an evicted or restarted object
  * resumes from it.
  */
-import type { DeploymentError, DeploymentInit, DeploymentMetrics, DeploymentStatus, PhaseRecord } from "../../protocol/deployments.ts";
+import type { Attention, DeploymentError, DeploymentInit, DeploymentMetrics, DeploymentStatus, DeploymentStep, PhaseRecord } from "../../protocol/deployments.ts";
 
 /** The steps of a deployment; `done` is where every ending (completed, rolled back, failed) rests. */
-export type Step = "prepare" | "drain" | "deploy" | "verify" | "switch" | "analysis" | "audit" | "cleanup" | "rollback" | "done";
+export type Step = DeploymentStep | "done";
 
 export interface RunState extends DeploymentInit {
   status: DeploymentStatus;
@@ -30,6 +30,8 @@ export interface RunState extends DeploymentInit {
   history: PhaseRecord[];
   metrics: DeploymentMetrics;
   error: DeploymentError | null;
+  /** A retry in progress or a pause for a person (the view's `attention`); absent in states stored before it existed. */
+  attention?: Attention | null;
   completedAt: string | null;
 }
 
@@ -39,7 +41,7 @@ export function initialState(init: DeploymentInit, first: Step, now: number): Ru
     ...init, holdDuring: init.holdDuring ?? "switch", status: "in_progress", step: first, attempt: 0, awaiting: null, waitUntil: null, switched: false,
     phaseStartedAt: now, history: [],
     metrics: { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} },
-    error: null, completedAt: null,
+    error: null, attention: null, completedAt: null,
   };
 }
 

@@ -17,8 +17,10 @@ export type Lead =
   | { to: "next" }
   /** The next step starts after `ms` (the analysis window, the rollback window). */
   | { to: "wait"; ms: number }
-  /** Stop for a person: POST /promote or /abort. */
-  | { to: "pause"; detail: string }
+  /** Stop for a person: POST /promote or /abort. `lastError`: what could not be settled, for the view's attention. */
+  | { to: "pause"; detail: string; lastError?: string }
+  /** Try the step again under a new command id after a backoff, as its `retry` policy says (then `exhausted`). */
+  | { to: "retry"; why: string }
   | { to: "rollback"; reason: DeploymentError }
   | { to: "finish"; status: "completed" | "rolled_back" | "failed"; error: DeploymentError | null; detail?: string };
 
@@ -42,9 +44,26 @@ const both = (phase: Phase): Record<HoldDuring, Phase> => ({ deploy: phase, swit
 
 type ArgsIn<T extends CommandType> = z.input<(typeof commandArgs)[T]>;
 
+/**
+ * How a step is tried again (a new command id, `d_{deployment}_{step}_{attempt}`): a check that could not
+ * complete, a rollback that failed, a cleanup that did not stop blue.
+ */
+export interface RetryPolicy {
+  /** Attempts in all, the first included; null: until it succeeds or a person acts. */
+  attempts: number | null;
+  /** The wait before attempt n + 1 is baseMs · 2^(n − 1), at most maxMs. */
+  baseMs: number;
+  maxMs: number;
+  /** What the attempts running out leads to (never for `attempts: null`). */
+  exhausted(s: RunState, why: string, attempts: number): Lead;
+  /** The view's attention message while it retries. */
+  explain(s: RunState, attempts: number, delayMs: number): string;
+}
+
 interface CommandStepSpec<T extends CommandType> {
   phase: Record<HoldDuring, Phase>;
   command: T;
+  retry?: RetryPolicy;
   /** How long the bridge has for it; the alarm carries the deadline and ClusterLink's outbox gets the same. */
   deadlineMs(s: RunState): number;
   args(s: RunState): ArgsIn<T>;
@@ -62,6 +81,7 @@ export interface CommandStep {
   kind: "command";
   phase: Record<HoldDuring, Phase>;
   command: CommandType;
+  retry?: RetryPolicy;
   deadlineMs(s: RunState): number;
   args(s: RunState): Record<string, unknown>;
   /** What an answer leads to: parsed at this boundary, so a step reads typed fields only. */
@@ -85,7 +105,7 @@ const stepFailed = (step: string) => (_s: RunState, e: CommandError): Lead => ro
 
 function commandStep<T extends CommandType>(name: string, spec: CommandStepSpec<T>): CommandStep {
   return {
-    kind: "command", phase: spec.phase, command: spec.command, deadlineMs: spec.deadlineMs,
+    kind: "command", phase: spec.phase, command: spec.command, deadlineMs: spec.deadlineMs, ...(spec.retry ? { retry: spec.retry } : {}),
     // Bridges built before replyTo require deploymentId on deployment.*; today's drop it (test/unit/olderBridgeArgs.test.ts).
     args: (s) => ({ ...spec.args(s), deploymentId: s.id }),
     answer(s, ok, raw, now) {
@@ -119,6 +139,50 @@ export function describeChecks(result: SmokeResult): string {
 /** The drain may take `drainTimeoutMs` on the bridge (then stragglers finish on blue); this margin covers the round trip. */
 const DRAIN_MARGIN_MS = 30_000;
 const ROLLBACK_DEADLINE_MS = 180_000;
+
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+
+/**
+ * Bridge codes (bridge/errors.ts, and `driver_error` from older bridges) that say a check could not
+ * run to a verdict (a timeout, the Admin API or the platform erring under load), not that green is
+ * bad. Any other code (green `not_running`, `invalid_args`…) is a real failure.
+ */
+const CANNOT_DECIDE = new Set(["internal", "interrupted", "driver_error", "timeout", "node_red_error", "kubernetes_error", "report_undelivered", "bridge_state_error"]);
+
+/** Argo Rollouts' rule: a check that cannot complete is inconclusive, never a failure. Retried, then a person decides. */
+const CHECK_ATTEMPTS = 3;
+const CHECK_RETRY: RetryPolicy = {
+  attempts: CHECK_ATTEMPTS, baseMs: 5_000, maxMs: 60_000,
+  exhausted: (s, why, n) => ({
+    to: "pause", lastError: why,
+    detail: `inconclusive: ${s.step} could not complete in ${n} attempts (last: ${why}); green was never shown to be bad, so nothing was rolled back: POST /promote or /abort`,
+  }),
+  explain: (s, n, ms) => `${s.step} could not complete (attempt ${n} of ${CHECK_ATTEMPTS}); trying again in ${seconds(ms)}. If it still cannot, the deployment pauses for a person; it does not roll back`,
+};
+
+const checkCannotComplete = (name: string) => (_s: RunState, e: CommandError): Lead =>
+  CANNOT_DECIDE.has(e.code) ? { to: "retry", why: `${e.message} (${e.code})` } : rollback("step_failed", `${name} failed: ${e.message} (${e.code})`);
+const checkMissed = (_s: RunState, ms: number): Lead => ({ to: "retry", why: `no answer within ${seconds(ms)}` });
+
+/** A rollback is how held work gets back to a serving runtime: it is never given up by itself. */
+const ROLLBACK_RETRY: RetryPolicy = {
+  attempts: null, baseMs: 5_000, maxMs: 300_000,
+  exhausted: (_s, why) => ({ to: "retry", why }),
+  explain: (s, n, ms) => `the rollback has not succeeded yet (attempt ${n}); trying again in ${seconds(ms)}, until it does. `
+    + `Until then blue may not be serving and held work waits on the bridge. Check the bridge of cluster ${s.clusterId}; `
+    + `POST /rollback tries again now, POST /abort gives up (status failed, rollback_failed)`,
+};
+
+/** After the audit green serves and is the instance's version: a blue that will not stop is a leak to report, not a reason to roll back. */
+const CLEANUP_ATTEMPTS = 3;
+const CLEANUP_RETRY: RetryPolicy = {
+  attempts: CLEANUP_ATTEMPTS, baseMs: 5_000, maxMs: 60_000,
+  exhausted: (s, why, n) => ({
+    to: "finish", status: "completed", error: null,
+    detail: `green serves; blue ${s.blue} could not be stopped in ${n} attempts (last: ${why}): stop it by hand`,
+  }),
+  explain: (s, n, ms) => `blue ${s.blue} did not stop (attempt ${n} of ${CLEANUP_ATTEMPTS}); trying again in ${seconds(ms)}. Green serves either way`,
+};
 
 export const STEPS = {
   prepare: commandStep("prepare", {
@@ -182,12 +246,18 @@ export const STEPS = {
     command: "smoke.run",
     deadlineMs: () => 90_000,
     args: (s) => ({ runtime: runtimes(s).green, kind: "verify", checks: s.verify, ...(s.expectRev ? { expectRev: s.expectRev } : {}) }),
+    retry: CHECK_RETRY,
     done(s, result) {
       s.metrics.smoke = result;
       if (result.verdict === "passed") return { to: "next" };
       if (result.verdict === "failed") return rollback("smoke_failed", `smoke tests failed: ${describeChecks(result)}`);
+      // A check that could not decide (no answer in time) is tried again; a pause that was asked for (verify.pause) is taken at once.
+      const undecided = result.checks.filter((c) => c.outcome === "inconclusive" && c.name !== "pause");
+      if (undecided.length) return { to: "retry", why: `inconclusive: ${undecided.map((c) => `${c.name} (${c.detail})`).join("; ")}` };
       return { to: "pause", detail: `inconclusive: ${describeChecks(result)}; POST /promote or /abort` };
     },
+    failed: checkCannotComplete("verify"),
+    missed: checkMissed,
   }),
 
   switch: commandStep("switch", {
@@ -213,13 +283,18 @@ export const STEPS = {
     command: "smoke.run",
     deadlineMs: () => 60_000,
     args: (s) => ({ runtime: runtimes(s).green, kind: "analysis", maxErrorRate: s.maxErrorRate }),
+    retry: CHECK_RETRY,
     done(s, result) {
       s.metrics.analysis = result;
       if (result.verdict === "failed") {
         return rollback("analysis_failed", `post-switch analysis failed: error rate ${(result.errorRate ?? 0).toFixed(3)} above ${s.maxErrorRate}`);
       }
+      if (result.verdict === "inconclusive") return { to: "retry", why: `inconclusive: ${describeChecks(result)}` };
       return { to: "next" };
     },
+    // Green serves meanwhile: a timeout here says nothing about green, so it never rolls a healthy version back.
+    failed: checkCannotComplete("analysis"),
+    missed: checkMissed,
   }),
 
   audit: {
@@ -235,7 +310,10 @@ export const STEPS = {
     command: "deployment.cleanup",
     deadlineMs: () => 60_000,
     args: (s) => ({ runtime: runtimes(s).blue }),
+    retry: CLEANUP_RETRY,
     done: (s) => ({ to: "finish", status: "completed", error: null, detail: `blue ${s.blue} stopped after the rollback window` }),
+    failed: (_s, e) => ({ to: "retry", why: `${e.message} (${e.code})` }),
+    missed: (_s, ms) => ({ to: "retry", why: `no answer within ${seconds(ms)}` }),
   }),
 
   rollback: commandStep("rollback", {
@@ -247,13 +325,12 @@ export const STEPS = {
       s.metrics.messagesReplayed += r.replayed;
       return { to: "finish", status: "rolled_back", error: s.error, detail: `blue serves again; ${r.replayed} held message(s) replayed to blue` };
     },
-    // A rollback that fails leaves the deployment failed, with why it was rolling back beside it.
-    failed: (s, e) => ({ to: "finish", status: "failed", error: fail("rollback_failed", `rollback failed: ${e.message} (${e.code})${s.error ? `; it was rolling back because ${s.error.message}` : ""}`) }),
-    missed: (s, ms) => ({
-      to: "finish", status: "failed",
-      error: fail("rollback_failed", `rollback did not complete within ${ms / 1000} s; check the bridge of cluster ${s.clusterId}${s.error ? `; it was rolling back because ${s.error.message}` : ""}`),
-    }),
-    invalid: (_s, message) => ({ to: "finish", status: "failed", error: fail("invalid_result", message) }),
+    // Ending `failed` here would leave held work with no one to replay it: a failed or unanswered rollback is tried again.
+    retry: ROLLBACK_RETRY,
+    failed: (_s, e) => ({ to: "retry", why: `rollback failed: ${e.message} (${e.code})` }),
+    missed: (_s, ms) => ({ to: "retry", why: `rollback did not complete within ${seconds(ms)}` }),
+    // The bridge said ok: blue serves again; only its counters are unreadable (a bridge of another version).
+    invalid: (s, message) => ({ to: "finish", status: "rolled_back", error: s.error, detail: `blue serves again; ${message}, so what it replayed is not counted` }),
   }),
 } satisfies Record<Exclude<Step, "done">, CommandStep | LocalStep>;
 

@@ -5,7 +5,7 @@
  * means is the step table (steps.ts); this file only moves along it.
  */
 import type { CommandType } from "../../protocol/commands.ts";
-import type { DeploymentError, DeploymentEvent, DeploymentInit, Phase, PhaseRecord } from "../../protocol/deployments.ts";
+import type { DeploymentError, DeploymentEvent, DeploymentInit, DeploymentStep, Phase, PhaseRecord } from "../../protocol/deployments.ts";
 import { phaseEvent, progressEvent } from "./projection.ts";
 import { initialState, type RunState, type Step } from "./state.ts";
 import { nextStep, phaseOf, SEQUENCE, STEPS, type Lead } from "./steps.ts";
@@ -109,6 +109,12 @@ function onPromote(state: RunState, now: number): Transition {
 }
 
 function onAbort(state: RunState, by: string | null, now: number): Transition {
+  // A rollback that keeps failing is retried forever; a person may decide it is hopeless and take over.
+  if (state.step === "rollback" && state.status === "in_progress" && state.attention) {
+    const d = new Draft(state, now);
+    d.giveUpRollback(by);
+    return d.close();
+  }
   if (state.status !== "paused") {
     return refuse(state, 409, "not_paused", `deployment is ${state.status} at ${state.step}; only a paused deployment can be aborted (use rollback after the switch)`);
   }
@@ -119,6 +125,16 @@ function onAbort(state: RunState, by: string | null, now: number): Transition {
 
 /** Any time before blue is cleaned up, except while a step other than the analysis is in the bridge's hands. */
 function onRollback(state: RunState, by: string | null, now: number): Transition {
+  if (state.step === "rollback" && state.status === "in_progress" && !state.awaiting && state.waitUntil !== null) {
+    // Between a rollback's attempts (someone fixed the bridge): the next attempt now, not after the backoff.
+    const d = new Draft(state, now);
+    d.s.waitUntil = null;
+    d.act();
+    return d.close();
+  }
+  if (state.step === "rollback" && state.awaiting && state.attempt > 0) {
+    return refuse(state, 409, "step_in_progress", `the rollback's attempt ${state.attempt + 1} is running on the bridge; retry in a moment`);
+  }
   if (!["in_progress", "paused"].includes(state.status) || state.step === "rollback" || state.step === "done") {
     return refuse(state, 409, "not_rollbackable",
       `deployment is ${state.status}${state.step === "rollback" ? " and already rolling back" : ""}; blue is gone after the rollback window`);
@@ -166,10 +182,51 @@ class Draft {
         return this.goto(nextStep(this.s));
       case "pause":
         this.s.status = "paused";
+        this.s.attention = {
+          state: "waiting", step: this.s.step as DeploymentStep, attempts: this.s.attempt + 1, maxAttempts: null,
+          lastError: lead.lastError ?? null, nextAttemptAt: null, since: this.iso(this.now), message: lead.detail,
+        };
         return this.record(phaseOf(this.s, this.s.step)!, "paused", lead.detail);
+      case "retry": return this.retry(lead.why);
       case "rollback": return this.rollBack(lead.reason);
       case "finish": return this.finish(lead.status, lead.error, lead.detail);
     }
+  }
+
+  /** Schedules the current step's next attempt (a new command id) after its backoff, or follows its policy once they run out. */
+  retry(why: string): void {
+    const s = this.s;
+    const step = s.step === "done" ? undefined : STEPS[s.step];
+    const policy = step?.kind === "command" ? step.retry : undefined;
+    if (!policy) throw new Error(`deployment ${s.id}: step ${s.step} has no retry policy`);
+    const made = s.attempt + 1;
+    if (policy.attempts !== null && made >= policy.attempts) return this.follow(policy.exhausted(s, why, made));
+    const delayMs = Math.min(policy.maxMs, policy.baseMs * 2 ** (made - 1));
+    s.attempt = made;
+    s.waitUntil = this.now + delayMs;
+    s.attention = {
+      state: "retrying", step: s.step as DeploymentStep, attempts: made, maxAttempts: policy.attempts, lastError: why,
+      nextAttemptAt: this.iso(s.waitUntil),
+      // One condition from its first failure on: `since` stays while the same step keeps retrying.
+      since: s.attention?.state === "retrying" && s.attention.step === s.step ? s.attention.since : this.iso(this.now),
+      message: policy.explain(s, made, delayMs),
+    };
+    this.act();
+  }
+
+  private iso(at: number): string {
+    return new Date(at).toISOString();
+  }
+
+  /** A person gives up a rollback that keeps failing: the deployment ends failed, and says what may still be held. */
+  giveUpRollback(by: string | null): void {
+    const s = this.s;
+    const tried = s.attention ? `${s.attention.attempts} attempt(s), the last: ${s.attention.lastError ?? "unknown"}` : "its first attempt";
+    this.finish("failed", {
+      code: "rollback_failed",
+      message: `the rollback was given up by an operator${by ? ` (user ${by})` : ""} after ${tried}; blue may not be serving`
+        + `${s.error ? `; it was rolling back because ${s.error.message}` : ""}`,
+    });
   }
 
   goto(step: Step, detail?: string): void {
@@ -178,6 +235,7 @@ class Draft {
     if (from && to !== from) this.record(from, "completed", detail);
     this.s.step = step;
     this.s.attempt = 0;
+    this.s.attention = null;
     if (to && to !== from) this.record(to, "started");
     this.act();
   }
@@ -209,6 +267,7 @@ class Draft {
     if (from && from !== "ROLLING_BACK") this.record(from, "failed", reason.message);
     s.step = "rollback";
     s.attempt = 0;
+    s.attention = null;
     s.awaiting = null;
     s.waitUntil = null;
     this.record("ROLLING_BACK", "started", reason.message);
@@ -223,6 +282,7 @@ class Draft {
     s.error = error;
     if (phase) this.record(phase, status === "failed" ? "failed" : "completed", status === "failed" ? error?.message : detail);
     s.step = "done";
+    s.attention = null;
     s.awaiting = null;
     s.waitUntil = null;
     s.completedAt = new Date(this.now).toISOString();

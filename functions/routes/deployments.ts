@@ -11,7 +11,7 @@ import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page } from "../../core/platform/pagination.ts";
 import {
-  ACTIVE_STATUSES, createDeploymentSchema, deploymentErrorSchema, deploymentMetricsSchema, listDeploymentsQuery, phaseRecordSchema, STRATEGIES,
+  ACTIVE_STATUSES, attentionSchema, createDeploymentSchema, deploymentErrorSchema, deploymentMetricsSchema, listDeploymentsQuery, phaseRecordSchema, STRATEGIES,
   type DeploymentView,
 } from "../../protocol/deployments.ts";
 import { validate } from "../../core/validation.ts";
@@ -45,7 +45,8 @@ const rowExtras = z.object({
   fromStack: z.string().optional().catch(undefined),
   toStack: z.string().optional().catch(undefined),
   toNodeRed: z.string().optional().catch(undefined),
-}).catch({ progress: 0, switched: false, history: [] });
+  attention: attentionSchema.nullable().catch(null).default(null),
+}).catch({ progress: 0, switched: false, history: [], attention: null });
 const emptyMetrics: DeploymentView["metrics"] = { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} };
 const rowError = deploymentErrorSchema.shape.code.catch("step_failed");
 
@@ -57,7 +58,7 @@ function rowView(r: Row): DeploymentView {
     id: r.id, instanceId: r.instanceId, strategy: r.strategy, status: r.status as DeploymentView["status"],
     phase: (r.currentPhase as DeploymentView["phase"]) ?? null, progress: extras.progress,
     ...(extras.blue ? { blue: extras.blue } : {}), ...(extras.green ? { green: extras.green } : {}),
-    switched: extras.switched, history: extras.history,
+    switched: extras.switched, history: extras.history, attention: extras.attention,
     metrics: deploymentMetricsSchema.catch(emptyMetrics).parse(m),
     error: r.error === null ? null : { code: rowError.parse(r.errorCode), message: r.error },
     fromVersionId: r.fromVersionId, toVersionId: r.toVersionId!,

@@ -1486,6 +1486,19 @@ export interface components {
                 code: "smoke_failed" | "green_failed" | "deadline_exceeded" | "drain_timeout" | "operator_abort" | "operator_rollback" | "analysis_failed" | "step_failed" | "invalid_result" | "rollback_failed" | "stack_unsupported" | "not_implemented" | "start_failed";
                 message: string;
             } | null;
+            attention: {
+                /** @enum {string} */
+                state: "retrying" | "waiting";
+                /** @enum {string} */
+                step: "prepare" | "drain" | "deploy" | "verify" | "switch" | "analysis" | "audit" | "cleanup" | "rollback";
+                attempts: number;
+                maxAttempts: number | null;
+                lastError: string | null;
+                nextAttemptAt: string | null;
+                /** Format: date-time */
+                since: string;
+                message: string;
+            } | null;
             fromVersionId: string | null;
             /** Format: uuid */
             toVersionId: string;

@@ -33,6 +33,8 @@ const DEPLOYED = { runtime: "green-rt", rev: "rev-2" };
 const smoke = (verdict: "passed" | "failed" | "inconclusive") => ({
   runtime: "green-rt", verdict, checks: [{ name: "sample POST /work", outcome: verdict, detail: `scripted ${verdict}` }],
 });
+/** What the bridge answers when the deployment asked to pause after VERIFY (verify.pause): a pause, not an undecided check. */
+const PAUSE = { runtime: "green-rt", verdict: "inconclusive", checks: [{ name: "pause", outcome: "inconclusive", detail: "the deployment asked to pause here: promote or abort" }] };
 const SWITCHED = {
   from: "blue-rt", to: "green-rt", replayed: 4, bufferedDuringSwitch: 2, httpReleased: 1, heldHttpReleasedOnBlue: 0,
   switchedAt: "2026-12-01T10:00:01.250Z",
@@ -209,12 +211,25 @@ describe.each(ORDERS)("holdDuring \"$holdDuring\"", ({ holdDuring, commands, pha
     expect(run.pending.command).toBe("deployment.cleanup");
   });
 
-  it("pauses on an inconclusive smoke test; promote goes on with the next step", () => {
+  it("an undecided smoke check is retried under new command ids, then pauses for a person; promote goes on with the next step", () => {
     const run = new Run(holdDuring);
     runUntil(run, "verify");
     run.answer("smoke.run", smoke("inconclusive"));
+    // Not a verdict: tried again after a backoff, as d_{deployment}_verify_1, with the same arguments.
+    expect(run.s).toMatchObject({ status: "in_progress", step: "verify", attempt: 1, awaiting: null, waitUntil: run.now + 5_000 });
+    expect(run.s.attention).toMatchObject({ state: "retrying", step: "verify", attempts: 1, maxAttempts: 3, lastError: expect.stringMatching(/^inconclusive: sample POST \/work/) });
+    run.endWait();
+    expect(run.pending.commandId).toBe(`d_${run.s.id}_verify_1`);
+    expect(run.pending.args).toEqual(run.sent.filter((c) => c.command === "smoke.run")[0]!.args);
+    run.answer("smoke.run", smoke("inconclusive"));
+    expect(run.s.waitUntil).toBe(run.now + 10_000); // backoff doubles
+    run.endWait();
+    expect(run.pending.commandId).toBe(`d_${run.s.id}_verify_2`);
+    run.answer("smoke.run", smoke("inconclusive"));
     expect(run.s).toMatchObject({ status: "paused", awaiting: null });
-    expect(run.s.history.at(-1)).toMatchObject({ phase: "VERIFY", status: "paused", detail: expect.stringMatching(/inconclusive.*POST \/promote or \/abort/) });
+    expect(run.sent.some((c) => c.command === "deployment.rollback")).toBe(false);
+    expect(run.s.attention).toMatchObject({ state: "waiting", step: "verify", attempts: 3, nextAttemptAt: null });
+    expect(run.s.history.at(-1)).toMatchObject({ phase: "VERIFY", status: "paused", detail: expect.stringMatching(/inconclusive.*3 attempts.*never shown to be bad.*POST \/promote or \/abort/) });
     expect(run.last.effects.some((e) => e.type === "send")).toBe(false);
     // Alarms change nothing while paused.
     expect(run.alarmAt(run.now + 600_000).effects).toEqual([]);
@@ -235,18 +250,22 @@ describe.each(ORDERS)("holdDuring \"$holdDuring\"", ({ holdDuring, commands, pha
     expect(run.s.status).toBe("completed");
   });
 
-  it("a paused deployment asked to pause (verify.pause) stops the same way", () => {
+  it("a deployment asked to pause (verify.pause) pauses at once, with nothing to retry", () => {
     const run = new Run(holdDuring, { verify: { mqtt: true, failureLimit: 0, pause: true } });
     runUntil(run, "verify");
     expect(run.pending.args).toMatchObject({ checks: { pause: true } });
-    run.answer("smoke.run", { verdict: "inconclusive", checks: [{ name: "pause", outcome: "inconclusive", detail: "asked to pause" }] });
-    expect(run.s.status).toBe("paused");
+    run.answer("smoke.run", PAUSE);
+    expect(run.s).toMatchObject({ status: "paused", attempt: 0 });
+    expect(run.s.attention).toMatchObject({ state: "waiting", step: "verify", attempts: 1, lastError: null });
+    expect(run.s.history.at(-1)).toMatchObject({ phase: "VERIFY", status: "paused", detail: expect.stringMatching(/inconclusive: pause inconclusive.*POST \/promote or \/abort/) });
+    run.apply({ type: "promote", by: "u1" });
+    expect(run.s.attention).toBeNull();
   });
 
   it("abort while paused rolls back to blue (operator_abort), replaying blue's hold queue into blue", () => {
     const run = new Run(holdDuring);
     runUntil(run, "verify");
-    run.answer("smoke.run", smoke("inconclusive"));
+    run.answer("smoke.run", PAUSE);
     run.apply({ type: "abort", by: "u1" });
     expect(run.pending).toMatchObject({ command: "deployment.rollback", args: { blue: "blue-rt", green: "green-rt", switched: false } });
     expect(run.s.history.at(-1)).toMatchObject({ phase: "ROLLING_BACK", status: "started" });
@@ -259,7 +278,7 @@ describe.each(ORDERS)("holdDuring \"$holdDuring\"", ({ holdDuring, commands, pha
   it("operator rollback before the switch (paused at VERIFY) moves nothing: switched false", () => {
     const run = new Run(holdDuring);
     runUntil(run, "verify");
-    run.answer("smoke.run", smoke("inconclusive"));
+    run.answer("smoke.run", PAUSE);
     run.apply({ type: "rollback", by: null });
     expect(run.pending.args).toMatchObject({ switched: false });
     run.answer("deployment.rollback", ROLLED_BACK);
@@ -390,7 +409,7 @@ const FAILURES: Array<{ code: FailureCode; status: "rolled_back" | "failed"; mes
   },
   {
     code: "operator_abort", status: "rolled_back", rollsBack: true, switched: false, message: /^aborted by an operator \(user u9\)$/,
-    scenario: (run) => { runUntil(run, "verify"); run.answer("smoke.run", smoke("inconclusive")); run.apply({ type: "abort", by: "u9" }); },
+    scenario: (run) => { runUntil(run, "verify"); run.answer("smoke.run", PAUSE); run.apply({ type: "abort", by: "u9" }); },
   },
   {
     code: "operator_rollback", status: "rolled_back", rollsBack: true, switched: true, message: /^rolled back by an operator$/,
@@ -398,8 +417,13 @@ const FAILURES: Array<{ code: FailureCode; status: "rolled_back" | "failed"; mes
   },
   {
     code: "rollback_failed", status: "failed", rollsBack: true, switched: false,
-    message: /^rollback failed: blue is not running \(not_running\); it was rolling back because smoke tests failed/,
-    scenario: (run) => { runUntil(run, "verify"); run.answer("smoke.run", smoke("failed")); run.fail("deployment.rollback", "not_running", "blue is not running"); },
+    message: /^the rollback was given up by an operator \(user u3\) after 1 attempt\(s\), the last: rollback failed: blue is not running \(not_running\); blue may not be serving; it was rolling back because smoke tests failed/,
+    scenario: (run) => {
+      runUntil(run, "verify");
+      run.answer("smoke.run", smoke("failed"));
+      run.fail("deployment.rollback", "not_running", "blue is not running");
+      run.apply({ type: "abort", by: "u3" });
+    },
   },
 ];
 
@@ -451,10 +475,7 @@ describe("deadlines", () => {
   const STEPS: Array<{ stop: Parameters<typeof runUntil>[1]; command: string; ms: number }> = [
     { stop: "drain", command: "gate.set", ms: 30_000 + 30_000 },
     { stop: "deploy", command: "flows.deploy", ms: 90_000 },
-    { stop: "verify", command: "smoke.run", ms: 90_000 },
     { stop: "switch", command: "route.switch", ms: 90_000 },
-    { stop: "analysis", command: "smoke.run", ms: 60_000 },
-    { stop: "cleanup", command: "deployment.cleanup", ms: 60_000 },
   ];
 
   it("prepare's deadline (180 s) is in the command sent to the cluster link and in the alarm", () => {
@@ -475,18 +496,121 @@ describe("deadlines", () => {
     expect(run.alarmAt(deadline - 1).effects).toEqual([{ type: "setAlarm", at: deadline }]);
     run.alarmAt(deadline);
     expect(run.s.error!.code).toBe(stop === "drain" ? "drain_timeout" : "deadline_exceeded");
-    expect(run.pending.args).toMatchObject({ switched: ["analysis", "cleanup"].includes(stop) });
+    expect(run.pending.args).toMatchObject({ switched: false });
   });
 
-  it("a rollback the bridge never answers fails the deployment (rollback_failed) instead of rolling back again", () => {
+  it("a rollback the bridge never answers is tried again, with capped backoff, for as long as it takes: never failed with work held", () => {
     const run = new Run();
     runUntil(run, "verify");
     run.answer("smoke.run", smoke("failed"));
     expect(run.pending.timeoutMs).toBe(180_000);
+    const waits: number[] = [];
+    for (let n = 1; n <= 9; n++) {
+      run.alarmAt(run.s.awaiting!.deadline);
+      expect(run.s).toMatchObject({ status: "in_progress", step: "rollback", attempt: n, error: { code: "smoke_failed" } });
+      expect(run.s.attention).toMatchObject({
+        state: "retrying", step: "rollback", attempts: n, maxAttempts: null, lastError: "rollback did not complete within 180 s",
+        nextAttemptAt: new Date(run.s.waitUntil!).toISOString(), message: expect.stringMatching(/POST \/rollback tries again now, POST \/abort gives up/),
+      });
+      waits.push(run.s.waitUntil! - run.now);
+      run.endWait();
+      expect(run.pending).toMatchObject({ command: "deployment.rollback", commandId: `d_${run.s.id}_rollback_${n}` });
+    }
+    expect(waits).toEqual([5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000, 300_000]);
+    expect(run.s.history.filter((h) => h.phase === "ROLLING_BACK").map((h) => h.status)).toEqual(["started"]);
+    // The bridge comes back: the next attempt settles it.
+    run.answer("deployment.rollback", ROLLED_BACK);
+    expect(run.s).toMatchObject({ status: "rolled_back", attention: null, error: { code: "smoke_failed" } });
+  });
+
+  it("a rollback the bridge fails is retried the same way; POST /rollback between attempts tries at once, during one is step_in_progress", () => {
+    const run = new Run("switch");
+    runUntil(run, "verify");
+    run.answer("smoke.run", smoke("failed"));
+    run.fail("deployment.rollback", "internal", "end-of-hold marker not back within 30000 ms");
+    expect(run.s.attention).toMatchObject({ state: "retrying", attempts: 1, lastError: "rollback failed: end-of-hold marker not back within 30000 ms (internal)" });
+    expect(run.s.awaiting).toBeNull(); // nothing in flight until the backoff ends
+    run.apply({ type: "rollback", by: "u1" });
+    expect(run.pending.commandId).toBe(`d_${run.s.id}_rollback_1`);
+    expect(run.s.waitUntil).toBeNull();
+    expect(run.apply({ type: "rollback", by: "u1" }).refused).toMatchObject({ status: 409, code: "step_in_progress" });
+    run.answer("deployment.rollback", ROLLED_BACK);
+    expect(run.s.status).toBe("rolled_back");
+  });
+
+  it("abort is refused during a rollback's first attempt (nothing has failed yet), and gives the rollback up once it retries", () => {
+    const run = new Run("switch");
+    runUntil(run, "verify");
+    run.answer("smoke.run", smoke("failed"));
+    expect(run.apply({ type: "abort", by: null }).refused).toMatchObject({ status: 409, code: "not_paused" });
     run.alarmAt(run.s.awaiting!.deadline);
-    expect(run.s).toMatchObject({ status: "failed", error: { code: "rollback_failed", message: expect.stringMatching(/^rollback did not complete within 180 s; check the bridge of cluster/) } });
-    expect(run.sent.filter((c) => c.command === "deployment.rollback")).toHaveLength(1);
-    expect(run.s.history.at(-1)).toMatchObject({ phase: "ROLLING_BACK", status: "failed" });
+    run.apply({ type: "abort", by: null });
+    expect(run.s).toMatchObject({ status: "failed", step: "done", attention: null, error: { code: "rollback_failed" } });
+    expect(run.log).toContainEqual({ type: "audit", action: "DEPLOYMENT_FAILED", reason: run.s.error });
+    expect(run.last.effects).toContainEqual({ type: "clearAlarm" });
+  });
+
+  it.each([
+    { stop: "verify" as const, timeoutMs: 90_000 },
+    { stop: "analysis" as const, timeoutMs: 60_000 },
+  ])("a $stop check the bridge does not answer in time is inconclusive: retried, then paused, never rolled back", ({ stop, timeoutMs }) => {
+    const run = new Run("switch");
+    runUntil(run, stop);
+    for (let n = 1; n <= 3; n++) {
+      expect(run.pending).toMatchObject({ command: "smoke.run", timeoutMs, commandId: `d_${run.s.id}_${stop}_${n - 1}` });
+      run.alarmAt(run.s.awaiting!.deadline);
+      if (n < 3) {
+        expect(run.s.attention).toMatchObject({ state: "retrying", step: stop, attempts: n, lastError: `no answer within ${timeoutMs / 1000} s` });
+        run.endWait();
+      }
+    }
+    expect(run.s).toMatchObject({ status: "paused", step: stop, error: null });
+    expect(run.sent.some((c) => c.command === "deployment.rollback")).toBe(false);
+    expect(run.s.attention).toMatchObject({ state: "waiting", step: stop, attempts: 3, lastError: `no answer within ${timeoutMs / 1000} s` });
+    // A person decides: promote goes on (after the analysis: AUDIT), abort rolls back.
+    const promoted = transition(run.s, { type: "promote", by: "u1" }, run.now + 10);
+    expect(promoted.state!.step).toBe(stop === "verify" ? "drain" : "audit");
+    run.apply({ type: "abort", by: "u1" });
+    expect(run.pending.args).toMatchObject({ switched: stop === "analysis" });
+    expect(run.s.error).toMatchObject({ code: "operator_abort" });
+  });
+
+  it.each([
+    { code: "driver_error", message: "The operation was aborted due to timeout" },
+    { code: "internal", message: "fetch failed" },
+    { code: "node_red_error", message: "GET /redforge/gate: 503" },
+  ])("an analysis the bridge could not run ($code) is retried, and the next verdict decides", ({ code, message }) => {
+    const run = new Run("switch");
+    runUntil(run, "analysis");
+    run.fail("smoke.run", code, message);
+    expect(run.s).toMatchObject({ status: "in_progress", step: "analysis", attempt: 1 });
+    expect(run.s.attention).toMatchObject({ state: "retrying", lastError: `${message} (${code})` });
+    run.endWait();
+    run.answer("smoke.run", analysis(0));
+    expect(run.s).toMatchObject({ step: "audit", attention: null });
+  });
+
+  it("a check error that says green is broken (not_running) is a failure: it rolls back", () => {
+    const run = new Run("switch");
+    runUntil(run, "analysis");
+    run.fail("smoke.run", "not_running", "runtime green-rt is not running on this bridge");
+    expect(run.s.error).toEqual({ code: "step_failed", message: "analysis failed: runtime green-rt is not running on this bridge (not_running)" });
+    expect(run.pending.args).toMatchObject({ switched: true });
+  });
+
+  it("a cleanup that does not stop blue is retried, then the deployment completes and says blue is still running (green is never rolled back)", () => {
+    const run = new Run("switch");
+    runUntil(run, "cleanup");
+    expect(run.pending).toMatchObject({ command: "deployment.cleanup", timeoutMs: 60_000 });
+    run.alarmAt(run.s.awaiting!.deadline);
+    expect(run.s.attention).toMatchObject({ state: "retrying", step: "cleanup", attempts: 1 });
+    run.endWait();
+    run.fail("deployment.cleanup", "node_red_error", "blue would not stop");
+    run.endWait();
+    run.fail("deployment.cleanup", "node_red_error", "blue would not stop");
+    expect(run.s).toMatchObject({ status: "completed", error: null, attention: null });
+    expect(run.sent.some((c) => c.command === "deployment.rollback")).toBe(false);
+    expect(run.s.history.at(-1)).toMatchObject({ phase: "CLEANUP", status: "completed", detail: expect.stringMatching(/blue blue-rt could not be stopped in 3 attempts.*stop it by hand/) });
   });
 
   it("the local AUDIT step is retried by the alarm until its record is written", () => {
@@ -524,12 +648,13 @@ describe("answers that do not fit", () => {
     expect(run.s.error).toEqual({ code: "step_failed", message: "switch failed: no reason given (internal)" });
   });
 
-  it("a result that does not parse fails the step as invalid_result; in a rollback it fails the deployment", () => {
+  it("a result that does not parse fails the step as invalid_result; a rollback the bridge said was done still counts as done", () => {
     const run = new Run();
     run.answer("deployment.prepare", { blue: 7 });
     expect(run.s.error).toMatchObject({ code: "invalid_result", message: expect.stringMatching(/^prepare answered with a result that does not parse \(blue: .*green: /) });
     run.answer("deployment.rollback", { replayed: -1 });
-    expect(run.s).toMatchObject({ status: "failed", error: { code: "invalid_result", message: expect.stringMatching(/^rollback answered/) } });
+    expect(run.s).toMatchObject({ status: "rolled_back", error: { code: "invalid_result" } });
+    expect(run.s.history.at(-1)).toMatchObject({ phase: "ROLLING_BACK", status: "completed", detail: expect.stringMatching(/^blue serves again; rollback answered with a result that does not parse.*not counted$/) });
   });
 
   it("counters a bridge leaves out count as 0, so an older bridge's answer still parses", () => {

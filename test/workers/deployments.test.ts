@@ -113,7 +113,9 @@ async function throughVerify(bridge: Bridge, verdict: "passed" | "failed" | "inc
   await bridge.answer("deployment.prepare", BLUE_GREEN);
   const flows = await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
   expect(flows.args).toMatchObject({ runtime: "green-rt", flows: FLOWS_V2 });
-  const smoke = await bridge.answer("smoke.run", { verdict, checks: [{ name: "sample POST /work", outcome: verdict === "passed" ? "passed" : verdict, detail: "scripted" }] });
+  // inconclusive: the pause verify.pause asks for (an undecided check would be retried first).
+  const check = verdict === "inconclusive" ? { name: "pause", outcome: "inconclusive", detail: "asked to pause" } : { name: "sample POST /work", outcome: verdict, detail: "scripted" };
+  const smoke = await bridge.answer("smoke.run", { verdict, checks: [check] });
   expect(smoke.args).toMatchObject({ runtime: "green-rt", kind: "verify", expectRev: "rev-2" });
   if (verdict === "passed") await drainBlue(bridge);
 }
@@ -325,6 +327,84 @@ describe("POST /api/deployments", () => {
     expect(anon.status).toBe(401);
     const unknown = await SELF.fetch(`http://redforge.test/ws/deployments/${crypto.randomUUID()}?token=${viewer.token}`, { headers: { Upgrade: "websocket" } });
     expect(unknown.status).toBe(404);
+  });
+});
+
+/** Lets a deployment's wait (a retry's backoff) end now: the alarm handler reads everything from storage. */
+async function endWait(id: string) {
+  const stub = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(id));
+  await runInDurableObject(stub, async (_obj, state) => {
+    const s = (await state.storage.get<any>("state"))!;
+    expect(s.waitUntil, "the deployment is waiting").not.toBeNull();
+    await state.storage.put("state", { ...s, waitUntil: Date.now() - 1 });
+  });
+  await runDurableObjectAlarm(stub);
+}
+
+describe("a check that cannot complete, and a rollback that fails, never strand work", () => {
+  it("an analysis the bridge cannot run (driver_error, a timeout) is retried under new ids, then pauses: green is not rolled back", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    await throughVerify(bridge, "passed");
+    await bridge.answer("route.switch", { replayed: 5 });
+    const timeout = { code: "driver_error", message: "The operation was aborted due to timeout" };
+    const first = await bridge.answer("smoke.run", timeout, false);
+    expect(first.id).toBe(`d_${created.id}_analysis_0`);
+    const retrying = await vi.waitFor(async () => {
+      const d = await getDeployment(created.id);
+      expect(d.attention).toMatchObject({ state: "retrying", step: "analysis", attempts: 1, maxAttempts: 3 });
+      return d;
+    }, WAIT);
+    expect(retrying).toMatchObject({ status: "in_progress", phase: "RESUME", error: null });
+    expect(retrying.attention.lastError).toBe("The operation was aborted due to timeout (driver_error)");
+    expect(Date.parse(retrying.attention.nextAttemptAt)).toBeGreaterThan(Date.parse(retrying.attention.since));
+    await endWait(created.id);
+    expect((await bridge.answer("smoke.run", timeout, false)).id).toBe(`d_${created.id}_analysis_1`);
+    await vi.waitFor(async () => expect((await getDeployment(created.id)).attention?.attempts).toBe(2), WAIT);
+    await endWait(created.id);
+    expect((await bridge.answer("smoke.run", timeout, false)).id).toBe(`d_${created.id}_analysis_2`);
+    const paused = await vi.waitFor(hasStatus(created.id, "paused"), WAIT);
+    expect(paused).toMatchObject({ phase: "RESUME", error: null, attention: { state: "waiting", step: "analysis", attempts: 3 } });
+    expect(bridge.commands.map((c) => c.type)).not.toContain("deployment.rollback");
+    // The list (the row, written in the background) says the same.
+    await vi.waitFor(async () => {
+      const listed = (await api("GET", `/api/deployments?instanceId=${bridge.instanceId}`, { token: viewer.token })).body.items[0];
+      expect(listed.attention).toMatchObject({ state: "waiting", step: "analysis" });
+    }, WAIT);
+    expect((await api("POST", `/api/deployments/${created.id}/promote`, { token: admin.token })).status).toBe(202);
+    await bridge.answer("deployment.cleanup", {});
+    const done = await vi.waitFor(hasStatus(created.id, "completed"), WAIT);
+    expect(done.attention).toBeNull();
+  });
+
+  it("a rollback that fails stays ROLLING_BACK and retries (the view says so); POST /rollback retries now; abort gives up as rollback_failed", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    await throughVerify(bridge, "failed");
+    await bridge.answer("deployment.rollback", { code: "internal", message: "end-of-hold marker not back within 30000 ms" }, false);
+    const retrying = await vi.waitFor(async () => {
+      const d = await getDeployment(created.id);
+      expect(d.attention).toMatchObject({ state: "retrying", step: "rollback", attempts: 1, maxAttempts: null });
+      return d;
+    }, WAIT);
+    expect(retrying).toMatchObject({ status: "in_progress", phase: "ROLLING_BACK", error: { code: "smoke_failed" } });
+    expect(retrying.attention.message).toMatch(/POST \/rollback tries again now/);
+    // Still one deployment per instance while it retries.
+    const second = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: bridge.instanceId, flows: FLOWS_V2 } });
+    expect(second.status).toBe(409);
+    expect((await api("POST", `/api/deployments/${created.id}/rollback`, { token: admin.token })).status).toBe(202);
+    const again = await bridge.next("deployment.rollback");
+    expect(again.id).toBe(`d_${created.id}_rollback_1`);
+    const busy = await api("POST", `/api/deployments/${created.id}/rollback`, { token: admin.token });
+    expect(busy.status).toBe(409);
+    expectErrorShape(busy.body, "step_in_progress");
+    await bridge.reply(again, { code: "internal", message: "still no marker" }, false);
+    await vi.waitFor(async () => expect((await getDeployment(created.id)).attention?.attempts).toBe(2), WAIT);
+    const gaveUp = await api("POST", `/api/deployments/${created.id}/abort`, { token: admin.token });
+    expect(gaveUp.status).toBe(202);
+    const failed = await vi.waitFor(hasStatus(created.id, "failed"), WAIT);
+    expect(failed.error).toMatchObject({ code: "rollback_failed", message: expect.stringMatching(/given up by an operator .* after 2 attempt\(s\), the last: rollback failed: still no marker \(internal\); blue may not be serving; it was rolling back because smoke tests failed/) });
+    expect(failed.attention).toBeNull();
   });
 });
 
