@@ -32,6 +32,8 @@ export interface Env {
   REDFORGE_RATE_LIMIT_CLIENT?: string;
   /** Where QStash and bridges reach this Worker. */
   PUBLIC_URL?: string;
+  /** Multiplies every deployment step's deadline (0.5–20, default 1) for slow clusters; core/deployments/timeouts.ts. */
+  REDFORGE_DEPLOY_TIMEOUT_SCALE?: string;
   /**
    * A bearer token Prometheus may scrape GET /metrics with (at least 32 characters), for setups
    * that do not want an API key; an API key or session with metrics:read always works.

@@ -44,6 +44,8 @@ export interface ClusterLinkStatus {
   /** The bridge's last hello frame and when it came. */
   lastHello: (Extract<BridgeFrame, { kind: "hello" }> & { at: string }) | null;
   openCommands: number;
+  /** Smoothed time from sending a command to the bridge's receipt (ms); null before the first. A loaded bridge answers late. */
+  roundTripMs?: number | null;
 }
 
 export interface ClusterLinkApi extends Rpc.DurableObjectBranded {
