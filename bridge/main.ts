@@ -50,7 +50,8 @@ export interface RunningBridge {
   readonly aiAudit?: AiAuditForwarder;
   /** Resolves once every command received so far has been answered (tests). */
   idle(): Promise<void>;
-  close(): Promise<void>;
+  /** `leaveRunning`: a restart or upgrade (the CLI's SIGTERM); what carries traffic stays up (Driver.close). */
+  close(opts?: { leaveRunning?: boolean }): Promise<void>;
 }
 
 export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
@@ -83,13 +84,13 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
   aiAudit?.start();
 
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= (async () => {
+  const close = (closeOpts: { leaveRunning?: boolean } = {}) => (closing ??= (async () => {
     await link.close();
     // A command cut off here is answered "interrupted" on redelivery, so a bounded wait is safe.
     await withDeadline(executor.idle(), opts.drainMs ?? 30_000);
     await aiAudit?.close();
     await reporter.close();
-    await driver.close().catch((err: unknown) => log.error(`driver did not close cleanly: ${errorMessage(err)}`));
+    await driver.close(closeOpts).catch((err: unknown) => log.error(`driver did not close cleanly: ${errorMessage(err)}`));
     await ledger.close();
     log.info("bridge stopped");
   })());
@@ -149,8 +150,10 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
   const stop = (signal: string) => {
     if (stopping) process.exit(130); // a second signal: the operator wants out now
     stopping = true;
-    log.info(`${signal}: shutting down (again to exit at once)`);
-    void bridge.close().then(() => process.exit(0), (err: unknown) => {
+    // SIGTERM is how a restart or an upgrade stops the bridge (systemctl restart): the data plane keeps serving.
+    const leaveRunning = signal === "SIGTERM";
+    log.info(`${signal}: shutting down (again to exit at once)${leaveRunning ? "; the process driver's data plane keeps the instances' front doors serving for the next bridge (SIGINT stops it too)" : ""}`);
+    void bridge.close({ leaveRunning }).then(() => process.exit(0), (err: unknown) => {
       log.error(`shutdown failed: ${errorMessage(err)}`);
       process.exit(1);
     });

@@ -37,6 +37,18 @@ export class DataPlaneClient {
   private attaching?: Promise<void>;
   private closed = false;
   private readonly socket: string;
+  /** The data plane this client attached to or started. */
+  private pid?: number;
+  /**
+   * A bridge process that exits on its own without closing the driver also
+   * kills its Node-REDs (the process driver's exit hook), so its data plane
+   * would only answer 503s: it goes too. A kill -9 runs no exit hook, and
+   * leaves both serving for the next bridge.
+   */
+  private readonly onExit = () => {
+    if (this.closed || !this.pid) return;
+    try { process.kill(this.pid, "SIGTERM"); } catch { /* already gone */ }
+  };
 
   constructor(private readonly opts: DataPlaneClientOptions) {
     this.socket = dataPlaneFiles(opts.stateDir).socket;
@@ -98,6 +110,7 @@ export class DataPlaneClient {
   /** Stops the data plane: every instance's front door closes (the bridge is shutting down for good). */
   async close(): Promise<void> {
     this.closed = true;
+    process.off("exit", this.onExit);
     this.fronts.clear();
     // Also one an earlier bridge left running and this one never needed: it serves this state dir.
     const running = await pingDataPlane(this.socket).catch(() => undefined);
@@ -110,6 +123,7 @@ export class DataPlaneClient {
   /** Leaves the data plane running for the next bridge (a restart or an upgrade). */
   async detach(): Promise<void> {
     this.closed = true;
+    process.off("exit", this.onExit);
     this.fronts.clear();
     const running = await pingDataPlane(this.socket).catch(() => undefined);
     if (running) this.opts.log("dataplane", `leaving the data plane (pid ${running.pid}) running: instances' front doors keep serving; the next bridge attaches to it`);
@@ -138,6 +152,8 @@ export class DataPlaneClient {
         ...(this.opts.mqttUrl ? { mqttUrl: this.opts.mqttUrl } : {}), ...(this.opts.spoolFsync ? { spoolFsync: true } : {}),
         log: (line) => this.opts.log("dataplane", line),
       });
+      if (this.pid === undefined) process.on("exit", this.onExit);
+      this.pid = attached.pid;
       if (attached.spawned) await this.restoreFronts();
     })().catch((err: unknown) => {
       this.attaching = undefined; // the next call tries again

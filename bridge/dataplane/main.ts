@@ -23,6 +23,9 @@ const cliArgs = z.object({
   "spool-fsync": z.boolean().default(false),
 });
 
+/** How long a data plane with no fronts and no calls waits before it stops. */
+const IDLE_EXIT_MS = 15_000;
+
 const log = (line: string) => process.stdout.write(`${new Date().toISOString()} data plane ${process.pid}: ${line}\n`);
 
 export async function runDataPlane(argv: string[]): Promise<void> {
@@ -67,6 +70,14 @@ export async function runDataPlane(argv: string[]): Promise<void> {
   fs.chmodSync(files.socket, 0o600);
   await writeFileAtomic(files.info, JSON.stringify(info));
   log(`serving ${stateDir} (protocol ${DATA_PLANE_PROTOCOL}, bridge ${BRIDGE_VERSION}, MQTT ${opts["mqtt-url"] ?? "off"}, spool fsync ${opts["spool-fsync"] ? "on" : "off"})`);
+
+  // With no front left (every instance destroyed, or a bridge that stopped for a restart with none) there
+  // is nothing to keep serving: it goes after a quiet while, and the next bridge starts one when it needs one.
+  let lastRequest = Date.now();
+  server.on("request", () => { lastRequest = Date.now(); });
+  setInterval(() => {
+    if (fronts.instanceIds().length === 0 && Date.now() - lastRequest > IDLE_EXIT_MS) void stop(`no fronts for ${IDLE_EXIT_MS / 1000} s`);
+  }, 1_000).unref();
 
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
