@@ -78,9 +78,13 @@ describe("process driver state", () => {
     const a = spec();
     await d.create(a);
     const before = await fs.stat(instanceFile(a.id));
+    // Held open, the old file keeps its inode number: destroy writes instance.json too (desired "stopped"),
+    // and a filesystem may hand a freed number to the next file, which would look like a write in place.
+    const pinned = await fs.open(instanceFile(a.id), "r");
     await d.destroy(a.id); // data kept
     await d.create(a); // the same instance again: instance.json rewritten
     const after = await fs.stat(instanceFile(a.id));
+    await pinned.close();
     expect(after.ino, "a write in place can be torn by a crash; writeFileAtomic renames a complete file over it").not.toBe(before.ino);
     expect(after.mode & 0o777).toBe(0o600);
     const leftovers = (await fs.readdir(path.dirname(instanceFile(a.id)))).filter((f) => f.endsWith(".tmp"));

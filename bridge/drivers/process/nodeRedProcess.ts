@@ -212,7 +212,15 @@ export class NodeRedProcess {
   private spawn(): void {
     this.startedAt = Date.now();
     this.set("starting");
-    const { fd, offset } = openForBoot(this.logFile);
+    let opened: { fd: number; offset: number };
+    try {
+      opened = openForBoot(this.logFile);
+    } catch (err) {
+      // The userDir is gone or unwritable: a failed boot like any other (the restart policy gives up on a loop).
+      setImmediate(() => { if (!this.pid) this.died(`could not be started: ${(err as Error).message}`); });
+      return;
+    }
+    const { fd, offset } = opened;
     this.bootOffset = offset;
     let child: ChildProcess;
     try {
