@@ -103,9 +103,10 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  // A clean stop stops every Node-RED the bridge runs; anything left (a failed test) is killed by its state dir.
+  // A clean stop stops every Node-RED the bridge runs (the fronts' data plane may stay: that is its own design);
+  // anything left (a failed test) is killed by its state dir.
   await bridge?.stop();
-  const left = stateDir ? await killEverythingUnder(stateDir) : [];
+  const left = stateDir ? (await killEverythingUnder(stateDir)).filter((p) => p.args.startsWith("node-red") || p.args.includes("red.js")) : [];
   await cp?.close();
   await broker?.close();
   if (process.env.RESTART_KEEP) console.log(`kept ${tmp}`);
@@ -195,7 +196,7 @@ describe("a restarted bridge resumes where the crashed one was", () => {
 });
 
 describe("the process driver's own state across a crash", () => {
-  it("a second driver on the same state dir drives the Node-RED the first one started (the token is kept, 0600), and its close stops it", async () => {
+  it("a second driver on the same state dir drives the Node-RED the first one started (the token is kept, 0600), restarts it when it dies, and its close stops it", async () => {
     const dir = path.join(tmp, "driver-crash");
     const s = { ...spec, id: crypto.randomUUID(), name: "driver-crash", flows: [] };
     const child = spawn(process.execPath, ["--import", "tsx", "test/harness/processDriverChild.ts", dir, JSON.stringify(s)], { stdio: ["ignore", "pipe", "inherit"] });
@@ -221,6 +222,18 @@ describe("the process driver's own state across a crash", () => {
       expect(echo).toBe("still here");
       expect(await nodeReds(instanceDir)).toEqual([pid]);
       expect((await second.health(s.id)).state).toBe("running");
+
+      // Not its child, so no exit event: the adopted Node-RED's death is noticed by polling and it is started again.
+      process.kill(pid!, "SIGKILL");
+      const replaced = await until("the adopted Node-RED to be replaced after it died", async () => {
+        const now = await nodeReds(instanceDir);
+        return now.length === 1 && now[0] !== pid && (await second.health(s.id)).state === "running" ? now[0] : undefined;
+      }, { timeoutMs: 90_000, intervalMs: 200 });
+      expect(replaced).not.toBe(pid);
+      expect(await until("the flows to answer again", async () => {
+        const res = await fetch(`${admin}/echo`);
+        return res.status === 200 ? res.text() : undefined;
+      }, { timeoutMs: 30_000 })).toBe("still here");
 
       await second.close();
       closed = true;
