@@ -12,6 +12,18 @@ import { Shell } from "./ui/Shell.tsx";
 
 // Pages past the fleet load on first visit: the first page does not ship uPlot or the governance forms.
 const Instance = lazy(() => import("./pages/Instance.tsx").then((m) => ({ default: m.Instance })));
+const Ai = lazy(() => import("./pages/Ai.tsx").then((m) => ({ default: m.Ai })));
+const Settings = lazy(() => import("./pages/Settings.tsx").then((m) => ({ default: m.Settings })));
+const gov = () => import("./pages/governance/index.ts");
+const Governance = lazy(() => gov().then((m) => ({ default: m.Governance })));
+const Users = lazy(() => gov().then((m) => ({ default: m.Users })));
+const Roles = lazy(() => gov().then((m) => ({ default: m.Roles })));
+const ApiKeys = lazy(() => gov().then((m) => ({ default: m.ApiKeys })));
+const Quotas = lazy(() => gov().then((m) => ({ default: m.Quotas })));
+const Policies = lazy(() => gov().then((m) => ({ default: m.Policies })));
+const Audit = lazy(() => gov().then((m) => ({ default: m.Audit })));
+const Reports = lazy(() => gov().then((m) => ({ default: m.Reports })));
+const Schedules = lazy(() => gov().then((m) => ({ default: m.Schedules })));
 
 render(
   () => (
@@ -24,9 +36,19 @@ render(
         <Route path="/deployments" component={Deployments} />
         <Route path="/instances/:id" component={Instance} />
         <Route path="/deployments/:id" component={DeploymentDetail} />
-        <Route path="/ai" component={() => <NotBuilt title="AI decisions and cost" api="/api/ai/decisions, /api/ai/decisions/totals, /api/ai/prices" />} />
-        <Route path="/governance" component={() => <NotBuilt title="Governance" api="/api/users, /api/roles, /api/api-keys, /api/quotas, /api/policies, /api/audit, /api/reports" />} />
-        <Route path="/settings" component={() => <NotBuilt title="Settings" api="/api/ai/prices, /api/config, /api/health" />} />
+        <Route path="/ai" component={Ai} />
+        <Route path="/governance" component={Governance}>
+          <Route path="/" component={() => <Navigate href="/governance/users" />} />
+          <Route path="/users" component={Users} />
+          <Route path="/roles" component={Roles} />
+          <Route path="/api-keys" component={ApiKeys} />
+          <Route path="/quotas" component={Quotas} />
+          <Route path="/policies" component={Policies} />
+          <Route path="/audit" component={Audit} />
+          <Route path="/reports" component={Reports} />
+          <Route path="/schedules" component={Schedules} />
+        </Route>
+        <Route path="/settings" component={Settings} />
         <Route path="*" component={() => <NotBuilt title="Page not found" api="" />} />
       </Route>
     </Router>

@@ -71,3 +71,23 @@ export class CursorList<T> {
     this.onChange(this.state);
   }
 }
+
+export interface AllPages<T> { items: T[]; truncated: boolean; error: string | null }
+
+/**
+ * Every page, following the cursors, up to `max` items (a table that shows the
+ * whole fleet at once). A failed page keeps what came before it and says why.
+ */
+export async function loadAllPages<T>(fetchPage: FetchPage<T>, max: number): Promise<AllPages<T>> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    let answer: PageAnswer<T>;
+    try { answer = await fetchPage(cursor); } catch (err) { return { items, truncated: false, error: `the control plane did not answer: ${(err as Error).message}` }; }
+    if (!answer.data) return { items, truncated: false, error: answerMessage(answer.error, answer.response) };
+    items.push(...answer.data.items);
+    if (!answer.data.nextCursor) return { items, truncated: false, error: null };
+    if (items.length >= max) return { items: items.slice(0, max), truncated: true, error: null };
+    cursor = answer.data.nextCursor;
+  }
+}

@@ -1,9 +1,13 @@
 /**
  * Fleet: every instance with its state, live from /ws/fleet. Filters and search
- * go to the API (`status`, `clusterId`, `q`), pages follow its cursors.
+ * go to the API (`status`, `clusterId`, `q`); the whole result is read by its
+ * cursors (200 a page, up to MAX_ROWS) and the table renders only the rows in
+ * view (@tanstack/solid-virtual), so 1,000 instances scroll and update like 20.
  */
-import { createSignal, For, onCleanup, Show } from "solid-js";
+import { createWindowVirtualizer } from "@tanstack/solid-virtual";
+import { createMemo, createSignal, For, onCleanup, onMount, Show } from "solid-js";
 import { api, messageOf } from "../api/api.ts";
+import { loadAllPages } from "../api/cursorList.ts";
 import { can } from "../api/me.ts";
 import { applyStatus, isInstanceStatus, mergeInstance, type InstanceSummary } from "../fleet/fleetEvents.ts";
 import { useClusters } from "../fleet/useClusters.ts";
@@ -14,39 +18,40 @@ import { FleetEmpty, FleetRow } from "./FleetRow.tsx";
 
 const STATUSES = ["pending", "starting", "running", "stopped", "failed", "unknown", "deploying"] as const;
 type Status = (typeof STATUSES)[number];
-const PAGE = 50;
+const PAGE = 200;
+const MAX_ROWS = 5000;
+/** A row's height in px (styles.css .grid td); rows with a reason line are measured as they render. */
+const ROW_PX = 31;
 
 export function Fleet() {
   const { clusters, nameOf } = useClusters();
   const [items, setItems] = createSignal<InstanceSummary[]>([]);
   const [loaded, setLoaded] = createSignal(false);
+  const [truncated, setTruncated] = createSignal(false);
   const [error, setError] = createSignal<string | null>(null);
   const [q, setQ] = createSignal("");
   const [status, setStatus] = createSignal<Status | "">("");
   const [clusterId, setClusterId] = createSignal("");
-  // Cursors of the pages before this one (the first page's is undefined), and the next page's.
-  const [cursors, setCursors] = createSignal<(string | undefined)[]>([undefined]);
-  const [next, setNext] = createSignal<string | null>(null);
   const [creating, setCreating] = createSignal(false);
   const [notice, setNotice] = createSignal<string | null>(null);
   const [confirm, ConfirmView] = useConfirm();
   const now = useNow(5000);
 
+  let generation = 0;
   const load = async () => {
-    const cursor = cursors().at(-1);
-    const { data, error: err, response } = await api.GET("/api/instances", { params: { query: {
+    const mine = ++generation;
+    const all = await loadAllPages((cursor) => api.GET("/api/instances", { params: { query: {
       limit: PAGE, ...(cursor ? { cursor } : {}), ...(q() ? { q: q() } : {}),
       ...(status() ? { status: status() as Status } : {}), ...(clusterId() ? { clusterId: clusterId() } : {}),
-    } } });
+    } } }), MAX_ROWS);
+    if (mine !== generation) return; // a newer read (filter change, reconnect) has started
     setLoaded(true);
-    if (!data) return setError(messageOf(err, response));
-    setError(null);
-    setItems(data.items);
-    setNext(data.nextCursor);
+    setError(all.error);
+    setTruncated(all.truncated);
+    if (!all.error || all.items.length > 0) setItems(all.items);
   };
-  const refilter = () => { setCursors([undefined]); void load(); };
 
-  // A burst of events about instances not on this page becomes one re-read.
+  // A burst of events about instances not in the table becomes one re-read.
   let reread: ReturnType<typeof setTimeout> | undefined;
   const rereadSoon = () => { clearTimeout(reread); reread = setTimeout(() => void load(), 300); };
   onCleanup(() => clearTimeout(reread));
@@ -64,21 +69,21 @@ export function Fleet() {
       if (!isInstanceStatus(m)) return;
       const applied = applyStatus(items(), m);
       setItems(applied.items);
-      if (applied.unknownInstance && cursors().length === 1) rereadSoon();
+      if (applied.unknownInstance) rereadSoon();
       if (applied.refreshInstance) void refreshOne(applied.refreshInstance);
     },
     onOpen: () => void load(),
   });
 
   let searchTimer: ReturnType<typeof setTimeout> | undefined;
-  const onSearch = (value: string) => { setQ(value); clearTimeout(searchTimer); searchTimer = setTimeout(refilter, 250); };
+  const onSearch = (value: string) => { setQ(value); clearTimeout(searchTimer); searchTimer = setTimeout(() => void load(), 250); };
   onCleanup(() => clearTimeout(searchTimer));
 
   const act = async (i: InstanceSummary, what: "start" | "stop") => {
     const path = what === "start" ? "/api/instances/{id}/start" : "/api/instances/{id}/stop";
     const { error: err, response } = await api.POST(path, { params: { path: { id: i.id } } });
     setNotice(err ? `${i.name}: ${messageOf(err, response)}` : `${i.name}: ${what} requested`);
-    if (!err) void load();
+    if (!err) void refreshOne(i.id);
   };
   const destroy = (i: InstanceSummary) => confirm({
     title: `Delete ${i.name}?`,
@@ -96,6 +101,7 @@ export function Fleet() {
       <div class="page-head">
         <h1>Fleet</h1>
         <LiveBadge state={live()} />
+        <Show when={loaded()}><span class="muted" data-testid="fleet-count">{items().length}{truncated() ? `+ (first ${MAX_ROWS} shown: narrow the filters)` : ""} instances</span></Show>
         <span class="spacer" />
         <Show when={can("instances", "create")}>
           <button class="primary" type="button" onClick={() => setCreating(true)} data-testid="create-instance">Create instance</button>
@@ -104,40 +110,67 @@ export function Fleet() {
 
       <div class="toolbar" role="search">
         <input type="search" placeholder="Search by name…" aria-label="Search instances by name" value={q()} onInput={(e) => onSearch(e.currentTarget.value)} />
-        <select aria-label="Filter by status" value={status()} onChange={(e) => { setStatus(e.currentTarget.value as Status | ""); refilter(); }}>
+        <select aria-label="Filter by status" value={status()} onChange={(e) => { setStatus(e.currentTarget.value as Status | ""); void load(); }}>
           <option value="">any status</option>
           <For each={STATUSES}>{(s) => <option value={s}>{s}</option>}</For>
         </select>
-        <select aria-label="Filter by cluster" value={clusterId()} onChange={(e) => { setClusterId(e.currentTarget.value); refilter(); }}>
+        <select aria-label="Filter by cluster" value={clusterId()} onChange={(e) => { setClusterId(e.currentTarget.value); void load(); }}>
           <option value="">any cluster</option>
           <For each={clusters.latest ?? []}>{(c) => <option value={c.id}>{c.name}</option>}</For>
         </select>
       </div>
 
       <Show when={creating()}>
-        <CreateInstance clusters={clusters.latest ?? []} onClose={() => setCreating(false)} onCreated={(name) => { setCreating(false); setNotice(`${name} created: it turns running once its cluster's bridge starts it`); refilter(); }} />
+        <CreateInstance clusters={clusters.latest ?? []} onClose={() => setCreating(false)} onCreated={(name) => { setCreating(false); setNotice(`${name} created: it turns running once its cluster's bridge starts it`); void load(); }} />
       </Show>
       <Show when={notice()}><p class="notice" role="status">{notice()} <button class="link" type="button" onClick={() => setNotice(null)}>dismiss</button></p></Show>
       <Show when={error()}><p class="error" role="alert">{error()}</p></Show>
 
-      <Show when={!loaded() || items().length > 0 || cursors().length > 1} fallback={<FleetEmpty filtered={!!(q() || status() || clusterId())} hasClusters={(clusters.latest ?? []).length > 0} canCreate={can("instances", "create")} />}>
-        <table class="grid" data-testid="fleet-table">
-          <thead>
-            <tr><th>Name</th><th>Status</th><th>Desired</th><th>Cluster</th><th>Team</th><th>Stack</th><th>Endpoints</th><th>Updated</th><th class="actions-col"><span class="sr-only">Actions</span></th></tr>
-          </thead>
-          <tbody>
-            <For each={items()}>{(i) => (
-              <FleetRow instance={i} clusterName={nameOf(i.clusterId)} now={now()} onAct={(what) => void act(i, what)} onDelete={() => destroy(i)} />
-            )}</For>
-          </tbody>
-        </table>
-        <div class="pager">
-          <button type="button" disabled={cursors().length <= 1} onClick={() => { setCursors(cursors().slice(0, -1)); void load(); }}>← Previous</button>
-          <span class="muted">page {cursors().length}</span>
-          <button type="button" disabled={!next()} onClick={() => { setCursors([...cursors(), next()!]); void load(); }}>Next →</button>
-        </div>
+      <Show when={!loaded() || items().length > 0} fallback={<FleetEmpty filtered={!!(q() || status() || clusterId())} hasClusters={(clusters.latest ?? []).length > 0} canCreate={can("instances", "create")} />}>
+        <FleetTable items={items()} nameOf={nameOf} now={now()} onAct={(i, what) => void act(i, what)} onDelete={destroy} />
       </Show>
       <ConfirmView />
     </section>
+  );
+}
+
+/** The table body holds only the rows in the window, between two spacer rows that keep the scroll height true. */
+function FleetTable(props: {
+  items: InstanceSummary[]; nameOf: (id: string) => string; now: number;
+  onAct: (i: InstanceSummary, what: "start" | "stop") => void; onDelete: (i: InstanceSummary) => void;
+}) {
+  let table!: HTMLTableElement;
+  // The window scrolls; the table starts below the page head, which the virtualiser must know.
+  const [margin, setMargin] = createSignal(0);
+  onMount(() => setMargin(table.getBoundingClientRect().top + window.scrollY));
+  const virtual = createWindowVirtualizer({
+    get count() { return props.items.length; },
+    get scrollMargin() { return margin(); },
+    estimateSize: () => ROW_PX,
+    overscan: 12,
+    getItemKey: (index) => props.items[index]?.id ?? index,
+  });
+  const visible = createMemo(() => {
+    const r = virtual.getVirtualItems();
+    if (r.length === 0) return [];
+    return props.items.slice(r[0]!.index, r[r.length - 1]!.index + 1);
+  });
+  const first = () => virtual.getVirtualItems()[0]?.index ?? 0;
+  const top = () => Math.max(0, (virtual.getVirtualItems()[0]?.start ?? margin()) - margin());
+  const bottom = () => Math.max(0, virtual.getTotalSize() - ((virtual.getVirtualItems().at(-1)?.end ?? margin()) - margin()));
+
+  return (
+    <table class="grid" data-testid="fleet-table" ref={table} aria-rowcount={props.items.length + 1}>
+      <thead>
+        <tr><th>Name</th><th>Status</th><th>Desired</th><th>Cluster</th><th>Team</th><th>Stack</th><th>Endpoints</th><th>Updated</th><th class="actions-col"><span class="sr-only">Actions</span></th></tr>
+      </thead>
+      <tbody>
+        <Show when={top() > 0}><tr class="spacer-row" aria-hidden="true"><td colSpan={9} style={{ height: `${top()}px` }} /></tr></Show>
+        <For each={visible()}>{(i, n) => (
+          <FleetRow instance={i} index={first() + n()} measure={virtual.measureElement} clusterName={props.nameOf(i.clusterId)} now={props.now} onAct={(what) => props.onAct(i, what)} onDelete={() => props.onDelete(i)} />
+        )}</For>
+        <Show when={bottom() > 0}><tr class="spacer-row" aria-hidden="true"><td colSpan={9} style={{ height: `${bottom()}px` }} /></tr></Show>
+      </tbody>
+    </table>
   );
 }

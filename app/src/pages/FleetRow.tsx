@@ -7,11 +7,13 @@ import { ago, StatusBadge } from "../ui/bits.tsx";
 
 export function FleetRow(props: {
   instance: InstanceSummary; clusterName: string; now: number;
+  /** Its place in the whole list (aria-rowindex, and the virtualiser's measurement). */
+  index?: number; measure?: (el: HTMLElement) => void;
   onAct: (what: "start" | "stop") => void; onDelete: () => void;
 }) {
   const i = () => props.instance;
   return (
-    <tr data-instance={i().name}>
+    <tr data-instance={i().name} data-index={props.index} aria-rowindex={props.index === undefined ? undefined : props.index + 2} ref={(el) => queueMicrotask(() => props.measure?.(el))}>
       <td class="strong"><A href={`/instances/${i().id}`}>{i().name}</A></td>
       <td><StatusBadge status={i().status} title={i().statusReason} /><Show when={i().statusReason && i().status !== "running"}><span class="reason">{i().statusReason}</span></Show></td>
       <td class={i().desiredState !== i().status && i().status !== "deploying" ? "drift" : "muted"}>{i().desiredState}</td>

@@ -53,7 +53,10 @@ export function Chart(props: ChartProps) {
       width, height: props.height ?? 180,
       legend: { show: true },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: !cats }, ...(props.scales ?? {}) },
+      // Category (bar) charts: one slot per name, and every value scale from zero.
+      scales: cats
+        ? { x: { time: false, range: [-0.5, cats.length - 0.5] }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] }, ...(rightScale ? { [rightScale]: { range: (_u: uPlot, _min: number, max: number) => [0, max > 0 ? max * 1.1 : 1] as [number, number] } } : {}), ...(props.scales ?? {}) }
+        : { x: { time: true }, ...(props.scales ?? {}) },
       axes: [
         { stroke: axisColor, grid, ticks: grid, ...(cats ? { values: (_u, splits) => splits.map((i) => cats[i] ?? ""), splits: () => cats.map((_, i) => i) } : {}) },
         { stroke: axisColor, grid, ticks: grid, size: 60, ...(firstFormat ? { values: (_u, splits) => splits.map(firstFormat) } : {}) },

@@ -8,9 +8,9 @@ const NAV = [
   { href: "/fleet", label: "Fleet" },
   { href: "/clusters", label: "Clusters" },
   { href: "/deployments", label: "Deployments" },
-  { href: "/ai", label: "AI decisions", later: true },
-  { href: "/governance", label: "Governance", later: true },
-  { href: "/settings", label: "Settings", later: true },
+  { href: "/ai", label: "AI decisions" },
+  { href: "/governance", label: "Governance" },
+  { href: "/settings", label: "Settings" },
 ];
 
 export function Shell(props: RouteSectionProps) {
@@ -23,10 +23,7 @@ export function Shell(props: RouteSectionProps) {
           <span class="brand">RedForge <span class="muted">Control Tower</span></span>
           <nav aria-label="Main">
             {NAV.map((n) => (
-              <A href={n.href} activeClass="active" class={n.later ? "later" : ""}>
-                {n.label}
-                {n.later ? <span class="tag">not built yet</span> : null}
-              </A>
+              <A href={n.href} activeClass="active">{n.label}</A>
             ))}
           </nav>
           <span class="who">
