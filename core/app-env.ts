@@ -24,5 +24,7 @@ export interface AppEnv {
     principal?: Principal;
     /** Set once a route's change and its audit row committed together. */
     audited?: boolean;
+    /** Set once the QStash signature verified: the job routers' middleware can match one request twice. */
+    qstashVerified?: boolean;
   };
 }

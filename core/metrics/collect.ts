@@ -115,5 +115,6 @@ export async function collect(env: Env, db: Db): Promise<Family[]> {
     counterFamily(SERIES.webhookVerificationFailures, rows),
     counterFamily(SERIES.aiTokens, rows),
     counterFamily(SERIES.aiCost, rows),
+    counterFamily(SERIES.qstashDeliveries, rows),
   ];
 }

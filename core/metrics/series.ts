@@ -36,6 +36,10 @@ export const SERIES = {
     name: "redforge_ai_cost_usd_total", type: "counter", labels: ["model", "team"],
     help: "Cost in USD of AI decisions accepted from the fleet (the model price table at ingest), by model and team.",
   },
+  qstashDeliveries: {
+    name: "redforge_qstash_deliveries_total", type: "counter", labels: ["job", "outcome"],
+    help: "Signed QStash job deliveries by job (health-sweep, compliance-export, retention-purge) and outcome (ok, refused = 4xx, failed = 5xx, retried by QStash).",
+  },
   instances: {
     name: "redforge_instances", type: "gauge", labels: ["status", "cluster", "team"],
     help: "Instances (not deleted) by status, cluster name and team.",

@@ -6,6 +6,7 @@ import { until } from "../harness/eventually.ts";
 import { eq } from "drizzle-orm";
 import { instances } from "../../db/schema.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
+import { callJob } from "./qstashJobs.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb } from "./helpers.ts";
 
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/;
@@ -85,7 +86,7 @@ describe("GET /metrics", () => {
     const route = { route: "/api/clusters/:id", method: "GET", status_class: "2xx" };
     const before = value((await scrape(admin.token)).parsed, "redforge_http_request_duration_seconds_count", route);
     const answers = await Promise.all(Array.from({ length: 40 }, () => api("GET", `/api/clusters/${cluster.id}`, { token: admin.token })));
-    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(answers.map((a) => a.status).filter((s) => s !== 200), JSON.stringify(answers.find((a) => a.status !== 200)?.body)).toEqual([]);
     // Counted off the response path (waitUntil): wait until all 40 have landed, then check nothing more did.
     const after = await until("40 requests counted", async () => {
       const p = (await scrape(admin.token)).parsed;
@@ -139,5 +140,20 @@ describe("GET /metrics", () => {
     // 2 × (1 M input at $1 + 0.5 M output at $2).
     expect(value(after, "redforge_ai_cost_usd_total", { model, team })).toBeCloseTo(4, 6);
     expect(value(after, "redforge_webhook_verification_failures_total", { reason: "invalid_signature" })).toBe(forgedBefore + 1);
+  });
+
+  it("counts QStash deliveries per job and outcome", async () => {
+    const admin = await createUser("admin");
+    const labels = { job: "retention-purge", outcome: "ok" };
+    const before = value((await scrape(admin.token)).parsed, "redforge_qstash_deliveries_total", labels);
+    const res = await callJob("/api/jobs/retention-purge", { at: new Date(0).toISOString(), batchSize: 1, maxBatches: 1 });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const refused = await callJob("/api/jobs/retention-purge", { batchSize: "many" });
+    expect(refused.status).toBe(400);
+    const after = await until("the deliveries counted", async () => {
+      const p = (await scrape(admin.token)).parsed;
+      return value(p, "redforge_qstash_deliveries_total", labels) > before && value(p, "redforge_qstash_deliveries_total", { job: "retention-purge", outcome: "refused" }) > 0 ? p : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    expect(value(after, "redforge_qstash_deliveries_total", labels)).toBe(before + 1);
   });
 });
