@@ -133,6 +133,7 @@ export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
       connectedAt: this.getMeta("connectedAt"),
       lastHello: this.getMeta("hello") ? JSON.parse(this.getMeta("hello")!) : null,
       openCommands: this.openCount(),
+      roundTripMs: this.getMeta("roundTripMs") === undefined ? null : Number(this.getMeta("roundTripMs")),
     };
   }
 
@@ -146,8 +147,29 @@ export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
       return; // A malformed frame (or one past the JSON limits) is ignored, never fatal for the link.
     }
     if (frame.kind === "hello") this.setMeta("hello", JSON.stringify({ ...frame, at: new Date().toISOString() }));
-    else this.sql.exec("UPDATE outbox SET status = 'received', updated_at = ? WHERE id = ? AND status = 'sent'", Date.now(), frame.commandId);
+    else this.received(frame.commandId);
     void ws;
+  }
+
+  /**
+   * The bridge's receipt of a command: its delay since the send feeds a smoothed round trip, which
+   * deployments read to lengthen their deadlines on a loaded cluster (an event loop that takes
+   * 300 ms to acknowledge a frame takes far longer for a drain). Only a first send is timed: a
+   * redelivery's `updated_at` is the resend, and a receipt may answer either.
+   */
+  private received(commandId: string): void {
+    const now = Date.now();
+    const row = this.sql.exec<{ updated_at: number; attempts: number }>(
+      "SELECT updated_at, attempts FROM outbox WHERE id = ? AND status = 'sent'", commandId,
+    ).toArray()[0];
+    if (!row) return;
+    this.sql.exec("UPDATE outbox SET status = 'received', updated_at = ? WHERE id = ?", now, commandId);
+    if (row.attempts !== 1) return;
+    const sample = Math.max(0, now - Number(row.updated_at));
+    const before = Number(this.getMeta("roundTripMs") ?? Number.NaN);
+    // EWMA (α 0.2, as TCP's SRTT uses ⅛): one slow receipt moves it, a run of them sets it.
+    const smoothed = Number.isFinite(before) ? before * 0.8 + sample * 0.2 : sample;
+    this.setMeta("roundTripMs", String(Math.round(smoothed)));
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {

@@ -20,6 +20,29 @@ export const STRATEGIES = ["blue-green"] as const;
 export const DEPLOYMENT_STEPS = ["prepare", "drain", "deploy", "verify", "switch", "analysis", "audit", "cleanup", "rollback"] as const;
 export type DeploymentStep = (typeof DEPLOYMENT_STEPS)[number];
 
+/** The steps whose deadline a deployment may set (the drain's is `drainTimeoutSeconds` plus a margin; AUDIT has none). */
+export const TIMED_STEPS = ["prepare", "deploy", "verify", "switch", "analysis", "cleanup", "rollback"] as const;
+export type TimedStep = (typeof TIMED_STEPS)[number];
+
+const stepSeconds = z.number().int().min(5).max(3600);
+/**
+ * Step deadlines for a slow cluster: `scale` multiplies every deadline of the step table (and the
+ * drain's margin); a step named here gets exactly that many seconds. Unset, the Worker's
+ * REDFORGE_DEPLOY_TIMEOUT_SCALE applies, lengthened further when the cluster's bridge acknowledges
+ * commands slowly (docs/deployments.md, "Deadlines").
+ */
+export const deploymentTimeoutsSchema = z.object({
+  scale: z.number().min(0.5).max(20).optional(),
+  prepare: stepSeconds.optional(),
+  deploy: stepSeconds.optional(),
+  verify: stepSeconds.optional(),
+  switch: stepSeconds.optional(),
+  analysis: stepSeconds.optional(),
+  cleanup: stepSeconds.optional(),
+  rollback: stepSeconds.optional(),
+}).strict();
+export type DeploymentTimeoutsRequest = z.infer<typeof deploymentTimeoutsSchema>;
+
 /** Which steps new work is held through: see `holdDuring` below and durable/deploymentRun/steps.ts. */
 export const HOLD_ORDERS = ["deploy", "switch"] as const;
 export type HoldDuring = (typeof HOLD_ORDERS)[number];
@@ -92,6 +115,7 @@ export const createDeploymentSchema = z.object({
    * See docs/deployments.md.
    */
   holdDuring: z.enum(HOLD_ORDERS).default("switch"),
+  timeouts: deploymentTimeoutsSchema.optional(),
   description: z.string().max(500).optional(),
 }).strict().refine((v) => (v.flows === undefined || v.versionId === undefined) && (v.flows !== undefined || v.versionId !== undefined || v.stack !== undefined), {
   message: "give exactly one of flows or versionId, or neither with stack (a runtime upgrade of the current flows)", path: ["flows"],
@@ -173,6 +197,16 @@ export const deploymentViewSchema = z.object({
   error: deploymentErrorSchema.nullable(),
   /** A check or rollback being retried, or a pause waiting for a person; null otherwise. */
   attention: attentionSchema.nullable(),
+  /**
+   * The deadlines this deployment runs with: the scale applied (request, Worker, the cluster's round trip) and each
+   * command step's deadline in seconds. null for deployments from before configurable deadlines.
+   */
+  timeouts: z.object({
+    scale: z.number().positive(),
+    /** The cluster's smoothed command round trip when the deployment started (ms), if measured. */
+    roundTripMs: z.number().nonnegative().nullable(),
+    stepSeconds: z.partialRecord(z.enum(DEPLOYMENT_STEPS), z.number().nonnegative()),
+  }).nullable(),
   fromVersionId: z.uuid().nullable(),
   toVersionId: z.uuid(),
   /** The stack blue runs and the one green runs (equal unless this is a runtime upgrade); null for deployments from before stacks. */
@@ -219,6 +253,8 @@ export interface DeploymentInit {
   rollbackWindowMs: number;
   /** Which steps new work is held through (see durable/deploymentRun/steps.ts). */
   holdDuring?: HoldDuring;
+  /** Deadlines as resolved at the start (core/deployments/timeouts.ts); absent in deployments from before them: scale 1. */
+  timeouts?: { scale: number; roundTripMs: number | null; stepMs: Partial<Record<TimedStep, number>> };
   /** Blue's stack and green's (a runtime upgrade when they differ); absent in deployments from before stacks. */
   fromStack?: string;
   toStack?: string;

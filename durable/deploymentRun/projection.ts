@@ -8,7 +8,7 @@ import type { Db } from "../../db/client.ts";
 import { deployments } from "../../db/schema.ts";
 import type { DeploymentEvent, DeploymentView, Phase, PhaseRecord } from "../../protocol/deployments.ts";
 import type { RunState } from "./state.ts";
-import { phaseOf, progressOf } from "./steps.ts";
+import { deadlinesOf, phaseOf, progressOf } from "./steps.ts";
 
 type PhaseEvent = Extract<DeploymentEvent, { event: "deployment:phase" }>["data"];
 type ProgressEvent = Extract<DeploymentEvent, { event: "deployment:progress" }>["data"];
@@ -18,6 +18,7 @@ export function view(s: RunState): DeploymentView {
     id: s.id, instanceId: s.instanceId, strategy: s.strategy, status: s.status, phase: phaseOf(s, s.step),
     progress: progressOf(s), ...(s.blue ? { blue: s.blue } : {}), ...(s.green ? { green: s.green } : {}),
     switched: s.switched, history: s.history, metrics: s.metrics, error: s.error, attention: s.attention ?? null,
+    timeouts: { scale: s.timeouts?.scale ?? 1, roundTripMs: s.timeouts?.roundTripMs ?? null, stepSeconds: deadlinesOf(s) },
     fromVersionId: s.fromVersionId, toVersionId: s.toVersionId,
     fromStack: s.fromStack ?? null, toStack: s.toStack ?? null, toNodeRed: s.greenNodeRed ?? null,
     createdAt: s.createdAt, completedAt: s.completedAt,
@@ -43,6 +44,7 @@ export async function writeRow(db: Db, s: RunState): Promise<void> {
     metrics: {
       ...s.metrics, history: s.history, blue: s.blue, green: s.green, switched: s.switched, progress: progressOf(s),
       fromStack: s.fromStack, toStack: s.toStack, toNodeRed: s.greenNodeRed, attention: s.attention ?? null,
+      timeouts: view(s).timeouts,
     },
     error: s.error?.message ?? null, errorCode: s.error?.code ?? null,
     ...(s.completedAt ? { completedAt: new Date(s.completedAt) } : {}),

@@ -9,7 +9,7 @@ import type { z } from "zod";
 import {
   commandErrorSchema, parseResult, type commandArgs, type CommandError, type CommandResult, type CommandType, type SmokeResult,
 } from "../../protocol/commands.ts";
-import type { DeploymentError, FailureCode, HoldDuring, Phase } from "../../protocol/deployments.ts";
+import type { DeploymentError, FailureCode, HoldDuring, Phase, TimedStep } from "../../protocol/deployments.ts";
 import type { RunState, Step } from "./state.ts";
 
 /** Where an answer (or a step's end) leads. */
@@ -140,6 +140,11 @@ export function describeChecks(result: SmokeResult): string {
 const DRAIN_MARGIN_MS = 30_000;
 const ROLLBACK_DEADLINE_MS = 180_000;
 
+const scaleOf = (s: RunState) => s.timeouts?.scale ?? 1;
+/** A step's deadline: the seconds the deployment gave it, else the table's, times its scale (docs/deployments.md, "Deadlines"). */
+const deadline = (step: TimedStep, tableMs: number) => (s: RunState): number => s.timeouts?.stepMs[step] ?? Math.round(tableMs * scaleOf(s));
+const drainMarginMs = (s: RunState) => Math.round(DRAIN_MARGIN_MS * scaleOf(s));
+
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
 
 /**
@@ -189,7 +194,7 @@ export const STEPS = {
     phase: { deploy: "DRAIN", switch: "DEPLOY" },
     command: "deployment.prepare",
     // Green's cold start: Node-RED boot + node package install (kubernetes: pod scheduling, greenReadyTimeoutMs 150 s).
-    deadlineMs: () => 180_000,
+    deadlineMs: deadline("prepare", 180_000),
     // Green starts on the target stack: the same as blue's for a flow change, another for a runtime upgrade.
     args: (s) => (s.toStack ? { stack: s.toStack } : {}),
     done(s, { blue, green, stack }) {
@@ -215,7 +220,7 @@ export const STEPS = {
   drain: commandStep("drain", {
     phase: both("DRAIN"),
     command: "gate.set",
-    deadlineMs: (s) => s.drainTimeoutMs + DRAIN_MARGIN_MS,
+    deadlineMs: (s) => s.drainTimeoutMs + drainMarginMs(s),
     args: (s) => ({ mode: "drain", runtime: runtimes(s).blue, drainTimeoutMs: s.drainTimeoutMs }),
     done(s, r, now) {
       s.holdStartedAt = now;
@@ -227,13 +232,13 @@ export const STEPS = {
       return { to: "next" };
     },
     missed: (s, ms) => rollback("drain_timeout",
-      `the bridge did not finish drain within ${ms / 1000} s (drainTimeoutSeconds ${s.drainTimeoutMs / 1000} s + ${DRAIN_MARGIN_MS / 1000} s margin); blue's stragglers stay on blue`),
+      `the bridge did not finish drain within ${ms / 1000} s (drainTimeoutSeconds ${s.drainTimeoutMs / 1000} s + ${drainMarginMs(s) / 1000} s margin); blue's stragglers stay on blue`),
   }),
 
   deploy: commandStep("deploy", {
     phase: both("DEPLOY"),
     command: "flows.deploy",
-    deadlineMs: () => 90_000,
+    deadlineMs: deadline("deploy", 90_000),
     args: (s) => ({ flows: s.flows, runtime: runtimes(s).green }),
     done(s, { rev }) {
       s.expectRev = rev;
@@ -244,7 +249,7 @@ export const STEPS = {
   verify: commandStep("verify", {
     phase: both("VERIFY"),
     command: "smoke.run",
-    deadlineMs: () => 90_000,
+    deadlineMs: deadline("verify", 90_000),
     args: (s) => ({ runtime: runtimes(s).green, kind: "verify", checks: s.verify, ...(s.expectRev ? { expectRev: s.expectRev } : {}) }),
     retry: CHECK_RETRY,
     done(s, result) {
@@ -263,7 +268,7 @@ export const STEPS = {
   switch: commandStep("switch", {
     phase: both("RESUME"),
     command: "route.switch",
-    deadlineMs: () => 90_000,
+    deadlineMs: deadline("switch", 90_000),
     args: (s) => ({ from: runtimes(s).blue, to: runtimes(s).green }),
     done(s, r, now) {
       s.switched = true;
@@ -281,7 +286,7 @@ export const STEPS = {
   analysis: commandStep("analysis", {
     phase: both("RESUME"),
     command: "smoke.run",
-    deadlineMs: () => 60_000,
+    deadlineMs: deadline("analysis", 60_000),
     args: (s) => ({ runtime: runtimes(s).green, kind: "analysis", maxErrorRate: s.maxErrorRate }),
     retry: CHECK_RETRY,
     done(s, result) {
@@ -308,7 +313,7 @@ export const STEPS = {
   cleanup: commandStep("cleanup", {
     phase: both("CLEANUP"),
     command: "deployment.cleanup",
-    deadlineMs: () => 60_000,
+    deadlineMs: deadline("cleanup", 60_000),
     args: (s) => ({ runtime: runtimes(s).blue }),
     retry: CLEANUP_RETRY,
     done: (s) => ({ to: "finish", status: "completed", error: null, detail: `blue ${s.blue} stopped after the rollback window` }),
@@ -319,7 +324,7 @@ export const STEPS = {
   rollback: commandStep("rollback", {
     phase: both("ROLLING_BACK"),
     command: "deployment.rollback",
-    deadlineMs: () => ROLLBACK_DEADLINE_MS,
+    deadlineMs: deadline("rollback", ROLLBACK_DEADLINE_MS),
     args: (s) => ({ blue: s.blue ?? s.instanceId, ...(s.green ? { green: s.green } : {}), switched: s.switched }),
     done(s, r) {
       s.metrics.messagesReplayed += r.replayed;
@@ -352,4 +357,13 @@ export function progressOf(s: Pick<RunState, "holdDuring" | "step">): number {
   const seq = SEQUENCE[orderOf(s)];
   const i = seq.indexOf(s.step);
   return i < 0 ? 0.5 : Math.round((i / seq.length) * 100) / 100;
+}
+
+/** Each command step's deadline for this deployment, in seconds (the view's `timeouts`). */
+export function deadlinesOf(s: RunState): Partial<Record<Step, number>> {
+  const out: Partial<Record<Step, number>> = {};
+  for (const [name, step] of Object.entries(STEPS) as Array<[Exclude<Step, "done">, CommandStep | LocalStep]>) {
+    if (step.kind === "command") out[name] = step.deadlineMs(s) / 1000;
+  }
+  return out;
 }

@@ -7,11 +7,12 @@ import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
 import { assertDeploymentAllowed } from "../../core/governance/deploymentGate.ts";
 import { assertStackSupported } from "../../core/fleet/stacks.ts";
+import { resolveTimeouts, workerTimeoutScale } from "../../core/deployments/timeouts.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page } from "../../core/platform/pagination.ts";
 import {
-  ACTIVE_STATUSES, attentionSchema, createDeploymentSchema, deploymentErrorSchema, deploymentMetricsSchema, listDeploymentsQuery, phaseRecordSchema, STRATEGIES,
+  ACTIVE_STATUSES, attentionSchema, createDeploymentSchema, deploymentErrorSchema, deploymentMetricsSchema, deploymentViewSchema, listDeploymentsQuery, phaseRecordSchema, STRATEGIES,
   type DeploymentView,
 } from "../../protocol/deployments.ts";
 import { validate } from "../../core/validation.ts";
@@ -46,7 +47,8 @@ const rowExtras = z.object({
   toStack: z.string().optional().catch(undefined),
   toNodeRed: z.string().optional().catch(undefined),
   attention: attentionSchema.nullable().catch(null).default(null),
-}).catch({ progress: 0, switched: false, history: [], attention: null });
+  timeouts: deploymentViewSchema.shape.timeouts.catch(null).default(null),
+}).catch({ progress: 0, switched: false, history: [], attention: null, timeouts: null });
 const emptyMetrics: DeploymentView["metrics"] = { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} };
 const rowError = deploymentErrorSchema.shape.code.catch("step_failed");
 
@@ -58,7 +60,7 @@ function rowView(r: Row): DeploymentView {
     id: r.id, instanceId: r.instanceId, strategy: r.strategy, status: r.status as DeploymentView["status"],
     phase: (r.currentPhase as DeploymentView["phase"]) ?? null, progress: extras.progress,
     ...(extras.blue ? { blue: extras.blue } : {}), ...(extras.green ? { green: extras.green } : {}),
-    switched: extras.switched, history: extras.history, attention: extras.attention,
+    switched: extras.switched, history: extras.history, attention: extras.attention, timeouts: extras.timeouts,
     metrics: deploymentMetricsSchema.catch(emptyMetrics).parse(m),
     error: r.error === null ? null : { code: rowError.parse(r.errorCode), message: r.error },
     fromVersionId: r.fromVersionId, toVersionId: r.toVersionId!,
@@ -89,10 +91,13 @@ export const deploymentRoutes = new Hono<AppEnv>()
     const { db, kv } = c.var.services;
     const principal = c.var.principal!;
     const now = new Date();
+    // Before anything is written: a bad REDFORGE_DEPLOY_TIMEOUT_SCALE is a 503 that names it.
+    const workerScale = workerTimeoutScale(c.env);
     const init = await transact(c, async (tx, record) => {
       const [inst] = await tx.select().from(instances).where(and(eq(instances.id, body.instanceId), sql`${instances.deletedAt} is null`)).limit(1);
       if (!inst) throw notFound("instance", body.instanceId);
       if (inst.status !== "running") throw new ApiError(409, "instance_not_running", `instance ${inst.name} is ${inst.status}; a blue-green deployment needs it running`);
+      const link = await c.env.CLUSTER_LINK.get(c.env.CLUSTER_LINK.idFromName(inst.clusterId)).status();
       // One deployment per instance: the lock makes check-then-insert race-free.
       await tx.execute(sql`select pg_advisory_xact_lock(${DEPLOY_LOCK}, hashtext(${inst.id}))`);
       const [active] = await tx.select({ id: deployments.id, status: deployments.status }).from(deployments)
@@ -143,7 +148,8 @@ export const deploymentRoutes = new Hono<AppEnv>()
         fromVersionId: from!.id, toVersionId: to!.id,
         verify: body.verify ?? { mqtt: true, failureLimit: 0, pause: false },
         drainTimeoutMs: body.drainTimeoutSeconds * 1000, analysisMs: body.analysisSeconds * 1000, maxErrorRate: body.maxErrorRate,
-        rollbackWindowMs: body.rollbackWindowSeconds * 1000, holdDuring: body.holdDuring, fromStack: inst.stack, toStack, createdBy: principal.userId ?? null, createdAt: now.toISOString(),
+        rollbackWindowMs: body.rollbackWindowSeconds * 1000, holdDuring: body.holdDuring,
+        timeouts: resolveTimeouts(body.timeouts, workerScale, link.roundTripMs), fromStack: inst.stack, toStack, createdBy: principal.userId ?? null, createdAt: now.toISOString(),
       } satisfies DeploymentInit;
     });
     const run = c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(init.id));

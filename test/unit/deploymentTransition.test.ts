@@ -8,6 +8,8 @@
 import { describe, expect, it } from "vitest";
 import { transition, type Effect, type RunEvent, type Transition } from "../../durable/deploymentRun/transition.ts";
 import type { RunState } from "../../durable/deploymentRun/state.ts";
+import { view } from "../../durable/deploymentRun/projection.ts";
+import { resolveTimeouts, roundTripScale, workerTimeoutScale } from "../../core/deployments/timeouts.ts";
 import { createDeploymentSchema, FAILURE_CODES, type DeploymentInit, type FailureCode, type HoldDuring } from "../../protocol/deployments.ts";
 
 const T0 = Date.parse("2026-12-01T10:00:00.000Z");
@@ -611,6 +613,48 @@ describe("deadlines", () => {
     expect(run.s).toMatchObject({ status: "completed", error: null, attention: null });
     expect(run.sent.some((c) => c.command === "deployment.rollback")).toBe(false);
     expect(run.s.history.at(-1)).toMatchObject({ phase: "CLEANUP", status: "completed", detail: expect.stringMatching(/blue blue-rt could not be stopped in 3 attempts.*stop it by hand/) });
+  });
+
+  it("a deployment's timeouts scale every deadline (and the drain's margin); a step given its own seconds gets exactly those", () => {
+    const run = new Run("deploy", { drainTimeoutMs: 5_000, timeouts: { scale: 2.5, roundTripMs: 400, stepMs: { verify: 200_000 } } });
+    expect(run.pending).toMatchObject({ command: "deployment.prepare", timeoutMs: 450_000 });
+    run.answer("deployment.prepare", PREPARED);
+    expect(run.pending).toMatchObject({ command: "gate.set", timeoutMs: 5_000 + 75_000 });
+    run.answer("gate.set", DRAINED);
+    expect(run.pending).toMatchObject({ command: "flows.deploy", timeoutMs: 225_000 });
+    run.answer("flows.deploy", DEPLOYED);
+    expect(run.pending).toMatchObject({ command: "smoke.run", timeoutMs: 200_000 });
+    expect(run.last.effects).toContainEqual({ type: "setAlarm", at: run.s.awaiting!.deadline });
+    expect(view(run.s).timeouts).toEqual({
+      scale: 2.5, roundTripMs: 400,
+      stepSeconds: { prepare: 450, drain: 80, deploy: 225, verify: 200, switch: 225, analysis: 150, cleanup: 150, rollback: 450 },
+    });
+    run.alarmAt(run.s.awaiting!.deadline);
+    expect(run.s.attention).toMatchObject({ lastError: "no answer within 200 s" });
+  });
+
+  it("a deployment stored before timeouts existed runs with the table's deadlines", () => {
+    const run = new Run("deploy");
+    const { timeouts: _none, ...stored } = run.s;
+    run.state = stored as RunState;
+    expect(view(run.s).timeouts).toMatchObject({ scale: 1, roundTripMs: null, stepSeconds: { prepare: 180, drain: 60, rollback: 180 } });
+  });
+
+  it("the deadlines are resolved once at the start: the request's scale or the Worker's, times the cluster's round trip", () => {
+    expect(roundTripScale(null)).toBe(1);
+    expect(roundTripScale(20)).toBe(1);
+    expect(roundTripScale(300)).toBe(2);
+    expect(roundTripScale(5_000)).toBe(4);
+    expect(resolveTimeouts(undefined, 1, null)).toEqual({ scale: 1, roundTripMs: null, stepMs: {} });
+    expect(resolveTimeouts(undefined, 3, 10)).toEqual({ scale: 3, roundTripMs: 10, stepMs: {} });
+    expect(resolveTimeouts({ scale: 2, rollback: 600 }, 3, 300)).toEqual({ scale: 4, roundTripMs: 300, stepMs: { rollback: 600_000 } });
+    expect(workerTimeoutScale({})).toBe(1);
+    expect(workerTimeoutScale({ REDFORGE_DEPLOY_TIMEOUT_SCALE: " 2.5 " })).toBe(2.5);
+    for (const bad of ["0", "abc", "100", "-1"]) {
+      expect(() => workerTimeoutScale({ REDFORGE_DEPLOY_TIMEOUT_SCALE: bad })).toThrow(expect.objectContaining({ status: 503, code: "misconfigured" }));
+    }
+    expect(createDeploymentSchema.safeParse({ instanceId: init().instanceId, flows: FLOWS, timeouts: { scale: 50 } }).success).toBe(false);
+    expect(createDeploymentSchema.safeParse({ instanceId: init().instanceId, flows: FLOWS, timeouts: { drain: 60 } }).success).toBe(false);
   });
 
   it("the local AUDIT step is retried by the alarm until its record is written", () => {

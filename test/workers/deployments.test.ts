@@ -29,6 +29,7 @@ interface Bridge {
   next(type: string): Promise<any>;
   reply(command: any, result: Record<string, unknown>, ok?: boolean): Promise<void>;
   commands: any[];
+  ws: WebSocket;
 }
 
 async function scriptedBridge(opts: { stack?: string; stacks?: { id: string; nodeRed: string }[] } = {}): Promise<Bridge> {
@@ -72,7 +73,7 @@ async function scriptedBridge(opts: { stack?: string; stacks?: { id: string; nod
       : { type: "command.result", commandId: command.id, status: "error", error: { code: String(result.code ?? "driver_error"), message: String(result.message ?? "failed") } });
   };
   return {
-    cluster, instanceId: inst.id, commands, next, reply,
+    cluster, instanceId: inst.id, commands, next, reply, ws,
     async answer(type, result, ok = true) {
       const cmd = await next(type);
       await reply(cmd, result, ok);
@@ -405,6 +406,43 @@ describe("a check that cannot complete, and a rollback that fails, never strand 
     const failed = await vi.waitFor(hasStatus(created.id, "failed"), WAIT);
     expect(failed.error).toMatchObject({ code: "rollback_failed", message: expect.stringMatching(/given up by an operator .* after 2 attempt\(s\), the last: rollback failed: still no marker \(internal\); blue may not be serving; it was rolling back because smoke tests failed/) });
     expect(failed.attention).toBeNull();
+  });
+});
+
+describe("deadlines adapt to a slow cluster", () => {
+  it("a deployment's timeouts scale its deadlines, times the cluster's measured round trip; the view lists them", async () => {
+    const bridge = await scriptedBridge();
+    // A first command and its receipt give the cluster link a round trip to measure.
+    const created = await deploy(bridge, { timeouts: { scale: 2, verify: 300 } });
+    expect(created.timeouts).toMatchObject({ scale: 2, roundTripMs: null, stepSeconds: { prepare: 360, verify: 300, rollback: 360, drain: 90 } });
+    const prepare = await bridge.next("deployment.prepare");
+    const link = env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(bridge.cluster.id));
+    await runInDurableObject(link, async (_obj, state) => {
+      // As if the receipt took 300 ms (a loaded bridge): the send time moves back, then the receipt comes.
+      state.storage.sql.exec("UPDATE outbox SET updated_at = updated_at - 300 WHERE id = ?", prepare.id);
+    });
+    bridge.ws.send(JSON.stringify({ kind: "received", commandId: prepare.id }));
+    const rtt = await vi.waitFor(async () => {
+      const status = await link.status();
+      expect(status.roundTripMs).toBeGreaterThanOrEqual(300);
+      return status.roundTripMs!;
+    }, WAIT);
+    const stub = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(created.id));
+    expect((await runInDurableObject(stub, async (_obj, state) => (await state.storage.get<any>("state"))!.awaiting)).deadline - Date.now()).toBeGreaterThan(300_000);
+
+    const other = await scriptedBridge();
+    await runInDurableObject(env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(other.cluster.id)), async (_obj, state) => {
+      state.storage.sql.exec("INSERT INTO meta (key, value) VALUES ('roundTripMs', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", String(rtt));
+    });
+    const slow = await deploy(other);
+    const factor = Math.min(4, 1 + (rtt - 50) / 250);
+    expect(slow.timeouts.roundTripMs).toBe(rtt);
+    expect(slow.timeouts.scale).toBeCloseTo(factor, 2);
+    expect(slow.timeouts.stepSeconds.prepare).toBeCloseTo(180 * slow.timeouts.scale, 0);
+
+    const bad = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: other.instanceId, flows: FLOWS_V2, timeouts: { scale: 100 } } });
+    expect(bad.status).toBe(400);
+    expectErrorShape(bad.body, "validation_failed");
   });
 });
 
