@@ -1499,6 +1499,13 @@ export interface components {
                 since: string;
                 message: string;
             } | null;
+            timeouts: {
+                scale: number;
+                roundTripMs: number | null;
+                stepSeconds: {
+                    [key: string]: number;
+                };
+            } | null;
             fromVersionId: string | null;
             /** Format: uuid */
             toVersionId: string;
@@ -3162,6 +3169,16 @@ export interface operations {
                      * @enum {string}
                      */
                     holdDuring?: "deploy" | "switch";
+                    timeouts?: {
+                        scale?: number;
+                        prepare?: number;
+                        deploy?: number;
+                        verify?: number;
+                        switch?: number;
+                        analysis?: number;
+                        cleanup?: number;
+                        rollback?: number;
+                    };
                     description?: string;
                 };
             };
