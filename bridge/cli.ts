@@ -22,6 +22,8 @@ Connects this cluster to a RedForge control plane and runs its commands.
                          (default: packed from flows/node-package at start)
   --mqtt-url <url>       the cluster's MQTT bus, e.g. mqtt://127.0.0.1:1883 (or MQTT_URL);
                          without it deploy gates and MQTT work routing are off
+  --spool-fsync          fsync each held MQTT message the data plane spools (survives a
+                         power cut, not only a crash; one disk flush per message)
   -h, --help             show this help`;
 
 export type DriverKind = "process" | "kubernetes";
@@ -35,6 +37,8 @@ export interface CliOptions {
   nodePackage?: string;
   /** The cluster's MQTT bus (gates, the MQTT front door, AI audit records). */
   mqttUrl?: string;
+  /** fsync each spooled held MQTT message (process driver's data plane). */
+  spoolFsync?: boolean;
 }
 
 export class UsageError extends Error {
@@ -55,7 +59,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
       options: {
         cluster: { type: "string" }, api: { type: "string" }, "secret-file": { type: "string" },
         driver: { type: "string" }, "state-dir": { type: "string" }, "node-package": { type: "string" },
-        "mqtt-url": { type: "string" },
+        "mqtt-url": { type: "string" }, "spool-fsync": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -74,6 +78,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
     stateDir: path.resolve(cwd, (values["state-dir"] as string | undefined) ?? path.join(".redforge", "bridge", clusterId)),
     ...(nodePackage ? { nodePackage: requireFile(path.resolve(cwd, nodePackage), "--node-package") } : {}),
     ...(mqttUrl ? { mqttUrl: requireMqttUrl(mqttUrl) } : {}),
+    ...(values["spool-fsync"] ? { spoolFsync: true } : {}),
   };
 }
 

@@ -18,6 +18,8 @@ export interface DriverSettings {
   /** Node package tarball for the instances; packed from flows/node-package when absent. */
   nodePackage?: string;
   mqttUrl?: string;
+  /** fsync each held MQTT message the process driver's data plane spools. */
+  spoolFsync?: boolean;
   log: Logger;
 }
 
@@ -31,7 +33,7 @@ async function processDriver(s: DriverSettings): Promise<Driver> {
   return new ProcessDriver({
     stateDir: path.join(s.stateDir, "process"),
     nodePackages: [nodePackage],
-    ...(s.mqttUrl ? { mqttUrl: s.mqttUrl } : {}),
+    ...(s.mqttUrl ? { mqttUrl: s.mqttUrl } : {}), ...(s.spoolFsync ? { spoolFsync: true } : {}),
     log: (instanceId, line) => s.log.info(`process [${instanceId.slice(0, 8)}]: ${line}`),
   });
 }

@@ -34,6 +34,8 @@ export interface BridgeOptions {
   nodePackage?: string;
   /** The cluster's MQTT bus (gates, MQTT work routing); off when absent. */
   mqttUrl?: string;
+  /** fsync each held MQTT message the process driver's data plane spools. */
+  spoolFsync?: boolean;
   log?: Logger;
   bridgeVersion?: string;
   linkBackoff?: BackoffPolicy;
@@ -65,6 +67,7 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     ? await createDriver(opts.driver, {
       clusterId: opts.clusterId, stateDir: opts.stateDir, log,
       ...(opts.nodePackage ? { nodePackage: opts.nodePackage } : {}), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}),
+      ...(opts.spoolFsync ? { spoolFsync: true } : {}),
     })
     : opts.driver;
   const reporter = new Reporter({ api, clusterId: opts.clusterId, secret: opts.secret, log, ...(opts.reportRetry ? { retry: opts.reportRetry } : {}) });

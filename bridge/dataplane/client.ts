@@ -39,16 +39,12 @@ export class DataPlaneClient {
   private readonly socket: string;
   /** The data plane this client attached to or started. */
   private pid?: number;
-  /**
-   * A bridge process that exits on its own without closing the driver also
-   * kills its Node-REDs (the process driver's exit hook), so its data plane
-   * would only answer 503s: it goes too. A kill -9 runs no exit hook, and
-   * leaves both serving for the next bridge.
-   */
-  private readonly onExit = () => {
+
+  /** See exitHook: called when the bridge process exits without having closed this client. */
+  stopOnExit(): void {
     if (this.closed || !this.pid) return;
     try { process.kill(this.pid, "SIGTERM"); } catch { /* already gone */ }
-  };
+  }
 
   constructor(private readonly opts: DataPlaneClientOptions) {
     this.socket = dataPlaneFiles(opts.stateDir).socket;
@@ -110,7 +106,7 @@ export class DataPlaneClient {
   /** Stops the data plane: every instance's front door closes (the bridge is shutting down for good). */
   async close(): Promise<void> {
     this.closed = true;
-    process.off("exit", this.onExit);
+    openClients.delete(this);
     this.fronts.clear();
     // Also one an earlier bridge left running and this one never needed: it serves this state dir.
     const running = await pingDataPlane(this.socket).catch(() => undefined);
@@ -123,7 +119,7 @@ export class DataPlaneClient {
   /** Leaves the data plane running for the next bridge (a restart or an upgrade). */
   async detach(): Promise<void> {
     this.closed = true;
-    process.off("exit", this.onExit);
+    openClients.delete(this);
     this.fronts.clear();
     const running = await pingDataPlane(this.socket).catch(() => undefined);
     if (running) this.opts.log("dataplane", `leaving the data plane (pid ${running.pid}) running: instances' front doors keep serving; the next bridge attaches to it`);
@@ -152,8 +148,9 @@ export class DataPlaneClient {
         ...(this.opts.mqttUrl ? { mqttUrl: this.opts.mqttUrl } : {}), ...(this.opts.spoolFsync ? { spoolFsync: true } : {}),
         log: (line) => this.opts.log("dataplane", line),
       });
-      if (this.pid === undefined) process.on("exit", this.onExit);
       this.pid = attached.pid;
+      openClients.add(this);
+      exitHook ??= process.once("exit", () => { for (const c of openClients) c.stopOnExit(); });
       if (attached.spawned) await this.restoreFronts();
     })().catch((err: unknown) => {
       this.attaching = undefined; // the next call tries again
@@ -177,6 +174,15 @@ export class DataPlaneClient {
     return e;
   }
 }
+
+/**
+ * A bridge process that exits on its own without closing its driver also kills
+ * its Node-REDs (the process driver's exit hook), so its data plane would only
+ * answer 503s: it goes too. A kill -9 runs no exit hook and leaves both serving
+ * for the next bridge. One hook per process, however many clients (tests make many).
+ */
+const openClients = new Set<DataPlaneClient>();
+let exitHook: NodeJS.Process | undefined;
 
 async function untilGone(pid: number, timeoutMs = 15_000): Promise<void> {
   const t0 = Date.now();
