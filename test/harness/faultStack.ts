@@ -83,6 +83,8 @@ export interface FaultRunOptions {
   holdDuring: "deploy" | "switch";
   /** After blue is told to drain, before the fault strikes (work is held by then). */
   delayMs?: number;
+  /** A request not answered within this is counted unanswered (the LoadGenerator's default 15 s when absent). */
+  httpTimeoutMs?: number;
   /** How long the deployment may take to reach completed / rolled_back / failed. */
   deploymentTimeoutMs?: number;
 }
@@ -119,7 +121,7 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
   try {
     const instance = await runningInstance(api, c, `fault-${key}-${Date.now().toString(36)}`);
     const drain = await watchDrain(c.stack.mqttUrl, instance.id);
-    const load = new LoadGenerator({ brokerUrl: c.stack.mqttUrl, mqttTopic: `redforge/ingest/${instance.id}`, httpUrl: `${instance.endpoints.front}/work`, rate: o.rate });
+    const load = new LoadGenerator({ brokerUrl: c.stack.mqttUrl, mqttTopic: `redforge/ingest/${instance.id}`, httpUrl: `${instance.endpoints.front}/work`, rate: o.rate, ...(o.httpTimeoutMs ? { httpTimeoutMs: o.httpTimeoutMs } : {}) });
     await load.start();
     await sleep(o.beforeMs);
     const t0 = Date.now();
@@ -154,6 +156,13 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
     if (deployment?.error) notes.push(`error: ${deployment.error.code}: ${String(deployment.error.message).slice(0, 300)}`);
     notes.push(`held ${m.messagesHeld}, replayed ${m.messagesReplayed}; phases ${JSON.stringify(deployment?.history?.map((h: any) => `${h.phase}:${h.status}`) ?? [])}`);
     if (report.httpErrorSamples.length) notes.push(`first HTTP failures: ${report.httpErrorSamples.slice(0, 3).join(" | ")}`);
+    const refusals = report.httpErrorSamples.filter((x) => /^\d{3} /.test(x));
+    if (refusals.length) notes.push(`HTTP error answers (sample): ${refusals.slice(0, 3).join(" | ")}`);
+    if (report.lostMqtt.length) {
+      // When the lost work was sent, relative to the fault: tells work held at the fault from work sent into a dead path after it.
+      const at = report.lostMqtt.map((seq) => (report.answers.get(`m${seq}`)?.sent.at ?? Number.NaN) - (injectedAt ?? from));
+      notes.push(`lost MQTT sent ${Math.min(...at)}…${Math.max(...at)} ms after the ${injectedAt ? "fault" : "hold began"} (deployment ended at +${t1 - (injectedAt ?? from)} ms)`);
+    }
     return {
       key, ...(injectedAt ? { injectedAt } : {}), report, deployment, finalStatus, errorCode: deployment?.error?.code ?? null,
       reportedLost: typeof m.messagesLost === "number" ? m.messagesLost : null,
