@@ -8,6 +8,7 @@ import { ApiError, notFound } from "../../core/errors.ts";
 import { assertDeploymentAllowed } from "../../core/governance/deploymentGate.ts";
 import { assertStackSupported } from "../../core/fleet/stacks.ts";
 import { resolveTimeouts, workerTimeoutScale } from "../../core/deployments/timeouts.ts";
+import { admitDeployment } from "../../core/deployments/admission.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page } from "../../core/platform/pagination.ts";
@@ -96,8 +97,11 @@ export const deploymentRoutes = new Hono<AppEnv>()
     const init = await transact(c, async (tx, record) => {
       const [inst] = await tx.select().from(instances).where(and(eq(instances.id, body.instanceId), sql`${instances.deletedAt} is null`)).limit(1);
       if (!inst) throw notFound("instance", body.instanceId);
-      if (inst.status !== "running") throw new ApiError(409, "instance_not_running", `instance ${inst.name} is ${inst.status}; a blue-green deployment needs it running`);
       const link = await c.env.CLUSTER_LINK.get(c.env.CLUSTER_LINK.idFromName(inst.clusterId)).status();
+      const admission = admitDeployment(inst.status, link.connected);
+      if (!admission.ok) {
+        throw new ApiError(409, "instance_not_running", `instance ${inst.name} ${admission.reason}; a blue-green deployment needs it running (or unknown with its bridge connected)`, { status: inst.status, bridgeConnected: link.connected });
+      }
       // One deployment per instance: the lock makes check-then-insert race-free.
       await tx.execute(sql`select pg_advisory_xact_lock(${DEPLOY_LOCK}, hashtext(${inst.id}))`);
       const [active] = await tx.select({ id: deployments.id, status: deployments.status }).from(deployments)

@@ -409,6 +409,39 @@ describe("a check that cannot complete, and a rollback that fails, never strand 
   });
 });
 
+describe("which instances can be deployed", () => {
+  const setStatus = (id: string, status: string) => withDb((db) => db.update(instances).set({ status }).where(eq(instances.id, id)));
+
+  it("an instance a loaded health sweep marked unknown is deployed when its cluster's bridge is connected", async () => {
+    const bridge = await scriptedBridge();
+    await setStatus(bridge.instanceId, "unknown");
+    const created = await deploy(bridge);
+    expect(created).toMatchObject({ status: "in_progress", instanceId: bridge.instanceId });
+    await bridge.next("deployment.prepare");
+  });
+
+  it("unknown with no bridge connected, and stopped, failed or deleting whatever the bridge, are 409 instance_not_running", async () => {
+    const bridge = await scriptedBridge();
+    // A second cluster whose bridge never connected.
+    const lonely = (await api("POST", "/api/clusters", { token: admin.token, body: { name: unique("nolink") } })).body;
+    const orphan = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("orphan"), clusterId: lonely.id } })).body;
+    await setStatus(orphan.id, "unknown");
+    const cases: Array<{ id: string; status: string; connected: boolean }> = [
+      { id: orphan.id, status: "unknown", connected: false },
+      { id: bridge.instanceId, status: "stopped", connected: true },
+      { id: bridge.instanceId, status: "failed", connected: true },
+      { id: bridge.instanceId, status: "deleting", connected: true },
+    ];
+    for (const { id, status, connected } of cases) {
+      if (id === bridge.instanceId) await setStatus(id, status);
+      const res = await api("POST", "/api/deployments", { token: admin.token, body: { instanceId: id, flows: FLOWS_V2 } });
+      expect(res.status, `${status} (bridge connected: ${connected})`).toBe(409);
+      expectErrorShape(res.body, "instance_not_running");
+      expect(res.body.error.details).toEqual({ status, bridgeConnected: connected });
+    }
+  });
+});
+
 describe("deadlines adapt to a slow cluster", () => {
   it("a deployment's timeouts scale its deadlines, times the cluster's measured round trip; the view lists them", async () => {
     const bridge = await scriptedBridge();
