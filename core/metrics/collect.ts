@@ -53,6 +53,17 @@ function histogramFamily(def: SeriesDef & { buckets: readonly number[] }, rows: 
   return { def, histograms: [...byLabels.values()] };
 }
 
+/** Each live cluster's link, asked in parallel: connection, outbox depth, the bridge's version. A fleet has tens of clusters, not thousands. */
+async function readLinks(env: Env, db: Db): Promise<Family[]> {
+  const rows = (await db.execute<{ id: string; name: string; driver: string }>(sql`select id, name, driver from clusters where deleted_at is null`)).rows;
+  const links = await Promise.all(rows.map(async (c) => ({ c, s: await env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(c.id)).status() })));
+  return [
+    { def: SERIES.clusterConnected, samples: links.map(({ c, s }) => ({ labels: { cluster: c.name, driver: c.driver }, value: s.connected ? 1 : 0 })) },
+    { def: SERIES.clusterOpenCommands, samples: links.map(({ c, s }) => ({ labels: { cluster: c.name }, value: s.openCommands })) },
+    { def: SERIES.bridgeInfo, samples: links.flatMap(({ c, s }) => (s.lastHello ? [{ labels: { cluster: c.name, version: s.lastHello.bridgeVersion }, value: 1 }] : [])) },
+  ];
+}
+
 interface FleetRows {
   instances: Array<{ status: string; cluster: string; team: string; n: number }>;
   health: Array<{ instance: string; cluster: string; ready: boolean; rss_bytes: string | null; heap_used_bytes: string | null }>;
@@ -100,8 +111,8 @@ function fleetFamilies(f: FleetRows): Family[] {
 }
 
 export async function collect(env: Env, db: Db): Promise<Family[]> {
-  const [sink, fleet] = await Promise.allSettled([readSink(env), readFleet(db)]);
-  for (const failed of [sink, fleet]) {
+  const [sink, fleet, links] = await Promise.allSettled([readSink(env), readFleet(db), readLinks(env, db)]);
+  for (const failed of [sink, fleet, links]) {
     if (failed.status === "rejected") console.error(JSON.stringify({ msg: "metrics source unreadable", error: String(failed.reason) }));
   }
   const rows = sink.status === "fulfilled" ? sink.value : [];
@@ -109,8 +120,10 @@ export async function collect(env: Env, db: Db): Promise<Family[]> {
     { def: SERIES.scrapeErrors, samples: [
       { labels: { source: "database" }, value: fleet.status === "fulfilled" ? 1 : 0 },
       { labels: { source: "sink" }, value: sink.status === "fulfilled" ? 1 : 0 },
+      { labels: { source: "cluster_links" }, value: links.status === "fulfilled" ? 1 : 0 },
     ] },
     ...(fleet.status === "fulfilled" ? fleetFamilies(fleet.value) : []),
+    ...(links.status === "fulfilled" ? links.value : []),
     histogramFamily(SERIES.httpRequestDuration, rows),
     counterFamily(SERIES.webhookVerificationFailures, rows),
     counterFamily(SERIES.aiTokens, rows),

@@ -60,6 +60,18 @@ export const SERIES = {
     name: "redforge_clusters", type: "gauge", labels: ["status", "driver"],
     help: "Clusters (not deleted) by the status their bridge last reported and driver.",
   },
+  clusterConnected: {
+    name: "redforge_cluster_connected", type: "gauge", labels: ["cluster", "driver"],
+    help: "1 while the cluster's bridge holds its command link open (ClusterLink), else 0.",
+  },
+  clusterOpenCommands: {
+    name: "redforge_cluster_open_commands", type: "gauge", labels: ["cluster"],
+    help: "Commands in the cluster's outbox not yet answered (sent, received or waiting).",
+  },
+  bridgeInfo: {
+    name: "redforge_bridge_info", type: "gauge", labels: ["cluster", "version"],
+    help: "Always 1: the bridge version the cluster's bridge last said hello with.",
+  },
   deployments: {
     name: "redforge_deployments_total", type: "counter", labels: ["status"],
     help: "Deployments by current status (completed, rolled_back, failed, in_progress, paused, pending).",

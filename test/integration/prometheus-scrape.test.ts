@@ -25,6 +25,16 @@ const freePort = () => new Promise<number>((resolve, reject) => {
   const s = net.createServer().listen(0, "127.0.0.1", () => { const { port } = s.address() as net.AddressInfo; s.close(() => resolve(port)); }).on("error", reject);
 });
 
+describe.runIf(available)("the Prometheus rule file (docs/observability/prometheus-rules.yml)", () => {
+  it("is valid and its alerts fire exactly on the series of test/prometheus/rules.test.yml", () => {
+    const root = path.resolve(import.meta.dirname, "../..");
+    for (const args of [["check", "rules", "docs/observability/prometheus-rules.yml"], ["test", "rules", "test/prometheus/rules.test.yml"]]) {
+      const run = spawnSync("promtool", args, { cwd: root, encoding: "utf8" });
+      expect(run.status, `${args.join(" ")}:\n${run.stdout}${run.stderr}`).toBe(0);
+    }
+  });
+});
+
 describe.runIf(available)("Prometheus scrapes /metrics", () => {
   let stack: TestStack;
   let token: string;
@@ -81,9 +91,9 @@ describe.runIf(available)("Prometheus scrapes /metrics", () => {
     });
     const sourcesUp = await until("the scrape's sources are up", async () => {
       const r = await query('redforge_metrics_source_up{job="redforge"}');
-      return r.length === 2 ? r : undefined;
+      return r.length === 3 ? r : undefined;
     }, { timeoutMs: 30_000, intervalMs: 500 });
-    expect(sourcesUp.map((s) => s.value[1])).toEqual(["1", "1"]);
+    expect(sourcesUp.map((s) => s.value[1])).toEqual(["1", "1", "1"]);
     // /metrics is outside /api: scrapes are not in the API histogram, this call is.
     await fetch(`${stack.apiUrl}/api/auth/me`, { headers: { Authorization: `Bearer ${token}` } });
     await until("API requests in the latency histogram", async () =>

@@ -70,6 +70,9 @@ describe("GET /metrics", () => {
     expect(res.headers.get("Content-Type")).toBe("text/plain; version=0.0.4; charset=utf-8");
     expect(value(parsed, "redforge_instances", { cluster: cluster.name })).toBeGreaterThanOrEqual(1);
     expect(value(parsed, "redforge_metrics_source_up", { source: "database" })).toBe(1);
+    expect(value(parsed, "redforge_metrics_source_up", { source: "cluster_links" })).toBe(1);
+    // No bridge has connected: the cluster is listed as disconnected, not left out.
+    expect(parsed.samples.find((s) => s.name === "redforge_cluster_connected" && s.labels.cluster === cluster.name)?.value).toBe(0);
     expect(parsed.type.get("redforge_http_request_duration_seconds")).toBe("histogram");
     expect(parsed.type.get("redforge_ai_tokens_total")).toBe("counter");
 
