@@ -155,7 +155,7 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
     stopping = true;
     // SIGTERM is how a restart or an upgrade stops the bridge (systemctl restart): the data plane keeps serving.
     const leaveRunning = signal === "SIGTERM";
-    log.info(`${signal}: shutting down (again to exit at once)${leaveRunning ? "; the process driver's data plane keeps the instances' front doors serving for the next bridge (SIGINT stops it too)" : ""}`);
+    log.info(`${signal}: shutting down (again to exit at once)${leaveRunning ? "; the process driver's Node-REDs and data plane keep serving for the next bridge, which adopts them (SIGINT stops them too)" : ""}`);
     void bridge.close({ leaveRunning }).then(() => process.exit(0), (err: unknown) => {
       log.error(`shutdown failed: ${errorMessage(err)}`);
       process.exit(1);

@@ -5,11 +5,13 @@
  * verifies every signature and redelivers unanswered commands on connect.
  * - kill -9 of the bridge alone: its Node-RED lives on and the next bridge
  *   adopts it (same pid, no second Node-RED) and drives it (no 401);
+ * - a SIGTERM (restart, upgrade) leaves Node-RED serving for the next bridge;
  * - kill -9 of the bridge and its Node-REDs (a container or host restart):
  *   the next bridge starts the instance again and its front answers;
  * - an instance asked to stop stays stopped across a restart;
  * - a deployment step cut off by the kill runs again on redelivery and finds
- *   the green the dead bridge started.
+ *   the green the dead bridge started;
+ * - SIGINT stops everything for good.
  * No wall-clock assertions; generous deadlines for a loaded machine.
  */
 import { spawn } from "node:child_process";
@@ -103,15 +105,13 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  // A clean stop stops every Node-RED the bridge runs (the fronts' data plane may stay: that is its own design);
-  // anything left (a failed test) is killed by its state dir.
+  // The last test stopped everything with SIGINT; what a failed test left is killed by its state dir.
   await bridge?.stop();
-  const left = stateDir ? (await killEverythingUnder(stateDir)).filter((p) => p.args.startsWith("node-red") || p.args.includes("red.js")) : [];
+  if (stateDir) await killEverythingUnder(stateDir);
   await cp?.close();
   await broker?.close();
   if (process.env.RESTART_KEEP) console.log(`kept ${tmp}`);
   else if (tmp) await fs.rm(tmp, { recursive: true, force: true });
-  expect(left.map((p) => p.args), "processes still running after the bridge's clean stop").toEqual([]);
 }, 120_000);
 
 describe("a restarted bridge resumes where the crashed one was", () => {
@@ -135,6 +135,18 @@ describe("a restarted bridge resumes where the crashed one was", () => {
     const nodeRedLog = await fs.readFile(path.join(userDir, "node-red.log"), "utf8");
     expect(nodeRedLog).not.toContain("EADDRINUSE");
     expect(bridge.log()).not.toContain("EADDRINUSE");
+  }, 300_000);
+
+  it("a SIGTERM (a restart or upgrade) leaves Node-RED serving, and the next bridge adopts it", async () => {
+    const [pid] = await nodeReds(userDir);
+    const adoptions = () => bridge.log().split(`adopted Node-RED pid ${pid} `).length - 1;
+    const before = adoptions();
+    await bridge.stop();
+    expect(await nodeReds(userDir)).toEqual([pid]);
+    await bridge.start();
+    expect(await nodeReds(userDir)).toEqual([pid]);
+    expect(adoptions()).toBe(before + 1);
+    expect(await ok(command("gate.set", { mode: "active" }, spec.id))).toMatchObject({ mode: "active" });
   }, 300_000);
 
   it("kill -9 of the bridge and its Node-REDs: the next bridge starts the instance again and its front answers", async () => {
@@ -193,6 +205,15 @@ describe("a restarted bridge resumes where the crashed one was", () => {
     await ok(command("deployment.cleanup", { runtime: `${spec.id}.b` }, spec.id));
     expect(await nodeReds(greenDir)).toEqual([]);
   }, 400_000);
+
+  it("SIGINT stops the bridge for good: no Node-RED is left running", async () => {
+    expect(await nodeReds(userDir)).toHaveLength(1);
+    process.kill(bridge.pid!, "SIGINT");
+    await until("the bridge and its Node-REDs to be gone", () => processesUnder(stateDir).every((p) => !/node-red|red\.js|bridge\/bin\.mjs/.test(p.args)), {
+      timeoutMs: 90_000, intervalMs: 200, explain: () => `${JSON.stringify(processesUnder(stateDir))}\n${bridge.tail(20)}`,
+    });
+    expect(await nodeReds(userDir)).toEqual([]);
+  }, 120_000);
 });
 
 describe("the process driver's own state across a crash", () => {

@@ -479,7 +479,9 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   }
 
   async close(opts: { leaveRunning?: boolean } = {}): Promise<void> {
-    await Promise.all([...this.processes.values()].map((p) => p.stop(5_000)));
+    // A restart or upgrade leaves Node-RED serving for the next bridge, which adopts it; a shutdown for good stops it.
+    if (opts.leaveRunning) for (const p of this.processes.values()) p.release();
+    else await Promise.all([...this.processes.values()].map((p) => p.stop(5_000)));
     // A bridge restart (SIGTERM) leaves the data plane serving; a shutdown for good stops it.
     await (opts.leaveRunning ? this.fronts.detach() : this.fronts.close());
     this.processes.clear();

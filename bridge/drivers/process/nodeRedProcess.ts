@@ -135,6 +135,19 @@ export class NodeRedProcess {
     this.set("stopped");
   }
 
+  /**
+   * Lets it run without this supervisor (a bridge restart or upgrade: the next
+   * bridge adopts it): no restart, no watching, and nothing here keeps the
+   * bridge's process alive for it.
+   */
+  release(): void {
+    this.wanted = false;
+    clearTimeout(this.restartTimer);
+    this.unwatch();
+    this.follower.stop();
+    this.child?.unref();
+  }
+
   /** Last resort at bridge exit (synchronous): no Node-RED outlives a bridge that exits on its own. */
   killNow(): void {
     this.wanted = false;
