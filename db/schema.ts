@@ -307,3 +307,102 @@ export const auditCheckpoints = pgTable("audit_checkpoints", {
   signature: varchar("signature", { length: 64 }).notNull(),
   createdAt: createdAt(),
 }, (t) => [uniqueIndex("uq_audit_checkpoints_up_to").on(t.upToId)]);
+
+/**
+ * Alert rules evaluated by the control plane (POST /api/jobs/alerts-evaluate,
+ * core/alerts/): one team's condition of one kind with its thresholds
+ * (`params`, checked against the kind on write). `state` is the evaluator's own
+ * memory between runs (a counter's last value, the audit chain's verified head).
+ */
+export const alertRules = pgTable("alert_rules", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  team: varchar("team", { length: 100 }).notNull(),
+  name: varchar("name", { length: 100 }).notNull(),
+  kind: varchar("kind", { length: 50 }).notNull(),
+  params: jsonb("params").$type<Record<string, unknown>>().notNull().default({}),
+  severity: varchar("severity", { length: 20 }).notNull().default("warning"),
+  /** Consecutive clear evaluations before an open alert resolves (flap protection). */
+  clearEvaluations: integer("clear_evaluations").notNull().default(2),
+  enabled: boolean("enabled").notNull().default(true),
+  state: jsonb("state").$type<Record<string, unknown>>().notNull().default({}),
+  createdBy: uuid("created_by"),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+}, (t) => [
+  uniqueIndex("uq_alert_rules_team_name").on(t.team, t.name),
+  index("idx_alert_rules_list").on(t.createdAt, t.id),
+]);
+
+/**
+ * One alert per (rule, subject) while open: pending (condition seen, its
+ * `minutes` not yet up) → firing → acknowledged → resolved. Rows stay as history.
+ */
+export const alerts = pgTable("alerts", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  ruleId: uuid("rule_id").references(() => alertRules.id, { onDelete: "set null" }),
+  team: varchar("team", { length: 100 }).notNull(),
+  kind: varchar("kind", { length: 50 }).notNull(),
+  severity: varchar("severity", { length: 20 }).notNull(),
+  /** What the alert is about: an instance or cluster id, a deployment's instance, `audit-chain`, `tokens@80`… */
+  subject: varchar("subject", { length: 255 }).notNull(),
+  subjectName: varchar("subject_name", { length: 255 }),
+  status: varchar("status", { length: 20 }).notNull(),
+  summary: text("summary").notNull(),
+  details: jsonb("details").$type<Record<string, unknown>>().notNull().default({}),
+  /** Clear evaluations in a row; resets when the condition returns. */
+  clearCount: integer("clear_count").notNull().default(0),
+  /** Times the condition came back while the alert was clearing (a flapping subject). */
+  refireCount: integer("refire_count").notNull().default(0),
+  /** When the condition was first seen. */
+  startedAt: ts("started_at").notNull(),
+  firedAt: ts("fired_at"),
+  acknowledgedAt: ts("acknowledged_at"),
+  acknowledgedBy: uuid("acknowledged_by"),
+  resolvedAt: ts("resolved_at"),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+}, (t) => [
+  // Deduplication: at most one open alert per rule and subject.
+  uniqueIndex("uq_alerts_open").on(t.ruleId, t.subject).where(sql`${t.status} <> 'resolved'`),
+  index("idx_alerts_list").on(t.createdAt, t.id),
+  index("idx_alerts_team_status").on(t.team, t.status),
+]);
+
+/** Where a team's alerts are sent: a signed webhook or a Slack incoming webhook. */
+export const alertChannels = pgTable("alert_channels", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  team: varchar("team", { length: 100 }).notNull(),
+  name: varchar("name", { length: 100 }).notNull(),
+  kind: varchar("kind", { length: 20 }).notNull(),
+  url: text("url").notNull(),
+  // AES-GCM sealed whsec_ secret (core/crypto/secretBox.ts); shown once at creation. Null for Slack.
+  secretSealed: text("secret_sealed"),
+  enabled: boolean("enabled").notNull().default(true),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+}, (t) => [
+  uniqueIndex("uq_alert_channels_team_name").on(t.team, t.name),
+  index("idx_alert_channels_list").on(t.createdAt, t.id),
+]);
+
+/**
+ * One notification of one alert event to one channel, delivered through QStash.
+ * queued → delivered, or dead (the last retry failed): the dead-letter record.
+ */
+export const alertNotifications = pgTable("alert_notifications", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  alertId: uuid("alert_id").notNull().references(() => alerts.id, { onDelete: "cascade" }),
+  channelId: uuid("channel_id").references(() => alertChannels.id, { onDelete: "set null" }),
+  team: varchar("team", { length: 100 }).notNull(),
+  event: varchar("event", { length: 20 }).notNull(),
+  status: varchar("status", { length: 20 }).notNull().default("queued"),
+  attempts: integer("attempts").notNull().default(0),
+  lastError: text("last_error"),
+  payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+  deliveredAt: ts("delivered_at"),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+}, (t) => [
+  index("idx_alert_notifications_list").on(t.createdAt, t.id),
+  index("idx_alert_notifications_alert").on(t.alertId),
+]);

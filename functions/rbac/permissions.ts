@@ -12,6 +12,8 @@ export const RESOURCES = [
   "ai_decisions", "ai_prompts", "ai_prices",
   // Compliance reports (create, list, download); admins only unless a custom role grants them.
   "reports",
+  // Alert rules, alerts (ack is an update), notification channels and their dead letters.
+  "alerts",
 ] as const;
 export const ACTIONS = ["create", "read", "update", "delete"] as const;
 
@@ -41,6 +43,9 @@ export const BUILTIN_ROLES: Record<BuiltinRole, Permission[]> = {
     ...can("ai_decisions", "read"),
     ...can("ai_prompts", "read"),
     ...can("ai_prices", "read"),
+    // Operators are paged: they see and acknowledge alerts and tune existing rules; admins create
+    // and delete rules and channels (a channel's URL decides where alert text goes).
+    ...can("alerts", "read", "update"),
   ],
   viewer: [
     ...can("instances", "read"),
@@ -54,6 +59,7 @@ export const BUILTIN_ROLES: Record<BuiltinRole, Permission[]> = {
     // Calls, tokens and cost, but not prompt/response text (it may hold personal data): no ai_prompts.
     ...can("ai_decisions", "read"),
     ...can("ai_prices", "read"),
+    ...can("alerts", "read"),
   ],
 };
 
