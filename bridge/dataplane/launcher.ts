@@ -34,6 +34,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function attachDataPlane(o: LaunchOptions): Promise<Attached> {
   const files = dataPlaneFiles(o.stateDir);
+  // sockaddr_un holds 108 bytes: a longer path fails deep inside listen/connect with an obscure error.
+  if (Buffer.byteLength(files.socket) > 107) {
+    throw new Error(`the data plane's socket path ${files.socket} is longer than a Unix socket allows (107 bytes); use a shorter --state-dir`);
+  }
   const running = await pingDataPlane(files.socket).catch((err: unknown) => {
     if (err instanceof DataPlaneUnreachable) return undefined;
     throw err;
