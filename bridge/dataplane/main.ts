@@ -63,12 +63,13 @@ export async function runDataPlane(argv: string[]): Promise<void> {
   })());
 
   const server = createControlServer({ fronts, info, ...(opts["mqtt-url"] ? { mqttUrl: opts["mqtt-url"] } : {}), onShutdown: () => void stop("asked to stop"), log });
+  // Before the socket: whoever can reach the socket can also read who answers there.
+  await writeFileAtomic(files.info, JSON.stringify(info));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(files.socket, () => { server.off("error", reject); resolve(); });
   });
   fs.chmodSync(files.socket, 0o600);
-  await writeFileAtomic(files.info, JSON.stringify(info));
   log(`serving ${stateDir} (protocol ${DATA_PLANE_PROTOCOL}, bridge ${BRIDGE_VERSION}, MQTT ${opts["mqtt-url"] ?? "off"}, spool fsync ${opts["spool-fsync"] ? "on" : "off"})`);
 
   // With no front left (every instance destroyed, or a bridge that stopped for a restart with none) there

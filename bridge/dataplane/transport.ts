@@ -19,11 +19,12 @@ export class DataPlaneCallFailed extends Error {
 // One keep-alive connection pool per process: a hand-over is a handful of calls in a row.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 
-export function requestDataPlane<S extends z.ZodType>(socketPath: string, method: "GET" | "POST", route: string, body: unknown, schema: S, timeoutMs: number): Promise<z.infer<S>> {
+/** `fresh`: a new connection, never a pooled one (a ping must reach whoever listens on the path now). */
+export function requestDataPlane<S extends z.ZodType>(socketPath: string, method: "GET" | "POST", route: string, body: unknown, schema: S, timeoutMs: number, fresh = false): Promise<z.infer<S>> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = http.request({
-      socketPath, method, path: route, agent, timeout: timeoutMs,
+      socketPath, method, path: route, agent: fresh ? false : agent, timeout: timeoutMs,
       headers: payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {},
     }, (res) => {
       const chunks: Buffer[] = [];
@@ -58,5 +59,5 @@ export function requestDataPlane<S extends z.ZodType>(socketPath: string, method
 }
 
 export function pingDataPlane(socketPath: string, timeoutMs = 5_000): Promise<z.infer<typeof pingResult>> {
-  return requestDataPlane(socketPath, "GET", "/ping", undefined, pingResult, timeoutMs);
+  return requestDataPlane(socketPath, "GET", "/ping", undefined, pingResult, timeoutMs, true);
 }

@@ -8,6 +8,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
@@ -15,7 +16,8 @@ import { randomUUID } from "node:crypto";
 import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BlueGreen } from "../../bridge/deploy/blueGreen.ts";
-import { dataPlaneFiles, dataPlaneInfo, statusResult } from "../../bridge/dataplane/protocol.ts";
+import { attachDataPlane } from "../../bridge/dataplane/launcher.ts";
+import { DATA_PLANE_PROTOCOL, dataPlaneFiles, dataPlaneInfo, shutdownResult, statusResult, type DataPlaneStatus } from "../../bridge/dataplane/protocol.ts";
 import { requestDataPlane } from "../../bridge/dataplane/transport.ts";
 import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
@@ -160,11 +162,13 @@ describe("data plane", () => {
     const adopted = await second.call<{ front: string }>("adopt", id);
     await new Promise((r) => setTimeout(r, 1_500));
     const report = await load.stop();
+    const whileDead = [...report.answers.values()].filter((a) => a.sent.at > killedAt && a.sent.at < restartedAt && a.answers.length === 1);
+    console.log(`bridge kill -9 + restart after 2 s: sent ${report.sent.mqtt} MQTT + ${report.sent.http} HTTP; lost ${report.lostMqtt.length}, duplicated ${report.duplicatedMqtt.length}, `
+      + `HTTP unanswered ${report.httpUnanswered}, errors ${report.httpErrors}; answered while no bridge ran: ${whileDead.filter((a) => a.sent.via === "mqtt").length} MQTT + ${whileDead.filter((a) => a.sent.via === "http").length} HTTP`);
 
     expect(losses(report), report.httpErrorSamples.join(" | ")).toEqual(NO_LOSS);
     expect(report.sent.mqtt).toBeGreaterThan(300);
     // Traffic was answered while no bridge ran at all.
-    const whileDead = [...report.answers.values()].filter((a) => a.sent.at > killedAt && a.sent.at < restartedAt && a.answers.length === 1);
     expect(whileDead.filter((a) => a.sent.via === "http").length).toBeGreaterThan(10);
     expect(whileDead.filter((a) => a.sent.via === "mqtt").length).toBeGreaterThan(100);
     // The restarted bridge attached to the same data plane: same process, same front URL.
@@ -242,4 +246,50 @@ describe("data plane", () => {
     expect(seen.arrived).toEqual(all);
     expect(all.filter((s) => seen.answers.get(s)?.length !== 1 || seen.answers.get(s)![0] !== "v2")).toEqual([]);
   }, 240_000);
+
+  it("a data plane of another protocol version is replaced only while none of its fronts holds work", async () => {
+    const stateDir = path.join(tmp, "d");
+    fs.mkdirSync(stateDir, { recursive: true });
+    const socket = dataPlaneFiles(stateDir).socket;
+    // An older data plane as far as the launcher can tell: another protocol on /ping, its fronts on /status.
+    const older = spawn("sleep", ["300"]);
+    let heldMqtt = 3;
+    let stopAsked = false;
+    const status = (): DataPlaneStatus => ({
+      pid: older.pid!, version: DATA_PLANE_PROTOCOL - 1, protocol: DATA_PLANE_PROTOCOL - 1, startedAt: new Date().toISOString(),
+      fronts: [{ instanceId: "busy-instance", mqtt: { forwarded: 10, held: heldMqtt, buffered: 0 } }],
+    });
+    const fake = http.createServer((req, res) => {
+      if (req.url === "/shutdown") {
+        stopAsked = true;
+        older.kill("SIGKILL");
+        res.end(JSON.stringify({ stopping: true }), () => { fake.close(); fake.closeAllConnections(); });
+        return;
+      }
+      res.end(JSON.stringify(status()));
+    });
+    await new Promise<void>((resolve) => fake.listen(socket, resolve));
+    const lines: string[] = [];
+    const launch = { stateDir, host: "127.0.0.1", log: (l: string) => lines.push(l) };
+    try {
+      const mismatch = `speaks control protocol ${DATA_PLANE_PROTOCOL - 1}, this bridge speaks ${DATA_PLANE_PROTOCOL}`;
+      await expect(attachDataPlane(launch)).rejects.toThrow(`${mismatch}, and the fronts of busy-instance hold work`);
+      expect(stopAsked).toBe(false);
+      expect(alive(older.pid!)).toBe(true);
+
+      heldMqtt = 0; // the deployment finished with the older bridge
+      const attached = await attachDataPlane(launch);
+      expect(stopAsked).toBe(true);
+      expect(attached.spawned).toBe(true);
+      expect(lines.join("\n")).toContain(`${mismatch}; none of its 1 front(s) holds work, so it is replaced`);
+      expect(dataPlanePid(stateDir)).toBe(attached.pid);
+      // The new one stops once asked (nothing of it may outlive the test).
+      await requestDataPlane(socket, "POST", "/shutdown", { onlyIfIdle: false }, shutdownResult, 5_000).catch(() => undefined);
+      await until("the new data plane to stop", () => !alive(attached.pid), { timeoutMs: 30_000 });
+    } finally {
+      older.kill("SIGKILL");
+      fake.close();
+      await requestDataPlane(socket, "POST", "/shutdown", { onlyIfIdle: false }, shutdownResult, 5_000).catch(() => undefined);
+    }
+  }, 120_000);
 });
