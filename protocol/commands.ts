@@ -137,6 +137,17 @@ const switchResultSchema = z.object({
   heldHttpReleasedOnBlue: count.default(0),
   /** When work flowed to `to` again (bridge clock). */
   switchedAt: instant.optional(),
+  /**
+   * For the deployment's loss count (left out by older bridges: the control plane then counts from the
+   * drain's figures, a lower bound). What `from`'s gate republished to the hold queue since its drain
+   * began, read once the end-of-hold marker came back, markers excluded: `heldMqtt − replayed` is then
+   * exactly what the hand-over lost, `replayed − heldMqtt` what it duplicated.
+   */
+  heldMqtt: count.optional(),
+  /** HTTP requests held during this hold, at the front and inside `from`'s gate (compare httpReleased + heldHttpReleasedOnBlue). */
+  httpHeld: count.optional(),
+  /** HTTP requests the front refused with 503 + Retry-After because its hold was full, during this hold. */
+  httpRefused: count.optional(),
 });
 
 export const commandResults = {
@@ -161,6 +172,8 @@ export const commandResults = {
     stragglers: count.default(0),
     heldHttp: count.default(0),
     heldMqtt: count.default(0),
+    /** drain: HTTP requests refused with 503 (front hold full) since the hold began; older bridges leave it out. */
+    httpRefused: count.optional(),
   }),
   "gate.replay": switchResultSchema,
   "smoke.run": smokeResultSchema,

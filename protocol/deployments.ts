@@ -137,10 +137,40 @@ export const phaseRecordSchema = z.object({
 });
 export type PhaseRecord = z.infer<typeof phaseRecordSchema>;
 
+const tally = z.number().int().nonnegative();
+/**
+ * How `messagesLost` and `messagesDuplicated` were counted, from the bridge's counters (docs/deployments.md,
+ * "What a deployment cost"). Per hand-over of a hold (the switch, a rollback): lost = held − replayed
+ * (MQTT) and held − released (HTTP) when positive; duplicated = replayed − held, only where the bridge
+ * counted what it held at the hand-over.
+ */
+export const accountingSchema = z.object({
+  /** MQTT work the gates republished to the hold queue, and what the bridge replayed from it. */
+  mqttHeld: tally, mqttReplayed: tally, mqttLost: tally, mqttDuplicated: tally,
+  /** HTTP requests held (front and gate) and released to a runtime. */
+  httpHeld: tally, httpReleased: tally, httpLost: tally,
+  /** Answered 503 + Retry-After because the front's hold was full: the client was told, the work was not done. Not in lost. */
+  httpRefused: tally,
+  /** Still in flight when a runtime was stopped (green at a rollback, blue at cleanup): presumed lost. */
+  stoppedInFlight: tally,
+  /** In-flight entries green's gate dropped after their TTL since the switch (post-switch analysis): presumed lost. */
+  expired: tally,
+  /** Held when the deployment ended without a hand-over (a rollback given up): lost. */
+  stranded: tally,
+  /** false when a count the formula needs was not reported; `unseen` says which, and the totals are lower bounds. */
+  exact: z.boolean(),
+  unseen: z.array(z.string()),
+});
+export type Accounting = z.infer<typeof accountingSchema>;
+
 export const deploymentMetricsSchema = z.object({
   messagesHeld: z.number().int().nonnegative(),
   messagesReplayed: z.number().int().nonnegative(),
+  /** mqttLost + httpLost + stoppedInFlight + expired + stranded of `accounting`: measured, not assumed. */
   messagesLost: z.number().int().nonnegative(),
+  /** Replayed more than once (accounting.mqttDuplicated); 0 in deployments from before it was counted. */
+  messagesDuplicated: z.number().int().nonnegative().default(0),
+  accounting: accountingSchema.optional(),
   inFlightAtDrain: z.number().int().nonnegative(),
   stragglers: z.number().int().nonnegative(),
   drainMs: z.number().optional(),

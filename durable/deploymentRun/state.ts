@@ -4,6 +4,7 @@
  * Everything the object knows is here, so an evicted or restarted object
  * resumes from it.
  */
+import { emptyAccounting } from "./accounting.ts";
 import type { Attention, DeploymentError, DeploymentInit, DeploymentMetrics, DeploymentStatus, DeploymentStep, PhaseRecord } from "../../protocol/deployments.ts";
 
 /** The steps of a deployment; `done` is where every ending (completed, rolled back, failed) rests. */
@@ -24,6 +25,8 @@ export interface RunState extends DeploymentInit {
   /** Green's flows revision after DEPLOY; VERIFY checks it. */
   expectRev?: string;
   switched: boolean;
+  /** A hold the drain opened and no hand-over has replayed yet: its counts at the drain (accounting.ts). */
+  openHold?: { mqtt: number; http: number } | null;
   /** When this object saw blue drained (a fallback for holdMs when the bridge gives no times). */
   holdStartedAt?: number;
   phaseStartedAt: number;
@@ -40,7 +43,10 @@ export function initialState(init: DeploymentInit, first: Step, now: number): Ru
     // Written out, so a state always says its order (a stored state without one is from before orders: `deploy`).
     ...init, holdDuring: init.holdDuring ?? "switch", status: "in_progress", step: first, attempt: 0, awaiting: null, waitUntil: null, switched: false,
     phaseStartedAt: now, history: [],
-    metrics: { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} },
+    metrics: {
+      messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, messagesDuplicated: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {},
+      accounting: emptyAccounting(),
+    },
     error: null, attention: null, completedAt: null,
   };
 }

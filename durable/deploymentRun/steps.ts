@@ -10,6 +10,7 @@ import {
   commandErrorSchema, parseResult, type commandArgs, type CommandError, type CommandResult, type CommandType, type SmokeResult,
 } from "../../protocol/commands.ts";
 import type { DeploymentError, FailureCode, HoldDuring, Phase, TimedStep } from "../../protocol/deployments.ts";
+import * as accounting from "./accounting.ts";
 import type { RunState, Step } from "./state.ts";
 
 /** Where an answer (or a step's end) leads. */
@@ -229,6 +230,7 @@ export const STEPS = {
       s.metrics.drainMs = r.drainedInMs ?? 0;
       s.metrics.messagesHeld = r.heldHttp + r.heldMqtt;
       if (r.holdingSince) s.metrics.holdingSince = r.holdingSince;
+      accounting.drained(s, r);
       return { to: "next" };
     },
     missed: (s, ms) => rollback("drain_timeout",
@@ -271,6 +273,7 @@ export const STEPS = {
     deadlineMs: deadline("switch", 90_000),
     args: (s) => ({ from: runtimes(s).blue, to: runtimes(s).green }),
     done(s, r, now) {
+      accounting.handedOver(s, r, "switch");
       s.switched = true;
       s.metrics.messagesReplayed = r.replayed + r.bufferedDuringSwitch;
       s.metrics.messagesHeld = Math.max(s.metrics.messagesHeld, r.replayed + r.httpReleased);
@@ -291,6 +294,7 @@ export const STEPS = {
     retry: CHECK_RETRY,
     done(s, result) {
       s.metrics.analysis = result;
+      accounting.analysed(s, result);
       if (result.verdict === "failed") {
         return rollback("analysis_failed", `post-switch analysis failed: error rate ${(result.errorRate ?? 0).toFixed(3)} above ${s.maxErrorRate}`);
       }
@@ -316,7 +320,10 @@ export const STEPS = {
     deadlineMs: deadline("cleanup", 60_000),
     args: (s) => ({ runtime: runtimes(s).blue }),
     retry: CLEANUP_RETRY,
-    done: (s) => ({ to: "finish", status: "completed", error: null, detail: `blue ${s.blue} stopped after the rollback window` }),
+    done(s, r) {
+      accounting.stopped(s, r.stragglers);
+      return { to: "finish", status: "completed", error: null, detail: `blue ${s.blue} stopped after the rollback window` };
+    },
     failed: (_s, e) => ({ to: "retry", why: `${e.message} (${e.code})` }),
     missed: (_s, ms) => ({ to: "retry", why: `no answer within ${seconds(ms)}` }),
   }),
@@ -327,6 +334,8 @@ export const STEPS = {
     deadlineMs: deadline("rollback", ROLLBACK_DEADLINE_MS),
     args: (s) => ({ blue: s.blue ?? s.instanceId, ...(s.green ? { green: s.green } : {}), switched: s.switched }),
     done(s, r) {
+      accounting.handedOver(s, r, "rollback");
+      accounting.stopped(s, r.greenStragglers);
       s.metrics.messagesReplayed += r.replayed;
       return { to: "finish", status: "rolled_back", error: s.error, detail: `blue serves again; ${r.replayed} held message(s) replayed to blue` };
     },
@@ -335,7 +344,12 @@ export const STEPS = {
     failed: (_s, e) => ({ to: "retry", why: `rollback failed: ${e.message} (${e.code})` }),
     missed: (_s, ms) => ({ to: "retry", why: `rollback did not complete within ${seconds(ms)}` }),
     // The bridge said ok: blue serves again; only its counters are unreadable (a bridge of another version).
-    invalid: (s, message) => ({ to: "finish", status: "rolled_back", error: s.error, detail: `blue serves again; ${message}, so what it replayed is not counted` }),
+    invalid(s, message) {
+      // Blue's hold was replayed (the bridge said ok): not stranded, but nobody can say how much.
+      s.openHold = null;
+      accounting.unreadable(s, "the rollback's counters (its result did not parse)");
+      return { to: "finish", status: "rolled_back", error: s.error, detail: `blue serves again; ${message}, so what it replayed is not counted` };
+    },
   }),
 } satisfies Record<Exclude<Step, "done">, CommandStep | LocalStep>;
 

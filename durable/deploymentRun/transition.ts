@@ -6,6 +6,7 @@
  */
 import type { CommandType } from "../../protocol/commands.ts";
 import type { DeploymentError, DeploymentEvent, DeploymentInit, DeploymentStep, Phase, PhaseRecord } from "../../protocol/deployments.ts";
+import { settle } from "./accounting.ts";
 import { phaseEvent, progressEvent } from "./projection.ts";
 import { initialState, type RunState, type Step } from "./state.ts";
 import { nextStep, phaseOf, SEQUENCE, STEPS, type Lead } from "./steps.ts";
@@ -162,6 +163,7 @@ class Draft {
 
   /** Phase events first, then the row, then what acts on the world (its alarm, the command). */
   close(): Transition {
+    settle(this.s, this.s.step === "done");
     this.emits.push({ type: "emit", event: { event: "deployment:progress", data: progressEvent(this.s, this.inFlight, this.now) } });
     return { state: this.s, effects: [...this.emits, { type: "project", flush: this.flush }, ...this.actions] };
   }

@@ -50,7 +50,7 @@ const rowExtras = z.object({
   attention: attentionSchema.nullable().catch(null).default(null),
   timeouts: deploymentViewSchema.shape.timeouts.catch(null).default(null),
 }).catch({ progress: 0, switched: false, history: [], attention: null, timeouts: null });
-const emptyMetrics: DeploymentView["metrics"] = { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} };
+const emptyMetrics: DeploymentView["metrics"] = { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, messagesDuplicated: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} };
 const rowError = deploymentErrorSchema.shape.code.catch("step_failed");
 
 /** The stored row as the API shows it when the DeploymentRun has nothing newer. */

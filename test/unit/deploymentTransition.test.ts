@@ -710,6 +710,79 @@ describe("answers that do not fit", () => {
   });
 });
 
+describe("what a deployment cost, from the bridge's counters", () => {
+  it("counts per hand-over: held against replayed and released, refused, stopped in flight, expired; exact when the bridge counts at the switch", () => {
+    const run = new Run("switch");
+    runUntil(run, "drain");
+    run.answer("gate.set", { ...DRAINED, httpRefused: 0 });
+    // Blue's gate held 6 (4 by the drain's answer), the bridge replayed 5; 3 requests held, 2 released; 2 refused 503.
+    run.answer("route.switch", { ...SWITCHED, heldMqtt: 6, replayed: 5, httpHeld: 3, httpReleased: 2, heldHttpReleasedOnBlue: 0, httpRefused: 2 });
+    expect(run.s.metrics).toMatchObject({ messagesLost: 2, messagesDuplicated: 0 });
+    run.endWait();
+    run.answer("smoke.run", { ...analysis(0.02), expired: 2 });
+    run.promoted();
+    run.endWait();
+    run.answer("deployment.cleanup", { stopped: "blue-rt", stragglers: 1 });
+    expect(run.s.status).toBe("completed");
+    expect(run.s.metrics.accounting).toEqual({
+      mqttHeld: 6, mqttReplayed: 5, mqttLost: 1, mqttDuplicated: 0, httpHeld: 3, httpReleased: 2, httpLost: 1,
+      httpRefused: 2, stoppedInFlight: 1, expired: 2, stranded: 0, exact: true, unseen: [],
+    });
+    expect(run.s.metrics).toMatchObject({ messagesLost: 1 + 1 + 1 + 2, messagesDuplicated: 0 });
+  });
+
+  it("replayed above what the gate held is duplicated; a hand-over's duplicates never hide another's loss", () => {
+    const run = new Run("switch");
+    runUntil(run, "switch");
+    run.answer("route.switch", { ...SWITCHED, heldMqtt: 4, replayed: 6, httpHeld: 1 });
+    expect(run.s.metrics).toMatchObject({ messagesDuplicated: 2, messagesLost: 0 });
+    run.apply({ type: "rollback", by: null });
+    run.answer("deployment.rollback", { ...ROLLED_BACK, heldMqtt: 9, replayed: 7, httpHeld: 0, greenStragglers: 1 });
+    expect(run.s).toMatchObject({ status: "rolled_back" });
+    expect(run.s.metrics).toMatchObject({ messagesDuplicated: 2, messagesLost: 2 + 1 });
+    expect(run.s.metrics.accounting).toMatchObject({ mqttHeld: 13, mqttReplayed: 13, mqttLost: 2, mqttDuplicated: 2, stoppedInFlight: 1, exact: false });
+  });
+
+  it("a bridge that does not count at the hand-over gives a lower bound, and the accounting says what it could not see", () => {
+    const run = new Run("switch");
+    runUntil(run, "switch");
+    run.answer("route.switch", { ...SWITCHED, replayed: 3, httpReleased: 0 });
+    const a = run.s.metrics.accounting!;
+    expect(a).toMatchObject({ mqttHeld: 4, mqttReplayed: 3, mqttLost: 1, httpHeld: 1, httpLost: 1, exact: false });
+    expect(a.unseen).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^HTTP requests refused during the drain/),
+      expect.stringMatching(/^MQTT work held at the switch .*lower bound.*duplicates cannot be seen/),
+      expect.stringMatching(/^HTTP requests held until the switch/),
+    ]));
+    expect(run.s.metrics).toMatchObject({ messagesLost: 2, messagesDuplicated: 0 });
+  });
+
+  it("a rollback given up with a hold open counts everything held as lost (stranded), and the DEPLOYMENT_FAILED record carries it", () => {
+    const run = new Run("deploy");
+    runUntil(run, "verify");
+    run.answer("smoke.run", smoke("failed"));
+    expect(run.s.metrics.messagesLost).toBe(0); // held, not lost, while the rollback may still replay it
+    run.fail("deployment.rollback", "internal", "end-of-hold marker not back within 30000 ms");
+    expect(run.s.metrics.messagesLost).toBe(0);
+    run.apply({ type: "abort", by: "u1" });
+    expect(run.s).toMatchObject({ status: "failed", error: { code: "rollback_failed" } });
+    expect(run.s.metrics.accounting).toMatchObject({ stranded: DRAINED.heldMqtt + DRAINED.heldHttp, exact: false });
+    expect(run.s.metrics.messagesLost).toBe(5);
+    const audit = run.log.find((e) => e.type === "audit");
+    expect(audit).toMatchObject({ action: "DEPLOYMENT_FAILED" });
+  });
+
+  it("a rolled-back deployment shows its cost too: blue's hold replayed into blue, green's stragglers stopped", () => {
+    const run = new Run("deploy");
+    runUntil(run, "verify");
+    run.answer("smoke.run", smoke("failed"));
+    run.answer("deployment.rollback", { ...ROLLED_BACK, replayed: 3, httpReleased: 1, greenStragglers: 2 });
+    expect(run.s).toMatchObject({ status: "rolled_back" });
+    expect(run.s.metrics.accounting).toMatchObject({ mqttHeld: 4, mqttReplayed: 3, mqttLost: 1, httpHeld: 1, httpReleased: 1, stoppedInFlight: 2 });
+    expect(run.s.metrics.messagesLost).toBe(3);
+  });
+});
+
 describe("watchers and the row", () => {
   it("every transition emits its phase events and one progress event before it writes the row and acts", () => {
     const run = new Run();

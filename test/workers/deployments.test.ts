@@ -409,6 +409,25 @@ describe("a check that cannot complete, and a rollback that fails, never strand 
   });
 });
 
+describe("honest accounting", () => {
+  it("a rolled-back deployment shows what it cost, from the bridge's counters, in the view and in the list", async () => {
+    const bridge = await scriptedBridge();
+    const created = await deploy(bridge);
+    await throughVerify(bridge, "passed");
+    await bridge.answer("route.switch", { replayed: 6, heldMqtt: 7, httpHeld: 2, httpReleased: 2, httpRefused: 1 });
+    await bridge.answer("smoke.run", { verdict: "failed", errorRate: 0.5, expired: 0, checks: [{ name: "error rate", outcome: "failed", detail: "50%" }] });
+    await bridge.answer("deployment.rollback", { replayed: 3, heldMqtt: 3, greenStragglers: 1 });
+    const done = await vi.waitFor(hasStatus(created.id, "rolled_back"), WAIT);
+    expect(done.error.code).toBe("analysis_failed");
+    expect(done.metrics).toMatchObject({ messagesLost: 2, messagesDuplicated: 0 });
+    expect(done.metrics.accounting).toMatchObject({ mqttHeld: 10, mqttReplayed: 9, mqttLost: 1, httpRefused: 1, stoppedInFlight: 1 });
+    await vi.waitFor(async () => {
+      const listed = (await api("GET", `/api/deployments?instanceId=${bridge.instanceId}`, { token: viewer.token })).body.items[0];
+      expect(listed.metrics).toMatchObject({ messagesLost: 2, accounting: { mqttLost: 1 } });
+    }, WAIT);
+  });
+});
+
 describe("which instances can be deployed", () => {
   const setStatus = (id: string, status: string) => withDb((db) => db.update(instances).set({ status }).where(eq(instances.id, id)));
 
