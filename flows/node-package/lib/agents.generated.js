@@ -1,0 +1,9 @@
+// GENERATED from protocol/agents/messageContract.ts by flows/node-package/scripts/generate-agents-contract.mts. Do not edit.
+"use strict";
+
+const CONTENT_TYPES = Object.freeze(["text","binary","json"]);
+const MESSAGE_STATUSES = Object.freeze(["success","error","retrying"]);
+const AGENT_ERROR_CODES = Object.freeze(["invalid_input","model_unavailable","model_rejected","model_bad_answer"]);
+const DLQ_TOPIC_TEMPLATE = "redforge/dlq/{instance}";
+
+module.exports = { CONTENT_TYPES, MESSAGE_STATUSES, AGENT_ERROR_CODES, DLQ_TOPIC_TEMPLATE };
