@@ -99,7 +99,8 @@ export class DataPlaneClient {
 
   /** Closes the instance's fronts (destroy). */
   async drop(instanceId: string): Promise<void> {
-    if (!this.fronts.delete(instanceId)) return;
+    // Also fronts this bridge never asked for (destroyed right after a restart): the data plane may still run them.
+    if (!this.fronts.delete(instanceId) && !(await pingDataPlane(this.socket).catch(() => undefined))) return;
     await this.call({ op: "drop", instanceId });
   }
 

@@ -30,6 +30,7 @@ export interface Attached {
 const ENTRY = fileURLToPath(new URL("./entry.mjs", import.meta.url));
 // The data plane gets only these from the bridge's environment: the bridge's own secrets stay home.
 const PASSED_ENV = ["PATH", "HOME", "TMPDIR", "LANG", "TZ", "NODE_EXTRA_CA_CERTS"];
+const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function attachDataPlane(o: LaunchOptions): Promise<Attached> {
@@ -43,7 +44,11 @@ export async function attachDataPlane(o: LaunchOptions): Promise<Attached> {
     throw err;
   });
   if (running?.protocol === DATA_PLANE_PROTOCOL) {
-    o.log(`attached to the running data plane (pid ${running.pid}, since ${running.startedAt}); its fronts keep serving as they were`);
+    const status = await requestDataPlane(files.socket, "GET", "/status", undefined, statusResult, 5_000);
+    o.log(`attached to the running data plane (pid ${running.pid}, since ${running.startedAt}, ${status.fronts.length} front(s)); its fronts keep serving as they were`);
+    if ((status.mqttUrl ?? "") !== (o.mqttUrl ?? "")) {
+      o.log(`the data plane routes MQTT through ${status.mqttUrl ?? "no bus"}, this bridge was given ${o.mqttUrl ?? "none"}: it keeps its own until it is restarted (stop the bridge with SIGINT, or kill the data plane while no deployment runs)`);
+    }
     return { pid: running.pid, spawned: false };
   }
   if (running) await replaceOtherVersion(o, running.pid, running.protocol);
@@ -70,6 +75,8 @@ async function replaceOtherVersion(o: LaunchOptions, pid: number, protocol: numb
 async function spawnDataPlane(o: LaunchOptions): Promise<Attached> {
   const files = dataPlaneFiles(o.stateDir);
   fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+  // Appended across starts; rotated at start once it passes 10 MiB, one old file kept (as Node-RED's logs).
+  if ((fs.statSync(files.log, { throwIfNoEntry: false })?.size ?? 0) > LOG_ROTATE_BYTES) fs.renameSync(files.log, `${files.log}.1`);
   const out = fs.openSync(files.log, "a", 0o600);
   const env: Record<string, string> = {};
   for (const k of PASSED_ENV) if (process.env[k]) env[k] = process.env[k]!;
