@@ -30,6 +30,14 @@ export type InstanceSpecWire = z.infer<typeof instanceSpecSchema>;
 /** A Node-RED runtime of an instance: blue or green (bridge/drivers/process: the instance id, or id + ".b"). */
 const runtimeId = z.string().min(1).max(80);
 
+/** One request VERIFY sends through a gated `http in` entry of green's flows: any answer below 500 passes. */
+export const smokeEntrySchema = z.object({
+  method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE"]),
+  path: z.string().startsWith("/").max(500),
+  timeoutMs: z.number().int().min(100).max(60_000).optional(),
+}).strict();
+export type SmokeEntry = z.infer<typeof smokeEntrySchema>;
+
 /** What VERIFY (and the post-switch analysis) checks on green; see docs/deployments.md. */
 export const smokeChecksSchema = z.object({
   /** A sample request sent straight to green (header x-redforge-smoke passes its gate). */
@@ -45,6 +53,13 @@ export const smokeChecksSchema = z.object({
     contract: z.boolean().default(false),
     timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
   }).strict().optional(),
+  /**
+   * Smoke requests (header x-redforge-smoke) through green's gated `http in` entries; each must answer below 500.
+   * Unset: every gated entry of the new flows that answers with an `http response`, unless `http` is given
+   * (`true`: also then); `false`: none (entries with side effects); a list: exactly those. The control plane
+   * sends the bridge the resolved list, and leaves the key out when it is empty (bridges before it refuse it).
+   */
+  entries: z.union([z.boolean(), z.array(smokeEntrySchema).max(50)]).optional(),
   /** Green's gate must be connected to the cluster's MQTT bus. */
   mqtt: z.boolean().default(true),
   /** Failed checks tolerated before the result is "failed" (Argo Rollouts' failureLimit). */

@@ -5,7 +5,7 @@
  * the limit → failed; else any inconclusive (or a requested pause) → the
  * deployment waits for a human; else passed.
  */
-import type { SmokeCheck, SmokeChecks, SmokeResult } from "../../protocol/commands.ts";
+import type { SmokeCheck, SmokeChecks, SmokeEntry, SmokeResult } from "../../protocol/commands.ts";
 import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
 
 export type CheckResult = SmokeCheck;
@@ -32,6 +32,8 @@ export async function runSmoke(target: SmokeTarget, checks: SmokeChecks, expectR
       : { name: "revision", outcome: "failed", detail: `flows at rev ${rev ?? "unknown"}, expected ${expectRev}` });
   }
   if (checks.http) results.push(await sampleMessage(target.base, checks.http));
+  // One at a time: green is cold and each entry runs a flow; the control plane caps the list.
+  if (Array.isArray(checks.entries)) for (const entry of checks.entries) results.push(await smokeEntry(target.base, entry));
   if (checks.mqtt && target.mqttConfigured) {
     const gate = await target.gate().catch((err: Error) => err);
     results.push(gate instanceof Error
@@ -76,6 +78,35 @@ async function sampleMessage(base: string, http: NonNullable<SmokeChecks["http"]
     if (broken) return { name, outcome: "failed", detail: `answer breaks the message contract: ${broken}` };
   }
   return { name, outcome: "passed", detail: `status ${res.status}, answer as expected` };
+}
+
+/** Default entry timeout: the sample's (`http.timeoutMs` default). */
+const ENTRY_TIMEOUT_MS = 5_000;
+
+/**
+ * A request through one gated `http in` entry (the control plane lists them from the new flows). It
+ * proves green answers there: below 500 passes (a 4xx is the flow refusing an empty request, which
+ * is an answer); 5xx fails; no answer in time cannot decide.
+ */
+export async function smokeEntry(base: string, entry: SmokeEntry): Promise<CheckResult> {
+  const name = `entry ${entry.method} ${entry.path}`;
+  const timeoutMs = entry.timeoutMs ?? ENTRY_TIMEOUT_MS;
+  const body = entry.method === "GET" || entry.method === "DELETE" ? undefined : "{}";
+  let res: Response;
+  try {
+    res = await fetch(`${base}${entry.path}`, {
+      method: entry.method,
+      headers: { "x-redforge-smoke": "1", ...(body ? { "content-type": "application/json" } : {}) },
+      ...(body ? { body } : {}),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    return { name, outcome: "inconclusive", detail: `no answer within ${timeoutMs} ms: ${(err as Error).message}` };
+  }
+  const text = await res.text().catch(() => "");
+  return res.status < 500
+    ? { name, outcome: "passed", detail: `status ${res.status}` }
+    : { name, outcome: "failed", detail: `status ${res.status}: ${text.slice(0, 200)}` };
 }
 
 /** The first path where `actual` does not contain `expected` (deep subset), or undefined. */

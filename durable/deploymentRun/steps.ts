@@ -11,6 +11,7 @@ import {
 } from "../../protocol/commands.ts";
 import type { DeploymentError, FailureCode, HoldDuring, Phase, TimedStep } from "../../protocol/deployments.ts";
 import * as accounting from "./accounting.ts";
+import { verifyChecks } from "./entries.ts";
 import type { RunState, Step } from "./state.ts";
 
 /** Where an answer (or a step's end) leads. */
@@ -252,7 +253,7 @@ export const STEPS = {
     phase: both("VERIFY"),
     command: "smoke.run",
     deadlineMs: deadline("verify", 90_000),
-    args: (s) => ({ runtime: runtimes(s).green, kind: "verify", checks: s.verify, ...(s.expectRev ? { expectRev: s.expectRev } : {}) }),
+    args: (s) => ({ runtime: runtimes(s).green, kind: "verify", checks: verifyChecks(s.verify, s.flows), ...(s.expectRev ? { expectRev: s.expectRev } : {}) }),
     retry: CHECK_RETRY,
     done(s, result) {
       s.metrics.smoke = result;

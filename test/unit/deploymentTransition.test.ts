@@ -313,6 +313,21 @@ describe.each(ORDERS)("holdDuring \"$holdDuring\"", ({ holdDuring, commands, pha
   });
 });
 
+describe("VERIFY's default checks", () => {
+  it("with no verify.http, the smoke.run sent lists every gated http in entry of the new flows (verify.entries false: none)", () => {
+    const flows = [
+      { id: "t1", type: "tab" }, { id: "in", type: "http in", z: "t1", url: "/work", method: "post", wires: [["g"]] },
+      { id: "g", type: "redforge-gate", z: "t1", wires: [["out"]] }, { id: "out", type: "http response", z: "t1", wires: [] },
+    ];
+    const run = new Run("switch", { flows });
+    runUntil(run, "verify");
+    expect(run.pending.args).toMatchObject({ kind: "verify", checks: { entries: [{ method: "POST", path: "/work" }], mqtt: true } });
+    const optedOut = new Run("switch", { flows, verify: { mqtt: true, failureLimit: 0, pause: false, entries: false } });
+    runUntil(optedOut, "verify");
+    expect(optedOut.pending.args.checks).toEqual({ mqtt: true, failureLimit: 0, pause: false });
+  });
+});
+
 describe("the default hold order", () => {
   it("the API defaults holdDuring to \"switch\" (DESIGN §3); \"deploy\" is opt-in", () => {
     const body = { instanceId: init().instanceId, flows: FLOWS };
