@@ -3166,6 +3166,13 @@ export interface operations {
                             /** @default 5000 */
                             timeoutMs?: number;
                         };
+                        entries?: boolean | {
+                            /** @enum {string} */
+                            method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+                            /** Format: starts_with */
+                            path: string;
+                            timeoutMs?: number;
+                        }[];
                         /** @default true */
                         mqtt?: boolean;
                         /** @default 0 */
