@@ -179,6 +179,16 @@ describe("a restarted bridge resumes where the crashed one was", () => {
     await ok(command("instance.start", {}, spec.id));
     expect(await nodeReds(userDir)).toHaveLength(1);
     expect(await echoThroughFront()).toBe("still here");
+
+    // Killed right after saving "stopped", before stopping it: the next bridge finishes the stop.
+    await bridge.kill9();
+    const file = path.join(userDir, "instance.json");
+    await fs.writeFile(file, JSON.stringify({ ...JSON.parse(await fs.readFile(file, "utf8")), desired: "stopped" }));
+    await bridge.start();
+    expect(await nodeReds(userDir)).toEqual([]);
+    expect(bridge.tail(40)).toMatch(/1 stopped as asked/);
+    await ok(command("instance.start", {}, spec.id));
+    expect(await nodeReds(userDir)).toHaveLength(1);
   }, 300_000);
 
   it("a deployment step cut off by kill -9 runs again after the restart and finds the green the dead bridge started", async () => {

@@ -13,6 +13,7 @@ import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, Instan
 import { AdminApi } from "../nodeRedAdmin.ts";
 import { LEGACY_STACK, type SupportedStack } from "../../../protocol/stacks.ts";
 import { persistentAdminToken } from "./adminToken.ts";
+import { slotRuns } from "./runtimeRecord.ts";
 import { NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
 import { PortAllocator, type PortRange } from "./ports.ts";
 import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, renderProcessSettings } from "./settings.ts";
@@ -269,8 +270,10 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
    * Node-RED that still runs (the bridge alone was killed) is adopted, green
    * too; an instance that should run and does not (its Node-REDs died with
    * the bridge: a container or host restart) is started again; one that
-   * should be stopped is stopped. Its fronts come up with it (find). Never
-   * throws: what failed is in the report (and the instance's status).
+   * should be stopped is stopped. The fronts come up with what runs (find);
+   * a stopped instance (a destroyed one whose data was kept, too) gets none
+   * until a command asks for it. Never throws: what failed is in the report
+   * (and the instance's status).
    */
   async resume(): Promise<ResumeReport> {
     const entries = await fs.readdir(this.opts.stateDir, { withFileTypes: true }).catch(() => []);
@@ -279,15 +282,18 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
       try {
         const saved = await readSaved(this.dir(id));
         if (!saved) return;
+        const runs = (await Promise.all((["a", "b"] as const).map((slot) => slotRuns(this.slotDir(id, slot))))).some(Boolean);
+        if (saved.desired === "stopped") {
+          if (runs && (await this.stopLeftovers(id, saved))) report.stopped.push(id);
+          return;
+        }
+        // From before desired states: what runs is adopted, what does not is left as it was.
+        if (saved.desired === undefined && !runs) return;
         const proc = await this.find(id);
         for (const slot of ["a", "b"] as const) if (this.processes.get(runtimeIdOf(id, slot))?.state === "running") report.adopted.push(runtimeIdOf(id, slot));
         if (saved.desired === "running" && proc.state !== "running") {
           await proc.start();
           report.started.push(id);
-        } else if (saved.desired === "stopped" && proc.state === "running") {
-          // Killed between saving "stopped" and stopping it: finish what was asked.
-          await proc.stop();
-          report.stopped.push(id);
         }
       } catch (err) {
         report.failed.push({ instanceId: id, error: errorMessage(err) });
@@ -295,6 +301,26 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
       }
     });
     return report;
+  }
+
+  /**
+   * An instance saved as stopped whose Node-RED runs anyway (the bridge was
+   * killed between saving "stopped" and stopping it): finishes what was asked,
+   * without fronts. True when something was stopped.
+   */
+  private async stopLeftovers(id: string, saved: SavedInstance): Promise<boolean> {
+    await this.adoptSlots(id, saved);
+    let stopped = false;
+    for (const slot of ["a", "b"] as const) {
+      const runtimeId = runtimeIdOf(id, slot);
+      const proc = this.processes.get(runtimeId);
+      if (proc?.pid) {
+        await proc.stop();
+        stopped = true;
+      }
+      this.processes.delete(runtimeId);
+    }
+    return stopped;
   }
 
   async start(id: string): Promise<void> {
@@ -428,7 +454,11 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   /** A runtime's supervisor; after a bridge restart, rebuilt (and adopted) on first use. */
   private async known(runtimeId: string): Promise<NodeRedProcess | undefined> {
     const { instanceId } = parseRuntime(runtimeId);
-    if (!this.serving.has(instanceId)) await this.find(instanceId).catch(() => undefined);
+    if (!this.serving.has(instanceId)) {
+      const saved = await readSaved(this.dir(instanceId)).catch(() => undefined);
+      // A stopped (or destroyed, data kept) instance is not brought back, fronts and all, by a late step.
+      if (saved && saved.desired !== "stopped") await this.find(instanceId).catch(() => undefined);
+    }
     return this.processes.get(runtimeId);
   }
 

@@ -101,6 +101,13 @@ export async function scanRuntimeProcesses(userDir: string): Promise<number[]> {
   return alive.filter((p): p is number => p !== undefined);
 }
 
+/** Whether a Node-RED of this slot runs: its recorded process, or one found working in its userDir. */
+export async function slotRuns(userDir: string): Promise<boolean> {
+  const record = await readRecord(userDir);
+  if (record && (await isRuntimeProcess(record.pid, userDir, record.startTicks))) return true;
+  return (await scanRuntimeProcesses(userDir)).length > 0;
+}
+
 /**
  * Signals a runtime's whole process group (it was spawned detached, so it
  * leads its own group: nodes like `exec` that started children go with it),
