@@ -53,11 +53,15 @@ export type HoldDuring = (typeof HOLD_ORDERS)[number];
  * docs/deployments.md says what each means to an operator.
  */
 export const FAILURE_CODES = [
-  /** VERIFY: more smoke checks failed than `failureLimit` allows. */
+  /** VERIFY: more smoke checks failed (a verdict, not a timeout) than `failureLimit` allows. */
   "smoke_failed",
   /** prepare: green did not start (crash loop, image pull, not ready in time). */
   "green_failed",
-  /** A step's command was not answered before the step's deadline. */
+  /**
+   * prepare, deploy or switch was not answered before its deadline. (VERIFY and the post-switch analysis
+   * retry and then pause instead: a check that cannot complete is inconclusive, not failed; the rollback
+   * and cleanup retry.)
+   */
   "deadline_exceeded",
   /** DRAIN: the drain itself was not answered before `drainTimeoutMs` plus its margin. */
   "drain_timeout",
@@ -67,7 +71,10 @@ export const FAILURE_CODES = [
   "operator_rollback",
   /** RESUME: green's error rate after the switch was above `maxErrorRate`. */
   "analysis_failed",
-  /** A step's command failed on the bridge for another reason (its code is in the message). */
+  /**
+   * A step's command failed on the bridge for another reason (its code is in the message). For VERIFY and the
+   * analysis only codes that say green is broken (`not_running`…); `driver_error`, `internal`… are retried.
+   */
   "step_failed",
   /** The bridge answered a step with a result that does not parse. */
   "invalid_result",
