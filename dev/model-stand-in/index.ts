@@ -33,9 +33,16 @@ export interface ModelStandInOptions {
   dimensions?: number;
   /** When set, OpenAI routes want `Authorization: Bearer <apiKey>` (401 otherwise), as a hosted endpoint would. */
   apiKey?: string;
-  /** Replaces the extractive answer (a test that needs a particular reply). */
-  answer?: (messages: ChatMessage[], model: string) => string;
+  /**
+   * Replaces the extractive answer (a test that needs a particular reply), optionally with
+   * the token counts to report instead of the counted ones.
+   */
+  answer?: (messages: ChatMessage[], model: string) => string | ScriptedAnswer;
+  /** The model name answers carry (OpenAI answers "gpt-4o-mini-2024-07-18" for "gpt-4o-mini"); the requested one by default. */
+  answeredModel?: (requested: string) => string;
 }
+
+export interface ScriptedAnswer { content: string; promptTokens?: number; completionTokens?: number }
 
 export interface ModelStandIn {
   url: string;
@@ -55,7 +62,11 @@ type Json = Record<string, any>;
 export async function startModelStandIn(opts: ModelStandInOptions = {}): Promise<ModelStandIn> {
   const calls: ModelCall[] = [];
   let fault: (ModelFault & { left: number }) | undefined;
-  const reply = (messages: ChatMessage[], model: string) => (opts.answer ?? answer)(messages, model);
+  const reply = (messages: ChatMessage[], model: string): Reply => {
+    const a = (opts.answer ?? answer)(messages, model);
+    const scripted = typeof a === "string" ? { content: a } : a;
+    return { text: scripted.content, inTokens: scripted.promptTokens ?? promptTokens(messages), outTokens: scripted.completionTokens ?? countTokens(scripted.content) };
+  };
   const dims = (body: Json) => {
     const d = body.dimensions ?? body.options?.dimensions ?? opts.dimensions ?? DEFAULT_DIMENSIONS;
     if (!Number.isInteger(d) || d < 1 || d > 4096) throw new BadRequest("dimensions must be an integer 1..4096");
@@ -85,7 +96,7 @@ export async function startModelStandIn(opts: ModelStandInOptions = {}): Promise
         fault.left--;
         throw new BadRequest(`injected fault (${fault.status})`, fault.status);
       }
-      route({ body, model, res, reply, dims: () => dims(body) });
+      route({ body, model, answeredAs: opts.answeredModel?.(model) ?? model, res, reply: (m) => reply(m, model!), dims: () => dims(body) });
       calls.push({ api, path: url.pathname, model, status: 200, at: Date.now() });
     } catch (err) {
       const status = err instanceof BadRequest ? err.status : 500;
@@ -105,7 +116,8 @@ export async function startModelStandIn(opts: ModelStandInOptions = {}): Promise
   };
 }
 
-interface RouteContext { body: Json; model: string; res: http.ServerResponse; reply: (m: ChatMessage[], model: string) => string; dims: () => number }
+interface Reply { text: string; inTokens: number; outTokens: number }
+interface RouteContext { body: Json; model: string; answeredAs: string; res: http.ServerResponse; reply: (m: ChatMessage[]) => Reply; dims: () => number }
 
 function chatMessages(body: Json): ChatMessage[] {
   if (!Array.isArray(body.messages) || body.messages.length === 0) throw new BadRequest("messages must be a non-empty array");
@@ -132,55 +144,55 @@ const now = () => new Date().toISOString();
 const pieces = (text: string) => text.match(/\S+\s*/g) ?? [""];
 
 /** Ollama answers: one JSON object, or NDJSON pieces then the final object (stream is on unless false). */
-function ollamaAnswer(c: RouteContext, text: string, inTokens: number, shape: (piece: string) => Json) {
-  const final = { model: c.model, created_at: now(), ...shape(""), done: true, done_reason: "stop", total_duration: 1_000_000, load_duration: 0, prompt_eval_count: inTokens, prompt_eval_duration: 500_000, eval_count: countTokens(text), eval_duration: 500_000 };
+function ollamaAnswer(c: RouteContext, { text, inTokens, outTokens }: Reply, shape: (piece: string) => Json) {
+  const final = { model: c.answeredAs, created_at: now(), ...shape(""), done: true, done_reason: "stop", total_duration: 1_000_000, load_duration: 0, prompt_eval_count: inTokens, prompt_eval_duration: 500_000, eval_count: outTokens, eval_duration: 500_000 };
   if (c.body.stream === false) return sendJson(c.res, 200, { ...final, ...shape(text) });
   c.res.writeHead(200, { "content-type": "application/x-ndjson" });
-  for (const p of pieces(text)) c.res.write(`${JSON.stringify({ model: c.model, created_at: now(), ...shape(p), done: false })}\n`);
+  for (const p of pieces(text)) c.res.write(`${JSON.stringify({ model: c.answeredAs, created_at: now(), ...shape(p), done: false })}\n`);
   c.res.end(`${JSON.stringify(final)}\n`);
 }
 
 /** OpenAI answers: one JSON object, or server-sent events ending in [DONE] when stream is true. */
-function openaiAnswer(c: RouteContext, kind: "chat.completion" | "text_completion", text: string, inTokens: number) {
-  const id = `${kind === "chat.completion" ? "chatcmpl" : "cmpl"}-standin-${countTokens(text)}-${inTokens}`;
-  const usage = { prompt_tokens: inTokens, completion_tokens: countTokens(text), total_tokens: inTokens + countTokens(text) };
+function openaiAnswer(c: RouteContext, kind: "chat.completion" | "text_completion", { text, inTokens, outTokens }: Reply) {
+  const id = `${kind === "chat.completion" ? "chatcmpl" : "cmpl"}-standin-${outTokens}-${inTokens}`;
+  const usage = { prompt_tokens: inTokens, completion_tokens: outTokens, total_tokens: inTokens + outTokens };
   const choice = (content: string, done: boolean, stream: boolean) => kind === "chat.completion"
     ? { index: 0, [stream ? "delta" : "message"]: stream && !done ? { content } : { role: "assistant", content }, finish_reason: done ? "stop" : null, logprobs: null }
     : { index: 0, text: content, finish_reason: done ? "stop" : null, logprobs: null };
   const created = Math.floor(Date.now() / 1000);
-  if (c.body.stream !== true) return sendJson(c.res, 200, { id, object: kind, created, model: c.model, choices: [choice(text, true, false)], usage });
+  if (c.body.stream !== true) return sendJson(c.res, 200, { id, object: kind, created, model: c.answeredAs, choices: [choice(text, true, false)], usage });
   c.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   const event = (data: unknown) => c.res.write(`data: ${JSON.stringify(data)}\n\n`);
   const chunkKind = kind === "chat.completion" ? "chat.completion.chunk" : "text_completion";
-  for (const p of pieces(text)) event({ id, object: chunkKind, created, model: c.model, choices: [choice(p, false, true)] });
-  event({ id, object: chunkKind, created, model: c.model, choices: [{ ...choice("", true, true), ...(kind === "chat.completion" ? { delta: {} } : {}) }] });
-  if (c.body.stream_options?.include_usage) event({ id, object: chunkKind, created, model: c.model, choices: [], usage });
+  for (const p of pieces(text)) event({ id, object: chunkKind, created, model: c.answeredAs, choices: [choice(p, false, true)] });
+  event({ id, object: chunkKind, created, model: c.answeredAs, choices: [{ ...choice("", true, true), ...(kind === "chat.completion" ? { delta: {} } : {}) }] });
+  if (c.body.stream_options?.include_usage) event({ id, object: chunkKind, created, model: c.answeredAs, choices: [], usage });
   c.res.end("data: [DONE]\n\n");
 }
 
 const ROUTES: Record<string, (c: RouteContext) => void> = {
   "/api/chat": (c) => {
     const messages = chatMessages(c.body);
-    ollamaAnswer(c, c.reply(messages, c.model), promptTokens(messages), (p) => ({ message: { role: "assistant", content: p } }));
+    ollamaAnswer(c, c.reply(messages), (p) => ({ message: { role: "assistant", content: p } }));
   },
   "/api/generate": (c) => {
     const p = prompt(c.body);
     const messages = [...(typeof c.body.system === "string" ? [{ role: "system", content: c.body.system }] : []), { role: "user", content: p }];
-    ollamaAnswer(c, c.reply(messages, c.model), promptTokens(messages), (piece) => ({ response: piece }));
+    ollamaAnswer(c, c.reply(messages), (piece) => ({ response: piece }));
   },
   "/api/embed": (c) => {
     const texts = inputs(c.body, "input");
     const d = c.dims();
-    sendJson(c.res, 200, { model: c.model, embeddings: texts.map((t) => embed(t, d)), total_duration: 1_000_000, load_duration: 0, prompt_eval_count: texts.reduce((n, t) => n + countTokens(t), 0) });
+    sendJson(c.res, 200, { model: c.answeredAs, embeddings: texts.map((t) => embed(t, d)), total_duration: 1_000_000, load_duration: 0, prompt_eval_count: texts.reduce((n, t) => n + countTokens(t), 0) });
   },
   "/api/embeddings": (c) => sendJson(c.res, 200, { embedding: embed(prompt(c.body), c.dims()) }),
   "/v1/chat/completions": (c) => {
     const messages = chatMessages(c.body);
-    openaiAnswer(c, "chat.completion", c.reply(messages, c.model), promptTokens(messages));
+    openaiAnswer(c, "chat.completion", c.reply(messages));
   },
   "/v1/completions": (c) => {
     const messages = [{ role: "user", content: prompt(c.body) }];
-    openaiAnswer(c, "text_completion", c.reply(messages, c.model), promptTokens(messages));
+    openaiAnswer(c, "text_completion", c.reply(messages));
   },
   "/v1/embeddings": (c) => {
     const texts = inputs(c.body, "input");
@@ -188,7 +200,7 @@ const ROUTES: Record<string, (c: RouteContext) => void> = {
     const base64 = c.body.encoding_format === "base64";
     const tokens = texts.reduce((n, t) => n + countTokens(t), 0);
     sendJson(c.res, 200, {
-      object: "list", model: c.model, usage: { prompt_tokens: tokens, total_tokens: tokens },
+      object: "list", model: c.answeredAs, usage: { prompt_tokens: tokens, total_tokens: tokens },
       data: texts.map((t, index) => ({ object: "embedding", index, embedding: base64 ? base64Vector(embed(t, d)) : embed(t, d) })),
     });
   },

@@ -1,6 +1,6 @@
 /**
  * AI decision logs end to end: a real Node-RED (process driver) runs a flow
- * that calls a local LLM stand-in over HTTP, builds msg.aiDecision from the
+ * that calls the model stand-in (dev/model-stand-in) over HTTP, builds msg.aiDecision from the
  * OpenAI-style answer and passes it to the redforge-ai-audit node; the record
  * travels over MQTT to the bridge, in a signed batch webhook to the Worker
  * (wrangler dev), and shows up in /api/ai/decisions with its cost priced and
@@ -8,20 +8,18 @@
  * deployment once the team's LLM token quota is used up.
  */
 import fs from "node:fs/promises";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { lineLogger } from "../../bridge/log.ts";
 import { startBridge, type RunningBridge } from "../../bridge/main.ts";
-import { listen } from "../../dev/ports.ts";
+import { startModelStandIn, type ModelStandIn } from "../../dev/model-stand-in/index.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startTestStack, type TestStack } from "../harness/testStack.ts";
 
 let stack: TestStack;
 let bridge: RunningBridge;
-let llm: http.Server;
-let llmCalls = 0;
+let llm: ModelStandIn | undefined;
 let tmp: string;
 let token: string;
 let clusterId: string;
@@ -35,24 +33,16 @@ async function call(method: string, p: string, body?: unknown) {
   return { status: res.status, body: (await res.json().catch(() => null)) as any };
 }
 
-/** An OpenAI-style chat completion whose token counts follow from the question, so the test knows them. */
-function startLlmStandIn(): Promise<number> {
-  llm = http.createServer((req, res) => {
-    let raw = "";
-    req.on("data", (c) => { raw += c; });
-    req.on("end", () => {
-      llmCalls++;
-      const body = JSON.parse(raw || "{}");
-      const question: string = body.messages?.at(-1)?.content ?? "";
-      res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({
-        id: `chatcmpl-${llmCalls}`, object: "chat.completion", model: `${body.model}-2024-07-18`,
-        choices: [{ index: 0, message: { role: "assistant", content: `answer to: ${question}` }, finish_reason: "stop" }],
-        usage: { prompt_tokens: 1000 + question.length, completion_tokens: 500, total_tokens: 1500 + question.length },
-      }));
-    });
+/** The stand-in's OpenAI-compatible chat, scripted so token counts follow from the question and the test knows them. */
+async function startLlmStandIn(): Promise<number> {
+  llm = await startModelStandIn({
+    answeredModel: (model) => `${model}-2024-07-18`,
+    answer: (messages) => {
+      const question = messages.at(-1)?.content ?? "";
+      return { content: `answer to: ${question}`, promptTokens: 1000 + question.length, completionTokens: 500 };
+    },
   });
-  return listen(llm, 0, "127.0.0.1").then(() => (llm.address() as { port: number }).port);
+  return llm.port;
 }
 
 /** http in → build request → http request (LLM) → build msg.aiDecision → redforge-ai-audit → http response. */
@@ -110,7 +100,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await bridge?.close();
   await stack?.stop();
-  await new Promise((r) => llm?.close(r));
+  await llm?.close();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });
 
@@ -168,7 +158,7 @@ describe("AI decision records from a real Node-RED flow", () => {
     expect(usage.status, JSON.stringify(usage.body)).toBe(200);
     expect(usage.body.usage.llmTokensToday).toBe(totalTokens);
     expect(bridge.aiAudit!.stats).toMatchObject({ delivered: 3, dropped: 0, malformed: 0 });
-    expect(llmCalls).toBe(3);
+    expect(llm!.calls.filter((c) => c.path === "/v1/chat/completions" && c.status === 200)).toHaveLength(3);
 
     // The team's token budget, fed by these records, now stops further deployments.
     const roomy = await call("PUT", `/api/quotas/${encodeURIComponent(team)}`, { maxLlmTokensPerDay: totalTokens + 1 });

@@ -103,6 +103,19 @@ describe("model stand-in", () => {
     expect(model.calls.slice(before).map((c) => `${c.path} ${c.status}`)).toEqual(["/api/embed 503", "/v1/embeddings 200", "/api/embed 503", "/api/embed 200"]);
   });
 
+  it("a test can script the answer, its token counts and the model name answers carry", async () => {
+    const scripted = await startModelStandIn({
+      answeredModel: (m) => `${m}-2024-07-18`,
+      answer: (messages) => ({ content: `answer to: ${messages.at(-1)!.content}`, promptTokens: 1000, completionTokens: 500 }),
+    });
+    try {
+      const res = await fetch(`${scripted.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }) });
+      expect(await res.json()).toMatchObject({ model: "gpt-4o-mini-2024-07-18", choices: [{ message: { content: "answer to: hi" } }], usage: { prompt_tokens: 1000, completion_tokens: 500, total_tokens: 1500 } });
+    } finally {
+      await scripted.close();
+    }
+  });
+
   it("wants the API key on OpenAI routes when given one", async () => {
     const keyed = await startModelStandIn({ apiKey: "sk-test" });
     try {
