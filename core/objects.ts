@@ -67,9 +67,20 @@ export interface DeploymentRunApi extends Rpc.DurableObjectBranded {
   operate(what: OperatorAction, userId: string | null): Promise<OperateAnswer>;
 }
 
-export interface FleetEvent {
+export type FleetEvent = FleetInstanceEvent | FleetAlertEvent;
+
+export interface FleetInstanceEvent {
   event: "instance:status";
   data: { instanceId: string; clusterId: string; status: string; desiredState?: string; reason?: string | null; timestamp: string };
+}
+
+/** An alert fired, was acknowledged or resolved (core/alerts/evaluate.ts). */
+export interface FleetAlertEvent {
+  event: "fleet:alert";
+  data: {
+    alertId: string; ruleId: string | null; team: string; kind: string; severity: string; subject: string;
+    subjectName: string | null; status: string; summary: string; timestamp: string;
+  };
 }
 
 export interface FleetEventsApi extends Rpc.DurableObjectBranded {

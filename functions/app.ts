@@ -11,8 +11,12 @@ import { securityHeaders } from "./middleware/securityHeaders.ts";
 import { complianceExportJob } from "../queues/complianceExport.ts";
 import { jobRoutes } from "../queues/healthSweep.ts";
 import { retentionPurgeJob } from "../queues/retentionPurge.ts";
+import { alertJobs } from "../queues/alertsEvaluate.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { aiRoutes } from "./routes/ai.ts";
+import { alertRoutes } from "./routes/alerts.ts";
+import { alertChannelRoutes } from "./routes/alertsChannels.ts";
+import { alertRuleRoutes } from "./routes/alertsRules.ts";
 import { apiKeyRoutes } from "./routes/apiKeys.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { bridgeRoutes } from "./routes/bridge.ts";
@@ -56,6 +60,7 @@ export function createApp() {
   app.route("/api/jobs", jobRoutes);
   app.route("/api/jobs", complianceExportJob);
   app.route("/api/jobs", retentionPurgeJob);
+  app.route("/api/jobs", alertJobs);
   app.route("/ws", fleetSocketRoutes);
   // Prometheus's conventional path, outside /api: its own credential check (a scrape token or metrics:read).
   app.use("/metrics", requestContext, limitByClient);
@@ -64,6 +69,9 @@ export function createApp() {
   app.use("/api/*", authenticate, limitByPrincipal);
   app.route("/api/admin", adminRoutes);
   app.route("/api/ai", aiRoutes);
+  app.route("/api/alerts/rules", alertRuleRoutes);
+  app.route("/api/alerts/channels", alertChannelRoutes);
+  app.route("/api/alerts", alertRoutes);
   app.route("/api/api-keys", apiKeyRoutes);
   app.route("/api/audit", auditRoutes);
   app.route("/api/clusters", clusterRoutes);

@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@upstash/qstash";
 import { HEALTH_SWEEP_PATH } from "../protocol/paths.ts";
+import { ALERTS_EVALUATE_PATH } from "../protocol/api/alerts.ts";
 
 export interface ScheduleSpec {
   id: string;
@@ -19,6 +20,8 @@ export interface ScheduleSpec {
 export const SCHEDULES: ScheduleSpec[] = [
   // QStash's cron resolution is one minute; bridges also report crashes on their own at once.
   { id: "redforge-health-sweep", path: HEALTH_SWEEP_PATH, cron: "* * * * *", description: "ask every cluster's bridge for instance health" },
+  // Right after the sweep's answers land is when readiness changed; QStash cannot go below a minute.
+  { id: "redforge-alerts-evaluate", path: ALERTS_EVALUATE_PATH, cron: "* * * * *", description: "evaluate alert rules, fire and resolve alerts, notify channels" },
 ];
 
 export async function syncSchedules(opts: { qstashUrl?: string; token: string; publicUrl: string }): Promise<string[]> {

@@ -15,6 +15,7 @@ export const TAGS = {
   Instances: "Node-RED instances: desired state, flows, env and secrets, lifecycle commands.",
   Deployments: "Blue-green deployments of new flows, their phases and operator actions.",
   Metrics: "Health series per instance and fleet totals.",
+  Alerts: "Alert rules the control plane evaluates, alerts and their lifecycle, notification channels.",
   AI: "AI decision logs, their totals, and the model price table.",
   Policies: "Admin-written rules enforced on deployments, scaling and model calls.",
   Quotas: "Per-team limits and usage.",

@@ -224,6 +224,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/jobs/alerts-evaluate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Evaluate every enabled alert rule: fire, resolve, notify */
+        post: operations["postApiJobsAlertsEvaluate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/alerts-deliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deliver one alert notification to its channel (502 asks QStash to retry) */
+        post: operations["postApiJobsAlertsDeliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ws/fleet": {
         parameters: {
             query?: never;
@@ -348,6 +382,159 @@ export interface paths {
         post?: never;
         /** Delete a model price */
         delete: operations["deleteApiAiPricesById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alerts/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List alert rules, newest first */
+        get: operations["getApiAlertsRules"];
+        put?: never;
+        /**
+         * Create an alert rule; its params are checked against its kind
+         * @description 400 `validation_failed` names the field (`params.minutes`, …). Kinds, params and defaults: docs/observability.md, Alerts.
+         */
+        post: operations["postApiAlertsRules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alerts/rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An alert rule */
+        get: operations["getApiAlertsRulesById"];
+        put?: never;
+        post?: never;
+        /** Delete an alert rule; its open alerts resolve, its history stays */
+        delete: operations["deleteApiAlertsRulesById"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an alert rule's name, params, severity, clearEvaluations or enabled flag
+         * @description Disabling a rule resolves its open alerts (notified like any resolution).
+         */
+        patch: operations["patchApiAlertsRulesById"];
+        trace?: never;
+    };
+    "/api/alerts/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List notification channels, newest first (never their secrets) */
+        get: operations["getApiAlertsChannels"];
+        put?: never;
+        /**
+         * Add a notification channel (a webhook's signing secret is shown only in this answer)
+         * @description `webhook`: a JSON POST signed with Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature) under the returned whsec_ secret. `slack`: a Slack incoming-webhook body ({text, blocks}), unsigned.
+         */
+        post: operations["postApiAlertsChannels"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alerts/channels/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A notification channel (never its secret) */
+        get: operations["getApiAlertsChannelsById"];
+        put?: never;
+        post?: never;
+        /** Remove a notification channel (its dead letters stay) */
+        delete: operations["deleteApiAlertsChannelsById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Alert history, newest first (filters: status, team, kind, ruleId) */
+        get: operations["getApiAlerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alerts/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Notification deliveries, newest first; status=dead lists the dead letters */
+        get: operations["getApiAlertsNotifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alerts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An alert */
+        get: operations["getApiAlertsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alerts/{id}/ack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Acknowledge a firing alert (someone is on it); it still resolves when its condition clears
+         * @description Acknowledging an acknowledged alert answers it unchanged; a pending or resolved one is 409 `alert_not_firing`.
+         */
+        post: operations["postApiAlertsByIdAck"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1170,6 +1357,24 @@ export interface components {
                 firstBroken?: unknown;
             }[];
         };
+        AlertEvaluation: {
+            rules: number;
+            /** @description Rules another evaluation held at that moment */
+            skipped: number;
+            errors: {
+                /** Format: uuid */
+                ruleId: string;
+                error: string;
+            }[];
+            fired: number;
+            resolved: number;
+            open: number;
+        };
+        AlertDelivery: {
+            /** @enum {string} */
+            status: "delivered" | "dead" | "gone" | "retry";
+            attempts: number;
+        };
         ResealResult: {
             keyId: string;
             current: number;
@@ -1236,6 +1441,113 @@ export interface components {
             model: string;
             inputUsdPerMtok: number;
             outputUsdPerMtok: number;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        AlertRule: {
+            /** Format: uuid */
+            id: string;
+            team: string;
+            name: string;
+            /** @description instance_down | instance_not_ready | crash_loop | deployment_failed | bridge_disconnected | webhook_signature_failures | ai_budget | audit_chain */
+            kind: string;
+            /** @description The kind's thresholds, with defaults filled in (docs/observability.md, Alerts) */
+            params: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            severity: "info" | "warning" | "critical";
+            /** @description Clear evaluations in a row before an open alert resolves */
+            clearEvaluations: number;
+            enabled: boolean;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        AlertChannel: {
+            /** Format: uuid */
+            id: string;
+            team: string;
+            name: string;
+            /** @enum {string} */
+            kind: "webhook" | "slack";
+            url: string;
+            enabled: boolean;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        AlertChannelWithSecret: {
+            /** Format: uuid */
+            id: string;
+            team: string;
+            name: string;
+            /** @enum {string} */
+            kind: "webhook" | "slack";
+            url: string;
+            enabled: boolean;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /** @description webhook channels: the whsec_ Standard Webhooks secret, shown only in this answer; null for Slack */
+            secret: string | null;
+        };
+        Alert: {
+            /** Format: uuid */
+            id: string;
+            /** @description null once the rule is deleted */
+            ruleId: string | null;
+            team: string;
+            kind: string;
+            severity: string;
+            /** @description What the alert is about: an instance or cluster id, `audit-chain`, `tokens@80`, … */
+            subject: string;
+            subjectName: string | null;
+            /** @enum {string} */
+            status: "pending" | "firing" | "acknowledged" | "resolved";
+            summary: string;
+            details: {
+                [key: string]: unknown;
+            };
+            clearCount: number;
+            /** @description Times the condition came back while the alert was clearing */
+            refireCount: number;
+            /** Format: date-time */
+            startedAt: string;
+            firedAt: string | null;
+            acknowledgedAt: string | null;
+            acknowledgedBy: string | null;
+            resolvedAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        AlertNotification: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            alertId: string;
+            channelId: string | null;
+            team: string;
+            /** @enum {string} */
+            event: "fired" | "resolved";
+            /**
+             * @description dead: every retry failed (the dead-letter record)
+             * @enum {string}
+             */
+            status: "queued" | "delivered" | "dead";
+            attempts: number;
+            lastError: string | null;
+            payload: {
+                [key: string]: unknown;
+            };
+            deliveredAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
             /** Format: date-time */
             updatedAt: string;
         };
@@ -2415,6 +2727,72 @@ export interface operations {
             "5XX": components["responses"]["ServerError"];
         };
     };
+    postApiJobsAlertsEvaluate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** Format: date-time */
+                    at?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertEvaluation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiJobsAlertsDeliver: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: uuid */
+                    notificationId: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
     getWsFleet: {
         parameters: {
             query?: {
@@ -2660,6 +3038,484 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiAlertsRules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                team?: string;
+                kind?: "instance_down" | "instance_not_ready" | "crash_loop" | "deployment_failed" | "bridge_disconnected" | "webhook_signature_failures" | "ai_budget" | "audit_chain";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["AlertRule"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiAlertsRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    team: string;
+                    name: string;
+                    /** @enum {string} */
+                    kind: "instance_down" | "instance_not_ready" | "crash_loop" | "deployment_failed" | "bridge_disconnected" | "webhook_signature_failures" | "ai_budget" | "audit_chain";
+                    /** @description The kind's thresholds, checked on write; {} takes every default */
+                    params?: Record<string, never> | {
+                        /** @default 5 */
+                        minutes?: number;
+                    } | Record<string, never> | {
+                        /** @default 24 */
+                        withinHours?: number;
+                    } | {
+                        /** @default 2 */
+                        minutes?: number;
+                    } | {
+                        perSecond: number;
+                    } | {
+                        /** @enum {string} */
+                        metric: "tokens" | "cost";
+                        dailyBudget?: number;
+                        /**
+                         * @default [
+                         *       80,
+                         *       100
+                         *     ]
+                         */
+                        thresholdsPercent?: number[];
+                    } | Record<string, never>;
+                    /**
+                     * @default warning
+                     * @enum {string}
+                     */
+                    severity?: "info" | "warning" | "critical";
+                    /** @default 2 */
+                    clearEvaluations?: number;
+                    /** @default true */
+                    enabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiAlertsRulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    deleteApiAlertsRulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    patchApiAlertsRulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    /** @description The kind's thresholds, checked on write; {} takes every default */
+                    params?: Record<string, never> | {
+                        /** @default 5 */
+                        minutes?: number;
+                    } | Record<string, never> | {
+                        /** @default 24 */
+                        withinHours?: number;
+                    } | {
+                        /** @default 2 */
+                        minutes?: number;
+                    } | {
+                        perSecond: number;
+                    } | {
+                        /** @enum {string} */
+                        metric: "tokens" | "cost";
+                        dailyBudget?: number;
+                        /**
+                         * @default [
+                         *       80,
+                         *       100
+                         *     ]
+                         */
+                        thresholdsPercent?: number[];
+                    } | Record<string, never>;
+                    /** @enum {string} */
+                    severity?: "info" | "warning" | "critical";
+                    clearEvaluations?: number;
+                    enabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiAlertsChannels: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                team?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["AlertChannel"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiAlertsChannels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    team: string;
+                    name: string;
+                    /** @enum {string} */
+                    kind: "webhook" | "slack";
+                    /** Format: uri */
+                    url: string;
+                    /** @default true */
+                    enabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertChannelWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiAlertsChannelsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertChannel"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    deleteApiAlertsChannelsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiAlerts: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                status?: "pending" | "firing" | "acknowledged" | "resolved";
+                team?: string;
+                kind?: "instance_down" | "instance_not_ready" | "crash_loop" | "deployment_failed" | "bridge_disconnected" | "webhook_signature_failures" | "ai_budget" | "audit_chain";
+                ruleId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Alert"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiAlertsNotifications: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                status?: "queued" | "delivered" | "dead";
+                team?: string;
+                alertId?: string;
+                channelId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["AlertNotification"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiAlertsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alert"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiAlertsByIdAck: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alert"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };

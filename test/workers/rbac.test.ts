@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
-import { instances, roles } from "../../db/schema.ts";
+import { alerts, instances, roles } from "../../db/schema.ts";
 import { api, createCluster, createInstance, createUser, unique, withDb, type TestUser } from "./helpers.ts";
 
 type Role = "admin" | "operator" | "viewer" | "auditor";
@@ -196,6 +196,42 @@ const CASES: RouteCase[] = [
     route: "POST /api/policies/evaluate", allowed: ["admin", "operator", "viewer"], success: 200,
     request: async (f) => ({ method: "POST", path: "/api/policies/evaluate", body: { action: "scale", instanceId: f.instanceId, replicas: 1 } }),
   },
+  // Alerts: rules are created disabled so the evaluation job never fires them meanwhile.
+  { route: "GET /api/alerts", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/alerts" }) },
+  { route: "GET /api/alerts/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: `/api/alerts/${await newFiringAlert()}` }) },
+  {
+    route: "POST /api/alerts/:id/ack", allowed: ["admin", "operator"], success: 200,
+    request: async () => ({ method: "POST", path: `/api/alerts/${await newFiringAlert()}/ack` }),
+    unchanged: async (_f, admin) => expect((await api("GET", `/api/alerts/${alerting.alertId}`, { token: admin.token })).body.status).toBe("firing"),
+  },
+  { route: "GET /api/alerts/notifications", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/alerts/notifications?status=dead" }) },
+  { route: "GET /api/alerts/rules", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/alerts/rules" }) },
+  { route: "GET /api/alerts/rules/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: `/api/alerts/rules/${await newAlertRule()}` }) },
+  {
+    route: "POST /api/alerts/rules", allowed: ["admin"], success: 201,
+    request: async () => ({ method: "POST", path: "/api/alerts/rules", body: { team: unique("rbac"), name: "down", kind: "instance_down", enabled: false } }),
+  },
+  {
+    route: "PATCH /api/alerts/rules/:id", allowed: ["admin", "operator"], success: 200,
+    request: async () => ({ method: "PATCH", path: `/api/alerts/rules/${await newAlertRule()}`, body: { params: { minutes: 9 } } }),
+    unchanged: async (_f, admin) => expect((await api("GET", `/api/alerts/rules/${alerting.ruleId}`, { token: admin.token })).body.params.minutes).toBe(5),
+  },
+  {
+    route: "DELETE /api/alerts/rules/:id", allowed: ["admin"], success: 204,
+    request: async () => ({ method: "DELETE", path: `/api/alerts/rules/${await newAlertRule()}` }),
+    unchanged: async (_f, admin) => expect((await api("GET", `/api/alerts/rules/${alerting.ruleId}`, { token: admin.token })).status).toBe(200),
+  },
+  { route: "GET /api/alerts/channels", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/alerts/channels" }) },
+  { route: "GET /api/alerts/channels/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: `/api/alerts/channels/${await newAlertChannel()}` }) },
+  {
+    route: "POST /api/alerts/channels", allowed: ["admin"], success: 201,
+    request: async () => ({ method: "POST", path: "/api/alerts/channels", body: { team: unique("rbac"), name: "hook", kind: "webhook", url: "http://127.0.0.1:9/hook" } }),
+  },
+  {
+    route: "DELETE /api/alerts/channels/:id", allowed: ["admin"], success: 204,
+    request: async () => ({ method: "DELETE", path: `/api/alerts/channels/${await newAlertChannel()}` }),
+    unchanged: async (_f, admin) => expect((await api("GET", `/api/alerts/channels/${alerting.channelId}`, { token: admin.token })).status).toBe(200),
+  },
   // Deployments: the fixture instance is made "running" (what a bridge would report) so a create can start.
   {
     route: "POST /api/deployments", allowed: ["admin", "operator"], success: 202,
@@ -281,6 +317,33 @@ async function newPolicy(): Promise<string> {
   const res = await api("POST", "/api/policies", { token: users.admin.token, body: { name: unique("rbac"), kind: "max_replicas", rule: { max: 1 }, enabled: false } });
   if (res.status !== 201) throw new Error(`policy create failed: ${res.status} ${JSON.stringify(res.body)}`);
   governed.policyId = res.body.id;
+  return res.body.id;
+}
+
+/** Targets for the alert rows (the last one made, for their `unchanged` checks). */
+const alerting: { alertId?: string; ruleId?: string; channelId?: string } = {};
+
+/** A firing alert of no rule, on a team of its own (written directly: evaluation is tested in alerts.test.ts). */
+async function newFiringAlert(): Promise<string> {
+  const now = new Date();
+  const [row] = await withDb((db) => db.insert(alerts).values({
+    team: unique("rbac"), kind: "instance_down", severity: "warning", subject: crypto.randomUUID(), status: "firing", summary: "rbac", startedAt: now, firedAt: now,
+  }).returning());
+  alerting.alertId = row!.id;
+  return row!.id;
+}
+
+async function newAlertRule(): Promise<string> {
+  const res = await api("POST", "/api/alerts/rules", { token: users.admin.token, body: { team: unique("rbac"), name: "ready", kind: "instance_not_ready", enabled: false } });
+  if (res.status !== 201) throw new Error(`alert rule create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  alerting.ruleId = res.body.id;
+  return res.body.id;
+}
+
+async function newAlertChannel(): Promise<string> {
+  const res = await api("POST", "/api/alerts/channels", { token: users.admin.token, body: { team: unique("rbac"), name: "hook", kind: "slack", url: "http://127.0.0.1:9/slack" } });
+  if (res.status !== 201) throw new Error(`alert channel create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  alerting.channelId = res.body.id;
   return res.body.id;
 }
 
