@@ -12,6 +12,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { embeddingsWork } from "./work/embeddings.mts";
+import { errorHandlingWork } from "./work/errorHandling.mts";
 import { responseWork } from "./work/responseGeneration.mts";
 import { type FlowNode, type Work } from "./work/shared.mts";
 
@@ -26,10 +27,12 @@ const chunkingWork: Work = (id) => ({
   catchable: [id("chunk")],
 });
 
-export const PRIMITIVES: Record<string, { label: string; prefix: string; work: Work }> = {
-  "text-chunking": { label: "RedForge · text chunking", prefix: "rfchunk", work: chunkingWork },
-  embeddings: { label: "RedForge · embeddings", prefix: "rfembed", work: embeddingsWork },
-  "response-generation": { label: "RedForge · response generation", prefix: "rfrespond", work: responseWork },
+/** `callsModel`: its HTTP calls go to a model (each followed by redforge-ai-audit); error-handling calls other primitives. */
+export const PRIMITIVES: Record<string, { label: string; prefix: string; work: Work; callsModel: boolean }> = {
+  "text-chunking": { label: "RedForge · text chunking", prefix: "rfchunk", work: chunkingWork, callsModel: false },
+  embeddings: { label: "RedForge · embeddings", prefix: "rfembed", work: embeddingsWork, callsModel: true },
+  "response-generation": { label: "RedForge · response generation", prefix: "rfrespond", work: responseWork, callsModel: true },
+  "error-handling": { label: "RedForge · error handling", prefix: "rferror", work: errorHandlingWork, callsModel: false },
 };
 
 /** One primitive as an importable flow: a tab with its nodes, ids prefixed so primitives import side by side. */

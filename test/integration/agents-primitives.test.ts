@@ -5,7 +5,8 @@
  * over the OpenAI-compatible API (with a key), chat over the Ollama API; each
  * model call reported by the AI audit node; an overloaded model retried with
  * back-off; a refusing or unreachable model answered with status error and a
- * dead letter on redforge/dlq/{instance}.
+ * dead letter on redforge/dlq/{instance}; error-handling retrying another
+ * primitive until its model is back.
  */
 import fs from "node:fs/promises";
 import os from "node:os";
@@ -74,7 +75,7 @@ beforeAll(async () => {
   await bus.subscribeAsync([mqttTopics.audit(instanceId), dlqTopic(instanceId)], { qos: 1 });
   const tarball = await packNodePackage(path.join(tmp, "pkg"));
   driver = new ProcessDriver({ stateDir: path.join(tmp, "instances"), nodePackages: [tarball], mqttUrl: broker.url });
-  const flows = ["text-chunking", "embeddings", "response-generation"].flatMap(primitiveFlow);
+  const flows = ["text-chunking", "embeddings", "response-generation", "error-handling"].flatMap(primitiveFlow);
   const created = await driver.create({
     id: instanceId, name: "agents", flows, resources: {}, credentialSecret: "agents-test-credential-secret",
     env: {
@@ -83,6 +84,8 @@ beforeAll(async () => {
       EMBED_API: "openai", EMBED_URL: `${model.url}/v1`, EMBED_MODEL: "text-embedding-3-small", EMBED_API_KEY: API_KEY,
       CHAT_API: "ollama", CHAT_URL: model.url, CHAT_MODEL: "llama3.2",
       MODEL_MAX_ATTEMPTS: "3", MODEL_BACKOFF_MS: "100", MODEL_TIMEOUT_MS: "20000",
+      // error-handling calls the other primitives through this instance's front door (its port is only known after create).
+      ERROR_TARGETS: "http://127.0.0.1:", ERROR_MAX_ATTEMPTS: "6", ERROR_BACKOFF_MS: "300", ERROR_TIMEOUT_MS: "30000",
     },
   });
   front = created.endpoints.front!;
@@ -208,5 +211,39 @@ describe("agent primitives in real Node-RED", () => {
     }
     const again = await ask("response-generation", input({ question: "Who reports AI decisions?", context: ["The bridge reports every AI decision to the control plane."] }));
     expect(again.body.payload.answer).toBe("The bridge reports every AI decision to the control plane.");
+  });
+
+  it("error-handling retries a primitive whose model is down until it is back, and answers with the primitive's msg_output", async () => {
+    const inner = input({ question: "What is replayed after the switch?", context: [DOC] });
+    const sent = input({ url: `${front}${routeOf("response-generation")}`, message: inner });
+    await model.close();
+    let pending: Promise<{ status: number; body: any }> | undefined;
+    try {
+      pending = ask("error-handling", sent);
+      // The inner primitive gives up on its own (3 attempts, a dead letter); error-handling waits and calls it again.
+      await until("response-generation's dead letter", () => deadLetters.some((d) => d.flowId === inner.metadata.flowId), { timeoutMs: 30_000 });
+    } finally {
+      model = await startModelStandIn({ apiKey: API_KEY, port: modelPort });
+    }
+    const got = await pending;
+    expect(got.status, JSON.stringify(got.body)).toBe(200);
+    const out = expectContract("error-handling", sent, got);
+    const { answer: answered, attempts } = out.payload as { answer: any; attempts: number };
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    expect(msgOutputSchema.parse(answered)).toMatchObject({ metadata: { flowId: inner.metadata.flowId, source: "response-generation", status: "success" } });
+    expect(answered.payload.answer).toBe("Held work is replayed to the new runtime after the switch.");
+    expect(deadLetters.filter((d) => d.flowId === sent.metadata.flowId)).toEqual([]);
+  });
+
+  it("error-handling does not retry what retrying cannot fix: the primitive's error, one attempt, and its own dead letter", async () => {
+    const inner = input(42); // text-chunking refuses it: invalid_input
+    const sent = input({ url: `${front}${routeOf("text-chunking")}`, message: inner });
+    const got = await ask("error-handling", sent);
+    expect(expectContract("error-handling", sent, got).error).toMatchObject({ code: "invalid_input", attempts: 1 });
+    const letter = await until("error-handling's dead letter", () => deadLetters.find((d) => d.flowId === sent.metadata.flowId), { timeoutMs: 15_000 });
+    expect(letter).toMatchObject({ primitive: "error-handling", error: { code: "invalid_input" }, input: { payload: { message: inner } } });
+    const elsewhere = await ask("error-handling", input({ url: "http://169.254.169.254/latest/meta-data", message: inner }));
+    expect(elsewhere.status).toBe(400);
+    expect(elsewhere.body.error.message).toMatch(/not under ERROR_TARGETS/);
   });
 });

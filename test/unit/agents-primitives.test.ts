@@ -47,12 +47,14 @@ describe("agent primitive flows", () => {
     for (const n of flow.filter((x) => x.wires?.flat().includes(exit[0]!.id))) expect(n.type).toBe("redforge-message");
   });
 
-  it.each(names)("%s: every model call is followed by the AI audit node and can only end in an answer or a dead letter", async (name) => {
+  it.each(names)("%s: every model call is followed by the AI audit node, every call backed by retries and a dead letter", async (name) => {
     const flow = await load(name);
-    for (const call of flow.filter((n) => n.type === "http request")) {
+    const calls = flow.filter((n) => n.type === "http request");
+    if (PRIMITIVES[name]!.callsModel) expect(calls.length).toBeGreaterThan(0);
+    for (const call of calls) {
       const after = downstream(flow, call.id);
       const types = new Set([...after].map((id) => flow.find((n) => n.id === id)!.type));
-      expect(types.has("redforge-ai-audit"), `${call.id} → ai audit`).toBe(true);
+      expect(types.has("redforge-ai-audit"), `${call.id} → ai audit`).toBe(PRIMITIVES[name]!.callsModel);
       expect(types.has("redforge-dlq"), `${call.id} → dead letter`).toBe(true);
       expect(types.has("delay"), `${call.id} → back off`).toBe(true);
     }

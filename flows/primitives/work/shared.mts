@@ -39,7 +39,21 @@ if (env.get("${prefix}_API_KEY")) headers.authorization = "Bearer " + env.get("$
  * time, default 500, at most 30 s) and MODEL_TIMEOUT_MS (per call, default 60 s)
  * tune it. Refused connections, timeouts, 408, 429 and 5xx are retried; other 4xx are not.
  */
-export function modelCall(id: (local: string) => string, name: string, answered: string): { nodes: FlowNode[]; first: string; catchable: string[] } {
+export interface CallOptions {
+  /** Prefix of the tuning variables: MODEL (MODEL_MAX_ATTEMPTS, …) unless set. */
+  envPrefix?: string;
+  /**
+   * Function code deciding a failed call: sets `transient` (retry?) and `failCode` (error.code when giving up)
+   * from `ok`, `code` and `msg.payload`. The default retries refused, timed-out, 408, 429 and 5xx.
+   */
+  classify?: string;
+}
+
+const MODEL_CLASSIFY = `const transient = !ok && (typeof code !== "number" || code === 408 || code === 429 || code >= 500);
+const failCode = ok ? "model_bad_answer" : transient ? "model_unavailable" : "model_rejected";`;
+
+export function modelCall(id: (local: string) => string, name: string, answered: string, opts: CallOptions = {}): { nodes: FlowNode[]; first: string; catchable: string[] } {
+  const env = opts.envPrefix ?? "MODEL";
   const prepare = functionNode(id("call"), "call model", `const r = msg.agent.request;
 msg.agent.attempts = (msg.agent.attempts || 0) + 1;
 msg.agent.callStarted = Date.now();
@@ -47,20 +61,20 @@ msg.url = r.url;
 msg.method = "POST";
 msg.headers = Object.assign({}, r.headers);
 msg.payload = r.body;
-msg.requestTimeout = Number(env.get("MODEL_TIMEOUT_MS")) || 60000;
+msg.requestTimeout = Number(env.get("${env}_TIMEOUT_MS")) || 60000;
 return msg;`, [[id("http")]]);
   const http = { id: id("http"), type: "http request", name: "model endpoint", method: "use", ret: "obj", paytoqs: "ignore", url: "", tls: "", persist: false, proxy: "", insecureHTTPParser: false, authType: "", senderr: false, headers: [], wires: [[id("check")]] };
   const check = functionNode(id("check"), "answered?", `const a = msg.agent;
 const code = msg.statusCode;
-const max = Number(env.get("MODEL_MAX_ATTEMPTS")) || 3;
-const first = Number(env.get("MODEL_BACKOFF_MS")) || 500;
+const max = Number(env.get("${env}_MAX_ATTEMPTS")) || 3;
+const first = Number(env.get("${env}_BACKOFF_MS")) || 500;
 const ok = typeof code === "number" && code >= 200 && code < 300;
 if (ok && msg.payload && typeof msg.payload === "object") {
   node.status({});
   return [msg, null, null];
 }
 const what = ok ? "an answer that is not JSON" : typeof code === "number" ? "HTTP " + code : String(msg.payload).slice(0, 300);
-const transient = !ok && (typeof code !== "number" || code === 408 || code === 429 || code >= 500);
+${opts.classify ?? MODEL_CLASSIFY}
 if (transient && a.attempts < max) {
   msg.delay = Math.min(first * Math.pow(2, a.attempts - 1), 30000);
   node.status({ fill: "yellow", shape: "ring", text: "retry " + (a.attempts + 1) + "/" + max + " in " + msg.delay + " ms" });
@@ -68,7 +82,7 @@ if (transient && a.attempts < max) {
 }
 node.status({ fill: "red", shape: "dot", text: what.slice(0, 40) });
 a.error = {
-  code: ok ? "model_bad_answer" : transient ? "model_unavailable" : "model_rejected",
+  code: failCode,
   message: a.request.url + " gave " + what + " (attempt " + a.attempts + " of " + max + ")",
   attempts: a.attempts,
 };
