@@ -47,6 +47,8 @@ interface Handover {
   token: string;
   marked: Promise<void>;
   markerBack: boolean;
+  /** The marker did not come back in time: a re-run sends a new one instead of joining this. */
+  timedOut: boolean;
 }
 
 export class MqttFront implements MqttRoute {
@@ -127,7 +129,7 @@ export class MqttFront implements MqttRoute {
   async beginHandover(from: string, to: string, timeoutMs = 30_000): Promise<HandoverBegun> {
     const client = this.requireClient();
     const running = this.current;
-    if (running && running.from === from && running.to === to) {
+    if (running && running.from === from && running.to === to && !running.timedOut) {
       await running.marked;
       return { held: this.holdStore.count, done: false };
     }
@@ -138,12 +140,12 @@ export class MqttFront implements MqttRoute {
     // Another hand-over's marker may still come back: it is ignored (not work), and its buffer and spool carry over.
     this.buffering = true;
     const token = crypto.randomUUID();
-    const handover: Handover = { from, to, token, markerBack: false, marked: Promise.resolve() };
+    const handover: Handover = { from, to, token, markerBack: false, timedOut: false, marked: Promise.resolve() };
     handover.marked = new Promise<void>((resolve, reject) => {
       this.markerSeen = { token, resolve: () => { handover.markerBack = true; resolve(); } };
       setTimeout(() => reject(new Error(`end-of-hold marker not back from ${from}'s gate within ${timeoutMs} ms (is its Node-RED running?)`)), timeoutMs).unref();
     });
-    handover.marked.catch(() => {}); // a caller that went away must not leave an unhandled rejection
+    handover.marked.catch(() => { handover.timedOut = true; }); // also: a caller that went away leaves no unhandled rejection
     this.current = handover;
     await client.publishAsync(this.topics.active(from), endOfHoldMarker(token), QOS1);
     await handover.marked;

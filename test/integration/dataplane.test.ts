@@ -20,6 +20,7 @@ import { attachDataPlane } from "../../bridge/dataplane/launcher.ts";
 import { DATA_PLANE_PROTOCOL, dataPlaneFiles, dataPlaneInfo, shutdownResult, statusResult, type DataPlaneStatus } from "../../bridge/dataplane/protocol.ts";
 import { requestDataPlane } from "../../bridge/dataplane/transport.ts";
 import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
+import { SpoolFile } from "../../bridge/routing/holdSpool.ts";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
 import { until } from "../harness/eventually.ts";
 import { LoadGenerator, losses, NO_LOSS, RESULTS_TOPIC, testBroker, zeroLossFlow, type TestBroker } from "../harness/zeroLoss.ts";
@@ -292,4 +293,27 @@ describe("data plane", () => {
       await requestDataPlane(socket, "POST", "/shutdown", { onlyIfIdle: false }, shutdownResult, 5_000).catch(() => undefined);
     }
   }, 120_000);
+});
+
+describe("hold spool", () => {
+  it("keeps records across a reopen, cuts a torn last record, and consumes only what was replayed", () => {
+    const file = path.join(tmp, "spool-unit", "hold.spool");
+    const first = new SpoolFile(file);
+    for (const m of ["one", "two", "three"]) first.append(Buffer.from(m));
+    first.close();
+    // A process killed in the middle of a write: a header that promises more bytes than follow.
+    fs.appendFileSync(file, Buffer.from([0, 0, 0, 9, 0x61]));
+    const reopened = new SpoolFile(file);
+    expect(reopened.count).toBe(3);
+    expect(reopened.readAll().map(String)).toEqual(["one", "two", "three"]);
+    reopened.append(Buffer.from("four")); // lands after "three", not after the torn bytes
+    const replayed = reopened.readAll().slice(0, 2);
+    reopened.append(Buffer.from("five")); // arrived while the replay ran
+    reopened.consume(replayed.length);
+    expect(reopened.readAll().map(String)).toEqual(["three", "four", "five"]);
+    reopened.consume(3);
+    expect(reopened.count).toBe(0);
+    expect(fs.statSync(file).size).toBe(0);
+    reopened.close();
+  });
 });
