@@ -33,6 +33,10 @@ export const AGENT_ERROR_CODES = [
   "model_unavailable", // the model endpoint did not answer (refused, timed out, 5xx) after every retry
   "model_rejected", // the model endpoint answered 4xx: retrying would not help
   "model_bad_answer", // the model answered 2xx with a body the primitive cannot read
+  "target_unavailable", // error-handling: the primitive it calls did not answer (refused, timed out, 5xx without a msg_output)
+  "target_rejected", // error-handling: the primitive it calls answered 4xx without a msg_output
+  "target_bad_answer", // error-handling: the primitive it calls answered 2xx with something else than JSON
+  "internal_error", // a node of the flow threw
 ] as const;
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[number];
 

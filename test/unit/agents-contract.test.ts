@@ -100,7 +100,8 @@ describe("agent message contract", () => {
     expect(msgOutputSchema.parse(ok)).toMatchObject({ payload: [1], metadata: { flowId: "wf-1", status: "success" }, error: null, config: { chunkSize: 100 } });
     const err = agentMessage.buildOutput({ flowId: "wf-1", source: "embeddings", payload: [1], error: { code: "model_unavailable", message: "down", attempts: 3 } });
     expect(msgOutputSchema.parse(err)).toMatchObject({ payload: null, metadata: { status: "error", contentType: "json" }, error: { code: "model_unavailable", attempts: 3 } });
-    expect([undefined, { code: "invalid_input" }, { code: "model_unavailable" }, { code: "model_rejected" }, { code: "other" }].map(agentMessage.httpStatusOf)).toEqual([200, 400, 503, 502, 500]);
+    const codes = [undefined, "invalid_input", "model_unavailable", "model_rejected", "model_bad_answer", "target_unavailable", "target_rejected", "target_bad_answer", "internal_error", "other"];
+    expect(codes.map((code) => agentMessage.httpStatusOf(code && { code }))).toEqual([200, 400, 503, 502, 502, 503, 502, 502, 500, 500]);
   });
 
   it("dead letters go to redforge/dlq/{instance}, and ids that would address other topics are refused", () => {

@@ -33,11 +33,14 @@ function splitLong([start, end], text, size) {
   const pieces = [];
   let at = start;
   while (end - at > size) {
-    const window = text.slice(at, at + size);
+    const window = text.slice(at, at + size + 1);
+    // The last whitespace within size+1 characters: a word ending exactly at the limit still fits.
     const space = window.search(/\s\S*$/);
-    const cut = space > 0 ? at + space + 1 : at + size;
+    const cut = space > 0 ? at + space : at + size;
     pieces.push([at, cut]);
     at = cut;
+    // A piece never starts with the whitespace it was cut at (it would cost a word its room).
+    while (at < end && /\s/.test(text[at])) at++;
   }
   if (end > at) pieces.push([at, end]);
   return pieces;
