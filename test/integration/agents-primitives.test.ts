@@ -20,6 +20,7 @@ import { startModelStandIn, type ModelStandIn } from "../../dev/model-stand-in/i
 import { primitiveFlow, routeOf } from "../../flows/primitives/build.mts";
 import { dlqTopic, flowAnswerViolation, msgInputSchema, msgOutputSchema } from "../../protocol/agents/messageContract.ts";
 import { mqttTopics } from "../../protocol/mqtt.ts";
+import { DEFAULT_STACK } from "../../protocol/stacks.ts";
 import { until } from "../harness/eventually.ts";
 import { testBroker, type TestBroker } from "../harness/zeroLoss.ts";
 
@@ -78,6 +79,8 @@ beforeAll(async () => {
   const flows = ["text-chunking", "embeddings", "response-generation", "error-handling"].flatMap(primitiveFlow);
   const created = await driver.create({
     id: instanceId, name: "agents", flows, resources: {}, credentialSecret: "agents-test-credential-secret",
+    // What new instances run; REDFORGE_TEST_STACK=4.1 runs the primitives on the other installed stack (docs/stacks.md).
+    stack: process.env.REDFORGE_TEST_STACK ?? DEFAULT_STACK,
     env: {
       CHUNK_SIZE: "120", CHUNK_OVERLAP: "40",
       // Embeddings over the OpenAI-compatible API (URL given with /v1, as OpenAI clients take it), chat over Ollama's.
