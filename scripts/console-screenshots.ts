@@ -10,7 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
-import { buildConsoleIfStale, launchChromium, seedAiDecisions, seedGovernance, seedInstance, signIn, startConsoleWorld, watchFailures } from "./console-seed.ts";
+import { buildConsoleIfStale, launchChromium, signIn, watchFailures } from "./console-browser.ts";
+import { seedAiDecisions, seedGovernance, seedInstance, startConsoleWorld } from "./console-seed.ts";
 
 const OUT = fileURLToPath(new URL("../docs/console/", import.meta.url));
 const WAIT = 45_000;

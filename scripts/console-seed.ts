@@ -4,15 +4,11 @@
  * with two deployed flow versions and health history, AI decisions with prices,
  * users, a custom role, an API key, a quota, a policy, a report and a schedule.
  * Used by the screenshots script (scripts/console-screenshots.ts) and the
- * governance browser suite; plus the Chromium launcher they share.
+ * governance browser suite.
  */
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import chromium from "@sparticuz/chromium";
-import { chromium as playwright, type Browser, type Page } from "playwright-core";
-import { build } from "vite";
 import { startBridge, type RunningBridge } from "../bridge/main.ts";
 import { lineLogger } from "../bridge/log.ts";
 import type { ApiBody } from "../protocol/api/client.ts";
@@ -20,46 +16,6 @@ import { webhookHeaders } from "../protocol/webhooks.ts";
 import { adminClient, type ApiClient } from "../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../test/harness/testStack.ts";
 import { zeroLossFlow } from "../test/harness/zeroLoss.ts";
-
-export const APP_DIR = fileURLToPath(new URL("../app/", import.meta.url));
-const BUILT = path.join(APP_DIR, "dist", "index.html");
-
-/** Rebuilds app/dist unless it is newer than every source (another suite may be serving it). */
-export async function buildConsoleIfStale(): Promise<void> {
-  const built = await fs.stat(BUILT).then((s) => s.mtimeMs, () => 0);
-  const sources = await fs.readdir(APP_DIR, { recursive: true, withFileTypes: true });
-  let stale = built === 0;
-  for (const e of sources) {
-    const where = path.join(e.parentPath, e.name);
-    if (e.isFile() && !where.includes(`${path.sep}dist${path.sep}`) && (await fs.stat(where)).mtimeMs > built) stale = true;
-  }
-  if (stale) await build({ configFile: path.join(APP_DIR, "vite.config.ts"), logLevel: "warn" });
-}
-
-export async function launchChromium(): Promise<Browser> {
-  try {
-    const executablePath = await chromium.executablePath();
-    return await playwright.launch({ executablePath, args: chromium.args, headless: true });
-  } catch (err) {
-    throw new Error(`cannot start Chromium from @sparticuz/chromium on this machine: ${(err as Error).message.split("\n")[0]}`);
-  }
-}
-
-export async function signIn(page: Page, baseUrl: string, who: { username: string; password: string }, timeout = 45_000): Promise<void> {
-  await page.goto(`${baseUrl}/`);
-  await page.getByLabel("Username").fill(who.username);
-  await page.getByLabel("Password").fill(who.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Fleet" }).waitFor({ timeout });
-}
-
-/** Fails on page errors and CSP violations, as the console suites do. */
-export function watchFailures(page: Page): string[] {
-  const failures: string[] = [];
-  page.on("pageerror", (e) => failures.push(e.message));
-  page.on("console", (m) => { if (m.type() === "error" && /Content Security Policy/i.test(m.text())) failures.push(m.text()); });
-  return failures;
-}
 
 export interface ConsoleWorld {
   stack: TestStack;
