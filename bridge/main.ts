@@ -117,7 +117,7 @@ async function resumeDriver(driver: Driver, log: Logger): Promise<void> {
   const t0 = Date.now();
   const r = await driver.resume();
   if (r.adopted.length + r.started.length + r.stopped.length + r.failed.length === 0) return;
-  log.info(`resumed after restart in ${Date.now() - t0} ms: ${r.adopted.length} runtime(s) adopted, ${r.started.length} instance(s) started again, ${r.stopped.length} stopped as asked, ${r.failed.length} failed`);
+  log.info(`resumed after restart in ${Date.now() - t0} ms: ${r.adopted.length} runtime(s) adopted, ${r.started.length} runtime(s) started again, ${r.stopped.length} stopped as asked, ${r.failed.length} failed`);
   for (const f of r.failed) log.warn(`instance ${f.instanceId} not resumed: ${f.error}`);
 }
 

@@ -11,6 +11,8 @@
  * - an instance asked to stop stays stopped across a restart;
  * - a deployment step cut off by the kill runs again on redelivery and finds
  *   the green the dead bridge started;
+ * - after everything was killed mid-deployment, the prepared green comes back
+ *   (with the flows deployed to it) beside blue;
  * - SIGINT stops everything for good.
  * No wall-clock assertions; generous deadlines for a loaded machine.
  */
@@ -213,6 +215,32 @@ describe("a restarted bridge resumes where the crashed one was", () => {
     // The next step reaches green through this bridge (runtimeBase) with the persisted token, node package loaded.
     expect(await ok(command("gate.set", { mode: "active", runtime: `${spec.id}.b` }, spec.id))).toMatchObject({ runtime: `${spec.id}.b`, mode: "active" });
     await ok(command("deployment.cleanup", { runtime: `${spec.id}.b` }, spec.id));
+    expect(await nodeReds(greenDir)).toEqual([]);
+  }, 400_000);
+
+  it("kill -9 of everything mid-deployment: the next bridge starts blue and the prepared green again, green with the flows deployed to it", async () => {
+    const greenDir = path.join(userDir, "slot-b");
+    const green = `${spec.id}.b`;
+    const prepared = await ok(command("deployment.prepare", {}, spec.id));
+    expect(prepared).toMatchObject({ green });
+    const v2 = echoFlow.map((n) => (n.id === "fn1" ? { ...n, rules: [{ t: "set", p: "payload", pt: "msg", to: "v2 on green", tot: "str" }] } : n));
+    await ok(command("flows.deploy", { flows: v2, runtime: green }, spec.id));
+    const [before] = await nodeReds(greenDir);
+
+    await bridge.kill9();
+    await killEverythingUnder(stateDir);
+    await bridge.start();
+
+    const greens = await nodeReds(greenDir);
+    expect(greens).toHaveLength(1);
+    expect(greens[0]).not.toBe(before);
+    expect(await nodeReds(userDir)).toHaveLength(1);
+    // The next steps reach green, which came back with v2 from its own userDir.
+    const verify = await ok(command("smoke.run", { runtime: green, checks: { mqtt: false, failureLimit: 0, pause: false, http: { path: "/echo", method: "GET", expectStatus: 200 } } }, spec.id));
+    expect(verify, JSON.stringify(verify)).toMatchObject({ verdict: "passed" });
+    const greenAdmin = (prepared as { greenAdmin: string }).greenAdmin;
+    expect(await (await fetch(`${greenAdmin}/echo`)).text()).toBe("v2 on green");
+    await ok(command("deployment.cleanup", { runtime: green }, spec.id));
     expect(await nodeReds(greenDir)).toEqual([]);
   }, 400_000);
 

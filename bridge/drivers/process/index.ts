@@ -293,7 +293,14 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
         for (const slot of ["a", "b"] as const) if (this.processes.get(runtimeIdOf(id, slot))?.state === "running") report.adopted.push(runtimeIdOf(id, slot));
         if (saved.desired === "running" && proc.state !== "running") {
           await proc.start();
-          report.started.push(id);
+          report.started.push(proc.plan.instanceId);
+        }
+        if (saved.desired === "running" && saved.idleRuns) {
+          const idle = await this.startIdle(id, saved).catch((err: unknown) => {
+            report.failed.push({ instanceId: id, error: `the deployment's other runtime: ${errorMessage(err)}` });
+            return undefined;
+          });
+          if (idle) report.started.push(idle);
         }
       } catch (err) {
         report.failed.push({ instanceId: id, error: errorMessage(err) });
@@ -301,6 +308,27 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
       }
     });
     return report;
+  }
+
+  /**
+   * A deployment's other runtime (green, or blue kept warm after the switch)
+   * that died with the bridge: started again from its userDir, where its flows
+   * and node packages are, so the deployment's next step finds it instead of
+   * rolling back a healthy green. Its runtime id when it was started.
+   */
+  private async startIdle(id: string, saved: SavedInstance): Promise<string | undefined> {
+    const slot: Slot = (saved.serving ?? "a") === "a" ? "b" : "a";
+    const port = slot === "a" ? saved.port : saved.portB;
+    const runtimeId = runtimeIdOf(id, slot);
+    if (port === undefined || this.processes.get(runtimeId)?.state === "running") return undefined;
+    const proc = this.processes.get(runtimeId) ?? this.runtime(saved.spec, slot, port, resolveStack(this.stackList, stackOfSlot(saved, slot)));
+    try {
+      await proc.start();
+    } catch (err) {
+      this.processes.delete(runtimeId);
+      throw err;
+    }
+    return runtimeId;
   }
 
   /**
@@ -426,7 +454,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     // Through the allocator like create's ports, claimed until instance.json records it.
     const [port] = (await this.ports.claim([slot === "a" ? saved.port : saved.portB])) as [number];
     try {
-      await this.save(instanceId, { ...(slot === "a" ? { port } : { portB: port }), slotStacks: { ...saved.slotStacks, [slot]: stack.id } });
+      await this.save(instanceId, { ...(slot === "a" ? { port } : { portB: port }), slotStacks: { ...saved.slotStacks, [slot]: stack.id }, idleRuns: true });
     } finally {
       this.ports.release([port]);
     }
@@ -490,8 +518,11 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   async stopRuntime(runtimeId: string): Promise<void> {
     const { instanceId } = parseRuntime(runtimeId);
     if (this.servingRuntime(instanceId) === runtimeId) throw new BridgeError("still_serving", `runtime ${runtimeId} still serves ${instanceId}`);
-    await this.processes.get(runtimeId)?.stop();
+    // known(): after a bridge restart, a runtime an earlier bridge started is adopted first, so it is stopped too.
+    await (await this.known(runtimeId))?.stop();
     this.processes.delete(runtimeId);
+    // Saved after it stopped: a bridge killed before this still finds it running (and adopts or restarts it).
+    if (await readSaved(this.dir(instanceId)).catch(() => undefined)) await this.save(instanceId, { idleRuns: false });
   }
 
   /** Read-modify-write of instance.json; writes are whole-file (a crash leaves the old or the new one). */
@@ -523,7 +554,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
 export interface ResumeReport {
   /** Runtime ids whose Node-RED was still running and is supervised by this bridge now. */
   adopted: string[];
-  /** Instances that should run and were started again. */
+  /** Runtime ids started again: instances that should run, and a deployment's other runtime. */
   started: string[];
   /** Instances that were running but should be stopped. */
   stopped: string[];

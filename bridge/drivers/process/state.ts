@@ -32,6 +32,13 @@ export interface SavedInstance {
    * instance is adopted when its Node-RED is alive, and otherwise left as it is.
    */
   desired?: DesiredState;
+  /**
+   * The slot that does not serve runs too: a deployment's green from prepare,
+   * then blue kept warm after the switch, until cleanup or rollback stops it.
+   * A bridge restarted after its Node-REDs died with it starts that one again
+   * as well, so the deployment's next step finds it.
+   */
+  idleRuns?: boolean;
 }
 
 export type DesiredState = "running" | "stopped";
@@ -81,5 +88,6 @@ function shapeProblem(raw: unknown): string | undefined {
   if (v.serving !== undefined && v.serving !== "a" && v.serving !== "b") return `serving is ${JSON.stringify(v.serving)}`;
   if (v.serving === "b" && v.portB === undefined) return "slot b serves but has no port";
   if (v.desired !== undefined && v.desired !== "running" && v.desired !== "stopped") return `desired is ${JSON.stringify(v.desired)}`;
+  if (v.idleRuns !== undefined && typeof v.idleRuns !== "boolean") return `idleRuns is ${JSON.stringify(v.idleRuns)}`;
   return undefined;
 }
