@@ -5,15 +5,17 @@
  * A deadline is how long silence from the bridge is tolerated before a step is
  * retried or rolled back, so on a loaded machine it must grow, not fire early.
  */
-import type { Env } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { TIMED_STEPS, type DeploymentInit, type DeploymentTimeoutsRequest, type TimedStep } from "../../protocol/deployments.ts";
 
 export const SCALE_MIN = 0.5;
 export const SCALE_MAX = 20;
 
-/** REDFORGE_DEPLOY_TIMEOUT_SCALE: a value that does not parse is a misconfiguration (503), never silently 1. */
-export function workerTimeoutScale(env: Pick<Env, "REDFORGE_DEPLOY_TIMEOUT_SCALE">): number {
+/**
+ * REDFORGE_DEPLOY_TIMEOUT_SCALE (core/env.ts): a value that does not parse is a misconfiguration (503), never
+ * silently 1. Typed by its one field, so the Node unit tests type-check without the Worker's types.
+ */
+export function workerTimeoutScale(env: { REDFORGE_DEPLOY_TIMEOUT_SCALE?: string | undefined }): number {
   const raw = env.REDFORGE_DEPLOY_TIMEOUT_SCALE?.trim();
   if (!raw) return 1;
   const scale = Number(raw);
