@@ -13,6 +13,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { embeddingsWork } from "./work/embeddings.mts";
 import { errorHandlingWork } from "./work/errorHandling.mts";
+import { queryWork } from "./work/queryProcessing.mts";
 import { responseWork } from "./work/responseGeneration.mts";
 import { type FlowNode, type Work } from "./work/shared.mts";
 
@@ -31,6 +32,7 @@ const chunkingWork: Work = (id) => ({
 export const PRIMITIVES: Record<string, { label: string; prefix: string; work: Work; callsModel: boolean }> = {
   "text-chunking": { label: "RedForge · text chunking", prefix: "rfchunk", work: chunkingWork, callsModel: false },
   embeddings: { label: "RedForge · embeddings", prefix: "rfembed", work: embeddingsWork, callsModel: true },
+  "query-processing": { label: "RedForge · query processing", prefix: "rfquery", work: queryWork, callsModel: true },
   "response-generation": { label: "RedForge · response generation", prefix: "rfrespond", work: responseWork, callsModel: true },
   "error-handling": { label: "RedForge · error handling", prefix: "rferror", work: errorHandlingWork, callsModel: false },
 };

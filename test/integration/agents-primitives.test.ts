@@ -76,7 +76,7 @@ beforeAll(async () => {
   await bus.subscribeAsync([mqttTopics.audit(instanceId), dlqTopic(instanceId)], { qos: 1 });
   const tarball = await packNodePackage(path.join(tmp, "pkg"));
   driver = new ProcessDriver({ stateDir: path.join(tmp, "instances"), nodePackages: [tarball], mqttUrl: broker.url });
-  const flows = ["text-chunking", "embeddings", "response-generation", "error-handling"].flatMap(primitiveFlow);
+  const flows = ["text-chunking", "embeddings", "query-processing", "response-generation", "error-handling"].flatMap(primitiveFlow);
   const created = await driver.create({
     id: instanceId, name: "agents", flows, resources: {}, credentialSecret: "agents-test-credential-secret",
     // What new instances run; REDFORGE_TEST_STACK=4.1 runs the primitives on the other installed stack (docs/stacks.md).
@@ -105,6 +105,7 @@ afterAll(async () => {
 });
 
 let chunks: { index: number; text: string; start: number; end: number }[] = [];
+let vectors: { index: number; text: string; embedding: number[] }[] = [];
 
 describe("agent primitives in real Node-RED", () => {
   it("text-chunking: msg_input text in, sentence-aware chunks of CHUNK_SIZE out; config overrides per message", async () => {
@@ -144,9 +145,9 @@ describe("agent primitives in real Node-RED", () => {
     const got = await ask("embeddings", sent);
     expect(got.status, JSON.stringify(got.body)).toBe(200);
     const out = expectContract("embeddings", sent, got);
-    const vectors = out.payload as { index: number; text: string; start: number; embedding: number[] }[];
+    vectors = out.payload as typeof vectors;
     expect(vectors.map((v) => v.text)).toEqual(chunks.map((c) => c.text));
-    expect(vectors.map((v) => v.start)).toEqual(chunks.map((c) => c.start));
+    expect(vectors.map((v) => (v as unknown as { start: number }).start)).toEqual(chunks.map((c) => c.start));
     vectors.forEach((v) => expect(v.embedding).toEqual(embed(v.text)));
     const call = model.calls.filter((c) => c.path === "/v1/embeddings").at(-1);
     expect(call).toMatchObject({ model: "text-embedding-3-small", status: 200 });
@@ -171,6 +172,31 @@ describe("agent primitives in real Node-RED", () => {
     const [record] = await until("the chat call's AI decision", () => auditsOf(sent.metadata.flowId).length === 1 && auditsOf(sent.metadata.flowId), { timeoutMs: 15_000 });
     expect(record).toMatchObject({ provider: "ollama", model: "llama3.2", operationName: "chat", prompt, response: expected, outputTokens: countTokens(expected), finishReason: "stop" });
     expect(record.inputTokens).toBe((out.payload as { inputTokens: number }).inputTokens);
+  });
+
+  it("query-processing ranks the embedded chunks against a question, and response-generation answers from the best ones", async () => {
+    const question = "What happens to held work after the switch?";
+    const sent = input({ query: question, candidates: vectors }, { topK: 2 });
+    const got = await ask("query-processing", sent);
+    expect(got.status, JSON.stringify(got.body)).toBe(200);
+    const { results } = expectContract("query-processing", sent, got).payload as { results: { rank: number; score: number; index: number; text: string; embedding?: unknown }[] };
+    // The same ranking computed here from the stand-in's vectors.
+    const q = embed(question);
+    const expected = vectors.map((v, index) => ({ index, score: v.embedding.reduce((s, x, k) => s + x * q[k]!, 0) }))
+      .sort((a, b) => b.score - a.score || a.index - b.index).slice(0, 2);
+    expect(results.map((r) => r.index)).toEqual(expected.map((e) => e.index));
+    expect(results.map((r) => r.rank)).toEqual([1, 2]);
+    expect(results[0]!.score).toBeCloseTo(expected[0]!.score, 4);
+    expect(results[0]!.text).toContain("Held work is replayed to the new runtime after the switch.");
+    expect(results[0]!.embedding).toBeUndefined();
+    const [record] = await until("the query embedding's AI decision", () => auditsOf(sent.metadata.flowId).length === 1 && auditsOf(sent.metadata.flowId), { timeoutMs: 15_000 });
+    expect(record).toMatchObject({ operationName: "embeddings", prompt: question, inputTokens: countTokens(question) });
+
+    const respond = await ask("response-generation", input({ question, context: results }));
+    expect(respond.body.payload.answer).toBe("Held work is replayed to the new runtime after the switch.");
+    const mixed = await ask("query-processing", input({ query: question, candidates: [{ text: "x", embedding: [1, 0] }] }));
+    expect(mixed.status).toBe(400);
+    expect(mixed.body.error.message).toMatch(/dimensions/);
   });
 
   it("an overloaded model (503 twice) is retried with back-off and the third attempt answers", async () => {
