@@ -8,8 +8,10 @@
 import { env, SELF } from "cloudflare:test";
 import { and, eq, inArray } from "drizzle-orm";
 import { SignJWT } from "jose";
-import { beforeAll, describe, expect, it } from "vitest";
-import { alertNotifications, alerts, auditLogs, instanceHealth, instances } from "../../db/schema.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { alertNotifications, alertRules, alerts, auditLogs, deployments, instanceHealth, instances } from "../../db/schema.ts";
+import { addTokens } from "../../core/governance/tokenUsage.ts";
+import { openKv } from "../../core/platform/kv.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
 import { call, callJob, PUBLIC_URL } from "./qstashJobs.ts";
 
@@ -44,11 +46,18 @@ async function teamInstance(team: string, status: string) {
 const setStatus = (id: string, status: string, team?: string, reason: string | null = null) =>
   withDb((db) => db.update(instances).set({ status, statusReason: reason, ...(team ? { team } : {}) }).where(eq(instances.id, id)));
 
+const createdRules: string[] = [];
 async function createRule(body: Record<string, unknown>) {
   const res = await api("POST", "/api/alerts/rules", { token: admin.token, body });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
+  createdRules.push(res.body.id);
   return res.body;
 }
+
+// The test database outlives a run: rules left enabled would be evaluated by every later run.
+afterAll(async () => {
+  if (createdRules.length) await withDb((db) => db.update(alertRules).set({ enabled: false }).where(inArray(alertRules.id, createdRules)));
+});
 
 /** A /ws/fleet watcher that collects fleet:alert events. */
 async function watchFleet(token: string) {
@@ -223,6 +232,40 @@ describe("alert lifecycle", () => {
     expect(second.body.items).toHaveLength(1);
     expect(second.body.nextCursor).toBeNull();
     expect((await api("GET", "/api/alerts?cursor=nope", { token: viewer.token })).status).toBe(400);
+  });
+});
+
+describe("each kind's condition", () => {
+  it("deployment rolled back, bridge never connected, token budget at 80 %; every kind evaluates without error", async () => {
+    const team = unique("t");
+    const inst = await teamInstance(team, "running");
+    const t0 = new Date();
+    await withDb((db) => db.insert(deployments).values({ instanceId: inst.id, strategy: "blue-green", status: "rolled_back", errorCode: "smoke_failed", completedAt: t0 }));
+    expect((await api("PUT", `/api/quotas/${team}`, { token: admin.token, body: { maxLlmTokensPerDay: 1000 } })).status).toBe(201);
+    await addTokens(openKv(env), team, 850, t0);
+    const rules = [
+      await createRule({ team, name: "deploy", kind: "deployment_failed" }),
+      // No bridge ever connected to the instance's cluster.
+      await createRule({ team, name: "bridge", kind: "bridge_disconnected", params: { minutes: 2 } }),
+      await createRule({ team, name: "tokens", kind: "ai_budget", params: { metric: "tokens" } }),
+      await createRule({ team, name: "cost", kind: "ai_budget", params: { metric: "cost", dailyBudget: 10 } }),
+      await createRule({ team, name: "hooks", kind: "webhook_signature_failures", params: { perSecond: 1000 } }),
+      await createRule({ team, name: "chain", kind: "audit_chain" }),
+    ];
+    const first = await evaluate(t0);
+    const mine = new Set(rules.map((r) => r.id));
+    expect(first.errors.filter((e: any) => mine.has(e.ruleId))).toEqual([]);
+    let list = await alertsOf(team);
+    expect(list.find((a) => a.kind === "deployment_failed")).toMatchObject({ subject: inst.id, status: "firing" });
+    expect(list.find((a) => a.kind === "deployment_failed").summary).toContain("smoke_failed");
+    expect(list.find((a) => a.kind === "bridge_disconnected")).toMatchObject({ status: "pending" });
+    expect(list.filter((a) => a.kind === "ai_budget").map((a) => a.subject)).toEqual(["tokens@80"]);
+
+    const later = await evaluate(new Date(t0.getTime() + 3 * 60_000));
+    expect(later.errors.filter((e: any) => mine.has(e.ruleId))).toEqual([]);
+    list = await alertsOf(team);
+    expect(list.find((a) => a.kind === "bridge_disconnected")).toMatchObject({ status: "firing", details: { openCommands: expect.any(Number) } });
+    expect(list.filter((a) => a.kind === "webhook_signature_failures")).toEqual([]);
   });
 });
 
