@@ -89,7 +89,9 @@ describe("blue-green deployments through the API", () => {
     expect(done.status, JSON.stringify(done)).toBe("completed");
     expect(report.sent.mqtt).toBeGreaterThan(300);
     expect(report.sent.http).toBeGreaterThan(50);
-    expect(losses(report), report.httpErrorSamples.join(" | ")).toEqual(NO_LOSS);
+    // On failure, say when work was held (bridge clock) and how the phases ran: a hold longer than the client's timeout is the usual cause.
+    const held = `held ${done.metrics.holdingSince} → ${done.metrics.switchedAt} (${done.metrics.holdMs} ms); phases ${JSON.stringify(done.metrics.phaseMs)}; accounting ${JSON.stringify(done.metrics.accounting)}`;
+    expect(losses(report), `${report.httpErrorSamples.join(" | ")}; ${held}`).toEqual(NO_LOSS);
     const resumeAt = Date.parse(done.history.find((h: any) => h.phase === "RESUME" && h.status === "started")!.at);
     const after = [...report.answers.values()].filter((a) => a.sent.at > resumeAt);
     expect(after.length).toBeGreaterThan(50);
