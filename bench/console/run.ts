@@ -21,6 +21,11 @@ import type { Browser, BrowserContext, WebSocketRoute } from "playwright-core";
 import { APP_DIR, buildConsoleIfStale, launchChromium } from "../../scripts/console-browser.ts";
 import { BASELINE_JS, baselineHtml, CLUSTER, fleet, instancesPage } from "./fleetFixture.ts";
 
+// The functions handed to addInitScript / page.evaluate run in the page; this Node program has no DOM types.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+declare const window: any, document: any, location: any, MutationObserver: any;
+declare function requestAnimationFrame(cb: () => void): number;
+
 const N = Number(process.env.BENCH_INSTANCES ?? 1000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20);

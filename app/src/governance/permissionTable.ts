@@ -12,7 +12,7 @@ export type GrantAction = Exclude<Grant["action"], "*">;
 
 export const RESOURCES = [
   "instances", "clusters", "deployments", "users", "roles", "audit", "apikeys", "metrics", "config", "policies", "quotas",
-  "ai_decisions", "ai_prompts", "ai_prices", "reports",
+  "ai_decisions", "ai_prompts", "ai_prices", "reports", "alerts",
 ] as const satisfies readonly Resource[];
 export const ACTIONS = ["create", "read", "update", "delete"] as const satisfies readonly GrantAction[];
 
@@ -26,7 +26,7 @@ export const RESOURCE_WORDS: Record<Resource, string> = {
   instances: "Node-RED instances", clusters: "clusters and bridges", deployments: "blue-green deployments", users: "users",
   roles: "roles", audit: "audit log", apikeys: "own API keys", metrics: "health and fleet metrics", config: "schedules, retention, re-seal",
   policies: "policies", quotas: "team quotas", ai_decisions: "AI decision records", ai_prompts: "prompt and response text",
-  ai_prices: "model prices", reports: "compliance reports",
+  ai_prices: "model prices", reports: "compliance reports", alerts: "alerts",
 };
 
 export interface PermissionGrant { resource: Resource | "*"; action: GrantAction | "*" }

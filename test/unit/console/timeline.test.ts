@@ -6,8 +6,8 @@ const t = (s: number) => new Date(Date.UTC(2026, 11, 2, 8, 0, s)).toISOString();
 function deployment(over: Partial<Deployment> = {}): Deployment {
   return {
     id: "d1", instanceId: "i1", strategy: "blue-green", status: "in_progress", phase: "DRAIN", progress: 0, switched: false,
-    history: [], metrics: { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} },
-    error: null, fromVersionId: null, toVersionId: "v2", fromStack: "5.0", toStack: "5.0", toNodeRed: null, createdAt: t(0), completedAt: null,
+    history: [], metrics: { messagesHeld: 0, messagesReplayed: 0, messagesLost: 0, messagesDuplicated: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: {} },
+    error: null, attention: null, timeouts: null, fromVersionId: null, toVersionId: "v2", fromStack: "5.0", toStack: "5.0", toNodeRed: null, createdAt: t(0), completedAt: null,
     ...over,
   };
 }
@@ -37,7 +37,7 @@ describe("a deployment's timeline", () => {
         { phase: "VERIFY", status: "started", at: t(1) }, { phase: "VERIFY", status: "failed", at: t(4), detail: "1 of 2 checks failed" },
         { phase: "ROLLING_BACK", status: "started", at: t(4) }, { phase: "ROLLING_BACK", status: "completed", at: t(6) },
       ],
-      metrics: { messagesHeld: 5, messagesReplayed: 5, messagesLost: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: { VERIFY: 3100 } },
+      metrics: { messagesHeld: 5, messagesReplayed: 5, messagesLost: 0, messagesDuplicated: 0, inFlightAtDrain: 0, stragglers: 0, phaseMs: { VERIFY: 3100 } },
       error: { code: "smoke_failed", message: "smoke tests failed: 1 of 2" },
     });
     expect(timeline(d).map((r) => [r.phase, r.state, r.durationMs, r.detail])).toEqual([
