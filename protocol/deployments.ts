@@ -170,6 +170,14 @@ export const accountingSchema = z.object({
 });
 export type Accounting = z.infer<typeof accountingSchema>;
 
+/** Nothing counted yet: exact until a count the formula needs goes unreported. */
+export function emptyAccounting(): Accounting {
+  return {
+    mqttHeld: 0, mqttReplayed: 0, mqttLost: 0, mqttDuplicated: 0, httpHeld: 0, httpReleased: 0, httpLost: 0,
+    httpRefused: 0, stoppedInFlight: 0, expired: 0, stranded: 0, exact: true, unseen: [],
+  };
+}
+
 export const deploymentMetricsSchema = z.object({
   messagesHeld: z.number().int().nonnegative(),
   messagesReplayed: z.number().int().nonnegative(),

@@ -7,17 +7,10 @@
  * deployment cost") says what is counted and what cannot be seen.
  */
 import type { CommandResult, SmokeResult } from "../../protocol/commands.ts";
-import type { Accounting } from "../../protocol/deployments.ts";
+import { emptyAccounting, type Accounting } from "../../protocol/deployments.ts";
 import type { RunState } from "./state.ts";
 
 type Handover = CommandResult<"route.switch"> | CommandResult<"deployment.rollback">;
-
-export function emptyAccounting(): Accounting {
-  return {
-    mqttHeld: 0, mqttReplayed: 0, mqttLost: 0, mqttDuplicated: 0, httpHeld: 0, httpReleased: 0, httpLost: 0,
-    httpRefused: 0, stoppedInFlight: 0, expired: 0, stranded: 0, exact: true, unseen: [],
-  };
-}
 
 /** States stored before accounting existed start counting from their next answer. */
 function ledger(s: RunState): Accounting {

@@ -4,8 +4,9 @@
  * Everything the object knows is here, so an evicted or restarted object
  * resumes from it.
  */
-import { emptyAccounting } from "./accounting.ts";
-import type { Attention, DeploymentError, DeploymentInit, DeploymentMetrics, DeploymentStatus, DeploymentStep, PhaseRecord } from "../../protocol/deployments.ts";
+import {
+  emptyAccounting, type Attention, type DeploymentError, type DeploymentInit, type DeploymentMetrics, type DeploymentStatus, type DeploymentStep, type PhaseRecord,
+} from "../../protocol/deployments.ts";
 
 /** The steps of a deployment; `done` is where every ending (completed, rolled back, failed) rests. */
 export type Step = DeploymentStep | "done";
