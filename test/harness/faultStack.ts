@@ -154,6 +154,7 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
     const from = m.holdingSince ? Date.parse(m.holdingSince) : drain.at ?? t0;
     const to = (m.switchedAt ? Date.parse(m.switchedAt) : t1) + 1000;
     if (deployment?.error) notes.push(`error: ${deployment.error.code}: ${String(deployment.error.message).slice(0, 300)}`);
+    if (m.accounting) notes.push(`accounting (the product's own): ${JSON.stringify(m.accounting).slice(0, 400)}`);
     notes.push(`held ${m.messagesHeld}, replayed ${m.messagesReplayed}; phases ${JSON.stringify(deployment?.history?.map((h: any) => `${h.phase}:${h.status}`) ?? [])}`);
     if (report.httpErrorSamples.length) notes.push(`first HTTP failures: ${report.httpErrorSamples.slice(0, 3).join(" | ")}`);
     const refusals = report.httpErrorSamples.filter((x) => /^\d{3} /.test(x));
