@@ -101,13 +101,14 @@ export async function seedAiDecisions(w: ConsoleWorld, instanceId: string, count
       inputTokens: 200 + ((n * 37) % 400), outputTokens: 40 + ((n * 53) % 160), latencyMs: 300 + ((n * 71) % 900), finishReason: "stop",
     };
   });
+  // Prices first: a call is priced when it arrives.
+  await w.api.PUT("/api/ai/prices", { body: { provider: "openai", model: "gpt-4o-mini", inputUsdPerMtok: 0.15, outputUsdPerMtok: 0.6 } });
+  await w.api.PUT("/api/ai/prices", { body: { provider: "anthropic", model: "claude-haiku", inputUsdPerMtok: 0.8, outputUsdPerMtok: 4 } });
   const body = JSON.stringify({ batchId: `seed${now}`, records });
   const res = await fetch(`${w.stack.apiUrl}/api/webhooks/clusters/${w.clusterId}/ai-decisions`, {
     method: "POST", body, headers: { "content-type": "application/json", ...(await webhookHeaders(w.webhookSecret, body)) },
   });
   if (!res.ok) throw new Error(`AI decisions: ${res.status} ${await res.text()}`);
-  await w.api.PUT("/api/ai/prices", { body: { provider: "openai", model: "gpt-4o-mini", inputUsdPerMtok: 0.15, outputUsdPerMtok: 0.6 } });
-  await w.api.PUT("/api/ai/prices", { body: { provider: "anthropic", model: "claude-haiku", inputUsdPerMtok: 0.8, outputUsdPerMtok: 4 } });
 }
 
 /** People, a custom role, a key, a quota, a policy, a report and a schedule: governance with something in it. */

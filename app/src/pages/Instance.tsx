@@ -1,6 +1,6 @@
 /** One instance: what it is, its health over time, its flows and their versions, its deployments, secrets and audit trail. */
 import { A, useParams } from "@solidjs/router";
-import { createResource, createSignal, For, onCleanup, Show } from "solid-js";
+import { createEffect, createResource, createSignal, For, on, onCleanup, Show } from "solid-js";
 import { api, messageOf } from "../api/api.ts";
 import { can } from "../api/me.ts";
 import { useCursorList } from "../api/useCursorList.ts";
@@ -27,7 +27,9 @@ export function Instance() {
   const [healthTick, setHealthTick] = createSignal(0);
 
   const deployments = useCursorList(async (cursor) => api.GET("/api/deployments", { params: { query: { instanceId: params.id, limit: 20, ...(cursor ? { cursor } : {}) } } }));
-  const audit = useCursorList(async (cursor) => api.GET("/api/audit", { params: { query: { resourceType: "instance", resourceId: params.id, limit: 25, ...(cursor ? { cursor } : {}) } } }), { immediate: can("audit", "read") });
+  const audit = useCursorList(async (cursor) => api.GET("/api/audit", { params: { query: { resourceType: "instance", resourceId: params.id, limit: 25, ...(cursor ? { cursor } : {}) } } }), { immediate: false });
+  // Permissions arrive with /api/auth/me, which may answer after this page opened (a direct link or a reload).
+  createEffect(on(() => can("audit", "read"), (allowed) => { if (allowed) void audit.reload(); }));
 
   const live = useLive("/ws/fleet", {
     onMessage: (m) => {

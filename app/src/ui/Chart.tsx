@@ -60,7 +60,7 @@ export function Chart(props: ChartProps) {
       axes: [
         { stroke: axisColor, grid, ticks: grid, ...(cats ? { values: (_u, splits) => splits.map((i) => cats[i] ?? ""), splits: () => cats.map((_, i) => i) } : {}) },
         { stroke: axisColor, grid, ticks: grid, size: 60, ...(firstFormat ? { values: (_u, splits) => splits.map(firstFormat) } : {}) },
-        ...(rightScale ? [{ scale: rightScale, side: 1 as const, stroke: axisColor, grid: { show: false }, size: 50, ...(rightFormat ? { values: (_u: uPlot, splits: number[]) => splits.map(rightFormat) } : {}) }] : []),
+        ...(rightScale ? [{ scale: rightScale, side: 1 as const, stroke: axisColor, grid: { show: false }, size: 80, ...(rightFormat ? { values: (_u: uPlot, splits: number[]) => splits.map(rightFormat) } : {}) }] : []),
       ],
       series: [
         cats ? { label: "", value: (_u, i) => (i === null ? "" : cats[i] ?? "") } : {},

@@ -57,7 +57,7 @@ export function HealthPanel(props: { instanceId: string; tick: number }) {
                 { label: "heap (MiB)", color: "--unknown", format: (v) => `${v} MiB` },
                 { label: "ready", color: "--ok", scale: "ready", stepped: true, format: (v) => (v >= 1 ? "ready" : "not ready") },
               ]}
-              scales={{ ready: { range: [0, 1.2] } }} />
+              scales={{ ready: { range: [-0.1, 1.1] } }} />
           </Show>
         </Show>
       </Show>
