@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CursorList, type CursorListState, type PageAnswer } from "../../../app/src/api/cursorList.ts";
+import { CursorList, loadAllPages, type CursorListState, type PageAnswer } from "../../../app/src/api/cursorList.ts";
 
 const ok = <T>(items: T[], nextCursor: string | null): PageAnswer<T> => ({ data: { items, nextCursor }, response: new Response(null, { status: 200 }) });
 
@@ -79,5 +79,24 @@ describe("the shared cursor-list loader", () => {
     await list.reload();
     list.update((items) => items.map((x) => (x.id === 2 ? { ...x, s: "c" } : x)));
     expect(list.current.items.map((x) => x.s)).toEqual(["a", "c"]);
+  });
+});
+
+describe("reading every page (the fleet table)", () => {
+  it("follows the cursors to the end", async () => {
+    const pages: Record<string, PageAnswer<number>> = { first: ok([1, 2], "b"), b: ok([3, 4], "c"), c: ok([5], null) };
+    expect(await loadAllPages<number>(async (c) => pages[c ?? "first"]!, 100)).toEqual({ items: [1, 2, 3, 4, 5], truncated: false, error: null });
+  });
+
+  it("stops at the cap and says the list was cut", async () => {
+    let n = 0;
+    const endless = async () => { n++; return ok([n * 2 - 1, n * 2], `p${n}`); };
+    expect(await loadAllPages<number>(endless, 5)).toEqual({ items: [1, 2, 3, 4, 5], truncated: true, error: null });
+  });
+
+  it("keeps the pages read before a failure and says why", async () => {
+    const answers = [ok([1], "x"), { error: { error: { code: "rate_limited", message: "slow down" } }, response: new Response(null, { status: 429 }) }];
+    let i = 0;
+    expect(await loadAllPages<number>(async () => answers[i++]!, 100)).toEqual({ items: [1], truncated: false, error: "slow down" });
   });
 });
