@@ -7,7 +7,7 @@ import { counted, recordFromRequest } from "../core/metrics/record.ts";
 import { SERIES } from "../core/metrics/series.ts";
 
 /** Label values of redforge_qstash_deliveries_total: a bounded set, whatever path a signed request names. */
-const KNOWN_JOBS = new Set(["health-sweep", "compliance-export", "retention-purge"]);
+const KNOWN_JOBS = new Set(["health-sweep", "compliance-export", "retention-purge", "alerts-evaluate", "alerts-deliver"]);
 
 /**
  * Every job route is called by QStash and nobody else: the Upstash-Signature
