@@ -59,8 +59,10 @@ export function Chart(props: ChartProps) {
         : { x: { time: true }, ...(props.scales ?? {}) },
       axes: [
         { stroke: axisColor, grid, ticks: grid, ...(cats ? { values: (_u, splits) => splits.map((i) => cats[i] ?? ""), splits: () => cats.map((_, i) => i) } : {}) },
-        { stroke: axisColor, grid, ticks: grid, size: 60, ...(firstFormat ? { values: (_u, splits) => splits.map(firstFormat) } : {}) },
-        ...(rightScale ? [{ scale: rightScale, side: 1 as const, stroke: axisColor, grid: { show: false }, size: 80, ...(rightFormat ? { values: (_u: uPlot, splits: number[]) => splits.map(rightFormat) } : {}) }] : []),
+        { stroke: axisColor, grid, ticks: grid, size: 72, ...(firstFormat ? { values: (_u, splits) => splits.map(firstFormat) } : {}) },
+        ...(rightScale ? [{ scale: rightScale, side: 1 as const, stroke: axisColor, grid: { show: false }, size: 80,
+          // A stepped state (ready 0/1) has two values, not a numeric scale's ticks.
+          ...(props.series.some((s) => s.scale === rightScale && s.stepped) ? { splits: () => [0, 1] } : {}), ...(rightFormat ? { values: (_u: uPlot, splits: number[]) => splits.map(rightFormat) } : {}) }] : []),
       ],
       series: [
         cats ? { label: "", value: (_u, i) => (i === null ? "" : cats[i] ?? "") } : {},
