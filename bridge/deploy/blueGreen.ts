@@ -10,7 +10,7 @@ import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
 import type { RuntimeAdmin } from "../drivers/nodeRedAdmin.ts";
 import { runSmoke } from "./smoke.ts";
 import { BridgeError } from "../errors.ts";
-import { handOver } from "../routing/fronts.ts";
+import { handOver, type FrontCounters } from "../routing/fronts.ts";
 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -28,6 +28,12 @@ const finished = (s: GateStatus) => s.inFlight === 0 && (s.mode !== "retire" || 
 export class BlueGreen {
   /** Front counters at the switch, per instance, for the post-switch analysis. */
   private readonly atSwitch = new Map<string, { serverErrors: number; forwarded: number; gate: GateStatus["counters"] }>();
+  /**
+   * Counters when a hold began (the drain), per instance, so the hand-over can say exactly what it
+   * held (the deployment's loss count). In memory only: after a bridge restart the hand-over leaves
+   * those figures out and the control plane counts from the drain's, a lower bound it marks as such.
+   */
+  private readonly atDrain = new Map<string, { runtime: string; gate: GateStatus["counters"]; front?: { held: number; refused: number } }>();
 
   constructor(private readonly driver: Driver & BlueGreenDriver, private readonly admin: RuntimeAdmin, private readonly mqttConfigured: boolean) {}
 
@@ -60,18 +66,28 @@ export class BlueGreen {
     }
     // Hold at the front first (new requests stop reaching blue), then drain the gate.
     const holdingSince = new Date().toISOString();
-    await this.driver.front(instanceId)?.hold();
+    const front = this.driver.front(instanceId);
+    // The baseline is read before the gate can hear "drain" (the retained MQTT mode often arrives
+    // before the Admin API call returns): what it holds from then on is this hold's.
+    const [frontAtDrain, gateAtDrain] = await Promise.all([front?.counters(), this.admin.gate(base)]);
+    await front?.hold();
     await mqtt?.publishMode(runtime, "drain");
     const drained = await this.admin.gate(base, "drain");
+    // A re-run of the same drain (after a timeout or a restart) keeps the first baseline: the hold did not restart.
+    if (this.atDrain.get(instanceId)?.runtime !== runtime) {
+      this.atDrain.set(instanceId, { runtime, gate: gateAtDrain.counters, ...(frontAtDrain ? { front: { held: frontAtDrain.held, refused: frontAtDrain.refused } } : {}) });
+    }
     const t0 = Date.now();
     const status = await this.untilIdle(base, args.drainTimeoutMs, drained);
+    const frontNow = await front?.counters();
     return {
       runtime, mode: status.mode, inFlight: status.inFlight, drainedInMs: Date.now() - t0, holdingSince,
       // Stragglers past the deadline finish on blue, which stays warm; they are counted, not dropped.
       stragglers: status.inFlight,
-      heldHttp: ((await this.driver.front(instanceId)?.heldCount()) ?? 0) + status.heldHttp,
+      heldHttp: ((await front?.heldCount()) ?? 0) + status.heldHttp,
       // What blue's gate republished to the hold queue since the drain began.
-      heldMqtt: since(status.counters.heldMqtt, drained.counters.heldMqtt),
+      heldMqtt: since(status.counters.heldMqtt, gateAtDrain.counters.heldMqtt),
+      ...(frontNow && frontAtDrain ? { httpRefused: since(frontNow.refused, frontAtDrain.refused) } : {}),
     };
   }
 
@@ -149,7 +165,11 @@ export class BlueGreen {
     await front?.hold(); // already holding after a drain; a no-op then
     const mqtt = this.driver.mqttFront(instanceId);
     let gateAtSwitch: GateStatus | undefined;
+    let fromAtMarker: GateStatus | undefined;
     const activate = async () => {
+      // The end-of-hold marker is back: `from`'s gate has republished everything it will hold.
+      const fromBase = await this.driver.runtimeBase(from);
+      fromAtMarker = fromBase ? await this.admin.gate(fromBase).catch(() => undefined) : undefined;
       await mqtt?.publishMode(to, "active");
       gateAtSwitch = await this.admin.gate(toBase, "active");
     };
@@ -169,7 +189,28 @@ export class BlueGreen {
     const blueReleased = fromBase
       ? (await Promise.all([mqtt?.publishMode(from, fromMode), this.admin.gate(fromBase, fromMode)]))[1].counters.released
       : 0;
-    return { from, to, replayed: moved.replayed, bufferedDuringSwitch: moved.buffered, httpReleased, heldHttpReleasedOnBlue: blueReleased, switchedAt };
+    return {
+      from, to, replayed: moved.replayed, bufferedDuringSwitch: moved.buffered, httpReleased, heldHttpReleasedOnBlue: blueReleased, switchedAt,
+      ...this.heldDuring(instanceId, from, fromAtMarker, counters),
+    };
+  }
+
+  /**
+   * What this hold took in, for the deployment's loss count: MQTT republished by `from`'s gate since
+   * its drain (the one end-of-hold marker of this hand-over excluded), HTTP held at the front and in
+   * the gate, and requests the full front refused. Left out when the drain's baseline is not known
+   * here (a bridge restarted since) or the gate could not be read: the control plane then counts a lower bound.
+   */
+  private heldDuring(instanceId: string, from: string, gate: GateStatus | undefined, front: FrontCounters | undefined): { heldMqtt?: number; httpHeld?: number; httpRefused?: number } {
+    const start = this.atDrain.get(instanceId);
+    this.atDrain.delete(instanceId);
+    if (!start || start.runtime !== from || !gate) return {};
+    const frontHeld = front && start.front ? since(front.held, start.front.held) : 0;
+    return {
+      heldMqtt: Math.max(0, since(gate.counters.heldMqtt, start.gate.heldMqtt) - 1),
+      httpHeld: frontHeld + since(gate.counters.heldHttp, start.gate.heldHttp),
+      ...(front && start.front ? { httpRefused: since(front.refused, start.front.refused) + since(gate.counters.refusedHttp, start.gate.refusedHttp) } : {}),
+    };
   }
 
   /** Back to blue; works before the switch (blue drained) and after it (green serving). */

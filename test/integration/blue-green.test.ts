@@ -68,6 +68,10 @@ describe("blue-green on real Node-RED", () => {
     expect(after.length).toBeGreaterThan(50);
     expect(after.every((a) => a.answers.length === 1 && a.answers[0]!.version === "v2" && a.answers[0]!.runtime === green)).toBe(true);
     expect(Number(outcome.replayed) + Number(outcome.bufferedDuringSwitch)).toBeGreaterThan(0);
+    // The hand-over reports what the hold took in, so the deployment can count losses exactly: nothing here.
+    expect(outcome.heldMqtt, JSON.stringify(outcome)).toBe(outcome.replayed);
+    expect(outcome.httpHeld).toBe(Number(outcome.httpReleased) + Number(outcome.heldHttpReleasedOnBlue));
+    expect(outcome.httpRefused).toBe(0);
   }, 120_000);
 
   it("rolls back on a failed smoke test and blue answers everything", async () => {
@@ -75,6 +79,7 @@ describe("blue-green on real Node-RED", () => {
     expect(smoke.verdict).toBe("failed");
     expect(outcome.serving).toBe(blue);
     expect(losses(report), report.httpErrorSamples.join(" | ")).toEqual(NO_LOSS);
+    expect(outcome.heldMqtt, JSON.stringify(outcome)).toBe(outcome.replayed);
     const all = [...report.answers.values()];
     expect(all.every((a) => a.answers.every((x) => x.version === "v1" && x.runtime === blue))).toBe(true);
     expect(await driver.runtimeBase(green)).toBeUndefined();
