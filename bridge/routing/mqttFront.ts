@@ -24,6 +24,7 @@
  * collecting and replaying loses nothing: the next front on the same spool
  * dir replays it.
  */
+import fs from "node:fs";
 import path from "node:path";
 import { connectAsync, type IClientPublishOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import { endOfHoldMarker, gateControlMessage, mqttTopics, parseEndOfHold, type GateMode } from "../../protocol/mqtt.ts";
@@ -66,13 +67,27 @@ export class MqttFront implements MqttRoute {
   private completing?: { from: string; to: string; done: Promise<HandoverResult> };
   private readonly topics;
   private readonly log: (line: string) => void;
+  /**
+   * A hold is open: from a gate told "drain" until the hand-over that ends it replays. Outside one,
+   * what still reaches the hold queue is a straggler behind a hand-over's marker (a restarted gate
+   * in drain republishing its stored session after the marker, as aedes interleaves them): it goes
+   * to the serving runtime at once instead of waiting in the spool for a hand-over that may never
+   * come. Kept in a file beside the spool, so a data plane that restarts mid-hold keeps holding.
+   */
+  private holdOpen: boolean;
+  private readonly holdFlag?: string;
   forwarded = 0;
+  /** Held messages that arrived after their hand-over and went straight to the serving runtime. */
+  stragglers = 0;
 
   constructor(private readonly url: string, readonly instanceId: string, opts: MqttFrontOptions = {}) {
     this.topics = { ingest: mqttTopics.ingest(instanceId), hold: mqttTopics.hold(instanceId), active: mqttTopics.active, control: mqttTopics.control };
     this.log = opts.log ?? (() => {});
     this.holdStore = opts.spoolDir ? new SpoolFile(path.join(opts.spoolDir, "hold.spool"), opts.fsync) : new MemoryHold();
     this.switchBuffer = opts.spoolDir ? new SpoolFile(path.join(opts.spoolDir, "switch.spool"), opts.fsync) : new MemoryHold();
+    this.holdFlag = opts.spoolDir ? path.join(opts.spoolDir, "hold.open") : undefined;
+    // Held work already spooled means a hold was open whatever the flag says.
+    this.holdOpen = (this.holdFlag !== undefined && fs.existsSync(this.holdFlag)) || this.holdStore.count > 0;
     // A front that dies mid hand-over left buffered work: new work queues behind it until a hand-over replays it.
     this.buffering = this.switchBuffer.count > 0;
     if (this.holdStore.count || this.switchBuffer.count) this.log(`mqtt front: ${this.holdStore.count} held + ${this.switchBuffer.count} buffered message(s) found in the spool; kept for the next hand-over`);
@@ -116,6 +131,7 @@ export class MqttFront implements MqttRoute {
 
   /** Publishes a retained gate mode for a runtime: a gate that (re)starts picks it up. */
   async publishMode(runtimeId: string, mode: GateMode): Promise<void> {
+    if (mode === "drain") this.setHoldOpen(true);
     await this.requireClient().publishAsync(this.topics.control(runtimeId), gateControlMessage(mode), { qos: 1, retain: true });
   }
 
@@ -183,6 +199,7 @@ export class MqttFront implements MqttRoute {
     this.buffering = false;
     this.current = undefined;
     this.markerSeen = undefined;
+    this.setHoldOpen(false);
     await Promise.all(acked);
     // Only now may the spool forget them: a crash before this line replays them again (at least once).
     this.holdStore.consume(held.length);
@@ -231,6 +248,14 @@ export class MqttFront implements MqttRoute {
     return this.requireClient().publishAsync(this.topics.active(this.target!), payload, QOS1).catch((err: Error) => this.log(`mqtt front: forward failed: ${err.message}`));
   }
 
+  private setHoldOpen(open: boolean): void {
+    if (this.holdOpen === open) return;
+    this.holdOpen = open;
+    if (!this.holdFlag) return;
+    if (open) fs.writeFileSync(this.holdFlag, new Date().toISOString(), { mode: 0o600 });
+    else fs.rmSync(this.holdFlag, { force: true });
+  }
+
   /** Spooled before `done`, so the broker drops a held message only once it is on disk. */
   private onHeld(packet: IPublishPacket, done: Done): void {
     const payload = toBuffer(packet.payload);
@@ -238,6 +263,12 @@ export class MqttFront implements MqttRoute {
     if (marker) {
       if (this.markerSeen && marker === this.markerSeen.token) this.markerSeen.resolve();
       return done(); // a stale marker from an earlier, interrupted hand-over: not work
+    }
+    if (!this.holdOpen && !this.buffering && this.target && !this.current) {
+      // A straggler after the hand-over: to the serving runtime, acknowledged once the broker has it.
+      this.stragglers++;
+      this.forward(payload).then(() => done(), () => done());
+      return;
     }
     try {
       this.holdStore.append(payload);

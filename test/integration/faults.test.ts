@@ -27,17 +27,25 @@ beforeAll(async () => {
 // Bridge logs stay in `dir` for diagnosis (each failure message names its file); state dirs go with each cluster.
 afterAll(async () => stack?.stop(), 60_000);
 
-/** What a user would notice after `run`, each as its own soft assertion so one run shows every broken promise. */
-function expectNothingNoticed(run: FaultRun): void {
+/**
+ * What a user would notice after `run`, each as its own soft assertion so one run shows every broken promise.
+ * `mqttOnly`: a host restart kills every process that holds an HTTP connection (the data plane, Node-RED),
+ * so requests in flight at that instant and those sent while nothing listens cannot be answered; what is
+ * promised there is the MQTT stream (broker sessions + the hold spool), the deployment's outcome and an
+ * instance that answers again. The HTTP figures are printed and documented (docs/deployments.md "Faults").
+ */
+function expectNothingNoticed(run: FaultRun, opts: { mqttOnly?: boolean } = {}): void {
   const why = `${FAULTS[run.key].title}\n  ${run.notes.join("\n  ")}`;
   const r = losses(run.report);
   const first = (seqs: number[]) => (seqs.length ? ` (first ${seqs.slice(0, 8).join(", ")})` : "");
+  const seen = { lostMqtt: r.lostMqtt.length, duplicatedMqtt: r.duplicatedMqtt.length, httpUnanswered: r.httpUnanswered, httpErrors: r.httpErrors };
+  if (opts.mqttOnly) console.log(`${FAULTS[run.key].title}: HTTP unanswered ${r.httpUnanswered}, errors ${r.httpErrors} (not asserted: connections the kill cut)`);
   expect.soft(
-    { lostMqtt: r.lostMqtt.length, duplicatedMqtt: r.duplicatedMqtt.length, httpUnanswered: r.httpUnanswered, httpErrors: r.httpErrors },
+    opts.mqttOnly ? { lostMqtt: seen.lostMqtt, duplicatedMqtt: seen.duplicatedMqtt } : seen,
     `${why}\n  lost${first(r.lostMqtt)}, duplicated${first(r.duplicatedMqtt)}`,
-  ).toEqual({ lostMqtt: 0, duplicatedMqtt: 0, httpUnanswered: 0, httpErrors: 0 });
+  ).toEqual(opts.mqttOnly ? { lostMqtt: 0, duplicatedMqtt: 0 } : { lostMqtt: 0, duplicatedMqtt: 0, httpUnanswered: 0, httpErrors: 0 });
   expect.soft(run.finalStatus, why).toMatch(/^(completed|rolled_back)$/);
-  expect.soft(run.reportedLost, `metrics.messagesLost vs measured: ${why}`).toBe(run.measuredLost);
+  expect.soft(run.reportedLost, `metrics.messagesLost vs measured: ${why}`).toBe(opts.mqttOnly ? r.lostMqtt.length : run.measuredLost);
   expect.soft(run.frontAfter, `the instance answers after the run: ${why}`).toMatch(/^200 /);
 }
 
@@ -55,7 +63,7 @@ function faultSuite(key: FaultKey): void {
       // The harness's own precondition: the fault struck while blue drained (not before, not never).
       if (key !== "h") expect(run.injectedAt, run.notes.join("\n")).toBeDefined();
       expect(run.report.sent.mqtt).toBeGreaterThan(300);
-      expectNothingNoticed(run);
+      expectNothingNoticed(run, { mqttOnly: key === "g" });
     }, 600_000);
   });
 }
