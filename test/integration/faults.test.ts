@@ -59,7 +59,10 @@ function faultSuite(key: FaultKey): void {
 
     it("loses nothing, duplicates nothing, answers every request, and reports what it cost", async () => {
       // HTTP waits up to 60 s: a request held through a restart and answered late is slow, not lost (the bench's 15 s counts it).
-      const run = await runFault(cluster, key, { rate: 200, beforeMs: 1500, afterMs: 1500, holdDuring: "deploy", httpTimeoutMs: 60_000, deploymentTimeoutMs: 180_000 });
+      // (i) holds work for as long as the Worker is away, which on a loaded machine passed 60 s (the
+      // bridge does not bound a hold on its own yet: docs/deployments.md "Faults"), so it waits longer.
+      const httpTimeoutMs = key === "i" ? 240_000 : 60_000;
+      const run = await runFault(cluster, key, { rate: 200, beforeMs: 1500, afterMs: 1500, holdDuring: "deploy", httpTimeoutMs, deploymentTimeoutMs: 300_000 });
       // The harness's own precondition: the fault struck while blue drained (not before, not never).
       if (key !== "h") expect(run.injectedAt, run.notes.join("\n")).toBeDefined();
       expect(run.report.sent.mqtt).toBeGreaterThan(300);
