@@ -1,7 +1,11 @@
 /**
- * How the Worker counts: additions go to one of SHARDS MetricsSink objects
- * (so one object's throughput does not cap the API), off the response path
- * (waitUntil). A failure to count is logged and never fails a request.
+ * How the Worker counts: additions are gathered in the isolate for up to
+ * FLUSH_MS and then sent, merged, to one of SHARDS MetricsSink objects (so
+ * neither one object's throughput nor one call per request limits the API),
+ * off the response path: the request that opened the window keeps it alive
+ * with waitUntil until it is sent. A failure to count is logged and never
+ * fails a request; an isolate that dies inside a window loses that window's
+ * additions (they never count, nothing goes backwards).
  */
 import type { Env } from "../env.ts";
 import type { CounterAdd } from "../objects.ts";
@@ -10,16 +14,36 @@ import { SERIES } from "./series.ts";
 /** A scrape reads every shard; writes spread over them. */
 export const SHARDS = 4;
 export const shardName = (i: number) => `metrics-${i}`;
+/** How long an isolate gathers additions before it sends them. */
+export const FLUSH_MS = 500;
 
 interface WaitUntil {
   waitUntil(promise: Promise<unknown>): void;
 }
 
+let pending = new Map<string, CounterAdd>();
+let window: Promise<void> | undefined;
+
 export function recordMetrics(env: Env, ctx: WaitUntil | undefined, adds: CounterAdd[]): void {
   if (!adds.length || !env.METRICS) return;
+  for (const a of adds) {
+    const key = `${a.series}\u0000${JSON.stringify(Object.entries(a.labels).sort(([x], [y]) => x.localeCompare(y)))}`;
+    const known = pending.get(key);
+    if (known) known.value += a.value;
+    else pending.set(key, { ...a, labels: { ...a.labels } });
+  }
+  if (window) return;
+  // Only the request that opens a window waits for it: no request awaits another's I/O.
+  window = new Promise<void>((resolve) => setTimeout(resolve, FLUSH_MS)).then(() => flush(env)).finally(() => { window = undefined; });
+  if (ctx) ctx.waitUntil(window);
+}
+
+async function flush(env: Env): Promise<void> {
+  const batch = [...pending.values()];
+  pending = new Map();
+  if (!batch.length) return;
   const stub = env.METRICS.get(env.METRICS.idFromName(shardName(Math.floor(Math.random() * SHARDS))));
-  const sent = stub.add(adds).catch((err: unknown) => console.error(JSON.stringify({ msg: "metrics not recorded", error: String(err) })));
-  if (ctx) ctx.waitUntil(sent);
+  await stub.add(batch).catch((err: unknown) => console.error(JSON.stringify({ msg: "metrics not recorded", series: batch.length, error: String(err) })));
 }
 
 /** From a request handler: its ExecutionContext keeps the write alive after the answer (absent in app.request unit calls). */
