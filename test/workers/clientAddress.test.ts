@@ -45,7 +45,8 @@ describe("client addresses in the audit chain", () => {
       const res = await requestFrom(form, op.token);
       expect(res.status, form).toBe(201);
     }
-    const rows = await withDb((db) => db.select().from(auditLogs).where(eq(auditLogs.userId, op.id)));
+    // In the order they were written: a select without ORDER BY has none (seen once in CI under load).
+    const rows = await withDb((db) => db.select().from(auditLogs).where(eq(auditLogs.userId, op.id)).orderBy(auditLogs.id));
     expect(rows.map((r) => r.ipAddress)).toEqual(FORMS.map((f) => inetText(f)));
     const admin = await createUser("admin");
     const verify = await api("GET", "/api/audit/verify", { token: admin.token });
