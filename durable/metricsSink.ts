@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../core/env.ts";
 import type { CounterAdd, MetricsSinkApi, SinkRow } from "../core/objects.ts";
+import { canonicalLabels } from "../core/metrics/series.ts";
 
 /**
  * One shard of the control plane's counters (core/metrics/record.ts picks a
@@ -34,9 +35,4 @@ export class MetricsSink extends DurableObject<Env> implements MetricsSinkApi {
     return this.sql.exec<{ series: string; labels: string; value: number }>("SELECT series, labels, value FROM counters").toArray()
       .map((r) => ({ series: r.series, labels: JSON.parse(r.labels) as Record<string, string>, value: r.value }));
   }
-}
-
-/** One text per label set, whatever order the caller built it in. */
-export function canonicalLabels(labels: Record<string, string>): string {
-  return JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b))));
 }

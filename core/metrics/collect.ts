@@ -10,16 +10,15 @@ import type { Env } from "../env.ts";
 import type { SinkRow } from "../objects.ts";
 import type { Family, HistogramSample, Labels, Sample } from "./exposition.ts";
 import { histogramParts, SHARDS, shardName } from "./record.ts";
-import { SERIES, type SeriesDef } from "./series.ts";
+import { canonicalLabels, SERIES, type SeriesDef } from "./series.ts";
 
-const labelKey = (labels: Labels) => JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
 
 async function readSink(env: Env): Promise<SinkRow[]> {
   const shards = await Promise.all(Array.from({ length: SHARDS }, (_, i) => env.METRICS.get(env.METRICS.idFromName(shardName(i))).read()));
   // The same series and labels from several shards add up.
   const sum = new Map<string, SinkRow>();
   for (const row of shards.flat()) {
-    const key = `${row.series}\u0000${labelKey(row.labels)}`;
+    const key = `${row.series}\u0000${canonicalLabels(row.labels)}`;
     const known = sum.get(key);
     if (known) known.value += row.value;
     else sum.set(key, { ...row });
@@ -35,7 +34,7 @@ function histogramFamily(def: SeriesDef & { buckets: readonly number[] }, rows: 
   const parts = histogramParts(def.name);
   const byLabels = new Map<string, HistogramSample>();
   const of = (labels: Labels) => {
-    const key = labelKey(labels);
+    const key = canonicalLabels(labels);
     let h = byLabels.get(key);
     if (!h) byLabels.set(key, (h = { labels, buckets: new Array(def.buckets.length + 1).fill(0), sum: 0, count: 0 }));
     return h;

@@ -9,7 +9,7 @@
  */
 import type { Env } from "../env.ts";
 import type { CounterAdd } from "../objects.ts";
-import { SERIES } from "./series.ts";
+import { canonicalLabels, SERIES } from "./series.ts";
 
 /** A scrape reads every shard; writes spread over them. */
 export const SHARDS = 4;
@@ -27,7 +27,7 @@ let window: Promise<void> | undefined;
 export function recordMetrics(env: Env, ctx: WaitUntil | undefined, adds: CounterAdd[]): void {
   if (!adds.length || !env.METRICS) return;
   for (const a of adds) {
-    const key = `${a.series}\u0000${JSON.stringify(Object.entries(a.labels).sort(([x], [y]) => x.localeCompare(y)))}`;
+    const key = `${a.series}\u0000${canonicalLabels(a.labels)}`;
     const known = pending.get(key);
     if (known) known.value += a.value;
     else pending.set(key, { ...a, labels: { ...a.labels } });

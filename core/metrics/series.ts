@@ -87,3 +87,8 @@ export const SERIES = {
 } as const satisfies Record<string, SeriesDef>;
 
 export type SeriesKey = keyof typeof SERIES;
+
+/** One text per label set, whatever order the caller built it in: the key counters are stored and summed under. */
+export function canonicalLabels(labels: Record<string, string>): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b))));
+}
