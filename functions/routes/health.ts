@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../../core/app-env.ts";
 import { toApiError } from "../middleware/errorHandler.ts";
 import { describe } from "../../core/openapi/describe.ts";
-import { healthSchema } from "../../protocol/api/platform.ts";
+import { healthSchema, livenessSchema } from "../../protocol/api/platform.ts";
 
 interface Check {
   ok: boolean;
@@ -58,4 +58,11 @@ export const healthRoutes = new Hono<AppEnv>().get("/", describe("Health")({
     checks: { database, kv, scheduler },
     timestamp: new Date().toISOString(),
   }, ok ? 200 : 503);
+}).get("/live", describe("Health")({
+  summary: "Liveness of the Worker alone: touches no database, KV or scheduler",
+  access: "public",
+  responses: { 200: livenessSchema },
+}), (c) => {
+  // The no-dependency baseline bench/api compares every route against; also a cheap probe.
+  return c.json({ status: "ok" as const, timestamp: new Date().toISOString() });
 });

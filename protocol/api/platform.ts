@@ -11,6 +11,11 @@ export const healthSchema = z.object({
   timestamp,
 }).meta({ id: "Health" });
 
+export const livenessSchema = z.object({
+  status: z.literal("ok"),
+  timestamp,
+}).meta({ id: "Liveness" });
+
 export const clusterTokenSchema = z.object({
   token: z.string().meta({ description: "Cluster JWT for GET /api/clusters/{id}/link (10 minutes)" }),
   expiresAt: timestamp,

@@ -22,6 +22,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness of the Worker alone: touches no database, KV or scheduler */
+        get: operations["getApiHealthLive"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -1296,6 +1313,12 @@ export interface components {
             /** Format: date-time */
             timestamp: string;
         };
+        Liveness: {
+            /** @constant */
+            status: "ok";
+            /** Format: date-time */
+            timestamp: string;
+        };
         Session: {
             /** @description Session JWT: send as Authorization: Bearer <token> */
             token: string;
@@ -2330,6 +2353,28 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiHealthLive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Liveness"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
     };
