@@ -7,6 +7,7 @@
  */
 import type { SmokeCheck, SmokeChecks, SmokeEntry, SmokeResult } from "../../protocol/commands.ts";
 import type { AdminProbe, GateStatus } from "../drivers/nodeRedAdmin.ts";
+import { flowAnswerViolation, isLegacyAnswer } from "../../protocol/agents/messageContract.ts";
 
 export type CheckResult = SmokeCheck;
 export type SmokeVerdict = Pick<SmokeResult, "verdict" | "checks">;
@@ -76,6 +77,8 @@ async function sampleMessage(base: string, http: NonNullable<SmokeChecks["http"]
   if (http.contract) {
     const broken = contractViolation(body);
     if (broken) return { name, outcome: "failed", detail: `answer breaks the message contract: ${broken}` };
+    // Flows not migrated to the seed's statuses still pass, with a hint (docs/agents.md "Migrating").
+    if (isLegacyAnswer(body)) return { name, outcome: "passed", detail: `status ${res.status}, answer as expected (old message contract: migrate metadata.status to success|error|retrying)` };
   }
   return { name, outcome: "passed", detail: `status ${res.status}, answer as expected` };
 }
@@ -122,15 +125,11 @@ export function mismatch(expected: unknown, actual: unknown, at: string): string
   return JSON.stringify(expected) === JSON.stringify(actual) ? undefined : at;
 }
 
-/** The seed's message contract (flows/message-contract.schema.json), checked by hand: payload + metadata. */
+/**
+ * The seed's message contract (protocol/agents: msg_output), also accepting the
+ * contract flows used before the seed's status enum (`legacy`), so a smoke
+ * check does not fail a flow that has not migrated yet.
+ */
 export function contractViolation(body: unknown): string | undefined {
-  if (body === null || typeof body !== "object") return "not an object";
-  const b = body as Record<string, unknown>;
-  if (!("payload" in b)) return "no payload";
-  const m = b.metadata as Record<string, unknown> | undefined;
-  if (!m || typeof m !== "object") return "no metadata object";
-  if (typeof m.flowId !== "string") return "metadata.flowId is not a string";
-  if (typeof m.timestamp !== "string" || Number.isNaN(Date.parse(m.timestamp))) return "metadata.timestamp is not a date-time";
-  if (m.status !== undefined && !["pending", "processing", "completed", "failed"].includes(String(m.status))) return `metadata.status ${String(m.status)} is not one of pending|processing|completed|failed`;
-  return undefined;
+  return flowAnswerViolation(body, { legacy: true });
 }
