@@ -9,6 +9,8 @@ import {
   bigint, bigserial, boolean, doublePrecision, index, inet, integer, jsonb, numeric, pgTable, text,
   timestamp, uniqueIndex, uuid, varchar,
 } from "drizzle-orm/pg-core";
+import type { CiHookAction } from "../protocol/api/ciHooks.ts";
+import type { PipelineStage, PromotionSource, StageRollout } from "../protocol/api/pipelines.ts";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 const createdAt = () => ts("created_at").notNull().defaultNow();
@@ -91,6 +93,8 @@ export const instances = pgTable("instances", {
   env: jsonb("env").$type<Record<string, string>>().notNull().default({}),
   endpoints: jsonb("endpoints").$type<Record<string, string>>().notNull().default({}),
   replicas: integer("replicas").notNull().default(1),
+  // Kubernetes-style labels (protocol/labels.ts); label selectors pick groups of instances (core/fleet/labelSelector.ts).
+  labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
   // The Node-RED version line it runs (protocol/stacks.ts). The column's default is for rows
   // from before stacks (created on 4.1.15); the API gives new instances DEFAULT_STACK.
   stack: varchar("stack", { length: 10 }).notNull().default("4.1"),
@@ -115,6 +119,8 @@ export const instances = pgTable("instances", {
   // Quota usage is counted per team.
   index("idx_instances_team").on(t.team),
   index("idx_instances_list").on(t.createdAt, t.id),
+  // Selectors compile to jsonb containment and key-existence operators, which a GIN index serves.
+  index("idx_instances_labels").using("gin", t.labels),
 ]);
 
 /** What bridges report per instance on every health sweep (and on their own). */
@@ -127,6 +133,12 @@ export const instanceHealth = pgTable("instance_health", {
   ready: boolean("ready").notNull(),
   rssBytes: bigint("rss_bytes", { mode: "number" }),
   heapUsedBytes: bigint("heap_used_bytes", { mode: "number" }),
+  /** The Node-RED process's CPU seconds and its gate's message counters (0014; null from older bridges). */
+  cpuSeconds: doublePrecision("cpu_seconds"),
+  messagesIn: bigint("messages_in", { mode: "number" }),
+  messagesOut: bigint("messages_out", { mode: "number" }),
+  messageErrors: bigint("message_errors", { mode: "number" }),
+  flowMessages: jsonb("flow_messages").$type<Array<{ flowId: string; in: number; out: number; errors: number }>>(),
   flowsState: varchar("flows_state", { length: 10 }),
   missingNodeTypes: jsonb("missing_node_types").$type<string[]>().notNull().default([]),
   error: text("error"),
@@ -405,4 +417,92 @@ export const alertNotifications = pgTable("alert_notifications", {
 }, (t) => [
   index("idx_alert_notifications_list").on(t.createdAt, t.id),
   index("idx_alert_notifications_alert").on(t.alertId),
+]);
+
+/**
+ * Rollouts (docs/rollouts.md): a projection of each RolloutRun Durable Object,
+ * written on every wave and status change, so GET /api/rollouts lists them
+ * without waking every object. The object's storage is the truth (plan,
+ * per-instance state); this row carries what a list shows.
+ */
+export const rollouts = pgTable("rollouts", {
+  id: uuid("id").primaryKey(),
+  status: varchar("status", { length: 30 }).notNull(),
+  selector: text("selector").notNull(),
+  description: text("description"),
+  flowsDigest: varchar("flows_digest", { length: 64 }).notNull(),
+  versionId: uuid("version_id"),
+  // The request's plan after defaults (waves, parallelism, pause, budget, onFailure, lateJoiners).
+  plan: jsonb("plan").$type<Record<string, unknown>>().notNull(),
+  currentWave: integer("current_wave"),
+  waveCount: integer("wave_count").notNull(),
+  summary: jsonb("summary").$type<{ total: number; completed: number; failed: number; pending: number }>().notNull(),
+  failure: jsonb("failure").$type<{ code: string; message: string }>(),
+  createdBy: uuid("created_by"),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+  completedAt: ts("completed_at"),
+}, (t) => [
+  index("idx_rollouts_list").on(t.createdAt, t.id),
+  index("idx_rollouts_status").on(t.status),
+]);
+
+/**
+ * Pipelines (issue 15, docs/ci.md): ordered stages, each a label selector with
+ * rollout defaults; promotions put a version on a stage through a rollout.
+ */
+export const pipelines = pgTable("pipelines", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: varchar("name", { length: 100 }).notNull(),
+  team: varchar("team", { length: 100 }),
+  stages: jsonb("stages").$type<PipelineStage[]>().notNull(),
+  createdBy: uuid("created_by").references(() => users.id, { onDelete: "set null" }),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+}, (t) => [
+  uniqueIndex("uq_pipelines_name").on(t.name),
+  index("idx_pipelines_list").on(t.createdAt, t.id),
+]);
+
+/** One promotion of a version to one stage: awaiting_approval → rolling_out → completed | failed, or rejected. */
+export const pipelinePromotions = pgTable("pipeline_promotions", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  pipelineId: uuid("pipeline_id").notNull().references(() => pipelines.id, { onDelete: "cascade" }),
+  stage: varchar("stage", { length: 100 }).notNull(),
+  status: varchar("status", { length: 30 }).notNull(),
+  source: jsonb("source").$type<PromotionSource>().notNull(),
+  // The flow file to roll out (kept until approval; a later stage promotes from it).
+  flows: jsonb("flows").$type<unknown[]>(),
+  versionId: uuid("version_id"),
+  digest: varchar("digest", { length: 64 }),
+  // The rollout request's defaults for this promotion (the stage's, with the promotion's overrides).
+  rollout: jsonb("rollout").$type<StageRollout>().notNull(),
+  rolloutId: uuid("rollout_id"),
+  requestedBy: uuid("requested_by").references(() => users.id, { onDelete: "set null" }),
+  decidedBy: uuid("decided_by").references(() => users.id, { onDelete: "set null" }),
+  decidedAt: ts("decided_at"),
+  reason: text("reason"),
+  failure: jsonb("failure").$type<{ code: string; message: string }>(),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+}, (t) => [
+  index("idx_pipeline_promotions_pipeline").on(t.pipelineId, t.createdAt),
+  index("idx_pipeline_promotions_rollout").on(t.rolloutId),
+]);
+
+/** CI webhooks: a sealed secret and one fixed action, run as the hook's creator. */
+export const ciHooks = pgTable("ci_hooks", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: varchar("name", { length: 100 }).notNull(),
+  team: varchar("team", { length: 100 }),
+  action: jsonb("action").$type<CiHookAction>().notNull(),
+  // AES-GCM sealed whsec_ secret (core/crypto/secretBox.ts); shown once at creation or rotation.
+  secretSealed: text("secret_sealed").notNull(),
+  createdBy: uuid("created_by").notNull().references(() => users.id, { onDelete: "cascade" }),
+  lastDeliveryAt: ts("last_delivery_at"),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+}, (t) => [
+  uniqueIndex("uq_ci_hooks_name").on(t.name),
+  index("idx_ci_hooks_list").on(t.createdAt, t.id),
 ]);
