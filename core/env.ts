@@ -1,4 +1,4 @@
-import type { ClusterLinkApi, DeploymentRunApi, FleetEventsApi, KvStoreApi, MetricsSinkApi } from "./objects.ts";
+import type { ClusterLinkApi, DeploymentRunApi, FleetEventsApi, KvStoreApi, MetricsSinkApi, RolloutRunApi } from "./objects.ts";
 
 /** Every binding and variable the Worker reads, declared once (see wrangler.toml). */
 export interface Env {
@@ -44,6 +44,7 @@ export interface Env {
   FLEET_EVENTS: DurableObjectNamespace<FleetEventsApi>;
   DEPLOYMENT_RUN: DurableObjectNamespace<DeploymentRunApi>;
   METRICS: DurableObjectNamespace<MetricsSinkApi>;
+  ROLLOUTS: DurableObjectNamespace<RolloutRunApi>;
   ASSETS?: Fetcher;
   /** Compliance reports (R2; emulated locally by Miniflare / wrangler dev). */
   REPORTS: R2Bucket;

@@ -6,6 +6,8 @@
  */
 import type { BridgeFrame, CommandType } from "../protocol/commands.ts";
 import type { DeploymentInit, DeploymentView, HoldDuring } from "../protocol/deployments.ts";
+import type { Rollout } from "../protocol/api/rollouts.ts";
+import type { RolloutAction, RolloutAnswer, RolloutInit } from "./rollouts/types.ts";
 
 export type { DeploymentInit, HoldDuring };
 
@@ -65,6 +67,15 @@ export interface DeploymentRunApi extends Rpc.DurableObjectBranded {
   state(): Promise<DeploymentView | null>;
   onCommandResult(commandId: string, ok: boolean, result: unknown): Promise<void>;
   operate(what: OperatorAction, userId: string | null): Promise<OperateAnswer>;
+}
+
+/** One object per rollout (durable/rolloutRun): its plan, waves and per-instance state; the alarm drives it. */
+export interface RolloutRunApi extends Rpc.DurableObjectBranded {
+  /** Starts the rollout (idempotent: a second call returns the state). */
+  start(init: RolloutInit): Promise<Rollout>;
+  state(): Promise<Rollout | null>;
+  /** pause / resume / approve / abort; refusals come back as values (RPC does not carry error classes). */
+  operate(what: RolloutAction, userId: string | null): Promise<RolloutAnswer>;
 }
 
 export type FleetEvent = FleetInstanceEvent | FleetAlertEvent;

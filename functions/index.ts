@@ -6,6 +6,7 @@ export { DeploymentRun } from "../durable/deploymentRun/index.ts";
 export { FleetEvents } from "../durable/fleetEvents.ts";
 export { KvStoreObject } from "../durable/kvStore.ts";
 export { MetricsSink } from "../durable/metricsSink.ts";
+export { RolloutRun } from "../durable/rolloutRun/index.ts";
 
 const app = createApp();
 

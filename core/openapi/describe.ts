@@ -14,6 +14,7 @@ export const TAGS = {
   Clusters: "Clusters a bridge runs instances on, and their webhook secrets.",
   Instances: "Node-RED instances: desired state, flows, env and secrets, lifecycle commands.",
   Deployments: "Blue-green deployments of new flows, their phases and operator actions.",
+  Rollouts: "One flow version to every instance a label selector picks, in waves with a failure budget (docs/rollouts.md).",
   Metrics: "Health series per instance and fleet totals.",
   Alerts: "Alert rules the control plane evaluates, alerts and their lifecycle, notification channels.",
   AI: "AI decision logs, their totals, and the model price table.",

@@ -1,19 +1,16 @@
-import { and, desc, eq, inArray, lt, max, or, sql } from "drizzle-orm";
+import { and, desc, eq, lt, or } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
-import { deployments, flowVersions, instances } from "../../db/schema.ts";
-import type { DeploymentInit, OperateAnswer } from "../../core/objects.ts";
+import { deployments, flowVersions } from "../../db/schema.ts";
+import type { OperateAnswer } from "../../core/objects.ts";
 import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
-import { assertDeploymentAllowed } from "../../core/governance/deploymentGate.ts";
-import { assertStackSupported } from "../../core/fleet/stacks.ts";
-import { resolveTimeouts, workerTimeoutScale } from "../../core/deployments/timeouts.ts";
-import { admitDeployment } from "../../core/deployments/admission.ts";
-import { transact } from "../middleware/auditTrail.ts";
+import { storableRequestText, transact } from "../middleware/auditTrail.ts";
+import { startDeployment } from "../../core/deployments/start.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page } from "../../core/platform/pagination.ts";
 import {
-  ACTIVE_STATUSES, attentionSchema, createDeploymentSchema, deploymentErrorSchema, deploymentMetricsSchema, deploymentViewSchema, listDeploymentsQuery, phaseRecordSchema, STRATEGIES,
+  attentionSchema, createDeploymentSchema, deploymentErrorSchema, deploymentMetricsSchema, deploymentViewSchema, listDeploymentsQuery, phaseRecordSchema,
   type DeploymentView,
 } from "../../protocol/deployments.ts";
 import { validate } from "../../core/validation.ts";
@@ -23,15 +20,8 @@ import { deploymentSchema, flowVersionSchema } from "../../protocol/api/deployme
 
 const idParam = z.object({ id: z.uuid() });
 const versionsQuery = z.strictObject({ instanceId: z.uuid() });
-// Arbitrary constant naming "deployments of one instance" among advisory locks.
-const DEPLOY_LOCK = 7_470_002;
 
 type Row = typeof deployments.$inferSelect;
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /**
  * What durable/deploymentRun/projection.ts writes into `metrics` beside the
@@ -86,84 +76,13 @@ export const deploymentRoutes = new Hono<AppEnv>()
     errors: [404, 409, 422, 429],
   }), requirePermission("deployments", "create"), validate("json", createDeploymentSchema), async (c) => {
     const body = c.req.valid("json");
-    if (!(STRATEGIES as readonly string[]).includes(body.strategy)) {
-      throw new ApiError(400, "unsupported_strategy", `strategy "${body.strategy}" is not supported; supported: ${STRATEGIES.join(", ")}`);
-    }
-    const { db, kv } = c.var.services;
     const principal = c.var.principal!;
-    const now = new Date();
-    // Before anything is written: a bad REDFORGE_DEPLOY_TIMEOUT_SCALE is a 503 that names it.
-    const workerScale = workerTimeoutScale(c.env);
-    const init = await transact(c, async (tx, record) => {
-      const [inst] = await tx.select().from(instances).where(and(eq(instances.id, body.instanceId), sql`${instances.deletedAt} is null`)).limit(1);
-      if (!inst) throw notFound("instance", body.instanceId);
-      const link = await c.env.CLUSTER_LINK.get(c.env.CLUSTER_LINK.idFromName(inst.clusterId)).status();
-      const admission = admitDeployment(inst.status, link.connected);
-      if (!admission.ok) {
-        throw new ApiError(409, "instance_not_running", `instance ${inst.name} ${admission.reason}; a blue-green deployment needs it running (or unknown with its bridge connected)`, { status: inst.status, bridgeConnected: link.connected });
-      }
-      // One deployment per instance: the lock makes check-then-insert race-free.
-      await tx.execute(sql`select pg_advisory_xact_lock(${DEPLOY_LOCK}, hashtext(${inst.id}))`);
-      const [active] = await tx.select({ id: deployments.id, status: deployments.status }).from(deployments)
-        .where(and(eq(deployments.instanceId, inst.id), inArray(deployments.status, ACTIVE_STATUSES))).limit(1);
-      // The row is a projection of the DeploymentRun; the object is the truth if the row lags behind.
-      const live = active ? await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(active.id)).state() : null;
-      if (active && live && !ACTIVE_STATUSES.includes(live.status)) {
-        await tx.update(deployments).set({ status: live.status, error: live.error?.message ?? null, errorCode: live.error?.code ?? null, completedAt: live.completedAt ? new Date(live.completedAt) : new Date() }).where(eq(deployments.id, active.id));
-      } else if (active) throw new ApiError(409, "deployment_in_progress", `instance ${inst.name} already has deployment ${active.id} (${active.status}); one at a time`, { deploymentId: active.id });
-      await assertDeploymentAllowed({ db: tx, kv }, { instance: inst, principal, now });
-      if (body.stack) await assertStackSupported(c.env, inst.clusterId, body.stack);
-      const toStack = body.stack ?? inst.stack;
-
-      // Versions: what runs now (recorded as a version if it never was) and what comes.
-      const [{ latest } = { latest: null }] = await tx.select({ latest: max(flowVersions.version) }).from(flowVersions).where(eq(flowVersions.instanceId, inst.id));
-      let next = (latest ?? 0) + 1;
-      const [current] = latest === null ? [] : await tx.select().from(flowVersions)
-        .where(and(eq(flowVersions.instanceId, inst.id), eq(flowVersions.version, latest))).limit(1);
-      let from = current;
-      const runningDigest = await sha256Hex(JSON.stringify(inst.flows));
-      if (!from || from.digest !== runningDigest) {
-        [from] = await tx.insert(flowVersions).values({ instanceId: inst.id, version: next++, flows: inst.flows, digest: runningDigest, createdBy: principal.userId }).returning();
-      }
-      let to;
-      if (!body.versionId && !body.flows) {
-        to = from; // a runtime upgrade of what runs now
-      } else if (body.versionId) {
-        [to] = await tx.select().from(flowVersions).where(and(eq(flowVersions.id, body.versionId), eq(flowVersions.instanceId, inst.id))).limit(1);
-        if (!to) throw notFound("flow version", body.versionId);
-      } else {
-        [to] = await tx.insert(flowVersions).values({
-          instanceId: inst.id, version: next, flows: body.flows!, digest: await sha256Hex(JSON.stringify(body.flows)), createdBy: principal.userId,
-        }).returning();
-      }
-      const [row] = await tx.insert(deployments).values({
-        instanceId: inst.id, strategy: body.strategy, status: "in_progress", currentPhase: body.holdDuring === "switch" ? "DEPLOY" : "DRAIN",
-        fromVersionId: from!.id, toVersionId: to!.id, createdBy: principal.userId, createdAt: now,
-      }).returning();
-      record({
-        userId: principal.userId, action: "DEPLOYMENT_CREATED", resourceType: "deployment", resourceId: row!.id,
-        details: {
-          instanceId: inst.id, strategy: body.strategy, fromVersion: from!.version, toVersion: to!.version,
-          fromStack: inst.stack, toStack, description: body.description ?? null,
-        },
-      });
-      return {
-        id: row!.id, instanceId: inst.id, clusterId: inst.clusterId, strategy: body.strategy, flows: to!.flows,
-        fromVersionId: from!.id, toVersionId: to!.id,
-        verify: body.verify ?? { mqtt: true, failureLimit: 0, pause: false },
-        drainTimeoutMs: body.drainTimeoutSeconds * 1000, analysisMs: body.analysisSeconds * 1000, maxErrorRate: body.maxErrorRate,
-        rollbackWindowMs: body.rollbackWindowSeconds * 1000, holdDuring: body.holdDuring,
-        timeouts: resolveTimeouts(body.timeouts, workerScale, link.roundTripMs), fromStack: inst.stack, toStack, createdBy: principal.userId ?? null, createdAt: now.toISOString(),
-      } satisfies DeploymentInit;
-    });
-    const run = c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(init.id));
-    try {
-      const started = await run.start(init);
-      return c.json(started, 202);
-    } catch (err) {
-      await db.update(deployments).set({ status: "failed", error: `could not start: ${(err as Error).message}`, errorCode: "start_failed", completedAt: new Date() }).where(eq(deployments.id, init.id));
-      throw err;
-    }
+    // The one code path every deployment starts through (rollouts too): core/deployments/start.ts.
+    const started = await startDeployment(c.env, c.var.services, {
+      userId: principal.userId, principal, ipAddress: c.var.clientAddress ?? null, userAgent: storableRequestText(c.req.header("User-Agent"), 500),
+    }, body);
+    c.set("audited", true);
+    return c.json(started, 202);
   })
 
   .get("/", doc({ summary: "List deployments, newest first", responses: { 200: pageOf(deploymentSchema) } }), requirePermission("deployments", "read"), validate("query", listDeploymentsQuery), async (c) => {

@@ -1,0 +1,368 @@
+/**
+ * One tick of a rollout, the whole machine in one place. The RolloutRun calls
+ * it on every alarm and after every operator action; it reads what the
+ * deployments did, then moves the rollout on:
+ *
+ *   status          what a tick does
+ *   running         observe in-flight deployments; start the current wave's pending instances up to `parallelism`;
+ *                   a wave over its failure budget starts nothing more and, once settled, stops the rollout
+ *                   (`rolling_back` with onFailure "rollback_wave", else `failed`); a settled wave within budget
+ *                   completes → timed pause (`nextWaveAt`) | `awaiting_approval` | next wave | late joiners | `completed`
+ *   paused          observe only (what runs finishes; nothing new starts)
+ *   awaiting_approval  observe only, until POST /approve
+ *   rolling_back    roll the stopped wave's switched instances back (their deployment's rollback while its window is
+ *                   open, else a deployment of the version they ran before); once all settled → `failed`
+ *   completed/failed/aborted  observe what still runs, so its outcome is recorded
+ *
+ * Every effect on the world goes through `RolloutIo`, so the machine is tested
+ * with a scripted world and runs in the object against the real one.
+ */
+import type { CreateDeployment, DeploymentView } from "../../protocol/deployments.ts";
+import type { RolloutEvent, RolloutStatus, WaveStatus } from "../../protocol/api/rollouts.ts";
+import { budgetExceeded } from "../../core/rollouts/plan.ts";
+import { instanceView, TERMINAL, UNSETTLED, view, type InstanceRun, type RunState, type WaveRun } from "./state.ts";
+
+export type StartAnswer =
+  | { ok: true; view: DeploymentView }
+  /** `transient`: not a refusal (the database or an object was unreachable): tried again next tick. */
+  | { ok: false; code: string; message: string; transient: boolean };
+
+export interface RolloutIo {
+  now(): number;
+  deploymentState(id: string): Promise<DeploymentView | null>;
+  startDeployment(body: CreateDeployment): Promise<StartAnswer>;
+  /** The deployment's own rollback (blue is still warm inside its rollback window). */
+  rollbackDeployment(id: string): Promise<{ ok: true } | { ok: false; code: string; message: string }>;
+  /** The newest deployment of `instanceId` created at or after `since` (a start whose answer a restart lost). */
+  deploymentSince(instanceId: string, since: number): Promise<string | null>;
+  /** Live instances the selector picks now that are not in `known`, sorted as the selection was. */
+  lateJoiners(known: ReadonlySet<string>): Promise<string[]>;
+  /** Store the state now (these waves and the meta): called before deployments start. */
+  checkpoint(waves: ReadonlySet<number>): Promise<void>;
+}
+
+/** What a tick changed, for the object to store, project, audit and tell watchers. */
+export interface TickResult {
+  dirtyWaves: Set<number>;
+  metaChanged: boolean;
+  events: RolloutEvent[];
+  /** The rollout reached a terminal status in this tick (audit: ROLLOUT_COMPLETED / ROLLOUT_FAILED). */
+  finished: RolloutStatus | null;
+  /** When the object should look again; null: nothing to wait for. */
+  wakeAt: number | null;
+}
+
+/** How often in-flight deployments are looked at: each look is one RPC per deployment. */
+export const POLL_MS = 1000;
+/** Start attempts that failed for a passing reason before the instance counts as failed. */
+const MAX_START_ATTEMPTS = 3;
+/** Refusals that mean the instance is no longer there to change: skipped, not failed. */
+const GONE_CODES = new Set(["instance_not_found"]);
+
+export class Tick {
+  readonly result: TickResult = { dirtyWaves: new Set(), metaChanged: false, events: [], finished: null, wakeAt: null };
+  private readonly at: number;
+
+  constructor(readonly s: RunState, private readonly io: RolloutIo, private readonly flows: unknown[]) {
+    this.at = io.now();
+  }
+
+  async run(): Promise<TickResult> {
+    await this.observe();
+    const m = this.s.meta;
+    if (m.status === "running") await this.advance();
+    if (m.status === "rolling_back") await this.rollBack();
+    this.schedule();
+    return this.result;
+  }
+
+  // ---- bookkeeping ----
+
+  private touch(): void {
+    this.s.meta.updatedAt = new Date(this.at).toISOString();
+    this.result.metaChanged = true;
+  }
+
+  private setInstance(w: WaveRun, i: InstanceRun, patch: Partial<InstanceRun>): void {
+    Object.assign(i, patch);
+    this.result.dirtyWaves.add(w.index);
+    this.touch();
+    this.result.events.push({ event: "rollout:instance", data: { ...instanceView(i), rolloutId: this.s.meta.id, wave: w.index, timestamp: this.s.meta.updatedAt } });
+  }
+
+  private setWave(w: WaveRun, status: WaveStatus): void {
+    w.status = status;
+    if (status === "running" && w.startedAt === null) w.startedAt = this.at;
+    if (["completed", "failed", "rolled_back", "aborted"].includes(status)) w.completedAt = this.at;
+    this.result.dirtyWaves.add(w.index);
+    this.touch();
+    this.result.events.push({ event: "rollout:wave", data: { rolloutId: this.s.meta.id, index: w.index, status, rolloutStatus: this.s.meta.status, timestamp: this.s.meta.updatedAt } });
+  }
+
+  setStatus(status: RolloutStatus, failure?: { code: string; message: string }): void {
+    const m = this.s.meta;
+    m.status = status;
+    if (failure) m.failure = failure;
+    this.touch();
+    if (TERMINAL.includes(status)) {
+      m.completedAt = m.updatedAt;
+      m.nextWaveAt = null;
+      this.result.finished = status;
+    }
+    this.result.events.push({ event: "rollout:state", data: view(this.s) });
+  }
+
+  /** An abort cuts the running wave short (what runs in it finishes and is still recorded). */
+  abortWave(w: WaveRun): void {
+    this.setWave(w, "aborted");
+  }
+
+  /** Every instance not started yet becomes skipped (the rollout stopped or was aborted). */
+  skipRemaining(reason: string): void {
+    for (const w of this.s.waves) {
+      for (const i of w.instances) if (i.status === "pending") this.setInstance(w, i, { status: "skipped", reason });
+      if (w.status === "pending") this.setWave(w, "aborted");
+    }
+  }
+
+  // ---- observing deployments ----
+
+  private async observe(): Promise<void> {
+    const looks: Promise<void>[] = [];
+    for (const w of this.s.waves) {
+      for (const i of w.instances) {
+        if (i.status === "deploying") looks.push(this.observeDeployment(w, i));
+        else if (i.rollback) looks.push(this.observeRollback(w, i));
+      }
+    }
+    await Promise.all(looks);
+  }
+
+  private async observeDeployment(w: WaveRun, i: InstanceRun): Promise<void> {
+    if (i.deploymentId === null) {
+      // Stored as starting, but the start's answer never was: a restart in between. Adopt what it created, or start again.
+      const found = await this.io.deploymentSince(i.instanceId, i.startedAt ?? 0);
+      if (found) this.setInstance(w, i, { deploymentId: found });
+      else this.setInstance(w, i, { status: "pending" });
+      return;
+    }
+    const v = await this.io.deploymentState(i.deploymentId);
+    if (!v) return this.setInstance(w, i, { status: "failed", code: "start_failed", reason: "its deployment does not exist" });
+    const outcome = deploymentOutcome(v);
+    if (outcome === "completed") this.setInstance(w, i, { status: "completed", fromVersionId: v.fromVersionId, reason: undefined, code: undefined });
+    else if (outcome === "failed") this.setInstance(w, i, { status: "failed", code: v.error?.code ?? "step_failed", reason: v.error?.message ?? `deployment ${v.status}` });
+    else {
+      const waiting = v.attention?.state === "waiting" ? `waiting for a person: ${v.attention.message}` : undefined;
+      if (waiting !== i.reason) this.setInstance(w, i, { reason: waiting });
+    }
+  }
+
+  private async observeRollback(w: WaveRun, i: InstanceRun): Promise<void> {
+    const id = i.rollback!.via === "deployment" ? i.deploymentId : i.rollbackDeploymentId;
+    if (!id) return;
+    const v = await this.io.deploymentState(id);
+    if (!v) return;
+    if (i.rollback!.via === "deployment") {
+      if (v.status === "rolled_back") this.setInstance(w, i, { status: "rolled_back", rollback: undefined, reason: "wave rolled back", code: undefined });
+      else if (v.status === "completed" || v.status === "failed") {
+        // The window closed before the rollback could run: restore the version it ran before with a new deployment.
+        this.setInstance(w, i, { rollback: { via: "redeploy", since: this.at } });
+      }
+      return;
+    }
+    const outcome = deploymentOutcome(v);
+    if (outcome === "completed") this.setInstance(w, i, { status: "rolled_back", rollback: undefined, reason: "wave rolled back (previous version redeployed)", code: undefined });
+    else if (outcome === "failed") {
+      this.setInstance(w, i, { rollback: undefined, code: "rollback_failed", reason: `could not restore the previous version: ${v.error?.message ?? v.status}` });
+    }
+  }
+
+  // ---- running: waves ----
+
+  private async advance(): Promise<void> {
+    const m = this.s.meta;
+    if (m.currentWave === null) return this.openWave(0);
+    if (m.nextWaveAt !== null) {
+      if (this.at < m.nextWaveAt) return;
+      m.nextWaveAt = null;
+      return this.openWave(m.currentWave + 1);
+    }
+    const w = this.s.waves[m.currentWave]!;
+    const failed = w.instances.filter((i) => i.status === "failed").length;
+    if (!w.stopping && budgetExceeded(m.plan.failureBudget, failed, w.instances.length)) {
+      w.stopping = true;
+      for (const i of w.instances) if (i.status === "pending") this.setInstance(w, i, { status: "skipped", reason: "the wave exceeded its failure budget" });
+    }
+    if (!w.stopping) await this.startPending(w);
+    if (w.instances.some((i) => UNSETTLED.includes(i.status))) return;
+    if (w.stopping) return this.stopWave(w, failed);
+    this.setWave(w, "completed");
+    await this.afterWave(w);
+  }
+
+  private async openWave(index: number): Promise<void> {
+    const m = this.s.meta;
+    const w = this.s.waves[index];
+    if (!w) return this.finishOrJoin();
+    m.currentWave = index;
+    this.setWave(w, "running");
+    this.result.events.push({ event: "rollout:state", data: view(this.s) });
+    await this.advance();
+  }
+
+  private async afterWave(w: WaveRun): Promise<void> {
+    const m = this.s.meta;
+    const last = w.index === this.s.waves.length - 1;
+    if (last) return this.finishOrJoin();
+    const pause = m.plan.pause;
+    if (pause.kind === "approval") {
+      this.setStatus("awaiting_approval");
+    } else if (pause.seconds > 0) {
+      m.nextWaveAt = this.at + pause.seconds * 1000;
+      this.touch();
+      this.result.events.push({ event: "rollout:state", data: view(this.s) });
+    } else {
+      await this.openWave(w.index + 1);
+    }
+  }
+
+  /** After the last wave: the instances that joined the selection meanwhile get their wave, then the rollout completes. */
+  private async finishOrJoin(): Promise<void> {
+    const m = this.s.meta;
+    if (!m.lateJoinersChecked) {
+      m.lateJoinersChecked = true;
+      this.touch();
+      const known = new Set(this.s.waves.flatMap((w) => w.instances.map((i) => i.instanceId)));
+      const joiners = await this.io.lateJoiners(known);
+      if (joiners.length > 0) {
+        const index = this.s.waves.length;
+        this.s.waves.push({
+          index, target: known.size + joiners.length, status: "pending", lateJoiners: true, startedAt: null, completedAt: null,
+          instances: joiners.map((instanceId) => ({ instanceId, deploymentId: null, status: "pending" })),
+        });
+        m.waveCount = this.s.waves.length;
+        return this.openWave(index);
+      }
+    }
+    this.setStatus("completed");
+  }
+
+  private async startPending(w: WaveRun): Promise<void> {
+    const m = this.s.meta;
+    const running = w.instances.filter((i) => i.status === "deploying").length;
+    const slots = Math.max(0, m.plan.parallelism - running);
+    const next = w.instances.filter((i) => i.status === "pending").slice(0, slots);
+    if (next.length === 0) return;
+    // Stored as starting before any start: if the object stops before an answer is stored, the next tick adopts
+    // the deployment the start created (deploymentSince) instead of starting a second one.
+    for (const i of next) Object.assign(i, { status: "deploying", startedAt: this.at, deploymentId: null });
+    this.result.dirtyWaves.add(w.index);
+    await this.io.checkpoint(this.result.dirtyWaves);
+    await Promise.all(next.map((i) => this.startOne(w, i)));
+  }
+
+  private async startOne(w: WaveRun, i: InstanceRun): Promise<void> {
+    const d = this.s.meta.deployment;
+    const answer = await this.io.startDeployment({
+      instanceId: i.instanceId, strategy: d.strategy, flows: this.flows as CreateDeployment["flows"], verify: d.verify,
+      drainTimeoutSeconds: d.drainTimeoutSeconds, analysisSeconds: d.analysisSeconds, maxErrorRate: d.maxErrorRate,
+      rollbackWindowSeconds: d.rollbackWindowSeconds, holdDuring: d.holdDuring, timeouts: d.timeouts,
+      description: `rollout ${this.s.meta.id}, wave ${w.index + 1}`,
+    });
+    if (answer.ok) return this.setInstance(w, i, { status: "deploying", deploymentId: answer.view.id });
+    if (answer.transient && (i.attempts ?? 0) + 1 < MAX_START_ATTEMPTS) {
+      return this.setInstance(w, i, { status: "pending", attempts: (i.attempts ?? 0) + 1, reason: answer.message });
+    }
+    // A late joiner still starting up is not a failure of the rollout: it was not there when the rollout began.
+    const skip = GONE_CODES.has(answer.code) || (w.lateJoiners && answer.code === "instance_not_running");
+    this.setInstance(w, i, { status: skip ? "skipped" : "failed", code: answer.code, reason: answer.message });
+  }
+
+  // ---- stopping a wave ----
+
+  private stopWave(w: WaveRun, failed: number): void {
+    const m = this.s.meta;
+    const message = `wave ${w.index + 1}: ${failed} of ${w.instances.length} instances failed, over its failure budget (${budgetText(m.plan.failureBudget)})`;
+    this.skipRemaining(`the rollout stopped: ${message}`);
+    if (m.plan.onFailure === "rollback_wave" && w.instances.some((i) => i.status === "completed")) {
+      m.failure = { code: "failure_budget_exceeded", message };
+      this.setWave(w, "rolling_back");
+      this.setStatus("rolling_back");
+      return;
+    }
+    this.setWave(w, "failed");
+    this.setStatus("failed", { code: "failure_budget_exceeded", message });
+  }
+
+  private async rollBack(): Promise<void> {
+    const m = this.s.meta;
+    const w = this.s.waves[m.currentWave ?? 0]!;
+    const todo = w.instances.filter((i) => i.status === "completed" && !i.rollback && i.code !== "rollback_failed");
+    let redeploys = w.instances.filter((i) => i.rollback?.via === "redeploy" && i.rollbackDeploymentId).length;
+    for (const i of todo) {
+      if (i.deploymentId) {
+        const r = await this.io.rollbackDeployment(i.deploymentId);
+        if (r.ok) { this.setInstance(w, i, { rollback: { via: "deployment", since: this.at } }); continue; }
+      }
+      if (redeploys >= m.plan.parallelism) continue;
+      redeploys++;
+      this.setInstance(w, i, { rollback: { via: "redeploy", since: this.at } });
+    }
+    // Redeploys of the version each ran before (blue was gone), `parallelism` at a time.
+    for (const i of w.instances.filter((x) => x.rollback?.via === "redeploy" && !x.rollbackDeploymentId)) {
+      await this.redeployPrevious(w, i);
+    }
+    const open = w.instances.some((i) => i.rollback || UNSETTLED.includes(i.status) || (i.status === "completed" && i.code !== "rollback_failed"));
+    if (open) return;
+    const incomplete = w.instances.filter((i) => i.code === "rollback_failed").length;
+    this.setWave(w, "rolled_back");
+    const base = m.failure ?? { code: "failure_budget_exceeded", message: `wave ${w.index + 1} exceeded its failure budget` };
+    this.setStatus("failed", incomplete > 0
+      ? { code: "rollback_incomplete", message: `${base.message}; ${incomplete} instance(s) could not be rolled back` }
+      : { code: base.code, message: `${base.message}; the wave was rolled back` });
+  }
+
+  private async redeployPrevious(w: WaveRun, i: InstanceRun): Promise<void> {
+    const d = this.s.meta.deployment;
+    if (!i.fromVersionId) {
+      return this.setInstance(w, i, { rollback: undefined, code: "rollback_failed", reason: "no previous version is known for this instance" });
+    }
+    const answer = await this.io.startDeployment({
+      instanceId: i.instanceId, strategy: d.strategy, versionId: i.fromVersionId, verify: d.verify,
+      drainTimeoutSeconds: d.drainTimeoutSeconds, analysisSeconds: d.analysisSeconds, maxErrorRate: d.maxErrorRate,
+      rollbackWindowSeconds: 0, holdDuring: d.holdDuring, timeouts: d.timeouts,
+      description: `rollout ${this.s.meta.id}: wave ${w.index + 1} rolled back`,
+    });
+    if (answer.ok) return this.setInstance(w, i, { rollbackDeploymentId: answer.view.id });
+    // Its own deployment is still cleaning up (one per instance): the next tick tries again.
+    if (answer.transient || answer.code === "deployment_in_progress") return;
+    this.setInstance(w, i, { rollback: undefined, code: "rollback_failed", reason: `could not restore the previous version: ${answer.message}` });
+  }
+
+  // ---- when to look again ----
+
+  private schedule(): void {
+    const m = this.s.meta;
+    const busy = this.s.waves.some((w) => w.instances.some((i) => i.status === "deploying" || i.rollback));
+    const startable = m.status === "running" && m.nextWaveAt === null;
+    let wake: number | null = busy || startable || m.status === "rolling_back" ? this.at + POLL_MS : null;
+    if (m.status === "running" && m.nextWaveAt !== null) wake = wake === null ? m.nextWaveAt : Math.min(wake, m.nextWaveAt);
+    this.result.wakeAt = wake;
+  }
+}
+
+/** A deployment as a rollout counts it: switched for good (its rollback window may still be open), failed, or still going. */
+export function deploymentOutcome(v: DeploymentView): "completed" | "failed" | "running" {
+  if (v.status === "completed") return "completed";
+  if (v.status === "failed" || v.status === "rolled_back") return "failed";
+  // Past the switch and the post-switch analysis: only a person's rollback moves it back now.
+  if (v.switched && v.phase === "CLEANUP") return "completed";
+  return "running";
+}
+
+function budgetText(b: { maxFailedInstances?: number; maxFailedPercent?: number }): string {
+  return [
+    b.maxFailedInstances !== undefined ? `at most ${b.maxFailedInstances} instance(s)` : null,
+    b.maxFailedPercent !== undefined ? `at most ${b.maxFailedPercent} %` : null,
+  ].filter(Boolean).join(" and ");
+}

@@ -1,0 +1,217 @@
+import { DurableObject } from "cloudflare:workers";
+import { and, desc, eq, gte, isNull } from "drizzle-orm";
+import { appendAuditOnce } from "../../db/auditChain.ts";
+import { openDb, type Db } from "../../db/client.ts";
+import { deployments, instances } from "../../db/schema.ts";
+import type { Env } from "../../core/env.ts";
+import { ApiError } from "../../core/errors.ts";
+import { startDeployment } from "../../core/deployments/start.ts";
+import { parseSelector, toSql } from "../../core/fleet/labelSelector.ts";
+import { openKv } from "../../core/platform/kv.ts";
+import { closeRevoked, watcherOf } from "../../core/platform/watcherAccess.ts";
+import type { RolloutRunApi } from "../../core/objects.ts";
+import type { RolloutAction, RolloutAnswer, RolloutInit } from "../../core/rollouts/types.ts";
+import type { Rollout, RolloutEvent } from "../../protocol/api/rollouts.ts";
+import { Tick, type RolloutIo, type TickResult } from "./drive.ts";
+import { operate } from "./operate.ts";
+import { writeRow } from "./projection.ts";
+import { initialState, view, type RolloutMeta, type RunState, type WaveRun } from "./state.ts";
+
+const waveKey = (i: number) => `wave:${i}`;
+/** storage.put takes at most 128 keys at once. */
+const PUT_CHUNK = 100;
+
+/**
+ * One object per rollout: holds its plan and per-instance state (state.ts),
+ * runs the machine (drive.ts) one tick at a time on its alarm and after each
+ * operator action, starts each instance's deployment through the same code
+ * path as POST /api/deployments, projects itself into the `rollouts` row, and
+ * streams to /ws/rollouts/:id watchers (Hibernation API). Everything it needs
+ * to continue is in storage, written before the deployments it starts: an
+ * evicted or restarted object resumes on its next alarm.
+ */
+export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
+  private queue: Promise<unknown> = Promise.resolve();
+  private emitting: Promise<void> = Promise.resolve();
+
+  /** One tick or action at a time: alarms and operator actions never interleave. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async load(): Promise<RunState | null> {
+    const meta = await this.ctx.storage.get<RolloutMeta>("meta");
+    if (!meta) return null;
+    const keys = Array.from({ length: meta.waveCount }, (_, i) => waveKey(i));
+    const waves: WaveRun[] = [];
+    for (let i = 0; i < keys.length; i += PUT_CHUNK) {
+      const got = await this.ctx.storage.get<WaveRun>(keys.slice(i, i + PUT_CHUNK));
+      for (const k of keys.slice(i, i + PUT_CHUNK)) waves.push(got.get(k)!);
+    }
+    return { meta, waves };
+  }
+
+  private async store(s: RunState, waves: Iterable<number>): Promise<void> {
+    const entries: Record<string, unknown> = { meta: s.meta };
+    for (const i of waves) entries[waveKey(i)] = s.waves[i];
+    const all = Object.entries(entries);
+    for (let i = 0; i < all.length; i += PUT_CHUNK) await this.ctx.storage.put(Object.fromEntries(all.slice(i, i + PUT_CHUNK)));
+  }
+
+  // ---- entry points ----
+
+  async start(init: RolloutInit): Promise<Rollout> {
+    return this.serial(async () => {
+      const existing = await this.load();
+      if (existing) return view(existing);
+      const s = initialState(init, Date.now());
+      await this.ctx.storage.put("flows", init.flows);
+      await this.store(s, s.waves.keys());
+      await this.tick(s);
+      return view(s);
+    });
+  }
+
+  async state(): Promise<Rollout | null> {
+    const s = await this.load();
+    return s ? view(s) : null;
+  }
+
+  async operate(what: RolloutAction, userId: string | null): Promise<RolloutAnswer> {
+    return this.serial(async () => {
+      const s = await this.load();
+      if (!s) return { ok: false, status: 404, code: "rollout_not_found", message: "rollout not found" };
+      const flows = (await this.ctx.storage.get<unknown[]>("flows")) ?? [];
+      const t = new Tick(s, this.io(s), flows);
+      const refused = operate(t, what, userId);
+      if (refused) return { ok: false, ...refused };
+      await this.afterTick(s, t.result);
+      await this.tick(s);
+      return { ok: true, view: view(s) };
+    });
+  }
+
+  override async alarm(): Promise<void> {
+    await this.serial(async () => {
+      const s = await this.load();
+      if (s) await this.tick(s);
+    });
+  }
+
+  // ---- the machine's effects ----
+
+  private dbHandle: ReturnType<typeof openDb> | null = null;
+
+  /** One pool per tick (opened on first use, closed at its end). */
+  private db(): Db {
+    this.dbHandle ??= openDb(this.env.DATABASE_URL!, this.env.NEON_LOCAL_PROXY);
+    return this.dbHandle.db;
+  }
+
+  private async tick(s: RunState): Promise<void> {
+    try {
+      const flows = (await this.ctx.storage.get<unknown[]>("flows")) ?? [];
+      const t = new Tick(s, this.io(s), flows);
+      await this.afterTick(s, await t.run());
+    } finally {
+      const handle = this.dbHandle;
+      this.dbHandle = null;
+      await handle?.close().catch(() => {});
+    }
+  }
+
+  /** Stores what changed, then tells the world: the row, the audit log once at the end, the watchers, the next alarm. */
+  private async afterTick(s: RunState, r: TickResult): Promise<void> {
+    if (r.metaChanged || r.dirtyWaves.size > 0) await this.store(s, r.dirtyWaves);
+    if (r.wakeAt !== null) await this.ctx.storage.setAlarm(r.wakeAt);
+    else await this.ctx.storage.deleteAlarm();
+    if (r.metaChanged) {
+      await writeRow(this.db(), s).catch((err) => {
+        // The row is a projection: the next change writes it again in full.
+        console.error(JSON.stringify({ level: "warn", msg: "rollout row not written", rolloutId: s.meta.id, err: String(err) }));
+      });
+    }
+    if (r.finished === "completed" || r.finished === "failed") {
+      const m = s.meta;
+      await this.db().transaction((tx) => appendAuditOnce(tx, {
+        userId: m.createdBy, action: r.finished === "completed" ? "ROLLOUT_COMPLETED" : "ROLLOUT_FAILED", resourceType: "rollout", resourceId: m.id,
+        details: { selector: m.selector, flowsDigest: m.flowsDigest, summary: view(s).summary, failure: m.failure },
+      }));
+    }
+    for (const e of r.events) this.emit(e);
+    r.events = [];
+    r.dirtyWaves.clear();
+    r.metaChanged = false;
+    r.finished = null;
+  }
+
+  private io(s: RunState): RolloutIo {
+    const env = this.env;
+    const actor = { userId: s.meta.createdBy };
+    return {
+      now: () => Date.now(),
+      deploymentState: (id) => env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(id)).state(),
+      startDeployment: async (body) => {
+        try {
+          return { ok: true, view: await startDeployment(env, { db: this.db(), kv: openKv(env) }, actor, body, { rolloutId: s.meta.id }) };
+        } catch (err) {
+          if (err instanceof ApiError && err.status < 500) return { ok: false, code: err.code, message: err.message, transient: false };
+          return { ok: false, code: err instanceof ApiError ? err.code : "start_failed", message: (err as Error).message, transient: true };
+        }
+      },
+      rollbackDeployment: async (id) => {
+        const answer = await env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(id)).operate("rollback", s.meta.createdBy);
+        return answer.ok ? { ok: true } : { ok: false, code: answer.code, message: answer.message };
+      },
+      deploymentSince: async (instanceId, since) => {
+        const [row] = await this.db().select({ id: deployments.id }).from(deployments)
+          .where(and(eq(deployments.instanceId, instanceId), gte(deployments.createdAt, new Date(since))))
+          .orderBy(desc(deployments.createdAt)).limit(1);
+        return row?.id ?? null;
+      },
+      lateJoiners: async (known) => {
+        const rows = await this.db().select({ id: instances.id }).from(instances)
+          .where(and(isNull(instances.deletedAt), toSql(parseSelector(s.meta.selector), instances.labels)))
+          .orderBy(instances.name, instances.id);
+        return rows.map((r) => r.id).filter((id) => !known.has(id));
+      },
+      checkpoint: (waves) => this.store(s, waves),
+    };
+  }
+
+  // ---- WebSocket watchers (Hibernation API) ----
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
+    const s = await this.load();
+    if (!s) return new Response("no such rollout", { status: 404 });
+    const pair = new WebSocketPair();
+    this.ctx.acceptWebSocket(pair[1], ["watcher"]);
+    pair[1].serializeAttachment(watcherOf(request));
+    // A late subscriber first learns where things stand.
+    pair[1].send(JSON.stringify({ event: "rollout:state", data: view(s) } satisfies RolloutEvent));
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (message === "ping") ws.send("pong");
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    try { ws.close(code === 1005 ? 1000 : code, "closing"); } catch { /* already closed */ }
+  }
+
+  private emit(event: RolloutEvent): void {
+    const text = JSON.stringify(event);
+    // In order, each after the watchers' access is re-checked (a disabled or demoted watcher is closed instead).
+    this.emitting = this.emitting.then(async () => {
+      const sockets = this.ctx.getWebSockets("watcher");
+      if (sockets.length === 0) return;
+      for (const ws of await closeRevoked(openKv(this.env), sockets)) {
+        try { ws.send(text); } catch { /* closing */ }
+      }
+    }).catch(() => {});
+  }
+}
