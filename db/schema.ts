@@ -95,8 +95,6 @@ export const instances = pgTable("instances", {
   replicas: integer("replicas").notNull().default(1),
   // Kubernetes-style labels (protocol/labels.ts); label selectors pick groups of instances (core/fleet/labelSelector.ts).
   labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
-  // Kubernetes-style labels (protocol/labels.ts); label selectors pick groups of instances (core/fleet/labelSelector.ts).
-  labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
   // The Node-RED version line it runs (protocol/stacks.ts). The column's default is for rows
   // from before stacks (created on 4.1.15); the API gives new instances DEFAULT_STACK.
   stack: varchar("stack", { length: 10 }).notNull().default("4.1"),
@@ -419,34 +417,6 @@ export const alertNotifications = pgTable("alert_notifications", {
 }, (t) => [
   index("idx_alert_notifications_list").on(t.createdAt, t.id),
   index("idx_alert_notifications_alert").on(t.alertId),
-]);
-
-/**
- * Rollouts (docs/rollouts.md): a projection of each RolloutRun Durable Object,
- * written on every wave and status change, so GET /api/rollouts lists them
- * without waking every object. The object's storage is the truth (plan,
- * per-instance state); this row carries what a list shows.
- */
-export const rollouts = pgTable("rollouts", {
-  id: uuid("id").primaryKey(),
-  status: varchar("status", { length: 30 }).notNull(),
-  selector: text("selector").notNull(),
-  description: text("description"),
-  flowsDigest: varchar("flows_digest", { length: 64 }).notNull(),
-  versionId: uuid("version_id"),
-  // The request's plan after defaults (waves, parallelism, pause, budget, onFailure, lateJoiners).
-  plan: jsonb("plan").$type<Record<string, unknown>>().notNull(),
-  currentWave: integer("current_wave"),
-  waveCount: integer("wave_count").notNull(),
-  summary: jsonb("summary").$type<{ total: number; completed: number; failed: number; pending: number }>().notNull(),
-  failure: jsonb("failure").$type<{ code: string; message: string }>(),
-  createdBy: uuid("created_by"),
-  createdAt: createdAt(),
-  updatedAt: updatedAt(),
-  completedAt: ts("completed_at"),
-}, (t) => [
-  index("idx_rollouts_list").on(t.createdAt, t.id),
-  index("idx_rollouts_status").on(t.status),
 ]);
 
 /**
