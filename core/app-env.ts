@@ -10,7 +10,8 @@ export interface Principal {
   /** Effective role: for an API key, the key's role (never wider than its owner's). */
   role: string;
   permissions: Permission[];
-  via: "token" | "api_key";
+  /** ci_hook: a CI webhook acting as its creator (functions/routes/ciHooks.ts). */
+  via: "token" | "api_key" | "ci_hook";
   apiKeyId?: string;
 }
 

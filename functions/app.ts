@@ -20,7 +20,9 @@ import { alertRuleRoutes } from "./routes/alertsRules.ts";
 import { apiKeyRoutes } from "./routes/apiKeys.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { bridgeRoutes } from "./routes/bridge.ts";
+import { ciHookDeliveryRoutes, ciHookRoutes } from "./routes/ciHooks.ts";
 import { deploymentRoutes } from "./routes/deployments.ts";
+import { rolloutRoutes } from "./routes/rollouts.ts";
 import { fleetSocketRoutes } from "./routes/fleetSocket.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { prometheusRoutes } from "./routes/prometheus.ts";
@@ -31,6 +33,7 @@ import { configRoutes } from "./routes/config.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { stackRoutes } from "./routes/stacks.ts";
+import { pipelineRoutes } from "./routes/pipelines.ts";
 import { policyRoutes } from "./routes/policies.ts";
 import { quotaRoutes } from "./routes/quotas.ts";
 import { reportRoutes } from "./routes/reports.ts";
@@ -57,6 +60,8 @@ export function createApp() {
   app.route("/api", referenceRoutes(app));
   // Authenticated by signatures, not users: cluster webhooks and tokens, QStash jobs.
   app.route("/api", bridgeRoutes);
+  // CI deliveries: the hook's own signature (Standard Webhooks or GitHub's), checked before the body is read.
+  app.route("/api/webhooks/ci", ciHookDeliveryRoutes);
   app.route("/api/jobs", jobRoutes);
   app.route("/api/jobs", complianceExportJob);
   app.route("/api/jobs", retentionPurgeJob);
@@ -77,12 +82,15 @@ export function createApp() {
   app.route("/api/clusters", clusterRoutes);
   app.route("/api/config", configRoutes);
   app.route("/api/deployments", deploymentRoutes);
+  app.route("/api/rollouts", rolloutRoutes);
   app.route("/api/instances", instanceRoutes);
   app.route("/api/stacks", stackRoutes);
   app.route("/api/metrics", metricsRoutes);
+  app.route("/api/pipelines", pipelineRoutes);
   app.route("/api/policies", policyRoutes);
   app.route("/api/quotas", quotaRoutes);
   app.route("/api/reports", reportRoutes);
+  app.route("/api/webhooks/ci", ciHookRoutes);
   app.route("/api/users", userRoutes);
   app.route("/api/roles", roleRoutes);
   return app;

@@ -15,6 +15,8 @@ export const TAGS = {
   Instances: "Node-RED instances: desired state, flows, env and secrets, lifecycle commands.",
   Deployments: "Blue-green deployments of new flows, their phases and operator actions.",
   Rollouts: "One flow version to every instance a label selector picks, in waves with a failure budget (docs/rollouts.md).",
+  Pipelines: "Stages (dev → staging → prod) as label selectors, promotions between them, four-eyes approval.",
+  CI: "CI webhooks: hooks with one fixed action each, and their signed deliveries (Standard Webhooks or GitHub).",
   Metrics: "Health series per instance and fleet totals.",
   Alerts: "Alert rules the control plane evaluates, alerts and their lifecycle, notification channels.",
   AI: "AI decision logs, their totals, and the model price table.",

@@ -12,7 +12,8 @@ const JSON_MEDIA = /^application\/([\w.-]+\+)?json$/i;
  * verifies; verifyClusterWebhook and verifyQStashSignature apply the same
  * JSON limits right after.
  */
-const SIGNED_BODY_ROUTE = /^\/api\/(webhooks\/|jobs\/|clusters\/[^/]+\/token$)/;
+// CI hook deliveries are /api/webhooks/ci/:id; the hooks' management routes beside them are ordinary JSON routes.
+const SIGNED_BODY_ROUTE = /^\/api\/(webhooks\/(clusters\/|ci\/[^/]+$)|jobs\/|clusters\/[^/]+\/token$)/;
 
 /** An explicit `Content-Length: 0` is no body: browsers send body-less writes that way (with a stream present). */
 function announcesBody(c: Context<AppEnv>): boolean {

@@ -15,7 +15,8 @@ export const RESOURCES = [
   // Alert rules, alerts (ack is an update), notification channels and their dead letters.
   "alerts",
 ] as const;
-export const ACTIONS = ["create", "read", "update", "delete"] as const;
+// approve: deployments:approve, the second person's approval of a pipeline promotion (four-eyes).
+export const ACTIONS = ["create", "read", "update", "delete", "approve"] as const;
 
 export type Resource = (typeof RESOURCES)[number];
 export type Action = (typeof ACTIONS)[number];
@@ -30,7 +31,9 @@ export const BUILTIN_ROLES: Record<BuiltinRole, Permission[]> = {
   // Deploys, scales and monitors instances; cannot create or destroy them (seed 5.1).
   operator: [
     ...can("instances", "read", "update"),
-    all("deployments"),
+    // Not "approve": operators deploy and request promotions; approving one is for admins and for custom
+    // roles that grant deployments:approve (a second person, docs/ci.md), so "*" here would defeat four-eyes.
+    ...can("deployments", "create", "read", "update", "delete"),
     ...can("audit", "read"),
     ...can("clusters", "read"),
     ...can("metrics", "read"),

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { flowsShape } from "../shapes.ts";
 import { timestamp, uuid } from "./common.ts";
+import { failureBudgetSchema, pauseSchema, rolloutCreateSchema, rolloutDeploymentOptionsSchema, waveTargetSchema } from "./rollouts.ts";
 
 export const stageName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "stage names are lowercase letters, digits, - and _ (at most 63)");
 export const pipelineName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$/, "pipeline names are letters, digits, space . _ - (at most 100)");
@@ -15,15 +16,14 @@ export const pipelineName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$
  * rollout request's own fields (protocol/api/rollouts.ts), checked against it
  * when the pipeline is saved and again when a promotion starts.
  */
-export const STAGE_ROLLOUT_FIELDS = ["waves", "parallelism", "pause", "failureBudget", "onFailure", "lateJoiners", "deployment"] as const;
 export const stageRolloutSchema = z.strictObject({
-  waves: z.array(z.union([z.number().int().positive(), z.string().regex(/^\d{1,3}(\.\d+)?%$/)])).min(1).max(20).optional(),
-  parallelism: z.number().int().min(1).max(1000).optional(),
-  pause: z.unknown().optional(),
-  failureBudget: z.unknown().optional(),
+  waves: z.array(waveTargetSchema).min(1).max(20).optional(),
+  parallelism: rolloutCreateSchema.shape.parallelism.unwrap().optional(),
+  pause: pauseSchema.optional(),
+  failureBudget: failureBudgetSchema.optional(),
   onFailure: z.enum(["leave", "rollback_wave"]).optional(),
-  lateJoiners: z.unknown().optional(),
-  deployment: z.unknown().optional(),
+  lateJoiners: z.enum(["after_completion", "ignore"]).optional(),
+  deployment: rolloutDeploymentOptionsSchema.optional(),
 });
 export type StageRollout = z.infer<typeof stageRolloutSchema>;
 
