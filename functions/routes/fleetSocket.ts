@@ -58,4 +58,17 @@ export const fleetSocketRoutes = new Hono<AppEnv>()
     const res = await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(id)).fetch(asWatcherRequest(c.req.raw, c.var.principal!));
     if (res.status === 404) throw new ApiError(404, "not_found", `deployment ${id} not found`);
     return res;
+  })
+  .get("/rollouts/:id", doc({
+    summary: "Stream of one rollout's `rollout:wave` / `rollout:instance` events (WebSocket), `rollout:state` first and on every status change",
+    responses: { 101: null },
+    errors: [400, 404, 426],
+    parameters: tokenQuery,
+  }), authenticate, requirePermission("deployments", "read"), async (c) => {
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
+    const id = c.req.param("id");
+    if (!z.uuid().safeParse(id).success) throw new ApiError(400, "validation_failed", "rollout id must be a UUID");
+    const res = await c.env.ROLLOUTS.get(c.env.ROLLOUTS.idFromName(id)).fetch(asWatcherRequest(c.req.raw, c.var.principal!));
+    if (res.status === 404) throw new ApiError(404, "not_found", `rollout ${id} not found`);
+    return res;
   });

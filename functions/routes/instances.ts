@@ -21,6 +21,9 @@ import { instanceCreatedSchema, instanceDetailSchema, instanceScaledSchema, inst
 import { dnsLabel, envShape, flowsShape, resourcesShape } from "../../protocol/shapes.ts";
 import { DEFAULT_STACK, stackIdSchema } from "../../protocol/stacks.ts";
 import { assertStackSupported } from "../../core/fleet/stacks.ts";
+import { toSql } from "../../core/fleet/labelSelector.ts";
+import { parseSelectorOrThrow } from "../../core/rollouts/start.ts";
+import { applyLabelsPatch, labelsPatchSchema, labelsSchema, MAX_LABELS } from "../../protocol/labels.ts";
 
 export const INSTANCE_STATUSES = ["pending", "starting", "running", "stopped", "failed", "unknown", "deploying"] as const;
 export const DESIRED_STATES = ["running", "stopped", "destroyed"] as const;
@@ -35,6 +38,8 @@ const createBody = z.strictObject({
   secrets: secretsShape.default({}),
   /** The Node-RED version line to run (GET /api/stacks lists the cluster's). */
   stack: stackIdSchema.default(DEFAULT_STACK),
+  /** Kubernetes-style labels; label selectors (GET ?selector=, rollouts) pick instances by them. */
+  labels: labelsSchema.default({}),
 });
 const patchBody = z.strictObject({
   flows: flowsShape.optional(),
@@ -43,7 +48,9 @@ const patchBody = z.strictObject({
   secrets: secretsPatchShape.optional(),
   /** Only the stack it runs: changing it is a runtime upgrade (POST /api/deployments with `stack`), which loses nothing. */
   stack: stackIdSchema.optional(),
-}).refine((b) => Object.keys(b).length > 0, "send at least one of flows, resources, env, secrets, stack");
+  /** label → value sets it, label → null removes it; the others stay. */
+  labels: labelsPatchSchema.optional(),
+}).refine((b) => Object.keys(b).length > 0, "send at least one of flows, resources, env, secrets, stack, labels");
 const listQuery = z.strictObject({
   ...pageQuery,
   status: z.enum(INSTANCE_STATUSES).optional(),
@@ -52,6 +59,8 @@ const listQuery = z.strictObject({
   team: z.string().max(100).optional(),
   /** Case-insensitive substring of the name. */
   q: z.string().max(63).optional(),
+  /** A label selector (`env=prod,region in (eu,us)`, docs/rollouts.md); 400 `invalid_selector` names the position. */
+  selector: z.string().max(1024).optional(),
 });
 const idParam = z.object({ id: z.uuid() });
 const scaleBody = z.strictObject({ replicas: z.number().int().min(0).max(100) });
@@ -66,7 +75,7 @@ const summary = (r: Row) => ({
   id: r.id, name: r.name, clusterId: r.clusterId, team: r.team,
   status: r.status, statusReason: r.statusReason, desiredState: r.desiredState,
   resources: r.resources, replicas: r.replicas, endpoints: r.endpoints, stack: r.stack, nodeRedVersion: r.nodeRedVersion,
-  createdAt: r.createdAt, updatedAt: r.updatedAt,
+  labels: r.labels, createdAt: r.createdAt, updatedAt: r.updatedAt,
 });
 const detail = (r: Row) => ({ ...summary(r), flows: r.flows, env: r.env, secretNames: r.secretNames });
 
@@ -135,7 +144,7 @@ export const instanceRoutes = new Hono<AppEnv>()
       record({
         action: "INSTANCE_CREATED", resourceType: "instance", resourceId: created.id,
         // Names of env vars only: values may be credentials.
-        details: { name: body.name, clusterId: body.clusterId, stack: body.stack, resources: body.resources, envKeys: Object.keys(body.env), secretNames: sealedSecrets.secretNames, flowsDigest: digest },
+        details: { name: body.name, clusterId: body.clusterId, stack: body.stack, resources: body.resources, envKeys: Object.keys(body.env), secretNames: sealedSecrets.secretNames, flowsDigest: digest, labels: body.labels },
       });
       return created;
     });
@@ -145,8 +154,10 @@ export const instanceRoutes = new Hono<AppEnv>()
   .get("/", doc({ summary: "List live instances, newest first", responses: { 200: pageOf(instanceSummarySchema) } }), requirePermission("instances", "read"), validate("query", listQuery), async (c) => {
     const q = c.req.valid("query");
     const cursor = decodeCursor(q.cursor);
+    const selector = q.selector === undefined ? undefined : parseSelectorOrThrow(q.selector);
     const rows = await c.var.services.db.select().from(instances).where(and(
       isNull(instances.deletedAt),
+      selector ? toSql(selector, instances.labels) : undefined,
       q.status ? eq(instances.status, q.status) : undefined,
       q.desiredState ? eq(instances.desiredState, q.desiredState) : undefined,
       q.clusterId ? eq(instances.clusterId, q.clusterId) : undefined,
@@ -161,7 +172,7 @@ export const instanceRoutes = new Hono<AppEnv>()
     return c.json(detail(await findLive(c, c.req.valid("param").id)));
   })
   .patch("/:id", doc({
-    summary: "Change an instance's flows, resources, env or secrets",
+    summary: "Change an instance's flows, resources, env, secrets or labels",
     description: "New flows are recorded as a new flow version; deploy them with POST /api/deployments. `stack` may be sent only as the one it runs: a different stack is 409 `stack_change_needs_deployment` (a runtime upgrade is a blue-green deployment: POST /api/deployments with `stack`).",
     responses: { 200: instanceDetailSchema },
     errors: [404, 409],
@@ -172,7 +183,7 @@ export const instanceRoutes = new Hono<AppEnv>()
     const digest = body.flows ? await flowsDigest(body.flows) : undefined;
     const row = await transact(c, async (tx, record) => {
       if (body.resources) await assertInstanceQuota(tx, { kind: "update", instanceId: id, resources: body.resources });
-      const { secrets: secretsPatch, stack, ...plain } = body;
+      const { secrets: secretsPatch, stack, labels: labelsPatch, ...plain } = body;
       if (stack !== undefined) {
         const [current] = await tx.select({ stack: instances.stack }).from(instances).where(and(eq(instances.id, id), isNull(instances.deletedAt))).limit(1);
         if (!current) throw notFound("instance", id);
@@ -189,7 +200,15 @@ export const instanceRoutes = new Hono<AppEnv>()
         const { encryptionKey } = c.var.services.config;
         sealedSecrets = await sealSecrets(applySecretsPatch(await openSecrets(current.sealed, encryptionKey), secretsPatch), encryptionKey);
       }
-      const [updated] = await tx.update(instances).set({ ...plain, ...sealedSecrets, updatedAt: new Date() })
+      let labels: Record<string, string> | undefined;
+      if (labelsPatch) {
+        const [current] = await tx.select({ labels: instances.labels }).from(instances)
+          .where(and(eq(instances.id, id), isNull(instances.deletedAt))).for("update");
+        if (!current) throw notFound("instance", id);
+        labels = applyLabelsPatch(current.labels, labelsPatch);
+        if (Object.keys(labels).length > MAX_LABELS) throw new ApiError(400, "too_many_labels", `an instance has at most ${MAX_LABELS} labels; this change leaves ${Object.keys(labels).length}`);
+      }
+      const [updated] = await tx.update(instances).set({ ...plain, ...sealedSecrets, ...(labels ? { labels } : {}), updatedAt: new Date() })
         .where(and(eq(instances.id, id), isNull(instances.deletedAt))).returning();
       if (!updated) throw notFound("instance", id);
       if (body.flows && digest) {
@@ -204,6 +223,7 @@ export const instanceRoutes = new Hono<AppEnv>()
         details: {
           fields: Object.keys(body), ...(body.resources ? { resources: body.resources } : {}), ...(digest ? { flowsDigest: digest } : {}),
           ...(body.secrets ? { secretsChanged: Object.keys(body.secrets).sort() } : {}),
+          ...(labels ? { labelsChanged: labelsPatch, labels } : {}),
         },
       });
       return updated;

@@ -32,6 +32,7 @@ export const instanceSummarySchema = z.object({
   endpoints: z.record(z.string(), z.string()),
   stack: z.string().meta({ description: "The Node-RED version line it runs, e.g. 5.0 (docs/stacks.md)" }),
   nodeRedVersion: z.string().nullable().meta({ description: "The exact Node-RED release the bridge started, e.g. 5.0.7; null until the bridge says" }),
+  labels: z.record(z.string(), z.string()).meta({ description: "Kubernetes-style labels; selectors pick instances by them (docs/rollouts.md)" }),
   createdAt: timestamp,
   updatedAt: timestamp,
 }).meta({ id: "InstanceSummary" });
