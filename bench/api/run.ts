@@ -1,0 +1,158 @@
+/**
+ * bench/api: latency of the main API routes against a route that touches no
+ * dependency (GET /api/health/live), measured in the same run on the local
+ * stack (wrangler dev, embedded Postgres through the Neon relay, the KV
+ * Durable Object): sequential, then 16 and 64 clients at once. Printed per
+ * route: p50/p95/p99 in ms, requests/s, and p95 as a multiple of the
+ * baseline's p95 in the same mode; with the load average before and after
+ * each mode (the machine is shared, so absolute figures move with it).
+ *   npx tsx bench/api/run.ts   (BENCH_SEQ=100 BENCH_PER_CLIENT=5 BENCH_SEED=100 BENCH_HEALTH_ROWS=50)
+ * Each route gets its own admin user: the per-principal rate limit (50/s,
+ * burst 3000) must not turn the bench into a 429 count.
+ */
+import os from "node:os";
+import pg from "pg";
+import { adminClient } from "../../test/harness/adminClient.ts";
+import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
+
+const SEQ = Number(process.env.BENCH_SEQ ?? 100);
+const PER_CLIENT = Number(process.env.BENCH_PER_CLIENT ?? 5);
+const SEED = Number(process.env.BENCH_SEED ?? 100);
+const HEALTH_ROWS = Number(process.env.BENCH_HEALTH_ROWS ?? 50);
+const WARMUP = 10;
+const MODES = [
+  { name: "sequential", clients: 1, total: SEQ },
+  { name: "16 clients", clients: 16, total: 16 * PER_CLIENT },
+  { name: "64 clients", clients: 64, total: 64 * PER_CLIENT },
+];
+
+interface Call { method: string; path: string; body?: unknown; expect: number }
+interface Route { name: string; write: boolean; call: (i: number) => Call; token?: string }
+
+let stack: TestStack;
+let serial = 0;
+const failures = new Map<string, number>();
+
+/** Milliseconds, and whether the answer was the expected one (a failure is counted, not fatal: overload is a result). */
+async function request(call: Call, token?: string): Promise<{ ms: number; ok: boolean }> {
+  const t0 = performance.now();
+  const res = await fetch(stack.apiUrl + call.path, {
+    method: call.method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(call.body ? { "content-type": "application/json" } : {}) },
+    body: call.body ? JSON.stringify(call.body) : undefined,
+  });
+  const text = await res.text();
+  const ms = performance.now() - t0;
+  if (res.status !== call.expect) {
+    const code = /"code":"([^"]+)"/.exec(text)?.[1] ?? "";
+    failures.set(`${res.status} ${code}`, (failures.get(`${res.status} ${code}`) ?? 0) + 1);
+  }
+  return { ms, ok: res.status === call.expect };
+}
+
+async function api<T>(token: string, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(stack.apiUrl + path, {
+    method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined,
+  });
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.json() as Promise<T>;
+}
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+interface Stat { p50: number; p95: number; p99: number; rps: number; n: number; failed: number; why: string }
+
+async function measure(route: Route, clients: number, total: number): Promise<Stat> {
+  for (let i = 0; i < WARMUP; i++) await request(route.call(serial++), route.token);
+  failures.clear();
+  const times: number[] = [];
+  let failed = 0;
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (next < total) {
+      next++;
+      const r = await request(route.call(serial++), route.token);
+      times.push(r.ms);
+      if (!r.ok) failed++;
+    }
+  }));
+  const wall = performance.now() - t0;
+  times.sort((a, b) => a - b);
+  const why = [...failures].map(([k, n]) => `${n}× ${k}`).join(", ");
+  return { p50: quantile(times, 0.5), p95: quantile(times, 0.95), p99: quantile(times, 0.99), rps: total / (wall / 1000), n: total, failed, why };
+}
+
+/** An admin of its own per route, so each route has a full rate-limit bucket. */
+async function adminUser(adminToken: string, name: string): Promise<string> {
+  const password = "bench-password-123456";
+  const username = `bench-${name}-${Date.now()}`;
+  await api(adminToken, "POST", "/api/users", { username, email: `${username}@bench.test`, password, role: "admin" });
+  const res = await fetch(`${stack.apiUrl}/api/auth/login`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password }),
+  });
+  return ((await res.json()) as { token: string }).token;
+}
+
+/** Health history as a sweep would leave it, so the fleet metrics have rows to read. */
+async function seedHealth(db: pg.Client, clusterId: string): Promise<void> {
+  await db.query(
+    `insert into instance_health (instance_id, checked_at, state, live, ready, rss_bytes, heap_used_bytes, flows_state, missing_node_types)
+     select i.id, now() - (g * interval '1 minute'), 'running', true, g % 7 <> 0, 110000000 + g, 40000000 + g, 'started', '[]'::jsonb
+     from instances i cross join generate_series(1, $2::int) g where i.cluster_id = $1`,
+    [clusterId, HEALTH_ROWS],
+  );
+}
+
+const fmt = (n: number) => n.toFixed(1).padStart(7);
+const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
+
+async function main() {
+  stack = await startTestStack({ worker: "wrangler" });
+  const db = new pg.Client({ connectionString: stack.workerVars.DATABASE_URL });
+  await db.connect();
+  try {
+    const { token: adminToken } = await adminClient(stack);
+    const cluster = await api<{ id: string }>(adminToken, "POST", "/api/clusters", { name: "bench-api" });
+    const seeded: string[] = [];
+    for (let i = 0; i < SEED; i++) seeded.push((await api<{ id: string }>(adminToken, "POST", "/api/instances", { name: `seed-${i}`, clusterId: cluster.id })).id);
+    await seedHealth(db, cluster.id);
+
+    const routes: Route[] = [
+      { name: "GET /api/health/live (baseline, no DB)", write: false, call: () => ({ method: "GET", path: "/api/health/live", expect: 200 }) },
+      { name: "GET /api/instances?limit=20", write: false, call: () => ({ method: "GET", path: "/api/instances?limit=20", expect: 200 }) },
+      { name: "GET /api/auth/me", write: false, call: () => ({ method: "GET", path: "/api/auth/me", expect: 200 }) },
+      { name: "GET /api/audit?limit=20", write: false, call: () => ({ method: "GET", path: "/api/audit?limit=20", expect: 200 }) },
+      { name: "GET /api/metrics/fleet", write: false, call: () => ({ method: "GET", path: "/api/metrics/fleet", expect: 200 }) },
+      { name: "POST /api/instances", write: true, call: (i) => ({ method: "POST", path: "/api/instances", body: { name: `b-${i}`, clusterId: cluster.id }, expect: 201 }) },
+      { name: "PATCH /api/instances/:id", write: true, call: (i) => ({ method: "PATCH", path: `/api/instances/${seeded[i % seeded.length]}`, body: { env: { BENCH_I: String(i) } }, expect: 200 }) },
+    ];
+    for (const [i, r] of routes.entries()) if (i > 0) r.token = await adminUser(adminToken, `r${i}`);
+
+    console.log(`\nbench/api (${os.cpus().length} cores, ${new Date().toISOString()}, ${SEED} instances × ${HEALTH_ROWS} health rows seeded)`);
+    const summary: string[] = [];
+    for (const mode of MODES) {
+      const loadBefore = load();
+      const results: [Route, Stat][] = [];
+      for (const r of routes) results.push([r, await measure(r, mode.clients, mode.total)]);
+      const base = results[0]![1];
+      console.log(`\n${mode.name} (${mode.total} requests per route; load average ${loadBefore} → ${load()})`);
+      console.log(`  ${"route".padEnd(42)}     p50     p95     p99   req/s  p95/baseline (ms)`);
+      for (const [r, s] of results) {
+        const ratio = s.p95 / base.p95;
+        console.log(`  ${r.name.padEnd(42)} ${fmt(s.p50)} ${fmt(s.p95)} ${fmt(s.p99)} ${s.rps.toFixed(0).padStart(7)}  ×${ratio.toFixed(1).padEnd(6)}${s.failed ? ` ${s.failed} failed (${s.why})` : ""}`);
+        if (mode.clients === 1 && r !== routes[0]) {
+          const target = r.write ? s.p95 < 60 : s.p95 < 25 && ratio < 3;
+          summary.push(`  ${r.name.padEnd(42)} p95 ${s.p95.toFixed(1)} ms, ×${ratio.toFixed(1)} baseline: ${target ? "meets" : "misses"} the target (${r.write ? "writes p95 < 60 ms" : "reads p95 < 25 ms and < 3× baseline"})`);
+        }
+      }
+    }
+    console.log(`\ntargets (sequential; issue 14 asks for an idle machine, load now ${load()}):`);
+    for (const line of summary) console.log(line);
+  } finally {
+    await db.end();
+    await stack.stop();
+  }
+}
+
+main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
