@@ -187,6 +187,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/webhooks/ci/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A CI hook (never its secret) */
+        get: operations["getApiWebhooksCiById"];
+        put?: never;
+        /**
+         * A CI delivery: the hook's action on the posted flow file (signed, public)
+         * @description Signed with the hook's secret, as Standard Webhooks (`webhook-id`, `webhook-timestamp` within 5 minutes, `webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>`) or as GitHub's `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` with `X-GitHub-Delivery` as the replay key (remembered 24 h). Verified before the body is parsed: forged → 401 `invalid_signature`, stale → 401 `stale_timestamp`, a delivery id seen before → 409 `replayed`; nothing starts. The body is `{flows}` or `{versionId}` (a GitHub push payload carries no file contents: the CI job posts the flow file). A `rollout` hook answers the rollout's id, a `promote` hook the promotion's (and its rollout's once started). A GitHub `ping` event answers 200 `pong`.
+         */
+        post: operations["postApiWebhooksCiById"];
+        /** Delete a CI hook (its deliveries are refused from then on) */
+        delete: operations["deleteApiWebhooksCiById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/jobs/health-sweep": {
         parameters: {
             query?: never;
@@ -292,6 +314,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ws/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream of `audit:entry` events (WebSocket): audit rows as they commit, optionally from a cursor (`after`)
+         * @description Needs audit:read. First `audit:hello` ({cursor, head}); then one `audit:entry` per row (the GET /api/audit item shape) with id > `after` (default: the newest row at connect). A cursor more than 1,000 rows back resumes 1,000 rows back after an `audit:gap` event. Opening the stream is itself audited (AUDIT_STREAM_OPENED).
+         */
+        get: operations["getWsAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ws/deployments/{id}": {
         parameters: {
             query?: never;
@@ -301,6 +343,23 @@ export interface paths {
         };
         /** Stream of one deployment's `deployment:phase` / `deployment:progress` events (WebSocket), current state first */
         get: operations["getWsDeploymentsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ws/rollouts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Stream of one rollout's `rollout:wave` / `rollout:instance` events (WebSocket), `rollout:state` first and on every status change */
+        get: operations["getWsRolloutsById"];
         put?: never;
         post?: never;
         delete?: never;
@@ -321,6 +380,23 @@ export interface paths {
          * @description Prometheus text format 0.0.4, or OpenMetrics 1.0 when `Accept` names `application/openmetrics-text`. Credentials: a session or API key with `metrics:read`, or the configured `REDFORGE_METRICS_TOKEN` as a bearer token. Series and their labels: docs/observability.md.
          */
         get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/encryption": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Encryption key rotation status: the current and previous key ids and how many stored values each seals */
+        get: operations["getApiAdminEncryption"];
         put?: never;
         post?: never;
         delete?: never;
@@ -679,7 +755,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List clusters, newest first */
+        /** List clusters, newest first, with their bridge's connection and version */
         get: operations["getApiClusters"];
         put?: never;
         /** Register a cluster (its webhook secret is shown only in this answer) */
@@ -787,6 +863,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/deployments/versions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One stored flow version with its flows */
+        get: operations["getApiDeploymentsVersionsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/deployments/{id}": {
         parameters: {
             query?: never;
@@ -864,6 +957,124 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/rollouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List rollouts, newest first */
+        get: operations["getApiRollouts"];
+        put?: never;
+        /**
+         * Start a rollout: one flow version to every instance a label selector picks, in waves
+         * @description Each instance's change is a blue-green deployment admitted like POST /api/deployments (policies, quotas: a refusal fails that instance with its code). 400 `invalid_selector` (details.position), 409 `empty_selection`, 422 `waves_incomplete` / `waves_not_cumulative` / `selection_too_large`. See docs/rollouts.md.
+         */
+        post: operations["postApiRollouts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/rollouts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A rollout: status, waves, each instance's deployment, summary */
+        get: operations["getApiRolloutsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/rollouts/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a rollout (what runs finishes; nothing new starts)
+         * @description 409 `not_pausable` unless it is running or awaiting approval.
+         */
+        post: operations["postApiRolloutsByIdPause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/rollouts/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused rollout
+         * @description 409 `not_paused` unless it is paused.
+         */
+        post: operations["postApiRolloutsByIdResume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/rollouts/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start the next wave of a rollout waiting for approval
+         * @description 409 `not_awaiting_approval` unless it is `awaiting_approval` (pause kind `approval`).
+         */
+        post: operations["postApiRolloutsByIdApprove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/rollouts/{id}/abort": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Abort a rollout (instances not started are skipped; what runs finishes)
+         * @description 409 `not_abortable` once it has ended or while it rolls a wave back.
+         */
+        post: operations["postApiRolloutsByIdAbort"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/instances": {
         parameters: {
             query?: never;
@@ -904,7 +1115,7 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Change an instance's flows, resources, env or secrets
+         * Change an instance's flows, resources, env, secrets or labels
          * @description New flows are recorded as a new flow version; deploy them with POST /api/deployments. `stack` may be sent only as the one it runs: a different stack is 409 `stack_change_needs_deployment` (a runtime upgrade is a blue-green deployment: POST /api/deployments with `stack`).
          */
         patch: operations["patchApiInstancesById"];
@@ -964,6 +1175,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/instances/{id}/restart": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restart a running instance's Node-RED (stop, then start; its data and flows are kept)
+         * @description One `instance.restart` command, so stop and start cannot overtake each other on the bridge. A stopped instance is 409 `instance_not_running`: start it instead.
+         */
+        post: operations["postApiInstancesByIdRestart"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/stacks": {
         parameters: {
             query?: never;
@@ -1012,6 +1243,123 @@ export interface paths {
         get: operations["getApiMetricsFleet"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/pipelines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List pipelines, newest first */
+        get: operations["getApiPipelines"];
+        put?: never;
+        /**
+         * Create a pipeline: ordered stages, each a label selector with rollout defaults
+         * @description A bad selector is 400 `invalid_selector`; rollout defaults are checked as POST /api/rollouts checks them.
+         */
+        post: operations["postApiPipelines"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/pipelines/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A pipeline: each stage's current version (its last completed promotion), open promotions, and the promotion history */
+        get: operations["getApiPipelinesById"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a pipeline and its promotion history (rollouts it started stay)
+         * @description 409 `pipeline_in_use` while a promotion awaits approval or rolls out.
+         */
+        delete: operations["deleteApiPipelinesById"];
+        options?: never;
+        head?: never;
+        /** Change a pipeline's team or stages (stages are replaced as a whole) */
+        patch: operations["patchApiPipelinesById"];
+        trace?: never;
+    };
+    "/api/pipelines/{id}/stages/{stage}/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Promote a version to a stage: a stored version, a flow file, or what another stage runs
+         * @description Starts a rollout on the stage's selector with its defaults (and `rollout` overrides), or, when the stage requires approval, waits (`awaiting_approval`) until a second person with deployments:approve approves it. One open promotion per stage (409 `promotion_in_progress`); `fromStage` with nothing completed there is 409 `stage_has_no_version`. A rollout that cannot start marks the promotion failed and answers the rollout's refusal.
+         */
+        post: operations["postApiPipelinesByIdStagesByStagePromote"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/pipelines/promotions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A promotion and how its rollout ended */
+        get: operations["getApiPipelinesPromotionsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/pipelines/promotions/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a promotion that awaits approval, and start its rollout (four-eyes)
+         * @description Needs deployments:approve. The requester's own approval is 403 `self_approval`; a promotion not awaiting approval is 409 `promotion_not_awaiting_approval`.
+         */
+        post: operations["postApiPipelinesPromotionsByIdApprove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/pipelines/promotions/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a promotion that awaits approval */
+        post: operations["postApiPipelinesPromotionsByIdReject"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1183,6 +1531,44 @@ export interface paths {
         get: operations["getApiReportsByIdDownload"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/ci": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List CI hooks, newest first (never their secrets) */
+        get: operations["getApiWebhooksCi"];
+        put?: never;
+        /**
+         * Create a CI hook with one fixed action; its secret is shown only in this answer
+         * @description The hook acts as its creator: deliveries are audited as them and need their role to allow deployments:create at delivery time. `rollout`: a rollout of the delivered flows to `selector` (with `rollout` defaults). `promote`: a promotion to a pipeline stage (its approval rule applies).
+         */
+        post: operations["postApiWebhooksCi"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/ci/{id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replace a CI hook's secret (the old one stops at once); the new one is shown only in this answer */
+        post: operations["postApiWebhooksCiByIdRotate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1367,6 +1753,13 @@ export interface components {
             duplicate: boolean;
             tokensCounted: boolean;
         };
+        CiDeliveryAccepted: {
+            /** Format: uuid */
+            hookId: string;
+            rolloutId: string | null;
+            promotionId: string | null;
+            status: string;
+        };
         HealthSweepResult: {
             clusters: number;
             jitterWindowMs: number;
@@ -1417,6 +1810,16 @@ export interface components {
             /** @enum {string} */
             status: "delivered" | "dead" | "gone" | "retry";
             attempts: number;
+        };
+        EncryptionStatus: {
+            currentKeyId: string;
+            previousKeyIds: string[];
+            columns: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
+            notCurrent: number;
         };
         ResealResult: {
             keyId: string;
@@ -1694,7 +2097,7 @@ export interface components {
             /** @description whsec_…; shown only here */
             webhookSecret: string;
         };
-        Cluster: {
+        ClusterState: {
             /** Format: uuid */
             id: string;
             name: string;
@@ -1710,6 +2113,11 @@ export interface components {
             createdAt: string;
             /** Format: date-time */
             updatedAt: string;
+            /** @description A bridge holds the command link now */
+            connected: boolean;
+            /** @description The version the bridge said in its last hello; null before the first */
+            bridgeVersion: string | null;
+            connectedAt: string | null;
         };
         ClusterDetail: {
             /** Format: uuid */
@@ -1727,6 +2135,11 @@ export interface components {
             createdAt: string;
             /** Format: date-time */
             updatedAt: string;
+            /** @description A bridge holds the command link now */
+            connected: boolean;
+            /** @description The version the bridge said in its last hello; null before the first */
+            bridgeVersion: string | null;
+            connectedAt: string | null;
             instanceCount: number;
         };
         ControlPlaneConfig: {
@@ -1899,6 +2312,240 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        FlowVersionDetail: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            instanceId: string;
+            version: number;
+            digest: string;
+            createdBy: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            flows: unknown[];
+        };
+        Rollout: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            status: "running" | "paused" | "awaiting_approval" | "completed" | "failed" | "aborted" | "rolling_back";
+            selector: string;
+            createdBy: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            completedAt: string | null;
+            description: string | null;
+            flowsDigest: string;
+            versionId: string | null;
+            plan: {
+                waves: (number | string)[];
+                parallelism: number;
+                /** @description Between waves: wait `seconds`, or until POST /api/rollouts/:id/approve */
+                pause: {
+                    /** @constant */
+                    kind: "timed";
+                    seconds: number;
+                } | {
+                    /** @constant */
+                    kind: "approval";
+                };
+                failureBudget: {
+                    maxFailedInstances?: number;
+                    maxFailedPercent?: number;
+                };
+                /** @enum {string} */
+                onFailure: "leave" | "rollback_wave";
+                /** @enum {string} */
+                lateJoiners: "after_completion" | "ignore";
+            };
+            currentWave: number | null;
+            nextWaveAt: string | null;
+            waves: components["schemas"]["RolloutWave"][];
+            summary: components["schemas"]["RolloutSummary"];
+            failure: {
+                code: string;
+                message: string;
+            } | null;
+        };
+        RolloutWave: {
+            index: number;
+            target: number;
+            /** @enum {string} */
+            status: "pending" | "running" | "completed" | "failed" | "rolling_back" | "rolled_back" | "aborted";
+            lateJoiners?: boolean;
+            startedAt: string | null;
+            completedAt: string | null;
+            instances: components["schemas"]["RolloutInstance"][];
+        };
+        RolloutInstance: {
+            /** Format: uuid */
+            instanceId: string;
+            deploymentId: string | null;
+            /** @enum {string} */
+            status: "pending" | "deploying" | "completed" | "failed" | "rolled_back" | "skipped";
+            reason?: string;
+            code?: string;
+            /** Format: uuid */
+            rollbackDeploymentId?: string;
+        };
+        RolloutSummary: {
+            total: number;
+            completed: number;
+            failed: number;
+            pending: number;
+        };
+        RolloutCreate: {
+            selector: string;
+            flows?: {
+                [key: string]: unknown;
+            }[];
+            /** Format: uuid */
+            versionId?: string;
+            /**
+             * @default [
+             *       1,
+             *       "10%",
+             *       "50%",
+             *       "100%"
+             *     ]
+             */
+            waves: (number | string)[];
+            /** @default 5 */
+            parallelism: number;
+            /**
+             * @description Between waves: wait `seconds`, or until POST /api/rollouts/:id/approve
+             * @default {
+             *       "kind": "timed",
+             *       "seconds": 0
+             *     }
+             */
+            pause: {
+                /** @constant */
+                kind: "timed";
+                seconds: number;
+            } | {
+                /** @constant */
+                kind: "approval";
+            };
+            /**
+             * @description Per wave; exceeding either limit stops the rollout (failed)
+             * @default {
+             *       "maxFailedInstances": 0
+             *     }
+             */
+            failureBudget: {
+                maxFailedInstances?: number;
+                maxFailedPercent?: number;
+            };
+            /**
+             * @default rollback_wave
+             * @enum {string}
+             */
+            onFailure: "leave" | "rollback_wave";
+            /**
+             * @default after_completion
+             * @enum {string}
+             */
+            lateJoiners: "after_completion" | "ignore";
+            /**
+             * @default {
+             *       "strategy": "blue-green",
+             *       "drainTimeoutSeconds": 30,
+             *       "analysisSeconds": 5,
+             *       "maxErrorRate": 0.05,
+             *       "rollbackWindowSeconds": 60,
+             *       "holdDuring": "switch"
+             *     }
+             */
+            deployment: {
+                /** @default blue-green */
+                strategy: string;
+                verify?: {
+                    http?: {
+                        /** Format: starts_with */
+                        path: string;
+                        /**
+                         * @default POST
+                         * @enum {string}
+                         */
+                        method: "GET" | "POST" | "PUT";
+                        body?: unknown;
+                        headers?: {
+                            [key: string]: string;
+                        };
+                        /** @default 200 */
+                        expectStatus: number;
+                        expectJson?: unknown;
+                        /** @default false */
+                        contract: boolean;
+                        /** @default 5000 */
+                        timeoutMs: number;
+                    };
+                    entries?: boolean | {
+                        /** @enum {string} */
+                        method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+                        /** Format: starts_with */
+                        path: string;
+                        timeoutMs?: number;
+                    }[];
+                    /** @default true */
+                    mqtt: boolean;
+                    /** @default 0 */
+                    failureLimit: number;
+                    /** @default false */
+                    pause: boolean;
+                };
+                /** @default 30 */
+                drainTimeoutSeconds: number;
+                /** @default 5 */
+                analysisSeconds: number;
+                /** @default 0.05 */
+                maxErrorRate: number;
+                /** @default 60 */
+                rollbackWindowSeconds: number;
+                /**
+                 * @default switch
+                 * @enum {string}
+                 */
+                holdDuring: "deploy" | "switch";
+                timeouts?: {
+                    scale?: number;
+                    prepare?: number;
+                    deploy?: number;
+                    verify?: number;
+                    switch?: number;
+                    analysis?: number;
+                    cleanup?: number;
+                    rollback?: number;
+                };
+            };
+            description?: string;
+        };
+        RolloutListItem: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            status: "running" | "paused" | "awaiting_approval" | "completed" | "failed" | "aborted" | "rolling_back";
+            selector: string;
+            createdBy: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            completedAt: string | null;
+            description: string | null;
+            flowsDigest: string;
+            versionId: string | null;
+            currentWave: number | null;
+            summary: components["schemas"]["RolloutSummary"];
+            failure: {
+                code: string;
+                message: string;
+            } | null;
+            waveCount: number;
+        };
         InstanceCreated: {
             /** Format: uuid */
             id: string;
@@ -1922,6 +2569,10 @@ export interface components {
             stack: string;
             /** @description The exact Node-RED release the bridge started, e.g. 5.0.7; null until the bridge says */
             nodeRedVersion: string | null;
+            /** @description Kubernetes-style labels; selectors pick instances by them (docs/rollouts.md) */
+            labels: {
+                [key: string]: string;
+            };
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -1956,6 +2607,10 @@ export interface components {
             stack: string;
             /** @description The exact Node-RED release the bridge started, e.g. 5.0.7; null until the bridge says */
             nodeRedVersion: string | null;
+            /** @description Kubernetes-style labels; selectors pick instances by them (docs/rollouts.md) */
+            labels: {
+                [key: string]: string;
+            };
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -1984,6 +2639,10 @@ export interface components {
             stack: string;
             /** @description The exact Node-RED release the bridge started, e.g. 5.0.7; null until the bridge says */
             nodeRedVersion: string | null;
+            /** @description Kubernetes-style labels; selectors pick instances by them (docs/rollouts.md) */
+            labels: {
+                [key: string]: string;
+            };
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -2070,6 +2729,172 @@ export interface components {
             };
             /** Format: date-time */
             timestamp: string;
+        };
+        PipelineSummary: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            team: string | null;
+            stages: string[];
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        Pipeline: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            team: string | null;
+            stages: {
+                name: string;
+                selector: string;
+                /** @default false */
+                requiresApproval: boolean;
+                /** @default {} */
+                rollout: {
+                    waves?: (number | string)[];
+                    parallelism?: number;
+                    /** @description Between waves: wait `seconds`, or until POST /api/rollouts/:id/approve */
+                    pause?: {
+                        /** @constant */
+                        kind: "timed";
+                        seconds: number;
+                    } | {
+                        /** @constant */
+                        kind: "approval";
+                    };
+                    /** @description Per wave; exceeding either limit stops the rollout (failed) */
+                    failureBudget?: {
+                        maxFailedInstances?: number;
+                        maxFailedPercent?: number;
+                    };
+                    /** @enum {string} */
+                    onFailure?: "leave" | "rollback_wave";
+                    /** @enum {string} */
+                    lateJoiners?: "after_completion" | "ignore";
+                    deployment?: {
+                        /** @default blue-green */
+                        strategy: string;
+                        verify?: {
+                            http?: {
+                                /** Format: starts_with */
+                                path: string;
+                                /**
+                                 * @default POST
+                                 * @enum {string}
+                                 */
+                                method: "GET" | "POST" | "PUT";
+                                body?: unknown;
+                                headers?: {
+                                    [key: string]: string;
+                                };
+                                /** @default 200 */
+                                expectStatus: number;
+                                expectJson?: unknown;
+                                /** @default false */
+                                contract: boolean;
+                                /** @default 5000 */
+                                timeoutMs: number;
+                            };
+                            entries?: boolean | {
+                                /** @enum {string} */
+                                method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+                                /** Format: starts_with */
+                                path: string;
+                                timeoutMs?: number;
+                            }[];
+                            /** @default true */
+                            mqtt: boolean;
+                            /** @default 0 */
+                            failureLimit: number;
+                            /** @default false */
+                            pause: boolean;
+                        };
+                        /** @default 30 */
+                        drainTimeoutSeconds: number;
+                        /** @default 5 */
+                        analysisSeconds: number;
+                        /** @default 0.05 */
+                        maxErrorRate: number;
+                        /** @default 60 */
+                        rollbackWindowSeconds: number;
+                        /**
+                         * @default switch
+                         * @enum {string}
+                         */
+                        holdDuring: "deploy" | "switch";
+                        timeouts?: {
+                            scale?: number;
+                            prepare?: number;
+                            deploy?: number;
+                            verify?: number;
+                            switch?: number;
+                            analysis?: number;
+                            cleanup?: number;
+                            rollback?: number;
+                        };
+                    };
+                };
+                current: {
+                    /** Format: uuid */
+                    promotionId: string;
+                    versionId: string | null;
+                    digest: string | null;
+                    /** Format: date-time */
+                    completedAt: string;
+                } | null;
+                pending: {
+                    /** Format: uuid */
+                    promotionId: string;
+                    /** @enum {string} */
+                    status: "awaiting_approval" | "rejected" | "rolling_out" | "completed" | "failed";
+                } | null;
+            }[];
+            promotions: components["schemas"]["Promotion"][];
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        Promotion: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            pipelineId: string;
+            stage: string;
+            /** @enum {string} */
+            status: "awaiting_approval" | "rejected" | "rolling_out" | "completed" | "failed";
+            source: {
+                /** @constant */
+                kind: "version";
+                /** Format: uuid */
+                versionId: string;
+            } | {
+                /** @constant */
+                kind: "flows";
+            } | {
+                /** @constant */
+                kind: "stage";
+                fromStage: string;
+                /** Format: uuid */
+                promotionId: string;
+            };
+            versionId: string | null;
+            digest: string | null;
+            rolloutId: string | null;
+            requestedBy: string | null;
+            decidedBy: string | null;
+            decidedAt: string | null;
+            reason: string | null;
+            failure: {
+                code: string;
+                message: string;
+            } | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
         };
         Policy: {
             /** Format: uuid */
@@ -2186,6 +3011,223 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
             downloadUrl: string;
+        };
+        CiHook: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            team: string | null;
+            action: {
+                /** @constant */
+                kind: "rollout";
+                selector: string;
+                /** @default {} */
+                rollout: {
+                    waves?: (number | string)[];
+                    parallelism?: number;
+                    /** @description Between waves: wait `seconds`, or until POST /api/rollouts/:id/approve */
+                    pause?: {
+                        /** @constant */
+                        kind: "timed";
+                        seconds: number;
+                    } | {
+                        /** @constant */
+                        kind: "approval";
+                    };
+                    /** @description Per wave; exceeding either limit stops the rollout (failed) */
+                    failureBudget?: {
+                        maxFailedInstances?: number;
+                        maxFailedPercent?: number;
+                    };
+                    /** @enum {string} */
+                    onFailure?: "leave" | "rollback_wave";
+                    /** @enum {string} */
+                    lateJoiners?: "after_completion" | "ignore";
+                    deployment?: {
+                        /** @default blue-green */
+                        strategy: string;
+                        verify?: {
+                            http?: {
+                                /** Format: starts_with */
+                                path: string;
+                                /**
+                                 * @default POST
+                                 * @enum {string}
+                                 */
+                                method: "GET" | "POST" | "PUT";
+                                body?: unknown;
+                                headers?: {
+                                    [key: string]: string;
+                                };
+                                /** @default 200 */
+                                expectStatus: number;
+                                expectJson?: unknown;
+                                /** @default false */
+                                contract: boolean;
+                                /** @default 5000 */
+                                timeoutMs: number;
+                            };
+                            entries?: boolean | {
+                                /** @enum {string} */
+                                method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+                                /** Format: starts_with */
+                                path: string;
+                                timeoutMs?: number;
+                            }[];
+                            /** @default true */
+                            mqtt: boolean;
+                            /** @default 0 */
+                            failureLimit: number;
+                            /** @default false */
+                            pause: boolean;
+                        };
+                        /** @default 30 */
+                        drainTimeoutSeconds: number;
+                        /** @default 5 */
+                        analysisSeconds: number;
+                        /** @default 0.05 */
+                        maxErrorRate: number;
+                        /** @default 60 */
+                        rollbackWindowSeconds: number;
+                        /**
+                         * @default switch
+                         * @enum {string}
+                         */
+                        holdDuring: "deploy" | "switch";
+                        timeouts?: {
+                            scale?: number;
+                            prepare?: number;
+                            deploy?: number;
+                            verify?: number;
+                            switch?: number;
+                            analysis?: number;
+                            cleanup?: number;
+                            rollback?: number;
+                        };
+                    };
+                };
+            } | {
+                /** @constant */
+                kind: "promote";
+                /** Format: uuid */
+                pipelineId: string;
+                stage: string;
+            };
+            /** Format: uuid */
+            actorId: string;
+            url: string;
+            lastDeliveryAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        CiHookWithSecret: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            team: string | null;
+            action: {
+                /** @constant */
+                kind: "rollout";
+                selector: string;
+                /** @default {} */
+                rollout: {
+                    waves?: (number | string)[];
+                    parallelism?: number;
+                    /** @description Between waves: wait `seconds`, or until POST /api/rollouts/:id/approve */
+                    pause?: {
+                        /** @constant */
+                        kind: "timed";
+                        seconds: number;
+                    } | {
+                        /** @constant */
+                        kind: "approval";
+                    };
+                    /** @description Per wave; exceeding either limit stops the rollout (failed) */
+                    failureBudget?: {
+                        maxFailedInstances?: number;
+                        maxFailedPercent?: number;
+                    };
+                    /** @enum {string} */
+                    onFailure?: "leave" | "rollback_wave";
+                    /** @enum {string} */
+                    lateJoiners?: "after_completion" | "ignore";
+                    deployment?: {
+                        /** @default blue-green */
+                        strategy: string;
+                        verify?: {
+                            http?: {
+                                /** Format: starts_with */
+                                path: string;
+                                /**
+                                 * @default POST
+                                 * @enum {string}
+                                 */
+                                method: "GET" | "POST" | "PUT";
+                                body?: unknown;
+                                headers?: {
+                                    [key: string]: string;
+                                };
+                                /** @default 200 */
+                                expectStatus: number;
+                                expectJson?: unknown;
+                                /** @default false */
+                                contract: boolean;
+                                /** @default 5000 */
+                                timeoutMs: number;
+                            };
+                            entries?: boolean | {
+                                /** @enum {string} */
+                                method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+                                /** Format: starts_with */
+                                path: string;
+                                timeoutMs?: number;
+                            }[];
+                            /** @default true */
+                            mqtt: boolean;
+                            /** @default 0 */
+                            failureLimit: number;
+                            /** @default false */
+                            pause: boolean;
+                        };
+                        /** @default 30 */
+                        drainTimeoutSeconds: number;
+                        /** @default 5 */
+                        analysisSeconds: number;
+                        /** @default 0.05 */
+                        maxErrorRate: number;
+                        /** @default 60 */
+                        rollbackWindowSeconds: number;
+                        /**
+                         * @default switch
+                         * @enum {string}
+                         */
+                        holdDuring: "deploy" | "switch";
+                        timeouts?: {
+                            scale?: number;
+                            prepare?: number;
+                            deploy?: number;
+                            verify?: number;
+                            switch?: number;
+                            analysis?: number;
+                            cleanup?: number;
+                            rollback?: number;
+                        };
+                    };
+                };
+            } | {
+                /** @constant */
+                kind: "promote";
+                /** Format: uuid */
+                pipelineId: string;
+                stage: string;
+            };
+            /** Format: uuid */
+            actorId: string;
+            url: string;
+            lastDeliveryAt: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            secret: string;
         };
         User: {
             /** Format: uuid */
@@ -2604,6 +3646,18 @@ export interface operations {
                         ready: boolean;
                         rssBytes?: number;
                         heapUsedBytes?: number;
+                        cpuSeconds?: number;
+                        messages?: {
+                            in: number;
+                            out: number;
+                            errors: number;
+                        };
+                        flows?: {
+                            in: number;
+                            out: number;
+                            errors: number;
+                            flowId: string;
+                        }[];
                         /** @enum {string} */
                         flowsState?: "start" | "stop";
                         missingNodeTypes: string[];
@@ -2693,6 +3747,115 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiWebhooksCiById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CiHook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiWebhooksCiById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    flows?: ({
+                        id: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    })[];
+                    /** Format: uuid */
+                    versionId?: string;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CiDeliveryAccepted"];
+                };
+            };
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CiDeliveryAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    deleteApiWebhooksCiById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -2884,7 +4047,66 @@ export interface operations {
             "5XX": components["responses"]["ServerError"];
         };
     };
+    getWsAudit: {
+        parameters: {
+            query?: {
+                /** @description The session token or API key, when the client cannot send an Authorization header */
+                token?: string;
+                /** @description Send entries after this audit row id */
+                after?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching Protocols: the WebSocket is open. */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            426: components["responses"]["UpgradeRequired"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
     getWsDeploymentsById: {
+        parameters: {
+            query?: {
+                /** @description The session token or API key, when the client cannot send an Authorization header */
+                token?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching Protocols: the WebSocket is open. */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            426: components["responses"]["UpgradeRequired"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getWsRolloutsById: {
         parameters: {
             query?: {
                 /** @description The session token or API key, when the client cannot send an Authorization header */
@@ -2931,6 +4153,30 @@ export interface operations {
                 content: {
                     "text/plain": string;
                     "application/openmetrics-text": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiAdminEncryption: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EncryptionStatus"];
                 };
             };
             401: components["responses"]["Unauthorized"];
@@ -3652,7 +4898,7 @@ export interface operations {
                         /** @enum {string} */
                         resource: "instances" | "clusters" | "deployments" | "users" | "roles" | "audit" | "apikeys" | "metrics" | "config" | "policies" | "quotas" | "ai_decisions" | "ai_prompts" | "ai_prices" | "reports" | "alerts" | "*";
                         /** @enum {string} */
-                        action: "create" | "read" | "update" | "delete" | "*";
+                        action: "create" | "read" | "update" | "delete" | "approve" | "*";
                     }[];
                     expiresInDays?: number;
                 };
@@ -3816,7 +5062,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: components["schemas"]["Cluster"][];
+                        items: components["schemas"]["ClusterState"][];
                         nextCursor: string | null;
                     };
                 };
@@ -4204,6 +5450,34 @@ export interface operations {
             "5XX": components["responses"]["ServerError"];
         };
     };
+    getApiDeploymentsVersionsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowVersionDetail"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
     getApiDeploymentsById: {
         parameters: {
             query?: never;
@@ -4325,6 +5599,224 @@ export interface operations {
             "5XX": components["responses"]["ServerError"];
         };
     };
+    getApiRollouts: {
+        parameters: {
+            query?: {
+                status?: "running" | "paused" | "awaiting_approval" | "completed" | "failed" | "aborted" | "rolling_back";
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["RolloutListItem"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiRollouts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutCreate"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiRolloutsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiRolloutsByIdPause: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiRolloutsByIdResume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiRolloutsByIdApprove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiRolloutsByIdAbort: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
     getApiInstances: {
         parameters: {
             query?: {
@@ -4335,6 +5827,7 @@ export interface operations {
                 clusterId?: string;
                 team?: string;
                 q?: string;
+                selector?: string;
             };
             header?: never;
             path?: never;
@@ -4396,6 +5889,13 @@ export interface operations {
                     };
                     /** @default 5.0 */
                     stack?: string;
+                    /**
+                     * @description Kubernetes-style labels: key `[prefix/]name`, value empty or 1-63 characters (docs/rollouts.md)
+                     * @default {}
+                     */
+                    labels?: {
+                        [key: string]: string;
+                    };
                 };
             };
         };
@@ -4507,6 +6007,10 @@ export interface operations {
                         [key: string]: string | null;
                     };
                     stack?: string;
+                    /** @description label → value to set, or null to remove it */
+                    labels?: {
+                        [key: string]: string | null;
+                    };
                 };
             };
         };
@@ -4628,6 +6132,37 @@ export interface operations {
             "5XX": components["responses"]["ServerError"];
         };
     };
+    postApiInstancesByIdRestart: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CommandAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
     getApiStacks: {
         parameters: {
             query: {
@@ -4707,6 +6242,574 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiPipelines: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["PipelineSummary"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiPipelines: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    team?: string;
+                    stages: {
+                        name: string;
+                        selector: string;
+                        /** @default false */
+                        requiresApproval?: boolean;
+                        /** @default {} */
+                        rollout?: {
+                            waves?: (number | string)[];
+                            parallelism?: number;
+                            /** @description Between waves: wait `seconds`, or until POST /api/rollouts/:id/approve */
+                            pause?: {
+                                /** @constant */
+                                kind: "timed";
+                                seconds: number;
+                            } | {
+                                /** @constant */
+                                kind: "approval";
+                            };
+                            /** @description Per wave; exceeding either limit stops the rollout (failed) */
+                            failureBudget?: {
+                                maxFailedInstances?: number;
+                                maxFailedPercent?: number;
+                            };
+                            /** @enum {string} */
+                            onFailure?: "leave" | "rollback_wave";
+                            /** @enum {string} */
+                            lateJoiners?: "after_completion" | "ignore";
+                            deployment?: {
+                                /** @default blue-green */
+                                strategy?: string;
+                                verify?: {
+                                    http?: {
+                                        /** Format: starts_with */
+                                        path: string;
+                                        /**
+                                         * @default POST
+                                         * @enum {string}
+                                         */
+                                        method?: "GET" | "POST" | "PUT";
+                                        body?: unknown;
+                                        headers?: {
+                                            [key: string]: string;
+                                        };
+                                        /** @default 200 */
+                                        expectStatus?: number;
+                                        expectJson?: unknown;
+                                        /** @default false */
+                                        contract?: boolean;
+                                        /** @default 5000 */
+                                        timeoutMs?: number;
+                                    };
+                                    entries?: boolean | {
+                                        /** @enum {string} */
+                                        method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+                                        /** Format: starts_with */
+                                        path: string;
+                                        timeoutMs?: number;
+                                    }[];
+                                    /** @default true */
+                                    mqtt?: boolean;
+                                    /** @default 0 */
+                                    failureLimit?: number;
+                                    /** @default false */
+                                    pause?: boolean;
+                                };
+                                /** @default 30 */
+                                drainTimeoutSeconds?: number;
+                                /** @default 5 */
+                                analysisSeconds?: number;
+                                /** @default 0.05 */
+                                maxErrorRate?: number;
+                                /** @default 60 */
+                                rollbackWindowSeconds?: number;
+                                /**
+                                 * @default switch
+                                 * @enum {string}
+                                 */
+                                holdDuring?: "deploy" | "switch";
+                                timeouts?: {
+                                    scale?: number;
+                                    prepare?: number;
+                                    deploy?: number;
+                                    verify?: number;
+                                    switch?: number;
+                                    analysis?: number;
+                                    cleanup?: number;
+                                    rollback?: number;
+                                };
+                            };
+                        };
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pipeline"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiPipelinesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pipeline"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    deleteApiPipelinesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    patchApiPipelinesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    team?: string | null;
+                    stages?: {
+                        name: string;
+                        selector: string;
+                        /** @default false */
+                        requiresApproval?: boolean;
+                        /** @default {} */
+                        rollout?: {
+                            waves?: (number | string)[];
+                            parallelism?: number;
+                            /** @description Between waves: wait `seconds`, or until POST /api/rollouts/:id/approve */
+                            pause?: {
+                                /** @constant */
+                                kind: "timed";
+                                seconds: number;
+                            } | {
+                                /** @constant */
+                                kind: "approval";
+                            };
+                            /** @description Per wave; exceeding either limit stops the rollout (failed) */
+                            failureBudget?: {
+                                maxFailedInstances?: number;
+                                maxFailedPercent?: number;
+                            };
+                            /** @enum {string} */
+                            onFailure?: "leave" | "rollback_wave";
+                            /** @enum {string} */
+                            lateJoiners?: "after_completion" | "ignore";
+                            deployment?: {
+                                /** @default blue-green */
+                                strategy?: string;
+                                verify?: {
+                                    http?: {
+                                        /** Format: starts_with */
+                                        path: string;
+                                        /**
+                                         * @default POST
+                                         * @enum {string}
+                                         */
+                                        method?: "GET" | "POST" | "PUT";
+                                        body?: unknown;
+                                        headers?: {
+                                            [key: string]: string;
+                                        };
+                                        /** @default 200 */
+                                        expectStatus?: number;
+                                        expectJson?: unknown;
+                                        /** @default false */
+                                        contract?: boolean;
+                                        /** @default 5000 */
+                                        timeoutMs?: number;
+                                    };
+                                    entries?: boolean | {
+                                        /** @enum {string} */
+                                        method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+                                        /** Format: starts_with */
+                                        path: string;
+                                        timeoutMs?: number;
+                                    }[];
+                                    /** @default true */
+                                    mqtt?: boolean;
+                                    /** @default 0 */
+                                    failureLimit?: number;
+                                    /** @default false */
+                                    pause?: boolean;
+                                };
+                                /** @default 30 */
+                                drainTimeoutSeconds?: number;
+                                /** @default 5 */
+                                analysisSeconds?: number;
+                                /** @default 0.05 */
+                                maxErrorRate?: number;
+                                /** @default 60 */
+                                rollbackWindowSeconds?: number;
+                                /**
+                                 * @default switch
+                                 * @enum {string}
+                                 */
+                                holdDuring?: "deploy" | "switch";
+                                timeouts?: {
+                                    scale?: number;
+                                    prepare?: number;
+                                    deploy?: number;
+                                    verify?: number;
+                                    switch?: number;
+                                    analysis?: number;
+                                    cleanup?: number;
+                                    rollback?: number;
+                                };
+                            };
+                        };
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pipeline"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiPipelinesByIdStagesByStagePromote: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                stage: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: uuid */
+                    versionId?: string;
+                    flows?: ({
+                        id: string;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    })[];
+                    fromStage?: string;
+                    rollout?: {
+                        waves?: (number | string)[];
+                        parallelism?: number;
+                        /** @description Between waves: wait `seconds`, or until POST /api/rollouts/:id/approve */
+                        pause?: {
+                            /** @constant */
+                            kind: "timed";
+                            seconds: number;
+                        } | {
+                            /** @constant */
+                            kind: "approval";
+                        };
+                        /** @description Per wave; exceeding either limit stops the rollout (failed) */
+                        failureBudget?: {
+                            maxFailedInstances?: number;
+                            maxFailedPercent?: number;
+                        };
+                        /** @enum {string} */
+                        onFailure?: "leave" | "rollback_wave";
+                        /** @enum {string} */
+                        lateJoiners?: "after_completion" | "ignore";
+                        deployment?: {
+                            /** @default blue-green */
+                            strategy?: string;
+                            verify?: {
+                                http?: {
+                                    /** Format: starts_with */
+                                    path: string;
+                                    /**
+                                     * @default POST
+                                     * @enum {string}
+                                     */
+                                    method?: "GET" | "POST" | "PUT";
+                                    body?: unknown;
+                                    headers?: {
+                                        [key: string]: string;
+                                    };
+                                    /** @default 200 */
+                                    expectStatus?: number;
+                                    expectJson?: unknown;
+                                    /** @default false */
+                                    contract?: boolean;
+                                    /** @default 5000 */
+                                    timeoutMs?: number;
+                                };
+                                entries?: boolean | {
+                                    /** @enum {string} */
+                                    method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+                                    /** Format: starts_with */
+                                    path: string;
+                                    timeoutMs?: number;
+                                }[];
+                                /** @default true */
+                                mqtt?: boolean;
+                                /** @default 0 */
+                                failureLimit?: number;
+                                /** @default false */
+                                pause?: boolean;
+                            };
+                            /** @default 30 */
+                            drainTimeoutSeconds?: number;
+                            /** @default 5 */
+                            analysisSeconds?: number;
+                            /** @default 0.05 */
+                            maxErrorRate?: number;
+                            /** @default 60 */
+                            rollbackWindowSeconds?: number;
+                            /**
+                             * @default switch
+                             * @enum {string}
+                             */
+                            holdDuring?: "deploy" | "switch";
+                            timeouts?: {
+                                scale?: number;
+                                prepare?: number;
+                                deploy?: number;
+                                verify?: number;
+                                switch?: number;
+                                analysis?: number;
+                                cleanup?: number;
+                                rollback?: number;
+                            };
+                        };
+                    };
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Promotion"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiPipelinesPromotionsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Promotion"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiPipelinesPromotionsByIdApprove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Promotion"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiPipelinesPromotionsByIdReject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Promotion"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -5288,6 +7391,199 @@ export interface operations {
             "5XX": components["responses"]["ServerError"];
         };
     };
+    getApiWebhooksCi: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CiHook"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiWebhooksCi: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    team?: string;
+                    action: {
+                        /** @constant */
+                        kind: "rollout";
+                        selector: string;
+                        /** @default {} */
+                        rollout?: {
+                            waves?: (number | string)[];
+                            parallelism?: number;
+                            /** @description Between waves: wait `seconds`, or until POST /api/rollouts/:id/approve */
+                            pause?: {
+                                /** @constant */
+                                kind: "timed";
+                                seconds: number;
+                            } | {
+                                /** @constant */
+                                kind: "approval";
+                            };
+                            /** @description Per wave; exceeding either limit stops the rollout (failed) */
+                            failureBudget?: {
+                                maxFailedInstances?: number;
+                                maxFailedPercent?: number;
+                            };
+                            /** @enum {string} */
+                            onFailure?: "leave" | "rollback_wave";
+                            /** @enum {string} */
+                            lateJoiners?: "after_completion" | "ignore";
+                            deployment?: {
+                                /** @default blue-green */
+                                strategy?: string;
+                                verify?: {
+                                    http?: {
+                                        /** Format: starts_with */
+                                        path: string;
+                                        /**
+                                         * @default POST
+                                         * @enum {string}
+                                         */
+                                        method?: "GET" | "POST" | "PUT";
+                                        body?: unknown;
+                                        headers?: {
+                                            [key: string]: string;
+                                        };
+                                        /** @default 200 */
+                                        expectStatus?: number;
+                                        expectJson?: unknown;
+                                        /** @default false */
+                                        contract?: boolean;
+                                        /** @default 5000 */
+                                        timeoutMs?: number;
+                                    };
+                                    entries?: boolean | {
+                                        /** @enum {string} */
+                                        method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+                                        /** Format: starts_with */
+                                        path: string;
+                                        timeoutMs?: number;
+                                    }[];
+                                    /** @default true */
+                                    mqtt?: boolean;
+                                    /** @default 0 */
+                                    failureLimit?: number;
+                                    /** @default false */
+                                    pause?: boolean;
+                                };
+                                /** @default 30 */
+                                drainTimeoutSeconds?: number;
+                                /** @default 5 */
+                                analysisSeconds?: number;
+                                /** @default 0.05 */
+                                maxErrorRate?: number;
+                                /** @default 60 */
+                                rollbackWindowSeconds?: number;
+                                /**
+                                 * @default switch
+                                 * @enum {string}
+                                 */
+                                holdDuring?: "deploy" | "switch";
+                                timeouts?: {
+                                    scale?: number;
+                                    prepare?: number;
+                                    deploy?: number;
+                                    verify?: number;
+                                    switch?: number;
+                                    analysis?: number;
+                                    cleanup?: number;
+                                    rollback?: number;
+                                };
+                            };
+                        };
+                    } | {
+                        /** @constant */
+                        kind: "promote";
+                        /** Format: uuid */
+                        pipelineId: string;
+                        stage: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CiHookWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiWebhooksCiByIdRotate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CiHookWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
     getApiUsers: {
         parameters: {
             query?: {
@@ -5496,7 +7792,7 @@ export interface operations {
                         /** @enum {string} */
                         resource: "instances" | "clusters" | "deployments" | "users" | "roles" | "audit" | "apikeys" | "metrics" | "config" | "policies" | "quotas" | "ai_decisions" | "ai_prompts" | "ai_prices" | "reports" | "alerts" | "*";
                         /** @enum {string} */
-                        action: "create" | "read" | "update" | "delete" | "*";
+                        action: "create" | "read" | "update" | "delete" | "approve" | "*";
                     }[];
                 };
             };
@@ -5564,7 +7860,7 @@ export interface operations {
                         /** @enum {string} */
                         resource: "instances" | "clusters" | "deployments" | "users" | "roles" | "audit" | "apikeys" | "metrics" | "config" | "policies" | "quotas" | "ai_decisions" | "ai_prompts" | "ai_prices" | "reports" | "alerts" | "*";
                         /** @enum {string} */
-                        action: "create" | "read" | "update" | "delete" | "*";
+                        action: "create" | "read" | "update" | "delete" | "approve" | "*";
                     }[];
                 };
             };

@@ -8,7 +8,9 @@ import type { ApiBody } from "../../../protocol/api/client.ts";
 
 type Grant = ApiBody<"/api/roles", "post">["permissions"][number];
 export type Resource = Exclude<Grant["resource"], "*">;
-export type GrantAction = Exclude<Grant["action"], "*">;
+// "approve" (deployments:approve, pipeline promotions' second person) is granted through the API; the picker's grid
+// shows the four actions every resource has.
+export type GrantAction = Exclude<Grant["action"], "*" | "approve">;
 
 export const RESOURCES = [
   "instances", "clusters", "deployments", "users", "roles", "audit", "apikeys", "metrics", "config", "policies", "quotas",
