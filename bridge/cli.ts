@@ -24,6 +24,9 @@ Connects this cluster to a RedForge control plane and runs its commands.
                          without it deploy gates and MQTT work routing are off
   --spool-fsync          fsync each held MQTT message the data plane spools (survives a
                          power cut, not only a crash; one disk flush per message)
+  --max-hold-seconds <n> a deployment's hold (work held while blue drains) that gets no
+                         command from the control plane for this long is released to the
+                         runtime that served (as a rollback would); default 120, 0: never
   -h, --help             show this help`;
 
 export type DriverKind = "process" | "kubernetes";
@@ -39,6 +42,8 @@ export interface CliOptions {
   mqttUrl?: string;
   /** fsync each spooled held MQTT message (process driver's data plane). */
   spoolFsync?: boolean;
+  /** --max-hold-seconds in ms. */
+  maxHoldMs?: number;
 }
 
 export class UsageError extends Error {
@@ -59,7 +64,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
       options: {
         cluster: { type: "string" }, api: { type: "string" }, "secret-file": { type: "string" },
         driver: { type: "string" }, "state-dir": { type: "string" }, "node-package": { type: "string" },
-        "mqtt-url": { type: "string" }, "spool-fsync": { type: "boolean" },
+        "mqtt-url": { type: "string" }, "spool-fsync": { type: "boolean" }, "max-hold-seconds": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -79,7 +84,13 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
     ...(nodePackage ? { nodePackage: requireFile(path.resolve(cwd, nodePackage), "--node-package") } : {}),
     ...(mqttUrl ? { mqttUrl: requireMqttUrl(mqttUrl) } : {}),
     ...(values["spool-fsync"] ? { spoolFsync: true } : {}),
+    ...(values["max-hold-seconds"] !== undefined ? { maxHoldMs: requireSeconds(values["max-hold-seconds"] as string, "--max-hold-seconds") * 1000 } : {}),
   };
+}
+
+function requireSeconds(value: string, flag: string): number {
+  if (!/^\d{1,7}$/.test(value)) throw new UsageError(`${flag} must be a whole number of seconds, got "${value}"`);
+  return Number(value);
 }
 
 function requireMqttUrl(value: string): string {

@@ -28,6 +28,8 @@ export interface ExecutorOptions {
   instances: InstanceRegistry;
   log: Logger;
   mqttUrl?: string;
+  /** A deployment's hold released by the bridge after this long without a command (handlers.ts). */
+  maxHoldMs?: number;
 }
 
 interface Job {

@@ -5,10 +5,11 @@
  * `command.result` report the command gets.
  */
 import { commandArgs, type Command, type CommandArgs, type CommandResult, type CommandType } from "../protocol/commands.ts";
-import { BlueGreen } from "./deploy/blueGreen.ts";
+import { BlueGreen, type BlueGreenOptions } from "./deploy/blueGreen.ts";
 import { isBlueGreen, type Driver } from "./drivers/driver.ts";
 import { chunk, collectHealth, MAX_INSTANCES_PER_REPORT } from "./health.ts";
 import type { InstanceRegistry } from "./instances.ts";
+import type { Logger } from "./log.ts";
 import type { Reporter } from "./reporter.ts";
 import { BridgeError } from "./errors.ts";
 
@@ -18,6 +19,9 @@ export interface HandlerContext {
   reporter: Reporter;
   /** Whether the cluster has an MQTT bus (gates and the MQTT front use it). */
   mqttUrl?: string;
+  /** How long a deployment's hold may stay open without a command (blueGreen.ts DEFAULT_MAX_HOLD_MS; 0: unbounded). */
+  maxHoldMs?: number;
+  log?: Logger;
 }
 
 const blueGreens = new WeakMap<Driver, BlueGreen>();
@@ -27,8 +31,17 @@ function blueGreen(ctx: HandlerContext, cmd: Command): BlueGreen {
   const { driver } = ctx;
   if (!isBlueGreen(driver)) throw new BridgeError("not_implemented", `${cmd.type}: blue-green deployments are not implemented by the ${driver.kind} driver yet`);
   let bg = blueGreens.get(driver);
-  if (!bg) blueGreens.set(driver, (bg = new BlueGreen(driver, driver.adminApi, Boolean(ctx.mqttUrl ?? driver.mqttUrl))));
+  if (!bg) blueGreens.set(driver, (bg = new BlueGreen(driver, driver.adminApi, Boolean(ctx.mqttUrl ?? driver.mqttUrl), holdOptions(ctx))));
   return bg;
+}
+
+/** A hold the bridge released on its own is said in the log and reported as the instance's status. */
+function holdOptions(ctx: HandlerContext): BlueGreenOptions {
+  return {
+    ...(ctx.maxHoldMs !== undefined ? { maxHoldMs: ctx.maxHoldMs } : {}),
+    log: (line) => ctx.log?.warn(line),
+    onHoldReleased: (instanceId, reason) => void ctx.reporter.send({ type: "instance.status", instanceId, state: "running", reason: reason.slice(0, 2000) }, { orderKey: instanceId }),
+  };
 }
 
 type Handlers = { [T in CommandType]: (ctx: HandlerContext, cmd: Command, args: CommandArgs<T>) => Promise<CommandResult<T>> };

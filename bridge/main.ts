@@ -19,6 +19,7 @@ import { InstanceRegistry } from "./instances.ts";
 import { ClusterLink } from "./link.ts";
 import { errorMessage, lineLogger, type Logger } from "./log.ts";
 import { Reporter } from "./reporter.ts";
+import { acquireStateLock } from "./stateLock.ts";
 import { BRIDGE_VERSION } from "./version.ts";
 
 export interface BridgeOptions {
@@ -36,6 +37,8 @@ export interface BridgeOptions {
   mqttUrl?: string;
   /** fsync each held MQTT message the process driver's data plane spools. */
   spoolFsync?: boolean;
+  /** A deployment's hold released to the serving runtime after this long without a command (default 120 s; 0: never). */
+  maxHoldMs?: number;
   log?: Logger;
   bridgeVersion?: string;
   linkBackoff?: BackoffPolicy;
@@ -59,6 +62,18 @@ export interface RunningBridge {
 export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
   const log = opts.log ?? lineLogger();
   const api = opts.api.replace(/\/+$/, "");
+  // One bridge per state dir (stateLock.ts), before anything in it is read or started.
+  const lock = acquireStateLock(opts.stateDir);
+  if (lock.tookOverFrom) log.warn(`state dir lock taken over from bridge pid ${lock.tookOverFrom.pid} (since ${lock.tookOverFrom.since}), which is gone`);
+  try {
+    return await startLocked(opts, log, api, lock.release);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(opts: BridgeOptions, log: Logger, api: string, releaseLock: () => void): Promise<RunningBridge> {
   // The state dir first: without a ledger the bridge could run a command twice, so it must not start.
   const [ledger, instances] = await Promise.all([CommandLedger.open(opts.stateDir), InstanceRegistry.open(opts.stateDir)]).catch((err: unknown) => {
     throw new Error(`cannot use the state dir ${opts.stateDir}: ${errorMessage(err)}`);
@@ -71,7 +86,9 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     })
     : opts.driver;
   const reporter = new Reporter({ api, clusterId: opts.clusterId, secret: opts.secret, log, ...(opts.reportRetry ? { retry: opts.reportRetry } : {}) });
-  const executor = new CommandExecutor({ driver, ledger, reporter, instances, log, ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}) });
+  const executor = new CommandExecutor({
+    driver, ledger, reporter, instances, log, ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}), ...(opts.maxHoldMs !== undefined ? { maxHoldMs: opts.maxHoldMs } : {}),
+  });
   const link = new ClusterLink({
     api, clusterId: opts.clusterId, secret: opts.secret, bridgeVersion: opts.bridgeVersion ?? BRIDGE_VERSION,
     // A driver that cannot say which stacks it runs (the simulated one) reports nothing, so the control plane does not refuse them all.
@@ -95,6 +112,7 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     await reporter.close();
     await driver.close(closeOpts).catch((err: unknown) => log.error(`driver did not close cleanly: ${errorMessage(err)}`));
     await ledger.close();
+    releaseLock();
     log.info("bridge stopped");
   })());
   return { link, ...(aiAudit ? { aiAudit } : {}), idle: () => executor.idle(), close };

@@ -25,6 +25,17 @@ const since = (now: number, then: number) => (now >= then ? now - then : now);
  */
 const finished = (s: GateStatus) => s.inFlight === 0 && (s.mode !== "retire" || !s.openHttp);
 
+/** How long a hold may stay open without a command from the control plane before the bridge releases it (120 s). */
+export const DEFAULT_MAX_HOLD_MS = 120_000;
+
+export interface BlueGreenOptions {
+  /** See DEFAULT_MAX_HOLD_MS; 0 turns the bound off. */
+  maxHoldMs?: number;
+  /** A hold the bridge released on its own (the control plane was away): reported as soon as the link allows. */
+  onHoldReleased?: (instanceId: string, reason: string) => void;
+  log?: (line: string) => void;
+}
+
 export class BlueGreen {
   /** Front counters at the switch, per instance, for the post-switch analysis. */
   private readonly atSwitch = new Map<string, { serverErrors: number; forwarded: number; gate: GateStatus["counters"] }>();
@@ -35,7 +46,59 @@ export class BlueGreen {
    */
   private readonly atDrain = new Map<string, { runtime: string; gate: GateStatus["counters"]; front?: { held: number; refused: number } }>();
 
-  constructor(private readonly driver: Driver & BlueGreenDriver, private readonly admin: RuntimeAdmin, private readonly mqttConfigured: boolean) {}
+  /**
+   * Open holds (a drain answered, not yet handed over), per instance, each with a timer that a command
+   * for the instance re-arms. A hold is the control plane's to end; when no command comes for
+   * `maxHoldMs` (the Worker down, the link cut, a deployment paused for a person), the bridge ends it the
+   * documented safe way, a rollback before the switch: held work goes back to the runtime that served
+   * (blue), whose gate reopens, and the front forwards to it again. A later switch still works (the
+   * hand-over then collects nothing), so the deployment can go on once the control plane is back.
+   */
+  private readonly holds = new Map<string, { runtime: string; since: number; timer?: NodeJS.Timeout }>();
+  private readonly maxHoldMs: number;
+
+  constructor(private readonly driver: Driver & BlueGreenDriver, private readonly admin: RuntimeAdmin, private readonly mqttConfigured: boolean, private readonly opts: BlueGreenOptions = {}) {
+    this.maxHoldMs = opts.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
+  }
+
+  /** A command for `instanceId` arrived: an open hold's bound counts from now. */
+  private touch(instanceId: string): void {
+    const hold = this.holds.get(instanceId);
+    if (!hold || this.maxHoldMs <= 0) return;
+    clearTimeout(hold.timer);
+    hold.timer = setTimeout(() => void this.releaseHold(instanceId), this.maxHoldMs);
+    hold.timer.unref();
+  }
+
+  /** A command names a runtime only (green's flows): its instance's hold (runtime ids start with the instance id). */
+  private touchRuntime(runtime: string): void {
+    for (const instanceId of this.holds.keys()) if (runtime.startsWith(instanceId)) this.touch(instanceId);
+  }
+
+  private holdEnded(instanceId: string): void {
+    clearTimeout(this.holds.get(instanceId)?.timer);
+    this.holds.delete(instanceId);
+  }
+
+  /** The hold's bound passed with no command: back to the runtime that served, as a rollback before the switch does. */
+  async releaseHold(instanceId: string): Promise<void> {
+    const hold = this.holds.get(instanceId);
+    if (!hold) return;
+    const heldFor = Math.round((Date.now() - hold.since) / 1000);
+    this.opts.log?.(`hold on ${instanceId} open for ${heldFor} s, ${Math.round(this.maxHoldMs / 1000)} s without a command from the control plane: releasing it to ${hold.runtime}`);
+    try {
+      const r = await this.switchRoute(instanceId, hold.runtime, hold.runtime);
+      const reason = `deployment hold released by the bridge after ${heldFor} s (${Math.round(this.maxHoldMs / 1000)} s without a command from the control plane): `
+        + `${r.replayed} held + ${r.bufferedDuringSwitch} buffered MQTT message(s) replayed and ${r.httpReleased} HTTP request(s) released to ${hold.runtime}, which serves again`;
+      this.opts.log?.(reason);
+      this.opts.onHoldReleased?.(instanceId, reason);
+    } catch (err) {
+      // Still held: try again after another bound (a runtime or the broker that is down now may be back).
+      this.opts.log?.(`releasing the hold on ${instanceId} failed: ${err instanceof Error ? err.message : String(err)}; trying again in ${Math.round(this.maxHoldMs / 1000)} s`);
+      this.holds.set(instanceId, hold);
+      this.touch(instanceId);
+    }
+  }
 
   private async base(runtimeId: string): Promise<string> {
     const base = await this.driver.runtimeBase(runtimeId);
@@ -44,6 +107,7 @@ export class BlueGreen {
   }
 
   async prepare(instanceId: string, args: CommandArgs<"deployment.prepare"> = {}): Promise<CommandResult<"deployment.prepare">> {
+    this.touch(instanceId);
     await this.driver.ensureFronts(instanceId);
     const blue = await this.driver.servingOf(instanceId);
     // The hold queue's session exists before any gate drains, so the broker keeps all of it.
@@ -53,6 +117,7 @@ export class BlueGreen {
   }
 
   async setGate(instanceId: string, args: CommandArgs<"gate.set">): Promise<CommandResult<"gate.set">> {
+    this.touch(instanceId);
     // After a bridge restart the driver knows the instance's fronts only once asked for.
     await this.driver.ensureFronts(instanceId);
     const serving = await this.driver.servingOf(instanceId);
@@ -77,6 +142,9 @@ export class BlueGreen {
     if (this.atDrain.get(instanceId)?.runtime !== runtime) {
       this.atDrain.set(instanceId, { runtime, gate: gateAtDrain.counters, ...(frontAtDrain ? { front: { held: frontAtDrain.held, refused: frontAtDrain.refused } } : {}) });
     }
+    // The hold is open from here (held work waits for a hand-over): bounded, see `holds`.
+    if (!this.holds.has(instanceId)) this.holds.set(instanceId, { runtime, since: Date.now() });
+    this.touch(instanceId);
     const t0 = Date.now();
     const status = await this.untilIdle(base, args.drainTimeoutMs, drained);
     const frontNow = await front?.counters();
@@ -92,6 +160,7 @@ export class BlueGreen {
   }
 
   async deployFlows(runtime: string, flows: unknown[], rev?: string): Promise<CommandResult<"flows.deploy">> {
+    this.touchRuntime(runtime);
     const deployed = await this.driver.deployFlowsTo(runtime, flows, rev === undefined ? {} : { rev });
     // FACTS: the deploy reply comes before the new routes are live. Ready = /healthz answers and
     // every gate of the new flows is registered (gates are built with the flows' other nodes).
@@ -109,6 +178,7 @@ export class BlueGreen {
   }
 
   async smoke(instanceId: string, args: CommandArgs<"smoke.run">): Promise<SmokeResult> {
+    this.touch(instanceId);
     const base = await this.base(args.runtime);
     if (args.kind === "analysis") return this.analysis(instanceId, args.runtime, base, args.maxErrorRate);
     const verdict = await runSmoke({
@@ -159,6 +229,7 @@ export class BlueGreen {
    * `from`'s gate reopens so HTTP requests it held finish there (answered, not dropped).
    */
   async switchRoute(instanceId: string, from: string, to: string): Promise<CommandResult<"route.switch">> {
+    this.touch(instanceId);
     await this.driver.ensureFronts(instanceId); // the fronts may not be known to this bridge process yet (see setGate)
     const toBase = await this.base(to);
     const front = this.driver.front(instanceId);
@@ -182,6 +253,8 @@ export class BlueGreen {
     // Routing moves (a proxy target, or a Service selector once kube-proxy follows) before `from` reopens.
     await this.driver.setServing(to);
     const switchedAt = new Date().toISOString();
+    // Handed over: whatever was held now flows to `to`.
+    this.holdEnded(instanceId);
     // `from`'s gate reopens so HTTP requests it held finish there (answered, not dropped). Without a
     // bridge proxy, clients may still hold keep-alive connections to it: "retire" closes each after its answer.
     const fromBase = from !== to ? await this.driver.runtimeBase(from) : undefined;

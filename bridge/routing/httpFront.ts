@@ -16,16 +16,23 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "tra
 
 /** Requests held while a deployment switches; beyond this the front answers 503 + Retry-After. */
 export const DEFAULT_HOLD_LIMIT = 5_000;
+/**
+ * How long one request may wait at the front before it is refused (503 + Retry-After). A hold
+ * normally lasts a switch (well under a second); one cut off by a host restart or a control plane
+ * that is away can last minutes, and a request that waits that long is hung for its client, who
+ * gave up long before (issue 12 (g): 242 requests held past the load's 60 s). Refused is honest.
+ */
+export const DEFAULT_MAX_HOLD_MS = 30_000;
 
 export class HttpFront implements HttpRoute {
   private target?: URL;
   private holding = false;
-  private held: Array<{ req: http.IncomingMessage; res: http.ServerResponse }> = [];
+  private held: Array<{ req: http.IncomingMessage; res: http.ServerResponse; timer: NodeJS.Timeout }> = [];
   private readonly count: FrontCounters = { forwarded: 0, held: 0, refused: 0, serverErrors: 0 };
   url = "";
   private readonly server = http.createServer((req, res) => this.forward(req, res));
 
-  constructor(private readonly host: string, private readonly holdLimit = DEFAULT_HOLD_LIMIT) {}
+  constructor(private readonly host: string, private readonly holdLimit = DEFAULT_HOLD_LIMIT, private readonly maxHoldMs = DEFAULT_MAX_HOLD_MS) {}
 
   async listen(port: number): Promise<number> {
     await new Promise<void>((resolve, reject) => {
@@ -72,7 +79,10 @@ export class HttpFront implements HttpRoute {
   private releaseNow(): number {
     this.holding = false;
     const waiting = this.held.splice(0);
-    for (const { req, res } of waiting) this.forward(req, res);
+    for (const { req, res, timer } of waiting) {
+      clearTimeout(timer);
+      this.forward(req, res);
+    }
     return waiting.length;
   }
 
@@ -80,6 +90,17 @@ export class HttpFront implements HttpRoute {
     this.releaseNow();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** A request held past maxHoldMs: refused, so its client knows (and may retry) instead of waiting for nothing. */
+  private refuseHeld(entry: { req: http.IncomingMessage; res: http.ServerResponse }): void {
+    const at = this.held.indexOf(entry as (typeof this.held)[number]);
+    if (at < 0) return;
+    this.held.splice(at, 1);
+    this.count.refused++;
+    if (entry.res.headersSent || entry.res.destroyed) return;
+    entry.res.writeHead(503, { "content-type": "application/json", "retry-after": "2", connection: "close" });
+    entry.res.end(JSON.stringify({ error: { code: "front_hold_timeout", message: `held ${Math.round(this.maxHoldMs / 1000)} s while a deployment moves this instance; retry shortly` } }));
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -92,7 +113,9 @@ export class HttpFront implements HttpRoute {
       this.count.held++;
       // Paused so the body waits in the socket rather than in memory until release.
       req.pause();
-      this.held.push({ req, res });
+      const entry = { req, res, timer: setTimeout(() => this.refuseHeld(entry), this.maxHoldMs) };
+      entry.timer.unref();
+      this.held.push(entry);
       return;
     }
     const target = this.target;

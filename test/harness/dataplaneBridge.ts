@@ -25,6 +25,8 @@ const calls: Record<string, (...args: never[]) => Promise<unknown>> = {
   create: async (spec: InstanceSpec) => (await driver.create(spec)).endpoints,
   /** What a restarted bridge does first for an instance: knows its fronts (attaching to the data plane) and Node-REDs again. */
   adopt: async (id: string) => { await driver.ensureFronts(id); return { front: driver.front(id)?.url }; },
+  /** What a restarted bridge does before its link opens: converge every saved instance (main.ts resumeDriver). */
+  resume: () => driver.resume(),
   prepare: (id: string) => bg.prepare(id),
   deployFlows: (runtime: string, flows: unknown[]) => bg.deployFlows(runtime, flows),
   drain: (id: string, runtime: string) => bg.setGate(id, { mode: "drain", runtime, drainTimeoutMs: 10_000 }),

@@ -25,6 +25,7 @@ import type { ApiBody } from "../../protocol/api/client.ts";
 import { adminClient, type ApiClient } from "./adminClient.ts";
 import { BridgeProcess, killEverythingUnder, processesUnder, startCpuHog } from "./faultProcesses.ts";
 import type { TestStack } from "./testStack.ts";
+import { MqttTap } from "./mqttTap.ts";
 import { LoadGenerator, zeroLossFlow, type LoadReport } from "./zeroLoss.ts";
 
 export const FAULTS = {
@@ -121,6 +122,9 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
   try {
     const instance = await runningInstance(api, c, `fault-${key}-${Date.now().toString(36)}`);
     const drain = await watchDrain(c.stack.mqttUrl, instance.id);
+    // FAULT_TAP=1: follow every lost message over the bus (diagnosis; costs a subscriber of everything).
+    const tap = process.env.FAULT_TAP ? new MqttTap() : undefined;
+    await tap?.start(c.stack.mqttUrl);
     const load = new LoadGenerator({ brokerUrl: c.stack.mqttUrl, mqttTopic: `redforge/ingest/${instance.id}`, httpUrl: `${instance.endpoints.front}/work`, rate: o.rate, ...(o.httpTimeoutMs ? { httpTimeoutMs: o.httpTimeoutMs } : {}) });
     await load.start();
     await sleep(o.beforeMs);
@@ -145,6 +149,7 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
     drain.close();
     await sleep(o.afterMs);
     const report = await load.stop(20_000);
+    await tap?.stop();
     const deployment = (await readDeployment(api, depId)) ?? final;
     const frontAfter = await probeFront(instance.endpoints.front);
     notes.push(`front after: ${frontAfter}`);
@@ -156,6 +161,9 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
     if (deployment?.error) notes.push(`error: ${deployment.error.code}: ${String(deployment.error.message).slice(0, 300)}`);
     if (m.accounting) notes.push(`accounting (the product's own): ${JSON.stringify(m.accounting).slice(0, 400)}`);
     notes.push(`held ${m.messagesHeld}, replayed ${m.messagesReplayed}; phases ${JSON.stringify(deployment?.history?.map((h: any) => `${h.phase}:${h.status}`) ?? [])}`);
+    const f = report.httpFailures;
+    notes.push(`HTTP without an answer: ${f.refused} refused, ${f.reset} reset, ${f.timeout} timed out (hung), ${f.other} other`);
+    if (f.timeoutSamples.length) notes.push(`hung HTTP requests (sample): ${f.timeoutSamples.slice(0, 3).join(" | ")}`);
     if (report.httpErrorSamples.length) notes.push(`first HTTP failures: ${report.httpErrorSamples.slice(0, 3).join(" | ")}`);
     const refusals = report.httpErrorSamples.filter((x) => /^\d{3} /.test(x));
     if (refusals.length) notes.push(`HTTP error answers (sample): ${refusals.slice(0, 3).join(" | ")}`);
@@ -163,6 +171,7 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
       // When the lost work was sent, relative to the fault: tells work held at the fault from work sent into a dead path after it.
       const at = report.lostMqtt.map((seq) => (report.answers.get(`m${seq}`)?.sent.at ?? Number.NaN) - (injectedAt ?? from));
       notes.push(`lost MQTT sent ${Math.min(...at)}…${Math.max(...at)} ms after the ${injectedAt ? "fault" : "hold began"} (deployment ended at +${t1 - (injectedAt ?? from)} ms)`);
+      if (tap) notes.push(`tap (first hop time ms after the ${injectedAt ? "fault" : "hold began"}):\n      ${tap.explain(report.lostMqtt.map((s) => `m${s}`), injectedAt ?? from).join("\n      ")}`);
     }
     return {
       key, ...(injectedAt ? { injectedAt } : {}), report, deployment, finalStatus, errorCode: deployment?.error?.code ?? null,

@@ -86,6 +86,12 @@ export interface LoadReport {
   httpErrors: number;
   /** Status and body start of the first failed HTTP answers (diagnostics). */
   httpErrorSamples: string[];
+  /**
+   * HTTP requests without an answer, by why: `refused` (nothing listened: ECONNREFUSED), `reset` (the
+   * connection closed under the request), `timeout` (no answer within the client's timeout: it hung),
+   * `other`; and the first timeouts, for diagnosis.
+   */
+  httpFailures: { refused: number; reset: number; timeout: number; other: number; timeoutSamples: string[] };
   /** Per message: seq, when sent, and the version(s) that answered. */
   answers: Map<string, { sent: Sent; answers: Answer[] }>;
   latenciesMs(from: number, to: number): number[];
@@ -104,6 +110,7 @@ export class LoadGenerator {
   private httpUnanswered = 0;
   private httpErrors = 0;
   private readonly httpErrorSamples: string[] = [];
+  private readonly httpFailures = { refused: 0, reset: 0, timeout: 0, other: 0, timeoutSamples: [] as string[] };
   private running = false;
   private loops: Promise<void>[] = [];
   private seq = 0;
@@ -170,7 +177,12 @@ export class LoadGenerator {
         }
       } catch (err) {
         this.httpUnanswered++;
-        this.httpErrorSamples.push(`${seq} sent ${new Date(at).toISOString().slice(11, 23)} failed after ${Date.now() - at} ms: ${(err as Error).message} ${String((err as Error).cause ?? "")}`);
+        const line = `${seq} sent ${new Date(at).toISOString().slice(11, 23)} failed after ${Date.now() - at} ms: ${(err as Error).message} ${String((err as Error).cause ?? "")}`;
+        this.httpErrorSamples.push(line);
+        const why = `${(err as Error).name} ${String((err as Error).cause ?? "")}`;
+        const kind = /TimeoutError|AbortError/.test(why) ? "timeout" : /ECONNREFUSED/.test(why) ? "refused" : /other side closed|ECONNRESET|socket hang up|SocketError/.test(why) ? "reset" : "other";
+        this.httpFailures[kind]++;
+        if (kind === "timeout" && this.httpFailures.timeoutSamples.length < 10) this.httpFailures.timeoutSamples.push(line);
       }
       const wait = at + interval - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -193,7 +205,8 @@ export class LoadGenerator {
     for (const [seq, sent] of this.sent) answers.set(seq, { sent, answers: this.answers.get(seq) ?? [] });
     return {
       sent: { mqtt: mqttSeqs.length, http: this.sent.size - mqttSeqs.length },
-      lostMqtt: lost, duplicatedMqtt: dup, httpUnanswered: this.httpUnanswered, httpErrors: this.httpErrors, httpErrorSamples: this.httpErrorSamples.slice(0, 10), answers,
+      lostMqtt: lost, duplicatedMqtt: dup, httpUnanswered: this.httpUnanswered, httpErrors: this.httpErrors, httpErrorSamples: this.httpErrorSamples.slice(0, 10),
+      httpFailures: { ...this.httpFailures, timeoutSamples: [...this.httpFailures.timeoutSamples] }, answers,
       latenciesMs: (from, to) => [...answers.values()]
         .filter((a) => a.sent.at >= from && a.sent.at <= to && a.answers.length > 0)
         .map((a) => a.answers[0]!.at - a.sent.at),

@@ -23,6 +23,8 @@ import { isRuntimeProcess, LOG_FILE, readRecord, removeRecord, scanRuntimeProces
 import type { Stack } from "./stacks.ts";
 
 const require = createRequire(import.meta.url);
+/** The gate's journal of accepted MQTT work (flows/node-package/lib/workJournal.js). */
+export const WORK_JOURNAL = "redforge-work.journal";
 /** node-red's CLI entry, resolved from this project's dependency. */
 export const NODE_RED_CLI = path.join(path.dirname(require.resolve("node-red/package.json")), "red.js");
 
@@ -132,6 +134,9 @@ export class NodeRedProcess {
     this.adopted = undefined;
     this.follower.stop();
     await removeRecord(this.plan.userDir);
+    // Stopped on purpose: what its gate had accepted and not finished is counted as stopped in flight,
+    // never replayed by the next Node-RED on this userDir (a later deployment's green: another version).
+    fs.rmSync(path.join(this.plan.userDir, WORK_JOURNAL), { force: true });
     this.set("stopped");
   }
 

@@ -22,6 +22,7 @@
 "use strict";
 
 const { connectMqtt } = require("./mqttClient.js");
+const { WorkJournal } = require("./workJournal.js");
 // Topics, the end-of-hold marker and the modes come from protocol/mqtt.ts, as the bridge's do.
 const { END_OF_HOLD, GATE_MODES: MODES, isEndOfHold, topicsOf } = require("./contract.generated.js");
 
@@ -35,7 +36,14 @@ class GateRuntime {
     this.mode = MODES.includes(env.REDFORGE_GATE_MODE) ? env.REDFORGE_GATE_MODE : "active";
     this.inFlight = new Map(); // id -> entered at (ms)
     this.heldHttp = []; // { gate, msg } in arrival order
-    this.pendingMqtt = []; // MQTT work that arrived while no source gate existed (a full deploy)
+    this.pendingMqtt = []; // MQTT work that arrived while no source gate existed (a full deploy), or recovered from the journal
+    this.journal = undefined; // see workJournal.js: accepted MQTT work survives a kill of this process
+    this.journalOf = new Map(); // in-flight gate id -> journal id
+    // MQTT work waits in pendingMqtt (journaled) until this process knows its mode (the retained control
+    // message) and, to pass work into the flows, until their MQTT outputs are connected: see canRoute.
+    this.modeKnown = !this.mqttUrl;
+    this.outputsReady = false;
+    this.outputsWatch = undefined;
     this.gates = new Set();
     // Client connections that carried gated work and are still open: a retired runtime is stopped only once
     // they are gone, since a keep-alive connection closed under a client races its next request (lost, not retried).
@@ -51,6 +59,20 @@ class GateRuntime {
     this.timer.unref();
   }
 
+  /** Replays work an earlier process of this userDir accepted and did not finish (workJournal.js), ahead of anything new. */
+  openJournal(dir) {
+    if (this.journal || !dir) return;
+    const journal = new WorkJournal(dir);
+    try {
+      const recovered = journal.recover();
+      this.journal = journal;
+      for (const r of recovered) this.pendingMqtt.push({ topic: this.topics.active, payload: r.payload, journalId: r.id });
+      if (recovered.length) this.RED.log.warn(`[redforge-gate] ${recovered.length} MQTT message(s) accepted before a restart and not finished: processed again now`);
+    } catch (err) {
+      this.RED.log.warn(`[redforge-gate] work journal unavailable (${err.message}); work accepted by this runtime does not survive a kill`);
+    }
+  }
+
   // ---- nodes ----
 
   register(gate, opts) {
@@ -60,9 +82,8 @@ class GateRuntime {
     if (opts.source === "mqtt") {
       this.sources.push(gate);
       this.ensureMqtt();
-      // Work that arrived between the old source closing and this one starting.
-      const pending = this.pendingMqtt.splice(0);
-      for (const p of pending) this.onWork(p.topic, p.payload);
+      // Work that arrived between the old source closing and this one starting waits for the new flows' outputs.
+      this.watchOutputs();
     } else if (this.mqttUrl) {
       this.ensureMqtt();
     }
@@ -106,13 +127,14 @@ class GateRuntime {
     socket.once("close", () => this.clientConnections.delete(socket));
   }
 
-  pass(gate, msg, send) {
+  pass(gate, msg, send, journalId) {
     if (this.mode === "retire" && msg.res && msg.res._res && !msg.res._res.headersSent) {
       try { msg.res._res.set("Connection", "close"); } catch { /* the client went away */ }
     }
     const id = `${this.runtimeId}:${this.nextId++}`;
     msg._redforge = Object.assign({}, msg._redforge, { gateId: id, enteredAt: Date.now(), runtime: this.runtimeId });
     this.inFlight.set(id, Date.now());
+    if (journalId !== undefined) this.journalOf.set(id, journalId);
     this.counters.entered++;
     (send || ((m) => gate.send(m)))(msg);
   }
@@ -121,19 +143,31 @@ class GateRuntime {
   exit(msg) {
     const id = msg && msg._redforge && msg._redforge.gateId;
     if (id && this.inFlight.delete(id)) this.counters.exited++;
+    if (id) this.finish(id);
+  }
+
+  /** The message behind gate id `id` is done (exited, or given up on): the journal forgets it. */
+  finish(id) {
+    const journalId = this.journalOf.get(id);
+    if (journalId === undefined) return;
+    this.journalOf.delete(id);
+    if (this.journal) this.journal.done(journalId);
   }
 
   // ---- modes ----
 
   setMode(mode) {
     if (!MODES.includes(mode)) throw new Error(`unknown gate mode ${mode}`);
-    if (mode === this.mode) return;
+    // Told a mode (control topic or Admin API): MQTT work that waited for it can go (flushPending).
+    this.modeKnown = true;
+    if (mode === this.mode) return this.flushPending();
     this.mode = mode;
     if (mode !== "drain") {
       const held = this.heldHttp.splice(0);
       this.counters.released += held.length;
       for (const h of held) this.pass(h.gate, h.msg);
     }
+    this.flushPending();
     this.publishStatus();
   }
 
@@ -144,6 +178,8 @@ class GateRuntime {
       mode: this.mode,
       inFlight: this.inFlight.size,
       heldHttp: this.heldHttp.length,
+      // MQTT work accepted and waiting for this runtime's mode or its flows' outputs (journaled).
+      pendingMqtt: this.pendingMqtt.length,
       openHttp: this.clientConnections.size,
       gates: this.gates.size,
       sources: this.sources.length,
@@ -159,6 +195,7 @@ class GateRuntime {
       if (at >= cutoff) break; // Map keeps insertion order: the rest are younger
       this.inFlight.delete(id);
       this.counters.expired++;
+      this.finish(id);
     }
     this.publishStatus();
   }
@@ -171,7 +208,13 @@ class GateRuntime {
     this.client = connectMqtt(this.mqttUrl, `rf-gate-${this.runtimeId}`.slice(0, 64), { clean: false, reconnectPeriod: 500 });
     this.client.on("connect", () => {
       this.connected = true;
-      this.client.subscribe([this.topics.control, this.topics.active], { qos: 1 });
+      // The mode first: a restarted gate gets its session's backlog right after connecting, before the
+      // retained control message; that backlog waits (journaled) until the mode is known, or a moment
+      // after the control subscription is acknowledged when no mode was ever published.
+      this.client.subscribe(this.topics.control, { qos: 1 }, () => {
+        setTimeout(() => { if (!this.modeKnown) { this.modeKnown = true; this.flushPending(); } }, 1000).unref();
+      });
+      this.client.subscribe(this.topics.active, { qos: 1 });
       this.publishStatus();
     });
     this.client.on("close", () => { this.connected = false; });
@@ -191,22 +234,80 @@ class GateRuntime {
     }
   }
 
-  onWork(topic, payload) {
+  /**
+   * Node-RED's mqtt-out drops a message silently while its broker connection is not up (10-mqtt.js
+   * `publish`: nothing happens unless `connected`, and `done` is never called). A Node-RED that just
+   * started (a host restart) connects its mqtt-broker nodes about a second after "Started flows", while
+   * the broker hands this gate its session's backlog at once: every answer of that second was dropped
+   * (issue 12 (g): thousands at 500 msg/s). So work enters the flows only once every mqtt-broker config
+   * node of this runtime is connected (or after 15 s, with a warning: a broker that never connects must
+   * not stop the runtime for good).
+   */
+  watchOutputs() {
+    this.outputsReady = false;
+    clearInterval(this.outputsWatch);
+    const t0 = Date.now();
+    const check = () => {
+      const brokers = [];
+      try {
+        this.RED.nodes.eachNode((n) => { if (n.type === "mqtt-broker") brokers.push(this.RED.nodes.getNode(n.id)); });
+      } catch { /* an API this Node-RED lacks: nothing to wait for */ }
+      const waiting = brokers.filter((b) => b && !b.connected).length;
+      if (waiting && Date.now() - t0 < 15_000) return;
+      if (waiting) this.RED.log.warn(`[redforge-gate] ${waiting} mqtt-broker node(s) still not connected after 15 s: passing work on anyway`);
+      clearInterval(this.outputsWatch);
+      this.outputsReady = true;
+      this.flushPending();
+    };
+    this.outputsWatch = setInterval(check, 100);
+    this.outputsWatch.unref();
+    check();
+  }
+
+  /** Whether `payload` can go where it belongs now (the hold topic, or the flows). */
+  canRoute(payload) {
+    if (!this.modeKnown) return false;
+    if (this.mode === "drain" || isEndOfHold(payload)) return Boolean(this.client);
+    return Boolean(this.sources[0]) && this.outputsReady;
+  }
+
+  flushPending() {
+    while (this.pendingMqtt.length && this.canRoute(this.pendingMqtt[0].payload)) {
+      const p = this.pendingMqtt.shift();
+      this.route(p.topic, p.payload, p.journalId);
+    }
+  }
+
+  /**
+   * Runs synchronously inside mqtt.js's handling of the message, before its PUBACK: whatever this
+   * process keeps (in its flows, or pending) is journaled first (workJournal.js). Behind pending work, in order.
+   */
+  onWork(topic, payload, journalId) {
+    if (this.pendingMqtt.length || !this.canRoute(payload)) {
+      const id = journalId !== undefined ? journalId : (this.journal ? this.journal.received(payload) : undefined);
+      this.pendingMqtt.push({ topic, payload, journalId: id });
+      return;
+    }
+    this.route(topic, payload, journalId);
+  }
+
+  route(topic, payload, journalId) {
     // Draining, or the marker that closes a hold: onto the hold topic, in arrival order.
     if (this.mode === "drain" || isEndOfHold(payload)) {
       this.counters.heldMqtt++;
-      this.client.publish(this.topics.hold, payload, { qos: 1 });
+      // A message just received needs no journal: this publish goes out on the same connection ahead of
+      // its PUBACK, so after a kill the broker has one or the other. One already acknowledged (journaled:
+      // recovered, or pending a source) is done only once the broker has the republished copy.
+      const journal = this.journal;
+      this.client.publish(this.topics.hold, payload, { qos: 1 }, journal && journalId !== undefined ? (err) => { if (!err) journal.done(journalId); } : undefined);
       return;
     }
+    const id = journalId !== undefined ? journalId : (this.journal ? this.journal.received(payload) : undefined);
     const source = this.sources[0];
-    if (!source) {
-      this.pendingMqtt.push({ topic, payload });
-      return;
-    }
     const text = payload.toString();
     let value = text;
     try { value = JSON.parse(text); } catch { /* not JSON: the text */ }
-    this.pass(source, { topic, payload: value });
+    this.pass(source, { topic, payload: value }, undefined, id);
   }
 
   publishStatus() {
@@ -226,6 +327,8 @@ let runtime;
 function gateRuntime(RED) {
   if (runtime) return runtime;
   runtime = new GateRuntime(RED, process.env);
+  // Only under RedForge (the bridge sets the instance): a standalone Node-RED keeps no journal.
+  if (process.env.REDFORGE_INSTANCE_ID) runtime.openJournal(RED.settings.userDir);
   const read = RED.auth.needsPermission("flows.read");
   const write = RED.auth.needsPermission("flows.write");
   RED.httpAdmin.get("/redforge/gate", read, (_req, res) => res.json(runtime.status()));
