@@ -12,6 +12,9 @@ export type WaveTarget = number | string;
 export type FailureBudget = { maxFailedInstances: number } | { maxFailedPercent: number };
 export type Pause = { kind: "timed"; seconds: number } | { kind: "approval" };
 
+/** Each deployment's post-switch analysis and rollback window (seconds); absent: the API's defaults (5 s, 60 s). */
+export interface DeploymentTiming { analysisSeconds?: number; rollbackWindowSeconds?: number }
+
 /** Where the flows come from: exactly one of a file, a stored version or (promote) another stage. */
 export type Source = { flowsFile: string } | { versionId: string } | { fromStage: string };
 
@@ -19,10 +22,10 @@ export type Command =
   | { kind: "help"; topic?: string }
   | { kind: "login"; username?: string; passwordStdin: boolean; createKey?: string }
   | { kind: "instances-ls"; selector?: string }
-  | { kind: "deploy"; instance: string; flowsFile: string; wait: boolean }
+  | { kind: "deploy"; instance: string; flowsFile: string; wait: boolean; timing: DeploymentTiming }
   | {
     kind: "rollout"; selector: string; source: { flowsFile: string } | { versionId: string }; wait: boolean;
-    waves?: WaveTarget[]; parallelism?: number; failureBudget?: FailureBudget; onFailure?: "leave" | "rollback_wave"; pause?: Pause; description?: string;
+    timing: DeploymentTiming; waves?: WaveTarget[]; parallelism?: number; failureBudget?: FailureBudget; onFailure?: "leave" | "rollback_wave"; pause?: Pause; description?: string;
   }
   | { kind: "promote"; pipeline: string; stage: string; source: Source; wait: boolean }
   | { kind: "status"; id: string }
@@ -49,16 +52,17 @@ const GLOBAL: Options = {
   help: { type: "boolean", short: "h" },
 };
 const WAIT: Options = { wait: { type: "boolean" } };
+const TIMING: Options = { analysis: { type: "string" }, "rollback-window": { type: "string" } };
 
 /** Each command's own options and how many positionals it takes. */
 const COMMANDS: Record<string, { options: Options; positionals: string[] }> = {
   login: { options: { username: { type: "string" }, "password-stdin": { type: "boolean" }, "create-key": { type: "string" } }, positionals: [] },
   "instances ls": { options: { selector: { type: "string" } }, positionals: [] },
-  deploy: { options: { flows: { type: "string" }, ...WAIT }, positionals: ["instance"] },
+  deploy: { options: { flows: { type: "string" }, ...TIMING, ...WAIT }, positionals: ["instance"] },
   rollout: {
     options: {
       selector: { type: "string" }, flows: { type: "string" }, version: { type: "string" }, waves: { type: "string" }, parallelism: { type: "string" },
-      "failure-budget": { type: "string" }, "on-failure": { type: "string" }, pause: { type: "string" }, description: { type: "string" }, ...WAIT,
+      "failure-budget": { type: "string" }, "on-failure": { type: "string" }, pause: { type: "string" }, description: { type: "string" }, ...TIMING, ...WAIT,
     },
     positionals: [],
   },
@@ -100,6 +104,13 @@ export function parseDuration(flag: string, text: string): number {
 export function parsePause(text: string): Pause {
   if (text === "approval") return { kind: "approval" };
   return { kind: "timed", seconds: Math.round(parseDuration("pause", text) / 1000) };
+}
+
+function timingFrom(v: Record<string, string | boolean | undefined>): DeploymentTiming {
+  const secs = (flag: string) => (typeof v[flag] === "string" ? Math.round(parseDuration(flag, v[flag] as string) / 1000) : undefined);
+  const analysisSeconds = secs("analysis");
+  const rollbackWindowSeconds = secs("rollback-window");
+  return { ...(analysisSeconds !== undefined ? { analysisSeconds } : {}), ...(rollbackWindowSeconds !== undefined ? { rollbackWindowSeconds } : {}) };
 }
 
 function exactlyOne(what: string, given: Record<string, string | undefined>): [string, string] {
@@ -150,7 +161,7 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
       return { command: { kind: "instances-ls", ...(s("selector") ? { selector: s("selector") } : {}) }, globals };
     case "deploy":
       if (!s("flows")) throw new UsageError("deploy: --flows <flows.json> is required");
-      return { command: { kind: "deploy", instance: pos[0]!, flowsFile: s("flows")!, wait }, globals };
+      return { command: { kind: "deploy", instance: pos[0]!, flowsFile: s("flows")!, wait, timing: timingFrom(v) }, globals };
     case "rollout": {
       if (!s("selector")) throw new UsageError("rollout: --selector is required (e.g. --selector env=staging)");
       const [which, value] = exactlyOne("rollout", { flows: s("flows"), version: s("version") });
@@ -161,7 +172,7 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
       if (which === "version" && !UUID.test(value)) throw new UsageError(`--version: a flow version id (uuid), got "${value}"`);
       return {
         command: {
-          kind: "rollout", selector: s("selector")!, source: which === "flows" ? { flowsFile: value } : { versionId: value }, wait,
+          kind: "rollout", selector: s("selector")!, source: which === "flows" ? { flowsFile: value } : { versionId: value }, wait, timing: timingFrom(v),
           ...(s("waves") ? { waves: parseWaves(s("waves")!) } : {}),
           ...(parallelism ? { parallelism: Number(parallelism) } : {}),
           ...(s("failure-budget") ? { failureBudget: parseFailureBudget(s("failure-budget")!) } : {}),
@@ -193,10 +204,10 @@ export const USAGE = `redforge — deploy Node-RED flows to a RedForge fleet fro
 Usage:
   redforge login [--username NAME --password-stdin] [--create-key NAME]
   redforge instances ls [--selector SELECTOR]
-  redforge deploy <instance> --flows flows.json [--wait]
+  redforge deploy <instance> --flows flows.json [--analysis 5s] [--rollback-window 60s] [--wait]
   redforge rollout --selector SELECTOR (--flows flows.json | --version ID) [--waves 1,10%,100%]
                    [--parallelism N] [--failure-budget N|N%] [--on-failure leave|rollback_wave]
-                   [--pause 30s|approval] [--description TEXT] [--wait]
+                   [--pause 30s|approval] [--analysis 5s] [--rollback-window 60s] [--description TEXT] [--wait]
   redforge promote <pipeline> <stage> (--flows flows.json | --version ID | --from-stage STAGE) [--wait]
   redforge status <deployment | rollout | promotion id>
   redforge rollback <deployment id> [--wait]
@@ -206,6 +217,9 @@ Options for every command:
   --timeout DUR     how long --wait waits (default 30m; 90, 90s, 10m, 1h)
   --interval DUR    how often --wait polls (default 2s)
   --url URL         the control plane (default $REDFORGE_URL or ${DEFAULT_URL})
+
+A deployment completes once blue stops after its rollback window (default 60 s): deploy --wait waits for it.
+A rollout's instance counts as done once it switched (its window runs on).
 
 Environment: REDFORGE_API_KEY (an rf_ API key; required except for login), REDFORGE_URL.
 Exit codes: 0 completed, 1 failed / rolled back / rejected, 2 usage, 3 timeout, 4 API or auth error.

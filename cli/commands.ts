@@ -72,7 +72,7 @@ export class Commands {
       case "help": return Promise.resolve(EXIT.completed);
       case "login": return this.login(command);
       case "instances-ls": return this.instances(command.selector);
-      case "deploy": return this.deploy(command.instance, command.flowsFile, command.wait);
+      case "deploy": return this.deploy(command);
       case "rollout": return this.rollout(command);
       case "promote": return this.promote(command.pipeline, command.stage, command.source, command.wait);
       case "status": return this.status(command.id);
@@ -138,7 +138,9 @@ export class Commands {
   }
 
   /** The exit code of a wait: 3 on timeout, else what the final status means. */
-  private finish(kind: WorkKind, status: string, timedOut: boolean, json: unknown, text: string): ExitCode {
+  private finish(kind: WorkKind, status: string, timedOut: boolean, json: unknown, summary: string): ExitCode {
+    // The closing line a CI log ends with (progress already showed each state once).
+    const text = `result: ${summary}`;
     if (timedOut) {
       this.io.note(`timed out after ${this.globals.timeoutMs / 1000} s; it goes on in the control plane (redforge status ${(json as { id: string }).id})`);
       this.result(json, [text]);
@@ -152,10 +154,10 @@ export class Commands {
   private readRollout = async (id: string) => must("read rollout", await this.api.GET("/api/rollouts/{id}", { params: { path: { id } } }));
   private readPromotion = async (id: string) => must("read promotion", await this.api.GET("/api/pipelines/promotions/{id}", { params: { path: { id } } }));
 
-  private async deploy(instance: string, flowsFile: string, wait: boolean): Promise<ExitCode> {
+  private async deploy({ instance, flowsFile, wait, timing }: Extract<Command, { kind: "deploy" }>): Promise<ExitCode> {
     const flows = await readFlowsFile(flowsFile);
     const instanceId = await this.instanceId(instance);
-    const started = must("start deployment", await this.api.POST("/api/deployments", { body: { instanceId, flows } }));
+    const started = must("start deployment", await this.api.POST("/api/deployments", { body: { instanceId, flows, ...timing } as ApiBody<"/api/deployments", "post"> }));
     this.io.note(`deployment ${started.id} started on instance ${instanceId}`);
     if (!wait) { this.result(started, [`deployment ${started.id}: ${started.status}`]); return EXIT.completed; }
     const { state, timedOut } = await this.wait("deployment", () => this.readDeployment(started.id), deploymentLines, (d) => d.status);
@@ -169,6 +171,7 @@ export class Commands {
       ...(c.waves ? { waves: c.waves } : {}), ...(c.parallelism ? { parallelism: c.parallelism } : {}),
       ...(c.failureBudget ? { failureBudget: c.failureBudget } : {}), ...(c.onFailure ? { onFailure: c.onFailure } : {}),
       ...(c.pause ? { pause: c.pause } : {}), ...(c.description ? { description: c.description } : {}),
+      ...(Object.keys(c.timing).length ? { deployment: c.timing } : {}),
     } as ApiBody<"/api/rollouts", "post">;
     const started = must("start rollout", await this.api.POST("/api/rollouts", { body }));
     this.io.note(`rollout ${started.id} started: ${started.summary.total} instance(s) in ${started.waves.length} wave(s)`);
@@ -231,7 +234,7 @@ export class Commands {
     if (!wait) { this.result(answer, [`deployment ${id}: ${answer.status}`]); return EXIT.completed; }
     const { state, timedOut } = await this.wait("deployment", () => this.readDeployment(id), deploymentLines, (d) => d.status);
     if (timedOut) return this.finish("deployment", state.status, true, state, `deployment ${id}: ${state.status}`);
-    this.result(state, [`deployment ${id}: ${state.status}`]);
+    this.result(state, [`result: deployment ${id}: ${state.status}`]);
     // Asked for a rollback: rolled_back is the success here.
     return state.status === "rolled_back" ? EXIT.completed : EXIT.failed;
   }

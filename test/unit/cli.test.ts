@@ -21,11 +21,12 @@ const usage = (line: string) => expect(() => parse(line)).toThrow(UsageError);
 describe("redforge's command line", () => {
   it("parses each command with its options", () => {
     expect(parse("instances ls --selector env=prod,region!=eu").command).toEqual({ kind: "instances-ls", selector: "env=prod,region!=eu" });
-    expect(parse("deploy edge-1 --flows f.json --wait").command).toEqual({ kind: "deploy", instance: "edge-1", flowsFile: "f.json", wait: true });
+    expect(parse("deploy edge-1 --flows f.json --wait").command).toEqual({ kind: "deploy", instance: "edge-1", flowsFile: "f.json", wait: true, timing: {} });
     expect(parse("rollout --selector env=staging --flows f.json --waves 1,10%,100% --failure-budget 10% --on-failure leave --pause approval --parallelism 3 --wait").command).toEqual({
       kind: "rollout", selector: "env=staging", source: { flowsFile: "f.json" }, wait: true, waves: [1, "10%", "100%"],
-      failureBudget: { maxFailedPercent: 10 }, onFailure: "leave", pause: { kind: "approval" }, parallelism: 3,
+      failureBudget: { maxFailedPercent: 10 }, onFailure: "leave", pause: { kind: "approval" }, parallelism: 3, timing: {},
     });
+    expect(parse("deploy edge-1 --flows f.json --analysis 1 --rollback-window 2m").command).toMatchObject({ timing: { analysisSeconds: 1, rollbackWindowSeconds: 120 } });
     expect(parse(`rollout --selector a=b --version ${ID}`).command).toMatchObject({ source: { versionId: ID }, wait: false });
     expect(parse("promote web prod --from-stage staging --wait").command).toEqual({ kind: "promote", pipeline: "web", stage: "prod", source: { fromStage: "staging" }, wait: true });
     expect(parse(`status ${ID}`).command).toEqual({ kind: "status", id: ID });
