@@ -46,6 +46,9 @@ function toWire(h: InstanceHealth, instanceId: string): InstanceHealthWire {
   };
   if (h.rssBytes !== undefined && h.rssBytes >= 0) wire.rssBytes = h.rssBytes;
   if (h.heapUsedBytes !== undefined && h.heapUsedBytes >= 0) wire.heapUsedBytes = h.heapUsedBytes;
+  if (h.cpuSeconds !== undefined && Number.isFinite(h.cpuSeconds) && h.cpuSeconds >= 0) wire.cpuSeconds = h.cpuSeconds;
+  if (h.messages) wire.messages = h.messages;
+  if (h.flows) wire.flows = h.flows.slice(0, 100);
   if (h.flowsState) wire.flowsState = h.flowsState;
   if (h.error) wire.error = h.error.slice(0, 2000);
   return wire;

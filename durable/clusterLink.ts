@@ -5,6 +5,7 @@ import type { Env } from "../core/env.ts";
 import type { ClusterLinkApi, ClusterLinkStatus, EnqueueOptions, OutboxEntry, OutboxStatus, ReplyTo } from "../core/objects.ts";
 import { applyInstanceStatus } from "../core/fleet/instanceStatus.ts";
 import { assertJsonWithinLimits } from "../core/jsonLimits.ts";
+import { recordMetrics, roundTripObserved } from "../core/metrics/record.ts";
 import { bridgeFrameSchema, newCommandId, type Command, type CommandType, type ServerFrame } from "../protocol/commands.ts";
 
 /**
@@ -170,6 +171,9 @@ export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
     // EWMA (α 0.2, as TCP's SRTT uses ⅛): one slow receipt moves it, a run of them sets it.
     const smoothed = Number.isFinite(before) ? before * 0.8 + sample * 0.2 : sample;
     this.setMeta("roundTripMs", String(Math.round(smoothed)));
+    // Every sample, unsmoothed, into the cluster's round-trip histogram (GET /metrics).
+    const clusterId = this.getMeta("clusterId");
+    if (clusterId) recordMetrics(this.env, this.ctx, roundTripObserved(clusterId, sample / 1000));
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {

@@ -11,6 +11,16 @@ export const INSTANCE_STATES = ["starting", "running", "stopped", "failed", "unk
 const endpointUrl = z.url({ protocol: /^https?$/ }).max(2048);
 export const endpointsSchema = z.object({ admin: endpointUrl, front: endpointUrl.optional() });
 
+const tally = z.number().int().nonnegative();
+/** Messages counted by the RedForge gate (in) and exit nodes (out, errors) since the Node-RED process started. */
+export const messageCountersSchema = z.object({ in: tally, out: tally, errors: tally });
+/** One flow's counters (flowId: the Node-RED tab id); the gate reports its busiest flows, at most 100. */
+export const flowMessagesSchema = messageCountersSchema.extend({ flowId: z.string().max(64) });
+
+/**
+ * The optional fields came later (cpuSeconds, messages, flows: issue 13): a bridge from before them
+ * still reports, and zod drops fields a control plane does not know, so either side may be older.
+ */
 export const instanceHealthSchema = z.object({
   instanceId: z.uuid(),
   state: z.enum(INSTANCE_STATES),
@@ -18,6 +28,10 @@ export const instanceHealthSchema = z.object({
   ready: z.boolean(),
   rssBytes: z.number().nonnegative().optional(),
   heapUsedBytes: z.number().nonnegative().optional(),
+  /** The Node-RED process's CPU time (user + system) since it started; resets when the process restarts. */
+  cpuSeconds: z.number().nonnegative().optional(),
+  messages: messageCountersSchema.optional(),
+  flows: z.array(flowMessagesSchema).max(100).optional(),
   flowsState: z.enum(["start", "stop"]).optional(),
   missingNodeTypes: z.array(z.string()).max(500),
   checkedAt: z.iso.datetime(),

@@ -50,6 +50,10 @@ export interface InstanceHealth {
   ready: boolean;
   rssBytes?: number;
   heapUsedBytes?: number;
+  /** CPU seconds of the Node-RED process and the gate's message counters (from GET /redforge/gate). */
+  cpuSeconds?: number;
+  messages?: { in: number; out: number; errors: number };
+  flows?: Array<{ flowId: string; in: number; out: number; errors: number }>;
   /** Node-RED runtime flows state from /flows/state or /diagnostics. */
   flowsState?: "start" | "stop";
   /** Node types the deployed flows use that this instance does not have. */

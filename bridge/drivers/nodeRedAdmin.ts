@@ -4,7 +4,9 @@
  * the static admin token that each driver's settings.js accepts.
  */
 import fs from "node:fs/promises";
+import type { z } from "zod";
 import type { GateMode } from "../../protocol/mqtt.ts";
+import type { flowMessagesSchema, messageCountersSchema } from "../../protocol/reports.ts";
 import { BridgeError } from "../errors.ts";
 
 export type { GateMode } from "../../protocol/mqtt.ts";
@@ -51,6 +53,10 @@ export interface GateStatus {
   openHttp?: number;
   mqtt: "connected" | "disconnected" | "off";
   counters: { entered: number; exited: number; expired: number; heldMqtt: number; heldHttp: number; refusedHttp: number; released: number };
+  /** Absent from node packages before issue 13. */
+  cpuSeconds?: number;
+  messages?: MessageCounters;
+  flows?: FlowMessages[];
 }
 
 export interface AdminProbe {
@@ -59,9 +65,16 @@ export interface AdminProbe {
   flowsState?: "start" | "stop";
   rssBytes?: number;
   heapUsedBytes?: number;
+  /** From the deploy gate's status: the process's CPU seconds and the message counters of its gate and exit nodes. */
+  cpuSeconds?: number;
+  messages?: MessageCounters;
+  flows?: FlowMessages[];
   missingNodeTypes: string[];
   error?: string;
 }
+
+type MessageCounters = z.infer<typeof messageCountersSchema>;
+type FlowMessages = z.infer<typeof flowMessagesSchema>;
 
 /** What deployment steps ask of a runtime's Admin API (BlueGreenDriver.adminApi): its deploy gate and flows rev. */
 export interface RuntimeAdmin {
@@ -159,13 +172,15 @@ export class AdminApi implements RuntimeAdmin {
       if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
       return res;
     };
-    const [state, healthz, diagnostics, flows, nodes] = await Promise.allSettled([
+    const [state, healthz, diagnostics, flows, nodes, gate] = await Promise.allSettled([
       get("/flows/state").then((r) => r.json() as Promise<{ state?: string }>),
       get("/healthz", "*/*"),
       get("/diagnostics").then((r) => r.json() as Promise<{ nodejs?: { memoryUsage?: { rss?: number; heapUsed?: number } } }>),
       get("/flows").then((r) => r.json() as Promise<{ flows?: Array<{ type?: unknown }> }>),
       // GET /nodes answers HTML unless asked for JSON.
       get("/nodes").then((r) => r.json() as Promise<Array<{ types?: string[] }>>),
+      // No gate route (a package without the gate, or before it) only means no CPU and message figures.
+      get("/redforge/gate").then((r) => r.json() as Promise<Partial<GateStatus>>),
     ]);
 
     const probe: AdminProbe = { live: state.status === "fulfilled", ready: healthz.status === "fulfilled", missingNodeTypes: [] };
@@ -175,6 +190,7 @@ export class AdminApi implements RuntimeAdmin {
       if (typeof mem?.rss === "number") probe.rssBytes = mem.rss;
       if (typeof mem?.heapUsed === "number") probe.heapUsedBytes = mem.heapUsed;
     }
+    if (gate.status === "fulfilled") Object.assign(probe, gateFigures(gate.value));
     if (flows.status === "fulfilled" && nodes.status === "fulfilled") {
       probe.missingNodeTypes = missingTypes(flows.value.flows ?? [], nodes.value);
     }
@@ -184,6 +200,27 @@ export class AdminApi implements RuntimeAdmin {
     else if (healthz.status === "rejected" && /: 404$/.test(reasonOf(healthz.reason))) probe.error = "no /healthz route";
     return probe;
   }
+}
+
+const tally = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
+const countersOf = (v: unknown): MessageCounters | undefined => {
+  const c = v as Partial<MessageCounters> | null | undefined;
+  return c && tally(c.in) && tally(c.out) && tally(c.errors) ? { in: c.in, out: c.out, errors: c.errors } : undefined;
+};
+
+/** The gate status's CPU and message figures, kept only when well-formed (the wire schema would refuse the whole report). */
+export function gateFigures(g: Partial<GateStatus>): Pick<AdminProbe, "cpuSeconds" | "messages" | "flows"> {
+  const out: Pick<AdminProbe, "cpuSeconds" | "messages" | "flows"> = {};
+  if (typeof g.cpuSeconds === "number" && Number.isFinite(g.cpuSeconds) && g.cpuSeconds >= 0) out.cpuSeconds = g.cpuSeconds;
+  const total = countersOf(g.messages);
+  if (total) out.messages = total;
+  if (Array.isArray(g.flows)) {
+    out.flows = g.flows.flatMap((f) => {
+      const c = countersOf(f);
+      return c && typeof f.flowId === "string" && f.flowId.length <= 64 ? [{ flowId: f.flowId, ...c }] : [];
+    }).slice(0, 100);
+  }
+  return out;
 }
 
 /**

@@ -11,6 +11,7 @@ interface SimInstance {
   state: InstanceState;
   replicas: number;
   rev: number;
+  createdAt: number;
 }
 
 export class SimulatedDriver implements Driver {
@@ -36,7 +37,7 @@ export class SimulatedDriver implements Driver {
   }
 
   async create(spec: InstanceSpec): Promise<{ endpoints: InstanceEndpoints }> {
-    this.instances.set(spec.id, { spec, state: "starting", replicas: 1, rev: 1 });
+    this.instances.set(spec.id, { spec, state: "starting", replicas: 1, rev: 1, createdAt: Date.now() });
     await this.delay();
     this.get(spec.id).state = "running";
     // .invalid (RFC 2606) never resolves; the control plane accepts only http(s) endpoints.
@@ -55,9 +56,15 @@ export class SimulatedDriver implements Driver {
   async health(id: string): Promise<InstanceHealth> {
     const inst = this.instances.get(id);
     const running = inst?.state === "running";
+    // Counters that grow like a lightly loaded instance's (~5 msg/s, 1 % CPU), so a scrape carries every per-instance series.
+    const secs = inst ? (Date.now() - inst.createdAt) / 1000 : 0;
+    const n = Math.floor(secs * 5);
     return {
       instanceId: id, state: inst?.state ?? "unknown", live: running, ready: running,
-      ...(running ? { rssBytes: 110e6 + Math.round(Math.random() * 10e6), heapUsedBytes: 40e6, flowsState: "start" as const } : {}),
+      ...(running ? {
+        rssBytes: 110e6 + Math.round(Math.random() * 10e6), heapUsedBytes: 40e6, flowsState: "start" as const,
+        cpuSeconds: secs * 0.01, messages: { in: n, out: n, errors: Math.floor(n / 1000) },
+      } : {}),
       missingNodeTypes: [], checkedAt: new Date().toISOString(),
     };
   }

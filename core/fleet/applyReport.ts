@@ -84,6 +84,8 @@ export async function applyHealthReport(db: Db, env: Env, clusterId: string, rep
   await db.insert(instanceHealth).values(rows.map((h) => ({
     instanceId: h.instanceId, checkedAt: new Date(h.checkedAt), state: h.state, live: h.live, ready: h.ready,
     rssBytes: h.rssBytes ?? null, heapUsedBytes: h.heapUsedBytes ?? null, flowsState: h.flowsState ?? null,
+    cpuSeconds: h.cpuSeconds ?? null, messagesIn: h.messages?.in ?? null, messagesOut: h.messages?.out ?? null,
+    messageErrors: h.messages?.errors ?? null, flowMessages: h.flows ?? null,
     missingNodeTypes: h.missingNodeTypes, error: h.error ?? null,
   })));
   for (const h of rows) {

@@ -30,10 +30,11 @@ function counterFamily(def: SeriesDef, rows: SinkRow[]): Family {
   return { def, samples: rows.filter((r) => r.series === def.name).map((r) => ({ labels: r.labels, value: r.value })) };
 }
 
-function histogramFamily(def: SeriesDef & { buckets: readonly number[] }, rows: SinkRow[]): Family {
+function histogramFamily(def: SeriesDef & { buckets: readonly number[] }, rows: SinkRow[], relabel: (l: Labels) => Labels = (l) => l): Family {
   const parts = histogramParts(def.name);
   const byLabels = new Map<string, HistogramSample>();
-  const of = (labels: Labels) => {
+  const of = (stored: Labels) => {
+    const labels = relabel(stored);
     const key = canonicalLabels(labels);
     let h = byLabels.get(key);
     if (!h) byLabels.set(key, (h = { labels, buckets: new Array(def.buckets.length + 1).fill(0), sum: 0, count: 0 }));
@@ -42,15 +43,25 @@ function histogramFamily(def: SeriesDef & { buckets: readonly number[] }, rows: 
   for (const r of rows) {
     if (!r.series.startsWith(`${def.name}:`)) continue;
     const h = of(r.labels);
-    if (r.series === parts.sum) h.sum = r.value;
-    else if (r.series === parts.count) h.count = r.value;
+    // Added, not set: two stored label sets may show as one (a renamed cluster's id and name).
+    if (r.series === parts.sum) h.sum += r.value;
+    else if (r.series === parts.count) h.count += r.value;
     else {
       const i = Number(r.series.slice(`${def.name}:b`.length));
-      if (Number.isInteger(i) && i >= 0 && i <= def.buckets.length) h.buckets[i] = r.value;
+      if (Number.isInteger(i) && i >= 0 && i <= def.buckets.length) h.buckets[i]! += r.value;
     }
   }
   return { def, histograms: [...byLabels.values()] };
 }
+
+/** Sink rows stored under a cluster's id (they outlive renames) are shown with its name; a deleted cluster keeps its id. */
+async function clusterNames(db: Db): Promise<Map<string, string>> {
+  const rows = (await db.execute<{ id: string; name: string }>(sql`select id, name from clusters`)).rows;
+  return new Map(rows.map((r) => [r.id, r.name]));
+}
+
+const byClusterName = (names: Map<string, string>) => ({ cluster_id: id, ...rest }: Labels): Labels =>
+  ({ ...rest, cluster: (id && names.get(id)) || id || "" });
 
 /** Each live cluster's link, asked in parallel: connection, outbox depth, the bridge's version. A fleet has tens of clusters, not thousands. */
 async function readLinks(env: Env, db: Db): Promise<Family[]> {
@@ -65,33 +76,40 @@ async function readLinks(env: Env, db: Db): Promise<Family[]> {
 
 interface FleetRows {
   instances: Array<{ status: string; cluster: string; team: string; n: number }>;
-  health: Array<{ instance: string; cluster: string; ready: boolean; rss_bytes: string | null; heap_used_bytes: string | null }>;
+  health: Array<{
+    instance: string; cluster: string; ready: boolean; rss_bytes: string | null; heap_used_bytes: string | null;
+    cpu_seconds: number | null; messages_in: string | null; messages_out: string | null; message_errors: string | null;
+  }>;
+  names: Map<string, string>;
   clusters: Array<{ status: string; driver: string; n: number }>;
   deployments: Array<{ status: string; error_code: string | null; n: number }>;
 }
 
 async function readFleet(db: Db): Promise<FleetRows> {
-  const [instances, health, clusters, deployments] = await Promise.all([
+  const [instances, health, clusters, deployments, names] = await Promise.all([
     db.execute<FleetRows["instances"][number]>(sql`
       select i.status, c.name as cluster, i.team, count(*)::int as n
       from instances i join clusters c on c.id = i.cluster_id
       where i.deleted_at is null group by 1, 2, 3`),
     // The latest health row of each live instance; label by name (what a person reads), not id.
     db.execute<FleetRows["health"][number]>(sql`
-      select distinct on (h.instance_id) i.name as instance, c.name as cluster, h.ready, h.rss_bytes, h.heap_used_bytes
+      select distinct on (h.instance_id) i.name as instance, c.name as cluster, h.ready, h.rss_bytes, h.heap_used_bytes,
+        h.cpu_seconds, h.messages_in, h.messages_out, h.message_errors
       from instance_health h join instances i on i.id = h.instance_id and i.deleted_at is null
       join clusters c on c.id = i.cluster_id
       order by h.instance_id, h.checked_at desc`),
     db.execute<FleetRows["clusters"][number]>(sql`select status, driver, count(*)::int as n from clusters where deleted_at is null group by 1, 2`),
     db.execute<FleetRows["deployments"][number]>(sql`select status, error_code, count(*)::int as n from deployments group by 1, 2`),
+    clusterNames(db),
   ]);
-  return { instances: instances.rows, health: health.rows, clusters: clusters.rows, deployments: deployments.rows };
+  return { instances: instances.rows, health: health.rows, clusters: clusters.rows, deployments: deployments.rows, names };
 }
 
 function fleetFamilies(f: FleetRows): Family[] {
   const gauge = (def: SeriesDef, samples: Sample[]): Family => ({ def, samples });
-  const perInstance = (value: (h: FleetRows["health"][number]) => number | null) =>
-    f.health.flatMap((h) => { const v = value(h); return v === null ? [] : [{ labels: { instance: h.instance, cluster: h.cluster }, value: v }]; });
+  const perInstance = (value: (h: FleetRows["health"][number]) => number | null, extra: Labels = {}) =>
+    f.health.flatMap((h) => { const v = value(h); return v === null ? [] : [{ labels: { instance: h.instance, cluster: h.cluster, ...extra }, value: v }]; });
+  const n = (v: string | number | null) => (v === null ? null : Number(v));
   const byStatus = new Map<string, number>();
   const byReason = new Map<string, number>();
   for (const d of f.deployments) {
@@ -103,6 +121,10 @@ function fleetFamilies(f: FleetRows): Family[] {
     gauge(SERIES.instanceReady, perInstance((h) => (h.ready ? 1 : 0))),
     gauge(SERIES.instanceRss, perInstance((h) => (h.rss_bytes === null ? null : Number(h.rss_bytes)))),
     gauge(SERIES.instanceHeap, perInstance((h) => (h.heap_used_bytes === null ? null : Number(h.heap_used_bytes)))),
+    // Counters as the instance last reported them: the process's own totals (Prometheus's rate() handles its restarts).
+    gauge(SERIES.instanceCpu, perInstance((h) => n(h.cpu_seconds))),
+    gauge(SERIES.instanceMessages, [...perInstance((h) => n(h.messages_in), { direction: "in" }), ...perInstance((h) => n(h.messages_out), { direction: "out" })]),
+    gauge(SERIES.instanceMessageErrors, perInstance((h) => n(h.message_errors))),
     gauge(SERIES.clusters, f.clusters.map((r) => ({ labels: { status: r.status, driver: r.driver }, value: r.n }))),
     gauge(SERIES.deployments, [...byStatus].map(([status, n]) => ({ labels: { status }, value: n }))),
     gauge(SERIES.rollbacks, [...byReason].map(([reason, n]) => ({ labels: { reason }, value: n }))),
@@ -124,6 +146,8 @@ export async function collect(env: Env, db: Db): Promise<Family[]> {
     ...(fleet.status === "fulfilled" ? fleetFamilies(fleet.value) : []),
     ...(links.status === "fulfilled" ? links.value : []),
     histogramFamily(SERIES.httpRequestDuration, rows),
+    histogramFamily(SERIES.deploymentPhaseDuration, rows),
+    histogramFamily(SERIES.commandRoundTrip, rows, byClusterName(fleet.status === "fulfilled" ? fleet.value.names : new Map())),
     counterFamily(SERIES.webhookVerificationFailures, rows),
     counterFamily(SERIES.aiTokens, rows),
     counterFamily(SERIES.aiCost, rows),

@@ -72,4 +72,17 @@ export function requestObserved(route: string, method: string, status: number, s
   return observe(SERIES.httpRequestDuration, { route, method, status_class: `${Math.floor(status / 100)}xx` }, seconds);
 }
 
+/** A deployment phase ended (DeploymentRun): `outcome` completed or failed. */
+export function phaseObserved(phase: string, outcome: "completed" | "failed", seconds: number): CounterAdd[] {
+  return observe(SERIES.deploymentPhaseDuration, { phase, outcome }, seconds);
+}
+
+/**
+ * A command's receipt (ClusterLink). Stored under the cluster's id, which the link knows and which never
+ * changes; the scrape labels it with the cluster's name (core/metrics/collect.ts).
+ */
+export function roundTripObserved(clusterId: string, seconds: number): CounterAdd[] {
+  return observe(SERIES.commandRoundTrip, { cluster_id: clusterId }, seconds);
+}
+
 export const counted = (series: { name: string }, labels: Record<string, string>, value = 1): CounterAdd => ({ series: series.name, labels, value });

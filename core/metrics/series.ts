@@ -19,6 +19,11 @@ export interface SeriesDef {
 /** API latency buckets: most answers are a few ms; a cold Neon connect is ~100 ms; nothing sane passes 10 s. */
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
+/** Deployment phases take from milliseconds (AUDIT) to minutes (DEPLOY pulls an image, CLEANUP waits out a window). */
+export const PHASE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800] as const;
+/** A command's first send to the bridge's receipt: a few ms on an idle link, seconds on a loaded bridge. */
+export const ROUND_TRIP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+
 export const SERIES = {
   httpRequestDuration: {
     name: "redforge_http_request_duration_seconds", type: "histogram", labels: ["route", "method", "status_class"], buckets: LATENCY_BUCKETS,
@@ -55,6 +60,26 @@ export const SERIES = {
   instanceHeap: {
     name: "redforge_instance_heap_used_bytes", type: "gauge", labels: ["instance", "cluster"],
     help: "V8 heap used by the instance's Node-RED at its last health report.",
+  },
+  instanceCpu: {
+    name: "redforge_instance_cpu_seconds_total", type: "counter", labels: ["instance", "cluster"],
+    help: "CPU seconds (user + system) of the instance's Node-RED process at its last health report; resets when the process restarts (a deployment's green is a new process).",
+  },
+  instanceMessages: {
+    name: "redforge_instance_messages_total", type: "counter", labels: ["instance", "cluster", "direction"],
+    help: "Messages through the instance's redforge-gate nodes (direction in) and redforge-exit nodes (out) since its Node-RED process started, at the last health report.",
+  },
+  instanceMessageErrors: {
+    name: "redforge_instance_message_errors_total", type: "counter", labels: ["instance", "cluster"],
+    help: "Messages the instance's flows ended in error since its Node-RED process started: through an exit with msg.error, refused by a full hold, or dropped after the in-flight TTL.",
+  },
+  deploymentPhaseDuration: {
+    name: "redforge_deployment_phase_duration_seconds", type: "histogram", labels: ["phase", "outcome"], buckets: PHASE_BUCKETS,
+    help: "Time a deployment spent in a phase (DRAIN, DEPLOY, VERIFY, RESUME, AUDIT, CLEANUP, ROLLING_BACK), observed when the phase completed or failed.",
+  },
+  commandRoundTrip: {
+    name: "redforge_cluster_command_round_trip_seconds", type: "histogram", labels: ["cluster"], buckets: ROUND_TRIP_BUCKETS,
+    help: "From a command's first send on the cluster's link to the bridge's receipt, by cluster.",
   },
   clusters: {
     name: "redforge_clusters", type: "gauge", labels: ["status", "driver"],

@@ -5,6 +5,7 @@ import { openDb } from "../../db/client.ts";
 import { instances } from "../../db/schema.ts";
 import type { Env } from "../../core/env.ts";
 import { openKv } from "../../core/platform/kv.ts";
+import { phaseObserved, recordMetrics } from "../../core/metrics/record.ts";
 import { closeRevoked, watcherOf } from "../../core/platform/watcherAccess.ts";
 import type { DeploymentInit, DeploymentRunApi, OperateAnswer, OperatorAction } from "../../core/objects.ts";
 import type { DeploymentEvent, DeploymentView } from "../../protocol/deployments.ts";
@@ -111,6 +112,7 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
     const t = transition(current, event, Date.now());
     if (t.refused || !t.state) return t;
     if (t.state !== current) await this.ctx.storage.put("state", t.state);
+    this.observePhases(current, t);
     const followUps: RunEvent[] = [];
     for (const effect of t.effects) {
       const then = await this.perform(effect, t.state);
@@ -166,6 +168,18 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
         })));
         return;
     }
+  }
+
+  /** Each phase this transition completed or failed, into redforge_deployment_phase_duration_seconds (its phaseMs grew by the time spent). */
+  private observePhases(before: RunState | null, t: Transition): void {
+    const adds = t.effects.flatMap((e) => {
+      if (e.type !== "emit" || e.event.event !== "deployment:phase") return [];
+      const { phase, status } = e.event.data;
+      if (status !== "completed" && status !== "failed") return [];
+      const ms = (t.state?.metrics.phaseMs[phase] ?? 0) - (before?.metrics.phaseMs[phase] ?? 0);
+      return ms >= 0 ? phaseObserved(phase, status, ms / 1000) : [];
+    });
+    recordMetrics(this.env, this.ctx, adds);
   }
 
   private link(s: RunState) {

@@ -34,7 +34,7 @@ class GateRuntime {
     this.mqttUrl = env.REDFORGE_MQTT_URL || "";
     this.topics = topicsOf(this.instanceId, this.runtimeId);
     this.mode = MODES.includes(env.REDFORGE_GATE_MODE) ? env.REDFORGE_GATE_MODE : "active";
-    this.inFlight = new Map(); // id -> entered at (ms)
+    this.inFlight = new Map(); // id -> { at: entered (ms), flow: its counters }
     this.heldHttp = []; // { gate, msg } in arrival order
     this.pendingMqtt = []; // MQTT work that arrived while no source gate existed (a full deploy), or recovered from the journal
     this.journal = undefined; // see workJournal.js: accepted MQTT work survives a kill of this process
@@ -50,6 +50,9 @@ class GateRuntime {
     this.clientConnections = new Set();
     this.sources = [];
     this.counters = { entered: 0, exited: 0, expired: 0, heldMqtt: 0, heldHttp: 0, refusedHttp: 0, released: 0 };
+    // Per flow (tab id): messages in (through a gate), out (through an exit), errors (see flowOf). Process-wide
+    // and monotonic while this process lives; the health report carries them and Prometheus's rate() takes resets.
+    this.flows = new Map();
     this.nextId = 1;
     this.client = undefined;
     this.connected = false;
@@ -108,6 +111,7 @@ class GateRuntime {
     if (msg.req && msg.res) {
       if (this.heldHttp.length >= this.holdLimit) {
         this.counters.refusedHttp++;
+        this.flowOf(gate.z).errors++;
         try {
           msg.res._res.status(503).set("retry-after", "1").json({ error: { code: "gate_hold_full", message: "deployment in progress and the hold queue is full; retry shortly" } });
         } catch { /* the client went away */ }
@@ -132,18 +136,46 @@ class GateRuntime {
       try { msg.res._res.set("Connection", "close"); } catch { /* the client went away */ }
     }
     const id = `${this.runtimeId}:${this.nextId++}`;
-    msg._redforge = Object.assign({}, msg._redforge, { gateId: id, enteredAt: Date.now(), runtime: this.runtimeId });
-    this.inFlight.set(id, Date.now());
+    const now = Date.now();
+    msg._redforge = Object.assign({}, msg._redforge, { gateId: id, enteredAt: now, runtime: this.runtimeId });
+    const flow = this.flowOf(gate.z);
+    flow.in++;
+    this.inFlight.set(id, { at: now, flow });
     if (journalId !== undefined) this.journalOf.set(id, journalId);
     this.counters.entered++;
     (send || ((m) => gate.send(m)))(msg);
   }
 
-  /** The exit marker: the message is done. */
-  exit(msg) {
+  /** The exit marker: the message is done; `node` is the exit node (its flow counts the message out). */
+  exit(msg, node) {
     const id = msg && msg._redforge && msg._redforge.gateId;
     if (id && this.inFlight.delete(id)) this.counters.exited++;
     if (id) this.finish(id);
+    if (!node) return;
+    const flow = this.flowOf(node.z);
+    flow.out++;
+    // The message contract's error field: the flow finished this message on its error path.
+    if (msg && msg.error) flow.errors++;
+  }
+
+  /**
+   * A flow's counters. Errors: messages that left through an exit carrying `msg.error`, HTTP work the gate
+   * refused (hold full), and in-flight entries dropped after their TTL (lost downstream, e.g. a node threw).
+   * A Map lookup per message: no allocation on the hot path once a flow has been seen.
+   */
+  flowOf(flowId) {
+    const key = flowId || "";
+    let f = this.flows.get(key);
+    if (!f) this.flows.set(key, (f = { flowId: key, in: 0, out: 0, errors: 0 }));
+    return f;
+  }
+
+  /** Totals over every flow, and the busiest flows (bounded, so the status stays small). */
+  messageCounters() {
+    const total = { in: 0, out: 0, errors: 0 };
+    for (const f of this.flows.values()) { total.in += f.in; total.out += f.out; total.errors += f.errors; }
+    const flows = [...this.flows.values()].sort((a, b) => b.in + b.out - a.in - a.out).slice(0, MAX_FLOWS_REPORTED).map((f) => Object.assign({}, f));
+    return { total, flows };
   }
 
   /** The message behind gate id `id` is done (exited, or given up on): the journal forgets it. */
@@ -172,6 +204,8 @@ class GateRuntime {
   }
 
   status() {
+    const cpu = process.cpuUsage();
+    const messages = this.messageCounters();
     return {
       instanceId: this.instanceId,
       runtimeId: this.runtimeId,
@@ -185,16 +219,21 @@ class GateRuntime {
       sources: this.sources.length,
       mqtt: this.mqttUrl ? (this.connected ? "connected" : "disconnected") : "off",
       counters: Object.assign({}, this.counters),
+      // This Node-RED process's CPU time (user + system) since it started, for redforge_instance_cpu_seconds_total.
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      messages: messages.total,
+      flows: messages.flows,
       at: new Date().toISOString(),
     };
   }
 
   tick() {
     const cutoff = Date.now() - this.ttlMs;
-    for (const [id, at] of this.inFlight) {
-      if (at >= cutoff) break; // Map keeps insertion order: the rest are younger
+    for (const [id, entry] of this.inFlight) {
+      if (entry.at >= cutoff) break; // Map keeps insertion order: the rest are younger
       this.inFlight.delete(id);
       this.counters.expired++;
+      entry.flow.errors++;
       this.finish(id);
     }
     this.publishStatus();
@@ -320,6 +359,9 @@ function isSmoke(msg) {
   const h = msg.req && msg.req.headers;
   return Boolean(h && h["x-redforge-smoke"]);
 }
+
+/** The health report's bound on flows per instance (protocol/reports.ts). */
+const MAX_FLOWS_REPORTED = 100;
 
 let runtime;
 

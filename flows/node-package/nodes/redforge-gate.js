@@ -49,7 +49,7 @@ module.exports = function (RED) {
   function RedforgeExitNode(config) {
     RED.nodes.createNode(this, config);
     this.on("input", (msg, send, done) => {
-      runtime.exit(msg);
+      runtime.exit(msg, this);
       send(msg);
       done();
     });
