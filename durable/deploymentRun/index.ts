@@ -1,8 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
-import { appendAuditOnce } from "../../db/auditChain.ts";
+import { appendAuditOnce, canonicalJson } from "../../db/auditChain.ts";
 import { openDb } from "../../db/client.ts";
-import { instances } from "../../db/schema.ts";
+import { flowVersions, instances } from "../../db/schema.ts";
 import type { Env } from "../../core/env.ts";
 import { openKv } from "../../core/platform/kv.ts";
 import { phaseObserved, recordMetrics } from "../../core/metrics/record.ts";
@@ -162,10 +162,25 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
         }));
         return { type: "promoted" };
       case "audit":
-        await this.withDb((db) => db.transaction((tx) => appendAuditOnce(tx, {
-          userId: s.createdBy, action: effect.action, resourceType: "deployment", resourceId: s.id,
-          details: { instanceId: s.instanceId, code: effect.reason?.code ?? null, reason: effect.reason?.message ?? null, metrics: s.metrics },
-        })));
+        await this.withDb((db) => db.transaction(async (tx) => {
+          const first = await appendAuditOnce(tx, {
+            userId: s.createdBy, action: effect.action, resourceType: "deployment", resourceId: s.id,
+            details: { instanceId: s.instanceId, code: effect.reason?.code ?? null, reason: effect.reason?.message ?? null, metrics: s.metrics },
+          });
+          // Rolled back after AUDIT promoted green's flows (a rollback inside the window): blue serves again, so the
+          // instance's record says blue's flows and stack again (a rollout's wave rollback reads it). Only when the record
+          // still holds what this deployment promoted: flows edited meanwhile (PATCH) are not this rollback's to undo.
+          if (first && effect.action === "DEPLOYMENT_ROLLED_BACK" && s.fromVersionId) {
+            const [inst] = await tx.select({ flows: instances.flows }).from(instances).where(eq(instances.id, s.instanceId)).limit(1);
+            const [from] = inst && canonicalJson(inst.flows) === canonicalJson(s.flows)
+              ? await tx.select({ flows: flowVersions.flows }).from(flowVersions).where(eq(flowVersions.id, s.fromVersionId)).limit(1)
+              : [];
+            if (from) {
+              await tx.update(instances).set({ flows: from.flows, updatedAt: new Date(), ...(s.fromStack ? { stack: s.fromStack } : {}) })
+                .where(eq(instances.id, s.instanceId));
+            }
+          }
+        }));
         return;
     }
   }
