@@ -256,6 +256,26 @@ const CASES: RouteCase[] = [
       expect(res.body.items[0].status).toBe("in_progress");
     },
   })),
+  // Pipelines and CI hooks take the deployments permissions; approving a promotion takes deployments:approve,
+  // which of the built-in roles only admins have (operators request, a second person approves: docs/ci.md).
+  { route: "GET /api/pipelines", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/pipelines" }) },
+  {
+    route: "POST /api/pipelines", allowed: ["admin", "operator"], success: 201,
+    request: async () => ({ method: "POST", path: "/api/pipelines", body: { name: unique("rbac"), stages: [{ name: "prod", selector: "rbac=none" }] } }),
+  },
+  {
+    route: "POST /api/pipelines/promotions/:id/approve", allowed: ["admin"], success: 202,
+    request: async (f) => ({ method: "POST", path: `/api/pipelines/promotions/${await awaitingPromotion(f)}/approve` }),
+    unchanged: async (_f, admin) => {
+      const res = await api("GET", `/api/pipelines/promotions/${promoting.id}`, { token: admin.token });
+      expect(res.body).toMatchObject({ status: "awaiting_approval", rolloutId: null });
+    },
+  },
+  { route: "GET /api/webhooks/ci", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/webhooks/ci" }) },
+  {
+    route: "POST /api/webhooks/ci", allowed: ["admin", "operator"], success: 201,
+    request: async () => ({ method: "POST", path: "/api/webhooks/ci", body: { name: unique("rbac"), action: { kind: "rollout", selector: "rbac=none" } } }),
+  },
   // Compliance: reports, config (schedules off so nothing is synced to a non-loopback URL), re-seal.
   {
     route: "POST /api/reports", allowed: ["admin"], success: 201,
@@ -290,6 +310,22 @@ async function startedDeployment(f: Fixture): Promise<string> {
   await runningInstance(f);
   const res = await api("POST", "/api/deployments", { token: users.admin.token, body: { instanceId: f.instanceId, flows: [] } });
   expect(res.status, JSON.stringify(res.body)).toBe(202);
+  return res.body.id;
+}
+
+/** The promotion the last approve case made (for its `unchanged` check), requested by an operator none of the callers is. */
+const promoting: { id?: string; requester?: TestUser } = {};
+
+/** A promotion awaiting approval onto a stage that selects the fixture's instance. */
+async function awaitingPromotion(f: Fixture): Promise<string> {
+  const label = unique("rbac");
+  await withDb((db) => db.update(instances).set({ labels: { rbac: label } }).where(eq(instances.id, f.instanceId)));
+  const pipeline = await api("POST", "/api/pipelines", { token: users.admin.token, body: { name: unique("rbac"), stages: [{ name: "prod", selector: `rbac=${label}`, requiresApproval: true }] } });
+  if (pipeline.status !== 201) throw new Error(`pipeline create failed: ${pipeline.status} ${JSON.stringify(pipeline.body)}`);
+  promoting.requester ??= await createUser("operator");
+  const res = await api("POST", `/api/pipelines/${pipeline.body.id}/stages/prod/promote`, { token: promoting.requester.token, body: { flows: [{ id: "t", type: "tab" }] } });
+  if (res.status !== 202) throw new Error(`promote failed: ${res.status} ${JSON.stringify(res.body)}`);
+  promoting.id = res.body.id;
   return res.body.id;
 }
 
