@@ -57,6 +57,8 @@ async function kubernetesDriver(s: DriverSettings): Promise<Driver> {
     adminToken: await persistentSecret(path.join(s.stateDir, "kubernetes-admin-token")),
     nodePackage: await nodePackageFor(s),
     ...(s.mqttUrl ? { mqttUrl: s.mqttUrl } : {}),
+    // Held MQTT work survives a bridge restart (the fronts run in the bridge on this driver).
+    spoolDir: path.join(s.stateDir, "kubernetes-spool"), ...(s.spoolFsync ? { spoolFsync: true } : {}),
     // Pods may reach the bus under another name than the bridge does (in-cluster DNS).
     ...(process.env.REDFORGE_POD_MQTT_URL ? { podMqttUrl: process.env.REDFORGE_POD_MQTT_URL } : {}),
     // One image per stack: "5.0=nodered/node-red:5.0.7,4.1=nodered/node-red:4.1.15" (default: the official images).

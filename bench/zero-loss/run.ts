@@ -37,7 +37,7 @@ import { adminClient } from "../../test/harness/adminClient.ts";
 import { eventually } from "../../test/harness/eventually.ts";
 import { FakeKubeApi } from "../../test/harness/fakeKubeApi.ts";
 import { startFakeKubelet } from "../../test/harness/fakeKubelet.ts";
-import { FAULTS, runFault, startFaultCluster, type FaultKey, type FaultRun } from "../../test/harness/faultStack.ts";
+import { FAULTS, runFault, SHORT_HOLD_SECONDS, startFaultCluster, type FaultKey, type FaultRun } from "../../test/harness/faultStack.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { blueGreenSteps, LoadGenerator, percentile, zeroLossFlow, type LoadReport } from "../../test/harness/zeroLoss.ts";
 
@@ -175,7 +175,7 @@ async function kubernetes(stack: TestStack, tmp: string): Promise<Row> {
 
 /** One fault row on its own cluster and bridge (a CLI child), so a broken bridge does not spill into the next row. */
 async function fault(stack: TestStack, key: FaultKey, logDir: string): Promise<FaultRun> {
-  const cluster = await startFaultCluster(stack, `zero-loss-fault-${key}`, path.join(logDir, `row-${key}`));
+  const cluster = await startFaultCluster(stack, `zero-loss-fault-${key}`, path.join(logDir, `row-${key}`), key === "j" ? { maxHoldSeconds: SHORT_HOLD_SECONDS } : {});
   try {
     const holdDuring = process.env.BENCH_FAULT_HOLD === "switch" ? "switch" : "deploy";
     return await runFault(cluster, key, { rate: RATE, beforeMs: BEFORE_MS, afterMs: AFTER_MS, holdDuring });

@@ -20,6 +20,8 @@ export interface BridgeCliOptions {
   nodePackage: string;
   /** Every start of this bridge appends here. */
   logFile: string;
+  /** More CLI arguments (e.g. --max-hold-seconds). */
+  extraArgs?: string[];
 }
 
 /** One `redforge-bridge --driver process` child; `start()` again after a kill is a restart on the same state dir. */
@@ -41,6 +43,7 @@ export class BridgeProcess {
     const child = spawn(process.execPath, [
       path.join(ROOT, "bridge/bin.mjs"), "--cluster", this.o.clusterId, "--api", this.o.api, "--secret-file", this.o.secretFile,
       "--driver", "process", "--state-dir", this.o.stateDir, "--mqtt-url", this.o.mqttUrl, "--node-package", this.o.nodePackage,
+      ...(this.o.extraArgs ?? []),
     ], { cwd: ROOT, env: { ...process.env }, detached: true, stdio: ["ignore", out, out] });
     fs.closeSync(out);
     this.child = child;

@@ -33,6 +33,7 @@ export const FAULTS = {
   g: { id: "host-restart", title: "(g) bridge + Node-REDs + data plane kill -9 while blue drains, bridge restarted 2 s later" },
   h: { id: "loaded", title: "(h) loaded machine: CPU hog on both cores for the whole run" },
   i: { id: "worker-kill", title: "(i) Worker (wrangler dev) kill -9 while blue drains, restarted 2 s later" },
+  j: { id: "worker-away", title: "(j) Worker kill -9 while blue drains, away past the bridge's hold bound (--max-hold-seconds 10), restarted 25 s later" },
 } as const;
 export type FaultKey = keyof typeof FAULTS;
 
@@ -51,8 +52,12 @@ export interface FaultCluster {
   close(): Promise<void>;
 }
 
+/** The (j) bridge's hold bound: short, so the Worker's outage outlasts it on any machine. */
+export const SHORT_HOLD_SECONDS = 10;
+const WORKER_AWAY_MS = 25_000;
+
 /** `dir` holds the cluster's secret file, state dir and the bridge's log (kept for diagnosis). */
-export async function startFaultCluster(stack: TestStack, name: string, dir: string): Promise<FaultCluster> {
+export async function startFaultCluster(stack: TestStack, name: string, dir: string, opts: { maxHoldSeconds?: number } = {}): Promise<FaultCluster> {
   await fs.mkdir(dir, { recursive: true });
   const { api } = await adminClient(stack);
   const created = await api.POST("/api/clusters", { body: { name } });
@@ -63,6 +68,7 @@ export async function startFaultCluster(stack: TestStack, name: string, dir: str
   const bridge = new BridgeProcess({
     clusterId: created.data.id, api: stack.apiUrl, secretFile, stateDir, mqttUrl: stack.mqttUrl,
     nodePackage: await packNodePackage(path.join(dir, "pkg")), logFile: path.join(dir, "bridge.log"),
+    ...(opts.maxHoldSeconds !== undefined ? { extraArgs: ["--max-hold-seconds", String(opts.maxHoldSeconds)] } : {}),
   });
   await bridge.start();
   const u = new URL(stack.mqttUrl);
@@ -200,12 +206,12 @@ async function inject(key: FaultKey, c: FaultCluster): Promise<string> {
     await c.bridge.start();
     return `killed ${killed.length} processes in ${tookMs} ms (${killed.map((p) => describeProcess(p.args)).join(", ")}); new bridge pid ${c.bridge.pid} connected`;
   }
-  if (key === "i") {
+  if (key === "i" || key === "j") {
     const worker = c.stack.services.find((s) => s.name === "worker");
     if (!worker?.pid) throw new Error("this stack runs no worker");
     try { process.kill(-worker.pid, "SIGKILL"); } catch { /* already gone */ }
     const killedAt = Date.now();
-    await sleep(RESTART_AFTER_MS);
+    await sleep(key === "j" ? WORKER_AWAY_MS : RESTART_AFTER_MS);
     await c.stack.restartWorker();
     return `killed wrangler dev's process group ${worker.pid}; serving again ${Date.now() - killedAt} ms later`;
   }

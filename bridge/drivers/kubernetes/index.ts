@@ -55,6 +55,13 @@ export interface KubernetesDriverOptions {
   probeTimeoutMs?: number;
   /** The cluster's MQTT bus as the bridge reaches it: each instance's MQTT front (work stream, hold queue) runs here. */
   mqttUrl?: string;
+  /**
+   * Where the MQTT fronts spool held work (`<spoolDir>/<instance>/hold.spool`, as the process driver's
+   * data plane does), so a bridge restart mid-hold loses nothing held; in memory when absent.
+   */
+  spoolDir?: string;
+  /** fsync each spooled record. */
+  spoolFsync?: boolean;
   /** The same bus as pods reach it (REDFORGE_MQTT_URL in the pod). Default mqttUrl. */
   podMqttUrl?: string;
   /**
@@ -101,7 +108,10 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
     this.admin = new AdminApi(opts.adminToken, { deployMs: opts.deployTimeoutMs ?? 30_000, probeMs: opts.probeTimeoutMs ?? 3_000 });
     this.adminUrl = opts.adminUrl ?? serviceAdminUrl;
     this.log = opts.log ?? (() => {});
-    this.fronts = new FrontRegistry({ log: (id, line) => this.log(`${id}: ${line}`), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}) });
+    this.fronts = new FrontRegistry({
+      log: (id, line) => this.log(`${id}: ${line}`), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}),
+      ...(opts.spoolDir ? { spoolRoot: opts.spoolDir, spoolFsync: opts.spoolFsync ?? false } : {}),
+    });
   }
 
   /**

@@ -39,6 +39,9 @@ class GateRuntime {
     this.pendingMqtt = []; // MQTT work that arrived while no source gate existed (a full deploy), or recovered from the journal
     this.journal = undefined; // see workJournal.js: accepted MQTT work survives a kill of this process
     this.journalOf = new Map(); // in-flight gate id -> journal id
+    // Exited messages whose answer has not left yet: gate id -> exit time (see completed()).
+    this.awaitingOutput = new Map();
+    this.completionHooked = false;
     // MQTT work waits in pendingMqtt (journaled) until this process knows its mode (the retained control
     // message) and, to pass work into the flows, until their MQTT outputs are connected: see canRoute.
     this.modeKnown = !this.mqttUrl;
@@ -58,6 +61,8 @@ class GateRuntime {
     this.connected = false;
     this.ttlMs = 60_000;
     this.holdLimit = 1000;
+    // A held HTTP request is answered 503 + Retry-After after this long (see refuseStaleHttp).
+    this.httpHoldMs = 30_000;
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
   }
@@ -118,7 +123,7 @@ class GateRuntime {
         return;
       }
       this.counters.heldHttp++;
-      this.heldHttp.push({ gate, msg });
+      this.heldHttp.push({ gate, msg, at: Date.now() });
       return;
     }
     // Any other non-HTTP message: held in memory with the HTTP ones (same order, same release).
@@ -150,7 +155,12 @@ class GateRuntime {
   exit(msg, node) {
     const id = msg && msg._redforge && msg._redforge.gateId;
     if (id && this.inFlight.delete(id)) this.counters.exited++;
-    if (id) this.finish(id);
+    // The journal forgets it once its answer has left this process (completed()), not at the exit: a kill
+    // between the exit and the mqtt-out publish reaching the broker lost 153 answers at 200 msg/s.
+    if (id && this.journalOf.has(id)) {
+      if (this.completionHooked) this.awaitingOutput.set(id, Date.now());
+      else this.finish(id);
+    }
     if (!node) return;
     const flow = this.flowOf(node.z);
     flow.out++;
@@ -176,6 +186,21 @@ class GateRuntime {
     for (const f of this.flows.values()) { total.in += f.in; total.out += f.out; total.errors += f.errors; }
     const flows = [...this.flows.values()].sort((a, b) => b.in + b.out - a.in - a.out).slice(0, MAX_FLOWS_REPORTED).map((f) => Object.assign({}, f));
     return { total, flows };
+  }
+
+  /**
+   * Node-RED's onComplete hook: a node finished with a message (mqtt-out calls done after the broker's
+   * PUBACK at QoS 1). An exited message is done once a node at the end of its path (no outgoing wires)
+   * completes it without an error; one whose answer never leaves is given up after the TTL (tick).
+   */
+  completed(event) {
+    const id = event && event.msg && event.msg._redforge && event.msg._redforge.gateId;
+    if (!id || event.error || !this.awaitingOutput.has(id)) return;
+    const node = event.node && event.node.node;
+    const terminal = !node || !Array.isArray(node.wires) || node.wires.every((w) => !w || w.length === 0);
+    if (!terminal) return;
+    this.awaitingOutput.delete(id);
+    this.finish(id);
   }
 
   /** The message behind gate id `id` is done (exited, or given up on): the journal forgets it. */
@@ -227,7 +252,30 @@ class GateRuntime {
     };
   }
 
+  /**
+   * An HTTP request held longer than httpHoldMs is refused (503 + Retry-After) instead of waiting for a
+   * release that may be minutes away (a host restart, a control plane that is away): its client gave up
+   * long before, so it would hang, not be answered (issue 12 (g)). Refused is honest; it is counted.
+   */
+  refuseStaleHttp() {
+    const cutoff = Date.now() - this.httpHoldMs;
+    while (this.heldHttp.length && this.heldHttp[0].at !== undefined && this.heldHttp[0].at < cutoff && this.heldHttp[0].msg.res) {
+      const { msg } = this.heldHttp.shift();
+      this.counters.refusedHttp++;
+      try {
+        msg.res._res.status(503).set("retry-after", "2").set("connection", "close").json({ error: { code: "gate_hold_timeout", message: "held too long while a deployment moves this instance; retry shortly" } });
+      } catch { /* the client went away */ }
+    }
+  }
+
   tick() {
+    const gaveUp = Date.now() - this.ttlMs;
+    for (const [id, at] of this.awaitingOutput) {
+      if (at >= gaveUp) break;
+      this.awaitingOutput.delete(id);
+      this.finish(id);
+    }
+    this.refuseStaleHttp();
     const cutoff = Date.now() - this.ttlMs;
     for (const [id, entry] of this.inFlight) {
       if (entry.at >= cutoff) break; // Map keeps insertion order: the rest are younger
@@ -371,6 +419,10 @@ function gateRuntime(RED) {
   runtime = new GateRuntime(RED, process.env);
   // Only under RedForge (the bridge sets the instance): a standalone Node-RED keeps no journal.
   if (process.env.REDFORGE_INSTANCE_ID) runtime.openJournal(RED.settings.userDir);
+  if (runtime.journal && RED.hooks && typeof RED.hooks.add === "function") {
+    RED.hooks.add("onComplete.redforge", (event) => { runtime.completed(event); });
+    runtime.completionHooked = true;
+  }
   const read = RED.auth.needsPermission("flows.read");
   const write = RED.auth.needsPermission("flows.write");
   RED.httpAdmin.get("/redforge/gate", read, (_req, res) => res.json(runtime.status()));
