@@ -1,10 +1,24 @@
 /**
- * The Worker's only way to Postgres: the Neon driver's Pool over WebSocket,
- * as in production. A Pool may not outlive its request in Workers (I/O is
- * bound to the request), so one is made per request and ended after it.
+ * The Worker's only way to Postgres. Two paths behind one `Db`:
+ *  - every statement outside a transaction goes over Neon's SQL-over-HTTP
+ *    (`neon()`, drizzle `neon-http`): one HTTP round trip, no connection
+ *    set-up and no password handshake (with a Pool that was ~120 ms per
+ *    request against the dev stack's SCRAM Postgres: docs/performance.md);
+ *  - `db.transaction()` opens the Neon `Pool` over WebSocket, lazily, the
+ *    first time a request needs one: interactive transactions (read, decide,
+ *    write, append the audit row) need one session.
+ * Routes do not choose: they call `db.select()` or `db.transaction()` as
+ * before. A Pool may not outlive its request in Workers (I/O is bound to the
+ * request), so it is made per request and ended after it.
+ *
+ * Production may put Cloudflare Hyperdrive in front of the Pool path (pooled,
+ * already-authenticated connections near the database): wrangler.toml shows
+ * the binding; `openDb(url)` then gets `HYPERDRIVE.connectionString`
+ * (docs/performance.md "Hyperdrive").
  */
-import { Pool, neonConfig } from "@neondatabase/serverless";
-import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
+import { Pool, neon, neonConfig } from "@neondatabase/serverless";
+import { drizzle as drizzleHttp } from "drizzle-orm/neon-http";
+import { drizzle as drizzlePool, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import * as schema from "./schema.ts";
 
 export type Db = NeonDatabase<typeof schema>;
@@ -21,10 +35,38 @@ function useLocalRelay(relay: string): void {
   neonConfig.fetchEndpoint = `http://${relay}/sql`;
 }
 
-export function openDb(databaseUrl: string, localRelay?: string): { db: Db; close(): Promise<void> } {
+export interface DbHandle {
+  db: Db;
+  /** Whether this request opened the Pool (it took a transaction). */
+  readonly pooled: boolean;
+  close(): Promise<void>;
+}
+
+export function openDb(databaseUrl: string, localRelay?: string): DbHandle {
   if (localRelay) useLocalRelay(localRelay);
-  const pool = new Pool({ connectionString: databaseUrl, max: 4, connectionTimeoutMillis: 5_000 });
-  // An idle client erroring (server restart) must not crash the isolate.
-  pool.on("error", () => {});
-  return { db: drizzle(pool, { schema }), close: () => pool.end() };
+  // neon-http's query builder answers exactly as neon-serverless's (same drizzle mappers, the same
+  // { rows, rowCount, fields } from execute); only transaction() differs, and that goes to the Pool.
+  const overHttp = drizzleHttp(neon(databaseUrl), { schema }) as unknown as Db;
+  let pool: Pool | undefined;
+  let overPool: Db | undefined;
+  const pooled = (): Db => {
+    if (!overPool) {
+      pool = new Pool({ connectionString: databaseUrl, max: 4, connectionTimeoutMillis: 5_000 });
+      // An idle client erroring (server restart) must not crash the isolate.
+      pool.on("error", () => {});
+      overPool = drizzlePool(pool, { schema });
+    }
+    return overPool;
+  };
+  const db = new Proxy(overHttp, {
+    get(target, prop, receiver) {
+      if (prop === "transaction") return ((run, config) => pooled().transaction(run, config)) satisfies Db["transaction"];
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+  return {
+    db,
+    get pooled() { return pool !== undefined; },
+    close: async () => { await pool?.end(); },
+  };
 }
