@@ -4,6 +4,8 @@ import { z } from "zod";
 import type { Db } from "../../db/client.ts";
 import { apiKeys, roles, users, type Permission } from "../../db/schema.ts";
 import type { AppEnv, Principal } from "../../core/app-env.ts";
+import type { KvStore } from "../../core/platform/kv.ts";
+import { cachedPrincipalPart } from "../../core/platform/principalCache.ts";
 import { hashApiKey, looksLikeApiKey } from "../auth/apiKeys.ts";
 import { ensureBootstrap } from "../auth/bootstrap.ts";
 import { verifySessionToken } from "../auth/tokens.ts";
@@ -19,39 +21,79 @@ export async function permissionsOf(db: Db, role: string): Promise<Permission[]>
   return row?.permissions ?? [];
 }
 
+/** The user fields a principal is made of (dates as epoch ms: they travel through the KV as JSON). */
+interface UserState {
+  id: string;
+  username: string;
+  team: string;
+  role: string;
+  disabled: boolean;
+  sessionsValidAfterMs: number | null;
+}
+
+/** An API key's fields a principal is made of; only live (unrevoked) keys are cached. */
+interface KeyState {
+  id: string;
+  userId: string;
+  role: string;
+  scopes: Permission[] | null;
+  createdAtMs: number;
+  expiresAtMs: number | null;
+  lastUsedAtMs: number | null;
+}
+
+// lastUsedAt is written when a key's cache entry is filled, so it is exact to the cache's TTL (a minute),
+// not a write per request.
+const ms = (d: Date | null) => (d ? d.getTime() : null);
+
+function userState(kv: KvStore, db: Db, userId: string): Promise<UserState | undefined> {
+  return cachedPrincipalPart(kv, { userId }, async () => {
+    const [u] = await db.select().from(users).where(eq(users.id, userId)).limit(1);
+    return u && { id: u.id, username: u.username, team: u.team, role: u.role, disabled: u.disabled, sessionsValidAfterMs: ms(u.sessionsValidAfter) };
+  });
+}
+
+/** A role's permissions: built-in roles from the table in code, custom roles from the KV or Postgres. */
+async function rolePermissions(kv: KvStore, db: Db, role: string): Promise<Permission[]> {
+  if (isBuiltinRole(role)) return BUILTIN_ROLES[role];
+  return (await cachedPrincipalPart(kv, { role }, async () => permissionsOf(db, role))) ?? [];
+}
+
 /** An API key never acts with more than its owner has now (a demoted owner demotes the key). */
 function narrower(keyRole: string, ownerRole: string): string {
   if (isBuiltinRole(keyRole) && isBuiltinRole(ownerRole)) return ROLE_RANK[keyRole] <= ROLE_RANK[ownerRole] ? keyRole : ownerRole;
   return keyRole === ownerRole ? keyRole : "viewer";
 }
 
-async function fromApiKey(db: Db, key: string): Promise<Principal> {
-  const [row] = await db
-    .select({ key: apiKeys, user: users })
-    .from(apiKeys)
-    .innerJoin(users, eq(users.id, apiKeys.userId))
-    .where(and(eq(apiKeys.keyHash, await hashApiKey(key)), isNull(apiKeys.revokedAt)))
-    .limit(1);
-  if (!row || row.user.disabled || (row.key.expiresAt && row.key.expiresAt <= new Date())) {
+async function fromApiKey(kv: KvStore, db: Db, key: string): Promise<Principal> {
+  const apiKeyHash = await hashApiKey(key);
+  const k = await cachedPrincipalPart<KeyState>(kv, { apiKeyHash }, async () => {
+    const [row] = await db.select().from(apiKeys).where(and(eq(apiKeys.keyHash, apiKeyHash), isNull(apiKeys.revokedAt))).limit(1);
+    if (!row) return undefined;
+    const now = new Date();
+    await db.update(apiKeys).set({ lastUsedAt: now }).where(eq(apiKeys.id, row.id));
+    return { id: row.id, userId: row.userId, role: row.role, scopes: row.scopes, createdAtMs: row.createdAt.getTime(), expiresAtMs: ms(row.expiresAt), lastUsedAtMs: now.getTime() };
+  });
+  const user = k && await userState(kv, db, k.userId);
+  if (!k || !user || user.disabled || (k.expiresAtMs !== null && k.expiresAtMs <= Date.now())) {
     throw unauthenticated("invalid_api_key", "API key is unknown, revoked, expired, or its owner is disabled");
   }
   // A password change ends every key minted under the old password, as it ends sessions.
-  if (row.user.sessionsValidAfter && row.key.createdAt < row.user.sessionsValidAfter) {
+  if (user.sessionsValidAfterMs !== null && k.createdAtMs < user.sessionsValidAfterMs) {
     throw unauthenticated("invalid_api_key", "the owner's password changed or the owner was disabled since this key was created; create a new key");
   }
-  const role = narrower(row.key.role, row.user.role);
-  await db.update(apiKeys).set({ lastUsedAt: new Date() }).where(eq(apiKeys.id, row.key.id));
+  const role = narrower(k.role, user.role);
   // Exactly what the key's role, its scopes and the owner's role as it stands now all allow.
-  const [keyRole, ownerRole] = await Promise.all([permissionsOf(db, row.key.role), permissionsOf(db, row.user.role)]);
+  const [keyRole, ownerRole] = await Promise.all([rolePermissions(kv, db, k.role), rolePermissions(kv, db, user.role)]);
   let permissions = intersect(keyRole, ownerRole);
-  if (row.key.scopes) permissions = intersect(permissions, row.key.scopes);
+  if (k.scopes) permissions = intersect(permissions, k.scopes);
   return {
-    userId: row.user.id, username: row.user.username, team: row.user.team, role,
-    permissions, via: "api_key", apiKeyId: row.key.id,
+    userId: user.id, username: user.username, team: user.team, role,
+    permissions, via: "api_key", apiKeyId: k.id,
   };
 }
 
-async function fromSessionToken(db: Db, token: string, secret: string): Promise<Principal> {
+async function fromSessionToken(kv: KvStore, db: Db, token: string, secret: string): Promise<Principal> {
   const check = await verifySessionToken(token, secret);
   if (!check.ok) {
     throw check.reason === "expired"
@@ -60,17 +102,17 @@ async function fromSessionToken(db: Db, token: string, secret: string): Promise<
   }
   // Signed by us but not naming a user id (an old or foreign token): not a caller, not bad input.
   if (!z.uuid().safeParse(check.userId).success) throw unauthenticated("invalid_token", "bearer token is not valid");
-  const [user] = await db.select().from(users).where(eq(users.id, check.userId)).limit(1);
+  const user = await userState(kv, db, check.userId);
   if (!user || user.disabled) throw unauthenticated("invalid_token", "the token's user no longer exists or is disabled");
   // Millisecond precision: every session from before a password change or a disable ends, also
   // after re-enabling; a login right after the change works.
-  if (user.sessionsValidAfter && check.issuedAtMs < user.sessionsValidAfter.getTime()) {
+  if (user.sessionsValidAfterMs !== null && check.issuedAtMs < user.sessionsValidAfterMs) {
     throw unauthenticated("token_revoked", "the password changed or the user was disabled since this token was issued; log in again");
   }
-  // The role comes from the database, not the token: a role change takes effect at once.
+  // The role as it stands now (the KV entry is replaced on every change): a role change takes effect at once.
   return {
     userId: user.id, username: user.username, team: user.team, role: user.role,
-    permissions: await permissionsOf(db, user.role), via: "token",
+    permissions: await rolePermissions(kv, db, user.role), via: "token",
   };
 }
 
@@ -79,9 +121,9 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header("Authorization") ?? "";
   const match = /^Bearer\s+(\S+)$/i.exec(header);
   if (!match?.[1]) throw unauthenticated("unauthenticated", "send Authorization: Bearer <session token or API key>");
-  const { db, config } = c.var.services;
+  const { db, kv, config } = c.var.services;
   await ensureBootstrap(db, config);
   const token = match[1];
-  c.set("principal", looksLikeApiKey(token) ? await fromApiKey(db, token) : await fromSessionToken(db, token, config.jwtSecret));
+  c.set("principal", looksLikeApiKey(token) ? await fromApiKey(kv, db, token) : await fromSessionToken(kv, db, token, config.jwtSecret));
   await next();
 });

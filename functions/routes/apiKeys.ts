@@ -13,6 +13,7 @@ import { describe } from "../../core/openapi/describe.ts";
 import { apiKeyCreatedSchema, apiKeySchema } from "../../protocol/api/access.ts";
 import { listOf } from "../../protocol/api/common.ts";
 import { markAccessChanged } from "../../core/platform/watcherAccess.ts";
+import { forgetPrincipal } from "../../core/platform/principalCache.ts";
 
 const scope = z.strictObject({
   resource: z.enum([...RESOURCES, "*"]),
@@ -87,7 +88,8 @@ export const apiKeyRoutes = new Hono<AppEnv>()
       return row;
     });
     if (!revoked) throw notFound("api_key", id);
-    // Streams opened with this key close before their next event.
+    // The key's next request reads the revoked row; streams opened with it close before their next event.
+    await forgetPrincipal(c.var.services.kv, { apiKeyHash: revoked.keyHash });
     await markAccessChanged(c.var.services.kv, { apiKeyId: id });
     return c.json(view(revoked));
   });

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { roles, users, type Permission } from "../../db/schema.ts";
 import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
+import { forgetPrincipal } from "../../core/platform/principalCache.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { assertCanGrant } from "../rbac/grants.ts";
@@ -57,6 +58,8 @@ export const roleRoutes = new Hono<AppEnv>()
       record({ action: "ROLE_CREATED", resourceType: "role", resourceId: body.name, details: { permissions: body.permissions } });
       return created;
     });
+    // Holders of a role name that did not exist yet (API keys, users) held nothing; now they hold this.
+    await forgetPrincipal(c.var.services.kv, { role: body.name });
     return c.json(view(row), 201);
   })
   .patch("/:name", doc({ summary: "Replace a custom role's permissions", description: "Built-in roles → 409 `builtin_role`.", responses: { 200: roleSchema }, errors: [404, 409] }), requirePermission("roles", "update"), validate("param", nameParam), validate("json", patchBody), async (c) => {
@@ -72,6 +75,8 @@ export const roleRoutes = new Hono<AppEnv>()
       record({ action: "ROLE_UPDATED", resourceType: "role", resourceId: roleName, details: { from: before.permissions, to: next } });
       return updated!;
     });
+    // Every holder's next request gets the new permissions.
+    await forgetPrincipal(c.var.services.kv, { role: roleName });
     return c.json(view(row));
   })
   .delete("/:name", doc({ summary: "Delete a custom role nobody holds", description: "409 `role_in_use` while users have it; built-in roles → 409 `builtin_role`.", responses: { 204: null }, errors: [404, 409] }), requirePermission("roles", "delete"), validate("param", nameParam), async (c) => {
@@ -87,5 +92,7 @@ export const roleRoutes = new Hono<AppEnv>()
       await tx.delete(roles).where(eq(roles.id, target.id));
       record({ action: "ROLE_DELETED", resourceType: "role", resourceId: roleName, details: { permissions: target.permissions } });
     });
+    // API keys minted with this role now hold nothing.
+    await forgetPrincipal(c.var.services.kv, { role: roleName });
     return c.body(null, 204);
   });

@@ -16,6 +16,7 @@ import { describe } from "../../core/openapi/describe.ts";
 import { userSchema } from "../../protocol/api/access.ts";
 import { pageOf } from "../../protocol/api/common.ts";
 import { markAccessChanged } from "../../core/platform/watcherAccess.ts";
+import { forgetPrincipal } from "../../core/platform/principalCache.ts";
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 type Row = typeof users.$inferSelect;
@@ -126,6 +127,8 @@ export const userRoutes = new Hono<AppEnv>()
       }).where(eq(users.id, id)).returning();
       return updated!;
     });
+    // The next request of this user reads the row just committed (role, disabled, sessions-valid-after).
+    await forgetPrincipal(c.var.services.kv, { userId: id });
     // Whatever this user's open streams were allowed to see may have changed: they close before their next event.
     if (body.role !== undefined || body.disabled === true || passwordHash) await markAccessChanged(c.var.services.kv, { userId: id });
     return c.json(view(row));
@@ -140,6 +143,7 @@ export const userRoutes = new Hono<AppEnv>()
       await tx.delete(users).where(eq(users.id, id));
       record({ action: "USER_DELETED", resourceType: "user", resourceId: id, details: { username: target.username, role: target.role } });
     });
+    await forgetPrincipal(c.var.services.kv, { userId: id });
     await markAccessChanged(c.var.services.kv, { userId: id });
     return c.body(null, 204);
   });

@@ -30,7 +30,11 @@ describe("login", () => {
     const { eq } = await import("drizzle-orm");
     const u = await createUser("operator");
     expect((await api("GET", "/api/auth/me", { token: u.token })).status).toBe(200);
-    await withDb((db) => db.update(users).set({ disabled: true }).where(eq(users.id, u.id)));
+    // Through the API, which replaces the KV's copy of the principal (a row edited behind the API's back
+    // is seen once the cache entry expires, within PRINCIPAL_CACHE_TTL_SECONDS; principalCache.test.ts).
+    const admin = await createUser("admin");
+    expect((await api("PATCH", `/api/users/${u.id}`, { token: admin.token, body: { disabled: true } })).status).toBe(200);
+    expect((await withDb((db) => db.select().from(users).where(eq(users.id, u.id))))[0]!.disabled).toBe(true);
     expect((await api("POST", "/api/auth/login", { body: { username: u.username, password: u.password } })).status).toBe(401);
     expect((await api("GET", "/api/auth/me", { token: u.token })).status).toBe(401);
   });
