@@ -5,10 +5,11 @@
  *
  *   protocol ← db ← core ← durable, queues ← functions      (control plane)
  *   protocol ← bridge, flows                               (cluster side)
+ *   protocol ← cli                                         (the redforge CLI: the API's client types only)
  *   dev, scripts, test, bench: tools; nothing shipped imports them.
  */
-const shipped = "^(protocol|core|db|durable|queues|functions|bridge|flows|app)/";
-const ours = "^(protocol|core|db|durable|queues|functions|bridge|flows|app|dev|scripts|test|bench)/";
+const shipped = "^(protocol|core|db|durable|queues|functions|bridge|flows|app|cli)/";
+const ours = "^(protocol|core|db|durable|queues|functions|bridge|flows|app|cli|dev|scripts|test|bench)/";
 const layer = (name, from, allowed, comment) => ({
   name,
   comment,
@@ -28,6 +29,7 @@ module.exports = {
     layer("functions-on-top", "functions", ["core", "protocol", "db", "durable", "queues"], "the Worker composes everything control-plane side"),
     layer("bridge-only-protocol", "bridge", ["protocol"], "the bridge ships on its own: only the wire contract is shared with the control plane"),
     layer("flows-only-protocol", "flows", ["protocol"], "the node package runs inside Node-RED"),
+    layer("cli-only-protocol", "cli", ["protocol"], "the CLI talks to the API through the generated client, never through the control plane's code"),
     {
       name: "no-tools-in-shipped-code", severity: "error",
       comment: "dev stand-ins, scripts, tests and benches never ship",
