@@ -27,7 +27,7 @@ const MODES = [
 ];
 
 interface Call { method: string; path: string; body?: unknown; expect: number }
-interface Route { name: string; write: boolean; call: (i: number) => Call; token?: string }
+interface Route { name: string; write: boolean; call: (i: number) => Call; user?: string; token?: string }
 
 let stack: TestStack;
 let serial = 0;
@@ -63,6 +63,8 @@ const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length 
 interface Stat { p50: number; p95: number; p99: number; rps: number; n: number; failed: number; why: string }
 
 async function measure(route: Route, clients: number, total: number): Promise<Stat> {
+  // A fresh session per mode: a whole run on a loaded machine outlasts one 15-minute token.
+  if (route.user) route.token = await login(route.user);
   for (let i = 0; i < WARMUP; i++) await request(route.call(serial++), route.token);
   failures.clear();
   const times: number[] = [];
@@ -83,14 +85,20 @@ async function measure(route: Route, clients: number, total: number): Promise<St
   return { p50: quantile(times, 0.5), p95: quantile(times, 0.95), p99: quantile(times, 0.99), rps: total / (wall / 1000), n: total, failed, why };
 }
 
+const PASSWORD = "bench-password-123456";
+
 /** An admin of its own per route, so each route has a full rate-limit bucket. */
 async function adminUser(adminToken: string, name: string): Promise<string> {
-  const password = "bench-password-123456";
   const username = `bench-${name}-${Date.now()}`;
-  await api(adminToken, "POST", "/api/users", { username, email: `${username}@bench.test`, password, role: "admin" });
+  await api(adminToken, "POST", "/api/users", { username, email: `${username}@bench.test`, password: PASSWORD, role: "admin" });
+  return username;
+}
+
+async function login(username: string): Promise<string> {
   const res = await fetch(`${stack.apiUrl}/api/auth/login`, {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password }),
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password: PASSWORD }),
   });
+  if (res.status !== 200) throw new Error(`login ${username}: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { token: string }).token;
 }
 
@@ -127,7 +135,7 @@ async function main() {
       { name: "POST /api/instances", write: true, call: (i) => ({ method: "POST", path: "/api/instances", body: { name: `b-${i}`, clusterId: cluster.id }, expect: 201 }) },
       { name: "PATCH /api/instances/:id", write: true, call: (i) => ({ method: "PATCH", path: `/api/instances/${seeded[i % seeded.length]}`, body: { env: { BENCH_I: String(i) } }, expect: 200 }) },
     ];
-    for (const [i, r] of routes.entries()) if (i > 0) r.token = await adminUser(adminToken, `r${i}`);
+    for (const [i, r] of routes.entries()) if (i > 0) r.user = await adminUser(adminToken, `r${i}`);
 
     console.log(`\nbench/api (${os.cpus().length} cores, ${new Date().toISOString()}, ${SEED} instances × ${HEALTH_ROWS} health rows seeded)`);
     const summary: string[] = [];
