@@ -237,8 +237,24 @@ export class MqttFront implements MqttRoute {
       this.switchBuffer.append(payload);
       return done();
     }
-    void this.forward(payload);
-    done();
+    // Acknowledged once the forward is in mqtt.js's outgoing store and written (cbStorePut, then the next
+    // tick): right after a reconnect mqtt.js queues new publishes in memory while it resends its store,
+    // and a PUBACK sent meanwhile would vouch for a forward that a kill then loses. Until then the next
+    // ingest message waits (mqtt.js hands them over one at a time): backpressure, not loss.
+    let settled = false;
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      // An error: no PUBACK, so the broker delivers the message again.
+      if (err) done(err);
+      else process.nextTick(done);
+    };
+    this.forwarded++;
+    this.requireClient().publish(this.topics.active(this.target), payload, { ...QOS1, cbStorePut: () => settle() }, (err) => {
+      if (!err) return;
+      this.log(`mqtt front: forward failed: ${err.message}`);
+      settle(err);
+    });
   }
 
   private forward(payload: Buffer): Promise<unknown> {
