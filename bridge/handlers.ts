@@ -67,6 +67,13 @@ const handlers: Handlers = {
     await instances.add(id);
     return { state: "running" };
   },
+  "instance.restart": async ({ driver, instances }, cmd) => {
+    const id = target(cmd);
+    await driver.stop(id);
+    await driver.start(id);
+    await instances.add(id);
+    return { state: "running" };
+  },
   "instance.stop": async ({ driver }, cmd) => {
     await driver.stop(target(cmd));
     return { state: "stopped" };

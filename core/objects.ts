@@ -78,7 +78,7 @@ export interface RolloutRunApi extends Rpc.DurableObjectBranded {
   operate(what: RolloutAction, userId: string | null): Promise<RolloutAnswer>;
 }
 
-export type FleetEvent = FleetInstanceEvent | FleetAlertEvent;
+export type FleetEvent = FleetInstanceEvent | FleetAlertEvent | FleetClusterEvent;
 
 export interface FleetInstanceEvent {
   event: "instance:status";
@@ -91,6 +91,19 @@ export interface FleetAlertEvent {
   data: {
     alertId: string; ruleId: string | null; team: string; kind: string; severity: string; subject: string;
     subjectName: string | null; status: string; summary: string; timestamp: string;
+  };
+}
+
+/**
+ * A cluster's bridge connected (its hello: which version, which driver) or its
+ * last link closed (durable/clusterLink.ts), so a console shows connection
+ * state without polling.
+ */
+export interface FleetClusterEvent {
+  event: "cluster:link";
+  data: {
+    clusterId: string; state: "connected" | "disconnected";
+    bridgeVersion: string | null; driver: string | null; timestamp: string;
   };
 }
 

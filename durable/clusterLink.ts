@@ -4,6 +4,7 @@ import { openDb } from "../db/client.ts";
 import type { Env } from "../core/env.ts";
 import type { ClusterLinkApi, ClusterLinkStatus, EnqueueOptions, OutboxEntry, OutboxStatus, ReplyTo } from "../core/objects.ts";
 import { applyInstanceStatus } from "../core/fleet/instanceStatus.ts";
+import { announceClusterLink } from "../core/fleet/clusterConnection.ts";
 import { assertJsonWithinLimits } from "../core/jsonLimits.ts";
 import { recordMetrics, roundTripObserved } from "../core/metrics/record.ts";
 import { bridgeFrameSchema, newCommandId, type Command, type CommandType, type ServerFrame } from "../protocol/commands.ts";
@@ -15,7 +16,7 @@ import { bridgeFrameSchema, newCommandId, type Command, type CommandType, type S
  */
 const FLEET_TIMEOUT_MS: Partial<Record<CommandType, number>> = {
   "instance.create": 180_000, "instance.start": 120_000, "instance.stop": 60_000, "instance.destroy": 60_000,
-  "instance.scale": 180_000, "health.report": 60_000,
+  "instance.scale": 180_000, "instance.restart": 180_000, "health.report": 60_000,
 };
 
 const OPEN: OutboxStatus[] = ["pending", "sent", "received"];
@@ -147,8 +148,10 @@ export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
     } catch {
       return; // A malformed frame (or one past the JSON limits) is ignored, never fatal for the link.
     }
-    if (frame.kind === "hello") this.setMeta("hello", JSON.stringify({ ...frame, at: new Date().toISOString() }));
-    else this.received(frame.commandId);
+    if (frame.kind === "hello") {
+      this.setMeta("hello", JSON.stringify({ ...frame, at: new Date().toISOString() }));
+      await this.announce("connected", frame.bridgeVersion, frame.driver);
+    } else this.received(frame.commandId);
     void ws;
   }
 
@@ -179,6 +182,17 @@ export class ClusterLink extends DurableObject<Env> implements ClusterLinkApi {
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
     this.setMeta("disconnectedAt", new Date().toISOString());
     try { ws.close(code === 1005 ? 1000 : code, "closing"); } catch { /* already closed */ }
+    // A socket replaced by the bridge's newer connection closes too: only the last one going is a disconnect.
+    if (!this.ctx.getWebSockets("bridge").some((other) => other !== ws && other.readyState === WebSocket.OPEN)) {
+      const hello = this.getMeta("hello");
+      const last = hello ? (JSON.parse(hello) as { bridgeVersion?: string; driver?: string }) : {};
+      await this.announce("disconnected", last.bridgeVersion ?? null, last.driver ?? null);
+    }
+  }
+
+  private async announce(state: "connected" | "disconnected", bridgeVersion: string | null, driver: string | null): Promise<void> {
+    const clusterId = this.getMeta("clusterId");
+    if (clusterId) await announceClusterLink(this.env, { clusterId, state, bridgeVersion, driver });
   }
 
   override async alarm(): Promise<void> {

@@ -9,7 +9,7 @@ import { endpointsSchema } from "./reports.ts";
 import { stackIdSchema, supportedStackSchema } from "./stacks.ts";
 
 export const COMMAND_TYPES = [
-  "instance.create", "instance.start", "instance.stop", "instance.destroy", "instance.scale",
+  "instance.create", "instance.start", "instance.stop", "instance.destroy", "instance.scale", "instance.restart",
   "flows.deploy", "gate.set", "gate.replay", "smoke.run", "route.switch", "health.report",
   "deployment.prepare", "deployment.rollback", "deployment.cleanup",
 ] as const;
@@ -83,6 +83,8 @@ export const commandArgs = {
   "instance.stop": z.object({}),
   "instance.destroy": z.object({ deleteData: z.boolean().default(false) }),
   "instance.scale": z.object({ replicas: z.number().int().min(0).max(100) }),
+  /** Stop then start in one command, so the two cannot race on the bridge (it runs commands concurrently). */
+  "instance.restart": z.object({}),
   "flows.deploy": z.object({ flows: z.array(z.unknown()), rev: z.string().optional(), runtime: runtimeId.optional() }),
   /** drain: the HTTP front holds new requests, the gate holds new work, the answer comes when in-flight reaches 0 (or the deadline). */
   "gate.set": z.object({ mode: z.enum(["active", "drain"]), runtime: runtimeId.optional(), drainTimeoutMs: z.number().int().min(0).max(600_000).default(30_000) }),
@@ -172,6 +174,7 @@ export const commandResults = {
   "instance.stop": z.object({ state: z.literal("stopped") }),
   "instance.destroy": z.object({ state: z.literal("destroyed"), deleteData: z.boolean() }),
   "instance.scale": z.object({ replicas: z.number().int().min(0).max(100), state: z.enum(["running", "stopped"]) }),
+  "instance.restart": z.object({ state: z.literal("running") }),
   "flows.deploy": z.object({ runtime: runtimeId.optional(), rev: z.string().optional() }),
   /**
    * active: the gate's mode and in-flight count. drain: also how long blue took to drain, when the

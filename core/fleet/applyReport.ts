@@ -25,7 +25,7 @@ function statusAfter(command: OutboxEntry, report: ResultReport): { status?: Obs
       const r = parseResult("instance.create", report.result);
       return r.success ? { status: r.data.state, endpoints: r.data.endpoints } : { status: "running" };
     }
-    case "instance.start": return { status: "running" };
+    case "instance.start": case "instance.restart": return { status: "running" };
     case "instance.stop": return { status: "stopped" };
     case "instance.destroy": return { status: "destroyed" };
     case "instance.scale": {

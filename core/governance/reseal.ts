@@ -65,6 +65,17 @@ async function resealColumn(db: Db, keys: Keyring, col: SealedColumn, batch: num
   }
 }
 
+/** How many values of each sealed column each key id seals (for GET /api/admin/encryption). */
+export async function sealedKeyCounts(db: Db): Promise<Record<string, Record<string, number>>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const col of SEALED_COLUMNS) {
+    const kid = sql<string>`case when ${col.column} like 'v2.%' then split_part(${col.column}, '.', 2) else 'v1' end`;
+    const rows = await db.select({ kid, n: sql<number>`count(*)::int` }).from(col.table).where(isNotNull(col.column)).groupBy(kid);
+    out[col.name] = Object.fromEntries(rows.map((r) => [r.kid, Number(r.n)]));
+  }
+  return out;
+}
+
 export async function resealAll(db: Db, keys: Keyring, batch = 200): Promise<Record<string, ColumnCounts>> {
   const out: Record<string, ColumnCounts> = {};
   for (const col of SEALED_COLUMNS) out[col.name] = await resealColumn(db, keys, col, batch);

@@ -13,7 +13,8 @@ import { decodeCursor, page, pageQuery } from "../../core/platform/pagination.ts
 import { validate } from "../../core/validation.ts";
 import { describe } from "../../core/openapi/describe.ts";
 import { pageOf } from "../../protocol/api/common.ts";
-import { clusterDetailSchema, clusterSchema, clusterWithSecretSchema } from "../../protocol/api/fleet.ts";
+import { clusterDetailSchema, clusterStateSchema, clusterWithSecretSchema } from "../../protocol/api/fleet.ts";
+import type { Env } from "../../core/env.ts";
 import { dnsLabel, labelMap } from "../../protocol/shapes.ts";
 
 const createBody = z.strictObject({
@@ -31,6 +32,12 @@ const view = (r: typeof clusters.$inferSelect) => ({
   id: r.id, name: r.name, driver: r.driver, labels: r.labels, status: r.status,
   lastSeenAt: r.lastSeenAt, createdAt: r.createdAt, updatedAt: r.updatedAt,
 });
+
+/** The row beside what its ClusterLink knows now (one object call per cluster; a fleet has a handful). */
+async function withLink(env: Env, r: typeof clusters.$inferSelect) {
+  const s = await env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(r.id)).status();
+  return { ...view(r), connected: s.connected, bridgeVersion: s.lastHello?.bridgeVersion ?? null, connectedAt: s.connected ? s.connectedAt ?? null : null };
+}
 
 const doc = describe("Clusters");
 
@@ -55,7 +62,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     // The only time the secret leaves the control plane; rotate it if it is lost.
     return c.json({ ...view(row), webhookSecret: secret }, 201);
   })
-  .get("/", doc({ summary: "List clusters, newest first", responses: { 200: pageOf(clusterSchema) } }), requirePermission("clusters", "read"), validate("query", listQuery), async (c) => {
+  .get("/", doc({ summary: "List clusters, newest first, with their bridge's connection and version", responses: { 200: pageOf(clusterStateSchema) } }), requirePermission("clusters", "read"), validate("query", listQuery), async (c) => {
     const q = c.req.valid("query");
     const cursor = decodeCursor(q.cursor);
     const rows = await c.var.services.db.select().from(clusters).where(and(
@@ -64,7 +71,7 @@ export const clusterRoutes = new Hono<AppEnv>()
       cursor ? or(lt(clusters.createdAt, cursor.createdAt), and(eq(clusters.createdAt, cursor.createdAt), lt(clusters.id, cursor.id))) : undefined,
     )).orderBy(desc(clusters.createdAt), desc(clusters.id)).limit(q.limit + 1);
     const { items, nextCursor } = page(rows, q.limit);
-    return c.json({ items: items.map(view), nextCursor });
+    return c.json({ items: await Promise.all(items.map((r) => withLink(c.env, r))), nextCursor });
   })
   .get("/:id", doc({ summary: "A cluster and how many live instances it has", responses: { 200: clusterDetailSchema }, errors: [404] }), requirePermission("clusters", "read"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
@@ -72,7 +79,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     const [row] = await db.select().from(clusters).where(live(id)).limit(1);
     if (!row) throw notFound("cluster", id);
     const [n] = await db.select({ n: count() }).from(instances).where(and(eq(instances.clusterId, id), isNull(instances.deletedAt)));
-    return c.json({ ...view(row), instanceCount: n?.n ?? 0 });
+    return c.json({ ...(await withLink(c.env, row)), instanceCount: n?.n ?? 0 });
   })
   .post("/:id/rotate-secret", doc({
     summary: "Replace the cluster's webhook secret (the new one is shown only in this answer)",

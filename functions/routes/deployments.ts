@@ -16,7 +16,7 @@ import {
 import { validate } from "../../core/validation.ts";
 import { describe } from "../../core/openapi/describe.ts";
 import { listOf, pageOf } from "../../protocol/api/common.ts";
-import { deploymentSchema, flowVersionSchema } from "../../protocol/api/deployments.ts";
+import { deploymentSchema, flowVersionDetailSchema, flowVersionSchema } from "../../protocol/api/deployments.ts";
 
 const idParam = z.object({ id: z.uuid() });
 const versionsQuery = z.strictObject({ instanceId: z.uuid() });
@@ -103,6 +103,16 @@ export const deploymentRoutes = new Hono<AppEnv>()
       createdBy: flowVersions.createdBy, createdAt: flowVersions.createdAt,
     }).from(flowVersions).where(eq(flowVersions.instanceId, c.req.valid("query").instanceId)).orderBy(desc(flowVersions.version)).limit(200);
     return c.json({ items: rows });
+  })
+
+  .get("/versions/:id", doc({ summary: "One stored flow version with its flows", responses: { 200: flowVersionDetailSchema }, errors: [404] }), requirePermission("deployments", "read"), validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const [row] = await c.var.services.db.select().from(flowVersions).where(eq(flowVersions.id, id)).limit(1);
+    if (!row) throw notFound("flow_version", id);
+    return c.json({
+      id: row.id, instanceId: row.instanceId, version: row.version, digest: row.digest,
+      createdBy: row.createdBy, createdAt: row.createdAt, flows: row.flows,
+    });
   })
 
   .get("/:id", doc({ summary: "A deployment: status, phase, history, metrics, error", responses: { 200: deploymentSchema }, errors: [404] }), requirePermission("deployments", "read"), validate("param", idParam), async (c) => {

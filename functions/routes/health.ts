@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../../core/app-env.ts";
 import { toApiError } from "../middleware/errorHandler.ts";
 import { describe } from "../../core/openapi/describe.ts";
+import { CONTROL_PLANE_VERSION } from "../../core/version.ts";
 import { healthSchema, livenessSchema } from "../../protocol/api/platform.ts";
 
 interface Check {
@@ -55,6 +56,7 @@ export const healthRoutes = new Hono<AppEnv>().get("/", describe("Health")({
   return c.json({
     status: ok ? "ok" : "degraded",
     environment: env.ENVIRONMENT ?? "production",
+    version: CONTROL_PLANE_VERSION,
     checks: { database, kv, scheduler },
     timestamp: new Date().toISOString(),
   }, ok ? 200 : 503);

@@ -270,4 +270,20 @@ export const instanceRoutes = new Hono<AppEnv>()
     return c.json({ id: row.id, status: row.status, desiredState: row.desiredState, replicas: row.replicas, commandId }, 202);
   })
   .post("/:id/start", doc({ summary: "Start a stopped instance", responses: { 202: commandAcceptedSchema }, errors: [404] }), requirePermission("instances", "update"), validate("param", idParam), lifecycle("running", "INSTANCE_START_REQUESTED"))
-  .post("/:id/stop", doc({ summary: "Stop an instance (its data is kept)", responses: { 202: commandAcceptedSchema }, errors: [404] }), requirePermission("instances", "update"), validate("param", idParam), lifecycle("stopped", "INSTANCE_STOP_REQUESTED"));
+  .post("/:id/stop", doc({ summary: "Stop an instance (its data is kept)", responses: { 202: commandAcceptedSchema }, errors: [404] }), requirePermission("instances", "update"), validate("param", idParam), lifecycle("stopped", "INSTANCE_STOP_REQUESTED"))
+  .post("/:id/restart", doc({
+    summary: "Restart a running instance's Node-RED (stop, then start; its data and flows are kept)",
+    description: "One `instance.restart` command, so stop and start cannot overtake each other on the bridge. A stopped instance is 409 `instance_not_running`: start it instead.",
+    responses: { 202: commandAcceptedSchema },
+    errors: [404, 409],
+  }), requirePermission("instances", "update"), validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const row = await transact(c, async (tx, record) => {
+      const [found] = await tx.select().from(instances).where(and(eq(instances.id, id), isNull(instances.deletedAt))).for("update").limit(1);
+      if (!found) throw notFound("instance", id);
+      if (found.desiredState !== "running") {
+        throw new ApiError(409, "instance_not_running", `instance ${found.name} is ${found.desiredState}; start it instead`, { desiredState: found.desiredState });
+      }
+      record({ action: "INSTANCE_RESTART_REQUESTED", resourceType: "instance", resourceId: id });
+      return found;
+    });

@@ -14,3 +14,6 @@ export const flowVersionSchema = z.object({
   createdBy: uuid.nullable(),
   createdAt: timestamp,
 }).meta({ id: "FlowVersion" });
+
+/** One stored version with its flows (GET /api/deployments/versions/:id): what a diff or a redeploy reads. */
+export const flowVersionDetailSchema = flowVersionSchema.extend({ flows: z.array(z.unknown()) }).meta({ id: "FlowVersionDetail" });

@@ -17,7 +17,13 @@ export const clusterSchema = z.object({
 /** Shown once, at registration and rotation: the bridge signs its webhooks with it. */
 export const clusterWithSecretSchema = clusterSchema.extend({ webhookSecret: z.string().meta({ description: "whsec_…; shown only here" }) })
   .meta({ id: "ClusterWithSecret" });
-export const clusterDetailSchema = clusterSchema.extend({ instanceCount: z.number().int() }).meta({ id: "ClusterDetail" });
+/** A cluster as lists show it: the row plus its ClusterLink's view of the bridge (live; /ws/fleet `cluster:link` moves it). */
+export const clusterStateSchema = clusterSchema.extend({
+  connected: z.boolean().meta({ description: "A bridge holds the command link now" }),
+  bridgeVersion: z.string().nullable().meta({ description: "The version the bridge said in its last hello; null before the first" }),
+  connectedAt: timestamp.nullable(),
+}).meta({ id: "ClusterState" });
+export const clusterDetailSchema = clusterStateSchema.extend({ instanceCount: z.number().int() }).meta({ id: "ClusterDetail" });
 
 export const instanceSummarySchema = z.object({
   id: uuid,

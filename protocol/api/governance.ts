@@ -102,3 +102,15 @@ export const resealResultSchema = z.object({
   ...resealCounts,
   columns: z.record(z.string(), z.object({ ...resealCounts, failedIds: z.array(z.string()) })),
 }).meta({ id: "ResealResult" });
+
+/** Which keys seal the stored secrets now (GET /api/admin/encryption): an old key may go once no value names it. */
+export const encryptionStatusSchema = z.object({
+  /** Key id (first 8 hex of the key's SHA-256) of REDFORGE_ENCRYPTION_KEY: every new value is sealed under it. */
+  currentKeyId: z.string(),
+  /** Key ids of REDFORGE_ENCRYPTION_KEYS_PREVIOUS, in order: still tried when opening. */
+  previousKeyIds: z.array(z.string()),
+  /** Sealed column → key id ("v1": sealed before key ids existed) → how many values it seals. */
+  columns: z.record(z.string(), z.record(z.string(), z.number().int())),
+  /** Values not under the current key, over every column: 0 means a re-seal has nothing to do. */
+  notCurrent: z.number().int(),
+}).meta({ id: "EncryptionStatus" });

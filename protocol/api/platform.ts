@@ -7,6 +7,8 @@ const check = z.looseObject({ ok: z.boolean(), latencyMs: z.number(), error: z.s
 export const healthSchema = z.object({
   status: z.enum(["ok", "degraded"]),
   environment: z.string(),
+  /** The control plane's release (package.json's version). */
+  version: z.string(),
   checks: z.object({ database: check, kv: check, scheduler: check }),
   timestamp,
 }).meta({ id: "Health" });

@@ -89,6 +89,7 @@ const CASES: RouteCase[] = [
   { route: "GET /api/audit/export", allowed: ["admin", "operator", "viewer", "auditor"], success: 200, request: async () => ({ method: "GET", path: `/api/audit/export?format=csv&from=${encodeURIComponent(new Date().toISOString())}` }) },
   { route: "GET /api/metrics/fleet", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/metrics/fleet" }) },
   { route: "POST /api/instances/:id/start", allowed: ["admin", "operator"], success: 202, request: async (f) => ({ method: "POST", path: `/api/instances/${f.instanceId}/start` }) },
+  { route: "POST /api/instances/:id/restart", allowed: ["admin", "operator"], success: 202, request: async (f) => ({ method: "POST", path: `/api/instances/${f.instanceId}/restart` }) },
   {
     route: "POST /api/instances/:id/stop", allowed: ["admin", "operator"], success: 202,
     request: async (f) => ({ method: "POST", path: `/api/instances/${f.instanceId}/stop` }),
@@ -246,6 +247,13 @@ const CASES: RouteCase[] = [
   },
   { route: "GET /api/deployments", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/deployments?limit=5" }) },
   { route: "GET /api/deployments/versions", allowed: ["admin", "operator", "viewer"], success: 200, request: async (f) => ({ method: "GET", path: `/api/deployments/versions?instanceId=${f.instanceId}` }) },
+  {
+    route: "GET /api/deployments/versions/:id", allowed: ["admin", "operator", "viewer"], success: 200,
+    request: async (f) => {
+      const versions = await api("GET", `/api/deployments/versions?instanceId=${f.instanceId}`, { token: users.admin.token });
+      return { method: "GET", path: `/api/deployments/versions/${versions.body.items[0].id}` };
+    },
+  },
   { route: "GET /api/deployments/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async (f) => ({ method: "GET", path: `/api/deployments/${await startedDeployment(f)}` }) },
   // Allowed callers pass RBAC and reach the state check (a deployment waiting on its first step is neither paused nor rollbackable yet): 409.
   ...(["promote", "abort", "rollback"] as const).map((what): RouteCase => ({
@@ -289,6 +297,7 @@ const CASES: RouteCase[] = [
     route: "PUT /api/config", allowed: ["admin"], success: 200,
     request: async () => ({ method: "PUT", path: "/api/config", body: { reports: { schedule: null, kinds: ["audit_trail"] }, retention: { audit_logs: null, ai_decision_logs: null, instance_health: null } } }),
   },
+  { route: "GET /api/admin/encryption", allowed: ["admin"], success: 200, request: async () => ({ method: "GET", path: "/api/admin/encryption" }) },
   { route: "POST /api/admin/reseal", allowed: ["admin"], success: 200, request: async () => ({ method: "POST", path: "/api/admin/reseal", body: {} }) },
 ];
 
