@@ -23,7 +23,8 @@ const point = (h: HealthRow) => ({
 
 const doc = describe("Metrics");
 
-interface FleetTotals {
+// A type, not an interface: execute<T> wants a Record<string, unknown>, which only a type alias satisfies.
+type FleetTotals = {
   by_status: Record<string, number>;
   by_desired: Record<string, number>;
   clusters_by_status: Record<string, number>;
@@ -34,7 +35,7 @@ interface FleetTotals {
   /** Sums of bigints, as text: they may pass 2^53 in no realistic fleet, but numeric has no JS type. */
   rss_total: string;
   heap_total: string;
-}
+};
 
 export const metricsRoutes = new Hono<AppEnv>()
   .get("/instances/:id", doc({ summary: "An instance's latest health and its recent series", responses: { 200: instanceMetricsSchema }, errors: [404] }), requirePermission("metrics", "read"), validate("param", idParam), validate("query", seriesQuery), async (c) => {
