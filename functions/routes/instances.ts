@@ -287,3 +287,6 @@ export const instanceRoutes = new Hono<AppEnv>()
       record({ action: "INSTANCE_RESTART_REQUESTED", resourceType: "instance", resourceId: id });
       return found;
     });
+    const commandId = await sendCommand(c.env, row.clusterId, "instance.restart", id);
+    return c.json({ id: row.id, status: row.status, desiredState: row.desiredState, commandId }, 202);
+  });
