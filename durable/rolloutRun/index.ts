@@ -18,6 +18,8 @@ import { writeRow } from "./projection.ts";
 import { initialState, view, type RolloutMeta, type RunState, type WaveRun } from "./state.ts";
 
 const waveKey = (i: number) => `wave:${i}`;
+/** How stale the list row's summary may get while instances change and nothing else does. */
+const ROW_EVERY_MS = 5_000;
 /** storage.put takes at most 128 keys at once. */
 const PUT_CHUNK = 100;
 
@@ -103,6 +105,8 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
   // ---- the machine's effects ----
 
   private dbHandle: ReturnType<typeof openDb> | null = null;
+  /** What the `rollouts` row shows (in memory: after a restart the first change writes it again). */
+  private rowShows: { status: string; wave: number | null; at: number } | null = null;
 
   /** One pool per tick (opened on first use, closed at its end). */
   private db(): Db {
@@ -127,8 +131,13 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
     if (r.metaChanged || r.dirtyWaves.size > 0) await this.store(s, r.dirtyWaves);
     if (r.wakeAt !== null) await this.ctx.storage.setAlarm(r.wakeAt);
     else await this.ctx.storage.deleteAlarm();
-    if (r.metaChanged) {
+    // The row changes with every instance; at fleet scale each write is a pool and a round trip, so the row is
+    // written when the status or wave moves, and otherwise at most every ROW_EVERY_MS (GET /:id reads the object).
+    const moved = s.meta.status !== this.rowShows?.status || s.meta.currentWave !== this.rowShows?.wave;
+    if (r.metaChanged && (moved || Date.now() - (this.rowShows?.at ?? 0) >= ROW_EVERY_MS || r.wakeAt === null)) {
+      this.rowShows = { status: s.meta.status, wave: s.meta.currentWave, at: Date.now() };
       await writeRow(this.db(), s).catch((err) => {
+        this.rowShows = null;
         // The row is a projection: the next change writes it again in full.
         console.error(JSON.stringify({ level: "warn", msg: "rollout row not written", rolloutId: s.meta.id, err: String(err) }));
       });
