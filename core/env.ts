@@ -39,6 +39,11 @@ export interface Env {
    * that do not want an API key; an API key or session with metrics:read always works.
    */
   REDFORGE_METRICS_TOKEN?: string;
+  /**
+   * "true" with ENVIRONMENT=development: alert channels may point at loopback and private addresses
+   * (local receivers in tests and `npm start`). Production always refuses them (core/alerts/channelUrl.ts).
+   */
+  REDFORGE_ALERT_CHANNELS_ALLOW_PRIVATE?: string;
   KV_STORE: DurableObjectNamespace<KvStoreApi>;
   CLUSTER_LINK: DurableObjectNamespace<ClusterLinkApi>;
   FLEET_EVENTS: DurableObjectNamespace<FleetEventsApi>;

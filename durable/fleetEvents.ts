@@ -2,23 +2,32 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../core/env.ts";
 import type { FleetEvent, FleetEventsApi } from "../core/objects.ts";
 import { openKv } from "../core/platform/kv.ts";
-import { closeRevoked, watcherOf } from "../core/platform/watcherAccess.ts";
+import { closeRevoked, watcherMay, watcherOf, type Watcher } from "../core/platform/watcherAccess.ts";
+import { AuditStream } from "./auditStream.ts";
+
+/** Events only some watchers may see, and the permission each needs. */
+const EVENT_GRANTS: Partial<Record<FleetEvent["event"], string>> = { "fleet:alert": "alerts:read" };
 
 /**
  * One object fans fleet events out to every console and CLI watching
  * /ws/fleet. Sockets use the Hibernation API, so idle watchers cost nothing
  * and survive the object being evicted between events. Each socket carries
  * who opened it; a watcher whose access changed is closed before the next
- * event (core/platform/watcherAccess.ts).
+ * event (core/platform/watcherAccess.ts), and an event that needs a
+ * permission (`fleet:alert`: alerts:read) goes only to watchers that held it.
+ * The object named "audit" serves /ws/audit the same way (durable/auditStream.ts):
+ * the same fan-out and access checks, fed from the audit log.
  */
 export class FleetEvents extends DurableObject<Env> implements FleetEventsApi {
   // Publishes go out one after another, so the access check cannot reorder events.
   private sending: Promise<unknown> = Promise.resolve();
+  private readonly audit = new AuditStream(this.ctx, this.env);
 
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
+    if (new URL(request.url).pathname.endsWith("/audit")) return this.audit.accept(request);
     const pair = new WebSocketPair();
     this.ctx.acceptWebSocket(pair[1], ["watcher"]);
     pair[1].serializeAttachment(watcherOf(request));
@@ -27,13 +36,13 @@ export class FleetEvents extends DurableObject<Env> implements FleetEventsApi {
   }
 
   async publish(event: FleetEvent): Promise<number> {
-    const next = this.sending.then(() => this.deliver(JSON.stringify(event)));
+    const next = this.sending.then(() => this.deliver(JSON.stringify(event), EVENT_GRANTS[event.event]));
     this.sending = next.catch(() => {});
     return next;
   }
 
-  private async deliver(text: string): Promise<number> {
-    const sockets = this.ctx.getWebSockets("watcher");
+  private async deliver(text: string, grant: string | undefined): Promise<number> {
+    const sockets = this.ctx.getWebSockets("watcher").filter((ws) => watcherMay(ws.deserializeAttachment() as Watcher | null, grant));
     if (sockets.length === 0) return 0;
     let sent = 0;
     for (const ws of await closeRevoked(openKv(this.env), sockets)) {
@@ -45,6 +54,10 @@ export class FleetEvents extends DurableObject<Env> implements FleetEventsApi {
       }
     }
     return sent;
+  }
+
+  override async alarm(): Promise<void> {
+    await this.audit.poll();
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

@@ -10,6 +10,7 @@ import { z } from "zod";
 import type { AppEnv } from "../core/app-env.ts";
 import { evaluateAlerts } from "../core/alerts/evaluate.ts";
 import { deliverNotification } from "../core/alerts/notify.ts";
+import { CHANNEL_URL_MESSAGES, channelUrlRefusal } from "../core/alerts/channelUrl.ts";
 import { publicUrlOf } from "../core/alerts/shapes.ts";
 import { validate } from "../core/validation.ts";
 import { describe } from "../core/openapi/describe.ts";
@@ -42,7 +43,8 @@ export const alertJobs = new Hono<AppEnv>()
     const { notificationId } = c.req.valid("json");
     // Upstash-Retried: how many retries came before this attempt (0 on the first).
     const retried = Number(c.req.header("Upstash-Retried") ?? "0") || 0;
-    const outcome = await deliverNotification(c.var.services.db, c.var.services.config.encryptionKey, notificationId, retried);
+    const refusal = (url: string) => { const p = channelUrlRefusal(url, c.env); return p && CHANNEL_URL_MESSAGES[p]; };
+    const outcome = await deliverNotification(c.var.services.db, c.var.services.config.encryptionKey, notificationId, retried, refusal);
     if (outcome.status === "retry") return c.json({ error: { code: "delivery_failed", message: outcome.error } }, 502);
     return c.json(outcome);
   });

@@ -22,6 +22,8 @@ export function workerVars(cfg: StackConfig, at: StackEndpoints): Record<string,
     QSTASH_CURRENT_SIGNING_KEY: cfg.qstash.currentSigningKey,
     QSTASH_NEXT_SIGNING_KEY: cfg.qstash.nextSigningKey,
     PUBLIC_URL: at.publicUrl,
+    // Local webhook receivers (tests, a new user's first channel) live on loopback; production refuses them.
+    REDFORGE_ALERT_CHANNELS_ALLOW_PRIVATE: "true",
     ...(at.upstashRelayUrl
       ? { UPSTASH_REDIS_REST_URL: at.upstashRelayUrl, UPSTASH_REDIS_REST_TOKEN: cfg.upstashToken }
       : {}),

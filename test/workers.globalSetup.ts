@@ -69,6 +69,8 @@ export default async function setup(project: TestProject) {
       QSTASH_TOKEN: cfg.qstash.token,
       QSTASH_CURRENT_SIGNING_KEY: cfg.qstash.currentSigningKey,
       QSTASH_NEXT_SIGNING_KEY: cfg.qstash.nextSigningKey,
+      // Alert tests receive notifications on loopback (core/alerts/channelUrl.ts).
+      REDFORGE_ALERT_CHANNELS_ALLOW_PRIVATE: "true",
     });
   } catch (err) {
     await stop();

@@ -90,7 +90,11 @@ export type DeliveryOutcome = { status: "delivered" | "dead" | "gone"; attempts:
  * channel's secret (Standard Webhooks; webhook-id is the notification id, the
  * same on every retry, so receivers can deduplicate), and records the result.
  */
-export async function deliverNotification(db: Db, keys: SealKeys, notificationId: string, retried: number): Promise<DeliveryOutcome> {
+export async function deliverNotification(
+  db: Db, keys: SealKeys, notificationId: string, retried: number,
+  /** Why the channel's URL may not be fetched now (core/alerts/channelUrl.ts), or null. */
+  refusal: (url: string) => string | null = () => null,
+): Promise<DeliveryOutcome> {
   const [row] = await db.select({ n: alertNotifications, ch: alertChannels }).from(alertNotifications)
     .leftJoin(alertChannels, eq(alertChannels.id, alertNotifications.channelId))
     .where(eq(alertNotifications.id, notificationId)).limit(1);
@@ -99,8 +103,12 @@ export async function deliverNotification(db: Db, keys: SealKeys, notificationId
   if (n.status !== "queued") return { status: n.status === "delivered" ? "delivered" : "dead", attempts: n.attempts };
   const attempts = n.attempts + 1;
   let error: string;
+  const refused = ch ? refusal(ch.url) : null;
   if (!ch) {
     error = "the channel was deleted";
+  } else if (refused) {
+    // Checked again here: the setting may have changed, or the row predates the check. Never fetched, never retried.
+    error = `the channel's URL is not allowed: ${refused}`;
   } else {
     const payload = n.payload as AlertPayload;
     const body = JSON.stringify(ch.kind === "slack" ? slackBody(payload) : payload);
@@ -119,7 +127,7 @@ export async function deliverNotification(db: Db, keys: SealKeys, notificationId
       return { status: "delivered", attempts };
     }
   }
-  const final = !ch || retried >= DELIVERY_RETRIES;
+  const final = !ch || refused !== null || retried >= DELIVERY_RETRIES;
   await db.update(alertNotifications).set({ status: final ? "dead" : "queued", attempts, lastError: error, updatedAt: new Date() })
     .where(eq(alertNotifications.id, n.id));
   return final ? { status: "dead", attempts } : { status: "retry", attempts, error };

@@ -7,7 +7,7 @@
 import { and, asc, gt, isNotNull, not, sql, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import type { Db } from "../../db/client.ts";
-import { clusters, instances } from "../../db/schema.ts";
+import { alertChannels, clusters, instances } from "../../db/schema.ts";
 import { keyId, open, seal, type Keyring } from "../crypto/secretBox.ts";
 
 export interface ColumnCounts {
@@ -21,7 +21,7 @@ export interface ColumnCounts {
 
 interface SealedColumn {
   name: string;
-  table: typeof clusters | typeof instances;
+  table: typeof clusters | typeof instances | typeof alertChannels;
   id: PgColumn;
   column: PgColumn;
 }
@@ -30,6 +30,8 @@ export const SEALED_COLUMNS: SealedColumn[] = [
   { name: "clusters.webhook_secret_sealed", table: clusters, id: clusters.id, column: clusters.webhookSecretSealed },
   { name: "instances.credential_secret_sealed", table: instances, id: instances.id, column: instances.credentialSecretSealed },
   { name: "instances.secrets_sealed", table: instances, id: instances.id, column: instances.secretsSealed },
+  // Webhook channels' signing secrets (issue 13): a rotation that left them behind would strand them on the old key.
+  { name: "alert_channels.secret_sealed", table: alertChannels, id: alertChannels.id, column: alertChannels.secretSealed },
 ];
 
 const MAX_FAILED_IDS = 50;

@@ -20,6 +20,12 @@ export interface PrincipalRef {
 
 export interface Watcher extends PrincipalRef {
   openedAt: number;
+  /**
+   * Permissions (`resource:action`) the principal held when the socket opened, for events a stream sends
+   * only to some watchers (`fleet:alert` needs `alerts:read`). A role change closes the socket (above), so
+   * they cannot go stale while it is open.
+   */
+  grants?: string[];
 }
 
 const markKeys = (p: PrincipalRef) => [`access-changed:user:${p.userId}`, ...(p.apiKeyId ? [`access-changed:key:${p.apiKeyId}`] : [])];
@@ -31,17 +37,24 @@ export async function markAccessChanged(kv: KvStore, change: { userId: string } 
 }
 
 /** The upgrade request passed to a stream's object, carrying the authenticated principal (a client's own header is replaced). */
-export function asWatcherRequest(request: Request, p: PrincipalRef): Request {
+export function asWatcherRequest(request: Request, p: PrincipalRef, grants: string[] = []): Request {
   const headers = new Headers(request.headers);
-  headers.set(WATCHER_HEADER, JSON.stringify({ userId: p.userId, ...(p.apiKeyId ? { apiKeyId: p.apiKeyId } : {}) }));
+  headers.set(WATCHER_HEADER, JSON.stringify({ userId: p.userId, ...(p.apiKeyId ? { apiKeyId: p.apiKeyId } : {}), ...(grants.length ? { grants } : {}) }));
   return new Request(request, { headers });
+}
+
+/** Whether a socket's watcher may receive an event that needs `grant` (an event that needs none goes to every watcher). */
+export function watcherMay(w: Watcher | null, grant: string | undefined): boolean {
+  return !grant || Boolean(w?.grants?.includes(grant));
 }
 
 /** What a stream's object attaches to the socket it accepts. */
 export function watcherOf(request: Request, now = Date.now()): Watcher | null {
   try {
-    const p = JSON.parse(request.headers.get(WATCHER_HEADER) ?? "null") as PrincipalRef | null;
-    return p && typeof p.userId === "string" ? { userId: p.userId, ...(typeof p.apiKeyId === "string" ? { apiKeyId: p.apiKeyId } : {}), openedAt: now } : null;
+    const p = JSON.parse(request.headers.get(WATCHER_HEADER) ?? "null") as (PrincipalRef & { grants?: unknown }) | null;
+    if (!p || typeof p.userId !== "string") return null;
+    const grants = Array.isArray(p.grants) ? p.grants.filter((g): g is string => typeof g === "string").slice(0, 20) : [];
+    return { userId: p.userId, ...(typeof p.apiKeyId === "string" ? { apiKeyId: p.apiKeyId } : {}), ...(grants.length ? { grants } : {}), openedAt: now };
   } catch {
     return null;
   }

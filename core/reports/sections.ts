@@ -9,6 +9,7 @@ import { latestCheckpoint } from "../../db/auditCheckpoints.ts";
 import { verifyAuditChain } from "../../db/auditVerify.ts";
 import { aiDecisionLogs, auditLogs, instanceHealth, users } from "../../db/schema.ts";
 import { exportRecord } from "../audit/exportFile.ts";
+import { READ_ACTIONS } from "../audit/sensitiveReads.ts";
 import { ApiError } from "../errors.ts";
 import { RETENTION_TABLES, type RetentionConfig } from "../governance/settings.ts";
 
@@ -79,10 +80,10 @@ export const changeManagement = (ctx: SectionContext) => auditRows(ctx, "changeM
   sql`coalesce(${auditLogs.statusCode}, 200) < 400`,
 ));
 
-/** Who touched AI decision records and who took data out (exports, reports). */
+/** Who touched AI decision records, who read sensitive data (core/audit/sensitiveReads.ts) and who took data out (exports, reports). */
 export const sensitiveAccess = (ctx: SectionContext) => auditRows(ctx, "sensitiveAccess", or(
   inArray(auditLogs.resourceType, ["ai_decisions", "ai_prompts", "ai", "reports", "report", "audit"]),
-  inArray(auditLogs.action, DATA_ACCESS_ACTIONS),
+  inArray(auditLogs.action, [...DATA_ACCESS_ACTIONS, ...READ_ACTIONS]),
 ));
 
 export const dataExports = (ctx: SectionContext) => auditRows(ctx, "dataExports", inArray(auditLogs.action, DATA_ACCESS_ACTIONS));

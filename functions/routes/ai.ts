@@ -15,6 +15,7 @@ import { decisionTotals, listDecisions, type DecisionRow } from "../../core/ai/d
 import type { AppEnv } from "../../core/app-env.ts";
 import { notFound } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
+import { recordRead } from "../middleware/auditRead.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeIdCursor, encodeIdCursor } from "../../core/platform/pagination.ts";
 import { allows } from "../rbac/permissions.ts";
@@ -73,6 +74,10 @@ export const aiRoutes = new Hono<AppEnv>()
     const showText = allows(c.var.principal!.permissions, "ai_prompts", "read");
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
+    // One row per page that showed prompt or response text, naming the records (first and last id) and the filters.
+    if (showText && items.length) {
+      await recordRead(c, { action: "AI_PROMPTS_READ", resourceType: "ai_prompts", details: { count: items.length, firstId: items[0]!.id, lastId: last!.id, filters: f } });
+    }
     return c.json({ items: items.map((r) => view(r, showText)), nextCursor: rows.length > limit && last ? encodeIdCursor(last.id) : null });
   })
   .get("/decisions/totals", doc({ summary: "Calls, tokens and cost grouped by instance, flow or model", responses: { 200: aiTotalsSchema } }), requirePermission("ai_decisions", "read"), validate("query", totalsQuery), async (c) => {

@@ -6,6 +6,7 @@ import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
 import { seal } from "../../core/crypto/secretBox.ts";
 import { idParam, name, team } from "../../core/alerts/shapes.ts";
+import { CHANNEL_URL_MESSAGES, channelUrlRefusal } from "../../core/alerts/channelUrl.ts";
 import { decodeCursor, page, pageQuery } from "../../core/platform/pagination.ts";
 import { transact } from "../middleware/auditTrail.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
@@ -61,6 +62,10 @@ export const alertChannelRoutes = new Hono<AppEnv>()
     responses: { 201: alertChannelWithSecretSchema }, errors: [409],
   }), requirePermission("alerts", "create"), validate("json", createBody), async (c) => {
     const body = c.req.valid("json");
+    const refused = channelUrlRefusal(body.url, c.env);
+    if (refused) {
+      throw new ApiError(400, "validation_failed", CHANNEL_URL_MESSAGES[refused], [{ path: "url", message: CHANNEL_URL_MESSAGES[refused], code: `channel_url_${refused}` }]);
+    }
     const secret = body.kind === "webhook" ? newChannelSecret() : null;
     const secretSealed = secret ? await seal(secret, c.var.services.config.encryptionKey) : null;
     const row = await transact(c, async (tx, record) => {

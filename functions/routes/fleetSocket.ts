@@ -6,6 +6,8 @@ import { authenticate } from "../middleware/authenticate.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { describe } from "../../core/openapi/describe.ts";
 import { asWatcherRequest } from "../../core/platform/watcherAccess.ts";
+import { allows } from "../rbac/permissions.ts";
+import { recordRead } from "../middleware/auditRead.ts";
 
 const doc = describe("Streams");
 const tokenQuery = [{
@@ -13,8 +15,14 @@ const tokenQuery = [{
   description: "The session token or API key, when the client cannot send an Authorization header",
 }];
 
+const auditQuery = z.strictObject({
+  token: z.string().optional(),
+  /** Entries after this id: a late subscriber catches up (at most 1,000 back; older is an `audit:gap`). */
+  after: z.coerce.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+});
+
 /**
- * GET /ws/fleet streams `instance:status` events; GET /ws/deployments/:id a
+ * GET /ws/fleet streams `instance:status` events (and `fleet:alert` to watchers with alerts:read); GET /ws/deployments/:id a
  * deployment's `deployment:phase` / `deployment:progress` events (current
  * state first). Browsers cannot set headers on a WebSocket, so the token may
  * also come as ?token=; either way it passes the same authenticate +
@@ -44,7 +52,26 @@ export const fleetSocketRoutes = new Hono<AppEnv>()
   }), authenticate, requirePermission("instances", "read"), async (c) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
     const hub = c.env.FLEET_EVENTS.get(c.env.FLEET_EVENTS.idFromName("fleet"));
-    return hub.fetch(asWatcherRequest(c.req.raw, c.var.principal!));
+    const principal = c.var.principal!;
+    // fleet:alert carries alert text: only for watchers that may read alerts.
+    const grants = allows(principal.permissions, "alerts", "read") ? ["alerts:read"] : [];
+    return hub.fetch(asWatcherRequest(c.req.raw, principal, grants));
+  })
+  .get("/audit", doc({
+    summary: "Stream of `audit:entry` events (WebSocket): audit rows as they commit, optionally from a cursor (`after`)",
+    description: "Needs audit:read. First `audit:hello` ({cursor, head}); then one `audit:entry` per row (the GET /api/audit item shape) with id > `after` (default: the newest row at connect). A cursor more than 1,000 rows back resumes 1,000 rows back after an `audit:gap` event. Opening the stream is itself audited (AUDIT_STREAM_OPENED).",
+    responses: { 101: null },
+    errors: [400, 426],
+    parameters: [...tokenQuery, { name: "after", in: "query" as const, required: false, schema: { type: "integer" as const, minimum: 0 }, description: "Send entries after this audit row id" }],
+  }), authenticate, requirePermission("audit", "read"), async (c) => {
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
+    const q = auditQuery.safeParse(c.req.query());
+    if (!q.success) throw new ApiError(400, "validation_failed", "after must be a non-negative integer (an audit row id)");
+    await recordRead(c, { action: "AUDIT_STREAM_OPENED", resourceType: "audit", details: { after: q.data.after ?? null } });
+    const url = new URL(c.req.url);
+    url.search = q.data.after === undefined ? "" : `?after=${q.data.after}`;
+    const hub = c.env.FLEET_EVENTS.get(c.env.FLEET_EVENTS.idFromName("audit"));
+    return hub.fetch(asWatcherRequest(new Request(url, c.req.raw), c.var.principal!));
   })
   .get("/deployments/:id", doc({
     summary: "Stream of one deployment's `deployment:phase` / `deployment:progress` events (WebSocket), current state first",

@@ -12,6 +12,7 @@ import { applySecretsPatch, openSecrets, sealSecrets, secretsPatchShape, secrets
 import { canonicalJson } from "../../db/auditChain.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
+import { recordRead } from "../middleware/auditRead.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page, pageQuery } from "../../core/platform/pagination.ts";
 import { validate } from "../../core/validation.ts";
@@ -169,7 +170,10 @@ export const instanceRoutes = new Hono<AppEnv>()
     return c.json({ items: items.map(summary), nextCursor });
   })
   .get("/:id", doc({ summary: "An instance with its flows, env and secret names", responses: { 200: instanceDetailSchema }, errors: [404] }), requirePermission("instances", "read"), validate("param", idParam), async (c) => {
-    return c.json(detail(await findLive(c, c.req.valid("param").id)));
+    const row = await findLive(c, c.req.valid("param").id);
+    // Secret names (never values) are on record when they were shown.
+    if (row.secretNames.length) await recordRead(c, { action: "INSTANCE_SECRET_NAMES_READ", resourceType: "instance", resourceId: row.id, details: { secretNames: row.secretNames.length } });
+    return c.json(detail(row));
   })
   .patch("/:id", doc({
     summary: "Change an instance's flows, resources, env, secrets or labels",

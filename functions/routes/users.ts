@@ -7,6 +7,7 @@ import type { AppEnv } from "../../core/app-env.ts";
 import { hashPassword } from "../../core/crypto/passwords.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
 import { transact } from "../middleware/auditTrail.ts";
+import { recordRead } from "../middleware/auditRead.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page, pageQuery } from "../../core/platform/pagination.ts";
 import { ADMIN_ROLE, assertAdminRemains, lockAdminSet } from "../rbac/lastAdmin.ts";
@@ -80,12 +81,15 @@ export const userRoutes = new Hono<AppEnv>()
       cursor ? or(lt(users.createdAt, cursor.createdAt), and(eq(users.createdAt, cursor.createdAt), lt(users.id, cursor.id))) : undefined,
     )).orderBy(desc(users.createdAt), desc(users.id)).limit(q.limit + 1);
     const { items, nextCursor } = page(rows, q.limit);
+    // Who can sign in and with which role: an access review's population, so reading it is on record.
+    await recordRead(c, { action: "USERS_LISTED", resourceType: "user", details: { count: items.length, role: q.role ?? null, disabled: q.disabled ?? null, page: q.cursor ? "next" : "first" } });
     return c.json({ items: items.map(view), nextCursor });
   })
   .get("/:id", doc({ summary: "A user", responses: { 200: userSchema }, errors: [404] }), requirePermission("users", "read"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const [row] = await c.var.services.db.select().from(users).where(eq(users.id, id)).limit(1);
     if (!row) throw notFound("user", id);
+    await recordRead(c, { action: "USER_READ", resourceType: "user", resourceId: id });
     return c.json(view(row));
   })
   .patch("/:id", doc({
