@@ -13,6 +13,7 @@ import { Shell } from "./ui/Shell.tsx";
 // Pages past the fleet load on first visit: the first page does not ship uPlot or the governance forms.
 const Instance = lazy(() => import("./pages/Instance.tsx").then((m) => ({ default: m.Instance })));
 const Ai = lazy(() => import("./pages/Ai.tsx").then((m) => ({ default: m.Ai })));
+const Alerts = lazy(() => import("./pages/Alerts.tsx").then((m) => ({ default: m.Alerts })));
 const Settings = lazy(() => import("./pages/Settings.tsx").then((m) => ({ default: m.Settings })));
 const gov = () => import("./pages/governance/index.ts");
 const Governance = lazy(() => gov().then((m) => ({ default: m.Governance })));
@@ -37,6 +38,7 @@ render(
         <Route path="/instances/:id" component={Instance} />
         <Route path="/deployments/:id" component={DeploymentDetail} />
         <Route path="/ai" component={Ai} />
+        <Route path="/alerts" component={Alerts} />
         <Route path="/governance" component={Governance}>
           <Route path="/" component={() => <Navigate href="/governance/users" />} />
           <Route path="/users" component={Users} />

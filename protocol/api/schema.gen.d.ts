@@ -1673,6 +1673,7 @@ export interface components {
             /** @enum {string} */
             status: "ok" | "degraded";
             environment: string;
+            version: string;
             checks: {
                 database: {
                     ok: boolean;

@@ -16,6 +16,8 @@ export interface FormErrors {
 /** Error codes whose field is implied rather than named in `details`. */
 const FIELD_OF_CODE: Readonly<Record<string, string>> = {
   instance_name_taken: "name",
+  cluster_name_taken: "name",
+  alert_rule_exists: "name",
   cluster_not_found: "clusterId",
   stack_unsupported: "stack",
   stack_change_needs_deployment: "stack",

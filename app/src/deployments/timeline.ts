@@ -66,8 +66,12 @@ export function applyDeploymentEvent(d: Deployment | null, message: unknown): De
     };
   }
   if (m.event === "deployment:progress") {
-    const e = m.data as { messagesHeld: number; inFlightCount: number; progress: number };
-    return { ...d, progress: e.progress, metrics: { ...d.metrics, messagesHeld: e.messagesHeld, inFlightAtDrain: Math.max(d.metrics.inFlightAtDrain, e.inFlightCount) } };
+    const e = m.data as { messagesHeld: number; inFlightCount: number; progress: number; attention?: Deployment["attention"] };
+    return {
+      ...d, progress: e.progress, metrics: { ...d.metrics, messagesHeld: e.messagesHeld, inFlightAtDrain: Math.max(d.metrics.inFlightAtDrain, e.inFlightCount) },
+      // A progress frame carries the attention as of its transition (a retry scheduled, a pause, or cleared).
+      ...(e.attention !== undefined ? { attention: e.attention } : {}),
+    };
   }
   return d;
 }
@@ -94,15 +98,41 @@ export function failureInWords(error: Deployment["error"]): string | null {
   return error ? FAILURE_WORDS[error.code] ?? "The deployment failed." : null;
 }
 
-export interface OperatorActions { promote: boolean; abort: boolean; rollback: boolean }
+export interface OperatorActions {
+  promote: boolean; abort: boolean; rollback: boolean;
+  /** A rollback that keeps failing, between attempts: POST /rollback tries again now instead of after the backoff. */
+  retryRollback: boolean;
+  /** A rollback that keeps failing: POST /abort gives it up (the deployment ends failed, `rollback_failed`). */
+  giveUpRollback: boolean;
+}
 
-export function operatorActions(d: Deployment): OperatorActions {
+/** The same rules as durable/deploymentRun/transition.ts onPromote / onAbort / onRollback. */
+export function operatorActions(d: Deployment, now = Date.now()): OperatorActions {
   const paused = d.status === "paused";
+  const rollbackRetrying = d.status === "in_progress" && d.phase === "ROLLING_BACK" && d.attention?.state === "retrying";
+  const betweenAttempts = rollbackRetrying && !!d.attention?.nextAttemptAt && Date.parse(d.attention.nextAttemptAt) > now;
   return {
     promote: paused,
     abort: paused,
     rollback: (d.status === "in_progress" || paused) && d.phase !== "ROLLING_BACK",
+    retryRollback: betweenAttempts,
+    giveUpRollback: rollbackRetrying,
   };
+}
+
+const STEP_WORDS: Record<string, string> = {
+  prepare: "starting the new version", deploy: "deploying the flows", drain: "draining", verify: "the smoke checks",
+  switch: "switching traffic", analysis: "the post-switch analysis", rollback: "the rollback", cleanup: "cleaning up",
+};
+
+/** A deployment's `attention` as one sentence a person reads first (the API's message follows it). */
+export function attentionInWords(a: NonNullable<Deployment["attention"]>, now = Date.now()): string {
+  const step = STEP_WORDS[a.step] ?? a.step;
+  if (a.state === "waiting") return `Paused at ${step}: waiting for a person to promote or abort.`;
+  const of = a.maxAttempts === null ? "" : ` of ${a.maxAttempts}`;
+  const next = a.nextAttemptAt ? Math.round((Date.parse(a.nextAttemptAt) - now) / 1000) : null;
+  const when = next === null ? "" : next > 0 ? `; next attempt in ${next} s` : "; attempt running";
+  return `Retrying ${step} (attempt ${a.attempts}${of} failed${when}).`;
 }
 
 export function formatMs(ms: number | null): string {

@@ -3,7 +3,7 @@ import { createResource } from "solid-js";
 import { api } from "../api/api.ts";
 import type { components } from "../../../protocol/api/client.ts";
 
-export type Cluster = components["schemas"]["Cluster"];
+export type Cluster = components["schemas"]["ClusterState"];
 
 export function useClusters() {
   const [clusters] = createResource(async () => (await api.GET("/api/clusters", { params: { query: { limit: 200 } } })).data?.items ?? []);

@@ -3,7 +3,7 @@ import { A, useParams } from "@solidjs/router";
 import { createSignal, Show } from "solid-js";
 import { api, messageOf } from "../api/api.ts";
 import { can } from "../api/me.ts";
-import { applyDeploymentEvent, failureInWords, formatMs, operatorActions, type Deployment } from "../deployments/timeline.ts";
+import { applyDeploymentEvent, attentionInWords, failureInWords, formatMs, operatorActions, type Deployment } from "../deployments/timeline.ts";
 import { useLive } from "../live/useLive.ts";
 import { LiveBadge, StatusBadge, useConfirm, useNow } from "../ui/bits.tsx";
 import { SmokeChecks, Timeline } from "./DeploymentTimeline.tsx";
@@ -48,7 +48,7 @@ export function DeploymentDetail() {
       <Show when={error()}><p class="error" role="alert">{error()}</p></Show>
       <Show when={d()} fallback={<p class="muted">Loading…</p>}>
         {(dep) => {
-          const actions = () => operatorActions(dep());
+          const actions = () => operatorActions(dep(), now());
           return (
             <>
               <div class="summary">
@@ -67,6 +67,26 @@ export function DeploymentDetail() {
                   <Show when={actions().rollback}><button type="button" class="danger-quiet" onClick={() => confirm({ title: "Roll back to blue?", body: <p>Traffic goes back to the version that ran before; held messages are replayed to it in order.</p>, action: "Roll back", run: () => operate("rollback") })}>Roll back</button></Show>
                 </Show>
               </div>
+              <Show when={dep().attention}>
+                {(a) => (
+                  <div class="attention" role="status" data-testid="attention">
+                    <p><strong>{attentionInWords(a(), now())}</strong></p>
+                    <p>{a().message}</p>
+                    <Show when={a().lastError}><p class="small">Last error: <code>{a().lastError}</code></p></Show>
+                    <p class="small">Since {new Date(a().since).toLocaleTimeString()}{a().maxAttempts === null ? " · retried until it succeeds or a person acts" : ""}</p>
+                    <Show when={can("deployments", "update") && (actions().retryRollback || actions().giveUpRollback)}>
+                      <div class="actions start">
+                        <Show when={actions().retryRollback}><button type="button" class="primary" onClick={() => void operate("rollback")} data-testid="retry-rollback">Retry rollback now</button></Show>
+                        <Show when={actions().giveUpRollback}><button type="button" class="danger-quiet" data-testid="give-up-rollback" onClick={() => confirm({
+                          title: "Give up the rollback?",
+                          body: <p>The deployment ends <strong>failed</strong> (<code>rollback_failed</code>). Blue may not be serving and held work may not have been replayed: check the instance by hand.</p>,
+                          action: "Give up rollback", run: () => operate("abort"),
+                        })}>Give up rollback</button></Show>
+                      </div>
+                    </Show>
+                  </div>
+                )}
+              </Show>
               <Show when={dep().error}>
                 {(e) => (
                   <div class="failure" role="alert">

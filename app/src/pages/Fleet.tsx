@@ -6,13 +6,14 @@
  */
 import { createWindowVirtualizer } from "@tanstack/solid-virtual";
 import { createMemo, createSignal, For, onCleanup, onMount, Show } from "solid-js";
-import { api, messageOf } from "../api/api.ts";
+import { api } from "../api/api.ts";
 import { loadAllPages } from "../api/cursorList.ts";
 import { can } from "../api/me.ts";
 import { applyStatus, isInstanceStatus, mergeInstance, type InstanceSummary } from "../fleet/fleetEvents.ts";
 import { useClusters } from "../fleet/useClusters.ts";
 import { useLive } from "../live/useLive.ts";
-import { LiveBadge, useConfirm, useNow } from "../ui/bits.tsx";
+import { useInstanceActions, type QuickAction } from "../fleet/instanceActions.tsx";
+import { LiveBadge, useNow } from "../ui/bits.tsx";
 import { CreateInstance } from "./CreateInstance.tsx";
 import { FleetEmpty, FleetRow } from "./FleetRow.tsx";
 
@@ -34,7 +35,6 @@ export function Fleet() {
   const [clusterId, setClusterId] = createSignal("");
   const [creating, setCreating] = createSignal(false);
   const [notice, setNotice] = createSignal<string | null>(null);
-  const [confirm, ConfirmView] = useConfirm();
   const now = useNow(5000);
 
   let generation = 0;
@@ -79,21 +79,10 @@ export function Fleet() {
   const onSearch = (value: string) => { setQ(value); clearTimeout(searchTimer); searchTimer = setTimeout(() => void load(), 250); };
   onCleanup(() => clearTimeout(searchTimer));
 
-  const act = async (i: InstanceSummary, what: "start" | "stop") => {
-    const path = what === "start" ? "/api/instances/{id}/start" : "/api/instances/{id}/stop";
-    const { error: err, response } = await api.POST(path, { params: { path: { id: i.id } } });
-    setNotice(err ? `${i.name}: ${messageOf(err, response)}` : `${i.name}: ${what} requested`);
-    if (!err) void refreshOne(i.id);
-  };
-  const destroy = (i: InstanceSummary) => confirm({
-    title: `Delete ${i.name}?`,
-    body: <p>The bridge removes its Node-RED runtime and the name becomes free again. Its flows and history stay in the audit trail. This cannot be undone.</p>,
-    action: "Delete instance",
-    run: async () => {
-      const { error: err, response } = await api.DELETE("/api/instances/{id}", { params: { path: { id: i.id } } });
-      setNotice(err ? `${i.name}: ${messageOf(err, response)}` : `${i.name}: delete requested`);
-      void load();
-    },
+  const actions = useInstanceActions((i, message, ok, what) => {
+    setNotice(message);
+    if (what === "delete") void load();
+    else if (ok) void refreshOne(i.id);
   });
 
   return (
@@ -127,9 +116,9 @@ export function Fleet() {
       <Show when={error()}><p class="error" role="alert">{error()}</p></Show>
 
       <Show when={!loaded() || items().length > 0} fallback={<FleetEmpty filtered={!!(q() || status() || clusterId())} hasClusters={(clusters.latest ?? []).length > 0} canCreate={can("instances", "create")} />}>
-        <FleetTable items={items()} nameOf={nameOf} now={now()} onAct={(i, what) => void act(i, what)} onDelete={destroy} />
+        <FleetTable items={items()} nameOf={nameOf} now={now()} onAct={actions.run} />
       </Show>
-      <ConfirmView />
+      <actions.View />
     </section>
   );
 }
@@ -137,7 +126,7 @@ export function Fleet() {
 /** The table body holds only the rows in the window, between two spacer rows that keep the scroll height true. */
 function FleetTable(props: {
   items: InstanceSummary[]; nameOf: (id: string) => string; now: number;
-  onAct: (i: InstanceSummary, what: "start" | "stop") => void; onDelete: (i: InstanceSummary) => void;
+  onAct: (i: InstanceSummary, what: QuickAction) => void;
 }) {
   let table!: HTMLTableElement;
   // The window scrolls; the table starts below the page head, which the virtualiser must know.
@@ -167,7 +156,7 @@ function FleetTable(props: {
       <tbody>
         <Show when={top() > 0}><tr class="spacer-row" aria-hidden="true"><td colSpan={9} style={{ height: `${top()}px` }} /></tr></Show>
         <For each={visible()}>{(i, n) => (
-          <FleetRow instance={i} index={first() + n()} measure={virtual.measureElement} clusterName={props.nameOf(i.clusterId)} now={props.now} onAct={(what) => props.onAct(i, what)} onDelete={() => props.onDelete(i)} />
+          <FleetRow instance={i} index={first() + n()} measure={virtual.measureElement} clusterName={props.nameOf(i.clusterId)} now={props.now} onAct={(what) => props.onAct(i, what)} />
         )}</For>
         <Show when={bottom() > 0}><tr class="spacer-row" aria-hidden="true"><td colSpan={9} style={{ height: `${bottom()}px` }} /></tr></Show>
       </tbody>

@@ -3,13 +3,14 @@ import { A } from "@solidjs/router";
 import { For, Show } from "solid-js";
 import { can } from "../api/me.ts";
 import type { InstanceSummary } from "../fleet/fleetEvents.ts";
+import { ActionButtons, type QuickAction } from "../fleet/instanceActions.tsx";
 import { ago, StatusBadge } from "../ui/bits.tsx";
 
 export function FleetRow(props: {
   instance: InstanceSummary; clusterName: string; now: number;
   /** Its place in the whole list (aria-rowindex, and the virtualiser's measurement). */
   index?: number; measure?: (el: HTMLElement) => void;
-  onAct: (what: "start" | "stop") => void; onDelete: () => void;
+  onAct: (what: QuickAction) => void;
 }) {
   const i = () => props.instance;
   return (
@@ -23,14 +24,7 @@ export function FleetRow(props: {
       <td><Endpoints endpoints={i().endpoints} /></td>
       <td class="muted" title={i().updatedAt}>{ago(i().updatedAt, props.now)}</td>
       <td class="row-actions">
-        <Show when={can("instances", "update")}>
-          <Show when={i().desiredState === "stopped"} fallback={<button type="button" onClick={() => props.onAct("stop")}>Stop</button>}>
-            <button type="button" onClick={() => props.onAct("start")}>Start</button>
-          </Show>
-        </Show>
-        <Show when={can("instances", "delete")}>
-          <button type="button" class="danger-quiet" onClick={() => props.onDelete()} data-testid="delete-instance">Delete</button>
-        </Show>
+        <ActionButtons instance={i()} canUpdate={can("instances", "update")} canDelete={can("instances", "delete")} onAct={(what) => props.onAct(what)} />
       </td>
     </tr>
   );

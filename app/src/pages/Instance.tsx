@@ -9,6 +9,8 @@ import { useClusters } from "../fleet/useClusters.ts";
 import { useLive } from "../live/useLive.ts";
 import { AuditTable } from "../ui/AuditTable.tsx";
 import { ago, LiveBadge, StatusBadge, useNow } from "../ui/bits.tsx";
+import { ActionButtons, useInstanceActions } from "../fleet/instanceActions.tsx";
+import { useNavigate } from "@solidjs/router";
 import { ListFooter } from "../ui/ListFooter.tsx";
 import { DeploymentRows } from "./Deployments.tsx";
 import { FlowVersions } from "./instance/FlowVersions.tsx";
@@ -44,12 +46,12 @@ export function Instance() {
   const poll = setInterval(() => setHealthTick((n) => n + 1), 60_000);
   onCleanup(() => clearInterval(poll));
 
-  const act = async (what: "start" | "stop") => {
-    const path = what === "start" ? "/api/instances/{id}/start" : "/api/instances/{id}/stop";
-    const { error, response } = await api.POST(path, { params: { path: { id: params.id } } });
-    setNotice(error ? messageOf(error, response) : `${what} requested`);
-    void refetch();
-  };
+  const navigate = useNavigate();
+  const actions = useInstanceActions((_i, message, ok, what) => {
+    setNotice(message);
+    if (ok && what === "delete") navigate("/fleet");
+    else void refetch();
+  });
 
   return (
     <section class="page">
@@ -58,10 +60,8 @@ export function Instance() {
         <Show when={instance.latest}>{(i) => <StatusBadge status={i().status} title={i().statusReason} />}</Show>
         <LiveBadge state={live()} />
         <span class="spacer" />
-        <Show when={instance.latest && can("instances", "update")}>
-          <Show when={instance.latest!.desiredState === "stopped"} fallback={<button type="button" onClick={() => void act("stop")}>Stop</button>}>
-            <button type="button" onClick={() => void act("start")}>Start</button>
-          </Show>
+        <Show when={instance.latest}>
+          {(i) => <span class="row-actions"><ActionButtons instance={i()} canUpdate={can("instances", "update")} canDelete={can("instances", "delete")} onAct={(what) => actions.run(i(), what)} /></span>}
         </Show>
       </div>
       <Show when={notice()}><p class="notice" role="status">{notice()} <button class="link" type="button" onClick={() => setNotice(null)}>dismiss</button></p></Show>
@@ -118,6 +118,7 @@ export function Instance() {
           </>
         )}
       </Show>
+      <actions.View />
     </section>
   );
 }

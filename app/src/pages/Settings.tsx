@@ -44,7 +44,7 @@ function ControlPlaneHealth() {
         </table>
       )}</Show>
       <Show when={health.latest}>{(h) => (
-        <p class="small">Overall <strong>{h().status}</strong> · environment <code>{h().environment}</code> · checked {formatInstant(h().timestamp)} · version: <span class="muted">not available (the API does not report its version yet)</span></p>
+        <p class="small">Overall <strong>{h().status}</strong> · environment <code>{h().environment}</code> · checked {formatInstant(h().timestamp)} · version <code data-testid="cp-version">{h().version}</code></p>
       )}</Show>
     </section>
   );
@@ -124,6 +124,33 @@ function PriceForm(props: { price: Price | null; onClose: () => void; onSaved: (
  * The API serves no rotation status of its own; the last re-seal's audit row (SECRETS_RESEALED) says which
  * key id sealed everything and what no key could open. Re-sealing is idempotent, so the button is safe to press.
  */
+type EncryptionStatus = components["schemas"]["EncryptionStatus"];
+
+/** Which key seals how many values of each column: an old key can go once no value names it. */
+function RotationStatus(props: { status: EncryptionStatus }) {
+  const keyIds = () => [props.status.currentKeyId, ...props.status.previousKeyIds.filter((k) => k !== props.status.currentKeyId),
+    ...new Set(Object.values(props.status.columns).flatMap((c) => Object.keys(c)).filter((k) => k !== props.status.currentKeyId && !props.status.previousKeyIds.includes(k)))];
+  const role = (k: string) => (k === props.status.currentKeyId ? "current" : props.status.previousKeyIds.includes(k) ? "previous" : k === "v1" ? "before key ids" : "not configured");
+  return (
+    <div data-testid="rotation-status">
+      <p>
+        Current key <code>{props.status.currentKeyId}</code>
+        {props.status.previousKeyIds.length ? <> · previous {props.status.previousKeyIds.map((k) => <code>{k}</code>)}</> : " · no previous key configured"}
+        {" · "}
+        <strong class={props.status.notCurrent > 0 ? "bad-text" : "ok-text"}>{props.status.notCurrent > 0 ? `${formatCount(props.status.notCurrent)} value(s) not under the current key: re-seal` : "every value is under the current key"}</strong>
+      </p>
+      <table class="grid">
+        <thead><tr><th>Sealed column</th><For each={keyIds()}>{(k) => <th class="num"><code>{k}</code> <span class="muted">({role(k)})</span></th>}</For></tr></thead>
+        <tbody>
+          <For each={Object.entries(props.status.columns)}>{([column, byKey]) => (
+            <tr><td class="mono">{column}</td><For each={keyIds()}>{(k) => <td class="num">{formatCount(byKey[k] ?? 0)}</td>}</For></tr>
+          )}</For>
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
 function EncryptionKey() {
   const [last, { refetch }] = createResource(() => can("audit", "read"), async (allowed) => {
     if (!allowed) return null;
@@ -141,15 +168,23 @@ function EncryptionKey() {
       const { data, error: err, response } = await api.POST("/api/admin/reseal", { body: { batchSize: 200 } });
       setBusy(false);
       if (!data) { setError(messageOf(err, response)); return; }
-      setError(null); setResult(data); void refetch();
+      setError(null); setResult(data); void refetch(); void refetchStatus();
     },
+  });
+  const [status, { refetch: refetchStatus }] = createResource(() => can("config", "read"), async (allowed) => {
+    if (!allowed) return null;
+    const { data, error: err, response } = await api.GET("/api/admin/encryption");
+    if (!data) throw new Error(messageOf(err, response));
+    return data;
   });
   const details = () => (last.latest?.details ?? null) as { keyId?: string; current?: number; resealed?: number; failed?: number } | null;
   return (
     <section class="panel" aria-labelledby="key-title">
       <div class="panel-head"><h2 id="key-title">Encryption key</h2><span class="spacer" />
         <Show when={can("config", "update")}><button type="button" onClick={reseal} disabled={busy()}>{busy() ? "Re-sealing…" : "Re-seal now"}</button></Show></div>
-      <p class="muted small">Rotation: set the new key as <code>REDFORGE_ENCRYPTION_KEY</code>, the old one in <code>REDFORGE_ENCRYPTION_KEYS_PREVIOUS</code>, re-seal, then drop the old one (docs/compliance.md). The API does not report which keys are configured: a live rotation status is not available yet.</p>
+      <p class="muted small">Rotation: set the new key as <code>REDFORGE_ENCRYPTION_KEY</code>, the old one in <code>REDFORGE_ENCRYPTION_KEYS_PREVIOUS</code>, re-seal, then drop the old one (docs/compliance.md). </p>
+      <Show when={status.error}><p class="error" role="alert">{String((status.error as Error).message)}</p></Show>
+      <Show when={status.latest}>{(st) => <RotationStatus status={st()} />}</Show>
       <Show when={error()}><p class="error" role="alert">{error()}</p></Show>
       <Show when={result()}>{(r) => <p class="notice" role="status">Key <code>{r().keyId}</code>: {formatCount(r().current)} already current, {formatCount(r().resealed)} re-sealed, <span class={r().failed > 0 ? "bad-text" : ""}>{formatCount(r().failed)} no key could open</span>.</p>}</Show>
       <Show when={details()} fallback={<p class="muted">{can("audit", "read") ? "No re-seal has run yet." : "Your role cannot read the audit log, where re-seals are recorded."}</p>}>{(d) => (

@@ -9,6 +9,7 @@ const NAV = [
   { href: "/clusters", label: "Clusters" },
   { href: "/deployments", label: "Deployments" },
   { href: "/ai", label: "AI decisions" },
+  { href: "/alerts", label: "Alerts" },
   { href: "/governance", label: "Governance" },
   { href: "/settings", label: "Settings" },
 ];

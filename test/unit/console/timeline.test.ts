@@ -46,7 +46,7 @@ describe("a deployment's timeline", () => {
       ["ROLLING_BACK", "done", 2000, undefined],
     ]);
     expect(failureInWords(d.error)).toMatch(/smoke tests/);
-    expect(operatorActions(d)).toEqual({ promote: false, abort: false, rollback: false });
+    expect(operatorActions(d)).toMatchObject({ promote: false, abort: false, rollback: false });
   });
 
   it("holding only for the switch: green is deployed and verified before the drain, and the rows say so", () => {
@@ -55,9 +55,9 @@ describe("a deployment's timeline", () => {
   });
 
   it("offers promote and abort only when paused, rollback until it is rolling back or finished", () => {
-    expect(operatorActions(deployment({ status: "paused", phase: "VERIFY" }))).toEqual({ promote: true, abort: true, rollback: true });
-    expect(operatorActions(deployment({ status: "in_progress", phase: "AUDIT" }))).toEqual({ promote: false, abort: false, rollback: true });
-    expect(operatorActions(deployment({ status: "in_progress", phase: "ROLLING_BACK" }))).toEqual({ promote: false, abort: false, rollback: false });
-    expect(operatorActions(deployment({ status: "completed", phase: "CLEANUP" }))).toEqual({ promote: false, abort: false, rollback: false });
+    expect(operatorActions(deployment({ status: "paused", phase: "VERIFY" }))).toMatchObject({ promote: true, abort: true, rollback: true });
+    expect(operatorActions(deployment({ status: "in_progress", phase: "AUDIT" }))).toMatchObject({ promote: false, abort: false, rollback: true });
+    expect(operatorActions(deployment({ status: "in_progress", phase: "ROLLING_BACK" }))).toMatchObject({ promote: false, abort: false, rollback: false });
+    expect(operatorActions(deployment({ status: "completed", phase: "CLEANUP" }))).toMatchObject({ promote: false, abort: false, rollback: false });
   });
 });

@@ -1,8 +1,7 @@
 /**
- * The instance's stored flow versions (redeploy one blue-green) and a
- * node-level diff of its running flows against another export. The API lists
- * versions without their flows (GET /api/deployments/versions), so two stored
- * versions cannot be compared here yet; the running flows can be compared with
+ * The instance's stored flow versions (redeploy one blue-green), a node-level
+ * diff between two stored versions (their flows read once each from
+ * GET /api/deployments/versions/:id), and a diff of the running flows against
  * any pasted or uploaded export, e.g. before deploying it.
  */
 import { useNavigate } from "@solidjs/router";
@@ -11,6 +10,7 @@ import { api, messageOf } from "../../api/api.ts";
 import { can } from "../../api/me.ts";
 import type { components } from "../../../../protocol/api/client.ts";
 import { diffFlows, tabNames, type FlowDiff } from "../../instances/flowDiff.ts";
+import { VersionFlows } from "../../instances/versionFlows.ts";
 import { ago, FieldError, useConfirm } from "../../ui/bits.tsx";
 
 type InstanceDetail = components["schemas"]["InstanceDetail"];
@@ -57,9 +57,57 @@ export function FlowVersions(props: { instance: InstanceDetail; onDeployed: () =
           </tbody>
         </table>
       </Show>
+      <Show when={(versions.latest ?? []).length > 1}>
+        <VersionCompare versions={versions.latest ?? []} />
+      </Show>
       <FlowCompare running={props.instance.flows} />
       <ConfirmView />
     </section>
+  );
+}
+
+type Version = components["schemas"]["FlowVersion"];
+
+/** Two stored versions, node by node: the older one is "before" whichever way they are picked. */
+function VersionCompare(props: { versions: Version[] }) {
+  const store = new VersionFlows(async (id) => {
+    const { data, error, response } = await api.GET("/api/deployments/versions/{id}", { params: { path: { id } } });
+    return data ? { flows: data.flows } : { error: messageOf(error, response) };
+  });
+  const [from, setFrom] = createSignal(props.versions[1]!.id);
+  const [to, setTo] = createSignal(props.versions[0]!.id);
+  const [diff, setDiff] = createSignal<{ diff: FlowDiff; tabs: Map<string, string>; label: string } | null>(null);
+  const [error, setError] = createSignal<string | null>(null);
+  const [busy, setBusy] = createSignal(false);
+  const versionOf = (id: string) => props.versions.find((v) => v.id === id)!;
+
+  const compare = async (e: SubmitEvent) => {
+    e.preventDefault();
+    const [a, b] = [versionOf(from()), versionOf(to())].sort((x, y) => x.version - y.version) as [Version, Version];
+    setBusy(true);
+    const pair = await store.pair(a.id, b.id);
+    setBusy(false);
+    if ("error" in pair) { setDiff(null); return setError(pair.error); }
+    setError(null);
+    setDiff({ diff: diffFlows(pair.before, pair.after), tabs: new Map([...tabNames(pair.before), ...tabNames(pair.after)]), label: `v${a.version} → v${b.version}` });
+  };
+
+  return (
+    <details class="subpanel" open>
+      <summary>Compare two stored versions</summary>
+      <form class="inline-form" onSubmit={(e) => void compare(e)} data-testid="version-compare">
+        <label>From <select value={from()} onChange={(e) => setFrom(e.currentTarget.value)} data-testid="compare-from">
+          <For each={props.versions}>{(v) => <option value={v.id}>v{v.version}</option>}</For>
+        </select></label>
+        <label>To <select value={to()} onChange={(e) => setTo(e.currentTarget.value)} data-testid="compare-to">
+          <For each={props.versions}>{(v) => <option value={v.id}>v{v.version}</option>}</For>
+        </select></label>
+        <button type="submit" class="primary" disabled={busy() || from() === to()}>{busy() ? "Reading…" : "Compare versions"}</button>
+        <Show when={from() === to()}><span class="muted small">pick two different versions</span></Show>
+      </form>
+      <Show when={error()}><p class="error" role="alert">{error()}</p></Show>
+      <Show when={diff()}>{(d) => <><p class="muted small" data-testid="version-diff-label">{d().label}</p><DiffView diff={d().diff} tabs={d().tabs} /></>}</Show>
+    </details>
   );
 }
 
@@ -81,7 +129,7 @@ function FlowCompare(props: { running: unknown[] }) {
   return (
     <details class="subpanel">
       <summary>Compare the running flows ({props.running.length} nodes) with another export</summary>
-      <p class="muted small">Comparing two stored versions needs the API to return a version's flows (not available yet); paste or upload an export to see what deploying it would change.</p>
+      <p class="muted small">Paste or upload an export to see what deploying it would change.</p>
       <form class="form" onSubmit={(e) => { e.preventDefault(); compare(text()); }}>
         <label class="wide">Flow JSON
           <textarea rows="4" spellcheck={false} value={text()} onInput={(e) => setText(e.currentTarget.value)} aria-invalid={!!error()} aria-describedby={error() ? "err-compare" : undefined} data-testid="compare-json" />

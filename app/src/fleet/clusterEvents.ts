@@ -1,0 +1,37 @@
+/**
+ * `cluster:link` frames of /ws/fleet (a bridge said hello, or its last link
+ * closed; durable/clusterLink.ts) onto the clusters list, so connection state
+ * and bridge version move without a re-read.
+ */
+import type { Cluster } from "./useClusters.ts";
+
+export interface ClusterLinkEvent {
+  event: "cluster:link";
+  data: { clusterId: string; state: "connected" | "disconnected"; bridgeVersion: string | null; driver: string | null; timestamp: string };
+}
+
+export function isClusterLink(message: unknown): message is ClusterLinkEvent {
+  const m = message as ClusterLinkEvent | null;
+  return !!m && m.event === "cluster:link" && typeof m.data?.clusterId === "string" && (m.data.state === "connected" || m.data.state === "disconnected");
+}
+
+/** The list with the event applied; `known` is false when the cluster is not in it (registered elsewhere: re-read). */
+export function applyClusterLink(items: readonly Cluster[], { data }: ClusterLinkEvent): { items: Cluster[]; known: boolean } {
+  if (!items.some((c) => c.id === data.clusterId)) return { items: [...items], known: false };
+  return {
+    known: true,
+    items: items.map((c) => c.id !== data.clusterId ? c : {
+      ...c,
+      connected: data.state === "connected",
+      status: data.state,
+      bridgeVersion: data.bridgeVersion ?? c.bridgeVersion,
+      connectedAt: data.state === "connected" ? data.timestamp : null,
+      lastSeenAt: data.timestamp,
+    }),
+  };
+}
+
+/** The shell line that starts this cluster's bridge (README "Bridge"); the secret goes in a file, never on the command line. */
+export function bridgeCommand(clusterId: string, apiOrigin: string, driver: string, secretFile: string): string {
+  return `npm run bridge -- --cluster ${clusterId} --api ${apiOrigin} --secret-file ${secretFile}${driver === "process" ? "" : ` --driver ${driver}`}`;
+}
