@@ -44,7 +44,7 @@ export class BlueGreen {
    * held (the deployment's loss count). In memory only: after a bridge restart the hand-over leaves
    * those figures out and the control plane counts from the drain's, a lower bound it marks as such.
    */
-  private readonly atDrain = new Map<string, { runtime: string; gate: GateStatus["counters"]; front?: { held: number; refused: number } }>();
+  private readonly atDrain = new Map<string, { runtime: string; gate: GateStatus["counters"]; front?: { held: number; refused: number; unanswered?: number } }>();
 
   /**
    * Open holds (a drain answered, not yet handed over), per instance, each with a timer that a command
@@ -140,7 +140,7 @@ export class BlueGreen {
     const drained = await this.admin.gate(base, "drain");
     // A re-run of the same drain (after a timeout or a restart) keeps the first baseline: the hold did not restart.
     if (this.atDrain.get(instanceId)?.runtime !== runtime) {
-      this.atDrain.set(instanceId, { runtime, gate: gateAtDrain.counters, ...(frontAtDrain ? { front: { held: frontAtDrain.held, refused: frontAtDrain.refused } } : {}) });
+      this.atDrain.set(instanceId, { runtime, gate: gateAtDrain.counters, ...(frontAtDrain ? { front: { held: frontAtDrain.held, refused: frontAtDrain.refused, ...(frontAtDrain.unanswered !== undefined ? { unanswered: frontAtDrain.unanswered } : {}) } } : {}) });
     }
     // The hold is open from here (held work waits for a hand-over): bounded, see `holds`.
     if (!this.holds.has(instanceId)) this.holds.set(instanceId, { runtime, since: Date.now() });
@@ -274,7 +274,7 @@ export class BlueGreen {
    * the gate, and requests the full front refused. Left out when the drain's baseline is not known
    * here (a bridge restarted since) or the gate could not be read: the control plane then counts a lower bound.
    */
-  private heldDuring(instanceId: string, from: string, gate: GateStatus | undefined, front: FrontCounters | undefined): { heldMqtt?: number; httpHeld?: number; httpRefused?: number } {
+  private heldDuring(instanceId: string, from: string, gate: GateStatus | undefined, front: FrontCounters | undefined): { heldMqtt?: number; httpHeld?: number; httpRefused?: number; httpUnanswered?: number } {
     const start = this.atDrain.get(instanceId);
     this.atDrain.delete(instanceId);
     if (!start || start.runtime !== from || !gate) return {};
@@ -283,6 +283,7 @@ export class BlueGreen {
       heldMqtt: Math.max(0, since(gate.counters.heldMqtt, start.gate.heldMqtt) - 1),
       httpHeld: frontHeld + since(gate.counters.heldHttp, start.gate.heldHttp),
       ...(front && start.front ? { httpRefused: since(front.refused, start.front.refused) + since(gate.counters.refusedHttp, start.gate.refusedHttp) } : {}),
+      ...(front?.unanswered !== undefined && start.front?.unanswered !== undefined ? { httpUnanswered: since(front.unanswered, start.front.unanswered) } : {}),
     };
   }
 

@@ -15,6 +15,11 @@ export interface FrontCounters {
   refused: number;
   /** Answers with status >= 500 from the instance, or none at all (post-switch analysis reads these). */
   serverErrors: number;
+  /**
+   * Requests this front accepted whose connection closed before any answer was written (the client
+   * gave up, or the connection was cut): seen, never answered. Absent from data planes before it.
+   */
+  unanswered?: number;
 }
 
 /** The HTTP front: holds new requests during a switch and releases them to the new target. */

@@ -28,9 +28,8 @@ export class HttpFront implements HttpRoute {
   private target?: URL;
   private holding = false;
   private held: Array<{ req: http.IncomingMessage; res: http.ServerResponse; timer: NodeJS.Timeout }> = [];
-  private readonly count: FrontCounters = { forwarded: 0, held: 0, refused: 0, serverErrors: 0 };
+  private readonly count: Required<FrontCounters> = { forwarded: 0, held: 0, refused: 0, serverErrors: 0, unanswered: 0 };
   url = "";
-  private readonly server = http.createServer((req, res) => this.forward(req, res));
 
   constructor(private readonly host: string, private readonly holdLimit = DEFAULT_HOLD_LIMIT, private readonly maxHoldMs = DEFAULT_MAX_HOLD_MS) {}
 
@@ -102,6 +101,12 @@ export class HttpFront implements HttpRoute {
     entry.res.writeHead(503, { "content-type": "application/json", "retry-after": "2", connection: "close" });
     entry.res.end(JSON.stringify({ error: { code: "front_hold_timeout", message: `held ${Math.round(this.maxHoldMs / 1000)} s while a deployment moves this instance; retry shortly` } }));
   }
+
+  private readonly server = http.createServer((req, res) => {
+    // Seen, and never answered: the connection closed before the answer was complete.
+    res.once("close", () => { if (!res.writableFinished) this.count.unanswered++; });
+    this.forward(req, res);
+  });
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (this.holding) {

@@ -52,7 +52,8 @@ export function handedOver(s: RunState, r: Handover, kind: "switch" | "rollback"
   if (r.heldMqtt !== undefined) a.mqttDuplicated += Math.max(0, r.replayed - r.heldMqtt);
   a.httpHeld += heldHttp;
   a.httpReleased += released;
-  a.httpLost += Math.max(0, heldHttp - released);
+  // Plus what the front saw and never answered during the hold (a client that gave up, a cut connection).
+  a.httpLost += Math.max(0, heldHttp - released) + (r.httpUnanswered ?? 0);
   a.httpRefused += r.httpRefused ?? 0;
   s.openHold = null;
 }

@@ -746,6 +746,14 @@ describe("what a deployment cost, from the bridge's counters", () => {
     expect(run.s.metrics).toMatchObject({ messagesLost: 1 + 1 + 1 + 2, messagesDuplicated: 0 });
   });
 
+  it("an HTTP request the front saw during the hold and never answered (its client gave up) counts as lost", () => {
+    const run = new Run("switch");
+    runUntil(run, "switch");
+    run.answer("route.switch", { ...SWITCHED, heldMqtt: 4, replayed: 4, httpHeld: 3, httpReleased: 3, heldHttpReleasedOnBlue: 0, httpUnanswered: 2 });
+    expect(run.s.metrics.accounting).toMatchObject({ httpHeld: 3, httpReleased: 3, httpLost: 2 });
+    expect(run.s.metrics).toMatchObject({ messagesLost: 2 });
+  });
+
   it("replayed above what the gate held is duplicated; a hand-over's duplicates never hide another's loss", () => {
     const run = new Run("switch");
     runUntil(run, "switch");
