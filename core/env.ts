@@ -44,6 +44,8 @@ export interface Env {
    * (local receivers in tests and `npm start`). Production always refuses them (core/alerts/channelUrl.ts).
    */
   REDFORGE_ALERT_CHANNELS_ALLOW_PRIVATE?: string;
+  /** "off": API requests are not timed into redforge_http_request_duration_seconds (bench/observability compares both). */
+  REDFORGE_REQUEST_METRICS?: string;
   KV_STORE: DurableObjectNamespace<KvStoreApi>;
   CLUSTER_LINK: DurableObjectNamespace<ClusterLinkApi>;
   FLEET_EVENTS: DurableObjectNamespace<FleetEventsApi>;

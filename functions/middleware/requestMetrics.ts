@@ -18,6 +18,7 @@ const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIO
 
 /** Times every API answer, errors included (onError has set the response by the time next() returns). */
 export const requestMetrics = createMiddleware<AppEnv>(async (c, next) => {
+  if (c.env.REDFORGE_REQUEST_METRICS === "off") return next();
   const t0 = performance.now();
   try {
     await next();
