@@ -32,3 +32,12 @@ describe("GET /api/health", () => {
     expect(JSON.stringify(body)).not.toContain("at ");
   });
 });
+
+describe("GET /api/health/live", () => {
+  it("is public and answers 200 with no dependency reachable (bench/api's no-database baseline)", async () => {
+    const app = createApp();
+    const res = await app.request("/api/health/live", {}, { ...env, DATABASE_URL: "postgres://nobody:x@127.0.0.1:1/none", QSTASH_URL: "http://127.0.0.1:1" });
+    expect(res.status).toBe(200);
+    expect(await res.json<any>()).toMatchObject({ status: "ok", timestamp: expect.any(String) });
+  });
+});
