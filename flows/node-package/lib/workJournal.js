@@ -27,13 +27,13 @@ const fs = require("fs");
 const path = require("path");
 
 const JOURNAL_FILE = "redforge-work.journal";
-/** Rewritten from scratch once nothing is open and it has grown past this. */
+/** Past this size the journal is rewritten with only the open entries (under steady load some are always open). */
 const COMPACT_BYTES = 4 * 1024 * 1024;
 
 class WorkJournal {
   constructor(dir) {
     this.file = path.join(dir, JOURNAL_FILE);
-    this.open = new Map(); // id -> true, in acceptance order
+    this.open = new Map(); // id -> payload (base64), in acceptance order
     this.nextId = 1;
     this.bytes = 0;
     this.fd = undefined;
@@ -61,16 +61,30 @@ class WorkJournal {
   received(payload) {
     if (this.fd === undefined || this.failed) return undefined;
     const id = String(this.nextId++);
-    if (!this.write(`r ${id} ${payload.toString("base64")}\n`)) return undefined;
-    this.open.set(id, true);
+    const b64 = payload.toString("base64");
+    if (!this.write(`r ${id} ${b64}\n`)) return undefined;
+    this.open.set(id, b64);
     return id;
   }
 
   done(id) {
     if (id === undefined || !this.open.delete(id)) return;
     this.write(`d ${id}\n`);
-    if (this.open.size === 0 && this.bytes > COMPACT_BYTES) {
-      try { fs.ftruncateSync(this.fd, 0); this.bytes = 0; } catch { /* the next compaction tries again */ }
+    if (this.bytes > COMPACT_BYTES) this.compact();
+  }
+
+  /** Replaces the file whole (write a sibling, rename over it): a kill leaves the old journal or the new one. */
+  compact() {
+    const tmp = `${this.file}.tmp`;
+    try {
+      const lines = [...this.open].map(([id, b64]) => `r ${id} ${b64}\n`).join("");
+      fs.writeFileSync(tmp, lines, { mode: 0o600 });
+      fs.renameSync(tmp, this.file);
+      fs.closeSync(this.fd);
+      this.fd = fs.openSync(this.file, "r+");
+      this.bytes = Buffer.byteLength(lines);
+    } catch {
+      /* the next done() tries again; the journal keeps growing meanwhile, never loses an entry */
     }
   }
 
