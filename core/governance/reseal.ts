@@ -7,7 +7,7 @@
 import { and, asc, gt, isNotNull, not, sql, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import type { Db } from "../../db/client.ts";
-import { alertChannels, clusters, instances } from "../../db/schema.ts";
+import { alertChannels, ciHooks, clusters, instances } from "../../db/schema.ts";
 import { keyId, open, seal, type Keyring } from "../crypto/secretBox.ts";
 
 export interface ColumnCounts {
@@ -21,7 +21,7 @@ export interface ColumnCounts {
 
 interface SealedColumn {
   name: string;
-  table: typeof clusters | typeof instances | typeof alertChannels;
+  table: typeof clusters | typeof instances | typeof alertChannels | typeof ciHooks;
   id: PgColumn;
   column: PgColumn;
 }
@@ -32,6 +32,8 @@ export const SEALED_COLUMNS: SealedColumn[] = [
   { name: "instances.secrets_sealed", table: instances, id: instances.id, column: instances.secretsSealed },
   // Webhook channels' signing secrets (issue 13): a rotation that left them behind would strand them on the old key.
   { name: "alert_channels.secret_sealed", table: alertChannels, id: alertChannels.id, column: alertChannels.secretSealed },
+  // CI hooks' signing secrets (issue 15, docs/ci.md).
+  { name: "ci_hooks.secret_sealed", table: ciHooks, id: ciHooks.id, column: ciHooks.secretSealed },
 ];
 
 const MAX_FAILED_IDS = 50;

@@ -5,8 +5,12 @@
  * refused before its body is read, with no rollout started and a trace in
  * the audit log.
  */
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
+import { keyId, sealedKeyId } from "../../core/crypto/secretBox.ts";
+import worker from "../../functions/index.ts";
+import { randomBytes, toBase64 } from "../../protocol/encoding.ts";
 import { githubSignature } from "../../protocol/githubWebhooks.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
@@ -44,6 +48,22 @@ const standard = async (hookId: string, secret: string, body: string, id = `msg_
 
 const github = async (hookId: string, secret: string, body: string, delivery: string = crypto.randomUUID(), extra: Record<string, string> = {}) =>
   deliver(hookId, body, { "X-Hub-Signature-256": await githubSignature(secret, body), "X-GitHub-Delivery": delivery, "X-GitHub-Event": "push", ...extra });
+
+/** The Worker under another encryption key ring (as test/workers/keyRotation.test.ts runs it). */
+async function withKeys(keys: { current: string; previous?: string[] }, method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+  if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(
+    new Request(`http://redforge.test${path}`, { method, headers, body: opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body)) }),
+    { ...env, REDFORGE_ENCRYPTION_KEY: keys.current, REDFORGE_ENCRYPTION_KEYS_PREVIOUS: (keys.previous ?? []).join(",") },
+    ctx,
+  );
+  const text = await res.text();
+  await waitOnExecutionContext(ctx);
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
 
 beforeAll(async () => {
   [admin, operator, viewer] = await Promise.all([createUser("admin"), createUser("operator"), createUser("viewer")]);
@@ -186,5 +206,22 @@ describe("CI hooks", () => {
     expect((await api("DELETE", `/api/webhooks/ci/${hook.id}`, { token: operator.token })).status).toBe(204);
     expectErrorShape((await standard(hook.id, rotated.body.secret, body)).body, "invalid_signature");
     expect((await rolloutIds(selector)).length).toBe(1);
+  });
+
+  it("re-seal moves a hook's secret onto a new encryption key; deliveries verify under the new key alone", async () => {
+    const a = toBase64(randomBytes(32)), b = toBase64(randomBytes(32));
+    const selector = `ci=${unique("key")}`;
+    await labelledInstance(selector.slice(3));
+    const created = await withKeys({ current: a }, "POST", "/api/webhooks/ci", { token: operator.token, body: { name: unique("hook"), action: { kind: "rollout", selector, rollout: { waves: ["100%"] } } } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const sealedKid = async () => sealedKeyId(((await withDb((db) => db.execute(sql`select secret_sealed from ci_hooks where id = ${created.body.id}`))).rows[0] as { secret_sealed: string }).secret_sealed);
+    expect(await sealedKid()).toBe(await keyId(a));
+    const resealed = await withKeys({ current: b, previous: [a] }, "POST", "/api/admin/reseal", { token: admin.token, body: {} });
+    expect(resealed.status, JSON.stringify(resealed.body)).toBe(200);
+    expect(resealed.body.columns["ci_hooks.secret_sealed"].resealed).toBeGreaterThanOrEqual(1);
+    expect(await sealedKid()).toBe(await keyId(b));
+    const body = JSON.stringify({ flows: flowFile("v2") });
+    const delivered = await withKeys({ current: b }, "POST", `/api/webhooks/ci/${created.body.id}`, { raw: body, headers: { "Content-Type": "application/json", ...(await webhookHeaders(created.body.secret, body)) } });
+    expect(delivered.status, JSON.stringify(delivered.body)).toBe(202);
   });
 });
