@@ -12,6 +12,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
+import { AdminApi } from "../../bridge/drivers/nodeRedAdmin.ts";
+import { instanceHealthSchema } from "../../protocol/reports.ts";
 import { freePort } from "../../dev/ports.ts";
 import { until } from "../harness/eventually.ts";
 
@@ -196,6 +198,38 @@ describe("RedForge node package in a real Node-RED", () => {
     expect(after.inFlight).toBe(beforeStatus.inFlight);
     expect(after.counters.exited - before.exited).toBe(2);
     expect(after.counters.refusedHttp - before.refusedHttp).toBe(1);
+  });
+
+  it("counts messages per flow (in at the gate, out and errors at the exit) and the process's CPU, and the bridge's health probe carries them", async () => {
+    await deploy(httpFlow("/counted", [
+      { id: "g3", type: "redforge-gate" },
+      // The message contract's error path: a failed message carries msg.error to the exit.
+      { id: "f3", type: "function", func: "if (msg.payload && msg.payload.fail) msg.error = 'boom';\nreturn msg;", outputs: 1 },
+      { id: "x3", type: "redforge-exit" },
+    ]));
+    await untilNodeRed("/counted route", async () => (await fetch(`${base()}/counted`, { method: "POST" })).status === 200);
+    const flowT1 = async () => {
+      const s = (await get("/redforge/gate")).body;
+      return { status: s, t1: (s.flows as Array<{ flowId: string; in: number; out: number; errors: number }>).find((f) => f.flowId === "t1")! };
+    };
+    const before = await flowT1();
+    for (const body of [{ n: 1 }, { n: 2, fail: true }, { n: 3 }]) {
+      const res = await fetch(`${base()}/counted`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      expect(res.status).toBe(200);
+    }
+    const after = await flowT1();
+    expect({ in: after.t1.in - before.t1.in, out: after.t1.out - before.t1.out, errors: after.t1.errors - before.t1.errors }).toEqual({ in: 3, out: 3, errors: 1 });
+    expect(after.status.messages.in).toBeGreaterThanOrEqual(after.t1.in);
+    expect(after.status.cpuSeconds).toBeGreaterThan(0);
+    expect(after.status.cpuSeconds).toBeGreaterThanOrEqual(before.status.cpuSeconds);
+
+    // The bridge's probe (both drivers use it) reads the same figures, and they fit the health report's schema.
+    const probe = await new AdminApi("unused-no-admin-auth", { deployMs: 10_000, probeMs: 5_000 }).probe(base());
+    expect(probe.cpuSeconds).toBeGreaterThan(0);
+    expect(probe.messages!.in).toBeGreaterThanOrEqual(after.status.messages.in);
+    expect(probe.flows!.find((f) => f.flowId === "t1")!.errors).toBeGreaterThanOrEqual(after.t1.errors);
+    const wire = instanceHealthSchema.safeParse({ instanceId: crypto.randomUUID(), state: "running", ...probe, checkedAt: new Date().toISOString() });
+    expect(wire.success, JSON.stringify(wire.error?.issues)).toBe(true);
   });
 
   it("retire (the old runtime behind a Kubernetes Service): held requests are answered, and every answer closes its keep-alive connection", async () => {
