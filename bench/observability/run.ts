@@ -45,8 +45,13 @@ async function createInstances(clusterId: string, from: number, to: number): Pro
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (next < to) {
       const i = next++;
-      const res = await api.POST("/api/instances", { body: { name: `obs-${i}`, clusterId } });
-      if (res.response.status !== 201) throw new Error(`create obs-${i}: ${res.response.status} ${JSON.stringify(res.error)}`);
+      // wrangler dev reloads when a source file changes (a shared checkout) and answers a POST in flight 503: try again.
+      for (let attempt = 0; ; attempt++) {
+        const res = await api.POST("/api/instances", { body: { name: `obs-${i}`, clusterId } });
+        if (res.response.status === 201 || (res.response.status === 409 && attempt > 0)) break;
+        if (res.response.status !== 503 || attempt >= 5) throw new Error(`create obs-${i}: ${res.response.status} ${JSON.stringify(res.error)}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     }
   }));
 }
