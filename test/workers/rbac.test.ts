@@ -284,6 +284,18 @@ const CASES: RouteCase[] = [
     route: "POST /api/webhooks/ci", allowed: ["admin", "operator"], success: 201,
     request: async () => ({ method: "POST", path: "/api/webhooks/ci", body: { name: unique("rbac"), action: { kind: "rollout", selector: "rbac=none" } } }),
   },
+  // Rollouts take the deployments permissions. Their targets are instances of their own that never run, so a started
+  // rollout fails its one instance (instance_not_running) and touches nothing else; actions on it (ended) are 409.
+  { route: "GET /api/rollouts", allowed: ["admin", "operator", "viewer"], success: 200, request: async () => ({ method: "GET", path: "/api/rollouts?limit=5" }) },
+  { route: "GET /api/rollouts/:id", allowed: ["admin", "operator", "viewer"], success: 200, request: async (f) => ({ method: "GET", path: `/api/rollouts/${await endedRollout(f)}` }) },
+  {
+    route: "POST /api/rollouts", allowed: ["admin", "operator"], success: 202,
+    request: async (f) => ({ method: "POST", path: "/api/rollouts", body: { selector: `rbac-rollout=${await rolloutTarget(f)}`, flows: [{ id: "t", type: "tab" }] } }),
+  },
+  ...(["pause", "resume", "approve", "abort"] as const).map((what): RouteCase => ({
+    route: `POST /api/rollouts/:id/${what}`, allowed: ["admin", "operator"], success: 409,
+    request: async (f) => ({ method: "POST", path: `/api/rollouts/${await endedRollout(f)}/${what}` }),
+  })),
   // Compliance: reports, config (schedules off so nothing is synced to a non-loopback URL), re-seal.
   {
     route: "POST /api/reports", allowed: ["admin"], success: 201,
@@ -308,6 +320,29 @@ async function newReport(): Promise<string> {
   const res = await api("POST", "/api/reports", { token: users.admin.token, body: { kind: "data_retention", ...reportRange() } });
   if (res.status !== 201) throw new Error(`report create failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.id;
+}
+
+/** A pending instance (it never runs) labelled with a value of its own; returns that value. */
+async function rolloutTarget(f: Fixture): Promise<string> {
+  const value = unique("r");
+  const res = await api("POST", "/api/instances", { token: users.admin.token, body: { name: unique("rbac"), clusterId: f.clusterId, labels: { "rbac-rollout": value } } });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return value;
+}
+
+/**
+ * A rollout an admin started on a target that never runs: it fails inside its start (the one instance is refused
+ * as not running), so every action on it is a 409. Made once: each case only needs an id to act on.
+ */
+let ended: Promise<string> | undefined;
+function endedRollout(f: Fixture): Promise<string> {
+  ended ??= (async () => {
+    const res = await api("POST", "/api/rollouts", { token: users.admin.token, body: { selector: `rbac-rollout=${await rolloutTarget(f)}`, flows: [] } });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    expect(res.body.status).toBe("failed");
+    return res.body.id as string;
+  })();
+  return ended;
 }
 
 async function runningInstance(f: Fixture): Promise<void> {
