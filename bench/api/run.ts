@@ -6,7 +6,7 @@
  * route: p50/p95/p99 in ms, requests/s, and p95 as a multiple of the
  * baseline's p95 in the same mode; with the load average before and after
  * each mode (the machine is shared, so absolute figures move with it).
- *   npx tsx bench/api/run.ts   (BENCH_SEQ=100 BENCH_PER_CLIENT=5 BENCH_SEED=100 BENCH_HEALTH_ROWS=50)
+ *   npx tsx bench/api/run.ts   (BENCH_MODES=1,16,64 BENCH_SEQ=100 BENCH_PER_CLIENT=5 BENCH_SEED=100 BENCH_HEALTH_ROWS=50)
  * Each route gets its own admin user: the per-principal rate limit (50/s,
  * burst 3000) must not turn the bench into a 429 count.
  */
@@ -20,11 +20,13 @@ const PER_CLIENT = Number(process.env.BENCH_PER_CLIENT ?? 5);
 const SEED = Number(process.env.BENCH_SEED ?? 100);
 const HEALTH_ROWS = Number(process.env.BENCH_HEALTH_ROWS ?? 50);
 const WARMUP = 10;
+const REQUEST_TIMEOUT_MS = 60_000;
+// BENCH_MODES=1,16,64 (clients per mode) runs a subset.
 const MODES = [
   { name: "sequential", clients: 1, total: SEQ },
   { name: "16 clients", clients: 16, total: 16 * PER_CLIENT },
   { name: "64 clients", clients: 64, total: 64 * PER_CLIENT },
-];
+].filter((m) => (process.env.BENCH_MODES ?? "1,16,64").split(",").map(Number).includes(m.clients));
 
 interface Call { method: string; path: string; body?: unknown; expect: number }
 interface Route { name: string; write: boolean; call: (i: number) => Call; user?: string; token?: string }
@@ -36,12 +38,21 @@ const failures = new Map<string, number>();
 /** Milliseconds, and whether the answer was the expected one (a failure is counted, not fatal: overload is a result). */
 async function request(call: Call, token?: string): Promise<{ ms: number; ok: boolean }> {
   const t0 = performance.now();
-  const res = await fetch(stack.apiUrl + call.path, {
-    method: call.method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(call.body ? { "content-type": "application/json" } : {}) },
-    body: call.body ? JSON.stringify(call.body) : undefined,
-  });
-  const text = await res.text();
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(stack.apiUrl + call.path, {
+      method: call.method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(call.body ? { "content-type": "application/json" } : {}) },
+      body: call.body ? JSON.stringify(call.body) : undefined,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    text = await res.text();
+  } catch (err) {
+    const why = (err as Error).name === "TimeoutError" ? `no answer in ${REQUEST_TIMEOUT_MS / 1000} s` : String((err as Error).cause ?? err);
+    failures.set(why, (failures.get(why) ?? 0) + 1);
+    return { ms: performance.now() - t0, ok: false };
+  }
   const ms = performance.now() - t0;
   if (res.status !== call.expect) {
     const code = /"code":"([^"]+)"/.exec(text)?.[1] ?? "";
