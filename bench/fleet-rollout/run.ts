@@ -12,6 +12,7 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import pg from "pg";
+import { createApiClient } from "../../protocol/api/client.ts";
 import { adminClient, type ApiClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { scriptedBridge } from "./scriptedBridge.ts";
@@ -80,7 +81,13 @@ async function main() {
   await db.connect();
   let bridge: Awaited<ReturnType<typeof scriptedBridge>> | undefined;
   try {
-    const { api, token } = await adminClient(stack);
+    const session = await adminClient(stack);
+    // An API key, not the 15-minute session token: creating 1,000 instances on a loaded machine outlasts a session.
+    const key = await fetch(`${stack.apiUrl}/api/api-keys`, {
+      method: "POST", headers: { Authorization: `Bearer ${session.token}`, "Content-Type": "application/json" }, body: JSON.stringify({ name: "bench-fleet-rollout" }),
+    }).then((r) => r.json()) as { key: string };
+    const token = key.key;
+    const api = createApiClient({ baseUrl: stack.apiUrl, token });
     const cluster = (await api.POST("/api/clusters", { body: { name: "fleet-rollout" } })).data!;
     bridge = await scriptedBridge(stack.apiUrl, cluster.id, cluster.webhookSecret);
 
