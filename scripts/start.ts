@@ -7,11 +7,12 @@
  */
 import fs from "node:fs/promises";
 import { loadConfig } from "../dev/config.ts";
-import { PortInUseError } from "../dev/ports.ts";
+import { assertPortFree, freePort, PortInUseError } from "../dev/ports.ts";
 import path from "node:path";
 import { startBridge, type RunningBridge } from "../bridge/main.ts";
 import { lineLogger } from "../bridge/log.ts";
 import { ensureLocalCluster } from "./localCluster.ts";
+import { CONSOLE_DEV, startConsoleDev } from "./consoleDev.ts";
 import { startStack, type RunningStack } from "./stack.ts";
 
 const colour = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -75,6 +76,12 @@ async function main(): Promise<void> {
   }
 
   const started = Date.now();
+  // Hot reload: Vite takes the public port and proxies the API to the Worker on a port of its own (scripts/consoleDev.ts).
+  const publicPort = cfg.ports.api;
+  if (CONSOLE_DEV) {
+    await assertPortFree(publicPort, "console (Vite)", "REDFORGE_API_PORT");
+    cfg.ports.api = await freePort(cfg.host);
+  }
   starting = startStack(cfg, { worker: "wrangler", log, signal: aborter.signal });
   let stack: RunningStack;
   try {
@@ -95,8 +102,16 @@ async function main(): Promise<void> {
     clusterNote = `cluster "local" ${cluster.clusterId} (process driver)`;
   }
   if (aborter.signal.aborted) return;
+  let consoleUrl = stack.apiUrl;
+  if (CONSOLE_DEV) {
+    const vite = await startConsoleDev({ host: cfg.host, port: publicPort, workerUrl: stack.apiUrl });
+    consoleUrl = `http://${cfg.host}:${publicPort}`;
+    const close = stack.close.bind(stack);
+    stack.close = async () => { await vite.close(); await close(); };
+    log("stack", `  console (Vite, hot reload) ${consoleUrl} → API ${stack.apiUrl}`);
+  }
   log("stack", `ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  summary(stack, cfg.worker.adminPassword, Boolean(cfg.mqttUrl));
+  summary({ ...stack, apiUrl: consoleUrl }, cfg.worker.adminPassword, Boolean(cfg.mqttUrl));
   log("stack", `  bridge            ${clusterNote}`);
 }
 
