@@ -54,7 +54,7 @@ export class BlueGreen {
    * (blue), whose gate reopens, and the front forwards to it again. A later switch still works (the
    * hand-over then collects nothing), so the deployment can go on once the control plane is back.
    */
-  private readonly holds = new Map<string, { runtime: string; since: number; timer?: NodeJS.Timeout }>();
+  private readonly holds = new Map<string, { runtime: string; since: number; timer?: NodeJS.Timeout; releasing?: boolean }>();
   private readonly maxHoldMs: number;
 
   constructor(private readonly driver: Driver & BlueGreenDriver, private readonly admin: RuntimeAdmin, private readonly mqttConfigured: boolean, private readonly opts: BlueGreenOptions = {}) {
@@ -64,7 +64,8 @@ export class BlueGreen {
   /** A command for `instanceId` arrived: an open hold's bound counts from now. */
   private touch(instanceId: string): void {
     const hold = this.holds.get(instanceId);
-    if (!hold || this.maxHoldMs <= 0) return;
+    // Not while the bridge releases it: its switch is a command of its own, and a second release must not start beside it.
+    if (!hold || hold.releasing || this.maxHoldMs <= 0) return;
     clearTimeout(hold.timer);
     hold.timer = setTimeout(() => void this.releaseHold(instanceId), this.maxHoldMs);
     hold.timer.unref();
@@ -83,7 +84,9 @@ export class BlueGreen {
   /** The hold's bound passed with no command: back to the runtime that served, as a rollback before the switch does. */
   async releaseHold(instanceId: string): Promise<void> {
     const hold = this.holds.get(instanceId);
-    if (!hold) return;
+    if (!hold || hold.releasing) return;
+    hold.releasing = true;
+    clearTimeout(hold.timer);
     const heldFor = Math.round((Date.now() - hold.since) / 1000);
     this.opts.log?.(`hold on ${instanceId} open for ${heldFor} s, ${Math.round(this.maxHoldMs / 1000)} s without a command from the control plane: releasing it to ${hold.runtime}`);
     try {
@@ -95,6 +98,7 @@ export class BlueGreen {
     } catch (err) {
       // Still held: try again after another bound (a runtime or the broker that is down now may be back).
       this.opts.log?.(`releasing the hold on ${instanceId} failed: ${err instanceof Error ? err.message : String(err)}; trying again in ${Math.round(this.maxHoldMs / 1000)} s`);
+      hold.releasing = false;
       this.holds.set(instanceId, hold);
       this.touch(instanceId);
     }
