@@ -23,7 +23,7 @@ import { startTestStack, type TestStack } from "../../test/harness/testStack.ts"
 const SIZES = (process.env.BENCH_SIZES ?? "100,1000").split(",").map(Number);
 const SCRAPES = Number(process.env.BENCH_SCRAPES ?? 20);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 400);
-const CONCURRENCY = 16;
+const CONCURRENCY = 6;
 
 let stack: TestStack;
 let api: ApiClient;
@@ -49,7 +49,7 @@ async function createInstances(clusterId: string, from: number, to: number): Pro
       for (let attempt = 0; ; attempt++) {
         const res = await api.POST("/api/instances", { body: { name: `obs-${i}`, clusterId } });
         if (res.response.status === 201 || (res.response.status === 409 && attempt > 0)) break;
-        if (res.response.status !== 503 || attempt >= 5) throw new Error(`create obs-${i}: ${res.response.status} ${JSON.stringify(res.error)}`);
+        if (res.response.status !== 503 || attempt >= 30) throw new Error(`create obs-${i}: ${res.response.status} ${JSON.stringify(res.error)}`);
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
