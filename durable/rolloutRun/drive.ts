@@ -188,16 +188,24 @@ export class Tick {
       return this.openWave(m.currentWave + 1);
     }
     const w = this.s.waves[m.currentWave]!;
-    const failed = w.instances.filter((i) => i.status === "failed").length;
-    if (!w.stopping && budgetExceeded(m.plan.failureBudget, failed, w.instances.length)) {
-      w.stopping = true;
-      for (const i of w.instances) if (i.status === "pending") this.setInstance(w, i, { status: "skipped", reason: "the wave exceeded its failure budget" });
+    this.checkBudget(w);
+    if (!w.stopping) {
+      await this.startPending(w);
+      // A start can fail at once (a policy, a quota, an instance not running): judge those before the wave is.
+      this.checkBudget(w);
     }
-    if (!w.stopping) await this.startPending(w);
     if (w.instances.some((i) => UNSETTLED.includes(i.status))) return;
-    if (w.stopping) return this.stopWave(w, failed);
+    if (w.stopping) return this.stopWave(w, w.instances.filter((i) => i.status === "failed").length);
     this.setWave(w, "completed");
     await this.afterWave(w);
+  }
+
+  /** Over its budget, a wave starts nothing more: its pending instances are skipped. */
+  private checkBudget(w: WaveRun): void {
+    const failed = w.instances.filter((i) => i.status === "failed").length;
+    if (w.stopping || !budgetExceeded(this.s.meta.plan.failureBudget, failed, w.instances.length)) return;
+    w.stopping = true;
+    for (const i of w.instances) if (i.status === "pending") this.setInstance(w, i, { status: "skipped", reason: "the wave exceeded its failure budget" });
   }
 
   private async openWave(index: number): Promise<void> {

@@ -184,6 +184,14 @@ describe("labels and selectors", { timeout: 180_000 }, () => {
     expectErrorShape(short.body, "waves_incomplete");
     const badWave = await api("POST", "/api/rollouts", { token: admin.token, body: { selector: `env=${env1}`, flows: FLOWS_V2, waves: [0] } });
     expect(badWave.status).toBe(400);
+    // Refused at once (the instance never ran: its cluster has no bridge): the instance fails with the refusal's
+    // code inside the start, the budget (0) is exceeded, and the rollout ends failed without touching anything.
+    const idle = (await api("POST", "/api/clusters", { token: admin.token, body: { name: unique("idle") } })).body;
+    const env2 = unique("env");
+    expect((await api("POST", "/api/instances", { token: admin.token, body: { name: unique("idle"), clusterId: idle.id, labels: { env: env2 } } })).status).toBe(201);
+    const refused = await startRollout({ selector: `env=${env2}` });
+    expect(refused).toMatchObject({ status: "failed", failure: { code: "failure_budget_exceeded" } });
+    expect(refused.waves[0].instances[0]).toMatchObject({ status: "failed", code: "instance_not_running", deploymentId: null });
     const denied = await api("POST", "/api/rollouts", { token: viewer.token, body: { selector: `env=${env1}`, flows: FLOWS_V2 } });
     expect(denied.status).toBe(403);
     const list = await api("GET", "/api/rollouts", { token: viewer.token });
