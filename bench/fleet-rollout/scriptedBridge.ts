@@ -28,6 +28,7 @@ function resultOf(cmd: { type: string; instanceId?: string; args: Record<string,
     case "gate.set": return { inFlight: 0, heldHttp: 0, heldMqtt: 0 };
     case "route.switch": return { replayed: 0 };
     case "deployment.rollback": return { serving: `blue-${id}`, replayed: 0 };
+    case "health.report": return { instances: 0 };
     default: return {};
   }
 }
