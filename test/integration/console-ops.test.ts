@@ -105,7 +105,9 @@ describe("operations in a browser", () => {
     await expect(dialog.locator("#err-replicas").textContent({ timeout: WAIT })).resolves.toMatch(/100|too big|at most/i);
     await dialog.locator('input[name="replicas"]').fill("1");
     await dialog.getByRole("button", { name: "Scale" }).click();
-    await page.getByText("ops-agent: scale to 1 requested").waitFor({ timeout: WAIT });
+    await page.getByText("ops-agent: scale to 1 requested").waitFor({ timeout: WAIT }).catch(async (err) => {
+      throw new Error(`${String(err).split("\n")[0]}; page errors: ${JSON.stringify(failures)}; shown: ${await page.locator(".error, .field-error, .notice").allTextContents()}`);
+    });
 
     await row.getByTestId("restart-instance").click();
     await page.getByRole("dialog").getByRole("button", { name: "Restart" }).click();
@@ -125,11 +127,14 @@ describe("operations in a browser", () => {
     const compare = page.getByTestId("version-compare");
     await compare.waitFor({ timeout: WAIT });
     const versions = (await world.api.GET("/api/deployments/versions", { params: { query: { instanceId } } })).data!.items;
-    await compare.getByTestId("compare-from").selectOption(versions.find((v) => v.version === 2)!.id);
-    await compare.getByTestId("compare-to").selectOption(versions.find((v) => v.version === 1)!.id);
+    // The newest stored version (the seed's redeploy, with its debug node) against the first.
+    const newest = versions[0]!;
+    const oldest = versions.at(-1)!;
+    await compare.getByTestId("compare-from").selectOption(newest.id);
+    await compare.getByTestId("compare-to").selectOption(oldest.id);
     await compare.getByRole("button", { name: "Compare versions" }).click();
-    // Picked newest first, shown oldest first: v1 → v2 adds the seed's debug node.
-    await expect(page.getByTestId("version-diff-label").textContent({ timeout: WAIT })).resolves.toBe("v1 → v2");
+    // Picked newest first, shown oldest first: the redeploy added the seed's debug node.
+    await expect(page.getByTestId("version-diff-label").textContent({ timeout: WAIT })).resolves.toBe(`v${oldest.version} → v${newest.version}`);
     const diff = page.getByTestId("flow-diff").first();
     await expect(diff.textContent()).resolves.toContain("+1 added");
     await expect(diff.textContent()).resolves.toContain("seed-debug");
@@ -150,7 +155,9 @@ describe("operations in a browser", () => {
     await expect(form.locator("#err-rule-minutes").textContent({ timeout: WAIT })).resolves.toMatch(/1|small/i);
     await form.getByTestId("param-minutes").fill("7");
     await form.getByRole("button", { name: "Create rule" }).click();
-    await page.locator('tr[data-rule="not-ready"]').waitFor({ timeout: WAIT });
+    await page.locator('tr[data-rule="not-ready"]').waitFor({ timeout: WAIT }).catch(async (err) => {
+      throw new Error(`${String(err).split("\n")[0]}; page errors: ${JSON.stringify(failures)}; shown: ${await page.locator(".error, .field-error, .notice").allTextContents()}`);
+    });
     const rules = (await world.api.GET("/api/alerts/rules")).data!.items;
     expect(rules.find((r) => r.name === "not-ready")).toMatchObject({ kind: "instance_not_ready", params: { minutes: 7 }, team: "default" });
     expect(failures).toEqual([]);

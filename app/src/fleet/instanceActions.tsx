@@ -57,10 +57,14 @@ export function useInstanceActions(done: (i: Target, message: string, ok: boolea
     <>
       <ConfirmView />
       <Show when={scaling()}>
-        {(i) => <ScaleDialog target={i()} onClose={() => setScaling(null)} onScaled={(replicas) => {
-          setScaling(null);
-          done(i(), `${i().name}: scale to ${replicas} requested`, true, "scale");
-        }} />}
+        {(i) => {
+          // Read once: after setScaling(null) the <Show>'s accessor is stale and throws.
+          const target = i();
+          return <ScaleDialog target={target} onClose={() => setScaling(null)} onScaled={(replicas) => {
+            setScaling(null);
+            done(target, `${target.name}: scale to ${replicas} requested`, true, "scale");
+          }} />;
+        }}
       </Show>
     </>
   );

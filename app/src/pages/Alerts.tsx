@@ -107,8 +107,11 @@ function Rules(props: { notify: (m: string) => void }) {
     <section class="panel" aria-labelledby="rules-title" data-testid="alert-rules">
       <div class="panel-head"><h2 id="rules-title">Rules</h2><span class="spacer" />
         <Show when={can("alerts", "create")}><button type="button" class="primary" onClick={() => setEditing("new")} data-testid="new-rule">New rule</button></Show></div>
-      <Show when={editing()}>{(e) => <RuleForm rule={e() === "new" ? null : (e() as Rule)} onClose={() => setEditing(null)}
-        onSaved={(name) => { setEditing(null); props.notify(`${name}: rule saved`); void list.reload(); }} />}</Show>
+      <Show when={editing()}>{(e) => {
+        // Read once: the form outlives the <Show>'s accessor by a moment when it closes itself.
+        const rule = e() === "new" ? null : (e() as Rule);
+        return <RuleForm rule={rule} onClose={() => setEditing(null)} onSaved={(name) => { setEditing(null); props.notify(`${name}: rule saved`); void list.reload(); }} />;
+      }}</Show>
       <Show when={list.items().length > 0}>
         <table class="grid">
           <thead><tr><th>Name</th><th>Team</th><th>Kind</th><th>Thresholds</th><th>Severity</th><th>Enabled</th><th class="actions-col"><span class="sr-only">Actions</span></th></tr></thead>
