@@ -3,7 +3,9 @@
  * closed; durable/clusterLink.ts) onto the clusters list, so connection state
  * and bridge version move without a re-read.
  */
-import type { Cluster } from "./useClusters.ts";
+import type { components } from "../../../protocol/api/client.ts";
+
+type Cluster = components["schemas"]["ClusterState"];
 
 export interface ClusterLinkEvent {
   event: "cluster:link";

@@ -3,10 +3,11 @@ import { describe, expect, it } from "vitest";
 import { ALERT_KINDS, applyAlertEvent, isAlertEvent, paramsFromForm, ruleFields } from "../../../app/src/alerts/ruleKinds.ts";
 import { attentionInWords, operatorActions, type Deployment } from "../../../app/src/deployments/timeline.ts";
 import { applyClusterLink, bridgeCommand, isClusterLink } from "../../../app/src/fleet/clusterEvents.ts";
-import type { Cluster } from "../../../app/src/fleet/useClusters.ts";
+import type { components } from "../../../protocol/api/client.ts";
 import { VersionFlows } from "../../../app/src/instances/versionFlows.ts";
 import { paramShapes } from "../../../core/alerts/kinds.ts";
 
+type Cluster = components["schemas"]["ClusterState"];
 const at = "2026-12-02T08:00:00.000Z";
 const cluster = (over: Partial<Cluster> = {}): Cluster => ({
   id: "c1", name: "edge", driver: "process", labels: {}, status: "registered", lastSeenAt: null, createdAt: at, updatedAt: at,
