@@ -60,8 +60,12 @@ describe("login throttling reserves each attempt before the password is checked"
   it("40 parallel wrong attempts for one user: at most 5 passwords are checked, the rest are 429", async () => {
     const u = await createUser("viewer");
     const statuses = await Promise.all(Array.from({ length: 40 }, () => login(u.username, "wrong-password")).map((p) => p.then((r) => r.status)));
-    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(5);
-    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(35);
+    // The promise is "at most 5 passwords checked": every other attempt is refused before the check.
+    // 429 is the throttle's answer; on an overloaded machine the database can refuse first (503), which
+    // checks no password either (a CI run at load 25 saw that), so both count as refused.
+    expect(statuses.filter((s) => s === 401).length, `statuses ${statuses.join(",")}`).toBeLessThanOrEqual(5);
+    expect(statuses.filter((s) => s === 429 || s === 503).length, `statuses ${statuses.join(",")}`).toBeGreaterThanOrEqual(35);
+    expect(statuses.filter((s) => s === 200), `statuses ${statuses.join(",")}`).toEqual([]);
     const checked = await withDb((db) => db.select().from(auditLogs).where(eq(auditLogs.action, "AUTH_FAILED")));
     expect(checked.filter((r) => (r.details as { username?: string } | null)?.username === u.username).length).toBeLessThanOrEqual(5);
   });

@@ -39,7 +39,8 @@ const value = (p: Parsed, name: string, labels: Record<string, string>) =>
   p.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
 
 describe("GET /metrics", () => {
-  it("needs a credential with metrics:read, or the configured scrape token", async () => {
+  // Several logins, keys and scrapes: on a machine at load 25 this took over the pool's 30 s default.
+  it("needs a credential with metrics:read, or the configured scrape token", { timeout: 120_000 }, async () => {
     const none = await api("GET", "/metrics");
     expect(none.status).toBe(401);
     expectErrorShape(none.body, "unauthenticated");
