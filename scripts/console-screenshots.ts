@@ -47,6 +47,10 @@ async function main(): Promise<void> {
       { name: "governance-audit", path: "/governance/audit", ready: async (p) => { await p.getByTestId("audit-table").waitFor({ timeout: WAIT }); await p.getByTestId("audit-verify").click(); await p.getByTestId("audit-verification").waitFor({ timeout: WAIT }); } },
       { name: "governance-reports", path: "/governance/reports", ready: (p) => p.getByTestId("reports-table").waitFor({ timeout: WAIT }) },
       { name: "governance-schedules", path: "/governance/schedules", ready: (p) => p.getByTestId("schedules-form").waitFor({ timeout: WAIT }) },
+      { name: "alerts", path: "/alerts", ready: (p) => p.getByTestId("alert-rules").waitFor({ timeout: WAIT }), before: async () => {
+        await world.api.POST("/api/alerts/rules", { body: { team: "default", name: "instances-down", kind: "instance_down", severity: "critical" } });
+        await world.api.POST("/api/alerts/rules", { body: { team: "default", name: "not-ready-5m", kind: "instance_not_ready", params: { minutes: 5 } } });
+      } },
       { name: "settings", path: "/settings", ready: (p) => p.getByTestId("control-plane-health").waitFor({ timeout: WAIT }) },
     ];
 
