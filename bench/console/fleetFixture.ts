@@ -26,7 +26,7 @@ export function fleet(n: number): InstanceSummary[] {
     desiredState: i % 8 === 4 ? "stopped" : "running",
     resources: { cpu: "250m", memory: "256Mi" }, replicas: 1,
     endpoints: { admin: `http://10.0.${i >> 8}.${i & 255}:1880`, front: `http://10.0.${i >> 8}.${i & 255}:1881` },
-    stack: "5.0", nodeRedVersion: "5.0.7",
+    labels: { env: i % 3 === 0 ? "prod" : "staging" }, stack: "5.0", nodeRedVersion: "5.0.7",
     createdAt: new Date(now - i * 60_000).toISOString(), updatedAt: new Date(now - i * 1000).toISOString(),
   }));
 }

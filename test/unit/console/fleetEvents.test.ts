@@ -6,7 +6,7 @@ const t = (s: number) => new Date(Date.UTC(2026, 11, 2, 8, 0, s)).toISOString();
 describe("fleet status events onto the table", () => {
   const row = (id: string, over: Partial<InstanceSummary> = {}): InstanceSummary => ({
     id, name: id, clusterId: "c1", team: "default", status: "starting", statusReason: null, desiredState: "running",
-    resources: {}, replicas: 1, endpoints: {}, stack: "5.0", nodeRedVersion: null, createdAt: t(0), updatedAt: t(1), ...over,
+    resources: {}, replicas: 1, endpoints: {}, labels: {}, stack: "5.0", nodeRedVersion: null, createdAt: t(0), updatedAt: t(1), ...over,
   });
   const ev = (instanceId: string, status: string, at: number, extra: object = {}) =>
     ({ event: "instance:status" as const, data: { instanceId, clusterId: "c1", status, timestamp: t(at), ...extra } });
