@@ -8,13 +8,14 @@
  * starts. Refusals are ApiErrors with the codes the API documents.
  */
 import { and, eq, inArray, max, sql } from "drizzle-orm";
-import { appendAudit } from "../../db/auditChain.ts";
+import { appendAudit, canonicalJson } from "../../db/auditChain.ts";
 import type { Db } from "../../db/client.ts";
 import { deployments, flowVersions, instances } from "../../db/schema.ts";
 import { ACTIVE_STATUSES, STRATEGIES, type CreateDeployment, type DeploymentInit, type DeploymentView } from "../../protocol/deployments.ts";
 import type { Principal } from "../app-env.ts";
 import type { Env } from "../env.ts";
 import { ApiError, notFound } from "../errors.ts";
+import { sha256Hex } from "../../protocol/encoding.ts";
 import { assertStackSupported } from "../fleet/stacks.ts";
 import { assertDeploymentAllowed } from "../governance/deploymentGate.ts";
 import type { KvStore } from "../platform/kv.ts";
@@ -37,10 +38,12 @@ export interface DeploymentOrigin {
   rolloutId?: string;
 }
 
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
+/**
+ * A flow version's digest: over canonical JSON (sorted keys), as instance creation computes it.
+ * The instance's flows come back from jsonb with their keys reordered, so a digest over
+ * JSON.stringify stored the running flows again as a new version on the first deployment.
+ */
+const flowsDigest = (flows: unknown) => sha256Hex(canonicalJson(flows));
 
 export async function startDeployment(
   env: Env, services: { db: Db; kv: KvStore }, actor: DeploymentActor, body: CreateDeployment, origin: DeploymentOrigin = {},
@@ -79,7 +82,7 @@ export async function startDeployment(
     const [current] = latest === null ? [] : await tx.select().from(flowVersions)
       .where(and(eq(flowVersions.instanceId, inst.id), eq(flowVersions.version, latest))).limit(1);
     let from = current;
-    const runningDigest = await sha256Hex(JSON.stringify(inst.flows));
+    const runningDigest = await flowsDigest(inst.flows);
     if (!from || from.digest !== runningDigest) {
       [from] = await tx.insert(flowVersions).values({ instanceId: inst.id, version: next++, flows: inst.flows, digest: runningDigest, createdBy: actor.userId }).returning();
     }
@@ -91,7 +94,7 @@ export async function startDeployment(
       if (!to) throw notFound("flow version", body.versionId);
     } else {
       [to] = await tx.insert(flowVersions).values({
-        instanceId: inst.id, version: next, flows: body.flows!, digest: await sha256Hex(JSON.stringify(body.flows)), createdBy: actor.userId,
+        instanceId: inst.id, version: next, flows: body.flows!, digest: await flowsDigest(body.flows), createdBy: actor.userId,
       }).returning();
     }
     const [row] = await tx.insert(deployments).values({

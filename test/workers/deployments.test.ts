@@ -32,9 +32,9 @@ interface Bridge {
   ws: WebSocket;
 }
 
-async function scriptedBridge(opts: { stack?: string; stacks?: { id: string; nodeRed: string }[] } = {}): Promise<Bridge> {
+async function scriptedBridge(opts: { stack?: string; stacks?: { id: string; nodeRed: string }[]; flows?: unknown[] } = {}): Promise<Bridge> {
   const cluster = (await api("POST", "/api/clusters", { token: admin.token, body: { name: unique("dep") } })).body;
-  const inst = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("dep"), clusterId: cluster.id, ...(opts.stack ? { stack: opts.stack } : {}) } })).body;
+  const inst = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("dep"), clusterId: cluster.id, ...(opts.stack ? { stack: opts.stack } : {}), ...(opts.flows ? { flows: opts.flows } : {}) } })).body;
   const report = async (body: unknown) => {
     const text = JSON.stringify(body);
     const headers = await webhookHeaders(cluster.webhookSecret, text);
@@ -148,6 +148,17 @@ describe("POST /api/deployments", () => {
     expectErrorShape(notRunning.body, "instance_not_running");
     const denied = await api("POST", "/api/deployments", { token: viewer.token, body: { instanceId: bridge.instanceId, flows: FLOWS_V2 } });
     expect(denied.status).toBe(403);
+  });
+
+  it("an instance's first deployment keeps its created flows as version 1 (no duplicate of what runs)", async () => {
+    // Keys deliberately unsorted: jsonb hands them back in another order than the request had.
+    const created = [{ type: "tab", label: "one", id: "t1" }, { wires: [], z: "t1", type: "inject", id: "n1", name: "tick" }];
+    const bridge = await scriptedBridge({ flows: created });
+    const started = await deploy(bridge);
+    const versions = (await api("GET", `/api/deployments/versions?instanceId=${bridge.instanceId}`, { token: admin.token })).body.items;
+    expect(versions.map((v: any) => v.version)).toEqual([2, 1]);
+    expect(started.fromVersionId).toBe(versions[1].id);
+    bridge.ws.close();
   });
 
   it("holdDuring \"deploy\" (opt-in) runs DRAIN → DEPLOY → VERIFY → RESUME → AUDIT → CLEANUP and records versions, metrics and audit", async () => {
