@@ -53,7 +53,9 @@ describe("bridge/ship/Dockerfile", () => {
     for (const src of copied) expect(await exists(src), `COPY ${src}`).toBe(true);
     // The image holds what `npm pack` would (package.json "files"), code-wise.
     const pkg = JSON.parse(await fs.readFile(path.join(ROOT, "package.json"), "utf8")) as { files: string[] };
-    const shipped = pkg.files.filter((f) => !f.startsWith("!") && !f.startsWith("docs/"));
+    // The package also ships the `redforge` CLI (bin/, cli/): a CI tool, not part of the bridge's image.
+    const CLI_ONLY = new Set(["bin/", "cli/"]);
+    const shipped = pkg.files.filter((f) => !f.startsWith("!") && !f.startsWith("docs/") && !CLI_ONLY.has(f));
     expect(copied.filter((c) => c.endsWith("/")).sort()).toEqual([...shipped].sort());
     expect(copied).toEqual(expect.arrayContaining(["package.json", "package-lock.json"]));
 
