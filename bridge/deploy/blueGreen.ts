@@ -25,6 +25,22 @@ const since = (now: number, then: number) => (now >= then ? now - then : now);
  */
 const finished = (s: GateStatus) => s.inFlight === 0 && (s.mode !== "retire" || !s.openHttp);
 
+/** Both holds' figures summed; a count known for only one of them is not known for the whole. */
+export function withEarlierRelease(now: CommandResult<"route.switch">, earlier: CommandResult<"route.switch">): CommandResult<"route.switch"> {
+  const both = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? undefined : a + b);
+  return {
+    ...now,
+    replayed: now.replayed + earlier.replayed,
+    bufferedDuringSwitch: now.bufferedDuringSwitch + earlier.bufferedDuringSwitch,
+    httpReleased: now.httpReleased + earlier.httpReleased,
+    heldHttpReleasedOnBlue: now.heldHttpReleasedOnBlue + earlier.heldHttpReleasedOnBlue,
+    heldMqtt: both(now.heldMqtt, earlier.heldMqtt),
+    httpHeld: both(now.httpHeld, earlier.httpHeld),
+    httpRefused: both(now.httpRefused, earlier.httpRefused),
+    httpUnanswered: both(now.httpUnanswered, earlier.httpUnanswered),
+  };
+}
+
 /** How long a hold may stay open without a command from the control plane before the bridge releases it (120 s). */
 export const DEFAULT_MAX_HOLD_MS = 120_000;
 
@@ -56,6 +72,8 @@ export class BlueGreen {
    */
   private readonly holds = new Map<string, { runtime: string; since: number; timer?: NodeJS.Timeout; releasing?: boolean }>();
   private readonly maxHoldMs: number;
+  /** What a hold this bridge released on its own took in and gave back, until the deployment's next switch reports it. */
+  private readonly releasedByBridge = new Map<string, CommandResult<"route.switch">>();
 
   constructor(private readonly driver: Driver & BlueGreenDriver, private readonly admin: RuntimeAdmin, private readonly mqttConfigured: boolean, private readonly opts: BlueGreenOptions = {}) {
     this.maxHoldMs = opts.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
@@ -94,6 +112,7 @@ export class BlueGreen {
       const reason = `deployment hold released by the bridge after ${heldFor} s (${Math.round(this.maxHoldMs / 1000)} s without a command from the control plane): `
         + `${r.replayed} held + ${r.bufferedDuringSwitch} buffered MQTT message(s) replayed and ${r.httpReleased} HTTP request(s) released to ${hold.runtime}, which serves again`;
       this.opts.log?.(reason);
+      this.releasedByBridge.set(instanceId, r);
       this.opts.onHoldReleased?.(instanceId, reason);
     } catch (err) {
       // Still held: try again after another bound (a runtime or the broker that is down now may be back).
@@ -266,10 +285,16 @@ export class BlueGreen {
     const blueReleased = fromBase
       ? (await Promise.all([mqtt?.publishMode(from, fromMode), this.admin.gate(fromBase, fromMode)]))[1].counters.released
       : 0;
-    return {
+    const result = {
       from, to, replayed: moved.replayed, bufferedDuringSwitch: moved.buffered, httpReleased, heldHttpReleasedOnBlue: blueReleased, switchedAt,
       ...this.heldDuring(instanceId, from, fromAtMarker, counters),
     };
+    // A hold this bridge released on its own (the control plane was away) belongs to this deployment's
+    // count: without it, the drain's held messages looked lost (replayed 0 at the real switch).
+    const earlier = this.holds.get(instanceId)?.releasing ? undefined : this.releasedByBridge.get(instanceId);
+    if (!earlier) return result;
+    this.releasedByBridge.delete(instanceId);
+    return withEarlierRelease(result, earlier);
   }
 
   /**

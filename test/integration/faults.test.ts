@@ -61,6 +61,22 @@ function expectNothingNoticed(run: FaultRun, promise: "exact" | "refusals" | "ho
   expect.soft(run.frontAfter, `the instance answers after the run: ${why}`).toMatch(/^200 /);
 }
 
+/** The longest time the bridge's link stayed down (from "connection closed" to the next "connected"), from its log. */
+function longestLinkGapMs(log: string): number {
+  let downSince: number | undefined;
+  let longest = 0;
+  for (const line of log.split("\n")) {
+    const at = Date.parse(line.slice(0, 24));
+    if (Number.isNaN(at)) continue;
+    if (/ link: connection closed/.test(line)) downSince ??= at;
+    else if (/ link: connected to /.test(line) && downSince !== undefined) {
+      longest = Math.max(longest, at - downSince);
+      downSince = undefined;
+    }
+  }
+  return longest;
+}
+
 function faultSuite(key: FaultKey): void {
   describe(FAULTS[key].title, () => {
     let cluster: FaultCluster;
@@ -79,7 +95,12 @@ function faultSuite(key: FaultKey): void {
       expectNothingNoticed(run, key === "g" ? "hostRestart" : key === "i" || key === "j" ? "refusals" : "exact");
       if (key === "j") {
         // The hold outlived the bound with no command: the bridge released it to blue on its own, and said so.
-        expect.soft(cluster.bridge.log(), "the bridge released the hold itself").toMatch(/without a command from the control plane: releasing it to/);
+        // Precondition: the control plane really stayed away past the bound. Once, the killed Worker was
+        // serving again after 8 s (before the 10 s bound), so the bridge had nothing to release.
+        const away = longestLinkGapMs(cluster.bridge.log());
+        if (away > (SHORT_HOLD_SECONDS + 2) * 1000) {
+          expect.soft(cluster.bridge.log(), "the bridge released the hold itself").toMatch(/without a command from the control plane: releasing it to/);
+        } else console.log(`(j): the control plane was back after ${away} ms, within the ${SHORT_HOLD_SECONDS} s bound: the bridge's own release was not exercised this run`);
       }
     }, 600_000);
   });
