@@ -28,6 +28,11 @@ type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 /** JSON with object keys sorted at every level: jsonb reorders keys, the hash must not care. */
 export function canonicalJson(value: unknown): string {
+  // As JSON.stringify (and so jsonb) does: a Date, or anything with toJSON, is hashed as what is stored.
+  // Without this a Date in details hashed as "{}" and stored as its ISO string: the row broke the chain.
+  if (value !== null && typeof value === "object" && typeof (value as { toJSON?: unknown }).toJSON === "function") {
+    return canonicalJson((value as { toJSON(): unknown }).toJSON());
+  }
   if (value === null || typeof value !== "object") return JSON.stringify(value ?? null);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   const entries = Object.entries(value as Record<string, unknown>)

@@ -229,4 +229,14 @@ describe("queries", () => {
       expect(item).toMatchObject({ prompt: "patient 123 has...", response: "diagnosis...", redacted: false });
     }
   });
+
+  it("a prompt read filtered by time is audited, and the audit chain still verifies", async () => {
+    // The read's audit row carries its filters; a Date among them once hashed as {} and broke the chain.
+    const { cluster, instanceId } = await setup();
+    expect((await send(cluster, [record(instanceId, { prompt: "p", response: "r" })])).status).toBe(202);
+    const read = await api("GET", `/api/ai/decisions?instanceId=${instanceId}&from=2000-01-01T00:00:00Z`, { token: admin.token });
+    expect(read.body.items[0]).toMatchObject({ prompt: "p", redacted: false });
+    const verify = await api("GET", "/api/audit/verify", { token: admin.token });
+    expect(verify.body, JSON.stringify(verify.body)).toMatchObject({ ok: true });
+  });
 });
