@@ -161,7 +161,7 @@ describe("responses match the document", () => {
   it("covered a broad set of operations, with a check that does refuse a wrong answer", () => {
     expect(checked.size).toBeGreaterThan(60);
     const cluster = z.fromJSONSchema({ ...local(documentedSchema("/api/clusters/{id}", "get", 200, "cluster")), $defs: local(doc.components.schemas) });
-    const body = { id: crypto.randomUUID(), name: "a", driver: "process", labels: {}, status: "registered", lastSeenAt: null, createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), instanceCount: 0 };
+    const body = { id: crypto.randomUUID(), name: "a", driver: "process", labels: {}, status: "registered", lastSeenAt: null, createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), instanceCount: 0, connected: false, bridgeVersion: null, connectedAt: null };
     expect(cluster.safeParse(body).success).toBe(true);
     expect(cluster.safeParse({ ...body, undocumented: 1 }).success).toBe(false);
     expect(cluster.safeParse({ ...body, instanceCount: "0" }).success).toBe(false);
