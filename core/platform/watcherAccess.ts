@@ -61,6 +61,15 @@ export function watcherOf(request: Request, now = Date.now()): Watcher | null {
 }
 
 /** Closes every socket whose watcher's access changed since it opened; returns the ones still allowed. */
+/** A Durable Object's watcher socket (Hibernation API, tag "watcher"), told where things stand first. */
+export function acceptWatcher(ctx: DurableObjectState, request: Request, first: unknown): Response {
+  const pair = new WebSocketPair();
+  ctx.acceptWebSocket(pair[1], ["watcher"]);
+  pair[1].serializeAttachment(watcherOf(request));
+  pair[1].send(JSON.stringify(first));
+  return new Response(null, { status: 101, webSocket: pair[0] });
+}
+
 export async function closeRevoked(kv: KvStore, sockets: WebSocket[]): Promise<WebSocket[]> {
   const marks = new Map<string, Promise<number>>();
   const markOf = (key: string) => {

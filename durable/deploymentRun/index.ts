@@ -6,7 +6,7 @@ import { flowVersions, instances } from "../../db/schema.ts";
 import type { Env } from "../../core/env.ts";
 import { openKv } from "../../core/platform/kv.ts";
 import { phaseObserved, recordMetrics } from "../../core/metrics/record.ts";
-import { closeRevoked, watcherOf } from "../../core/platform/watcherAccess.ts";
+import { acceptWatcher, closeRevoked } from "../../core/platform/watcherAccess.ts";
 import type { DeploymentInit, DeploymentRunApi, OperateAnswer, OperatorAction } from "../../core/objects.ts";
 import type { DeploymentEvent, DeploymentView } from "../../protocol/deployments.ts";
 import { view, writeRow } from "./projection.ts";
@@ -88,12 +88,8 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
     const s = await this.load();
     if (!s) return new Response("no such deployment", { status: 404 });
-    const pair = new WebSocketPair();
-    this.ctx.acceptWebSocket(pair[1], ["watcher"]);
-    pair[1].serializeAttachment(watcherOf(request));
     // A late subscriber first learns where things stand.
-    pair[1].send(JSON.stringify({ event: "deployment:state", data: view(s) } satisfies DeploymentEvent));
-    return new Response(null, { status: 101, webSocket: pair[0] });
+    return acceptWatcher(this.ctx, request, { event: "deployment:state", data: view(s) } satisfies DeploymentEvent);
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

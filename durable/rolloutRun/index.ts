@@ -8,7 +8,7 @@ import { ApiError } from "../../core/errors.ts";
 import { startDeployment } from "../../core/deployments/start.ts";
 import { parseSelector, toSql } from "../../core/fleet/labelSelector.ts";
 import { openKv } from "../../core/platform/kv.ts";
-import { closeRevoked, watcherOf } from "../../core/platform/watcherAccess.ts";
+import { acceptWatcher, closeRevoked } from "../../core/platform/watcherAccess.ts";
 import type { RolloutRunApi } from "../../core/objects.ts";
 import type { RolloutAction, RolloutAnswer, RolloutInit } from "../../core/rollouts/types.ts";
 import type { Rollout, RolloutEvent } from "../../protocol/api/rollouts.ts";
@@ -196,12 +196,8 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
     const s = await this.load();
     if (!s) return new Response("no such rollout", { status: 404 });
-    const pair = new WebSocketPair();
-    this.ctx.acceptWebSocket(pair[1], ["watcher"]);
-    pair[1].serializeAttachment(watcherOf(request));
     // A late subscriber first learns where things stand.
-    pair[1].send(JSON.stringify({ event: "rollout:state", data: view(s) } satisfies RolloutEvent));
-    return new Response(null, { status: 101, webSocket: pair[0] });
+    return acceptWatcher(this.ctx, request, { event: "rollout:state", data: view(s) } satisfies RolloutEvent);
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

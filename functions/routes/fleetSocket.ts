@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError } from "../../core/errors.ts";
@@ -78,24 +78,22 @@ export const fleetSocketRoutes = new Hono<AppEnv>()
     responses: { 101: null },
     errors: [400, 404, 426],
     parameters: tokenQuery,
-  }), authenticate, requirePermission("deployments", "read"), async (c) => {
-    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
-    const id = c.req.param("id");
-    if (!z.uuid().safeParse(id).success) throw new ApiError(400, "validation_failed", "deployment id must be a UUID");
-    const res = await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(id)).fetch(asWatcherRequest(c.req.raw, c.var.principal!));
-    if (res.status === 404) throw new ApiError(404, "not_found", `deployment ${id} not found`);
-    return res;
-  })
+  }), authenticate, requirePermission("deployments", "read"), (c) => watchObject(c, "deployment", c.env.DEPLOYMENT_RUN))
   .get("/rollouts/:id", doc({
     summary: "Stream of one rollout's `rollout:wave` / `rollout:instance` events (WebSocket), `rollout:state` first and on every status change",
     responses: { 101: null },
     errors: [400, 404, 426],
     parameters: tokenQuery,
-  }), authenticate, requirePermission("deployments", "read"), async (c) => {
-    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
-    const id = c.req.param("id");
-    if (!z.uuid().safeParse(id).success) throw new ApiError(400, "validation_failed", "rollout id must be a UUID");
-    const res = await c.env.ROLLOUTS.get(c.env.ROLLOUTS.idFromName(id)).fetch(asWatcherRequest(c.req.raw, c.var.principal!));
-    if (res.status === 404) throw new ApiError(404, "not_found", `rollout ${id} not found`);
-    return res;
-  });
+  }), authenticate, requirePermission("deployments", "read"), (c) => watchObject(c, "rollout", c.env.ROLLOUTS));
+
+/** One object's watcher stream (a deployment's or a rollout's): the upgrade, the id, the object's 404 as the API's. */
+async function watchObject(
+  c: Context<AppEnv>, kind: "deployment" | "rollout", ns: { idFromName(name: string): DurableObjectId; get(id: DurableObjectId): { fetch(r: Request): Promise<Response> } },
+): Promise<Response> {
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
+  const id = c.req.param("id") ?? "";
+  if (!z.uuid().safeParse(id).success) throw new ApiError(400, "validation_failed", `${kind} id must be a UUID`);
+  const res = await ns.get(ns.idFromName(id)).fetch(asWatcherRequest(c.req.raw, c.var.principal!));
+  if (res.status === 404) throw new ApiError(404, "not_found", `${kind} ${id} not found`);
+  return res;
+}
