@@ -8,7 +8,7 @@
  * late subscriber catches up from where it asked, without the others waiting.
  * Polling runs on the object's alarm only while sockets are open.
  */
-import { asc, gt, max } from "drizzle-orm";
+import { asc, desc, gt, max } from "drizzle-orm";
 import { openDb, type Db } from "../db/client.ts";
 import { auditLogs } from "../db/schema.ts";
 import type { Env } from "../core/env.ts";
@@ -37,14 +37,16 @@ export class AuditStream {
     const afterText = new URL(request.url).searchParams.get("after");
     const after = afterText === null ? null : Number(afterText);
     const head = await this.withDb(async (db) => (await db.select({ id: max(auditLogs.id) }).from(auditLogs))[0]?.id ?? 0);
-    let cursor = after === null || after > head ? head : after;
+    const asked = after === null || after > head ? head : after;
+    // Ids have holes (rolled-back appends, retention's purged prefix), so "1,000 back" is counted in rows, not ids.
+    const resumeAfter = head - asked > MAX_BACKLOG ? await this.withDb((db) => backlogStart(db, asked)) : null;
+    const cursor = resumeAfter ?? asked;
+    // Everything awaited is done: accept, greet and attach the cursor in one turn, so a poll never sees the socket half set up.
     const pair = new WebSocketPair();
     this.ctx.acceptWebSocket(pair[1], [AUDIT_TAG]);
-    pair[1].send(JSON.stringify({ event: "audit:hello", data: { cursor: after === null ? head : cursor, head, timestamp: new Date().toISOString() } }));
-    if (head - cursor > MAX_BACKLOG) {
-      const resumeAfter = head - MAX_BACKLOG;
-      pair[1].send(JSON.stringify({ event: "audit:gap", data: { after: cursor, resumeAfter, message: `more than ${MAX_BACKLOG} entries behind; page the rest with GET /api/audit` } }));
-      cursor = resumeAfter;
+    pair[1].send(JSON.stringify({ event: "audit:hello", data: { cursor: after === null ? head : asked, head, timestamp: new Date().toISOString() } }));
+    if (resumeAfter !== null) {
+      pair[1].send(JSON.stringify({ event: "audit:gap", data: { after: asked, resumeAfter, message: `more than ${MAX_BACKLOG} entries behind; page the rest with GET /api/audit` } }));
     }
     const watcher: AuditWatcher = { ...(watcherOf(request) ?? { userId: "", openedAt: Date.now() }), cursor };
     pair[1].serializeAttachment(watcher);
@@ -96,4 +98,10 @@ export class AuditStream {
       await handle.close();
     }
   }
+}
+
+/** The id after which exactly MAX_BACKLOG rows follow, or null when no more than that follow `cursor`. */
+async function backlogStart(db: Db, cursor: number): Promise<number | null> {
+  const [row] = await db.select({ id: auditLogs.id }).from(auditLogs).where(gt(auditLogs.id, cursor)).orderBy(desc(auditLogs.id)).offset(MAX_BACKLOG).limit(1);
+  return row?.id ?? null;
 }
