@@ -37,6 +37,9 @@ export const AGENT_ERROR_CODES = [
   "target_rejected", // error-handling: the primitive it calls answered 4xx without a msg_output
   "target_bad_answer", // error-handling: the primitive it calls answered 2xx with something else than JSON
   "internal_error", // a node of the flow threw
+  "store_unavailable", // storage/memory: the vector store, Postgres or Redis could not be reached (refused, timed out, down)
+  "store_rejected", // storage/memory: the store answered an error (permission, bad credentials, Milvus code != 0)
+  "converter_unavailable", // file converter: the Tika server could not be reached or answered 5xx
 ] as const;
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[number];
 
