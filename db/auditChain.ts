@@ -4,8 +4,11 @@
  * it (GET /api/audit/verify walks it). Appends happen under a transaction-
  * scoped advisory lock inside the caller's transaction, so the row commits
  * with the change it describes and concurrent writers cannot fork the chain.
+ * The lock and the whole batch of a transaction's rows go to Postgres in one
+ * round trip (appendStatement), so the lock is held for that one trip and the
+ * COMMIT, however many rows the batch has.
  */
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { auditLogs } from "./schema.ts";
 import type { Db } from "./client.ts";
 
@@ -125,8 +128,8 @@ export async function auditRowHash(prevHash: string, timestamp: Date, e: AuditEn
 /** Appends entries to the chain inside `tx`; call it last in the transaction to hold the lock briefly. */
 export async function appendAudit(tx: Tx, entries: AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  await lockChain(tx);
-  await appendLocked(tx, entries);
+  // The lock travels in the same message as the rows (appendStatement).
+  await appendLocked(tx, entries, true);
 }
 
 /**
@@ -150,19 +153,72 @@ async function lockChain(tx: Tx): Promise<void> {
   await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`);
 }
 
-async function appendLocked(tx: Tx, entries: AuditEntry[]): Promise<void> {
-  const [last] = await tx.select({ hash: auditLogs.hash }).from(auditLogs).orderBy(desc(auditLogs.id)).limit(1);
-  let prevHash = last?.hash ?? GENESIS_HASH;
-  for (const e of entries) {
-    // Millisecond precision: what JS can hash is exactly what Postgres gives back.
-    const timestamp = new Date();
-    const hash = await auditRowHash(prevHash, timestamp, e);
-    await tx.insert(auditLogs).values({
-      timestamp,
-      ...columns(e),
-      prevHash,
-      hash,
-    });
-    prevHash = hash;
+/**
+ * The canonical text of an entry split around its prevHash value: the hash of
+ * the row is SHA-256(prefix + prevHash + suffix), exactly auditRowHash's.
+ * Canonical keys are sorted, so "prevHash" is the fourth top-level key; the
+ * last `"prevHash":"` in the text is that key (a nested one sits inside
+ * `details`, earlier; later values are scalars, where quotes are escaped).
+ */
+export function hashedTextAround(timestamp: Date, e: AuditEntry): { prefix: string; suffix: string } {
+  const text = canonicalJson({ prevHash: GENESIS_HASH, timestamp: timestamp.toISOString(), ...columns(e) });
+  const key = `"prevHash":"`;
+  const at = text.lastIndexOf(key + GENESIS_HASH + '"') + key.length;
+  return { prefix: text.slice(0, at), suffix: text.slice(at + GENESIS_HASH.length) };
+}
+
+/** A dollar-quoted literal tag that occurs in none of `texts` (dollar quotes take no escapes). */
+function quoteTag(texts: string[]): string {
+  for (;;) {
+    const tag = `$rf${crypto.getRandomValues(new Uint32Array(1))[0]!.toString(36)}$`;
+    if (!texts.some((t) => t.includes(tag))) return tag;
   }
+}
+
+/**
+ * The batched append: the lock and every row of the batch in ONE round trip.
+ * Writers serialise on the chain only while they hold its lock, and the lock
+ * is held until commit, so what counts is how many round trips a holder makes
+ * after the grant. Before, that was lock, read the head, one INSERT per row,
+ * COMMIT (3 + rows after the grant); now it is this one message (the server
+ * runs the INSERT the moment the lock is granted, with no trip back to the
+ * Worker) and COMMIT. Postgres chains the batch itself: the head is read and
+ * each hash computed (sha256 over the canonical text, split around prevHash
+ * by hashedTextAround) in one INSERT ... SELECT over a recursive CTE, in the
+ * batch's order, so ids ascend along the chain as before. Rows, hashes and
+ * the verify walk are unchanged: GET /api/audit/verify and offline export
+ * checks see the same chain.
+ *
+ * It is a simple-protocol, multi-statement query (no bind parameters: the
+ * extended protocol takes one statement), so every value is a dollar-quoted
+ * literal. Under READ COMMITTED each statement takes a fresh snapshot, so the
+ * INSERT sees the head the previous holder committed before the grant.
+ */
+export function appendStatement(entries: AuditEntry[], lock = true): string {
+  const rows = entries.map((e) => {
+    const timestamp = new Date(); // millisecond precision: what JS hashes is what Postgres gives back
+    const c = columns(e);
+    return { timestamp, c, ...hashedTextAround(timestamp, e) };
+  });
+  const texts = rows.flatMap((r) => [r.prefix, r.suffix, r.c.action, r.c.userId ?? "", r.c.resourceType ?? "", r.c.resourceId ?? "", r.c.userAgent ?? "", r.c.ipAddress ?? "", JSON.stringify(r.c.details)]);
+  const tag = quoteTag(texts);
+  const lit = (v: string | null) => (v === null ? "null" : `${tag}${v}${tag}`);
+  const values = rows.map((r, i) => `(${i + 1}, ${lit(r.timestamp.toISOString())}::timestamptz, ${lit(r.c.userId)}, ${lit(r.c.action)}, ${lit(r.c.resourceType)}, ` +
+    `${lit(r.c.resourceId)}, ${r.c.details === null ? "null" : `${lit(JSON.stringify(r.c.details))}`}::jsonb, ${lit(r.c.ipAddress)}::inet, ${lit(r.c.userAgent)}, ` +
+    `${r.c.statusCode === null ? "null" : Number(r.c.statusCode).toFixed(0)}::integer, ${lit(r.prefix)}, ${lit(r.suffix)})`);
+  const digest = (prev: string) => `encode(sha256(convert_to(i.pre || ${prev} || i.suf, 'UTF8')), 'hex')`;
+  return [
+    lock ? `select pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK});` : "",
+    `with recursive input (n, ts, user_id, action, resource_type, resource_id, details, ip_address, user_agent, status_code, pre, suf) as (values ${values.join(", ")}),`,
+    `head (hash) as (select coalesce((select hash from audit_logs order by id desc limit 1), '${GENESIS_HASH}')),`,
+    `chain (n, prev_hash, hash) as (select i.n, head.hash, ${digest("head.hash")} from head, input i where i.n = 1`,
+    `  union all select i.n, c.hash, ${digest("c.hash")} from chain c join input i on i.n = c.n + 1)`,
+    `insert into audit_logs (timestamp, user_id, action, resource_type, resource_id, details, ip_address, user_agent, status_code, prev_hash, hash)`,
+    `select i.ts, i.user_id, i.action, i.resource_type, i.resource_id, i.details, i.ip_address, i.user_agent, i.status_code, c.prev_hash, c.hash`,
+    `from input i join chain c using (n) order by i.n;`,
+  ].join("\n");
+}
+
+async function appendLocked(tx: Tx, entries: AuditEntry[], lock = false): Promise<void> {
+  await tx.execute(sql.raw(appendStatement(entries, lock)));
 }

@@ -7,6 +7,9 @@
  * baseline's p95 in the same mode; with the load average before and after
  * each mode (the machine is shared, so absolute figures move with it).
  *   npx tsx bench/api/run.ts   (BENCH_MODES=1,16,64 BENCH_SEQ=100 BENCH_PER_CLIENT=5 BENCH_SEED=100 BENCH_HEALTH_ROWS=50)
+ *   BENCH_ROUTES=writes (only the baseline and the writes) or =reads;
+ *   BENCH_CREATE=500 BENCH_CREATE_CLIENTS=32: then instance creations/s (the
+ *   issue's fleet-scale write target, >= 100/s), each client its own admin.
  * Each route gets its own admin user: the per-principal rate limit (50/s,
  * burst 3000) must not turn the bench into a 429 count.
  */
@@ -123,6 +126,41 @@ async function seedHealth(db: pg.Client, clusterId: string): Promise<void> {
   );
 }
 
+const CREATE = Number(process.env.BENCH_CREATE ?? 500);
+const CREATE_CLIENTS = Number(process.env.BENCH_CREATE_CLIENTS ?? 32);
+
+/**
+ * Instance creations per second: CREATE_CLIENTS clients, each its own admin
+ * (so no rate limit), create CREATE instances between them as fast as the
+ * API answers. The simulated driver: nothing picks the command up, so this
+ * is the control plane's cost alone (quota check, insert, outbox, audit row).
+ */
+async function creationRate(adminToken: string, clusterId: string): Promise<string> {
+  const tokens: string[] = [];
+  for (let i = 0; i < CREATE_CLIENTS; i++) tokens.push(await login(await adminUser(adminToken, `c${i}`)));
+  const loadBefore = load();
+  failures.clear();
+  const times: number[] = [];
+  let next = 0;
+  let created = 0;
+  const t0 = performance.now();
+  await Promise.all(tokens.map(async (token) => {
+    while (next < CREATE) {
+      const i = next++;
+      const r = await request({ method: "POST", path: "/api/instances", body: { name: `rate-${i}-${Date.now()}`, clusterId }, expect: 201 }, token);
+      times.push(r.ms);
+      if (r.ok) created++;
+    }
+  }));
+  const wall = (performance.now() - t0) / 1000;
+  times.sort((a, b) => a - b);
+  const rate = created / wall;
+  const why = [...failures].map(([k, n]) => `${n}× ${k}`).join(", ");
+  console.log(`\ninstance creations: ${created} of ${CREATE} in ${wall.toFixed(1)} s at ${CREATE_CLIENTS} clients = ${rate.toFixed(1)}/s` +
+    ` (p50 ${times.length ? quantile(times, 0.5).toFixed(0) : "-"} ms, p99 ${times.length ? quantile(times, 0.99).toFixed(0) : "-"} ms; load average ${loadBefore} → ${load()})${why ? `; failed: ${why}` : ""}`);
+  return `  ${"instance creations/s".padEnd(42)} ${rate.toFixed(1)}/s at ${CREATE_CLIENTS} clients: ${rate >= 100 ? "meets" : "misses"} the target (>= 100/s)`;
+}
+
 const fmt = (n: number) => n.toFixed(1).padStart(7);
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
 
@@ -146,6 +184,8 @@ async function main() {
       { name: "POST /api/instances", write: true, call: (i) => ({ method: "POST", path: "/api/instances", body: { name: `b-${i}`, clusterId: cluster.id }, expect: 201 }) },
       { name: "PATCH /api/instances/:id", write: true, call: (i) => ({ method: "PATCH", path: `/api/instances/${seeded[i % seeded.length]}`, body: { env: { BENCH_I: String(i) } }, expect: 200 }) },
     ];
+    const only = process.env.BENCH_ROUTES;
+    if (only) routes.splice(1, routes.length, ...routes.slice(1).filter((r) => (only === "writes") === r.write));
     for (const [i, r] of routes.entries()) if (i > 0) r.user = await adminUser(adminToken, `r${i}`);
 
     console.log(`\nbench/api (${os.cpus().length} cores, ${new Date().toISOString()}, ${SEED} instances × ${HEALTH_ROWS} health rows seeded)`);
@@ -166,6 +206,7 @@ async function main() {
         }
       }
     }
+    if (CREATE > 0) summary.push(await creationRate(adminToken, cluster.id));
     console.log(`\ntargets (sequential; issue 14 asks for an idle machine, load now ${load()}):`);
     for (const line of summary) console.log(line);
   } finally {
