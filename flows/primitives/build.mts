@@ -15,6 +15,7 @@ import { embeddingsWork } from "./work/embeddings.mts";
 import { errorHandlingWork } from "./work/errorHandling.mts";
 import { queryWork } from "./work/queryProcessing.mts";
 import { responseWork } from "./work/responseGeneration.mts";
+import { converterWork, memoryWork, storageWork } from "./work/storage.mts";
 import { type FlowNode, type Work } from "./work/shared.mts";
 
 export const PRIMITIVES_DIR = fileURLToPath(new URL(".", import.meta.url));
@@ -35,6 +36,9 @@ export const PRIMITIVES: Record<string, { label: string; prefix: string; work: W
   "query-processing": { label: "RedForge · query processing", prefix: "rfquery", work: queryWork, callsModel: true },
   "response-generation": { label: "RedForge · response generation", prefix: "rfrespond", work: responseWork, callsModel: true },
   "error-handling": { label: "RedForge · error handling", prefix: "rferror", work: errorHandlingWork, callsModel: false },
+  storage: { label: "RedForge · storage (vector store)", prefix: "rfstore", work: storageWork, callsModel: false },
+  memory: { label: "RedForge · conversation memory", prefix: "rfmemory", work: memoryWork, callsModel: false },
+  "file-converter": { label: "RedForge · file converter", prefix: "rfconvert", work: converterWork, callsModel: false },
 };
 
 /** One primitive as an importable flow: a tab with its nodes, ids prefixed so primitives import side by side. */
