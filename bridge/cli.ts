@@ -44,6 +44,8 @@ export interface CliOptions {
   spoolFsync?: boolean;
   /** --max-hold-seconds in ms. */
   maxHoldMs?: number;
+  /** REDFORGE_CONTEXT_URL + REDFORGE_CONTEXT_TOKEN: the instances' shared context store (Upstash REST). */
+  contextStore?: { url: string; token: string };
 }
 
 export class UsageError extends Error {
@@ -85,7 +87,14 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
     ...(mqttUrl ? { mqttUrl: requireMqttUrl(mqttUrl) } : {}),
     ...(values["spool-fsync"] ? { spoolFsync: true } : {}),
     ...(values["max-hold-seconds"] !== undefined ? { maxHoldMs: requireSeconds(values["max-hold-seconds"] as string, "--max-hold-seconds") * 1000 } : {}),
+    ...(env.REDFORGE_CONTEXT_URL ? { contextStore: requireContextStore(env.REDFORGE_CONTEXT_URL, env.REDFORGE_CONTEXT_TOKEN) } : {}),
   };
+}
+
+function requireContextStore(url: string, token: string | undefined): { url: string; token: string } {
+  if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`REDFORGE_CONTEXT_URL must be the Upstash REST URL (https://…), got "${url}"`);
+  if (!token) throw new UsageError("REDFORGE_CONTEXT_URL is set but REDFORGE_CONTEXT_TOKEN is not (the Upstash REST token)");
+  return { url, token };
 }
 
 function requireSeconds(value: string, flag: string): number {

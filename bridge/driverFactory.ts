@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { DriverKind } from "./cli.ts";
-import type { Driver } from "./drivers/driver.ts";
+import type { ContextStoreTarget, Driver } from "./drivers/driver.ts";
 import type { Logger } from "./log.ts";
 import { packNodePackage } from "./nodePackage.ts";
 
@@ -20,6 +20,8 @@ export interface DriverSettings {
   mqttUrl?: string;
   /** fsync each held MQTT message the process driver's data plane spools. */
   spoolFsync?: boolean;
+  /** The shared context store both colours of an instance use (docs/agents.md). */
+  contextStore?: ContextStoreTarget;
   log: Logger;
 }
 
@@ -34,6 +36,7 @@ async function processDriver(s: DriverSettings): Promise<Driver> {
     stateDir: path.join(s.stateDir, "process"),
     nodePackages: [nodePackage],
     ...(s.mqttUrl ? { mqttUrl: s.mqttUrl } : {}), ...(s.spoolFsync ? { spoolFsync: true } : {}),
+    ...(s.contextStore ? { contextStore: s.contextStore } : {}),
     log: (instanceId, line) => s.log.info(`process [${instanceId.slice(0, 8)}]: ${line}`),
   });
 }
@@ -56,7 +59,7 @@ async function kubernetesDriver(s: DriverSettings): Promise<Driver> {
     kubeConfig, namespace, clusterId: s.clusterId,
     adminToken: await persistentSecret(path.join(s.stateDir, "kubernetes-admin-token")),
     nodePackage: await nodePackageFor(s),
-    ...(s.mqttUrl ? { mqttUrl: s.mqttUrl } : {}),
+    ...(s.mqttUrl ? { mqttUrl: s.mqttUrl } : {}), ...(s.contextStore ? { contextStore: s.contextStore } : {}),
     // Held MQTT work survives a bridge restart (the fronts run in the bridge on this driver).
     spoolDir: path.join(s.stateDir, "kubernetes-spool"), ...(s.spoolFsync ? { spoolFsync: true } : {}),
     // Pods may reach the bus under another name than the bridge does (in-cluster DNS).

@@ -13,7 +13,7 @@ import type { BackoffPolicy } from "./backoff.ts";
 import { parseCli, UsageError, USAGE, type DriverKind } from "./cli.ts";
 import { CommandLedger } from "./dedupe.ts";
 import { createDriver } from "./driverFactory.ts";
-import type { Driver } from "./drivers/driver.ts";
+import type { ContextStoreTarget, Driver } from "./drivers/driver.ts";
 import { CommandExecutor } from "./executor.ts";
 import { InstanceRegistry } from "./instances.ts";
 import { ClusterLink } from "./link.ts";
@@ -37,6 +37,8 @@ export interface BridgeOptions {
   mqttUrl?: string;
   /** fsync each held MQTT message the process driver's data plane spools. */
   spoolFsync?: boolean;
+  /** Upstash-REST Redis for the instances' `shared` context store (both colours); off when absent. */
+  contextStore?: ContextStoreTarget;
   /** A deployment's hold released to the serving runtime after this long without a command (default 120 s; 0: never). */
   maxHoldMs?: number;
   log?: Logger;
@@ -82,7 +84,7 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
     ? await createDriver(opts.driver, {
       clusterId: opts.clusterId, stateDir: opts.stateDir, log,
       ...(opts.nodePackage ? { nodePackage: opts.nodePackage } : {}), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}),
-      ...(opts.spoolFsync ? { spoolFsync: true } : {}),
+      ...(opts.spoolFsync ? { spoolFsync: true } : {}), ...(opts.contextStore ? { contextStore: opts.contextStore } : {}),
     })
     : opts.driver;
   const reporter = new Reporter({ api, clusterId: opts.clusterId, secret: opts.secret, log, ...(opts.reportRetry ? { retry: opts.reportRetry } : {}) });

@@ -63,6 +63,12 @@ export interface InstanceHealth {
 }
 
 /** Drivers report state changes they notice themselves (a crash, a boot loop). */
+/** Where instances keep their `shared` context (Upstash REST: POST [command, ...args] with a bearer token). */
+export interface ContextStoreTarget {
+  url: string;
+  token: string;
+}
+
 export type StatusListener = (instanceId: string, state: InstanceState, reason?: string) => void;
 
 export interface Driver {

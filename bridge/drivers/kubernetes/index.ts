@@ -15,7 +15,7 @@ import type { KubeConfig, V1StatefulSet } from "@kubernetes/client-node";
 import { BridgeError } from "../../errors.ts";
 import { FrontRegistry } from "../../routing/frontRegistry.ts";
 import type { MqttRoute } from "../../routing/fronts.ts";
-import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, InstanceState, StatusListener } from "../driver.ts";
+import type { BlueGreenDriver, ContextStoreTarget, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, InstanceState, StatusListener } from "../driver.ts";
 import { AdminApi, serviceAdminUrl, type AdminUrlResolver } from "../nodeRedAdmin.ts";
 import { clusterSelector, instanceIdSelector, LABEL, objectNames, otherColor, parseRuntimeId, podSelector, runtimeIdOf, statefulSetName, type Color } from "./labels.ts";
 import type { SupportedStack } from "../../../protocol/stacks.ts";
@@ -64,6 +64,8 @@ export interface KubernetesDriverOptions {
   spoolFsync?: boolean;
   /** The same bus as pods reach it (REDFORGE_MQTT_URL in the pod). Default mqttUrl. */
   podMqttUrl?: string;
+  /** The `shared` context store both colours use (pods must reach this URL). */
+  contextStore?: ContextStoreTarget;
   /**
    * After the front Service's selector moves, how long blue keeps holding new
    * HTTP requests before it reopens: Endpoints and kube-proxy on every node
@@ -134,7 +136,7 @@ export class KubernetesDriver implements Driver, BlueGreenDriver {
       adminToken: this.opts.adminToken,
       color,
       seedFlows: seeded,
-      ...(this.podMqttUrl ? { mqttUrl: this.podMqttUrl } : {}),
+      ...(this.podMqttUrl ? { mqttUrl: this.podMqttUrl } : {}), ...(this.opts.contextStore ? { contextStore: this.opts.contextStore } : {}),
       ...(this.opts.storageClassName ? { storageClassName: this.opts.storageClassName } : {}),
     });
     const owner = await this.objects.applyStatefulSet(m.statefulSet(0), spec.id);

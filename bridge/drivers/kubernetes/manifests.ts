@@ -5,7 +5,9 @@
  */
 import { createHash } from "node:crypto";
 import type { V1ConfigMap, V1OwnerReference, V1Probe, V1ResourceRequirements, V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
-import type { InstanceResources, InstanceSpec } from "../driver.ts";
+import type { ContextStoreTarget, InstanceResources, InstanceSpec } from "../driver.ts";
+import { ENV_CONTEXT_TOKEN, ENV_CONTEXT_URL } from "../settingsCommon.ts";
+import { CONTEXT_STORE_FILE, contextStoreSource } from "../sharedContextModule.ts";
 import { assertValidInstance, instanceLabels, LABEL, objectNames, podSelector, runtimeIdOf, type Color, type ObjectNames } from "./labels.ts";
 import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, ENV_SEED_FLOWS, renderSettings } from "./settings.ts";
 import { BridgeError } from "../../errors.ts";
@@ -34,6 +36,8 @@ export interface ManifestOptions {
   mqttUrl?: string;
   /** false for green: it starts with no flows (they come with the deployment), not the seed. Default true. */
   seedFlows?: boolean;
+  /** The `shared` context store both colours use (docs/agents.md). */
+  contextStore?: ContextStoreTarget;
 }
 
 export interface InstanceManifests {
@@ -59,7 +63,10 @@ export function buildInstanceManifests(spec: InstanceSpec, opts: ManifestOptions
     kind: "Secret",
     metadata: meta(names.secret),
     type: "Opaque",
-    stringData: { ...spec.env, [ENV_CREDENTIAL_SECRET]: spec.credentialSecret, [ENV_ADMIN_TOKEN]: opts.adminToken },
+    stringData: {
+      ...spec.env, [ENV_CREDENTIAL_SECRET]: spec.credentialSecret, [ENV_ADMIN_TOKEN]: opts.adminToken,
+      ...(opts.contextStore ? { [ENV_CONTEXT_TOKEN]: opts.contextStore.token } : {}),
+    },
   };
 
   const flowsJson = JSON.stringify(spec.flows);
@@ -73,6 +80,7 @@ export function buildInstanceManifests(spec: InstanceSpec, opts: ManifestOptions
     data: {
       "settings.js": renderSettings({ userDir: DATA_DIR, seedDir: SEED_DIR, port: NODE_RED_PORT }),
       "flows.json": flowsJson,
+      ...(opts.contextStore ? { [CONTEXT_STORE_FILE]: contextStoreSource() } : {}),
     },
   };
 
@@ -85,6 +93,7 @@ export function buildInstanceManifests(spec: InstanceSpec, opts: ManifestOptions
     { name: "REDFORGE_INSTANCE_ID", value: spec.id },
     { name: "REDFORGE_RUNTIME_ID", value: runtimeIdOf(spec.id, opts.color) },
     ...(opts.mqttUrl ? [{ name: "REDFORGE_MQTT_URL", value: opts.mqttUrl }] : []),
+    ...(opts.contextStore ? [{ name: ENV_CONTEXT_URL, value: opts.contextStore.url }] : []),
     ...(opts.seedFlows === false ? [{ name: ENV_SEED_FLOWS, value: "0" }] : []),
   ];
 

@@ -4,7 +4,8 @@
  * from the instance's Secret, so reading the ConfigMap reveals nothing.
  */
 
-import { ADMIN_AUTH, RUNTIME_SWITCHES } from "../settingsCommon.ts";
+import { ADMIN_AUTH, RUNTIME_SWITCHES, contextStorage } from "../settingsCommon.ts";
+import { CONTEXT_STORE_FILE } from "../sharedContextModule.ts";
 
 export const ENV_CREDENTIAL_SECRET = "NODE_RED_CREDENTIAL_SECRET";
 export const ENV_ADMIN_TOKEN = "REDFORGE_ADMIN_TOKEN";
@@ -47,6 +48,8 @@ module.exports = {
   credentialSecret: process.env.${ENV_CREDENTIAL_SECRET},
   ${ADMIN_AUTH}
   ${RUNTIME_SWITCHES}
+  // The shared store's code comes in the ConfigMap (mounted at the seed dir) when the bridge has a store.
+  ${contextStorage(`${paths.seedDir}/${CONTEXT_STORE_FILE}`, `default: { module: "memory" }`)}
   editorTheme: { projects: { enabled: false } },
   logging: { console: { level: "info", metrics: false, audit: false } },
 };

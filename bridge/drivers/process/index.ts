@@ -9,7 +9,7 @@ import path from "node:path";
 import { BridgeError } from "../../errors.ts";
 import { DataPlaneClient } from "../../dataplane/client.ts";
 import type { HttpRoute, MqttRoute } from "../../routing/fronts.ts";
-import type { BlueGreenDriver, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
+import type { BlueGreenDriver, ContextStoreTarget, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
 import { AdminApi } from "../nodeRedAdmin.ts";
 import { LEGACY_STACK, type SupportedStack } from "../../../protocol/stacks.ts";
 import { persistentAdminToken } from "./adminToken.ts";
@@ -17,6 +17,7 @@ import { slotRuns } from "./runtimeRecord.ts";
 import { NodeRedProcess, type RestartPolicy } from "./nodeRedProcess.ts";
 import { PortAllocator, type PortRange } from "./ports.ts";
 import { ENV_ADMIN_TOKEN, ENV_CREDENTIAL_SECRET, renderProcessSettings } from "./settings.ts";
+import { ENV_CONTEXT_TOKEN, ENV_CONTEXT_URL } from "../settingsCommon.ts";
 import { installedStacks, reportedStacks, resolveStack, type Stack } from "./stacks.ts";
 import { parseRuntime, readSaved, runtimeIdOf, stackOfSlot, writeSaved, type SavedInstance, type Slot } from "./state.ts";
 import { errorMessage } from "../../log.ts";
@@ -51,6 +52,8 @@ export interface ProcessDriverOptions {
   mqttUrl?: string;
   /** fsync each held MQTT message the data plane spools (survives a power cut; one disk flush per message). */
   spoolFsync?: boolean;
+  /** Upstash-REST Redis for the `shared` context store both colours use (docs/agents.md); off when absent. */
+  contextStore?: ContextStoreTarget;
 }
 
 const DEFAULT_RESTART: RestartPolicy = { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 500 };
@@ -173,6 +176,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
       [ENV_ADMIN_TOKEN]: this.adminToken, [ENV_CREDENTIAL_SECRET]: spec.credentialSecret,
       REDFORGE_INSTANCE_ID: spec.id, REDFORGE_RUNTIME_ID: runtimeId, REDFORGE_STACK: stack.id, REDFORGE_NODE_RED_VERSION: stack.version,
       ...(this.opts.mqttUrl ? { REDFORGE_MQTT_URL: this.opts.mqttUrl } : {}),
+      ...(this.opts.contextStore ? { [ENV_CONTEXT_URL]: this.opts.contextStore.url, [ENV_CONTEXT_TOKEN]: this.opts.contextStore.token } : {}),
     });
     const proc = new NodeRedProcess(
       { instanceId: runtimeId, cli: this.opts.nodeRedBin ?? stack.cli, userDir, settingsFile: path.join(userDir, "settings.js"), host: this.host, port, env },

@@ -3,7 +3,8 @@
  * (admin token, credential secret) arrive as environment variables, so the
  * file on disk reveals nothing.
  */
-import { ADMIN_AUTH, RUNTIME_SWITCHES } from "../settingsCommon.ts";
+import { ADMIN_AUTH, RUNTIME_SWITCHES, contextStorage } from "../settingsCommon.ts";
+import { CONTEXT_STORE_MODULE } from "../sharedContextModule.ts";
 
 export const ENV_ADMIN_TOKEN = "REDFORGE_ADMIN_TOKEN";
 export const ENV_CREDENTIAL_SECRET = "NODE_RED_CREDENTIAL_SECRET";
@@ -28,10 +29,7 @@ module.exports = {
   httpNodeRoot: "/",
   ${ADMIN_AUTH}
   ${RUNTIME_SWITCHES}
-  contextStorage: {
-    default: { module: "memory" },
-    file: { module: "localfilesystem" },
-  },
+  ${contextStorage(CONTEXT_STORE_MODULE, `default: { module: "memory" }, file: { module: "localfilesystem" }`)}
   editorTheme: { projects: { enabled: false }, tours: false },
   logging: { console: { level: "info", metrics: false, audit: false } },
 };
