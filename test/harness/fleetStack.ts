@@ -6,7 +6,7 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startBridge, type RunningBridge } from "../../bridge/main.ts";
+import { startBridge, type BridgeOptions, type RunningBridge } from "../../bridge/main.ts";
 import { lineLogger } from "../../bridge/log.ts";
 import { adminClient, type ApiClient } from "./adminClient.ts";
 import { startTestStack, type TestStack } from "./testStack.ts";
@@ -22,7 +22,8 @@ export interface FleetStack {
   close(): Promise<void>;
 }
 
-export async function startFleetStack(clusterName: string): Promise<FleetStack> {
+/** `bridgeOptions`: extra options for the bridge (e.g. a context store). */
+export async function startFleetStack(clusterName: string, bridgeOptions: Partial<BridgeOptions> = {}): Promise<FleetStack> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), `redforge-${clusterName}-`));
   const stack = await startTestStack({ worker: "wrangler" });
   const u = new URL(stack.mqttUrl);
@@ -31,6 +32,7 @@ export async function startFleetStack(clusterName: string): Promise<FleetStack> 
   const bridge = await startBridge({
     clusterId: cluster.id, api: stack.apiUrl, secret: cluster.webhookSecret, driver: "process", mqttUrl: stack.mqttUrl,
     stateDir: path.join(tmp, "bridge"), log: lineLogger(process.env.STACK_LOG ? (l) => console.log(`[bridge] ${l}`) : () => {}),
+    ...bridgeOptions,
   });
   return {
     stack, bridge, api, token, clusterId: cluster.id, broker: { host: u.hostname, port: Number(u.port || 1883) },
