@@ -11,6 +11,7 @@ import type { RuntimeAdmin } from "../drivers/nodeRedAdmin.ts";
 import { runSmoke } from "./smoke.ts";
 import { BridgeError } from "../errors.ts";
 import { handOver, type FrontCounters } from "../routing/fronts.ts";
+import { handOverWorkflows } from "./workflowHandover.ts";
 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -285,6 +286,11 @@ export class BlueGreen {
     const blueReleased = fromBase
       ? (await Promise.all([mqtt?.publishMode(from, fromMode), this.admin.gate(fromBase, fromMode)]))[1].counters.released
       : 0;
+    // Checkpointed workflows (and the drain's stragglers among them) continue on `to` from their last checkpoint.
+    if (fromBase) {
+      const wf = await handOverWorkflows(this.admin, fromBase, toBase);
+      if (wf.handedOver || wf.problem) this.opts.log?.(`workflows ${from} -> ${to}: ${wf.handedOver} handed over, ${wf.resumed} resumed, ${wf.failed} failed${wf.problem ? `; ${wf.problem}` : ""}`);
+    }
     const result = {
       from, to, replayed: moved.replayed, bufferedDuringSwitch: moved.buffered, httpReleased, heldHttpReleasedOnBlue: blueReleased, switchedAt,
       ...this.heldDuring(instanceId, from, fromAtMarker, counters),

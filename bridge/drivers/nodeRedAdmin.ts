@@ -81,6 +81,8 @@ export interface RuntimeAdmin {
   /** The gate's status; with `mode`, sets it first. */
   gate(base: string, mode?: GateMode): Promise<GateStatus>;
   flowsRev(base: string): Promise<string | undefined>;
+  /** The checkpoint runtime's routes (redforge-checkpoint, /redforge/checkpoints/<action>); see bridge/deploy/workflowHandover.ts. */
+  checkpoints?(base: string, action: "handover" | "resume" | "cancel", body: unknown, timeoutMs?: number): Promise<Response>;
 }
 
 /** Entries of a flows array that are containers or wiring, not node types a module provides. */
@@ -106,6 +108,10 @@ export class AdminApi implements RuntimeAdmin {
     const res = await this.request(`${base}/nodes`, { method: "GET", timeoutMs: this.timeouts.probeMs, headers: { Accept: "application/json" } });
     if (!res.ok) throw nodeRedError(`GET /nodes: ${res.status}`);
     return (await res.json()) as Array<{ id?: string; module?: string; types?: string[] }>;
+  }
+
+  checkpoints(base: string, action: "handover" | "resume" | "cancel", body: unknown, timeoutMs = 30_000): Promise<Response> {
+    return this.request(`${base}/redforge/checkpoints/${action}`, { method: "POST", timeoutMs, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   }
 
   /** True once the Admin API answers with the token accepted. */
