@@ -10,10 +10,12 @@
  *   400 invalid_selector    the selector does not parse (details.position: 0-based character)
  *   404 flow_version_not_found
  *   409 empty_selection     the selector picks no live instance
+ *   409 rollout_conflict    an active rollout owns some of the selection (details.rolloutId names it; core/rollouts/overlap.ts)
+ *   409 deployment_in_progress  a deployment is changing some of the selection (details.deploymentId)
  *   422 waves_incomplete | waves_not_cumulative   the waves do not cover the selection / go backwards
  *   422 selection_too_large more than MAX_SELECTION instances
  */
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import { appendAudit, canonicalJson } from "../../db/auditChain.ts";
 import { flowVersions, instances, rollouts } from "../../db/schema.ts";
 import { rolloutCreateSchema, type Rollout, type RolloutCreateInput } from "../../protocol/api/rollouts.ts";
@@ -24,6 +26,7 @@ import { ApiError, notFound } from "../errors.ts";
 import { parseSelector, SelectorError, toSql, type Requirement } from "../fleet/labelSelector.ts";
 import { Services } from "../platform/services.ts";
 import { describeIssues } from "../validation.ts";
+import { assertNoOverlap, ROLLOUT_START_LOCK } from "./overlap.ts";
 import { resolveWaves, splitWaves } from "./plan.ts";
 import type { RolloutInit } from "./types.ts";
 
@@ -95,6 +98,9 @@ export async function startRollout(env: Env, actor: RolloutActor, body: RolloutC
       createdBy: actor.userId, createdAt: now.toISOString(),
     };
     await db.transaction(async (tx) => {
+      // One start at a time checks ownership and writes its row: two starts over one group cannot both pass.
+      await tx.execute(sql`select pg_advisory_xact_lock(${ROLLOUT_START_LOCK})`);
+      await assertNoOverlap(env, tx, selected.map((r) => r.id));
       await tx.insert(rollouts).values({
         id: init.id, status: "running", selector: init.selector, description: init.description, flowsDigest: init.flowsDigest,
         versionId: init.versionId, plan: { ...init.plan }, currentWave: null, waveCount: targets.length,

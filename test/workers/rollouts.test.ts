@@ -11,8 +11,8 @@ import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare
 import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { auditLogs, instances } from "../../db/schema.ts";
-import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { api, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
+import { fleetBridge as fleetBridgeOf } from "./rolloutFleet.ts";
 
 let admin: TestUser;
 let operator: TestUser;
@@ -24,86 +24,13 @@ const FLOWS_V2 = [{ id: "t1", type: "tab", label: "v2" }, { id: "n1", type: "inj
 /** Fast per-instance deployments: no analysis wait; the rollback window is what a wave rollback uses. */
 const FAST = { analysisSeconds: 0, rollbackWindowSeconds: 120 };
 
-type Mode = "auto" | "fail-smoke" | "hold";
-
-/** One cluster and its bridge, answering deployment steps for every instance by itself. */
-interface FleetBridge {
-  clusterId: string;
-  /** Creates a running instance with these labels. */
-  instance(labels: Record<string, string>, mode?: Mode): Promise<string>;
-  setMode(instanceId: string, mode: Mode): Promise<void>;
-  commands: any[];
-}
-
-async function fleetBridge(): Promise<FleetBridge> {
-  const cluster = (await api("POST", "/api/clusters", { token: admin.token, body: { name: unique("ro") } })).body;
-  const report = async (body: unknown) => {
-    const text = JSON.stringify(body);
-    const headers = await webhookHeaders(cluster.webhookSecret, text);
-    const res = await api("POST", `/api/webhooks/clusters/${cluster.id}`, { raw: text, headers: { ...headers, "Content-Type": "application/json" } });
-    expect(res.status).toBe(202);
-  };
-  const tokenBody = JSON.stringify({ bridgeVersion: "test" });
-  const tokenRes = await api("POST", `/api/clusters/${cluster.id}/token`, { raw: tokenBody, headers: { ...(await webhookHeaders(cluster.webhookSecret, tokenBody)), "Content-Type": "application/json" } });
-  const res = await SELF.fetch(`http://redforge.test/api/clusters/${cluster.id}/link`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${tokenRes.body.token}` } });
-  const ws = res.webSocket!;
-  const modes = new Map<string, Mode>();
-  const held: any[] = [];
-  const commands: any[] = [];
-  const seen = new Set<string>();
-  const resultOf = (cmd: any): { ok: boolean; result: Record<string, unknown> } => {
-    const id = cmd.instanceId as string;
-    switch (cmd.type) {
-      case "instance.create": return { ok: true, result: { state: "running", endpoints: { admin: `http://${id}.simulated.invalid/` } } };
-      case "deployment.prepare": return { ok: true, result: { blue: `blue-${id}`, green: `green-${id}`, greenAdmin: "http://127.0.0.1:1" } };
-      case "flows.deploy": return { ok: true, result: { runtime: `green-${id}`, rev: "rev-2" } };
-      case "smoke.run":
-        if (cmd.args.kind === "verify" && modes.get(id) === "fail-smoke") {
-          return { ok: true, result: { verdict: "failed", checks: [{ name: "sample POST /work", outcome: "failed", detail: "scripted failure" }] } };
-        }
-        return { ok: true, result: { verdict: "passed", checks: [], errorRate: 0 } };
-      case "gate.set": return { ok: true, result: { inFlight: 0, heldHttp: 0, heldMqtt: 0 } };
-      case "route.switch": return { ok: true, result: { replayed: 0 } };
-      case "deployment.cleanup": return { ok: true, result: {} };
-      case "deployment.rollback": return { ok: true, result: { serving: `blue-${id}`, replayed: 0 } };
-      default: return { ok: true, result: {} };
-    }
-  };
-  const answer = async (cmd: any) => {
-    const { ok, result } = resultOf(cmd);
-    await report(ok ? { type: "command.result", commandId: cmd.id, status: "ok", result } : { type: "command.result", commandId: cmd.id, status: "error", error: { code: "driver_error", message: "failed" } });
-  };
-  ws.addEventListener("message", (e) => {
-    const frame = JSON.parse(e.data as string);
-    if (frame.kind !== "command" || seen.has(frame.command.id)) return;
-    seen.add(frame.command.id);
-    commands.push(frame.command);
-    if (modes.get(frame.command.instanceId) === "hold") held.push(frame.command);
-    else void answer(frame.command).catch(() => {});
-  });
-  ws.accept();
-  return {
-    clusterId: cluster.id, commands,
-    async instance(labels, mode = "auto") {
-      const inst = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("ro"), clusterId: cluster.id, labels } })).body;
-      modes.set(inst.id, mode);
-      await report({ type: "instance.status", instanceId: inst.id, state: "running" });
-      return inst.id;
-    },
-    async setMode(instanceId, mode) {
-      modes.set(instanceId, mode);
-      if (mode === "hold") return;
-      for (const cmd of held.splice(0).filter((c) => c.instanceId === instanceId)) await answer(cmd);
-    },
-  };
-}
-
 async function startRollout(body: Record<string, unknown>, token = admin.token) {
   const res = await api("POST", "/api/rollouts", { token, body: { flows: FLOWS_V2, deployment: FAST, ...body } });
   expect(res.status, JSON.stringify(res.body)).toBe(202);
   return res.body;
 }
 
+const fleetBridge = () => fleetBridgeOf(admin);
 const getRollout = async (id: string) => (await api("GET", `/api/rollouts/${id}`, { token: viewer.token })).body;
 
 /** The rollout once `check` holds (for vi.waitFor). */
