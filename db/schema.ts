@@ -272,7 +272,46 @@ export const workflowCheckpoints = pgTable("workflow_checkpoints", {
   step: varchar("step", { length: 255 }).notNull(),
   state: jsonb("state").notNull(),
   createdAt: createdAt(),
-}, (t) => [index("idx_checkpoints_workflow").on(t.instanceId, t.workflowId)]);
+  // 0016: the record as redforge-checkpoint wrote it (docs/agents.md "Checkpoint and replay").
+  checkpointId: uuid("checkpoint_id"),
+  kind: varchar("kind", { length: 255 }),
+  /** started | completed | finished | failed | cancelled | handed_over */
+  phase: varchar("phase", { length: 20 }),
+  inputHash: varchar("input_hash", { length: 64 }),
+  completed: jsonb("completed").$type<string[]>(),
+  runtimeId: varchar("runtime_id", { length: 80 }),
+  error: jsonb("error").$type<{ code: string; message: string }>(),
+  recordedAt: ts("recorded_at"),
+}, (t) => [index("idx_checkpoints_workflow").on(t.instanceId, t.workflowId), uniqueIndex("uq_checkpoints_checkpoint_id").on(t.checkpointId)]);
+
+/** One row per workflow run (instance + workflow id): its state from its latest checkpoint, and an operator's pending replay/cancel. */
+export const workflows = pgTable("workflows", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  instanceId: uuid("instance_id").notNull().references(() => instances.id, { onDelete: "cascade" }),
+  workflowId: varchar("workflow_id", { length: 255 }).notNull(),
+  kind: varchar("kind", { length: 255 }).notNull(),
+  /** running | completed | failed | cancelled */
+  state: varchar("state", { length: 20 }).notNull(),
+  lastStep: varchar("last_step", { length: 255 }).notNull(),
+  lastPhase: varchar("last_phase", { length: 20 }).notNull(),
+  completed: jsonb("completed").$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+  error: jsonb("error").$type<{ code: string; message: string }>(),
+  runtimeId: varchar("runtime_id", { length: 80 }),
+  /** replay | cancel, until the bridge reports it applied */
+  pendingAction: varchar("pending_action", { length: 20 }),
+  pendingFromStep: varchar("pending_from_step", { length: 255 }),
+  actionRequestedBy: uuid("action_requested_by"),
+  actionRequestedAt: ts("action_requested_at"),
+  actionSentAt: ts("action_sent_at"),
+  lastAction: jsonb("last_action").$type<{ action: string; outcome: string; at: string; error?: { code: string; message: string } }>(),
+  startedAt: ts("started_at").notNull(),
+  updatedAt: ts("updated_at").notNull(),
+  createdAt: createdAt(),
+}, (t) => [
+  uniqueIndex("uq_workflows_instance_workflow").on(t.instanceId, t.workflowId),
+  index("idx_workflows_list").on(t.updatedAt, t.id),
+  index("idx_workflows_pending").on(t.pendingAction).where(sql`${t.pendingAction} is not null`),
+]);
 
 export const complianceExports = pgTable("compliance_exports", {
   id: uuid("id").primaryKey().defaultRandom(),
