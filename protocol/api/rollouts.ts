@@ -170,6 +170,18 @@ export const rolloutSchema = z.object({
   waves: z.array(rolloutWaveSchema),
   summary: rolloutSummarySchema,
   failure: z.object({ code: z.string(), message: z.string() }).nullable(),
+  /**
+   * Instances that match the selector but were not in the selection taken at start (docs/rollouts.md, "Late
+   * joiners"): the policy, when the selector was evaluated again after the last planned wave (null: not yet, or
+   * "ignore"; an instance that matches only after it is not followed), how many got a late wave, and how many of
+   * those were skipped (not running yet: `instance_not_running`; another rollout has it: `rollout_conflict`).
+   */
+  lateJoiners: z.object({
+    policy: z.enum(["after_completion", "ignore"]),
+    checkedAt: timestamp.nullable(),
+    added: z.number().int().nonnegative(),
+    skipped: z.number().int().nonnegative(),
+  }).optional(),
 }).meta({ id: "Rollout" });
 export type Rollout = z.infer<typeof rolloutSchema>;
 export const Rollout = rolloutSchema;
