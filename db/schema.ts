@@ -232,6 +232,32 @@ export const aiDecisionLogs = pgTable("ai_decision_logs", {
   index("idx_ai_logs_flow").on(t.flowName),
 ]);
 
+/**
+ * Dead letters the instances published on MQTT `redforge/dlq/{instance}`, forwarded by the
+ * bridge (bridge/deadLetterForwarder.ts). letter_id is the bridge's hash of the message,
+ * so a redelivered letter is stored once.
+ */
+export const deadLetters = pgTable("dead_letters", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  letterId: varchar("letter_id", { length: 64 }).notNull(),
+  instanceId: uuid("instance_id").notNull().references(() => instances.id, { onDelete: "cascade" }),
+  clusterId: uuid("cluster_id").notNull(),
+  flowId: varchar("flow_id", { length: 255 }),
+  primitive: varchar("primitive", { length: 100 }),
+  nodeRedFlow: varchar("node_red_flow", { length: 100 }),
+  errorCode: varchar("error_code", { length: 100 }).notNull(),
+  errorMessage: text("error_message").notNull(),
+  attempts: integer("attempts"),
+  input: jsonb("input"),
+  failedAt: ts("failed_at").notNull(),
+  receivedAt: ts("received_at").notNull().defaultNow(),
+}, (t) => [
+  uniqueIndex("uq_dead_letters_letter").on(t.letterId),
+  index("idx_dead_letters_failed").on(t.failedAt, t.id),
+  index("idx_dead_letters_instance").on(t.instanceId, t.failedAt),
+  index("idx_dead_letters_code").on(t.errorCode),
+]);
+
 /** USD per million tokens, per provider and request model; admins edit it (/api/ai/prices). */
 export const modelPrices = pgTable("model_prices", {
   id: uuid("id").primaryKey().defaultRandom(),
