@@ -571,3 +571,28 @@ export const ciHooks = pgTable("ci_hooks", {
   uniqueIndex("uq_ci_hooks_name").on(t.name),
   index("idx_ci_hooks_list").on(t.createdAt, t.id),
 ]);
+
+/**
+ * Voting and refinement sessions across agent instances (docs/agents.md "Coordination"), built from the AI decision
+ * records a coordinator reports (metadata.coordination): one row per session, its answers appended as they arrive.
+ */
+export const coordinationSessions = pgTable("coordination_sessions", {
+  /** The coordinator's session id. */
+  id: uuid("id").primaryKey(),
+  /** The coordinator's instance. */
+  instanceId: uuid("instance_id").notNull().references(() => instances.id, { onDelete: "cascade" }),
+  /** voting | refinement */
+  pattern: varchar("pattern", { length: 20 }).notNull(),
+  /** majority | best_score | judge | refinement */
+  rule: varchar("rule", { length: 20 }),
+  /** collecting (live) | decided | no_quorum | failed | approved | converged | max_rounds */
+  status: varchar("status", { length: 20 }).notNull(),
+  question: text("question"),
+  answer: text("answer"),
+  settings: jsonb("settings").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+  answers: jsonb("answers").$type<Record<string, unknown>[]>().notNull().default(sql`'[]'::jsonb`),
+  outcome: jsonb("outcome").$type<Record<string, unknown>>(),
+  startedAt: ts("started_at").notNull(),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+  decidedAt: ts("decided_at"),
+}, (t) => [index("idx_coordination_started").on(t.startedAt, t.id), index("idx_coordination_instance").on(t.instanceId, t.startedAt)]);
