@@ -20,6 +20,7 @@ import { alertRuleRoutes } from "./routes/alertsRules.ts";
 import { apiKeyRoutes } from "./routes/apiKeys.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { bridgeRoutes } from "./routes/bridge.ts";
+import { deadLetterRoutes, deadLetterWebhookRoutes } from "./routes/deadLetters.ts";
 import { ciHookDeliveryRoutes, ciHookRoutes } from "./routes/ciHooks.ts";
 import { deploymentRoutes } from "./routes/deployments.ts";
 import { rolloutRoutes } from "./routes/rollouts.ts";
@@ -60,6 +61,7 @@ export function createApp() {
   app.route("/api", referenceRoutes(app));
   // Authenticated by signatures, not users: cluster webhooks and tokens, QStash jobs.
   app.route("/api", bridgeRoutes);
+  app.route("/api", deadLetterWebhookRoutes);
   // CI deliveries: the hook's own signature (Standard Webhooks or GitHub's), checked before the body is read.
   app.route("/api/webhooks/ci", ciHookDeliveryRoutes);
   app.route("/api/jobs", jobRoutes);
@@ -82,6 +84,7 @@ export function createApp() {
   app.route("/api/clusters", clusterRoutes);
   app.route("/api/config", configRoutes);
   app.route("/api/deployments", deploymentRoutes);
+  app.route("/api/dead-letters", deadLetterRoutes);
   app.route("/api/rollouts", rolloutRoutes);
   app.route("/api/instances", instanceRoutes);
   app.route("/api/stacks", stackRoutes);

@@ -18,6 +18,8 @@ export const bridgePaths = {
   reports: (clusterId: string) => `/api/webhooks/clusters/${id(clusterId)}`,
   /** POST, signed: batches of AI decision records. */
   aiDecisions: (clusterId: string) => `/api/webhooks/clusters/${id(clusterId)}/ai-decisions`,
+  /** POST, signed: batches of dead letters from the instances' `redforge/dlq/+`. */
+  deadLetters: (clusterId: string) => `/api/webhooks/clusters/${id(clusterId)}/dead-letters`,
 } as const;
 
 /** `base` (http or https, no trailing slash needed) joined with a bridge path; `ws: true` for the link's WebSocket URL. */

@@ -8,6 +8,8 @@
 export const SENSITIVE_READS = {
   /** GET /api/ai/decisions answered with prompt and response text (the caller holds ai_prompts:read). */
   AI_PROMPTS_READ: "AI_PROMPTS_READ",
+  /** GET /api/dead-letters answered with the dead letters' inputs (the caller holds ai_prompts:read). */
+  DEAD_LETTER_INPUTS_READ: "DEAD_LETTER_INPUTS_READ",
   /** GET /api/instances/:id of an instance that has secrets: their names (never values). */
   INSTANCE_SECRET_NAMES_READ: "INSTANCE_SECRET_NAMES_READ",
   /** GET /api/users and GET /api/users/:id: who can sign in, with which role. */

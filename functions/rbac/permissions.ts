@@ -14,6 +14,8 @@ export const RESOURCES = [
   "reports",
   // Alert rules, alerts (ack is an update), notification channels and their dead letters.
   "alerts",
+  // Messages an agent flow gave up on (redforge/dlq/+, forwarded by the bridge); inputs need ai_prompts:read too.
+  "dead_letters",
 ] as const;
 // approve: deployments:approve, the second person's approval of a pipeline promotion (four-eyes).
 export const ACTIONS = ["create", "read", "update", "delete", "approve"] as const;
@@ -49,6 +51,7 @@ export const BUILTIN_ROLES: Record<BuiltinRole, Permission[]> = {
     // Operators are paged: they see and acknowledge alerts and tune existing rules; admins create
     // and delete rules and channels (a channel's URL decides where alert text goes).
     ...can("alerts", "read", "update"),
+    ...can("dead_letters", "read"),
   ],
   viewer: [
     ...can("instances", "read"),
@@ -63,6 +66,7 @@ export const BUILTIN_ROLES: Record<BuiltinRole, Permission[]> = {
     ...can("ai_decisions", "read"),
     ...can("ai_prices", "read"),
     ...can("alerts", "read"),
+    ...can("dead_letters", "read"),
   ],
 };
 
