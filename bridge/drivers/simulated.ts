@@ -64,6 +64,11 @@ export class SimulatedDriver implements Driver {
       ...(running ? {
         rssBytes: 110e6 + Math.round(Math.random() * 10e6), heapUsedBytes: 40e6, flowsState: "start" as const,
         cpuSeconds: secs * 0.01, messages: { in: n, out: n, errors: Math.floor(n / 1000) },
+        // Two flows: an agent taking most of the work, and its error path with the errors.
+        flows: [
+          { flowId: "sim-agent", in: n - Math.floor(n / 5), out: n - Math.floor(n / 5), errors: 0 },
+          { flowId: "sim-errors", in: Math.floor(n / 5), out: Math.floor(n / 5), errors: Math.floor(n / 1000) },
+        ],
       } : {}),
       missingNodeTypes: [], checkedAt: new Date().toISOString(),
     };

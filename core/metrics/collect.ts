@@ -79,6 +79,7 @@ interface FleetRows {
   health: Array<{
     instance: string; cluster: string; ready: boolean; rss_bytes: string | null; heap_used_bytes: string | null;
     cpu_seconds: number | null; messages_in: string | null; messages_out: string | null; message_errors: string | null;
+    flow_messages: Array<{ flowId: string; in: number; out: number; errors: number }> | null; tab_names: Record<string, string> | null;
   }>;
   names: Map<string, string>;
   clusters: Array<{ status: string; driver: string; n: number }>;
@@ -94,7 +95,10 @@ async function readFleet(db: Db): Promise<FleetRows> {
     // The latest health row of each live instance; label by name (what a person reads), not id.
     db.execute<FleetRows["health"][number]>(sql`
       select distinct on (h.instance_id) i.name as instance, c.name as cluster, h.ready, h.rss_bytes, h.heap_used_bytes,
-        h.cpu_seconds, h.messages_in, h.messages_out, h.message_errors
+        h.cpu_seconds, h.messages_in, h.messages_out, h.message_errors, h.flow_messages,
+        -- The tabs' labels, for flow_name: only when there are flow counters to name.
+        case when h.flow_messages is null or jsonb_typeof(i.flows) <> 'array' then null else (select jsonb_object_agg(t->>'id', t->>'label') from jsonb_array_elements(i.flows) t
+          where t->>'type' = 'tab' and t ? 'id') end as tab_names
       from instance_health h join instances i on i.id = h.instance_id and i.deleted_at is null
       join clusters c on c.id = i.cluster_id
       order by h.instance_id, h.checked_at desc`),
@@ -125,10 +129,27 @@ function fleetFamilies(f: FleetRows): Family[] {
     gauge(SERIES.instanceCpu, perInstance((h) => n(h.cpu_seconds))),
     gauge(SERIES.instanceMessages, [...perInstance((h) => n(h.messages_in), { direction: "in" }), ...perInstance((h) => n(h.messages_out), { direction: "out" })]),
     gauge(SERIES.instanceMessageErrors, perInstance((h) => n(h.message_errors))),
+    gauge(SERIES.flowMessages, perFlow(f, (fl) => [[fl.in, { direction: "in" }], [fl.out, { direction: "out" }]])),
+    gauge(SERIES.flowMessageErrors, perFlow(f, (fl) => [[fl.errors, {}]])),
     gauge(SERIES.clusters, f.clusters.map((r) => ({ labels: { status: r.status, driver: r.driver }, value: r.n }))),
     gauge(SERIES.deployments, [...byStatus].map(([status, n]) => ({ labels: { status }, value: n }))),
     gauge(SERIES.rollbacks, [...byReason].map(([reason, n]) => ({ labels: { reason }, value: n }))),
   ];
+}
+
+/** Per-instance flows shown per scrape: bounds the series to 10 × instances × 3 whatever a bridge reports (it may report 100). */
+export const FLOWS_PER_INSTANCE = 10;
+
+function perFlow(f: FleetRows, values: (fl: { in: number; out: number; errors: number }) => Array<[number, Labels]>): Sample[] {
+  return f.health.flatMap((h) => {
+    const flows = Array.isArray(h.flow_messages) ? [...h.flow_messages] : [];
+    // The busiest first, as the gate orders them; a bridge's order is not trusted.
+    flows.sort((a, b) => b.in + b.out - (a.in + a.out));
+    return flows.slice(0, FLOWS_PER_INSTANCE).flatMap((fl) => {
+      const base = { instance: h.instance, cluster: h.cluster, flow: fl.flowId, flow_name: h.tab_names?.[fl.flowId] ?? fl.flowId };
+      return values(fl).filter(([v]) => Number.isFinite(v)).map(([value, extra]) => ({ labels: { ...base, ...extra }, value }));
+    });
+  });
 }
 
 export async function collect(env: Env, db: Db): Promise<Family[]> {

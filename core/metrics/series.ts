@@ -73,6 +73,14 @@ export const SERIES = {
     name: "redforge_instance_message_errors_total", type: "counter", labels: ["instance", "cluster"],
     help: "Messages the instance's flows ended in error since its Node-RED process started: through an exit with msg.error, refused by a full hold, or dropped after the in-flight TTL.",
   },
+  flowMessages: {
+    name: "redforge_flow_messages_total", type: "counter", labels: ["instance", "cluster", "flow", "flow_name", "direction"],
+    help: "Messages through one flow (Node-RED tab) of an instance, gate in and exit out, since its Node-RED process started; the instance's 10 busiest flows at its last health report.",
+  },
+  flowMessageErrors: {
+    name: "redforge_flow_message_errors_total", type: "counter", labels: ["instance", "cluster", "flow", "flow_name"],
+    help: "Messages one flow of an instance ended in error (exit with msg.error, refused by a full hold, dropped after the TTL); the same 10 flows as redforge_flow_messages_total.",
+  },
   deploymentPhaseDuration: {
     name: "redforge_deployment_phase_duration_seconds", type: "histogram", labels: ["phase", "outcome"], buckets: PHASE_BUCKETS,
     help: "Time a deployment spent in a phase (DRAIN, DEPLOY, VERIFY, RESUME, AUDIT, CLEANUP, ROLLING_BACK), observed when the phase completed or failed.",

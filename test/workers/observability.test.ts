@@ -7,7 +7,9 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
-import { api, createCluster, createInstance, createUser, unique } from "./helpers.ts";
+import { eq } from "drizzle-orm";
+import { instances } from "../../db/schema.ts";
+import { api, createCluster, createInstance, createUser, unique, withDb } from "./helpers.ts";
 
 const WAIT = { timeout: 20_000, interval: 50 };
 
@@ -71,6 +73,31 @@ describe("per-instance CPU and message series", () => {
     // The older bridge's instance: its memory series, no counters it never sent.
     expect(find(s, "redforge_instance_resident_memory_bytes", { instance: older.name })).toHaveLength(1);
     expect(find(s, "redforge_instance_cpu_seconds_total", { instance: older.name })).toHaveLength(0);
+  });
+
+  it("per-flow series name each flow by its tab's label, and show only an instance's 10 busiest flows", async () => {
+    const admin = await createUser("admin");
+    const cluster = await createCluster(admin.token);
+    const inst = await createInstance(admin.token, cluster.id);
+    // Twelve tabs deployed; tab0 is the busiest, tab11 the quietest.
+    const tabs = Array.from({ length: 12 }, (_, i) => ({ id: `tab${i}`, type: "tab", label: `Agent ${i}` }));
+    await withDb((db) => db.update(instances).set({ flows: tabs }).where(eq(instances.id, inst.id)));
+    const flows = tabs.map((t, i) => ({ flowId: t.id, in: 100 - i, out: 90 - i, errors: i === 0 ? 3 : 0 }));
+    // A bridge's order is not trusted: reported quietest first.
+    await report(cluster, { type: "health.report", instances: [health(inst.id, { messages: { in: 1, out: 1, errors: 3 }, flows: [...flows].reverse() })] });
+    const { samples: s, types } = await scrape(admin.token);
+    expect(types.get("redforge_flow_messages_total")).toBe("counter");
+    expect(types.get("redforge_flow_message_errors_total")).toBe("counter");
+    const mine = { instance: inst.name, cluster: cluster.name };
+    const shown = find(s, "redforge_flow_messages_total", { ...mine, direction: "in" });
+    expect(shown.map((x) => x.labels.flow).sort()).toEqual(tabs.slice(0, 10).map((t) => t.id).sort());
+    expect(find(s, "redforge_flow_messages_total", { ...mine, flow: "tab0", direction: "in" }).map((x) => [x.labels.flow_name, x.value])).toEqual([["Agent 0", 100]]);
+    expect(find(s, "redforge_flow_messages_total", { ...mine, flow: "tab9", direction: "out" }).map((x) => x.value)).toEqual([81]);
+    expect(find(s, "redforge_flow_message_errors_total", { ...mine, flow: "tab0" }).map((x) => x.value)).toEqual([3]);
+    // A flow the instance no longer has a tab for is named by its id.
+    await withDb((db) => db.update(instances).set({ flows: [] }).where(eq(instances.id, inst.id)));
+    const again = await scrape(admin.token);
+    expect(find(again.samples, "redforge_flow_messages_total", { ...mine, flow: "tab0", direction: "in" }).map((x) => x.labels.flow_name)).toEqual(["tab0"]);
   });
 
   it("refuses malformed counters (negative, fractional messages) with 400, like any bad report", async () => {
