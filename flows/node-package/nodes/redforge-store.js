@@ -22,8 +22,11 @@ const { conversationMemory } = require("../lib/memoryStore.js");
 const { convertDocument, documentBytes } = require("../lib/convertDocument.js");
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-/** A node setting after ${ENV} substitution: "" (unset variable) counts as absent. */
-const setting = (v) => (v === undefined || v === null || String(v).trim() === "" ? undefined : String(v).trim());
+/**
+ * A node setting after ${ENV} substitution: "" counts as absent, and so does a
+ * "${NAME}" left as is (Node-RED keeps the text when the variable is unset).
+ */
+const setting = (v) => (v === undefined || v === null || String(v).trim() === "" || /^\$\{\w+\}$/.test(String(v).trim()) ? undefined : String(v).trim());
 const number = (v) => (setting(v) === undefined ? undefined : Number(v));
 
 /** Runs `work`, then routes: result → output 1; invalid_input → output 1 with msg.agent.error; unavailable/rejected → output 2. */
