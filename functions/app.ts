@@ -14,6 +14,7 @@ import { retentionPurgeJob } from "../queues/retentionPurge.ts";
 import { alertJobs } from "../queues/alertsEvaluate.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { aiRoutes } from "./routes/ai.ts";
+import { coordinationRoutes } from "./routes/coordination.ts";
 import { alertRoutes } from "./routes/alerts.ts";
 import { alertChannelRoutes } from "./routes/alertsChannels.ts";
 import { alertRuleRoutes } from "./routes/alertsRules.ts";
@@ -40,6 +41,7 @@ import { quotaRoutes } from "./routes/quotas.ts";
 import { reportRoutes } from "./routes/reports.ts";
 import { roleRoutes } from "./routes/roles.ts";
 import { userRoutes } from "./routes/users.ts";
+import { workflowRoutes, workflowWebhookRoutes } from "./routes/workflows.ts";
 
 /**
  * Order matters: security headers on every answer; context, the per-address
@@ -61,6 +63,7 @@ export function createApp() {
   app.route("/api", referenceRoutes(app));
   // Authenticated by signatures, not users: cluster webhooks and tokens, QStash jobs.
   app.route("/api", bridgeRoutes);
+  app.route("/api", workflowWebhookRoutes);
   app.route("/api", deadLetterWebhookRoutes);
   // CI deliveries: the hook's own signature (Standard Webhooks or GitHub's), checked before the body is read.
   app.route("/api/webhooks/ci", ciHookDeliveryRoutes);
@@ -76,6 +79,7 @@ export function createApp() {
   app.use("/api/*", authenticate, limitByPrincipal);
   app.route("/api/admin", adminRoutes);
   app.route("/api/ai", aiRoutes);
+  app.route("/api/coordination", coordinationRoutes);
   app.route("/api/alerts/rules", alertRuleRoutes);
   app.route("/api/alerts/channels", alertChannelRoutes);
   app.route("/api/alerts", alertRoutes);
@@ -96,6 +100,7 @@ export function createApp() {
   app.route("/api/webhooks/ci", ciHookRoutes);
   app.route("/api/users", userRoutes);
   app.route("/api/roles", roleRoutes);
+  app.route("/api/workflows", workflowRoutes);
   return app;
 }
 

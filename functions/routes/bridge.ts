@@ -13,6 +13,7 @@ import { ApiError, notFound } from "../../core/errors.ts";
 import { applyCommandResult, applyHealthReport } from "../../core/fleet/applyReport.ts";
 import { applyInstanceStatus } from "../../core/fleet/instanceStatus.ts";
 import { ingestAiDecisions } from "../../core/ai/ingest.ts";
+import { recordCoordination } from "../../core/coordination/recordSessions.ts";
 import { verifyClusterWebhook } from "../../core/fleet/signedRequest.ts";
 import { counted, recordFromRequest } from "../../core/metrics/record.ts";
 import { SERIES } from "../../core/metrics/series.ts";
@@ -121,6 +122,9 @@ export const bridgeRoutes = new Hono<AppEnv>()
     try {
       const batch = parseJson(hook.body, aiDecisionBatchSchema);
       const { usage, ...result } = await ingestAiDecisions(c.var.services, id, batch, new Date());
+      // Voting/refinement answers and decisions (metadata.coordination) also update their session and the audit log;
+      // the batch is stored already, so a failure here is logged, not retried (a retry would be a duplicate).
+      if (!result.duplicate) await recordCoordination(c.var.services.db, batch.records).catch((err: unknown) => console.error(JSON.stringify({ msg: "coordination sessions not updated", clusterId: id, batchId: batch.batchId, err: String(err) })));
       recordFromRequest(c, usage.flatMap((u) => [
         counted(SERIES.aiTokens, { model: u.model, team: u.team }, u.tokens),
         counted(SERIES.aiCost, { model: u.model, team: u.team }, u.costUsd),
