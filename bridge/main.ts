@@ -13,6 +13,7 @@ import type { BackoffPolicy } from "./backoff.ts";
 import { parseCli, UsageError, USAGE, type DriverKind } from "./cli.ts";
 import { CommandLedger } from "./dedupe.ts";
 import { createDriver } from "./driverFactory.ts";
+import { DeadLetterForwarder } from "./deadLetterForwarder.ts";
 import type { ContextStoreTarget, Driver } from "./drivers/driver.ts";
 import { CommandExecutor } from "./executor.ts";
 import { InstanceRegistry } from "./instances.ts";
@@ -55,6 +56,8 @@ export interface RunningBridge {
   readonly link: ClusterLink;
   /** Forwards the instances' AI decision records; present when the bridge has an MQTT bus. */
   readonly aiAudit?: AiAuditForwarder;
+  /** Forwards the instances' dead letters; present when the bridge has an MQTT bus. */
+  readonly deadLetters?: DeadLetterForwarder;
   /** Resolves once every command received so far has been answered (tests). */
   idle(): Promise<void>;
   /** `leaveRunning`: a restart or upgrade (the CLI's SIGTERM); what carries traffic stays up (Driver.close). */
@@ -104,6 +107,8 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
   link.start();
   const aiAudit = opts.mqttUrl ? new AiAuditForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log }) : undefined;
   aiAudit?.start();
+  const deadLetters = opts.mqttUrl ? new DeadLetterForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log }) : undefined;
+  deadLetters?.start();
 
   let closing: Promise<void> | undefined;
   const close = (closeOpts: { leaveRunning?: boolean } = {}) => (closing ??= (async () => {
@@ -111,13 +116,14 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
     // A command cut off here is answered "interrupted" on redelivery, so a bounded wait is safe.
     await withDeadline(executor.idle(), opts.drainMs ?? 30_000);
     await aiAudit?.close();
+    await deadLetters?.close();
     await reporter.close();
     await driver.close(closeOpts).catch((err: unknown) => log.error(`driver did not close cleanly: ${errorMessage(err)}`));
     await ledger.close();
     releaseLock();
     log.info("bridge stopped");
   })());
-  return { link, ...(aiAudit ? { aiAudit } : {}), idle: () => executor.idle(), close };
+  return { link, ...(aiAudit ? { aiAudit } : {}), ...(deadLetters ? { deadLetters } : {}), idle: () => executor.idle(), close };
 }
 
 /**
