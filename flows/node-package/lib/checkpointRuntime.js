@@ -141,7 +141,8 @@ class CheckpointRuntime {
     if (position === "before") {
       const begin = this.nodeFor(rec.kind, rec.step, "begin");
       if (!begin) return this.giveUp(base, "step_not_found", `no begin node for step "${rec.step}" of workflow "${rec.kind}" in this runtime's flows`);
-      if (resumeAction({ phase: "started" }, begin.repeatable) !== "rerun") {
+      // An operator's replay (source "replay") decided the step may run again; a crash or hand-over did not.
+      if (source !== "replay" && resumeAction({ phase: "started" }, begin.repeatable) !== "rerun") {
         return this.giveUp(base, "step_interrupted", `step "${rec.step}" began and was interrupted before its checkpoint; it is not marked repeatable, so it is not run again (replay it once its effect is checked)`);
       }
       this.write({ ...base, phase: "started", resumedFrom: source });
