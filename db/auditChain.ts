@@ -154,17 +154,19 @@ async function lockChain(tx: Tx): Promise<void> {
 }
 
 /**
- * The canonical text of an entry split around its prevHash value: the hash of
- * the row is SHA-256(prefix + prevHash + suffix), exactly auditRowHash's.
- * Canonical keys are sorted, so "prevHash" is the fourth top-level key; the
- * last `"prevHash":"` in the text is that key (a nested one sits inside
- * `details`, earlier; later values are scalars, where quotes are escaped).
+ * The canonical text of an entry split around its prevHash and timestamp
+ * values: the row's hash is SHA-256(head + prevHash + middle + timestamp +
+ * tail), exactly auditRowHash's. Canonical keys are sorted, so "prevHash" and
+ * then "timestamp" are top-level keys after `details`; the last occurrence of
+ * each key in the text is the top-level one (a nested one sits inside
+ * `details`, earlier; the later values are scalars, whose quotes are escaped).
  */
-export function hashedTextAround(timestamp: Date, e: AuditEntry): { prefix: string; suffix: string } {
-  const text = canonicalJson({ prevHash: GENESIS_HASH, timestamp: timestamp.toISOString(), ...columns(e) });
-  const key = `"prevHash":"`;
-  const at = text.lastIndexOf(key + GENESIS_HASH + '"') + key.length;
-  return { prefix: text.slice(0, at), suffix: text.slice(at + GENESIS_HASH.length) };
+export function hashedTextAround(e: AuditEntry): { head: string; middle: string; tail: string } {
+  const ts = new Date(0).toISOString();
+  const text = canonicalJson({ prevHash: GENESIS_HASH, timestamp: ts, ...columns(e) });
+  const atHash = text.lastIndexOf(`"prevHash":"${GENESIS_HASH}"`) + `"prevHash":"`.length;
+  const atTs = text.lastIndexOf(`"timestamp":"${ts}"`) + `"timestamp":"`.length;
+  return { head: text.slice(0, atHash), middle: text.slice(atHash + GENESIS_HASH.length, atTs), tail: text.slice(atTs + ts.length) };
 }
 
 /** A dollar-quoted literal tag that occurs in none of `texts` (dollar quotes take no escapes). */
@@ -184,7 +186,7 @@ function quoteTag(texts: string[]): string {
  * runs the INSERT the moment the lock is granted, with no trip back to the
  * Worker) and COMMIT. Postgres chains the batch itself: the head is read and
  * each hash computed (sha256 over the canonical text, split around prevHash
- * by hashedTextAround) in one INSERT ... SELECT over a recursive CTE, in the
+ * and timestamp by hashedTextAround) in one INSERT ... SELECT over a recursive CTE, in the
  * batch's order, so ids ascend along the chain as before. Rows, hashes and
  * the verify walk are unchanged: GET /api/audit/verify and offline export
  * checks see the same chain.
@@ -195,27 +197,25 @@ function quoteTag(texts: string[]): string {
  * INSERT sees the head the previous holder committed before the grant.
  */
 export function appendStatement(entries: AuditEntry[], lock = true): string {
-  const rows = entries.map((e) => {
-    const timestamp = new Date(); // millisecond precision: what JS hashes is what Postgres gives back
-    const c = columns(e);
-    return { timestamp, c, ...hashedTextAround(timestamp, e) };
-  });
-  const texts = rows.flatMap((r) => [r.prefix, r.suffix, r.c.action, r.c.userId ?? "", r.c.resourceType ?? "", r.c.resourceId ?? "", r.c.userAgent ?? "", r.c.ipAddress ?? "", JSON.stringify(r.c.details)]);
+  const rows = entries.map((e) => ({ c: columns(e), ...hashedTextAround(e) }));
+  const texts = rows.flatMap((r) => [r.head, r.middle, r.tail, r.c.action, r.c.userId ?? "", r.c.resourceType ?? "", r.c.resourceId ?? "", r.c.userAgent ?? "", r.c.ipAddress ?? "", JSON.stringify(r.c.details)]);
   const tag = quoteTag(texts);
   const lit = (v: string | null) => (v === null ? "null" : `${tag}${v}${tag}`);
-  const values = rows.map((r, i) => `(${i + 1}, ${lit(r.timestamp.toISOString())}::timestamptz, ${lit(r.c.userId)}, ${lit(r.c.action)}, ${lit(r.c.resourceType)}, ` +
+  const values = rows.map((r, i) => `(${i + 1}, ${lit(r.c.userId)}, ${lit(r.c.action)}, ${lit(r.c.resourceType)}, ` +
     `${lit(r.c.resourceId)}, ${r.c.details === null ? "null" : `${lit(JSON.stringify(r.c.details))}`}::jsonb, ${lit(r.c.ipAddress)}::inet, ${lit(r.c.userAgent)}, ` +
-    `${r.c.statusCode === null ? "null" : Number(r.c.statusCode).toFixed(0)}::integer, ${lit(r.prefix)}, ${lit(r.suffix)})`);
-  const digest = (prev: string) => `encode(sha256(convert_to(i.pre || ${prev} || i.suf, 'UTF8')), 'hex')`;
+    `${r.c.statusCode === null ? "null" : Number(r.c.statusCode).toFixed(0)}::integer, ${lit(r.head)}, ${lit(r.middle)}, ${lit(r.tail)})`);
+  // toISOString's form: what JS reads back from the column and hashes on verify.
+  const digest = (prev: string) => `encode(sha256(convert_to(i.head || ${prev} || i.middle || clock.iso || i.tail, 'UTF8')), 'hex')`;
   return [
     lock ? `select pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK});` : "",
-    `with recursive input (n, ts, user_id, action, resource_type, resource_id, details, ip_address, user_agent, status_code, pre, suf) as (values ${values.join(", ")}),`,
+    `with recursive input (n, user_id, action, resource_type, resource_id, details, ip_address, user_agent, status_code, head, middle, tail) as (values ${values.join(", ")}),`,
+    `clock (ts, iso) as (select t, to_char(t at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') from (select date_trunc('milliseconds', clock_timestamp()) as t) x),`,
     `head (hash) as (select coalesce((select hash from audit_logs order by id desc limit 1), '${GENESIS_HASH}')),`,
-    `chain (n, prev_hash, hash) as (select i.n, head.hash, ${digest("head.hash")} from head, input i where i.n = 1`,
-    `  union all select i.n, c.hash, ${digest("c.hash")} from chain c join input i on i.n = c.n + 1)`,
+    `chain (n, prev_hash, hash) as (select i.n, head.hash, ${digest("head.hash")} from head, clock, input i where i.n = 1`,
+    `  union all select i.n, c.hash, ${digest("c.hash")} from chain c join input i on i.n = c.n + 1, clock)`,
     `insert into audit_logs (timestamp, user_id, action, resource_type, resource_id, details, ip_address, user_agent, status_code, prev_hash, hash)`,
-    `select i.ts, i.user_id, i.action, i.resource_type, i.resource_id, i.details, i.ip_address, i.user_agent, i.status_code, c.prev_hash, c.hash`,
-    `from input i join chain c using (n) order by i.n;`,
+    `select clock.ts, i.user_id, i.action, i.resource_type, i.resource_id, i.details, i.ip_address, i.user_agent, i.status_code, c.prev_hash, c.hash`,
+    `from input i join chain c using (n), clock order by i.n;`,
   ].join("\n");
 }
 

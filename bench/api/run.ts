@@ -13,6 +13,7 @@
  * Each route gets its own admin user: the per-principal rate limit (50/s,
  * burst 3000) must not turn the bench into a 429 count.
  */
+import fs from "node:fs/promises";
 import os from "node:os";
 import pg from "pg";
 import { adminClient } from "../../test/harness/adminClient.ts";
@@ -126,6 +127,42 @@ async function seedHealth(db: pg.Client, clusterId: string): Promise<void> {
   );
 }
 
+/**
+ * CPU seconds of this bench's descendant processes named like `match` (this stack only, not other suites'),
+ * with their reaped children's (cutime/cstime): a Postgres backend lives one connection and is gone.
+ */
+async function cpuOfOwn(match: RegExp): Promise<number> {
+  const parent = new Map<number, number>();
+  const stats = new Map<number, { name: string; cpu: number }>();
+  for (const entry of await fs.readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await fs.readFile(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      parent.set(Number(entry), Number(fields[1]));
+      stats.set(Number(entry), { name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), cpu: (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100 });
+    } catch { /* gone */ }
+  }
+  const mine = (pid: number) => {
+    for (let p = parent.get(pid), hops = 0; p !== undefined && hops < 20; p = parent.get(p), hops++) if (p === process.pid) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [pid, st] of stats) if (match.test(st.name) && mine(pid)) total += st.cpu;
+  return total;
+}
+
+/** Whole-machine busy CPU seconds (every process, other sessions' too). */
+async function machineCpu(): Promise<number> {
+  const [, ...f] = (await fs.readFile("/proc/stat", "utf8")).split("\n")[0]!.trim().split(/\s+/).map(Number);
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / 100;
+}
+
+const cpuNow = async () => {
+  const u = process.cpuUsage();
+  return { workerd: await cpuOfOwn(/workerd/), postgres: await cpuOfOwn(/postgres/), self: (u.user + u.system) / 1e6, all: await machineCpu(), at: performance.now() };
+};
+
 const CREATE = Number(process.env.BENCH_CREATE ?? 500);
 const CREATE_CLIENTS = Number(process.env.BENCH_CREATE_CLIENTS ?? 32);
 
@@ -135,10 +172,16 @@ const CREATE_CLIENTS = Number(process.env.BENCH_CREATE_CLIENTS ?? 32);
  * API answers. The simulated driver: nothing picks the command up, so this
  * is the control plane's cost alone (quota check, insert, outbox, audit row).
  */
-async function creationRate(adminToken: string, clusterId: string): Promise<string> {
+async function creationRate(db: pg.Client, adminToken: string, clusterId: string, teams: "one" | "distinct"): Promise<string> {
   const tokens: string[] = [];
-  for (let i = 0; i < CREATE_CLIENTS; i++) tokens.push(await login(await adminUser(adminToken, `c${i}`)));
+  for (let i = 0; i < CREATE_CLIENTS; i++) {
+    const user = await adminUser(adminToken, `c${i}`);
+    // Before the first login: the principal cache would keep the old team for a minute.
+    if (teams === "distinct") await db.query("update users set team = $1 where username = $2", [`bench-team-${Date.now()}-${i}`, user]);
+    tokens.push(await login(user));
+  }
   const loadBefore = load();
+  const cpu0 = await cpuNow();
   failures.clear();
   const times: number[] = [];
   let next = 0;
@@ -153,12 +196,17 @@ async function creationRate(adminToken: string, clusterId: string): Promise<stri
     }
   }));
   const wall = (performance.now() - t0) / 1000;
+  const cpu1 = await cpuNow();
   times.sort((a, b) => a - b);
   const rate = created / wall;
   const why = [...failures].map(([k, n]) => `${n}× ${k}`).join(", ");
-  console.log(`\ninstance creations: ${created} of ${CREATE} in ${wall.toFixed(1)} s at ${CREATE_CLIENTS} clients = ${rate.toFixed(1)}/s` +
+  const per = (a: number, b: number) => `${((1000 * (b - a)) / Math.max(1, created)).toFixed(1)} ms`;
+  const label = teams === "one" ? "one team" : `${CREATE_CLIENTS} teams`;
+  console.log(`\ninstance creations, ${label}: ${created} of ${CREATE} in ${wall.toFixed(1)} s at ${CREATE_CLIENTS} clients = ${rate.toFixed(1)}/s` +
     ` (p50 ${times.length ? quantile(times, 0.5).toFixed(0) : "-"} ms, p99 ${times.length ? quantile(times, 0.99).toFixed(0) : "-"} ms; load average ${loadBefore} → ${load()})${why ? `; failed: ${why}` : ""}`);
-  return `  ${"instance creations/s".padEnd(42)} ${rate.toFixed(1)}/s at ${CREATE_CLIENTS} clients: ${rate >= 100 ? "meets" : "misses"} the target (>= 100/s)`;
+  console.log(`  CPU per creation: workerd ${per(cpu0.workerd, cpu1.workerd)}, postgres ${per(cpu0.postgres, cpu1.postgres)}, this process (Neon relay + client) ${per(cpu0.self, cpu1.self)}; ` +
+    `machine ${os.cpus().length} cores busy ${(100 * (cpu1.all - cpu0.all) / ((cpu1.at - cpu0.at) / 1000) / os.cpus().length).toFixed(0)}%`);
+  return `  ${`instance creations/s, ${label}`.padEnd(42)} ${rate.toFixed(1)}/s at ${CREATE_CLIENTS} clients: ${rate >= 100 ? "meets" : "misses"} the target (>= 100/s)`;
 }
 
 const fmt = (n: number) => n.toFixed(1).padStart(7);
@@ -206,7 +254,11 @@ async function main() {
         }
       }
     }
-    if (CREATE > 0) summary.push(await creationRate(adminToken, cluster.id));
+    if (CREATE > 0) {
+      // One team: every create also queues on that team's quota lock (core/governance/quotas.ts). Distinct teams: only the audit chain is shared.
+      summary.push(await creationRate(db, adminToken, cluster.id, "one"));
+      summary.push(await creationRate(db, adminToken, cluster.id, "distinct"));
+    }
     console.log(`\ntargets (sequential; issue 14 asks for an idle machine, load now ${load()}):`);
     for (const line of summary) console.log(line);
   } finally {

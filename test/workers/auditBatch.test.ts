@@ -42,17 +42,18 @@ const hostile = (tag: string): AuditEntry => ({
 });
 
 describe("batched audit append", () => {
-  it("splits the canonical text exactly around prevHash", async () => {
+  it("splits the canonical text exactly around prevHash and timestamp", async () => {
     const ts = new Date("2026-05-01T12:00:00.123Z");
     const e = hostile("split");
-    const { prefix, suffix } = hashedTextAround(ts, e);
+    const { head, middle, tail } = hashedTextAround(e);
     const prev = "a".repeat(64);
-    // The hash Postgres computes is over prefix + prev + suffix: it must be the JS row hash.
-    expect(prefix + prev + suffix).toBe(canonicalJson({
+    // Postgres hashes head + prev + middle + timestamp + tail: it must be the text JS hashes.
+    const text = head + prev + middle + ts.toISOString() + tail;
+    expect(text).toBe(canonicalJson({
       prevHash: prev, timestamp: ts.toISOString(), userId: e.userId, action: e.action, resourceType: e.resourceType,
       resourceId: e.resourceId, details: e.details, ipAddress: "2001:db8::1", userAgent: e.userAgent, statusCode: e.statusCode,
     }));
-    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(prefix + prev + suffix));
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
     expect([...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")).toBe(await auditRowHash(prev, ts, e));
   });
 
@@ -68,6 +69,8 @@ describe("batched audit append", () => {
     const h = rows[2]!;
     expect(h).toMatchObject({ userId: "u-$$-'q'", userAgent: "agent $rfabc$ 'x'", ipAddress: "2001:db8::1", statusCode: 201 });
     expect(h.details).toEqual(hostile("x").details);
+    // One batch, one timestamp (Postgres's clock after the grant); later batches never go back in time.
+    expect(new Set(rows.map((r) => r.timestamp.getTime())).size).toBe(1);
     expect((await verify()).ok).toBe(true);
   });
 
@@ -78,6 +81,8 @@ describe("batched audit append", () => {
     const rows = await rowsOf(all);
     expect(rows).toHaveLength(all.length);
     expect(new Set(rows.map((r) => r.prevHash)).size).toBe(all.length); // no fork: no two rows share a predecessor
+    // Timestamps ascend with ids: the clock is read after the lock is granted.
+    for (let i = 1; i < rows.length; i++) expect(rows[i]!.timestamp.getTime()).toBeGreaterThanOrEqual(rows[i - 1]!.timestamp.getTime());
     for (const ids of batches) {
       const mine = rows.filter((r) => ids.includes(r.resourceId!));
       expect(mine.map((r) => r.resourceId)).toEqual(ids);
