@@ -14,7 +14,8 @@ import { parseCli, UsageError, USAGE, type DriverKind } from "./cli.ts";
 import { CommandLedger } from "./dedupe.ts";
 import { createDriver } from "./driverFactory.ts";
 import { DeadLetterForwarder } from "./deadLetterForwarder.ts";
-import type { ContextStoreTarget, Driver } from "./drivers/driver.ts";
+import { CheckpointForwarder } from "./checkpointForwarder.ts";
+import type { BlueGreenDriver, ContextStoreTarget, Driver } from "./drivers/driver.ts";
 import { CommandExecutor } from "./executor.ts";
 import { InstanceRegistry } from "./instances.ts";
 import { ClusterLink } from "./link.ts";
@@ -109,6 +110,8 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
   aiAudit?.start();
   const deadLetters = opts.mqttUrl ? new DeadLetterForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log }) : undefined;
   deadLetters?.start();
+  const checkpoints = opts.mqttUrl ? new CheckpointForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log, driver: driver as Partial<BlueGreenDriver> }) : undefined;
+  checkpoints?.start();
 
   let closing: Promise<void> | undefined;
   const close = (closeOpts: { leaveRunning?: boolean } = {}) => (closing ??= (async () => {
@@ -117,6 +120,7 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
     await withDeadline(executor.idle(), opts.drainMs ?? 30_000);
     await aiAudit?.close();
     await deadLetters?.close();
+    await checkpoints?.close();
     await reporter.close();
     await driver.close(closeOpts).catch((err: unknown) => log.error(`driver did not close cleanly: ${errorMessage(err)}`));
     await ledger.close();
