@@ -132,7 +132,7 @@ describe("storage, memory and file-converter primitives in real Node-RED", () =>
     expect(out.metadata.contentType).toBe("text");
     const docx = input({ data: (await fixture("sample.docx")).toString("base64"), filename: "sample.docx" }, { details: true });
     expect(expectContract("file-converter", docx, await ask("file-converter", docx)).payload).toMatchObject({
-      text: "Blue and green run side by side during a deployment.\n\nThe bridge reports every AI decision.", format: "docx", via: "mammoth",
+      text: "Blue and green run side by side during a deployment.\n\nThe bridge reports every AI decision.", format: "docx", via: "docx",
     });
     const text = input("Already text.");
     expect(expectContract("file-converter", text, await ask("file-converter", text)).payload).toBe("Already text.");

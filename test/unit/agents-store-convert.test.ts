@@ -1,6 +1,6 @@
 /**
  * The file converter's library (PDF and DOCX fixtures through the bundled
- * unpdf and mammoth; the Tika path against a small server speaking Tika's
+ * unpdf and the package's own DOCX reader; the Tika path against a small server speaking Tika's
  * `PUT /tika` — not a real Tika) and the Milvus REST v2 client against a
  * small stand-in of the endpoints it uses (not a real Milvus: it checks the
  * requests the client sends, not Milvus's behaviour).
@@ -15,6 +15,7 @@ import { freePort } from "../../dev/ports.ts";
 const require = createRequire(import.meta.url);
 const { convertDocument, detectFormat, documentBytes } = require("../../flows/node-package/lib/convertDocument.js");
 const { MilvusVectorStore } = require("../../flows/node-package/lib/vectorStore.js");
+const { documentXmlText, zipEntry } = require("../../flows/node-package/lib/docxText.js");
 
 const fixture = (name: string) => fs.readFile(new URL(`../fixtures/agents/${name}`, import.meta.url));
 
@@ -43,8 +44,20 @@ describe("file converter", () => {
     const pdf = await convertDocument(await fixture("sample.pdf"));
     expect(pdf).toMatchObject({ format: "pdf", via: "unpdf", pages: 2, text: "The deploy gate holds MQTT work while a runtime drains.\n\nHeld work is replayed after the switch." });
     const docx = await convertDocument(await fixture("sample.docx"));
-    expect(docx).toMatchObject({ format: "docx", via: "mammoth", text: "Blue and green run side by side during a deployment.\n\nThe bridge reports every AI decision." });
+    expect(docx).toMatchObject({ format: "docx", via: "docx", text: "Blue and green run side by side during a deployment.\n\nThe bridge reports every AI decision." });
     expect(await convertDocument(Buffer.from("Plain text, ünïcode."))).toMatchObject({ format: "text", via: "text", text: "Plain text, ünïcode." });
+  });
+
+  it("DOCX text: runs joined, tabs and breaks kept, tab stops and deleted text left out, entities decoded, one blank line between paragraphs", () => {
+    const xml = `<w:document><w:body><w:p><w:pPr><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr><w:r><w:t>Fish &amp; chips</w:t></w:r><w:r><w:tab/><w:t xml:space="preserve"> cost &#163;5</w:t></w:r></w:p>`
+      + `<w:p><w:r><w:t>line one</w:t><w:br/><w:t>line two</w:t></w:r><w:del><w:r><w:delText>gone</w:delText></w:r></w:del></w:p><w:p/><w:tbl><w:tr><w:tc><w:p><w:r><w:t>cell</w:t></w:r></w:p></w:tc></w:tr></w:tbl></w:body></w:document>`;
+    expect(documentXmlText(xml)).toBe("Fish & chips\t cost £5\n\nline one\nline two\n\ncell");
+  });
+
+  it("DOCX reader refuses a ZIP without a document and a broken archive", async () => {
+    const docx = await fixture("sample.docx");
+    expect(zipEntry(docx, "word/styles.xml")).toBeUndefined();
+    expect(await failure(convertDocument(Buffer.concat([docx.subarray(0, 60), Buffer.from("word/document.xml")])))).toMatchObject({ code: "invalid_input", message: expect.stringMatching(/not a readable DOCX/) });
   });
 
   it("recognises formats from the bytes and refuses the rest with invalid_input", async () => {

@@ -2,15 +2,16 @@
  * The file converter: PDF, DOCX or plain text bytes to text.
  * - TIKA_URL set: `PUT {TIKA_URL}/tika` with the bytes, `Accept: text/plain`
  *   (Apache Tika server; any format Tika reads).
- * - Else in process: PDF with unpdf (a serverless build of Mozilla's pdf.js),
- *   DOCX with mammoth (raw text), text as UTF-8. Both are bundled with
- *   this package (bundleDependencies) and loaded on first use.
+ * - Else in process: PDF with unpdf (a serverless build of Mozilla's pdf.js,
+ *   bundled with this package, loaded on first use), DOCX with
+ *   lib/docxText.js (word/document.xml's text runs), text as UTF-8.
  * The format is recognised from the bytes (%PDF-, a ZIP with
  * word/document.xml, valid UTF-8 without NUL), not from a file name.
  */
 "use strict";
 
 const { StoreError, invalid, fromFetchError } = require("./storeError.js");
+const { docxText } = require("./docxText.js");
 
 const FORMATS = ["pdf", "docx", "text"];
 
@@ -53,16 +54,9 @@ async function pdfText(bytes) {
   }
 }
 
-async function docxText(bytes) {
-  let mammoth;
+function docxToText(bytes) {
   try {
-    mammoth = require("mammoth");
-  } catch (err) {
-    throw new StoreError("converter_unavailable", `mammoth is not installed with the RedForge node package (${err.message}); set TIKA_URL or reinstall the package`);
-  }
-  try {
-    const r = await mammoth.extractRawText({ buffer: bytes });
-    return { text: r.value.replace(/\n{3,}/g, "\n\n").trim() };
+    return { text: docxText(bytes) };
   } catch (err) {
     throw invalid(`not a readable DOCX: ${err.message}`);
   }
@@ -99,8 +93,8 @@ async function convertDocument(bytes, opts = {}) {
     return { text: r.text, format: format || "other", via: "tika", bytes: bytes.length };
   }
   if (!format) throw invalid("unsupported document: not PDF, DOCX or UTF-8 text (set TIKA_URL to convert other formats)");
-  const r = format === "pdf" ? await pdfText(bytes) : format === "docx" ? await docxText(bytes) : { text: bytes.toString("utf8") };
-  return { text: r.text, format, via: format === "pdf" ? "unpdf" : format === "docx" ? "mammoth" : "text", bytes: bytes.length, ...(r.pages !== undefined ? { pages: r.pages } : {}) };
+  const r = format === "pdf" ? await pdfText(bytes) : format === "docx" ? docxToText(bytes) : { text: bytes.toString("utf8") };
+  return { text: r.text, format, via: format === "pdf" ? "unpdf" : format === "docx" ? "docx" : "text", bytes: bytes.length, ...(r.pages !== undefined ? { pages: r.pages } : {}) };
 }
 
 /**
