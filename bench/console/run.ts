@@ -27,6 +27,10 @@ declare const window: any, document: any, location: any, MutationObserver: any;
 declare function requestAnimationFrame(cb: () => void): number;
 
 const N = Number(process.env.BENCH_INSTANCES ?? 1000);
+/** Another build of the console (e.g. the one before a change, `cp -r app/dist /tmp/before`) measured in the same run. */
+const BEFORE_DIST = process.env.BENCH_BEFORE_DIST;
+/** Chromium's CPU throttling (CDP Emulation.setCPUThrottlingRate): 4 makes a quiet machine behave like a loaded one. */
+const CPU_SLOWDOWN = Number(process.env.BENCH_CPU_SLOWDOWN ?? 1);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20);
 const DIST = nodePath.join(APP_DIR, "dist");
@@ -35,16 +39,16 @@ const TYPES: Record<string, string> = { ".js": "text/javascript", ".css": "text/
 
 const instances = fleet(N);
 
-function serveStatic(): Promise<{ url: string; close: () => Promise<void> }> {
+function serveStatic(dir: string): Promise<{ url: string; close: () => Promise<void> }> {
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     if (url.pathname === "/baseline.html") { res.writeHead(200, { "content-type": "text/html" }); res.end(baselineHtml(instances)); return; }
     if (url.pathname === "/baseline.js") { res.writeHead(200, { "content-type": "text/javascript" }); res.end(BASELINE_JS); return; }
-    const file = nodePath.join(DIST, nodePath.normalize(url.pathname).replace(/^(\.\.[/\\])+/, ""));
+    const file = nodePath.join(dir, nodePath.normalize(url.pathname).replace(/^(\.\.[/\\])+/, ""));
     const body = await fs.readFile(file).catch(() => null);
     if (body && !url.pathname.endsWith("/")) { res.writeHead(200, { "content-type": TYPES[nodePath.extname(file)] ?? "application/octet-stream" }); res.end(body); return; }
     res.writeHead(200, { "content-type": "text/html" }); // single-page app: every other path is the console
-    res.end(await fs.readFile(nodePath.join(DIST, "index.html")));
+    res.end(await fs.readFile(nodePath.join(dir, "index.html")));
   });
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
     const { port } = server.address() as { port: number };
@@ -68,7 +72,7 @@ function instrument(expected: number): void {
   document.addEventListener("DOMContentLoaded", () => { observer.observe(document.body, { childList: true, subtree: true, characterData: true }); check(); });
 }
 
-async function newContext(browser: Browser, base: string, sockets: WebSocketRoute[]): Promise<BrowserContext> {
+async function newContext(browser: Browser, base: string, sockets: WebSocketRoute[], counts: { instancePages: number }): Promise<BrowserContext> {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: "en-US" });
   // tsx (esbuild, keepNames) wraps named functions in __name(); functions sent to the page need it defined there.
   await context.addInitScript({ content: "globalThis.__name = (f) => f;" });
@@ -80,7 +84,7 @@ async function newContext(browser: Browser, base: string, sockets: WebSocketRout
     const url = new URL(route.request().url());
     const json = (body: unknown, status = 200) => route.fulfill({ status, contentType: "application/json", body: JSON.stringify(body) });
     if (url.pathname === "/api/auth/me") return json({ ...USER, team: "default", via: "token", permissions: [{ resource: "*", action: "*" }] });
-    if (url.pathname === "/api/instances") return json(instancesPage(instances, url));
+    if (url.pathname === "/api/instances") { counts.instancePages++; return json(instancesPage(instances, url)); }
     if (url.pathname.startsWith("/api/instances/")) return json(instances.find((i) => url.pathname.endsWith(i.id)) ?? {});
     if (url.pathname === "/api/clusters") return json({ items: [CLUSTER], nextCursor: null });
     return json({ error: { code: "not_found", message: "not in the bench fixture" } }, 404);
@@ -92,14 +96,18 @@ async function newContext(browser: Browser, base: string, sockets: WebSocketRout
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]!; };
 const p95 = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil(s.length * 0.95) - 1)]!; };
 
-interface Figures { jsGzip: number; jsRaw: number; cssGzip: number; paint: number[]; event: number[] }
+interface Figures { jsGzip: number; jsRaw: number; cssGzip: number; paint: number[]; event: number[]; pagesRead: number[] }
 
-async function measure(browser: Browser, base: string, path: string): Promise<Figures> {
-  const out: Figures = { jsGzip: 0, jsRaw: 0, cssGzip: 0, paint: [], event: [] };
-  for (let run = 0; run < RUNS; run++) {
+const newFigures = (): Figures => ({ jsGzip: 0, jsRaw: 0, cssGzip: 0, paint: [], event: [], pagesRead: [] });
+
+/** One run (navigation, paint; on run 0 also the bytes and the events) added to `out`. */
+async function measure(browser: Browser, base: string, path: string, run: number, out: Figures): Promise<void> {
+  {
     const sockets: WebSocketRoute[] = [];
-    const context = await newContext(browser, base, sockets);
+    const counts = { instancePages: 0 };
+    const context = await newContext(browser, base, sockets, counts);
     const page = await context.newPage();
+    if (CPU_SLOWDOWN > 1) await (await context.newCDPSession(page)).send("Emulation.setCPUThrottlingRate", { rate: CPU_SLOWDOWN });
     const bodies: Promise<void>[] = [];
     if (run === 0) {
       page.on("response", (r) => {
@@ -119,6 +127,13 @@ async function measure(browser: Browser, base: string, path: string): Promise<Fi
       throw new Error(`${path}: the table never showed ${N} rows (count: ${seen}; page errors: ${errors.join("; ") || "none"}): ${(err as Error).message.split("\n")[0]}`);
     });
     out.paint.push(await page.evaluate(() => (window as unknown as { __bench: { tablePainted: number } }).__bench.tablePainted));
+    out.pagesRead.push(counts.instancePages);
+    if (process.env.BENCH_TRACE && path !== "/baseline.html") {
+      // Where the time went: each script, style and API read (start → end, ms from navigation), then the paint.
+      const entries = await page.evaluate(() => (performance.getEntriesByType("resource") as unknown as { name: string; startTime: number; responseEnd: number }[])
+        .map((e) => `${Math.round(e.startTime)}→${Math.round(e.responseEnd)} ${e.name.replace(location.origin, "")}`));
+      console.log(`${base}${path} run ${run}: ${entries.join(" | ")} | painted ${Math.round(out.paint.at(-1)!)}`);
+    }
     await Promise.all(bodies);
 
     if (run === 0 && process.env.BENCH_SHOT) {
@@ -154,32 +169,48 @@ async function measure(browser: Browser, base: string, path: string): Promise<Fi
     }
     await page.goto("about:blank"); // frees the table; the context stays (see main)
   }
-  return out;
 }
 
 async function main(): Promise<void> {
   await buildConsoleIfStale();
-  const [server, browser] = await Promise.all([serveStatic(), launchChromium()]);
+  const [server, before, browser] = await Promise.all([serveStatic(DIST), BEFORE_DIST ? serveStatic(BEFORE_DIST) : null, launchChromium()]);
   try {
     // Warm Chromium itself up once so the first measured run is not its cold start.
     // @sparticuz/chromium runs --single-process: closing the last page takes the browser down, so pages stay open.
     const warm = await browser.newPage(); await warm.goto(`${server.url}/baseline.html`);
-    const baseline = await measure(browser, server.url, "/baseline.html");
-    const consoleFigures = await measure(browser, server.url, "/fleet");
+    const baseline = newFigures(), consoleFigures = newFigures(), beforeFigures = before ? newFigures() : null;
+    // Interleaved, so a change in the machine's load falls on every variant alike.
+    for (let run = 0; run < RUNS; run++) {
+      await measure(browser, server.url, "/baseline.html", run, baseline);
+      await measure(browser, server.url, "/fleet", run, consoleFigures);
+      if (before && beforeFigures) await measure(browser, before.url, "/fleet", run, beforeFigures);
+    }
     const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
     const ms = (x: number) => `${Math.round(x)} ms`;
+    const paintRow = (f: Figures) => `${ms(median(f.paint))} (${f.paint.map(ms).join(", ")})`;
     const rows: [string, string, string, string][] = [
       ["JS for the first page, gzip (raw)", `${kb(consoleFigures.jsGzip)} (${kb(consoleFigures.jsRaw)})`, `${kb(baseline.jsGzip)} (${kb(baseline.jsRaw)})`, "< 150 KB"],
       ["CSS for the first page, gzip", kb(consoleFigures.cssGzip), kb(baseline.cssGzip), ""],
       [`navigation → ${N.toLocaleString("en-US")}-row fleet table painted, median of ${RUNS} (all)`, `${ms(median(consoleFigures.paint))} (${consoleFigures.paint.map(ms).join(", ")})`, `${ms(median(baseline.paint))} (${baseline.paint.map(ms).join(", ")})`, "< 1 s"],
       [`/ws/fleet event → row painted, median / p95 of ${EVENTS}`, `${ms(median(consoleFigures.event))} / ${ms(p95(consoleFigures.event))}`, `${ms(median(baseline.event))} / ${ms(p95(baseline.event))}`, "< 100 ms"],
+      ["`GET /api/instances` pages read by the time it is painted, per run", consoleFigures.pagesRead.join(", "), "0", ""],
     ];
-    console.log(`\nbench:console: ${N} instances, Chromium ${browser.version()}, ${new Date().toISOString()}\n`);
+    if (beforeFigures) {
+      rows.push(
+        [`before (${BEFORE_DIST}): JS gzip (raw)`, `${kb(beforeFigures.jsGzip)} (${kb(beforeFigures.jsRaw)})`, "", ""],
+        [`before: navigation → ${N.toLocaleString("en-US")}-row table painted, median of ${RUNS} (all)`, paintRow(beforeFigures), "", "< 1 s"],
+        [`before: /ws/fleet event → row painted, median / p95`, `${ms(median(beforeFigures.event))} / ${ms(p95(beforeFigures.event))}`, "", "< 100 ms"],
+        ["before: `GET /api/instances` pages read by the time it is painted", beforeFigures.pagesRead.join(", "), "", ""],
+      );
+    }
+    const load = (await fs.readFile("/proc/loadavg", "utf8").catch(() => "?")).split(" ").slice(0, 3).join(" ");
+    console.log(`\nbench:console: ${N} instances, Chromium ${browser.version()}, CPU slowdown ×${CPU_SLOWDOWN}, load average ${load}, ${new Date().toISOString()}\n`);
     console.log("| measurement | console | baseline (static page) | target |\n|---|---|---|---|");
     for (const r of rows) console.log(`| ${r.join(" | ")} |`);
   } finally {
     await browser.close();
     await server.close();
+    await before?.close();
   }
 }
 

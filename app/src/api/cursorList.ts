@@ -77,17 +77,31 @@ export interface AllPages<T> { items: T[]; truncated: boolean; error: string | n
 /**
  * Every page, following the cursors, up to `max` items (a table that shows the
  * whole fleet at once). A failed page keeps what came before it and says why.
+ * `onPage` sees what has arrived while more pages follow, so a table can paint
+ * its first rows before the last page is read.
  */
-export async function loadAllPages<T>(fetchPage: FetchPage<T>, max: number): Promise<AllPages<T>> {
+export async function loadAllPages<T>(fetchPage: FetchPage<T>, max: number, onPage?: (itemsSoFar: T[]) => void): Promise<AllPages<T>> {
   const items: T[] = [];
-  let cursor: string | undefined;
+  const asError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
+  const ask = (cursor: string | undefined): Promise<PageAnswer<T> | Error> => {
+    try { return fetchPage(cursor).catch(asError); } catch (err) { return Promise.resolve(asError(err)); }
+  };
+  let finished = false;
+  const done = (r: AllPages<T>) => { finished = true; return r; };
+  let pending = ask(undefined);
   for (;;) {
-    let answer: PageAnswer<T>;
-    try { answer = await fetchPage(cursor); } catch (err) { return { items, truncated: false, error: `the control plane did not answer: ${(err as Error).message}` }; }
-    if (!answer.data) return { items, truncated: false, error: answerMessage(answer.error, answer.response) };
+    const answer = await pending;
+    if (answer instanceof Error) return done({ items, truncated: false, error: `the control plane did not answer: ${answer.message}` });
+    if (!answer.data) return done({ items, truncated: false, error: answerMessage(answer.error, answer.response) });
     items.push(...answer.data.items);
-    if (!answer.data.nextCursor) return { items, truncated: false, error: null };
-    if (items.length >= max) return { items: items.slice(0, max), truncated: true, error: null };
-    cursor = answer.data.nextCursor;
+    if (!answer.data.nextCursor) return done({ items, truncated: false, error: null });
+    if (items.length >= max) return done({ items: items.slice(0, max), truncated: true, error: null });
+    // Ask for the next page, and paint this one in a later task: the client's middleware awaits before it calls
+    // fetch(), so painting now would hold the request back until the rows are rendered.
+    pending = ask(answer.data.nextCursor);
+    if (onPage) {
+      const sofar = items.slice();
+      setTimeout(() => { if (!finished) onPage(sofar); }, 0);
+    }
   }
 }

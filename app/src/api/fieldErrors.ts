@@ -21,6 +21,17 @@ const FIELD_OF_CODE: Readonly<Record<string, string>> = {
   cluster_not_found: "clusterId",
   stack_unsupported: "stack",
   stack_change_needs_deployment: "stack",
+  // Rollouts, pipelines, CI hooks (docs/rollouts.md, docs/ci.md).
+  invalid_selector: "selector",
+  empty_selection: "selector",
+  selection_too_large: "selector",
+  waves_incomplete: "waves",
+  waves_not_cumulative: "waves",
+  stage_has_no_version: "fromStage",
+  pipeline_exists: "name",
+  ci_hook_exists: "name",
+  stage_not_found: "stage",
+  pipeline_not_found: "pipelineId",
 };
 
 interface Issue { path: string; message: string }

@@ -6,7 +6,8 @@
 import type { components } from "../../../protocol/api/client.ts";
 
 export type Permission = components["schemas"]["Permission"];
-export type Action = "create" | "read" | "update" | "delete";
+// approve: deployments:approve, the second person's approval of a pipeline promotion (four-eyes).
+export type Action = "create" | "read" | "update" | "delete" | "approve";
 
 export function allows(permissions: readonly Permission[], resource: string, action: Action): boolean {
   return permissions.some(

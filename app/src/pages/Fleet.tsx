@@ -5,7 +5,7 @@
  * view (@tanstack/solid-virtual), so 1,000 instances scroll and update like 20.
  */
 import { createWindowVirtualizer } from "@tanstack/solid-virtual";
-import { createMemo, createSignal, For, onCleanup, onMount, Show } from "solid-js";
+import { createMemo, createSignal, For, lazy, onCleanup, onMount, Show } from "solid-js";
 import { api } from "../api/api.ts";
 import { loadAllPages } from "../api/cursorList.ts";
 import { can } from "../api/me.ts";
@@ -14,7 +14,8 @@ import { useClusters } from "../fleet/useClusters.ts";
 import { useLive } from "../live/useLive.ts";
 import { useInstanceActions, type QuickAction } from "../fleet/instanceActions.tsx";
 import { LiveBadge, useNow } from "../ui/bits.tsx";
-import { CreateInstance } from "./CreateInstance.tsx";
+// The create form loads when first opened: the first paint does not wait for it.
+const CreateInstance = lazy(() => import("./CreateInstance.tsx").then((m) => ({ default: m.CreateInstance })));
 import { FleetEmpty, FleetRow } from "./FleetRow.tsx";
 
 const STATUSES = ["pending", "starting", "running", "stopped", "failed", "unknown", "deploying"] as const;
@@ -37,18 +38,34 @@ export function Fleet() {
   const [notice, setNotice] = createSignal<string | null>(null);
   const now = useNow(5000);
 
+  const [more, setMore] = createSignal(false);
   let generation = 0;
-  const load = async () => {
+  let inFlight: Promise<void> | null = null;
+  /**
+   * Reads the whole list. `progressive`: show each page as it arrives (the first view, a filter change), so the
+   * first rows paint after one round trip; a re-read of the same filter swaps the list in once, whole.
+   */
+  const load = (progressive = false): Promise<void> => {
     const mine = ++generation;
-    const all = await loadAllPages((cursor) => api.GET("/api/instances", { params: { query: {
-      limit: PAGE, ...(cursor ? { cursor } : {}), ...(q() ? { q: q() } : {}),
-      ...(status() ? { status: status() as Status } : {}), ...(clusterId() ? { clusterId: clusterId() } : {}),
-    } } }), MAX_ROWS);
-    if (mine !== generation) return; // a newer read (filter change, reconnect) has started
-    setLoaded(true);
-    setError(all.error);
-    setTruncated(all.truncated);
-    if (!all.error || all.items.length > 0) setItems(all.items);
+    const query = { q: q(), status: status(), clusterId: clusterId() };
+    const run = (async () => {
+      const all = await loadAllPages((cursor) => api.GET("/api/instances", { params: { query: {
+        limit: PAGE, ...(cursor ? { cursor } : {}), ...(query.q ? { q: query.q } : {}),
+        ...(query.status ? { status: query.status as Status } : {}), ...(query.clusterId ? { clusterId: query.clusterId } : {}),
+      } } }), MAX_ROWS, progressive ? (sofar) => {
+        if (mine !== generation) return;
+        setItems(sofar); setMore(true); setLoaded(true);
+      } : undefined);
+      if (mine !== generation) return; // a newer read (filter change, reconnect) has started
+      setLoaded(true);
+      setMore(false);
+      setError(all.error);
+      setTruncated(all.truncated);
+      if (!all.error || all.items.length > 0) setItems(all.items);
+    })();
+    inFlight = run;
+    void run.finally(() => { if (inFlight === run) inFlight = null; });
+    return run;
   };
 
   // A burst of events about instances not in the table becomes one re-read.
@@ -63,7 +80,7 @@ export function Fleet() {
 
   // Read at once (the table must not wait for a socket that may never connect) and again on every
   // (re)connect: events sent before the socket opened, or while it was down, are not replayed.
-  void load();
+  void load(true);
   const live = useLive("/ws/fleet", {
     onMessage: (m) => {
       if (!isInstanceStatus(m)) return;
@@ -72,11 +89,13 @@ export function Fleet() {
       if (applied.unknownInstance) rereadSoon();
       if (applied.refreshInstance) void refreshOne(applied.refreshInstance);
     },
-    onOpen: () => void load(),
+    // A read already under way when the socket opens may have missed events sent before it: read again once it
+    // is done, rather than throw it away and make the first paint wait for a second whole read.
+    onOpen: () => { const pending = inFlight; if (pending) void pending.then(() => load()); else void load(); },
   });
 
   let searchTimer: ReturnType<typeof setTimeout> | undefined;
-  const onSearch = (value: string) => { setQ(value); clearTimeout(searchTimer); searchTimer = setTimeout(() => void load(), 250); };
+  const onSearch = (value: string) => { setQ(value); clearTimeout(searchTimer); searchTimer = setTimeout(() => void load(true), 250); };
   onCleanup(() => clearTimeout(searchTimer));
 
   const actions = useInstanceActions((i, message, ok, what) => {
@@ -90,7 +109,7 @@ export function Fleet() {
       <div class="page-head">
         <h1>Fleet</h1>
         <LiveBadge state={live()} />
-        <Show when={loaded()}><span class="muted" data-testid="fleet-count">{items().length}{truncated() ? `+ (first ${MAX_ROWS} shown: narrow the filters)` : ""} instances</span></Show>
+        <Show when={loaded()}><span class="muted" data-testid="fleet-count">{items().length}{truncated() ? `+ (first ${MAX_ROWS} shown: narrow the filters)` : ""}{more() ? "+ instances, reading the rest…" : " instances"}</span></Show>
         <span class="spacer" />
         <Show when={can("instances", "create")}>
           <button class="primary" type="button" onClick={() => setCreating(true)} data-testid="create-instance">Create instance</button>
@@ -99,11 +118,11 @@ export function Fleet() {
 
       <div class="toolbar" role="search">
         <input type="search" placeholder="Search by name…" aria-label="Search instances by name" value={q()} onInput={(e) => onSearch(e.currentTarget.value)} />
-        <select aria-label="Filter by status" value={status()} onChange={(e) => { setStatus(e.currentTarget.value as Status | ""); void load(); }}>
+        <select aria-label="Filter by status" value={status()} onChange={(e) => { setStatus(e.currentTarget.value as Status | ""); void load(true); }}>
           <option value="">any status</option>
           <For each={STATUSES}>{(s) => <option value={s}>{s}</option>}</For>
         </select>
-        <select aria-label="Filter by cluster" value={clusterId()} onChange={(e) => { setClusterId(e.currentTarget.value); void load(); }}>
+        <select aria-label="Filter by cluster" value={clusterId()} onChange={(e) => { setClusterId(e.currentTarget.value); void load(true); }}>
           <option value="">any cluster</option>
           <For each={clusters.latest ?? []}>{(c) => <option value={c.id}>{c.name}</option>}</For>
         </select>
