@@ -189,3 +189,22 @@ describe("refinement sessions", () => {
     expect(s.outcome.reason).toMatch(/k did not answer round 1/);
   });
 });
+
+describe("redforge-coordinator settings", () => {
+  const { sessionArgs } = require("../../flows/node-package/nodes/redforge-coordination.js");
+  const voting = { pattern: "voting", participants: "${VOTING_PARTICIPANTS}", rule: "${VOTING_RULE}", quorum: "${VOTING_QUORUM}", deadline: "${VOTING_DEADLINE_MS}", judge: "${VOTING_JUDGE}" };
+
+  it("treat a \"${VAR}\" Node-RED left unsubstituted (the variable is not set) as not set; the message's config wins", () => {
+    const { args } = sessionArgs(voting, { participants: ["a", "b", "c"] }, { question: "colour?", context: ["green"] }, "wf-1");
+    expect(args).toMatchObject({ participants: ["a", "b", "c"], rule: "majority", quorum: 0, deadlineMs: 30_000, judge: undefined, question: "colour?", context: ["green"] });
+  });
+
+  it("refuse what cannot run, saying why", () => {
+    expect(() => sessionArgs(voting, {}, "colour?", "wf")).toThrow(/1\.\.50 participant/);
+    expect(() => sessionArgs(voting, { participants: "a,a" }, "colour?", "wf")).toThrow(/twice/);
+    expect(() => sessionArgs(voting, { participants: "a/#" }, "colour?", "wf")).toThrow(/not an instance id/);
+    expect(() => sessionArgs(voting, { participants: "a", rule: "loudest" }, "colour?", "wf")).toThrow(/rule must be/);
+    expect(() => sessionArgs(voting, { participants: "a" }, { question: "" }, "wf")).toThrow(/payload must be a question/);
+    expect(() => sessionArgs({ pattern: "refinement", generator: "${REFINE_GENERATOR}" }, {}, "q", "wf")).toThrow(/generator and a critic/);
+  });
+});

@@ -91,10 +91,15 @@ function replyClient() {
   return replyShared;
 }
 
-/** A setting from the message's config, else the node's (maybe "${ENV}"-substituted, so maybe ""). */
+/**
+ * A setting from the message's config, else the node's. A node setting "${VAR}" is the variable's value; Node-RED
+ * leaves the text "${VAR}" as it is when VAR is not set, which means "not set" here too.
+ */
 function setting(overrides, key, configured) {
   const v = overrides && overrides[key] !== undefined ? overrides[key] : configured;
-  return v === undefined || v === null || String(v).trim() === "" ? undefined : v;
+  if (v === undefined || v === null) return undefined;
+  const text = String(v).trim();
+  return text === "" || /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(text) ? undefined : v;
 }
 const list = (v) => (Array.isArray(v) ? v : String(v || "").split(",")).map((s) => String(s).trim()).filter(Boolean);
 const int = (v, fallback) => { const n = Number(v); return v !== undefined && Number.isInteger(n) && n >= 0 ? n : fallback; };
