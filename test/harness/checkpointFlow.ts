@@ -14,6 +14,14 @@ export class StepSink {
   readonly done: { id: string; runtime: string; steps: number[] }[] = [];
   private server?: http.Server;
   port = 0;
+  /** Calls of this step are counted but not answered until `release()` (a step that hangs, to kill Node-RED mid-step). */
+  holdStep: number | undefined;
+  private held: http.ServerResponse[] = [];
+
+  release(): void {
+    this.holdStep = undefined;
+    for (const res of this.held.splice(0)) res.destroy();
+  }
 
   async start(): Promise<void> {
     this.server = http.createServer((req, res) => {
@@ -26,6 +34,10 @@ export class StepSink {
         if (m) {
           const step = Number(m[1]);
           this.calls.push({ id: String(state.id), step, runtime, key: String(req.headers["x-idempotency-key"] ?? ""), at: Date.now() });
+          if (this.holdStep === step) {
+            this.held.push(res);
+            return;
+          }
           res.setHeader("content-type", "application/json");
           res.end(JSON.stringify({ id: state.id, steps: [...(state.steps ?? []), step] }));
           return;
@@ -44,6 +56,7 @@ export class StepSink {
   }
 
   async close(): Promise<void> {
+    this.release();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 }
