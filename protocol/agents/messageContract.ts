@@ -40,6 +40,7 @@ export const AGENT_ERROR_CODES = [
   "store_unavailable", // storage/memory: the vector store, Postgres or Redis could not be reached (refused, timed out, down)
   "store_rejected", // storage/memory: the store answered an error (permission, bad credentials, Milvus code != 0)
   "converter_unavailable", // file converter: the Tika server could not be reached or answered 5xx
+  "model_not_approved", // the team's approved_models policy does not list the model (or provider): refused before the call
 ] as const;
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[number];
 
