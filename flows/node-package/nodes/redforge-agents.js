@@ -9,6 +9,8 @@
  * - redforge-chunk: sentence-aware text chunking (lib/chunkText.js).
  * - redforge-dlq: dead-letters a message the flow gave up on to MQTT
  *   `redforge/dlq/{instance}` (QoS 1) and passes it on.
+ * - redforge-model-policy: in front of every model call; refuses a model the
+ *   team's approved_models policy does not list (lib/modelPolicy.js).
  *
  * Environment (set by the RedForge bridge): REDFORGE_INSTANCE_ID, REDFORGE_MQTT_URL.
  */
@@ -18,6 +20,7 @@ const { readInput, buildOutput, httpStatusOf } = require("../lib/agentMessage.js
 const { chunkText } = require("../lib/chunkText.js");
 const { connectMqtt } = require("../lib/mqttClient.js");
 const { DLQ_TOPIC_TEMPLATE } = require("../lib/agents.generated.js");
+const { decide, policyWatch } = require("../lib/modelPolicy.js");
 
 const JSON_HEADERS = () => ({ "content-type": "application/json" });
 
@@ -126,4 +129,60 @@ module.exports = function (RED) {
     });
   }
   RED.nodes.registerType("redforge-dlq", RedforgeDlqNode);
+
+  /**
+   * Output 1: the model may be called. Output 2: refused; msg.agent.error is
+   * model_not_approved and msg.aiDecision a record marked blocked (finishReason
+   * "blocked"), for a redforge-ai-audit node. Until the bridge's first policy
+   * arrives a call waits up to MODEL_POLICY_WAIT_MS (default 3000); with none by
+   * then it passes with a warning, unless MODEL_POLICY_REQUIRED is set.
+   */
+  function RedforgeModelPolicyNode(config) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const watch = policyWatch((line) => RED.log.warn(line));
+    node.status(watch ? { fill: "green", shape: "dot", text: "approved models enforced" } : { fill: "grey", shape: "ring", text: "not managed by RedForge" });
+    node.on("input", (msg, send, done) => {
+      const request = (msg.agent && msg.agent.request) || {};
+      const call = { model: String(request.model || ""), provider: request.api === "openai" ? "openai" : "ollama" };
+      if (!watch) {
+        send([msg, null]);
+        return done();
+      }
+      const waitMs = watch.waitedOnce ? 0 : configNumber(env("MODEL_POLICY_WAIT_MS")) ?? 3000;
+      watch.get(waitMs).then((current) => {
+        watch.waitedOnce = true;
+        let verdict;
+        if (current) verdict = decide(current.policies, call);
+        else if (truthy(env("MODEL_POLICY_REQUIRED"))) verdict = { allowed: false, policy: null, reason: "no approved-model policy has reached this instance yet (is the RedForge bridge running?)" };
+        else {
+          node.warn("no approved-model policy received from the RedForge bridge: model calls are not checked");
+          verdict = { allowed: true };
+        }
+        if (verdict.allowed) {
+          send([msg, null]);
+          return done();
+        }
+        msg.agent.error = { code: "model_not_approved", message: verdict.reason };
+        msg.aiDecision = {
+          provider: call.provider, model: call.model || "(none)",
+          operationName: /embed/.test(String(request.url || "")) ? "embeddings" : "chat",
+          prompt: request.prompt, inputTokens: 0, outputTokens: 0, latencyMs: 0, finishReason: "blocked",
+          metadata: { blocked: true, code: "model_not_approved", policy: verdict.policy, reason: verdict.reason, flowId: msg.agent.flowId },
+        };
+        node.status({ fill: "red", shape: "dot", text: `blocked ${call.model}`.slice(0, 40) });
+        send([null, msg]);
+        done();
+      }, (err) => done(err));
+    });
+  }
+  RED.nodes.registerType("redforge-model-policy", RedforgeModelPolicyNode);
 };
+
+function env(name) {
+  return process.env[name];
+}
+
+function truthy(value) {
+  return value !== undefined && !["", "0", "false", "no"].includes(String(value).toLowerCase());
+}

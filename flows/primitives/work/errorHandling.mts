@@ -30,7 +30,7 @@ if (!targets.some((t) => p.url.startsWith(t))) {
 }
 msg.agent.request = { api: "primitive", model: "", url: p.url, headers: { "content-type": "application/json" }, body: p.message };
 return [msg, null];`, [[id("call")], [id("out")]]);
-  const call = modelCall(id, name, id("read"), { envPrefix: "ERROR", classify: CLASSIFY });
+  const call = modelCall(id, name, id("read"), { envPrefix: "ERROR", classify: CLASSIFY, model: false });
   const read = functionNode(id("read"), "answered", `msg.payload = { answer: msg.payload, attempts: msg.agent.attempts };
 return msg;`, [[id("out")]]);
   return { nodes: [build, ...call.nodes, read], first: id("request"), catchable: [id("request"), ...call.catchable, id("read")] };

@@ -32,7 +32,9 @@ if (env.get("${prefix}_API_KEY")) headers.authorization = "Bearer " + env.get("$
 }
 
 /**
- * The model call: `prepare` (from msg.agent.request) → http request →
+ * The model call: the approved-model check (redforge-model-policy; a refused
+ * model goes to redforge-ai-audit as a blocked record, then `out` with
+ * model_not_approved) → `prepare` (from msg.agent.request) → http request →
  * `check` → answered (to `answered`), or back-off delay and again, or
  * give up: msg.agent.error, dead letter, then `out` (msg_output status error).
  * MODEL_MAX_ATTEMPTS (default 3), MODEL_BACKOFF_MS (first wait, doubled each
@@ -47,6 +49,8 @@ export interface CallOptions {
    * from `ok`, `code` and `msg.payload`. The default retries refused, timed-out, 408, 429 and 5xx.
    */
   classify?: string;
+  /** false when the call goes to something other than a model (error-handling calls primitives): no approved-model check. */
+  model?: boolean;
 }
 
 const MODEL_CLASSIFY = `const transient = !ok && (typeof code !== "number" || code === 408 || code === 429 || code >= 500);
@@ -54,7 +58,13 @@ const failCode = ok ? "model_bad_answer" : transient ? "model_unavailable" : "mo
 
 export function modelCall(id: (local: string) => string, name: string, answered: string, opts: CallOptions = {}): { nodes: FlowNode[]; first: string; catchable: string[] } {
   const env = opts.envPrefix ?? "MODEL";
-  const prepare = functionNode(id("call"), "call model", `const r = msg.agent.request;
+  // id("call") stays the block's entry (the primitives wire to it); retries go back to "attempt", after the check.
+  const checked = opts.model !== false;
+  const policy = checked
+    ? { id: id("call"), type: "redforge-model-policy", name: "approved model?", outputs: 2, wires: [[id("attempt")], [id("blocked")]] }
+    : { id: id("call"), type: "junction", wires: [[id("attempt")]] };
+  const blocked = checked ? [{ id: id("blocked"), type: "redforge-ai-audit", name: "report blocked call", property: "aiDecision", wires: [[id("out")]] }] : [];
+  const prepare = functionNode(id("attempt"), "call model", `const r = msg.agent.request;
 msg.agent.attempts = (msg.agent.attempts || 0) + 1;
 msg.agent.callStarted = Date.now();
 msg.url = r.url;
@@ -87,9 +97,9 @@ a.error = {
   attempts: a.attempts,
 };
 return [null, null, msg];`, [[answered], [id("backoff")], [id("dlq")]]);
-  const backoff = { id: id("backoff"), type: "delay", name: "back off", pauseType: "delayv", timeout: "1", timeoutUnits: "seconds", rate: "1", nbRateUnits: "1", rateUnits: "second", randomFirst: "1", randomLast: "5", randomUnits: "seconds", drop: false, allowrate: false, outputs: 1, wires: [[id("call")]] };
+  const backoff = { id: id("backoff"), type: "delay", name: "back off", pauseType: "delayv", timeout: "1", timeoutUnits: "seconds", rate: "1", nbRateUnits: "1", rateUnits: "second", randomFirst: "1", randomLast: "5", randomUnits: "seconds", drop: false, allowrate: false, outputs: 1, wires: [[id("attempt")]] };
   const dlq = { id: id("dlq"), type: "redforge-dlq", name: "dead letter", source: name, wires: [[id("out")]] };
-  return { nodes: [prepare, http, check, backoff, dlq], first: id("call"), catchable: [id("call"), id("check")] };
+  return { nodes: [policy, ...blocked, prepare, http, check, backoff, dlq], first: id("call"), catchable: [id("call"), id("attempt"), id("check")] };
 }
 
 /** Function code: msg.aiDecision from what the call block left in msg.agent, for redforge-ai-audit. */
