@@ -142,7 +142,7 @@ function outcomeView(s) {
     answer: s.outcome.answer, winner: s.outcome.winner, reason: s.outcome.reason,
     ...(s.pattern === "refinement" ? { rounds: s.outcome.rounds } : { quorum: s.quorum, missing: s.outcome.missing }),
     ...(s.outcome.tally ? { tally: s.outcome.tally } : {}),
-    answers: s.answers.map((a) => ({ instanceId: a.instanceId, role: a.role, round: a.round, status: a.status, answer: a.answer, model: a.model, inputTokens: a.inputTokens, outputTokens: a.outputTokens, latencyMs: a.latencyMs })),
+    answers: s.answers.map((a) => ({ instanceId: a.instanceId, role: a.role, round: a.round, status: a.status, answer: a.answer, model: a.model, inputTokens: a.inputTokens, outputTokens: a.outputTokens, latencyMs: a.latencyMs, modelLatencyMs: a.modelLatencyMs })),
   };
 }
 
