@@ -8,19 +8,25 @@ import type { ApiBody } from "../../../protocol/api/client.ts";
 
 type Grant = ApiBody<"/api/roles", "post">["permissions"][number];
 export type Resource = Exclude<Grant["resource"], "*">;
-// "approve" (deployments:approve, pipeline promotions' second person) is granted through the API; the picker's grid
-// shows the four actions every resource has.
-export type GrantAction = Exclude<Grant["action"], "*" | "approve">;
+export type GrantAction = Exclude<Grant["action"], "*">;
 
 export const RESOURCES = [
   "instances", "clusters", "deployments", "users", "roles", "audit", "apikeys", "metrics", "config", "policies", "quotas",
   "ai_decisions", "ai_prompts", "ai_prices", "reports", "alerts",
 ] as const satisfies readonly Resource[];
+/** The four actions every resource has. */
 export const ACTIONS = ["create", "read", "update", "delete"] as const satisfies readonly GrantAction[];
+/**
+ * Actions only some resources have: deployments:approve, a pipeline promotion's second person (four-eyes). A row is
+ * collapsed to `resource:*` only when these are ticked too: `deployments:*` includes approve, so four ticked
+ * deployment boxes must not become it, or a role meant to deploy could approve its own promotions' peers.
+ */
+export const EXTRA_ACTIONS: Partial<Record<Resource, readonly GrantAction[]>> = { deployments: ["approve"] };
+export const actionsOf = (r: Resource): readonly GrantAction[] => [...ACTIONS, ...(EXTRA_ACTIONS[r] ?? [])];
 
 type Missing<All, Listed> = [Exclude<All, Listed>] extends [never] ? true : Exclude<All, Listed>;
 const everyResourceListed: Missing<Resource, (typeof RESOURCES)[number]> = true;
-const everyActionListed: Missing<GrantAction, (typeof ACTIONS)[number]> = true;
+const everyActionListed: Missing<GrantAction, (typeof ACTIONS)[number] | "approve"> = true;
 void everyResourceListed; void everyActionListed;
 
 /** What a resource means, for the picker's row header. */
@@ -35,11 +41,11 @@ export interface PermissionGrant { resource: Resource | "*"; action: GrantAction
 
 /** A picker's ticked cells as grants: a whole row ticked becomes `resource:*`, everything ticked becomes `*:*`. */
 export function grantsOf(ticked: ReadonlySet<string>): PermissionGrant[] {
-  const full = RESOURCES.every((r) => ACTIONS.every((a) => ticked.has(`${r}:${a}`)));
+  const full = RESOURCES.every((r) => actionsOf(r).every((a) => ticked.has(`${r}:${a}`)));
   if (full) return [{ resource: "*", action: "*" }];
   return RESOURCES.flatMap((r): PermissionGrant[] => {
-    if (ACTIONS.every((a) => ticked.has(`${r}:${a}`))) return [{ resource: r, action: "*" }];
-    return ACTIONS.filter((a) => ticked.has(`${r}:${a}`)).map((a) => ({ resource: r, action: a }));
+    if (actionsOf(r).every((a) => ticked.has(`${r}:${a}`))) return [{ resource: r, action: "*" }];
+    return actionsOf(r).filter((a) => ticked.has(`${r}:${a}`)).map((a) => ({ resource: r, action: a }));
   });
 }
 
@@ -49,7 +55,7 @@ export function tickedOf(grants: readonly { resource: string; action: string }[]
   for (const g of grants) {
     for (const r of RESOURCES) {
       if (g.resource !== "*" && g.resource !== r) continue;
-      for (const a of ACTIONS) if (g.action === "*" || g.action === a) out.add(`${r}:${a}`);
+      for (const a of actionsOf(r)) if (g.action === "*" || g.action === a) out.add(`${r}:${a}`);
     }
   }
   return out;

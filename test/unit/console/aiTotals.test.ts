@@ -39,7 +39,7 @@ describe("the permission picker's grants", () => {
     expect(grantsOf(row)).toEqual([{ resource: "instances", action: "*" }, { resource: "audit", action: "read" }]);
     const all = tickedOf([{ resource: "*", action: "*" }]);
     expect(grantsOf(all)).toEqual([{ resource: "*", action: "*" }]);
-    expect(tickedOf([{ resource: "deployments", action: "*" }]).size).toBe(4);
+    expect(tickedOf([{ resource: "deployments", action: "*" }]).size).toBe(5); // with deployments:approve
     expect(tickedOf([{ resource: "*", action: "read" }]).has("reports:read")).toBe(true);
     expect(grantsOf(new Set())).toEqual([]);
   });

@@ -72,3 +72,14 @@ describe("rollout view", () => {
     expect(planInWords(view().plan)).toBe("waves 1 → 100% · 5 at once · approval between waves · budget 0 failed per wave · on failure: roll the wave back");
   });
 });
+
+describe("the role picker and four-eyes", () => {
+  it("four ticked deployment boxes grant those four, not deployments:* (which would include approve)", async () => {
+    const { grantsOf, tickedOf } = await import("../../../app/src/governance/permissionTable.ts");
+    const four = new Set(["deployments:create", "deployments:read", "deployments:update", "deployments:delete"]);
+    expect(grantsOf(four)).toEqual(["create", "read", "update", "delete"].map((action) => ({ resource: "deployments", action })));
+    expect(grantsOf(new Set([...four, "deployments:approve"]))).toEqual([{ resource: "deployments", action: "*" }]);
+    expect(grantsOf(new Set(["deployments:read", "deployments:approve"]))).toEqual([{ resource: "deployments", action: "read" }, { resource: "deployments", action: "approve" }]);
+    expect(tickedOf([{ resource: "deployments", action: "approve" }])).toEqual(new Set(["deployments:approve"]));
+  });
+});
