@@ -129,7 +129,7 @@ function Wave(props: { wave: RolloutWave; waveCount: number; nameOf: (id: string
               <td><StatusBadge status={i.status} tone={ROLLOUT_TONE[i.status] ?? "unknown"} /></td>
               <td>
                 <Show when={i.deploymentId} fallback={<span class="muted">—</span>}>{(d) => <A href={`/deployments/${d()}`}>{d().slice(0, 8)}</A>}</Show>
-                <Show when={i.rollbackDeploymentId}>{(d) => <span class="muted"> · restored by <A href={`/deployments/${d()}`}>{d().slice(0, 8)}</A></span>}</Show>
+                <Show when={i.rollbackDeploymentId}>{(d) => <span class="reason">restored by <A href={`/deployments/${d()}`}>{d().slice(0, 8)}</A></span>}</Show>
               </td>
               <td class="muted">{i.code ? <code>{i.code}</code> : null} {i.reason ?? ""}</td>
             </tr>

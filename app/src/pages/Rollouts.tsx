@@ -37,7 +37,7 @@ export function Rollouts() {
           <tbody>
             <For each={list.items()}>{(r) => (
               <tr data-rollout={r.id}>
-                <td><A href={`/rollouts/${r.id}`}>{r.id.slice(0, 8)}</A><Show when={r.description}><span class="muted"> · {r.description}</span></Show></td>
+                <td><A href={`/rollouts/${r.id}`}>{r.id.slice(0, 8)}</A><Show when={r.description}><span class="reason">{r.description}</span></Show></td>
                 <td><StatusBadge status={r.status} tone={ROLLOUT_TONE[r.status] ?? "unknown"} /></td>
                 <td><code>{r.selector}</code></td>
                 <td class="muted">{r.currentWave === null ? "—" : `${Math.min(r.currentWave + 1, r.waveCount)} of ${r.waveCount}`}</td>
