@@ -160,6 +160,8 @@ async function main() {
     rows.push([`instances changed per minute (best 60 s window)`, `${peak.toFixed(0)}`]);
     rows.push([`load average (1/5/15 min) at start → end`, `${load0.map((l) => l.toFixed(2)).join("/")} → ${os.loadavg().map((l) => l.toFixed(2)).join("/")}`]);
     rows.push([`bridge answers`, [...bridge.answered].map(([k, v]) => `${k} ${v}`).join(", ")]);
+    rows.push([`bridge link reconnects (a restarted Worker closes the link)`, `${bridge.reconnects}`]);
+    if (last.status !== "completed") rows.push([`rollout failure`, JSON.stringify(last.failure)]);
 
     console.log(`\nbench/fleet-rollout (${os.cpus().length} cores, ${new Date().toISOString()})`);
     for (const [k, v] of rows) console.log(`  ${k.padEnd(84)} ${v}`);

@@ -15,6 +15,8 @@ import { webhookHeaders } from "../../protocol/webhooks.ts";
 export interface ScriptedBridge {
   /** Commands answered so far, by type. */
   answered: Map<string, number>;
+  /** Times the link dropped and was opened again. */
+  readonly reconnects: number;
   close(): void;
 }
 
@@ -49,22 +51,43 @@ export async function scriptedBridge(apiUrl: string, clusterId: string, secret: 
       await new Promise((r) => setTimeout(r, 250 * attempt));
     }
   };
-  const { token } = await post(`/api/clusters/${clusterId}/token`, { bridgeVersion: "bench" });
-  const ws = new WebSocket(`${apiUrl.replace(/^http/, "ws")}/api/clusters/${clusterId}/link`, { headers: { Authorization: `Bearer ${token}` } });
-  await new Promise<void>((resolve, reject) => { ws.once("open", () => resolve()); ws.once("error", reject); });
-  ws.send(JSON.stringify({ kind: "hello", bridgeVersion: "bench", driver: "process" }));
   const answered = new Map<string, number>();
   const seen = new Set<string>();
-  ws.on("message", (data) => {
+  let closed = false;
+  let ws: WebSocket;
+  const onMessage = (socket: WebSocket) => (data: WebSocket.RawData) => {
     const frame = JSON.parse(String(data));
     if (frame.kind !== "command") return;
     const cmd = frame.command;
-    ws.send(JSON.stringify({ kind: "received", commandId: cmd.id }));
+    socket.send(JSON.stringify({ kind: "received", commandId: cmd.id }));
     if (seen.has(cmd.id)) return; // redelivered: already answered (the bridge deduplicates by id too)
     seen.add(cmd.id);
     void post(`/api/webhooks/clusters/${clusterId}`, { type: "command.result", commandId: cmd.id, status: "ok", result: resultOf(cmd) })
       .then(() => answered.set(cmd.type, (answered.get(cmd.type) ?? 0) + 1))
       .catch((err) => { seen.delete(cmd.id); console.error(`[bridge] ${cmd.type}: ${(err as Error).message}`); });
-  });
-  return { answered, close: () => ws.close() };
+  };
+  /** Opens the link; as the real bridge, it reconnects when the link drops (a restarted Worker closes every socket). */
+  const connect = async (): Promise<void> => {
+    const { token } = await post(`/api/clusters/${clusterId}/token`, { bridgeVersion: "bench" });
+    const socket = new WebSocket(`${apiUrl.replace(/^http/, "ws")}/api/clusters/${clusterId}/link`, { headers: { Authorization: `Bearer ${token}` } });
+    await new Promise<void>((resolve, reject) => { socket.once("open", () => resolve()); socket.once("error", reject); });
+    socket.send(JSON.stringify({ kind: "hello", bridgeVersion: "bench", driver: "process" }));
+    socket.on("message", onMessage(socket));
+    socket.on("error", () => {});
+    socket.once("close", () => {
+      if (closed) return;
+      reconnects++;
+      console.error(`[bridge] link closed; reconnecting`);
+      const retry = async (attempt: number): Promise<void> => {
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * attempt)));
+        if (closed) return;
+        await connect().catch(() => retry(attempt + 1));
+      };
+      void retry(1);
+    });
+    ws = socket;
+  };
+  let reconnects = 0;
+  await connect();
+  return { answered, get reconnects() { return reconnects; }, close: () => { closed = true; ws.close(); } };
 }

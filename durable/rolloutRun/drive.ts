@@ -25,18 +25,22 @@ import { instanceView, TERMINAL, UNSETTLED, view, type InstanceRun, type RunStat
 export type StartAnswer =
   | { ok: true; view: DeploymentView }
   /** `transient`: not a refusal (the database or an object was unreachable): tried again next tick. */
-  | { ok: false; code: string; message: string; transient: boolean };
+  | { ok: false; code: string; message: string; transient: boolean; unanswered?: boolean };
 
 export interface RolloutIo {
   now(): number;
-  deploymentState(id: string): Promise<DeploymentView | null>;
+  /** null: no such deployment; "unanswered": its object did not answer in time (looked at again next tick). */
+  deploymentState(id: string): Promise<DeploymentView | null | "unanswered">;
   startDeployment(body: CreateDeployment): Promise<StartAnswer>;
   /** The deployment's own rollback (blue is still warm inside its rollback window). */
   rollbackDeployment(id: string): Promise<{ ok: true } | { ok: false; code: string; message: string }>;
   /** The newest deployment of `instanceId` created at or after `since` (a start whose answer a restart lost). */
   deploymentSince(instanceId: string, since: number): Promise<string | null>;
-  /** Live instances the selector picks now that are not in `known`, sorted as the selection was. */
-  lateJoiners(known: ReadonlySet<string>): Promise<string[]>;
+  /**
+   * Live instances the selector picks now that are not in `known`, sorted as the selection was: `free` ones, and
+   * those another active rollout has in its waves (`claimed`: instance → that rollout), which stay with it.
+   */
+  lateJoiners(known: ReadonlySet<string>): Promise<{ free: string[]; claimed: ReadonlyMap<string, string> }>;
   /** Store the state now (these waves and the meta): called before deployments start. */
   checkpoint(waves: ReadonlySet<number>): Promise<void>;
 }
@@ -58,6 +62,12 @@ export const POLL_MS = 1000;
 const MAX_START_ATTEMPTS = 3;
 /** Refusals that mean the instance is no longer there to change: skipped, not failed. */
 const GONE_CODES = new Set(["instance_not_found"]);
+/** Codes an instance keeps when its wave rollback could not restore it; the rollout then ends `rollback_incomplete`. */
+export const ROLLBACK_GAVE_UP = new Set(["rollback_failed", "rollback_timeout"]);
+/** Beyond a deployment's own deadlines: ticks, a loaded machine's RPCs and the projection (what a rollback may take more). */
+const ROLLBACK_MARGIN_MS = 30_000;
+/** The deployment step table's rollback deadline (durable/deploymentRun/steps.ts), for a deployment whose view is not known. */
+const DEFAULT_ROLLBACK_STEP_MS = 180_000;
 
 export class Tick {
   readonly result: TickResult = { dirtyWaves: new Set(), metaChanged: false, events: [], finished: null, wakeAt: null };
@@ -147,6 +157,7 @@ export class Tick {
       return;
     }
     const v = await this.io.deploymentState(i.deploymentId);
+    if (v === "unanswered") return;
     if (!v) return this.setInstance(w, i, { status: "failed", code: "start_failed", reason: "its deployment does not exist" });
     const outcome = deploymentOutcome(v);
     if (outcome === "completed") this.setInstance(w, i, { status: "completed", fromVersionId: v.fromVersionId, reason: undefined, code: undefined });
@@ -158,23 +169,32 @@ export class Tick {
   }
 
   private async observeRollback(w: WaveRun, i: InstanceRun): Promise<void> {
-    const id = i.rollback!.via === "deployment" ? i.deploymentId : i.rollbackDeploymentId;
-    if (!id) return;
-    const v = await this.io.deploymentState(id);
-    if (!v) return;
-    if (i.rollback!.via === "deployment") {
-      if (v.status === "rolled_back") this.setInstance(w, i, { status: "rolled_back", rollback: undefined, reason: "wave rolled back", code: undefined });
-      else if (v.status === "completed" || v.status === "failed") {
+    const rb = i.rollback!;
+    const id = rb.via === "deployment" ? i.deploymentId : i.rollbackDeploymentId;
+    const seen = id ? await this.io.deploymentState(id) : null;
+    const v = seen === "unanswered" ? null : seen;
+    if (v && rb.via === "deployment") {
+      if (v.status === "rolled_back") return this.setInstance(w, i, { status: "rolled_back", rollback: undefined, reason: "wave rolled back", code: undefined });
+      if (v.status === "completed" || v.status === "failed") {
         // The window closed before the rollback could run: restore the version it ran before with a new deployment.
-        this.setInstance(w, i, { rollback: { via: "redeploy", since: this.at } });
+        return this.setInstance(w, i, { rollback: { via: "redeploy", since: this.at } });
       }
-      return;
+    } else if (v) {
+      const outcome = deploymentOutcome(v);
+      if (outcome === "completed") return this.setInstance(w, i, { status: "rolled_back", rollback: undefined, reason: "wave rolled back (previous version redeployed)", code: undefined });
+      if (outcome === "failed") {
+        return this.setInstance(w, i, { rollback: undefined, code: "rollback_failed", reason: `could not restore the previous version: ${v.error?.message ?? v.status}` });
+      }
     }
-    const outcome = deploymentOutcome(v);
-    if (outcome === "completed") this.setInstance(w, i, { status: "rolled_back", rollback: undefined, reason: "wave rolled back (previous version redeployed)", code: undefined });
-    else if (outcome === "failed") {
-      this.setInstance(w, i, { rollback: undefined, code: "rollback_failed", reason: `could not restore the previous version: ${v.error?.message ?? v.status}` });
-    }
+    // Not settled (or its object did not answer): a rollback ends within its deadlines, or is given up by name.
+    const allowed = rollbackAllowanceMs(rb.via, v, this.s.meta.deployment.analysisSeconds);
+    if (this.at - rb.since < allowed) return;
+    const where = v ? `deployment ${v.id} is ${v.status}${v.phase ? ` at ${v.phase}` : ""}${v.attention?.lastError ? ` (last error: ${v.attention.lastError})` : ""}`
+      : id ? `deployment ${id} did not answer` : "its redeploy could not start";
+    this.setInstance(w, i, {
+      rollback: undefined, code: "rollback_timeout",
+      reason: `its rollback did not end within ${Math.round(allowed / 1000)} s: ${where}; it may still finish (GET /api/deployments/${id ?? i.deploymentId})`,
+    });
   }
 
   // ---- running: waves ----
@@ -239,17 +259,25 @@ export class Tick {
     const m = this.s.meta;
     if (!m.lateJoinersChecked) {
       m.lateJoinersChecked = true;
+      m.lateJoinersCheckedAt = this.at;
       this.touch();
       const known = new Set(this.s.waves.flatMap((w) => w.instances.map((i) => i.instanceId)));
-      const joiners = await this.io.lateJoiners(known);
-      if (joiners.length > 0) {
+      const { free, claimed } = await this.io.lateJoiners(known);
+      if (free.length + claimed.size > 0) {
         const index = this.s.waves.length;
         this.s.waves.push({
-          index, target: known.size + joiners.length, status: "pending", lateJoiners: true, startedAt: null, completedAt: null,
-          instances: joiners.map((instanceId) => ({ instanceId, deploymentId: null, status: "pending" })),
+          index, target: known.size + free.length + claimed.size, status: "pending", lateJoiners: true, startedAt: null, completedAt: null,
+          instances: [
+            ...free.map((instanceId): InstanceRun => ({ instanceId, deploymentId: null, status: "pending" })),
+            // Visible, not silently left out: labelled into this selector after another rollout took it.
+            ...[...claimed].map(([instanceId, other]): InstanceRun => ({
+              instanceId, deploymentId: null, status: "skipped", code: "rollout_conflict", reason: `joined the selection late, and rollout ${other} has it; it stays with that rollout`,
+            })),
+          ],
         });
         m.waveCount = this.s.waves.length;
-        return this.openWave(index);
+        if (free.length > 0) return this.openWave(index);
+        this.setWave(this.s.waves[index]!, "completed");
       }
     }
     this.setStatus("completed");
@@ -278,6 +306,8 @@ export class Tick {
       description: `rollout ${this.s.meta.id}, wave ${w.index + 1}`,
     });
     if (answer.ok) return this.setInstance(w, i, { status: "deploying", deploymentId: answer.view.id });
+    // No answer in time: it may have started. Kept as starting, so the next tick adopts the deployment or starts again.
+    if (answer.unanswered) return this.setInstance(w, i, { status: "deploying", deploymentId: null, reason: answer.message });
     if (answer.transient && (i.attempts ?? 0) + 1 < MAX_START_ATTEMPTS) {
       return this.setInstance(w, i, { status: "pending", attempts: (i.attempts ?? 0) + 1, reason: answer.message });
     }
@@ -305,28 +335,34 @@ export class Tick {
   private async rollBack(): Promise<void> {
     const m = this.s.meta;
     const w = this.s.waves[m.currentWave ?? 0]!;
-    const todo = w.instances.filter((i) => i.status === "completed" && !i.rollback && i.code !== "rollback_failed");
+    const todo = w.instances.filter((i) => i.status === "completed" && !i.rollback && !ROLLBACK_GAVE_UP.has(i.code ?? ""));
     let redeploys = w.instances.filter((i) => i.rollback?.via === "redeploy" && i.rollbackDeploymentId).length;
+    // Each deployment's own rollback first, `parallelism` at a time (one serial RPC each made a 100-instance wave's tick minutes long).
+    const asked = new Map<InstanceRun, Awaited<ReturnType<RolloutIo["rollbackDeployment"]>>>();
+    for (let k = 0; k < todo.length; k += m.plan.parallelism) {
+      const chunk = todo.slice(k, k + m.plan.parallelism).filter((i) => i.deploymentId);
+      await Promise.all(chunk.map(async (i) => asked.set(i, await this.io.rollbackDeployment(i.deploymentId!))));
+    }
     for (const i of todo) {
-      if (i.deploymentId) {
-        const r = await this.io.rollbackDeployment(i.deploymentId);
-        if (r.ok) { this.setInstance(w, i, { rollback: { via: "deployment", since: this.at } }); continue; }
-      }
+      const r = asked.get(i);
+      // Unanswered: it may be rolling back now; observing it decides (rolled back, or a redeploy once its window is shut).
+      if (r && (r.ok || r.code === "unanswered")) { this.setInstance(w, i, { rollback: { via: "deployment", since: this.at } }); continue; }
       if (redeploys >= m.plan.parallelism) continue;
       redeploys++;
       this.setInstance(w, i, { rollback: { via: "redeploy", since: this.at } });
     }
     // Redeploys of the version each ran before (blue was gone), `parallelism` at a time.
-    for (const i of w.instances.filter((x) => x.rollback?.via === "redeploy" && !x.rollbackDeploymentId)) {
-      await this.redeployPrevious(w, i);
+    const starts = w.instances.filter((x) => x.rollback?.via === "redeploy" && !x.rollbackDeploymentId);
+    for (let k = 0; k < starts.length; k += m.plan.parallelism) {
+      await Promise.all(starts.slice(k, k + m.plan.parallelism).map((i) => this.redeployPrevious(w, i)));
     }
-    const open = w.instances.some((i) => i.rollback || UNSETTLED.includes(i.status) || (i.status === "completed" && i.code !== "rollback_failed"));
+    const open = w.instances.some((i) => i.rollback || UNSETTLED.includes(i.status) || (i.status === "completed" && !ROLLBACK_GAVE_UP.has(i.code ?? "")));
     if (open) return;
-    const incomplete = w.instances.filter((i) => i.code === "rollback_failed").length;
+    const incomplete = w.instances.filter((i) => i.status === "completed" && ROLLBACK_GAVE_UP.has(i.code ?? "")).length;
     this.setWave(w, "rolled_back");
     const base = m.failure ?? { code: "failure_budget_exceeded", message: `wave ${w.index + 1} exceeded its failure budget` };
     this.setStatus("failed", incomplete > 0
-      ? { code: "rollback_incomplete", message: `${base.message}; ${incomplete} instance(s) could not be rolled back` }
+      ? { code: "rollback_incomplete", message: `${base.message}; ${incomplete} instance(s) could not be rolled back (see each instance's code: rollback_failed or rollback_timeout)` }
       : { code: base.code, message: `${base.message}; the wave was rolled back` });
   }
 
@@ -341,9 +377,13 @@ export class Tick {
       rollbackWindowSeconds: 0, holdDuring: d.holdDuring, timeouts: d.timeouts,
       description: `rollout ${this.s.meta.id}: wave ${w.index + 1} rolled back`,
     });
-    if (answer.ok) return this.setInstance(w, i, { rollbackDeploymentId: answer.view.id });
-    // Its own deployment is still cleaning up (one per instance): the next tick tries again.
-    if (answer.transient || answer.code === "deployment_in_progress") return;
+    if (answer.ok) return this.setInstance(w, i, { rollbackDeploymentId: answer.view.id, rollback: { via: "redeploy", since: this.at } });
+    // Its own deployment is still cleaning up (one per instance): the next tick tries again, until the rollback's deadline.
+    if (answer.transient || answer.code === "deployment_in_progress") {
+      const allowed = rollbackAllowanceMs("deployment", null);
+      if (this.at - i.rollback!.since < allowed) return;
+      return this.setInstance(w, i, { rollback: undefined, code: "rollback_timeout", reason: `its redeploy could not start within ${Math.round(allowed / 1000)} s (last: ${answer.message})` });
+    }
     this.setInstance(w, i, { rollback: undefined, code: "rollback_failed", reason: `could not restore the previous version: ${answer.message}` });
   }
 
@@ -363,9 +403,28 @@ export class Tick {
 export function deploymentOutcome(v: DeploymentView): "completed" | "failed" | "running" {
   if (v.status === "completed") return "completed";
   if (v.status === "failed" || v.status === "rolled_back") return "failed";
+  // Rolling back: it will not switch to the new version. Its own rollback may retry for long (held work waits on it),
+  // which must not hold the wave: the instance counts as failed now, its deployment keeps restoring blue.
+  if (v.phase === "ROLLING_BACK" && v.status === "in_progress") return "failed";
   // Past the switch and the post-switch analysis: only a person's rollback moves it back now.
   if (v.switched && v.phase === "CLEANUP") return "completed";
   return "running";
+}
+
+/**
+ * How long one instance's wave rollback may take before it is given up as `rollback_timeout`: its own rollback gets
+ * two attempts of the deployment's rollback deadline; a redeploy of the previous version gets every deadline of its
+ * steps (and the analysis wait). Each deadline is the deployment's own (its view's `timeouts`), so a slow cluster's
+ * longer deadlines lengthen this too.
+ */
+export function rollbackAllowanceMs(via: "deployment" | "redeploy", v: DeploymentView | null, analysisSeconds = 0): number {
+  const steps = v?.timeouts?.stepSeconds;
+  if (via === "deployment" || !steps) {
+    const rollbackMs = steps?.rollback !== undefined ? steps.rollback * 1000 : DEFAULT_ROLLBACK_STEP_MS * (v?.timeouts?.scale ?? 1);
+    return 2 * rollbackMs + ROLLBACK_MARGIN_MS;
+  }
+  const all = Object.values(steps).reduce((a, b) => a + (b ?? 0), 0) * 1000;
+  return all + analysisSeconds * 1000 + ROLLBACK_MARGIN_MS;
 }
 
 function budgetText(b: { maxFailedInstances?: number; maxFailedPercent?: number }): string {

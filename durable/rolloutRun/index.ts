@@ -9,12 +9,13 @@ import { startDeployment } from "../../core/deployments/start.ts";
 import { parseSelector, toSql } from "../../core/fleet/labelSelector.ts";
 import { openKv } from "../../core/platform/kv.ts";
 import { acceptWatcher, closeRevoked } from "../../core/platform/watcherAccess.ts";
-import type { RolloutRunApi } from "../../core/objects.ts";
+import type { OperateAnswer, RolloutRunApi } from "../../core/objects.ts";
 import type { RolloutAction, RolloutAnswer, RolloutInit } from "../../core/rollouts/types.ts";
 import type { Rollout, RolloutEvent } from "../../protocol/api/rollouts.ts";
 import { Tick, type RolloutIo, type TickResult } from "./drive.ts";
 import { operate } from "./operate.ts";
 import { writeRow } from "./projection.ts";
+import { unclaimed } from "../../core/rollouts/overlap.ts";
 import { initialState, view, type RolloutMeta, type RunState, type WaveRun } from "./state.ts";
 
 const waveKey = (i: number) => `wave:${i}`;
@@ -22,6 +23,27 @@ const waveKey = (i: number) => `wave:${i}`;
 const ROW_EVERY_MS = 5_000;
 /** storage.put takes at most 128 keys at once. */
 const PUT_CHUNK = 100;
+/**
+ * How long one call to another object or the database may take inside a tick. Ticks run one at a time (alarms and
+ * operator actions wait for each other), so one call that never answers (an RPC whose answer was lost, an object
+ * reset under load: "terminated") would stop the rollout for good; past this it counts as not answered.
+ */
+const CALL_MS = 30_000;
+/** A start writes a transaction and starts a DeploymentRun: on a loaded machine at parallelism 100 it takes longer. */
+const START_CALL_MS = 60_000;
+
+class Unanswered extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what} did not answer within ${ms / 1000} s`);
+  }
+}
+
+/** The call's answer, or Unanswered after `ms` (the call itself is left to finish; its answer is dropped). */
+function within<T>(what: string, ms: number, call: () => Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Unanswered(what, ms)), ms); });
+  return Promise.race([call(), late]).finally(() => { if (timer !== null) clearTimeout(timer); });
+}
 
 /**
  * One object per rollout: holds its plan and per-instance state (state.ts),
@@ -136,7 +158,7 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
     const moved = s.meta.status !== this.rowShows?.status || s.meta.currentWave !== this.rowShows?.wave;
     if (r.metaChanged && (moved || Date.now() - (this.rowShows?.at ?? 0) >= ROW_EVERY_MS || r.wakeAt === null)) {
       this.rowShows = { status: s.meta.status, wave: s.meta.currentWave, at: Date.now() };
-      await writeRow(this.db(), s).catch((err) => {
+      await within("the rollouts row", CALL_MS, () => writeRow(this.db(), s)).catch((err) => {
         this.rowShows = null;
         // The row is a projection: the next change writes it again in full.
         console.error(JSON.stringify({ level: "warn", msg: "rollout row not written", rolloutId: s.meta.id, err: String(err) }));
@@ -161,31 +183,42 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
     const actor = { userId: s.meta.createdBy };
     return {
       now: () => Date.now(),
-      deploymentState: (id) => env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(id)).state(),
+      // Unanswered: the instance stays as it is and is looked at again next tick (its rollback's deadline still runs).
+      deploymentState: (id) => within(`deployment ${id}`, CALL_MS, () => env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(id)).state())
+        .catch((err): "unanswered" => { if (err instanceof Unanswered) return "unanswered"; throw err; }),
       startDeployment: async (body) => {
         try {
-          return { ok: true, view: await startDeployment(env, { db: this.db(), kv: openKv(env) }, actor, body, { rolloutId: s.meta.id }) };
+          return { ok: true, view: await within(`the start of ${body.instanceId}'s deployment`, START_CALL_MS,
+            () => startDeployment(env, { db: this.db(), kv: openKv(env) }, actor, body, { rolloutId: s.meta.id })) };
         } catch (err) {
+          // It may have started: the tick keeps the instance as starting, and the next one adopts what it finds.
+          if (err instanceof Unanswered) return { ok: false, code: "unanswered", message: err.message, transient: true, unanswered: true };
           if (err instanceof ApiError && err.status < 500) return { ok: false, code: err.code, message: err.message, transient: false };
           return { ok: false, code: err instanceof ApiError ? err.code : "start_failed", message: (err as Error).message, transient: true };
         }
       },
       rollbackDeployment: async (id) => {
-        const answer = await env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(id)).operate("rollback", s.meta.createdBy);
-        return answer.ok ? { ok: true } : { ok: false, code: answer.code, message: answer.message };
+        try {
+          const answer = await within<OperateAnswer>(`deployment ${id}'s rollback`, CALL_MS,
+            async () => await env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(id)).operate("rollback", s.meta.createdBy));
+          return answer.ok ? { ok: true } : { ok: false, code: answer.code, message: answer.message };
+        } catch (err) {
+          return { ok: false, code: "unanswered", message: (err as Error).message };
+        }
       },
-      deploymentSince: async (instanceId, since) => {
+      deploymentSince: (instanceId, since) => within("the deployments query", CALL_MS, async () => {
         const [row] = await this.db().select({ id: deployments.id }).from(deployments)
           .where(and(eq(deployments.instanceId, instanceId), gte(deployments.createdAt, new Date(since))))
           .orderBy(desc(deployments.createdAt)).limit(1);
         return row?.id ?? null;
-      },
-      lateJoiners: async (known) => {
+      }),
+      lateJoiners: (known) => within("the late joiners query", CALL_MS, async () => {
         const rows = await this.db().select({ id: instances.id }).from(instances)
           .where(and(isNull(instances.deletedAt), toSql(parseSelector(s.meta.selector), instances.labels)))
           .orderBy(instances.name, instances.id);
-        return rows.map((r) => r.id).filter((id) => !known.has(id));
-      },
+        const joiners = rows.map((r) => r.id).filter((id) => !known.has(id));
+        return unclaimed(env, this.db(), s.meta.id, joiners);
+      }),
       checkpoint: (waves) => this.store(s, waves),
     };
   }

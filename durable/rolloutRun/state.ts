@@ -51,6 +51,8 @@ export interface RolloutMeta {
   nextWaveAt: number | null;
   failure: { code: string; message: string } | null;
   lateJoinersChecked: boolean;
+  /** When the selector was evaluated again after the last planned wave (absent: not yet, or lateJoiners "ignore"). */
+  lateJoinersCheckedAt?: number;
   waveCount: number;
   createdBy: string | null;
   createdAt: string;
@@ -104,6 +106,14 @@ export function instanceView(i: InstanceRun): RolloutInstance {
   };
 }
 
+function lateJoinersOf(s: RunState): NonNullable<Rollout["lateJoiners"]> {
+  const late = s.waves.filter((w) => w.lateJoiners).flatMap((w) => w.instances);
+  return {
+    policy: s.meta.plan.lateJoiners, checkedAt: iso(s.meta.lateJoinersCheckedAt ?? null),
+    added: late.length, skipped: late.filter((i) => i.status === "skipped").length,
+  };
+}
+
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function view(s: RunState): Rollout {
@@ -118,5 +128,6 @@ export function view(s: RunState): Rollout {
     })),
     summary: summaryOf(s.waves),
     failure: m.failure,
+    lateJoiners: lateJoinersOf(s),
   };
 }

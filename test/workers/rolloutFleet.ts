@@ -15,7 +15,8 @@ export type Mode = "auto" | "fail-smoke" | "hold";
 export interface FleetBridge {
   clusterId: string;
   /** Creates a running instance with these labels. */
-  instance(labels: Record<string, string>, mode?: Mode): Promise<string>;
+  /** `lose`: command types whose answers this instance's bridge never sends (a lost answer). */
+  instance(labels: Record<string, string>, mode?: Mode, opts?: { lose?: string[] }): Promise<string>;
   setMode(instanceId: string, mode: Mode): Promise<void>;
   commands: any[];
 }
@@ -33,6 +34,7 @@ export async function fleetBridge(admin: TestUser): Promise<FleetBridge> {
   const res = await SELF.fetch(`http://redforge.test/api/clusters/${cluster.id}/link`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${tokenRes.body.token}` } });
   const ws = res.webSocket!;
   const modes = new Map<string, Mode>();
+  const lose = new Map<string, Set<string>>();
   const held: any[] = [];
   const commands: any[] = [];
   const seen = new Set<string>();
@@ -63,22 +65,27 @@ export async function fleetBridge(admin: TestUser): Promise<FleetBridge> {
     if (frame.kind !== "command" || seen.has(frame.command.id)) return;
     seen.add(frame.command.id);
     commands.push(frame.command);
+    if (lose.get(frame.command.instanceId)?.has(frame.command.type)) return;
     if (modes.get(frame.command.instanceId) === "hold") held.push(frame.command);
     else void answer(frame.command).catch(() => {});
   });
   ws.accept();
   return {
     clusterId: cluster.id, commands,
-    async instance(labels, mode = "auto") {
+    async instance(labels, mode = "auto", opts = {}) {
       const inst = (await api("POST", "/api/instances", { token: admin.token, body: { name: unique("ro"), clusterId: cluster.id, labels } })).body;
       modes.set(inst.id, mode);
+      if (opts.lose) lose.set(inst.id, new Set(opts.lose));
       await report({ type: "instance.status", instanceId: inst.id, state: "running" });
       return inst.id;
     },
     async setMode(instanceId, mode) {
       modes.set(instanceId, mode);
       if (mode === "hold") return;
-      for (const cmd of held.splice(0).filter((c) => c.instanceId === instanceId)) await answer(cmd);
+      // Only this instance's held commands: the others stay held.
+      const mine = held.filter((c) => c.instanceId === instanceId);
+      held.splice(0, held.length, ...held.filter((c) => c.instanceId !== instanceId));
+      for (const cmd of mine) await answer(cmd);
     },
   };
 }

@@ -65,7 +65,11 @@ describe("overlapping rollouts", { timeout: 240_000 }, () => {
     // Ended (aborted, its running deployment finished): the same request is accepted.
     expect((await api("POST", `/api/rollouts/${a.id}/abort`, { token: admin.token })).status).toBe(202);
     for (const id of ids) await bridge.setMode(id, "auto");
-    await vi.waitFor(async () => expect((await getRollout(a.id)).summary.pending).toBe(0), WAIT);
+    await vi.waitFor(async () => {
+      const r = await getRollout(a.id);
+      const d = r.waves[0].instances[0].deploymentId ? (await api("GET", `/api/deployments/${r.waves[0].instances[0].deploymentId}`, { token: viewer.token })).body : null;
+      expect(r.summary.pending, JSON.stringify({ status: r.status, d: d && { status: d.status, phase: d.phase, attention: d.attention, error: d.error }, cmds: bridge.commands.filter((c) => c.instanceId === r.waves[0].instances[0].instanceId).map((c) => c.type) })).toBe(0);
+    }, WAIT);
     const after = await post({ selector: `env=${env1}`, waves: ["100%"], parallelism: 4 });
     expect(after.status, JSON.stringify(after.body)).toBe(202);
     await vi.waitFor(async () => expect((await getRollout(after.body.id)).status).toBe("completed"), WAIT);
