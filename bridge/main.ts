@@ -14,6 +14,7 @@ import { parseCli, UsageError, USAGE, type DriverKind } from "./cli.ts";
 import { CommandLedger } from "./dedupe.ts";
 import { createDriver } from "./driverFactory.ts";
 import { DeadLetterForwarder } from "./deadLetterForwarder.ts";
+import { ModelPolicySync } from "./modelPolicySync.ts";
 import { CheckpointForwarder } from "./checkpointForwarder.ts";
 import type { BlueGreenDriver, ContextStoreTarget, Driver } from "./drivers/driver.ts";
 import { CommandExecutor } from "./executor.ts";
@@ -39,6 +40,8 @@ export interface BridgeOptions {
   mqttUrl?: string;
   /** fsync each held MQTT message the process driver's data plane spools. */
   spoolFsync?: boolean;
+  /** How often instances' approved-model lists are refreshed (default: the control plane's ttlSeconds). */
+  modelPolicyRefreshMs?: number;
   /** Upstash-REST Redis for the instances' `shared` context store (both colours); off when absent. */
   contextStore?: ContextStoreTarget;
   /** A deployment's hold released to the serving runtime after this long without a command (default 120 s; 0: never). */
@@ -110,6 +113,11 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
   aiAudit?.start();
   const deadLetters = opts.mqttUrl ? new DeadLetterForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log }) : undefined;
   deadLetters?.start();
+  const modelPolicies = opts.mqttUrl ? new ModelPolicySync({
+    api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log,
+    ...(opts.modelPolicyRefreshMs !== undefined ? { refreshMs: opts.modelPolicyRefreshMs } : {}),
+  }) : undefined;
+  modelPolicies?.start();
   const checkpoints = opts.mqttUrl ? new CheckpointForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log, driver: driver as Partial<BlueGreenDriver> }) : undefined;
   checkpoints?.start();
 
@@ -120,6 +128,7 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
     await withDeadline(executor.idle(), opts.drainMs ?? 30_000);
     await aiAudit?.close();
     await deadLetters?.close();
+    await modelPolicies?.close();
     await checkpoints?.close();
     await reporter.close();
     await driver.close(closeOpts).catch((err: unknown) => log.error(`driver did not close cleanly: ${errorMessage(err)}`));

@@ -22,6 +22,7 @@ import { apiKeyRoutes } from "./routes/apiKeys.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { bridgeRoutes } from "./routes/bridge.ts";
 import { deadLetterRoutes, deadLetterWebhookRoutes } from "./routes/deadLetters.ts";
+import { modelPolicyRoutes } from "./routes/modelPolicies.ts";
 import { ciHookDeliveryRoutes, ciHookRoutes } from "./routes/ciHooks.ts";
 import { deploymentRoutes } from "./routes/deployments.ts";
 import { rolloutRoutes } from "./routes/rollouts.ts";
@@ -65,6 +66,7 @@ export function createApp() {
   app.route("/api", bridgeRoutes);
   app.route("/api", workflowWebhookRoutes);
   app.route("/api", deadLetterWebhookRoutes);
+  app.route("/api", modelPolicyRoutes);
   // CI deliveries: the hook's own signature (Standard Webhooks or GitHub's), checked before the body is read.
   app.route("/api/webhooks/ci", ciHookDeliveryRoutes);
   app.route("/api/jobs", jobRoutes);

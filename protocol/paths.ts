@@ -20,6 +20,8 @@ export const bridgePaths = {
   aiDecisions: (clusterId: string) => `/api/webhooks/clusters/${id(clusterId)}/ai-decisions`,
   /** POST, signed: batches of dead letters from the instances' `redforge/dlq/+`. */
   deadLetters: (clusterId: string) => `/api/webhooks/clusters/${id(clusterId)}/dead-letters`,
+  /** POST, signed: the approved-model policies covering each of the cluster's instances. */
+  modelPolicies: (clusterId: string) => `/api/webhooks/clusters/${id(clusterId)}/model-policies`,
 } as const;
 
 /** `base` (http or https, no trailing slash needed) joined with a bridge path; `ws: true` for the link's WebSocket URL. */

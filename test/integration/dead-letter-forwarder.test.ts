@@ -93,7 +93,7 @@ describe("DeadLetterForwarder", () => {
     await publish(`redforge/dlq/${INSTANCE}`, JSON.stringify({ flowId: "no error field" }));
     // A letter claiming another instance is recorded under the topic's.
     await publish(`redforge/dlq/${INSTANCE}`, letter(2, { instanceId: FOREIGN }));
-    await eventually(async () => (cp.received.length === 2 ? true : undefined), { timeoutMs: 30_000 });
+    await eventually(async () => (cp.received.length === 2 ? true : undefined), 30_000);
     expect(cp.received.map((l) => [l.instanceId, l.flowId, l.error.code])).toEqual([[INSTANCE, "wf-1", "model_unavailable"], [INSTANCE, "wf-2", "model_unavailable"]]);
     expect(cp.received[0]!.letterId).toMatch(/^[0-9a-f]{64}$/);
     expect(cp.received[0]!.input).toEqual({ payload: "text 1", metadata: { flowId: "wf-1" } });
@@ -110,7 +110,7 @@ describe("DeadLetterForwarder", () => {
     for (let i = 0; i < 5; i++) await publish(`redforge/dlq/${INSTANCE}`, letter(i));
     const second = await forwarder(cp.url, brokerUrl, log);
     closers.push(() => second.close());
-    await eventually(async () => (cp.received.length === 5 ? true : undefined), { timeoutMs: 30_000 });
+    await eventually(async () => (cp.received.length === 5 ? true : undefined), 30_000);
     expect(cp.received.map((l) => l.flowId)).toEqual(["wf-0", "wf-1", "wf-2", "wf-3", "wf-4"]);
   });
 
@@ -121,7 +121,7 @@ describe("DeadLetterForwarder", () => {
     const { log, lines } = captureLog();
     const first = await forwarder(cp.url, brokerUrl, log);
     await publish(`redforge/dlq/${INSTANCE}`, letter(7));
-    await eventually(async () => (attempts >= 2 ? true : undefined), { timeoutMs: 30_000 });
+    await eventually(async () => (attempts >= 2 ? true : undefined), 30_000);
     await first.close();
     expect(cp.received).toHaveLength(0);
     expect(lines.some((l) => l.includes("HTTP 503 database_unavailable"))).toBe(true);
@@ -129,7 +129,7 @@ describe("DeadLetterForwarder", () => {
     cp.state.answer = () => ({ status: 202, body: { accepted: true, stored: 1, duplicates: 0 } });
     const second = await forwarder(cp.url, brokerUrl, log);
     closers.push(() => second.close());
-    await eventually(async () => (cp.received.length === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await eventually(async () => (cp.received.length === 1 ? true : undefined), 30_000);
     expect(cp.received[0]!.flowId).toBe("wf-7");
     // The same bytes on the same topic: had a refused-looking try landed, the control plane would store it once.
     expect(new Set(cp.tried.map((l) => l.letterId))).toEqual(new Set([cp.received[0]!.letterId]));
@@ -145,7 +145,7 @@ describe("DeadLetterForwarder", () => {
     closers.push(() => fwd.close());
     await publish(`redforge/dlq/${INSTANCE}`, letter(1));
     await publish(`redforge/dlq/${INSTANCE}`, letter(2));
-    await eventually(async () => (cp.received.length === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await eventually(async () => (cp.received.length === 1 ? true : undefined), 30_000);
     expect(cp.received[0]!.flowId).toBe("wf-2");
     expect(fwd.stats).toMatchObject({ delivered: 1, refused: 1 });
     expect(lines.some((l) => l.startsWith("error") && l.includes("refused and dropped") && l.includes("403"))).toBe(true);
