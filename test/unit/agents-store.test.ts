@@ -96,6 +96,13 @@ describe("vector store on Postgres", () => {
     expect(b.ids).toEqual(a.ids);
     expect((await store.search("c", embed("x"), { topK: 10 })).results).toHaveLength(2);
     expect(await store.remove("c", ["x"])).toEqual({ collection: "c", deleted: 1 });
+    // One id twice in a call: the last item wins. More than one statement's worth of items (500) in one call.
+    await store.upsert("twice", [{ id: "d", text: "first", vector: [1, 0] }, { id: "d", text: "second", vector: [0, 1] }]);
+    expect((await store.search("twice", [0, 1], { topK: 5 })).results).toEqual([expect.objectContaining({ id: "d", text: "second", score: 1 })]);
+    const many = Array.from({ length: 1203 }, (_, i) => ({ id: `m${i}`, text: `item ${i}`, vector: [Math.cos(i / 1000), Math.sin(i / 1000)] }));
+    expect(await store.upsert("many", many)).toMatchObject({ upserted: 1203 });
+    const last = await store.search("many", [Math.cos(1.202), Math.sin(1.202)], { topK: 2 });
+    expect(last.results.map((r: { id: string }) => r.id)).toEqual(["m1202", "m1201"]);
   });
 
   it("refuses what it cannot store or search with invalid_input", async () => {

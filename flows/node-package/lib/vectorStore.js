@@ -168,7 +168,12 @@ class PostgresVectorStore {
     const dims = items[0].vector.length;
     const other = await this.storedDims(collection, dims);
     if (other !== undefined) throw invalid(`collection ${collection} holds ${other}-dimension vectors, these have ${dims}: embed with the same model, or use another collection`);
-    const cast = this.mode === "pgvector" ? "vector" : "float8[]";
+    // Multi-row statements of up to 500 items, from one jsonb parameter; an id given twice keeps its last item
+    // (ON CONFLICT cannot touch a row twice in one statement).
+    const unique = [...new Map(items.map((it) => [it.id, it])).values()];
+    const vectorSql = this.mode === "pgvector"
+      ? "(e->>'v')::vector"
+      : "ARRAY(SELECT x::float8 FROM jsonb_array_elements_text(e->'v') WITH ORDINALITY AS a(x, n) ORDER BY n)";
     let client;
     try {
       client = await poolFor(this.url, this.onError).connect();
@@ -177,12 +182,14 @@ class PostgresVectorStore {
     }
     try {
       await client.query("BEGIN");
-      for (const it of items) {
+      for (let i = 0; i < unique.length; i += 500) {
+        const rows = unique.slice(i, i + 500).map((it) => ({ id: it.id, t: it.text, m: it.metadata, v: it.vector, n: it.norm }));
         await client.query(
-          `INSERT INTO ${this.ident.sql} (collection, id, text, metadata, embedding, dims, norm) VALUES ($1, $2, $3, $4, $5::${cast}, $6, $7)
+          `INSERT INTO ${this.ident.sql} (collection, id, text, metadata, embedding, dims, norm)
+           SELECT $1, e->>'id', e->>'t', e->'m', ${vectorSql}, $3, (e->>'n')::float8 FROM jsonb_array_elements($2::jsonb) AS r(e)
            ON CONFLICT (collection, id) DO UPDATE SET text = EXCLUDED.text, metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding,
              dims = EXCLUDED.dims, norm = EXCLUDED.norm, updated_at = now()`,
-          [collection, it.id, it.text, JSON.stringify(it.metadata), this.literal(it.vector), dims, it.norm],
+          [collection, JSON.stringify(rows), dims],
         );
       }
       await client.query("COMMIT");
