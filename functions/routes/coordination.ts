@@ -10,7 +10,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../core/app-env.ts";
 import { getSession, listSessions, type SessionRow } from "../../core/coordination/sessionQueries.ts";
-import { notFound } from "../../core/errors.ts";
+import { ApiError } from "../../core/errors.ts";
 import { describe } from "../../core/openapi/describe.ts";
 import { decodeCursor, page, pageQuery } from "../../core/platform/pagination.ts";
 import { validate } from "../../core/validation.ts";
@@ -75,7 +75,7 @@ export const coordinationRoutes = new Hono<AppEnv>()
   }), requirePermission("ai_decisions", "read"), validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const row = await getSession(c.var.services.db, id);
-    if (!row) throw notFound("coordination session", id);
+    if (!row) throw new ApiError(404, "coordination_session_not_found", `coordination session ${id} does not exist`);
     const showText = allows(c.var.principal!.permissions, "ai_prompts", "read");
     if (showText) await recordRead(c, { action: "AI_PROMPTS_READ", resourceType: "coordination_session", resourceId: id });
     return c.json(view(row, showText));
