@@ -56,7 +56,7 @@ const action = (what: RolloutAction) => [
 export const rolloutRoutes = new Hono<AppEnv>()
   .post("/", doc({
     summary: "Start a rollout: one flow version to every instance a label selector picks, in waves",
-    description: "Each instance's change is a blue-green deployment admitted like POST /api/deployments (policies, quotas: a refusal fails that instance with its code). 400 `invalid_selector` (details.position), 409 `empty_selection`, 422 `waves_incomplete` / `waves_not_cumulative` / `selection_too_large`. See docs/rollouts.md.",
+    description: "Each instance's change is a blue-green deployment admitted like POST /api/deployments (policies, quotas: a refusal fails that instance with its code). 400 `invalid_selector` (details.position), 409 `empty_selection`, 409 `rollout_conflict` (an active rollout owns some of the selection; details.rolloutId, details.instanceIds), 409 `deployment_in_progress` (a deployment is changing some of it; details.deploymentId), 422 `waves_incomplete` / `waves_not_cumulative` / `selection_too_large`. See docs/rollouts.md.",
     responses: { 202: rolloutSchema },
     errors: [404, 409, 422],
   }), requirePermission("deployments", "create"), validate("json", rolloutCreateSchema), async (c) => {
