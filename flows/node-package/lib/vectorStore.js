@@ -168,12 +168,12 @@ class PostgresVectorStore {
     const dims = items[0].vector.length;
     const other = await this.storedDims(collection, dims);
     if (other !== undefined) throw invalid(`collection ${collection} holds ${other}-dimension vectors, these have ${dims}: embed with the same model, or use another collection`);
-    // Multi-row statements of up to 500 items, from one jsonb parameter; an id given twice keeps its last item
+    // Multi-row statements of up to 500 items, from parallel array parameters (vectors as array /
+    // pgvector literals, parsed by Postgres in C); an id given twice keeps its last item
     // (ON CONFLICT cannot touch a row twice in one statement).
     const unique = [...new Map(items.map((it) => [it.id, it])).values()];
-    const vectorSql = this.mode === "pgvector"
-      ? "(e->>'v')::vector"
-      : "ARRAY(SELECT x::float8 FROM jsonb_array_elements_text(e->'v') WITH ORDINALITY AS a(x, n) ORDER BY n)";
+    const cast = this.mode === "pgvector" ? "vector" : "float8[]";
+    const literal = this.mode === "pgvector" ? (v) => `[${v.join(",")}]` : (v) => `{${v.join(",")}}`;
     let client;
     try {
       client = await poolFor(this.url, this.onError).connect();
@@ -183,13 +183,13 @@ class PostgresVectorStore {
     try {
       await client.query("BEGIN");
       for (let i = 0; i < unique.length; i += 500) {
-        const rows = unique.slice(i, i + 500).map((it) => ({ id: it.id, t: it.text, m: it.metadata, v: it.vector, n: it.norm }));
+        const rows = unique.slice(i, i + 500);
         await client.query(
           `INSERT INTO ${this.ident.sql} (collection, id, text, metadata, embedding, dims, norm)
-           SELECT $1, e->>'id', e->>'t', e->'m', ${vectorSql}, $3, (e->>'n')::float8 FROM jsonb_array_elements($2::jsonb) AS r(e)
+           SELECT $1, u.id, u.t, u.m::jsonb, u.v::${cast}, $7, u.n FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::float8[]) AS u(id, t, m, v, n)
            ON CONFLICT (collection, id) DO UPDATE SET text = EXCLUDED.text, metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding,
              dims = EXCLUDED.dims, norm = EXCLUDED.norm, updated_at = now()`,
-          [collection, JSON.stringify(rows), dims],
+          [collection, rows.map((r) => r.id), rows.map((r) => r.text), rows.map((r) => JSON.stringify(r.metadata)), rows.map((r) => literal(r.vector)), rows.map((r) => r.norm), dims],
         );
       }
       await client.query("COMMIT");
@@ -199,7 +199,7 @@ class PostgresVectorStore {
     } finally {
       client.release();
     }
-    return { collection, upserted: items.length, ids: items.map((i) => i.id), dimensions: dims, backend: `postgres/${this.mode}` };
+    return { collection, upserted: unique.length, ids: items.map((i) => i.id), dimensions: dims, backend: `postgres/${this.mode}` };
   }
 
   async search(collection, vector, opts = {}) {
