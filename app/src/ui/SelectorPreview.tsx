@@ -57,7 +57,7 @@ export function SelectorPreview(props: {
     <div class="selector-field">
       <label>{props.label}
         <input name={props.name} value={props.value ?? ""} placeholder={props.placeholder ?? "env=staging,region in (eu,us)"} autocomplete="off" spellcheck={false}
-          aria-invalid={!!props.error || !!preview()?.error} aria-describedby={`${id}-preview`} data-testid={props.testid}
+          aria-invalid={!!props.error || !!preview()?.error} aria-describedby={props.error ? `err-${props.name} ${id}-preview` : `${id}-preview`} data-testid={props.testid}
           onInput={(e) => onInput(e.currentTarget.value)} />
       </label>
       <FieldError id={`err-${props.name}`} message={props.error} />
