@@ -11,6 +11,7 @@ import { DataPlaneClient } from "../../dataplane/client.ts";
 import type { HttpRoute, MqttRoute } from "../../routing/fronts.ts";
 import type { BlueGreenDriver, ContextStoreTarget, Driver, InstanceEndpoints, InstanceHealth, InstanceSpec, StatusListener } from "../driver.ts";
 import { AdminApi } from "../nodeRedAdmin.ts";
+import { installNodePackage } from "../nodePackageInstall.ts";
 import { LEGACY_STACK, type SupportedStack } from "../../../protocol/stacks.ts";
 import { persistentAdminToken } from "./adminToken.ts";
 import { slotRuns } from "./runtimeRecord.ts";
@@ -151,7 +152,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     const proc = await this.supervise(spec, port, frontPort, stack);
     await proc.start();
     // POST /nodes installs into the userDir, so later starts load the packages from disk.
-    for (const tarball of this.opts.nodePackages ?? []) await this.admin.uploadNodePackage(proc.base, tarball);
+    await this.installPackages(spec.id, proc);
     return { endpoints: this.endpoints(spec.id, proc), stack: stackInfo(stack) };
   }
 
@@ -451,7 +452,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     // A redelivered prepare finds its green; one left on another stack is not it.
     if (running?.state === "running" && running.stack.id === stack.id) {
       // Again (installing a loaded package is a no-op): a bridge killed mid-prepare may have started green without them.
-      for (const tarball of this.opts.nodePackages ?? []) await this.admin.uploadNodePackage(running.base, tarball);
+      await this.installPackages(instanceId, running);
       return { runtimeId, base: running.base, stack: stackInfo(running.stack) };
     }
     if (running) await this.stopRuntime(runtimeId);
@@ -475,8 +476,25 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
       if (err instanceof BridgeError && err.code === "start_timeout") throw new BridgeError("green_timeout", `green for ${instanceId}: ${err.message}`);
       throw new BridgeError("green_failed", `green for ${instanceId} failed to start: ${err instanceof Error ? err.message : String(err)}`);
     }
-    for (const tarball of this.opts.nodePackages ?? []) await this.admin.uploadNodePackage(proc.base, tarball);
+    // An idle slot's userDir may hold an older package from an earlier deployment: green restarts into the new one.
+    await this.installPackages(instanceId, proc);
     return { runtimeId, base: proc.base, stack: stackInfo(stack) };
+  }
+
+  /**
+   * Loads every node package into `proc`, a runtime that serves nothing yet (a new
+   * instance, a green): one whose userDir held an older version is restarted into
+   * the new one (Node-RED answers pending_version), so a bumped package reaches an
+   * existing instance at its next blue-green deployment.
+   */
+  private async installPackages(instanceId: string, proc: NodeRedProcess): Promise<void> {
+    for (const tarball of this.opts.nodePackages ?? []) {
+      const how = await installNodePackage(this.admin, () => proc.base, tarball, async () => {
+        await proc.stop();
+        await proc.start();
+      });
+      if (how === "upgraded") this.log(instanceId, `runtime ${proc.plan.instanceId}: restarted to load ${path.basename(tarball)} (an older version was loaded)`);
+    }
   }
 
   async runtimeBase(runtimeId: string): Promise<string | undefined> {
