@@ -58,17 +58,30 @@ const BOOT_LOOP_REASONS = [/times within [\d.]+ s of starting; giving up/, /Cras
 
 type InstanceRow = { id: string; name: string; status: string; status_reason: string | null; desired_state: string };
 
+/**
+ * A driver restarting a Node-RED that died says so in the reason (the process driver: "Node-RED was killed
+ * by SIGKILL; restarting"): the instance is down until it is back, though its status is `starting`.
+ */
+export const CRASH_RESTART_REASON = /; restarting$/;
+
 async function brokenInstances(db: Db, team: string): Promise<InstanceRow[]> {
   return (await db.execute<InstanceRow>(sql`
     select id, name, status, status_reason, desired_state from instances
     where team = ${team} and deleted_at is null
-      and (status = 'failed' or (status = 'stopped' and desired_state = 'running'))`)).rows;
+      and (status = 'failed' or (status = 'stopped' and desired_state = 'running')
+        or (status = 'starting' and desired_state = 'running' and status_reason ~ ${CRASH_RESTART_REASON.source}))`)).rows;
+}
+
+function downSummary(i: InstanceRow): string {
+  if (i.status === "failed") return `instance ${i.name} failed${i.status_reason ? `: ${i.status_reason}` : ""}`;
+  if (i.status === "starting") return `instance ${i.name} crashed and is being restarted: ${i.status_reason}`;
+  return `instance ${i.name} is stopped but should be running`;
 }
 
 const instanceDown: Condition<"instance_down"> = async (ctx, rule) => ({
   observations: (await brokenInstances(ctx.db, rule.team)).map((i) => ({
     subject: i.id, subjectName: i.name, forMinutes: 0,
-    summary: i.status === "failed" ? `instance ${i.name} failed${i.status_reason ? `: ${i.status_reason}` : ""}` : `instance ${i.name} is stopped but should be running`,
+    summary: downSummary(i),
     details: { instanceId: i.id, status: i.status, desiredState: i.desired_state, reason: i.status_reason },
   })),
 });

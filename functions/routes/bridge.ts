@@ -3,6 +3,8 @@
  * route and the webhook route are authenticated by the cluster's webhook
  * signature, the link by a short-lived cluster token.
  */
+import { requestAlertEvaluation, wantsEvaluation } from "../../core/alerts/trigger.ts";
+import { publicUrlOf } from "../../core/alerts/shapes.ts";
 import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -95,6 +97,8 @@ export const bridgeRoutes = new Hono<AppEnv>()
           clusterId: id, instanceId: report.instanceId, status: report.state, reason: report.reason ?? null,
           ...(report.endpoints ? { endpoints: report.endpoints } : {}),
         });
+        // A crash is evaluated now, not at the next scheduled run (core/alerts/trigger.ts); off the response path.
+        if (applied && wantsEvaluation(report.state, report.reason)) c.executionCtx.waitUntil(requestAlertEvaluation(c.env, publicUrlOf(c.env, c.req.url), report.instanceId));
         return c.json({ accepted: true, known: applied }, 202);
       }
       if (report.type === "health.report" && report.commandId) {

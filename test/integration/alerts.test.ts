@@ -7,6 +7,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { Client } from "@upstash/qstash";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
@@ -95,5 +96,29 @@ describe("alert notifications (wrangler dev + QStash emulator + a webhook receiv
       return r.body.items.length > 0 ? r.body.items : undefined;
     });
     expect(delivered[0]).toMatchObject({ channelId: channel.body.id, event: "fired", attempts: 1 });
+  }, 240_000);
+
+  it("a crash reported by the bridge is evaluated at once, without waiting for the scheduled evaluation", async () => {
+    // The schedule paused: a notification can only come from the evaluation the report itself asked for.
+    const qstash = new Client({ baseUrl: stack.workerVars.QSTASH_URL!, token: stack.cfg.qstash.token });
+    await qstash.schedules.pause({ schedule: "redforge-alerts-evaluate" });
+    try {
+      const cluster = (await call("POST", "/api/clusters", { name: `alerts-now-${Date.now()}` })).body;
+      const inst = await call("POST", "/api/instances", { name: `crashing-${Date.now()}`, clusterId: cluster.id });
+      expect(inst.status, JSON.stringify(inst.body)).toBe(201);
+      const team: string = inst.body.team;
+      const port = (receiver.address() as AddressInfo).port;
+      expect((await call("POST", "/api/alerts/channels", { team, name: `receiver-now-${Date.now()}`, kind: "webhook", url: `http://127.0.0.1:${port}/hooks/now` })).status).toBe(201);
+      expect((await call("POST", "/api/alerts/rules", { team, name: `down-now-${Date.now()}`, kind: "instance_down", severity: "critical" })).status).toBe(201);
+      const report = JSON.stringify({ type: "instance.status", instanceId: inst.body.id, state: "failed", reason: "Node-RED exited (SIGKILL)" });
+      const signed = await fetch(`${stack.apiUrl}/api/webhooks/clusters/${cluster.id}`, {
+        method: "POST", body: report, headers: { ...(await webhookHeaders(cluster.webhookSecret, report)), "content-type": "application/json" },
+      });
+      expect(signed.status).toBe(202);
+      const got = await eventually(async () => received.find((r) => r.body.includes(inst.body.id)), 120_000);
+      expect(JSON.parse(got.body)).toMatchObject({ type: "alert.fired", alert: { kind: "instance_down", subject: inst.body.id } });
+    } finally {
+      await qstash.schedules.resume({ schedule: "redforge-alerts-evaluate" });
+    }
   }, 240_000);
 });

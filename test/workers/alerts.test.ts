@@ -115,6 +115,19 @@ describe("alert rules are validated on write", () => {
 });
 
 describe("alert lifecycle", () => {
+  it("an instance whose Node-RED crashed and is being restarted is down until it is back; a first boot is not", async () => {
+    const team = unique("t");
+    const crashed = await teamInstance(team, "starting");
+    await setStatus(crashed.id, "starting", undefined, "Node-RED was killed by SIGKILL; restarting");
+    const booting = await teamInstance(team, "starting");
+    await createRule({ team, name: "down", kind: "instance_down", severity: "critical" });
+    await evaluate();
+    const list = await alertsOf(team);
+    expect(list.map((a: any) => a.subject)).toEqual([crashed.id]);
+    expect(list[0].summary).toContain("crashed and is being restarted");
+    expect(booting.id).not.toBe(crashed.id);
+  });
+
   it("a failed instance fires one alert, stays one, is acknowledged, flaps, and resolves after two clear evaluations", async () => {
     const team = unique("t");
     const inst = await teamInstance(team, "failed");
