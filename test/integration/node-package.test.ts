@@ -132,7 +132,7 @@ describe("RedForge node package in a real Node-RED", () => {
   });
 
   it("packs offline into a tarball Node-RED accepts", async () => {
-    expect(path.basename(tarball)).toBe("redforge-node-red-contrib-redforge-0.1.0.tgz");
+    expect(path.basename(tarball)).toBe("redforge-node-red-contrib-redforge-0.2.0.tgz");
     expect((await fs.stat(tarball)).size).toBeGreaterThan(500);
   });
 
