@@ -208,3 +208,17 @@ describe("redforge-coordinator settings", () => {
     expect(() => sessionArgs({ pattern: "refinement", generator: "${REFINE_GENERATOR}" }, {}, "q", "wf")).toThrow(/generator and a critic/);
   });
 });
+
+describe("a session store that fails", () => {
+  it("fails the session for the waiting caller instead of leaving it waiting", async () => {
+    const store = new MemoryStore();
+    const h = harness(store, { answers: { a: "green" } });
+    open.push(h);
+    const original = store.set.bind(store);
+    let calls = 0;
+    store.set = async (k: string, v: unknown) => { if (++calls > 1) throw new Error("ECONNREFUSED"); return original(k, v); };
+    const s = await h.coordinator.vote({ question: "colour?", participants: ["a"], rule: "majority", deadlineMs: 60_000 });
+    expect(s.status).toBe("failed");
+    expect(s.outcome.reason).toMatch(/session store failed: ECONNREFUSED/);
+  });
+});

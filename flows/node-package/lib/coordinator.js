@@ -117,10 +117,27 @@ class Coordinator {
       if (!s || FINAL.has(s.status)) return;
       fn(s);
       await this.flush(s);
-    }).catch((err) => this.log(`session ${id}: ${err.message}`));
+    }).catch((err) => this.abandon(id, err));
     this.queues.set(id, next);
     next.then(() => { if (this.queues.get(id) === next) this.queues.delete(id); });
     return next;
+  }
+
+  /**
+   * A change that could not be stored (the store is down): the session cannot go on safely, so a caller waiting
+   * for it gets a failed outcome now instead of an HTTP request that never ends. The store keeps its last state.
+   */
+  abandon(id, err) {
+    this.log(`session ${id}: ${err.message}`);
+    const s = this.sessions.get(id);
+    if (!s) return;
+    clearTimeout(this.timers.get(id));
+    this.timers.delete(id);
+    this.sessions.delete(id);
+    s.status = "failed";
+    s.outcome = { answer: null, winner: null, reason: `the session store failed: ${err.message}`, missing: [] };
+    for (const resolve of this.waiters.get(id) || []) resolve(s);
+    this.waiters.delete(id);
   }
 
   /** An open session from the store (a reply or deadline after a restart), cached again. */
