@@ -162,6 +162,16 @@ async function main() {
     rows.push([`bridge answers`, [...bridge.answered].map(([k, v]) => `${k} ${v}`).join(", ")]);
     rows.push([`bridge link reconnects (a restarted Worker closes the link)`, `${bridge.reconnects}`]);
     if (last.status !== "completed") rows.push([`rollout failure`, JSON.stringify(last.failure)]);
+    // Why instances failed or were not restored, by code, with one reason each: a failed run says what to look at.
+    const why = new Map<string, { n: number; reason: string }>();
+    for (const w of last.waves) for (const i of w.instances) {
+      if (i.status !== "failed" && !i.code) continue;
+      const key = `${i.status}/${i.code ?? "-"}`;
+      const e = why.get(key) ?? { n: 0, reason: String(i.reason ?? "").slice(0, 160) };
+      e.n++;
+      why.set(key, e);
+    }
+    for (const [k, e] of why) rows.push([`instances ${k}`, `${e.n} (${e.reason})`]);
 
     console.log(`\nbench/fleet-rollout (${os.cpus().length} cores, ${new Date().toISOString()})`);
     for (const [k, v] of rows) console.log(`  ${k.padEnd(84)} ${v}`);

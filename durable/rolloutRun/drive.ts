@@ -58,8 +58,18 @@ export interface TickResult {
 
 /** How often in-flight deployments are looked at: each look is one RPC per deployment. */
 export const POLL_MS = 1000;
-/** Start attempts that failed for a passing reason before the instance counts as failed. */
-const MAX_START_ATTEMPTS = 3;
+/**
+ * Start attempts that failed for a passing reason (the database or an object busy: a loaded control plane, not the
+ * instance) before the instance counts as failed; between them the wait doubles from START_RETRY_MS (1+2+…+32 s).
+ */
+const MAX_START_ATTEMPTS = 7;
+const START_RETRY_MS = 1000;
+/**
+ * Starts run at most this many at once inside a tick, whatever the parallelism: each is a transaction on the tick's
+ * pool (4 connections, 5 s to get one), and 40 at once at load 18 timed out connecting and failed 17 instances
+ * (bench/fleet-rollout at parallelism 100). The others wait their turn in the same tick.
+ */
+const START_CONCURRENCY = 4;
 /** Refusals that mean the instance is no longer there to change: skipped, not failed. */
 const GONE_CODES = new Set(["instance_not_found"]);
 /** Codes an instance keeps when its wave rollback could not restore it; the rollout then ends `rollback_incomplete`. */
@@ -287,14 +297,17 @@ export class Tick {
     const m = this.s.meta;
     const running = w.instances.filter((i) => i.status === "deploying").length;
     const slots = Math.max(0, m.plan.parallelism - running);
-    const next = w.instances.filter((i) => i.status === "pending").slice(0, slots);
+    const next = w.instances.filter((i) => i.status === "pending" && (i.retryAt ?? 0) <= this.at).slice(0, slots);
     if (next.length === 0) return;
     // Stored as starting before any start: if the object stops before an answer is stored, the next tick adopts
     // the deployment the start created (deploymentSince) instead of starting a second one.
     for (const i of next) Object.assign(i, { status: "deploying", startedAt: this.at, deploymentId: null });
     this.result.dirtyWaves.add(w.index);
     await this.io.checkpoint(this.result.dirtyWaves);
-    await Promise.all(next.map((i) => this.startOne(w, i)));
+    let k = 0;
+    await Promise.all(Array.from({ length: Math.min(START_CONCURRENCY, next.length) }, async () => {
+      while (k < next.length) await this.startOne(w, next[k++]!);
+    }));
   }
 
   private async startOne(w: WaveRun, i: InstanceRun): Promise<void> {
@@ -305,11 +318,13 @@ export class Tick {
       rollbackWindowSeconds: d.rollbackWindowSeconds, holdDuring: d.holdDuring, timeouts: d.timeouts,
       description: `rollout ${this.s.meta.id}, wave ${w.index + 1}`,
     });
-    if (answer.ok) return this.setInstance(w, i, { status: "deploying", deploymentId: answer.view.id });
+    if (answer.ok) return this.setInstance(w, i, { status: "deploying", deploymentId: answer.view.id, reason: undefined, retryAt: undefined });
     // No answer in time: it may have started. Kept as starting, so the next tick adopts the deployment or starts again.
     if (answer.unanswered) return this.setInstance(w, i, { status: "deploying", deploymentId: null, reason: answer.message });
-    if (answer.transient && (i.attempts ?? 0) + 1 < MAX_START_ATTEMPTS) {
-      return this.setInstance(w, i, { status: "pending", attempts: (i.attempts ?? 0) + 1, reason: answer.message });
+    const attempts = (i.attempts ?? 0) + 1;
+    if (answer.transient && attempts < MAX_START_ATTEMPTS) {
+      const retryAt = this.io.now() + START_RETRY_MS * 2 ** (attempts - 1);
+      return this.setInstance(w, i, { status: "pending", attempts, retryAt, reason: `start attempt ${attempts} failed (${answer.message}); trying again` });
     }
     // A late joiner still starting up is not a failure of the rollout: it was not there when the rollout began.
     const skip = GONE_CODES.has(answer.code) || (w.lateJoiners && answer.code === "instance_not_running");

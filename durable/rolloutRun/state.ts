@@ -17,8 +17,10 @@ export interface InstanceRun {
   fromVersionId?: string | null;
   /** When the start of its deployment was attempted: a restart between that and storing the id adopts the deployment. */
   startedAt?: number;
-  /** Starts that failed for a reason that may pass (not a refusal); the third marks it failed. */
+  /** Starts that failed for a reason that may pass (not a refusal); the last allowed one marks it failed. */
   attempts?: number;
+  /** After such a failure: not started again before this time (ms). */
+  retryAt?: number;
   /** A wave rollback in progress for this instance: its deployment's own rollback, or a redeploy of `fromVersionId`. */
   rollback?: { via: "deployment" | "redeploy"; since: number };
   rollbackDeploymentId?: string;
