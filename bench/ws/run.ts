@@ -33,6 +33,11 @@ const CONNECT_CONCURRENCY = Number(process.env.BENCH_WS_CONNECT_CONCURRENCY ?? 1
 const FRAME_TIMEOUT_MS = 60_000;
 
 let stack: TestStack;
+/** The scripted bridge logs each lost link: a wrangler dev reload drops it with every other socket. */
+let linkLosses = 0;
+const reloads = () => linkLosses;
+const logError = console.error.bind(console);
+console.error = (...args: unknown[]) => { if (String(args[0]).includes("link closed")) linkLosses++; logError(...args); };
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
 const q = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : NaN);
 const ms = (n: number) => (Number.isFinite(n) ? `${n.toFixed(1)} ms` : "-");
@@ -71,11 +76,15 @@ function terminateAll(watchers: Watcher[]): void {
 }
 const closeSummary = () => { const s = [...closes].map(([k, v]) => `${v}× ${k}`).join(", "); closes.clear(); return s; };
 
+/** One API call; a 503 (an overloaded database on a shared machine) is retried a few times. */
 async function api<T>(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(stack.apiUrl + path, {
-    method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: (await res.json().catch(() => null)) as T };
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(stack.apiUrl + path, {
+      method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined,
+    });
+    if (res.status !== 503 || attempt >= 6) return { status: res.status, body: (await res.json().catch(() => null)) as T };
+    await sleep(500 * attempt);
+  }
 }
 
 /** Opens `count` watchers on `path`; returns connect times (ms) and failures. */
@@ -135,14 +144,14 @@ async function receipts(watchers: Watcher[], from: number[], match: (text: strin
   }));
 }
 
-interface SizeResult { n: number; open: number; events: string; connect: number[]; connectFailed: string; lateJoinersOk: number; fanFromChange: number[]; fanFromSend: number[]; missed: number; rssPerWatcher: number; load: string }
+interface SizeResult { n: number; open: number; joined: number; events: string; connect: number[]; connectFailed: string; lateJoinersOk: number; fanFromChange: number[]; fanFromSend: number[]; missed: number; rssPerWatcher: number; load: string }
 
 function print(stream: string, r: SizeResult, baseline?: SizeResult): void {
   const c = r.connect, f = r.fanFromChange.slice().sort((a, b) => a - b), s = r.fanFromSend.slice().sort((a, b) => a - b);
   const ratio = baseline ? ` (p99 ×${(q(f, 0.99) / q(baseline.fanFromChange.slice().sort((a, b) => a - b), 0.99)).toFixed(1)} the ${baseline.n}-watcher p99)` : "";
   console.log(`\n${stream}: ${r.n} watchers asked, ${r.open} open (load average ${r.load})`);
   console.log(`  connect (upgrade → first frame): p50 ${ms(q(c, 0.5))}, p99 ${ms(q(c, 0.99))}${r.connectFailed ? `; failed: ${r.connectFailed}` : ""}`);
-  console.log(`  late joiners: ${r.lateJoinersOk} of ${r.open} got the current state as their first frame`);
+  console.log(`  late joiners: ${r.lateJoinersOk} of ${r.joined} got the current state as their first frame`);
   console.log(`  fan-out, state change → watcher (${r.events}): p50 ${ms(q(f, 0.5))}, p99 ${ms(q(f, 0.99))}, last ${ms(f.at(-1) ?? NaN)}${ratio}; target p99 < 50 ms: ${q(f, 0.99) < 50 ? "met" : "missed"}`);
   console.log(`  fan-out, trigger request sent → watcher: p50 ${ms(q(s, 0.5))}, p99 ${ms(q(s, 0.99))}, last ${ms(s.at(-1) ?? NaN)}${r.missed ? `; ${r.missed} frames never arrived in 60 s` : ""}`);
   console.log(`  workerd RSS per watcher: ${(r.rssPerWatcher / 1024).toFixed(1)} KiB`);
@@ -155,9 +164,12 @@ async function bench(stream: string, path: string, token: string, isFirstFrameCu
   const watchers: Watcher[] = [];
   const rssBefore = await workerdRss();
   let baseline: SizeResult | undefined;
-  for (const n of SIZES) {
+  const sizes = [...SIZES];
+  const retried = new Set<number>();
+  for (let n = sizes.shift(); n !== undefined; n = sizes.shift()) {
     const want = n - watchers.length;
     if (want <= 0) continue;
+    const reloadsBefore = reloads();
     const loadBefore = load();
     const { times, failed } = await connect(path, token, want, watchers);
     await sleep(2000);
@@ -179,12 +191,26 @@ async function bench(stream: string, path: string, token: string, isFirstFrameCu
     const open = watchers.filter((w) => w.ws.readyState === WebSocket.OPEN);
     const r: SizeResult = {
       n, open: open.length, events: `${EVENTS} events × ${open.length} watchers`, connect: times, connectFailed: [...failed].map(([k, v]) => `${v}× ${k}`).join(", "),
-      lateJoinersOk: watchers.filter((w) => isFirstFrameCurrent(w.first)).length,
+      lateJoinersOk: watchers.filter((w) => isFirstFrameCurrent(w.first)).length, joined: watchers.length,
       fanFromChange, fanFromSend, missed, rssPerWatcher: (rss - rssBefore) / Math.max(1, watchers.length), load: `${loadBefore} → ${load()}`,
     };
     print(stream, r, baseline);
+    if (open.length < n * 0.5) {
+      // A wrangler dev reload (it watches app/dist, which other sessions rebuild) drops every socket with 1006:
+      // that is the shared machine, not the stream's limit. Reconnect and measure the size once more.
+      if (!retried.has(n) && reloads() > reloadsBefore) {
+        retried.add(n);
+        console.log(`  wrangler dev reloaded during this size (${reloads() - reloadsBefore}×; app/dist rebuilt by another session?): measuring ${n} again`);
+        terminateAll(watchers);
+        watchers.length = 0;
+        await sleep(3000);
+        sizes.unshift(n);
+        continue;
+      }
+      console.log(`  fewer than half the watchers open: ${stream} stops at ${n}`);
+      break;
+    }
     baseline ??= r;
-    if (open.length < n * 0.5) { console.log(`  fewer than half the watchers open: ${stream} stops at ${n}`); break; }
   }
   terminateAll(watchers);
   await sleep(3000);
@@ -249,7 +275,10 @@ async function deploymentBench(token: string, instanceId: string): Promise<void>
     throw new Error(`deployment ${id} never reached its analysis window: ${JSON.stringify(last)}`);
   };
   let first: SizeResult | undefined;
-  for (const n of SIZES) {
+  const sizes = [...SIZES];
+  const retried = new Set<number>();
+  for (let n = sizes.shift(); n !== undefined; n = sizes.shift()) {
+    const reloadsBefore = reloads();
     const res = await api<{ id: string }>(token, "POST", "/api/deployments", {
       instanceId, flows: [{ id: "t1", type: "tab", label: `ws ${Date.now()}` }], analysisSeconds: 3600, rollbackWindowSeconds: 3600,
     });
@@ -284,15 +313,25 @@ async function deploymentBench(token: string, instanceId: string): Promise<void>
     }
     const r: SizeResult = {
       n, open: open.length, events: `${expected} frames per watcher × ${open.length} watchers`, connect: times, connectFailed: [...failed].map(([k, v]) => `${v}× ${k}`).join(", "),
-      lateJoinersOk: watchers.filter((w) => (w.first as any)?.event === "deployment:state" && (w.first as any)?.data?.status === "in_progress").length,
+      lateJoinersOk: watchers.filter((w) => (w.first as any)?.event === "deployment:state" && (w.first as any)?.data?.status === "in_progress").length, joined: watchers.length,
       fanFromChange, fanFromSend, missed, rssPerWatcher: (rss - rssBefore) / Math.max(1, watchers.length), load: `${loadBefore} → ${load()}`,
     };
     console.log(`\n(/ws/deployments/${id}: the rollback sent ${expected} frames per watcher)`);
     print("/ws/deployments/:id", r, first);
-    first ??= r;
     terminateAll(watchers);
     await sleep(3000);
-    if (open.length < n * 0.5) { console.log(`  fewer than half the watchers open: stops at ${n}`); break; }
+    const dropped = watchers.length - open.length + r.missed / Math.max(1, expected);
+    if (open.length < n * 0.5 || dropped > n * 0.5) {
+      if (!retried.has(n) && reloads() > reloadsBefore) {
+        retried.add(n);
+        console.log(`  wrangler dev reloaded during this size (app/dist rebuilt by another session?): measuring ${n} again`);
+        sizes.unshift(n);
+        continue;
+      }
+      console.log(`  fewer than half the watchers open: stops at ${n}`);
+      break;
+    }
+    first ??= r;
   }
 }
 
