@@ -8,6 +8,7 @@
  * each mode (the machine is shared, so absolute figures move with it).
  *   npx tsx bench/api/run.ts   (BENCH_MODES=1,16,64 BENCH_SEQ=100 BENCH_PER_CLIENT=5 BENCH_SEED=100 BENCH_HEALTH_ROWS=50)
  *   BENCH_ROUTES=writes (only the baseline and the writes) or =reads;
+ *   BENCH_CONNECT=0 skips the connection-cost probe (a Pool connect vs one HTTP query);
  *   BENCH_CREATE=500 BENCH_CREATE_CLIENTS=32: then instance creations/s (the
  *   issue's fleet-scale write target, >= 100/s), each client its own admin.
  * Each route gets its own admin user: the per-principal rate limit (50/s,
@@ -16,6 +17,8 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import pg from "pg";
+import { Pool, neon, neonConfig } from "@neondatabase/serverless";
+import WebSocket from "ws";
 import { adminClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 
@@ -163,6 +166,40 @@ const cpuNow = async () => {
   return { workerd: await cpuOfOwn(/workerd/), postgres: await cpuOfOwn(/postgres/), self: (u.user + u.system) / 1e6, all: await machineCpu(), at: performance.now() };
 };
 
+/**
+ * What one write transaction's connection costs, measured from Node with the
+ * Worker's own driver through the same relay: a `Pool` connect (WebSocket,
+ * Postgres startup, SCRAM-SHA-256: the driver computes the 4,096-iteration
+ * PBKDF2 in its bundled pure-JS SHA-256, in V8 as in workerd) + `select 1`,
+ * against one SQL-over-HTTP `select 1` (what reads pay). CPU is this process's
+ * (the driver and the relay; the relay's share is the same in both).
+ */
+async function connectCost(n = 30): Promise<void> {
+  const url = stack.workerVars.DATABASE_URL!;
+  const relay = stack.workerVars.NEON_LOCAL_PROXY!;
+  neonConfig.wsProxy = (host, port) => `${relay}/v2?address=${host}:${port}`;
+  neonConfig.useSecureWebSocket = false;
+  neonConfig.pipelineConnect = false;
+  neonConfig.pipelineTLS = false;
+  neonConfig.fetchEndpoint = `http://${relay}/sql`;
+  neonConfig.webSocketConstructor = WebSocket;
+  const run = async (what: () => Promise<unknown>) => {
+    await what();
+    const wall: number[] = [];
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) { const t0 = performance.now(); await what(); wall.push(performance.now() - t0); }
+    const cpu = process.cpuUsage(cpu0);
+    wall.sort((a, b) => a - b);
+    return { p50: quantile(wall, 0.5), cpu: (cpu.user + cpu.system) / 1000 / n };
+  };
+  const loadBefore = load();
+  const pooled = await run(async () => { const pool = new Pool({ connectionString: url, max: 1 }); try { await pool.query("select 1"); } finally { await pool.end(); } });
+  const http = await run(() => neon(url).query("select 1"));
+  console.log(`\nconnection cost, ${n} each from Node through the relay (load average ${loadBefore} → ${load()}):`);
+  console.log(`  Pool connect + select 1 (every write transaction): p50 ${pooled.p50.toFixed(1)} ms, CPU ${pooled.cpu.toFixed(1)} ms in this process`);
+  console.log(`  SQL-over-HTTP select 1 (reads):                    p50 ${http.p50.toFixed(1)} ms, CPU ${http.cpu.toFixed(1)} ms in this process`);
+}
+
 const CREATE = Number(process.env.BENCH_CREATE ?? 500);
 const CREATE_CLIENTS = Number(process.env.BENCH_CREATE_CLIENTS ?? 32);
 
@@ -217,6 +254,7 @@ async function main() {
   const db = new pg.Client({ connectionString: stack.workerVars.DATABASE_URL });
   await db.connect();
   try {
+    if (process.env.BENCH_CONNECT !== "0") await connectCost();
     const { token: adminToken } = await adminClient(stack);
     const cluster = await api<{ id: string }>(adminToken, "POST", "/api/clusters", { name: "bench-api" });
     const seeded: string[] = [];
