@@ -10,11 +10,16 @@
  * (coordination's cost: MQTT there and back, the gate, the session store)
  * and their ratio.
  *
- *   npx tsx bench/agents/voting.ts [--rounds 30]
+ * With --redis the coordinator keeps its sessions in Redis (an Upstash REST
+ * relay in front of REDIS_URL, default redis://127.0.0.1:6379), as in production.
+ *
+ *   npx tsx bench/agents/voting.ts [--rounds 30] [--redis]
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { startModelStandIn } from "../../dev/model-stand-in/index.ts";
+import { freePort } from "../../dev/ports.ts";
+import { startUpstashRelay } from "../../dev/upstash-relay.ts";
 import { coordinationFlow } from "../../flows/primitives/coordination.mts";
 import { eventually } from "../../test/harness/eventually.ts";
 import { startFleetStack } from "../../test/harness/fleetStack.ts";
@@ -41,6 +46,9 @@ const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - 
 const fleet = await startFleetStack("bench-voting");
 const model = await startModelStandIn();
 const proxies = await Promise.all(DELAYS_MS.map((d) => delayingProxy(model.url, d)));
+const relay = process.argv.includes("--redis")
+  ? await startUpstashRelay({ port: await freePort(), redisUrl: process.env.REDIS_URL || "redis://127.0.0.1:6379", token: "bench-voting" })
+  : undefined;
 try {
   const call = async (method: string, p: string, body?: unknown) => {
     const res = await fetch(`${fleet.stack.apiUrl}${p}`, { method, headers: { authorization: `Bearer ${fleet.token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
@@ -51,7 +59,8 @@ try {
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) {
     const flows = i === 0 ? [...participant, ...coordinationFlow("voting")] : participant;
-    ids.push((await call("POST", "/api/instances", { name: `bench-voter-${i}`, clusterId: fleet.clusterId, flows, env: env(i) })).id);
+    const store = i === 0 && relay ? { COORDINATION_REDIS_URL: relay.url, COORDINATION_REDIS_TOKEN: "bench-voting" } : {};
+    ids.push((await call("POST", "/api/instances", { name: `bench-voter-${i}`, clusterId: fleet.clusterId, flows, env: { ...env(i), ...store } })).id);
   }
   const fronts = await Promise.all(ids.map((id) => eventually(async () => {
     const inst = await call("GET", `/api/instances/${id}`);
@@ -78,13 +87,14 @@ try {
   const over = total.map((t, i) => t - slowest[i]!);
   const ratio = total.map((t, i) => t / slowest[i]!);
   const row = (name: string, xs: number[], unit = "ms") => console.log(`${name.padEnd(34)} p50 ${pct(xs, 50).toFixed(unit === "ms" ? 0 : 2)}${unit}  p95 ${pct(xs, 95).toFixed(unit === "ms" ? 0 : 2)}${unit}`);
-  console.log(`voting rounds: ${rounds}, 3 participants (model delays ${DELAYS_MS.join("/")} ms), rule majority, load ${(await import("node:os")).loadavg()[0]!.toFixed(1)}`);
+  console.log(`voting rounds: ${rounds}, 3 participants (model delays ${DELAYS_MS.join("/")} ms), rule majority, sessions ${relay ? "in Redis (Upstash REST relay)" : "in memory"}, load ${(await import("node:os")).loadavg()[0]!.toFixed(1)}`);
   row("round (client, POST /agents/voting)", total);
   row("slowest participant's model call", slowest);
   row("coordination overhead (difference)", over);
   row("ratio round / slowest model call", ratio, "x");
 } finally {
   for (const p of proxies) p.close();
+  await relay?.close();
   await model.close();
   await fleet.close();
 }
