@@ -107,7 +107,7 @@ const handlers: Handlers = {
   "route.switch": (ctx, cmd, { from, to }) => blueGreen(ctx, cmd).switchRoute(target(cmd), from, to),
   "deployment.prepare": (ctx, cmd, args) => blueGreen(ctx, cmd).prepare(target(cmd), args),
   "deployment.rollback": (ctx, cmd, args) => blueGreen(ctx, cmd).rollback(target(cmd), args),
-  "deployment.cleanup": (ctx, cmd, { runtime }) => blueGreen(ctx, cmd).cleanup(runtime),
+  "deployment.cleanup": (ctx, cmd, { runtime }) => blueGreen(ctx, cmd).cleanup(runtime, cmd.instanceId ?? undefined),
 };
 
 /** Runs one command; throws BridgeError for bad args, or whatever the driver threw. */

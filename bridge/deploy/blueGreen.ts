@@ -61,7 +61,7 @@ export class BlueGreen {
    * held (the deployment's loss count). In memory only: after a bridge restart the hand-over leaves
    * those figures out and the control plane counts from the drain's, a lower bound it marks as such.
    */
-  private readonly atDrain = new Map<string, { runtime: string; gate: GateStatus["counters"]; front?: { held: number; refused: number; unanswered?: number } }>();
+  private readonly atDrain = new Map<string, { runtime: string; gate: GateStatus["counters"]; front?: { held: number; refused: number; unanswered?: number; heldRefused?: number } }>();
 
   /**
    * Open holds (a drain answered, not yet handed over), per instance, each with a timer that a command
@@ -164,7 +164,7 @@ export class BlueGreen {
     const drained = await this.admin.gate(base, "drain");
     // A re-run of the same drain (after a timeout or a restart) keeps the first baseline: the hold did not restart.
     if (this.atDrain.get(instanceId)?.runtime !== runtime) {
-      this.atDrain.set(instanceId, { runtime, gate: gateAtDrain.counters, ...(frontAtDrain ? { front: { held: frontAtDrain.held, refused: frontAtDrain.refused, ...(frontAtDrain.unanswered !== undefined ? { unanswered: frontAtDrain.unanswered } : {}) } } : {}) });
+      this.atDrain.set(instanceId, { runtime, gate: gateAtDrain.counters, ...(frontAtDrain ? { front: { held: frontAtDrain.held, refused: frontAtDrain.refused, ...(frontAtDrain.unanswered !== undefined ? { unanswered: frontAtDrain.unanswered } : {}), ...(frontAtDrain.heldRefused !== undefined ? { heldRefused: frontAtDrain.heldRefused } : {}) } } : {}) });
     }
     // The hold is open from here (held work waits for a hand-over): bounded, see `holds`.
     if (!this.holds.has(instanceId)) this.holds.set(instanceId, { runtime, since: Date.now() });
@@ -309,7 +309,7 @@ export class BlueGreen {
    * the gate, and requests the full front refused. Left out when the drain's baseline is not known
    * here (a bridge restarted since) or the gate could not be read: the control plane then counts a lower bound.
    */
-  private heldDuring(instanceId: string, from: string, gate: GateStatus | undefined, front: FrontCounters | undefined): { heldMqtt?: number; httpHeld?: number; httpRefused?: number; httpUnanswered?: number } {
+  private heldDuring(instanceId: string, from: string, gate: GateStatus | undefined, front: FrontCounters | undefined): { heldMqtt?: number; httpHeld?: number; httpRefused?: number; httpHeldRefused?: number; httpUnanswered?: number } {
     const start = this.atDrain.get(instanceId);
     this.atDrain.delete(instanceId);
     if (!start || start.runtime !== from || !gate) return {};
@@ -318,6 +318,9 @@ export class BlueGreen {
       heldMqtt: Math.max(0, since(gate.counters.heldMqtt, start.gate.heldMqtt) - 1),
       httpHeld: frontHeld + since(gate.counters.heldHttp, start.gate.heldHttp),
       ...(front && start.front ? { httpRefused: since(front.refused, start.front.refused) + since(gate.counters.refusedHttp, start.gate.refusedHttp) } : {}),
+      // Held, then refused past the bound: in httpHeld and httpRefused both (the accounting takes them out of lost).
+      ...(front?.heldRefused !== undefined && start.front?.heldRefused !== undefined
+        ? { httpHeldRefused: since(front.heldRefused, start.front.heldRefused) + since(gate.counters.refusedHeldHttp ?? 0, start.gate.refusedHeldHttp ?? 0) } : {}),
       ...(front?.unanswered !== undefined && start.front?.unanswered !== undefined ? { httpUnanswered: since(front.unanswered, start.front.unanswered) } : {}),
     };
   }
@@ -340,10 +343,20 @@ export class BlueGreen {
     return { ...result, serving: blue, greenStopped: Boolean(green), greenStragglers };
   }
 
-  async cleanup(runtime: string): Promise<CommandResult<"deployment.cleanup">> {
+  async cleanup(runtime: string, instanceId?: string): Promise<CommandResult<"deployment.cleanup">> {
     const stragglers = await this.idle(runtime);
+    // Checkpointed workflows started on the retired runtime after the switch (held requests it answered) go on where the instance serves.
+    if (instanceId) await this.handOverBeforeStop(instanceId, runtime);
     await this.driver.stopRuntime(runtime);
     return { stopped: runtime, stragglers };
+  }
+
+  private async handOverBeforeStop(instanceId: string, runtime: string): Promise<void> {
+    const serving = await this.driver.servingOf(instanceId).catch(() => undefined);
+    const fromBase = serving && serving.runtimeId !== runtime ? await this.driver.runtimeBase(runtime) : undefined;
+    if (!serving || !fromBase) return;
+    const wf = await handOverWorkflows(this.admin, fromBase, serving.base);
+    if (wf.handedOver || wf.problem) this.opts.log?.(`workflows ${runtime} -> ${serving.runtimeId} before stopping ${runtime}: ${wf.handedOver} handed over, ${wf.resumed} resumed, ${wf.failed} failed${wf.problem ? `; ${wf.problem}` : ""}`);
   }
 
   /**

@@ -94,6 +94,29 @@ describe("checkpointed workflows resume on the serving runtime", () => {
     expect(sink.countsOf(wf)).toEqual([1, 1, 1, 1, 1]);
   }, 180_000);
 
+  it("a workflow blue started after the switch goes on in green when blue is cleaned up", async () => {
+    const id = crypto.randomUUID();
+    const flows = checkpointWorkflow({ sinkPort: sink.port, pauseMs: 2_500 });
+    await driver.create(spec(id, flows));
+    const prepared = await bg.prepare(id);
+    await bg.deployFlows(prepared.green, flows);
+    await bg.setGate(id, { mode: "drain", runtime: prepared.blue, drainTimeoutMs: 200 });
+    await bg.switchRoute(id, prepared.blue, prepared.green);
+    // Blue still answers (a request held at the switch, a client on an old connection) and starts a run.
+    const blueBase = (await driver.runtimeBase(prepared.blue))!;
+    const wf = `wf-late-${id.slice(0, 8)}`;
+    await start(blueBase, wf);
+    await untilCompleted(blueBase, wf, "s1");
+    await bg.cleanup(prepared.blue, id);
+    expect(await driver.runtimeBase(prepared.blue)).toBeUndefined();
+
+    await until("workflow finished", () => sink.done.find((d) => d.id === wf), { timeoutMs: 90_000, explain });
+    expect(sink.countsOf(wf), explain()).toEqual([1, 1, 1, 1, 1]);
+    const runtimes = [1, 2, 3, 4, 5].map((s) => sink.calls.find((c) => c.id === wf && c.step === s)!.runtime);
+    expect(runtimes[0]).toBe(prepared.blue);
+    expect(runtimes.slice(2)).toEqual([prepared.green, prepared.green, prepared.green]);
+  }, 180_000);
+
   it("(b) kill -9 of Node-RED between two steps: the restarted runtime finishes it, no step twice", async () => {
     const id = crypto.randomUUID();
     const { endpoints } = await driver.create(spec(id, checkpointWorkflow({ sinkPort: sink.port, pauseMs: 2_500 })));
