@@ -165,6 +165,8 @@ const switchResultSchema = z.object({
   httpHeld: count.optional(),
   /** HTTP requests the front refused with 503 + Retry-After because its hold was full, during this hold. */
   httpRefused: count.optional(),
+  /** Of httpRefused: requests held past the bound and then refused 503 (front and gate), so also in httpHeld; told, not lost. */
+  httpHeldRefused: count.optional(),
   /** HTTP requests the front accepted during this hold whose connection closed before any answer (seen, never answered). */
   httpUnanswered: count.optional(),
 });

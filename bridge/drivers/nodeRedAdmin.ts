@@ -52,7 +52,7 @@ export interface GateStatus {
   /** Client connections that carried gated (non-smoke) HTTP work and are still open; absent from node packages before it. */
   openHttp?: number;
   mqtt: "connected" | "disconnected" | "off";
-  counters: { entered: number; exited: number; expired: number; heldMqtt: number; heldHttp: number; refusedHttp: number; released: number };
+  counters: { entered: number; exited: number; expired: number; heldMqtt: number; heldHttp: number; refusedHttp: number; refusedHeldHttp?: number; released: number };
   /** Absent from node packages before issue 13. */
   cpuSeconds?: number;
   messages?: MessageCounters;

@@ -20,6 +20,8 @@ export interface FrontCounters {
    * gave up, or the connection was cut): seen, never answered. Absent from data planes before it.
    */
   unanswered?: number;
+  /** Of `refused`: requests held past the front's bound and then refused (also counted in `held`). Absent from data planes before it. */
+  heldRefused?: number;
 }
 
 /** The HTTP front: holds new requests during a switch and releases them to the new target. */

@@ -28,7 +28,7 @@ export class HttpFront implements HttpRoute {
   private target?: URL;
   private holding = false;
   private held: Array<{ req: http.IncomingMessage; res: http.ServerResponse; timer: NodeJS.Timeout }> = [];
-  private readonly count: Required<FrontCounters> = { forwarded: 0, held: 0, refused: 0, serverErrors: 0, unanswered: 0 };
+  private readonly count: Required<FrontCounters> = { forwarded: 0, held: 0, refused: 0, serverErrors: 0, unanswered: 0, heldRefused: 0 };
   url = "";
 
   constructor(private readonly host: string, private readonly holdLimit = DEFAULT_HOLD_LIMIT, private readonly maxHoldMs = DEFAULT_MAX_HOLD_MS) {}
@@ -97,6 +97,8 @@ export class HttpFront implements HttpRoute {
     if (at < 0) return;
     this.held.splice(at, 1);
     this.count.refused++;
+    // Also counted as held: the deployment's accounting takes these out of "held and never released" (not lost: told).
+    this.count.heldRefused++;
     if (entry.res.headersSent || entry.res.destroyed) return;
     entry.res.writeHead(503, { "content-type": "application/json", "retry-after": "2", connection: "close" });
     entry.res.end(JSON.stringify({ error: { code: "front_hold_timeout", message: `held ${Math.round(this.maxHoldMs / 1000)} s while a deployment moves this instance; retry shortly` } }));

@@ -53,7 +53,8 @@ export function handedOver(s: RunState, r: Handover, kind: "switch" | "rollback"
   a.httpHeld += heldHttp;
   a.httpReleased += released;
   // Plus what the front saw and never answered during the hold (a client that gave up, a cut connection).
-  a.httpLost += Math.max(0, heldHttp - released) + (r.httpUnanswered ?? 0);
+  // Held past the bound and refused 503 were held and never released, but their clients were told: refused, not lost.
+  a.httpLost += Math.max(0, heldHttp - released - (r.httpHeldRefused ?? 0)) + (r.httpUnanswered ?? 0);
   a.httpRefused += r.httpRefused ?? 0;
   s.openHold = null;
 }

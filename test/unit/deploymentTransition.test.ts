@@ -754,6 +754,20 @@ describe("what a deployment cost, from the bridge's counters", () => {
     expect(run.s.metrics).toMatchObject({ messagesLost: 2 });
   });
 
+  it("a request held past the bound and refused 503 is refused, not also lost (its client was told)", () => {
+    const run = new Run("switch");
+    runUntil(run, "switch");
+    // 5 held: 2 released, 3 refused after the hold bound (also in httpRefused, with 1 refused because the hold was full).
+    run.answer("route.switch", { ...SWITCHED, heldMqtt: 0, replayed: 0, httpHeld: 5, httpReleased: 2, heldHttpReleasedOnBlue: 0, httpRefused: 4, httpHeldRefused: 3 });
+    expect(run.s.metrics.accounting).toMatchObject({ httpHeld: 5, httpReleased: 2, httpRefused: 4, httpLost: 0 });
+    expect(run.s.metrics).toMatchObject({ messagesLost: 0 });
+    // A bridge from before httpHeldRefused: the same answer counts them lost too (a lower bound of nothing; as before).
+    const older = new Run("switch");
+    runUntil(older, "switch");
+    older.answer("route.switch", { ...SWITCHED, heldMqtt: 0, replayed: 0, httpHeld: 5, httpReleased: 2, heldHttpReleasedOnBlue: 0, httpRefused: 4 });
+    expect(older.s.metrics.accounting).toMatchObject({ httpLost: 3 });
+  });
+
   it("replayed above what the gate held is duplicated; a hand-over's duplicates never hide another's loss", () => {
     const run = new Run("switch");
     runUntil(run, "switch");

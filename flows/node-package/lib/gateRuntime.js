@@ -52,7 +52,7 @@ class GateRuntime {
     // they are gone, since a keep-alive connection closed under a client races its next request (lost, not retried).
     this.clientConnections = new Set();
     this.sources = [];
-    this.counters = { entered: 0, exited: 0, expired: 0, heldMqtt: 0, heldHttp: 0, refusedHttp: 0, released: 0 };
+    this.counters = { entered: 0, exited: 0, expired: 0, heldMqtt: 0, heldHttp: 0, refusedHttp: 0, refusedHeldHttp: 0, released: 0 };
     // Per flow (tab id): messages in (through a gate), out (through an exit), errors (see flowOf). Process-wide
     // and monotonic while this process lives; the health report carries them and Prometheus's rate() takes resets.
     this.flows = new Map();
@@ -262,6 +262,8 @@ class GateRuntime {
     while (this.heldHttp.length && this.heldHttp[0].at !== undefined && this.heldHttp[0].at < cutoff && this.heldHttp[0].msg.res) {
       const { msg } = this.heldHttp.shift();
       this.counters.refusedHttp++;
+      // Of refusedHttp, the ones also counted in heldHttp (the deployment's accounting must not call them lost too).
+      this.counters.refusedHeldHttp++;
       try {
         msg.res._res.status(503).set("retry-after", "2").set("connection", "close").json({ error: { code: "gate_hold_timeout", message: "held too long while a deployment moves this instance; retry shortly" } });
       } catch { /* the client went away */ }
