@@ -34,7 +34,7 @@ describe("coordination flows", () => {
     expect(next(gates[0])).toMatchObject({ type: "redforge-coordination-reply", mode: "capture" });
     const exit = flow.find((n) => n.type === "redforge-exit")!;
     expect(next(exit)).toMatchObject({ type: "redforge-coordination-reply", mode: "reply", wires: [] });
-    expect(flow.filter((n) => n.type === "redforge-ai-audit")).toHaveLength(1);
+    expect(flow.filter((n) => n.type === "redforge-ai-audit").length).toBeGreaterThanOrEqual(1);
   });
 
   it("voting and refinement read their participants from the environment", () => {
