@@ -9,6 +9,7 @@
  * once from the retained message. Only changed lists are published; an
  * instance that is gone gets its retained message cleared.
  */
+import { randomBytes } from "node:crypto";
 import { connect, type MqttClient } from "mqtt";
 import { bridgePaths } from "../protocol/paths.ts";
 import { clusterModelPoliciesSchema, modelPolicyTopic, type PublishedModelPolicy } from "../protocol/modelPolicies.ts";
@@ -40,7 +41,9 @@ export class ModelPolicySync {
   }
 
   start(): void {
-    this.client = connect(this.opts.mqttUrl, { clientId: `redforge-bridge-policy-${this.opts.clusterId}`, clean: true, protocolVersion: 4, reconnectPeriod: 1_000 });
+    // A clean session keeps nothing, so the id needs no stability: a unique one means two bridges of a
+    // cluster (a restart's overlap, tests) never take each other's connection over.
+    this.client = connect(this.opts.mqttUrl, { clientId: `redforge-bridge-policy-${this.opts.clusterId.slice(0, 8)}-${randomBytes(4).toString("hex")}`, clean: true, protocolVersion: 4, reconnectPeriod: 1_000 });
     this.client.on("error", (err) => this.opts.log.warn(`model policies: mqtt: ${err.message}`));
     void this.loop();
   }
