@@ -13,9 +13,26 @@ const run = promisify(execFile);
 
 export const NODE_PACKAGE_DIR = fileURLToPath(new URL("../flows/node-package/", import.meta.url));
 
-/** Packs the node package into `outDir` without touching the network; returns the tarball's absolute path. */
+/**
+ * The package bundles its runtime dependencies (pg, unpdf: `bundleDependencies`) so an instance installs
+ * it without a registry; a fresh clone has no flows/node-package/node_modules, so they are installed once
+ * from its lockfile (the one step here that may reach the registry, or npm's cache) before packing.
+ */
+async function ensureBundled(packageDir: string): Promise<void> {
+  const manifest = JSON.parse(await fs.readFile(path.join(packageDir, "package.json"), "utf8")) as { bundleDependencies?: string[] };
+  const missing = [];
+  for (const dep of manifest.bundleDependencies ?? []) {
+    if (!(await fs.access(path.join(packageDir, "node_modules", dep, "package.json")).then(() => true, () => false))) missing.push(dep);
+  }
+  if (missing.length === 0) return;
+  await run("npm", ["ci", "--omit=dev", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+    { cwd: packageDir, env: cleanNpmEnv(), timeout: 300_000, maxBuffer: 4 * 1024 * 1024 });
+}
+
+/** Packs the node package into `outDir` (its bundled dependencies installed first if missing); returns the tarball's absolute path. */
 export async function packNodePackage(outDir: string, packageDir = NODE_PACKAGE_DIR): Promise<string> {
   await fs.mkdir(outDir, { recursive: true });
+  await ensureBundled(packageDir);
   const { stdout } = await run(
     "npm",
     ["pack", packageDir, "--pack-destination", outDir, "--json", "--offline", "--ignore-scripts", "--loglevel=error"],
