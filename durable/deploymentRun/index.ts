@@ -14,6 +14,20 @@ import { fromStorage, type RunState } from "./state.ts";
 import { transition, type Effect, type RunEvent, type Transition } from "./transition.ts";
 
 /**
+ * How long one database transaction or ClusterLink call of an effect may take. Transitions run one at a time, so a
+ * call that never answers held this object's queue, and with it every alarm, deadline and operator action, for good
+ * (bench/fleet-rollout at load 25: a deployment stayed at AUDIT, POST /rollback did not answer). Past this the
+ * effect fails like a refused one: the state is already stored, and the step's alarm tries it again.
+ */
+const CALL_MS = 30_000;
+
+function within<T>(what: string, call: () => Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not answer within ${CALL_MS / 1000} s`)), CALL_MS); });
+  return Promise.race([call(), late]).finally(() => { if (timer !== null) clearTimeout(timer); });
+}
+
+/**
  * One object per deployment: runs the blue-green phase machine
  * (transition.ts over the step table in steps.ts). This class only holds
  * what needs a Durable Object: one event at a time (a serial queue), the
@@ -72,7 +86,8 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
       if (!s) return;
       // Past a deadline: maybe the answer came while we were away (evicted, restarted); the cluster link keeps it.
       if (s.awaiting && Date.now() >= s.awaiting.deadline) {
-        const known = await this.link(s).result(s.awaiting.commandId);
+        const awaiting = s.awaiting;
+        const known = await within("the cluster link", async () => await this.link(s).result(awaiting.commandId));
         if (known && (known.status === "ok" || known.status === "error")) {
           await this.dispatch({ type: "result", commandId: s.awaiting.commandId, ok: known.status === "ok", result: known.resultJson === null ? null : JSON.parse(known.resultJson) });
           return;
@@ -122,9 +137,9 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
   private async perform(effect: Effect, s: RunState): Promise<RunEvent | undefined> {
     switch (effect.type) {
       case "send":
-        await this.link(s).enqueue(effect.command, s.instanceId, effect.args, {
+        await within("the cluster link", async () => await this.link(s).enqueue(effect.command, s.instanceId, effect.args, {
           id: effect.commandId, timeoutMs: effect.timeoutMs, replyTo: { kind: "deployment", id: s.id },
-        });
+        }));
         return;
       case "setAlarm": return void (await this.ctx.storage.setAlarm(effect.at));
       case "clearAlarm": return void (await this.ctx.storage.deleteAlarm());
@@ -200,9 +215,10 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
   private async withDb<T>(fn: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
     const handle = openDb(this.env.DATABASE_URL!, this.env.NEON_LOCAL_PROXY);
     try {
-      return await fn(handle.db);
+      return await within("the database", () => fn(handle.db));
     } finally {
-      await handle.close();
+      // Closed in the background: a pool that does not end must not hold the queue either.
+      this.ctx.waitUntil(handle.close().catch(() => {}));
     }
   }
 
