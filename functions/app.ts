@@ -43,6 +43,7 @@ import { reportRoutes } from "./routes/reports.ts";
 import { roleRoutes } from "./routes/roles.ts";
 import { userRoutes } from "./routes/users.ts";
 import { workflowRoutes, workflowWebhookRoutes } from "./routes/workflows.ts";
+import { blueprintRoutes } from "./routes/blueprints.ts";
 
 /**
  * Order matters: security headers on every answer; context, the per-address
@@ -103,6 +104,7 @@ export function createApp() {
   app.route("/api/users", userRoutes);
   app.route("/api/roles", roleRoutes);
   app.route("/api/workflows", workflowRoutes);
+  app.route("/api/blueprints", blueprintRoutes);
   return app;
 }
 

@@ -124,8 +124,10 @@ export const createDeploymentSchema = z.object({
   holdDuring: z.enum(HOLD_ORDERS).default("switch"),
   timeouts: deploymentTimeoutsSchema.optional(),
   description: z.string().max(500).optional(),
-}).strict().refine((v) => (v.flows === undefined || v.versionId === undefined) && (v.flows !== undefined || v.versionId !== undefined || v.stack !== undefined), {
-  message: "give exactly one of flows or versionId, or neither with stack (a runtime upgrade of the current flows)", path: ["flows"],
+  /** The new flows from a blueprint (GET /api/blueprints; `<pipeline>/<role>` for a pipeline's instance) instead of `flows`. */
+  blueprint: z.string().regex(/^[a-z0-9-]+(\/[a-z0-9-]+)?$/, "a blueprint id (GET /api/blueprints), or <pipeline>/<role>").max(128).optional(),
+}).strict().refine((v) => [v.flows, v.versionId, v.blueprint].filter((x) => x !== undefined).length <= 1 && (v.flows !== undefined || v.versionId !== undefined || v.blueprint !== undefined || v.stack !== undefined), {
+  message: "give exactly one of flows, versionId or blueprint, or none with stack (a runtime upgrade of the current flows)", path: ["flows"],
 });
 export type CreateDeployment = z.infer<typeof createDeploymentSchema>;
 

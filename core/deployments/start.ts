@@ -20,6 +20,7 @@ import { assertStackSupported } from "../fleet/stacks.ts";
 import { assertDeploymentAllowed } from "../governance/deploymentGate.ts";
 import type { KvStore } from "../platform/kv.ts";
 import { admitDeployment } from "./admission.ts";
+import { deploymentFlowsFromBlueprint } from "../blueprints/resolve.ts";
 import { resolveTimeouts, workerTimeoutScale } from "./timeouts.ts";
 
 // Arbitrary constant naming "deployments of one instance" among advisory locks.
@@ -75,6 +76,8 @@ export async function startDeployment(
     await assertDeploymentAllowed({ db: tx, kv }, { instance: inst, principal: actor.principal, now });
     if (body.stack) await assertStackSupported(env, inst.clusterId, body.stack);
     const toStack = body.stack ?? inst.stack;
+    // A blueprint's flows; its required parameters must already be in the instance's env or secrets.
+    const newFlows = body.blueprint ? deploymentFlowsFromBlueprint(body.blueprint, [...Object.keys(inst.env), ...inst.secretNames]) : body.flows;
 
     // Versions: what runs now (recorded as a version if it never was) and what comes.
     const [{ latest } = { latest: null }] = await tx.select({ latest: max(flowVersions.version) }).from(flowVersions).where(eq(flowVersions.instanceId, inst.id));
@@ -87,14 +90,14 @@ export async function startDeployment(
       [from] = await tx.insert(flowVersions).values({ instanceId: inst.id, version: next++, flows: inst.flows, digest: runningDigest, createdBy: actor.userId }).returning();
     }
     let to;
-    if (!body.versionId && !body.flows) {
+    if (!body.versionId && !newFlows) {
       to = from; // a runtime upgrade of what runs now
     } else if (body.versionId) {
       [to] = await tx.select().from(flowVersions).where(and(eq(flowVersions.id, body.versionId), eq(flowVersions.instanceId, inst.id))).limit(1);
       if (!to) throw notFound("flow version", body.versionId);
     } else {
       [to] = await tx.insert(flowVersions).values({
-        instanceId: inst.id, version: next, flows: body.flows!, digest: await flowsDigest(body.flows), createdBy: actor.userId,
+        instanceId: inst.id, version: next, flows: newFlows!, digest: await flowsDigest(newFlows), createdBy: actor.userId,
       }).returning();
     }
     const [row] = await tx.insert(deployments).values({
@@ -106,7 +109,7 @@ export async function startDeployment(
       action: "DEPLOYMENT_CREATED", resourceType: "deployment", resourceId: row!.id,
       details: {
         instanceId: inst.id, strategy: body.strategy, fromVersion: from!.version, toVersion: to!.version,
-        fromStack: inst.stack, toStack, description: body.description ?? null, ...(origin.rolloutId ? { rolloutId: origin.rolloutId } : {}),
+        fromStack: inst.stack, toStack, description: body.description ?? null, ...(body.blueprint ? { blueprint: body.blueprint } : {}), ...(origin.rolloutId ? { rolloutId: origin.rolloutId } : {}),
       },
     }]);
     return {

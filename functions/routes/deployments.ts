@@ -71,7 +71,7 @@ const doc = describe("Deployments");
 export const deploymentRoutes = new Hono<AppEnv>()
   .post("/", doc({
     summary: "Start a blue-green deployment of new flows (or a stored version, or another stack) to a running instance",
-    description: "One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). With `stack` it is a runtime upgrade: green runs that Node-RED stack (with the given flows, or the current ones), and the instance's stack changes only when it completes; a stack the cluster's bridge does not run is 422 `stack_unsupported`. See docs/deployments.md and docs/stacks.md.",
+    description: "One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). With `stack` it is a runtime upgrade: green runs that Node-RED stack (with the given flows, or the current ones), and the instance's stack changes only when it completes; a stack the cluster's bridge does not run is 422 `stack_unsupported`. With `blueprint` (GET /api/blueprints) green runs that blueprint's flows; its required parameters must be in the instance's env or secrets (400 `blueprint_param_missing`; 404 `blueprint_not_found`). See docs/deployments.md and docs/stacks.md.",
     responses: { 202: deploymentSchema },
     errors: [404, 409, 422, 429],
   }), requirePermission("deployments", "create"), validate("json", createDeploymentSchema), async (c) => {

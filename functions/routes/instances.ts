@@ -25,6 +25,7 @@ import { assertStackSupported } from "../../core/fleet/stacks.ts";
 import { toSql } from "../../core/fleet/labelSelector.ts";
 import { parseSelectorOrThrow } from "../../core/rollouts/start.ts";
 import { applyLabelsPatch, labelsPatchSchema, labelsSchema, MAX_LABELS } from "../../protocol/labels.ts";
+import { blueprintParamsShape, blueprintRefShape, instanceFromBlueprint } from "../../core/blueprints/resolve.ts";
 
 export const INSTANCE_STATUSES = ["pending", "starting", "running", "stopped", "failed", "unknown", "deploying"] as const;
 export const DESIRED_STATES = ["running", "stopped", "destroyed"] as const;
@@ -41,6 +42,9 @@ const createBody = z.strictObject({
   stack: stackIdSchema.default(DEFAULT_STACK),
   /** Kubernetes-style labels; label selectors (GET ?selector=, rollouts) pick instances by them. */
   labels: labelsSchema.default({}),
+  /** Fill flows (and env/secrets from blueprintParams) from a blueprint: GET /api/blueprints (docs/agents.md "Blueprints"). */
+  blueprint: blueprintRefShape.optional(),
+  blueprintParams: blueprintParamsShape.optional(),
 });
 const patchBody = z.strictObject({
   flows: flowsShape.optional(),
@@ -122,11 +126,15 @@ const doc = describe("Instances");
 export const instanceRoutes = new Hono<AppEnv>()
   .post("/", doc({
     summary: "Create an instance; the bridge is sent `instance.create`",
-    description: "`secrets` are write-only: stored sealed, only their names come back. `stack` (default 5.0) must be one the cluster's bridge runs (422 `stack_unsupported`; see GET /api/stacks); before its bridge has said which, the bridge itself refuses an unsupported stack and the instance becomes `failed`.",
+    description: "`secrets` are write-only: stored sealed, only their names come back. With `blueprint` (GET /api/blueprints) the flows come from it and `blueprintParams` fill env (secret parameters go to secrets; explicit env/secrets win): 404 `blueprint_not_found`, 400 `blueprint_param_missing` / `blueprint_param_unknown` / `blueprint_with_flows`. `stack` (default 5.0) must be one the cluster's bridge runs (422 `stack_unsupported`; see GET /api/stacks); before its bridge has said which, the bridge itself refuses an unsupported stack and the instance becomes `failed`.",
     responses: { 201: instanceCreatedSchema },
-    errors: [409, 422],
+    errors: [404, 409, 422],
   }), requirePermission("instances", "create"), validate("json", createBody), async (c) => {
-    const body = c.req.valid("json");
+    const { blueprint, blueprintParams, ...body } = c.req.valid("json");
+    if (blueprint) {
+      if (body.flows.length > 0) throw new ApiError(400, "blueprint_with_flows", "send either blueprint or flows, not both");
+      Object.assign(body, instanceFromBlueprint(blueprint, blueprintParams ?? {}, body));
+    } else if (blueprintParams) throw new ApiError(400, "blueprint_params_without_blueprint", "blueprintParams needs blueprint");
     const p = c.var.principal!;
     const [cluster] = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(and(eq(clusters.id, body.clusterId), isNull(clusters.deletedAt))).limit(1);
     if (!cluster) throw new ApiError(400, "cluster_not_found", `cluster ${body.clusterId} does not exist`);
@@ -145,7 +153,7 @@ export const instanceRoutes = new Hono<AppEnv>()
       record({
         action: "INSTANCE_CREATED", resourceType: "instance", resourceId: created.id,
         // Names of env vars only: values may be credentials.
-        details: { name: body.name, clusterId: body.clusterId, stack: body.stack, resources: body.resources, envKeys: Object.keys(body.env), secretNames: sealedSecrets.secretNames, flowsDigest: digest, labels: body.labels },
+        details: { name: body.name, clusterId: body.clusterId, stack: body.stack, resources: body.resources, envKeys: Object.keys(body.env), secretNames: sealedSecrets.secretNames, flowsDigest: digest, labels: body.labels, ...(blueprint ? { blueprint } : {}) },
       });
       return created;
     });
