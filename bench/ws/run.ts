@@ -33,6 +33,13 @@ const CONNECT_CONCURRENCY = Number(process.env.BENCH_WS_CONNECT_CONCURRENCY ?? 1
 const FRAME_TIMEOUT_MS = 60_000;
 
 let stack: TestStack;
+/** The session token; renewed before each size (a whole run outlasts one 15-minute session). */
+let token = "";
+let tokenAt = 0;
+async function freshToken(): Promise<string> {
+  if (Date.now() - tokenAt > 8 * 60_000) { token = (await adminClient(stack)).token; tokenAt = Date.now(); }
+  return token;
+}
 /** The scripted bridge logs each lost link: a wrangler dev reload drops it with every other socket. */
 let linkLosses = 0;
 const reloads = () => linkLosses;
@@ -159,7 +166,7 @@ function print(stream: string, r: SizeResult, baseline?: SizeResult): void {
   if (closed) console.log(`  closed by the server meanwhile: ${closed}`);
 }
 
-async function bench(stream: string, path: string, token: string, isFirstFrameCurrent: (first: any) => boolean,
+async function bench(stream: string, path: string, isFirstFrameCurrent: (first: any) => boolean,
   trigger: (k: number) => Promise<{ sent: number; match: (text: string) => boolean; changedAt?: (text: string) => number }>): Promise<void> {
   const watchers: Watcher[] = [];
   const rssBefore = await workerdRss();
@@ -171,7 +178,7 @@ async function bench(stream: string, path: string, token: string, isFirstFrameCu
     if (want <= 0) continue;
     const reloadsBefore = reloads();
     const loadBefore = load();
-    const { times, failed } = await connect(path, token, want, watchers);
+    const { times, failed } = await connect(path, await freshToken(), want, watchers);
     await sleep(2000);
     const rss = await workerdRss();
     const fanFromChange: number[] = [], fanFromSend: number[] = [];
@@ -200,7 +207,7 @@ async function bench(stream: string, path: string, token: string, isFirstFrameCu
       // that is the shared machine, not the stream's limit. Reconnect and measure the size once more.
       if (!retried.has(n) && reloads() > reloadsBefore) {
         retried.add(n);
-        console.log(`  wrangler dev reloaded during this size (${reloads() - reloadsBefore}×; app/dist rebuilt by another session?): measuring ${n} again`);
+        console.log(`  the Worker restarted during this size (${reloads() - reloadsBefore} lost bridge links: a wrangler reload when another session rebuilds app/dist, or workerd exiting, e.g. out of descriptors: see wrangler's log): measuring ${n} again`);
         terminateAll(watchers);
         watchers.length = 0;
         await sleep(3000);
@@ -219,7 +226,7 @@ async function bench(stream: string, path: string, token: string, isFirstFrameCu
 async function main(): Promise<void> {
   stack = await startTestStack({ worker: "wrangler" });
   try {
-    const { token } = await adminClient(stack);
+    await freshToken();
     console.log(`bench/ws (${os.cpus().length} cores, ${new Date().toISOString()}, sizes ${SIZES.join("/")}, ${EVENTS} events per size)`);
     const cluster = (await api<{ id: string; webhookSecret: string }>(token, "POST", "/api/clusters", { name: `bench-ws-${Date.now()}` })).body;
     const bridge = await scriptedBridge(stack.apiUrl, cluster.id, cluster.webhookSecret);
@@ -227,7 +234,7 @@ async function main(): Promise<void> {
       const inst = (await api<{ id: string }>(token, "POST", "/api/instances", { name: `ws-${Date.now()}`, clusterId: cluster.id })).body;
       if (STREAMS.includes("fleet")) {
         const states = ["running", "stopped"] as const;
-        await bench("/ws/fleet", "/ws/fleet", token, (f) => f?.event === "fleet:hello", async (k) => {
+        await bench("/ws/fleet", "/ws/fleet", (f) => f?.event === "fleet:hello", async (k) => {
           const reason = `bench-ws-${Date.now()}-${k}`;
           const text = JSON.stringify({ type: "instance.status", instanceId: inst.id, state: states[k % 2], reason });
           const sent = Date.now();
@@ -243,7 +250,7 @@ async function main(): Promise<void> {
           if ((await api<{ status: string }>(token, "GET", `/api/instances/${target.id}`)).body.status === "running") break;
           await sleep(500);
         }
-        await deploymentBench(token, target.id);
+        await deploymentBench(target.id);
       }
     } finally {
       bridge.close();
@@ -261,7 +268,7 @@ async function main(): Promise<void> {
  * the rollback emits that carries a timestamp (phase and progress events) is
  * an event: fan-out = receipt − that timestamp.
  */
-async function deploymentBench(token: string, instanceId: string): Promise<void> {
+async function deploymentBench(instanceId: string): Promise<void> {
   let last: unknown;
   const inWindow = async (id: string) => {
     for (let i = 0; i < 240; i++) {
@@ -279,6 +286,7 @@ async function deploymentBench(token: string, instanceId: string): Promise<void>
   const retried = new Set<number>();
   for (let n = sizes.shift(); n !== undefined; n = sizes.shift()) {
     const reloadsBefore = reloads();
+    await freshToken();
     const res = await api<{ id: string }>(token, "POST", "/api/deployments", {
       instanceId, flows: [{ id: "t1", type: "tab", label: `ws ${Date.now()}` }], analysisSeconds: 3600, rollbackWindowSeconds: 3600,
     });
@@ -324,7 +332,7 @@ async function deploymentBench(token: string, instanceId: string): Promise<void>
     if (open.length < n * 0.5 || dropped > n * 0.5) {
       if (!retried.has(n) && reloads() > reloadsBefore) {
         retried.add(n);
-        console.log(`  wrangler dev reloaded during this size (app/dist rebuilt by another session?): measuring ${n} again`);
+        console.log(`  the Worker restarted during this size (a wrangler reload, or workerd exiting, e.g. out of descriptors: see wrangler's log): measuring ${n} again`);
         sizes.unshift(n);
         continue;
       }
