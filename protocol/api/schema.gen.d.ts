@@ -187,6 +187,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/webhooks/clusters/{id}/checkpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Checkpoint records from a cluster's instances, and the replay/cancel requests waiting for them
+         * @description Each record stored once by `checkpointId` (a resent record is not stored again). An empty `records` only collects directives; `results` report what the bridge did with earlier ones. A record of another cluster's instance → 403 `instance_not_in_cluster`, nothing stored.
+         */
+        post: operations["postApiWebhooksClustersByIdCheckpoints"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/clusters/{id}/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A batch of dead letters from the cluster's instances (at most 200)
+         * @description Stored once per `letterId` (the bridge's hash of the MQTT message): a redelivered letter counts as a duplicate. A letter of an instance of another cluster → 403 `instance_not_in_cluster`, nothing stored.
+         */
+        post: operations["postApiWebhooksClustersByIdDeadLetters"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/clusters/{id}/model-policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The approved-model policies covering each instance of the cluster
+         * @description For the bridge, which publishes each instance's list (retained) on MQTT `redforge/policy/models/{instanceId}`; the instances' redforge-model-policy node refuses other models. An empty list: no policy restricts that instance. The body is ignored (`{}`).
+         */
+        post: operations["postApiWebhooksClustersByIdModelPolicies"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/webhooks/ci/{id}": {
         parameters: {
             query?: never;
@@ -495,6 +555,43 @@ export interface paths {
         post?: never;
         /** Delete a model price */
         delete: operations["deleteApiAiPricesById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/coordination/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List coordination sessions (voting, refinement), newest first
+         * @description Live (`state=live`: not decided yet) and past sessions with each participant's answer, latency, tokens and the outcome. Question and answer texts only for callers who also hold ai_prompts:read; otherwise they are null and `redacted` is true.
+         */
+        get: operations["getApiCoordinationSessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/coordination/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One coordination session with its answers and outcome */
+        get: operations["getApiCoordinationSessionsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -837,7 +934,7 @@ export interface paths {
         put?: never;
         /**
          * Start a blue-green deployment of new flows (or a stored version, or another stack) to a running instance
-         * @description One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). With `stack` it is a runtime upgrade: green runs that Node-RED stack (with the given flows, or the current ones), and the instance's stack changes only when it completes; a stack the cluster's bridge does not run is 422 `stack_unsupported`. See docs/deployments.md and docs/stacks.md.
+         * @description One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). With `stack` it is a runtime upgrade: green runs that Node-RED stack (with the given flows, or the current ones), and the instance's stack changes only when it completes; a stack the cluster's bridge does not run is 422 `stack_unsupported`. With `blueprint` (GET /api/blueprints) green runs that blueprint's flows; its required parameters must be in the instance's env or secrets (400 `blueprint_param_missing`; 404 `blueprint_not_found`). See docs/deployments.md and docs/stacks.md.
          */
         post: operations["postApiDeployments"];
         delete?: never;
@@ -957,6 +1054,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List dead letters (messages a primitive gave up on), newest first
+         * @description Filters: `instanceId`, `errorCode` (e.g. model_unavailable), `primitive`, `flowId`, `from`/`to` on when it failed. `input` (the msg_input) only for callers who also hold ai_prompts:read; otherwise null and `redacted` is true.
+         */
+        get: operations["getApiDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/rollouts": {
         parameters: {
             query?: never;
@@ -969,7 +1086,7 @@ export interface paths {
         put?: never;
         /**
          * Start a rollout: one flow version to every instance a label selector picks, in waves
-         * @description Each instance's change is a blue-green deployment admitted like POST /api/deployments (policies, quotas: a refusal fails that instance with its code). 400 `invalid_selector` (details.position), 409 `empty_selection`, 422 `waves_incomplete` / `waves_not_cumulative` / `selection_too_large`. See docs/rollouts.md.
+         * @description Each instance's change is a blue-green deployment admitted like POST /api/deployments (policies, quotas: a refusal fails that instance with its code). 400 `invalid_selector` (details.position), 409 `empty_selection`, 409 `rollout_conflict` (an active rollout owns some of the selection; details.rolloutId, details.instanceIds), 409 `deployment_in_progress` (a deployment is changing some of it; details.deploymentId), 422 `waves_incomplete` / `waves_not_cumulative` / `selection_too_large`. See docs/rollouts.md.
          */
         post: operations["postApiRollouts"];
         delete?: never;
@@ -1087,7 +1204,7 @@ export interface paths {
         put?: never;
         /**
          * Create an instance; the bridge is sent `instance.create`
-         * @description `secrets` are write-only: stored sealed, only their names come back. `stack` (default 5.0) must be one the cluster's bridge runs (422 `stack_unsupported`; see GET /api/stacks); before its bridge has said which, the bridge itself refuses an unsupported stack and the instance becomes `failed`.
+         * @description `secrets` are write-only: stored sealed, only their names come back. With `blueprint` (GET /api/blueprints) the flows come from it and `blueprintParams` fill env (secret parameters go to secrets; explicit env/secrets win): 404 `blueprint_not_found`, 400 `blueprint_param_missing` / `blueprint_param_unknown` / `blueprint_with_flows`. `stack` (default 5.0) must be one the cluster's bridge runs (422 `stack_unsupported`; see GET /api/stacks); before its bridge has said which, the bridge itself refuses an unsupported stack and the instance becomes `failed`.
          */
         post: operations["postApiInstances"];
         delete?: never;
@@ -1657,6 +1774,123 @@ export interface paths {
         patch: operations["patchApiRolesByName"];
         trace?: never;
     };
+    "/api/workflows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List checkpointed workflow runs, newest first
+         * @description State from each run's latest checkpoint: running (started, a step completed, or handed to another runtime), completed, failed (e.g. `step_interrupted`), cancelled.
+         */
+        get: operations["getApiWorkflows"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workflows/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workflow run with its checkpoints (newest first, at most 200) */
+        get: operations["getApiWorkflowsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workflows/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay a workflow run from its last checkpoint (or from a step's)
+         * @description The bridge continues the run on the instance's serving runtime: after the checkpoint's step when it completed, or running the step again when it had only begun (an operator's replay runs it even when it is not marked repeatable). 202 with `pendingAction: replay` until the bridge reports. 409 `workflow_completed` for a finished run, `workflow_action_pending` while another request waits; 404 `checkpoint_not_found` when there is no checkpoint to start from.
+         */
+        post: operations["postApiWorkflowsByIdReplay"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workflows/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a workflow run
+         * @description The bridge tells the serving runtime to run no further step of it (a step under way finishes). 202 with `pendingAction: cancel`; the run shows `cancelled` once the runtime's checkpoint arrives. 409 `workflow_finished` for a completed or cancelled run, `workflow_action_pending` while another request waits.
+         */
+        post: operations["postApiWorkflowsByIdCancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/blueprints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List blueprints: the importable agent primitives and the RAG pipeline, with their parameters
+         * @description Each parameter is an environment variable the flow reads, with its description and default. Create an instance from one with POST /api/instances `{blueprint, blueprintParams}`; a pipeline's instances as `<pipeline>/<role>`.
+         */
+        get: operations["getApiBlueprints"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/blueprints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One blueprint with its flow JSON (a pipeline: its instances and stages)
+         * @description 404 `blueprint_not_found` for an unknown id.
+         */
+        get: operations["getApiBlueprintsById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1753,6 +1987,22 @@ export interface components {
             stored: number;
             duplicate: boolean;
             tokensCounted: boolean;
+        };
+        DeadLetterBatchAccepted: {
+            /** @constant */
+            accepted: true;
+            stored: number;
+            duplicates: number;
+        };
+        ClusterModelPolicies: {
+            instances: {
+                [key: string]: {
+                    name: string;
+                    models: string[];
+                    providers?: string[];
+                }[];
+            };
+            ttlSeconds: number;
         };
         CiDeliveryAccepted: {
             /** Format: uuid */
@@ -2325,6 +2575,25 @@ export interface components {
             createdAt: string;
             flows: unknown[];
         };
+        DeadLetter: {
+            id: number;
+            /** Format: uuid */
+            instanceId: string;
+            /** Format: uuid */
+            clusterId: string;
+            flowId: string | null;
+            primitive: string | null;
+            nodeRedFlow: string | null;
+            errorCode: string;
+            errorMessage: string;
+            attempts: number | null;
+            input: unknown;
+            redacted: boolean;
+            /** Format: date-time */
+            failedAt: string;
+            /** Format: date-time */
+            receivedAt: string;
+        };
         Rollout: {
             /** Format: uuid */
             id: string;
@@ -2369,6 +2638,13 @@ export interface components {
                 code: string;
                 message: string;
             } | null;
+            lateJoiners?: {
+                /** @enum {string} */
+                policy: "after_completion" | "ignore";
+                checkedAt: string | null;
+                added: number;
+                skipped: number;
+            };
         };
         RolloutWave: {
             index: number;
@@ -3250,6 +3526,153 @@ export interface components {
             builtin: boolean;
             createdAt: string | null;
         };
+        /** @description One checkpointed workflow run in an instance, with the state of its latest checkpoint. */
+        Workflow: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            instanceId: string;
+            workflowId: string;
+            kind: string;
+            /** @enum {string} */
+            state: "running" | "completed" | "failed" | "cancelled";
+            lastStep: string;
+            /** @enum {string} */
+            lastPhase: "started" | "completed" | "finished" | "failed" | "cancelled" | "handed_over";
+            completed: string[];
+            error: {
+                code: string;
+                message: string;
+            } | null;
+            runtimeId: string | null;
+            pendingAction: ("replay" | "cancel") | null;
+            pendingFromStep: string | null;
+            lastAction: {
+                action: string;
+                outcome: string;
+                /** Format: date-time */
+                at: string;
+                error?: {
+                    code: string;
+                    message: string;
+                };
+            } | null;
+            /** Format: date-time */
+            startedAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        WorkflowDetail: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            instanceId: string;
+            workflowId: string;
+            kind: string;
+            /** @enum {string} */
+            state: "running" | "completed" | "failed" | "cancelled";
+            lastStep: string;
+            /** @enum {string} */
+            lastPhase: "started" | "completed" | "finished" | "failed" | "cancelled" | "handed_over";
+            completed: string[];
+            error: {
+                code: string;
+                message: string;
+            } | null;
+            runtimeId: string | null;
+            pendingAction: ("replay" | "cancel") | null;
+            pendingFromStep: string | null;
+            lastAction: {
+                action: string;
+                outcome: string;
+                /** Format: date-time */
+                at: string;
+                error?: {
+                    code: string;
+                    message: string;
+                };
+            } | null;
+            /** Format: date-time */
+            startedAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            checkpoints: components["schemas"]["WorkflowCheckpoint"][];
+        };
+        WorkflowCheckpoint: {
+            checkpointId: string | null;
+            step: string;
+            phase: string | null;
+            state: unknown;
+            inputHash: string | null;
+            completed: string[] | null;
+            runtimeId: string | null;
+            error: {
+                code: string;
+                message: string;
+            } | null;
+            recordedAt: string | null;
+        };
+        BlueprintSummary: {
+            id: string;
+            /** @enum {string} */
+            kind: "flow" | "pipeline";
+            name: string;
+            description: string;
+            /** @description how work enters: HTTP endpoints, MQTT topic */
+            entry: string[];
+            params: components["schemas"]["BlueprintParam"][];
+            /** @description pipelines: one instance per role, created with blueprint "<pipeline>/<role>" */
+            instances?: {
+                role: string;
+                blueprints: string[];
+                description: string;
+                scalable?: boolean;
+            }[];
+            chaining?: string;
+        };
+        BlueprintParam: {
+            /** @description the environment variable the flow reads */
+            name: string;
+            description: string;
+            /** @description what the flow uses when it is not set; null: unset means off / not used */
+            default: string | null;
+            required: boolean;
+            /** @description a credential: given in blueprintParams it is stored as an instance secret */
+            secret: boolean;
+            /** @description pipelines: the instance roles that read it */
+            roles?: string[];
+        };
+        Blueprint: {
+            id: string;
+            /** @enum {string} */
+            kind: "flow" | "pipeline";
+            name: string;
+            description: string;
+            /** @description how work enters: HTTP endpoints, MQTT topic */
+            entry: string[];
+            params: components["schemas"]["BlueprintParam"][];
+            /** @description pipelines: one instance per role, created with blueprint "<pipeline>/<role>" */
+            instances?: {
+                role: string;
+                blueprints: string[];
+                description: string;
+                scalable?: boolean;
+            }[];
+            chaining?: string;
+            /** @description flow blueprints: the Node-RED flow JSON */
+            flows?: ({
+                id: string;
+                type: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+            /** @description pipelines: the stages of each path and the role that runs each */
+            stages?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                }[];
+            };
+        };
     };
     responses: {
         /** @description Invalid input: `validation_failed` (details: zod's issues), `malformed_json`, or a route-specific code. */
@@ -3746,6 +4169,184 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiWebhooksClustersByIdCheckpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default [] */
+                    records?: {
+                        /** Format: uuid */
+                        checkpointId: string;
+                        /** Format: uuid */
+                        instanceId: string;
+                        runtimeId?: string | null;
+                        workflowId: string;
+                        kind: string;
+                        step: string;
+                        /** @enum {string} */
+                        phase: "started" | "completed" | "finished" | "failed" | "cancelled" | "handed_over";
+                        state: unknown;
+                        inputHash?: string;
+                        /** @default [] */
+                        completed?: string[];
+                        /** Format: date-time */
+                        at: string;
+                        error?: {
+                            code: string;
+                            message: string;
+                        };
+                        /** @enum {string} */
+                        resume?: "after" | "before";
+                        resumedFrom?: string;
+                    }[];
+                    /** @default [] */
+                    results?: {
+                        /** Format: uuid */
+                        id: string;
+                        /** @enum {string} */
+                        action: "replay" | "cancel";
+                        /** @enum {string} */
+                        outcome: "applied" | "failed";
+                        error?: {
+                            code: string;
+                            message: string;
+                        };
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        accepted: true;
+                        stored: number;
+                        directives: {
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            instanceId: string;
+                            workflowId: string;
+                            /** @enum {string} */
+                            action: "replay" | "cancel";
+                            record?: {
+                                workflowId: string;
+                                kind: string;
+                                step: string;
+                                phase: string;
+                                state: unknown;
+                                completed: string[];
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiWebhooksClustersByIdDeadLetters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    letters: {
+                        /** Format: uuid */
+                        instanceId: string;
+                        flowId?: string;
+                        primitive?: string;
+                        nodeRedFlow?: string;
+                        /** Format: date-time */
+                        failedAt: string;
+                        error: {
+                            code: string;
+                            message: string;
+                            attempts?: number;
+                        };
+                        input?: unknown;
+                        letterId: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterBatchAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiWebhooksClustersByIdModelPolicies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterModelPolicies"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
@@ -4379,6 +4980,162 @@ export interface operations {
             "5XX": components["responses"]["ServerError"];
         };
     };
+    getApiCoordinationSessions: {
+        parameters: {
+            query?: {
+                instanceId?: string;
+                pattern?: "voting" | "refinement";
+                state?: "live" | "past";
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            instanceId: string;
+                            /** @enum {string} */
+                            pattern: "voting" | "refinement";
+                            rule: string | null;
+                            status: string;
+                            live: boolean;
+                            question: string | null;
+                            answer: string | null;
+                            redacted: boolean;
+                            settings: {
+                                participants?: string[];
+                                quorum?: number;
+                                maxRounds?: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            answers: {
+                                instanceId: string | null;
+                                role: string | null;
+                                round: number | null;
+                                status: string | null;
+                                answer: string | null;
+                                model: string | null;
+                                provider: string | null;
+                                inputTokens: number | null;
+                                outputTokens: number | null;
+                                latencyMs: number | null;
+                                modelLatencyMs: number | null;
+                                error: {
+                                    code: string;
+                                    message: string;
+                                } | null;
+                                score?: number;
+                                at: string | null;
+                            }[];
+                            outcome: {
+                                [key: string]: unknown;
+                            } | null;
+                            /** Format: date-time */
+                            startedAt: string;
+                            /** Format: date-time */
+                            updatedAt: string;
+                            decidedAt: string | null;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiCoordinationSessionsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: uuid */
+                        instanceId: string;
+                        /** @enum {string} */
+                        pattern: "voting" | "refinement";
+                        rule: string | null;
+                        status: string;
+                        live: boolean;
+                        question: string | null;
+                        answer: string | null;
+                        redacted: boolean;
+                        settings: {
+                            participants?: string[];
+                            quorum?: number;
+                            maxRounds?: number;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                        answers: {
+                            instanceId: string | null;
+                            role: string | null;
+                            round: number | null;
+                            status: string | null;
+                            answer: string | null;
+                            model: string | null;
+                            provider: string | null;
+                            inputTokens: number | null;
+                            outputTokens: number | null;
+                            latencyMs: number | null;
+                            modelLatencyMs: number | null;
+                            error: {
+                                code: string;
+                                message: string;
+                            } | null;
+                            score?: number;
+                            at: string | null;
+                        }[];
+                        outcome: {
+                            [key: string]: unknown;
+                        } | null;
+                        /** Format: date-time */
+                        startedAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                        decidedAt: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
     getApiAlertsRules: {
         parameters: {
             query?: {
@@ -4897,7 +5654,7 @@ export interface operations {
                     role?: string;
                     scopes?: {
                         /** @enum {string} */
-                        resource: "instances" | "clusters" | "deployments" | "users" | "roles" | "audit" | "apikeys" | "metrics" | "config" | "policies" | "quotas" | "ai_decisions" | "ai_prompts" | "ai_prices" | "reports" | "alerts" | "*";
+                        resource: "instances" | "clusters" | "deployments" | "users" | "roles" | "audit" | "apikeys" | "metrics" | "config" | "policies" | "quotas" | "ai_decisions" | "ai_prompts" | "ai_prices" | "reports" | "alerts" | "dead_letters" | "*";
                         /** @enum {string} */
                         action: "create" | "read" | "update" | "delete" | "approve" | "*";
                     }[];
@@ -5397,6 +6154,7 @@ export interface operations {
                         rollback?: number;
                     };
                     description?: string;
+                    blueprint?: string;
                 };
             };
         };
@@ -5596,6 +6354,43 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiDeadLetters: {
+        parameters: {
+            query?: {
+                instanceId?: string;
+                errorCode?: string;
+                primitive?: string;
+                flowId?: string;
+                from?: string;
+                to?: string;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["DeadLetter"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
@@ -5897,6 +6692,10 @@ export interface operations {
                     labels?: {
                         [key: string]: string;
                     };
+                    blueprint?: string;
+                    blueprintParams?: {
+                        [key: string]: string;
+                    };
                 };
             };
         };
@@ -5913,6 +6712,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -7791,7 +8591,7 @@ export interface operations {
                     name: string;
                     permissions: {
                         /** @enum {string} */
-                        resource: "instances" | "clusters" | "deployments" | "users" | "roles" | "audit" | "apikeys" | "metrics" | "config" | "policies" | "quotas" | "ai_decisions" | "ai_prompts" | "ai_prices" | "reports" | "alerts" | "*";
+                        resource: "instances" | "clusters" | "deployments" | "users" | "roles" | "audit" | "apikeys" | "metrics" | "config" | "policies" | "quotas" | "ai_decisions" | "ai_prompts" | "ai_prices" | "reports" | "alerts" | "dead_letters" | "*";
                         /** @enum {string} */
                         action: "create" | "read" | "update" | "delete" | "approve" | "*";
                     }[];
@@ -7859,7 +8659,7 @@ export interface operations {
                 "application/json": {
                     permissions: {
                         /** @enum {string} */
-                        resource: "instances" | "clusters" | "deployments" | "users" | "roles" | "audit" | "apikeys" | "metrics" | "config" | "policies" | "quotas" | "ai_decisions" | "ai_prompts" | "ai_prices" | "reports" | "alerts" | "*";
+                        resource: "instances" | "clusters" | "deployments" | "users" | "roles" | "audit" | "apikeys" | "metrics" | "config" | "policies" | "quotas" | "ai_decisions" | "ai_prompts" | "ai_prices" | "reports" | "alerts" | "dead_letters" | "*";
                         /** @enum {string} */
                         action: "create" | "read" | "update" | "delete" | "approve" | "*";
                     }[];
@@ -7883,6 +8683,190 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiWorkflows: {
+        parameters: {
+            query?: {
+                instanceId?: string;
+                state?: "running" | "completed" | "failed" | "cancelled";
+                kind?: string;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Workflow"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiWorkflowsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowDetail"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiWorkflowsByIdReplay: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    fromStep?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workflow"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiWorkflowsByIdCancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workflow"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiBlueprints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["BlueprintSummary"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    getApiBlueprintsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Blueprint"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };

@@ -12,7 +12,7 @@ export type GrantAction = Exclude<Grant["action"], "*">;
 
 export const RESOURCES = [
   "instances", "clusters", "deployments", "users", "roles", "audit", "apikeys", "metrics", "config", "policies", "quotas",
-  "ai_decisions", "ai_prompts", "ai_prices", "reports", "alerts",
+  "ai_decisions", "ai_prompts", "ai_prices", "reports", "alerts", "dead_letters",
 ] as const satisfies readonly Resource[];
 /** The four actions every resource has. */
 export const ACTIONS = ["create", "read", "update", "delete"] as const satisfies readonly GrantAction[];
@@ -35,6 +35,7 @@ export const RESOURCE_WORDS: Record<Resource, string> = {
   roles: "roles", audit: "audit log", apikeys: "own API keys", metrics: "health and fleet metrics", config: "schedules, retention, re-seal",
   policies: "policies", quotas: "team quotas", ai_decisions: "AI decision records", ai_prompts: "prompt and response text",
   ai_prices: "model prices", reports: "compliance reports", alerts: "alerts",
+  dead_letters: "dead letters from agent flows",
 };
 
 export interface PermissionGrant { resource: Resource | "*"; action: GrantAction | "*" }
