@@ -11,7 +11,7 @@
 "use strict";
 
 const { invalid, fromPgError } = require("./storeError.js");
-const { poolFor, tableIdent } = require("./pgPool.js");
+const { PostgresTable, poolFor } = require("./pgPool.js");
 const { redisClient } = require("./redisClient.js");
 
 const MAX_TURNS_PER_APPEND = 100;
@@ -42,23 +42,9 @@ function checkLast(last) {
   return n;
 }
 
-class PostgresMemory {
-  constructor({ url, table, onError }) {
-    this.url = url;
-    this.ident = tableIdent(table || "redforge_memory");
-    this.onError = onError;
-  }
-
-  get backend() {
-    return "postgres";
-  }
-
-  async query(sql, params, what) {
-    try {
-      return await poolFor(this.url, this.onError).query(sql, params);
-    } catch (err) {
-      throw fromPgError(err, what);
-    }
+class PostgresMemory extends PostgresTable {
+  constructor(opts) {
+    super(opts, "redforge_memory");
   }
 
   ready() {

@@ -7,7 +7,7 @@
  */
 "use strict";
 
-const { StoreError } = require("./storeError.js");
+const { StoreError, fromPgError } = require("./storeError.js");
 
 const pools = new Map();
 
@@ -50,4 +50,26 @@ function tableIdent(name) {
   return { schema: m[1], table: m[2], sql: m[1] ? `"${m[1]}"."${m[2]}"` : `"${m[2]}"`, bare: m[2] };
 }
 
-module.exports = { poolFor, closePools, tableIdent };
+/** A store kept in one Postgres table of its own (vectors, memory): its identifier and queries through the shared pool. */
+class PostgresTable {
+  constructor({ url, table, onError }, defaultTable) {
+    this.url = url;
+    this.ident = tableIdent(table || defaultTable);
+    this.onError = onError;
+  }
+
+  get backend() {
+    return "postgres";
+  }
+
+  /** A Postgres error becomes the primitive's store error (`what` says which operation). */
+  async query(sql, params, what) {
+    try {
+      return await poolFor(this.url, this.onError).query(sql, params);
+    } catch (err) {
+      throw fromPgError(err, what);
+    }
+  }
+}
+
+module.exports = { poolFor, closePools, tableIdent, PostgresTable };

@@ -22,7 +22,7 @@
 
 const crypto = require("node:crypto");
 const { StoreError, invalid, fromPgError, fromFetchError } = require("./storeError.js");
-const { poolFor, tableIdent } = require("./pgPool.js");
+const { PostgresTable, poolFor } = require("./pgPool.js");
 
 const MAX_ITEMS = 5000;
 const MAX_DIMS = 16000;
@@ -81,25 +81,11 @@ function searchOptions(opts) {
   return { topK, minScore };
 }
 
-class PostgresVectorStore {
-  constructor({ url, table, mode, onError }) {
-    this.url = url;
-    this.ident = tableIdent(table || "redforge_vectors");
-    this.wanted = mode || "auto"; // auto | pgvector | array
-    this.onError = onError;
+class PostgresVectorStore extends PostgresTable {
+  constructor(opts) {
+    super(opts, "redforge_vectors");
+    this.wanted = opts.mode || "auto"; // auto | pgvector | array
     this.readyPromise = undefined;
-  }
-
-  get backend() {
-    return "postgres";
-  }
-
-  async query(sql, params, what) {
-    try {
-      return await poolFor(this.url, this.onError).query(sql, params);
-    } catch (err) {
-      throw fromPgError(err, what);
-    }
   }
 
   /** Creates the table (and the extension when wanted) once; a failure is retried on the next call. */
