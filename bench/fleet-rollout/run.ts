@@ -8,6 +8,8 @@
  * workerd and Postgres processes, from /proc) per deployment and per wave,
  * the total time and the load average.
  *   npx tsx bench/fleet-rollout/run.ts   (BENCH_INSTANCES=1000 BENCH_PARALLELISM=50)
+ * wrangler dev rebuilds and restarts the Worker on every source change, which closes the bridge's link and cuts
+ * requests in flight ("terminated"): in a tree others edit, run it from a copy (docs/rollouts.md, "Figures").
  */
 import fs from "node:fs/promises";
 import os from "node:os";
@@ -34,7 +36,10 @@ async function cpuOfOwn(match: RegExp): Promise<number> {
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       parent.set(pid, Number(fields[1]));
       const cmd = (await fs.readFile(`/proc/${pid}/cmdline`, "utf8")).replace(/\0/g, " ");
-      stats.set(pid, { cmd, cpu: (Number(fields[11]) + Number(fields[12])) / 100 });
+      // utime + stime; for wrangler, the cutime + cstime of the children it reaped: wrangler restarts workerd under
+      // load, and the old workerd's CPU then lives on only in wrangler's counts (without it the sum went negative).
+      const reaper = match.test("workerd") && /wrangler-dist\/cli\.js/.test(cmd);
+      stats.set(pid, { cmd, cpu: (reaper ? Number(fields[13]) + Number(fields[14]) : Number(fields[11]) + Number(fields[12])) / 100 });
     } catch { /* gone */ }
   }
   const mine = (pid: number): boolean => {
@@ -42,7 +47,7 @@ async function cpuOfOwn(match: RegExp): Promise<number> {
     return false;
   };
   let total = 0;
-  for (const [pid, s] of stats) if (match.test(s.cmd) && mine(pid)) total += s.cpu;
+  for (const [pid, s] of stats) if ((match.test(s.cmd) || (match.test("workerd") && /wrangler-dist\/cli\.js/.test(s.cmd))) && mine(pid)) total += s.cpu;
   return total;
 }
 
