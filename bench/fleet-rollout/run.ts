@@ -60,7 +60,9 @@ async function createInstances(api: ApiClient, clusterId: string): Promise<void>
       const i = next++;
       // A loaded machine answers some creates 503 database_unavailable (pool connect timeout): retry those.
       for (let attempt = 1; ; attempt++) {
-        const res = await api.POST("/api/instances", { body: { name: `fr-${String(i).padStart(5, "0")}`, clusterId, labels: { bench: "fleet-rollout" } } });
+        // A restarted workerd cuts the connection ("terminated"): the create may have committed, so it is retried like a 503.
+        const res = await api.POST("/api/instances", { body: { name: `fr-${String(i).padStart(5, "0")}`, clusterId, labels: { bench: "fleet-rollout" } } })
+          .catch((err: Error) => ({ response: { status: 503 }, error: String(err) }));
         if (res.response.status === 201) break;
         // A 503 after the insert committed: the retry finds the name taken, which means it was created.
         if (attempt > 1 && res.response.status === 409) break;
@@ -121,7 +123,11 @@ async function main() {
     let last: any;
     const samples: { at: number; completed: number }[] = [];
     for (;;) {
-      last = await (await fetch(`${stack.apiUrl}/api/rollouts/${rollout.id}`, { headers: { Authorization: `Bearer ${token}` } })).json();
+      // A restarted workerd cuts a poll: look again.
+      const polled = await fetch(`${stack.apiUrl}/api/rollouts/${rollout.id}`, { headers: { Authorization: `Bearer ${token}` } })
+        .then((r) => (r.ok ? r.json() : null)).catch(() => null);
+      if (!polled) { await new Promise((r) => setTimeout(r, 2000)); continue; }
+      last = polled;
       samples.push({ at: performance.now(), completed: last.summary.completed });
       // Progress as it goes, so a run cut short still says how far it got.
       if (samples.length % 15 === 1) console.log(`  … ${((performance.now() - cpu0.at) / 1000).toFixed(0)} s: ${last.status}, wave ${(last.currentWave ?? 0) + 1}, ${last.summary.completed}/${last.summary.total} changed, load ${os.loadavg()[0]!.toFixed(1)}`);
