@@ -49,7 +49,7 @@ export const smokeChecksSchema = z.object({
     expectStatus: z.number().int().min(100).max(599).default(200),
     /** Every key here must appear in the JSON answer with the same value (deep subset). */
     expectJson: z.unknown().optional(),
-    /** The answer must follow the flow message contract (flows/message-contract.schema.json). */
+    /** The answer must follow the flow message contract (msg_output, protocol/agents/; the older contract passes, flagged legacy). */
     contract: z.boolean().default(false),
     timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
   }).strict().optional(),
