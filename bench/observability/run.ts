@@ -4,6 +4,9 @@
  *      SimulatedDriver, as bench/fleet-scale, so every per-instance series comes
  *      from real health reports): scrape time p50/p95 and payload size, in both
  *      formats' default (text 0.0.4);
+ *   C. what a scrape costs the API: p50/p95 of an authenticated read
+ *      (GET /api/instances, a page of 50) without scraping, with a scrape of
+ *      /metrics every second beside it, and without again, in the same run;
  *   B. the request-metrics middleware: p50/p95 of a cheap API answer (401 from
  *      an authenticated route: no database) with the middleware on, off
  *      (REDFORGE_REQUEST_METRICS=off, the same wrangler dev restarted), and on
@@ -80,6 +83,35 @@ async function scrapes(): Promise<{ p50: number; p95: number; bytes: number; ser
   return { p50: pct(times, 50), p95: pct(times, 95), bytes: Buffer.byteLength(text), series: text.split("\n").filter((l) => l && !l.startsWith("#")).length };
 }
 
+/** An authenticated read of the fleet (Postgres and the principal cache), timed; `scrapeEveryMs` scrapes /metrics beside it. */
+async function readsWhile(scrapeEveryMs: number | null): Promise<{ p50: number; p95: number; scrapes: number }> {
+  let scrapes = 0;
+  let stop = false;
+  const scraper = scrapeEveryMs === null ? Promise.resolve() : (async () => {
+    while (!stop) {
+      const t0 = performance.now();
+      const res = await fetch(`${stack.apiUrl}/metrics`, { headers: { Authorization: `Bearer ${token}` } });
+      await res.arrayBuffer();
+      scrapes++;
+      await new Promise((r) => setTimeout(r, Math.max(0, scrapeEveryMs - (performance.now() - t0))));
+    }
+  })();
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < REQUESTS + 20; i++) {
+      const t0 = performance.now();
+      const res = await fetch(`${stack.apiUrl}/api/instances?limit=50`, { headers: { Authorization: `Bearer ${token}` } });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`GET /api/instances answered ${res.status}`);
+      if (i >= 20) times.push(performance.now() - t0);
+    }
+  } finally {
+    stop = true;
+    await scraper;
+  }
+  return { p50: pct(times, 50), p95: pct(times, 95), scrapes };
+}
+
 /** A cheap API answer: 401 from an authenticated route (no database, no Durable Object beyond the per-address limit). */
 async function cheapRoute(): Promise<{ p50: number; p95: number }> {
   const times: number[] = [];
@@ -126,6 +158,19 @@ async function main() {
       rows.push([`GET /metrics @ ${n} instances: p50 / p95`, `${s.p50.toFixed(0)} ms / ${s.p95.toFixed(0)} ms`]);
       rows.push([`GET /metrics @ ${n} instances: size / samples`, `${(s.bytes / 1024).toFixed(0)} KiB / ${s.series}`]);
     }
+    // C: the API beside a scrape every second, between two runs without, at the last fleet size.
+    stack.workerVars.REDFORGE_RATE_LIMIT_CLIENT = "0";
+    await stack.restartWorker();
+    await waitFor("worker up again", async () => (await fetch(`${stack.apiUrl}/api/instances`).catch(() => null))?.status === 401, 60_000);
+    const quiet1 = await readsWhile(null);
+    const scraped = await readsWhile(1_000);
+    const quiet2 = await readsWhile(null);
+    const quiet = { p50: (quiet1.p50 + quiet2.p50) / 2, p95: (quiet1.p95 + quiet2.p95) / 2 };
+    const fmtC = (r: { p50: number; p95: number }) => `${r.p50.toFixed(1)} ms / ${r.p95.toFixed(1)} ms`;
+    rows.push([`GET /api/instances?limit=50 @ ${have}, no scrape (1st): p50 / p95 (n=${REQUESTS})`, fmtC(quiet1)]);
+    rows.push([`GET /api/instances?limit=50, a scrape every 1 s beside it (${scraped.scrapes} scrapes)`, fmtC(scraped)]);
+    rows.push(["GET /api/instances?limit=50, no scrape (2nd)", fmtC(quiet2)]);
+    rows.push(["API p95 with scrapes / without (mean of the two)", `×${(scraped.p95 / quiet.p95).toFixed(2)} (p50 ×${(scraped.p50 / quiet.p50).toFixed(2)})`]);
     const on1 = await withRequestMetrics("on");
     const off = await withRequestMetrics("off");
     const on2 = await withRequestMetrics("on");
