@@ -65,11 +65,13 @@ export async function assertNoOverlap(env: Env, db: Q, selection: readonly strin
 
   const busy = await db.select({ id: deployments.id, instanceId: deployments.instanceId }).from(deployments)
     .where(and(inArray(deployments.status, ACTIVE_STATUSES), inArray(deployments.instanceId, [...wanted])));
-  // The row is a projection of the DeploymentRun: one that lags behind an ended deployment does not refuse.
+  // The row is a projection of the DeploymentRun: one that lags behind an ended deployment does not refuse. Nor does
+  // one past its switch that only waits out its rollback window (CLEANUP): a rollout counts that instance done
+  // (deploymentOutcome), so the next rollout must not be refused for it; its start retries until the cleanup ends.
   const confirmed: typeof busy = [];
   for (const d of busy.slice(0, CONFIRM)) {
     const live = await env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(d.id)).state();
-    if (!live || ACTIVE_STATUSES.includes(live.status)) confirmed.push(d);
+    if (!live || (ACTIVE_STATUSES.includes(live.status) && !(live.switched && live.phase === "CLEANUP"))) confirmed.push(d);
   }
   if (busy.length > CONFIRM) confirmed.push(...busy.slice(CONFIRM));
   if (confirmed.length === 0) return;

@@ -322,7 +322,9 @@ export class Tick {
     // No answer in time: it may have started. Kept as starting, so the next tick adopts the deployment or starts again.
     if (answer.unanswered) return this.setInstance(w, i, { status: "deploying", deploymentId: null, reason: answer.message });
     const attempts = (i.attempts ?? 0) + 1;
-    if (answer.transient && attempts < MAX_START_ATTEMPTS) {
+    // deployment_in_progress: the instance's last deployment is still waiting out its rollback window (a previous
+    // rollout counted it done; core/rollouts/overlap.ts lets this rollout start): tried again like a transient failure.
+    if ((answer.transient || answer.code === "deployment_in_progress") && attempts < MAX_START_ATTEMPTS) {
       const retryAt = this.io.now() + START_RETRY_MS * 2 ** (attempts - 1);
       return this.setInstance(w, i, { status: "pending", attempts, retryAt, reason: `start attempt ${attempts} failed (${answer.message}); trying again` });
     }

@@ -96,4 +96,26 @@ describe("overlapping rollouts", { timeout: 240_000 }, () => {
     expectErrorShape(loser.body, "rollout_conflict");
     expect(loser.body.error.details.rolloutId).toBe(both.find((r) => r.status === 202)!.body.id);
   });
+
+  it("right after a rollout completed, while its deployments still wait out their rollback window, the next rollout is accepted and deploys once they end", async () => {
+    const bridge = await fleetBridge(admin);
+    const env1 = unique("env");
+    await bridge.instance({ env: env1 }); await bridge.instance({ env: env1 });
+    // A rollback window of 4 s: the first rollout counts each instance done at CLEANUP, before its deployment ends.
+    const first = await post({ selector: `env=${env1}`, waves: ["100%"], parallelism: 2, deployment: { analysisSeconds: 0, rollbackWindowSeconds: 4 } });
+    expect(first.status, JSON.stringify(first.body)).toBe(202);
+    await vi.waitFor(async () => expect((await getRollout(first.body.id)).status).toBe("completed"), WAIT);
+    const previous = (await getRollout(first.body.id)).waves[0].instances.map((i: any) => i.deploymentId);
+    const cleaning = await Promise.all(previous.map(async (id: string) => (await api("GET", `/api/deployments/${id}`, { token: viewer.token })).body));
+    const next = await post({ selector: `env=${env1}`, waves: ["100%"], parallelism: 2 });
+    expect(next.status, JSON.stringify(next.body)).toBe(202);
+    const done = await vi.waitFor(async () => {
+      const r = await getRollout(next.body.id);
+      expect(r.status).toBe("completed");
+      return r;
+    }, WAIT);
+    expect(done.summary.failed).toBe(0);
+    // Had the first rollout's deployments still been in CLEANUP when the second one was asked for, it would have been refused before.
+    console.info(`previous deployments at the second start: ${cleaning.map((d: any) => `${d.status}/${d.phase}`).join(", ")}`);
+  });
 });
