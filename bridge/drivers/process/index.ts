@@ -384,7 +384,9 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     }
     await this.fronts.drop(id);
     this.serving.delete(id);
-    if (opts.deleteData) await fs.rm(this.dir(id), { recursive: true, force: true });
+    // Retried: a stopped Node-RED's last writes (its runtime record, a journal) can land while the tree is removed
+    // (ENOTEMPTY seen in a clean-clone CI run); fs.rm retries ENOTEMPTY/EBUSY itself with these options.
+    if (opts.deleteData) await fs.rm(this.dir(id), { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 
   async scale(id: string, replicas: number): Promise<void> {
