@@ -21,6 +21,7 @@ import { lineLogger } from "../../bridge/log.ts";
 import type { AiDecisionRecord } from "../../protocol/aiDecisions.ts";
 import { adminClient, type ApiClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
+import { cpuOfOwn } from "../fleet-scale/procCpu.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SENDERS = Number(process.env.BENCH_SENDERS ?? 4);
@@ -61,27 +62,6 @@ interface PhaseResult {
   load: string;
 }
 
-/** CPU seconds of this bench's descendant processes named like `match`, reaped children included. */
-async function cpuOfOwn(match: RegExp): Promise<number> {
-  const parent = new Map<number, number>();
-  const stats = new Map<number, { name: string; cpu: number }>();
-  for (const entry of await fs.readdir("/proc").catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await fs.readFile(`/proc/${entry}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parent.set(Number(entry), Number(f[1]));
-      stats.set(Number(entry), { name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), cpu: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100 });
-    } catch { /* gone */ }
-  }
-  const mine = (pid: number) => {
-    for (let q = parent.get(pid), hops = 0; q !== undefined && hops < 20; q = parent.get(q), hops++) if (q === process.pid) return true;
-    return false;
-  };
-  let total = 0;
-  for (const [pid, st] of stats) if (match.test(st.name) && mine(pid)) total += st.cpu;
-  return total;
-}
 
 async function cpuNow() {
   const [, ...f] = (await fs.readFile("/proc/stat", "utf8")).split("\n")[0]!.trim().split(/\s+/).map(Number);

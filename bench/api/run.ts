@@ -21,6 +21,7 @@ import { Pool, neon, neonConfig } from "@neondatabase/serverless";
 import WebSocket from "ws";
 import { adminClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
+import { cpuOfOwn } from "../fleet-scale/procCpu.ts";
 
 const SEQ = Number(process.env.BENCH_SEQ ?? 100);
 const PER_CLIENT = Number(process.env.BENCH_PER_CLIENT ?? 5);
@@ -130,30 +131,6 @@ async function seedHealth(db: pg.Client, clusterId: string): Promise<void> {
   );
 }
 
-/**
- * CPU seconds of this bench's descendant processes named like `match` (this stack only, not other suites'),
- * with their reaped children's (cutime/cstime): a Postgres backend lives one connection and is gone.
- */
-async function cpuOfOwn(match: RegExp): Promise<number> {
-  const parent = new Map<number, number>();
-  const stats = new Map<number, { name: string; cpu: number }>();
-  for (const entry of await fs.readdir("/proc").catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await fs.readFile(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parent.set(Number(entry), Number(fields[1]));
-      stats.set(Number(entry), { name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), cpu: (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100 });
-    } catch { /* gone */ }
-  }
-  const mine = (pid: number) => {
-    for (let p = parent.get(pid), hops = 0; p !== undefined && hops < 20; p = parent.get(p), hops++) if (p === process.pid) return true;
-    return false;
-  };
-  let total = 0;
-  for (const [pid, st] of stats) if (match.test(st.name) && mine(pid)) total += st.cpu;
-  return total;
-}
 
 /** Whole-machine busy CPU seconds (every process, other sessions' too). */
 async function machineCpu(): Promise<number> {
