@@ -251,8 +251,17 @@ export const deadLetters = pgTable("dead_letters", {
   input: jsonb("input"),
   failedAt: ts("failed_at").notNull(),
   receivedAt: ts("received_at").notNull().defaultNow(),
+  // An operator's replay (migration 0019): pending until the bridge reports, then succeeded / failed.
+  replayState: varchar("replay_state", { length: 20 }).$type<"pending" | "succeeded" | "failed">(),
+  replayedBy: uuid("replayed_by"),
+  replayedAt: ts("replayed_at"),
+  replayCount: integer("replay_count").notNull().default(0),
+  /** When the bridge last collected the pending replay; handed out again when it does not report in time. */
+  replaySentAt: ts("replay_sent_at"),
+  replayResult: jsonb("replay_result").$type<{ ok: boolean; status?: number; code?: string; message?: string; at: string }>(),
 }, (t) => [
   uniqueIndex("uq_dead_letters_letter").on(t.letterId),
+  index("idx_dead_letters_replay_pending").on(t.clusterId, t.id).where(sql`${t.replayState} = 'pending'`),
   index("idx_dead_letters_failed").on(t.failedAt, t.id),
   index("idx_dead_letters_instance").on(t.instanceId, t.failedAt),
   index("idx_dead_letters_code").on(t.errorCode),

@@ -41,3 +41,52 @@ export const deadLetterBatchSchema = z.object({
   letters: z.array(forwardedDeadLetterSchema).min(1).max(MAX_DEAD_LETTER_BATCH),
 });
 export type DeadLetterBatch = z.infer<typeof deadLetterBatchSchema>;
+
+/**
+ * Replays (POST /api/dead-letters/:id/replay): the control plane keeps an
+ * operator's request pending on the letter's row; the bridge's forwarder
+ * collects pending replays of its cluster (signed POST
+ * bridgePaths.deadLetterReplays), sends each letter's `input` again to the
+ * instance, and reports the outcome with its next collection.
+ */
+export const DEAD_LETTER_REPLAY_STATES = ["pending", "succeeded", "failed"] as const;
+/** A primitive's name becomes a URL path segment (`/agents/{primitive}`): nothing else. */
+export const REPLAYABLE_PRIMITIVE = /^[a-z0-9][a-z0-9-]{0,63}$/;
+export const MAX_REPLAYS_PER_COLLECT = 20;
+
+export const deadLetterReplayTargetSchema = z.discriminatedUnion("kind", [
+  /** The primitive's HTTP entry behind the instance's front door (its gate applies). */
+  z.object({ kind: z.literal("http"), url: z.url({ protocol: /^https?$/ }) }),
+  /** The instance's MQTT ingest (redforge/ingest/{instance}), for letters that name no primitive. */
+  z.object({ kind: z.literal("mqtt"), topic: z.string().regex(/^redforge\/ingest\/[^/+#]+$/) }),
+]);
+export type DeadLetterReplayTarget = z.infer<typeof deadLetterReplayTargetSchema>;
+
+export const deadLetterReplaySchema = z.object({
+  id: z.number().int(),
+  instanceId: z.uuid(),
+  target: deadLetterReplayTargetSchema,
+  /** The msg_input the primitive gave up on, sent again as it was. */
+  input: z.unknown(),
+});
+export type DeadLetterReplay = z.infer<typeof deadLetterReplaySchema>;
+
+export const deadLetterReplayResultSchema = z.object({
+  id: z.number().int(),
+  /** true: the instance answered 2xx (HTTP) or the broker acknowledged the publish (MQTT). */
+  ok: z.boolean(),
+  /** The HTTP status the instance answered. */
+  status: z.number().int().min(100).max(599).optional(),
+  /** The answer's msg_output error.code, or the bridge's (e.g. replay_unreachable). */
+  code: z.string().max(100).optional(),
+  message: z.string().max(2000).optional(),
+});
+export type DeadLetterReplayResult = z.infer<typeof deadLetterReplayResultSchema>;
+
+/** The bridge's collect call: what it did with earlier replays. */
+export const deadLetterReplayCollectSchema = z.object({
+  results: z.array(deadLetterReplayResultSchema).max(MAX_DEAD_LETTER_BATCH).default([]),
+});
+export const deadLetterReplayCollectAnswerSchema = z.object({
+  replays: z.array(deadLetterReplaySchema).max(MAX_REPLAYS_PER_COLLECT),
+}).meta({ id: "DeadLetterReplays" });

@@ -20,6 +20,8 @@ export const bridgePaths = {
   aiDecisions: (clusterId: string) => `/api/webhooks/clusters/${id(clusterId)}/ai-decisions`,
   /** POST, signed: batches of dead letters from the instances' `redforge/dlq/+`. */
   deadLetters: (clusterId: string) => `/api/webhooks/clusters/${id(clusterId)}/dead-letters`,
+  /** POST, signed: collect operators' pending dead-letter replays and report earlier ones. */
+  deadLetterReplays: (clusterId: string) => `/api/webhooks/clusters/${id(clusterId)}/dead-letters/replays`,
   /** POST, signed: the approved-model policies covering each of the cluster's instances. */
   modelPolicies: (clusterId: string) => `/api/webhooks/clusters/${id(clusterId)}/model-policies`,
 } as const;

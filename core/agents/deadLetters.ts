@@ -35,6 +35,7 @@ export interface DeadLetterFilter {
   flowId?: string | undefined;
   from?: Date | undefined;
   to?: Date | undefined;
+  replayState?: "pending" | "succeeded" | "failed" | undefined;
 }
 
 export type DeadLetterRow = typeof t.$inferSelect;
@@ -48,6 +49,7 @@ export function listDeadLetters(db: Db, f: DeadLetterFilter, limit: number, befo
     f.flowId ? eq(t.flowId, f.flowId) : undefined,
     f.from ? gte(t.failedAt, f.from) : undefined,
     f.to ? lte(t.failedAt, f.to) : undefined,
+    f.replayState ? eq(t.replayState, f.replayState) : undefined,
     beforeId !== undefined ? lt(t.id, beforeId) : undefined,
   ];
   return db.select().from(t).where(and(...where)).orderBy(desc(t.id)).limit(limit + 1);

@@ -51,7 +51,8 @@ export const BUILTIN_ROLES: Record<BuiltinRole, Permission[]> = {
     // Operators are paged: they see and acknowledge alerts and tune existing rules; admins create
     // and delete rules and channels (a channel's URL decides where alert text goes).
     ...can("alerts", "read", "update"),
-    ...can("dead_letters", "read"),
+    // update: replaying a dead letter (sending its input to the instance again), the one change a letter has.
+    ...can("dead_letters", "read", "update"),
   ],
   viewer: [
     ...can("instances", "read"),
