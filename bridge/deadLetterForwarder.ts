@@ -10,6 +10,8 @@
  * process's memory. The price is one letter at a time, which is fine for what
  * should be a trickle. Each letter carries letterId = sha256(topic, payload),
  * so a letter the broker delivers again after a crash is stored once.
+ *
+ * It also replays letters an operator asked to replay (deadLetterForwarderReplay.ts).
  */
 import { createHash } from "node:crypto";
 import { connect, type MqttClient } from "mqtt";
@@ -17,6 +19,7 @@ import { bridgePaths } from "../protocol/paths.ts";
 import { DLQ_TOPIC_FILTER, MAX_DEAD_LETTER_INPUT_BYTES, deadLetterSchema, instanceOfDlqTopic, type ForwardedDeadLetter } from "../protocol/deadLetters.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import { ControlPlaneClient, Refused } from "./controlPlaneClient.ts";
+import { DeadLetterReplayer } from "./deadLetterForwarderReplay.ts";
 import { errorMessage, type Logger } from "./log.ts";
 
 export interface DeadLetterForwarderOptions {
@@ -27,6 +30,8 @@ export interface DeadLetterForwarderOptions {
   log: Logger;
   retry?: BackoffPolicy;
   requestTimeoutMs?: number;
+  /** How often pending replays are collected (default 2 s). */
+  replayPollMs?: number;
 }
 
 export class DeadLetterForwarder {
@@ -36,9 +41,15 @@ export class DeadLetterForwarder {
   private readonly abort = new AbortController();
   private markReady!: () => void;
   private readonly ready = new Promise<void>((resolve) => { this.markReady = resolve; });
+  readonly replays: DeadLetterReplayer;
+  private replaying?: Promise<void>;
 
   constructor(private readonly opts: DeadLetterForwarderOptions) {
     this.cp = new ControlPlaneClient({ api: opts.api, secret: opts.secret, ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}) });
+    this.replays = new DeadLetterReplayer({
+      clusterId: opts.clusterId, cp: this.cp, mqtt: () => this.client, log: opts.log, signal: this.abort.signal,
+      ...(opts.replayPollMs !== undefined ? { pollMs: opts.replayPollMs } : {}),
+    });
   }
 
   start(): void {
@@ -65,6 +76,7 @@ export class DeadLetterForwarder {
         this.markReady();
       });
     });
+    this.replaying = this.replays.run();
   }
 
   /** Resolves once the subscription stands (tests). */
@@ -74,6 +86,7 @@ export class DeadLetterForwarder {
 
   async close(): Promise<void> {
     this.abort.abort();
+    await this.replaying;
     await this.client?.endAsync(true).catch((err: unknown) => this.opts.log.warn(`dead letters: mqtt close: ${errorMessage(err)}`));
   }
 

@@ -8,11 +8,17 @@
  * published lists in force, and a restarted Node-RED gets its list back at
  * once from the retained message. Only changed lists are published; an
  * instance that is gone gets its retained message cleared.
+ *
+ * Each message carries `expiresAt` = fetch time + the control plane's
+ * maxAgeSeconds: an instance refuses model calls (model_policy_stale) with a
+ * list past it, so a bridge cut off from the control plane (or gone) cannot
+ * leave a stale allow list in force forever. An unchanged list is published
+ * again once half its age is used, so it never runs out while refreshes work.
  */
 import { randomBytes } from "node:crypto";
 import { connect, type MqttClient } from "mqtt";
 import { bridgePaths } from "../protocol/paths.ts";
-import { clusterModelPoliciesSchema, modelPolicyTopic, type PublishedModelPolicy } from "../protocol/modelPolicies.ts";
+import { clusterModelPoliciesSchema, DEFAULT_MODEL_POLICY_MAX_AGE_SECONDS, modelPolicyTopic, type PublishedModelPolicy } from "../protocol/modelPolicies.ts";
 import { ControlPlaneClient } from "./controlPlaneClient.ts";
 import { errorMessage, type Logger } from "./log.ts";
 
@@ -24,17 +30,20 @@ export interface ModelPolicySyncOptions {
   log: Logger;
   /** Overrides the control plane's ttlSeconds (tests). */
   refreshMs?: number;
+  /** Overrides the control plane's maxAgeSeconds (tests). */
+  maxAgeMs?: number;
 }
 
 export class ModelPolicySync {
-  /** Per instance, the policies last published (JSON), to publish only changes. */
-  private readonly published = new Map<string, string>();
+  /** Per instance, the policies last published (JSON) and when, to publish only changes and renewals. */
+  private readonly published = new Map<string, { key: string; at: number }>();
   private client?: MqttClient;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly cp: ControlPlaneClient;
   private syncs = 0;
   private syncedWaiters: (() => void)[] = [];
+  private maxAgeMs = DEFAULT_MODEL_POLICY_MAX_AGE_SECONDS * 1000;
 
   constructor(private readonly opts: ModelPolicySyncOptions) {
     this.cp = new ControlPlaneClient({ api: opts.api, secret: opts.secret });
@@ -66,26 +75,33 @@ export class ModelPolicySync {
       this.syncs++;
       for (const w of this.syncedWaiters.splice(0)) w();
     } catch (err) {
-      // The lists already published stay in force (retained); try again sooner.
+      // The lists already published stay in force (retained) until their expiresAt; try again sooner.
       if (!this.stopped) this.opts.log.warn(`model policies: not refreshed: ${errorMessage(err)}`);
       ttlMs = 5_000;
     }
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.loop(), this.opts.refreshMs ?? ttlMs);
+    // Never so rarely that a list runs out between two rounds.
+    this.timer = setTimeout(() => void this.loop(), Math.min(this.opts.refreshMs ?? ttlMs, this.maxAgeMs / 3));
   }
 
   /** One round; returns the control plane's ttlSeconds. */
   private async sync(): Promise<number> {
     const res = await this.cp.post(bridgePaths.modelPolicies(this.opts.clusterId), "{}", { retry: { baseMs: 250, capMs: 2_000, attempts: 3 } });
     const answer = clusterModelPoliciesSchema.parse(JSON.parse(res.text));
-    const fetchedAt = new Date().toISOString();
+    const now = Date.now();
+    const maxAgeMs = this.maxAgeMs = this.opts.maxAgeMs ?? (answer.maxAgeSeconds ?? DEFAULT_MODEL_POLICY_MAX_AGE_SECONDS) * 1000;
+    const fetchedAt = new Date(now).toISOString();
+    const expiresAt = new Date(now + maxAgeMs).toISOString();
     const publishes: Promise<unknown>[] = [];
     for (const [instanceId, policies] of Object.entries(answer.instances)) {
       const key = JSON.stringify(policies);
-      if (this.published.get(instanceId) === key) continue;
-      const message: PublishedModelPolicy = { instanceId, policies, fetchedAt };
+      const last = this.published.get(instanceId);
+      const renew = last?.key === key;
+      if (renew && now - last.at < maxAgeMs / 2) continue;
+      const message: PublishedModelPolicy = { instanceId, policies, fetchedAt, expiresAt };
       publishes.push(this.client!.publishAsync(modelPolicyTopic(instanceId), JSON.stringify(message), { qos: 1, retain: true }).then(() => {
-        this.published.set(instanceId, key);
+        this.published.set(instanceId, { key, at: now });
+        if (renew) return;
         this.opts.log.info(`model policies: ${instanceId.slice(0, 8)} now ${policies.length ? policies.map((p) => `${p.name} (${p.models.join(", ")})`).join("; ") : "unrestricted"}`);
       }));
     }

@@ -22,12 +22,23 @@ export const clusterModelPoliciesSchema = z.object({
   instances: z.record(z.string(), z.array(instanceModelPolicySchema)),
   /** How long the bridge may serve this before asking again. */
   ttlSeconds: z.number().int().min(1),
+  /**
+   * How long an instance may use a list after the bridge fetched it (the published `expiresAt`):
+   * past it, the instance refuses every model call (model_policy_stale). Absent: DEFAULT_MODEL_POLICY_MAX_AGE_SECONDS.
+   */
+  maxAgeSeconds: z.number().int().min(1).optional(),
 }).meta({ id: "ClusterModelPolicies" });
 export type ClusterModelPolicies = z.infer<typeof clusterModelPoliciesSchema>;
+
+/** Ten minutes: a control-plane outage shorter than this does not stop model calls; a longer one fails them closed. */
+export const DEFAULT_MODEL_POLICY_MAX_AGE_SECONDS = 600;
 
 /** What the bridge publishes per instance (retained). */
 export interface PublishedModelPolicy {
   instanceId: string;
   policies: InstanceModelPolicy[];
+  /** When the bridge last had this list from the control plane. */
   fetchedAt: string;
+  /** After this (the bridge's clock) the instance refuses model calls with model_policy_stale until a fresh list comes. */
+  expiresAt: string;
 }

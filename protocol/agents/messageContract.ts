@@ -41,6 +41,7 @@ export const AGENT_ERROR_CODES = [
   "store_rejected", // storage/memory: the store answered an error (permission, bad credentials, Milvus code != 0)
   "converter_unavailable", // file converter: the Tika server could not be reached or answered 5xx
   "model_not_approved", // the team's approved_models policy does not list the model (or provider): refused before the call
+  "model_policy_stale", // the instance's approved-model list expired (the bridge could not refresh it): every model call refused until it does
 ] as const;
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[number];
 

@@ -31,7 +31,7 @@ function httpStatusOf(error) {
   if (!error) return 200;
   if (error.code === "invalid_input") return 400;
   if (error.code === "model_not_approved") return 403;
-  if (["model_unavailable", "target_unavailable", "store_unavailable", "converter_unavailable"].includes(error.code)) return 503;
+  if (["model_unavailable", "target_unavailable", "store_unavailable", "converter_unavailable", "model_policy_stale"].includes(error.code)) return 503;
   if (["model_rejected", "model_bad_answer", "target_rejected", "target_bad_answer", "store_rejected"].includes(error.code)) return 502;
   return 500;
 }

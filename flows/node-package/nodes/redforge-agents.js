@@ -20,7 +20,7 @@ const { readInput, buildOutput, httpStatusOf } = require("../lib/agentMessage.js
 const { chunkText } = require("../lib/chunkText.js");
 const { connectMqtt } = require("../lib/mqttClient.js");
 const { DLQ_TOPIC_TEMPLATE } = require("../lib/agents.generated.js");
-const { decide, policyWatch } = require("../lib/modelPolicy.js");
+const { verdictFor, policyWatch } = require("../lib/modelPolicy.js");
 
 const JSON_HEADERS = () => ({ "content-type": "application/json" });
 
@@ -135,7 +135,9 @@ module.exports = function (RED) {
    * model_not_approved and msg.aiDecision a record marked blocked (finishReason
    * "blocked"), for a redforge-ai-audit node. Until the bridge's first policy
    * arrives a call waits up to MODEL_POLICY_WAIT_MS (default 3000); with none by
-   * then it passes with a warning, unless MODEL_POLICY_REQUIRED is set.
+   * then it passes with a warning, unless MODEL_POLICY_REQUIRED is set. A list
+   * past its expiresAt (the bridge could not refresh it) refuses every call
+   * with model_policy_stale instead (fail closed).
    */
   function RedforgeModelPolicyNode(config) {
     RED.nodes.createNode(this, config);
@@ -152,25 +154,20 @@ module.exports = function (RED) {
       const waitMs = watch.waitedOnce ? 0 : configNumber(env("MODEL_POLICY_WAIT_MS")) ?? 3000;
       watch.get(waitMs).then((current) => {
         watch.waitedOnce = true;
-        let verdict;
-        if (current) verdict = decide(current.policies, call);
-        else if (truthy(env("MODEL_POLICY_REQUIRED"))) verdict = { allowed: false, policy: null, reason: "no approved-model policy has reached this instance yet (is the RedForge bridge running?)" };
-        else {
-          node.warn("no approved-model policy received from the RedForge bridge: model calls are not checked");
-          verdict = { allowed: true };
-        }
+        const verdict = verdictFor(current, call, { now: Date.now(), maxAgeS: env("MODEL_POLICY_MAX_AGE_S"), required: truthy(env("MODEL_POLICY_REQUIRED")) });
+        if (verdict.unchecked) node.warn("no approved-model policy received from the RedForge bridge: model calls are not checked");
         if (verdict.allowed) {
           send([msg, null]);
           return done();
         }
-        msg.agent.error = { code: "model_not_approved", message: verdict.reason };
+        msg.agent.error = { code: verdict.code, message: verdict.reason };
         msg.aiDecision = {
           provider: call.provider, model: call.model || "(none)",
           operationName: /embed/.test(String(request.url || "")) ? "embeddings" : "chat",
           prompt: request.prompt, inputTokens: 0, outputTokens: 0, latencyMs: 0, finishReason: "blocked",
-          metadata: { blocked: true, code: "model_not_approved", policy: verdict.policy, reason: verdict.reason, flowId: msg.agent.flowId },
+          metadata: { blocked: true, code: verdict.code, policy: verdict.policy, reason: verdict.reason, flowId: msg.agent.flowId },
         };
-        node.status({ fill: "red", shape: "dot", text: `blocked ${call.model}`.slice(0, 40) });
+        node.status({ fill: "red", shape: "dot", text: (verdict.code === "model_policy_stale" ? "policy list stale" : `blocked ${call.model}`).slice(0, 40) });
         send([null, msg]);
         done();
       }, (err) => done(err));
