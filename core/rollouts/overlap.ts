@@ -14,8 +14,9 @@
  * Throws ApiError:
  *   409 rollout_conflict        details {rolloutId, rolloutStatus, overlapping, instanceIds (first 20)}
  *   409 deployment_in_progress  details {deploymentId, instanceId, overlapping, instanceIds (first 20)}
+ * and, for a single deployment (assertNotInRollout), 409 rollout_in_progress.
  */
-import { and, inArray, isNull, not } from "drizzle-orm";
+import { and, eq, inArray, isNull, not } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { deployments, instances, rollouts } from "../../db/schema.ts";
 import { ACTIVE_ROLLOUT_STATUSES, type Rollout } from "../../protocol/api/rollouts.ts";
@@ -100,4 +101,49 @@ export async function unclaimed(env: Env, db: Q, self: string, candidates: reado
     for (const id of candidates) if (owned.ids.has(id) && !claimed.has(id)) claimed.set(id, row.id);
   }
   return { free: candidates.filter((id) => !claimed.has(id)), claimed };
+}
+
+/** What RolloutRun.holds answers (durable/rolloutRun/state.ts `Holding`), as it crosses RPC. */
+type Holding =
+  | { kind: "wave"; rolloutId: string; rolloutStatus: string; wave: number; waveStatus: string; instanceStatus: string; deploymentId: string | null }
+  | { kind: "late_joiner"; rolloutId: string; rolloutStatus: string; selector: string };
+interface RolloutHolder { holds(instanceId: string): Promise<Holding | "not_started" | null> }
+
+/**
+ * Refuses a single deployment (POST /api/deployments) on an instance an active rollout has in hand: a wave of it is
+ * still to come, deploying it or rolling it back, or the instance is one of its late joiners still to come. Without
+ * this the operator's deployment and the rollout's would collide (whichever starts second is refused with
+ * `deployment_in_progress`, and on the rollout's side that counts against the wave's failure budget), or the rollout
+ * would overwrite the operator's flows a few minutes later. The rollout starts its own deployments through
+ * core/deployments/start.ts directly, never through this check.
+ *
+ * Throws ApiError 409 rollout_in_progress, details {rolloutId, rolloutStatus, instanceId, wave, waveStatus,
+ * instanceStatus, deploymentId} for a wave's instance, {rolloutId, rolloutStatus, instanceId, lateJoiner: true} for a
+ * late joiner.
+ */
+export async function assertNotInRollout(env: Env, db: Q, instanceId: string): Promise<void> {
+  const active = await db.select({ id: rollouts.id, selector: rollouts.selector, status: rollouts.status }).from(rollouts)
+    .where(inArray(rollouts.status, [...ACTIVE_ROLLOUT_STATUSES]));
+  for (const row of active) {
+    const stub = env.ROLLOUTS.get(env.ROLLOUTS.idFromName(row.id)) as unknown as RolloutHolder;
+    const held = await stub.holds(instanceId);
+    if (held === null) continue;
+    if (held === "not_started" || held.kind === "late_joiner") {
+      const selector = held === "not_started" ? row.selector : held.selector;
+      const [picked] = await db.select({ id: instances.id }).from(instances)
+        .where(and(eq(instances.id, instanceId), isNull(instances.deletedAt), toSql(parseSelector(selector), instances.labels))).limit(1);
+      if (!picked) continue;
+      const status = held === "not_started" ? row.status : held.rolloutStatus;
+      throw new ApiError(409, "rollout_in_progress",
+        `instance ${instanceId} matches the selector of rollout ${row.id} (${status}), which deploys it after its last wave; wait for the rollout to end or abort it`,
+        { rolloutId: row.id, rolloutStatus: status, instanceId, lateJoiner: true });
+    }
+    const what = held.waveStatus === "pending" ? `wave ${held.wave + 1} of rollout ${row.id} is still to deploy it`
+      : held.waveStatus === "rolling_back" ? `wave ${held.wave + 1} of rollout ${row.id} is rolling it back`
+      : `wave ${held.wave + 1} of rollout ${row.id} is deploying it (${held.instanceStatus})`;
+    throw new ApiError(409, "rollout_in_progress", `instance ${instanceId}: ${what}; wait for the rollout to end or abort it`, {
+      rolloutId: held.rolloutId, rolloutStatus: held.rolloutStatus, instanceId, wave: held.wave, waveStatus: held.waveStatus,
+      instanceStatus: held.instanceStatus, deploymentId: held.deploymentId,
+    });
+  }
 }

@@ -41,6 +41,11 @@ export interface RolloutIo {
    * those another active rollout has in its waves (`claimed`: instance → that rollout), which stay with it.
    */
   lateJoiners(known: ReadonlySet<string>): Promise<{ free: string[]; claimed: ReadonlyMap<string, string> }>;
+  /**
+   * Which of these instances were destroyed (DELETE /api/instances/:id) meanwhile. May answer an empty set when it
+   * looked only a moment ago or could not look: it is a cheap, periodic question, not a guarantee.
+   */
+  destroyedAmong(instanceIds: readonly string[]): Promise<ReadonlySet<string>>;
   /** Store the state now (these waves and the meta): called before deployments start. */
   checkpoint(waves: ReadonlySet<number>): Promise<void>;
 }
@@ -56,6 +61,8 @@ export interface TickResult {
   wakeAt: number | null;
 }
 
+/** The longest reason an instance keeps (an error message can be anything). */
+const MAX_REASON = 500;
 /** How often in-flight deployments are looked at: each look is one RPC per deployment. */
 export const POLL_MS = 1000;
 /**
@@ -70,6 +77,13 @@ const START_RETRY_MS = 1000;
  * (bench/fleet-rollout at parallelism 100). The others wait their turn in the same tick.
  */
 const START_CONCURRENCY = 4;
+/**
+ * Starts per tick. Ticks run one at a time, so a tick that started a whole wave's worth (parallelism 100: 25 rounds
+ * of 4 starts, over a minute on a loaded machine) observed nothing meanwhile: the deployments it started first had
+ * finished long before their slots were given again, and a 1,000-instance rollout moved in bursts of 100 every
+ * 2–3 minutes. A few starts, then the next tick at once (observe, refill the freed slots), keeps the slots full.
+ */
+export const STARTS_PER_TICK = 2 * START_CONCURRENCY;
 /** Refusals that mean the instance is no longer there to change: skipped, not failed. */
 const GONE_CODES = new Set(["instance_not_found"]);
 /** Codes an instance keeps when its wave rollback could not restore it; the rollout then ends `rollback_incomplete`. */
@@ -82,6 +96,7 @@ const DEFAULT_ROLLBACK_STEP_MS = 180_000;
 export class Tick {
   readonly result: TickResult = { dirtyWaves: new Set(), metaChanged: false, events: [], finished: null, wakeAt: null };
   private readonly at: number;
+  private moreToStart = false;
 
   constructor(readonly s: RunState, private readonly io: RolloutIo, private readonly flows: unknown[]) {
     this.at = io.now();
@@ -105,6 +120,8 @@ export class Tick {
 
   private setInstance(w: WaveRun, i: InstanceRun, patch: Partial<InstanceRun>): void {
     Object.assign(i, patch);
+    // Bounded, so INSTANCES_PER_KEY instances always fit one storage value (durable/rolloutRun/index.ts).
+    if (i.reason !== undefined && i.reason.length > MAX_REASON) i.reason = `${i.reason.slice(0, MAX_REASON - 1)}…`;
     this.result.dirtyWaves.add(w.index);
     this.touch();
     this.result.events.push({ event: "rollout:instance", data: { ...instanceView(i), rolloutId: this.s.meta.id, wave: w.index, timestamp: this.s.meta.updatedAt } });
@@ -148,6 +165,7 @@ export class Tick {
   // ---- observing deployments ----
 
   private async observe(): Promise<void> {
+    await this.letGoDestroyed();
     const looks: Promise<void>[] = [];
     for (const w of this.s.waves) {
       for (const i of w.instances) {
@@ -156,6 +174,22 @@ export class Tick {
       }
     }
     await Promise.all(looks);
+  }
+
+  /**
+   * An instance destroyed while its deployment (or its wave rollback) runs is let go at once: `skipped` with code
+   * `instance_destroyed`, like one destroyed before its turn, not counted against the budget. Its deployment ends on
+   * its own (its commands fail or time out once the runtime is gone), which could otherwise hold the wave for minutes.
+   */
+  private async letGoDestroyed(): Promise<void> {
+    const watched = this.s.waves.flatMap((w) => w.instances.filter((i) => i.status === "deploying" || i.rollback).map((i) => ({ w, i })));
+    if (watched.length === 0) return;
+    const gone = await this.io.destroyedAmong(watched.map((x) => x.i.instanceId));
+    for (const { w, i } of watched) {
+      if (!gone.has(i.instanceId)) continue;
+      const what = i.rollback ? "its wave rollback" : `its deployment${i.deploymentId ? ` ${i.deploymentId}` : ""}`;
+      this.setInstance(w, i, { status: "skipped", rollback: undefined, code: "instance_destroyed", reason: `the instance was destroyed during ${what}; the rollout let it go` });
+    }
   }
 
   private async observeDeployment(w: WaveRun, i: InstanceRun): Promise<void> {
@@ -297,7 +331,10 @@ export class Tick {
     const m = this.s.meta;
     const running = w.instances.filter((i) => i.status === "deploying").length;
     const slots = Math.max(0, m.plan.parallelism - running);
-    const next = w.instances.filter((i) => i.status === "pending" && (i.retryAt ?? 0) <= this.at).slice(0, slots);
+    const ready = w.instances.filter((i) => i.status === "pending" && (i.retryAt ?? 0) <= this.at);
+    const next = ready.slice(0, Math.min(slots, STARTS_PER_TICK));
+    // Slots still free and instances still ready: the next tick comes at once instead of after POLL_MS.
+    this.moreToStart = ready.length > next.length && slots > next.length;
     if (next.length === 0) return;
     // Stored as starting before any start: if the object stops before an answer is stored, the next tick adopts
     // the deployment the start created (deploymentSince) instead of starting a second one.
@@ -411,6 +448,7 @@ export class Tick {
     const busy = this.s.waves.some((w) => w.instances.some((i) => i.status === "deploying" || i.rollback));
     const startable = m.status === "running" && m.nextWaveAt === null;
     let wake: number | null = busy || startable || m.status === "rolling_back" ? this.at + POLL_MS : null;
+    if (startable && this.moreToStart) wake = this.io.now();
     if (m.status === "running" && m.nextWaveAt !== null) wake = wake === null ? m.nextWaveAt : Math.min(wake, m.nextWaveAt);
     this.result.wakeAt = wake;
   }

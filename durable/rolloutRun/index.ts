@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { and, desc, eq, gte, isNull } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, isNotNull, isNull } from "drizzle-orm";
 import { appendAuditOnce } from "../../db/auditChain.ts";
 import { openDb, type Db } from "../../db/client.ts";
 import { deployments, instances } from "../../db/schema.ts";
@@ -16,11 +16,21 @@ import { Tick, type RolloutIo, type TickResult } from "./drive.ts";
 import { operate } from "./operate.ts";
 import { writeRow } from "./projection.ts";
 import { unclaimed } from "../../core/rollouts/overlap.ts";
-import { initialState, view, type RolloutMeta, type RunState, type WaveRun } from "./state.ts";
+import { holding, initialState, view, type Holding, type InstanceRun, type RolloutMeta, type RunState, type WaveRun } from "./state.ts";
 
 const waveKey = (i: number) => `wave:${i}`;
+const chunkKey = (i: number, c: number) => `wave:${i}:${c}`;
+/**
+ * Instances per storage value. An instance is ~200 B stored, up to ~600 B with a reason and codes; 100 of them stay
+ * far below the 128 KiB a Durable Object storage value may hold, whatever the wave's size.
+ */
+const INSTANCES_PER_KEY = 100;
+/** A wave as stored: its header, and how many instance chunks follow (`instances` inline: stored before chunking). */
+type StoredWave = Omit<WaveRun, "instances"> & { chunks?: number; instances?: InstanceRun[] };
 /** How stale the list row's summary may get while instances change and nothing else does. */
 const ROW_EVERY_MS = 5_000;
+/** How often in-flight instances are checked for having been destroyed (DELETE /api/instances/:id mid-wave). */
+const GONE_CHECK_MS = 5_000;
 /** storage.put takes at most 128 keys at once. */
 const PUT_CHUNK = 100;
 /**
@@ -56,6 +66,8 @@ function within<T>(what: string, ms: number, call: () => Promise<T>): Promise<T>
  */
 export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
   private queue: Promise<unknown> = Promise.resolve();
+  /** What store() last wrote under each key (in memory: after a restart the first store writes everything again). */
+  private readonly written = new Map<string, string>();
   private emitting: Promise<void> = Promise.resolve();
 
   /** One tick or action at a time: alarms and operator actions never interleave. */
@@ -68,20 +80,57 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
   private async load(): Promise<RunState | null> {
     const meta = await this.ctx.storage.get<RolloutMeta>("meta");
     if (!meta) return null;
-    const keys = Array.from({ length: meta.waveCount }, (_, i) => waveKey(i));
-    const waves: WaveRun[] = [];
-    for (let i = 0; i < keys.length; i += PUT_CHUNK) {
-      const got = await this.ctx.storage.get<WaveRun>(keys.slice(i, i + PUT_CHUNK));
-      for (const k of keys.slice(i, i + PUT_CHUNK)) waves.push(got.get(k)!);
-    }
+    const heads = await this.getMany<StoredWave>(Array.from({ length: meta.waveCount }, (_, i) => waveKey(i)));
+    const chunkKeys = heads.flatMap((h, i) => Array.from({ length: h.chunks ?? 0 }, (_, c) => chunkKey(i, c)));
+    const chunks = await this.getMany<InstanceRun[]>(chunkKeys);
+    let next = 0;
+    const waves = heads.map((h): WaveRun => {
+      // Written before chunking (instances inline) or chunked: both load.
+      const { chunks: n, instances: inline, ...wave } = h;
+      const instances = inline ?? chunks.slice(next, next + (n ?? 0)).flat();
+      next += n ?? 0;
+      return { ...wave, instances };
+    });
     return { meta, waves };
   }
 
+  /** storage.get of many keys, PUT_CHUNK at a time, in the keys' order. */
+  private async getMany<T>(keys: string[]): Promise<T[]> {
+    const out: T[] = [];
+    for (let i = 0; i < keys.length; i += PUT_CHUNK) {
+      const got = await this.ctx.storage.get<T>(keys.slice(i, i + PUT_CHUNK));
+      for (const k of keys.slice(i, i + PUT_CHUNK)) out.push(got.get(k)!);
+    }
+    return out;
+  }
+
+  /**
+   * Stores the meta and these waves: each wave's header under wave:i and its instances INSTANCES_PER_KEY at a time
+   * under wave:i:c, each value written only when it differs from what this object last wrote (a tick changes a few
+   * instances of a 500-instance wave; rewriting it whole every second was ~100 KB a tick, and one value that size
+   * grows past the 128 KiB value limit once its instances carry reasons).
+   */
   private async store(s: RunState, waves: Iterable<number>): Promise<void> {
-    const entries: Record<string, unknown> = { meta: s.meta };
-    for (const i of waves) entries[waveKey(i)] = s.waves[i];
-    const all = Object.entries(entries);
-    for (let i = 0; i < all.length; i += PUT_CHUNK) await this.ctx.storage.put(Object.fromEntries(all.slice(i, i + PUT_CHUNK)));
+    const entries: [string, unknown][] = [["meta", s.meta]];
+    for (const i of waves) {
+      const { instances: all, ...head } = s.waves[i]!;
+      const chunks = Math.ceil(all.length / INSTANCES_PER_KEY);
+      entries.push([waveKey(i), { ...head, chunks } satisfies StoredWave]);
+      for (let c = 0; c < chunks; c++) entries.push([chunkKey(i, c), all.slice(c * INSTANCES_PER_KEY, (c + 1) * INSTANCES_PER_KEY)]);
+    }
+    const changed = entries.filter(([k, v]) => {
+      const text = JSON.stringify(v);
+      if (k !== "meta" && this.written.get(k) === text) return false;
+      this.written.set(k, text);
+      return true;
+    });
+    try {
+      for (let i = 0; i < changed.length; i += PUT_CHUNK) await this.ctx.storage.put(Object.fromEntries(changed.slice(i, i + PUT_CHUNK)));
+    } catch (err) {
+      // Not known to be written: the next store writes them again.
+      for (const [k] of changed) this.written.delete(k);
+      throw err;
+    }
   }
 
   // ---- entry points ----
@@ -101,6 +150,13 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
   async state(): Promise<Rollout | null> {
     const s = await this.load();
     return s ? view(s) : null;
+  }
+
+  /** Whether this rollout has the instance in hand (state.ts `holding`): what POST /api/deployments asks before it starts one. */
+  async holds(instanceId: string): Promise<Holding | "not_started" | null> {
+    const s = await this.load();
+    // Its row is written before its object starts: until then, what its selector picks is its own.
+    return s ? holding(s, instanceId) : "not_started";
   }
 
   async operate(what: RolloutAction, userId: string | null): Promise<RolloutAnswer> {
@@ -127,6 +183,8 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
   // ---- the machine's effects ----
 
   private dbHandle: ReturnType<typeof openDb> | null = null;
+  /** When destroyedAmong last asked the database (in memory: after a restart it asks at once). */
+  private goneCheckedAt = 0;
   /** What the `rollouts` row shows (in memory: after a restart the first change writes it again). */
   private rowShows: { status: string; wave: number | null; at: number } | null = null;
 
@@ -219,6 +277,14 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
         const joiners = rows.map((r) => r.id).filter((id) => !known.has(id));
         return unclaimed(env, this.db(), s.meta.id, joiners);
       }),
+      destroyedAmong: async (ids) => {
+        // Every GONE_CHECK_MS at most: a tick runs every second and each query may open a pool.
+        if (Date.now() - this.goneCheckedAt < GONE_CHECK_MS) return new Set();
+        this.goneCheckedAt = Date.now();
+        const rows = await within("the destroyed instances query", CALL_MS, () => this.db().select({ id: instances.id }).from(instances)
+          .where(and(inArray(instances.id, [...ids]), isNotNull(instances.deletedAt)))).catch(() => []);
+        return new Set(rows.map((r) => r.id));
+      },
       checkpoint: (waves) => this.store(s, waves),
     };
   }

@@ -133,3 +133,34 @@ export function view(s: RunState): Rollout {
     lateJoiners: lateJoinersOf(s),
   };
 }
+
+/**
+ * Whether this rollout has `instanceId` in hand for a single deployment's sake (POST /api/deployments refuses one on
+ * it, 409 `rollout_in_progress`): while the rollout is active, an instance of a wave that is still to come, deploying,
+ * or rolling back (a completed instance of a running wave may still be rolled back with it), unless it was skipped;
+ * or, not in any wave, while the late joiners are still to come (`lateJoiner`: the caller checks the selector, since
+ * that instance gets this rollout's version after its last wave). An instance whose wave is over is free again.
+ */
+export type Holding =
+  | { kind: "wave"; rolloutId: string; rolloutStatus: RolloutStatus; wave: number; waveStatus: WaveStatus; instanceStatus: RolloutInstanceStatus; deploymentId: string | null }
+  | { kind: "late_joiner"; rolloutId: string; rolloutStatus: RolloutStatus; selector: string };
+
+const HOLDING_WAVES: readonly WaveStatus[] = ["pending", "running", "rolling_back"];
+
+export function holding(s: RunState, instanceId: string): Holding | null {
+  const m = s.meta;
+  if (TERMINAL.includes(m.status)) return null;
+  for (const w of s.waves) {
+    const i = w.instances.find((x) => x.instanceId === instanceId);
+    if (!i) continue;
+    // Skipped: the rollout will not touch it. A wave that is over let go of its instances (what still deploys there is
+    // refused by the one-deployment-per-instance rule instead).
+    if (i.status === "skipped" || !HOLDING_WAVES.includes(w.status)) return null;
+    return {
+      kind: "wave", rolloutId: m.id, rolloutStatus: m.status, wave: w.index, waveStatus: w.status, instanceStatus: i.status,
+      deploymentId: i.rollbackDeploymentId ?? i.deploymentId,
+    };
+  }
+  const joinersToCome = m.plan.lateJoiners === "after_completion" && !m.lateJoinersChecked && m.status !== "rolling_back";
+  return joinersToCome ? { kind: "late_joiner", rolloutId: m.id, rolloutStatus: m.status, selector: m.selector } : null;
+}

@@ -7,6 +7,7 @@ import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
 import { storableRequestText, transact } from "../middleware/auditTrail.ts";
 import { startDeployment } from "../../core/deployments/start.ts";
+import { assertNotInRollout } from "../../core/rollouts/overlap.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page } from "../../core/platform/pagination.ts";
 import {
@@ -71,12 +72,14 @@ const doc = describe("Deployments");
 export const deploymentRoutes = new Hono<AppEnv>()
   .post("/", doc({
     summary: "Start a blue-green deployment of new flows (or a stored version, or another stack) to a running instance",
-    description: "One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). With `stack` it is a runtime upgrade: green runs that Node-RED stack (with the given flows, or the current ones), and the instance's stack changes only when it completes; a stack the cluster's bridge does not run is 422 `stack_unsupported`. With `blueprint` (GET /api/blueprints) green runs that blueprint's flows; its required parameters must be in the instance's env or secrets (400 `blueprint_param_missing`; 404 `blueprint_not_found`). See docs/deployments.md and docs/stacks.md.",
+    description: "One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). With `stack` it is a runtime upgrade: green runs that Node-RED stack (with the given flows, or the current ones), and the instance's stack changes only when it completes; a stack the cluster's bridge does not run is 422 `stack_unsupported`. With `blueprint` (GET /api/blueprints) green runs that blueprint's flows; its required parameters must be in the instance's env or secrets (400 `blueprint_param_missing`; 404 `blueprint_not_found`). An instance an active rollout has in hand (a wave of it still to come, deploying or rolling it back, or a late joiner it will deploy after its last wave) is 409 `rollout_in_progress` (details.rolloutId, details.wave; docs/rollouts.md). See docs/deployments.md and docs/stacks.md.",
     responses: { 202: deploymentSchema },
     errors: [404, 409, 422, 429],
   }), requirePermission("deployments", "create"), validate("json", createDeploymentSchema), async (c) => {
     const body = c.req.valid("json");
     const principal = c.var.principal!;
+    // A rollout's own deployments start through startDeployment directly; a person's or a CI job's is refused here.
+    await assertNotInRollout(c.env, c.var.services.db, body.instanceId);
     // The one code path every deployment starts through (rollouts too): core/deployments/start.ts.
     const started = await startDeployment(c.env, c.var.services, {
       userId: principal.userId, principal, ipAddress: c.var.clientAddress ?? null, userAgent: storableRequestText(c.req.header("User-Agent"), 500),
