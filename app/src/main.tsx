@@ -14,6 +14,7 @@ const DeploymentDetail = lazy(() => import("./pages/DeploymentDetail.tsx").then(
 const Instance = lazy(() => import("./pages/Instance.tsx").then((m) => ({ default: m.Instance })));
 const Ai = lazy(() => import("./pages/Ai.tsx").then((m) => ({ default: m.Ai })));
 const Alerts = lazy(() => import("./pages/Alerts.tsx").then((m) => ({ default: m.Alerts })));
+const DeadLetters = lazy(() => import("./pages/DeadLetters.tsx").then((m) => ({ default: m.DeadLetters })));
 const Rollouts = lazy(() => import("./pages/Rollouts.tsx").then((m) => ({ default: m.Rollouts })));
 const RolloutDetail = lazy(() => import("./pages/RolloutDetail.tsx").then((m) => ({ default: m.RolloutDetail })));
 const Pipelines = lazy(() => import("./pages/Pipelines.tsx").then((m) => ({ default: m.Pipelines })));
@@ -49,6 +50,7 @@ render(
         <Route path="/ci-hooks" component={CiHooks} />
         <Route path="/ai" component={Ai} />
         <Route path="/alerts" component={Alerts} />
+        <Route path="/dead-letters" component={DeadLetters} />
         <Route path="/governance" component={Governance}>
           <Route path="/" component={() => <Navigate href="/governance/users" />} />
           <Route path="/users" component={Users} />

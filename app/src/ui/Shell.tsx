@@ -13,6 +13,7 @@ const NAV = [
   { href: "/ci-hooks", label: "CI hooks" },
   { href: "/ai", label: "AI decisions" },
   { href: "/alerts", label: "Alerts" },
+  { href: "/dead-letters", label: "Dead letters" },
   { href: "/governance", label: "Governance" },
   { href: "/settings", label: "Settings" },
 ];
