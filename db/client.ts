@@ -24,8 +24,13 @@ import * as schema from "./schema.ts";
 export type Db = NeonDatabase<typeof schema>;
 
 /**
- * Dev only: route the driver through dev/neon-relay (plain ws, no pipelining —
- * pipelined connect fails against SCRAM auth on a stock Postgres; FACTS.md).
+ * Dev only: route the driver through dev/neon-relay (plain ws). The relay logs
+ * in to Postgres for the driver as Neon's proxy does (it asks for the password
+ * in cleartext), so the driver never runs its pure-JS SCRAM PBKDF2 (~140 ms of
+ * CPU per connect). No pipelining: the relay's "tunnel" mode (the driver does
+ * SCRAM against a stock Postgres, which a pipelined password breaks) must keep
+ * working, so bench/api can measure both modes against one Worker; the relay
+ * also accepts the pipelined password of Neon's default (test/dev/neon-relay.test.ts).
  */
 function useLocalRelay(relay: string): void {
   neonConfig.wsProxy = (host, port) => `${relay}/v2?address=${host}:${port}`;

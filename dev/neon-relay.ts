@@ -15,11 +15,33 @@ import pg from "pg";
 import type { RunningService } from "./config.ts";
 import { assertPortFree, listen } from "./ports.ts";
 import { readBody, sendJson } from "./httpJson.ts";
+import { BackendPool, proxySession } from "./pg-proxy.ts";
+
+/**
+ * How a WebSocket session logs in to Postgres:
+ *  - "relay" (default), as Neon's proxy: the relay asks the client for its
+ *    password in cleartext, logs in itself and serves a pooled backend
+ *    (dev/pg-proxy.ts). Works with the driver's production default
+ *    `pipelineConnect: "password"` and with `false`.
+ *  - "tunnel": bytes straight to Postgres; the driver runs SCRAM-SHA-256 itself
+ *    (its pure-JS PBKDF2: ~140 ms of CPU per connect) and must not pipeline.
+ *    Kept to measure what the relay mode saves (bench/api) and for servers
+ *    that are not Postgres.
+ */
+export type NeonRelayAuth = "relay" | "tunnel";
 
 export interface NeonRelayOptions {
   port: number;
   host?: string;
   onLog?: (line: string) => void;
+  auth?: NeonRelayAuth;
+}
+
+export interface NeonRelay extends RunningService {
+  /** Applies to sessions opened from now on. */
+  auth: NeonRelayAuth;
+  /** Postgres logins made and sessions served from an idle backend, in "relay" mode. */
+  readonly backends: { opened: number; reused: number };
 }
 
 /**
@@ -65,7 +87,7 @@ export function loopbackTarget(host: string): string | undefined {
   return undefined;
 }
 
-export async function startNeonRelay(opts: NeonRelayOptions): Promise<RunningService> {
+export async function startNeonRelay(opts: NeonRelayOptions): Promise<NeonRelay> {
   const host = opts.host ?? "127.0.0.1";
   const log = opts.onLog ?? (() => {});
   await assertPortFree(opts.port, "neon relay", "REDFORGE_NEON_RELAY_PORT", host);
@@ -73,6 +95,8 @@ export async function startNeonRelay(opts: NeonRelayOptions): Promise<RunningSer
   const pools = new Map<string, pg.Pool>();
   const tunnels = new Set<{ ws: WebSocket; tcp: net.Socket }>();
   const wss = new WebSocketServer({ noServer: true });
+  const backends = new BackendPool();
+  let auth: NeonRelayAuth = opts.auth ?? "relay";
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://relay");
@@ -95,6 +119,7 @@ export async function startNeonRelay(opts: NeonRelayOptions): Promise<RunningSer
       log(`[ws] refused non-loopback address ${address}`);
       return rejectUpgrade(socket, 403, `address ${address} is not a loopback address`);
     }
+    if (auth === "relay") return void wss.handleUpgrade(req, socket, head, (ws) => proxySession(ws, target, port, backends, log));
     // Connect first so an unreachable database fails the upgrade instead of
     // opening a socket that closes at once.
     const tcp = net.connect({ host: target, port });
@@ -113,13 +138,18 @@ export async function startNeonRelay(opts: NeonRelayOptions): Promise<RunningSer
   return {
     name: "neon relay",
     url: `http://${host}:${opts.port}`,
+    get auth() { return auth; },
+    set auth(mode: NeonRelayAuth) { auth = mode; },
+    backends: backends.stats,
     close: () =>
       (closing ??= (async () => {
         for (const t of tunnels) {
           t.tcp.destroy();
           t.ws.terminate();
         }
+        for (const client of wss.clients) client.terminate();
         wss.close();
+        backends.closeAll();
         const closed = new Promise<void>((r) => server.close(() => r()));
         server.closeAllConnections();
         await closed;

@@ -10,7 +10,10 @@
  *   BENCH_ROUTES=writes (only the baseline and the writes) or =reads;
  *   BENCH_CONNECT=0 skips the connection-cost probe (a Pool connect vs one HTTP query);
  *   BENCH_CREATE=500 BENCH_CREATE_CLIENTS=32: then instance creations/s (the
- *   issue's fleet-scale write target, >= 100/s), each client its own admin.
+ *   issue's fleet-scale write target, >= 100/s), each client its own admin,
+ *   once per Neon relay login mode in BENCH_RELAY_AUTH=tunnel,relay (the
+ *   driver's own SCRAM vs the relay logging in from a pool, dev/pg-proxy.ts:
+ *   the before/after of that change against the same Worker, same run).
  * Each route gets its own admin user: the per-principal rate limit (50/s,
  * burst 3000) must not turn the bench into a 429 count.
  */
@@ -22,6 +25,7 @@ import WebSocket from "ws";
 import { adminClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { cpuOfOwn } from "../fleet-scale/procCpu.ts";
+import type { NeonRelay, NeonRelayAuth } from "../../dev/neon-relay.ts";
 
 const SEQ = Number(process.env.BENCH_SEQ ?? 100);
 const PER_CLIENT = Number(process.env.BENCH_PER_CLIENT ?? 5);
@@ -143,13 +147,17 @@ const cpuNow = async () => {
   return { workerd: await cpuOfOwn(/workerd/), postgres: await cpuOfOwn(/postgres/), self: (u.user + u.system) / 1e6, all: await machineCpu(), at: performance.now() };
 };
 
+const relayOf = (): NeonRelay => stack.services.find((s) => s.name === "neon relay") as NeonRelay;
+const RELAY_MODES = (process.env.BENCH_RELAY_AUTH ?? "tunnel,relay").split(",") as NeonRelayAuth[];
+
 /**
  * What one write transaction's connection costs, measured from Node with the
- * Worker's own driver through the same relay: a `Pool` connect (WebSocket,
- * Postgres startup, SCRAM-SHA-256: the driver computes the 4,096-iteration
- * PBKDF2 in its bundled pure-JS SHA-256, in V8 as in workerd) + `select 1`,
- * against one SQL-over-HTTP `select 1` (what reads pay). CPU is this process's
- * (the driver and the relay; the relay's share is the same in both).
+ * Worker's own driver through the same relay: a `Pool` connect + `select 1`
+ * with the relay in "tunnel" mode (WebSocket, Postgres startup, SCRAM-SHA-256:
+ * the driver computes the 4,096-iteration PBKDF2 in its bundled pure-JS
+ * SHA-256, in V8 as in workerd) and in "relay" mode (the relay logs in for it,
+ * from a pool), against one SQL-over-HTTP `select 1` (what reads pay). CPU is
+ * this process's: the driver and the relay together.
  */
 async function connectCost(n = 30): Promise<void> {
   const url = stack.workerVars.DATABASE_URL!;
@@ -170,11 +178,17 @@ async function connectCost(n = 30): Promise<void> {
     return { p50: quantile(wall, 0.5), cpu: (cpu.user + cpu.system) / 1000 / n };
   };
   const loadBefore = load();
-  const pooled = await run(async () => { const pool = new Pool({ connectionString: url, max: 1 }); try { await pool.query("select 1"); } finally { await pool.end(); } });
+  const connect = async () => { const pool = new Pool({ connectionString: url, max: 1 }); try { await pool.query("select 1"); } finally { await pool.end(); } };
+  relayOf().auth = "tunnel";
+  const tunnelled = await run(connect);
+  relayOf().auth = "relay";
+  const relayed = await run(connect);
   const http = await run(() => neon(url).query("select 1"));
   console.log(`\nconnection cost, ${n} each from Node through the relay (load average ${loadBefore} → ${load()}):`);
-  console.log(`  Pool connect + select 1 (every write transaction): p50 ${pooled.p50.toFixed(1)} ms, CPU ${pooled.cpu.toFixed(1)} ms in this process`);
-  console.log(`  SQL-over-HTTP select 1 (reads):                    p50 ${http.p50.toFixed(1)} ms, CPU ${http.cpu.toFixed(1)} ms in this process`);
+  console.log(`  Pool connect + select 1, relay "tunnel" (driver does SCRAM): p50 ${tunnelled.p50.toFixed(1)} ms, CPU ${tunnelled.cpu.toFixed(1)} ms in this process`);
+  console.log(`  Pool connect + select 1, relay "relay" (pooled login):       p50 ${relayed.p50.toFixed(1)} ms, CPU ${relayed.cpu.toFixed(1)} ms in this process` +
+    ` (×${(relayed.cpu / tunnelled.cpu).toFixed(2)} CPU, ×${(relayed.p50 / tunnelled.p50).toFixed(2)} p50)`);
+  console.log(`  SQL-over-HTTP select 1 (reads):                               p50 ${http.p50.toFixed(1)} ms, CPU ${http.cpu.toFixed(1)} ms in this process`);
 }
 
 const CREATE = Number(process.env.BENCH_CREATE ?? 500);
@@ -186,7 +200,10 @@ const CREATE_CLIENTS = Number(process.env.BENCH_CREATE_CLIENTS ?? 32);
  * API answers. The simulated driver: nothing picks the command up, so this
  * is the control plane's cost alone (quota check, insert, outbox, audit row).
  */
-async function creationRate(db: pg.Client, adminToken: string, clusterId: string, teams: "one" | "distinct"): Promise<string> {
+interface CreationRun { label: string; rate: number; cpu: { workerd: number; postgres: number; self: number } }
+
+async function creationRate(db: pg.Client, adminToken: string, clusterId: string, teams: "one" | "distinct", auth: NeonRelayAuth): Promise<CreationRun> {
+  relayOf().auth = auth;
   const tokens: string[] = [];
   for (let i = 0; i < CREATE_CLIENTS; i++) {
     const user = await adminUser(adminToken, `c${i}`);
@@ -214,14 +231,17 @@ async function creationRate(db: pg.Client, adminToken: string, clusterId: string
   times.sort((a, b) => a - b);
   const rate = created / wall;
   const why = [...failures].map(([k, n]) => `${n}× ${k}`).join(", ");
-  const per = (a: number, b: number) => `${((1000 * (b - a)) / Math.max(1, created)).toFixed(1)} ms`;
-  const label = teams === "one" ? "one team" : `${CREATE_CLIENTS} teams`;
+  const perMs = (a: number, b: number) => (1000 * (b - a)) / Math.max(1, created);
+  const per = (a: number, b: number) => `${perMs(a, b).toFixed(1)} ms`;
+  const label = `${teams === "one" ? "one team" : `${CREATE_CLIENTS} teams`}, relay "${auth}"`;
   console.log(`\ninstance creations, ${label}: ${created} of ${CREATE} in ${wall.toFixed(1)} s at ${CREATE_CLIENTS} clients = ${rate.toFixed(1)}/s` +
     ` (p50 ${times.length ? quantile(times, 0.5).toFixed(0) : "-"} ms, p99 ${times.length ? quantile(times, 0.99).toFixed(0) : "-"} ms; load average ${loadBefore} → ${load()})${why ? `; failed: ${why}` : ""}`);
   console.log(`  CPU per creation: workerd ${per(cpu0.workerd, cpu1.workerd)}, postgres ${per(cpu0.postgres, cpu1.postgres)}, this process (Neon relay + client) ${per(cpu0.self, cpu1.self)}; ` +
     `machine ${os.cpus().length} cores busy ${(100 * (cpu1.all - cpu0.all) / ((cpu1.at - cpu0.at) / 1000) / os.cpus().length).toFixed(0)}%`);
-  return `  ${`instance creations/s, ${label}`.padEnd(42)} ${rate.toFixed(1)}/s at ${CREATE_CLIENTS} clients: ${rate >= 100 ? "meets" : "misses"} the target (>= 100/s)`;
+  return { label, rate, cpu: { workerd: perMs(cpu0.workerd, cpu1.workerd), postgres: perMs(cpu0.postgres, cpu1.postgres), self: perMs(cpu0.self, cpu1.self) } };
 }
+
+const cpuTotal = (r: CreationRun) => r.cpu.workerd + r.cpu.postgres + r.cpu.self;
 
 const fmt = (n: number) => n.toFixed(1).padStart(7);
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
@@ -271,8 +291,19 @@ async function main() {
     }
     if (CREATE > 0) {
       // One team: every create also queues on that team's quota lock (core/governance/quotas.ts). Distinct teams: only the audit chain is shared.
-      summary.push(await creationRate(db, adminToken, cluster.id, "one"));
-      summary.push(await creationRate(db, adminToken, cluster.id, "distinct"));
+      for (const teams of ["one", "distinct"] as const) {
+        const runs: CreationRun[] = [];
+        for (const auth of RELAY_MODES) runs.push(await creationRate(db, adminToken, cluster.id, teams, auth));
+        for (const r of runs) {
+          summary.push(`  ${`instance creations/s, ${r.label}`.padEnd(42)} ${r.rate.toFixed(1)}/s at ${CREATE_CLIENTS} clients, ${cpuTotal(r).toFixed(1)} ms CPU each: ${r.rate >= 100 ? "meets" : "misses"} the target (>= 100/s)`);
+        }
+        const [before, after] = runs;
+        if (before && after) {
+          summary.push(`    ${after.label} vs ${before.label}: creations/s ×${(after.rate / before.rate).toFixed(2)}, CPU per creation ×${(cpuTotal(after) / cpuTotal(before)).toFixed(2)}` +
+            ` (workerd ×${(after.cpu.workerd / before.cpu.workerd).toFixed(2)}, postgres ×${(after.cpu.postgres / before.cpu.postgres).toFixed(2)}, relay + client ×${(after.cpu.self / before.cpu.self).toFixed(2)})`);
+        }
+      }
+      relayOf().auth = "relay";
     }
     console.log(`\ntargets (sequential; issue 14 asks for an idle machine, load now ${load()}):`);
     for (const line of summary) console.log(line);

@@ -13,14 +13,13 @@ import { eq } from "drizzle-orm";
 import { loadConfig } from "../../dev/config.ts";
 import { freePort, isReachable } from "../../dev/ports.ts";
 import { startEmbeddedPostgres, type RunningPostgres } from "../../dev/postgres.ts";
-import { startNeonRelay, neonLocalConfig, FrontendFramer } from "../../dev/neon-relay.ts";
-import type { RunningService } from "../../dev/config.ts";
+import { startNeonRelay, neonLocalConfig, FrontendFramer, type NeonRelay } from "../../dev/neon-relay.ts";
 
 const widgets = pgTable("widgets", { id: serial("id").primaryKey(), name: text("name").notNull().unique() });
 
 let tmp: string;
 let db: RunningPostgres;
-let relay: RunningService;
+let relay: NeonRelay;
 let relayPort: number;
 
 beforeAll(async () => {
@@ -100,13 +99,85 @@ describe("neon relay: WebSocket (Pool/Client)", () => {
     );
     const rows = await direct<{ client: number; c: number }>("SELECT client, count(*)::int AS c FROM hits GROUP BY client ORDER BY client");
     expect(rows).toEqual(Array.from({ length: 10 }, (_, i) => ({ client: i, c: 5 })));
-    // The relay closed every server-side session, not just the WebSocket.
-    let open = -1;
-    for (let tries = 0; tries < 40 && open !== 0; tries++) {
-      open = (await direct<{ c: number }>("SELECT count(*)::int AS c FROM pg_stat_activity WHERE application_name = 'relay-concurrency'"))[0]!.c;
-      if (open !== 0) await new Promise((r) => setTimeout(r, 50));
+    // The relay keeps the sessions' backends for the next clients: at most one each, none left
+    // inside a transaction or running anything.
+    let busy = -1;
+    let all = 0;
+    for (let tries = 0; tries < 40 && busy !== 0; tries++) {
+      const [r] = await direct<{ busy: number; all: number }>(
+        "SELECT count(*) FILTER (WHERE state <> 'idle')::int AS busy, count(*)::int AS all FROM pg_stat_activity WHERE application_name = 'relay-concurrency'");
+      ({ busy, all } = r!);
+      if (busy !== 0) await new Promise((r) => setTimeout(r, 50));
     }
-    expect(open).toBe(0);
+    expect(busy).toBe(0);
+    expect(all).toBeLessThanOrEqual(10);
+  });
+
+  it("logs in for the client as Neon's proxy does: the driver's production default (pipelined password) works", async () => {
+    const client = new Client({ connectionString: db.connectionString });
+    client.neonConfig.pipelineConnect = "password";
+    await within(client.connect(), 5_000, "pipelined connect");
+    try {
+      expect((await client.query("SELECT current_user AS u")).rows[0].u).toBe(new URL(db.connectionString).username);
+    } finally {
+      await within(client.end(), 3_000, "client.end()");
+    }
+  });
+
+  it("serves the next session from the backend the last one left, with that session's state discarded", async () => {
+    const name = "relay-reuse";
+    const first = new Client({ connectionString: db.connectionString, application_name: name });
+    await first.connect();
+    const pid = (await first.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    await first.query("SET statement_timeout = 1234");
+    await first.query("CREATE TEMP TABLE scratch (x int)");
+    await first.query("SELECT pg_advisory_lock(4242)");
+    await first.query("PREPARE leftover AS SELECT 1");
+    await first.end();
+    const reusedBefore = relay.backends.reused;
+    // The backend goes back to the pool once ROLLBACK + DISCARD ALL ran: poll until the next session gets it.
+    let second!: InstanceType<typeof Client>;
+    let samePid = false;
+    for (let tries = 0; tries < 40 && !samePid; tries++) {
+      second = new Client({ connectionString: db.connectionString, application_name: name });
+      await second.connect();
+      samePid = (await second.query("SELECT pg_backend_pid() AS pid")).rows[0].pid === pid;
+      if (!samePid) { await second.end(); await new Promise((r) => setTimeout(r, 50)); }
+    }
+    try {
+      expect(samePid).toBe(true);
+      expect(relay.backends.reused).toBeGreaterThan(reusedBefore);
+      const r = (await second.query(`SELECT current_setting('statement_timeout') AS timeout, to_regclass('pg_temp.scratch') AS scratch,
+        (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks,
+        (SELECT count(*)::int FROM pg_prepared_statements) AS prepared, current_setting('application_name') AS app`)).rows[0];
+      expect(r).toEqual({ timeout: "0", scratch: null, locks: 0, prepared: 0, app: name });
+    } finally {
+      await second.end();
+    }
+  });
+
+  it("rolls back what a session left open in a transaction before another client gets its backend", async () => {
+    const client = new Client({ connectionString: db.connectionString });
+    await client.connect();
+    await client.query("BEGIN");
+    await client.query("INSERT INTO widgets (name) VALUES ('left-open')");
+    await within(client.end(), 3_000, "client.end()");
+    expect(await direct("SELECT name FROM widgets WHERE name = 'left-open'")).toEqual([]);
+    const pool = new Pool({ connectionString: db.connectionString });
+    try {
+      expect((await pool.query("SELECT count(*)::int AS c FROM widgets WHERE name = 'left-open'")).rows[0].c).toBe(0);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("answers a wrong password with Postgres's own error (28P01)", async () => {
+    const url = new URL(db.connectionString);
+    url.password = "not-the-password";
+    const client = new Client({ connectionString: url.toString() });
+    client.on("error", () => undefined);
+    const err = await within(client.connect().then(() => undefined, (e: unknown) => e), 5_000, "refused connect");
+    expect(err).toMatchObject({ code: "28P01" });
   });
 
   it("surfaces a Postgres error with its SQLSTATE", async () => {
@@ -151,7 +222,19 @@ describe("neon relay: WebSocket (Pool/Client)", () => {
     }
   });
 
-  it("half-closes the TCP side on Terminate even if the server would not hang up", async () => {
+  it("in tunnel mode (the driver does SCRAM itself) runs a query", async () => {
+    relay.auth = "tunnel";
+    const pool = new Pool({ connectionString: db.connectionString });
+    try {
+      expect((await pool.query("SELECT 41 + 1 AS n")).rows[0].n).toBe(42);
+    } finally {
+      await pool.end();
+      relay.auth = "relay";
+    }
+  });
+
+  it("half-closes the TCP side on Terminate even if the server would not hang up (tunnel mode)", async () => {
+    relay.auth = "tunnel";
     // A fake server that, unlike Postgres, never closes on 'X' (PGlite behaves so).
     let sawEnd!: () => void;
     const ended = new Promise<void>((r) => (sawEnd = r));
@@ -171,6 +254,7 @@ describe("neon relay: WebSocket (Pool/Client)", () => {
       sock.send(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
       await within(ended, 2_000, "FIN after Terminate");
     } finally {
+      relay.auth = "relay";
       sock.terminate();
       await new Promise((r) => fake.close(r));
     }
