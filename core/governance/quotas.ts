@@ -108,6 +108,11 @@ export async function assertInstanceQuota(tx: Tx, change: InstanceChange): Promi
     if (!row) return;
     team = row.team;
   }
+  // A team without a quota has nothing to check, so its creates need not queue on the team's lock
+  // (it serialised every create of a team: docs/performance.md). Setting a quota takes no lock
+  // (routes/quotas.ts), so this read-then-lock is as race-free as lock-then-read was; with a
+  // quota the row is read again under the lock, as deploymentGate.ts does.
+  if (!(await quotaOf(tx, team))) return;
   await lockTeamQuota(tx, team);
   const quota = await quotaOf(tx, team);
   if (!quota) return;

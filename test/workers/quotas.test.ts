@@ -5,7 +5,7 @@
  * gate's daily limits (429) called directly against the real database and KV.
  */
 import { env } from "cloudflare:test";
-import { and, count, eq, isNull } from "drizzle-orm";
+import { and, count, eq, isNull, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { auditLogs, deployments, instances, users } from "../../db/schema.ts";
 import { ApiError } from "../../core/errors.ts";
@@ -231,6 +231,43 @@ describe("deployment gate (assertDeploymentAllowed)", () => {
     expect(outcomes.filter((o) => o === "QUOTA_EXCEEDED")).toHaveLength(5);
     const [row] = await withDb((db) => db.select({ n: count() }).from(deployments).where(eq(deployments.instanceId, instance.id)));
     expect(row!.n).toBe(3);
+  });
+
+  it("creates of a team without a quota do not queue on the team's quota lock; with a quota they do", async () => {
+    const admin = await teamAdmin();
+    const cluster = await createCluster(admin.token);
+    // Hold the team's lock (core/governance/quotas.ts TEAM_QUOTA_LOCK) in a transaction of our own.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holder = withDb((db) => db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(7470003, hashtext(${admin.team}))`);
+      locked();
+      await held;
+    }));
+    await isLocked;
+    try {
+      expect((await create(admin.token, cluster.id)).status).toBe(201);
+      // With a quota the check waits for the lock: Postgres shows it waiting, and it answers once released.
+      await setQuota(admin.token, admin.team, { maxInstances: 10 });
+      let settled = false;
+      const queued = create(admin.token, cluster.id).finally(() => (settled = true));
+      let waiting = 0;
+      for (let tries = 0; tries < 600 && waiting === 0 && !settled; tries++) {
+        const [row] = await withDb((db) => db.execute<{ n: number }>(sql`select count(*)::int as n from pg_locks
+          where locktype = 'advisory' and not granted and classid = 7470003 and objid::bigint = (hashtext(${admin.team})::bigint & 4294967295)`)).then((r) => r.rows);
+        waiting = row!.n;
+        if (waiting === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(settled).toBe(false);
+      expect(waiting).toBe(1);
+      release();
+      expect((await queued).status).toBe(201);
+    } finally {
+      release();
+      await holder;
+    }
   });
 
   it("a team without a quota is never stopped by counts", async () => {
