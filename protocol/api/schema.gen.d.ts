@@ -227,6 +227,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/webhooks/clusters/{id}/dead-letters/replays": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Collect the operators' pending dead-letter replays for the cluster's instances (and report earlier ones)
+         * @description `results` say what the bridge did with replays it collected before (applied only to pending replays of this cluster). The answer holds at most 20 pending replays, each with the letter's input and where to send it; one collected and not reported within 180 s is handed out again.
+         */
+        post: operations["postApiWebhooksClustersByIdDeadLettersReplays"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/webhooks/clusters/{id}/model-policies": {
         parameters: {
             query?: never;
@@ -238,7 +258,7 @@ export interface paths {
         put?: never;
         /**
          * The approved-model policies covering each instance of the cluster
-         * @description For the bridge, which publishes each instance's list (retained) on MQTT `redforge/policy/models/{instanceId}`; the instances' redforge-model-policy node refuses other models. An empty list: no policy restricts that instance. The body is ignored (`{}`).
+         * @description For the bridge, which publishes each instance's list (retained) on MQTT `redforge/policy/models/{instanceId}`; the instances' redforge-model-policy node refuses other models. An empty list: no policy restricts that instance. `maxAgeSeconds`: how long an instance may use a list the bridge could not refresh (then model calls fail closed with model_policy_stale). The body is ignored (`{}`).
          */
         post: operations["postApiWebhooksClustersByIdModelPolicies"];
         delete?: never;
@@ -934,7 +954,7 @@ export interface paths {
         put?: never;
         /**
          * Start a blue-green deployment of new flows (or a stored version, or another stack) to a running instance
-         * @description One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). With `stack` it is a runtime upgrade: green runs that Node-RED stack (with the given flows, or the current ones), and the instance's stack changes only when it completes; a stack the cluster's bridge does not run is 422 `stack_unsupported`. With `blueprint` (GET /api/blueprints) green runs that blueprint's flows; its required parameters must be in the instance's env or secrets (400 `blueprint_param_missing`; 404 `blueprint_not_found`). See docs/deployments.md and docs/stacks.md.
+         * @description One at a time per instance. Governance applies: policies (403 `POLICY_DENIED`) and daily quotas (429 `QUOTA_EXCEEDED`). With `stack` it is a runtime upgrade: green runs that Node-RED stack (with the given flows, or the current ones), and the instance's stack changes only when it completes; a stack the cluster's bridge does not run is 422 `stack_unsupported`. With `blueprint` (GET /api/blueprints) green runs that blueprint's flows; its required parameters must be in the instance's env or secrets (400 `blueprint_param_missing`; 404 `blueprint_not_found`). An instance an active rollout has in hand (a wave of it still to come, deploying or rolling it back, or a late joiner it will deploy after its last wave) is 409 `rollout_in_progress` (details.rolloutId, details.wave; docs/rollouts.md). See docs/deployments.md and docs/stacks.md.
          */
         post: operations["postApiDeployments"];
         delete?: never;
@@ -1068,6 +1088,26 @@ export interface paths {
         get: operations["getApiDeadLetters"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dead-letters/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay a dead letter: send its input again to the instance
+         * @description The cluster's bridge sends the letter's `input` again: to `/agents/{primitive}` on the instance's front door when the letter names a primitive, else on the instance's MQTT ingest. Answers 202 with `replayState: pending` (who and when recorded, audited as `DEAD_LETTER_REPLAY_REQUESTED`); the bridge reports within seconds and the state turns `succeeded` or `failed` with `replayResult`. 409 `already_replayed` for a letter replayed before (send it again with `?force=true`), `replay_pending` while a replay waits for the bridge, `input_unavailable` when no input was kept (none, or over 64 KB).
+         */
+        post: operations["postApiDeadLettersByIdReplay"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1994,6 +2034,24 @@ export interface components {
             stored: number;
             duplicates: number;
         };
+        DeadLetterReplaysCollected: {
+            applied: number;
+            replays: {
+                id: number;
+                /** Format: uuid */
+                instanceId: string;
+                target: {
+                    /** @constant */
+                    kind: "http";
+                    url: string;
+                } | {
+                    /** @constant */
+                    kind: "mqtt";
+                    topic: string;
+                };
+                input: unknown;
+            }[];
+        };
         ClusterModelPolicies: {
             instances: {
                 [key: string]: {
@@ -2003,6 +2061,7 @@ export interface components {
                 }[];
             };
             ttlSeconds: number;
+            maxAgeSeconds?: number;
         };
         CiDeliveryAccepted: {
             /** Format: uuid */
@@ -2593,6 +2652,18 @@ export interface components {
             failedAt: string;
             /** Format: date-time */
             receivedAt: string;
+            replayState: ("pending" | "succeeded" | "failed") | null;
+            replayedBy: string | null;
+            replayedAt: string | null;
+            replayCount: number;
+            replayResult: {
+                ok: boolean;
+                status?: number;
+                code?: string;
+                message?: string;
+                /** Format: date-time */
+                at: string;
+            } | null;
         };
         Rollout: {
             /** Format: uuid */
@@ -4317,6 +4388,48 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiWebhooksClustersByIdDeadLettersReplays: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default [] */
+                    results?: {
+                        id: number;
+                        ok: boolean;
+                        status?: number;
+                        code?: string;
+                        message?: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterReplaysCollected"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -6367,6 +6480,7 @@ export interface operations {
                 flowId?: string;
                 from?: string;
                 to?: string;
+                replayState?: "pending" | "succeeded" | "failed";
                 limit?: number;
                 cursor?: string;
             };
@@ -6391,6 +6505,39 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            "5XX": components["responses"]["ServerError"];
+        };
+    };
+    postApiDeadLettersByIdReplay: {
+        parameters: {
+            query?: {
+                force?: "0" | "1" | "true" | "false";
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: the work is queued; its state follows. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetter"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             "5XX": components["responses"]["ServerError"];
         };
