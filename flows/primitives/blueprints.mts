@@ -73,6 +73,8 @@ const PARAMS: Record<string, ParamInfo> = {
   REFINE_MAX_ROUNDS: { description: "rounds at most (at most 20)", default: "3" },
   REFINE_STOP_PHRASE: { description: "a critique holding it stops the loop", default: "APPROVED" },
   REFINE_STEP_TIMEOUT_MS: { description: "how long one step may take", default: "30000" },
+  REDFORGE_MQTT_URL: { description: "the cluster's MQTT bus (RAG stage flows publish the next stage's work there); set by the bridge on every managed instance", default: "set by the bridge" },
+  REDFORGE_INSTANCE_ID: { description: "this instance's id (named in a RAG stage's trail); set by the bridge", default: "set by the bridge" },
 };
 
 type Flow = Array<Record<string, unknown>>;

@@ -103,7 +103,8 @@ beforeAll(async () => {
     id: instanceId, name: "agents-store", flows, resources: {}, credentialSecret: "agents-store-test-credential-secret",
     stack: process.env.REDFORGE_TEST_STACK ?? DEFAULT_STACK,
     env: {
-      STORE_POSTGRES_URL: db.url, STORE_TABLE: "agents.vectors", STORE_COLLECTION: "default_docs",
+      // The float8[] fallback, also on a server that has pgvector (agents-store-pgvector.test.ts covers that path).
+      STORE_POSTGRES_URL: db.url, STORE_TABLE: "agents.vectors", STORE_COLLECTION: "default_docs", STORE_BACKEND: "array",
       MEMORY_POSTGRES_URL: db.url, MEMORY_TABLE: "agents.memory",
       CHUNK_SIZE: "80", CHUNK_OVERLAP: "0",
       EMBED_API: "ollama", EMBED_URL: model.url, EMBED_MODEL: "nomic-embed-text",

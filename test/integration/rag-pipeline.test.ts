@@ -4,7 +4,10 @@
  * bridge with the process driver, the MQTT broker, the model stand-in as
  * Ollama, a real Postgres for the vector store): documents (text and a PDF)
  * are converted, chunked, embedded and stored; questions are answered from
- * what was retrieved. Stages are chained over HTTP by flows/primitives/ragClient.mts.
+ * what was retrieved. Stages are chained over HTTP by flows/primitives/ragClient.mts,
+ * and over the cluster's MQTT bus by the same instances' rag-stage-<role> flows
+ * (flows/primitives/ragMqttClient.mts starts a route; each instance publishes to
+ * the next one's redforge/ingest/{instance}, through the bridge's MQTT front).
  *
  * The stand-in answers extractively (dev/model-stand-in/answers.ts): the
  * context sentence sharing the most words with the question. So an answer
@@ -15,6 +18,7 @@ import fs from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startModelStandIn, type ModelStandIn } from "../../dev/model-stand-in/index.ts";
 import { ingest, query, type RagFronts } from "../../flows/primitives/ragClient.mts";
+import { RagMqttClient, RagPipelineError, type RagInstances } from "../../flows/primitives/ragMqttClient.mts";
 import { agentsPostgres, type AgentsPostgres } from "../harness/agentsPostgres.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startFleetStack, type FleetStack } from "../harness/fleetStack.ts";
@@ -27,6 +31,7 @@ let model: ModelStandIn;
 let db: AgentsPostgres;
 const fronts: RagFronts = { ingest: "", embed: [], store: "", answer: "" };
 const ids: Record<string, string> = {};
+let bus: RagMqttClient | undefined;
 
 async function call(method: string, p: string, body?: unknown) {
   const res = await fetch(`${fleet.stack.apiUrl}${p}`, {
@@ -83,6 +88,7 @@ beforeAll(async () => {
 }, 420_000);
 
 afterAll(async () => {
+  await bus?.close();
   await fleet?.close();
   await model?.close();
   await db?.stop();
@@ -123,5 +129,44 @@ describe("RAG pipeline across four Node-RED instances created from blueprints", 
     await eventually(async () => (await models(ids.answer!)).includes("llama3.2") || undefined, 60_000);
     await eventually(async () => (await models(ids.embed!)).includes("nomic-embed-text") || undefined, 60_000);
     expect(await models(ids.ingest!)).toEqual([]);
+  });
+});
+
+describe("RAG pipeline over the cluster's MQTT bus (the same four instances, rag-stage-<role> flows)", () => {
+  const instances = (): RagInstances => ({ ingest: ids.ingest!, embed: [ids.embed!], store: ids.store!, answer: ids.answer! });
+
+  it("each stage publishes to the next instance's ingest topic; the answer comes back on the caller's reply topic", async () => {
+    bus ??= await RagMqttClient.connect(`mqtt://${fleet.broker.host}:${fleet.broker.port}`);
+    const collection = `mqtt_${crypto.randomUUID().slice(0, 8)}`;
+    const reactor = await bus.ingest(instances(), { text: REACTOR }, collection);
+    expect(reactor.stored).toMatchObject({ collection, upserted: 1 });
+    // The trail: every hop ran on the instance its role says, in order.
+    expect(reactor.trail.map((h) => [h.stage, h.instance])).toEqual([
+      ["convert", ids.ingest], ["chunk", ids.ingest], ["embed", ids.embed], ["store", ids.store],
+    ]);
+    expect(reactor.output.metadata).toMatchObject({ flowId: reactor.flowId, source: "storage", status: "success" });
+    await bus.ingest(instances(), { text: FERRY }, collection);
+    const pdf = await fs.readFile(new URL("../fixtures/agents/sample.pdf", import.meta.url));
+    expect((await bus.ingest(instances(), { base64: pdf.toString("base64") }, collection)).stored.upserted).toBeGreaterThanOrEqual(1);
+
+    const cooled = await bus.query(instances(), "How is the Zephyr reactor cooled?", collection);
+    expect(cooled.answer).toMatchObject({ answer: "The Zephyr reactor is cooled by liquid sodium.", model: "llama3.2" });
+    expect(cooled.trail.map((h) => [h.stage, h.instance])).toEqual([["retrieve", ids.store], ["respond", ids.answer]]);
+    expect((await bus.query(instances(), "When is held work replayed?", collection)).answer.answer).toBe("Held work is replayed after the switch.");
+    // Several documents at once: each reply finds its own caller's promise by flowId.
+    const many = await Promise.all(["alpha", "beta", "gamma", "delta"].map((w) => bus!.ingest(instances(), { text: `The ${w} valve is painted ${w} blue.` }, collection)));
+    expect(many.map((m) => m.stored.upserted)).toEqual([1, 1, 1, 1]);
+    expect((await bus.query(instances(), "What colour is the gamma valve painted?", collection)).answer.answer).toBe("The gamma valve is painted gamma blue.");
+  });
+
+  it("a failing stage answers the caller with its error: a stage the instance does not run, a bad payload", async () => {
+    bus ??= await RagMqttClient.connect(`mqtt://${fleet.broker.host}:${fleet.broker.port}`);
+    const wrongRole = await bus.run({ stage: "respond", instance: ids.store! }, [], "hello", "text").catch((e: RagPipelineError) => e);
+    expect(wrongRole).toBeInstanceOf(RagPipelineError);
+    expect((wrongRole as RagPipelineError).reply.output).toMatchObject({ metadata: { status: "error", source: "rag-stage-store" }, error: { code: "invalid_input", message: expect.stringMatching(/runs stages store, retrieve/) } });
+    // text-chunking refuses a number; the reply names the stage and instance that failed, and the later hops never ran.
+    const bad = await bus.run({ stage: "chunk", instance: ids.ingest! }, [{ stage: "embed", instance: ids.embed! }], 42, "json").catch((e: RagPipelineError) => e);
+    expect((bad as RagPipelineError).reply.output).toMatchObject({ metadata: { status: "error", pipeline: { stage: "chunk", instance: ids.ingest } }, error: { code: "invalid_input" } });
+    expect((bad as RagPipelineError).reply.trail.map((h) => h.stage)).toEqual(["chunk"]);
   });
 });

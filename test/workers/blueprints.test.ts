@@ -14,6 +14,7 @@ import embeddingsFlow from "../../flows/primitives/embeddings.json";
 import votingFlow from "../../flows/primitives/voting.json";
 import chunkingFlow from "../../flows/primitives/text-chunking.json";
 import converterFlow from "../../flows/primitives/file-converter.json";
+import ingestStageFlow from "../../flows/primitives/rag-stage-ingest.json";
 
 let admin: TestUser;
 let viewer: TestUser;
@@ -90,7 +91,7 @@ describe("blueprints", () => {
   it("a pipeline's role gets the flows of every blueprint that role runs", async () => {
     const res = await api("POST", "/api/instances", { token: admin.token, body: { name: unique("bp"), clusterId: cluster.id, blueprint: "rag-pipeline/ingest", blueprintParams: { CHUNK_SIZE: "400" } } });
     expect(res.status).toBe(201);
-    expect(res.body.flows).toEqual([...converterFlow, ...chunkingFlow]);
+    expect(res.body.flows).toEqual([...converterFlow, ...chunkingFlow, ...ingestStageFlow]);
     expect(res.body.env).toEqual({ CHUNK_SIZE: "400" });
     const whole = await api("POST", "/api/instances", { token: admin.token, body: { name: unique("bp"), clusterId: cluster.id, blueprint: "rag-pipeline" } });
     expect(whole.status).toBe(400);
