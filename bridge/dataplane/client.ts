@@ -6,6 +6,7 @@
  * died is started again with the same fronts, ports and targets on the next
  * call. Held MQTT work survives that in the spool; held HTTP requests do not.
  */
+import fs from "node:fs";
 import { attachDataPlane } from "./launcher.ts";
 import { CALLS, dataPlaneFiles, shutdownResult, type CallArgs, type CallName, type CallResult } from "./protocol.ts";
 import { RemoteHttpRoute, RemoteMqttRoute } from "./remoteRoutes.ts";
@@ -135,7 +136,8 @@ export class DataPlaneClient {
       return await send();
     } catch (err) {
       if (!(err instanceof DataPlaneUnreachable)) throw err;
-      this.opts.log(args.instanceId, `${err.message}; starting it again with this bridge's fronts`);
+      const died = lastWords(dataPlaneFiles(this.opts.stateDir).log);
+      this.opts.log(args.instanceId, `${err.message}${died ? ` (its log: ${died})` : ""}; starting it again with this bridge's fronts`);
       this.attaching = undefined;
       await this.attach();
       return send();
@@ -184,6 +186,30 @@ export class DataPlaneClient {
  */
 const openClients = new Set<DataPlaneClient>();
 let exitHook: NodeJS.Process | undefined;
+
+/**
+ * The data plane's last "uncaught" line, when it died of one: without it the bridge only knows the
+ * socket reset (session 7's (g) run said ECONNRESET three times, and why was in a log deleted with
+ * the state dir).
+ */
+function lastWords(logFile: string): string | undefined {
+  try {
+    const fd = fs.openSync(logFile, "r");
+    try {
+      const size = fs.fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(size, 16 * 1024));
+      fs.readSync(fd, buf, 0, buf.length, size - buf.length);
+      const lines = buf.toString("utf8").split("\n");
+      // Only the last data plane's: from its "serving" line on.
+      const since = lines.findLastIndex((l) => l.includes(": serving "));
+      return lines.slice(Math.max(since, 0)).find((l) => l.includes(": uncaught: "))?.slice(0, 300);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+}
 
 async function untilGone(pid: number, timeoutMs = 15_000): Promise<void> {
   const t0 = Date.now();

@@ -96,8 +96,7 @@ export class MqttFront implements MqttRoute {
   async start(target: string): Promise<void> {
     this.target ??= target;
     if (this.client) return;
-    const client = await connectHandling(this.url, { clientId: `rf-front-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 }, (packet, done) => this.onIngest(packet, done));
-    client.on("error", (err) => this.log(`mqtt front: ${err.message}`));
+    const client = await connectHandling(this.url, { clientId: `rf-front-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 }, (c, packet, done) => this.onIngest(c, packet, done), (err) => this.log(`mqtt front: ${err.message}`));
     this.client = client;
     await client.subscribeAsync(this.topics.ingest, { qos: 1 });
   }
@@ -117,8 +116,7 @@ export class MqttFront implements MqttRoute {
    */
   async openHold(): Promise<void> {
     if (this.holdClient) return;
-    const client = await connectHandling(this.url, { clientId: `rf-hold-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 }, (packet, done) => this.onHeld(packet, done));
-    client.on("error", (err) => this.log(`mqtt hold: ${err.message}`));
+    const client = await connectHandling(this.url, { clientId: `rf-hold-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 }, (c, packet, done) => this.onHeld(c, packet, done), (err) => this.log(`mqtt hold: ${err.message}`));
     this.holdClient = client;
     await client.subscribeAsync(this.topics.hold, { qos: 1 });
   }
@@ -192,7 +190,7 @@ export class MqttFront implements MqttRoute {
     // (Awaiting PUBACKs batch by batch here never converges: a broker paces them by the consumer.)
     const held = this.holdStore.readAll();
     const buffered = this.switchBuffer.readAll();
-    const acked = [...held, ...buffered].map((payload) => client.publishAsync(this.topics.active(to), payload, QOS1));
+    const acked = [...held, ...buffered].map((payload) => publishKept(client, this.topics.active(to), payload));
     this.target = to;
     this.buffering = false;
     this.current = undefined;
@@ -230,8 +228,12 @@ export class MqttFront implements MqttRoute {
     return this.client;
   }
 
-  /** mqtt.js sends this message's PUBACK once `done` is called. */
-  private onIngest(packet: IPublishPacket, done: Done): void {
+  /**
+   * mqtt.js sends this message's PUBACK once `done` is called. `client` is the connection that
+   * delivered it: a resumed session's backlog can be handled before `start()` has the client (see
+   * connectHandling), so this must not reach for `this.client`.
+   */
+  private onIngest(client: MqttClient, packet: IPublishPacket, done: Done): void {
     const payload = toBuffer(packet.payload);
     if (this.buffering || !this.target) {
       this.switchBuffer.append(payload);
@@ -243,13 +245,13 @@ export class MqttFront implements MqttRoute {
     // Holding the PUBACK back until the forward was stored (cbStorePut) was tried and reverted: incoming
     // packets are handled one at a time, so PUBACKs and PINGRESPs queued behind it and the connection
     // died of a keepalive timeout under load (faults.test.ts (g), 2026-12-02).
-    void this.forward(payload);
+    void this.forward(payload, client);
     done();
   }
 
-  private forward(payload: Buffer): Promise<unknown> {
+  private forward(payload: Buffer, client = this.requireClient()): Promise<unknown> {
     this.forwarded++;
-    return this.requireClient().publishAsync(this.topics.active(this.target!), payload, QOS1).catch((err: Error) => this.log(`mqtt front: forward failed: ${err.message}`));
+    return publishKept(client, this.topics.active(this.target!), payload).catch((err: Error) => this.log(`mqtt front: forward failed: ${err.message}`));
   }
 
   private setHoldOpen(open: boolean): void {
@@ -261,21 +263,21 @@ export class MqttFront implements MqttRoute {
   }
 
   /** Spooled before `done`, so the broker drops a held message only once it is on disk. */
-  private onHeld(packet: IPublishPacket, done: Done): void {
+  private onHeld(client: MqttClient, packet: IPublishPacket, done: Done): void {
     const payload = toBuffer(packet.payload);
     const marker = parseEndOfHold(payload);
     if (marker) {
       if (this.markerSeen && marker === this.markerSeen.token) this.markerSeen.resolve();
       return done(); // a stale marker from an earlier, interrupted hand-over: not work
     }
-    if (!this.holdOpen && !this.buffering && this.target && !this.current && this.holdClient) {
+    if (!this.holdOpen && !this.buffering && this.target && !this.current) {
       // A straggler after the hand-over: to the serving runtime, published on this same connection
       // ahead of its PUBACK, so after a kill the broker has one or the other. (Awaiting the forward's
       // PUBACK before acknowledging took one broker round trip per message, paced by the consumer:
       // 2,376 stragglers of a host restart at 500 msg/s were still queued when the run ended.)
       this.stragglers++;
       this.forwarded++;
-      this.holdClient.publish(this.topics.active(this.target), payload, QOS1, (err) => { if (err) this.log(`mqtt hold: straggler forward failed: ${err.message}`); });
+      publishKept(client, this.topics.active(this.target), payload).catch((err: Error) => this.log(`mqtt hold: straggler forward failed: ${err.message}`));
       return done();
     }
     try {
@@ -292,15 +294,54 @@ export class MqttFront implements MqttRoute {
 const toBuffer = (p: Buffer | string): Buffer => (typeof p === "string" ? Buffer.from(p) : p);
 
 /**
+ * A QoS 1 publish that a dropped connection does not lose. mqtt.js keeps a QoS 1 publish across a
+ * reconnect in its outgoing store, except one issued while it is still resending that store right
+ * after a reconnect: that one waits in a memory queue, and the next close fails it with "Connection
+ * closed", never written. The front had already acknowledged the ingest message to the broker, so
+ * it was gone (issue 12 (g): the restarted front's connection dropped again and again, aedes closing
+ * it on a duplicate PUBACK, "no such packet", and 1,539 forwards of one run failed so). Issued again
+ * at once: while disconnected mqtt.js puts it in the outgoing store, in the order of the failures,
+ * and sends it after the reconnect; never twice, since the failed one was never written. ("Connection
+ * closed" also ends written publishes, but only for `clean: true` clients with reconnects off: not
+ * the front's sessions.)
+ */
+function publishKept(client: MqttClient, topic: string, payload: Buffer): Promise<void> {
+  return client.publishAsync(topic, payload, QOS1).then(() => undefined, (err: Error) => {
+    if (err.message !== "Connection closed" || client.disconnecting) throw err;
+    return publishKept(client, topic, payload);
+  });
+}
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+type Handle = (client: MqttClient, packet: IPublishPacket, done: Done) => void;
+
+/**
  * Connects a persistent session with its message handler installed before the CONNACK can arrive.
  * The broker sends a resumed session's stored messages right behind the CONNACK; with
  * `await connectAsync(...)` and the handler set afterwards, mqtt.js handled the first of them with
  * its default handleMessage, which acknowledges and drops them (issue 12 (g): a restarted data plane
  * lost the ingest backlog that waited for it, 1,983 messages at 200 msg/s, and the hold queue's).
+ *
+ * The handler gets the client as an argument: when the backlog arrives in the same read as the
+ * CONNACK (a loaded host: the socket is read late), mqtt.js handles every packet of that read in
+ * process.nextTick callbacks, which all run before the promise below resolves, so the caller has not
+ * stored the client yet. The handler once reached for it anyway, threw "mqtt front is not started"
+ * inside mqtt.js, and the uncaught exception killed the data plane, and the next one, and the one
+ * after that: a restarted bridge resumed nothing and the instance stayed down (issue 12 (g),
+ * session 7: 95,267 MQTT messages lost). A handler that throws all the same answers `done(err)`:
+ * no PUBACK, the broker keeps the message, and the process (every instance's front) lives on.
  */
-function connectHandling(url: string, opts: IClientOptions, handle: (packet: IPublishPacket, done: Done) => void): Promise<MqttClient> {
+function connectHandling(url: string, opts: IClientOptions, handle: Handle, onError: (err: Error) => void): Promise<MqttClient> {
   const client = connect(url, opts);
-  client.handleMessage = handle;
+  client.handleMessage = (packet, done) => {
+    try {
+      handle(client, packet, done);
+    } catch (err) {
+      onError(new Error(`message on ${packet.topic} not handled (not acknowledged; the broker keeps it): ${errorText(err)}`));
+      done(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+  client.on("error", onError);
   return new Promise((resolve, reject) => {
     const failed = (err: Error) => { client.off("connect", connected); void client.endAsync(true).catch(() => {}); reject(err); };
     const connected = () => { client.off("error", failed); resolve(client); };

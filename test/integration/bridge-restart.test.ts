@@ -13,15 +13,20 @@
  *   the green the dead bridge started;
  * - after everything was killed mid-deployment, the prepared green comes back
  *   (with the flows deployed to it) beside blue;
- * - SIGINT stops everything for good.
+ * - SIGINT stops everything for good;
+ * - the data plane's MQTT front survives what a restart on a loaded host brings: its session's
+ *   backlog in the same read as the CONNACK, and a connection that drops again and again.
  * No wall-clock assertions; generous deadlines for a loaded machine.
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectAsync } from "mqtt";
 import { MAX_STARTS, CommandLedger, rerunsWhenInterrupted } from "../../bridge/dedupe.ts";
+import { MqttFront } from "../../bridge/routing/mqttFront.ts";
 import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
 import { newCommandId, type Command, type CommandType } from "../../protocol/commands.ts";
@@ -329,4 +334,95 @@ describe("the command ledger's rule for commands a crash cut off", () => {
     expect(ledger.get("step")).toMatchObject({ starts: MAX_STARTS, outcome: { status: "ok" } });
     await ledger.close();
   });
+});
+
+/**
+ * A TCP relay in front of the broker. `coalesceMs`: what the broker sends is passed on in one write
+ * every that many ms, as a loaded host reads it late (the CONNACK and the session backlog arrive in one
+ * read). `cut()` drops every relayed connection, as the broker does when it closes a client.
+ */
+async function brokerRelay(target: { host: string; port: number }, coalesceMs = 0): Promise<{ url: string; cut(): number; close(): Promise<void> }> {
+  const open = new Set<net.Socket>();
+  const server = net.createServer((c) => {
+    const up = net.connect(target.port, target.host);
+    c.pipe(up);
+    let pending: Buffer[] = [];
+    const timer = coalesceMs ? setInterval(() => { if (pending.length) { c.write(Buffer.concat(pending)); pending = []; } }, coalesceMs) : undefined;
+    if (timer) up.on("data", (d: Buffer) => pending.push(d));
+    else up.pipe(c);
+    open.add(c);
+    const end = () => { clearInterval(timer); open.delete(c); c.destroy(); up.destroy(); };
+    for (const s of [c, up]) { s.on("close", end); s.on("error", end); }
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    cut: () => { const n = open.size; for (const c of open) c.destroy(); return n; },
+    close: () => new Promise<void>((r) => { for (const c of open) c.destroy(); server.close(() => r()); }),
+  };
+}
+
+/** Every seq answered on `runtime`'s active topic, with how often. */
+async function watchActive(runtime: string): Promise<{ seen: Map<number, number>; close(): Promise<void> }> {
+  const seen = new Map<number, number>();
+  const watcher = await connectAsync(broker.url, { protocolVersion: 4, clean: true });
+  watcher.on("message", (_t, p) => { const { seq } = JSON.parse(p.toString()) as { seq: number }; seen.set(seq, (seen.get(seq) ?? 0) + 1); });
+  await watcher.subscribeAsync(`redforge/active/${runtime}`, { qos: 1 });
+  return { seen, close: () => watcher.endAsync() };
+}
+
+describe("the data plane's MQTT front under what a restart on a loaded host brings", () => {
+  it("a session backlog that arrives in the same read as the CONNACK is forwarded, and nothing throws", async () => {
+    // Before the fix the handler reached for a client the front had not stored yet: an uncaught
+    // "mqtt front is not started" killed the data plane, every restarted one too (issue 12 (g), session 7).
+    const id = crypto.randomUUID();
+    const runtime = `${id}-blue`;
+    const spool = path.join(tmp, "front-coalesced", id);
+    const first = new MqttFront(broker.url, id, { spoolDir: spool });
+    await first.start(runtime);
+    await first.close(); // the session stays in the broker (clean: false)
+    const producer = await connectAsync(broker.url, { protocolVersion: 4, clean: true });
+    for (let seq = 1; seq <= 200; seq++) await producer.publishAsync(`redforge/ingest/${id}`, JSON.stringify({ seq }), { qos: 1 });
+    const active = await watchActive(runtime);
+    const relay = await brokerRelay(broker.address, 300);
+    const logged: string[] = [];
+    const second = new MqttFront(relay.url, id, { spoolDir: spool, log: (l) => logged.push(l) });
+    try {
+      await second.start(runtime);
+      await until("every message of the backlog forwarded", () => (active.seen.size === 200 ? true : undefined), { timeoutMs: 60_000, intervalMs: 100, explain: () => `${active.seen.size} of 200; front log: ${logged.slice(-5).join(" | ")}` });
+      expect(logged.filter((l) => /not handled/.test(l))).toEqual([]);
+    } finally {
+      await Promise.all([second.close(), producer.endAsync(), active.close()]);
+      await relay.close();
+    }
+  }, 120_000);
+
+  it("a connection that drops again and again loses no forward (mqtt.js fails publishes it queued while resending its store)", async () => {
+    const id = crypto.randomUUID();
+    const runtime = `${id}-blue`;
+    const active = await watchActive(runtime);
+    const relay = await brokerRelay(broker.address);
+    const front = new MqttFront(relay.url, id, { spoolDir: path.join(tmp, "front-cut", id) });
+    const producer = await connectAsync(broker.url, { protocolVersion: 4, clean: true });
+    const total = 10_000;
+    try {
+      await front.start(runtime);
+      let cuts = 0;
+      const cutter = setInterval(() => { cuts += relay.cut(); }, 200);
+      const sends: Promise<unknown>[] = [];
+      for (let seq = 1; seq <= total; seq++) {
+        sends.push(producer.publishAsync(`redforge/ingest/${id}`, JSON.stringify({ seq }), { qos: 1 }));
+        if (seq % 200 === 0) await new Promise((r) => setTimeout(r, 20));
+      }
+      await Promise.all(sends);
+      clearInterval(cutter);
+      await until("every message forwarded", () => (active.seen.size === total ? true : undefined), { timeoutMs: 90_000, intervalMs: 200, explain: () => `${active.seen.size} of ${total} after ${cuts} cut(s)` });
+      expect(cuts, "the relay cut the front's connection at least once").toBeGreaterThan(0);
+      // At least once across a cut (a PUBACK lost with the connection is redelivered), never lost.
+      expect([...Array(total).keys()].map((i) => i + 1).filter((seq) => !active.seen.has(seq))).toEqual([]);
+    } finally {
+      await Promise.all([front.close(), producer.endAsync(), active.close()]);
+      await relay.close();
+    }
+  }, 180_000);
 });

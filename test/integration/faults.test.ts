@@ -11,10 +11,11 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { connectAsync } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FAULTS, runFault, SHORT_HOLD_SECONDS, startFaultCluster, type FaultCluster, type FaultKey, type FaultRun } from "../harness/faultStack.ts";
 import { startTestStack, type TestStack } from "../harness/testStack.ts";
-import { losses } from "../harness/zeroLoss.ts";
+import { losses, RESULTS_TOPIC } from "../harness/zeroLoss.ts";
 
 let stack: TestStack;
 let dir: string;
@@ -33,9 +34,11 @@ afterAll(async () => stack?.stop(), 60_000);
  * - "refusals" (i, j: the control plane away): held HTTP requests past the front's 30 s bound are refused
  *   with 503 + Retry-After (honest, the client may retry); none hangs and none is cut.
  * - "hostRestart" (g): the kill takes every process that holds an HTTP connection (the data plane,
- *   Node-RED), so requests in flight then are reset and those sent while nothing listens are refused;
- *   the goal is the MQTT stream exactly once (not met yet, printed, not asserted), and every HTTP request
- *   *ends* (answered, refused or reset; none hangs until its client gives up: asserted).
+ *   Node-RED), so requests in flight then are reset and those sent while nothing listens are refused:
+ *   no process is left to answer or count them. Asserted: no MQTT message lost (at least once: a
+ *   Node-RED killed mid-work redoes it, so duplicates are printed, not asserted) and the product's MQTT
+ *   loss figure equals the measured one; every HTTP request *ends* (answered, refused or reset; none
+ *   hangs, none fails any other way); and the instance serves again on both paths (below).
  * The HTTP figures are printed either way and documented (docs/deployments.md "Faults").
  */
 function expectNothingNoticed(run: FaultRun, promise: "exact" | "refusals" | "hostRestart"): void {
@@ -43,22 +46,46 @@ function expectNothingNoticed(run: FaultRun, promise: "exact" | "refusals" | "ho
   const r = losses(run.report);
   const f = run.report.httpFailures;
   const first = (seqs: number[]) => (seqs.length ? ` (first ${seqs.slice(0, 8).join(", ")})` : "");
-  const seen = { lostMqtt: r.lostMqtt.length, duplicatedMqtt: r.duplicatedMqtt.length, httpUnanswered: r.httpUnanswered, httpErrors: r.httpErrors, httpHung: f.timeout };
+  const seen = { lostMqtt: r.lostMqtt.length, duplicatedMqtt: r.duplicatedMqtt.length, httpUnanswered: r.httpUnanswered, httpErrors: r.httpErrors, httpHung: f.timeout, httpOtherFailures: f.other };
   console.log(`${FAULTS[run.key].title}: MQTT lost ${seen.lostMqtt}, duplicated ${seen.duplicatedMqtt}; HTTP error answers ${r.httpErrors}, without an answer ${r.httpUnanswered} (${f.refused} refused, ${f.reset} reset, ${f.timeout} hung, ${f.other} other)`);
-  // hostRestart: exactly-once MQTT across a kill of every process is NOT met yet (issue 12: 239 lost and
-  // 42 duplicated at 200 msg/s in the last run; docs/deployments.md "Faults"). The figures are printed
-  // above; this row asserts what holds today: no request hangs, the deployment ends in a serving
-  // state, the instance answers afterwards.
+  // hostRestart: session 7's bench lost 95,267 MQTT messages here (the restarted data plane crashed on
+  // its session backlog and nothing resumed) while this row asserted only that no request hung.
   const expected = promise === "exact" ? { lostMqtt: 0, duplicatedMqtt: 0, httpUnanswered: 0, httpErrors: 0, httpHung: 0 }
     : promise === "refusals" ? { lostMqtt: 0, duplicatedMqtt: 0, httpUnanswered: 0, httpHung: 0 }
-    : { httpHung: 0 };
+    : { lostMqtt: 0, httpHung: 0, httpOtherFailures: 0 };
   const actual = Object.fromEntries(Object.keys(expected).map((k) => [k, seen[k as keyof typeof seen]]));
   expect.soft(actual, `${why}\n  lost${first(r.lostMqtt)}, duplicated${first(r.duplicatedMqtt)}`).toEqual(expected);
   expect.soft(run.finalStatus, why).toMatch(/^(completed|rolled_back)$/);
-  // After a host restart the bridge's counters died with the data plane, so the reported loss cannot see it (known gap).
   if (promise !== "hostRestart") expect.soft(run.reportedLost, `metrics.messagesLost vs measured: ${why}`).toBe(run.measuredLost);
-  else console.log(`${FAULTS[run.key].title}: metrics.messagesLost ${run.reportedLost} vs measured ${r.lostMqtt.length} MQTT (not asserted: known gap)`);
+  else {
+    // The HTTP requests the kill cut died with the only processes that could have counted them; the MQTT figure must be right.
+    expect.soft(run.deployment?.metrics?.accounting?.mqttLost, `metrics.accounting.mqttLost vs measured: ${why}`).toBe(r.lostMqtt.length);
+    console.log(`${FAULTS[run.key].title}: metrics.messagesLost ${run.reportedLost} (accounting ${JSON.stringify(run.deployment?.metrics?.accounting ?? null)}) vs measured ${r.lostMqtt.length} MQTT + ${r.httpUnanswered} HTTP without an answer`);
+  }
   expect.soft(run.frontAfter, `the instance answers after the run: ${why}`).toMatch(/^200 /);
+}
+
+/**
+ * One message through the instance's MQTT entry after the run, answered on the results topic: the
+ * MQTT half of "the instance serves again" (frontAfter is the HTTP half). Undefined when no answer
+ * came within `timeoutMs`; the version that answered otherwise.
+ */
+async function probeMqtt(mqttUrl: string, instanceId: string, timeoutMs = 60_000): Promise<string | undefined> {
+  const seq = `probe-mqtt-${Date.now().toString(36)}`;
+  const client = await connectAsync(mqttUrl, { protocolVersion: 4, clean: true });
+  try {
+    const answered = new Promise<string>((resolve) => {
+      client.on("message", (_t, payload) => {
+        const body = JSON.parse(payload.toString()) as { payload?: { seq?: string; version?: string } };
+        if (body.payload?.seq === seq) resolve(body.payload.version ?? "?");
+      });
+    });
+    await client.subscribeAsync(RESULTS_TOPIC, { qos: 1 });
+    await client.publishAsync(`redforge/ingest/${instanceId}`, JSON.stringify({ seq }), { qos: 1 });
+    return await Promise.race([answered, new Promise<undefined>((r) => setTimeout(() => r(undefined), timeoutMs))]);
+  } finally {
+    await client.endAsync();
+  }
 }
 
 /** The longest time the bridge's link stayed down (from "connection closed" to the next "connected"), from its log. */
@@ -93,6 +120,11 @@ function faultSuite(key: FaultKey): void {
       if (key !== "h") expect(run.injectedAt, run.notes.join("\n")).toBeDefined();
       expect(run.report.sent.mqtt).toBeGreaterThan(300);
       expectNothingNoticed(run, key === "g" ? "hostRestart" : key === "i" || key === "j" ? "refusals" : "exact");
+      if (key === "g") {
+        // The restarted bridge resumed the instance: its MQTT entry answers too (the bridge's log says what it resumed).
+        const resumed = cluster.bridge.log().split("\n").filter((l) => /resumed after restart|not resumed|resumed on retry/.test(l)).join("\n  ");
+        expect.soft(await probeMqtt(stack.mqttUrl, run.deployment?.instanceId), `an MQTT message after the run is answered; the bridge said:\n  ${resumed}`).toMatch(/^v\d$/);
+      }
       if (key === "j") {
         // The hold outlived the bound with no command: the bridge released it to blue on its own, and said so.
         // Precondition: the control plane really stayed away past the bound. Once, the killed Worker was

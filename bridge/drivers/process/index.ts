@@ -82,6 +82,9 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   private readonly finding = new Map<string, Promise<NodeRedProcess>>();
   /** instance.json writes per instance, one after another (each is a read-modify-write). */
   private readonly saving = new Map<string, Promise<unknown>>();
+  /** Background retries of instances whose resume failed (retryResume). */
+  private readonly resumeRetries = new Map<string, NodeJS.Timeout>();
+  private closed = false;
 
   constructor(private readonly opts: ProcessDriverOptions) {
     this.host = opts.host ?? "127.0.0.1";
@@ -240,9 +243,30 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     this.serving.set(id, saved.serving ?? "a");
     const slot = saved.serving ?? "a";
     const port = slot === "b" ? saved.portB! : saved.port;
-    const proc = await this.supervise(saved.spec, port, saved.frontPort, resolveStack(this.stackList, stackOfSlot(saved, slot)));
-    await this.adoptSlots(id, saved);
-    return proc;
+    try {
+      const proc = await this.supervise(saved.spec, port, saved.frontPort, resolveStack(this.stackList, stackOfSlot(saved, slot)));
+      await this.adoptSlots(id, saved);
+      return proc;
+    } catch (err) {
+      this.forgetHalfBuilt(id);
+      throw err;
+    }
+  }
+
+  /**
+   * A rebuild that failed (its fronts could not be set up: the data plane died under the call)
+   * leaves nothing registered, so the next command or resume attempt rebuilds from disk. A
+   * supervisor left behind was never started, and every later step of the instance's deployment
+   * talked to its port, where nothing listened ("fetch failed", issue 12 (g), session 7).
+   * Node-REDs adopted meanwhile keep running (released, not stopped): the next rebuild adopts them.
+   */
+  private forgetHalfBuilt(id: string): void {
+    for (const slot of ["a", "b"] as const) {
+      const runtimeId = runtimeIdOf(id, slot);
+      this.processes.get(runtimeId)?.release();
+      this.processes.delete(runtimeId);
+    }
+    this.serving.delete(id);
   }
 
   /**
@@ -283,36 +307,60 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   async resume(): Promise<ResumeReport> {
     const entries = await fs.readdir(this.opts.stateDir, { withFileTypes: true }).catch(() => []);
     const report: ResumeReport = { adopted: [], started: [], stopped: [], failed: [] };
-    await inBatches(entries.filter((e) => e.isDirectory()).map((e) => e.name), 4, async (id) => {
-      try {
-        const saved = await readSaved(this.dir(id));
-        if (!saved) return;
-        const runs = (await Promise.all((["a", "b"] as const).map((slot) => slotRuns(this.slotDir(id, slot))))).some(Boolean);
-        if (saved.desired === "stopped") {
-          if (runs && (await this.stopLeftovers(id, saved))) report.stopped.push(id);
-          return;
-        }
-        // From before desired states: what runs is adopted, what does not is left as it was.
-        if (saved.desired === undefined && !runs) return;
-        const proc = await this.find(id);
-        for (const slot of ["a", "b"] as const) if (this.processes.get(runtimeIdOf(id, slot))?.state === "running") report.adopted.push(runtimeIdOf(id, slot));
-        if (saved.desired === "running" && proc.state !== "running") {
-          await proc.start();
-          report.started.push(proc.plan.instanceId);
-        }
-        if (saved.desired === "running" && saved.idleRuns) {
-          const idle = await this.startIdle(id, saved).catch((err: unknown) => {
-            report.failed.push({ instanceId: id, error: `the deployment's other runtime: ${errorMessage(err)}` });
-            return undefined;
-          });
-          if (idle) report.started.push(idle);
-        }
-      } catch (err) {
-        report.failed.push({ instanceId: id, error: errorMessage(err) });
-        this.log(id, `not resumed after the bridge restart: ${errorMessage(err)}`);
-      }
-    });
+    await inBatches(entries.filter((e) => e.isDirectory()).map((e) => e.name), 4, (id) => this.resumeOne(id, report));
+    for (const { instanceId } of report.failed) this.retryResume(instanceId, 1);
     return report;
+  }
+
+  /**
+   * An instance whose resume failed is tried again in the background (1 s, 2 s, 4 s … 30 s apart)
+   * until it resumes or the driver closes: an instance that should run must not stay down until a
+   * person or a command happens to touch it.
+   */
+  private retryResume(id: string, attempt: number): void {
+    if (this.closed || this.resumeRetries.has(id)) return;
+    const timer = setTimeout(() => {
+      void (async () => {
+        const report: ResumeReport = { adopted: [], started: [], stopped: [], failed: [] };
+        await this.resumeOne(id, report);
+        this.resumeRetries.delete(id);
+        if (report.failed.length) return this.retryResume(id, attempt + 1);
+        this.log(id, `resumed on retry ${attempt}: ${report.adopted.length} runtime(s) adopted, ${report.started.length} started again`);
+      })();
+    }, Math.min(30_000, 1_000 * 2 ** (attempt - 1)));
+    timer.unref();
+    this.resumeRetries.set(id, timer);
+  }
+
+  /** resume() for one instance directory: what it did goes into `report`; never throws. */
+  private async resumeOne(id: string, report: ResumeReport): Promise<void> {
+    try {
+      const saved = await readSaved(this.dir(id));
+      if (!saved) return;
+      const runs = (await Promise.all((["a", "b"] as const).map((slot) => slotRuns(this.slotDir(id, slot))))).some(Boolean);
+      if (saved.desired === "stopped") {
+        if (runs && (await this.stopLeftovers(id, saved))) report.stopped.push(id);
+        return;
+      }
+      // From before desired states: what runs is adopted, what does not is left as it was.
+      if (saved.desired === undefined && !runs) return;
+      const proc = await this.find(id);
+      for (const slot of ["a", "b"] as const) if (this.processes.get(runtimeIdOf(id, slot))?.state === "running") report.adopted.push(runtimeIdOf(id, slot));
+      if (saved.desired === "running" && proc.state !== "running") {
+        await proc.start();
+        report.started.push(proc.plan.instanceId);
+      }
+      if (saved.desired === "running" && saved.idleRuns) {
+        const idle = await this.startIdle(id, saved).catch((err: unknown) => {
+          report.failed.push({ instanceId: id, error: `the deployment's other runtime: ${errorMessage(err)}` });
+          return undefined;
+        });
+        if (idle) report.started.push(idle);
+      }
+    } catch (err) {
+      report.failed.push({ instanceId: id, error: errorMessage(err) });
+      this.log(id, `not resumed after the bridge restart: ${errorMessage(err)}`);
+    }
   }
 
   /**
@@ -564,6 +612,9 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
   }
 
   async close(opts: { leaveRunning?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    for (const timer of this.resumeRetries.values()) clearTimeout(timer);
+    this.resumeRetries.clear();
     // A restart or upgrade leaves Node-RED serving for the next bridge, which adopts it; a shutdown for good stops it.
     if (opts.leaveRunning) for (const p of this.processes.values()) p.release();
     else await Promise.all([...this.processes.values()].map((p) => p.stop(5_000)));
