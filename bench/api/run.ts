@@ -202,6 +202,27 @@ const CREATE_CLIENTS = Number(process.env.BENCH_CREATE_CLIENTS ?? 32);
  */
 interface CreationRun { label: string; rate: number; cpu: { workerd: number; postgres: number; self: number } }
 
+/**
+ * The same load on routes that touch no database, right before a creation
+ * run: what any request costs workerd (wrangler dev's proxy + the Worker's
+ * middleware), so a creation's CPU reads as a multiple of it.
+ */
+async function baselineCpu(tokens: string[]): Promise<string> {
+  const lines: string[] = [];
+  for (const path of ["/api/health/live", "/api/auth/me"]) {
+    const cpu0 = await cpuNow();
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(tokens.map(async (token) => {
+      while (next < CREATE) { next++; await request({ method: "GET", path, expect: 200 }, token); }
+    }));
+    const wall = (performance.now() - t0) / 1000;
+    const cpu1 = await cpuNow();
+    lines.push(`GET ${path} ${(CREATE / wall).toFixed(0)}/s, workerd ${((1000 * (cpu1.workerd - cpu0.workerd)) / CREATE).toFixed(1)} ms CPU each`);
+  }
+  return lines.join("; ");
+}
+
 async function creationRate(db: pg.Client, adminToken: string, clusterId: string, teams: "one" | "distinct", auth: NeonRelayAuth): Promise<CreationRun> {
   relayOf().auth = auth;
   const tokens: string[] = [];
@@ -211,6 +232,7 @@ async function creationRate(db: pg.Client, adminToken: string, clusterId: string
     if (teams === "distinct") await db.query("update users set team = $1 where username = $2", [`bench-team-${Date.now()}-${i}`, user]);
     tokens.push(await login(user));
   }
+  const baseline = await baselineCpu(tokens);
   const loadBefore = load();
   const cpu0 = await cpuNow();
   failures.clear();
@@ -237,7 +259,7 @@ async function creationRate(db: pg.Client, adminToken: string, clusterId: string
   console.log(`\ninstance creations, ${label}: ${created} of ${CREATE} in ${wall.toFixed(1)} s at ${CREATE_CLIENTS} clients = ${rate.toFixed(1)}/s` +
     ` (p50 ${times.length ? quantile(times, 0.5).toFixed(0) : "-"} ms, p99 ${times.length ? quantile(times, 0.99).toFixed(0) : "-"} ms; load average ${loadBefore} → ${load()})${why ? `; failed: ${why}` : ""}`);
   console.log(`  CPU per creation: workerd ${per(cpu0.workerd, cpu1.workerd)}, postgres ${per(cpu0.postgres, cpu1.postgres)}, this process (Neon relay + client) ${per(cpu0.self, cpu1.self)}; ` +
-    `machine ${os.cpus().length} cores busy ${(100 * (cpu1.all - cpu0.all) / ((cpu1.at - cpu0.at) / 1000) / os.cpus().length).toFixed(0)}%`);
+    `baseline at ${CREATE_CLIENTS} clients: ${baseline}; machine ${os.cpus().length} cores busy ${(100 * (cpu1.all - cpu0.all) / ((cpu1.at - cpu0.at) / 1000) / os.cpus().length).toFixed(0)}%`);
   return { label, rate, cpu: { workerd: perMs(cpu0.workerd, cpu1.workerd), postgres: perMs(cpu0.postgres, cpu1.postgres), self: perMs(cpu0.self, cpu1.self) } };
 }
 
