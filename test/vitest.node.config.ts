@@ -13,5 +13,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Suites start real servers; running files one at a time keeps a 2-core box honest.
     fileParallelism: false,
+    // The migrated Postgres cluster each stack copies instead of initdb + migrations (test/harness/pgTemplate.ts).
+    globalSetup: ["test/node.globalSetup.ts"],
   },
 });

@@ -12,6 +12,7 @@ import { freePort } from "../../dev/ports.ts";
 import { startStack, type RunningStack } from "../../scripts/stack.ts";
 import { startWranglerDev } from "../../scripts/wrangler-dev.ts";
 import { freshDatabase } from "./freshDatabase.ts";
+import { seedPostgresFromTemplate } from "./pgTemplate.ts";
 
 export interface TestStack extends RunningStack {
   cfg: StackConfig;
@@ -26,6 +27,8 @@ export async function startTestStack(opts: { worker: "wrangler" | "none" }): Pro
   const fresh = base.postgres.url ? await freshDatabase(base.postgres.url, "redforge_it") : undefined;
   // As root, embedded Postgres runs as "postgres", which must be able to enter the dir.
   await fs.chmod(stateDir, 0o755);
+  // The run's migrated template cluster instead of initdb + migrations per stack (test/harness/pgTemplate.ts).
+  if (!fresh) await seedPostgresFromTemplate(stateDir);
   const lines: string[] = [];
   const log = (s: string, l: string) => { if (process.env.STACK_LOG) console.log(`[${s}] ${l}`); lines.push(`[${s}] ${l}`); if (lines.length > 200) lines.shift(); };
   let cfg: StackConfig;
