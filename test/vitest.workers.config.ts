@@ -65,5 +65,10 @@ export default defineConfig({
     },
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // One file at a time (on the 2-core CI box that was already vitest's default): every file
+    // shares the global setup's database, and audit.test.ts / auditBatch.test.ts break the audit
+    // chain for a moment while others verify it. CI runs this layer beside the node layer
+    // instead (.ci/run, docs/ci.md).
+    fileParallelism: false,
   },
 });
