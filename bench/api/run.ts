@@ -41,7 +41,7 @@ const MODES = [
 ].filter((m) => (process.env.BENCH_MODES ?? "1,16,64").split(",").map(Number).includes(m.clients));
 
 interface Call { method: string; path: string; body?: unknown; expect: number }
-interface Route { name: string; write: boolean; call: (i: number) => Call; user?: string; token?: string }
+interface Route { name: string; write: boolean; call: (i: number) => Call; user?: string; token?: string; auth?: NeonRelayAuth }
 
 let stack: TestStack;
 let serial = 0;
@@ -291,6 +291,10 @@ async function main() {
     ];
     const only = process.env.BENCH_ROUTES;
     if (only) routes.splice(1, routes.length, ...routes.slice(1).filter((r) => (only === "writes") === r.write));
+    // Writes open a Pool: measure them once per relay login mode (before/after dev/pg-proxy.ts, same Worker, same run).
+    if (RELAY_MODES.length > 1) {
+      routes.splice(0, routes.length, ...routes.flatMap((r) => (r.write ? RELAY_MODES.map((auth) => ({ ...r, name: `${r.name} [${auth}]`, auth })) : [r])));
+    }
     for (const [i, r] of routes.entries()) if (i > 0) r.user = await adminUser(adminToken, `r${i}`);
 
     console.log(`\nbench/api (${os.cpus().length} cores, ${new Date().toISOString()}, ${SEED} instances × ${HEALTH_ROWS} health rows seeded)`);
@@ -298,7 +302,11 @@ async function main() {
     for (const mode of MODES) {
       const loadBefore = load();
       const results: [Route, Stat][] = [];
-      for (const r of routes) results.push([r, await measure(r, mode.clients, mode.total)]);
+      for (const r of routes) {
+        relayOf().auth = r.auth ?? "relay";
+        results.push([r, await measure(r, mode.clients, mode.total)]);
+      }
+      relayOf().auth = "relay";
       const base = results[0]![1];
       console.log(`\n${mode.name} (${mode.total} requests per route; load average ${loadBefore} → ${load()})`);
       console.log(`  ${"route".padEnd(42)}     p50     p95     p99   req/s  p95/baseline (ms)`);
