@@ -15,6 +15,7 @@
  *   npx tsx bench/agents/vector-index.ts [--rows 20000] [--dims 384] [--queries 60] [--topk 10] [--array 0]
  */
 import { createRequire } from "node:module";
+import os from "node:os";
 import pg from "pg";
 import { freshDatabase } from "../../test/harness/freshDatabase.ts";
 
@@ -82,7 +83,7 @@ async function main() {
     const centres = makeVectors(200, 1, [new Array(DIMS).fill(0)]).map((v) => v.map((x) => x * 2));
     const rows = makeVectors(ROWS, 42, centres);
     const queries = makeVectors(QUERIES, 4242, centres);
-    console.log(`[vector-index] ${ROWS} vectors of ${DIMS} dimensions, ${QUERIES} queries, topK ${TOP_K}, pgvector ${(await c.query("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).rows[0].extversion}`);
+    console.log(`[vector-index] ${ROWS} vectors of ${DIMS} dimensions, ${QUERIES} queries, topK ${TOP_K}, pgvector ${(await c.query("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).rows[0].extversion}, load ${os.loadavg()[0]!.toFixed(1)}`);
 
     const exact = new PostgresVectorStore({ url: db.url, table: "bench.vectors", index: "none" });
     const [, loadMs] = await timed(async () => {
@@ -121,7 +122,7 @@ async function main() {
     row("exact scan (index: none)", tExact);
     row("HNSW index (default)", tIndexed);
     console.log(`ratio exact / indexed: p50 ${(pct(tExact, 50) / pct(tIndexed, 50)).toFixed(1)}x, p99 ${(pct(tExact, 99) / pct(tIndexed, 99)).toFixed(1)}x`);
-    console.log(`recall@${TOP_K} of the indexed search against the exact one: ${(hits / (QUERIES * TOP_K)).toFixed(3)}`);
+    console.log(`recall@${TOP_K} of the indexed search against the exact one: ${(hits / (QUERIES * TOP_K)).toFixed(3)}; load ${os.loadavg()[0]!.toFixed(1)}`);
 
     if (ARRAY_QUERIES > 0) {
       const fallback = new PostgresVectorStore({ url: db.url, table: "bench.vectors_array", mode: "array" });
