@@ -99,6 +99,12 @@ export class MqttFront implements MqttRoute {
     const client = await connectHandling(this.url, { clientId: `rf-front-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 }, (c, packet, done) => this.onIngest(c, packet, done), (err) => this.log(`mqtt front: ${err.message}`));
     this.client = client;
     await client.subscribeAsync(this.topics.ingest, { qos: 1 });
+    // A front restarted inside a hold (a data plane killed mid-deployment) collects the hold queue
+    // again at once, not only at the next hand-over: otherwise the resumed hold session's backlog,
+    // queued in the broker since the kill, arrives together with the hand-over's end-of-hold marker,
+    // and aedes interleaves the two (faults (g), 2026-12-03: 7 held messages published to the hold
+    // queue as the hand-over began reached green 33 s later or never).
+    if (this.holdOpen) await this.openHold();
   }
 
   get serving(): string | undefined {
