@@ -7,7 +7,8 @@
  * and per wave), deployments per hour, the control plane's CPU (this stack's
  * workerd and Postgres processes, from /proc) per deployment and per wave,
  * the total time and the load average.
- *   npx tsx bench/fleet-rollout/run.ts   (BENCH_INSTANCES=1000 BENCH_PARALLELISM=50)
+ *   npx tsx bench/fleet-rollout/run.ts   (BENCH_INSTANCES=1000 BENCH_PARALLELISM=50; BENCH_RESTART_AFTER=N restarts
+ *   workerd once N instances changed, to show the rollout resuming)
  * wrangler dev rebuilds and restarts the Worker on every source change, which closes the bridge's link and cuts
  * requests in flight ("terminated"): in a tree others edit, run it from a copy (docs/rollouts.md, "Figures").
  */
@@ -22,6 +23,8 @@ import { scriptedBridge } from "./scriptedBridge.ts";
 const N = Number(process.env.BENCH_INSTANCES ?? 1000);
 const PARALLELISM = Number(process.env.BENCH_PARALLELISM ?? 50);
 const CREATE_CONCURRENCY = 16;
+/** Restart wrangler dev (workerd and every Durable Object in it) once this many instances changed: the rollout must resume. */
+const RESTART_AFTER = process.env.BENCH_RESTART_AFTER ? Number(process.env.BENCH_RESTART_AFTER) : null;
 const FLOWS = [{ id: "t1", type: "tab", label: "fleet v2" }, { id: "n1", type: "inject", z: "t1", wires: [] }];
 
 /** CPU seconds (user + system) of this process's descendants whose command line matches: this stack only, not other suites'. */
@@ -49,6 +52,23 @@ async function cpuOfOwn(match: RegExp): Promise<number> {
   let total = 0;
   for (const [pid, s] of stats) if ((match.test(s.cmd) || (match.test("workerd") && /wrangler-dist\/cli\.js/.test(s.cmd))) && mine(pid)) total += s.cpu;
   return total;
+}
+
+/** This stack's workerd processes (pid, resident memory): a pid that appears mid-run is a restarted workerd. */
+async function ownWorkerd(): Promise<{ pid: number; rssMb: number }[]> {
+  const out: { pid: number; rssMb: number }[] = [];
+  const parentOf = async (pid: number) => Number((await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => ") x 0")).split(") ")[1]!.split(" ")[1]);
+  for (const entry of await fs.readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmd = await fs.readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    if (!cmd.includes("workerd") || !cmd.includes("serve")) continue;
+    let p = Number(entry);
+    for (let hops = 0; hops < 20 && p > 1 && p !== process.pid; hops++) p = await parentOf(p);
+    if (p !== process.pid) continue;
+    const status = await fs.readFile(`/proc/${entry}/status`, "utf8").catch(() => "");
+    out.push({ pid: Number(entry), rssMb: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024 });
+  }
+  return out;
 }
 
 const cpuNow = async () => ({ workerd: await cpuOfOwn(/workerd/), postgres: await cpuOfOwn(/postgres/), at: performance.now() });
@@ -122,6 +142,11 @@ async function main() {
     const waveEnds: { index: number; size: number; at: number; workerd: number; postgres: number }[] = [];
     let last: any;
     const samples: { at: number; completed: number }[] = [];
+    const workerdPids = new Set((await ownWorkerd()).map((w) => w.pid));
+    let workerdRestarts = 0;
+    let peakRssMb = 0;
+    let restarted = false;
+    let cpuCarried = 0;
     for (;;) {
       // A restarted workerd cuts a poll: look again.
       const polled = await fetch(`${stack.apiUrl}/api/rollouts/${rollout.id}`, { headers: { Authorization: `Bearer ${token}` } })
@@ -129,19 +154,37 @@ async function main() {
       if (!polled) { await new Promise((r) => setTimeout(r, 2000)); continue; }
       last = polled;
       samples.push({ at: performance.now(), completed: last.summary.completed });
+      for (const w of await ownWorkerd()) {
+        if (!workerdPids.has(w.pid)) { workerdPids.add(w.pid); workerdRestarts++; console.log(`  … a new workerd process (${w.pid}): workerd restarted`); }
+        peakRssMb = Math.max(peakRssMb, w.rssMb);
+      }
       // Progress as it goes, so a run cut short still says how far it got.
-      if (samples.length % 15 === 1) console.log(`  … ${((performance.now() - cpu0.at) / 1000).toFixed(0)} s: ${last.status}, wave ${(last.currentWave ?? 0) + 1}, ${last.summary.completed}/${last.summary.total} changed, load ${os.loadavg()[0]!.toFixed(1)}`);
+      if (samples.length % 15 === 1) console.log(`  … ${((performance.now() - cpu0.at) / 1000).toFixed(0)} s: ${last.status}, wave ${(last.currentWave ?? 0) + 1}, ${last.summary.completed}/${last.summary.total} changed, load ${os.loadavg()[0]!.toFixed(1)}, workerd RSS ${peakRssMb.toFixed(0)} MB`);
       for (const w of last.waves) {
         if ((w.status === "completed" || w.status === "failed") && !waveEnds.some((e) => e.index === w.index)) {
           const c = await cpuNow();
-          waveEnds.push({ index: w.index, size: w.instances.length, at: c.at, workerd: c.workerd, postgres: c.postgres });
+          waveEnds.push({ index: w.index, size: w.instances.length, at: c.at, workerd: c.workerd + cpuCarried, postgres: c.postgres });
         }
       }
       if (["completed", "failed", "aborted"].includes(last.status)) break;
-      if (performance.now() - cpu0.at > 30 * 60_000) throw new Error("rollout did not finish in 30 minutes");
+      if (RESTART_AFTER !== null && !restarted && last.summary.completed >= RESTART_AFTER) {
+        restarted = true;
+        const t = performance.now();
+        console.log(`  … ${last.summary.completed} changed: restarting workerd (wrangler dev) on purpose`);
+        // Its CPU so far lives on only in the old processes' counts: add it before they go.
+        const before = await cpuNow();
+        await stack.restartWorker();
+        const after = await cpuNow();
+        cpuCarried += before.workerd - after.workerd;
+        for (const w of await ownWorkerd()) workerdPids.add(w.pid);
+        console.log(`  … workerd back after ${((performance.now() - t) / 1000).toFixed(1)} s; the rollout resumes on its alarm`);
+      }
+      // The pre-fix code took 29.9 min for 1,000 at load 20: the bound is generous.
+      if (performance.now() - cpu0.at > 60 * 60_000) throw new Error("rollout did not finish in 60 minutes");
       await new Promise((r) => setTimeout(r, 2000));
     }
     const cpu1 = await cpuNow();
+    cpu1.workerd += cpuCarried;
     const totalS = (cpu1.at - cpu0.at) / 1000;
     const done = last.summary.completed as number;
 
@@ -172,6 +215,8 @@ async function main() {
     rows.push([`load average (1/5/15 min) at start → end`, `${load0.map((l) => l.toFixed(2)).join("/")} → ${os.loadavg().map((l) => l.toFixed(2)).join("/")}`]);
     rows.push([`bridge answers`, [...bridge.answered].map(([k, v]) => `${k} ${v}`).join(", ")]);
     rows.push([`bridge link reconnects (a restarted Worker closes the link)`, `${bridge.reconnects}`]);
+    rows.push([`workerd processes that appeared during the rollout (restarts) / peak RSS of one`, `${workerdRestarts} / ${peakRssMb.toFixed(0)} MB`]);
+    if (RESTART_AFTER !== null) rows.push([`workerd restarted on purpose after ${RESTART_AFTER} changed (BENCH_RESTART_AFTER)`, restarted ? "yes: the rollout resumed" : "no (not reached)"]);
     if (last.status !== "completed") rows.push([`rollout failure`, JSON.stringify(last.failure)]);
     // Why instances failed or were not restored, by code, with one reason each: a failed run says what to look at.
     const why = new Map<string, { n: number; reason: string }>();
