@@ -14,7 +14,7 @@ import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { buildConsoleIfStale, launchChromium, signIn, watchFailures } from "../../scripts/console-browser.ts";
 import { startConsoleWorld, type ConsoleWorld } from "../../scripts/console-seed.ts";
 
-declare const window: unknown;
+declare const window: unknown, document: unknown;
 
 const WAIT = 60_000;
 const VIEWER = { username: "dl-viewer", password: "viewer-password-123" };
