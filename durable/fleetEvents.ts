@@ -2,8 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../core/env.ts";
 import type { FleetEvent, FleetEventsApi } from "../core/objects.ts";
 import { openKv } from "../core/platform/kv.ts";
-import { closeRevoked, watcherMay, watcherOf, type Watcher } from "../core/platform/watcherAccess.ts";
+import { watcherOf } from "../core/platform/watcherAccess.ts";
 import { AuditStream } from "./auditStream.ts";
+import { fanOut, WatcherCache } from "./fleetWatchers.ts";
 
 /** Events only some watchers may see, and the permission each needs. */
 const EVENT_GRANTS: Partial<Record<FleetEvent["event"], string>> = { "fleet:alert": "alerts:read" };
@@ -17,11 +18,14 @@ const EVENT_GRANTS: Partial<Record<FleetEvent["event"], string>> = { "fleet:aler
  * permission (`fleet:alert`: alerts:read) goes only to watchers that held it.
  * The object named "audit" serves /ws/audit the same way (durable/auditStream.ts):
  * the same fan-out and access checks, fed from the audit log.
+ * Each event is serialised once and sent in one synchronous pass with the
+ * watchers decoded once per socket (durable/fleetWatchers.ts, bench/ws).
  */
 export class FleetEvents extends DurableObject<Env> implements FleetEventsApi {
   // Publishes go out one after another, so the access check cannot reorder events.
   private sending: Promise<unknown> = Promise.resolve();
   private readonly audit = new AuditStream(this.ctx, this.env);
+  private readonly watchers = new WatcherCache();
 
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
@@ -30,7 +34,7 @@ export class FleetEvents extends DurableObject<Env> implements FleetEventsApi {
     if (new URL(request.url).pathname.endsWith("/audit")) return this.audit.accept(request);
     const pair = new WebSocketPair();
     this.ctx.acceptWebSocket(pair[1], ["watcher"]);
-    pair[1].serializeAttachment(watcherOf(request));
+    this.watchers.attach(pair[1], watcherOf(request));
     pair[1].send(JSON.stringify({ event: "fleet:hello", data: { watchers: this.ctx.getWebSockets("watcher").length, timestamp: new Date().toISOString() } }));
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
@@ -41,19 +45,8 @@ export class FleetEvents extends DurableObject<Env> implements FleetEventsApi {
     return next;
   }
 
-  private async deliver(text: string, grant: string | undefined): Promise<number> {
-    const sockets = this.ctx.getWebSockets("watcher").filter((ws) => watcherMay(ws.deserializeAttachment() as Watcher | null, grant));
-    if (sockets.length === 0) return 0;
-    let sent = 0;
-    for (const ws of await closeRevoked(openKv(this.env), sockets)) {
-      try {
-        ws.send(text);
-        sent++;
-      } catch {
-        // A socket closing under us is not an error for the publisher.
-      }
-    }
-    return sent;
+  private deliver(text: string, grant: string | undefined): Promise<number> {
+    return fanOut(openKv(this.env), this.watchers, this.ctx.getWebSockets("watcher"), text, grant);
   }
 
   override async alarm(): Promise<void> {

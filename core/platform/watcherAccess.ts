@@ -28,7 +28,8 @@ export interface Watcher extends PrincipalRef {
   grants?: string[];
 }
 
-const markKeys = (p: PrincipalRef) => [`access-changed:user:${p.userId}`, ...(p.apiKeyId ? [`access-changed:key:${p.apiKeyId}`] : [])];
+/** The KV keys whose marks close a watcher of this principal. */
+export const markKeys = (p: PrincipalRef) => [`access-changed:user:${p.userId}`, ...(p.apiKeyId ? [`access-changed:key:${p.apiKeyId}`] : [])];
 
 /** Sockets of this user (or only of this key) opened before now close at their next event. */
 export async function markAccessChanged(kv: KvStore, change: { userId: string } | { apiKeyId: string }, now = Date.now()): Promise<void> {
