@@ -11,8 +11,12 @@ export default defineConfig({
     environment: "node",
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // Suites start real servers; running files one at a time keeps a 2-core box honest.
-    fileParallelism: false,
+    // Two files at a time: a suite spends most of its time waiting on its own stack (Node-RED
+    // starting, deployments, polling), which leaves a 2-core box half idle when files run one
+    // at a time. Every stack takes free ports and its own temp dirs (test/harness/testStack.ts),
+    // so two never share anything but the CPU. `--maxWorkers=1` runs them one at a time again.
+    fileParallelism: true,
+    maxWorkers: 2,
     // The migrated Postgres cluster each stack copies instead of initdb + migrations (test/harness/pgTemplate.ts).
     globalSetup: ["test/node.globalSetup.ts"],
   },
