@@ -44,6 +44,11 @@ export async function createPgTemplate(): Promise<PgTemplate> {
     } finally {
       await pg.close();
     }
+    // Test clusters need no durability across an OS crash: no fsync on commit or checkpoint (a
+    // killed Postgres process loses nothing either way; the OS still has its writes). On the
+    // loaded 2-core machine an fsync per commit and per shutdown checkpoint was noticeable.
+    await fs.appendFile(path.join(dataDir, "postgresql.conf"),
+      "\n# test/harness/pgTemplate.ts: a throwaway test cluster\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
   } catch (err) {
     await remove();
     throw err;
