@@ -5,6 +5,7 @@
  * addresses as bindings.
  */
 import fs from "node:fs/promises";
+import pg from "pg";
 import os from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
@@ -36,9 +37,19 @@ export default async function setup(project: TestProject) {
       databaseUrl = fresh.url;
       dropDatabase = fresh.drop;
     } else {
-      const pg = await startEmbeddedPostgres(cfg, { dataDir: path.join(tmp, "pg"), port: await freePort() });
-      running.push(pg);
-      databaseUrl = pg.connectionString;
+      const server = await startEmbeddedPostgres(cfg, { dataDir: path.join(tmp, "pg"), port: await freePort() });
+      running.push(server);
+      databaseUrl = server.connectionString;
+      // A throwaway cluster needs no durability across an OS crash: no fsync per commit (every
+      // API call commits its audit row). All three settings take effect on reload.
+      const admin = new pg.Client({ connectionString: databaseUrl });
+      await admin.connect();
+      try {
+        for (const setting of ["fsync", "synchronous_commit", "full_page_writes"]) await admin.query(`ALTER SYSTEM SET ${setting} = off`);
+        await admin.query("SELECT pg_reload_conf()");
+      } finally {
+        await admin.end();
+      }
     }
     await migrate(databaseUrl);
     const relayPort = await freePort();
