@@ -89,6 +89,11 @@ export const FAILURE_CODES = [
   "not_implemented",
   /** The control plane could not start the deployment's DeploymentRun. */
   "start_failed",
+  /**
+   * The control plane stopped (a workerd restart, a crash) after recording the deployment and before its DeploymentRun
+   * began; settled when the instance's next deployment starts (core/deployments/orphans.ts). Nothing reached the instance.
+   */
+  "start_interrupted",
 ] as const;
 export type FailureCode = (typeof FAILURE_CODES)[number];
 

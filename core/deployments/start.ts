@@ -5,7 +5,8 @@
  * it (advisory lock), policies and quotas admit it
  * (core/governance/deploymentGate.ts), the flow versions are recorded, the row
  * and its DEPLOYMENT_CREATED audit row are written; then its DeploymentRun
- * starts. Refusals are ApiErrors with the codes the API documents.
+ * starts. An active row whose start was cut before its object began is settled
+ * as failed (`start_interrupted`, orphans.ts) instead of blocking the instance. Refusals are ApiErrors with the codes the API documents.
  */
 import { and, eq, inArray, max, sql } from "drizzle-orm";
 import { appendAudit, canonicalJson } from "../../db/auditChain.ts";
@@ -20,6 +21,7 @@ import { assertStackSupported } from "../fleet/stacks.ts";
 import { assertDeploymentAllowed } from "../governance/deploymentGate.ts";
 import type { KvStore } from "../platform/kv.ts";
 import { admitDeployment } from "./admission.ts";
+import { isOrphan, settleOrphan } from "./orphans.ts";
 import { deploymentFlowsFromBlueprint } from "../blueprints/resolve.ts";
 import { resolveTimeouts, workerTimeoutScale } from "./timeouts.ts";
 
@@ -66,12 +68,15 @@ export async function startDeployment(
     }
     // One deployment per instance: the lock makes check-then-insert race-free.
     await tx.execute(sql`select pg_advisory_xact_lock(${DEPLOY_LOCK}, hashtext(${inst.id}))`);
-    const [active] = await tx.select({ id: deployments.id, status: deployments.status }).from(deployments)
+    const [active] = await tx.select({ id: deployments.id, instanceId: deployments.instanceId, status: deployments.status, createdAt: deployments.createdAt }).from(deployments)
       .where(and(eq(deployments.instanceId, inst.id), inArray(deployments.status, ACTIVE_STATUSES))).limit(1);
     // The row is a projection of the DeploymentRun; the object is the truth if the row lags behind.
     const live = active ? await env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(active.id)).state() : null;
     if (active && live && !ACTIVE_STATUSES.includes(live.status)) {
       await tx.update(deployments).set({ status: live.status, error: live.error?.message ?? null, errorCode: live.error?.code ?? null, completedAt: live.completedAt ? new Date(live.completedAt) : new Date() }).where(eq(deployments.id, active.id));
+    } else if (active && isOrphan(active, live, now)) {
+      // Its start was cut between the commit and the object (orphans.ts): it never ran, so it holds nothing.
+      await settleOrphan(tx, active, now);
     } else if (active) throw new ApiError(409, "deployment_in_progress", `instance ${inst.name} already has deployment ${active.id} (${active.status}); one at a time`, { deploymentId: active.id });
     await assertDeploymentAllowed({ db: tx, kv }, { instance: inst, principal: actor.principal, now });
     if (body.stack) await assertStackSupported(env, inst.clusterId, body.stack);

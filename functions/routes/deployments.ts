@@ -7,6 +7,7 @@ import type { AppEnv } from "../../core/app-env.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
 import { storableRequestText, transact } from "../middleware/auditTrail.ts";
 import { startDeployment } from "../../core/deployments/start.ts";
+import { orphanView } from "../../core/deployments/orphans.ts";
 import { assertNotInRollout } from "../../core/rollouts/overlap.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page } from "../../core/platform/pagination.ts";
@@ -123,7 +124,8 @@ export const deploymentRoutes = new Hono<AppEnv>()
     const [row] = await c.var.services.db.select().from(deployments).where(eq(deployments.id, id)).limit(1);
     if (!row) throw notFound("deployment", id);
     const live = await c.env.DEPLOYMENT_RUN.get(c.env.DEPLOYMENT_RUN.idFromName(id)).state();
-    return c.json(live ?? rowView(row));
+    // A row whose start was cut before its object began reads as what the next start records (core/deployments/orphans.ts).
+    return c.json(live ?? orphanView(rowView(row), row, live, new Date()));
   })
 
   .post("/:id/rollback", doc({ summary: "Roll back to blue (until the rollback window closes)", description: "409 `not_rollbackable` once blue is stopped.", responses: { 202: deploymentSchema }, errors: [404, 409] }), requirePermission("deployments", "update"), validate("param", idParam), (c) => act(c, "rollback"))
