@@ -2578,7 +2578,7 @@ export interface components {
             };
             error: {
                 /** @enum {string} */
-                code: "smoke_failed" | "green_failed" | "deadline_exceeded" | "drain_timeout" | "operator_abort" | "operator_rollback" | "analysis_failed" | "step_failed" | "invalid_result" | "rollback_failed" | "stack_unsupported" | "not_implemented" | "start_failed";
+                code: "smoke_failed" | "green_failed" | "deadline_exceeded" | "drain_timeout" | "operator_abort" | "operator_rollback" | "analysis_failed" | "step_failed" | "invalid_result" | "rollback_failed" | "stack_unsupported" | "not_implemented" | "start_failed" | "start_interrupted";
                 message: string;
             } | null;
             attention: {

@@ -92,6 +92,7 @@ const FAILURE_WORDS: Record<FailureCode, string> = {
   stack_unsupported: "The cluster's bridge does not run the requested Node-RED version.",
   not_implemented: "This kind of deployment is not supported yet.",
   start_failed: "The deployment could not be started.",
+  start_interrupted: "The control plane stopped while starting the deployment; nothing reached the instance. Deploy again.",
 };
 
 export function failureInWords(error: Deployment["error"]): string | null {
