@@ -73,8 +73,12 @@ describe("dead-letter replays in the bridge", () => {
     const { cp } = await setup();
     const got: { path: string; body: unknown; replay: unknown }[] = [];
     let fail = true;
+    // Set while the primitive answers the second replay: the control plane goes away before the bridge
+    // can report that answer (taking it down after the test sees the request raced the report).
+    let reportedBeforeOutage = -1;
     const primitive = await server(async (path, body, headers) => {
       got.push({ path, body: JSON.parse(body), replay: headers["x-redforge-replay"] });
+      if (!fail && reportedBeforeOutage < 0) { cp.state.down = true; reportedBeforeOutage = cp.state.reported.length; }
       return fail
         ? { status: 503, body: { payload: null, metadata: { status: "error" }, error: { code: "store_unavailable", message: "still down" } } }
         : { status: 200, body: { payload: { turns: [] }, metadata: { status: "success" }, error: null } };
@@ -93,11 +97,11 @@ describe("dead-letter replays in the bridge", () => {
     const second: DeadLetterReplay = { id: 2, instanceId: INSTANCE, target: { kind: "http", url: `${primitive}/agents/memory` }, input: input(2) };
     cp.state.queue.push(second, second);
     await vi.waitFor(() => { expect(got).toHaveLength(2); }, { timeout: 15_000, interval: 100 });
-    cp.state.down = true;
-    const before = cp.state.reported.length;
-    await new Promise((r) => setTimeout(r, 500));
+    const callsInOutage = cp.state.calls;
+    await vi.waitFor(() => { expect(cp.state.calls, "the bridge tried to report during the outage").toBeGreaterThan(callsInOutage); }, { timeout: 15_000, interval: 100 });
+    expect(cp.state.reported.slice(reportedBeforeOutage)).not.toContainEqual({ id: 2, ok: true, status: 200 });
     cp.state.down = false;
-    await vi.waitFor(() => { expect(cp.state.reported.slice(before)).toContainEqual({ id: 2, ok: true, status: 200 }); }, { timeout: 15_000, interval: 100 });
+    await vi.waitFor(() => { expect(cp.state.reported.slice(reportedBeforeOutage)).toContainEqual({ id: 2, ok: true, status: 200 }); }, { timeout: 15_000, interval: 100 });
     expect(got).toHaveLength(2);
   }, 60_000);
 
