@@ -151,6 +151,11 @@ export async function startUpstashRelay(opts: UpstashRelayOptions): Promise<Runn
     }
   }
 
+  // Node closes an idle keep-alive connection after 5 s by default; a client (workerd) that reuses
+  // one at that moment gets "Network connection lost" and the request a 503. Managed services keep
+  // idle connections far longer than their clients' pools do, so the client always closes first.
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
   await listen(server, opts.port, host);
   log(`upstash relay on ${host}:${opts.port} → redis ${target.host}:${target.port}`);
 

@@ -15,10 +15,12 @@ import path from "node:path";
 
 // With a filter, the layer holding none of the named files must not fail for it.
 const args = process.argv.length > 2 ? [...process.argv.slice(2), "--passWithNoTests"] : [];
-const reportDir = process.env.REDFORGE_TEST_REPORT_DIR;
+// The verdict comes from the JSON reports as well as the exit codes: a vitest whose teardown ends the
+// process early can exit 0 with failed tests (seen in CI), and `npm test` must not say green then.
+const reportDir = process.env.REDFORGE_TEST_REPORT_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "redforge-reports-"));
 
 function vitest(layer, stdio) {
-  const report = reportDir ? ["--reporter=default", "--reporter=json", `--outputFile=${path.join(reportDir, `${layer}.json`)}`] : [];
+  const report = ["--reporter=default", "--reporter=json", `--outputFile=${path.join(reportDir, `${layer}.json`)}`];
   const child = spawn("npx", ["vitest", "run", "--config", `test/vitest.${layer}.config.ts`, ...report, ...args], { stdio, env: process.env });
   return child;
 }
@@ -39,5 +41,16 @@ const workersCode = await workersDone;
 fs.closeSync(logFd);
 console.log("\n== the workers layer (test/vitest.workers.config.ts)\n");
 process.stdout.write(fs.readFileSync(workersLog, "utf8"));
-console.log(`\n== npm test: node layer exit ${nodeCode}, workers layer exit ${workersCode}`);
-process.exit(nodeCode !== 0 || workersCode !== 0 ? 1 : 0);
+/** Failed tests and files in a layer's report; a missing or unreadable report counts as a failure. */
+function failures(layer) {
+  try {
+    const r = JSON.parse(fs.readFileSync(path.join(reportDir, `${layer}.json`), "utf8"));
+    return { tests: r.numFailedTests, files: r.numFailedTestSuites, passed: r.numPassedTests };
+  } catch {
+    return { tests: 0, files: 1, passed: 0, missing: true };
+  }
+}
+const verdict = { node: failures("node"), workers: failures("workers") };
+console.log(`\n== npm test: node layer exit ${nodeCode} (${JSON.stringify(verdict.node)}), workers layer exit ${workersCode} (${JSON.stringify(verdict.workers)})`);
+const failed = nodeCode !== 0 || workersCode !== 0 || Object.values(verdict).some((v) => v.tests > 0 || v.files > 0);
+process.exit(failed ? 1 : 0);
