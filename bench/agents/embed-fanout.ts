@@ -27,6 +27,7 @@ import { RagMqttClient, type RagInstances } from "../../flows/primitives/ragMqtt
 import { agentsPostgres } from "../../test/harness/agentsPostgres.ts";
 import { eventually } from "../../test/harness/eventually.ts";
 import { startFleetStack } from "../../test/harness/fleetStack.ts";
+import { createRagFleet, type RagRole } from "./ragFleet.ts";
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -80,29 +81,13 @@ const hosts = MODEL_MS > 0 ? await Promise.all(Array.from({ length: EMBEDDERS },
 const db = await agentsPostgres("redforge_embed_fanout");
 let bus: RagMqttClient | undefined;
 try {
-  const call = async (method: string, p: string, body?: unknown) => {
-    const res = await fetch(`${fleet.stack.apiUrl}${p}`, { method, headers: { authorization: `Bearer ${fleet.token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
-    return (await res.json()) as any;
-  };
   const embedders = Array.from({ length: EMBEDDERS }, (_, i) => `embed-${i + 1}`);
-  const roles: Array<[string, string, Record<string, string>]> = [
+  const roles: RagRole[] = [
     ["ingest", "ingest", { CHUNK_SIZE: "200", CHUNK_OVERLAP: "0" }],
-    ...embedders.map((name, i): [string, string, Record<string, string>] => [name, "embed", { EMBED_API: "ollama", EMBED_URL: hosts[i]?.url ?? model.url, MODEL_TIMEOUT_MS: "120000" }]),
+    ...embedders.map((name, i): RagRole => [name, "embed", { EMBED_API: "ollama", EMBED_URL: hosts[i]?.url ?? model.url, MODEL_TIMEOUT_MS: "120000" }]),
     ["store", "store", { EMBED_API: "ollama", EMBED_URL: model.url, STORE_POSTGRES_URL: db.url, STORE_TABLE: "rag.vectors" }],
   ];
-  const ids: Record<string, string> = {};
-  const front: Record<string, string> = {};
-  for (const [name, role, blueprintParams] of roles) {
-    const created = await call("POST", "/api/instances", { name: `bench-fanout-${name}`, clusterId: fleet.clusterId, blueprint: `rag-pipeline/${role}`, blueprintParams });
-    if (!created.id) throw new Error(`create ${name}: ${JSON.stringify(created)}`);
-    ids[name] = created.id;
-  }
-  for (const name of Object.keys(ids)) {
-    front[name] = await eventually(async () => {
-      const inst = await call("GET", `/api/instances/${ids[name]}`);
-      return inst?.status === "running" && inst.endpoints?.front ? inst.endpoints.front as string : undefined;
-    }, 300_000);
-  }
+  const { ids, front } = await createRagFleet(fleet, "bench-fanout", roles, 300_000);
   if (OVER_MQTT) bus = await RagMqttClient.connect(`mqtt://${fleet.broker.host}:${fleet.broker.port}`);
   const fronts = (n: number): RagFronts => ({ ingest: front.ingest!, embed: embedders.slice(0, n).map((e) => front[e]!), store: front.store!, answer: "" });
   const instances = (n: number): RagInstances => ({ ingest: ids.ingest!, embed: embedders.slice(0, n).map((e) => ids[e]!), store: ids.store!, answer: "" });

@@ -17,6 +17,7 @@ import { ingest, query, type RagFronts, type StageAnswer } from "../../flows/pri
 import { agentsPostgres } from "../../test/harness/agentsPostgres.ts";
 import { eventually } from "../../test/harness/eventually.ts";
 import { startFleetStack } from "../../test/harness/fleetStack.ts";
+import { createRagFleet, type RagRole } from "./ragFleet.ts";
 
 const arg = (name: string, dflt: number) => Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) || dflt;
 const DOCS = arg("docs", 40);
@@ -44,30 +45,14 @@ const fleet = await startFleetStack("bench-rag");
 const model = await startModelStandIn();
 const db = await agentsPostgres("redforge_rag_bench");
 try {
-  const call = async (method: string, p: string, body?: unknown) => {
-    const res = await fetch(`${fleet.stack.apiUrl}${p}`, { method, headers: { authorization: `Bearer ${fleet.token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
-    return (await res.json()) as any;
-  };
   const embed = { EMBED_API: "ollama", EMBED_URL: model.url };
-  const roles: Array<[string, string, Record<string, string>]> = [
+  const roles: RagRole[] = [
     ["ingest", "ingest", { CHUNK_SIZE: "200", CHUNK_OVERLAP: "0" }],
     ["embed-1", "embed", embed], ["embed-2", "embed", embed],
     ["store", "store", { ...embed, STORE_POSTGRES_URL: db.url, STORE_TABLE: "rag.vectors", QUERY_TOP_K: "3" }],
     ["answer", "answer", { CHAT_API: "ollama", CHAT_URL: model.url }],
   ];
-  const front: Record<string, string> = {};
-  const ids: Record<string, string> = {};
-  for (const [name, role, blueprintParams] of roles) {
-    const created = await call("POST", "/api/instances", { name: `bench-rag-${name}`, clusterId: fleet.clusterId, blueprint: `rag-pipeline/${role}`, blueprintParams });
-    if (!created.id) throw new Error(`create ${name}: ${JSON.stringify(created)}`);
-    ids[name] = created.id;
-  }
-  for (const name of Object.keys(ids)) {
-    front[name] = await eventually(async () => {
-      const inst = await call("GET", `/api/instances/${ids[name]}`);
-      return inst?.status === "running" && inst.endpoints?.front ? inst.endpoints.front as string : undefined;
-    }, 240_000);
-  }
+  const { front } = await createRagFleet(fleet, "bench-rag", roles, 240_000);
   const fronts = (embedders: number): RagFronts => ({ ingest: front.ingest!, embed: ["embed-1", "embed-2"].slice(0, embedders).map((n) => front[n]!), store: front.store!, answer: front.answer! });
   // Warm: every route live (the first calls wait for the flows to start).
   await eventually(async () => { try { await ingest(fronts(2), { text: "Warm up." }, "warm"); await ingest(fronts(1), { text: "Warm up." }, "warm"); await query(fronts(1), "warm", "warm"); return true; } catch { return undefined; } }, 180_000);
