@@ -27,7 +27,8 @@ export async function startMqttBroker(opts: MqttBrokerOptions): Promise<RunningS
   // aedes 1.x is ESM-only and sets itself up asynchronously (persistence, $SYS heartbeat).
   const { Aedes } = await import("aedes");
   const broker = await Aedes.createBroker();
-  resumeOnce(broker.persistence as unknown as OutgoingPersistence);
+  // Not in aedes' types, but a documented option (`persistence`) and a public field.
+  resumeOnce((broker as unknown as { persistence: OutgoingPersistence }).persistence);
   broker.on("clientError", (client, err) => log(`client ${client?.id ?? "?"} error: ${err.message}`));
   broker.on("connectionError", (_client, err) => log(`connection error: ${err.message}`));
 

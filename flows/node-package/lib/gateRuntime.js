@@ -381,22 +381,39 @@ class GateRuntime {
   }
 
   route(topic, payload, journalId) {
+    const marker = isEndOfHold(payload);
+    // Journaled before mqtt.js sends the PUBACK, whichever way it goes (a marker is not work).
+    const id = journalId !== undefined || marker ? journalId : (this.journal ? this.journal.received(payload) : undefined);
     // Draining, or the marker that closes a hold: onto the hold topic, in arrival order.
-    if (this.mode === "drain" || isEndOfHold(payload)) {
+    if (this.mode === "drain" || marker) {
       this.counters.heldMqtt++;
-      // A message just received needs no journal: this publish goes out on the same connection ahead of
-      // its PUBACK, so after a kill the broker has one or the other. One already acknowledged (journaled:
-      // recovered, or pending a source) is done only once the broker has the republished copy.
+      // Done only once the broker has the republished copy. "Same connection, ahead of the PUBACK" is not
+      // enough: right after a reconnect mqtt.js keeps new publishes in memory while it resends its store,
+      // and sends the PUBACK at once (issue 12 (g): 706 held messages of a restarted blue went so).
       const journal = this.journal;
-      this.client.publish(this.topics.hold, payload, { qos: 1 }, journal && journalId !== undefined ? (err) => { if (!err) journal.done(journalId); } : undefined);
+      this.publishKept(this.topics.hold, payload, journal && id !== undefined ? () => journal.done(id) : undefined);
       return;
     }
-    const id = journalId !== undefined ? journalId : (this.journal ? this.journal.received(payload) : undefined);
     const source = this.sources[0];
     const text = payload.toString();
     let value = text;
     try { value = JSON.parse(text); } catch { /* not JSON: the text */ }
     this.pass(source, { topic, payload: value }, undefined, id);
+  }
+
+  /**
+   * A QoS 1 publish a dropped connection does not lose. mqtt.js fails a publish it queued in memory (issued
+   * while it resends its store after a reconnect) with "Connection closed" when the connection drops again,
+   * never written; issued again, it goes to the outgoing store (in order) and out after the reconnect.
+   * (bridge/routing/mqttFront.ts publishKept, the same for the fronts.)
+   */
+  publishKept(topic, payload, onStored) {
+    const client = this.client;
+    client.publish(topic, payload, { qos: 1 }, (err) => {
+      if (!err) return onStored && onStored();
+      if (err.message === "Connection closed" && !client.disconnecting) return this.publishKept(topic, payload, onStored);
+      this.RED.log.warn(`[redforge-gate] publish to ${topic} failed: ${err.message} (journaled: processed again by the next process on this userDir)`);
+    });
   }
 
   publishStatus() {
