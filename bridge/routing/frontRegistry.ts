@@ -15,7 +15,7 @@ export interface FrontRegistryOptions {
   mqttUrl?: string;
   /** Where HTTP fronts listen (process driver). */
   host?: string;
-  /** Held MQTT work is spooled to `<spoolRoot>/<instanceId>/hold.spool`; in memory when absent. */
+  /** Held MQTT work is spooled to `<spoolRoot>/<instanceId>/hold.spool` (in memory when absent); HTTP fronts journal requests to `<spoolRoot>/<instanceId>/http.journal`. */
   spoolRoot?: string;
   /** fsync each spooled record. */
   spoolFsync?: boolean;
@@ -86,7 +86,11 @@ export class FrontRegistry {
   async ensureHttp(instanceId: string, port: number, target: string | undefined): Promise<HttpFront> {
     const known = this.httpFronts.get(instanceId);
     if (known) return known;
-    const front = new HttpFront(this.opts.host ?? "127.0.0.1");
+    // The request journal sits beside the MQTT spool: a front that comes back after a kill counts what its predecessor cut.
+    const front = new HttpFront(this.opts.host ?? "127.0.0.1", {
+      log: (line) => this.opts.log(instanceId, line),
+      ...(this.opts.spoolRoot ? { journalDir: path.join(this.opts.spoolRoot, instanceId) } : {}),
+    });
     await front.listen(port).catch((err: unknown) => { throw new PortTakenError(port, err); });
     await front.setTarget(target);
     this.httpFronts.set(instanceId, front);

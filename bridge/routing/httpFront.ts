@@ -8,8 +8,10 @@
  * (up to a bound, then 503 + Retry-After) and releases them, in arrival
  * order, to whichever Node-RED serves after the switch.
  */
+import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import type { FrontCounters, HttpRoute } from "./fronts.ts";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]);
@@ -24,14 +26,97 @@ export const DEFAULT_HOLD_LIMIT = 5_000;
  */
 export const DEFAULT_MAX_HOLD_MS = 30_000;
 
+/**
+ * Requests this front accepted and answered, for its successor after a kill (issue 12 (g): a host
+ * restart resets every request inside the data plane, and the product counted none of them).
+ * `<dir>/http.journal` is two 8-byte counters (accepted, ended) rewritten in place with one `pwrite`
+ * per request event: no fsync, because a kill keeps the page cache and a single write is never torn
+ * by one. `<dir>/http.hold` exists while the front holds (a deployment's hold). The next front on the
+ * directory reads accepted − ended: requests its predecessor took and never answered. Cut inside a
+ * hold, they are the deployment's: they join `unanswered` when the bridge resumes the hold
+ * (`hold()`), after it read its baseline, so the hand-over's `httpUnanswered` carries them.
+ * Connections refused while no front listened reach no process, and nothing here can count them.
+ */
+class RequestJournal {
+  private readonly fd: number;
+  private readonly buf = Buffer.alloc(16);
+  private accepted = 0;
+  private ended = 0;
+  /** Requests the previous process accepted and never answered. */
+  readonly cutBefore: number;
+  readonly cutInHold: boolean;
+  private readonly holdFlag: string;
+
+  constructor(dir: string) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, "http.journal");
+    this.holdFlag = path.join(dir, "http.hold");
+    let before = 0;
+    try {
+      const old = fs.readFileSync(file);
+      if (old.length >= 16) before = Math.max(0, Number(old.readBigUInt64BE(0) - old.readBigUInt64BE(8)));
+    } catch { /* none yet */ }
+    this.cutBefore = before;
+    this.cutInHold = fs.existsSync(this.holdFlag);
+    this.fd = fs.openSync(file, "w", 0o600);
+    this.write();
+  }
+
+  accept(): void { this.accepted++; this.write(); }
+  end(): void { this.ended++; this.write(); }
+
+  holding(on: boolean): void {
+    try {
+      if (on) fs.writeFileSync(this.holdFlag, new Date().toISOString(), { mode: 0o600 });
+      else fs.rmSync(this.holdFlag, { force: true });
+    } catch { /* a full disk: the count after a kill is then a lower bound */ }
+  }
+
+  close(): void {
+    try { fs.closeSync(this.fd); } catch { /* closed */ }
+  }
+
+  private write(): void {
+    this.buf.writeBigUInt64BE(BigInt(this.accepted), 0);
+    this.buf.writeBigUInt64BE(BigInt(this.ended), 8);
+    try { fs.writeSync(this.fd, this.buf, 0, 16, 0); } catch { /* counting must never stop traffic */ }
+  }
+}
+
+export interface HttpFrontOptions {
+  holdLimit?: number;
+  maxHoldMs?: number;
+  /** Where the request journal lives (the instance's spool dir in the data plane); none: not journaled. */
+  journalDir?: string;
+  log?: (line: string) => void;
+}
+
 export class HttpFront implements HttpRoute {
   private target?: URL;
   private holding = false;
   private held: Array<{ req: http.IncomingMessage; res: http.ServerResponse; timer: NodeJS.Timeout }> = [];
   private readonly count: Required<FrontCounters> = { forwarded: 0, held: 0, refused: 0, serverErrors: 0, unanswered: 0, heldRefused: 0 };
   url = "";
+  private readonly holdLimit: number;
+  private readonly maxHoldMs: number;
+  private readonly journal?: RequestJournal;
+  /** Requests a killed predecessor cut inside a hold, added to `unanswered` when the hold is resumed. */
+  private cutPending = 0;
 
-  constructor(private readonly host: string, private readonly holdLimit = DEFAULT_HOLD_LIMIT, private readonly maxHoldMs = DEFAULT_MAX_HOLD_MS) {}
+  constructor(private readonly host: string, o: HttpFrontOptions = {}) {
+    this.holdLimit = o.holdLimit ?? DEFAULT_HOLD_LIMIT;
+    this.maxHoldMs = o.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
+    if (!o.journalDir) return;
+    try {
+      this.journal = new RequestJournal(o.journalDir);
+    } catch (err) {
+      o.log?.(`http front: no request journal (${(err as Error).message}): requests cut by a kill of this process will not be counted`);
+      return;
+    }
+    const cut = this.journal.cutBefore;
+    if (cut) o.log?.(`http front: ${cut} request(s) accepted by the previous process and never answered (it was killed)${this.journal.cutInHold ? "; inside a deployment's hold: counted as unanswered when the hold resumes" : "; outside any hold"}`);
+    if (this.journal.cutInHold) this.cutPending = cut;
+  }
 
   async listen(port: number): Promise<number> {
     await new Promise<void>((resolve, reject) => {
@@ -60,6 +145,10 @@ export class HttpFront implements HttpRoute {
   /** From now on new requests wait here instead of reaching the instance. */
   async hold(): Promise<void> {
     this.holding = true;
+    this.journal?.holding(true);
+    // The hold a killed predecessor was in goes on: what it cut is this hold's loss (see RequestJournal).
+    this.count.unanswered += this.cutPending;
+    this.cutPending = 0;
   }
 
   async heldCount(): Promise<number> {
@@ -77,6 +166,7 @@ export class HttpFront implements HttpRoute {
 
   private releaseNow(): number {
     this.holding = false;
+    this.journal?.holding(false);
     const waiting = this.held.splice(0);
     for (const { req, res, timer } of waiting) {
       clearTimeout(timer);
@@ -89,6 +179,7 @@ export class HttpFront implements HttpRoute {
     this.releaseNow();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.journal?.close();
   }
 
   /** A request held past maxHoldMs: refused, so its client knows (and may retry) instead of waiting for nothing. */
@@ -106,7 +197,11 @@ export class HttpFront implements HttpRoute {
 
   private readonly server = http.createServer((req, res) => {
     // Seen, and never answered: the connection closed before the answer was complete.
-    res.once("close", () => { if (!res.writableFinished) this.count.unanswered++; });
+    this.journal?.accept();
+    res.once("close", () => {
+      this.journal?.end();
+      if (!res.writableFinished) this.count.unanswered++;
+    });
     this.forward(req, res);
   });
 
