@@ -27,6 +27,9 @@ Connects this cluster to a RedForge control plane and runs its commands.
   --max-hold-seconds <n> a deployment's hold (work held while blue drains) that gets no
                          command from the control plane for this long is released to the
                          runtime that served (as a rollback would); default 120, 0: never
+  --hold-lease-ms <n>    once the link to the control plane is down, a deployment's hold is
+                         released to the serving runtime after this long (the data plane
+                         does the same when it loses its bridge); default 1000, 0: no lease
   -h, --help             show this help`;
 
 export type DriverKind = "process" | "kubernetes";
@@ -44,6 +47,8 @@ export interface CliOptions {
   spoolFsync?: boolean;
   /** --max-hold-seconds in ms. */
   maxHoldMs?: number;
+  /** --hold-lease-ms. */
+  holdLeaseMs?: number;
   /** REDFORGE_CONTEXT_URL + REDFORGE_CONTEXT_TOKEN: the instances' shared context store (Upstash REST). */
   contextStore?: { url: string; token: string };
 }
@@ -66,7 +71,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
       options: {
         cluster: { type: "string" }, api: { type: "string" }, "secret-file": { type: "string" },
         driver: { type: "string" }, "state-dir": { type: "string" }, "node-package": { type: "string" },
-        "mqtt-url": { type: "string" }, "spool-fsync": { type: "boolean" }, "max-hold-seconds": { type: "string" },
+        "mqtt-url": { type: "string" }, "spool-fsync": { type: "boolean" }, "max-hold-seconds": { type: "string" }, "hold-lease-ms": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -87,6 +92,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
     ...(mqttUrl ? { mqttUrl: requireMqttUrl(mqttUrl) } : {}),
     ...(values["spool-fsync"] ? { spoolFsync: true } : {}),
     ...(values["max-hold-seconds"] !== undefined ? { maxHoldMs: requireSeconds(values["max-hold-seconds"] as string, "--max-hold-seconds") * 1000 } : {}),
+    ...(values["hold-lease-ms"] !== undefined ? { holdLeaseMs: requireMs(values["hold-lease-ms"] as string, "--hold-lease-ms") } : {}),
     ...(env.REDFORGE_CONTEXT_URL ? { contextStore: requireContextStore(env.REDFORGE_CONTEXT_URL, env.REDFORGE_CONTEXT_TOKEN) } : {}),
   };
 }
@@ -99,6 +105,11 @@ function requireContextStore(url: string, token: string | undefined): { url: str
 
 function requireSeconds(value: string, flag: string): number {
   if (!/^\d{1,7}$/.test(value)) throw new UsageError(`${flag} must be a whole number of seconds, got "${value}"`);
+  return Number(value);
+}
+
+function requireMs(value: string, flag: string): number {
+  if (!/^\d{1,6}$/.test(value) || Number(value) > 600_000) throw new UsageError(`${flag} must be a whole number of milliseconds up to 600000, got "${value}"`);
   return Number(value);
 }
 

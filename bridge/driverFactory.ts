@@ -20,6 +20,8 @@ export interface DriverSettings {
   mqttUrl?: string;
   /** fsync each held MQTT message the process driver's data plane spools. */
   spoolFsync?: boolean;
+  /** How long the process driver's data plane keeps a hold once its bridge is gone (dataplane/lease.ts). */
+  holdLeaseMs?: number;
   /** The shared context store both colours of an instance use (docs/agents.md). */
   contextStore?: ContextStoreTarget;
   log: Logger;
@@ -36,7 +38,7 @@ async function processDriver(s: DriverSettings): Promise<Driver> {
     stateDir: path.join(s.stateDir, "process"),
     nodePackages: [nodePackage],
     ...(s.mqttUrl ? { mqttUrl: s.mqttUrl } : {}), ...(s.spoolFsync ? { spoolFsync: true } : {}),
-    ...(s.contextStore ? { contextStore: s.contextStore } : {}),
+    ...(s.contextStore ? { contextStore: s.contextStore } : {}), ...(s.holdLeaseMs !== undefined ? { holdLeaseMs: s.holdLeaseMs } : {}),
     log: (instanceId, line) => s.log.info(`process [${instanceId.slice(0, 8)}]: ${line}`),
   });
 }

@@ -30,6 +30,8 @@ export interface ExecutorOptions {
   mqttUrl?: string;
   /** A deployment's hold released by the bridge after this long without a command (handlers.ts). */
   maxHoldMs?: number;
+  /** A deployment's hold released this long after the link to the control plane went down (handlers.ts). */
+  holdLeaseMs?: number;
 }
 
 interface Job {

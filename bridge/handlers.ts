@@ -21,6 +21,8 @@ export interface HandlerContext {
   mqttUrl?: string;
   /** How long a deployment's hold may stay open without a command (blueGreen.ts DEFAULT_MAX_HOLD_MS; 0: unbounded). */
   maxHoldMs?: number;
+  /** How long a hold stays open once the link to the control plane is down (blueGreen.ts DEFAULT_HOLD_LEASE_MS; 0: no lease). */
+  holdLeaseMs?: number;
   log?: Logger;
 }
 
@@ -39,9 +41,21 @@ function blueGreen(ctx: HandlerContext, cmd: Command): BlueGreen {
 function holdOptions(ctx: HandlerContext): BlueGreenOptions {
   return {
     ...(ctx.maxHoldMs !== undefined ? { maxHoldMs: ctx.maxHoldMs } : {}),
+    ...(ctx.holdLeaseMs !== undefined ? { leaseMs: ctx.holdLeaseMs } : {}),
     log: (line) => ctx.log?.warn(line),
     onHoldReleased: (instanceId, reason) => void ctx.reporter.send({ type: "instance.status", instanceId, state: "running", reason: reason.slice(0, 2000) }, { orderKey: instanceId }),
   };
+}
+
+/**
+ * The link to the control plane went down (false) or was welcomed again (true): open deployment holds go on
+ * their short lease, or back to waiting for the control plane. Only a driver that holds (a BlueGreen exists once
+ * a deployment command ran) has anything to do.
+ */
+export function controllerPresent(driver: Driver, present: boolean): void {
+  const bg = blueGreens.get(driver);
+  if (present) bg?.controllerBack();
+  else bg?.controllerGone();
 }
 
 type Handlers = { [T in CommandType]: (ctx: HandlerContext, cmd: Command, args: CommandArgs<T>) => Promise<CommandResult<T>> };

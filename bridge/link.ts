@@ -36,6 +36,10 @@ export interface ClusterLinkOptions {
   /** Ping interval; a link without a pong for one interval is considered dead. */
   heartbeatMs?: number;
   tokens?: TokenSource;
+  /** The control plane welcomed this link (a session began). */
+  onConnected?: () => void;
+  /** A welcomed session ended: until the next welcome nobody can send this bridge a command (deployment holds go on a short lease). */
+  onDisconnected?: () => void;
 }
 
 interface SessionEnd {
@@ -127,7 +131,9 @@ export class ClusterLink {
       ws.on("error", (err) => { lastError = err; });
       ws.on("close", (code, reason) => {
         stopHeartbeat();
+        const wasWelcomed = this.welcomed;
         this.welcomed = false;
+        if (wasWelcomed) this.notify(this.opts.onDisconnected, "onDisconnected");
         if (opened) return resolve({ welcomedAt, code, reason: reason.toString() });
         if (refused === 401 || refused === 403) {
           return reject(new AuthError(`control plane refused the link upgrade (${refused}): the cluster token was not accepted`, refused));
@@ -176,6 +182,7 @@ export class ClusterLink {
       this.welcomed = true;
       if (frame.clusterId !== this.opts.clusterId) this.opts.log.warn(`link: welcomed as cluster ${frame.clusterId}, expected ${this.opts.clusterId}`);
       this.opts.log.info(`link: connected to ${this.opts.api} as cluster ${frame.clusterId} (${frame.pending} command(s) pending)`);
+      this.notify(this.opts.onConnected, "onConnected");
     } else {
       if (this.ws) this.send(this.ws, { kind: "received", commandId: frame.command.id });
       this.deliver(() => this.opts.sink.command(frame.command));
@@ -192,6 +199,14 @@ export class ClusterLink {
       return;
     }
     this.opts.log.warn(`link: ignored an invalid frame (${problem}): ${excerpt(text)}`);
+  }
+
+  private notify(fn: (() => void) | undefined, what: string): void {
+    try {
+      fn?.();
+    } catch (err) {
+      this.opts.log.error(`link: ${what} threw: ${errorMessage(err)}`);
+    }
   }
 
   private deliver(fn: () => void): void {

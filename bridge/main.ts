@@ -18,6 +18,7 @@ import { ModelPolicySync } from "./modelPolicySync.ts";
 import { CheckpointForwarder } from "./checkpointForwarder.ts";
 import type { BlueGreenDriver, ContextStoreTarget, Driver } from "./drivers/driver.ts";
 import { CommandExecutor } from "./executor.ts";
+import { controllerPresent } from "./handlers.ts";
 import { InstanceRegistry } from "./instances.ts";
 import { ClusterLink } from "./link.ts";
 import { errorMessage, lineLogger, type Logger } from "./log.ts";
@@ -46,6 +47,8 @@ export interface BridgeOptions {
   contextStore?: ContextStoreTarget;
   /** A deployment's hold released to the serving runtime after this long without a command (default 120 s; 0: never). */
   maxHoldMs?: number;
+  /** A deployment's hold released to the serving runtime this long after the link to the control plane went down (default 1 s; 0: no lease). */
+  holdLeaseMs?: number;
   log?: Logger;
   bridgeVersion?: string;
   linkBackoff?: BackoffPolicy;
@@ -92,11 +95,13 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
       clusterId: opts.clusterId, stateDir: opts.stateDir, log,
       ...(opts.nodePackage ? { nodePackage: opts.nodePackage } : {}), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}),
       ...(opts.spoolFsync ? { spoolFsync: true } : {}), ...(opts.contextStore ? { contextStore: opts.contextStore } : {}),
+      ...(opts.holdLeaseMs !== undefined ? { holdLeaseMs: opts.holdLeaseMs } : {}),
     })
     : opts.driver;
   const reporter = new Reporter({ api, clusterId: opts.clusterId, secret: opts.secret, log, ...(opts.reportRetry ? { retry: opts.reportRetry } : {}) });
   const executor = new CommandExecutor({
     driver, ledger, reporter, instances, log, ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}), ...(opts.maxHoldMs !== undefined ? { maxHoldMs: opts.maxHoldMs } : {}),
+    ...(opts.holdLeaseMs !== undefined ? { holdLeaseMs: opts.holdLeaseMs } : {}),
   });
   const link = new ClusterLink({
     api, clusterId: opts.clusterId, secret: opts.secret, bridgeVersion: opts.bridgeVersion ?? BRIDGE_VERSION,
@@ -105,6 +110,9 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
     ...(opts.linkBackoff ? { backoff: opts.linkBackoff } : {}),
     ...(opts.linkStableAfterMs !== undefined ? { stableAfterMs: opts.linkStableAfterMs } : {}),
     ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+    // The controller is known gone while the link is down: held work is given back after a short lease.
+    onConnected: () => controllerPresent(driver, true),
+    onDisconnected: () => controllerPresent(driver, false),
   });
   await resumeDriver(driver, log);
   log.info(`bridge ${opts.bridgeVersion ?? BRIDGE_VERSION} for cluster ${opts.clusterId} (driver ${driver.kind}, stacks ${(driver.supportedStacks?.() ?? []).map((s) => `${s.id}=${s.image ?? s.nodeRed}`).join(" ") || "none"}, state ${opts.stateDir}, ${ledger.size} command(s) remembered)`);

@@ -6,6 +6,7 @@ import type { FrontRegistry } from "../routing/frontRegistry.ts";
 import type { HttpFront } from "../routing/httpFront.ts";
 import type { MqttFront } from "../routing/mqttFront.ts";
 import { PortTakenError } from "../routing/frontRegistry.ts";
+import type { HoldLease } from "./lease.ts";
 import type { CallArgs, CallName, CallResult, DataPlaneErrorCode } from "./protocol.ts";
 
 export class DataPlaneError extends Error {
@@ -14,7 +15,12 @@ export class DataPlaneError extends Error {
   }
 }
 
-type Handler<K extends CallName> = (fronts: FrontRegistry, args: CallArgs<K>) => Promise<CallResult<K>>;
+/** What a call may need besides the fronts. */
+export interface CallContext {
+  lease?: HoldLease;
+}
+
+type Handler<K extends CallName> = (fronts: FrontRegistry, args: CallArgs<K>, ctx: CallContext) => Promise<CallResult<K>>;
 
 function http(fronts: FrontRegistry, instanceId: string): HttpFront {
   const front = fronts.http(instanceId);
@@ -54,6 +60,7 @@ export const CALL_HANDLERS: { [K in CallName]: Handler<K> } = {
   "mqtt.setTarget": async (fronts, a) => (await mqtt(fronts, a.instanceId).setTarget(a.runtimeId), done),
   "mqtt.counters": async (fronts, a) => mqtt(fronts, a.instanceId).counters(),
   drop: async (fronts, a) => (await fronts.drop(a.instanceId), done),
+  "hold.takeRelease": async (_fronts, a, ctx) => ({ released: ctx.lease?.take(a.instanceId) ?? null }),
 };
 
 /** A hand-over that cannot proceed (marker not back, nothing begun) is the deployment's business, not a data plane bug. */

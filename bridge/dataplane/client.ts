@@ -10,7 +10,7 @@ import fs from "node:fs";
 import { attachDataPlane } from "./launcher.ts";
 import { CALLS, dataPlaneFiles, shutdownResult, type CallArgs, type CallName, type CallResult } from "./protocol.ts";
 import { RemoteHttpRoute, RemoteMqttRoute } from "./remoteRoutes.ts";
-import { DataPlaneCallFailed, DataPlaneUnreachable, pingDataPlane, requestDataPlane } from "./transport.ts";
+import { DataPlaneCallFailed, DataPlaneUnreachable, openLease, pingDataPlane, requestDataPlane, type Lease } from "./transport.ts";
 
 export interface DataPlaneClientOptions {
   /** The data plane's socket, info and log live here; held MQTT work in `<stateDir>/<instanceId>/hold.spool`. */
@@ -21,6 +21,8 @@ export interface DataPlaneClientOptions {
   mqttUrl?: string;
   /** fsync each spooled record (`--spool-fsync`). */
   spoolFsync?: boolean;
+  /** How long the data plane keeps a hold open once this bridge is gone (lease.ts; default 1 s, 0: until a bridge ends it). */
+  holdLeaseMs?: number;
   log: (instanceId: string, line: string) => void;
 }
 
@@ -29,9 +31,14 @@ interface KnownFronts {
   mqtt?: { target: string; route: RemoteMqttRoute };
 }
 
-/** Calls that wait on Node-RED or the broker get longer than the rest. */
+/**
+ * Calls that wait on Node-RED or the broker get longer than the rest. A data plane replaying thousands of held
+ * messages on a loaded machine answers its other calls late, not never (issue 12 (j): a switch failed on a 30 s
+ * call and the deployment rolled back): a late answer only makes the step longer, and the control plane's
+ * deadline and retries decide when a step has taken too long.
+ */
 const callTimeoutMs = (args: { op: CallName; timeoutMs?: number }): number =>
-  args.op === "mqtt.beginHandover" ? (args.timeoutMs ?? 30_000) + 15_000 : args.op === "mqtt.completeHandover" ? 120_000 : 30_000;
+  args.op === "mqtt.beginHandover" ? (args.timeoutMs ?? 30_000) + 30_000 : args.op === "mqtt.completeHandover" ? 300_000 : 60_000;
 
 export class DataPlaneClient {
   private readonly fronts = new Map<string, KnownFronts>();
@@ -40,6 +47,8 @@ export class DataPlaneClient {
   private readonly socket: string;
   /** The data plane this client attached to or started. */
   private pid?: number;
+  /** This bridge's lease on the data plane (lease.ts): open while this process lives and the client is not closed. */
+  private lease?: Lease;
 
   /** See exitHook: called when the bridge process exits without having closed this client. */
   stopOnExit(): void {
@@ -108,6 +117,7 @@ export class DataPlaneClient {
   /** Stops the data plane: every instance's front door closes (the bridge is shutting down for good). */
   async close(): Promise<void> {
     this.closed = true;
+    this.dropLease();
     openClients.delete(this);
     this.fronts.clear();
     // Also one an earlier bridge left running and this one never needed: it serves this state dir.
@@ -121,6 +131,7 @@ export class DataPlaneClient {
   /** Leaves the data plane running for the next bridge (a restart or an upgrade). */
   async detach(): Promise<void> {
     this.closed = true;
+    this.dropLease();
     openClients.delete(this);
     this.fronts.clear();
     const running = await pingDataPlane(this.socket).catch(() => undefined);
@@ -152,6 +163,7 @@ export class DataPlaneClient {
         log: (line) => this.opts.log("dataplane", line),
       });
       this.pid = attached.pid;
+      await this.takeLease();
       openClients.add(this);
       exitHook ??= process.once("exit", () => { for (const c of openClients) c.stopOnExit(); });
       if (attached.spawned) await this.restoreFronts();
@@ -160,6 +172,31 @@ export class DataPlaneClient {
       throw err;
     });
     return this.attaching;
+  }
+
+  /**
+   * Opens this bridge's lease; a data plane that is releasing a hold of its own finishes first. Without a
+   * lease (a data plane from before it) the bridge works as before: holds wait for the control plane.
+   */
+  private async takeLease(): Promise<void> {
+    this.dropLease();
+    const lease = await openLease(this.socket, this.opts.holdLeaseMs).catch((err: unknown) => {
+      this.opts.log("dataplane", `no lease on the data plane (${err instanceof Error ? err.message : String(err)}): a hold outlives this bridge until a bridge ends it`);
+      return undefined;
+    });
+    if (!lease) return;
+    this.lease = lease;
+    void lease.ended.then(() => {
+      if (this.lease !== lease || this.closed) return;
+      // The data plane went away (or stopped: no fronts): the next call attaches again and takes a new lease.
+      this.lease = undefined;
+      this.attaching = undefined;
+    });
+  }
+
+  private dropLease(): void {
+    this.lease?.release();
+    this.lease = undefined;
   }
 
   /** A new data plane gets back the fronts this bridge had: same ports, same targets (held MQTT work waits in the spool). */

@@ -13,6 +13,7 @@ import { writeFileAtomic } from "../atomicFile.ts";
 import { FrontRegistry } from "../routing/frontRegistry.ts";
 import { BRIDGE_VERSION } from "../version.ts";
 import { DATA_PLANE_PROTOCOL, dataPlaneFiles, type DataPlaneInfo } from "./protocol.ts";
+import { HoldLease } from "./lease.ts";
 import { createControlServer } from "./server.ts";
 import { pingDataPlane } from "./transport.ts";
 
@@ -62,7 +63,9 @@ export async function runDataPlane(argv: string[]): Promise<void> {
     process.exit(0);
   })());
 
-  const server = createControlServer({ fronts, info, ...(opts["mqtt-url"] ? { mqttUrl: opts["mqtt-url"] } : {}), onShutdown: () => void stop("asked to stop"), log });
+  // Holds a bridge opened are released once no bridge holds the lease (lease.ts).
+  const lease = new HoldLease(fronts, log);
+  const server = createControlServer({ fronts, info, lease, ...(opts["mqtt-url"] ? { mqttUrl: opts["mqtt-url"] } : {}), onShutdown: () => void stop("asked to stop"), log });
   // Before the socket: whoever can reach the socket can also read who answers there.
   await writeFileAtomic(files.info, JSON.stringify(info));
   await new Promise<void>((resolve, reject) => {

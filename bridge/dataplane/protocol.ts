@@ -46,6 +46,14 @@ const counters = z.object({ forwarded: z.number(), held: z.number(), refused: z.
 const mqttCounters = z.object({ forwarded: z.number(), held: z.number(), buffered: z.number(), target: z.string().optional() });
 const handoverResult = z.object({ replayed: z.number().int(), buffered: z.number().int() });
 const none = z.object({});
+const releaseRecord = z.object({ runtime: runtimeId, at: z.string(), replayed: z.number().int(), buffered: z.number().int(), httpReleased: z.number().int() });
+
+/**
+ * `POST /lease` (body `{leaseMs?}`): held open by the bridge for as long as it lives (lease.ts). The data
+ * plane answers 200 with one line once any release of its own is over, and never ends the body. Added
+ * within protocol 1: a data plane without it answers 400 (the bridge then runs without a lease).
+ */
+export const leaseArgs = z.object({ leaseMs: z.number().int().min(0).max(600_000).optional() });
 
 /** Every call: its arguments (besides `op` and `instanceId`) and its result. */
 export const CALLS = {
@@ -65,6 +73,8 @@ export const CALLS = {
   "mqtt.setTarget": { args: { runtimeId }, result: none },
   "mqtt.counters": { args: {}, result: mqttCounters },
   drop: { args: {}, result: none },
+  /** A hold the data plane released on its own since a bridge last asked (lease.ts), or null; forgotten once answered. */
+  "hold.takeRelease": { args: {}, result: z.object({ released: releaseRecord.nullable() }) },
 } as const;
 
 export type CallName = keyof typeof CALLS;

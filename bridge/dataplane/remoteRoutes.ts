@@ -4,7 +4,9 @@
  */
 import type { GateMode } from "../../protocol/mqtt.ts";
 import type { FrontCounters, HandoverBegun, HandoverResult, HttpRoute, MqttCounters, MqttRoute } from "../routing/fronts.ts";
+import type { ReleaseRecord } from "./lease.ts";
 import type { CallArgs, CallName, CallResult } from "./protocol.ts";
+import { DataPlaneCallFailed } from "./transport.ts";
 
 export type Caller = <K extends CallName>(args: CallArgs<K>) => Promise<CallResult<K>>;
 
@@ -65,5 +67,16 @@ export class RemoteMqttRoute implements MqttRoute {
 
   async counters(): Promise<MqttCounters> {
     return this.call({ op: "mqtt.counters", instanceId: this.instanceId });
+  }
+
+  /** A hold the data plane released on its own after losing its bridge (lease.ts); blueGreen.ts reads it before a switch. */
+  async takeRelease(): Promise<ReleaseRecord | undefined> {
+    try {
+      return (await this.call({ op: "hold.takeRelease", instanceId: this.instanceId })).released ?? undefined;
+    } catch (err) {
+      // A data plane from before leases does not know the call: it never releases on its own.
+      if (err instanceof DataPlaneCallFailed && err.code === "invalid_request") return undefined;
+      throw err;
+    }
   }
 }

@@ -6,8 +6,9 @@
  */
 import http from "node:http";
 import type { FrontRegistry } from "../routing/frontRegistry.ts";
-import { CALL_HANDLERS, DataPlaneError } from "./calls.ts";
-import { callRequest, DATA_PLANE_PROTOCOL, frontHoldsWork, shutdownArgs, type AnyCall, type DataPlaneInfo, type DataPlaneStatus } from "./protocol.ts";
+import { CALL_HANDLERS, DataPlaneError, type CallContext } from "./calls.ts";
+import type { HoldLease } from "./lease.ts";
+import { callRequest, DATA_PLANE_PROTOCOL, frontHoldsWork, leaseArgs, shutdownArgs, type AnyCall, type DataPlaneInfo, type DataPlaneStatus } from "./protocol.ts";
 
 /** A control request body is small (ids and URLs); anything bigger is a mistake. */
 const MAX_BODY = 64 * 1024;
@@ -16,6 +17,8 @@ export interface ControlServerOptions {
   fronts: FrontRegistry;
   info: DataPlaneInfo;
   mqttUrl?: string;
+  /** The bridges' lease (lease.ts); without it `POST /lease` is refused. */
+  lease?: HoldLease;
   /** Asked to stop (`POST /shutdown`); resolves when the answer may go out. */
   onShutdown: () => void;
   log: (line: string) => void;
@@ -36,6 +39,7 @@ export function createControlServer(o: ControlServerOptions): http.Server {
   });
 
   return http.createServer((req, res) => {
+    if (req.method === "POST" && req.url === "/lease" && o.lease) return void holdLease(o.lease, req, res);
     void route(req).then(
       (body) => send(res, 200, body),
       (err: unknown) => {
@@ -54,7 +58,8 @@ export function createControlServer(o: ControlServerOptions): http.Server {
       const parsed = callRequest.safeParse(await readJson(req));
       if (!parsed.success) throw new DataPlaneError("invalid_request", parsed.error.message);
       const call = parsed.data as AnyCall;
-      return (CALL_HANDLERS[call.op] as (f: FrontRegistry, a: AnyCall) => Promise<unknown>)(o.fronts, call);
+      const ctx: CallContext = o.lease ? { lease: o.lease } : {};
+      return (CALL_HANDLERS[call.op] as (f: FrontRegistry, a: AnyCall, c: CallContext) => Promise<unknown>)(o.fronts, call, ctx);
     }
     if (key === "POST /shutdown") {
       const parsed = shutdownArgs.safeParse(await readJson(req));
@@ -67,6 +72,30 @@ export function createControlServer(o: ControlServerOptions): http.Server {
     }
     throw new DataPlaneError("invalid_request", `no route ${key}`);
   }
+}
+
+/** One bridge's lease: open until its connection closes (the bridge died or let go). */
+async function holdLease(lease: HoldLease, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  let args;
+  try {
+    args = leaseArgs.safeParse(await readJson(req));
+  } catch (err) {
+    return send(res, 400, { error: { code: "invalid_request", message: err instanceof Error ? err.message : String(err) } });
+  }
+  if (!args.success) return send(res, 400, { error: { code: "invalid_request", message: args.error.message } });
+  if (res.closed || req.socket.destroyed) return;
+  let closed = false;
+  res.once("close", () => {
+    closed = true;
+    lease.detach();
+  });
+  // The socket stays open without traffic for as long as the bridge lives.
+  req.socket.setTimeout(0);
+  res.setTimeout(0);
+  await lease.attach(args.data.leaseMs);
+  if (closed) return;
+  res.writeHead(200, { "content-type": "application/x-ndjson" });
+  res.write(`${JSON.stringify({ leased: true })}\n`);
 }
 
 async function readJson(req: http.IncomingMessage): Promise<unknown> {

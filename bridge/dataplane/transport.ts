@@ -58,6 +58,47 @@ export function requestDataPlane<S extends z.ZodType>(socketPath: string, method
   });
 }
 
+/** A bridge's open lease on its data plane (lease.ts). */
+export interface Lease {
+  /** Resolves when the connection ends (the data plane died or stopped). */
+  ended: Promise<void>;
+  /** Lets go (the bridge closes or restarts on purpose). */
+  release(): void;
+}
+
+/** Opens `POST /lease` on its own connection (never pooled: it stays open) and resolves once the data plane granted it. */
+export function openLease(socketPath: string, leaseMs: number | undefined, timeoutMs = 30_000): Promise<Lease> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(leaseMs === undefined ? {} : { leaseMs });
+    let endedResolve!: () => void;
+    const ended = new Promise<void>((r) => { endedResolve = r; });
+    const req = http.request({ socketPath, method: "POST", path: "/lease", agent: false, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } });
+    const timer = setTimeout(() => req.destroy(new Error(`data plane did not grant a lease within ${timeoutMs} ms`)), timeoutMs);
+    req.on("response", (res) => {
+      if (res.statusCode !== 200) {
+        clearTimeout(timer);
+        res.resume();
+        req.destroy();
+        return reject(new Error(`data plane refused the lease (status ${res.statusCode})`));
+      }
+      res.once("data", () => {
+        clearTimeout(timer);
+        // Nothing keeps the bridge's event loop alive for this connection: a bridge that is done may exit.
+        req.socket?.unref();
+        resolve({ ended, release: () => req.destroy() });
+      });
+      res.on("data", () => {});
+      res.once("close", endedResolve);
+    });
+    req.on("error", (err) => {
+      clearTimeout(timer);
+      endedResolve();
+      reject(err);
+    });
+    req.end(payload);
+  });
+}
+
 export function pingDataPlane(socketPath: string, timeoutMs = 5_000): Promise<z.infer<typeof pingResult>> {
   return requestDataPlane(socketPath, "GET", "/ping", undefined, pingResult, timeoutMs, true);
 }

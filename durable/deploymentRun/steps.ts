@@ -171,6 +171,20 @@ const checkCannotComplete = (name: string) => (_s: RunState, e: CommandError): L
   CANNOT_DECIDE.has(e.code) ? { to: "retry", why: `${e.message} (${e.code})` } : rollback("step_failed", `${name} failed: ${e.message} (${e.code})`);
 const checkMissed = (_s: RunState, ms: number): Lead => ({ to: "retry", why: `no answer within ${seconds(ms)}` });
 
+/**
+ * A switch that could not complete (the bridge or its data plane too slow to answer: a replay of thousands of
+ * held messages on a loaded machine, issue 12 (j)) is sent again rather than rolled back: a re-sent switch
+ * joins the hand-over under way or finds it done (bridge/routing/mqttFront.ts), and drains again first when the
+ * hold was released meanwhile (bridge/deploy/blueGreen.ts), so giving up on a switch that is progressing only
+ * adds a second hand-over. A real failure (green not running…) still rolls back at once.
+ */
+const SWITCH_ATTEMPTS = 4;
+const SWITCH_RETRY: RetryPolicy = {
+  attempts: SWITCH_ATTEMPTS, baseMs: 5_000, maxMs: 60_000,
+  exhausted: (_s, why, n) => rollback("step_failed", `switch could not complete in ${n} attempts (last: ${why})`),
+  explain: (_s, n, ms) => `the switch could not complete (attempt ${n} of ${SWITCH_ATTEMPTS}); sending it again in ${seconds(ms)} (a re-sent switch joins the one under way). If it still cannot, the deployment rolls back`,
+};
+
 /** A rollback is how held work gets back to a serving runtime: it is never given up by itself. */
 const ROLLBACK_RETRY: RetryPolicy = {
   attempts: null, baseMs: 5_000, maxMs: 300_000,
@@ -273,6 +287,9 @@ export const STEPS = {
     command: "route.switch",
     deadlineMs: deadline("switch", 90_000),
     args: (s) => ({ from: runtimes(s).blue, to: runtimes(s).green }),
+    retry: SWITCH_RETRY,
+    failed: (_s, e) => (CANNOT_DECIDE.has(e.code) ? { to: "retry", why: `${e.message} (${e.code})` } : rollback("step_failed", `switch failed: ${e.message} (${e.code})`)),
+    missed: (_s, ms) => ({ to: "retry", why: `no answer within ${seconds(ms)}` }),
     done(s, r, now) {
       accounting.handedOver(s, r, "switch");
       s.switched = true;

@@ -488,11 +488,43 @@ describe("failure codes", () => {
   });
 });
 
+describe("a switch that cannot complete is sent again, not rolled back (issue 12 (j): a replay of thousands of held messages)", () => {
+  it("unanswered for 90 s or answered with an error that is not a verdict: sent again under a new id, then completes", () => {
+    const run = new Run();
+    runUntil(run, "switch");
+    expect(run.pending).toMatchObject({ command: "route.switch", timeoutMs: 90_000 });
+    run.alarmAt(run.s.awaiting!.deadline);
+    expect(run.s).toMatchObject({ step: "switch", error: null, attention: { state: "retrying", step: "switch", attempts: 1 } });
+    run.endWait();
+    expect(run.pending.commandId).toMatch(/_switch_1$/);
+    run.fail("route.switch", "internal", "data plane did not answer /call within 30000 ms");
+    expect(run.s).toMatchObject({ step: "switch", error: null, attention: { state: "retrying", attempts: 2 } });
+    run.endWait();
+    run.answer("route.switch", SWITCHED);
+    expect(run.s).toMatchObject({ switched: true, step: "analysis", attention: null, error: null });
+  });
+
+  it("rolls back once its attempts run out, and at once on a real failure", () => {
+    const run = new Run();
+    runUntil(run, "switch");
+    for (let i = 0; i < 3; i++) {
+      run.fail("route.switch", "timeout", "slow");
+      run.endWait();
+    }
+    run.fail("route.switch", "timeout", "slow");
+    expect(run.s.step).toBe("rollback");
+    expect(run.s.error).toEqual({ code: "step_failed", message: "switch could not complete in 4 attempts (last: slow (timeout))" });
+    const real = new Run();
+    runUntil(real, "switch");
+    real.fail("route.switch", "not_running", "green is gone");
+    expect(real.s.error).toEqual({ code: "step_failed", message: "switch failed: green is gone (not_running)" });
+  });
+});
+
 describe("deadlines", () => {
   const STEPS: Array<{ stop: Parameters<typeof runUntil>[1]; command: string; ms: number }> = [
     { stop: "drain", command: "gate.set", ms: 30_000 + 30_000 },
     { stop: "deploy", command: "flows.deploy", ms: 90_000 },
-    { stop: "switch", command: "route.switch", ms: 90_000 },
   ];
 
   it("prepare's deadline (180 s) is in the command sent to the cluster link and in the alarm", () => {
@@ -702,9 +734,9 @@ describe("answers that do not fit", () => {
 
   it("an error answer without code or message still fails the step by name", () => {
     const run = new Run();
-    runUntil(run, "switch");
-    run.answer("route.switch", null, false);
-    expect(run.s.error).toEqual({ code: "step_failed", message: "switch failed: no reason given (internal)" });
+    runUntil(run, "deploy");
+    run.answer("flows.deploy", null, false);
+    expect(run.s.error).toEqual({ code: "step_failed", message: "deploy failed: no reason given (internal)" });
   });
 
   it("a result that does not parse fails the step as invalid_result; a rollback the bridge said was done still counts as done", () => {

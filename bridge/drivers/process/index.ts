@@ -53,6 +53,8 @@ export interface ProcessDriverOptions {
   mqttUrl?: string;
   /** fsync each held MQTT message the data plane spools (survives a power cut; one disk flush per message). */
   spoolFsync?: boolean;
+  /** How long the data plane keeps a hold once this bridge is gone (dataplane/lease.ts; default 1 s). */
+  holdLeaseMs?: number;
   /** Upstash-REST Redis for the `shared` context store both colours use (docs/agents.md); off when absent. */
   contextStore?: ContextStoreTarget;
 }
@@ -93,7 +95,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     this.adminToken = opts.adminToken ?? persistentAdminToken(opts.stateDir);
     this.admin = new AdminApi(this.adminToken, { deployMs: 30_000, probeMs: 3_000 });
     // The fronts run in the state dir's data plane process, so a bridge crash or restart does not interrupt traffic.
-    this.fronts = new DataPlaneClient({ stateDir: opts.stateDir, host: this.host, log: (id, line) => this.log(id, line), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}), ...(opts.spoolFsync ? { spoolFsync: true } : {}) });
+    this.fronts = new DataPlaneClient({ stateDir: opts.stateDir, host: this.host, log: (id, line) => this.log(id, line), ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}), ...(opts.spoolFsync ? { spoolFsync: true } : {}), ...(opts.holdLeaseMs !== undefined ? { holdLeaseMs: opts.holdLeaseMs } : {}) });
     this.ports = new PortAllocator({ host: this.host, stateDir: opts.stateDir, ...(opts.portRange ? { range: opts.portRange } : {}) });
     process.on("exit", this.onExit);
   }
