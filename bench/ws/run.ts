@@ -1,7 +1,7 @@
 /**
  * bench/ws: WebSocket fan-out of the two watcher streams on the local stack
  * (wrangler dev: workerd, Hibernation API sockets in one Durable Object per
- * stream), at BENCH_WS_SIZES watchers (1000,5000,10000), grown in place:
+ * stream), at BENCH_WS_SIZES watchers (1000,5000,9500,10000), grown in place:
  *   - /ws/fleet: the state change is a signed `instance.status` webhook (the
  *     bridge's own report); fan-out = each watcher's receipt of that
  *     `instance:status` frame minus the frame's `timestamp` (set by the Worker
@@ -11,24 +11,38 @@
  *     window (scripted bridge, bench/fleet-rollout/scriptedBridge.ts); the
  *     state change is POST /rollback, fan-out = receipt of each timestamped
  *     frame the rollback emits minus its timestamp.
+ * Watchers connect to the Worker's own workerd (BENCH_WS_VIA=direct, the
+ * default), not through wrangler dev's proxy: workerd holds each connection
+ * under two descriptors, so through the proxy a watcher costs 4 of the 20,000
+ * the container allows a process and the proxy died at ~4,870 watchers
+ * (bench/ws/workerAddress.ts, docs/performance-ws.md). BENCH_WS_VIA=proxy,direct
+ * measures both in one run (the proxy only up to BENCH_WS_PROXY_MAX, 4000).
+ * The watchers are spread over BENCH_WS_CLIENTS (4) client processes
+ * (bench/ws/watcherPool.ts) so the receiving side is not one Node thread.
  * Per size: connect time (upgrade sent → first frame) p50/p99, connect
  * failures, whether every watcher's first frame was the current state (late
- * joiners), workerd RSS per watcher, and the load average. Sockets that fail to
- * open or frames that never arrive are counted: where one object breaks is a
- * result.
- *   npx tsx bench/ws/run.ts   (BENCH_WS_SIZES=1000,5000,10000 BENCH_WS_EVENTS=5 BENCH_WS_STREAMS=fleet,deployment)
+ * joiners), the Worker's workerd RSS per watcher and descriptors per watcher in
+ * each workerd, and the load average. Sockets that fail to open or frames that
+ * never arrive are counted: where it breaks is a result.
+ *   npx tsx bench/ws/run.ts   (BENCH_WS_SIZES=1000,5000,9500,10000 BENCH_WS_EVENTS=5 BENCH_WS_STREAMS=fleet,deployment BENCH_WS_VIA=direct BENCH_WS_CLIENTS=4)
  */
-import fs from "node:fs/promises";
+import { fork, type ChildProcess } from "node:child_process";
 import os from "node:os";
-import WebSocket from "ws";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { adminClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { scriptedBridge } from "../fleet-rollout/scriptedBridge.ts";
+import type { PoolReply, PoolRequest } from "./watcherPool.ts";
+import { directWorkerUrl, workerdProcesses } from "./workerAddress.ts";
 
-const SIZES = (process.env.BENCH_WS_SIZES ?? "1000,5000,10000").split(",").map(Number);
+const SIZES = (process.env.BENCH_WS_SIZES ?? "1000,5000,9500,10000").split(",").map(Number);
 const EVENTS = Number(process.env.BENCH_WS_EVENTS ?? 5);
 const STREAMS = (process.env.BENCH_WS_STREAMS ?? "fleet,deployment").split(",");
+const VIAS = (process.env.BENCH_WS_VIA ?? "direct").split(",") as ("direct" | "proxy")[];
+const PROXY_MAX = Number(process.env.BENCH_WS_PROXY_MAX ?? 4000);
+const CLIENTS = Number(process.env.BENCH_WS_CLIENTS ?? 4);
 const CONNECT_CONCURRENCY = Number(process.env.BENCH_WS_CONNECT_CONCURRENCY ?? 100);
 const FRAME_TIMEOUT_MS = 60_000;
 
@@ -40,7 +54,7 @@ async function freshToken(): Promise<string> {
   if (Date.now() - tokenAt > 8 * 60_000) { token = (await adminClient(stack)).token; tokenAt = Date.now(); }
   return token;
 }
-/** The scripted bridge logs each lost link: a wrangler dev reload drops it with every other socket. */
+/** The scripted bridge logs each lost link: a wrangler dev reload (or workerd's restart) drops it with every other socket. */
 let linkLosses = 0;
 const reloads = () => linkLosses;
 const logError = console.error.bind(console);
@@ -49,39 +63,6 @@ const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
 const q = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : NaN);
 const ms = (n: number) => (Number.isFinite(n) ? `${n.toFixed(1)} ms` : "-");
 const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
-
-/** RSS (bytes) of workerd processes started by this bench (descendants of this process). */
-async function workerdRss(): Promise<number> {
-  const parent = new Map<number, number>();
-  const rss = new Map<number, number>();
-  for (const entry of await fs.readdir("/proc").catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const status = await fs.readFile(`/proc/${entry}/status`, "utf8");
-      parent.set(Number(entry), Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]));
-      if (/^Name:\s+workerd/m.test(status)) rss.set(Number(entry), Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) * 1024);
-    } catch { /* gone */ }
-  }
-  const mine = (pid: number) => {
-    for (let p = parent.get(pid), hops = 0; p !== undefined && hops < 20; p = parent.get(p), hops++) if (p === process.pid) return true;
-    return false;
-  };
-  let total = 0;
-  for (const [pid, bytes] of rss) if (mine(pid)) total += bytes;
-  return total;
-}
-
-interface Watcher { ws: WebSocket; frames: { at: number; text: string }[]; first?: unknown; waiters: (() => void)[]; closed?: string }
-
-/** Why open watchers closed, counted (a stream that drops sockets under load says so). */
-const closes = new Map<string, number>();
-let terminating = false;
-function terminateAll(watchers: Watcher[]): void {
-  terminating = true;
-  for (const w of watchers) w.ws.terminate();
-  setTimeout(() => { terminating = false; }, 2500);
-}
-const closeSummary = () => { const s = [...closes].map(([k, v]) => `${v}× ${k}`).join(", "); closes.clear(); return s; };
 
 /** One API call; a 503 (an overloaded database on a shared machine) is retried a few times. */
 async function api<T>(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
@@ -94,64 +75,63 @@ async function api<T>(token: string, method: string, path: string, body?: unknow
   }
 }
 
-/** Opens `count` watchers on `path`; returns connect times (ms) and failures. */
-async function connect(path: string, token: string, count: number, into: Watcher[]): Promise<{ times: number[]; failed: Map<string, number> }> {
-  const url = `${stack.apiUrl.replace(/^http/, "ws")}${path}?token=${encodeURIComponent(token)}`;
-  const times: number[] = [];
-  const failed = new Map<string, number>();
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, count) }, async () => {
-    while (next < count) {
-      next++;
-      const t0 = performance.now();
-      const w: Watcher = { ws: new WebSocket(url, { perMessageDeflate: false }), frames: [], waiters: [] };
-      const ok = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => { fail("no first frame in 60 s"); }, FRAME_TIMEOUT_MS);
-        const fail = (why: string) => { clearTimeout(timer); failed.set(why, (failed.get(why) ?? 0) + 1); try { w.ws.terminate(); } catch { /* */ } resolve(false); };
-        w.ws.once("error", (err) => fail(String((err as Error).message).slice(0, 80)));
-        w.ws.once("unexpected-response", (_req, res) => fail(`HTTP ${res.statusCode}`));
-        w.ws.on("message", (data) => {
-          const text = String(data);
-          if (w.first === undefined) {
-            w.first = JSON.parse(text);
-            clearTimeout(timer);
-            times.push(performance.now() - t0);
-            resolve(true);
-            return;
-          }
-          w.frames.push({ at: Date.now(), text });
-          for (const f of w.waiters.splice(0)) f();
-        });
-      });
-      if (ok) {
-        w.ws.on("close", (code, reason) => {
-          if (terminating) return;
-          w.closed = `${code} ${String(reason).slice(0, 60)}`;
-          closes.set(w.closed, (closes.get(w.closed) ?? 0) + 1);
-          for (const f of w.waiters.splice(0)) f();
-        });
-        into.push(w);
-      }
-    }
-  }));
-  times.sort((a, b) => a - b);
-  return { times, failed };
+
+/** Where watchers connect: wrangler's public port, or the Worker's own workerd (found again each time: a restart moves it). */
+async function baseUrl(via: "direct" | "proxy"): Promise<string> {
+  return via === "proxy" ? stack.apiUrl : directWorkerUrl(stack.apiUrl);
 }
 
-/** For each watcher, the receipt time of the first frame (after index `from`) that `match`es; NaN when none came in time. */
-async function receipts(watchers: Watcher[], from: number[], match: (text: string) => boolean): Promise<number[]> {
-  const deadline = Date.now() + FRAME_TIMEOUT_MS;
-  return Promise.all(watchers.map(async (w, i) => {
-    for (;;) {
-      const hit = w.frames.slice(from[i]).find((f) => match(f.text));
-      if (hit) return hit.at;
-      if (Date.now() > deadline || w.ws.readyState !== WebSocket.OPEN) return NaN;
-      await new Promise<void>((r) => { w.waiters.push(r); setTimeout(r, 1000); });
+/** The client processes holding the watchers (bench/ws/watcherPool.ts), asked all at once. */
+class Pools {
+  private readonly children: ChildProcess[] = [];
+  private readonly pending = new Map<ChildProcess, (r: PoolReply) => void>();
+  constructor(n: number) {
+    const file = path.join(path.dirname(fileURLToPath(import.meta.url)), "watcherPool.ts");
+    for (let i = 0; i < n; i++) {
+      const child = fork(file, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      child.on("message", (m: PoolReply) => { const f = this.pending.get(child); this.pending.delete(child); f?.(m); });
+      this.children.push(child);
     }
-  }));
+  }
+  private ask(child: ChildProcess, req: PoolRequest): Promise<PoolReply> {
+    return new Promise((resolve) => { this.pending.set(child, resolve); child.send(req); });
+  }
+  all(req: PoolRequest): Promise<PoolReply[]> { return Promise.all(this.children.map((c) => this.ask(c, req))); }
+  /** `count` new watchers spread evenly over the clients. */
+  async connect(url: string, count: number) {
+    const n = this.children.length;
+    const replies = await Promise.all(this.children.map((c, i) => this.ask(c, {
+      op: "connect", url, count: Math.floor(count / n) + (i < count % n ? 1 : 0), concurrency: Math.ceil(CONNECT_CONCURRENCY / n), timeoutMs: FRAME_TIMEOUT_MS,
+    })));
+    const times: number[] = [], failed = new Map<string, number>(), first = new Map<string, number>();
+    for (const r of replies) {
+      if (r.op !== "connected") continue;
+      times.push(...r.times);
+      for (const [k, v] of r.failed) failed.set(k, (failed.get(k) ?? 0) + v);
+      for (const [k, v] of r.first) first.set(k, (first.get(k) ?? 0) + v);
+    }
+    times.sort((a, b) => a - b);
+    return { times, failed, first };
+  }
+  async collect(match: string[]) {
+    const replies = await this.all({ op: "collect", match, timeoutMs: FRAME_TIMEOUT_MS });
+    const watchers = [], closes = new Map<string, number>();
+    let open = 0;
+    for (const r of replies) {
+      if (r.op !== "collected") continue;
+      watchers.push(...r.watchers);
+      open += r.open;
+      for (const [k, v] of r.closes) closes.set(k, (closes.get(k) ?? 0) + v);
+    }
+    return { watchers, open, closes };
+  }
+  close(): void { for (const c of this.children) c.kill(); }
 }
 
-interface SizeResult { n: number; open: number; joined: number; events: string; connect: number[]; connectFailed: string; lateJoinersOk: number; fanFromChange: number[]; fanFromSend: number[]; missed: number; rssPerWatcher: number; load: string }
+interface SizeResult {
+  n: number; open: number; joined: number; events: string; connect: number[]; connectFailed: string; lateJoinersOk: number;
+  fanFromChange: number[]; fanFromSend: number[]; missed: number; rssPerWatcher: number; fds: string; load: string; closes: string;
+}
 
 function print(stream: string, r: SizeResult, baseline?: SizeResult): void {
   const c = r.connect, f = r.fanFromChange.slice().sort((a, b) => a - b), s = r.fanFromSend.slice().sort((a, b) => a - b);
@@ -161,88 +141,110 @@ function print(stream: string, r: SizeResult, baseline?: SizeResult): void {
   console.log(`  late joiners: ${r.lateJoinersOk} of ${r.joined} got the current state as their first frame`);
   console.log(`  fan-out, state change → watcher (${r.events}): p50 ${ms(q(f, 0.5))}, p99 ${ms(q(f, 0.99))}, last ${ms(f.at(-1) ?? NaN)}${ratio}; target p99 < 50 ms: ${q(f, 0.99) < 50 ? "met" : "missed"}`);
   console.log(`  fan-out, trigger request sent → watcher: p50 ${ms(q(s, 0.5))}, p99 ${ms(q(s, 0.99))}, last ${ms(s.at(-1) ?? NaN)}${r.missed ? `; ${r.missed} frames never arrived in 60 s` : ""}`);
-  console.log(`  workerd RSS per watcher: ${(r.rssPerWatcher / 1024).toFixed(1)} KiB`);
-  const closed = closeSummary();
-  if (closed) console.log(`  closed by the server meanwhile: ${closed}`);
+  console.log(`  Worker's workerd RSS per watcher: ${(r.rssPerWatcher / 1024).toFixed(1)} KiB; descriptors: ${r.fds}`);
+  if (r.closes) console.log(`  closed by the server meanwhile: ${r.closes}`);
 }
 
-async function bench(stream: string, path: string, isFirstFrameCurrent: (first: any) => boolean,
-  trigger: (k: number) => Promise<{ sent: number; match: (text: string) => boolean; changedAt?: (text: string) => number }>): Promise<void> {
-  const watchers: Watcher[] = [];
-  const rssBefore = await workerdRss();
+/** Descriptors held by each workerd now, and per watcher against `before` (the same process, by role). */
+async function fdSnapshot() {
+  const ps = await workerdProcesses(Number(new URL(stack.apiUrl).port));
+  return { proxy: ps.find((p) => p.proxy), worker: ps.find((p) => !p.proxy) };
+}
+type Snap = Awaited<ReturnType<typeof fdSnapshot>>;
+function fdLine(before: Snap, after: Snap, watchers: number): string {
+  const one = (role: "proxy" | "worker") => {
+    const a = after[role], b = before[role];
+    if (!a) return `${role} -`;
+    const per = b && b.pid === a.pid ? ` (${((a.fds - b.fds) / Math.max(1, watchers)).toFixed(2)} per watcher)` : "";
+    return `${role === "proxy" ? "wrangler's proxy workerd" : "the Worker's workerd"} ${a.fds}${per}`;
+  };
+  return `${one("worker")}, ${one("proxy")} of 20,000`;
+}
+
+const fmt = (m: Map<string, number>) => [...m].map(([k, v]) => `${v}× ${k}`).join(", ");
+
+async function fleetBench(via: "direct" | "proxy", inst: { id: string }, cluster: { id: string; webhookSecret: string }): Promise<void> {
+  const pools = new Pools(CLIENTS);
+  const stream = `/ws/fleet (${via === "direct" ? "direct to the Worker's workerd" : "through wrangler's proxy"})`;
+  const states = ["running", "stopped"] as const;
+  const base = await fdSnapshot();
+  let joined = 0, lateOk = 0;
   let baseline: SizeResult | undefined;
-  const sizes = [...SIZES];
+  const sizes = SIZES.filter((n) => via === "direct" || n <= PROXY_MAX);
   const retried = new Set<number>();
-  for (let n = sizes.shift(); n !== undefined; n = sizes.shift()) {
-    const want = n - watchers.length;
-    if (want <= 0) continue;
-    const reloadsBefore = reloads();
-    const loadBefore = load();
-    const { times, failed } = await connect(path, await freshToken(), want, watchers);
-    await sleep(2000);
-    const rss = await workerdRss();
-    const fanFromChange: number[] = [], fanFromSend: number[] = [];
-    let missed = 0;
-    for (let k = 0; k < EVENTS; k++) {
-      const from = watchers.map((w) => w.frames.length);
-      const { sent, match, changedAt } = await trigger(k);
-      const got = await receipts(watchers, from, match);
-      for (const [i, at] of got.entries()) {
-        if (Number.isNaN(at)) { missed++; continue; }
-        fanFromSend.push(at - sent);
-        const hit = watchers[i]!.frames.slice(from[i]).find((f) => match(f.text))!;
-        fanFromChange.push(at - (changedAt ? changedAt(hit.text) : sent));
+  try {
+    for (let n = sizes.shift(); n !== undefined; n = sizes.shift()) {
+      const want = n - joined;
+      if (want <= 0) continue;
+      const reloadsBefore = reloads();
+      const loadBefore = load();
+      const url = `${(await baseUrl(via)).replace(/^http/, "ws")}/ws/fleet?token=${encodeURIComponent(await freshToken())}`;
+      const { times, failed, first } = await pools.connect(url, want);
+      joined += times.length;
+      lateOk += first.get("fleet:hello") ?? 0;
+      await sleep(2000);
+      const snap = await fdSnapshot();
+      const fanFromChange: number[] = [], fanFromSend: number[] = [];
+      let missed = 0, open = 0;
+      const closes = new Map<string, number>();
+      for (let k = 0; k < EVENTS; k++) {
+        await pools.all({ op: "mark" });
+        const reason = `bench-ws-${Date.now()}-${k}`;
+        const text = JSON.stringify({ type: "instance.status", instanceId: inst.id, state: states[k % 2], reason });
+        const sent = Date.now();
+        const res = await fetch(`${stack.apiUrl}/api/webhooks/clusters/${cluster.id}`, { method: "POST", body: text, headers: { ...(await webhookHeaders(cluster.webhookSecret, text)), "content-type": "application/json" } });
+        if (res.status !== 202) throw new Error(`status webhook: ${res.status} ${await res.text()}`);
+        const got = await pools.collect([reason]);
+        open = got.open;
+        for (const [kk, v] of got.closes) closes.set(kk, (closes.get(kk) ?? 0) + v);
+        for (const frames of got.watchers) {
+          const hit = frames.find((f) => f[2]);
+          if (!hit) { missed++; continue; }
+          fanFromSend.push(hit[0] - sent);
+          fanFromChange.push(hit[0] - (hit[1] ?? sent));
+        }
+        await sleep(500);
       }
-      await sleep(500);
-    }
-    const open = watchers.filter((w) => w.ws.readyState === WebSocket.OPEN);
-    const r: SizeResult = {
-      n, open: open.length, events: `${EVENTS} events × ${open.length} watchers`, connect: times, connectFailed: [...failed].map(([k, v]) => `${v}× ${k}`).join(", "),
-      lateJoinersOk: watchers.filter((w) => isFirstFrameCurrent(w.first)).length, joined: watchers.length,
-      fanFromChange, fanFromSend, missed, rssPerWatcher: (rss - rssBefore) / Math.max(1, watchers.length), load: `${loadBefore} → ${load()}`,
-    };
-    print(stream, r, baseline);
-    if (open.length < n * 0.5) {
-      // A wrangler dev reload (it watches app/dist, which other sessions rebuild) drops every socket with 1006:
-      // that is the shared machine, not the stream's limit. Reconnect and measure the size once more.
-      if (!retried.has(n) && reloads() > reloadsBefore) {
-        retried.add(n);
-        console.log(`  the Worker restarted during this size (${reloads() - reloadsBefore} lost bridge links: a wrangler reload when another session rebuilds app/dist, or workerd exiting, e.g. out of descriptors: see wrangler's log): measuring ${n} again`);
-        terminateAll(watchers);
-        watchers.length = 0;
-        await sleep(3000);
-        sizes.unshift(n);
-        continue;
+      const r: SizeResult = {
+        n, open, events: `${EVENTS} events × ${open} watchers`, connect: times, connectFailed: fmt(failed),
+        lateJoinersOk: lateOk, joined, fanFromChange, fanFromSend, missed,
+        rssPerWatcher: ((snap.worker?.rssBytes ?? 0) - (base.worker?.pid === snap.worker?.pid ? base.worker?.rssBytes ?? 0 : 0)) / Math.max(1, joined),
+        fds: fdLine(base, snap, joined), load: `${loadBefore} → ${load()}`, closes: fmt(closes),
+      };
+      print(stream, r, baseline);
+      if (open < n * 0.5) {
+        if (!retried.has(n) && reloads() > reloadsBefore && n * (via === "direct" ? 2 : 4) < 19_500) {
+          // A wrangler dev reload (it watches app/dist, which other sessions rebuild) drops every socket with 1006.
+          retried.add(n);
+          console.log(`  the Worker restarted during this size (${reloads() - reloadsBefore} lost bridge links: a wrangler reload, or workerd exiting, e.g. out of descriptors: see wrangler's log): measuring ${n} again`);
+          await pools.all({ op: "terminate" });
+          joined = 0; lateOk = 0;
+          await sleep(3000);
+          sizes.unshift(n);
+          continue;
+        }
+        console.log(`  fewer than half the watchers open: ${stream} stops at ${n}`);
+        break;
       }
-      console.log(`  fewer than half the watchers open: ${stream} stops at ${n}`);
-      break;
+      baseline ??= r;
     }
-    baseline ??= r;
+  } finally {
+    await pools.all({ op: "terminate" }).catch(() => {});
+    pools.close();
+    await sleep(3000);
   }
-  terminateAll(watchers);
-  await sleep(3000);
 }
 
 async function main(): Promise<void> {
   stack = await startTestStack({ worker: "wrangler" });
   try {
     await freshToken();
-    console.log(`bench/ws (${os.cpus().length} cores, ${new Date().toISOString()}, sizes ${SIZES.join("/")}, ${EVENTS} events per size)`);
+    console.log(`bench/ws (${os.cpus().length} cores, ${new Date().toISOString()}, sizes ${SIZES.join("/")}, ${EVENTS} events per size, via ${VIAS.join(" and ")}, ${CLIENTS} client processes)`);
     const cluster = (await api<{ id: string; webhookSecret: string }>(token, "POST", "/api/clusters", { name: `bench-ws-${Date.now()}` })).body;
     const bridge = await scriptedBridge(stack.apiUrl, cluster.id, cluster.webhookSecret);
     try {
       const inst = (await api<{ id: string }>(token, "POST", "/api/instances", { name: `ws-${Date.now()}`, clusterId: cluster.id })).body;
-      if (STREAMS.includes("fleet")) {
-        const states = ["running", "stopped"] as const;
-        await bench("/ws/fleet", "/ws/fleet", (f) => f?.event === "fleet:hello", async (k) => {
-          const reason = `bench-ws-${Date.now()}-${k}`;
-          const text = JSON.stringify({ type: "instance.status", instanceId: inst.id, state: states[k % 2], reason });
-          const sent = Date.now();
-          const res = await fetch(`${stack.apiUrl}/api/webhooks/clusters/${cluster.id}`, { method: "POST", body: text, headers: { ...(await webhookHeaders(cluster.webhookSecret, text)), "content-type": "application/json" } });
-          if (res.status !== 202) throw new Error(`status webhook: ${res.status} ${await res.text()}`);
-          return { sent, match: (t) => t.includes(reason), changedAt: (t) => Date.parse(JSON.parse(t).data.timestamp) };
-        });
-      }
+      if (STREAMS.includes("fleet")) for (const via of VIAS) await fleetBench(via, inst, cluster);
       if (STREAMS.includes("deployment")) {
         // Its own instance: the fleet events above leave theirs stopped; the scripted bridge starts this one.
         const target = (await api<{ id: string }>(token, "POST", "/api/instances", { name: `ws-d-${Date.now()}`, clusterId: cluster.id })).body;
@@ -250,7 +252,7 @@ async function main(): Promise<void> {
           if ((await api<{ status: string }>(token, "GET", `/api/instances/${target.id}`)).body.status === "running") break;
           await sleep(500);
         }
-        await deploymentBench(target.id);
+        for (const via of VIAS) await deploymentBench(via, target.id);
       }
     } finally {
       bridge.close();
@@ -268,8 +270,9 @@ async function main(): Promise<void> {
  * the rollback emits that carries a timestamp (phase and progress events) is
  * an event: fan-out = receipt − that timestamp.
  */
-async function deploymentBench(instanceId: string): Promise<void> {
+async function deploymentBench(via: "direct" | "proxy", instanceId: string): Promise<void> {
   let last: unknown;
+  const stream = `/ws/deployments/:id (${via === "direct" ? "direct to the Worker's workerd" : "through wrangler's proxy"})`;
   const inWindow = async (id: string) => {
     for (let i = 0; i < 240; i++) {
       const d = (await api<{ status: string; phase: string | null; switched?: boolean }>(token, "GET", `/api/deployments/${id}`)).body;
@@ -282,7 +285,7 @@ async function deploymentBench(instanceId: string): Promise<void> {
     throw new Error(`deployment ${id} never reached its analysis window: ${JSON.stringify(last)}`);
   };
   let first: SizeResult | undefined;
-  const sizes = [...SIZES];
+  const sizes = SIZES.filter((n) => via === "direct" || n <= PROXY_MAX);
   const retried = new Set<number>();
   for (let n = sizes.shift(); n !== undefined; n = sizes.shift()) {
     const reloadsBefore = reloads();
@@ -293,44 +296,45 @@ async function deploymentBench(instanceId: string): Promise<void> {
     if (res.status >= 300) throw new Error(`deployment: ${res.status} ${JSON.stringify(res.body)}`);
     const id = res.body.id;
     await inWindow(id);
-    const watchers: Watcher[] = [];
-    const rssBefore = await workerdRss();
-    const loadBefore = load();
-    const { times, failed } = await connect(`/ws/deployments/${id}`, token, n, watchers);
-    await sleep(2000);
-    const rss = await workerdRss();
-    // Counted before the trigger: the object may close its watchers once the deployment has ended.
-    const open = watchers.filter((w) => w.ws.readyState === WebSocket.OPEN);
-    const from = watchers.map((w) => w.frames.length);
-    const sent = Date.now();
-    const rb = await api(token, "POST", `/api/deployments/${id}/rollback`);
-    if (rb.status >= 300) throw new Error(`rollback: ${rb.status} ${JSON.stringify(rb.body)}`);
-    // The rollback's frames: wait until every watcher saw the final state (or 60 s).
-    await receipts(watchers, from, (t) => t.includes('"rolled_back"') && t.includes('"deployment:state"'));
-    const fanFromChange: number[] = [], fanFromSend: number[] = [];
-    let missed = 0;
-    const expected = Math.max(...watchers.map((w, i) => w.frames.length - from[i]!));
-    for (const [i, w] of watchers.entries()) {
-      const mine = w.frames.slice(from[i]);
-      missed += expected - mine.length;
-      for (const f of mine) {
-        const ts = Date.parse(JSON.parse(f.text).data?.timestamp ?? "");
-        if (Number.isFinite(ts)) fanFromChange.push(f.at - ts);
+    const pools = new Pools(CLIENTS);
+    let r: SizeResult, expected: number;
+    try {
+      const base = await fdSnapshot();
+      const loadBefore = load();
+      const url = `${(await baseUrl(via)).replace(/^http/, "ws")}/ws/deployments/${id}?token=${encodeURIComponent(token)}`;
+      const { times, failed, first: firsts } = await pools.connect(url, n);
+      await sleep(2000);
+      const snap = await fdSnapshot();
+      await pools.all({ op: "mark" });
+      const sent = Date.now();
+      const rb = await api(token, "POST", `/api/deployments/${id}/rollback`);
+      if (rb.status >= 300) throw new Error(`rollback: ${rb.status} ${JSON.stringify(rb.body)}`);
+      // The rollback's frames: until every watcher saw the final state (or 60 s).
+      const got = await pools.collect(['"rolled_back"', '"deployment:state"']);
+      const fanFromChange: number[] = [], fanFromSend: number[] = [];
+      expected = Math.max(0, ...got.watchers.map((w) => w.length));
+      let missed = 0;
+      for (const frames of got.watchers) {
+        missed += expected - frames.length;
+        for (const f of frames) if (f[1] !== null) fanFromChange.push(f[0] - f[1]);
+        if (frames[0]) fanFromSend.push(frames[0][0] - sent);
       }
-      if (mine[0]) fanFromSend.push(mine[0].at - sent);
+      r = {
+        n, open: times.length, events: `${expected} frames per watcher × ${times.length} watchers`, connect: times, connectFailed: fmt(failed),
+        lateJoinersOk: firsts.get("deployment:state/in_progress") ?? 0, joined: times.length, fanFromChange, fanFromSend, missed,
+        rssPerWatcher: ((snap.worker?.rssBytes ?? 0) - (base.worker?.pid === snap.worker?.pid ? base.worker?.rssBytes ?? 0 : 0)) / Math.max(1, times.length),
+        fds: fdLine(base, snap, times.length), load: `${loadBefore} → ${load()}`, closes: fmt(got.closes),
+      };
+      console.log(`\n(/ws/deployments/${id}: the rollback sent ${expected} frames per watcher)`);
+      print(stream, r, first);
+    } finally {
+      await pools.all({ op: "terminate" }).catch(() => {});
+      pools.close();
+      await sleep(3000);
     }
-    const r: SizeResult = {
-      n, open: open.length, events: `${expected} frames per watcher × ${open.length} watchers`, connect: times, connectFailed: [...failed].map(([k, v]) => `${v}× ${k}`).join(", "),
-      lateJoinersOk: watchers.filter((w) => (w.first as any)?.event === "deployment:state" && (w.first as any)?.data?.status === "in_progress").length, joined: watchers.length,
-      fanFromChange, fanFromSend, missed, rssPerWatcher: (rss - rssBefore) / Math.max(1, watchers.length), load: `${loadBefore} → ${load()}`,
-    };
-    console.log(`\n(/ws/deployments/${id}: the rollback sent ${expected} frames per watcher)`);
-    print("/ws/deployments/:id", r, first);
-    terminateAll(watchers);
-    await sleep(3000);
-    const dropped = watchers.length - open.length + r.missed / Math.max(1, expected);
-    if (open.length < n * 0.5 || dropped > n * 0.5) {
-      if (!retried.has(n) && reloads() > reloadsBefore) {
+    const dropped = n - r.joined + r.missed / Math.max(1, expected);
+    if (r.joined < n * 0.5 || dropped > n * 0.5) {
+      if (!retried.has(n) && reloads() > reloadsBefore && n * (via === "direct" ? 2 : 4) < 19_500) {
         retried.add(n);
         console.log(`  the Worker restarted during this size (a wrangler reload, or workerd exiting, e.g. out of descriptors: see wrangler's log): measuring ${n} again`);
         sizes.unshift(n);
