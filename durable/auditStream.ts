@@ -6,14 +6,17 @@
  * chain's advisory lock until they commit, db/auditChain.ts), so "id > cursor"
  * misses nothing. Each socket keeps its own cursor in its attachment, so a
  * late subscriber catches up from where it asked, without the others waiting.
- * Polling runs on the object's alarm only while sockets are open.
+ * Polling runs on the object's alarm only while sockets are open. Watchers
+ * are cached and access-checked by the streams' one mechanism
+ * (durable/watchers.ts); each row is serialised once per poll, not per socket.
  */
 import { asc, desc, gt, max } from "drizzle-orm";
 import { openDb, type Db } from "../db/client.ts";
 import { auditLogs } from "../db/schema.ts";
 import type { Env } from "../core/env.ts";
 import { openKv } from "../core/platform/kv.ts";
-import { closeRevoked, watcherOf, type Watcher } from "../core/platform/watcherAccess.ts";
+import { watcherOf, type Watcher } from "../core/platform/watcherAccess.ts";
+import { accessMarks, closeIfRevoked, WatcherCache } from "./watchers.ts";
 
 export const AUDIT_TAG = "audit";
 /** How often new rows are looked for while someone watches. */
@@ -31,6 +34,8 @@ interface AuditWatcher extends Watcher {
 type Row = typeof auditLogs.$inferSelect;
 
 export class AuditStream {
+  private readonly watchers = new WatcherCache<AuditWatcher>();
+
   constructor(private readonly ctx: DurableObjectState, private readonly env: Env) {}
 
   async accept(request: Request): Promise<Response> {
@@ -49,40 +54,41 @@ export class AuditStream {
       pair[1].send(JSON.stringify({ event: "audit:gap", data: { after: asked, resumeAfter, message: `more than ${MAX_BACKLOG} entries behind; page the rest with GET /api/audit` } }));
     }
     const watcher: AuditWatcher = { ...(watcherOf(request) ?? { userId: "", openedAt: Date.now() }), cursor };
-    pair[1].serializeAttachment(watcher);
+    this.watchers.attach(pair[1], watcher);
     await this.schedule(cursor < head ? Date.now() : Date.now() + AUDIT_POLL_MS);
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
   /** The alarm: new rows to each socket past its cursor; then the next poll, while sockets remain. */
   async poll(): Promise<void> {
-    let sockets = this.ctx.getWebSockets(AUDIT_TAG);
+    const sockets = this.ctx.getWebSockets(AUDIT_TAG);
     if (sockets.length === 0) return;
-    const cursors = sockets.map((ws) => (ws.deserializeAttachment() as AuditWatcher | null)?.cursor ?? 0);
-    const from = Math.min(...cursors);
+    const watched = sockets.map((ws) => ({ ws, w: this.watchers.of(ws) }));
+    const from = Math.min(...watched.map(({ w }) => w?.cursor ?? 0));
     const rows = await this.withDb((db) => db.select().from(auditLogs).where(gt(auditLogs.id, from)).orderBy(asc(auditLogs.id)).limit(BATCH));
     if (rows.length) {
       // Only now, with something to send: a watcher whose access changed is closed instead (as on /ws/fleet).
-      sockets = await closeRevoked(openKv(this.env), sockets);
-      for (const ws of sockets) this.sendNew(ws, rows);
+      const marks = await accessMarks(openKv(this.env), watched.map(({ w }) => w));
+      const texts = rows.map((r) => JSON.stringify({ event: "audit:entry", data: r }));
+      for (const { ws, w } of watched) {
+        if (w && !closeIfRevoked(ws, w, marks)) this.sendNew(ws, w, rows, texts);
+      }
     }
     if (this.ctx.getWebSockets(AUDIT_TAG).length) await this.schedule(Date.now() + (rows.length === BATCH ? 0 : AUDIT_POLL_MS));
   }
 
-  private sendNew(ws: WebSocket, rows: Row[]): void {
-    const w = ws.deserializeAttachment() as AuditWatcher | null;
-    if (!w) return;
+  private sendNew(ws: WebSocket, w: AuditWatcher, rows: Row[], texts: string[]): void {
     let last = w.cursor;
     try {
-      for (const r of rows) {
+      for (const [i, r] of rows.entries()) {
         if (r.id <= last) continue;
-        ws.send(JSON.stringify({ event: "audit:entry", data: r }));
+        ws.send(texts[i]!);
         last = r.id;
       }
     } catch {
       // A socket closing under us is not an error for the others.
     }
-    if (last !== w.cursor) ws.serializeAttachment({ ...w, cursor: last });
+    if (last !== w.cursor) this.watchers.attach(ws, { ...w, cursor: last });
   }
 
   private async schedule(at: number): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * Streams (/ws/fleet, /ws/deployments/:id) re-check their watchers' access:
+ * Streams (/ws/fleet, /ws/audit, /ws/deployments/:id, /ws/rollouts/:id; durable/watchers.ts) re-check their watchers' access:
  * each socket remembers who opened it and when; the users and API key routes
  * mark a principal whose access changed (disabled, role changed, password
  * changed, deleted, key revoked) in the KV; before an event goes out, a
@@ -59,31 +59,4 @@ export function watcherOf(request: Request, now = Date.now()): Watcher | null {
   } catch {
     return null;
   }
-}
-
-/** Closes every socket whose watcher's access changed since it opened; returns the ones still allowed. */
-/** A Durable Object's watcher socket (Hibernation API, tag "watcher"), told where things stand first. */
-export function acceptWatcher(ctx: DurableObjectState, request: Request, first: unknown): Response {
-  const pair = new WebSocketPair();
-  ctx.acceptWebSocket(pair[1], ["watcher"]);
-  pair[1].serializeAttachment(watcherOf(request));
-  pair[1].send(JSON.stringify(first));
-  return new Response(null, { status: 101, webSocket: pair[0] });
-}
-
-export async function closeRevoked(kv: KvStore, sockets: WebSocket[]): Promise<WebSocket[]> {
-  const marks = new Map<string, Promise<number>>();
-  const markOf = (key: string) => {
-    if (!marks.has(key)) marks.set(key, kv.get(key).then((v) => Number(v ?? 0)));
-    return marks.get(key)!;
-  };
-  const allowed = await Promise.all(sockets.map(async (ws) => {
-    const w = ws.deserializeAttachment() as Watcher | null;
-    if (!w) return true;
-    const changed = await Promise.all(markKeys(w).map(markOf));
-    if (changed.every((at) => at < w.openedAt)) return true;
-    try { ws.close(ACCESS_REVOKED_CLOSE_CODE, "access changed; reconnect to authenticate again"); } catch { /* closing */ }
-    return false;
-  }));
-  return sockets.filter((_, i) => allowed[i]);
 }

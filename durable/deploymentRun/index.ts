@@ -6,7 +6,7 @@ import { flowVersions, instances } from "../../db/schema.ts";
 import type { Env } from "../../core/env.ts";
 import { openKv } from "../../core/platform/kv.ts";
 import { phaseObserved, recordMetrics } from "../../core/metrics/record.ts";
-import { acceptWatcher, closeRevoked } from "../../core/platform/watcherAccess.ts";
+import { WatcherHub } from "../watchers.ts";
 import type { DeploymentInit, DeploymentRunApi, OperateAnswer, OperatorAction } from "../../core/objects.ts";
 import type { DeploymentEvent, DeploymentView } from "../../protocol/deployments.ts";
 import { view, writeRow } from "./projection.ts";
@@ -38,8 +38,8 @@ function within<T>(what: string, call: () => Promise<T>): Promise<T> {
  */
 export class DeploymentRun extends DurableObject<Env> implements DeploymentRunApi {
   private queue: Promise<unknown> = Promise.resolve();
-  /** Watcher events in emit order (each waits for its access check). */
-  private emitting: Promise<void> = Promise.resolve();
+  /** /ws/deployments/:id watchers: the streams' one fan-out (durable/watchers.ts), events in emit order. */
+  private readonly watchers = new WatcherHub(this.ctx, () => openKv(this.env));
   /** Row writes in transition order (one chain), each in full, off the critical path. */
   private projection: Promise<void> = Promise.resolve();
 
@@ -104,7 +104,7 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
     const s = await this.load();
     if (!s) return new Response("no such deployment", { status: 404 });
     // A late subscriber first learns where things stand.
-    return acceptWatcher(this.ctx, request, { event: "deployment:state", data: view(s) } satisfies DeploymentEvent);
+    return this.watchers.accept(request, () => ({ event: "deployment:state", data: view(s) } satisfies DeploymentEvent));
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -223,15 +223,8 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
   }
 
   private emit(event: DeploymentEvent): undefined {
-    const text = JSON.stringify(event);
     // In order, each after the watchers' access is re-checked (a disabled or demoted watcher is closed instead).
-    this.emitting = this.emitting.then(async () => {
-      const sockets = this.ctx.getWebSockets("watcher");
-      if (sockets.length === 0) return;
-      for (const ws of await closeRevoked(openKv(this.env), sockets)) {
-        try { ws.send(text); } catch { /* closing */ }
-      }
-    }).catch(() => {});
+    void this.watchers.publish(JSON.stringify(event)).catch(() => {});
     return undefined;
   }
 }

@@ -8,7 +8,7 @@ import { ApiError } from "../../core/errors.ts";
 import { startDeployment } from "../../core/deployments/start.ts";
 import { parseSelector, toSql } from "../../core/fleet/labelSelector.ts";
 import { openKv } from "../../core/platform/kv.ts";
-import { acceptWatcher, closeRevoked } from "../../core/platform/watcherAccess.ts";
+import { WatcherHub } from "../watchers.ts";
 import type { OperateAnswer, RolloutRunApi } from "../../core/objects.ts";
 import type { RolloutAction, RolloutAnswer, RolloutInit } from "../../core/rollouts/types.ts";
 import type { Rollout, RolloutEvent } from "../../protocol/api/rollouts.ts";
@@ -68,7 +68,8 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
   private queue: Promise<unknown> = Promise.resolve();
   /** What store() last wrote under each key (in memory: after a restart the first store writes everything again). */
   private readonly written = new Map<string, string>();
-  private emitting: Promise<void> = Promise.resolve();
+  /** /ws/rollouts/:id watchers: the streams' one fan-out (durable/watchers.ts), events in emit order. */
+  private readonly watchers = new WatcherHub(this.ctx, () => openKv(this.env));
 
   /** One tick or action at a time: alarms and operator actions never interleave. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -296,7 +297,7 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
     const s = await this.load();
     if (!s) return new Response("no such rollout", { status: 404 });
     // A late subscriber first learns where things stand.
-    return acceptWatcher(this.ctx, request, { event: "rollout:state", data: view(s) } satisfies RolloutEvent);
+    return this.watchers.accept(request, () => ({ event: "rollout:state", data: view(s) } satisfies RolloutEvent));
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -308,14 +309,7 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
   }
 
   private emit(event: RolloutEvent): void {
-    const text = JSON.stringify(event);
     // In order, each after the watchers' access is re-checked (a disabled or demoted watcher is closed instead).
-    this.emitting = this.emitting.then(async () => {
-      const sockets = this.ctx.getWebSockets("watcher");
-      if (sockets.length === 0) return;
-      for (const ws of await closeRevoked(openKv(this.env), sockets)) {
-        try { ws.send(text); } catch { /* closing */ }
-      }
-    }).catch(() => {});
+    void this.watchers.publish(JSON.stringify(event)).catch(() => {});
   }
 }

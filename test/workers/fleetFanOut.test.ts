@@ -7,7 +7,7 @@ import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { openKv } from "../../core/platform/kv.ts";
 import { ACCESS_REVOKED_CLOSE_CODE, markAccessChanged } from "../../core/platform/watcherAccess.ts";
-import { fanOut, WatcherCache } from "../../durable/fleetWatchers.ts";
+import { fanOut, WatcherCache } from "../../durable/watchers.ts";
 import { createUser } from "./helpers.ts";
 
 const WAIT = { timeout: 10_000, interval: 20 };
