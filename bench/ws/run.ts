@@ -27,6 +27,7 @@
  *   npx tsx bench/ws/run.ts   (BENCH_WS_SIZES=1000,5000,9500,10000 BENCH_WS_EVENTS=5 BENCH_WS_STREAMS=fleet,deployment BENCH_WS_VIA=direct BENCH_WS_CLIENTS=4)
  */
 import { fork, type ChildProcess } from "node:child_process";
+import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -125,12 +126,15 @@ class Pools {
     }
     return { watchers, open, closes };
   }
+  pids(): number[] { return this.children.map((c) => c.pid!); }
   close(): void { for (const c of this.children) c.kill(); }
 }
 
 interface SizeResult {
   n: number; open: number; joined: number; events: string; connect: number[]; connectFailed: string; lateJoinersOk: number;
   fanFromChange: number[]; fanFromSend: number[]; missed: number; rssPerWatcher: number; fds: string; load: string; closes: string;
+  /** Per event: CPU ms of the Worker's workerd and of the client processes while it fanned out. */
+  cpu?: { worker: number; clients: number }[];
 }
 
 function print(stream: string, r: SizeResult, baseline?: SizeResult): void {
@@ -142,6 +146,10 @@ function print(stream: string, r: SizeResult, baseline?: SizeResult): void {
   console.log(`  fan-out, state change → watcher (${r.events}): p50 ${ms(q(f, 0.5))}, p99 ${ms(q(f, 0.99))}, last ${ms(f.at(-1) ?? NaN)}${ratio}; target p99 < 50 ms: ${q(f, 0.99) < 50 ? "met" : "missed"}`);
   console.log(`  fan-out, trigger request sent → watcher: p50 ${ms(q(s, 0.5))}, p99 ${ms(q(s, 0.99))}, last ${ms(s.at(-1) ?? NaN)}${r.missed ? `; ${r.missed} frames never arrived in 60 s` : ""}`);
   console.log(`  Worker's workerd RSS per watcher: ${(r.rssPerWatcher / 1024).toFixed(1)} KiB; descriptors: ${r.fds}`);
+  if (r.cpu?.length) {
+    const avg = (k: "worker" | "clients") => r.cpu!.reduce((a, c) => a + c[k], 0) / r.cpu!.length;
+    console.log(`  CPU per event (trigger → every watcher's receipt): the Worker's workerd ${avg("worker").toFixed(0)} ms (${((avg("worker") * 1000) / Math.max(1, r.open)).toFixed(1)} µs per watcher), the ${CLIENTS} client processes ${avg("clients").toFixed(0)} ms in all`);
+  }
   if (r.closes) console.log(`  closed by the server meanwhile: ${r.closes}`);
 }
 
@@ -159,6 +167,14 @@ function fdLine(before: Snap, after: Snap, watchers: number): string {
     return `${role === "proxy" ? "wrangler's proxy workerd" : "the Worker's workerd"} ${a.fds}${per}`;
   };
   return `${one("worker")}, ${one("proxy")} of 20,000`;
+}
+
+/** CPU time (ms, user + system) a process has used so far, from /proc/<pid>/stat (clock ticks of 10 ms). */
+async function cpuMs(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return NaN;
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
 }
 
 const fmt = (m: Map<string, number>) => [...m].map(([k, v]) => `${v}× ${k}`).join(", ");
@@ -187,14 +203,18 @@ async function fleetBench(via: "direct" | "proxy", inst: { id: string }, cluster
       const fanFromChange: number[] = [], fanFromSend: number[] = [];
       let missed = 0, open = 0;
       const closes = new Map<string, number>();
+      const cpu: { worker: number; clients: number }[] = [];
+      const clientsCpu = async () => (await Promise.all(pools.pids().map(cpuMs))).reduce((a, b) => a + b, 0);
       for (let k = 0; k < EVENTS; k++) {
         await pools.all({ op: "mark" });
+        const cpu0 = { worker: await cpuMs(snap.worker?.pid), clients: await clientsCpu() };
         const reason = `bench-ws-${Date.now()}-${k}`;
         const text = JSON.stringify({ type: "instance.status", instanceId: inst.id, state: states[k % 2], reason });
         const sent = Date.now();
         const res = await fetch(`${stack.apiUrl}/api/webhooks/clusters/${cluster.id}`, { method: "POST", body: text, headers: { ...(await webhookHeaders(cluster.webhookSecret, text)), "content-type": "application/json" } });
         if (res.status !== 202) throw new Error(`status webhook: ${res.status} ${await res.text()}`);
         const got = await pools.collect([reason]);
+        cpu.push({ worker: (await cpuMs(snap.worker?.pid)) - cpu0.worker, clients: (await clientsCpu()) - cpu0.clients });
         open = got.open;
         for (const [kk, v] of got.closes) closes.set(kk, (closes.get(kk) ?? 0) + v);
         for (const frames of got.watchers) {
@@ -209,7 +229,7 @@ async function fleetBench(via: "direct" | "proxy", inst: { id: string }, cluster
         n, open, events: `${EVENTS} events × ${open} watchers`, connect: times, connectFailed: fmt(failed),
         lateJoinersOk: lateOk, joined, fanFromChange, fanFromSend, missed,
         rssPerWatcher: ((snap.worker?.rssBytes ?? 0) - (base.worker?.pid === snap.worker?.pid ? base.worker?.rssBytes ?? 0 : 0)) / Math.max(1, joined),
-        fds: fdLine(base, snap, joined), load: `${loadBefore} → ${load()}`, closes: fmt(closes),
+        fds: fdLine(base, snap, joined), load: `${loadBefore} → ${load()}`, closes: fmt(closes), cpu,
       };
       print(stream, r, baseline);
       if (open < n * 0.5) {
