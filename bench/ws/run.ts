@@ -26,16 +26,13 @@
  * never arrive are counted: where it breaks is a result.
  *   npx tsx bench/ws/run.ts   (BENCH_WS_SIZES=1000,5000,9500,10000 BENCH_WS_EVENTS=5 BENCH_WS_STREAMS=fleet,deployment BENCH_WS_VIA=direct BENCH_WS_CLIENTS=4)
  */
-import { fork, type ChildProcess } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { adminClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { scriptedBridge } from "../fleet-rollout/scriptedBridge.ts";
-import type { PoolReply, PoolRequest } from "./watcherPool.ts";
+import { Pools } from "./pools.ts";
 import { directWorkerUrl, workerdProcesses } from "./workerAddress.ts";
 
 const SIZES = (process.env.BENCH_WS_SIZES ?? "1000,5000,9500,10000").split(",").map(Number);
@@ -80,54 +77,6 @@ async function api<T>(token: string, method: string, path: string, body?: unknow
 /** Where watchers connect: wrangler's public port, or the Worker's own workerd (found again each time: a restart moves it). */
 async function baseUrl(via: "direct" | "proxy"): Promise<string> {
   return via === "proxy" ? stack.apiUrl : directWorkerUrl(stack.apiUrl);
-}
-
-/** The client processes holding the watchers (bench/ws/watcherPool.ts), asked all at once. */
-class Pools {
-  private readonly children: ChildProcess[] = [];
-  private readonly pending = new Map<ChildProcess, (r: PoolReply) => void>();
-  constructor(n: number) {
-    const file = path.join(path.dirname(fileURLToPath(import.meta.url)), "watcherPool.ts");
-    for (let i = 0; i < n; i++) {
-      const child = fork(file, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-      child.on("message", (m: PoolReply) => { const f = this.pending.get(child); this.pending.delete(child); f?.(m); });
-      this.children.push(child);
-    }
-  }
-  private ask(child: ChildProcess, req: PoolRequest): Promise<PoolReply> {
-    return new Promise((resolve) => { this.pending.set(child, resolve); child.send(req); });
-  }
-  all(req: PoolRequest): Promise<PoolReply[]> { return Promise.all(this.children.map((c) => this.ask(c, req))); }
-  /** `count` new watchers spread evenly over the clients. */
-  async connect(url: string, count: number) {
-    const n = this.children.length;
-    const replies = await Promise.all(this.children.map((c, i) => this.ask(c, {
-      op: "connect", url, count: Math.floor(count / n) + (i < count % n ? 1 : 0), concurrency: Math.ceil(CONNECT_CONCURRENCY / n), timeoutMs: FRAME_TIMEOUT_MS,
-    })));
-    const times: number[] = [], failed = new Map<string, number>(), first = new Map<string, number>();
-    for (const r of replies) {
-      if (r.op !== "connected") continue;
-      times.push(...r.times);
-      for (const [k, v] of r.failed) failed.set(k, (failed.get(k) ?? 0) + v);
-      for (const [k, v] of r.first) first.set(k, (first.get(k) ?? 0) + v);
-    }
-    times.sort((a, b) => a - b);
-    return { times, failed, first };
-  }
-  async collect(match: string[]) {
-    const replies = await this.all({ op: "collect", match, timeoutMs: FRAME_TIMEOUT_MS });
-    const watchers = [], closes = new Map<string, number>();
-    let open = 0;
-    for (const r of replies) {
-      if (r.op !== "collected") continue;
-      watchers.push(...r.watchers);
-      open += r.open;
-      for (const [k, v] of r.closes) closes.set(k, (closes.get(k) ?? 0) + v);
-    }
-    return { watchers, open, closes };
-  }
-  pids(): number[] { return this.children.map((c) => c.pid!); }
-  close(): void { for (const c of this.children) c.kill(); }
 }
 
 interface SizeResult {
@@ -180,7 +129,7 @@ async function cpuMs(pid: number | undefined): Promise<number> {
 const fmt = (m: Map<string, number>) => [...m].map(([k, v]) => `${v}× ${k}`).join(", ");
 
 async function fleetBench(via: "direct" | "proxy", inst: { id: string }, cluster: { id: string; webhookSecret: string }): Promise<void> {
-  const pools = new Pools(CLIENTS);
+  const pools = new Pools(CLIENTS, CONNECT_CONCURRENCY, FRAME_TIMEOUT_MS);
   const stream = `/ws/fleet (${via === "direct" ? "direct to the Worker's workerd" : "through wrangler's proxy"})`;
   const states = ["running", "stopped"] as const;
   const base = await fdSnapshot();
@@ -316,7 +265,7 @@ async function deploymentBench(via: "direct" | "proxy", instanceId: string): Pro
     if (res.status >= 300) throw new Error(`deployment: ${res.status} ${JSON.stringify(res.body)}`);
     const id = res.body.id;
     await inWindow(id);
-    const pools = new Pools(CLIENTS);
+    const pools = new Pools(CLIENTS, CONNECT_CONCURRENCY, FRAME_TIMEOUT_MS);
     let r: SizeResult, expected: number;
     try {
       const base = await fdSnapshot();
