@@ -133,7 +133,8 @@ export class ClusterLink {
         stopHeartbeat();
         const wasWelcomed = this.welcomed;
         this.welcomed = false;
-        if (wasWelcomed) this.notify(this.opts.onDisconnected, "onDisconnected");
+        // Not when this bridge closes the link itself (a shutdown): its holds are the next bridge's, through the data plane's lease.
+        if (wasWelcomed && !this.abort.signal.aborted) this.notify(this.opts.onDisconnected, "onDisconnected");
         if (opened) return resolve({ welcomedAt, code, reason: reason.toString() });
         if (refused === 401 || refused === 403) {
           return reject(new AuthError(`control plane refused the link upgrade (${refused}): the cluster token was not accepted`, refused));
