@@ -120,6 +120,12 @@ export class BlueGreen {
    * stream over twice), and a switch that arrives during a release waits for it, then sees no hold.
    */
   private readonly chains = new Map<string, Promise<unknown>>();
+  /**
+   * The last hand-over's answer per instance. A switch the control plane sends again (the first answer came late:
+   * steps.ts SWITCH_RETRY) finds the hand-over done and answers what it did, not zeros: zeros would read as held work
+   * never replayed (a loss that did not happen). In memory: a restarted bridge answers zeros (a lower bound).
+   */
+  private readonly lastSwitch = new Map<string, { from: string; to: string; result: CommandResult<"route.switch"> }>();
 
   constructor(private readonly driver: Driver & BlueGreenDriver, private readonly admin: RuntimeAdmin, private readonly mqttConfigured: boolean, private readonly opts: BlueGreenOptions = {}) {
     this.maxHoldMs = opts.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
@@ -403,8 +409,14 @@ export class BlueGreen {
     this.touch(instanceId);
     await this.driver.ensureFronts(instanceId); // the fronts may not be known to this bridge process yet (see setGate)
     await this.takeReleasedElsewhere(instanceId);
+    const servingNow = from !== to ? (await this.driver.servingOf(instanceId)).runtimeId : undefined;
+    const prior = this.lastSwitch.get(instanceId);
+    if (from !== to && servingNow === to && !this.holds.has(instanceId) && prior?.from === from && prior.to === to) {
+      this.opts.log?.(`switch of ${instanceId} ${from} -> ${to} sent again after it completed: answering what it did`);
+      return prior.result;
+    }
     // Only while `from` is the committed serving runtime: a switch re-sent after it moved the routing must not hold anything again.
-    if (from !== to && !this.holds.has(instanceId) && (await this.driver.servingOf(instanceId)).runtimeId === from) {
+    if (from !== to && !this.holds.has(instanceId) && servingNow === from) {
       // Never a switch without a hold: this bridge knows of no open hold on `from` (it released it while the
       // control plane was away, its data plane did after losing its bridge, or it restarted since the drain).
       // Drain again first; on a gate and a front that still hold, this changes nothing. Stragglers past 10 s
@@ -456,9 +468,10 @@ export class BlueGreen {
     // A hold this bridge released on its own (the control plane was away) belongs to this deployment's
     // count: without it, the drain's held messages looked lost (replayed 0 at the real switch).
     const earlier = opts.ownRelease ? undefined : this.releasedByBridge.get(instanceId);
-    if (!earlier) return result;
-    this.releasedByBridge.delete(instanceId);
-    return withEarlierRelease(result, earlier);
+    if (earlier) this.releasedByBridge.delete(instanceId);
+    const answer = earlier ? withEarlierRelease(result, earlier) : result;
+    if (!opts.ownRelease) this.lastSwitch.set(instanceId, { from, to, result: answer });
+    return answer;
   }
 
   /**
