@@ -24,6 +24,10 @@ const tooDeep = () => new ApiError(400, "json_too_deep", `JSON nests deeper than
 const tooWide = () => new ApiError(413, "json_too_wide", `a JSON object or array has more than ${MAX_JSON_MEMBERS} members`, { limit: MAX_JSON_MEMBERS });
 const loneSurrogate = () => new ApiError(400, "validation_failed", "request body holds an unpaired UTF-16 surrogate (\\ud800-\\udfff without its pair)");
 
+// Sticky, and they match the empty string, so lastIndex always lands on the next character that matters.
+const PLAIN_IN_STRING = /[^"\\\uD800-\uDFFF]*/y;
+const PLAIN_OUTSIDE = /[^"{}[\],]*/y;
+
 /**
  * Throws 400 json_too_deep, 413 json_too_wide or 400 validation_failed (a
  * lone surrogate, written raw or as a \u escape, in a key or a value).
@@ -35,6 +39,16 @@ export function assertJsonWithinLimits(text: string): void {
   let inString = false;
   let pendingHigh = false;
   for (let i = 0; i < text.length; i++) {
+    // Runs of characters that change nothing (inside a string: not a quote, backslash or surrogate;
+    // outside: not a quote, bracket or comma) are skipped by the regex engine, not one charCodeAt at a
+    // time: that loop was ~3 ms of Worker CPU per 500-record AI-decision batch (bench/ai-ingest/stages.ts).
+    if (!pendingHigh) {
+      const skip = inString ? PLAIN_IN_STRING : PLAIN_OUTSIDE;
+      skip.lastIndex = i;
+      skip.test(text);
+      i = skip.lastIndex;
+      if (i >= text.length) break;
+    }
     const ch = text.charCodeAt(i);
     if (inString) {
       let unit = ch;

@@ -114,11 +114,25 @@ async function phase(db: pg.Client, cluster: { id: string; secret: string }, ins
   };
 }
 
+/**
+ * The test harness's template Postgres runs without fsync (test/harness/pgTemplate.ts); `npm start`
+ * keeps Postgres's defaults. ALTER SYSTEM (postgresql.auto.conf) overrides the template's lines, and
+ * all three settings take effect on reload, so the bench measures what a new user's stack does.
+ */
+async function defaultDurability(db: pg.Client): Promise<string> {
+  for (const setting of ["fsync", "synchronous_commit", "full_page_writes"]) await db.query(`ALTER SYSTEM SET ${setting} = on`);
+  await db.query("select pg_reload_conf()");
+  await new Promise((r) => setTimeout(r, 200));
+  const { rows } = await db.query("select name, setting from pg_settings where name in ('fsync','synchronous_commit','full_page_writes') order by name");
+  return rows.map((r: { name: string; setting: string }) => `${r.name}=${r.setting}`).join(" ");
+}
+
 async function main() {
   stack = await startTestStack({ worker: "wrangler" });
   const db = new pg.Client({ connectionString: stack.workerVars.DATABASE_URL });
   await db.connect();
   try {
+    const durability = await defaultDurability(db);
     api = (await adminClient(stack)).api;
     const created = (await api.POST("/api/clusters", { body: { name: "bench-ai" } })).data!;
     const cluster = { id: created.id, secret: created.webhookSecret };
@@ -137,7 +151,7 @@ async function main() {
     for (const rate of RATES) results.push(await phase(db, cluster, instanceIds, rate, 500));
 
     const unpriced = (await db.query("select count(*)::int as n from ai_decision_logs where cost_usd is null")).rows[0].n;
-    console.log(`\nbench/ai-ingest (${os.cpus().length} cores, ${SECONDS} s per rate, ${SENDERS} webhooks in flight, ${new Date().toISOString()})`);
+    console.log(`\nbench/ai-ingest (${os.cpus().length} cores, ${SECONDS} s per rate, ${SENDERS} webhooks in flight, ${new Date().toISOString()}; postgres ${durability})`);
     const line = (label: string, r: PhaseResult) => console.log(
       `  ${label.padEnd(34)} ${r.sustained.toFixed(0).padStart(6)} rec/s stored (${r.stored} rows)  backlog at stop ${String(r.backlogAtStop).padStart(6)}  ` +
       `webhooks ${String(r.webhooks).padStart(5)}  p50 ${r.p50.toFixed(0).padStart(5)} ms  p99 ${r.p99.toFixed(0).padStart(5)} ms  ` +

@@ -8,12 +8,12 @@
  */
 import { and, eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
-import { aiDecisionLogs, instances } from "../../db/schema.ts";
+import { aiDecisionLogs, instances, modelPrices } from "../../db/schema.ts";
 import { ApiError } from "../errors.ts";
 import { addTokens } from "../governance/tokenUsage.ts";
 import type { KvStore } from "../platform/kv.ts";
 import type { AiDecisionBatch, AiDecisionRecord } from "../../protocol/aiDecisions.ts";
-import { costUsd, loadPrices, type PriceBook } from "./prices.ts";
+import { costUsd, priceBook, type PriceBook } from "./prices.ts";
 
 const BATCH_MARK_TTL_SECONDS = 24 * 60 * 60;
 
@@ -35,9 +35,8 @@ export async function ingestAiDecisions(
   const { db, kv } = services;
   const mark = `ai-batch:${clusterId}:${batch.batchId}`;
   // The KV and the database answer in parallel; database queries stay on one connection.
-  const [seen, teams] = await Promise.all([kv.get(mark), teamsOf(db, clusterId, batch.records)]);
+  const [seen, { teams, book }] = await Promise.all([kv.get(mark), lookUp(db, clusterId, batch.records)]);
   if (seen) return { stored: 0, duplicate: true, tokensCounted: true, usage: [] };
-  const book = await loadPrices(db, batch.records);
   const rows = batch.records.map((r) => toRow(r, book, receivedAt));
   await insertRows(db, rows);
 
@@ -65,17 +64,27 @@ function usageOf(rows: Row[], teams: Map<string, string>): IngestResult["usage"]
   return [...by.values()];
 }
 
-/** Instance id → team; 403 naming the ids that are not this cluster's. */
-async function teamsOf(db: Db, clusterId: string, records: AiDecisionRecord[]): Promise<Map<string, string>> {
-  const ids = [...new Set(records.map((r) => r.instanceId))];
-  const rows = await db.select({ id: instances.id, team: instances.team }).from(instances)
-    .where(and(eq(instances.clusterId, clusterId), inArray(instances.id, ids)));
-  const teams = new Map(rows.map((r) => [r.id, r.team]));
-  const foreign = ids.filter((id) => !teams.has(id));
+/**
+ * Instance id → team and the price book, in one statement (one round trip
+ * before the insert instead of two); 403 naming the ids that are not this cluster's.
+ */
+async function lookUp(db: Db, clusterId: string, records: AiDecisionRecord[]): Promise<{ teams: Map<string, string>; book: PriceBook }> {
+  const ids = new Set<string>();
+  const providers = new Set<string>();
+  const models = new Set<string>();
+  for (const r of records) { ids.add(r.instanceId); providers.add(r.provider); models.add(r.model); }
+  const { rows: [found] } = await db.execute<{ teams: [string, string][]; prices: [string, string, number, number][] }>(sql`
+    select
+      (select coalesce(json_agg(json_build_array(${instances.id}, ${instances.team})), '[]'::json) from ${instances}
+        where ${and(eq(instances.clusterId, clusterId), inArray(instances.id, [...ids]))}) as teams,
+      (select coalesce(json_agg(json_build_array(${modelPrices.provider}, ${modelPrices.model}, ${modelPrices.inputUsdPerMtok}, ${modelPrices.outputUsdPerMtok})), '[]'::json)
+        from ${modelPrices} where ${and(inArray(modelPrices.provider, [...providers]), inArray(modelPrices.model, [...models]))}) as prices`);
+  const teams = new Map(found!.teams);
+  const foreign = [...ids].filter((id) => !teams.has(id));
   if (foreign.length > 0) {
     throw new ApiError(403, "instance_not_in_cluster", `${foreign.length} instance(s) in this batch do not belong to cluster ${clusterId}; nothing was stored`, { instanceIds: foreign });
   }
-  return teams;
+  return { teams, book: priceBook(found!.prices.map(([provider, model, input, output]) => ({ provider, model, inputUsdPerMtok: input, outputUsdPerMtok: output }))) };
 }
 
 type Row = Omit<typeof aiDecisionLogs.$inferInsert, "id">;
@@ -91,7 +100,16 @@ async function insertRows(db: Db, rows: Row[]): Promise<void> {
   const keys = Object.keys(rows[0]!) as (keyof Row)[];
   const names = sql.raw(keys.map((k) => `"${columns[k].name}"`).join(", "));
   const shape = sql.raw(keys.map((k) => `"${columns[k].name}" ${columns[k].getSQLType()}`).join(", "));
-  const json = JSON.stringify(rows.map((row) => Object.fromEntries(keys.map((k) => [columns[k].name, row[k]]))));
+  const columnNames = keys.map((k) => columns[k].name);
+  // A loop, not Object.fromEntries(keys.map(…)) per row: two arrays fewer per record on the hot path.
+  const renamed = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    const o: Record<string, unknown> = {};
+    for (let j = 0; j < keys.length; j++) o[columnNames[j]!] = row[keys[j]!];
+    renamed[i] = o;
+  }
+  const json = JSON.stringify(renamed);
   await db.execute(sql`insert into ${aiDecisionLogs} (${names}) select ${names} from json_to_recordset(${json}::json) as r(${shape})`);
 }
 

@@ -25,6 +25,12 @@ export async function loadPrices(db: Db, pairs: Iterable<{ provider: string; mod
   if (models.size === 0) return book;
   const rows = await db.select().from(modelPrices)
     .where(and(inArray(modelPrices.provider, [...providers]), inArray(modelPrices.model, [...models])));
+  return priceBook(rows);
+}
+
+/** A book from price rows (numeric columns as text or number). */
+export function priceBook(rows: Iterable<{ provider: string; model: string; inputUsdPerMtok: string | number; outputUsdPerMtok: string | number }>): PriceBook {
+  const book: PriceBook = new Map();
   for (const r of rows) {
     book.set(keyOf(r.provider, r.model), { inputUsdPerMtok: Number(r.inputUsdPerMtok), outputUsdPerMtok: Number(r.outputUsdPerMtok) });
   }

@@ -15,6 +15,7 @@ import { ApiError, notFound } from "../../core/errors.ts";
 import { applyCommandResult, applyHealthReport } from "../../core/fleet/applyReport.ts";
 import { applyInstanceStatus } from "../../core/fleet/instanceStatus.ts";
 import { ingestAiDecisions } from "../../core/ai/ingest.ts";
+import { parseAiDecisionBatch } from "../../core/ai/parseBatch.ts";
 import { recordCoordination } from "../../core/coordination/recordSessions.ts";
 import { verifyClusterWebhook } from "../../core/fleet/signedRequest.ts";
 import { counted, recordFromRequest } from "../../core/metrics/record.ts";
@@ -28,9 +29,12 @@ import { aiBatchAcceptedSchema, clusterTokenSchema, reportAcceptedSchema } from 
 const clusterParam = z.object({ id: z.uuid() });
 const tokenRequest = z.object({ bridgeVersion: z.string().max(64).optional() });
 
+function parseJsonText(body: string): unknown {
+  try { return JSON.parse(body); } catch { throw new ApiError(400, "malformed_json", "request body is not valid JSON"); }
+}
+
 function parseJson<T>(body: string, schema: z.ZodType<T>): T {
-  let raw: unknown;
-  try { raw = JSON.parse(body); } catch { throw new ApiError(400, "malformed_json", "request body is not valid JSON"); }
+  const raw = parseJsonText(body);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new ApiError(400, "validation_failed", "report does not match the protocol", describeIssues(parsed.error.issues));
   return parsed.data;
@@ -124,7 +128,8 @@ export const bridgeRoutes = new Hono<AppEnv>()
     const { id } = c.req.valid("param");
     const hook = await verifyClusterWebhook(c, id);
     try {
-      const batch = parseJson(hook.body, aiDecisionBatchSchema);
+      // A plain check for the hot valid shape; anything else gets zod's own 400 (core/ai/parseBatch.ts).
+      const batch = parseAiDecisionBatch(parseJsonText(hook.body));
       const { usage, ...result } = await ingestAiDecisions(c.var.services, id, batch, new Date());
       // Voting/refinement answers and decisions (metadata.coordination) also update their session and the audit log;
       // the batch is stored already, so a failure here is logged, not retried (a retry would be a duplicate).
