@@ -66,7 +66,7 @@ describe("AI decision batch parsing", () => {
       // A surrogate pair is two UTF-16 units, as zod counts.
       expectSameAsZod(batchOf({ ...full, [key]: "😀".repeat(25) }));
       for (const v of WRONG_TYPES) expectSameAsZod(batchOf({ ...full, [key]: v }));
-      const { [key]: _gone, ...without } = full;
+      const { [key]: _gone, ...without } = full as Record<string, unknown>;
       expectSameAsZod(batchOf(without));
     }
   });
