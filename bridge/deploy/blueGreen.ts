@@ -483,7 +483,8 @@ export class BlueGreen {
   private heldDuring(instanceId: string, from: string, gate: GateStatus | undefined, front: FrontCounters | undefined): { heldMqtt?: number; httpHeld?: number; httpRefused?: number; httpHeldRefused?: number; httpUnanswered?: number } {
     const start = this.atDrain.get(instanceId);
     this.atDrain.delete(instanceId);
-    if (!start || start.runtime !== from || !gate) return {};
+    // No baseline (this bridge restarted since the drain): requests a killed data plane cut inside this hold are still known to the front that came back (its request journal).
+    if (!start || start.runtime !== from || !gate) return !start && front?.cutInHold ? { httpUnanswered: front.cutInHold } : {};
     const frontHeld = front && start.front ? since(front.held, start.front.held) : 0;
     return {
       heldMqtt: Math.max(0, since(gate.counters.heldMqtt, start.gate.heldMqtt) - 1),

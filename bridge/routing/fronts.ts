@@ -22,6 +22,12 @@ export interface FrontCounters {
   unanswered?: number;
   /** Of `refused`: requests held past the front's bound and then refused (also counted in `held`). Absent from data planes before it. */
   heldRefused?: number;
+  /**
+   * Requests a killed predecessor of this front accepted inside the hold that is open now (or was the
+   * last one) and never answered, from its request journal (httpFront.ts): a host restart's cut
+   * requests, known without the bridge's drain baseline, which died with the bridge. Absent before it.
+   */
+  cutInHold?: number;
 }
 
 /** The HTTP front: holds new requests during a switch and releases them to the new target. */

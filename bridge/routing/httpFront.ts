@@ -95,13 +95,16 @@ export class HttpFront implements HttpRoute {
   private target?: URL;
   private holding = false;
   private held: Array<{ req: http.IncomingMessage; res: http.ServerResponse; timer: NodeJS.Timeout }> = [];
-  private readonly count: Required<FrontCounters> = { forwarded: 0, held: 0, refused: 0, serverErrors: 0, unanswered: 0, heldRefused: 0 };
+  private readonly count: Required<Omit<FrontCounters, "cutInHold">> = { forwarded: 0, held: 0, refused: 0, serverErrors: 0, unanswered: 0, heldRefused: 0 };
   url = "";
   private readonly holdLimit: number;
   private readonly maxHoldMs: number;
   private readonly journal?: RequestJournal;
   /** Requests a killed predecessor cut inside a hold, added to `unanswered` when the hold is resumed. */
   private cutPending = 0;
+  /** The same, reported as `cutInHold` until a new hold begins after a release (see FrontCounters). */
+  private cutInHold = 0;
+  private releasedSinceStart = false;
 
   constructor(private readonly host: string, o: HttpFrontOptions = {}) {
     this.holdLimit = o.holdLimit ?? DEFAULT_HOLD_LIMIT;
@@ -115,7 +118,7 @@ export class HttpFront implements HttpRoute {
     }
     const cut = this.journal.cutBefore;
     if (cut) o.log?.(`http front: ${cut} request(s) accepted by the previous process and never answered (it was killed)${this.journal.cutInHold ? "; inside a deployment's hold: counted as unanswered when the hold resumes" : "; outside any hold"}`);
-    if (this.journal.cutInHold) this.cutPending = cut;
+    if (this.journal.cutInHold) this.cutPending = this.cutInHold = cut;
   }
 
   async listen(port: number): Promise<number> {
@@ -144,6 +147,7 @@ export class HttpFront implements HttpRoute {
 
   /** From now on new requests wait here instead of reaching the instance. */
   async hold(): Promise<void> {
+    if (!this.holding && this.releasedSinceStart) this.cutInHold = 0; // a new hold: the predecessor's cut was the last one's
     this.holding = true;
     this.journal?.holding(true);
     // The hold a killed predecessor was in goes on: what it cut is this hold's loss (see RequestJournal).
@@ -156,7 +160,7 @@ export class HttpFront implements HttpRoute {
   }
 
   async counters(): Promise<FrontCounters> {
-    return { ...this.count };
+    return { ...this.count, cutInHold: this.cutInHold };
   }
 
   /** Stops holding and forwards what waited, in arrival order, to the current target. */
@@ -165,6 +169,7 @@ export class HttpFront implements HttpRoute {
   }
 
   private releaseNow(): number {
+    if (this.holding) this.releasedSinceStart = true;
     this.holding = false;
     this.journal?.holding(false);
     const waiting = this.held.splice(0);
