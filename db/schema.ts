@@ -6,7 +6,7 @@
  */
 import { sql } from "drizzle-orm";
 import {
-  bigint, bigserial, boolean, doublePrecision, index, inet, integer, jsonb, numeric, pgTable, text,
+  bigint, bigserial, boolean, doublePrecision, index, inet, integer, jsonb, numeric, pgTable, primaryKey, smallint, text,
   timestamp, uniqueIndex, uuid, varchar,
 } from "drizzle-orm/pg-core";
 import type { CiHookAction } from "../protocol/api/ciHooks.ts";
@@ -268,6 +268,28 @@ export const deadLetters = pgTable("dead_letters", {
 ]);
 
 /** USD per million tokens, per provider and request model; admins edit it (/api/ai/prices). */
+/**
+ * GET /api/metrics/fleet's counters and each live instance's newest health report, kept by
+ * triggers (db/migrations/0020_fleet_counts.sql); nothing in the API writes them.
+ */
+export const instanceHealthLatest = pgTable("instance_health_latest", {
+  instanceId: uuid("instance_id").primaryKey().references(() => instances.id, { onDelete: "cascade" }),
+  checkedAt: ts("checked_at").notNull(),
+  live: boolean("live").notNull(),
+  ready: boolean("ready").notNull(),
+  rssBytes: bigint("rss_bytes", { mode: "number" }),
+  heapUsedBytes: bigint("heap_used_bytes", { mode: "number" }),
+  missing: integer("missing").notNull(),
+});
+
+export const fleetCounts = pgTable("fleet_counts", {
+  dim: varchar("dim", { length: 20 }).notNull(),
+  key: varchar("key", { length: 50 }).notNull(),
+  /** backend pid % 8: concurrent writers update different rows. */
+  shard: smallint("shard").notNull(),
+  n: bigint("n", { mode: "number" }).notNull(),
+}, (t) => [primaryKey({ name: "fleet_counts_pk", columns: [t.dim, t.key, t.shard] })]);
+
 export const modelPrices = pgTable("model_prices", {
   id: uuid("id").primaryKey().defaultRandom(),
   provider: varchar("provider", { length: 100 }).notNull(),
