@@ -2,7 +2,7 @@
  * bench/ai-ingest/stages: CPU per 500-record batch of each step the Worker
  * runs for one AI-decision webhook, in this process (Node's V8, the engine
  * workerd runs): where bench/ai-ingest's "workerd ms per 1,000 records" goes.
- *   npx tsx bench/ai-ingest/stages.ts
+ *   JITLESS=1 npx tsx bench/ai-ingest/stages.ts   (JITLESS: zod without eval, as in workerd)
  */
 import { aiDecisionBatchSchema, type AiDecisionRecord } from "../../protocol/aiDecisions.ts";
 import { assertJsonWithinLimits } from "../../core/jsonLimits.ts";
