@@ -27,7 +27,11 @@ export interface AiAuditSenderOptions {
   log: Logger;
   maxBatch?: number;
   flushMs?: number;
-  /** Batches in flight at once. */
+  /**
+   * Batches in flight at once (default 4). bench/ai-ingest on the idle 2-core machine (session 9,
+   * docs/performance-ingest.md): 4 stored 7,482 records/s at 10k offered; 8 stored 8,272/s but
+   * its webhook p99 at 5k offered was 1,300 ms against 280 ms, so the default stays 4.
+   */
   concurrency?: number;
   /** Records waiting (open batch + closed batches not yet sent) before the oldest batch is dropped. */
   maxQueued?: number;
