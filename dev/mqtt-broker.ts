@@ -72,34 +72,41 @@ interface OutgoingPersistence {
   outgoingStream(client: object): Readable;
 }
 interface QueuedPacket { cmd: string; brokerId?: string; brokerCounter?: number; messageId?: number }
-interface Replay { done: boolean; sentLive: Set<string>; sentFromQueue: Set<string>; pending: Set<string> }
+interface Replay { done: boolean; deferred: Set<string>; sent: Set<string>; pending: Set<string> }
 
 /**
  * aedes 1.2 resumes a persistent session in two paths that race: it subscribes the client (live
- * delivery starts) and only then replays the stored queue from a snapshot, and a QoS 1 message
- * published meanwhile is both stored for the session and delivered live. So the snapshot holds
- * messages the live path sends too: one the client has already acknowledged fails
- * `outgoingUpdate` with "no such packet" and aedes closes the client (handlers/connect.js
- * `emptyQueueFilter`, client.js `writeQoS`); one not yet acknowledged is sent twice. Under load
- * every resume closed again (issue 12 (g): the restarted data plane's fronts and the restarted
- * gates reconnected again and again, and each close was a moment where client-side work queued in
- * memory could be lost), and duplicates reached the flows. `test/dev/mqtt-broker-resume.test.ts`
- * reproduces it (50 closes and a duplicate for 6,000 messages on an idle machine).
+ * delivery starts), sends the CONNACK, and only then replays the stored queue from a snapshot, and
+ * a QoS 1 message published meanwhile is both stored for the session and delivered live.
+ * - Order: live messages overtake the stored backlog. After a host restart (issue 12 (g)) the
+ *   restarted blue gate's backlog (work the front forwarded while blue was down) was still being
+ *   replayed when the hand-over's end-of-hold marker came live: the marker overtook it, the hold was
+ *   collected without it, blue was stopped at cleanup with the rest still queued in the broker, and
+ *   it was never answered (847 and 1,349 MQTT messages in two bench runs, tap: ingest → active:blue
+ *   and nowhere after). The same hazard broke the hold session's order before (docs/pitfalls.md).
+ * - Closes and duplicates: the snapshot holds messages the live path sent too; one the client has
+ *   already acknowledged fails `outgoingUpdate` with "no such packet" and aedes closes the client
+ *   (handlers/connect.js `emptyQueueFilter`, client.js `writeQoS`); one not yet acknowledged is
+ *   sent twice. Under load every resume closed again, and each close was a moment where
+ *   client-side work queued in memory could be lost.
+ * `test/dev/mqtt-broker-resume.test.ts` reproduces both (on an idle machine: 2 closes, 50 "no such
+ * packet", a duplicate and live messages ahead of the backlog, for 6,000 messages).
  *
- * Here each message (brokerId:brokerCounter) is sent at most once per connection while its queue is
- * replayed: the replay skips what the live path already sent, the live path skips what the replay
- * sent, and a stored message that is gone by the time it is sent (acknowledged already) is not an
- * error. aedes writes the packet it passed to `outgoingUpdate` whatever happens, so such a packet is
- * turned into a PINGRESP, which an MQTT client takes as a no-op. Once the replay has ended the live
- * path is aedes' own again (nothing is recorded: no per-message memory on a long-lived connection).
- * A real broker (Mosquitto, MQTT_URL) replays a session's queue before live messages and has no
- * such race.
+ * Here a resumed session gets its stored queue first, in order, then live messages, as Mosquitto
+ * does: while the queue is replayed the live path sends nothing (the message is in the queue too:
+ * aedes stores a QoS 1 message for every persistent subscriber before delivering it live), and the
+ * replay takes fresh snapshots until it has sent every message the live path held back; only then
+ * (checked and switched in one synchronous step, so nothing falls between) does the live path take
+ * over. Each message (brokerId:brokerCounter) is sent once per connection, and a stored message
+ * that is gone by the time it is sent (acknowledged already) is not an error. aedes writes the
+ * packet it passed to `outgoingUpdate` whatever happens, so a packet not to send becomes a PINGRESP,
+ * which an MQTT client takes as a no-op. Nothing is recorded per message once the replay is over.
  */
 function resumeOnce(p: OutgoingPersistence): void {
   const replays = new WeakMap<object, Replay>();
   const replayOf = (client: object): Replay => {
     let r = replays.get(client);
-    if (!r) replays.set(client, (r = { done: false, sentLive: new Set(), sentFromQueue: new Set(), pending: new Set() }));
+    if (!r) replays.set(client, (r = { done: false, deferred: new Set(), sent: new Set(), pending: new Set() }));
     return r;
   };
   const keyOf = (packet: QueuedPacket) => `${packet.brokerId}:${packet.brokerCounter}`;
@@ -113,37 +120,46 @@ function resumeOnce(p: OutgoingPersistence): void {
     const r = replayOf(client);
     const key = keyOf(packet);
     if (r.pending.delete(key)) {
-      // The replay's own call: the message may have been acknowledged since the snapshot.
+      // The replay's own call: the message may have been acknowledged since its snapshot.
       try { await update(client, packet); } catch { neutralise(packet); }
       return;
     }
     if (!r.done) {
-      if (r.sentFromQueue.has(key)) return neutralise(packet);
-      r.sentLive.add(key);
+      // Live while the queue is replayed: the replay sends it, in its place.
+      r.deferred.add(key);
+      return neutralise(packet);
     }
+    // Stored before the replay ended, delivered live only after it: the replay has sent it.
+    if (r.sent.has(key)) return neutralise(packet);
     try { await update(client, packet); } catch { neutralise(packet); }
   };
 
   p.outgoingStream = (client) => {
     const r = replayOf(client);
-    const snapshot = stream(client);
-    async function* once() {
+    async function* queueFirst() {
       try {
-        for await (const packet of snapshot as AsyncIterable<QueuedPacket>) {
-          const key = keyOf(packet);
-          if (r.sentLive.has(key) || r.sentFromQueue.has(key)) continue;
-          r.sentFromQueue.add(key);
-          r.pending.add(key);
-          yield packet;
+        for (let idle = 0; idle < 3;) {
+          let fresh = 0;
+          for await (const packet of stream(client) as AsyncIterable<QueuedPacket>) {
+            const key = keyOf(packet);
+            if (r.sent.has(key)) continue;
+            r.sent.add(key);
+            r.pending.add(key);
+            fresh++;
+            yield packet;
+          }
+          // Synchronous with the switch below: no live delivery can slip between the check and `done`.
+          if ([...r.deferred].every((k) => r.sent.has(k))) return;
+          // A held-back message that never shows up in the queue (aedes dropped it): do not wait for it forever.
+          idle = fresh ? 0 : idle + 1;
         }
       } finally {
-        // Live deliveries of messages stored before the snapshot come within a few ticks of their
-        // publish; a short grace keeps what the replay sent from being sent live again.
         r.done = true;
-        r.sentLive.clear();
-        setTimeout(() => r.sentFromQueue.clear(), 10_000).unref();
+        r.deferred.clear();
+        // A live delivery of a message the replay sent can still be on its way (aedes defers it a tick).
+        setTimeout(() => r.sent.clear(), 10_000).unref();
       }
     }
-    return Readable.from(once());
+    return Readable.from(queueFirst());
   };
 }

@@ -24,7 +24,7 @@ afterAll(async () => broker?.close());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("aedes: a persistent session resumed under live traffic", () => {
-  it("gets every message once, and the broker keeps the connection", async () => {
+  it("gets its stored backlog first, then live messages, every message once, and the broker keeps the connection", async () => {
     const topic = "resume/live";
     const clientId = `resume-${Date.now().toString(36)}`;
     const opts = { protocolVersion: 4 as const, clean: false, clientId, reconnectPeriod: 200 };
@@ -39,6 +39,7 @@ describe("aedes: a persistent session resumed under live traffic", () => {
     await Promise.all(Array.from({ length: BACKLOG }, (_, i) => producer.publishAsync(topic, String(i), { qos: 1 })));
 
     const got = new Map<number, number>();
+    const order: number[] = [];
     let closes = 0;
     let sub: MqttClient | undefined;
     // Live traffic starts before the subscriber comes back and runs through its replay.
@@ -56,6 +57,7 @@ describe("aedes: a persistent session resumed under live traffic", () => {
     sub.on("message", (_t, payload) => {
       const v = Number(payload.toString());
       got.set(v, (got.get(v) ?? 0) + 1);
+      order.push(v);
     });
     await live;
     const deadline = Date.now() + 30_000;
@@ -68,7 +70,9 @@ describe("aedes: a persistent session resumed under live traffic", () => {
     const missing = Array.from({ length: BACKLOG + LIVE }, (_, i) => i).filter((i) => !got.has(i));
     const twice = [...got].filter(([, c]) => c > 1).map(([v]) => v);
     const closedByBroker = brokerLog.filter((l) => l.includes(clientId) && /no such packet/.test(l));
-    expect({ missing: missing.length, twice: twice.length, closes: closedBeforeEnd, closedByBroker: closedByBroker.length }, `first missing ${missing.slice(0, 5)}, first twice ${twice.slice(0, 5)}, broker: ${closedByBroker.slice(0, 2).join(" | ")}`)
-      .toEqual({ missing: 0, twice: 0, closes: 0, closedByBroker: 0 });
+    // One publisher on one connection: the session must see its stored backlog, then live messages, in publish order.
+    const outOfOrder = order.filter((v, i) => i > 0 && v < order[i - 1]!).length;
+    expect({ missing: missing.length, twice: twice.length, outOfOrder, closes: closedBeforeEnd, closedByBroker: closedByBroker.length }, `first missing ${missing.slice(0, 5)}, first twice ${twice.slice(0, 5)}, broker: ${closedByBroker.slice(0, 2).join(" | ")}`)
+      .toEqual({ missing: 0, twice: 0, outOfOrder: 0, closes: 0, closedByBroker: 0 });
   }, 60_000);
 });

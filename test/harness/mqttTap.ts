@@ -50,5 +50,7 @@ export class MqttTap {
 function shortTopic(topic: string): string {
   if (topic === "zeroloss/results") return "result";
   const [, kind, id] = topic.split("/");
-  return kind === "active" ? `active:${id?.endsWith(".b") ? "b" : "a"}` : kind ?? topic;
+  // Slot a is the instance id, slot b the id + ".b"; any other runtime id (a topic nobody serves) is shown by its tail.
+  if (kind !== "active") return kind ?? topic;
+  return id && /^[0-9a-f-]{36}(\.b)?$/.test(id) ? `active:${id.endsWith(".b") ? "b" : "a"}` : `active:?${topic.slice(-12)}`;
 }
