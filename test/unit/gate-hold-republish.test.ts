@@ -25,7 +25,7 @@ afterEach(() => { process.env = { ...savedEnv }; });
 
 type Cb = (err?: Error) => void;
 
-function boot(userDir: string) {
+function boot(userDir: string, client: { connected?: boolean; _storeProcessing?: boolean; _storeProcessingQueue?: unknown[] } = {}) {
   delete require.cache[MODULE];
   process.env.REDFORGE_INSTANCE_ID = "inst-1";
   process.env.REDFORGE_RUNTIME_ID = "inst-1";
@@ -43,6 +43,7 @@ function boot(userDir: string) {
   // mqtt.js as it is right after a reconnect: publishes wait in memory until their callback says what became of them.
   const publishes: Array<{ topic: string; seq: string; cb: Cb }> = [];
   runtime.client = {
+    ...client,
     disconnecting: false,
     publish: (topic: string, payload: Buffer, _opts: unknown, cb?: Cb) => publishes.push({ topic, seq: JSON.parse(payload.toString()).seq, cb: cb ?? (() => undefined) }),
   };
@@ -76,6 +77,21 @@ describe("a draining gate's republish to the hold queue", () => {
     const b = boot(userDir);
     b.runtime.flushPending();
     expect(b.publishes.map((p) => p.seq), "the next process republishes what the broker never confirmed").toEqual(["m2"]);
+    b.stop();
+  });
+
+  it("is not journaled when mqtt.js writes it at once (it precedes the PUBACK on the connection), so a kill redoes nothing the broker has", () => {
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "rf-gate-hold-"));
+    dirs.push(userDir);
+    const a = boot(userDir, { connected: true, _storeProcessing: false, _storeProcessingQueue: [] });
+    a.work("m1");
+    a.work("m2");
+    expect(a.publishes.map((p) => p.seq)).toEqual(["m1", "m2"]);
+    a.stop(); // killed before the broker's PUBACKs: it has both copies, or still both incoming messages
+
+    const b = boot(userDir);
+    b.runtime.flushPending();
+    expect(b.publishes, "nothing to redo: no duplicate").toEqual([]);
     b.stop();
   });
 });

@@ -382,23 +382,38 @@ class GateRuntime {
 
   route(topic, payload, journalId) {
     const marker = isEndOfHold(payload);
-    // Journaled before mqtt.js sends the PUBACK, whichever way it goes (a marker is not work).
-    const id = journalId !== undefined || marker ? journalId : (this.journal ? this.journal.received(payload) : undefined);
     // Draining, or the marker that closes a hold: onto the hold topic, in arrival order.
     if (this.mode === "drain" || marker) {
       this.counters.heldMqtt++;
-      // Done only once the broker has the republished copy. "Same connection, ahead of the PUBACK" is not
-      // enough: right after a reconnect mqtt.js keeps new publishes in memory while it resends its store,
-      // and sends the PUBACK at once (issue 12 (g): 706 held messages of a restarted blue went so).
+      // A copy written now goes out on this connection ahead of the incoming message's PUBACK, so after a
+      // kill the broker has one or the other: no journal (journaling it anyway redid thousands of copies the
+      // broker had, answered twice, in a (g) bench run). Not so right after a reconnect: mqtt.js keeps new
+      // publishes in memory while it resends its store, and sends the PUBACK at once (issue 12 (g): 706
+      // held messages of a restarted blue went so). Then the message is journaled (a marker is not work)
+      // and done only once the broker has the copy; one already journaled (recovered, pending) likewise.
+      const id = journalId !== undefined || marker || this.writesNow() ? journalId : (this.journal ? this.journal.received(payload) : undefined);
       const journal = this.journal;
       this.publishKept(this.topics.hold, payload, journal && id !== undefined ? () => journal.done(id) : undefined);
       return;
     }
+    const id = journalId !== undefined ? journalId : (this.journal ? this.journal.received(payload) : undefined);
     const source = this.sources[0];
     const text = payload.toString();
     let value = text;
     try { value = JSON.parse(text); } catch { /* not JSON: the text */ }
     this.pass(source, { topic, payload: value }, undefined, id);
+  }
+
+  /**
+   * Whether a publish issued now is written to the connection at once (so it precedes the PUBACK mqtt.js
+   * sends for the message being handled). mqtt.js 5 queues it in memory instead while disconnected or while
+   * it resends its outgoing store after a reconnect (`_storeProcessing`, `_storeProcessingQueue`, not public
+   * API: an mqtt.js without them is treated as "not at once", which costs a journal write, never a message).
+   */
+  writesNow() {
+    const c = this.client;
+    if (!c || !c.connected || typeof c._storeProcessing !== "boolean" || !Array.isArray(c._storeProcessingQueue)) return false;
+    return !c._storeProcessing && c._storeProcessingQueue.length === 0;
   }
 
   /**
