@@ -219,6 +219,17 @@ export function appendStatement(entries: AuditEntry[], lock = true): string {
   ].join("\n");
 }
 
+/**
+ * The batched append as two statements for a non-interactive HTTP transaction
+ * (db/client.ts Batch), which runs each statement by itself (extended protocol,
+ * one statement per query): the lock, then the insert. Put them last in the
+ * batch: the lock is held from its statement to the batch's COMMIT, all of it
+ * inside the database's side of one round trip. Same rows, same hashes.
+ */
+export function appendQueries(db: Db, entries: AuditEntry[]) {
+  return [db.execute(sql`select pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`), db.execute(sql.raw(appendStatement(entries, false)))] as const;
+}
+
 async function appendLocked(tx: Tx, entries: AuditEntry[], lock = false): Promise<void> {
   await tx.execute(sql.raw(appendStatement(entries, lock)));
 }

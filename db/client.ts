@@ -17,11 +17,19 @@
  * (docs/performance.md "Hyperdrive").
  */
 import { Pool, neon, neonConfig } from "@neondatabase/serverless";
-import { drizzle as drizzleHttp } from "drizzle-orm/neon-http";
+import { drizzle as drizzleHttp, type NeonHttpDatabase } from "drizzle-orm/neon-http";
 import { drizzle as drizzlePool, type NeonDatabase } from "drizzle-orm/neon-serverless";
-import * as schema from "./schema.ts";
+import type * as schema from "./schema.ts";
 
 export type Db = NeonDatabase<typeof schema>;
+
+/**
+ * Statements run over HTTP as ONE non-interactive transaction (Neon's
+ * `sql.transaction([...])`: one round trip, all or nothing). For writes
+ * whose statements need no answer from an earlier one (ids made in the
+ * Worker): instance creation (functions/routes/instances.ts).
+ */
+export type Batch = NeonHttpDatabase<typeof schema>["batch"];
 
 /**
  * Dev only: route the driver through dev/neon-relay (plain ws). The relay logs
@@ -42,16 +50,33 @@ function useLocalRelay(relay: string): void {
 
 export interface DbHandle {
   db: Db;
+  batch: Batch;
   /** Whether this request opened the Pool (it took a transaction). */
   readonly pooled: boolean;
   close(): Promise<void>;
 }
 
+/**
+ * The HTTP path holds no I/O object (each query is its own fetch), so one per
+ * URL serves every request of the isolate. Drizzle gets no `schema`: nothing
+ * uses its relational query API (`db.query.*`), and with a schema every
+ * drizzle() walked all tables to build that API's config: ~2 ms of workerd CPU
+ * per drizzle() (twice per write request: HTTP and Pool), the largest single
+ * JS cost in a profile of instance creation (docs/performance-writes.md).
+ */
+const httpByUrl = new Map<string, NeonHttpDatabase<typeof schema>>();
+
 export function openDb(databaseUrl: string, localRelay?: string): DbHandle {
   if (localRelay) useLocalRelay(localRelay);
+  let http = httpByUrl.get(databaseUrl);
+  if (!http) {
+    http = drizzleHttp(neon(databaseUrl)) as NeonHttpDatabase<typeof schema>;
+    httpByUrl.set(databaseUrl, http);
+  }
+  const httpDb = http;
   // neon-http's query builder answers exactly as neon-serverless's (same drizzle mappers, the same
   // { rows, rowCount, fields } from execute); only transaction() differs, and that goes to the Pool.
-  const overHttp = drizzleHttp(neon(databaseUrl), { schema }) as unknown as Db;
+  const overHttp = httpDb as unknown as Db;
   let pool: Pool | undefined;
   let overPool: Db | undefined;
   const pooled = (): Db => {
@@ -59,7 +84,7 @@ export function openDb(databaseUrl: string, localRelay?: string): DbHandle {
       pool = new Pool({ connectionString: databaseUrl, max: 4, connectionTimeoutMillis: 5_000 });
       // An idle client erroring (server restart) must not crash the isolate.
       pool.on("error", () => {});
-      overPool = drizzlePool(pool, { schema });
+      overPool = drizzlePool(pool) as unknown as Db;
     }
     return overPool;
   };
@@ -71,6 +96,7 @@ export function openDb(databaseUrl: string, localRelay?: string): DbHandle {
   });
   return {
     db,
+    batch: (queries) => httpDb.batch(queries),
     get pooled() { return pool !== undefined; },
     close: async () => { await pool?.end(); },
   };

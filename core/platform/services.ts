@@ -1,4 +1,4 @@
-import { openDb, type Db } from "../../db/client.ts";
+import { openDb, type Batch, type Db } from "../../db/client.ts";
 import { loadRuntimeConfig, type RuntimeConfig } from "../config.ts";
 import type { Env } from "../env.ts";
 import { openKv, type KvStore } from "./kv.ts";
@@ -22,6 +22,12 @@ export class Services {
   get db(): Db {
     this.dbHandle ??= openDb(this.config.databaseUrl, this.config.neonLocalProxy);
     return this.dbHandle.db;
+  }
+
+  /** One HTTP round trip running `queries` as one transaction (db/client.ts Batch). */
+  get batch(): Batch {
+    this.dbHandle ??= openDb(this.config.databaseUrl, this.config.neonLocalProxy);
+    return this.dbHandle.batch;
   }
 
   get kv(): KvStore {

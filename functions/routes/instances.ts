@@ -1,7 +1,7 @@
 import { and, desc, eq, ilike, isNull, lt, or, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
-import { clusters, flowVersions, instances } from "../../db/schema.ts";
+import { clusters, flowVersions, instances, quotas } from "../../db/schema.ts";
 import type { AppEnv } from "../../core/app-env.ts";
 import { randomBytes, sha256Hex, toBase64Url } from "../../protocol/encoding.ts";
 import { open, seal, type SealKeys } from "../../core/crypto/secretBox.ts";
@@ -9,9 +9,9 @@ import { sendCommand } from "../../core/fleet/commands.ts";
 import { assertScaleAllowed } from "../../core/governance/policies.ts";
 import { assertInstanceQuota } from "../../core/governance/quotas.ts";
 import { applySecretsPatch, openSecrets, sealSecrets, secretsPatchShape, secretsShape } from "../../core/fleet/instanceSecrets.ts";
-import { canonicalJson } from "../../db/auditChain.ts";
+import { appendQueries, canonicalJson } from "../../db/auditChain.ts";
 import { ApiError, notFound } from "../../core/errors.ts";
-import { transact } from "../middleware/auditTrail.ts";
+import { requestOrigin, transact } from "../middleware/auditTrail.ts";
 import { recordRead } from "../middleware/auditRead.ts";
 import { requirePermission } from "../middleware/requirePermission.ts";
 import { decodeCursor, page, pageQuery } from "../../core/platform/pagination.ts";
@@ -136,27 +136,60 @@ export const instanceRoutes = new Hono<AppEnv>()
       Object.assign(body, instanceFromBlueprint(blueprint, blueprintParams ?? {}, body));
     } else if (blueprintParams) throw new ApiError(400, "blueprint_params_without_blueprint", "blueprintParams needs blueprint");
     const p = c.var.principal!;
-    const [cluster] = await c.var.services.db.select({ id: clusters.id }).from(clusters).where(and(eq(clusters.id, body.clusterId), isNull(clusters.deletedAt))).limit(1);
+    const { db } = c.var.services;
+    // One HTTP query says whether the cluster is live and whether the team has a quota; the
+    // ClusterLink's stack check runs meanwhile.
+    const [check] = await Promise.all([
+      db.execute<{ cluster: boolean; quota: boolean }>(sql`select exists (select 1 from ${clusters} where ${clusters.id} = ${body.clusterId} and ${clusters.deletedAt} is null) as "cluster", exists (select 1 from ${quotas} where ${quotas.team} = ${p.team}) as "quota"`),
+      assertStackSupported(c.env, body.clusterId, body.stack),
+    ]);
+    const { cluster, quota } = check.rows[0]!;
     if (!cluster) throw new ApiError(400, "cluster_not_found", `cluster ${body.clusterId} does not exist`);
-    await assertStackSupported(c.env, body.clusterId, body.stack);
     const digest = await flowsDigest(body.flows);
     const { encryptionKey } = c.var.services.config;
     const credentialSecretSealed = await seal(toBase64Url(randomBytes(32)), encryptionKey);
     const { secrets, ...plain } = body;
     const sealedSecrets = await sealSecrets(secrets, encryptionKey);
-    const row = await transact(c, async (tx, record) => {
-      await assertInstanceQuota(tx, { kind: "create", team: p.team, resources: body.resources, replicas: 1 });
-      const [created] = await tx.insert(instances)
-        .values({ ...plain, ...sealedSecrets, team: p.team, createdBy: p.userId, credentialSecretSealed }).onConflictDoNothing().returning();
-      if (!created) throw new ApiError(409, "instance_name_taken", `an instance named ${body.name} already exists`);
-      await tx.insert(flowVersions).values({ instanceId: created.id, version: 1, flows: body.flows, digest, createdBy: p.userId });
-      record({
-        action: "INSTANCE_CREATED", resourceType: "instance", resourceId: created.id,
-        // Names of env vars only: values may be credentials.
-        details: { name: body.name, clusterId: body.clusterId, stack: body.stack, resources: body.resources, envKeys: Object.keys(body.env), secretNames: sealedSecrets.secretNames, flowsDigest: digest, labels: body.labels, ...(blueprint ? { blueprint } : {}) },
-      });
-      return created;
+    const audit = (id: string) => ({
+      action: "INSTANCE_CREATED", resourceType: "instance", resourceId: id,
+      // Names of env vars only: values may be credentials.
+      details: { name: body.name, clusterId: body.clusterId, stack: body.stack, resources: body.resources, envKeys: Object.keys(body.env), secretNames: sealedSecrets.secretNames, flowsDigest: digest, labels: body.labels, ...(blueprint ? { blueprint } : {}) },
     });
+    const nameTaken = () => new ApiError(409, "instance_name_taken", `an instance named ${body.name} already exists`);
+    let row: Row;
+    if (quota) {
+      // A quota is checked under the team's lock between reads and the insert: an interactive transaction.
+      row = await transact(c, async (tx, record) => {
+        await assertInstanceQuota(tx, { kind: "create", team: p.team, resources: body.resources, replicas: 1 });
+        const [created] = await tx.insert(instances)
+          .values({ ...plain, ...sealedSecrets, team: p.team, createdBy: p.userId, credentialSecretSealed }).onConflictDoNothing().returning();
+        if (!created) throw nameTaken();
+        await tx.insert(flowVersions).values({ instanceId: created.id, version: 1, flows: body.flows, digest, createdBy: p.userId });
+        record(audit(created.id));
+        return created;
+      });
+    } else {
+      // Without a quota nothing needs an answer mid-transaction (the id is made here), so the insert,
+      // the flow version and the audit append go as ONE HTTP non-interactive transaction: one round
+      // trip, no Pool/WebSocket, the chain lock held only inside the database (docs/performance-writes.md).
+      // A taken name fails the unique index and rolls the whole batch back.
+      const id = crypto.randomUUID();
+      try {
+        const [[created]] = await c.var.services.batch([
+          db.insert(instances).values({ id, ...plain, ...sealedSecrets, team: p.team, createdBy: p.userId, credentialSecretSealed }).returning(),
+          db.insert(flowVersions).values({ instanceId: id, version: 1, flows: body.flows, digest, createdBy: p.userId }),
+          ...appendQueries(db, [{ ...requestOrigin(c), statusCode: null, ...audit(id) }]),
+        ]);
+        row = created!;
+      } catch (err) {
+        const e = err as { code?: string; constraint?: string };
+        if (e.code === "23505" && e.constraint === "uq_instances_live_name") throw nameTaken();
+        // The cluster was deleted between the check and the insert.
+        if (e.code === "23503" && e.constraint?.startsWith("instances_cluster_id")) throw new ApiError(400, "cluster_not_found", `cluster ${body.clusterId} does not exist`);
+        throw err;
+      }
+      c.set("audited", true);
+    }
     const commandId = await sendCommand(c.env, row.clusterId, "instance.create", row.id, { spec: await instanceSpec(row, encryptionKey) });
     return c.json({ ...detail(row), commandId }, 201);
   })
