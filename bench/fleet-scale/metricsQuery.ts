@@ -76,6 +76,40 @@ async function main() {
       const scanned = await line("scan", scan);
       console.log(`    the two agree: ${JSON.stringify(counted) === JSON.stringify(scanned) ? "yes" : `NO\n      ${JSON.stringify(counted)}\n      ${JSON.stringify(scanned)}`}; reporting ${counted.reporting}`);
     }
+    // What the counters cost a health sweep: one statement inserting a report for 1,000 live
+    // instances (as applyHealthReport does), with the triggers and without, alternating.
+    const { rows: ids } = await db.query("select id from instances where deleted_at is null limit 1000");
+    const sweep = async () => {
+      const t0 = performance.now();
+      await db.query(`insert into instance_health (instance_id, checked_at, state, live, ready, rss_bytes, heap_used_bytes, missing_node_types)
+        select id, now(), 'running', true, true, 80000000, 40000000, '[]'::jsonb from unnest($1::uuid[]) id`, [ids.map((r: { id: string }) => r.id)]);
+      return performance.now() - t0;
+    };
+    const withTriggers: number[] = [];
+    const without: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      withTriggers.push(await sweep());
+      await db.query("alter table instance_health disable trigger instance_health_latest_ins");
+      without.push(await sweep());
+      await db.query("alter table instance_health enable trigger instance_health_latest_ins");
+    }
+    // And a status change of the same 1,000 in one statement (running ↔ stopped), with the instances trigger and without.
+    const flip = async (i: number) => {
+      const t0 = performance.now();
+      await db.query("update instances set status = $2 where id = any($1::uuid[])", [ids.map((r: { id: string }) => r.id), i % 2 ? "running" : "stopped"]);
+      return performance.now() - t0;
+    };
+    const flipWith: number[] = [];
+    const flipWithout: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      flipWith.push(await flip(2 * i));
+      await db.query("alter table instances disable trigger fleet_counts_instances_upd");
+      flipWithout.push(await flip(2 * i + 1));
+      await db.query("alter table instances enable trigger fleet_counts_instances_upd");
+    }
+    await db.query("select fleet_counts_rebuild()");
+    const med = (a: number[]) => q(a.sort((x, y) => x - y), 0.5);
+    console.log(`  a ${ids.length}-instance health sweep insert: p50 ${med(withTriggers).toFixed(1)} ms with the counters' triggers, ${med(without).toFixed(1)} ms without; a status update of the same: p50 ${med(flipWith).toFixed(1)} ms with, ${med(flipWithout).toFixed(1)} ms without (load ${load()})`);
   } finally {
     await db.end();
     await stack.stop();

@@ -43,23 +43,22 @@ BEGIN
 			select 'status' as dim, status as key, -1 as n from old_rows where deleted_at is null
 			union all select 'desired', desired_state, -1 from old_rows where deleted_at is null) x;
 	ELSE
-		-- Most updates touch neither column: nothing to write.
-		IF NOT EXISTS (select 1 from old_rows o join new_rows n using (id)
-			where o.status is distinct from n.status or o.desired_state is distinct from n.desired_state
-			or (o.deleted_at is null) <> (n.deleted_at is null)) THEN RETURN NULL; END IF;
+		-- Most updates touch none of the counted columns: nothing to write. (Transition tables have no
+		-- index; a join of the two was a nested loop, so they are compared as sorted lists.)
+		IF (select array_agg(row(id, status, desired_state, deleted_at is null) order by id) from old_rows)
+			= (select array_agg(row(id, status, desired_state, deleted_at is null) order by id) from new_rows) THEN RETURN NULL; END IF;
 		select coalesce(jsonb_agg(x), '[]') into deltas from (
 			select 'status' as dim, status as key, -1 as n from old_rows where deleted_at is null
 			union all select 'desired', desired_state, -1 from old_rows where deleted_at is null
 			union all select 'status', status, 1 from new_rows where deleted_at is null
 			union all select 'desired', desired_state, 1 from new_rows where deleted_at is null) x;
 		-- A destroyed instance leaves the health totals; one brought back (none today) rejoins with its newest report.
-		delete from instance_health_latest l using old_rows o join new_rows n using (id)
-			where l.instance_id = n.id and o.deleted_at is null and n.deleted_at is not null;
+		delete from instance_health_latest l using new_rows n where l.instance_id = n.id and n.deleted_at is not null;
 		insert into instance_health_latest (instance_id, checked_at, live, ready, rss_bytes, heap_used_bytes, missing)
 			select h.instance_id, h.checked_at, h.live, h.ready, h.rss_bytes, h.heap_used_bytes, jsonb_array_length(h.missing_node_types)
-			from old_rows o join new_rows n using (id) cross join lateral (
-				select * from instance_health where instance_id = n.id order by checked_at desc limit 1) h
-			where o.deleted_at is not null and n.deleted_at is null
+			from old_rows o cross join lateral (
+				select * from instance_health where instance_id = o.id order by checked_at desc limit 1) h
+			where o.deleted_at is not null and exists (select 1 from instances i where i.id = o.id and i.deleted_at is null)
 			on conflict (instance_id) do nothing;
 	END IF;
 	PERFORM fleet_counts_add(deltas);
@@ -80,8 +79,8 @@ BEGIN
 	ELSIF TG_OP = 'DELETE' THEN
 		select coalesce(jsonb_agg(x), '[]') into deltas from (select 'cluster' as dim, status as key, -1 as n from old_rows where deleted_at is null) x;
 	ELSE
-		IF NOT EXISTS (select 1 from old_rows o join new_rows n using (id)
-			where o.status is distinct from n.status or (o.deleted_at is null) <> (n.deleted_at is null)) THEN RETURN NULL; END IF;
+		IF (select array_agg(row(id, status, deleted_at is null) order by id) from old_rows)
+			= (select array_agg(row(id, status, deleted_at is null) order by id) from new_rows) THEN RETURN NULL; END IF;
 		select coalesce(jsonb_agg(x), '[]') into deltas from (
 			select 'cluster' as dim, status as key, -1 as n from old_rows where deleted_at is null
 			union all select 'cluster', status, 1 from new_rows where deleted_at is null) x;
@@ -126,15 +125,21 @@ BEGIN
 	RETURN NULL;
 END $$;
 --> statement-breakpoint
+-- An update changes rows one for one: the deltas are the sums over the new rows minus those over the old
+-- (no join of the two transition tables, which have no index).
 CREATE FUNCTION fleet_counts_health_upd() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE deltas jsonb;
 BEGIN
-	select coalesce(jsonb_agg(x), '[]') into deltas from (
-		select 'health' as dim, 'live' as key, (count(*) filter (where n.live)) - (count(*) filter (where o.live)) as n from old_rows o join new_rows n using (instance_id)
-		union all select 'health', 'ready', (count(*) filter (where n.ready)) - (count(*) filter (where o.ready)) from old_rows o join new_rows n using (instance_id)
-		union all select 'health', 'with_missing', (count(*) filter (where n.missing > 0)) - (count(*) filter (where o.missing > 0)) from old_rows o join new_rows n using (instance_id)
-		union all select 'health', 'rss', coalesce(sum(coalesce(n.rss_bytes, 0) - coalesce(o.rss_bytes, 0)), 0) from old_rows o join new_rows n using (instance_id)
-		union all select 'health', 'heap', coalesce(sum(coalesce(n.heap_used_bytes, 0) - coalesce(o.heap_used_bytes, 0)), 0) from old_rows o join new_rows n using (instance_id)) x;
+	select jsonb_build_array(
+		jsonb_build_object('dim', 'health', 'key', 'live', 'n', n.live - o.live),
+		jsonb_build_object('dim', 'health', 'key', 'ready', 'n', n.ready - o.ready),
+		jsonb_build_object('dim', 'health', 'key', 'with_missing', 'n', n.with_missing - o.with_missing),
+		jsonb_build_object('dim', 'health', 'key', 'rss', 'n', n.rss - o.rss),
+		jsonb_build_object('dim', 'health', 'key', 'heap', 'n', n.heap - o.heap)) into deltas
+	from (select count(*) filter (where live) as live, count(*) filter (where ready) as ready, count(*) filter (where missing > 0) as with_missing,
+			coalesce(sum(rss_bytes), 0) as rss, coalesce(sum(heap_used_bytes), 0) as heap from new_rows) n,
+		(select count(*) filter (where live) as live, count(*) filter (where ready) as ready, count(*) filter (where missing > 0) as with_missing,
+			coalesce(sum(rss_bytes), 0) as rss, coalesce(sum(heap_used_bytes), 0) as heap from old_rows) o;
 	PERFORM fleet_counts_add(deltas);
 	RETURN NULL;
 END $$;
