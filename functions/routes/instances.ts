@@ -121,6 +121,22 @@ async function instanceSpec(row: Row, encryptionKey: SealKeys) {
   };
 }
 
+/**
+ * The first statement of a creation's one-transaction batch: fails it, before anything is written,
+ * when the cluster is not live ("cluster_not_found") or the team has a quota ("team_has_quota": the
+ * route then takes the interactive path, which checks the quota under the team's lock). A
+ * non-interactive batch cannot branch, and a function raising a custom error would need a
+ * migration, so the verdict is a text cast to integer: anything but '0' raises 22P02 naming it.
+ */
+function createGuard(clusterId: string, team: string) {
+  return sql`select (case
+    when not exists (select 1 from ${clusters} where ${clusters.id} = ${clusterId} and ${clusters.deletedAt} is null) then 'cluster_not_found'
+    when exists (select 1 from ${quotas} where ${quotas.team} = ${team}) then 'team_has_quota'
+    else '0' end)::integer as ok`;
+}
+
+const guardSaid = (e: { code?: string; message?: string }, verdict: string) => e.code === "22P02" && (e.message ?? "").includes(`"${verdict}"`);
+
 const doc = describe("Instances");
 
 export const instanceRoutes = new Hono<AppEnv>()
@@ -137,14 +153,7 @@ export const instanceRoutes = new Hono<AppEnv>()
     } else if (blueprintParams) throw new ApiError(400, "blueprint_params_without_blueprint", "blueprintParams needs blueprint");
     const p = c.var.principal!;
     const { db } = c.var.services;
-    // One HTTP query says whether the cluster is live and whether the team has a quota; the
-    // ClusterLink's stack check runs meanwhile.
-    const [check] = await Promise.all([
-      db.execute<{ cluster: boolean; quota: boolean }>(sql`select exists (select 1 from ${clusters} where ${clusters.id} = ${body.clusterId} and ${clusters.deletedAt} is null) as "cluster", exists (select 1 from ${quotas} where ${quotas.team} = ${p.team}) as "quota"`),
-      assertStackSupported(c.env, body.clusterId, body.stack),
-    ]);
-    const { cluster, quota } = check.rows[0]!;
-    if (!cluster) throw new ApiError(400, "cluster_not_found", `cluster ${body.clusterId} does not exist`);
+    await assertStackSupported(c.env, body.clusterId, body.stack);
     const digest = await flowsDigest(body.flows);
     const { encryptionKey } = c.var.services.config;
     const credentialSecretSealed = await seal(toBase64Url(randomBytes(32)), encryptionKey);
@@ -156,40 +165,41 @@ export const instanceRoutes = new Hono<AppEnv>()
       details: { name: body.name, clusterId: body.clusterId, stack: body.stack, resources: body.resources, envKeys: Object.keys(body.env), secretNames: sealedSecrets.secretNames, flowsDigest: digest, labels: body.labels, ...(blueprint ? { blueprint } : {}) },
     });
     const nameTaken = () => new ApiError(409, "instance_name_taken", `an instance named ${body.name} already exists`);
-    let row: Row;
-    if (quota) {
-      // A quota is checked under the team's lock between reads and the insert: an interactive transaction.
-      row = await transact(c, async (tx, record) => {
-        await assertInstanceQuota(tx, { kind: "create", team: p.team, resources: body.resources, replicas: 1 });
-        const [created] = await tx.insert(instances)
-          .values({ ...plain, ...sealedSecrets, team: p.team, createdBy: p.userId, credentialSecretSealed }).onConflictDoNothing().returning();
-        if (!created) throw nameTaken();
-        await tx.insert(flowVersions).values({ instanceId: created.id, version: 1, flows: body.flows, digest, createdBy: p.userId });
-        record(audit(created.id));
-        return created;
-      });
-    } else {
-      // Without a quota nothing needs an answer mid-transaction (the id is made here), so the insert,
-      // the flow version and the audit append go as ONE HTTP non-interactive transaction: one round
-      // trip, no Pool/WebSocket, the chain lock held only inside the database (docs/performance-writes.md).
-      // A taken name fails the unique index and rolls the whole batch back.
-      const id = crypto.randomUUID();
-      try {
-        const [[created]] = await c.var.services.batch([
-          db.insert(instances).values({ id, ...plain, ...sealedSecrets, team: p.team, createdBy: p.userId, credentialSecretSealed }).returning(),
-          db.insert(flowVersions).values({ instanceId: id, version: 1, flows: body.flows, digest, createdBy: p.userId }),
-          ...appendQueries(db, [{ ...requestOrigin(c), statusCode: null, ...audit(id) }]),
-        ]);
-        row = created!;
-      } catch (err) {
-        const e = err as { code?: string; constraint?: string };
-        if (e.code === "23505" && e.constraint === "uq_instances_live_name") throw nameTaken();
-        // The cluster was deleted between the check and the insert.
-        if (e.code === "23503" && e.constraint?.startsWith("instances_cluster_id")) throw new ApiError(400, "cluster_not_found", `cluster ${body.clusterId} does not exist`);
-        throw err;
-      }
+    const clusterGone = () => new ApiError(400, "cluster_not_found", `cluster ${body.clusterId} does not exist`);
+    // Without a quota nothing needs an answer mid-transaction (the id is made here), so the checks,
+    // the insert, the flow version and the audit append go as ONE HTTP non-interactive transaction:
+    // one round trip, no Pool/WebSocket, the chain lock held only inside the database
+    // (docs/performance-writes.md). Any failing statement rolls the whole batch back.
+    const id = crypto.randomUUID();
+    let row: Row | undefined;
+    try {
+      const [, [created]] = await c.var.services.batch([
+        db.execute(createGuard(body.clusterId, p.team)),
+        db.insert(instances).values({ id, ...plain, ...sealedSecrets, team: p.team, createdBy: p.userId, credentialSecretSealed }).returning(),
+        db.insert(flowVersions).values({ instanceId: id, version: 1, flows: body.flows, digest, createdBy: p.userId }),
+        ...appendQueries(db, [{ ...requestOrigin(c), statusCode: null, ...audit(id) }]),
+      ]);
+      row = created!;
       c.set("audited", true);
+    } catch (err) {
+      const e = err as { code?: string; constraint?: string; message?: string };
+      if (e.code === "23505" && e.constraint === "uq_instances_live_name") throw nameTaken();
+      // The guard's verdicts; a cluster deleted after the guard fails the foreign key.
+      if (guardSaid(e, "cluster_not_found") || (e.code === "23503" && e.constraint?.startsWith("instances_cluster_id"))) throw clusterGone();
+      if (!guardSaid(e, "team_has_quota")) throw err;
     }
+    // A quota is checked under the team's lock between reads and the insert: an interactive transaction.
+    row ??= await transact(c, async (tx, record) => {
+      const [cluster] = await tx.select({ id: clusters.id }).from(clusters).where(and(eq(clusters.id, body.clusterId), isNull(clusters.deletedAt))).limit(1);
+      if (!cluster) throw clusterGone();
+      await assertInstanceQuota(tx, { kind: "create", team: p.team, resources: body.resources, replicas: 1 });
+      const [created] = await tx.insert(instances)
+        .values({ ...plain, ...sealedSecrets, team: p.team, createdBy: p.userId, credentialSecretSealed }).onConflictDoNothing().returning();
+      if (!created) throw nameTaken();
+      await tx.insert(flowVersions).values({ instanceId: created.id, version: 1, flows: body.flows, digest, createdBy: p.userId });
+      record(audit(created.id));
+      return created;
+    });
     const commandId = await sendCommand(c.env, row.clusterId, "instance.create", row.id, { spec: await instanceSpec(row, encryptionKey) });
     return c.json({ ...detail(row), commandId }, 201);
   })
