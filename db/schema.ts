@@ -282,13 +282,12 @@ export const instanceHealthLatest = pgTable("instance_health_latest", {
   missing: integer("missing").notNull(),
 });
 
+/** Append-only deltas (a write never updates a row another writer could hold); the health sweep compacts them. */
 export const fleetCounts = pgTable("fleet_counts", {
   dim: varchar("dim", { length: 20 }).notNull(),
   key: varchar("key", { length: 50 }).notNull(),
-  /** backend pid % 8: concurrent writers update different rows. */
-  shard: smallint("shard").notNull(),
   n: bigint("n", { mode: "number" }).notNull(),
-}, (t) => [primaryKey({ name: "fleet_counts_pk", columns: [t.dim, t.key, t.shard] })]);
+});
 
 export const modelPrices = pgTable("model_prices", {
   id: uuid("id").primaryKey().defaultRandom(),

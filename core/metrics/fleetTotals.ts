@@ -1,7 +1,7 @@
 /**
  * GET /api/metrics/fleet's totals. fleetTotalsQuery reads the counters that
- * triggers keep (db/migrations/0020_fleet_counts.sql): a few dozen rows
- * whatever the fleet's size. fleetTotalsScanQuery computes the same totals
+ * triggers append (db/migrations/0020_fleet_counts.sql), a few dozen rows
+ * whatever the fleet's size once the health sweep has compacted them. fleetTotalsScanQuery computes the same totals
  * from the tables (one index probe per live instance for its newest health
  * report: ~X ms at 10,000 instances, bench/fleet-scale/metricsQuery.ts); the
  * tests hold the counters to it.

@@ -2,9 +2,10 @@
 -- instance_health_latest: each live instance's newest health report (what the old statement found with
 -- a lateral "order by checked_at desc limit 1"); fleet_counts: the totals, kept by statement-level
 -- triggers from transition tables, so a 1,000-row health sweep is one trigger run, not 1,000.
--- Counters are sharded (shard = backend pid % 8): concurrent transactions (instance creation, health
--- sweeps of different clusters) update different rows instead of queueing on one row lock until commit.
--- The read sums at most dims × keys × 8 rows.
+-- Counters are append-only deltas: every write inserts its (dim, key, n) rows and never updates one, so
+-- concurrent transactions never wait on each other's counter rows and cannot deadlock on them (shared
+-- counter rows updated in different orders by two transactions could: a 500 to one of them). The read
+-- sums the rows; fleet_counts_compact() (the health sweep job) folds them into one row per key.
 CREATE TABLE "instance_health_latest" (
 	"instance_id" uuid PRIMARY KEY NOT NULL REFERENCES "instances"("id") ON DELETE cascade,
 	"checked_at" timestamp with time zone NOT NULL,
@@ -18,17 +19,24 @@ CREATE TABLE "instance_health_latest" (
 CREATE TABLE "fleet_counts" (
 	"dim" varchar(20) NOT NULL,
 	"key" varchar(50) NOT NULL,
-	"shard" smallint NOT NULL,
-	"n" bigint NOT NULL,
-	CONSTRAINT "fleet_counts_pk" PRIMARY KEY ("dim", "key", "shard")
+	"n" bigint NOT NULL
 );
 --> statement-breakpoint
--- Adds (dim, key, n) deltas to this backend's shard; zero deltas write nothing.
+-- Appends (dim, key, n) deltas; zero deltas write nothing.
 CREATE FUNCTION fleet_counts_add(deltas jsonb) RETURNS void LANGUAGE sql AS $$
-	insert into fleet_counts as f (dim, key, shard, n)
-	select d.dim, d.key, pg_backend_pid() % 8, sum(d.n) from jsonb_to_recordset(deltas) as d(dim text, key text, n bigint)
+	insert into fleet_counts (dim, key, n)
+	select d.dim, d.key, sum(d.n) from jsonb_to_recordset(deltas) as d(dim text, key text, n bigint)
 	group by d.dim, d.key having sum(d.n) <> 0
-	on conflict (dim, key, shard) do update set n = f.n + excluded.n
+$$;
+--> statement-breakpoint
+-- Folds the deltas into one row per key. Correct beside writers and another compaction (READ COMMITTED):
+-- rows appended after this statement's snapshot stay; a row another compaction deleted first is skipped
+-- after its commit, and each compaction re-inserts exactly the sum of the rows it deleted.
+CREATE FUNCTION fleet_counts_compact() RETURNS integer LANGUAGE sql AS $$
+	with gone as (delete from fleet_counts returning dim, key, n),
+	folded as (insert into fleet_counts (dim, key, n)
+		select dim, key, sum(n) from gone group by dim, key having sum(n) <> 0 returning 1)
+	select (select count(*)::int from gone)
 $$;
 --> statement-breakpoint
 CREATE FUNCTION fleet_counts_instances() RETURNS trigger LANGUAGE plpgsql AS $$
