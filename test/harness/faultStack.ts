@@ -152,7 +152,11 @@ export async function runFault(c: FaultCluster, key: FaultKey, o: FaultRunOption
     ended = true;
     const t1 = Date.now();
     // The fault may still be running its restart (e.g. the Worker) when a deployment ends early.
-    if (key === "h" || drain.at) await injected;
+    if (key === "h" || drain.at) {
+      // Bounded: a restart that never returns is a finding to print, not a test that hangs until its timeout.
+      const done = await Promise.race([injected.then(() => true), sleep(180_000).then(() => false)]);
+      if (!done) notes.push("the fault's restart had not returned 180 s after the deployment ended");
+    }
     else notes.push("fault NOT injected: the deployment ended before blue was told to drain");
     drain.close();
     await sleep(o.afterMs);
@@ -264,7 +268,8 @@ async function postDeployment(api: ApiClient, instanceId: string, broker: { host
 
 async function readDeployment(api: ApiClient, id: string): Promise<any> {
   // While the Worker is down the request fails: "no answer yet".
-  return (await api.GET("/api/deployments/{id}", { params: { path: { id } } }).catch(() => undefined))?.data;
+  // Bounded: a request accepted by a Worker that dies or restarts must not hold the run.
+  return (await api.GET("/api/deployments/{id}", { params: { path: { id } }, signal: AbortSignal.timeout(15_000) }).catch(() => undefined))?.data;
 }
 
 async function untilEnded(api: ApiClient, id: string, timeoutMs: number): Promise<any> {

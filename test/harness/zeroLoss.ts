@@ -198,7 +198,9 @@ export class LoadGenerator {
     while (Date.now() - t0 < settleMs && mqttSeqs.some((s) => !this.answers.has(s))) await new Promise((r) => setTimeout(r, 100));
     // A little longer for late duplicates to show up.
     await new Promise((r) => setTimeout(r, 500));
-    await Promise.all([this.producer?.endAsync(), this.collector?.endAsync()]);
+    // Forced: a graceful end waits for every unacknowledged QoS 1 publish, which a broker that lost one
+    // never acknowledges (the run hangs instead of reporting the loss); what was sent is already counted.
+    await Promise.all([this.producer?.endAsync(true), this.collector?.endAsync(true)]);
     const lost = mqttSeqs.filter((s) => !this.answers.has(s)).map((s) => Number(s.slice(1)));
     const dup = mqttSeqs.filter((s) => (this.answers.get(s)?.length ?? 0) > 1).map((s) => Number(s.slice(1)));
     const answers = new Map<string, { sent: Sent; answers: Answer[] }>();

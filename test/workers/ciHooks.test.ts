@@ -149,7 +149,8 @@ describe("CI hooks", () => {
     expect(refused).toEqual([...Array(7).fill("invalid_signature"), "replayed", "replayed", "stale_timestamp", "stale_timestamp"].sort());
     const metrics = await api("GET", "/metrics", { token: admin.token });
     expect(String(metrics.body)).toMatch(/redforge_webhook_verification_failures_total\{reason="ci_invalid_signature"\}/);
-  });
+  // About 20 requests in sequence: the clean-clone CI once ran past 30 s with the machine loaded.
+  }, 120_000);
 
   it("a signed payload without a flow file (a GitHub push event) is 400, starts nothing, and its delivery id stays usable", async () => {
     const selector = `ci=${unique("push")}`;
