@@ -7,6 +7,7 @@
  */
 import os from "node:os";
 import { adminClient } from "../../test/harness/adminClient.ts";
+import { adminCall } from "./adminCall.ts";
 import { startTestStack } from "../../test/harness/testStack.ts";
 import { cpuOfOwn } from "../fleet-scale/procCpu.ts";
 
@@ -14,12 +15,7 @@ const N = Number(process.env.N ?? 200), C = 16;
 const stack = await startTestStack({ worker: "wrangler" });
 try {
   const { token } = await adminClient(stack);
-  const call = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(stack.apiUrl + path, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
-    const t = await r.text();
-    if (r.status >= 300) throw new Error(`${method} ${path} ${r.status} ${t}`);
-    return JSON.parse(t || "null");
-  };
+  const call = adminCall(stack.apiUrl, token);
   const cluster = await call("POST", "/api/clusters", { name: "h4" });
   const ids: string[] = [];
   for (let i = 0; i < 20; i++) ids.push((await call("POST", "/api/instances", { name: `s-${i}`, clusterId: cluster.id })).id);

@@ -13,6 +13,7 @@ import { readFileSync } from "node:fs";
 import fs from "node:fs/promises";
 import WebSocket from "ws";
 import { adminClient } from "../../test/harness/adminClient.ts";
+import { adminCall } from "./adminCall.ts";
 import { startTestStack } from "../../test/harness/testStack.ts";
 
 const N = Number(process.env.N ?? 300), C = Number(process.env.C ?? 16);
@@ -110,12 +111,7 @@ function summarise(p: Profile) {
 const stack = await startTestStack({ worker: "wrangler" });
 try {
   const { token } = await adminClient(stack);
-  const call = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(stack.apiUrl + path, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
-    const t = await r.text();
-    if (r.status >= 300) throw new Error(`${method} ${path} ${r.status} ${t}`);
-    return JSON.parse(t || "null");
-  };
+  const call = adminCall(stack.apiUrl, token);
   const cluster = await call("POST", "/api/clusters", { name: "prof" });
   const ids: string[] = [];
   for (let i = 0; i < 10; i++) ids.push((await call("POST", "/api/instances", { name: `w-${i}`, clusterId: cluster.id })).id);
