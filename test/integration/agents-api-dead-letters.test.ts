@@ -107,11 +107,14 @@ beforeAll(async () => {
       },
       secrets: { MEMORY_POSTGRES_URL: db.url },
     },
+    // Bounded: a creation that never answers must fail with its own message, not as a 420 s hook timeout
+    // (the clean-clone CI saw that once and could not say which step hung).
+    signal: AbortSignal.timeout(120_000),
   });
   expect(created.response.status, JSON.stringify(created.error)).toBe(201);
   instanceId = created.data!.id;
   const inst = await vi.waitFor(async () => {
-    const { data } = await fleet.api.GET("/api/instances/{id}", { params: { path: { id: instanceId } } });
+    const { data } = await fleet.api.GET("/api/instances/{id}", { params: { path: { id: instanceId } }, signal: AbortSignal.timeout(15_000) });
     expect(data).toMatchObject({ status: "running", endpoints: { front: expect.any(String) } });
     return data!;
   }, WAIT);
