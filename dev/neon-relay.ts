@@ -300,7 +300,7 @@ class BadRequest extends Error {
 
 async function handleSql(req: http.IncomingMessage, res: http.ServerResponse, pools: Map<string, pg.Pool>, log: (l: string) => void) {
   try {
-    const pool = poolFor(header(req, "neon-connection-string"), pools, log);
+    const connectionString = header(req, "neon-connection-string");
     const arrayMode = header(req, "neon-array-mode") === "true";
     let body: unknown;
     try {
@@ -311,7 +311,7 @@ async function handleSql(req: http.IncomingMessage, res: http.ServerResponse, po
     if (isObject(body) && Array.isArray(body.queries)) {
       const queries = body.queries.map(asQuery);
       const begin = beginStatement(req);
-      const client = await pool.connect();
+      const client = await poolFor(connectionString, "transaction", pools, log).connect();
       let broken: Error | undefined;
       try {
         await client.query(begin);
@@ -328,7 +328,7 @@ async function handleSql(req: http.IncomingMessage, res: http.ServerResponse, po
         client.release(broken);
       }
     } else {
-      const result = await run(pool, asQuery(body));
+      const result = await run(poolFor(connectionString, "query", pools, log), asQuery(body));
       sendJson(res, 200, toNeonResult(result, arrayMode));
     }
   } catch (err) {
@@ -380,7 +380,12 @@ function beginStatement(req: http.IncomingMessage): string {
   return parts.join(" ");
 }
 
-function poolFor(connectionString: string | undefined, pools: Map<string, pg.Pool>, log: (l: string) => void): pg.Pool {
+/**
+ * Single queries and transactions draw from separate pools, as each of Neon's HTTP requests gets its own
+ * connection: otherwise transactions waiting on a lock (the audit chain's) could take every connection
+ * while the transaction that holds the lock waits for a single read, a wait Postgres cannot see.
+ */
+function poolFor(connectionString: string | undefined, purpose: "query" | "transaction", pools: Map<string, pg.Pool>, log: (l: string) => void): pg.Pool {
   if (!connectionString) throw new BadRequest("missing Neon-Connection-String header");
   let url: URL;
   try {
@@ -395,10 +400,10 @@ function poolFor(connectionString: string | undefined, pools: Map<string, pg.Poo
   // Neon terminates TLS at its proxy; the hop to a local Postgres is plain, and
   // a production-style "sslmode=require" would otherwise make pg demand TLS.
   for (const p of ["sslmode", "ssl", "sslcert", "sslkey", "sslrootcert", "channel_binding"]) url.searchParams.delete(p);
-  const key = url.toString();
+  const key = `${purpose} ${url.toString()}`;
   let pool = pools.get(key);
   if (!pool) {
-    pool = new pg.Pool({ connectionString: key, max: 10, idleTimeoutMillis: 10_000 });
+    pool = new pg.Pool({ connectionString: url.toString(), max: 10, idleTimeoutMillis: 10_000 });
     // An idle client dying (e.g. Postgres restarted) must not crash the relay.
     pool.on("error", (err) => log(`[sql] idle connection error: ${err.message}`));
     pools.set(key, pool);
