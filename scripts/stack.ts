@@ -11,6 +11,7 @@ import { migrate } from "../db/migrate.ts";
 import type { RunningService, StackConfig } from "../dev/config.ts";
 import { startMqttBroker } from "../dev/mqtt-broker.ts";
 import { startNeonRelay } from "../dev/neon-relay.ts";
+import { startStallWatch, stallLogTo } from "../dev/stallWatch.ts";
 import { assertPortFree, isReachable, PortInUseError } from "../dev/ports.ts";
 import { startEmbeddedPostgres } from "../dev/postgres.ts";
 import { startQStashEmulator, type QStashEmulator } from "../dev/qstash/index.ts";
@@ -111,6 +112,8 @@ export async function startStack(cfg: StackConfig, opts: StackOptions): Promise<
     checkpoint();
     await migrate(databaseUrl);
     log("postgres", "schema is up to date");
+    const watch = startStallWatch({ databaseUrl, report: stallLogTo("stack", logTo("postgres")) });
+    services.push({ name: "stall watch", url: "", close: () => watch.close() });
     checkpoint();
     services.push(await startNeonRelay({ port: cfg.ports.neonRelay, host: cfg.host, onLog: logTo("neon-relay") }));
     let upstashRelayUrl: string | undefined;

@@ -19,6 +19,9 @@ const args = process.argv.length > 2 ? [...process.argv.slice(2), "--passWithNoT
 // process early can exit 0 with failed tests (seen in CI), and `npm test` must not say green then.
 const reportDir = process.env.REDFORGE_TEST_REPORT_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "redforge-reports-"));
 
+// Database stalls (dev/stallWatch.ts) from both layers land in one file beside the reports.
+process.env.REDFORGE_STALL_LOG ??= path.join(reportDir, "stalls.log");
+
 function vitest(layer, stdio) {
   const report = ["--reporter=default", "--reporter=json", `--outputFile=${path.join(reportDir, `${layer}.json`)}`];
   const child = spawn("npx", ["vitest", "run", "--config", `test/vitest.${layer}.config.ts`, ...report, ...args], { stdio, env: process.env });
@@ -49,6 +52,10 @@ function failures(layer) {
   } catch {
     return { tests: 0, files: 1, passed: 0, missing: true };
   }
+}
+if (fs.existsSync(process.env.REDFORGE_STALL_LOG)) {
+  console.log(`\n== database stalls seen (dev/stallWatch.ts: a statement or transaction older than 8 s)\n`);
+  process.stdout.write(fs.readFileSync(process.env.REDFORGE_STALL_LOG, "utf8"));
 }
 const verdict = { node: failures("node"), workers: failures("workers") };
 console.log(`\n== npm test: node layer exit ${nodeCode} (${JSON.stringify(verdict.node)}), workers layer exit ${workersCode} (${JSON.stringify(verdict.workers)})`);

@@ -63,7 +63,9 @@ export default defineConfig({
         workerdCompatibilityDate: workerd.version.replace(/^1\.(\d{4})(\d{2})(\d{2})\..*$/, "$1-$2-$3"),
       },
     },
-    testTimeout: 30_000,
+    // Room for a machine loaded by the node layer beside this one (a test that only passes when fast is
+    // a defect); a request that hangs fails sooner, by name (helpers.ts `api`).
+    testTimeout: 60_000,
     hookTimeout: 60_000,
     // One file at a time (on the 2-core CI box that was already vitest's default): every file
     // shares the global setup's database, and audit.test.ts / auditBatch.test.ts break the audit

@@ -13,6 +13,7 @@ import { loadConfig, type RunningService } from "../dev/config.ts";
 import { freePort, isReachable } from "../dev/ports.ts";
 import { startEmbeddedPostgres } from "../dev/postgres.ts";
 import { startNeonRelay } from "../dev/neon-relay.ts";
+import { startStallWatch, stallLogTo } from "../dev/stallWatch.ts";
 import { startQStashEmulator } from "../dev/qstash/index.ts";
 import { startUpstashRelay } from "../dev/upstash-relay.ts";
 import { migrate } from "../db/migrate.ts";
@@ -52,6 +53,9 @@ export default async function setup(project: TestProject) {
       }
     }
     await migrate(databaseUrl);
+    // A hung test leaves behind which statement waited on what (REDFORGE_STALL_LOG, docs/ci.md).
+    const watch = startStallWatch({ databaseUrl, report: stallLogTo("workers", (l) => process.stderr.write(l + "\n")) });
+    running.push({ name: "stall watch", url: "", close: () => watch.close() });
     const relayPort = await freePort();
     running.push(await startNeonRelay({ port: relayPort }));
     const qstashPort = await freePort();

@@ -27,13 +27,37 @@ export async function api<T = any>(
     body = JSON.stringify(opts.body);
     headers["Content-Type"] ??= "application/json";
   }
-  const res = opts.clientAddress === undefined
-    ? await SELF.fetch(`http://redforge.test${path}`, { method, headers, body })
-    : await fromTrustedClient(opts.clientAddress, new Request(`http://redforge.test${path}`, { method, headers, body }));
+  const sent = opts.clientAddress === undefined
+    ? SELF.fetch(`http://redforge.test${path}`, { method, headers, body })
+    : fromTrustedClient(opts.clientAddress, new Request(`http://redforge.test${path}`, { method, headers, body }));
+  const res = await named(sent, `${method} ${path.split("?")[0]}`);
   const text = await res.text();
   let parsed: unknown = text;
   try { parsed = text ? JSON.parse(text) : null; } catch { /* non-JSON stays text */ }
   return { status: res.status, body: parsed as T, headers: res.headers };
+}
+
+/**
+ * A request that hangs fails its test with its own name (CI shows only the failure's first lines) well
+ * before the test's timeout, and says so in the log after 10 s; the database's stall lines
+ * (dev/stallWatch.ts) then say what it waited on. No request of these suites takes seconds when healthy.
+ */
+async function named<T>(pending: Promise<T>, what: string): Promise<T> {
+  const t0 = Date.now();
+  let warn: ReturnType<typeof setTimeout> | undefined;
+  let fail: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      pending,
+      new Promise<never>((_, reject) => {
+        warn = setTimeout(() => console.warn(`[slow request] ${what} has not answered after 10 s`), 10_000);
+        fail = setTimeout(() => reject(new Error(`${what} did not answer within ${Math.round((Date.now() - t0) / 1000)} s (see the database stall lines in the log)`)), 50_000);
+      }),
+    ]);
+  } finally {
+    if (warn !== undefined) clearTimeout(warn);
+    if (fail !== undefined) clearTimeout(fail);
+  }
 }
 
 const trustingApp = createApp();
