@@ -30,14 +30,6 @@ export interface ReleaseRecord {
 /** Used when the bridge does not say (`POST /lease {leaseMs}`); blueGreen.ts DEFAULT_HOLD_LEASE_MS is the same. */
 export const DEFAULT_DATA_PLANE_LEASE_MS = 1_000;
 
-/** The MQTT front's hold and hand-over state (private fields of MqttFront, read here only to decide whether to act). */
-interface FrontHoldState {
-  holdOpen?: boolean;
-  current?: unknown;
-  completing?: unknown;
-  buffering?: boolean;
-}
-
 export class HoldLease {
   private bridges = 0;
   private leaseMs = DEFAULT_DATA_PLANE_LEASE_MS;
@@ -88,16 +80,15 @@ export class HoldLease {
   private async releaseOne(instanceId: string): Promise<void> {
     const http = this.fronts.http(instanceId);
     const mqtt = this.fronts.mqtt(instanceId);
-    const state = mqtt as unknown as FrontHoldState | undefined;
     const httpHolding = http?.holdingNow ?? false;
-    if (!httpHolding && !state?.holdOpen) return;
+    if (!httpHolding && !mqtt?.holding) return;
     const runtime = mqtt?.serving;
     if (!mqtt || !runtime) {
       // Without the bus the data plane cannot reopen the gate (it has no admin token): released HTTP would only meet a draining gate.
       this.log(`[${instanceId}] no bridge for ${this.leaseMs} ms while a hold is open, but no MQTT front to reopen the gate with: left to the next bridge`);
       return;
     }
-    if (state?.current || state?.completing || state?.buffering) {
+    if (mqtt.handingOver) {
       this.log(`[${instanceId}] no bridge for ${this.leaseMs} ms during a hand-over: left for the next bridge's switch to complete`);
       return;
     }

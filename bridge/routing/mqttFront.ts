@@ -111,6 +111,16 @@ export class MqttFront implements MqttRoute {
     return this.target;
   }
 
+  /** A hold is open: work arriving now is kept for the runtime that will serve (HoldLease releases it without a bridge). */
+  get holding(): boolean {
+    return this.holdOpen;
+  }
+
+  /** A hand-over between runtimes is under way (begun, buffering or replaying): only the switch that began it may end it. */
+  get handingOver(): boolean {
+    return this.current !== undefined || this.completing !== undefined || this.buffering;
+  }
+
   /** Where work goes from now on (no hand-over: for a restart of the same runtime). */
   async setTarget(runtimeId: string): Promise<void> {
     this.target = runtimeId;

@@ -30,11 +30,11 @@ function fakeFronts(opts: { handingOver?: boolean } = {}) {
     release: async () => { http.holding = false; calls.push("http release"); return 3; },
   };
   const mqtt = {
-    holdOpen: true, current: opts.handingOver ? {} : undefined, completing: undefined, buffering: Boolean(opts.handingOver),
+    holding: true, handingOver: Boolean(opts.handingOver),
     serving: "blue",
     beginHandover: async (from: string, to: string) => { calls.push(`begin ${from}->${to}`); return { held: 5, done: false }; },
     publishMode: async (rt: string, mode: string) => { calls.push(`mode ${rt} ${mode}`); },
-    completeHandover: async (from: string, to: string) => { mqtt.holdOpen = false; calls.push(`complete ${from}->${to}`); return { replayed: 5, buffered: 2 }; },
+    completeHandover: async (from: string, to: string) => { mqtt.holding = false; calls.push(`complete ${from}->${to}`); return { replayed: 5, buffered: 2 }; },
     abandonHandover: async () => { calls.push("abandon"); },
   };
   const fronts = { instanceIds: () => ["inst"], http: () => http, mqtt: () => mqtt };
