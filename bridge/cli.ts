@@ -22,6 +22,8 @@ Connects this cluster to a RedForge control plane and runs its commands.
                          (default: packed from flows/node-package at start)
   --mqtt-url <url>       the cluster's MQTT bus, e.g. mqtt://127.0.0.1:1883 (or MQTT_URL);
                          without it deploy gates and MQTT work routing are off
+  --no-broker-check      skip the start-up check that the broker queues enough QoS 1
+                         messages for an offline session (a warning, never a refusal)
   --spool-fsync          fsync each held MQTT message the data plane spools (survives a
                          power cut, not only a crash; one disk flush per message)
   --max-hold-seconds <n> a deployment's hold (work held while blue drains) that gets no
@@ -45,6 +47,8 @@ export interface CliOptions {
   mqttUrl?: string;
   /** fsync each spooled held MQTT message (process driver's data plane). */
   spoolFsync?: boolean;
+  /** --no-broker-check sets it false. */
+  brokerCheck?: boolean;
   /** --max-hold-seconds in ms. */
   maxHoldMs?: number;
   /** --hold-lease-ms. */
@@ -71,7 +75,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
       options: {
         cluster: { type: "string" }, api: { type: "string" }, "secret-file": { type: "string" },
         driver: { type: "string" }, "state-dir": { type: "string" }, "node-package": { type: "string" },
-        "mqtt-url": { type: "string" }, "spool-fsync": { type: "boolean" }, "max-hold-seconds": { type: "string" }, "hold-lease-ms": { type: "string" },
+        "mqtt-url": { type: "string" }, "spool-fsync": { type: "boolean" }, "no-broker-check": { type: "boolean" }, "max-hold-seconds": { type: "string" }, "hold-lease-ms": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -91,6 +95,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
     ...(nodePackage ? { nodePackage: requireFile(path.resolve(cwd, nodePackage), "--node-package") } : {}),
     ...(mqttUrl ? { mqttUrl: requireMqttUrl(mqttUrl) } : {}),
     ...(values["spool-fsync"] ? { spoolFsync: true } : {}),
+    ...(values["no-broker-check"] ? { brokerCheck: false } : {}),
     ...(values["max-hold-seconds"] !== undefined ? { maxHoldMs: requireSeconds(values["max-hold-seconds"] as string, "--max-hold-seconds") * 1000 } : {}),
     ...(values["hold-lease-ms"] !== undefined ? { holdLeaseMs: requireMs(values["hold-lease-ms"] as string, "--hold-lease-ms") } : {}),
     ...(env.REDFORGE_CONTEXT_URL ? { contextStore: requireContextStore(env.REDFORGE_CONTEXT_URL, env.REDFORGE_CONTEXT_TOKEN) } : {}),

@@ -9,6 +9,7 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { AiAuditForwarder } from "./aiAuditForwarder.ts";
+import { checkBrokerQueue } from "./brokerCheck.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import { parseCli, UsageError, USAGE, type DriverKind } from "./cli.ts";
 import { CommandLedger } from "./dedupe.ts";
@@ -41,6 +42,8 @@ export interface BridgeOptions {
   mqttUrl?: string;
   /** fsync each held MQTT message the process driver's data plane spools. */
   spoolFsync?: boolean;
+  /** At start, check that the broker queues enough for an offline session (bridge/brokerCheck.ts); default on when mqttUrl is set. */
+  brokerCheck?: boolean;
   /** How often instances' approved-model lists are refreshed (default: the control plane's ttlSeconds). */
   modelPolicyRefreshMs?: number;
   /** Upstash-REST Redis for the instances' `shared` context store (both colours); off when absent. */
@@ -128,10 +131,13 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
   modelPolicies?.start();
   const checkpoints = opts.mqttUrl ? new CheckpointForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log, driver: driver as Partial<BlueGreenDriver> }) : undefined;
   checkpoints?.start();
+  // In the background: a broker that silently drops queued work is worth a warning, not a refusal to start.
+  const brokerChecked = opts.mqttUrl && opts.brokerCheck !== false ? reportBrokerCheck(opts.mqttUrl, log) : undefined;
 
   let closing: Promise<void> | undefined;
   const close = (closeOpts: { leaveRunning?: boolean } = {}) => (closing ??= (async () => {
     await link.close();
+    if (brokerChecked) await withDeadline(brokerChecked, 5_000);
     // A command cut off here is answered "interrupted" on redelivery, so a bounded wait is safe.
     await withDeadline(executor.idle(), opts.drainMs ?? 30_000);
     await aiAudit?.close();
@@ -166,6 +172,16 @@ async function resumeDriver(driver: Driver, log: Logger): Promise<void> {
   if (r.adopted.length + r.started.length + r.stopped.length + r.failed.length === 0) return;
   log.info(`resumed after restart in ${Date.now() - t0} ms: ${r.adopted.length} runtime(s) adopted, ${r.started.length} runtime(s) started again, ${r.stopped.length} stopped as asked, ${r.failed.length} failed`);
   for (const f of r.failed) log.warn(`instance ${f.instanceId} not resumed: ${f.error}`);
+}
+
+async function reportBrokerCheck(mqttUrl: string, log: Logger): Promise<void> {
+  try {
+    const r = await checkBrokerQueue(mqttUrl);
+    if (r.ok) log.info(`broker check: an offline session got all ${r.sent} of ${r.sent} queued QoS 1 messages`);
+    else log.warn(`broker check: ${r.advice}`);
+  } catch (err) {
+    log.warn(`broker check could not run (the bridge goes on): ${errorMessage(err)}`);
+  }
 }
 
 function withDeadline(work: Promise<void>, ms: number): Promise<void> {
