@@ -23,6 +23,8 @@ export interface AppEnv {
     clientAddress: string | null;
     services: Services;
     principal?: Principal;
+    /** The principal bucket's answer when authenticate took from it already (middleware/rateLimit.ts). */
+    principalWaitMs?: number;
     /** Set once a route's change and its audit row committed together. */
     audited?: boolean;
     /** Set once the QStash signature verified: the job routers' middleware can match one request twice. */

@@ -8,6 +8,7 @@ import type { BridgeFrame, CommandType } from "../protocol/commands.ts";
 import type { DeploymentInit, DeploymentView, HoldDuring } from "../protocol/deployments.ts";
 import type { Rollout } from "../protocol/api/rollouts.ts";
 import type { RolloutAction, RolloutAnswer, RolloutInit } from "./rollouts/types.ts";
+import type { KvOp } from "./platform/kv.ts";
 
 export type { DeploymentInit, HoldDuring };
 
@@ -57,6 +58,8 @@ export interface ClusterLinkApi extends Rpc.DurableObjectBranded {
   /** A recorded answer, as the JSON text the bridge sent: the reader parses it with the command's schema. */
   result(commandId: string): Promise<{ status: OutboxStatus; resultJson: string | null } | null>;
   status(): Promise<ClusterLinkStatus>;
+  /** Only the bridge's last hello (status()'s `lastHello`), without counting the outbox: what a creation's stack check reads. */
+  hello(): Promise<ClusterLinkStatus["lastHello"]>;
 }
 
 export type OperatorAction = "promote" | "abort" | "rollback";
@@ -119,6 +122,8 @@ export interface KvStoreApi extends Rpc.DurableObjectBranded {
   del(key: string): Promise<void>;
   /** Token bucket: 0 when a token was taken, else milliseconds until the next one (core/platform/kv.ts). */
   take(key: string, perSecond: number, burst: number): Promise<number>;
+  /** Several get/take commands in one call, in order, none other between them (KvStore.batch). */
+  batch(ops: readonly KvOp[]): Promise<(string | number | null)[]>;
 }
 
 /** One addition to a counter in the MetricsSink (core/metrics/record.ts builds them). */

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../core/env.ts";
 import type { KvStoreApi } from "../core/objects.ts";
-import { bucketTtlSeconds } from "../core/platform/kv.ts";
+import { bucketTtlSeconds, type KvOp } from "../core/platform/kv.ts";
 
 /**
  * The Redis stand-in used when no Upstash credentials are configured: a
@@ -87,6 +87,13 @@ export class KvStoreObject extends DurableObject<Env> implements KvStoreApi {
     else wait = Math.ceil(((1 - tokens) * 1000) / perSecond);
     await this.write(key, `${tokens}:${now}`, bucketTtlSeconds(perSecond, burst));
     return wait;
+  }
+
+  /** One call for what a request needs at one point (KvStore.batch): each command as if called alone. */
+  async batch(ops: readonly KvOp[]): Promise<(string | number | null)[]> {
+    const results: (string | number | null)[] = [];
+    for (const o of ops) results.push(o.op === "get" ? this.live(o.key) : await this.take(o.key, o.perSecond, o.burst));
+    return results;
   }
 
   override async alarm(): Promise<void> {

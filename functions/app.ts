@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../core/app-env.ts";
 import { auditTrail } from "./middleware/auditTrail.ts";
-import { authenticate } from "./middleware/authenticate.ts";
+import { authenticateThenLimit } from "./middleware/authenticate.ts";
 import { limitBody, requireJsonBody } from "./middleware/bodyGuard.ts";
 import { onError, onNotFound } from "./middleware/errorHandler.ts";
 import { referenceRoutes } from "./openapi/routes.ts";
@@ -79,7 +79,7 @@ export function createApp() {
   app.use("/metrics", requestContext, limitByClient);
   app.route("/metrics", prometheusRoutes);
 
-  app.use("/api/*", authenticate, limitByPrincipal);
+  app.use("/api/*", authenticateThenLimit, limitByPrincipal);
   app.route("/api/admin", adminRoutes);
   app.route("/api/ai", aiRoutes);
   app.route("/api/coordination", coordinationRoutes);

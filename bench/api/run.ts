@@ -26,6 +26,7 @@ import { adminClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { cpuOfOwn } from "../fleet-scale/procCpu.ts";
 import type { NeonRelay, NeonRelayAuth } from "../../dev/neon-relay.ts";
+import { webhookHeaders } from "../../protocol/webhooks.ts";
 
 const SEQ = Number(process.env.BENCH_SEQ ?? 100);
 const PER_CLIENT = Number(process.env.BENCH_PER_CLIENT ?? 5);
@@ -263,6 +264,30 @@ async function creationRate(db: pg.Client, adminToken: string, clusterId: string
   return { label, rate, cpu: { workerd: perMs(cpu0.workerd, cpu1.workerd), postgres: perMs(cpu0.postgres, cpu1.postgres), self: perMs(cpu0.self, cpu1.self) } };
 }
 
+/**
+ * BENCH_HELLO=1: the cluster's bridge says hello once, listing its stacks, and goes away, as a
+ * cluster with a current bridge has (its creations' stack check then has a report to go by;
+ * without it every creation asks the ClusterLink). Commands still pile up unsent, as without it.
+ */
+async function sayHello(adminToken: string, cluster: { id: string; webhookSecret: string }): Promise<void> {
+  const body = JSON.stringify({ bridgeVersion: "bench" });
+  const res = await fetch(`${stack.apiUrl}/api/clusters/${cluster.id}/token`, {
+    method: "POST", body, headers: { ...(await webhookHeaders(cluster.webhookSecret, body)), "content-type": "application/json" },
+  });
+  if (res.status !== 200) throw new Error(`cluster token: ${res.status} ${await res.text()}`);
+  const { token } = (await res.json()) as { token: string };
+  const ws = new WebSocket(`${stack.apiUrl.replace(/^http/, "ws")}/api/clusters/${cluster.id}/link`, { headers: { authorization: `Bearer ${token}` } });
+  await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject); });
+  ws.send(JSON.stringify({ kind: "hello", bridgeVersion: "bench", driver: "simulated", stacks: [{ id: "5.0", nodeRed: "5.0.7" }, { id: "4.1", nodeRed: "4.1.15" }] }));
+  for (let i = 0; ; i++) {
+    if ((await api<{ reported: boolean }>(adminToken, "GET", `/api/stacks?clusterId=${cluster.id}`)).reported) break;
+    if (i > 100) throw new Error("the hello's stacks never showed in GET /api/stacks");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  ws.close();
+  console.log("cluster's bridge said hello (stacks 5.0, 4.1) and disconnected (BENCH_HELLO=1)");
+}
+
 const cpuTotal = (r: CreationRun) => r.cpu.workerd + r.cpu.postgres + r.cpu.self;
 
 const fmt = (n: number) => n.toFixed(1).padStart(7);
@@ -275,7 +300,8 @@ async function main() {
   try {
     if (process.env.BENCH_CONNECT !== "0") await connectCost();
     const { token: adminToken } = await adminClient(stack);
-    const cluster = await api<{ id: string }>(adminToken, "POST", "/api/clusters", { name: "bench-api" });
+    const cluster = await api<{ id: string; webhookSecret: string }>(adminToken, "POST", "/api/clusters", { name: "bench-api" });
+    if (process.env.BENCH_HELLO === "1") await sayHello(adminToken, cluster);
     const seeded: string[] = [];
     for (let i = 0; i < SEED; i++) seeded.push((await api<{ id: string }>(adminToken, "POST", "/api/instances", { name: `seed-${i}`, clusterId: cluster.id })).id);
     await seedHealth(db, cluster.id);

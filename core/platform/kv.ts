@@ -13,6 +13,14 @@ export interface SetOptions {
   ex?: number;
 }
 
+/** One command of a batch (KvStore.batch): what a request needs from the KV at one point, in one round trip. */
+export type KvOp =
+  | { op: "get"; key: string }
+  | { op: "take"; key: string; perSecond: number; burst: number };
+
+/** A batch's answers, one per command in order: `get` as get(), `take` as take(). */
+export type KvResults<T extends readonly KvOp[]> = { -readonly [I in keyof T]: T[I] extends { op: "get" } ? string | null : number };
+
 export interface KvStore {
   readonly backend: "upstash" | "durable-object";
   get(key: string): Promise<string | null>;
@@ -28,6 +36,13 @@ export interface KvStore {
    * answers 0, or, when the bucket is empty, the milliseconds until the next token (nothing taken).
    */
   take(key: string, perSecond: number, burst: number): Promise<number>;
+  /**
+   * Several commands in one round trip, each with exactly its own command's semantics (a take is as
+   * atomic as take()); not a transaction across keys. The round trip is one only when the keys live
+   * together: on the Durable-Object backend keys spread over shards, so keys meant to be batched
+   * share a hash tag (see shardOf); keys on different shards cost one call per shard, in parallel.
+   */
+  batch<const T extends readonly KvOp[]>(ops: T): Promise<KvResults<T>>;
   ping(): Promise<void>;
 }
 
@@ -80,6 +95,16 @@ class UpstashKv implements KvStore {
   async take(key: string, perSecond: number, burst: number) {
     return Number(await this.redis.eval(TAKE_SCRIPT, [key], [perSecond, burst, bucketTtlSeconds(perSecond, burst)]));
   }
+  async batch<const T extends readonly KvOp[]>(ops: T): Promise<KvResults<T>> {
+    // One REST request (a pipeline): each command runs as it would alone.
+    const p = this.redis.pipeline();
+    for (const o of ops) {
+      if (o.op === "get") p.get(o.key);
+      else p.eval(TAKE_SCRIPT, [o.key], [o.perSecond, o.burst, bucketTtlSeconds(o.perSecond, o.burst)]);
+    }
+    const raw = await p.exec<unknown[]>();
+    return ops.map((o, i) => (o.op === "get" ? (raw[i] as string | null) ?? null : Number(raw[i]))) as KvResults<T>;
+  }
   async ping() {
     await this.redis.ping();
   }
@@ -88,9 +113,17 @@ class UpstashKv implements KvStore {
 // Keys spread over a few objects so one hot counter does not serialise every nonce check.
 const DO_SHARDS = 8;
 
-function shardOf(key: string): string {
+/**
+ * The shard of a key: a hash of the whole key, or, as in Redis Cluster, of its hash tag (the text
+ * inside the first non-empty `{...}`) when it has one, so keys that a request batches can be put
+ * on one shard: `rl:user:{principal:v1:user:<id>}` lives with `principal:v1:user:<id>`.
+ */
+export function shardOf(key: string): string {
+  const open = key.indexOf("{");
+  const close = open < 0 ? -1 : key.indexOf("}", open + 1);
+  const hashed = close > open + 1 ? key.slice(open + 1, close) : key;
   let h = 2166136261;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  for (let i = 0; i < hashed.length; i++) h = Math.imul(h ^ hashed.charCodeAt(i), 16777619);
   return `kv-${(h >>> 0) % DO_SHARDS}`;
 }
 
@@ -99,6 +132,20 @@ class DurableObjectKv implements KvStore {
   constructor(private readonly ns: Env["KV_STORE"]) {}
   private stub(key: string) {
     return this.ns.get(this.ns.idFromName(shardOf(key)));
+  }
+  async batch<const T extends readonly KvOp[]>(ops: T): Promise<KvResults<T>> {
+    // One call per shard, all at once; a shard runs its commands in order with no other call between them.
+    const byShard = new Map<string, number[]>();
+    ops.forEach((o, i) => {
+      const shard = shardOf(o.key);
+      byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
+    });
+    const results: (string | number | null)[] = new Array(ops.length);
+    await Promise.all([...byShard].map(async ([shard, indices]) => {
+      const answers = await this.ns.get(this.ns.idFromName(shard)).batch(indices.map((i) => ops[i]!));
+      indices.forEach((i, n) => { results[i] = answers[n]!; });
+    }));
+    return results as KvResults<T>;
   }
   get(key: string) {
     return this.stub(key).get(key);

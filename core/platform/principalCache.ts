@@ -11,7 +11,7 @@
  * database and cannot fill; a fill that raced the change either landed
  * before the marker (overwritten) or after it (refused by NX).
  */
-import type { KvStore } from "./kv.ts";
+import type { KvOp, KvResults, KvStore } from "./kv.ts";
 
 export const PRINCIPAL_CACHE_TTL_SECONDS = 60;
 const STALE = "stale";
@@ -20,6 +20,9 @@ export type PrincipalSubject = { userId: string } | { role: string } | { apiKeyH
 
 const keyOf = (s: PrincipalSubject) =>
   "userId" in s ? `principal:v1:user:${s.userId}` : "role" in s ? `principal:v1:role:${s.role}` : `principal:v1:key:${s.apiKeyHash}`;
+
+/** The KV key of a subject's entry: a key tagged `{<this>}` lives on its shard (kv.ts shardOf), so both go in one batch. */
+export const principalCacheKey = keyOf;
 
 /**
  * The cached value of `subject`, or `load()`'s (then cached unless the subject
@@ -35,6 +38,27 @@ export async function cachedPrincipalPart<T>(kv: KvStore, subject: PrincipalSubj
     await kv.set(key, JSON.stringify(value), { nx: true, ex: PRINCIPAL_CACHE_TTL_SECONDS }).catch(() => false);
   }
   return value;
+}
+
+/**
+ * cachedPrincipalPart, with `alongside` sent in the same KV round trip as the cache read (the
+ * request's rate-limit take, middleware/authenticate.ts). `alongside` is null when that round trip
+ * failed: the entry then comes from the database as above and the caller sends its commands
+ * itself, so a KV failure behaves exactly as without the batch.
+ */
+export async function cachedPrincipalPartWith<T, const A extends readonly KvOp[]>(
+  kv: KvStore, subject: PrincipalSubject, load: () => Promise<T | undefined>, alongside: A,
+): Promise<{ value: T | undefined; alongside: KvResults<A> | null }> {
+  const key = keyOf(subject);
+  const answers = await kv.batch([{ op: "get", key }, ...alongside] as const).catch(() => null);
+  const hit = answers ? (answers[0] as string | null) : STALE;
+  const rest = answers ? (answers.slice(1) as KvResults<A>) : null;
+  if (hit !== null && hit !== STALE) return { value: JSON.parse(hit) as T, alongside: rest };
+  const value = await load();
+  if (hit === null && value !== undefined) {
+    await kv.set(key, JSON.stringify(value), { nx: true, ex: PRINCIPAL_CACHE_TTL_SECONDS }).catch(() => false);
+  }
+  return { value, alongside: rest };
 }
 
 /** Call after the change committed: the next request of anyone it affects reads the database. */

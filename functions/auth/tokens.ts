@@ -9,7 +9,18 @@ export interface SessionClaims {
   role: string;
 }
 
-const keyOf = (secret: string) => new TextEncoder().encode(secret);
+// The HMAC key imported once per secret for the isolate, not on every request's verify (jose imports raw bytes each time).
+const imported = new Map<string, Promise<CryptoKey>>();
+function keyOf(secret: string): Promise<CryptoKey> {
+  let key = imported.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+    if (imported.size >= 8) imported.clear();
+    imported.set(secret, key);
+    key.catch(() => imported.delete(secret));
+  }
+  return key;
+}
 
 export async function issueSessionToken(claims: SessionClaims, secret: string, ttlSeconds: number) {
   const nowMs = Date.now();
@@ -24,7 +35,7 @@ export async function issueSessionToken(claims: SessionClaims, secret: string, t
     .setAudience(AUDIENCE)
     .setIssuedAt(now)
     .setExpirationTime(exp)
-    .sign(keyOf(secret));
+    .sign(await keyOf(secret));
   return { token, expiresAt: new Date(exp * 1000).toISOString() };
 }
 
@@ -33,7 +44,7 @@ export type TokenCheck = { ok: true; userId: string; issuedAtMs: number } | { ok
 
 export async function verifySessionToken(token: string, secret: string): Promise<TokenCheck> {
   try {
-    const { payload } = await jwtVerify(token, keyOf(secret), { issuer: ISSUER, audience: AUDIENCE, algorithms: ["HS256"] });
+    const { payload } = await jwtVerify(token, await keyOf(secret), { issuer: ISSUER, audience: AUDIENCE, algorithms: ["HS256"] });
     if (!payload.sub || typeof payload.iat !== "number") return { ok: false, reason: "invalid" };
     const ms = payload.iat_ms;
     const issuedAtMs = typeof ms === "number" && Number.isSafeInteger(ms) && Math.floor(ms / 1000) === payload.iat ? ms : payload.iat * 1000 + 999;

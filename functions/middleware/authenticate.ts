@@ -5,12 +5,13 @@ import type { Db } from "../../db/client.ts";
 import { apiKeys, roles, users, type Permission } from "../../db/schema.ts";
 import type { AppEnv, Principal } from "../../core/app-env.ts";
 import type { KvStore } from "../../core/platform/kv.ts";
-import { cachedPrincipalPart } from "../../core/platform/principalCache.ts";
+import { cachedPrincipalPart, cachedPrincipalPartWith } from "../../core/platform/principalCache.ts";
 import { hashApiKey, looksLikeApiKey } from "../auth/apiKeys.ts";
 import { ensureBootstrap } from "../auth/bootstrap.ts";
 import { verifySessionToken } from "../auth/tokens.ts";
 import { ApiError } from "../../core/errors.ts";
 import { BUILTIN_ROLES, ROLE_RANK, intersect, isBuiltinRole } from "../rbac/permissions.ts";
+import { principalTake } from "./rateLimit.ts";
 
 const unauthenticated = (code: string, message: string) =>
   new ApiError(401, code, message, undefined, { "WWW-Authenticate": 'Bearer realm="redforge"' });
@@ -46,11 +47,13 @@ interface KeyState {
 // not a write per request.
 const ms = (d: Date | null) => (d ? d.getTime() : null);
 
+const loadUserState = (db: Db, userId: string) => async (): Promise<UserState | undefined> => {
+  const [u] = await db.select().from(users).where(eq(users.id, userId)).limit(1);
+  return u && { id: u.id, username: u.username, team: u.team, role: u.role, disabled: u.disabled, sessionsValidAfterMs: ms(u.sessionsValidAfter) };
+};
+
 function userState(kv: KvStore, db: Db, userId: string): Promise<UserState | undefined> {
-  return cachedPrincipalPart(kv, { userId }, async () => {
-    const [u] = await db.select().from(users).where(eq(users.id, userId)).limit(1);
-    return u && { id: u.id, username: u.username, team: u.team, role: u.role, disabled: u.disabled, sessionsValidAfterMs: ms(u.sessionsValidAfter) };
-  });
+  return cachedPrincipalPart(kv, { userId }, loadUserState(db, userId));
 }
 
 /** A role's permissions: built-in roles from the table in code, custom roles from the KV or Postgres. */
@@ -93,7 +96,14 @@ async function fromApiKey(kv: KvStore, db: Db, key: string): Promise<Principal> 
   };
 }
 
-async function fromSessionToken(kv: KvStore, db: Db, token: string, secret: string): Promise<Principal> {
+/**
+ * `take` is the user's rate-limit take (middleware/rateLimit.ts): it rides the user-state read's KV
+ * round trip. Its answer (undefined when the round trip failed or no take was asked) goes to
+ * limitByPrincipal, which takes by itself when there is none.
+ */
+async function fromSessionToken(
+  kv: KvStore, db: Db, token: string, secret: string, take: (userId: string) => ReturnType<typeof principalTake>,
+): Promise<{ principal: Principal; waitMs: number | undefined }> {
   const check = await verifySessionToken(token, secret);
   if (!check.ok) {
     throw check.reason === "expired"
@@ -102,7 +112,8 @@ async function fromSessionToken(kv: KvStore, db: Db, token: string, secret: stri
   }
   // Signed by us but not naming a user id (an old or foreign token): not a caller, not bad input.
   if (!z.uuid().safeParse(check.userId).success) throw unauthenticated("invalid_token", "bearer token is not valid");
-  const user = await userState(kv, db, check.userId);
+  const bucket = take(check.userId);
+  const { value: user, alongside } = await cachedPrincipalPartWith(kv, { userId: check.userId }, loadUserState(db, check.userId), bucket ? [bucket] : []);
   if (!user || user.disabled) throw unauthenticated("invalid_token", "the token's user no longer exists or is disabled");
   // Millisecond precision: every session from before a password change or a disable ends, also
   // after re-enabling; a login right after the change works.
@@ -110,20 +121,38 @@ async function fromSessionToken(kv: KvStore, db: Db, token: string, secret: stri
     throw unauthenticated("token_revoked", "the password changed or the user was disabled since this token was issued; log in again");
   }
   // The role as it stands now (the KV entry is replaced on every change): a role change takes effect at once.
-  return {
+  const principal: Principal = {
     userId: user.id, username: user.username, team: user.team, role: user.role,
     permissions: await rolePermissions(kv, db, user.role), via: "token",
   };
+  return { principal, waitMs: alongside?.[0] };
 }
 
-/** Every /api route except the explicitly public ones passes through here. */
-export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
-  const header = c.req.header("Authorization") ?? "";
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match?.[1]) throw unauthenticated("unauthenticated", "send Authorization: Bearer <session token or API key>");
-  const { db, kv, config } = c.var.services;
-  await ensureBootstrap(db, config);
-  const token = match[1];
-  c.set("principal", looksLikeApiKey(token) ? await fromApiKey(kv, db, token) : await fromSessionToken(kv, db, token, config.jwtSecret));
-  await next();
-});
+function authenticator(opts: { principalTake: boolean }) {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const header = c.req.header("Authorization") ?? "";
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match?.[1]) throw unauthenticated("unauthenticated", "send Authorization: Bearer <session token or API key>");
+    const { db, kv, config } = c.var.services;
+    await ensureBootstrap(db, config);
+    const token = match[1];
+    if (looksLikeApiKey(token)) {
+      c.set("principal", await fromApiKey(kv, db, token));
+    } else {
+      const take = (userId: string) => (opts.principalTake ? principalTake(c.env, { userId }) : null);
+      const { principal, waitMs } = await fromSessionToken(kv, db, token, config.jwtSecret, take);
+      c.set("principal", principal);
+      if (waitMs !== undefined) c.set("principalWaitMs", waitMs);
+    }
+    await next();
+  });
+}
+
+/** Authentication alone: for routes that answer before the per-principal rate limit (GET /api/auth/me, /metrics, /ws). */
+export const authenticate = authenticator({ principalTake: false });
+
+/**
+ * Every /api route except the explicitly public ones passes through here, then limitByPrincipal:
+ * a session's take from its user's bucket rides the user-state read (one KV round trip, not two).
+ */
+export const authenticateThenLimit = authenticator({ principalTake: true });

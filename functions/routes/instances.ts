@@ -156,7 +156,8 @@ export const instanceRoutes = new Hono<AppEnv>()
     await assertStackSupported(c.env, body.clusterId, body.stack);
     const digest = await flowsDigest(body.flows);
     const { encryptionKey } = c.var.services.config;
-    const credentialSecretSealed = await seal(toBase64Url(randomBytes(32)), encryptionKey);
+    const credentialSecret = toBase64Url(randomBytes(32));
+    const credentialSecretSealed = await seal(credentialSecret, encryptionKey);
     const { secrets, ...plain } = body;
     const sealedSecrets = await sealSecrets(secrets, encryptionKey);
     const audit = (id: string) => ({
@@ -200,7 +201,9 @@ export const instanceRoutes = new Hono<AppEnv>()
       record(audit(created.id));
       return created;
     });
-    const commandId = await sendCommand(c.env, row.clusterId, "instance.create", row.id, { spec: await instanceSpec(row, encryptionKey) });
+    // instanceSpec(row) without opening what was sealed a moment ago: the plaintexts are at hand.
+    const spec = { id: row.id, name: row.name, flows: row.flows, resources: row.resources, stack: row.stack, env: { ...row.env, ...secrets }, credentialSecret };
+    const commandId = await sendCommand(c.env, row.clusterId, "instance.create", row.id, { spec });
     return c.json({ ...detail(row), commandId }, 201);
   })
   .get("/", doc({ summary: "List live instances, newest first", responses: { 200: pageOf(instanceSummarySchema) } }), requirePermission("instances", "read"), validate("query", listQuery), async (c) => {
