@@ -278,7 +278,7 @@ async function sayHello(adminToken: string, cluster: { id: string; webhookSecret
   const { token } = (await res.json()) as { token: string };
   const ws = new WebSocket(`${stack.apiUrl.replace(/^http/, "ws")}/api/clusters/${cluster.id}/link`, { headers: { authorization: `Bearer ${token}` } });
   await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject); });
-  ws.send(JSON.stringify({ kind: "hello", bridgeVersion: "bench", driver: "simulated", stacks: [{ id: "5.0", nodeRed: "5.0.7" }, { id: "4.1", nodeRed: "4.1.15" }] }));
+  ws.send(JSON.stringify({ kind: "hello", bridgeVersion: "bench", driver: "process", stacks: [{ id: "5.0", nodeRed: "5.0.7" }, { id: "4.1", nodeRed: "4.1.15" }] }));
   for (let i = 0; ; i++) {
     if ((await api<{ reported: boolean }>(adminToken, "GET", `/api/stacks?clusterId=${cluster.id}`)).reported) break;
     if (i > 100) throw new Error("the hello's stacks never showed in GET /api/stacks");
