@@ -88,10 +88,13 @@ export interface RuntimeAdmin {
 /** Entries of a flows array that are containers or wiring, not node types a module provides. */
 const STRUCTURAL_TYPES = new Set(["tab", "subflow", "group", "junction"]);
 
+/** How long Node-RED may take to install a node package (POST /nodes runs npm install). */
+export const DEFAULT_INSTALL_MS = 150_000; // under the control plane's 180 s deadline for prepare (durable/deploymentRun/steps.ts), so prepare still answers
+
 export class AdminApi implements RuntimeAdmin {
   constructor(
     private readonly token: string,
-    private readonly timeouts: { deployMs: number; probeMs: number },
+    private readonly timeouts: { deployMs: number; probeMs: number; installMs?: number },
   ) {}
 
   private async request(url: string, init: RequestInit & { timeoutMs: number }): Promise<Response> {
@@ -129,7 +132,9 @@ export class AdminApi implements RuntimeAdmin {
   async uploadNodePackage(base: string, tarball: string): Promise<void> {
     const form = new FormData();
     form.append("tarball", new Blob([await fs.readFile(tarball)], { type: "application/gzip" }), tarball.split("/").pop() ?? "package.tgz");
-    const res = await this.request(`${base}/nodes`, { method: "POST", timeoutMs: this.timeouts.deployMs, body: form });
+    // Node-RED answers after its own `npm install` of the tarball: tens of seconds on a loaded machine
+    // (a clean-clone CI saw a 30 s bound fail a green's prepare), so it gets its own, longer bound.
+    const res = await this.request(`${base}/nodes`, { method: "POST", timeoutMs: this.timeouts.installMs ?? DEFAULT_INSTALL_MS, body: form });
     // 400 module_already_loaded: a restarted instance keeps what it installed before.
     if (!res.ok && !(res.status === 400 && (await res.clone().text()).includes("already"))) {
       throw nodeRedError(`install node package: ${res.status} ${(await res.text()).slice(0, 300)}`);

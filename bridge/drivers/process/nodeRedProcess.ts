@@ -19,7 +19,7 @@ import { BridgeError } from "../../errors.ts";
 import type { InstanceState } from "../driver.ts";
 import type { AdminApi } from "../nodeRedAdmin.ts";
 import { fileSize, linesSince, LogFollower, openForBoot } from "./nodeRedLog.ts";
-import { isRuntimeProcess, LOG_FILE, readRecord, removeRecord, scanRuntimeProcesses, signalRuntime, writeRecord } from "./runtimeRecord.ts";
+import { isRuntimeProcess, LOG_FILE, readRecord, reapGroup, removeRecord, scanRuntimeProcesses, signalRuntime, writeRecord } from "./runtimeRecord.ts";
 import type { Stack } from "./stacks.ts";
 
 const require = createRequire(import.meta.url);
@@ -122,6 +122,7 @@ export class NodeRedProcess {
       const timer = setTimeout(() => signalRuntime(child.pid!, "SIGKILL"), timeoutMs);
       await exited;
       clearTimeout(timer);
+      reapGroup(child.pid!);
     } else if (adopted) {
       // Not our child: no exit event, so poll until it is gone.
       try { process.kill(adopted.pid, "SIGTERM"); } catch { /* already gone */ }
@@ -129,6 +130,7 @@ export class NodeRedProcess {
         signalRuntime(adopted.pid, "SIGKILL");
         await this.gone(adopted, 5_000);
       }
+      reapGroup(adopted.pid);
     }
     this.unwatch();
     this.adopted = undefined;

@@ -113,6 +113,15 @@ export async function slotRuns(userDir: string): Promise<boolean> {
  * leads its own group: nodes like `exec` that started children go with it),
  * or the pid alone when it leads no group (adopted from an older bridge).
  */
+/**
+ * What a stopped Node-RED left in its process group (an `npm install` it ran for POST /nodes keeps
+ * running after Node-RED exits and keeps writing to the userDir): killed. The group only, never the
+ * pid alone, which may be gone and reused.
+ */
+export function reapGroup(pid: number): void {
+  try { process.kill(-pid, "SIGKILL"); } catch { /* the group is empty */ }
+}
+
 export function signalRuntime(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
