@@ -8,7 +8,6 @@ import type { BridgeFrame, CommandType } from "../protocol/commands.ts";
 import type { DeploymentInit, DeploymentView, HoldDuring } from "../protocol/deployments.ts";
 import type { Rollout } from "../protocol/api/rollouts.ts";
 import type { RolloutAction, RolloutAnswer, RolloutInit } from "./rollouts/types.ts";
-import type { KvOp } from "./platform/kv.ts";
 
 export type { DeploymentInit, HoldDuring };
 
@@ -61,6 +60,11 @@ export interface ClusterLinkApi extends Rpc.DurableObjectBranded {
   /** Only the bridge's last hello (status()'s `lastHello`), without counting the outbox: what a creation's stack check reads. */
   hello(): Promise<ClusterLinkStatus["lastHello"]>;
 }
+
+/** One command of a KV batch (core/platform/kv.ts `KvStore.batch`). */
+export type KvOp =
+  | { op: "get"; key: string }
+  | { op: "take"; key: string; perSecond: number; burst: number };
 
 export type OperatorAction = "promote" | "abort" | "rollback";
 export type OperateAnswer = { ok: true; view: DeploymentView } | { ok: false; status: 404 | 409; code: string; message: string };

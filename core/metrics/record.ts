@@ -23,6 +23,9 @@ interface WaitUntil {
 
 let pending = new Map<string, CounterAdd>();
 let window: Promise<void> | undefined;
+let windowOpenedAt = 0;
+/** A window this old has not flushed and will not. */
+const STUCK_MS = 10_000;
 
 export function recordMetrics(env: Env, ctx: WaitUntil | undefined, adds: CounterAdd[]): void {
   if (!adds.length || !env.METRICS) return;
@@ -32,10 +35,14 @@ export function recordMetrics(env: Env, ctx: WaitUntil | undefined, adds: Counte
     if (known) known.value += a.value;
     else pending.set(key, { ...a, labels: { ...a.labels } });
   }
-  if (window) return;
+  // A window that outlived its request's waitUntil may never fire (workerd drops a finished request's
+  // timers): one far older than FLUSH_MS is given up, and the next window sends what it had gathered.
+  if (window && Date.now() - windowOpenedAt < STUCK_MS) return;
   // Only the request that opens a window waits for it: no request awaits another's I/O.
-  window = new Promise<void>((resolve) => setTimeout(resolve, FLUSH_MS)).then(() => flush(env)).finally(() => { window = undefined; });
-  if (ctx) ctx.waitUntil(window);
+  windowOpenedAt = Date.now();
+  const opened = new Promise<void>((resolve) => setTimeout(resolve, FLUSH_MS)).then(() => flush(env)).finally(() => { if (window === opened) window = undefined; });
+  window = opened;
+  if (ctx) ctx.waitUntil(opened);
 }
 
 async function flush(env: Env): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import { Redis } from "@upstash/redis/cloudflare";
 import type { Env } from "../env.ts";
+import type { KvOp } from "../objects.ts";
 
 export interface SetOptions {
   /** Only set when the key does not exist (Redis SET NX). */
@@ -14,9 +15,9 @@ export interface SetOptions {
 }
 
 /** One command of a batch (KvStore.batch): what a request needs from the KV at one point, in one round trip. */
-export type KvOp =
-  | { op: "get"; key: string }
-  | { op: "take"; key: string; perSecond: number; burst: number };
+// Defined beside the KV object's interface (core/objects.ts), which env.ts imports: defining it here
+// would close a cycle env.ts → objects.ts → kv.ts → env.ts.
+export type { KvOp };
 
 /** A batch's answers, one per command in order: `get` as get(), `take` as take(). */
 export type KvResults<T extends readonly KvOp[]> = { -readonly [I in keyof T]: T[I] extends { op: "get" } ? string | null : number };

@@ -20,11 +20,10 @@ function alive(pid: number): boolean {
 
 describe("reapGroup", () => {
   it("kills what a detached runtime left in its group after the runtime itself exited", async () => {
-    // The leader prints its child's pid and exits on SIGTERM; the child (its own npm install, say) ignores SIGTERM.
-    const leader = spawn("sh", ["-c", "trap '' TERM; sleep 300 & echo $!; trap 'exit 0' TERM; wait"], { detached: true, stdio: ["ignore", "pipe", "ignore"] });
-    const childPid = Number(await new Promise<string>((resolve) => leader.stdout!.once("data", (d) => resolve(String(d).trim()))));
+    // The leader starts a child that ignores SIGTERM (as an npm install may), prints its pid and exits.
+    const leader = spawn("sh", ["-c", "trap '' TERM; sleep 300 & echo $!"], { detached: true, stdio: ["ignore", "pipe", "ignore"] });
     const exited = new Promise((r) => leader.once("exit", r));
-    leader.kill("SIGTERM");
+    const childPid = Number(await new Promise<string>((resolve) => leader.stdout!.once("data", (d) => resolve(String(d).trim()))));
     await exited;
     expect(alive(childPid), "the orphan survives its leader").toBe(true);
 

@@ -7,7 +7,7 @@
  */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { sql } from "drizzle-orm";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { keyId, sealedKeyId } from "../../core/crypto/secretBox.ts";
 import worker from "../../functions/index.ts";
 import { randomBytes, toBase64 } from "../../protocol/encoding.ts";
@@ -147,8 +147,11 @@ describe("CI hooks", () => {
 
     const refused = (await auditOf(hook.id)).filter((r) => r.action === "CI_HOOK_REFUSED").map((r) => r.details.code).sort();
     expect(refused).toEqual([...Array(7).fill("invalid_signature"), "replayed", "replayed", "stale_timestamp", "stale_timestamp"].sort());
-    const metrics = await api("GET", "/metrics", { token: admin.token });
-    expect(String(metrics.body)).toMatch(/redforge_webhook_verification_failures_total\{reason="ci_invalid_signature"\}/);
+    // Counters reach /metrics within the isolate's flush window (core/metrics/record.ts), not at once.
+    await vi.waitFor(async () => {
+      const metrics = await api("GET", "/metrics", { token: admin.token });
+      expect(String(metrics.body)).toMatch(/redforge_webhook_verification_failures_total\{reason="ci_invalid_signature"\}/);
+    }, { timeout: 30_000, interval: 500 });
   // About 20 requests in sequence: the clean-clone CI once ran past 30 s with the machine loaded.
   }, 120_000);
 
