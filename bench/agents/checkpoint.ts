@@ -14,6 +14,7 @@ import path from "node:path";
 import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { packNodePackage } from "../../bridge/nodePackage.ts";
 import { testBroker } from "../../test/harness/zeroLoss.ts";
+import { percentile as pct } from "../quantile.ts";
 
 const STEPS = 10;
 const RUNS = Number(process.argv[2] ?? 400);
@@ -47,11 +48,6 @@ function flow(): unknown[] {
   }
   return nodes;
 }
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 
 async function run(base: string, route: string, runs: number): Promise<number[]> {
   const out: number[] = [];

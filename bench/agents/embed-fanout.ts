@@ -28,6 +28,7 @@ import { agentsPostgres } from "../../test/harness/agentsPostgres.ts";
 import { eventually } from "../../test/harness/eventually.ts";
 import { startFleetStack } from "../../test/harness/fleetStack.ts";
 import { createRagFleet, type RagRole } from "./ragFleet.ts";
+import { percentile as pct } from "../quantile.ts";
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,7 +41,6 @@ const OVER_MQTT = process.argv.includes("--mqtt");
 const EMBEDDERS = 4;
 const TOPICS = ["reactor", "ferry", "orchard", "glacier", "lighthouse", "bakery", "observatory", "vineyard", "quarry", "monastery"];
 const doc = (i: number) => `Document ${i} is about the ${TOPICS[i % TOPICS.length]} number ${i}. The ${TOPICS[i % TOPICS.length]} ${i} opens at ${i % 12 + 1} o'clock. `.repeat(2);
-const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN; };
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** A model host: one call at a time, `serviceMs` each, then the stand-in's answer. */

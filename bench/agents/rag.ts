@@ -18,6 +18,7 @@ import { agentsPostgres } from "../../test/harness/agentsPostgres.ts";
 import { eventually } from "../../test/harness/eventually.ts";
 import { startFleetStack } from "../../test/harness/fleetStack.ts";
 import { createRagFleet, type RagRole } from "./ragFleet.ts";
+import { percentile as pct } from "../quantile.ts";
 
 const arg = (name: string, dflt: number) => Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) || dflt;
 const DOCS = arg("docs", 40);
@@ -25,8 +26,6 @@ const QUERIES = arg("queries", 40);
 const CONCURRENCY = arg("concurrency", 4);
 const TOPICS = ["reactor", "ferry", "orchard", "glacier", "lighthouse", "bakery", "observatory", "vineyard", "quarry", "monastery"];
 const doc = (i: number) => `Document ${i} is about the ${TOPICS[i % TOPICS.length]} number ${i}. The ${TOPICS[i % TOPICS.length]} ${i} opens at ${i % 12 + 1} o'clock. `.repeat(4);
-
-const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN; };
 
 async function pool<T>(n: number, work: (i: number) => Promise<T>): Promise<T[]> {
   const out: T[] = new Array(n);

@@ -18,6 +18,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import pg from "pg";
 import { freshDatabase } from "../../test/harness/freshDatabase.ts";
+import { percentile as pct } from "../quantile.ts";
 
 const require = createRequire(import.meta.url);
 const { PostgresVectorStore } = require("../../flows/node-package/lib/vectorStore.js");
@@ -47,10 +48,6 @@ function makeVectors(count: number, seed: number, centres: number[][]): number[]
   });
 }
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {

@@ -23,6 +23,7 @@ import { startUpstashRelay } from "../../dev/upstash-relay.ts";
 import { coordinationFlow } from "../../flows/primitives/coordination.mts";
 import { eventually } from "../../test/harness/eventually.ts";
 import { startFleetStack } from "../../test/harness/fleetStack.ts";
+import { percentile as pct } from "../quantile.ts";
 
 const rounds = Number(process.argv[process.argv.indexOf("--rounds") + 1]) || 30;
 const DELAYS_MS = [100, 200, 400];
@@ -40,8 +41,6 @@ function delayingProxy(target: string, delayMs: number): Promise<{ url: string; 
   });
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() })));
 }
-
-const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!; };
 
 const fleet = await startFleetStack("bench-voting");
 const model = await startModelStandIn();

@@ -22,6 +22,7 @@ import type { AiDecisionRecord } from "../../protocol/aiDecisions.ts";
 import { adminClient, type ApiClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
 import { cpuOfOwn } from "../fleet-scale/procCpu.ts";
+import { quantile } from "../quantile.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SENDERS = Number(process.env.BENCH_SENDERS ?? 4);
@@ -46,13 +47,6 @@ function recordFor(instanceId: string, i: number): AiDecisionRecord {
   };
 }
 
-/**
- * Nearest rank: the smallest value with at least q of the samples at or below it. Until session 10
- * this read sorted[floor(q·n)], one rank too high: over a 10 s phase's 100 webhooks its "p99" was the
- * slowest webhook, not the 99th (docs/performance-ingest.md, Session 10).
- */
-const quantile = (sorted: number[], q: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]! : NaN;
-
 interface PhaseResult {
   offered: number;
   stored: number;
@@ -69,7 +63,6 @@ interface PhaseResult {
   outside: string;
   load: string;
 }
-
 
 async function cpuNow() {
   const [, ...f] = (await fs.readFile("/proc/stat", "utf8")).split("\n")[0]!.trim().split(/\s+/).map(Number);

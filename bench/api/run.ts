@@ -27,6 +27,7 @@ import { startTestStack, type TestStack } from "../../test/harness/testStack.ts"
 import { cpuOfOwn } from "../fleet-scale/procCpu.ts";
 import type { NeonRelay, NeonRelayAuth } from "../../dev/neon-relay.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
+import { quantile } from "../quantile.ts";
 
 const SEQ = Number(process.env.BENCH_SEQ ?? 100);
 const PER_CLIENT = Number(process.env.BENCH_PER_CLIENT ?? 5);
@@ -82,8 +83,6 @@ async function api<T>(token: string, method: string, path: string, body?: unknow
   return res.json() as Promise<T>;
 }
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-
 interface Stat { p50: number; p95: number; p99: number; rps: number; n: number; failed: number; why: string }
 
 async function measure(route: Route, clients: number, total: number): Promise<Stat> {
@@ -135,7 +134,6 @@ async function seedHealth(db: pg.Client, clusterId: string): Promise<void> {
     [clusterId, HEALTH_ROWS],
   );
 }
-
 
 /** Whole-machine busy CPU seconds (every process, other sessions' too). */
 async function machineCpu(): Promise<number> {

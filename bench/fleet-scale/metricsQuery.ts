@@ -15,12 +15,12 @@ import pg from "pg";
 import { PgDialect } from "drizzle-orm/pg-core";
 import { fleetTotalsQuery, fleetTotalsScanQuery } from "../../core/metrics/fleetTotals.ts";
 import { startTestStack } from "../../test/harness/testStack.ts";
+import { quantile as q } from "../quantile.ts";
 
 const SIZES = (process.env.BENCH_SIZES ?? "0,1000,10000").split(",").map(Number);
 const HEALTH_ROWS = Number(process.env.BENCH_HEALTH_ROWS ?? 20);
 const RUNS = 100;
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" ");
-const q = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
 async function timed(db: pg.Client, text: string, params: unknown[] = []) {
   const ms: number[] = [];

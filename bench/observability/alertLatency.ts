@@ -20,11 +20,10 @@ import { startBridge } from "../../bridge/main.ts";
 import { lineLogger } from "../../bridge/log.ts";
 import { adminClient } from "../../test/harness/adminClient.ts";
 import { startTestStack } from "../../test/harness/testStack.ts";
+import { percentile as pct } from "../quantile.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SWEEP_S = 60;
-
-const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!; };
 
 async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -22,6 +22,7 @@ import { SimulatedDriver } from "../../bridge/drivers/simulated.ts";
 import { lineLogger } from "../../bridge/log.ts";
 import { adminClient, type ApiClient } from "../../test/harness/adminClient.ts";
 import { startTestStack, type TestStack } from "../../test/harness/testStack.ts";
+import { percentile as pct } from "../quantile.ts";
 
 const SIZES = (process.env.BENCH_SIZES ?? "100,1000").split(",").map(Number);
 const SCRAPES = Number(process.env.BENCH_SCRAPES ?? 20);
@@ -31,8 +32,6 @@ const CONCURRENCY = 6;
 let stack: TestStack;
 let api: ApiClient;
 let token: string;
-
-const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!; };
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const t0 = performance.now();

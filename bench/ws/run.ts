@@ -34,6 +34,7 @@ import { startTestStack, type TestStack } from "../../test/harness/testStack.ts"
 import { scriptedBridge } from "../fleet-rollout/scriptedBridge.ts";
 import { Pools } from "./pools.ts";
 import { directWorkerUrl, workerdProcesses } from "./workerAddress.ts";
+import { quantile as q } from "../quantile.ts";
 
 const SIZES = (process.env.BENCH_WS_SIZES ?? "1000,5000,9500,10000").split(",").map(Number);
 const EVENTS = Number(process.env.BENCH_WS_EVENTS ?? 5);
@@ -58,7 +59,6 @@ const reloads = () => linkLosses;
 const logError = console.error.bind(console);
 console.error = (...args: unknown[]) => { if (String(args[0]).includes("link closed")) linkLosses++; logError(...args); };
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
-const q = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : NaN);
 const ms = (n: number) => (Number.isFinite(n) ? `${n.toFixed(1)} ms` : "-");
 const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 
@@ -72,7 +72,6 @@ async function api<T>(token: string, method: string, path: string, body?: unknow
     await sleep(500 * attempt);
   }
 }
-
 
 /** Where watchers connect: wrangler's public port, or the Worker's own workerd (found again each time: a restart moves it). */
 async function baseUrl(via: "direct" | "proxy"): Promise<string> {

@@ -14,6 +14,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { Pools } from "./pools.ts";
+import { quantile as q } from "../quantile.ts";
 
 const SIZES = (process.env.BENCH_WS_PROBE_SIZES ?? "1000,5000,9000").split(",").map(Number);
 const SHARDS = (process.env.BENCH_WS_PROBE_SHARDS ?? "1,4,16").split(",").map(Number);
@@ -47,7 +48,6 @@ export default {
   },
 };`;
 
-const q = (s: number[], p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : NaN);
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
 
 async function workerdPid(): Promise<number | undefined> {
