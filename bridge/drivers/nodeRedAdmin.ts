@@ -99,16 +99,24 @@ export class AdminApi implements RuntimeAdmin {
 
   private async request(url: string, init: RequestInit & { timeoutMs: number }): Promise<Response> {
     const { timeoutMs, ...rest } = init;
-    return fetch(url, {
-      ...rest,
-      headers: { Authorization: `Bearer ${this.token}`, "Node-RED-API-Version": "v2", ...rest.headers },
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    try {
+      return await fetch(url, {
+        ...rest,
+        headers: { Authorization: `Bearer ${this.token}`, "Node-RED-API-Version": "v2", ...rest.headers },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      // fetch says only "The operation was aborted due to timeout": a failed step must say which call.
+      if ((err as Error).name !== "TimeoutError") throw err;
+      throw new Error(`${rest.method ?? "GET"} ${url} did not answer within ${timeoutMs} ms`, { cause: err });
+    }
   }
 
   async nodeSets(base: string): Promise<Array<{ id?: string; module?: string; types?: string[] }>> {
     // GET /nodes answers HTML unless asked for JSON.
-    const res = await this.request(`${base}/nodes`, { method: "GET", timeoutMs: this.timeouts.probeMs, headers: { Accept: "application/json" } });
+    // Read right after an install, while Node-RED loads the new module: a step's bound, not a probe's
+    // (with the 3 s probe bound a green's prepare failed under load in the clean-clone CI).
+    const res = await this.request(`${base}/nodes`, { method: "GET", timeoutMs: this.timeouts.deployMs, headers: { Accept: "application/json" } });
     if (!res.ok) throw nodeRedError(`GET /nodes: ${res.status}`);
     return (await res.json()) as Array<{ id?: string; module?: string; types?: string[] }>;
   }

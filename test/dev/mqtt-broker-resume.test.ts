@@ -72,7 +72,7 @@ describe("aedes: a persistent session resumed under live traffic", () => {
     const closedByBroker = brokerLog.filter((l) => l.includes(clientId) && /no such packet/.test(l));
     // One publisher on one connection: the session must see its stored backlog, then live messages, in publish order.
     const outOfOrder = order.filter((v, i) => i > 0 && v < order[i - 1]!).length;
-    expect({ missing: missing.length, twice: twice.length, outOfOrder, closes: closedBeforeEnd, closedByBroker: closedByBroker.length }, `first missing ${missing.slice(0, 5)}, first twice ${twice.slice(0, 5)}, broker: ${closedByBroker.slice(0, 2).join(" | ")}`)
+    expect({ missing: missing.length, twice: twice.length, outOfOrder, closes: closedBeforeEnd, closedByBroker: closedByBroker.length }, `${JSON.stringify({ missing: missing.length, twice: twice.length, outOfOrder, closes: closedBeforeEnd })}; first missing ${missing.slice(0, 5)}, first twice ${twice.slice(0, 5)}, first out of order ${order.filter((v, i) => i > 0 && v < order[i - 1]!).slice(0, 5)}, broker: ${closedByBroker.slice(0, 2).join(" | ")}`)
       .toEqual({ missing: 0, twice: 0, outOfOrder: 0, closes: 0, closedByBroker: 0 });
   }, 60_000);
 });
