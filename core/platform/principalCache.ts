@@ -31,7 +31,11 @@ export const principalCacheKey = keyOf;
  */
 export async function cachedPrincipalPart<T>(kv: KvStore, subject: PrincipalSubject, load: () => Promise<T | undefined>): Promise<T | undefined> {
   const key = keyOf(subject);
-  const hit = await kv.get(key).catch(() => STALE);
+  return fromHit(kv, key, await kv.get(key).catch(() => STALE), load);
+}
+
+/** What a cache read found (`STALE` also when the KV did not answer) turned into the value: the entry, or load()'s, cached unless stale. */
+async function fromHit<T>(kv: KvStore, key: string, hit: string | null, load: () => Promise<T | undefined>): Promise<T | undefined> {
   if (hit !== null && hit !== STALE) return JSON.parse(hit) as T;
   const value = await load();
   if (hit === null && value !== undefined) {
@@ -52,13 +56,7 @@ export async function cachedPrincipalPartWith<T, const A extends readonly KvOp[]
   const key = keyOf(subject);
   const answers = await kv.batch([{ op: "get", key }, ...alongside] as const).catch(() => null);
   const hit = answers ? (answers[0] as string | null) : STALE;
-  const rest = answers ? (answers.slice(1) as KvResults<A>) : null;
-  if (hit !== null && hit !== STALE) return { value: JSON.parse(hit) as T, alongside: rest };
-  const value = await load();
-  if (hit === null && value !== undefined) {
-    await kv.set(key, JSON.stringify(value), { nx: true, ex: PRINCIPAL_CACHE_TTL_SECONDS }).catch(() => false);
-  }
-  return { value, alongside: rest };
+  return { value: await fromHit(kv, key, hit, load), alongside: answers ? (answers.slice(1) as KvResults<A>) : null };
 }
 
 /** Call after the change committed: the next request of anyone it affects reads the database. */
