@@ -18,3 +18,15 @@ describe("port checks", () => {
     await expect(assertPortFree(port, "neon relay")).resolves.toBeUndefined();
   });
 });
+
+describe("freePort", () => {
+  it("hands out distinct bindable ports outside the OS's ephemeral range, so a port-0 listener cannot take one before its caller binds it", async () => {
+    const [lo, hi] = (await import("node:fs")).readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    const ports: number[] = [];
+    for (let i = 0; i < 40; i++) ports.push(await freePort());
+    expect(new Set(ports).size).toBe(ports.length);
+    for (const p of ports) expect(p < lo || p > hi, `port ${p} inside ${lo}-${hi}`).toBe(true);
+    // Every one is free: a server binds it.
+    for (const p of ports.slice(0, 5)) await expect(assertPortFree(p, "test")).resolves.toBeUndefined();
+  });
+});
