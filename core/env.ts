@@ -1,4 +1,4 @@
-import type { ClusterLinkApi, DeploymentRunApi, FleetEventsApi, KvStoreApi, MetricsSinkApi, RolloutRunApi } from "./objects.ts";
+import type { ClusterLinkApi, DeploymentRunApi, FleetEventsApi, KvStoreApi, MetricsSinkApi, RolloutRunApi, WatcherShardApi } from "./objects.ts";
 
 /** Every binding and variable the Worker reads, declared once (see wrangler.toml). */
 export interface Env {
@@ -46,12 +46,19 @@ export interface Env {
   REDFORGE_ALERT_CHANNELS_ALLOW_PRIVATE?: string;
   /** "off": API requests are not timed into redforge_http_request_duration_seconds (bench/observability compares both). */
   REDFORGE_REQUEST_METRICS?: string;
+  /**
+   * Watchers one Durable Object holds before the next goes to a WatcherShard (/ws/fleet,
+   * /ws/deployments/:id; durable/watcherShards.ts): an integer 1–100000, default 500.
+   */
+  REDFORGE_WATCHERS_PER_OBJECT?: string;
   KV_STORE: DurableObjectNamespace<KvStoreApi>;
   CLUSTER_LINK: DurableObjectNamespace<ClusterLinkApi>;
   FLEET_EVENTS: DurableObjectNamespace<FleetEventsApi>;
   DEPLOYMENT_RUN: DurableObjectNamespace<DeploymentRunApi>;
   METRICS: DurableObjectNamespace<MetricsSinkApi>;
   ROLLOUTS: DurableObjectNamespace<RolloutRunApi>;
+  /** Overflow watchers of /ws/fleet and /ws/deployments/:id (durable/watcherShards.ts). */
+  WATCHER_SHARDS: DurableObjectNamespace<WatcherShardApi>;
   ASSETS?: Fetcher;
   /** Compliance reports (R2; emulated locally by Miniflare / wrangler dev). */
   REPORTS: R2Bucket;

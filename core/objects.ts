@@ -118,6 +118,12 @@ export interface FleetEventsApi extends Rpc.DurableObjectBranded {
   publish(event: FleetEvent): Promise<number>;
 }
 
+/** One of an owner's overflow watcher objects (durable/watcherShards.ts); upgrades reach it through `fetch`. */
+export interface WatcherShardApi extends Rpc.DurableObjectBranded {
+  publish(text: string, grant: string | null): Promise<number>;
+  count(): Promise<number>;
+}
+
 export interface KvStoreApi extends Rpc.DurableObjectBranded {
   get(key: string): Promise<string | null>;
   set(key: string, value: string, nx: boolean, ttlSeconds: number): Promise<boolean>;

@@ -1,9 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../core/env.ts";
 import type { FleetEvent, FleetEventsApi } from "../core/objects.ts";
-import { openKv } from "../core/platform/kv.ts";
 import { AuditStream } from "./auditStream.ts";
-import { WatcherHub } from "./watchers.ts";
+import { ShardedWatchers } from "./watcherShards.ts";
 
 /** Events only some watchers may see, and the permission each needs. */
 const EVENT_GRANTS: Partial<Record<FleetEvent["event"], string>> = { "fleet:alert": "alerts:read" };
@@ -22,14 +21,15 @@ const EVENT_GRANTS: Partial<Record<FleetEvent["event"], string>> = { "fleet:aler
  */
 export class FleetEvents extends DurableObject<Env> implements FleetEventsApi {
   private readonly audit = new AuditStream(this.ctx, this.env);
-  private readonly watchers = new WatcherHub(this.ctx, () => openKv(this.env));
+  private readonly watchers = new ShardedWatchers(this.ctx, this.env);
 
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
     if (new URL(request.url).pathname.endsWith("/audit")) return this.audit.accept(request);
-    return this.watchers.accept(request, () => ({ event: "fleet:hello", data: { watchers: this.watchers.count(), timestamp: new Date().toISOString() } }));
+    // `watchers`: those on this object (past REDFORGE_WATCHERS_PER_OBJECT the rest are on its shards).
+    return this.watchers.accept(request, () => ({ event: "fleet:hello", data: { watchers: this.watchers.localCount(), timestamp: new Date().toISOString() } }));
   }
 
   async publish(event: FleetEvent): Promise<number> {

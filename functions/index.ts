@@ -7,6 +7,7 @@ export { FleetEvents } from "../durable/fleetEvents.ts";
 export { KvStoreObject } from "../durable/kvStore.ts";
 export { MetricsSink } from "../durable/metricsSink.ts";
 export { RolloutRun } from "../durable/rolloutRun/index.ts";
+export { WatcherShard } from "../durable/watcherShards.ts";
 
 const app = createApp();
 

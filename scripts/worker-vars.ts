@@ -9,6 +9,8 @@ export interface StackEndpoints {
   publicUrl: string;
 }
 
+const PASSED_THROUGH = ["REDFORGE_WATCHERS_PER_OBJECT", "REDFORGE_DEPLOY_TIMEOUT_SCALE"] as const;
+
 export function workerVars(cfg: StackConfig, at: StackEndpoints): Record<string, string> {
   return {
     ENVIRONMENT: "development",
@@ -24,6 +26,8 @@ export function workerVars(cfg: StackConfig, at: StackEndpoints): Record<string,
     PUBLIC_URL: at.publicUrl,
     // Local webhook receivers (tests, a new user's first channel) live on loopback; production refuses them.
     REDFORGE_ALERT_CHANNELS_ALLOW_PRIVATE: "true",
+    // Tuning knobs a user (or a bench) sets in the shell that runs the stack.
+    ...Object.fromEntries(PASSED_THROUGH.flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : []))),
     ...(at.upstashRelayUrl
       ? { UPSTASH_REDIS_REST_URL: at.upstashRelayUrl, UPSTASH_REDIS_REST_TOKEN: cfg.upstashToken }
       : {}),

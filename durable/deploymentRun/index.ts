@@ -4,9 +4,8 @@ import { appendAuditOnce, canonicalJson } from "../../db/auditChain.ts";
 import { openDb } from "../../db/client.ts";
 import { flowVersions, instances } from "../../db/schema.ts";
 import type { Env } from "../../core/env.ts";
-import { openKv } from "../../core/platform/kv.ts";
 import { phaseObserved, recordMetrics } from "../../core/metrics/record.ts";
-import { WatcherHub } from "../watchers.ts";
+import { ShardedWatchers } from "../watcherShards.ts";
 import type { DeploymentInit, DeploymentRunApi, OperateAnswer, OperatorAction } from "../../core/objects.ts";
 import type { DeploymentEvent, DeploymentView } from "../../protocol/deployments.ts";
 import { view, writeRow } from "./projection.ts";
@@ -39,7 +38,7 @@ function within<T>(what: string, call: () => Promise<T>): Promise<T> {
 export class DeploymentRun extends DurableObject<Env> implements DeploymentRunApi {
   private queue: Promise<unknown> = Promise.resolve();
   /** /ws/deployments/:id watchers: the streams' one fan-out (durable/watchers.ts), events in emit order. */
-  private readonly watchers = new WatcherHub(this.ctx, () => openKv(this.env));
+  private readonly watchers = new ShardedWatchers(this.ctx, this.env);
   /** Row writes in transition order (one chain), each in full, off the critical path. */
   private projection: Promise<void> = Promise.resolve();
 
@@ -104,7 +103,8 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
     const s = await this.load();
     if (!s) return new Response("no such deployment", { status: 404 });
     // A late subscriber first learns where things stand.
-    return this.watchers.accept(request, () => ({ event: "deployment:state", data: view(s) } satisfies DeploymentEvent));
+    // Read again when the socket counts: a join placed on a shard waits for the events before it.
+    return this.watchers.accept(request, async () => ({ event: "deployment:state", data: view((await this.load()) ?? s) } satisfies DeploymentEvent));
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

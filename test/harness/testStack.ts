@@ -49,7 +49,8 @@ export async function startTestStack(opts: { worker: "wrangler" | "none" }): Pro
     } catch (err) {
       // A free port can be taken between picking it and binding it (suites run side by side and spawn
       // Node-RED processes on ephemeral ports): pick a fresh set and try again.
-      const taken = (err as Error).name === "PortInUseError" || (err as Error).message.startsWith("ports already in use");
+      const taken = (err as Error).name === "PortInUseError" || (err as Error).message.startsWith("ports already in use")
+        || /Address already in use/.test((err as Error).message); // wrangler dev's own bind (its inspector, its API port)
       if (!taken || attempt >= 3) {
         await fresh?.drop();
         await fs.rm(stateDir, { recursive: true, force: true });

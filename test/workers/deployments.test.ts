@@ -509,6 +509,44 @@ describe("deadlines adapt to a slow cluster", () => {
   });
 });
 
+describe("/ws/deployments/:id over several objects (durable/watcherShards.ts)", () => {
+  it("watchers past REDFORGE_WATCHERS_PER_OBJECT sit on shards and each gets the current state first, then the same events in order", async () => {
+    const saved = env.REDFORGE_WATCHERS_PER_OBJECT;
+    (env as { REDFORGE_WATCHERS_PER_OBJECT?: string }).REDFORGE_WATCHERS_PER_OBJECT = "1";
+    try {
+      const bridge = await scriptedBridge();
+      const created = await deploy(bridge, { holdDuring: "deploy" });
+      await bridge.answer("deployment.prepare", BLUE_GREEN);
+      const watchers = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await SELF.fetch(`http://redforge.test/ws/deployments/${created.id}?token=${viewer.token}`, { headers: { Upgrade: "websocket" } });
+        expect(res.status).toBe(101);
+        const ws = res.webSocket!;
+        const events: any[] = [];
+        ws.addEventListener("message", (e) => events.push(JSON.parse(e.data as string)));
+        ws.accept();
+        watchers.push({ ws, events });
+      }
+      const stub = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(created.id));
+      const where = await runInDurableObject(stub, async (_o, state) => ({
+        local: state.getWebSockets("watcher").length, shards: (await state.storage.get<number>("watchers:shards")) ?? 0,
+      }));
+      expect(where).toEqual({ local: 1, shards: 3 });
+      await bridge.answer("gate.set", { inFlight: 0, heldHttp: 1, heldMqtt: 2 });
+      await bridge.answer("flows.deploy", { runtime: "green-rt", rev: "rev-2" });
+      for (const w of watchers) await vi.waitFor(() => expect(w.events.some((e) => e.event === "deployment:phase" && e.data.phase === "VERIFY")).toBe(true), WAIT);
+      const seen = (w: { events: any[] }) => w.events.filter((e) => e.event !== "deployment:progress").map((e) => e.event === "deployment:state" ? `state:${e.data.phase}` : `${e.data.phase}:${e.data.status}`);
+      expect(seen(watchers[0]!)[0]).toBe("state:DRAIN");
+      // Every watcher, on the owner or a shard, saw the same sequence up to VERIFY.
+      const upTo = (list: string[]) => list.slice(0, list.findIndex((x) => x.startsWith("VERIFY")) + 1);
+      for (const w of watchers.slice(1)) expect(upTo(seen(w))).toEqual(upTo(seen(watchers[0]!)));
+      for (const w of watchers) w.ws.close();
+    } finally {
+      (env as { REDFORGE_WATCHERS_PER_OBJECT?: string }).REDFORGE_WATCHERS_PER_OBJECT = saved;
+    }
+  });
+});
+
 describe("/ws/deployments/:id follows access changes", () => {
   it("a watcher disabled mid-deployment is closed with 4401 before the next event; another keeps streaming", async () => {
     const bridge = await scriptedBridge();
