@@ -8,6 +8,7 @@
  */
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { MAX_WARNING_MESSAGE, type ClusterWarning } from "../protocol/reports.ts";
 import { AiAuditForwarder } from "./aiAuditForwarder.ts";
 import { checkBrokerQueue } from "./brokerCheck.ts";
 import type { BackoffPolicy } from "./backoff.ts";
@@ -132,7 +133,7 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
   const checkpoints = opts.mqttUrl ? new CheckpointForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log, driver: driver as Partial<BlueGreenDriver> }) : undefined;
   checkpoints?.start();
   // In the background: a broker that silently drops queued work is worth a warning, not a refusal to start.
-  const brokerChecked = opts.mqttUrl && opts.brokerCheck !== false ? reportBrokerCheck(opts.mqttUrl, log) : undefined;
+  const brokerChecked = opts.mqttUrl && opts.brokerCheck !== false ? reportBrokerCheck(opts.mqttUrl, reporter, log) : undefined;
 
   let closing: Promise<void> | undefined;
   const close = (closeOpts: { leaveRunning?: boolean } = {}) => (closing ??= (async () => {
@@ -174,14 +175,25 @@ async function resumeDriver(driver: Driver, log: Logger): Promise<void> {
   for (const f of r.failed) log.warn(`instance ${f.instanceId} not resumed: ${f.error}`);
 }
 
-async function reportBrokerCheck(mqttUrl: string, log: Logger): Promise<void> {
+/**
+ * The check's outcome goes to the log and, as `cluster.warnings`, to the control plane: a platform
+ * team reads the console and the API, not this host's log. A clean check sends an empty list, which
+ * clears a warning an earlier start reported (the broker was fixed). A check that could not run
+ * sends nothing: it learnt nothing, so what the control plane shows stays as it was.
+ */
+async function reportBrokerCheck(mqttUrl: string, reporter: Reporter, log: Logger): Promise<void> {
+  let warnings: ClusterWarning[];
   try {
     const r = await checkBrokerQueue(mqttUrl);
     if (r.ok) log.info(`broker check: an offline session got all ${r.sent} of ${r.sent} queued QoS 1 messages`);
     else log.warn(`broker check: ${r.advice}`);
+    warnings = r.ok ? [] : [{ code: "broker_queue_limit", message: (r.advice ?? `the broker kept only ${r.queued} of ${r.sent} queued QoS 1 messages`).slice(0, MAX_WARNING_MESSAGE), detectedAt: new Date().toISOString() }];
   } catch (err) {
     log.warn(`broker check could not run (the bridge goes on): ${errorMessage(err)}`);
+    return;
   }
+  // Retried like every report (Reporter); a give-up is logged there, and the next start reports again.
+  await reporter.send({ type: "cluster.warnings", warnings }, { orderKey: "cluster.warnings" });
 }
 
 function withDeadline(work: Promise<void>, ms: number): Promise<void> {

@@ -99,6 +99,7 @@ function describe(report: Report): string {
   switch (report.type) {
     case "command.result": return `command.result ${report.commandId}`;
     case "instance.status": return `instance.status ${report.instanceId}=${report.state}`;
+    case "cluster.warnings": return `cluster.warnings (${report.warnings.map((w) => w.code).join(", ") || "none"})`;
     default: return `health.report (${report.instances.length} instance(s))`;
   }
 }

@@ -6,6 +6,7 @@
  */
 import type { BridgeFrame, CommandType } from "../protocol/commands.ts";
 import type { DeploymentInit, DeploymentView, HoldDuring } from "../protocol/deployments.ts";
+import type { ClusterWarning } from "../protocol/reports.ts";
 import type { Rollout } from "../protocol/api/rollouts.ts";
 import type { RolloutAction, RolloutAnswer, RolloutInit } from "./rollouts/types.ts";
 
@@ -85,7 +86,7 @@ export interface RolloutRunApi extends Rpc.DurableObjectBranded {
   operate(what: RolloutAction, userId: string | null): Promise<RolloutAnswer>;
 }
 
-export type FleetEvent = FleetInstanceEvent | FleetAlertEvent | FleetClusterEvent;
+export type FleetEvent = FleetInstanceEvent | FleetAlertEvent | FleetClusterEvent | FleetClusterWarningsEvent;
 
 export interface FleetInstanceEvent {
   event: "instance:status";
@@ -112,6 +113,12 @@ export interface FleetClusterEvent {
     clusterId: string; state: "connected" | "disconnected";
     bridgeVersion: string | null; driver: string | null; timestamp: string;
   };
+}
+
+/** A bridge reported its cluster's warnings (core/fleet/clusterWarnings.ts): the whole list, empty when cleared. */
+export interface FleetClusterWarningsEvent {
+  event: "cluster:warnings";
+  data: { clusterId: string; warnings: ClusterWarning[]; timestamp: string };
 }
 
 export interface FleetEventsApi extends Rpc.DurableObjectBranded {

@@ -11,6 +11,7 @@ import {
 } from "drizzle-orm/pg-core";
 import type { CiHookAction } from "../protocol/api/ciHooks.ts";
 import type { PipelineStage, PromotionSource, StageRollout } from "../protocol/api/pipelines.ts";
+import type { ClusterWarning } from "../protocol/reports.ts";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 const createdAt = () => ts("created_at").notNull().defaultNow();
@@ -68,6 +69,9 @@ export const clusters = pgTable("clusters", {
   webhookSecretSealed: text("webhook_secret_sealed").notNull(),
   status: varchar("status", { length: 20 }).notNull().default("registered"),
   lastSeenAt: ts("last_seen_at"),
+  // What its bridge last reported wrong with the cluster (protocol/reports.ts `cluster.warnings`, e.g. a
+  // broker that drops an offline session's queue); each report replaces the list, an empty one clears it.
+  warnings: jsonb("warnings").$type<ClusterWarning[]>().notNull().default([]),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
   // A deleted cluster is a tombstone: its destroyed instances, their deployments and AI

@@ -39,6 +39,23 @@ export const instanceHealthSchema = z.object({
 });
 export type InstanceHealthWire = z.infer<typeof instanceHealthSchema>;
 
+/**
+ * What the bridge found wrong with its cluster that an operator must fix outside RedForge (issue 12).
+ * `broker_queue_limit`: the MQTT broker drops QoS 1 messages queued for an offline persistent
+ * session (bridge/brokerCheck.ts), so held work is not durable across a restart. A new code is a
+ * new entry here; a control plane that does not know it refuses the report (400) rather than show
+ * something it cannot name.
+ */
+export const CLUSTER_WARNING_CODES = ["broker_queue_limit"] as const;
+export const MAX_CLUSTER_WARNINGS = 10;
+export const MAX_WARNING_MESSAGE = 2000;
+export const clusterWarningSchema = z.object({
+  code: z.enum(CLUSTER_WARNING_CODES),
+  message: z.string().min(1).max(MAX_WARNING_MESSAGE),
+  detectedAt: z.iso.datetime(),
+});
+export type ClusterWarning = z.infer<typeof clusterWarningSchema>;
+
 export const reportSchema = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("command.result"),
@@ -59,6 +76,11 @@ export const reportSchema = z.discriminatedUnion("type", [
     /** The health.report command this answers, if any (a sweep). */
     commandId: z.string().max(64).optional(),
     instances: z.array(instanceHealthSchema).max(5000),
+  }),
+  z.object({
+    type: z.literal("cluster.warnings"),
+    /** Every warning the bridge holds now: it replaces the cluster's list, so an empty one clears them (a fixed broker, after a restart). */
+    warnings: z.array(clusterWarningSchema).max(MAX_CLUSTER_WARNINGS),
   }),
 ]);
 export type Report = z.infer<typeof reportSchema>;

@@ -10,7 +10,7 @@ type Cluster = components["schemas"]["ClusterState"];
 
 export const CLUSTER: Cluster = {
   id: "00000000-0000-4000-8000-0000000000c1", name: "bench-cluster", driver: "simulated", labels: { region: "bench" },
-  status: "connected", lastSeenAt: new Date().toISOString(), createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(),
+  status: "connected", lastSeenAt: new Date().toISOString(), warnings: [], createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(),
   connected: true, bridgeVersion: "bench", connectedAt: new Date().toISOString(),
 };
 

@@ -14,6 +14,7 @@ import { tokensUsed } from "../governance/tokenUsage.ts";
 import { SHARDS, shardName } from "../metrics/record.ts";
 import { SERIES } from "../metrics/series.ts";
 import type { KvStore } from "../platform/kv.ts";
+import type { ClusterWarning } from "../../protocol/reports.ts";
 import type { AlertKind, paramShapes } from "./kinds.ts";
 import type { z } from "zod";
 
@@ -144,6 +145,21 @@ const bridgeDisconnected: Condition<"bridge_disconnected"> = async (ctx, rule) =
   };
 };
 
+/** One alert per cluster while its bridge's latest `cluster.warnings` report is not empty (core/fleet/clusterWarnings.ts); cleared, it resolves. */
+const clusterWarning: Condition<"cluster_warning"> = async (ctx, rule) => {
+  const rows = (await ctx.db.execute<{ id: string; name: string; warnings: ClusterWarning[] }>(sql`
+    select c.id, c.name, c.warnings from clusters c
+    where c.deleted_at is null and jsonb_array_length(c.warnings) > 0
+      and exists (select 1 from instances i where i.cluster_id = c.id and i.team = ${rule.team} and i.deleted_at is null)`)).rows;
+  return {
+    observations: rows.map((c) => ({
+      subject: c.id, subjectName: c.name, forMinutes: 0,
+      summary: `cluster ${c.name}: ${c.warnings.map((w) => w.code).join(", ")} (${c.warnings[0]!.message.slice(0, 200)})`,
+      details: { clusterId: c.id, warnings: c.warnings },
+    })),
+  };
+};
+
 /** The counter summed over every MetricsSink shard and reason (core/metrics/collect.ts reads it the same way). */
 async function webhookFailuresTotal(env: Env): Promise<number> {
   const shards = await Promise.all(Array.from({ length: SHARDS }, (_, i) => env.METRICS.get(env.METRICS.idFromName(shardName(i))).read()));
@@ -229,6 +245,7 @@ export const CONDITIONS: { [K in AlertKind]: Condition<K> } = {
   crash_loop: crashLoop,
   deployment_failed: deploymentFailed,
   bridge_disconnected: bridgeDisconnected,
+  cluster_warning: clusterWarning,
   webhook_signature_failures: webhookSignatureFailures,
   ai_budget: aiBudget,
   audit_chain: auditChain,

@@ -19,6 +19,8 @@ export const paramShapes = {
   deployment_failed: z.strictObject({ withinHours: z.number().int().min(1).max(720).default(24) }),
   /** A cluster running the team's instances has no bridge connected, for `minutes`. */
   bridge_disconnected: z.strictObject({ minutes: minutes.default(2) }),
+  /** A cluster running the team's instances has a warning from its bridge (e.g. its broker drops held work: `broker_queue_limit`). */
+  cluster_warning: z.strictObject({}),
   /** redforge_webhook_verification_failures_total grew faster than `perSecond` since the last evaluation. */
   webhook_signature_failures: z.strictObject({ perSecond: z.number().positive().max(10_000) }),
   /**

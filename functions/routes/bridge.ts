@@ -14,6 +14,7 @@ import { issueClusterToken, verifyClusterToken } from "../auth/clusterTokens.ts"
 import { ApiError, notFound } from "../../core/errors.ts";
 import { applyCommandResult, applyHealthReport } from "../../core/fleet/applyReport.ts";
 import { applyInstanceStatus } from "../../core/fleet/instanceStatus.ts";
+import { announceClusterWarnings, applyClusterWarnings } from "../../core/fleet/clusterWarnings.ts";
 import { ingestAiDecisions } from "../../core/ai/ingest.ts";
 import { parseAiDecisionBatch } from "../../core/ai/parseBatch.ts";
 import { recordCoordination } from "../../core/coordination/recordSessions.ts";
@@ -80,7 +81,7 @@ export const bridgeRoutes = new Hono<AppEnv>()
     return link.fetch(new Request(c.req.url, { headers }));
   })
   .post("/webhooks/clusters/:id", doc({
-    summary: "A bridge report: command result, instance status or health report",
+    summary: "A bridge report: command result, instance status, health report or the cluster's warnings",
     description: "Forged, stale (over 5 minutes) or replayed webhook ids are refused (401). A report that cannot be processed may be retried under the same webhook id.",
     access: "clusterWebhook",
     body: reportSchema,
@@ -104,6 +105,11 @@ export const bridgeRoutes = new Hono<AppEnv>()
         // A crash is evaluated now, not at the next scheduled run (core/alerts/trigger.ts); off the response path.
         if (applied && wantsEvaluation(report.state, report.reason)) c.executionCtx.waitUntil(requestAlertEvaluation(c.env, publicUrlOf(c.env, c.req.url), report.instanceId));
         return c.json({ accepted: true, known: applied }, 202);
+      }
+      if (report.type === "cluster.warnings") {
+        const known = await applyClusterWarnings(db, id, report.warnings);
+        if (known) c.executionCtx.waitUntil(announceClusterWarnings(c.env, id, report.warnings));
+        return c.json({ accepted: true, known }, 202);
       }
       if (report.type === "health.report" && report.commandId) {
         await c.env.CLUSTER_LINK.get(c.env.CLUSTER_LINK.idFromName(id)).complete(report.commandId, true, { instances: report.instances.length });

@@ -30,7 +30,7 @@ const newWebhookSecret = () => `whsec_${toBase64(randomBytes(32))}`;
 
 const view = (r: typeof clusters.$inferSelect) => ({
   id: r.id, name: r.name, driver: r.driver, labels: r.labels, status: r.status,
-  lastSeenAt: r.lastSeenAt, createdAt: r.createdAt, updatedAt: r.updatedAt,
+  lastSeenAt: r.lastSeenAt, warnings: r.warnings, createdAt: r.createdAt, updatedAt: r.updatedAt,
 });
 
 /** The row beside what its ClusterLink knows now (one object call per cluster; a fleet has a handful). */

@@ -6,7 +6,7 @@ export const alertRuleSchema = z.object({
   id: uuid,
   team: z.string(),
   name: z.string(),
-  kind: z.string().meta({ description: "instance_down | instance_not_ready | crash_loop | deployment_failed | bridge_disconnected | webhook_signature_failures | ai_budget | audit_chain" }),
+  kind: z.string().meta({ description: "instance_down | instance_not_ready | crash_loop | deployment_failed | bridge_disconnected | cluster_warning | webhook_signature_failures | ai_budget | audit_chain" }),
   params: z.record(z.string(), z.unknown()).meta({ description: "The kind's thresholds, with defaults filled in (docs/observability.md, Alerts)" }),
   severity: z.enum(["info", "warning", "critical"]),
   clearEvaluations: z.number().int().meta({ description: "Clear evaluations in a row before an open alert resolves" }),

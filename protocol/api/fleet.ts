@@ -1,5 +1,6 @@
 /** Response bodies of /api/clusters, /api/instances and /api/metrics. */
 import { z } from "zod";
+import { clusterWarningSchema } from "../reports.ts";
 import { supportedStackSchema } from "../stacks.ts";
 import { timestamp, uuid } from "./common.ts";
 
@@ -10,6 +11,9 @@ export const clusterSchema = z.object({
   labels: z.record(z.string(), z.string()),
   status: z.string().meta({ description: "registered | connected | disconnected" }),
   lastSeenAt: timestamp.nullable(),
+  warnings: z.array(clusterWarningSchema.meta({ id: "ClusterWarning" })).meta({
+    description: "What the cluster's bridge last reported wrong with it and only an operator can fix (e.g. `broker_queue_limit`: its MQTT broker drops work queued for an offline session); empty when the bridge found nothing. Each bridge start reports afresh.",
+  }),
   createdAt: timestamp,
   updatedAt: timestamp,
 }).meta({ id: "Cluster" });

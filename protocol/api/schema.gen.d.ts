@@ -157,7 +157,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * A bridge report: command result, instance status or health report
+         * A bridge report: command result, instance status, health report or the cluster's warnings
          * @description Forged, stale (over 5 minutes) or replayed webhook ids are refused (401). A report that cannot be processed may be retried under the same webhook id.
          */
         post: operations["postApiWebhooksClustersById"];
@@ -2205,7 +2205,7 @@ export interface components {
             id: string;
             team: string;
             name: string;
-            /** @description instance_down | instance_not_ready | crash_loop | deployment_failed | bridge_disconnected | webhook_signature_failures | ai_budget | audit_chain */
+            /** @description instance_down | instance_not_ready | crash_loop | deployment_failed | bridge_disconnected | cluster_warning | webhook_signature_failures | ai_budget | audit_chain */
             kind: string;
             /** @description The kind's thresholds, with defaults filled in (docs/observability.md, Alerts) */
             params: {
@@ -2400,12 +2400,21 @@ export interface components {
             /** @description registered | connected | disconnected */
             status: string;
             lastSeenAt: string | null;
+            /** @description What the cluster's bridge last reported wrong with it and only an operator can fix (e.g. `broker_queue_limit`: its MQTT broker drops work queued for an offline session); empty when the bridge found nothing. Each bridge start reports afresh. */
+            warnings: components["schemas"]["ClusterWarning"][];
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
             updatedAt: string;
             /** @description whsec_…; shown only here */
             webhookSecret: string;
+        };
+        ClusterWarning: {
+            /** @enum {string} */
+            code: "broker_queue_limit";
+            message: string;
+            /** Format: date-time */
+            detectedAt: string;
         };
         ClusterState: {
             /** Format: uuid */
@@ -2419,6 +2428,8 @@ export interface components {
             /** @description registered | connected | disconnected */
             status: string;
             lastSeenAt: string | null;
+            /** @description What the cluster's bridge last reported wrong with it and only an operator can fix (e.g. `broker_queue_limit`: its MQTT broker drops work queued for an offline session); empty when the bridge found nothing. Each bridge start reports afresh. */
+            warnings: components["schemas"]["ClusterWarning"][];
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -2441,6 +2452,8 @@ export interface components {
             /** @description registered | connected | disconnected */
             status: string;
             lastSeenAt: string | null;
+            /** @description What the cluster's bridge last reported wrong with it and only an operator can fix (e.g. `broker_queue_limit`: its MQTT broker drops work queued for an offline session); empty when the bridge found nothing. Each bridge start reports afresh. */
+            warnings: components["schemas"]["ClusterWarning"][];
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -4160,6 +4173,16 @@ export interface operations {
                         checkedAt: string;
                         error?: string;
                     }[];
+                } | {
+                    /** @constant */
+                    type: "cluster.warnings";
+                    warnings: {
+                        /** @enum {string} */
+                        code: "broker_queue_limit";
+                        message: string;
+                        /** Format: date-time */
+                        detectedAt: string;
+                    }[];
                 };
             };
         };
@@ -5255,7 +5278,7 @@ export interface operations {
                 limit?: number;
                 cursor?: string;
                 team?: string;
-                kind?: "instance_down" | "instance_not_ready" | "crash_loop" | "deployment_failed" | "bridge_disconnected" | "webhook_signature_failures" | "ai_budget" | "audit_chain";
+                kind?: "instance_down" | "instance_not_ready" | "crash_loop" | "deployment_failed" | "bridge_disconnected" | "cluster_warning" | "webhook_signature_failures" | "ai_budget" | "audit_chain";
             };
             header?: never;
             path?: never;
@@ -5295,7 +5318,7 @@ export interface operations {
                     team: string;
                     name: string;
                     /** @enum {string} */
-                    kind: "instance_down" | "instance_not_ready" | "crash_loop" | "deployment_failed" | "bridge_disconnected" | "webhook_signature_failures" | "ai_budget" | "audit_chain";
+                    kind: "instance_down" | "instance_not_ready" | "crash_loop" | "deployment_failed" | "bridge_disconnected" | "cluster_warning" | "webhook_signature_failures" | "ai_budget" | "audit_chain";
                     /** @description The kind's thresholds, checked on write; {} takes every default */
                     params?: Record<string, never> | {
                         /** @default 5 */
@@ -5306,7 +5329,7 @@ export interface operations {
                     } | {
                         /** @default 2 */
                         minutes?: number;
-                    } | {
+                    } | Record<string, never> | {
                         perSecond: number;
                     } | {
                         /** @enum {string} */
@@ -5429,7 +5452,7 @@ export interface operations {
                     } | {
                         /** @default 2 */
                         minutes?: number;
-                    } | {
+                    } | Record<string, never> | {
                         perSecond: number;
                     } | {
                         /** @enum {string} */
@@ -5605,7 +5628,7 @@ export interface operations {
                 cursor?: string;
                 status?: "pending" | "firing" | "acknowledged" | "resolved";
                 team?: string;
-                kind?: "instance_down" | "instance_not_ready" | "crash_loop" | "deployment_failed" | "bridge_disconnected" | "webhook_signature_failures" | "ai_budget" | "audit_chain";
+                kind?: "instance_down" | "instance_not_ready" | "crash_loop" | "deployment_failed" | "bridge_disconnected" | "cluster_warning" | "webhook_signature_failures" | "ai_budget" | "audit_chain";
                 ruleId?: string;
             };
             header?: never;

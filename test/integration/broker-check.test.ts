@@ -4,9 +4,7 @@
  * limit; Mosquitto with a limit (its default is 1,000) keeps only that many, which the check reports
  * with the setting to change. Mosquitto runs from the machine's binary on a port of its own.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs/promises";
-import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -15,23 +13,18 @@ import { lineLogger } from "../../bridge/log.ts";
 import { startBridge } from "../../bridge/main.ts";
 import { FakeDriver } from "../harness/fakeDriver.ts";
 import { startFakeControlPlane } from "../harness/fakeControlPlane.ts";
+import { MOSQUITTO, startMosquitto } from "../harness/mosquitto.ts";
 import { startMqttBroker } from "../../dev/mqtt-broker.ts";
-import { freePort, isReachable } from "../../dev/ports.ts";
+import { freePort } from "../../dev/ports.ts";
 import { until } from "../harness/eventually.ts";
 
-const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].find((p) => existsSync(p));
 const cleanup: Array<() => Promise<void>> = [];
 afterAll(async () => { for (const c of cleanup.reverse()) await c(); });
 
 async function mosquitto(maxQueued: number): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-mosquitto-"));
-  const port = await freePort();
-  const conf = path.join(dir, "mosquitto.conf");
-  await fs.writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages ${maxQueued}\n`);
-  const child: ChildProcess = spawn(MOSQUITTO!, ["-c", conf], { stdio: "ignore" });
-  cleanup.push(async () => { child.kill("SIGTERM"); await fs.rm(dir, { recursive: true, force: true }); });
-  await until(`mosquitto on ${port}`, () => isReachable(port, "127.0.0.1"), { timeoutMs: 20_000, failIf: () => (child.exitCode !== null ? `mosquitto exited ${child.exitCode}` : undefined) });
-  return `mqtt://127.0.0.1:${port}`;
+  const broker = await startMosquitto(maxQueued);
+  cleanup.push(broker.close);
+  return broker.url;
 }
 
 describe("the broker check", () => {
@@ -54,7 +47,7 @@ describe("the broker check", () => {
     expect(unlimited).toEqual({ sent: 1_200, queued: 1_200, ok: true });
   }, 120_000);
 
-  it.skipIf(!MOSQUITTO)("a bridge starting on such a broker says so in its log (a warning, not a refusal to start)", async () => {
+  it.skipIf(!MOSQUITTO)("a bridge starting on such a broker says so in its log and in a signed cluster.warnings report (a warning, not a refusal to start)", async () => {
     const url = await mosquitto(100);
     const clusterId = crypto.randomUUID();
     const secret = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
@@ -68,6 +61,9 @@ describe("the broker check", () => {
     expect(line).toMatch(/ warn /);
     expect(line).toContain("kept only 100 of 1200");
     expect(line).toContain("max_queued_messages 0");
+    // The control plane gets it too (the console and the API show it; test/workers/clusterWarnings.test.ts).
+    const sent = await until("the cluster.warnings report", () => cp.reports.find((r) => r.report.type === "cluster.warnings"), { timeoutMs: 60_000, explain: () => logs.slice(-10).join("\n") });
+    expect(sent.report).toMatchObject({ type: "cluster.warnings", warnings: [{ code: "broker_queue_limit", message: expect.stringContaining("kept only 100 of 1200") }] });
   }, 120_000);
 
   it("fails with the broker's address when nothing listens (the bridge logs it and goes on)", async () => {

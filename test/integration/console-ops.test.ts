@@ -1,7 +1,9 @@
 /**
  * The console's operations pages in a real Chromium against the real stack (a seeded world:
  * scripts/console-seed.ts, a real Node-RED instance deployed twice): register a cluster, copy
- * its secret, start its bridge and see the row turn connected with the bridge's version, live;
+ * its secret, start its bridge and see the row turn connected with the bridge's version, live; a
+ * bridge on a Mosquitto with a queue limit puts its broker warning on the cluster's row, live, and
+ * a restart on a broker without one clears it;
  * scale (the API's message at the field) and restart a real instance; diff two stored flow
  * versions node by node; create an alert rule (the API's threshold message at its field);
  * axe-core on the new pages, light and dark: no serious or critical violation.
@@ -17,6 +19,8 @@ import { startBridge, type RunningBridge } from "../../bridge/main.ts";
 import { BRIDGE_VERSION } from "../../bridge/version.ts";
 import { buildConsoleIfStale, launchChromium, signIn, watchFailures } from "../../scripts/console-browser.ts";
 import { seedInstance, startConsoleWorld, type ConsoleWorld } from "../../scripts/console-seed.ts";
+import { FakeDriver } from "../harness/fakeDriver.ts";
+import { MOSQUITTO, startMosquitto, type RunningMosquitto } from "../harness/mosquitto.ts";
 
 declare const window: unknown, document: unknown;
 
@@ -30,6 +34,7 @@ let instanceId: string;
 let admin: { username: string; password: string };
 let tmp: string;
 const bridges: RunningBridge[] = [];
+const brokers: RunningMosquitto[] = [];
 const contexts: BrowserContext[] = [];
 
 async function newPage(opts: { dark?: boolean; bypassCSP?: boolean } = {}): Promise<{ page: Page; failures: string[] }> {
@@ -50,6 +55,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const b of bridges) await b.close().catch(() => {});
+  for (const b of brokers) await b.close().catch(() => {});
   await browser?.close();
   await world?.close();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
@@ -91,6 +97,50 @@ describe("operations in a browser", () => {
     await bridge.close();
     await expect.poll(() => row.locator(".badge").first().textContent(), { timeout: WAIT }).toBe("disconnected");
     expect(failures).toEqual([]);
+  }, 240_000);
+
+  it.skipIf(!MOSQUITTO)("a bridge on a broker that drops an offline session's queue puts a warning on its cluster, live, in the API and on the page; restarted on a fixed broker it clears", async () => {
+    // Mosquitto with its queue limit, as Debian ships it but smaller (docs/faults-host-restart.md): the bridge's start-up check finds it.
+    const limited = await startMosquitto(100);
+    brokers.push(limited);
+    const cluster = (await world.api.POST("/api/clusters", { body: { name: "edge-mosq" } })).data!;
+    const { page, failures } = await newPage();
+    await signIn(page, world.stack.apiUrl, admin, WAIT);
+    await page.getByRole("link", { name: "Clusters" }).click();
+    await page.locator('tr[data-cluster="edge-mosq"]').waitFor({ timeout: WAIT });
+    const warning = page.locator('tr[data-cluster-warnings="edge-mosq"] [data-testid="cluster-warning"]');
+    expect(await warning.count()).toBe(0);
+    const startOn = async (mqttUrl: string) => {
+      const bridge = await startBridge({
+        clusterId: cluster.id, api: world.stack.apiUrl, secret: cluster.webhookSecret, driver: new FakeDriver(), mqttUrl,
+        stateDir: path.join(tmp, "edge-mosq"), log: lineLogger(() => {}), drainMs: 300,
+      });
+      bridges.push(bridge);
+      return bridge;
+    };
+    const warningsOf = async () => (await world.api.GET("/api/clusters/{id}", { params: { path: { id: cluster.id } } })).data!.warnings;
+
+    const first = await startOn(limited.url);
+    // Shown without a reload (`cluster:warnings` on /ws/fleet): the page was open before the check ended.
+    await warning.waitFor({ timeout: WAIT }).catch(async (err) => { throw new Error(`${String(err).split("\n")[0]}; API: ${JSON.stringify(await warningsOf())}; page errors: ${JSON.stringify(failures)}`); });
+    expect(await warning.textContent()).toContain("kept only 100 of 1200");
+    expect(await warning.textContent()).toContain("max_queued_messages 0");
+    const [shown] = await warningsOf();
+    expect(shown).toMatchObject({ code: "broker_queue_limit", message: expect.stringContaining("kept only 100 of 1200") });
+    const listed = (await world.api.GET("/api/clusters", { params: { query: { limit: 200 } } })).data!.items.find((c) => c.id === cluster.id)!;
+    expect(listed.warnings).toEqual([shown]);
+
+    // The operator fixes the broker (here: the stack's own, which has no limit) and restarts the bridge.
+    await first.close();
+    const fixed = await startOn(world.stack.mqttUrl);
+    await expect.poll(warningsOf, { timeout: WAIT }).toEqual([]);
+    await expect.poll(() => warning.count(), { timeout: WAIT }).toBe(0);
+    expect(failures).toEqual([]);
+
+    // Back on the limited broker, so the axe-core run below sees the Clusters page with a warning on it.
+    await fixed.close();
+    await startOn(limited.url);
+    await expect.poll(async () => (await warningsOf()).length, { timeout: WAIT }).toBe(1);
   }, 240_000);
 
   it("scales with the API's message at the field, then restarts a real instance after confirming", async () => {

@@ -152,6 +152,9 @@ describe("responses match the document", () => {
       instances: [{ instanceId: inst.id, state: "running", live: true, ready: true, missingNodeTypes: [], checkedAt: new Date().toISOString() }],
     });
     await signed(`/api/webhooks/clusters/${cluster.id}`, { type: "command.result", commandId: "cmd-unknown", status: "ok" });
+    await signed(`/api/webhooks/clusters/${cluster.id}`, { type: "cluster.warnings", warnings: [{ code: "broker_queue_limit", message: "kept only 100 of 1200", detectedAt: new Date().toISOString() }] });
+    // The warning as GET /api/clusters/:id answers it, against its documented shape.
+    await call("GET", `/api/clusters/${cluster.id}`);
     const batch = { batchId: unique("batch"), records: [{ instanceId: inst.id, provider: "openai", model: "gpt-4o-mini", inputTokens: 3, outputTokens: 4 }] };
     await signed(`/api/webhooks/clusters/${cluster.id}/ai-decisions`, batch);
     await signed(`/api/webhooks/clusters/${cluster.id}/ai-decisions`, batch);
@@ -161,10 +164,12 @@ describe("responses match the document", () => {
   it("covered a broad set of operations, with a check that does refuse a wrong answer", () => {
     expect(checked.size).toBeGreaterThan(60);
     const cluster = z.fromJSONSchema({ ...local(documentedSchema("/api/clusters/{id}", "get", 200, "cluster")), $defs: local(doc.components.schemas) });
-    const body = { id: crypto.randomUUID(), name: "a", driver: "process", labels: {}, status: "registered", lastSeenAt: null, createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), instanceCount: 0, connected: false, bridgeVersion: null, connectedAt: null };
+    const body = { id: crypto.randomUUID(), name: "a", driver: "process", labels: {}, status: "registered", lastSeenAt: null, warnings: [], createdAt: new Date().toISOString(), updatedAt: new Date().toISOString(), instanceCount: 0, connected: false, bridgeVersion: null, connectedAt: null };
     expect(cluster.safeParse(body).success).toBe(true);
     expect(cluster.safeParse({ ...body, undocumented: 1 }).success).toBe(false);
     expect(cluster.safeParse({ ...body, instanceCount: "0" }).success).toBe(false);
+    expect(cluster.safeParse({ ...body, warnings: [{ code: "broker_queue_limit", message: "m", detectedAt: new Date().toISOString() }] }).success).toBe(true);
+    expect(cluster.safeParse({ ...body, warnings: [{ code: "not_a_code", message: "m", detectedAt: new Date().toISOString() }] }).success).toBe(false);
     const error = z.fromJSONSchema({ ...local(documentedSchema("/api/clusters/{id}", "get", 404, "404")), $defs: local(doc.components.schemas) });
     expect(error.safeParse({ error: { code: "cluster_not_found", message: "m" } }).success).toBe(true);
     expect(error.safeParse({ message: "m" }).success).toBe(false);

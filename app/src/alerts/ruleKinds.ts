@@ -15,6 +15,7 @@ export const KIND_PARAMS: Record<string, readonly ParamField[]> = {
   crash_loop: [],
   deployment_failed: [{ key: "withinHours", label: "Within hours", type: "number", hint: "a failed or rolled-back deployment this recent (default 24)" }],
   bridge_disconnected: [{ key: "minutes", label: "For minutes", type: "number", hint: "no bridge connected this long (default 2)" }],
+  cluster_warning: [],
   webhook_signature_failures: [{ key: "perSecond", label: "Per second", type: "number", hint: "refused webhook signatures per second since the last evaluation", required: true }],
   ai_budget: [
     { key: "metric", label: "Metric", type: "choice", options: ["tokens", "cost"], hint: "tokens against the team's quota, or cost (USD)" },
@@ -30,6 +31,7 @@ export const KIND_WORDS: Record<string, string> = {
   crash_loop: "an instance keeps crashing on start",
   deployment_failed: "an instance's latest deployment failed or rolled back",
   bridge_disconnected: "a cluster running the team's instances has no bridge",
+  cluster_warning: "a cluster running the team's instances has a warning from its bridge (e.g. its broker drops held work)",
   webhook_signature_failures: "refused webhook signatures grow fast",
   ai_budget: "the team's LLM usage nears its daily budget",
   audit_chain: "the audit chain does not verify",

@@ -1,6 +1,8 @@
 /**
  * Clusters: whether each bridge is connected now and which version it runs,
- * live from /ws/fleet `cluster:link` events; register a cluster (its webhook
+ * live from /ws/fleet `cluster:link` events, and what the bridge found wrong
+ * with the cluster (`cluster:warnings`, e.g. a broker that drops held work, in
+ * a row under the cluster's: issue 12); register a cluster (its webhook
  * secret and the bridge's command line are shown once), rotate a secret,
  * delete an empty cluster.
  */
@@ -9,7 +11,7 @@ import { api, messageOf } from "../api/api.ts";
 import { formErrors, type FormErrors } from "../api/fieldErrors.ts";
 import { can } from "../api/me.ts";
 import { useCursorList } from "../api/useCursorList.ts";
-import { applyClusterLink, bridgeCommand, isClusterLink } from "../fleet/clusterEvents.ts";
+import { applyClusterLink, applyClusterWarnings, bridgeCommand, isClusterLink, isClusterWarnings, WARNING_TITLES } from "../fleet/clusterEvents.ts";
 import { parseKeyValues } from "../fleet/keyValues.ts";
 import type { Cluster } from "../fleet/useClusters.ts";
 import { useLive } from "../live/useLive.ts";
@@ -30,9 +32,9 @@ export function Clusters() {
   const list = useCursorList((cursor) => api.GET("/api/clusters", { params: { query: { limit: 50, ...(cursor ? { cursor } : {}) } } }));
   const live = useLive("/ws/fleet", {
     onMessage: (m) => {
-      if (!isClusterLink(m)) return;
+      if (!isClusterLink(m) && !isClusterWarnings(m)) return;
       let known = true;
-      list.update((items) => { const applied = applyClusterLink(items, m); known = applied.known; return applied.items; });
+      list.update((items) => { const applied = isClusterLink(m) ? applyClusterLink(items, m) : applyClusterWarnings(items, m); known = applied.known; return applied.items; });
       if (!known && !list.state().next) void list.reload();
     },
     // Events sent while the socket was down are not replayed: read the state again.
@@ -79,7 +81,7 @@ export function Clusters() {
         <table class="grid" data-testid="clusters-table">
           <thead><tr><th>Name</th><th>Connection</th><th>Bridge</th><th>Driver</th><th>Labels</th><th>Last seen</th><th>Registered</th><th class="actions-col"><span class="sr-only">Actions</span></th></tr></thead>
           <tbody>
-            <For each={list.items()}>{(c) => (
+            <For each={list.items()}>{(c) => (<>
               <tr data-cluster={c.name}>
                 <td class="strong">{c.name}<div class="mono muted small">{c.id}</div></td>
                 <td><StatusBadge status={c.connected ? "connected" : c.status === "registered" ? "registered" : "disconnected"} tone={TONE[c.connected ? "connected" : c.status] ?? "bad"}
@@ -94,7 +96,19 @@ export function Clusters() {
                   <Show when={can("clusters", "delete")}><button type="button" class="danger-quiet" onClick={() => remove(c)}>Delete</button></Show>
                 </td>
               </tr>
-            )}</For>
+              <Show when={c.warnings.length > 0}>
+                <tr class="warning-row" data-cluster-warnings={c.name}>
+                  <td colSpan={8}>
+                    <For each={c.warnings}>{(w) => (
+                      <div class="attention" role="alert" data-testid="cluster-warning" data-code={w.code}>
+                        <p><strong>{WARNING_TITLES[w.code] ?? w.code}</strong> <span class="small">reported by the bridge {ago(w.detectedAt, now())}</span></p>
+                        <p>{w.message}</p>
+                      </div>
+                    )}</For>
+                  </td>
+                </tr>
+              </Show>
+            </>)}</For>
           </tbody>
         </table>
       </Show>

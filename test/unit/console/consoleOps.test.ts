@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { ALERT_KINDS, applyAlertEvent, isAlertEvent, paramsFromForm, ruleFields } from "../../../app/src/alerts/ruleKinds.ts";
 import { attentionInWords, operatorActions, type Deployment } from "../../../app/src/deployments/timeline.ts";
-import { applyClusterLink, bridgeCommand, isClusterLink } from "../../../app/src/fleet/clusterEvents.ts";
+import { applyClusterLink, applyClusterWarnings, bridgeCommand, isClusterLink, isClusterWarnings } from "../../../app/src/fleet/clusterEvents.ts";
 import type { components } from "../../../protocol/api/client.ts";
 import { VersionFlows } from "../../../app/src/instances/versionFlows.ts";
 import { paramShapes } from "../../../core/alerts/kinds.ts";
@@ -10,7 +10,7 @@ import { paramShapes } from "../../../core/alerts/kinds.ts";
 type Cluster = components["schemas"]["ClusterState"];
 const at = "2026-12-02T08:00:00.000Z";
 const cluster = (over: Partial<Cluster> = {}): Cluster => ({
-  id: "c1", name: "edge", driver: "process", labels: {}, status: "registered", lastSeenAt: null, createdAt: at, updatedAt: at,
+  id: "c1", name: "edge", driver: "process", labels: {}, status: "registered", lastSeenAt: null, warnings: [], createdAt: at, updatedAt: at,
   connected: false, bridgeVersion: null, connectedAt: null, ...over,
 });
 
@@ -30,6 +30,20 @@ describe("cluster:link onto the clusters list", () => {
     expect(applyClusterLink([cluster()], { event: "cluster:link", data: { clusterId: "c9", state: "connected", bridgeVersion: "1", driver: null, timestamp: at } }).known).toBe(false);
     expect(bridgeCommand("c1", "http://127.0.0.1:8787", "process", "edge.secret")).toBe("npm run bridge -- --cluster c1 --api http://127.0.0.1:8787 --secret-file edge.secret");
     expect(bridgeCommand("c1", "https://x", "kubernetes", "k.secret")).toMatch(/--driver kubernetes$/);
+  });
+});
+
+describe("cluster:warnings onto the clusters list", () => {
+  it("a report replaces the row's warnings, an empty one clears them; an unknown cluster asks for a re-read", () => {
+    const warning = { code: "broker_queue_limit" as const, message: "the broker kept only 100 of 1200", detectedAt: at };
+    const shown = { event: "cluster:warnings" as const, data: { clusterId: "c1", warnings: [warning], timestamp: at } };
+    expect(isClusterWarnings(shown)).toBe(true);
+    expect(isClusterWarnings({ event: "cluster:link", data: { clusterId: "c1", state: "connected" } })).toBe(false);
+    const warned = applyClusterWarnings([cluster(), cluster({ id: "c2" })], shown);
+    expect(warned.known).toBe(true);
+    expect(warned.items.map((c) => c.warnings)).toEqual([[warning], []]);
+    expect(applyClusterWarnings(warned.items, { ...shown, data: { ...shown.data, warnings: [] } }).items[0]!.warnings).toEqual([]);
+    expect(applyClusterWarnings([cluster()], { ...shown, data: { ...shown.data, clusterId: "c9" } }).known).toBe(false);
   });
 });
 
