@@ -42,7 +42,7 @@ export function isReachable(port: number, host = "127.0.0.1", timeoutMs = 500): 
  */
 function ephemeralRange(): [number, number] {
   try {
-    const [lo, hi] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    const [lo = NaN, hi = NaN] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
     if (Number.isInteger(lo) && Number.isInteger(hi) && lo > 0 && hi >= lo) return [lo, hi];
   } catch { /* not Linux */ }
   return [49152, 65535]; // IANA's dynamic range, the default elsewhere

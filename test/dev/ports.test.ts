@@ -21,7 +21,7 @@ describe("port checks", () => {
 
 describe("freePort", () => {
   it("hands out distinct bindable ports outside the OS's ephemeral range, so a port-0 listener cannot take one before its caller binds it", async () => {
-    const [lo, hi] = (await import("node:fs")).readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    const [lo = NaN, hi = NaN] = (await import("node:fs")).readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
     const ports: number[] = [];
     for (let i = 0; i < 40; i++) ports.push(await freePort());
     expect(new Set(ports).size).toBe(ports.length);
