@@ -105,6 +105,10 @@ export const SERIES = {
     name: "redforge_bridge_info", type: "gauge", labels: ["cluster", "version"],
     help: "Always 1: the bridge version the cluster's bridge last said hello with.",
   },
+  clusterLinksUnread: {
+    name: "redforge_cluster_links_unread", type: "gauge", labels: [],
+    help: "Live clusters whose link did not answer within this scrape's bound (their redforge_cluster_connected comes from the database; no outbox or version series this scrape).",
+  },
   deployments: {
     name: "redforge_deployments_total", type: "counter", labels: ["status"],
     help: "Deployments by current status (completed, rolled_back, failed, in_progress, paused, pending).",
