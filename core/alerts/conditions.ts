@@ -17,6 +17,7 @@ import type { KvStore } from "../platform/kv.ts";
 import type { ClusterWarning } from "../../protocol/reports.ts";
 import type { AlertKind, paramShapes } from "./kinds.ts";
 import type { z } from "zod";
+import { settleWithin } from "../platform/boundedAll.ts";
 
 export interface Observation {
   subject: string;
@@ -132,15 +133,17 @@ const deploymentFailed: Condition<"deployment_failed"> = async (ctx, rule) => {
 };
 
 const bridgeDisconnected: Condition<"bridge_disconnected"> = async (ctx, rule) => {
-  const rows = (await ctx.db.execute<{ id: string; name: string }>(sql`
-    select distinct c.id, c.name from clusters c join instances i on i.cluster_id = c.id
+  const rows = (await ctx.db.execute<{ id: string; name: string; status: string }>(sql`
+    select distinct c.id, c.name, c.status from clusters c join instances i on i.cluster_id = c.id
     where i.team = ${rule.team} and i.deleted_at is null and c.deleted_at is null`)).rows;
-  const links = await Promise.all(rows.map(async (c) => ({ c, s: await ctx.env.CLUSTER_LINK.get(ctx.env.CLUSTER_LINK.idFromName(c.id)).status() })));
+  // Bounded like the scrape (core/metrics/collect.ts): a link that does not answer in time is judged by its row's status.
+  const read = await settleWithin(rows, (c) => ctx.env.CLUSTER_LINK.get(ctx.env.CLUSTER_LINK.idFromName(c.id)).status(), { concurrency: 32, deadlineMs: 15_000 });
+  const links = rows.map((c, i) => ({ c, s: read.get(i) }));
   return {
-    observations: links.filter(({ s }) => !s.connected).map(({ c, s }) => ({
+    observations: links.filter(({ c, s }) => (s ? !s.connected : c.status !== "connected")).map(({ c, s }) => ({
       subject: c.id, subjectName: c.name, forMinutes: rule.params.minutes,
       summary: `cluster ${c.name}'s bridge has been disconnected for ${rule.params.minutes} min`,
-      details: { clusterId: c.id, lastHelloAt: s.lastHello?.at ?? null, openCommands: s.openCommands },
+      details: { clusterId: c.id, lastHelloAt: s?.lastHello?.at ?? null, openCommands: s?.openCommands ?? null },
     })),
   };
 };
