@@ -71,8 +71,18 @@ interface OutgoingPersistence {
   outgoingUpdate(client: object, packet: QueuedPacket): Promise<void>;
   outgoingStream(client: object): Readable;
 }
-interface QueuedPacket { cmd: string; brokerId?: string; brokerCounter?: number; messageId?: number }
-interface Replay { done: boolean; deferred: Set<string>; sent: Set<string>; pending: Set<string> }
+interface QueuedPacket { cmd: string; brokerId?: string; brokerCounter?: number; messageId?: number; payload?: Buffer | string }
+interface Replay {
+  done: boolean;
+  closed: boolean;
+  /** Live deliveries held back while the queue is replayed: the replay must send each. */
+  deferred: Set<string>;
+  /** Every message the replay has handed to aedes on this connection. */
+  sent: Set<string>;
+  /** Handed to aedes, not yet through `outgoingUpdate`: key → the payload copy that marks the replay's own call. */
+  inFlight: Map<string, Buffer>;
+  drained?: () => void;
+}
 
 /**
  * aedes 1.2 resumes a persistent session in two paths that race: it subscribes the client (live
@@ -101,12 +111,24 @@ interface Replay { done: boolean; deferred: Set<string>; sent: Set<string>; pend
  * that is gone by the time it is sent (acknowledged already) is not an error. aedes writes the
  * packet it passed to `outgoingUpdate` whatever happens, so a packet not to send becomes a PINGRESP,
  * which an MQTT client takes as a no-op. Nothing is recorded per message once the replay is over.
+ *
+ * aedes reads the replay ahead (its pipeline takes up to 16 packets, then writes one per event-loop
+ * turn), so a packet the replay has yielded is not sent yet: aedes writes it right after its
+ * `outgoingUpdate` call for it. The switch to live waits until that call has come for every yielded
+ * packet: switching when the generator ended let live deliveries overtake the replay's last few
+ * (0 missing, 0 twice, but e.g. 5,494–5,499 ahead of 5,443–5,493: clean-clone CI under load, and the
+ * resume test in 8 of 8 runs under load). A live call for a yielded message can also come before the
+ * replay's own call for it, so the replay's call is told apart by identity, not by key: the replay
+ * hands aedes a copy of the payload, and aedes' packet keeps that very Buffer.
  */
 function resumeOnce(p: OutgoingPersistence): void {
   const replays = new WeakMap<object, Replay>();
   const replayOf = (client: object): Replay => {
     let r = replays.get(client);
-    if (!r) replays.set(client, (r = { done: false, deferred: new Set(), sent: new Set(), pending: new Set() }));
+    if (!r) {
+      r = { done: false, closed: false, deferred: new Set(), sent: new Set(), inFlight: new Map() };
+      replays.set(client, r);
+    }
     return r;
   };
   const keyOf = (packet: QueuedPacket) => `${packet.brokerId}:${packet.brokerCounter}`;
@@ -119,9 +141,12 @@ function resumeOnce(p: OutgoingPersistence): void {
   p.outgoingUpdate = async (client, packet) => {
     const r = replayOf(client);
     const key = keyOf(packet);
-    if (r.pending.delete(key)) {
+    if (packet.payload !== undefined && r.inFlight.get(key) === packet.payload) {
       // The replay's own call: the message may have been acknowledged since its snapshot.
+      r.inFlight.delete(key);
       try { await update(client, packet); } catch { neutralise(packet); }
+      // aedes writes this packet as soon as this call returns, before any live delivery can start.
+      if (!r.inFlight.size) r.drained?.();
       return;
     }
     if (!r.done) {
@@ -136,18 +161,25 @@ function resumeOnce(p: OutgoingPersistence): void {
 
   p.outgoingStream = (client) => {
     const r = replayOf(client);
+    // Every yielded packet has been through the replay's `outgoingUpdate` (so aedes has written it).
+    const allWritten = async () => {
+      while (r.inFlight.size && !r.closed) await new Promise<void>((res) => (r.drained = res));
+    };
     async function* queueFirst() {
       try {
         for (let idle = 0; idle < 3;) {
           let fresh = 0;
-          for await (const packet of stream(client) as AsyncIterable<QueuedPacket>) {
-            const key = keyOf(packet);
+          for await (const stored of stream(client) as AsyncIterable<QueuedPacket>) {
+            const key = keyOf(stored);
             if (r.sent.has(key)) continue;
             r.sent.add(key);
-            r.pending.add(key);
+            const packet = { ...stored, payload: Buffer.from(stored.payload ?? "") };
+            r.inFlight.set(key, packet.payload);
             fresh++;
             yield packet;
           }
+          await allWritten();
+          if (r.closed) return;
           // Synchronous with the switch below: no live delivery can slip between the check and `done`.
           if ([...r.deferred].every((k) => r.sent.has(k))) return;
           // A held-back message that never shows up in the queue (aedes dropped it): do not wait for it forever.
@@ -156,10 +188,17 @@ function resumeOnce(p: OutgoingPersistence): void {
       } finally {
         r.done = true;
         r.deferred.clear();
+        r.inFlight.clear();
         // A live delivery of a message the replay sent can still be on its way (aedes defers it a tick).
         setTimeout(() => r.sent.clear(), 10_000).unref();
       }
     }
-    return Readable.from(queueFirst());
+    const replay = Readable.from(queueFirst());
+    // The connection closed mid-replay: aedes stops calling `outgoingUpdate`, so stop waiting for it.
+    replay.once("close", () => {
+      r.closed = true;
+      r.drained?.();
+    });
+    return replay;
   };
 }
