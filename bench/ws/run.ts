@@ -287,7 +287,7 @@ async function deploymentBench(via: "direct" | "proxy", instanceId: string): Pro
       const rb = await api(token, "POST", `/api/deployments/${id}/rollback`);
       if (rb.status >= 300) {
         // The Worker restarted under the connects (at 10,000 watchers: out of descriptors) is a result, not a crash of the bench.
-        console.log(`\n${stream}: ${n} watchers asked, ${times.length} opened (${fmt(failed) || "no failures"}); POST /rollback answered ${rb.status}${reloads() > reloadsBefore ? " after the Worker restarted (lost bridge link)" : ""}: ${stream} stops at ${n}`);
+        console.log(`\n${stream}: ${n} watchers asked, ${times.length} opened (${fmt(failed) || "no failures"}); POST /rollback answered ${rb.status} ${JSON.stringify(rb.body).slice(0, 300)}${reloads() > reloadsBefore ? " after the Worker restarted (lost bridge link)" : ""}: ${stream} stops at ${n}`);
         break;
       }
       // The rollback's frames: until every watcher saw the final state (or 60 s).
