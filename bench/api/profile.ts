@@ -4,6 +4,12 @@
  * function and by module, self time. Prints the top entries and writes the
  * raw .cpuprofile (open it in Chrome DevTools) to PROFILE_OUT.
  *   npx tsx bench/api/profile.ts   (N=300 creations, C=16 clients, ROUTE=create|patch|me)
+ * Frames are named by function and by the source module they were bundled from
+ * (the bundle's `// path` marks, read through the inspector after the profile):
+ * the top 25 by self time, the top 15 by total time (TOP_SELF, TOP_TOTAL), and
+ * with FOCUS=<regexp> the self time of everything under the matching frames
+ * (e.g. FOCUS='^batch  drizzle' for the Neon HTTP transaction). PROFILE_IN=<file>
+ * summarises a profile written before (PROFILE_OUT, with its .sources.json).
  * The sampling profiler sees only JavaScript in the Worker's isolate (and the
  * Durable Objects': same isolate under wrangler dev); workerd's own C++ (HTTP,
  * sockets, KV) shows as "(program)" / native frames.
@@ -52,19 +58,23 @@ async function inspectorTargets(): Promise<{ webSocketDebuggerUrl: string; title
 function cdp(url: string) {
   const ws = new WebSocket(url);
   let id = 0;
-  const waiting = new Map<number, (v: unknown) => void>();
+  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  const events: { method: string; params: Record<string, unknown> }[] = [];
   ws.on("message", (d) => {
-    const m = JSON.parse(String(d)) as { id?: number; result?: unknown; error?: unknown };
+    const m = JSON.parse(String(d)) as { id?: number; method?: string; params?: Record<string, unknown>; result?: unknown; error?: unknown };
     if (process.env.DEBUG) console.log("cdp <", String(d).slice(0, 200));
-    if (m.id !== undefined) waiting.get(m.id)?.(m.error ? Promise.reject(new Error(JSON.stringify(m.error))) : m.result);
+    if (m.id === undefined) { if (m.method) events.push({ method: m.method, params: m.params ?? {} }); return; }
+    const w = waiting.get(m.id);
+    if (m.error) w?.reject(new Error(JSON.stringify(m.error))); else w?.resolve(m.result);
   });
   const ready = new Promise((r, j) => { ws.once("open", r); ws.once("error", j); });
   if (process.env.DEBUG) { ws.on("close", (c, why) => console.log("cdp closed", c, String(why))); ws.on("error", (e) => console.log("cdp error", e)); ws.on("open", () => console.log("cdp open")); }
   return {
     ready,
-    send: <T>(method: string, params: Record<string, unknown> = {}) => new Promise<T>((resolve) => {
+    events,
+    send: <T>(method: string, params: Record<string, unknown> = {}) => new Promise<T>((resolve, reject) => {
       const n = ++id;
-      waiting.set(n, resolve as (v: unknown) => void);
+      waiting.set(n, { resolve: resolve as (v: unknown) => void, reject });
       if (process.env.DEBUG) console.log("cdp >", method, n);
       ws.send(JSON.stringify({ id: n, method, params }));
     }),
@@ -72,40 +82,114 @@ function cdp(url: string) {
   };
 }
 
-function summarise(p: Profile) {
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const self = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
-  const total = [...self.values()].reduce((a, b) => a + b, 0);
-  const fn = new Map<string, number>(), mod = new Map<string, number>();
-  for (const [nid, us] of self) {
-    const n = byId.get(nid)!;
-    const file = n.callFrame.url.replace(/^.*\/(node_modules\/)?/, (m) => (m.includes("node_modules") ? "nm/" : ""));
-    const key = `${n.callFrame.functionName || "(anon)"} ${file}:${n.callFrame.lineNumber + 1}`;
-    fn.set(key, (fn.get(key) ?? 0) + us);
-    const m = n.callFrame.url.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/)?.[1] ?? (n.callFrame.url ? n.callFrame.url.split("/").slice(-2).join("/") : n.callFrame.functionName);
-    mod.set(m, (mod.get(m) ?? 0) + us);
+/**
+ * The Worker runs as one esbuild bundle (bundle/index.js): a frame's file is the module whose
+ * `// path/to/module.ts` comment (esbuild marks where each bundled module starts) comes last
+ * before the frame's line. Unknown (a native frame, no source fetched): the frame's own URL.
+ */
+type FileOf = (scriptId: string, url: string, line: number) => string;
+function moduleMap(sources: Map<string, string>): FileOf {
+  const starts = new Map<string, { line: number; file: string }[]>();
+  for (const [scriptId, text] of sources) {
+    const marks: { line: number; file: string }[] = [];
+    text.split("\n").forEach((l, i) => {
+      const m = /^\/\/ ((?:[\w@.-]+\/)*[\w@.-]+\.(?:ts|js|mjs|cjs))$/.exec(l);
+      // A package by its path inside node_modules, wherever that is (a copy of the tree may link it).
+      if (m) marks.push({ line: i, file: m[1]!.replace(/^.*node_modules\//, "") });
+    });
+    starts.set(scriptId, marks);
   }
-  const top = (m: Map<string, number>, k: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k)
-    .map(([name, us]) => `${(us / 1000 / N).toFixed(2).padStart(7)} ms/op ${((100 * us) / total).toFixed(1).padStart(5)}%  ${name}`).join("\n");
-  console.log(`sampled ${(total / 1000).toFixed(0)} ms over ${N} ops = ${(total / 1000 / N).toFixed(2)} ms per op (wall of the sampled span, idle included)`);
-  console.log("\nby module (self):\n" + top(mod, 25));
-  console.log("\nby function (self):\n" + top(fn, 40));
-  // Inclusive time for a few interesting frames (counted once per sample even when recursive).
+  return (scriptId, url, line) => {
+    const marks = starts.get(scriptId);
+    if (!marks?.length) return url ? url.split("/").slice(-2).join("/") : "";
+    let lo = 0, hi = marks.length - 1, at = -1;
+    while (lo <= hi) { const mid = (lo + hi) >> 1; if (marks[mid]!.line <= line) { at = mid; lo = mid + 1; } else hi = mid - 1; }
+    return at < 0 ? "(bundle prelude)" : marks[at]!.file;
+  };
+}
+
+type Frame = ProfileNode["callFrame"] & { scriptId?: string };
+const OUR_FOLDERS = /^(functions|core|db|durable|protocol|queues|bridge|shared|lib|\.wrangler)\//;
+
+function summarise(p: Profile, fileOf: FileOf) {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  // workerd's sampler is irregular on a loaded machine (most of the time in gaps of > 3 ms, each put on
+  // the one sample after it), so next to the time each entry shows its share of the samples (hits).
+  const self = new Map<number, number>(), hits = new Map<number, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+    hits.set(p.samples[i]!, (hits.get(p.samples[i]!) ?? 0) + 1);
+  }
+  const isIdle = (nid: number) => byId.get(nid)!.callFrame.functionName === "(idle)";
+  const busyHits = [...hits].reduce((a, [nid, h]) => a + (isIdle(nid) ? 0 : h), 0);
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const idle = [...self].reduce((a, [nid, us]) => a + (byId.get(nid)!.callFrame.functionName === "(idle)" ? us : 0), 0);
+  const fileOfFrame = (f: Frame) => fileOf(String(f.scriptId ?? ""), f.url, f.lineNumber);
+  // Function + file (not line: a bundled function's line says nothing); a native frame is named by itself.
+  const keyOf = (f: Frame) => `${f.functionName || "(anon)"}  ${fileOfFrame(f) || "(native)"}`;
+  const fn = new Map<string, number>(), mod = new Map<string, number>();
+  const hitsOf = new Map<string, number>();
+  const count = (key: string, nid: number) => hitsOf.set(key, (hitsOf.get(key) ?? 0) + (hits.get(nid) ?? 0));
+  for (const [nid, us] of self) {
+    const f = byId.get(nid)!.callFrame as Frame;
+    fn.set(keyOf(f), (fn.get(keyOf(f)) ?? 0) + us);
+    count(`fn ${keyOf(f)}`, nid);
+    // A package by its name (drizzle-orm, hono, zod), a module of ours by its path, a native frame by itself.
+    const file = fileOfFrame(f);
+    const m = OUR_FOLDERS.test(file) ? file : (file.match(/^((?:@[^/]+\/)?[^/]+)\//)?.[1] ?? (file || f.functionName));
+    mod.set(m, (mod.get(m) ?? 0) + us);
+    count(`mod ${m}`, nid);
+  }
+  const busy = total - idle;
+  const top = (m: Map<string, number>, k: number, kind: string) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k)
+    .map(([name, us]) => `${(us / 1000 / N).toFixed(2).padStart(7)} ms/op ${((100 * us) / busy).toFixed(1).padStart(5)}% ${((100 * (hitsOf.get(`${kind} ${name}`) ?? 0)) / busyHits).toFixed(1).padStart(5)}%  ${name}`).join("\n");
+  console.log(`sampled ${(total / 1000).toFixed(0)} ms over ${N} ops = ${(total / 1000 / N).toFixed(2)} ms per op; not idle ${(busy / 1000 / N).toFixed(2)} ms per op` +
+    " (wall time of the JS thread: on a loaded machine it includes time the thread was descheduled; read the shares, % of not idle)");
+  console.log(`${p.samples.length} samples, ${busyHits} not idle; columns: time per op, % of not-idle time, % of not-idle samples`);
+  console.log("\nby module or package (self):\n" + top(mod, 25, "mod"));
+  console.log("\nby function + file (self), top 25:\n" + top(fn, Number(process.env.TOP_SELF ?? 25), "fn"));
+  // Inclusive: each sample counts once per distinct function on its stack (recursion counted once).
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const incl = new Map<string, number>();
   for (const [nid, us] of self) {
     const seen = new Set<string>();
     for (let x: number | undefined = nid; x !== undefined; x = parent.get(x)) {
-      const f = byId.get(x)!.callFrame;
-      const key = `${f.functionName || "(anon)"} ${f.url.split("/").slice(-2).join("/")}`;
+      const key = keyOf(byId.get(x)!.callFrame as Frame);
       if (seen.has(key)) continue;
       seen.add(key);
       incl.set(key, (incl.get(key) ?? 0) + us);
+      count(`incl ${key}`, nid);
     }
   }
-  console.log("\nby function (inclusive):\n" + top(incl, 60));
+  // The frames every request passes through (the root, the facade, hono's dispatch) top any
+  // inclusive list; TOP_TOTAL_SKIP drops the first few of them to show where it branches.
+  const skip = new RegExp(process.env.TOP_TOTAL_SKIP ?? "^\\((root|idle|program)\\)");
+  const inclShown = new Map([...incl].filter(([k]) => !skip.test(k)));
+  console.log("\nby function + file (total, callees included), top 15:\n" + top(inclShown, Number(process.env.TOP_TOTAL ?? 15), "incl"));
+  // FOCUS=<regexp of a function + file key>: what the time under it is spent in (self time of its callees).
+  if (process.env.FOCUS) {
+    const focus = new RegExp(process.env.FOCUS);
+    const under = new Map<string, number>();
+    for (const [nid, us] of self) {
+      let hit = false;
+      for (let x: number | undefined = parent.get(nid); x !== undefined && !hit; x = parent.get(x)) hit = focus.test(keyOf(byId.get(x)!.callFrame as Frame));
+      if (hit || focus.test(keyOf(byId.get(nid)!.callFrame as Frame))) {
+        const k = keyOf(byId.get(nid)!.callFrame as Frame);
+        under.set(k, (under.get(k) ?? 0) + us);
+        count(`under ${k}`, nid);
+      }
+    }
+    console.log(`\nself time under /${process.env.FOCUS}/:\n` + top(under, 30, "under"));
+  }
+}
+
+if (process.env.PROFILE_IN) {
+  // Summarise a profile written before (its bundle's text beside it) without a stack: another FOCUS, say.
+  const saved = JSON.parse(await fs.readFile(process.env.PROFILE_IN, "utf8")) as Profile;
+  const sources = new Map(Object.entries(JSON.parse(await fs.readFile(`${process.env.PROFILE_IN}.sources.json`, "utf8").catch(() => "{}")) as Record<string, string>));
+  summarise(saved, moduleMap(sources));
+  process.exit(0);
 }
 
 const stack = await startTestStack({ worker: "wrangler" });
@@ -125,9 +209,9 @@ try {
   await s.ready;
   // workerd reads inspector messages only when the isolate runs (a request arrives), so no answer
   // comes while the Worker is idle: each command is sent, then the Worker poked until it answers.
-  const poked = async <T>(method: string): Promise<T> => {
+  const poked = async <T>(method: string, params: Record<string, unknown> = {}): Promise<T> => {
     let answered = false;
-    const answer = s.send<T>(method).finally(() => { answered = true; });
+    const answer = s.send<T>(method, params).finally(() => { answered = true; });
     while (!answered) await fetch(`${stack.apiUrl}/api/health/live`).then((r) => r.arrayBuffer(), () => {});
     return answer;
   };
@@ -138,10 +222,18 @@ try {
   await Promise.all(Array.from({ length: C }, async () => { while (next < N) await op(next++); }));
   const secs = (performance.now() - t0) / 1000;
   const { profile } = await poked<{ profile: Profile }>("Profiler.stop");
-  s.close();
   console.log(`${ROUTE}: ${N} in ${secs.toFixed(1)} s = ${(N / secs).toFixed(1)}/s at ${C} clients`);
   await fs.writeFile(OUT, JSON.stringify(profile));
-  summarise(profile);
+  // The bundle's text, to name each frame's module: only after the profile (the debugger is not on while it runs).
+  const sources = new Map<string, string>();
+  await poked("Debugger.enable");
+  for (const id of new Set(profile.nodes.map((n) => String((n.callFrame as Frame).scriptId ?? "")).filter((id) => id && id !== "0"))) {
+    try { sources.set(id, (await poked<{ scriptSource: string }>("Debugger.getScriptSource", { scriptId: id })).scriptSource); } catch { /* a native or gone script */ }
+  }
+  await poked("Debugger.disable");
+  s.close();
+  await fs.writeFile(`${OUT}.sources.json`, JSON.stringify(Object.fromEntries(sources)));
+  summarise(profile, moduleMap(sources));
 } finally {
   await stack.stop();
 }

@@ -13,6 +13,9 @@ import { ApiError } from "../../core/errors.ts";
 import { BUILTIN_ROLES, ROLE_RANK, intersect, isBuiltinRole } from "../rbac/permissions.ts";
 import { principalTake } from "./rateLimit.ts";
 
+// Built once: a zod schema built per request was ~1 % of the Worker's samples (docs/performance-writes.md "Session 11").
+const userIdSchema = z.uuid();
+
 const unauthenticated = (code: string, message: string) =>
   new ApiError(401, code, message, undefined, { "WWW-Authenticate": 'Bearer realm="redforge"' });
 
@@ -111,7 +114,7 @@ async function fromSessionToken(
       : unauthenticated("invalid_token", "bearer token is not valid");
   }
   // Signed by us but not naming a user id (an old or foreign token): not a caller, not bad input.
-  if (!z.uuid().safeParse(check.userId).success) throw unauthenticated("invalid_token", "bearer token is not valid");
+  if (!userIdSchema.safeParse(check.userId).success) throw unauthenticated("invalid_token", "bearer token is not valid");
   const bucket = take(check.userId);
   const { value: user, alongside } = await cachedPrincipalPartWith(kv, { userId: check.userId }, loadUserState(db, check.userId), bucket ? [bucket] : []);
   if (!user || user.disabled) throw unauthenticated("invalid_token", "the token's user no longer exists or is disabled");
