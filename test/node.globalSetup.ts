@@ -6,9 +6,11 @@
  * fresh database on it.
  */
 import { loadConfig } from "../dev/config.ts";
+import { keepExitCode } from "./harness/keepExitCode.ts";
 import { createPgTemplate, PG_TEMPLATE_ENV } from "./harness/pgTemplate.ts";
 
 export default async function setup() {
+  keepExitCode();
   if (loadConfig().postgres.url || process.env[PG_TEMPLATE_ENV]) return;
   const template = await createPgTemplate();
   // Set before the pool starts the test processes, which inherit this environment.

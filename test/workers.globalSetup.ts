@@ -14,12 +14,14 @@ import { freePort, isReachable } from "../dev/ports.ts";
 import { startEmbeddedPostgres } from "../dev/postgres.ts";
 import { startNeonRelay } from "../dev/neon-relay.ts";
 import { startStallWatch, stallLogTo } from "../dev/stallWatch.ts";
+import { keepExitCode } from "./harness/keepExitCode.ts";
 import { startQStashEmulator } from "../dev/qstash/index.ts";
 import { startUpstashRelay } from "../dev/upstash-relay.ts";
 import { migrate } from "../db/migrate.ts";
 import { freshDatabase } from "./harness/freshDatabase.ts";
 
 export default async function setup(project: TestProject) {
+  keepExitCode();
   const cfg = loadConfig();
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-workers-"));
   // As root, embedded Postgres runs as "postgres", which must be able to enter the dir.

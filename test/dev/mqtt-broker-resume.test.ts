@@ -13,7 +13,6 @@
  * and then (the switch that let live messages overtake the last stored ones failed clean-clone CI
  * under load and passed 8 of 8 local runs under load), so the session is resumed once per rhythm.
  */
-import { once } from "node:events";
 import { connect, connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningService } from "../../dev/config.ts";
@@ -93,7 +92,7 @@ async function resumeUnderTraffic(producer: MqttClient, from: number, rhythm: (t
     got.set(v, seen + 1);
     order.push(v);
   });
-  await once(sub, "connect");
+  await new Promise<void>((resolve) => sub.once("connect", () => resolve()));
   await live;
   const published = n - from;
   const deadline = Date.now() + 30_000;
