@@ -11,7 +11,7 @@ import { and, eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { auditLogs, deployments, flowVersions, instances } from "../../db/schema.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
-import { api, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
+import { api, createUser, expectErrorShape, openStream, unique, withDb, type TestUser } from "./helpers.ts";
 
 let admin: TestUser;
 let viewer: TestUser;
@@ -518,15 +518,7 @@ describe("/ws/deployments/:id over several objects (durable/watcherShards.ts)", 
       const created = await deploy(bridge, { holdDuring: "deploy" });
       await bridge.answer("deployment.prepare", BLUE_GREEN);
       const watchers = [];
-      for (let i = 0; i < 4; i++) {
-        const res = await SELF.fetch(`http://redforge.test/ws/deployments/${created.id}?token=${viewer.token}`, { headers: { Upgrade: "websocket" } });
-        expect(res.status).toBe(101);
-        const ws = res.webSocket!;
-        const events: any[] = [];
-        ws.addEventListener("message", (e) => events.push(JSON.parse(e.data as string)));
-        ws.accept();
-        watchers.push({ ws, events });
-      }
+      for (let i = 0; i < 4; i++) watchers.push(await openStream(`/ws/deployments/${created.id}`, viewer.token));
       const stub = env.DEPLOYMENT_RUN.get(env.DEPLOYMENT_RUN.idFromName(created.id));
       const where = await runInDurableObject(stub, async (_o, state) => ({
         local: state.getWebSockets("watcher").length, shards: (await state.storage.get<number>("watchers:shards")) ?? 0,
@@ -553,17 +545,7 @@ describe("/ws/deployments/:id follows access changes", () => {
     const created = await deploy(bridge, { holdDuring: "deploy" });
     await bridge.answer("deployment.prepare", BLUE_GREEN);
     const leaver = await createUser("viewer");
-    const open = async (token: string) => {
-      const res = await SELF.fetch(`http://redforge.test/ws/deployments/${created.id}?token=${token}`, { headers: { Upgrade: "websocket" } });
-      expect(res.status).toBe(101);
-      const ws = res.webSocket!;
-      const events: any[] = [];
-      let closed: number | null = null;
-      ws.addEventListener("message", (e) => events.push(JSON.parse(e.data as string)));
-      ws.addEventListener("close", (e) => { closed = e.code; });
-      ws.accept();
-      return { ws, events, closed: () => closed };
-    };
+    const open = (token: string) => openStream(`/ws/deployments/${created.id}`, token);
     const gone = await open(leaver.token);
     const stays = await open(viewer.token);
     await vi.waitFor(() => expect(gone.events.length + stays.events.length).toBe(2), WAIT);

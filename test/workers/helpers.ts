@@ -122,3 +122,16 @@ export function expectErrorShape(body: any, code: string) {
   if (body.error.code !== code) throw new Error(`expected error code ${code}, got ${body.error.code}: ${body.error.message}`);
   if (typeof body.error.message !== "string" || body.error.message.length === 0) throw new Error("error.message missing");
 }
+
+/** A stream socket (/ws/fleet, /ws/deployments/:id, …) opened as `token`: its parsed frames as they come, and its close code. */
+export async function openStream(path: string, token: string) {
+  const res = await SELF.fetch(`http://redforge.test${path}?token=${token}`, { headers: { Upgrade: "websocket" } });
+  if (res.status !== 101) throw new Error(`${path}: expected 101, got ${res.status} ${await res.text()}`);
+  const ws = res.webSocket!;
+  const events: any[] = [];
+  let closed: number | null = null;
+  ws.addEventListener("message", (e) => events.push(JSON.parse(e.data as string)));
+  ws.addEventListener("close", (e) => { closed = e.code; });
+  ws.accept();
+  return { ws, events, closed: () => closed };
+}

@@ -3,23 +3,15 @@
  * key revoked) is closed with 4401 before the next event reaches it; watchers
  * whose access did not change keep streaming.
  */
-import { SELF } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
-import { api, createUser, unique, type TestUser } from "./helpers.ts";
+import { api, createUser, openStream, unique, type TestUser } from "./helpers.ts";
 
 const WAIT = { timeout: 10_000, interval: 20 };
 
 async function watch(token: string) {
-  const res = await SELF.fetch(`http://redforge.test/ws/fleet?token=${token}`, { headers: { Upgrade: "websocket" } });
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const events: any[] = [];
-  let closed: number | null = null;
-  ws.addEventListener("message", (e) => events.push(JSON.parse(e.data as string)));
-  ws.addEventListener("close", (e) => { closed = e.code; });
-  ws.accept();
-  return { ws, events, closed: () => closed, statusEvents: () => events.filter((e) => e.event === "instance:status") };
+  const s = await openStream("/ws/fleet", token);
+  return { ...s, statusEvents: () => s.events.filter((e) => e.event === "instance:status") };
 }
 
 async function fleetWithOneInstance(admin: TestUser) {

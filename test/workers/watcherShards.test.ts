@@ -5,10 +5,10 @@
  * publish order, `fleet:alert` only with alerts:read, and 4401 when its access
  * changes, wherever it sits.
  */
-import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
-import { api, createUser, unique, type TestUser } from "./helpers.ts";
+import { api, createUser, openStream, unique, type TestUser } from "./helpers.ts";
 
 const WAIT = { timeout: 20_000, interval: 25 };
 const PER_OBJECT = 2;
@@ -19,15 +19,8 @@ beforeAll(() => { (env as { REDFORGE_WATCHERS_PER_OBJECT?: string }).REDFORGE_WA
 afterAll(() => { (env as { REDFORGE_WATCHERS_PER_OBJECT?: string }).REDFORGE_WATCHERS_PER_OBJECT = saved; });
 
 async function watch(token: string) {
-  const res = await SELF.fetch(`http://redforge.test/ws/fleet?token=${token}`, { headers: { Upgrade: "websocket" } });
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const events: any[] = [];
-  let closed: number | null = null;
-  ws.addEventListener("message", (e) => events.push(JSON.parse(e.data as string)));
-  ws.addEventListener("close", (e) => { closed = e.code; });
-  ws.accept();
-  return { ws, events, closed: () => closed, statusReasons: () => events.filter((e) => e.event === "instance:status").map((e) => e.data.reason) };
+  const s = await openStream("/ws/fleet", token);
+  return { ...s, statusReasons: () => s.events.filter((e) => e.event === "instance:status").map((e) => e.data.reason) };
 }
 
 async function oneInstance(admin: TestUser) {
