@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { aiDecisionLogs, alertRules, auditLogs, instances } from "../../db/schema.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { auditRowHash } from "../../db/auditChain.ts";
-import { api, createCluster, createInstance, createUser, expectErrorShape, unique, withDb, type TestUser } from "./helpers.ts";
+import { api, createCluster, createInstance, createUser, expectErrorShape, openStream, unique, withDb, type TestUser } from "./helpers.ts";
 import { callJob } from "./qstashJobs.ts";
 
 const WAIT = { timeout: 15_000, interval: 25 };
@@ -22,19 +22,8 @@ beforeAll(async () => {
   [admin, viewer] = await Promise.all([createUser("admin"), createUser("viewer")]);
 });
 
-interface Socket { ws: WebSocket; events: any[]; closed: () => number | null }
-
-async function open(path: string, token: string): Promise<Socket> {
-  const res = await SELF.fetch(`http://redforge.test${path}${path.includes("?") ? "&" : "?"}token=${token}`, { headers: { Upgrade: "websocket" } });
-  if (res.status !== 101) throw new Error(`no upgrade: ${res.status} ${await res.text()}`);
-  const ws = res.webSocket!;
-  const events: any[] = [];
-  let closed: number | null = null;
-  ws.addEventListener("message", (e) => events.push(JSON.parse(e.data as string)));
-  ws.addEventListener("close", (e) => { closed = e.code; });
-  ws.accept();
-  return { ws, events, closed: () => closed };
-}
+type Socket = Awaited<ReturnType<typeof openStream>>;
+const open = openStream;
 
 /** `n` rows chained as appendAudit chains them (under its lock), in a few multi-row inserts rather than n round trips. */
 async function appendBacklog(n: number) {

@@ -125,7 +125,7 @@ export function expectErrorShape(body: any, code: string) {
 
 /** A stream socket (/ws/fleet, /ws/deployments/:id, …) opened as `token`: its parsed frames as they come, and its close code. */
 export async function openStream(path: string, token: string) {
-  const res = await SELF.fetch(`http://redforge.test${path}?token=${token}`, { headers: { Upgrade: "websocket" } });
+  const res = await SELF.fetch(`http://redforge.test${path}${path.includes("?") ? "&" : "?"}token=${token}`, { headers: { Upgrade: "websocket" } });
   if (res.status !== 101) throw new Error(`${path}: expected 101, got ${res.status} ${await res.text()}`);
   const ws = res.webSocket!;
   const events: any[] = [];
