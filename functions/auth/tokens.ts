@@ -10,8 +10,10 @@ export interface SessionClaims {
 }
 
 // The HMAC key imported once per secret for the isolate, not on every request's verify (jose imports raw bytes each time).
-const imported = new Map<string, Promise<CryptoKey>>();
-function keyOf(secret: string): Promise<CryptoKey> {
+// Spelled through importKey, not the global CryptoKey type: this module is also type-checked for Node (its unit tests).
+type HmacKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
+const imported = new Map<string, Promise<HmacKey>>();
+function keyOf(secret: string): Promise<HmacKey> {
   let key = imported.get(secret);
   if (!key) {
     key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
