@@ -10,12 +10,15 @@
  * with FOCUS=<regexp> the self time of everything under the matching frames
  * (e.g. FOCUS='^batch  drizzle' for the Neon HTTP transaction). PROFILE_IN=<file>
  * summarises a profile written before (PROFILE_OUT, with its .sources.json).
+ * Last, the workerd processes' CPU per op by thread (/proc), which the sampler
+ * cannot see (wrangler's proxy, the runtime's other threads); PROFILE=0 prints
+ * only that, without the sampler's own cost.
  * The sampling profiler sees only JavaScript in the Worker's isolate (and the
  * Durable Objects': same isolate under wrangler dev); workerd's own C++ (HTTP,
  * sockets, KV) shows as "(program)" / native frames.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import fs from "node:fs/promises";
 import WebSocket from "ws";
 import { adminClient } from "../../test/harness/adminClient.ts";
@@ -53,6 +56,43 @@ async function inspectorTargets(): Promise<{ webSocketDebuggerUrl: string; title
     } catch { /* not it */ }
   }
   throw new Error(`no inspector among ${ports.join(", ")}`);
+}
+
+/** This bench's workerd processes (descendants of this process), with the one serving the inspector we attach to. */
+function ownWorkerds(): number[] {
+  const mine = (pid: number) => {
+    for (let p = pid, hops = 0; p > 1 && hops < 20; hops++) {
+      if (p === process.pid) return true;
+      try { p = Number(readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ")[1]); } catch { return false; }
+    }
+    return false;
+  };
+  return readdirSync("/proc").filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
+    try { return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "workerd" && mine(pid); } catch { return false; }
+  });
+}
+
+/**
+ * CPU seconds by thread of the given processes, keyed "pid thread-name" (threads of one name summed):
+ * the sampling profiler sees only the Worker's JavaScript; this says what the rest of workerd costs
+ * (wrangler's proxy process, the runtime's other threads).
+ */
+function threadCpu(pids: number[]): Map<string, number> {
+  const cpu = new Map<string, number>();
+  for (const pid of pids) {
+    let tids: string[] = [];
+    try { tids = readdirSync(`/proc/${pid}/task`); } catch { continue; }
+    for (const tid of tids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const key = `${pid} ${name}`;
+        cpu.set(key, (cpu.get(key) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+      } catch { /* the thread ended */ }
+    }
+  }
+  return cpu;
 }
 
 function cdp(url: string) {
@@ -215,25 +255,42 @@ try {
     while (!answered) await fetch(`${stack.apiUrl}/api/health/live`).then((r) => r.arrayBuffer(), () => {});
     return answer;
   };
-  await poked("Profiler.enable");
-  await poked("Profiler.start");
+  // PROFILE=0: only the per-thread CPU below, without the sampler's own cost on the Worker's thread.
+  const profiling = process.env.PROFILE !== "0";
+  if (profiling) {
+    await poked("Profiler.enable");
+    await poked("Profiler.start");
+  }
+  const workerds = ownWorkerds();
+  const cpu0 = threadCpu(workerds);
   let next = 0;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: C }, async () => { while (next < N) await op(next++); }));
   const secs = (performance.now() - t0) / 1000;
-  const { profile } = await poked<{ profile: Profile }>("Profiler.stop");
+  const cpu1 = threadCpu(workerds);
   console.log(`${ROUTE}: ${N} in ${secs.toFixed(1)} s = ${(N / secs).toFixed(1)}/s at ${C} clients`);
-  await fs.writeFile(OUT, JSON.stringify(profile));
-  // The bundle's text, to name each frame's module: only after the profile (the debugger is not on while it runs).
-  const sources = new Map<string, string>();
-  await poked("Debugger.enable");
-  for (const id of new Set(profile.nodes.map((n) => String((n.callFrame as Frame).scriptId ?? "")).filter((id) => id && id !== "0"))) {
-    try { sources.set(id, (await poked<{ scriptSource: string }>("Debugger.getScriptSource", { scriptId: id })).scriptSource); } catch { /* a native or gone script */ }
+  if (profiling) {
+    const { profile } = await poked<{ profile: Profile }>("Profiler.stop");
+    await fs.writeFile(OUT, JSON.stringify(profile));
+    // The bundle's text, to name each frame's module: only after the profile (the debugger is not on while it runs).
+    const sources = new Map<string, string>();
+    await poked("Debugger.enable");
+    for (const id of new Set(profile.nodes.map((n) => String((n.callFrame as Frame).scriptId ?? "")).filter((id) => id && id !== "0"))) {
+      try { sources.set(id, (await poked<{ scriptSource: string }>("Debugger.getScriptSource", { scriptId: id })).scriptSource); } catch { /* a native or gone script */ }
+    }
+    await poked("Debugger.disable");
+    await fs.writeFile(`${OUT}.sources.json`, JSON.stringify(Object.fromEntries(sources)));
+    summarise(profile, moduleMap(sources));
   }
-  await poked("Debugger.disable");
   s.close();
-  await fs.writeFile(`${OUT}.sources.json`, JSON.stringify(Object.fromEntries(sources)));
-  summarise(profile, moduleMap(sources));
+  // The inspector we attached to is served by wrangler's proxy workerd: the one whose port answered.
+  const proxyPid = Number(execFileSync("ss", ["-ltnpH"], { encoding: "utf8" }).match(new RegExp(`127\\.0\\.0\\.1:${new URL(targets[0]!.webSocketDebuggerUrl).port}\\s.*pid=(\\d+)`))?.[1]);
+  const perOp = [...cpu1].map(([k, v]) => [k, v - (cpu0.get(k) ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+  const byPid = new Map<string, number>();
+  for (const [k, v] of perOp) byPid.set(k.split(" ")[0]!, (byPid.get(k.split(" ")[0]!) ?? 0) + v);
+  console.log(`\nworkerd CPU by process and thread (user + system, /proc, 10 ms ticks), per op, profiler ${profiling ? "on" : "off"}:`);
+  for (const [pid, v] of byPid) console.log(`  ${((1000 * v) / N).toFixed(2).padStart(6)} ms/op  pid ${pid}${Number(pid) === proxyPid ? " (wrangler's proxy: HTTP in, the inspector)" : " (the runtime: the Worker and its objects)"}`);
+  for (const [k, v] of perOp.slice(0, 12)) console.log(`  ${((1000 * v) / N).toFixed(2).padStart(6)} ms/op    ${k}`);
 } finally {
   await stack.stop();
 }
