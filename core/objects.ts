@@ -128,7 +128,6 @@ export interface FleetEventsApi extends Rpc.DurableObjectBranded {
 /** One of an owner's overflow watcher objects (durable/watcherShards.ts); upgrades reach it through `fetch`. */
 export interface WatcherShardApi extends Rpc.DurableObjectBranded {
   publish(text: string, grant: string | null): Promise<number>;
-  count(): Promise<number>;
 }
 
 export interface KvStoreApi extends Rpc.DurableObjectBranded {

@@ -110,13 +110,6 @@ export class ShardedWatchers {
     });
   }
 
-  /** Watchers on this object and on its shards. */
-  async count(): Promise<number> {
-    const n = await this.shardCount();
-    const remote = await Promise.all(Array.from({ length: n }, (_, i) => this.shard(i + 1).count().catch(() => 0)));
-    return this.local.count() + remote.reduce((a, b) => a + b, 0);
-  }
-
   /** Watchers on this object only (cheap: no shard is asked). */
   localCount(): number {
     return this.local.count();
@@ -174,10 +167,6 @@ export class WatcherShard extends DurableObject<Env> implements WatcherShardApi 
 
   async publish(text: string, grant: string | null): Promise<number> {
     return this.watchers.publish(text, grant ?? undefined);
-  }
-
-  async count(): Promise<number> {
-    return this.watchers.count();
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
