@@ -3,6 +3,7 @@ import type { Env } from "../core/env.ts";
 import type { FleetEvent, FleetEventsApi } from "../core/objects.ts";
 import { AuditStream } from "./auditStream.ts";
 import { ShardedWatchers } from "./watcherShards.ts";
+import { answerPing, closeBack } from "./watchers.ts";
 
 /** Events only some watchers may see, and the permission each needs. */
 const EVENT_GRANTS: Partial<Record<FleetEvent["event"], string>> = { "fleet:alert": "alerts:read" };
@@ -41,11 +42,10 @@ export class FleetEvents extends DurableObject<Env> implements FleetEventsApi {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    // Watchers only listen; a ping keeps intermediaries from closing idle sockets.
-    if (message === "ping") ws.send("pong");
+    answerPing(ws, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    try { ws.close(code === 1005 ? 1000 : code, "closing"); } catch { /* already closed */ }
+    closeBack(ws, code);
   }
 }

@@ -21,7 +21,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../core/env.ts";
 import type { WatcherShardApi } from "../core/objects.ts";
 import { openKv } from "../core/platform/kv.ts";
-import { WatcherHub } from "./watchers.ts";
+import { answerPing, closeBack, WatcherHub } from "./watchers.ts";
 
 /** The owner's first frame for the joiner (URI-encoded JSON) and the shard's capacity, on the forwarded upgrade. */
 const FIRST_FRAME_HEADER = "X-RedForge-First-Frame";
@@ -170,10 +170,10 @@ export class WatcherShard extends DurableObject<Env> implements WatcherShardApi 
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (message === "ping") ws.send("pong");
+    answerPing(ws, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    try { ws.close(code === 1005 ? 1000 : code, "closing"); } catch { /* already closed */ }
+    closeBack(ws, code);
   }
 }

@@ -115,3 +115,13 @@ export class WatcherHub {
     return next;
   }
 }
+
+/** A watcher's message: watchers only listen; a "ping" keeps intermediaries from closing an idle socket. */
+export function answerPing(ws: WebSocket, message: string | ArrayBuffer): void {
+  if (message === "ping") ws.send("pong");
+}
+
+/** The client closed: close our side with its code (1005, "no code", is not sendable: 1000). */
+export function closeBack(ws: WebSocket, code: number): void {
+  try { ws.close(code === 1005 ? 1000 : code, "closing"); } catch { /* already closed */ }
+}

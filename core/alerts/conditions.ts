@@ -17,7 +17,7 @@ import type { KvStore } from "../platform/kv.ts";
 import type { ClusterWarning } from "../../protocol/reports.ts";
 import type { AlertKind, paramShapes } from "./kinds.ts";
 import type { z } from "zod";
-import { settleWithin } from "../platform/boundedAll.ts";
+import { linkStatuses } from "../fleet/linkStatuses.ts";
 
 export interface Observation {
   subject: string;
@@ -137,8 +137,8 @@ const bridgeDisconnected: Condition<"bridge_disconnected"> = async (ctx, rule) =
     select distinct c.id, c.name, c.status from clusters c join instances i on i.cluster_id = c.id
     where i.team = ${rule.team} and i.deleted_at is null and c.deleted_at is null`)).rows;
   // Bounded like the scrape (core/metrics/collect.ts): a link that does not answer in time is judged by its row's status.
-  const read = await settleWithin(rows, (c) => ctx.env.CLUSTER_LINK.get(ctx.env.CLUSTER_LINK.idFromName(c.id)).status(), { concurrency: 32, deadlineMs: 15_000 });
-  const links = rows.map((c, i) => ({ c, s: read.get(i) }));
+  const statuses = await linkStatuses(ctx.env, rows, 15_000);
+  const links = rows.map((c, i) => ({ c, s: statuses[i] }));
   return {
     observations: links.filter(({ c, s }) => (s ? !s.connected : c.status !== "connected")).map(({ c, s }) => ({
       subject: c.id, subjectName: c.name, forMinutes: rule.params.minutes,

@@ -5,7 +5,7 @@
  * so a scrape answers 200 with what it has rather than failing whole.
  */
 import { sql } from "drizzle-orm";
-import { settleWithin } from "../platform/boundedAll.ts";
+import { linkStatuses } from "../fleet/linkStatuses.ts";
 import type { Db } from "../../db/client.ts";
 import type { Env } from "../env.ts";
 import type { SinkRow } from "../objects.ts";
@@ -66,24 +66,23 @@ const byClusterName = (names: Map<string, string>) => ({ cluster_id: id, ...rest
 
 /**
  * Each live cluster's link: connection, outbox depth, the bridge's version. Asked at most
- * LINK_CONCURRENCY at a time and only until LINK_DEADLINE_MS: with thousands of clusters (edge
+ * 32 at a time and only until LINK_DEADLINE_MS (core/fleet/linkStatuses.ts): with thousands of clusters (edge
  * hosts) one scrape must not wake thousands of objects at once or answer after Prometheus gave up
  * (clean-clone CI saw GET /metrics take > 57 s with the suite's ~1,000 clusters on a loaded machine).
  * A link not read in time is shown from its row (`status`), without outbox or version, and counted
  * in redforge_cluster_links_unread.
  */
-const LINK_CONCURRENCY = 32;
 const LINK_DEADLINE_MS = 4_000;
 
 async function readLinks(env: Env, db: Db): Promise<Family[]> {
   const rows = (await db.execute<{ id: string; name: string; driver: string; status: string }>(sql`select id, name, driver, status from clusters where deleted_at is null`)).rows;
-  const read = await settleWithin(rows, (c) => env.CLUSTER_LINK.get(env.CLUSTER_LINK.idFromName(c.id)).status(), { concurrency: LINK_CONCURRENCY, deadlineMs: LINK_DEADLINE_MS });
-  const links = rows.map((c, i) => ({ c, s: read.get(i) }));
+  const statuses = await linkStatuses(env, rows, LINK_DEADLINE_MS);
+  const links = rows.map((c, i) => ({ c, s: statuses[i] }));
   return [
     { def: SERIES.clusterConnected, samples: links.map(({ c, s }) => ({ labels: { cluster: c.name, driver: c.driver }, value: (s ? s.connected : c.status === "connected") ? 1 : 0 })) },
     { def: SERIES.clusterOpenCommands, samples: links.flatMap(({ c, s }) => (s ? [{ labels: { cluster: c.name }, value: s.openCommands }] : [])) },
     { def: SERIES.bridgeInfo, samples: links.flatMap(({ c, s }) => (s?.lastHello ? [{ labels: { cluster: c.name, version: s.lastHello.bridgeVersion }, value: 1 }] : [])) },
-    { def: SERIES.clusterLinksUnread, samples: [{ labels: {}, value: rows.length - read.size }] },
+    { def: SERIES.clusterLinksUnread, samples: [{ labels: {}, value: links.filter(({ s }) => !s).length }] },
   ];
 }
 

@@ -6,6 +6,7 @@ import { flowVersions, instances } from "../../db/schema.ts";
 import type { Env } from "../../core/env.ts";
 import { phaseObserved, recordMetrics } from "../../core/metrics/record.ts";
 import { ShardedWatchers } from "../watcherShards.ts";
+import { answerPing, closeBack } from "../watchers.ts";
 import type { DeploymentInit, DeploymentRunApi, OperateAnswer, OperatorAction } from "../../core/objects.ts";
 import type { DeploymentEvent, DeploymentView } from "../../protocol/deployments.ts";
 import { view, writeRow } from "./projection.ts";
@@ -108,11 +109,11 @@ export class DeploymentRun extends DurableObject<Env> implements DeploymentRunAp
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (message === "ping") ws.send("pong");
+    answerPing(ws, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    try { ws.close(code === 1005 ? 1000 : code, "closing"); } catch { /* already closed */ }
+    closeBack(ws, code);
   }
 
   // ---- the machine's effects ----

@@ -8,7 +8,7 @@ import { ApiError } from "../../core/errors.ts";
 import { startDeployment } from "../../core/deployments/start.ts";
 import { parseSelector, toSql } from "../../core/fleet/labelSelector.ts";
 import { openKv } from "../../core/platform/kv.ts";
-import { WatcherHub } from "../watchers.ts";
+import { answerPing, closeBack, WatcherHub } from "../watchers.ts";
 import type { OperateAnswer, RolloutRunApi } from "../../core/objects.ts";
 import type { RolloutAction, RolloutAnswer, RolloutInit } from "../../core/rollouts/types.ts";
 import type { Rollout, RolloutEvent } from "../../protocol/api/rollouts.ts";
@@ -301,11 +301,11 @@ export class RolloutRun extends DurableObject<Env> implements RolloutRunApi {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (message === "ping") ws.send("pong");
+    answerPing(ws, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    try { ws.close(code === 1005 ? 1000 : code, "closing"); } catch { /* already closed */ }
+    closeBack(ws, code);
   }
 
   private emit(event: RolloutEvent): void {
