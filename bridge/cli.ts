@@ -24,6 +24,9 @@ Connects this cluster to a RedForge control plane and runs its commands.
                          without it deploy gates and MQTT work routing are off
   --no-broker-check      skip the start-up check that the broker queues enough QoS 1
                          messages for an offline session (a warning, never a refusal)
+  --broker-check-minutes <n>
+                         run that check again this often while the bridge runs (a broker
+                         restarted with another queue limit); default 60, 0: only at start
   --spool-fsync          fsync each held MQTT message the data plane spools (survives a
                          power cut, not only a crash; one disk flush per message)
   --max-hold-seconds <n> a deployment's hold (work held while blue drains) that gets no
@@ -49,6 +52,8 @@ export interface CliOptions {
   spoolFsync?: boolean;
   /** --no-broker-check sets it false. */
   brokerCheck?: boolean;
+  /** --broker-check-minutes in ms. */
+  brokerCheckEveryMs?: number;
   /** --max-hold-seconds in ms. */
   maxHoldMs?: number;
   /** --hold-lease-ms. */
@@ -75,7 +80,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
       options: {
         cluster: { type: "string" }, api: { type: "string" }, "secret-file": { type: "string" },
         driver: { type: "string" }, "state-dir": { type: "string" }, "node-package": { type: "string" },
-        "mqtt-url": { type: "string" }, "spool-fsync": { type: "boolean" }, "no-broker-check": { type: "boolean" }, "max-hold-seconds": { type: "string" }, "hold-lease-ms": { type: "string" },
+        "mqtt-url": { type: "string" }, "spool-fsync": { type: "boolean" }, "no-broker-check": { type: "boolean" }, "broker-check-minutes": { type: "string" }, "max-hold-seconds": { type: "string" }, "hold-lease-ms": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -96,6 +101,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, c
     ...(mqttUrl ? { mqttUrl: requireMqttUrl(mqttUrl) } : {}),
     ...(values["spool-fsync"] ? { spoolFsync: true } : {}),
     ...(values["no-broker-check"] ? { brokerCheck: false } : {}),
+    ...(values["broker-check-minutes"] !== undefined ? { brokerCheckEveryMs: requireMinutes(values["broker-check-minutes"] as string, "--broker-check-minutes") * 60_000 } : {}),
     ...(values["max-hold-seconds"] !== undefined ? { maxHoldMs: requireSeconds(values["max-hold-seconds"] as string, "--max-hold-seconds") * 1000 } : {}),
     ...(values["hold-lease-ms"] !== undefined ? { holdLeaseMs: requireMs(values["hold-lease-ms"] as string, "--hold-lease-ms") } : {}),
     ...(env.REDFORGE_CONTEXT_URL ? { contextStore: requireContextStore(env.REDFORGE_CONTEXT_URL, env.REDFORGE_CONTEXT_TOKEN) } : {}),
@@ -110,6 +116,11 @@ function requireContextStore(url: string, token: string | undefined): { url: str
 
 function requireSeconds(value: string, flag: string): number {
   if (!/^\d{1,7}$/.test(value)) throw new UsageError(`${flag} must be a whole number of seconds, got "${value}"`);
+  return Number(value);
+}
+
+function requireMinutes(value: string, flag: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 10_080) throw new UsageError(`${flag} must be a whole number of minutes up to 10080 (a week), got "${value}"`);
   return Number(value);
 }
 

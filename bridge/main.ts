@@ -8,9 +8,8 @@
  */
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { MAX_WARNING_MESSAGE, type ClusterWarning } from "../protocol/reports.ts";
 import { AiAuditForwarder } from "./aiAuditForwarder.ts";
-import { checkBrokerQueue } from "./brokerCheck.ts";
+import { BrokerWatch } from "./brokerWatch.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import { parseCli, UsageError, USAGE, type DriverKind } from "./cli.ts";
 import { CommandLedger } from "./dedupe.ts";
@@ -45,6 +44,8 @@ export interface BridgeOptions {
   spoolFsync?: boolean;
   /** At start, check that the broker queues enough for an offline session (bridge/brokerCheck.ts); default on when mqttUrl is set. */
   brokerCheck?: boolean;
+  /** After the start-up check, check again this often (default 1 h, bridge/brokerWatch.ts); 0: only at start. */
+  brokerCheckEveryMs?: number;
   /** How often instances' approved-model lists are refreshed (default: the control plane's ttlSeconds). */
   modelPolicyRefreshMs?: number;
   /** Upstash-REST Redis for the instances' `shared` context store (both colours); off when absent. */
@@ -133,12 +134,16 @@ async function startLocked(opts: BridgeOptions, log: Logger, api: string, releas
   const checkpoints = opts.mqttUrl ? new CheckpointForwarder({ api, clusterId: opts.clusterId, secret: opts.secret, mqttUrl: opts.mqttUrl, log, driver: driver as Partial<BlueGreenDriver> }) : undefined;
   checkpoints?.start();
   // In the background: a broker that silently drops queued work is worth a warning, not a refusal to start.
-  const brokerChecked = opts.mqttUrl && opts.brokerCheck !== false ? reportBrokerCheck(opts.mqttUrl, reporter, log) : undefined;
+  const brokerWatch = opts.mqttUrl && opts.brokerCheck !== false
+    ? new BrokerWatch({ mqttUrl: opts.mqttUrl, reporter, log, ...(opts.brokerCheckEveryMs !== undefined ? { everyMs: opts.brokerCheckEveryMs } : {}) })
+    : undefined;
+  brokerWatch?.start();
 
   let closing: Promise<void> | undefined;
   const close = (closeOpts: { leaveRunning?: boolean } = {}) => (closing ??= (async () => {
     await link.close();
-    if (brokerChecked) await withDeadline(brokerChecked, 5_000);
+    brokerWatch?.close();
+    if (brokerWatch) await withDeadline(brokerWatch.current, 5_000);
     // A command cut off here is answered "interrupted" on redelivery, so a bounded wait is safe.
     await withDeadline(executor.idle(), opts.drainMs ?? 30_000);
     await aiAudit?.close();
@@ -173,27 +178,6 @@ async function resumeDriver(driver: Driver, log: Logger): Promise<void> {
   if (r.adopted.length + r.started.length + r.stopped.length + r.failed.length === 0) return;
   log.info(`resumed after restart in ${Date.now() - t0} ms: ${r.adopted.length} runtime(s) adopted, ${r.started.length} runtime(s) started again, ${r.stopped.length} stopped as asked, ${r.failed.length} failed`);
   for (const f of r.failed) log.warn(`instance ${f.instanceId} not resumed: ${f.error}`);
-}
-
-/**
- * The check's outcome goes to the log and, as `cluster.warnings`, to the control plane: a platform
- * team reads the console and the API, not this host's log. A clean check sends an empty list, which
- * clears a warning an earlier start reported (the broker was fixed). A check that could not run
- * sends nothing: it learnt nothing, so what the control plane shows stays as it was.
- */
-async function reportBrokerCheck(mqttUrl: string, reporter: Reporter, log: Logger): Promise<void> {
-  let warnings: ClusterWarning[];
-  try {
-    const r = await checkBrokerQueue(mqttUrl);
-    if (r.ok) log.info(`broker check: an offline session got all ${r.sent} of ${r.sent} queued QoS 1 messages`);
-    else log.warn(`broker check: ${r.advice}`);
-    warnings = r.ok ? [] : [{ code: "broker_queue_limit", message: (r.advice ?? `the broker kept only ${r.queued} of ${r.sent} queued QoS 1 messages`).slice(0, MAX_WARNING_MESSAGE), detectedAt: new Date().toISOString() }];
-  } catch (err) {
-    log.warn(`broker check could not run (the bridge goes on): ${errorMessage(err)}`);
-    return;
-  }
-  // Retried like every report (Reporter); a give-up is logged there, and the next start reports again.
-  await reporter.send({ type: "cluster.warnings", warnings }, { orderKey: "cluster.warnings" });
 }
 
 function withDeadline(work: Promise<void>, ms: number): Promise<void> {

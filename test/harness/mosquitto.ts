@@ -18,14 +18,17 @@ export interface RunningMosquitto {
   close(): Promise<void>;
 }
 
-export async function startMosquitto(maxQueued: number): Promise<RunningMosquitto> {
+/** `port`: a given one (a broker restarted with another configuration on the same address). */
+export async function startMosquitto(maxQueued: number, opts: { port?: number } = {}): Promise<RunningMosquitto> {
   if (!MOSQUITTO) throw new Error("no mosquitto binary on this machine");
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-mosquitto-"));
-  const port = await freePort();
+  const port = opts.port ?? await freePort();
   const conf = path.join(dir, "mosquitto.conf");
   await fs.writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages ${maxQueued}\n`);
   const child: ChildProcess = spawn(MOSQUITTO, ["-c", conf], { stdio: "ignore" });
-  const close = async () => { child.kill("SIGTERM"); await fs.rm(dir, { recursive: true, force: true }); };
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // Resolves once the process is gone, so the port is free for a broker started after it.
+  const close = async () => { if (child.exitCode === null) child.kill("SIGTERM"); await exited; await fs.rm(dir, { recursive: true, force: true }); };
   try {
     await until(`mosquitto on ${port}`, () => isReachable(port, "127.0.0.1"), { timeoutMs: 20_000, failIf: () => (child.exitCode !== null ? `mosquitto exited ${child.exitCode}` : undefined) });
   } catch (err) {

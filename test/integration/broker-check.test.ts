@@ -66,6 +66,45 @@ describe("the broker check", () => {
     expect(sent.report).toMatchObject({ type: "cluster.warnings", warnings: [{ code: "broker_queue_limit", message: expect.stringContaining("kept only 100 of 1200") }] });
   }, 120_000);
 
+  it.skipIf(!MOSQUITTO)("a running bridge checks again: a broker restarted with a queue limit is reported, and a fixed one clears it", async () => {
+    const port = await freePort();
+    let broker = await startMosquitto(0, { port });
+    cleanup.push(() => broker.close());
+    const clusterId = crypto.randomUUID();
+    const secret = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
+    const cp = await startFakeControlPlane({ clusterId, secret });
+    cleanup.push(() => cp.close());
+    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-broker-recheck-bridge-"));
+    const logs: string[] = [];
+    const bridge = await startBridge({ clusterId, api: cp.url, secret, driver: new FakeDriver(), stateDir, mqttUrl: broker.url, brokerCheckEveryMs: 500, log: lineLogger((l) => logs.push(l)), drainMs: 300 });
+    cleanup.push(async () => { await bridge.close(); await fs.rm(stateDir, { recursive: true, force: true }); });
+    const warningReports = () => cp.reports.filter((r) => r.report.type === "cluster.warnings").map((r) => r.report as { warnings: Array<{ code: string; detectedAt: string }> });
+    const explain = () => logs.slice(-10).join("\n");
+
+    // 1. At start, a clean check: an empty list (clears what an earlier start may have left).
+    await until("the start-up report", () => warningReports().length === 1, { timeoutMs: 60_000, explain });
+    expect(warningReports()[0]!.warnings).toEqual([]);
+    // Later clean checks say nothing new to the control plane.
+    await until("two more clean checks", () => logs.filter((l) => l.includes("broker check: an offline session got all")).length >= 3, { timeoutMs: 60_000, explain });
+    expect(warningReports()).toHaveLength(1);
+
+    // 2. The broker comes back on the same address with Mosquitto's kind of limit: the next check reports it.
+    await broker.close();
+    broker = await startMosquitto(100, { port });
+    const limited = await until("the queue-limit warning", () => warningReports().find((r) => r.warnings.length > 0), { timeoutMs: 60_000, explain });
+    expect(limited.warnings).toEqual([expect.objectContaining({ code: "broker_queue_limit", message: expect.stringContaining("kept only 100 of 1200") })]);
+    // Checked again and still limited: not reported again (its detectedAt stays when it was first seen).
+    const warnedChecks = () => logs.filter((l) => l.includes("broker check: ") && l.includes("kept only 100")).length;
+    await until("two more limited checks", () => warnedChecks() >= 3, { timeoutMs: 60_000, explain });
+    expect(warningReports().filter((r) => r.warnings.length > 0)).toHaveLength(1);
+
+    // 3. Fixed again: an empty list clears it.
+    await broker.close();
+    broker = await startMosquitto(0, { port });
+    await until("the clearing report", () => warningReports().length === 3, { timeoutMs: 60_000, explain });
+    expect(warningReports()[2]!.warnings).toEqual([]);
+  }, 240_000);
+
   it("fails with the broker's address when nothing listens (the bridge logs it and goes on)", async () => {
     const port = await freePort();
     await expect(checkBrokerQueue(`mqtt://127.0.0.1:${port}`)).rejects.toThrow(/ECONNREFUSED|connect/);
