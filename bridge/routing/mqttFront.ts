@@ -23,19 +23,30 @@
  * replayed publish is acknowledged, so a kill of this process between
  * collecting and replaying loses nothing: the next front on the same spool
  * dir replays it.
+ *
+ * Work forwarded directly (ingest work, stragglers from the hold queue) is
+ * acknowledged once its forward is issued: written at once on the same
+ * connection, ahead of the PUBACK, it needs nothing more; one that mqtt.js
+ * keeps in memory instead (right after a reconnect) is recorded in the
+ * forward journal (forwardJournal.ts) until the broker acknowledges it, and
+ * the next front on the same spool dir forwards what is left.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { connect, type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import { endOfHoldMarker, gateControlMessage, mqttTopics, parseEndOfHold, type GateMode } from "../../protocol/mqtt.ts";
 import type { HandoverBegun, HandoverResult, MqttCounters, MqttRoute } from "./fronts.ts";
+import { ForwardJournal, writesNow, type JournaledForward } from "./forwardJournal.ts";
 import { MemoryHold, SpoolFile, type HoldStore } from "./holdSpool.ts";
 
 const QOS1: IClientPublishOptions = { qos: 1 };
 type Done = (error?: Error) => void;
 
 export interface MqttFrontOptions {
-  /** Held work goes to `<spoolDir>/hold.spool` (and `switch.spool`); in memory when absent. */
+  /**
+   * Held work goes to `<spoolDir>/hold.spool` (and `switch.spool`), forwards mqtt.js cannot write at
+   * once to `<spoolDir>/forward.journal`; in memory (and not journaled) when absent.
+   */
   spoolDir?: string;
   /** fsync each spooled record (survives a power cut, one disk flush per held message). */
   fsync?: boolean;
@@ -76,6 +87,13 @@ export class MqttFront implements MqttRoute {
    */
   private holdOpen: boolean;
   private readonly holdFlag?: string;
+  /** Forwards issued while mqtt.js could not write them at once, until the broker acknowledges them. */
+  private readonly journal?: ForwardJournal;
+  /** What a killed predecessor left in the journal: forwarded before anything this front handles. */
+  private recovered: JournaledForward[] = [];
+  /** Forwards journaled since the journal was last empty (logged when it empties again). */
+  private journaledNow = 0;
+  private journalFailureLogged = false;
   forwarded = 0;
   /** Held messages that arrived after their hand-over and went straight to the serving runtime. */
   stragglers = 0;
@@ -91,6 +109,10 @@ export class MqttFront implements MqttRoute {
     // A front that dies mid hand-over left buffered work: new work queues behind it until a hand-over replays it.
     this.buffering = this.switchBuffer.count > 0;
     if (this.holdStore.count || this.switchBuffer.count) this.log(`mqtt front: ${this.holdStore.count} held + ${this.switchBuffer.count} buffered message(s) found in the spool; kept for the next hand-over`);
+    if (opts.spoolDir) {
+      this.journal = new ForwardJournal(opts.spoolDir);
+      this.recovered = this.journal.recover();
+    }
   }
 
   async start(target: string): Promise<void> {
@@ -98,6 +120,8 @@ export class MqttFront implements MqttRoute {
     if (this.client) return;
     const client = await connectHandling(this.url, { clientId: `rf-front-${this.instanceId}`, clean: false, protocolVersion: 4, reconnectPeriod: 500 }, (c, packet, done) => this.onIngest(c, packet, done), (err) => this.log(`mqtt front: ${err.message}`));
     this.client = client;
+    // No backlog came with the CONNACK: what the journal had goes out now, ahead of new work.
+    this.redoRecovered(client);
     await client.subscribeAsync(this.topics.ingest, { qos: 1 });
     // A front restarted inside a hold (a data plane killed mid-deployment) collects the hold queue
     // again at once, not only at the next hand-over: otherwise the resumed hold session's backlog,
@@ -227,7 +251,9 @@ export class MqttFront implements MqttRoute {
     this.markerSeen = undefined;
     this.buffering = false;
     const buffered = this.switchBuffer.readAll();
-    await Promise.all(buffered.map((payload) => this.forward(payload)));
+    const client = this.requireClient();
+    // Spooled until every forward is acknowledged: no journal needed.
+    await Promise.all(buffered.map((payload) => this.forward(payload, client, "mqtt front: forward failed", true)));
     this.switchBuffer.consume(buffered.length);
   }
 
@@ -237,6 +263,7 @@ export class MqttFront implements MqttRoute {
     this.holdClient = undefined;
     this.holdStore.close();
     this.switchBuffer.close();
+    this.journal?.close();
   }
 
   private requireClient(): MqttClient {
@@ -250,24 +277,79 @@ export class MqttFront implements MqttRoute {
    * connectHandling), so this must not reach for `this.client`.
    */
   private onIngest(client: MqttClient, packet: IPublishPacket, done: Done): void {
+    // A resumed session's backlog can be handled before start() resolves: what a killed predecessor
+    // accepted and never wrote goes first (it was accepted before all of this backlog).
+    this.redoRecovered(client);
     const payload = toBuffer(packet.payload);
     if (this.buffering || !this.target) {
       this.switchBuffer.append(payload);
       return done();
     }
     // The forward is written on this connection ahead of the PUBACK (mqtt.js writes a QoS 1 publish at
-    // once while connected): after a kill the broker has one or the other. Not covered: right after a
-    // reconnect mqtt.js queues new publishes in memory while it resends its store (docs/bridge.md, Limits).
+    // once while connected): after a kill the broker has one or the other. Right after a reconnect
+    // mqtt.js queues new publishes in memory while it resends its store, and the PUBACK does not wait:
+    // then the forward is journaled before `done` (forwardJournal.ts), until the broker has it.
     // Holding the PUBACK back until the forward was stored (cbStorePut) was tried and reverted: incoming
     // packets are handled one at a time, so PUBACKs and PINGRESPs queued behind it and the connection
     // died of a keepalive timeout under load (faults.test.ts (g), 2026-12-02).
-    void this.forward(payload, client);
+    void this.forward(payload, client, "mqtt front: forward failed");
     done();
   }
 
-  private forward(payload: Buffer, client = this.requireClient()): Promise<unknown> {
+  /**
+   * Issues a forward to the serving runtime on `client`. Unless the payload is kept elsewhere until
+   * the forward is acknowledged (`spooled`: a replayed spool), a forward mqtt.js cannot write at once
+   * is journaled first and marked done on the broker's PUBACK; one that fails for good (the client is
+   * closing) stays in the journal for the next front on this dir.
+   */
+  private forward(payload: Buffer, client: MqttClient, failure: string, spooled = false): Promise<void> {
     this.forwarded++;
-    return publishKept(client, this.topics.active(this.target!), payload).catch((err: Error) => this.log(`mqtt front: forward failed: ${err.message}`));
+    const journal = this.journal;
+    const id = spooled || !journal || writesNow(client) ? undefined : journal.record(payload);
+    if (id !== undefined) this.journaledNow++;
+    else if (journal?.error && !this.journalFailureLogged) {
+      this.journalFailureLogged = true;
+      this.log(`mqtt front: cannot write the forward journal (${journal.error.message}); forwards go on unjournaled: a kill right after a reconnect can lose them`);
+    }
+    return this.sendForward(client, payload, id, failure);
+  }
+
+  private sendForward(client: MqttClient, payload: Buffer, id: number | undefined, failure: string): Promise<void> {
+    return publishKept(client, this.topics.active(this.target!), payload).then(
+      () => {
+        if (id === undefined || !this.journal) return;
+        this.journal.done(id);
+        if (this.journal.pending > 0 || this.journaledNow === 0) return;
+        // One line per moment mqtt.js could not write at once (a reconnect), not one per message.
+        this.log(`mqtt front: ${this.journaledNow} forward(s) journaled while mqtt.js could not write them at once (reconnect); the broker has them all`);
+        this.journaledNow = 0;
+      },
+      (err: Error) => this.log(`${failure}: ${err.message}${id !== undefined ? " (journaled: forwarded again by the next front on this spool dir)" : ""}`),
+    );
+  }
+
+  /**
+   * Forwards what a killed predecessor journaled (issued, never acknowledged by the broker), in its
+   * order, before anything this front handles. They stay journaled until the broker has them (their
+   * ingest PUBACK went long ago), so a second kill redoes them again. With a target they go to it
+   * directly, even while a predecessor's switch buffer is kept: each was issued directly, ahead of
+   * anything that buffer holds (a forward is journaled only outside a hand-over's buffering); without
+   * one they go to the switch buffer, as onIngest does with new work.
+   */
+  private redoRecovered(client: MqttClient): void {
+    const entries = this.recovered;
+    if (entries.length === 0) return;
+    this.recovered = [];
+    this.log(`mqtt front: ${entries.length} forward(s) accepted before a restart and not written: forwarded again${this.target ? ` to ${this.target}` : " (no target yet: buffered for the next hand-over)"}`);
+    for (const { id, payload } of entries) {
+      if (!this.target) {
+        this.switchBuffer.append(payload);
+        this.journal?.done(id);
+        continue;
+      }
+      this.forwarded++;
+      void this.sendForward(client, payload, id, "mqtt front: journaled forward failed");
+    }
   }
 
   private setHoldOpen(open: boolean): void {
@@ -288,12 +370,12 @@ export class MqttFront implements MqttRoute {
     }
     if (!this.holdOpen && !this.buffering && this.target && !this.current) {
       // A straggler after the hand-over: to the serving runtime, published on this same connection
-      // ahead of its PUBACK, so after a kill the broker has one or the other. (Awaiting the forward's
-      // PUBACK before acknowledging took one broker round trip per message, paced by the consumer:
-      // 2,376 stragglers of a host restart at 500 msg/s were still queued when the run ended.)
+      // ahead of its PUBACK, so after a kill the broker has one or the other; journaled when mqtt.js
+      // cannot write it at once (as onIngest). (Awaiting the forward's PUBACK before acknowledging
+      // took one broker round trip per message, paced by the consumer: 2,376 stragglers of a host
+      // restart at 500 msg/s were still queued when the run ended.)
       this.stragglers++;
-      this.forwarded++;
-      publishKept(client, this.topics.active(this.target), payload).catch((err: Error) => this.log(`mqtt hold: straggler forward failed: ${err.message}`));
+      void this.forward(payload, client, "mqtt hold: straggler forward failed");
       return done();
     }
     try {
