@@ -9,7 +9,7 @@
  *   npx tsx bench/api/run.ts   (BENCH_MODES=1,16,64 BENCH_SEQ=100 BENCH_PER_CLIENT=5 BENCH_SEED=100 BENCH_HEALTH_ROWS=50)
  *   BENCH_ROUTES=writes (only the baseline and the writes) or =reads;
  *   BENCH_CONNECT=0 skips the connection-cost probe (a Pool connect vs one HTTP query);
- *   BENCH_CREATE=500 BENCH_CREATE_CLIENTS=32: then instance creations/s (the
+ *   BENCH_CREATE=500 BENCH_CREATE_CLIENTS=32 BENCH_CREATE_VIA=proxy,direct: then instance creations/s (the
  *   issue's fleet-scale write target, >= 100/s), each client its own admin,
  *   once per Neon relay login mode in BENCH_RELAY_AUTH=tunnel,relay (the
  *   driver's own SCRAM vs the relay logging in from a pool, dev/pg-proxy.ts:
@@ -28,6 +28,7 @@ import { cpuOfOwn } from "../fleet-scale/procCpu.ts";
 import type { NeonRelay, NeonRelayAuth } from "../../dev/neon-relay.ts";
 import { webhookHeaders } from "../../protocol/webhooks.ts";
 import { quantile } from "../quantile.ts";
+import { directWorkerUrl } from "../ws/workerAddress.ts";
 
 const SEQ = Number(process.env.BENCH_SEQ ?? 100);
 const PER_CLIENT = Number(process.env.BENCH_PER_CLIENT ?? 5);
@@ -50,12 +51,12 @@ let serial = 0;
 const failures = new Map<string, number>();
 
 /** Milliseconds, and whether the answer was the expected one (a failure is counted, not fatal: overload is a result). */
-async function request(call: Call, token?: string): Promise<{ ms: number; ok: boolean }> {
+async function request(call: Call, token?: string, base = stack.apiUrl): Promise<{ ms: number; ok: boolean }> {
   const t0 = performance.now();
   let res: Response;
   let text: string;
   try {
-    res = await fetch(stack.apiUrl + call.path, {
+    res = await fetch(base + call.path, {
       method: call.method,
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(call.body ? { "content-type": "application/json" } : {}) },
       body: call.body ? JSON.stringify(call.body) : undefined,
@@ -192,6 +193,14 @@ async function connectCost(n = 30): Promise<void> {
 
 const CREATE = Number(process.env.BENCH_CREATE ?? 500);
 const CREATE_CLIENTS = Number(process.env.BENCH_CREATE_CLIENTS ?? 32);
+/**
+ * Where the creations are sent: "proxy" = the public port, through wrangler dev's proxy workerd (a
+ * second process that forwards every request, ~2 ms of CPU each on this machine; production has no
+ * such hop), "direct" = the Worker's own workerd (bench/ws/workerAddress.ts), as production's edge
+ * reaches the Worker. BENCH_CREATE_VIA=proxy,direct (default both, printed apart).
+ */
+type CreationVia = "proxy" | "direct";
+const VIAS = (process.env.BENCH_CREATE_VIA ?? "proxy,direct").split(",") as CreationVia[];
 
 /**
  * Instance creations per second: CREATE_CLIENTS clients, each its own admin
@@ -206,14 +215,14 @@ interface CreationRun { label: string; rate: number; cpu: { workerd: number; pos
  * run: what any request costs workerd (wrangler dev's proxy + the Worker's
  * middleware), so a creation's CPU reads as a multiple of it.
  */
-async function baselineCpu(tokens: string[]): Promise<string> {
+async function baselineCpu(tokens: string[], base: string): Promise<string> {
   const lines: string[] = [];
   for (const path of ["/api/health/live", "/api/auth/me"]) {
     const cpu0 = await cpuNow();
     let next = 0;
     const t0 = performance.now();
     await Promise.all(tokens.map(async (token) => {
-      while (next < CREATE) { next++; await request({ method: "GET", path, expect: 200 }, token); }
+      while (next < CREATE) { next++; await request({ method: "GET", path, expect: 200 }, token, base); }
     }));
     const wall = (performance.now() - t0) / 1000;
     const cpu1 = await cpuNow();
@@ -222,8 +231,9 @@ async function baselineCpu(tokens: string[]): Promise<string> {
   return lines.join("; ");
 }
 
-async function creationRate(db: pg.Client, adminToken: string, clusterId: string, teams: "one" | "distinct", auth: NeonRelayAuth): Promise<CreationRun> {
+async function creationRate(db: pg.Client, adminToken: string, clusterId: string, teams: "one" | "distinct", auth: NeonRelayAuth, via: CreationVia): Promise<CreationRun> {
   relayOf().auth = auth;
+  const base = via === "direct" ? await directWorkerUrl(stack.apiUrl) : stack.apiUrl;
   const tokens: string[] = [];
   for (let i = 0; i < CREATE_CLIENTS; i++) {
     const user = await adminUser(adminToken, `c${i}`);
@@ -231,7 +241,7 @@ async function creationRate(db: pg.Client, adminToken: string, clusterId: string
     if (teams === "distinct") await db.query("update users set team = $1 where username = $2", [`bench-team-${Date.now()}-${i}`, user]);
     tokens.push(await login(user));
   }
-  const baseline = await baselineCpu(tokens);
+  const baseline = await baselineCpu(tokens, base);
   const loadBefore = load();
   const cpu0 = await cpuNow();
   failures.clear();
@@ -242,7 +252,7 @@ async function creationRate(db: pg.Client, adminToken: string, clusterId: string
   await Promise.all(tokens.map(async (token) => {
     while (next < CREATE) {
       const i = next++;
-      const r = await request({ method: "POST", path: "/api/instances", body: { name: `rate-${i}-${Date.now()}`, clusterId }, expect: 201 }, token);
+      const r = await request({ method: "POST", path: "/api/instances", body: { name: `rate-${i}-${Date.now()}`, clusterId }, expect: 201 }, token, base);
       times.push(r.ms);
       if (r.ok) created++;
     }
@@ -254,7 +264,7 @@ async function creationRate(db: pg.Client, adminToken: string, clusterId: string
   const why = [...failures].map(([k, n]) => `${n}× ${k}`).join(", ");
   const perMs = (a: number, b: number) => (1000 * (b - a)) / Math.max(1, created);
   const per = (a: number, b: number) => `${perMs(a, b).toFixed(1)} ms`;
-  const label = `${teams === "one" ? "one team" : `${CREATE_CLIENTS} teams`}, relay "${auth}"`;
+  const label = `${teams === "one" ? "one team" : `${CREATE_CLIENTS} teams`}, relay "${auth}"${VIAS.length > 1 || via === "direct" ? `, ${via === "direct" ? "direct to the Worker's workerd" : "through wrangler's proxy"}` : ""}`;
   console.log(`\ninstance creations, ${label}: ${created} of ${CREATE} in ${wall.toFixed(1)} s at ${CREATE_CLIENTS} clients = ${rate.toFixed(1)}/s` +
     ` (p50 ${times.length ? quantile(times, 0.5).toFixed(0) : "-"} ms, p99 ${times.length ? quantile(times, 0.99).toFixed(0) : "-"} ms; load average ${loadBefore} → ${load()})${why ? `; failed: ${why}` : ""}`);
   console.log(`  CPU per creation: workerd ${per(cpu0.workerd, cpu1.workerd)}, postgres ${per(cpu0.postgres, cpu1.postgres)}, this process (Neon relay + client) ${per(cpu0.self, cpu1.self)}; ` +
@@ -347,12 +357,16 @@ async function main() {
       // One team: every create also queues on that team's quota lock (core/governance/quotas.ts). Distinct teams: only the audit chain is shared.
       for (const teams of ["one", "distinct"] as const) {
         const runs: CreationRun[] = [];
-        for (const auth of RELAY_MODES) runs.push(await creationRate(db, adminToken, cluster.id, teams, auth));
+        for (const via of VIAS) for (const auth of RELAY_MODES) runs.push(await creationRate(db, adminToken, cluster.id, teams, auth, via));
         for (const r of runs) {
           summary.push(`  ${`instance creations/s, ${r.label}`.padEnd(42)} ${r.rate.toFixed(1)}/s at ${CREATE_CLIENTS} clients, ${cpuTotal(r).toFixed(1)} ms CPU each: ${r.rate >= 100 ? "meets" : "misses"} the target (>= 100/s)`);
         }
-        const [before, after] = runs;
-        if (before && after) {
+        // Same-run ratios: the relay's login modes (same route), and direct vs wrangler's proxy (same relay mode).
+        const pairs: [CreationRun | undefined, CreationRun | undefined][] = [];
+        if (RELAY_MODES.length > 1) pairs.push([runs[0], runs[1]]);
+        if (VIAS.length > 1) pairs.push([runs[0], runs[RELAY_MODES.length]]);
+        for (const [before, after] of pairs) {
+          if (!before || !after) continue;
           summary.push(`    ${after.label} vs ${before.label}: creations/s ×${(after.rate / before.rate).toFixed(2)}, CPU per creation ×${(cpuTotal(after) / cpuTotal(before)).toFixed(2)}` +
             ` (workerd ×${(after.cpu.workerd / before.cpu.workerd).toFixed(2)}, postgres ×${(after.cpu.postgres / before.cpu.postgres).toFixed(2)}, relay + client ×${(after.cpu.self / before.cpu.self).toFixed(2)})`);
         }
