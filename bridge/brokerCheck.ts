@@ -29,58 +29,76 @@ export interface BrokerCheckOptions {
   messages?: number;
   /** How long the returning session may take to receive its queue. */
   timeoutMs?: number;
+  /** The whole check's bound (default timeoutMs + 45 s): past it the check fails, saying what it was doing. */
+  deadlineMs?: number;
 }
 
 const TOPIC_ROOT = "redforge/broker-check";
 
+/**
+ * Rejects (never hangs) when the broker closes a connection of the check or the check outlives its
+ * deadline. mqtt.js with `reconnectPeriod: 0` settles neither a CONNACK wait nor a QoS 1 publish whose
+ * connection the broker closed (it fails only what it calls volatile), and `end()` never calls back
+ * once the socket is gone (mqttjs/MQTT.js#710): a broker that dropped a connection mid-check left the
+ * check pending for good, and the bridge's BrokerWatch never checked again (broker-check.test.ts).
+ */
 export async function checkBrokerQueue(mqttUrl: string, opts: BrokerCheckOptions = {}): Promise<BrokerQueueCheck> {
   const sent = opts.messages ?? 1_200;
   const timeoutMs = opts.timeoutMs ?? 15_000;
+  const deadlineMs = opts.deadlineMs ?? timeoutMs + 45_000;
   const id = randomUUID();
   const topic = `${TOPIC_ROOT}/${id}`;
   const session: IClientOptions = { clientId: `redforge-broker-check-${id}`, clean: false, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 };
 
-  // 1. Park a persistent session subscribed at QoS 1, then leave it.
-  const parked = await connectAsync(mqttUrl, session);
-  try {
-    await parked.subscribeAsync(topic, { qos: 1 });
-  } finally {
-    await parked.endAsync();
-  }
+  let doing = "connecting";
+  let fail!: (err: Error) => void;
+  const failed = new Promise<never>((_, reject) => { fail = reject; });
+  failed.catch(() => { /* raced below */ });
+  const clients: MqttClient[] = [];
+  /** A connection of the check: the broker closing it, or an error on it, ends the check at once. */
+  const watch = (client: MqttClient, name: string): MqttClient => {
+    clients.push(client);
+    client.on("error", (err) => fail(new Error(`the ${name} connection failed while ${doing}: ${err.message}`)));
+    client.on("close", () => { if (!client.disconnecting) fail(new Error(`the broker closed the ${name} connection while ${doing}`)); });
+    return client;
+  };
+  const step = <T>(what: string, work: Promise<T>): Promise<T> => { doing = what; return Promise.race([work, failed]); };
+  const deadline = setTimeout(() => fail(new Error(`no result within ${deadlineMs / 1000} s (${doing})`)), deadlineMs);
 
-  // 2. Publish to it while it is away.
-  const publisher = await connectAsync(mqttUrl, { clean: true, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 });
-  try {
-    for (let i = 0; i < sent; i++) await publisher.publishAsync(topic, String(i), { qos: 1 });
-  } finally {
-    await publisher.endAsync();
-  }
-
-  // 3. Come back and count what was kept; then drop the session so nothing stays on the broker.
   const seen = new Set<string>();
-  let back: MqttClient | undefined;
   try {
-    // The handler must be in place before the session resumes: the broker sends the queue at once.
-    back = connect(mqttUrl, { ...session, manualConnect: true });
-    const client = back;
-    const done = new Promise<void>((resolve, reject) => {
-      client.once("error", reject);
+    // 1. Park a persistent session subscribed at QoS 1, then leave it.
+    const parked = watch(await step("connecting", connectAsync(mqttUrl, session, false)), "parked session's");
+    await step("subscribing", parked.subscribeAsync(topic, { qos: 1 }));
+    await step("leaving the parked session", parked.endAsync());
+
+    // 2. Publish to it while it is away.
+    const publisher = watch(await step("connecting the publisher", connectAsync(mqttUrl, { clean: true, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 }, false)), "publisher's");
+    for (let i = 0; i < sent; i++) await step(`publishing (${i} of ${sent} acknowledged)`, publisher.publishAsync(topic, String(i), { qos: 1 }));
+    await step("ending the publisher", publisher.endAsync());
+
+    // 3. Come back and count what was kept. The handler must be in place before the session
+    // resumes: the broker sends the queue at once.
+    const back = watch(connect(mqttUrl, { ...session, manualConnect: true }), "returning session's");
+    const done = new Promise<void>((resolve) => {
       let quiet: NodeJS.Timeout | undefined;
-      const deadline = setTimeout(resolve, timeoutMs);
-      client.on("message", (_t, payload) => {
+      const wait = setTimeout(resolve, timeoutMs);
+      back.on("message", (_t, payload) => {
         seen.add(payload.toString());
-        if (seen.size >= sent) { clearTimeout(deadline); clearTimeout(quiet); resolve(); return; }
+        if (seen.size >= sent) { clearTimeout(wait); clearTimeout(quiet); resolve(); return; }
         // A broker that dropped some delivers the rest at once: a quiet second after the last one ends the wait.
         clearTimeout(quiet);
-        quiet = setTimeout(() => { clearTimeout(deadline); resolve(); }, 1_000);
+        quiet = setTimeout(() => { clearTimeout(wait); resolve(); }, 1_000);
       });
     });
-    client.connect();
-    await done;
+    back.connect();
+    await step("receiving the queue", done);
   } finally {
-    await back?.endAsync(true).catch(() => {});
-    const cleaner = await connectAsync(mqttUrl, { ...session, clean: true }).catch(() => undefined);
-    await cleaner?.endAsync().catch(() => {});
+    clearTimeout(deadline);
+    // Forced, and the socket destroyed even under a graceful end still waiting on the broker (not awaited: see above).
+    for (const client of clients) if (!client.disconnected) { client.end(true); client.stream?.destroy(); }
+    // Drop the session so nothing stays on the broker.
+    await dropSession(mqttUrl, session);
   }
 
   const queued = seen.size;
@@ -91,6 +109,17 @@ export async function checkBrokerQueue(mqttUrl: string, opts: BrokerCheckOptions
       `a data plane or gate that restarts under load would lose what arrives beyond that, and no count in RedForge can see it. ` +
       `Mosquitto: set "max_queued_messages 0" (or above the message rate × the longest restart) and "persistence true" (docs/faults-host-restart.md).`,
   };
+}
+
+/** A clean connection with the check's client id ends its persistent session; bounded, best effort. */
+async function dropSession(mqttUrl: string, session: IClientOptions): Promise<void> {
+  const cleaner = await connectAsync(mqttUrl, { ...session, clean: true }, false).catch(() => undefined);
+  if (!cleaner) return;
+  cleaner.on("error", () => { /* best effort */ });
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([cleaner.endAsync().catch(() => {}), new Promise((r) => { timer = setTimeout(r, 5_000); })]);
+  clearTimeout(timer);
+  if (!cleaner.disconnected) cleaner.end(true);
 }
 
 /** Credentials in the URL never reach a log line. */

@@ -5,10 +5,12 @@
  * with the setting to change. Mosquitto runs from the machine's binary on a port of its own.
  */
 import fs from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { checkBrokerQueue } from "../../bridge/brokerCheck.ts";
+import { BrokerWatch } from "../../bridge/brokerWatch.ts";
 import { lineLogger } from "../../bridge/log.ts";
 import { startBridge } from "../../bridge/main.ts";
 import { FakeDriver } from "../harness/fakeDriver.ts";
@@ -25,6 +27,37 @@ async function mosquitto(maxQueued: number): Promise<string> {
   const broker = await startMosquitto(maxQueued);
   cleanup.push(broker.close);
   return broker.url;
+}
+
+/**
+ * A TCP proxy in front of a broker that cuts its `cut`-th connection (both sides) once the client has
+ * sent more than `afterBytes` through it: a broker restarted or dropping a client in the middle of a check.
+ */
+async function cuttingProxy(brokerPort: number, cut: number, afterBytes: number): Promise<string> {
+  let accepted = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const index = ++accepted;
+    const upstream = net.connect(brokerPort, "127.0.0.1");
+    for (const s of [client, upstream]) { sockets.add(s); s.on("error", () => {}); s.on("close", () => { sockets.delete(s); client.destroy(); upstream.destroy(); }); }
+    let bytes = 0;
+    client.on("data", (chunk) => {
+      bytes += chunk.length;
+      if (index === cut && bytes > afterBytes) { client.destroy(); upstream.destroy(); }
+    });
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanup.push(async () => { for (const s of sockets) s.destroy(); await new Promise((r) => server.close(r)); });
+  return `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+}
+
+async function devBroker(): Promise<number> {
+  const port = await freePort();
+  const broker = await startMqttBroker({ port, host: "127.0.0.1" });
+  cleanup.push(() => broker.close());
+  return port;
 }
 
 describe("the broker check", () => {
@@ -104,6 +137,31 @@ describe("the broker check", () => {
     await until("the clearing report", () => warningReports().length === 3, { timeoutMs: 60_000, explain });
     expect(warningReports()[2]!.warnings).toEqual([]);
   }, 240_000);
+
+  // mqtt.js (reconnectPeriod 0) settles neither a CONNACK wait nor a QoS 1 publish whose connection the
+  // broker closed: the check used to stay pending for good, and a running bridge never checked again.
+  it("a connection the broker drops mid-check fails the check at once, saying what it was doing", async () => {
+    // The publisher's connection (the check's second) cut after a few dozen publishes.
+    const cutPublisher = await cuttingProxy(await devBroker(), 2, 3_000);
+    await expect(checkBrokerQueue(cutPublisher)).rejects.toThrow(/publisher's connection (failed )?while publishing \(\d+ of 1200 acknowledged\)|closed the publisher's connection while publishing \(\d+ of 1200 acknowledged\)/);
+    // A broker that closes the connection before its CONNACK.
+    const closer = net.createServer((s) => s.once("data", () => s.end()));
+    await new Promise<void>((resolve) => closer.listen(0, "127.0.0.1", resolve));
+    cleanup.push(() => new Promise((r) => closer.close(() => r())));
+    await expect(checkBrokerQueue(`mqtt://127.0.0.1:${(closer.address() as net.AddressInfo).port}`)).rejects.toThrow(/connect/i);
+  }, 60_000);
+
+  it("a running bridge whose check was cut off by the broker logs it and checks again", async () => {
+    const url = await cuttingProxy(await devBroker(), 2, 3_000);
+    const logs: string[] = [];
+    const reports: unknown[] = [];
+    const watch = new BrokerWatch({ mqttUrl: url, everyMs: 200, log: lineLogger((l) => logs.push(l)), reporter: { send: async (r) => { reports.push(r); return true; } } });
+    watch.start();
+    cleanup.push(async () => { watch.close(); await watch.current; });
+    await until("a clean check after the cut one", () => logs.some((l) => l.includes("broker check: an offline session got all 1200")), { timeoutMs: 60_000, explain: () => logs.join("\n") });
+    expect(logs[0]).toMatch(/ warn .*broker check could not run \(the bridge goes on\): .*publisher's connection/);
+    expect(reports).toEqual([{ type: "cluster.warnings", warnings: [] }]);
+  }, 90_000);
 
   it("fails with the broker's address when nothing listens (the bridge logs it and goes on)", async () => {
     const port = await freePort();

@@ -140,11 +140,14 @@ describe("process driver supervision", () => {
 
   it("a crash into a boot loop is retried N times in a row, then reported failed with its cause", async () => {
     const s = spec();
-    const createdAt = Date.now();
     await driver.create(s);
     const userDir = path.join(stateDir, s.id);
-    // A good run first: longer than quickExitMs, so the crash itself is not a quick exit.
-    await new Promise((r) => setTimeout(r, Math.max(0, createdAt + 5_200 - Date.now())));
+    // A good run first: longer than quickExitMs, so the crash itself is not a quick exit. The run
+    // counts from the spawn (its "starting"), not from the create call: create writes the userDir
+    // and claims ports before it spawns, which took more than the margin on a loaded machine (the
+    // crash then counted as quick, and the loop gave up after 2 boots, not 3).
+    const spawnedAt = events.find((e) => e.id === s.id && e.state === "starting")!.at;
+    await new Promise((r) => setTimeout(r, Math.max(0, spawnedAt + 5_200 - Date.now())));
     // What an operator's bad edit or a damaged disk looks like at the next boot.
     await fs.writeFile(path.join(userDir, "settings.js"), `throw new Error("settings corrupted on disk");\n`);
     const crashedAt = Date.now();
