@@ -62,6 +62,19 @@ export interface ProcessDriverOptions {
 const DEFAULT_RESTART: RestartPolicy = { maxQuickExits: 3, quickExitMs: 5_000, backoffMs: 500 };
 // Node-RED runs with only these from the bridge's environment: the bridge's own secrets stay home.
 const PASSED_ENV = ["PATH", "LANG", "TZ", "NODE_EXTRA_CA_CERTS"];
+/** Node's on-disk compile cache for every Node-RED this driver starts (<stateDir>/.compile-cache; no instance.json, so never an instance). */
+export const COMPILE_CACHE_DIR = ".compile-cache";
+
+/**
+ * NODE_COMPILE_CACHE for the Node-REDs (they run on process.execPath, this Node): Node ≥ 22.1 keeps
+ * the V8 code of every module it compiled there and reuses it at the next start, so a restart does
+ * not compile Node-RED again (bench/nodered-start, docs/bridge.md "Start-up time"). Older Nodes do
+ * not know the variable: nothing is set for them.
+ */
+export function compileCacheEnv(stateDir: string, nodeVersion: string = process.versions.node): Record<string, string> {
+  const [major = 0, minor = 0] = nodeVersion.replace(/^v/, "").split(".").map((n) => Number.parseInt(n, 10) || 0);
+  return major > 22 || (major === 22 && minor >= 1) ? { NODE_COMPILE_CACHE: path.join(stateDir, COMPILE_CACHE_DIR) } : {};
+}
 
 export class ProcessDriver implements Driver, BlueGreenDriver {
   readonly kind = "process" as const;
@@ -177,7 +190,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     const userDir = this.slotDir(spec.id, slot);
     const env: Record<string, string> = {};
     for (const k of PASSED_ENV) if (process.env[k]) env[k] = process.env[k]!;
-    Object.assign(env, spec.env, {
+    Object.assign(env, compileCacheEnv(this.opts.stateDir), spec.env, {
       HOME: userDir, NODE_ENV: "production",
       [ENV_ADMIN_TOKEN]: this.adminToken, [ENV_CREDENTIAL_SECRET]: spec.credentialSecret,
       REDFORGE_INSTANCE_ID: spec.id, REDFORGE_RUNTIME_ID: runtimeId, REDFORGE_STACK: stack.id, REDFORGE_NODE_RED_VERSION: stack.version,

@@ -28,6 +28,9 @@ export const WORK_JOURNAL = "redforge-work.journal";
 /** node-red's CLI entry, resolved from this project's dependency. */
 export const NODE_RED_CLI = path.join(path.dirname(require.resolve("node-red/package.json")), "red.js");
 
+/** How often start() asks whether Node-RED answers yet (was 150 ms). */
+const READY_POLL_MS = 50;
+
 export interface RestartPolicy {
   /** Exits within quickExitMs of starting, in a row, before giving up. */
   maxQuickExits: number;
@@ -297,7 +300,9 @@ export class NodeRedProcess {
         this.set("running");
         return;
       }
-      await new Promise((r) => setTimeout(r, 150));
+      // Until it listens, each probe is a refused connection (cheap): a short interval, because
+      // after a host restart the deployment's work waits for this answer.
+      await new Promise((r) => setTimeout(r, READY_POLL_MS));
     }
     this.set("failed", `Node-RED did not answer on ${this.base} within ${this.readyTimeoutMs / 1000} s`);
     this.killNow();

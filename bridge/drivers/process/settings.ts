@@ -20,6 +20,14 @@ const adminToken = process.env.${ENV_ADMIN_TOKEN};
 // Refuse to start with an open Admin API rather than run unauthenticated.
 if (!adminToken) throw new Error("${ENV_ADMIN_TOKEN} is not set");
 const expected = Buffer.from(adminToken);
+// Node's compile cache (NODE_COMPILE_CACHE, set by the driver on Node >= 22.1) is written at a clean
+// exit; written once start-up is over too, so a Node-RED that is killed (a host restart) leaves it.
+{
+  const nodeModule = require("module");
+  if (process.env.NODE_COMPILE_CACHE && typeof nodeModule.flushCompileCache === "function") {
+    setTimeout(() => { try { nodeModule.flushCompileCache(); } catch { /* only a cache */ } }, 15000).unref();
+  }
+}
 
 module.exports = {
   uiHost: ${JSON.stringify(opts.host)},
