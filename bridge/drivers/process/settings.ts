@@ -21,11 +21,12 @@ const adminToken = process.env.${ENV_ADMIN_TOKEN};
 if (!adminToken) throw new Error("${ENV_ADMIN_TOKEN} is not set");
 const expected = Buffer.from(adminToken);
 // Node's compile cache (NODE_COMPILE_CACHE, set by the driver on Node >= 22.1) is written at a clean
-// exit; written once start-up is over too, so a Node-RED that is killed (a host restart) leaves it.
+// exit; written soon after boot too (and once more later, for modules loaded since), so a Node-RED
+// killed a few seconds after it started (a host restart, fault (g)) leaves it for the next start.
 {
   const nodeModule = require("module");
   if (process.env.NODE_COMPILE_CACHE && typeof nodeModule.flushCompileCache === "function") {
-    setTimeout(() => { try { nodeModule.flushCompileCache(); } catch { /* only a cache */ } }, 15000).unref();
+    for (const ms of [5000, 60000]) setTimeout(() => { try { nodeModule.flushCompileCache(); } catch { /* only a cache */ } }, ms).unref();
   }
 }
 
