@@ -210,7 +210,10 @@ export function appendStatement(entries: AuditEntry[], lock = true): string {
     lock ? `select pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK});` : "",
     `with recursive input (n, user_id, action, resource_type, resource_id, details, ip_address, user_agent, status_code, head, middle, tail) as (values ${values.join(", ")}),`,
     `clock (ts, iso) as (select t, to_char(t at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') from (select date_trunc('milliseconds', clock_timestamp()) as t) x),`,
-    `head (hash) as (select coalesce((select hash from audit_logs order by id desc limit 1), '${GENESIS_HASH}')),`,
+    // The chain's head: the last row, or, when a retention purge removed every row, the checkpoint that
+    // covers them (its up_to_hash is what /api/audit/verify anchors the next row to); genesis only for
+    // a log that never had a row. A kept row is always newer than every checkpoint (a purge deletes up to one).
+    `head (hash) as (select coalesce((select hash from audit_logs order by id desc limit 1), (select up_to_hash from audit_checkpoints order by up_to_id desc limit 1), '${GENESIS_HASH}')),`,
     `chain (n, prev_hash, hash) as (select i.n, head.hash, ${digest("head.hash")} from head, clock, input i where i.n = 1`,
     `  union all select i.n, c.hash, ${digest("c.hash")} from chain c join input i on i.n = c.n + 1, clock)`,
     `insert into audit_logs (timestamp, user_id, action, resource_type, resource_id, details, ip_address, user_agent, status_code, prev_hash, hash)`,

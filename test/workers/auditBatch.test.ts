@@ -10,8 +10,9 @@
 import { inArray, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { appendAudit, hashedTextAround, auditRowHash, canonicalJson, GENESIS_HASH, type AuditEntry } from "../../db/auditChain.ts";
-import { rowHash } from "../../db/auditVerify.ts";
-import { auditLogs } from "../../db/schema.ts";
+import { signCheckpoint } from "../../db/auditCheckpoints.ts";
+import { rowHash, verifyAuditChain } from "../../db/auditVerify.ts";
+import { auditCheckpoints, auditLogs } from "../../db/schema.ts";
 import { api, createUser, unique, withDb, type TestUser } from "./helpers.ts";
 
 let viewer: TestUser;
@@ -131,6 +132,31 @@ describe("batched audit append", () => {
     } finally {
       await withDb((db) => db.insert(auditLogs).values(victim!).onConflictDoNothing());
     }
+    expect((await verify()).ok).toBe(true);
+  });
+  it("after a retention purge that removed every row, the next row links to the purge's checkpoint and the chain verifies", async () => {
+    // The state a purge leaves on a quiet system (core/governance/retention.ts): a signed checkpoint over
+    // the whole log, no row kept; then its own RETENTION_PURGED row is appended. Built inside one
+    // transaction holding the chain lock and rolled back, so the files appending beside this one only wait.
+    const key = "test-checkpoint-key";
+    const marker = unique("after-purge");
+    const seen = await withDb((db) => db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(7470001)`);
+      const [first] = await tx.select().from(auditLogs).orderBy(auditLogs.id).limit(1);
+      const [last] = await tx.select().from(auditLogs).orderBy(sql`${auditLogs.id} desc`).limit(1);
+      const [{ n } = { n: 0 }] = (await tx.execute<{ n: number }>(sql`select count(*)::int as n from audit_logs`)).rows;
+      await tx.delete(auditCheckpoints);
+      await tx.insert(auditCheckpoints).values(await signCheckpoint({ upToId: last!.id, upToHash: last!.hash, rowCount: n, fromId: first!.id, rangeStart: first!.timestamp, rangeEnd: last!.timestamp }, key));
+      await tx.execute(sql`delete from audit_logs`);
+      await appendAudit(tx, [{ action: "BATCH_TEST", resourceType: "batch", resourceId: marker }]);
+      const [row] = await tx.select().from(auditLogs).where(inArray(auditLogs.resourceId, [marker]));
+      const check = await verifyAuditChain(tx, { checkpointKey: key });
+      throw Object.assign(new Error("rolled back on purpose"), { seen: { prevHash: row!.prevHash, upToHash: last!.hash, check } });
+    })).catch((err: { seen?: unknown }) => { if (!err.seen) throw err; return err.seen as { prevHash: string; upToHash: string; check: Awaited<ReturnType<typeof verifyAuditChain>> }; });
+    // Before the fix the row linked to genesis and verify reported prev_hash_mismatch for good.
+    expect(seen.prevHash).toBe(seen.upToHash);
+    expect(seen.prevHash).not.toBe(GENESIS_HASH);
+    expect(seen.check, JSON.stringify(seen.check)).toMatchObject({ ok: true });
     expect((await verify()).ok).toBe(true);
   });
 });
