@@ -60,6 +60,19 @@ async function devBroker(): Promise<number> {
   return port;
 }
 
+/** A bridge (fake driver) on `mqttUrl`, reporting to a fake control plane; its log lines collected. */
+async function bridgeOn(mqttUrl: string, opts: { brokerCheckEveryMs?: number } = {}) {
+  const clusterId = crypto.randomUUID();
+  const secret = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
+  const cp = await startFakeControlPlane({ clusterId, secret });
+  cleanup.push(() => cp.close());
+  const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-broker-check-bridge-"));
+  const logs: string[] = [];
+  const bridge = await startBridge({ clusterId, api: cp.url, secret, driver: new FakeDriver(), stateDir, mqttUrl, ...opts, log: lineLogger((l) => logs.push(l)), drainMs: 300 });
+  cleanup.push(async () => { await bridge.close(); await fs.rm(stateDir, { recursive: true, force: true }); });
+  return { cp, logs };
+}
+
 describe("the broker check", () => {
   it("passes on the dev stack's broker: every message queued for an offline session comes back", async () => {
     const port = await freePort();
@@ -82,14 +95,7 @@ describe("the broker check", () => {
 
   it.skipIf(!MOSQUITTO)("a bridge starting on such a broker says so in its log and in a signed cluster.warnings report (a warning, not a refusal to start)", async () => {
     const url = await mosquitto(100);
-    const clusterId = crypto.randomUUID();
-    const secret = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
-    const cp = await startFakeControlPlane({ clusterId, secret });
-    cleanup.push(() => cp.close());
-    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-broker-check-bridge-"));
-    const logs: string[] = [];
-    const bridge = await startBridge({ clusterId, api: cp.url, secret, driver: new FakeDriver(), stateDir, mqttUrl: url, log: lineLogger((l) => logs.push(l)), drainMs: 300 });
-    cleanup.push(async () => { await bridge.close(); await fs.rm(stateDir, { recursive: true, force: true }); });
+    const { cp, logs } = await bridgeOn(url);
     const line = await until("the broker check's warning", () => logs.find((l) => l.includes("broker check:")), { timeoutMs: 60_000, explain: () => logs.slice(-10).join("\n") });
     expect(line).toMatch(/ warn /);
     expect(line).toContain("kept only 100 of 1200");
@@ -103,14 +109,7 @@ describe("the broker check", () => {
     const port = await freePort();
     let broker = await startMosquitto(0, { port });
     cleanup.push(() => broker.close());
-    const clusterId = crypto.randomUUID();
-    const secret = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
-    const cp = await startFakeControlPlane({ clusterId, secret });
-    cleanup.push(() => cp.close());
-    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), "redforge-broker-recheck-bridge-"));
-    const logs: string[] = [];
-    const bridge = await startBridge({ clusterId, api: cp.url, secret, driver: new FakeDriver(), stateDir, mqttUrl: broker.url, brokerCheckEveryMs: 500, log: lineLogger((l) => logs.push(l)), drainMs: 300 });
-    cleanup.push(async () => { await bridge.close(); await fs.rm(stateDir, { recursive: true, force: true }); });
+    const { cp, logs } = await bridgeOn(broker.url, { brokerCheckEveryMs: 500 });
     const warningReports = () => cp.reports.filter((r) => r.report.type === "cluster.warnings").map((r) => r.report as { warnings: Array<{ code: string; detectedAt: string }> });
     const explain = () => logs.slice(-10).join("\n");
 

@@ -86,14 +86,16 @@ async function producer(): Promise<MqttClient> {
   return p;
 }
 
+/** A fresh instance: its blue runtime's deliveries watched, a producer for its ingest topic, its spool dir. */
+async function instance() {
+  const id = randomUUID();
+  const runtime = `${id}-blue`;
+  return { id, runtime, dir: path.join(tmp, id), seen: await watch(runtime), prod: await producer(), ingest: `redforge/ingest/${id}` };
+}
+
 describe("the MQTT front's forwards across a kill", () => {
   it("a forward issued while mqtt.js resends its store after a reconnect, killed before the broker's PUBACK, is forwarded by the next front on the same dir, ahead of the backlog", async () => {
-    const id = randomUUID();
-    const runtime = `${id}-blue`;
-    const dir = path.join(tmp, id);
-    const seen = await watch(runtime);
-    const prod = await producer();
-    const ingest = `redforge/ingest/${id}`;
+    const { id, runtime, dir, seen, prod, ingest } = await instance();
 
     const a = new MqttFront(broker.url, id, { spoolDir: dir });
     await a.start(runtime);
@@ -133,12 +135,7 @@ describe("the MQTT front's forwards across a kill", () => {
   });
 
   it("a forward mqtt.js writes at once leaves nothing in the journal: a kill redoes nothing", async () => {
-    const id = randomUUID();
-    const runtime = `${id}-blue`;
-    const dir = path.join(tmp, id);
-    const seen = await watch(runtime);
-    const prod = await producer();
-    const ingest = `redforge/ingest/${id}`;
+    const { id, runtime, dir, seen, prod, ingest } = await instance();
 
     const a = new MqttFront(broker.url, id, { spoolDir: dir });
     await a.start(runtime);
