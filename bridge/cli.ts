@@ -34,7 +34,7 @@ Connects this cluster to a RedForge control plane and runs its commands.
                          runtime that served (as a rollback would); default 120, 0: never
   --hold-lease-ms <n>    once the link to the control plane is down, a deployment's hold is
                          released to the serving runtime after this long (the data plane
-                         does the same when it loses its bridge); default 1000, 0: no lease
+                         does the same when it loses its bridge); default 250, 0: no lease
   -h, --help             show this help`;
 
 export type DriverKind = "process" | "kubernetes";

@@ -28,7 +28,7 @@ export interface ReleaseRecord {
 }
 
 /** Used when the bridge does not say (`POST /lease {leaseMs}`); blueGreen.ts DEFAULT_HOLD_LEASE_MS is the same. */
-export const DEFAULT_DATA_PLANE_LEASE_MS = 1_000;
+export const DEFAULT_DATA_PLANE_LEASE_MS = 250;
 
 export class HoldLease {
   private bridges = 0;

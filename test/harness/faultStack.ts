@@ -14,7 +14,7 @@
  *   (i) worker-kill   kill -9 of wrangler dev (workerd and every Durable Object), restarted
  *                     2 s later on the same state
  *   (j) worker-away   the same, restarted 25 s later: the bridge's link is down far longer than its
- *                     hold lease (--hold-lease-ms, 1 s), so it releases the hold to blue itself
+ *                     hold lease (--hold-lease-ms, 250 ms), so it releases the hold to blue itself
  * and reports what a user would see: lost / duplicated MQTT, HTTP unanswered
  * or failed, latency in the switch window, and the deployment's final word
  * (status, error.code, metrics.messagesLost) beside the measured loss.
@@ -35,7 +35,7 @@ export const FAULTS = {
   g: { id: "host-restart", title: "(g) bridge + Node-REDs + data plane kill -9 while blue drains, bridge restarted 2 s later" },
   h: { id: "loaded", title: "(h) loaded machine: CPU hog on both cores for the whole run" },
   i: { id: "worker-kill", title: "(i) Worker (wrangler dev) kill -9 while blue drains, restarted 2 s later" },
-  j: { id: "worker-away", title: "(j) Worker kill -9 while blue drains, restarted 25 s later (the bridge's lease, 1 s, releases the hold)" },
+  j: { id: "worker-away", title: "(j) Worker kill -9 while blue drains, restarted 25 s later (the bridge's lease, 250 ms, releases the hold)" },
 } as const;
 export type FaultKey = keyof typeof FAULTS;
 
