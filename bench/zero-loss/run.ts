@@ -13,7 +13,7 @@
  *   (e) a runtime upgrade: the same flows moved from Node-RED 4.1 to 5.0
  *       (POST /api/deployments {stack: "5.0"}, holdDuring "switch"), full local stack.
  *   (f)-(i) faults during a RedForge deployment (issue 12), the bridge running as
- *       its own CLI process: (f) bridge kill -9 while blue drains, (g) bridge, its
+ *       its own CLI process: (f) bridge process group kill -9 while blue drains, (g) bridge, its
  *       Node-REDs and any data plane kill -9, (h) a CPU hog on both cores, (i) the
  *       Worker kill -9 mid-drain; see test/harness/faultStack.ts. Not in the default
  *       set: BENCH_ROWS=f,g,h,i (BENCH_FAULT_HOLD=deploy|switch, default deploy).

@@ -56,10 +56,17 @@ export class BridgeProcess {
     });
   }
 
-  /** The crash: SIGKILL to the bridge process only (what it started lives on unless it shares the fate). */
+  /**
+   * The crash: SIGKILL to the bridge's whole process group (it was spawned detached, so the group is its
+   * own), as issue 12 states the fault. What it started detached by design (the data plane, every
+   * Node-RED: their own groups) lives on; anything it left in its group dies with it.
+   */
   async kill9(): Promise<void> {
-    if (!this.child?.pid) return;
-    try { process.kill(this.child.pid, "SIGKILL"); } catch { /* already gone */ }
+    const pid = this.child?.pid;
+    if (!pid) return;
+    try { process.kill(-pid, "SIGKILL"); } catch {
+      try { process.kill(pid, "SIGKILL"); } catch { /* already gone */ }
+    }
     await this.exited;
   }
 

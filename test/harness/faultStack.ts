@@ -7,7 +7,8 @@
  * fault strikes while blue drains (its gate told `drain` on
  * redforge/control/{runtime}, which the bridge publishes as the drain step
  * starts):
- *   (f) bridge-kill   kill -9 of the bridge; a new bridge 2 s later on the same --state-dir
+ *   (f) bridge-kill   kill -9 of the bridge's process group (the bridge; what it starts runs detached,
+ *                     in groups of its own); a new bridge 2 s later on the same --state-dir
  *   (g) host-restart  kill -9 of everything the bridge started (bridge, Node-REDs, any data
  *                     plane: found by the state dir in their command line), bridge again 2 s later
  *   (h) loaded        a CPU hog on both cores for the whole run (no kill)
@@ -31,7 +32,7 @@ import { MqttTap } from "./mqttTap.ts";
 import { LoadGenerator, zeroLossFlow, type LoadReport } from "./zeroLoss.ts";
 
 export const FAULTS = {
-  f: { id: "bridge-kill", title: "(f) bridge kill -9 while blue drains, restarted 2 s later" },
+  f: { id: "bridge-kill", title: "(f) bridge process group kill -9 while blue drains, restarted 2 s later" },
   g: { id: "host-restart", title: "(g) bridge + Node-REDs + data plane kill -9 while blue drains, bridge restarted 2 s later" },
   h: { id: "loaded", title: "(h) loaded machine: CPU hog on both cores for the whole run" },
   i: { id: "worker-kill", title: "(i) Worker (wrangler dev) kill -9 while blue drains, restarted 2 s later" },
@@ -202,7 +203,7 @@ async function inject(key: FaultKey, c: FaultCluster): Promise<string> {
     await c.bridge.kill9();
     await sleep(RESTART_AFTER_MS);
     await c.bridge.start();
-    return `killed bridge pid ${pid}; new bridge pid ${c.bridge.pid} connected`;
+    return `killed bridge process group ${pid}; new bridge pid ${c.bridge.pid} connected`;
   }
   if (key === "g") {
     const t = Date.now();
