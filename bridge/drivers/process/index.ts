@@ -242,27 +242,24 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
    * bridge saved on disk, adopting the Node-REDs of the instance that still
    * run (see adoptSlots).
    */
-  private find(id: string, onServing?: (serving: NodeRedProcess) => void): Promise<NodeRedProcess> {
+  private find(id: string): Promise<NodeRedProcess> {
     const known = this.processes.get(this.servingRuntime(id));
     if (known) return Promise.resolve(known);
     let finding = this.finding.get(id);
     if (!finding) {
-      finding = this.rebuild(id, onServing).finally(() => this.finding.delete(id));
+      finding = this.rebuild(id).finally(() => this.finding.delete(id));
       this.finding.set(id, finding);
     }
     return finding;
   }
 
-  /** `onServing` gets the serving runtime's supervisor before the fronts are set up (resume's early boot). */
-  private async rebuild(id: string, onServing?: (serving: NodeRedProcess) => void): Promise<NodeRedProcess> {
+  private async rebuild(id: string): Promise<NodeRedProcess> {
     const saved = await this.savedOf(id);
     this.serving.set(id, saved.serving ?? "a");
     const slot = saved.serving ?? "a";
     const port = slot === "b" ? saved.portB! : saved.port;
     try {
-      const proc = this.runtime(saved.spec, slot, port, resolveStack(this.stackList, stackOfSlot(saved, slot)));
-      onServing?.(proc);
-      await this.startFronts(saved.spec, port, saved.frontPort, proc);
+      const proc = await this.supervise(saved.spec, port, saved.frontPort, resolveStack(this.stackList, stackOfSlot(saved, slot)));
       await this.adoptSlots(id, saved);
       return proc;
     } catch (err) {
@@ -299,8 +296,7 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
     await Promise.all((["a", "b"] as const).map(async (slot) => {
       const port = slot === "a" ? saved.port : saved.portB;
       const runtimeId = runtimeIdOf(id, slot);
-      // One already wanted is being started (resume's early boot): not to adopt, and not to drop.
-      if (port === undefined || this.processes.get(runtimeId)?.pid || this.processes.get(runtimeId)?.wantsRunning) return;
+      if (port === undefined || this.processes.get(runtimeId)?.pid) return;
       let proc = this.processes.get(runtimeId);
       if (!proc) {
         // A green on a stack this bridge no longer has is left alone here; the next prepare replaces it.
@@ -363,35 +359,25 @@ export class ProcessDriver implements Driver, BlueGreenDriver {
       }
       // From before desired states: what runs is adopted, what does not is left as it was.
       if (saved.desired === undefined && !runs) return;
-      // Nothing of the instance runs (a host or container restart): its runtimes boot while its fronts come
-      // up, not after (starting the data plane was ~0.7 s of bench/zero-loss row (g)'s outage).
-      let booting: Promise<PromiseSettledResult<void>[]> | undefined;
-      const bootEarly = saved.desired === "running" && !runs ? (serving: NodeRedProcess) => { booting = this.startRuntimes(id, saved, serving, report); } : undefined;
-      const proc = await this.find(id, bootEarly);
-      if (!booting) for (const slot of ["a", "b"] as const) if (this.processes.get(runtimeIdOf(id, slot))?.state === "running") report.adopted.push(runtimeIdOf(id, slot));
-      const [servingDone] = await (booting ?? this.startRuntimes(id, saved, proc, report));
-      if (servingDone!.status === "rejected") throw servingDone!.reason;
+      const proc = await this.find(id);
+      for (const slot of ["a", "b"] as const) if (this.processes.get(runtimeIdOf(id, slot))?.state === "running") report.adopted.push(runtimeIdOf(id, slot));
+      // Both runtimes of a deployment at once, not one after the other: after a host restart held work
+      // waits for the deployment to switch, which needs both (bench/zero-loss row (g): the serial
+      // starts were ~2 s of its switch window).
+      const serving = saved.desired === "running" && proc.state !== "running"
+        ? proc.start().then(() => { report.started.push(proc.plan.instanceId); })
+        : Promise.resolve();
+      const idle = saved.desired === "running" && saved.idleRuns
+        ? this.startIdle(id, saved).then((runtimeId) => { if (runtimeId) report.started.push(runtimeId); }, (err: unknown) => {
+          report.failed.push({ instanceId: id, error: `the deployment's other runtime: ${errorMessage(err)}` });
+        })
+        : Promise.resolve();
+      const [servingDone] = await Promise.allSettled([serving, idle]);
+      if (servingDone.status === "rejected") throw servingDone.reason;
     } catch (err) {
       report.failed.push({ instanceId: id, error: errorMessage(err) });
       this.log(id, `not resumed after the bridge restart: ${errorMessage(err)}`);
     }
-  }
-
-  /**
-   * Starts what should run of a resumed instance: the serving runtime and, mid-deployment, the other one.
-   * Both at once, not one after the other: after a host restart held work waits for the deployment to
-   * switch, which needs both (bench/zero-loss row (g): the serial starts were ~2 s of its switch window).
-   */
-  private startRuntimes(id: string, saved: SavedInstance, serving: NodeRedProcess, report: ResumeReport): Promise<PromiseSettledResult<void>[]> {
-    const servingStart = saved.desired === "running" && serving.state !== "running"
-      ? serving.start().then(() => { report.started.push(serving.plan.instanceId); })
-      : Promise.resolve();
-    const idle = saved.desired === "running" && saved.idleRuns
-      ? this.startIdle(id, saved).then((runtimeId) => { if (runtimeId) report.started.push(runtimeId); }, (err: unknown) => {
-        report.failed.push({ instanceId: id, error: `the deployment's other runtime: ${errorMessage(err)}` });
-      })
-      : Promise.resolve();
-    return Promise.allSettled([servingStart, idle]);
   }
 
   /**

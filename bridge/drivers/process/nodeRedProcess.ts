@@ -99,15 +99,8 @@ export class NodeRedProcess {
   async start(): Promise<void> {
     this.wanted = true;
     this.quickExits = 0;
-    // pid checked again after the look: two start()s at once (a resume's early boot and the step that
-    // joins it) share one look, and only the first may spawn.
-    if (!this.pid && !(await this.findLive()) && !this.pid && this.wanted) this.spawn();
+    if (!this.pid && !(await this.findLive())) this.spawn();
     await this.waitReady();
-  }
-
-  /** Whether this supervisor keeps its Node-RED running (start() or adopt() asked, no stop or release since). */
-  get wantsRunning(): boolean {
-    return this.wanted;
   }
 
   /**
