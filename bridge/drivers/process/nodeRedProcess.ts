@@ -99,7 +99,9 @@ export class NodeRedProcess {
   async start(): Promise<void> {
     this.wanted = true;
     this.quickExits = 0;
-    if (!this.pid && !(await this.findLive())) this.spawn();
+    // pid checked again after the look: two start()s at once share one look, and only the first may spawn;
+    // one stopped or released meanwhile spawns nothing.
+    if (!this.pid && !(await this.findLive()) && !this.pid && this.wanted) this.spawn();
     await this.waitReady();
   }
 
