@@ -113,6 +113,21 @@ export function processesUnder(dir: string): OsProcess[] {
   return found;
 }
 
+/** Node-RED processes working exactly in `userDir` (their /proc cwd; "node-red" or red.js), zombies left out: what runtimeRecord.ts would find. */
+export async function nodeRedsIn(userDir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await fs.promises.readdir("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const cwd = await fs.promises.readlink(`/proc/${entry}/cwd`).catch(() => "");
+    if (cwd !== userDir) continue;
+    const cmd = await fs.promises.readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    const stat = await fs.promises.readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    const zombie = /^[ZX]$/.test(stat.charAt(stat.lastIndexOf(")") + 2));
+    if (!zombie && (cmd.startsWith("node-red") || cmd.includes("red.js"))) pids.push(Number(entry));
+  }
+  return pids;
+}
+
 /** kill -9 of everything `processesUnder(dir)` finds, as a host or container restart would; returns what it killed. */
 export async function killEverythingUnder(dir: string): Promise<OsProcess[]> {
   const victims = processesUnder(dir);

@@ -17,7 +17,8 @@ import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../harness/eventually.ts";
-import { killEverythingUnder, processesUnder } from "../harness/faultProcesses.ts";
+import { killEverythingUnder, nodeRedsIn, processesUnder } from "../harness/faultProcesses.ts";
+import { echoSpec } from "../harness/echoInstance.ts";
 import { ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { readRecord } from "../../bridge/drivers/process/runtimeRecord.ts";
 import { CommandExecutor } from "../../bridge/executor.ts";
@@ -35,17 +36,7 @@ let tmp: string;
 let stateDir: string;
 const drivers: ProcessDriver[] = [];
 
-const echoFlow = [
-  { id: "t1", type: "tab", label: "echo" },
-  { id: "in1", type: "http in", z: "t1", url: "/echo", method: "get", wires: [["fn1"]] },
-  { id: "fn1", type: "change", z: "t1", rules: [{ t: "set", p: "payload", pt: "msg", to: "still here", tot: "str" }], wires: [["out1"]] },
-  { id: "out1", type: "http response", z: "t1", statusCode: "200", wires: [] },
-];
-
-const spec = (): InstanceSpec => ({
-  id: randomUUID(), name: `lo-${randomUUID().slice(0, 6)}`, flows: echoFlow, resources: {}, env: {},
-  credentialSecret: "a-credential-secret-of-some-length",
-});
+const spec = (): InstanceSpec => echoSpec("lo");
 
 function driver(lines: string[] = []): ProcessDriver {
   const d = new ProcessDriver({ stateDir, adminToken: ADMIN_TOKEN, portRange: [rangeStart, rangeStart + 19], log: (_id, line) => lines.push(line) });
@@ -53,20 +44,6 @@ function driver(lines: string[] = []): ProcessDriver {
   return d;
 }
 
-/** Node-RED processes working exactly in `userDir` (their /proc cwd), zombies left out. */
-async function nodeReds(userDir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await fs.readdir("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    const cwd = await fs.readlink(`/proc/${entry}/cwd`).catch(() => "");
-    if (cwd !== userDir) continue;
-    const cmd = await fs.readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    const stat = await fs.readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    const zombie = /^[ZX]$/.test(stat.charAt(stat.lastIndexOf(")") + 2));
-    if (!zombie && (cmd.startsWith("node-red") || cmd.includes("red.js"))) pids.push(Number(entry));
-  }
-  return pids;
-}
 
 async function desired(userDir: string): Promise<string | undefined> {
   return (JSON.parse(await fs.readFile(path.join(userDir, "instance.json"), "utf8")) as { desired?: string }).desired;
@@ -123,7 +100,7 @@ describe("bridge: an instance's start and stop sent at once are applied in the o
     // The bridge restarts; Node-RED and the data plane keep running, and the next bridge adopts them.
     await first.close({ leaveRunning: true });
     const { d, executor, answers } = await restartedBridge(lines);
-    expect(await nodeReds(userDir), "adopted at resume").toHaveLength(1);
+    expect(await nodeRedsIn(userDir), "adopted at resume").toHaveLength(1);
 
     const stop = command("instance.stop", s.id);
     const start = command("instance.start", s.id);
@@ -133,7 +110,7 @@ describe("bridge: an instance's start and stop sent at once are applied in the o
     await executor.idle();
 
     expect(await desired(userDir), "instance.json: the last command asked for running").toBe("running");
-    const running = await nodeReds(userDir);
+    const running = await nodeRedsIn(userDir);
     expect(running, `one Node-RED runs; processes: ${JSON.stringify(processesUnder(userDir))}\n${lines.slice(-15).join("\n")}`).toHaveLength(1);
     expect((await readRecord(userDir))?.pid, "the Node-RED that runs is the recorded one (the next bridge adopts it)").toBe(running[0]);
     expect((await d.health(s.id)).state, "the supervisor says running").toBe("running");
@@ -158,7 +135,7 @@ describe("bridge: an instance's start and stop sent at once are applied in the o
     await first.stop(s.id);
     await first.close({ leaveRunning: true });
     const { d, executor, answers } = await restartedBridge(lines);
-    expect(await nodeReds(userDir), "a stopped instance").toEqual([]);
+    expect(await nodeRedsIn(userDir), "a stopped instance").toEqual([]);
 
     const start = command("instance.start", s.id);
     const stop = command("instance.stop", s.id);
@@ -167,11 +144,11 @@ describe("bridge: an instance's start and stop sent at once are applied in the o
     await executor.idle();
 
     expect(await desired(userDir), "instance.json: the last command asked for stopped").toBe("stopped");
-    expect(await nodeReds(userDir), `a stopped instance, yet Node-RED runs; processes: ${JSON.stringify(processesUnder(userDir))}`).toEqual([]);
+    expect(await nodeRedsIn(userDir), `a stopped instance, yet Node-RED runs; processes: ${JSON.stringify(processesUnder(userDir))}`).toEqual([]);
     expect((await d.health(s.id)).state, "the supervisor says stopped").toBe("stopped");
     // Past the supervisor's restart backoff (500 ms): nothing it scheduled brings Node-RED back.
     await new Promise((r) => setTimeout(r, 1_500));
-    expect(await nodeReds(userDir), "still none").toEqual([]);
+    expect(await nodeRedsIn(userDir), "still none").toEqual([]);
     expect(answers, "both answered ok, the start first").toEqual([
       { commandId: start.id, status: "ok" }, { commandId: stop.id, status: "ok" },
     ]);

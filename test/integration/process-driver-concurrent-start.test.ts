@@ -11,10 +11,10 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../harness/eventually.ts";
-import { killEverythingUnder, processesUnder } from "../harness/faultProcesses.ts";
+import { killEverythingUnder, nodeRedsIn, processesUnder } from "../harness/faultProcesses.ts";
+import { echoSpec } from "../harness/echoInstance.ts";
 import { compileCacheEnv, ProcessDriver } from "../../bridge/drivers/process/index.ts";
 import { readRecord } from "../../bridge/drivers/process/runtimeRecord.ts";
 import { NodeRedProcess } from "../../bridge/drivers/process/nodeRedProcess.ts";
@@ -30,17 +30,7 @@ let tmp: string;
 let stateDir: string;
 const drivers: ProcessDriver[] = [];
 
-const echoFlow = [
-  { id: "t1", type: "tab", label: "echo" },
-  { id: "in1", type: "http in", z: "t1", url: "/echo", method: "get", wires: [["fn1"]] },
-  { id: "fn1", type: "change", z: "t1", rules: [{ t: "set", p: "payload", pt: "msg", to: "still here", tot: "str" }], wires: [["out1"]] },
-  { id: "out1", type: "http response", z: "t1", statusCode: "200", wires: [] },
-];
-
-const spec = (): InstanceSpec => ({
-  id: randomUUID(), name: `cs-${randomUUID().slice(0, 6)}`, flows: echoFlow, resources: {}, env: {},
-  credentialSecret: "a-credential-secret-of-some-length",
-});
+const spec = (): InstanceSpec => echoSpec("cs");
 
 function driver(): ProcessDriver {
   const d = new ProcessDriver({ stateDir, adminToken: ADMIN_TOKEN, portRange: [rangeStart, rangeStart + 19] });
@@ -48,20 +38,6 @@ function driver(): ProcessDriver {
   return d;
 }
 
-/** Node-RED processes working exactly in `userDir`, as runtimeRecord.ts finds them (its cwd; "node-red" or red.js), zombies left out. */
-async function nodeReds(userDir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await fs.readdir("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    const cwd = await fs.readlink(`/proc/${entry}/cwd`).catch(() => "");
-    if (cwd !== userDir) continue;
-    const cmd = await fs.readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    const stat = await fs.readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    const zombie = /^[ZX]$/.test(stat.charAt(stat.lastIndexOf(")") + 2));
-    if (!zombie && (cmd.startsWith("node-red") || cmd.includes("red.js"))) pids.push(Number(entry));
-  }
-  return pids;
-}
 
 /**
  * Samples /proc until stopped: the most Node-RED processes of `userDir` seen alive at one time. A
@@ -74,7 +50,7 @@ function watchNodeReds(userDir: string): { stop(): Promise<{ most: number; seen:
   const seen: number[][] = [];
   const loop = (async () => {
     while (running) {
-      const now = await nodeReds(userDir);
+      const now = await nodeRedsIn(userDir);
       if (now.length > most) most = now.length;
       if (now.length > 1) seen.push(now);
       await new Promise((r) => setTimeout(r, 20));
@@ -89,10 +65,10 @@ async function instanceAfterHostRestart(): Promise<{ s: InstanceSpec; userDir: s
   const s = spec();
   await first.create(s);
   const userDir = path.join(stateDir, s.id);
-  expect(await nodeReds(userDir)).toHaveLength(1);
+  expect(await nodeRedsIn(userDir)).toHaveLength(1);
   await first.close({ leaveRunning: true });
   await killEverythingUnder(stateDir);
-  expect(await nodeReds(userDir)).toEqual([]);
+  expect(await nodeRedsIn(userDir)).toEqual([]);
   return { s, userDir };
 }
 
@@ -150,7 +126,7 @@ describe("process driver: a runtime's start() while it looks for a live Node-RED
       expect(sample.most, `Node-REDs of one userDir (one port) alive at the same time: ${JSON.stringify(sample.seen.slice(0, 3))}`).toBe(1);
 
       // What runs is what the supervisor watches and recorded (a restarted bridge adopts that one), and it serves the instance's flows.
-      const running = await nodeReds(userDir);
+      const running = await nodeRedsIn(userDir);
       expect(running, "one Node-RED").toHaveLength(1);
       expect(proc.pid, "the supervised pid is the Node-RED that runs").toBe(running[0]);
       expect(proc.state).toBe("running");
@@ -164,7 +140,7 @@ describe("process driver: a runtime's start() while it looks for a live Node-RED
     } finally {
       await proc.stop(5_000);
     }
-    expect(await nodeReds(userDir), "stop() stops every Node-RED of the runtime: none ran unsupervised").toEqual([]);
+    expect(await nodeRedsIn(userDir), "stop() stops every Node-RED of the runtime: none ran unsupervised").toEqual([]);
   }, 240_000);
 
   it("a stop() while a start() looks for a live Node-RED: nothing is spawned, the runtime stays stopped", async () => {
@@ -176,7 +152,7 @@ describe("process driver: a runtime's start() while it looks for a live Node-RED
       expect(stopped.status === "fulfilled" ? "ok" : String(stopped.reason), "stop succeeds").toBe("ok");
       expect(started.status === "rejected" ? String(started.reason) : "it started", "the start gives way to the stop").toMatch(/stopped while starting/);
       // A spawn would have happened before start() settled (spawn() returns once Node-RED was exec'd).
-      expect(await nodeReds(userDir), `a stopped runtime, yet Node-RED runs; processes: ${JSON.stringify(processesUnder(userDir))}`).toEqual([]);
+      expect(await nodeRedsIn(userDir), `a stopped runtime, yet Node-RED runs; processes: ${JSON.stringify(processesUnder(userDir))}`).toEqual([]);
       expect(proc.state).toBe("stopped");
       expect(proc.pid).toBeUndefined();
     } finally {
