@@ -8,13 +8,6 @@
  * rather than run a second time, since nobody knows how far it got (the rule
  * and its bound are in dedupe.ts).
  *
- * Commands run side by side, except an instance's lifecycle commands (create,
- * start, stop, restart, scale, destroy): the control plane sends `start` then
- * `stop` at once when asked at once (and redelivers a burst after a
- * reconnect), so each waits for the one before it on the same instance and
- * the instance ends as the last one asked. Deployment steps are not held
- * behind them (blueGreen.ts orders its own).
- *
  * Driver status events (a crash noticed by the driver, a recovery) become
  * `instance.status` reports, in order with the instance's command results.
  */
@@ -39,17 +32,7 @@ export interface ExecutorOptions {
   maxHoldMs?: number;
   /** A deployment's hold released this long after the link to the control plane went down (handlers.ts). */
   holdLeaseMs?: number;
-  /** How long a lifecycle command waits for the one before it on its instance before it runs anyway (LIFECYCLE_TURN_MS). */
-  lifecycleTurnMs?: number;
 }
-
-/** The commands that change what runs for an instance: one at a time per instance, in arrival order. */
-const LIFECYCLE = new Set<string>(["instance.create", "instance.start", "instance.stop", "instance.restart", "instance.scale", "instance.destroy"]);
-/**
- * The longest control-plane deadline of a lifecycle command (durable/clusterLink.ts): a driver call
- * stuck past it (each has its own timeouts; this is the backstop) no longer holds its instance's next command.
- */
-export const LIFECYCLE_TURN_MS = 180_000;
 
 interface Job {
   id: string;
@@ -60,8 +43,6 @@ interface Job {
 
 export class CommandExecutor implements CommandSink {
   private readonly running = new Map<string, Promise<void>>();
-  /** Per instance: the last lifecycle command's run, settled or not; the next one starts after it. */
-  private readonly lifecycle = new Map<string, Promise<unknown>>();
 
   constructor(private readonly opts: ExecutorOptions) {
     opts.driver.onStatus((instanceId, state, reason) => {
@@ -112,48 +93,15 @@ export class CommandExecutor implements CommandSink {
       outcome = fail("interrupted", `the bridge stopped while executing this ${known.type} command (started ${known.startedAt})${why}; it was not run again, its effect is unknown`);
     } else {
       if (known) this.opts.log.warn(`command ${job.id} (${known.type}) was cut off by a bridge stop (started ${known.startedAt}); a deployment step converges when repeated, so it runs again`);
-      // Its turn comes before the ledger records it: a bridge stopped while it waits has not run it, and runs its redelivery.
-      outcome = await this.inTurn(job, async () => {
-        const recorded = await this.opts.ledger.begin(job.id, job.type).then(() => true, (err: unknown) => err);
-        return recorded === true
-          ? job.work()
-          : fail("bridge_state_error", `cannot record the command in the bridge's state dir, so it was not run: ${errorMessage(recorded)}`);
-      });
+      const recorded = await this.opts.ledger.begin(job.id, job.type).then(() => true, (err: unknown) => err);
+      outcome = recorded === true
+        ? await job.work()
+        : fail("bridge_state_error", `cannot record the command in the bridge's state dir, so it was not run: ${errorMessage(recorded)}`);
     }
     await this.opts.ledger.finish(job.id, outcome).catch((err: unknown) => {
       this.opts.log.error(`command ${job.id}: cannot record its outcome (${errorMessage(err)}); a redelivery will be answered "interrupted"`);
     });
     return this.answer(job, outcome);
-  }
-
-  /**
-   * Runs a lifecycle command once the one before it on its instance has finished (or after
-   * lifecycleTurnMs, said in the log); anything else at once. The queue is claimed synchronously,
-   * so commands take their turns in the order they arrived.
-   */
-  private inTurn(job: Job, run: () => Promise<CommandOutcome>): Promise<CommandOutcome> {
-    const key = job.instanceId;
-    if (!key || !LIFECYCLE.has(job.type)) return run();
-    const before = this.lifecycle.get(key);
-    const mine = (before ? this.after(job, before) : Promise.resolve()).then(run);
-    const settled = mine.then(() => undefined, () => undefined);
-    this.lifecycle.set(key, settled);
-    void settled.then(() => { if (this.lifecycle.get(key) === settled) this.lifecycle.delete(key); });
-    return mine;
-  }
-
-  private after(job: Job, before: Promise<unknown>): Promise<void> {
-    const turnMs = this.opts.lifecycleTurnMs ?? LIFECYCLE_TURN_MS;
-    this.opts.log.info(`command ${job.id} (${job.type}) on ${job.instanceId} waits for the instance's previous lifecycle command`);
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.opts.log.warn(`command ${job.id} (${job.type}) on ${job.instanceId}: the instance's previous lifecycle command is still running after ${turnMs / 1000} s; running this one anyway`);
-        resolve();
-      }, turnMs);
-      timer.unref();
-    });
-    return Promise.race([before.then(() => undefined), bound]).finally(() => clearTimeout(timer));
   }
 
   private async execute(cmd: Command): Promise<CommandOutcome> {
