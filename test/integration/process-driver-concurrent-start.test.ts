@@ -30,14 +30,11 @@ let tmp: string;
 let stateDir: string;
 const drivers: ProcessDriver[] = [];
 
-const spec = (): InstanceSpec => echoSpec("cs");
-
 function driver(): ProcessDriver {
   const d = new ProcessDriver({ stateDir, adminToken: ADMIN_TOKEN, portRange: [rangeStart, rangeStart + 19] });
   drivers.push(d);
   return d;
 }
-
 
 /**
  * Samples /proc until stopped: the most Node-RED processes of `userDir` seen alive at one time. A
@@ -62,7 +59,7 @@ function watchNodeReds(userDir: string): { stop(): Promise<{ most: number; seen:
 /** An instance whose Node-RED and data plane were killed -9 (a host restart), its first driver gone with them. */
 async function instanceAfterHostRestart(): Promise<{ s: InstanceSpec; userDir: string }> {
   const first = driver();
-  const s = spec();
+  const s = echoSpec("cs");
   await first.create(s);
   const userDir = path.join(stateDir, s.id);
   expect(await nodeRedsIn(userDir)).toHaveLength(1);
